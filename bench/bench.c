@@ -1,0 +1,255 @@
+/* strata-bench's shared helpers: the timed thread loop, the result table and
+ * JSON lines, and the run's scratch directories. */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const uint8_t *bench_value(void)
+{
+    /* Printable and not all one byte, so nothing downstream could make it
+     * artificially cheap; neither engine compresses its WAL or memtable. */
+    static uint8_t value[BENCH_VALUE_BYTES];
+    static bool filled;
+    if (!filled) {
+        for (size_t i = 0; i < sizeof value; i++)
+            value[i] = (uint8_t)('a' + (i * 7) % 26);
+        filled = true;
+    }
+    return value;
+}
+
+void bench_case_init(bench_case_t *c, const char *bench, const char *system)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->bench, sizeof c->bench, "%s", bench);
+    snprintf(c->system, sizeof c->system, "%s", system);
+    c->latency = strata_histogram_new();
+    if (!c->latency) {
+        fprintf(stderr, "strata-bench: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+}
+
+void bench_case_release(bench_case_t *c)
+{
+    strata_histogram_destroy(&c->latency);
+}
+
+/* Quoting is not needed: every string emitted is one of our identifiers. */
+void bench_emit(bench_t *b, const char *bench, const char *system, const char *metric, double value,
+                const char *unit)
+{
+    if (!b->json)
+        return;
+    fprintf(b->json,
+            "{\"bench\":\"%s\",\"system\":\"%s\",\"metric\":\"%s\",\"value\":%.10g,"
+            "\"unit\":\"%s\"}\n",
+            bench, system, metric, value, unit);
+    fflush(b->json);
+}
+
+void bench_table_header(const char *title)
+{
+    printf("\n%s\n", title);
+    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", "bench", "system", "ops", "ops/s",
+           "p50 us", "p99 us", "p999 us", "group");
+}
+
+static double s_ops_per_s(const bench_case_t *c)
+{
+    return c->seconds > 0 ? (double)c->ops / c->seconds : 0.0;
+}
+
+static const struct {
+    const char *metric;
+    double percent;
+} s_percentiles[] = {
+    {"latency_p50", 50.0},
+    {"latency_p99", 99.0},
+    {"latency_p999", 99.9},
+};
+#define PERCENTILE_COUNT (sizeof s_percentiles / sizeof s_percentiles[0])
+
+void bench_case_report(bench_t *b, const bench_case_t *c)
+{
+    uint64_t latency_ns[PERCENTILE_COUNT];
+    for (size_t i = 0; i < PERCENTILE_COUNT; i++)
+        latency_ns[i] = strata_histogram_percentile(c->latency, s_percentiles[i].percent);
+    char group[16] = "-";
+    if (c->group_size > 0)
+        snprintf(group, sizeof group, "%.2f", c->group_size);
+    printf("%-22s %-15s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
+           (unsigned long long)c->ops, s_ops_per_s(c), (double)latency_ns[0] / 1000.0,
+           (double)latency_ns[1] / 1000.0, (double)latency_ns[2] / 1000.0, group);
+    fflush(stdout);
+
+    bench_emit(b, c->bench, c->system, "ops", (double)c->ops, "ops");
+    bench_emit(b, c->bench, c->system, "ops_per_s", s_ops_per_s(c), "ops/s");
+    for (size_t i = 0; i < PERCENTILE_COUNT; i++)
+        bench_emit(b, c->bench, c->system, s_percentiles[i].metric, (double)latency_ns[i], "ns");
+    if (c->group_size > 0)
+        bench_emit(b, c->bench, c->system, "group_size", c->group_size, "writes/group");
+}
+
+void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *rocksdb)
+{
+    /* A failed or empty case has no ratio; print dashes, emit nothing. */
+    double ratio[1 + PERCENTILE_COUNT];
+    bool valid[1 + PERCENTILE_COUNT];
+    double rocks_ops = s_ops_per_s(rocksdb);
+    valid[0] = rocks_ops > 0 && strata->ops > 0;
+    ratio[0] = valid[0] ? s_ops_per_s(strata) / rocks_ops : 0;
+    for (size_t i = 0; i < PERCENTILE_COUNT; i++) {
+        uint64_t s = strata_histogram_percentile(strata->latency, s_percentiles[i].percent);
+        uint64_t r = strata_histogram_percentile(rocksdb->latency, s_percentiles[i].percent);
+        valid[1 + i] = r > 0 && strata->ops > 0;
+        ratio[1 + i] = valid[1 + i] ? (double)s / (double)r : 0;
+    }
+    char cell[1 + PERCENTILE_COUNT][16];
+    for (size_t i = 0; i < 1 + PERCENTILE_COUNT; i++) {
+        if (valid[i])
+            snprintf(cell[i], sizeof cell[i], "%.2fx", ratio[i]);
+        else
+            snprintf(cell[i], sizeof cell[i], "-");
+    }
+    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", strata->bench, "strata/rocksdb", "",
+           cell[0], cell[1], cell[2], cell[3], "");
+    fflush(stdout);
+
+    const char *system = "strata/rocksdb";
+    if (valid[0])
+        bench_emit(b, strata->bench, system, "ops_per_s_ratio", ratio[0], "x, higher is better");
+    for (size_t i = 0; i < PERCENTILE_COUNT; i++) {
+        char metric[32];
+        snprintf(metric, sizeof metric, "%s_ratio", s_percentiles[i].metric);
+        if (valid[1 + i])
+            bench_emit(b, strata->bench, system, metric, ratio[1 + i], "x, lower is better");
+    }
+}
+
+typedef struct {
+    bench_worker_t worker;
+    bench_op_fn op;
+    pthread_barrier_t *start;
+    const uint64_t *deadline_ns;
+    atomic_int *failed; /* first error, shared: one failing thread stops all */
+    strata_histogram_t *latency;
+    uint64_t ops;
+    uint64_t end_ns;
+    pthread_t thread;
+} s_timed_thread_t;
+
+static void *s_timed_thread_main(void *arg)
+{
+    s_timed_thread_t *t = arg;
+    pthread_barrier_wait(t->start);
+    uint64_t deadline = *t->deadline_ns;
+    for (;;) {
+        bench_random_key(&t->worker.rng, t->worker.key);
+        uint64_t before = bench_now_ns();
+        int rc = t->op(&t->worker);
+        uint64_t after = bench_now_ns();
+        if (rc != 0) {
+            int none = 0;
+            atomic_compare_exchange_strong(t->failed, &none, rc);
+            break;
+        }
+        strata_histogram_record(t->latency, after - before);
+        t->ops++;
+        if (after >= deadline || atomic_load_explicit(t->failed, memory_order_relaxed))
+            break;
+    }
+    t->end_ns = bench_now_ns();
+    return NULL;
+}
+
+int bench_run_timed(bench_t *b, bench_case_t *c, unsigned threads, double seconds, bench_op_fn op,
+                    void *arg)
+{
+    if (seconds <= 0)
+        seconds = b->case_seconds;
+    s_timed_thread_t *t = calloc(threads, sizeof *t);
+    pthread_barrier_t start;
+    atomic_int failed = 0;
+    uint64_t deadline_ns = 0;
+    if (!t || pthread_barrier_init(&start, NULL, threads + 1) != 0) {
+        fprintf(stderr, "strata-bench: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    /* Each thread's keys come from its own stream, fixed by the seed, the
+     * case and the thread, so a rerun with the same seed writes the same keys. */
+    uint64_t case_seed = b->seed;
+    for (const char *p = c->bench; *p; p++)
+        case_seed = case_seed * 31 + (uint8_t)*p;
+    for (unsigned i = 0; i < threads; i++) {
+        t[i].worker.id = i;
+        t[i].worker.rng = case_seed ^ (UINT64_C(0x9E3779B97F4A7C15) * (i + 1));
+        t[i].worker.arg = arg;
+        t[i].op = op;
+        t[i].start = &start;
+        t[i].deadline_ns = &deadline_ns;
+        t[i].failed = &failed;
+        t[i].latency = strata_histogram_new();
+        if (!t[i].latency || pthread_create(&t[i].thread, NULL, s_timed_thread_main, &t[i]) != 0) {
+            fprintf(stderr, "strata-bench: cannot start thread %u\n", i);
+            exit(EXIT_FAILURE);
+        }
+    }
+    uint64_t start_ns = bench_now_ns();
+    deadline_ns = start_ns + (uint64_t)(seconds * 1e9);
+    pthread_barrier_wait(&start); /* publishes deadline_ns to the threads */
+    uint64_t end_ns = start_ns;
+    for (unsigned i = 0; i < threads; i++) {
+        pthread_join(t[i].thread, NULL);
+        strata_histogram_merge(c->latency, t[i].latency);
+        strata_histogram_destroy(&t[i].latency);
+        c->ops += t[i].ops;
+        if (t[i].end_ns > end_ns)
+            end_ns = t[i].end_ns;
+    }
+    c->seconds = (double)(end_ns - start_ns) / 1e9;
+    pthread_barrier_destroy(&start);
+    free(t);
+    return atomic_load(&failed);
+}
+
+char *bench_case_dir(bench_t *b, const char *name)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", b->dir, name) < 0) {
+        fprintf(stderr, "strata-bench: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    bench_rmtree(path);
+    if (mkdir(path, 0755) != 0) {
+        fprintf(stderr, "strata-bench: mkdir %s: %s\n", path, strerror(errno));
+        exit(EXIT_FAILURE);
+    }
+    return path;
+}
+
+static int s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    remove(path);
+    return 0;
+}
+
+void bench_rmtree(const char *path)
+{
+    nftw(path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

@@ -1,0 +1,109 @@
+/* What every strata-bench verb shares: the run's settings, the key and value
+ * shapes, a timed multi-threaded loop, and result rows that go both to the
+ * human table on stdout and, with --json, to a JSON-lines file. */
+#ifndef STRATA_BENCH_H
+#define STRATA_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "strata/histogram.h"
+
+#define BENCH_KEY_BYTES   16
+#define BENCH_VALUE_BYTES 100
+
+/* The run's settings, filled by main.c and read by every verb. */
+typedef struct {
+    const char *dir; /* this run's fresh data directory */
+    bool quick;      /* every verb under a minute */
+    FILE *json;      /* NULL without --json */
+    uint64_t seed;
+    double case_seconds; /* how long each timed case runs */
+} bench_t;
+
+/* One verb: a row of main.c's table, its body in bench_<name>.c. */
+typedef struct {
+    const char *name;
+    int (*run)(bench_t *b);
+    const char *help;
+} bench_verb_t;
+
+int bench_wal(bench_t *b);
+int bench_memtable(bench_t *b);
+
+/* What one case measured; bench_case_report prints and emits it. */
+typedef struct {
+    char bench[48];  /* e.g. "wal.sync.t8" */
+    char system[16]; /* "strata", "rocksdb", "disk" */
+    uint64_t ops;
+    double seconds; /* wall time of the whole case */
+    strata_histogram_t *latency;
+    double group_size; /* writes per group commit; 0 when not measured */
+} bench_case_t;
+
+/* Empty case with a fresh histogram; exits on out of memory (a bench has
+ * nothing better to do). */
+void bench_case_init(bench_case_t *c, const char *bench, const char *system);
+void bench_case_release(bench_case_t *c);
+
+void bench_table_header(const char *title);
+void bench_case_report(bench_t *b, const bench_case_t *c);
+/* The strata/rocksdb row: throughput ratio (higher is better for strata)
+ * and latency ratios (lower is better for strata). */
+void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *rocksdb);
+/* One JSON line, when --json was given. */
+void bench_emit(bench_t *b, const char *bench, const char *system, const char *metric, double value,
+                const char *unit);
+
+uint64_t bench_now_ns(void);
+
+/* splitmix64: deterministic for a seed, and every 64-bit output distinct,
+ * so keys drawn from it do not collide. */
+static inline uint64_t bench_rand(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* A random 16-byte key: two draws, so keys spread over the whole key space
+ * and compare as bytes the same way in both engines. */
+static inline void bench_random_key(uint64_t *state, uint8_t key[BENCH_KEY_BYTES])
+{
+    uint64_t halves[2] = {bench_rand(state), bench_rand(state)};
+    for (int i = 0; i < 8; i++) {
+        key[i] = (uint8_t)(halves[0] >> (56 - 8 * i));
+        key[8 + i] = (uint8_t)(halves[1] >> (56 - 8 * i));
+    }
+}
+
+/* The one 100-byte value every write carries. */
+const uint8_t *bench_value(void);
+
+/* A per-thread worker of bench_run_timed: its own PRNG and key buffer. */
+typedef struct {
+    unsigned id;
+    uint64_t rng;
+    uint8_t key[BENCH_KEY_BYTES];
+    void *arg;
+} bench_worker_t;
+
+/* One timed operation; a non-zero return stops that thread and the case. */
+typedef int (*bench_op_fn)(bench_worker_t *w);
+
+/* Runs op on threads threads, each as fast as it can for b->case_seconds
+ * (or seconds when > 0), timing every call into c->latency; fills c->ops and
+ * c->seconds. A fresh key is drawn into w->key before each timed call.
+ * Returns the first op error, or 0. */
+int bench_run_timed(bench_t *b, bench_case_t *c, unsigned threads, double seconds, bench_op_fn op,
+                    void *arg);
+
+/* A fresh, empty subdirectory of the run directory; caller frees. */
+char *bench_case_dir(bench_t *b, const char *name);
+/* Removes a tree; quiet when it is already gone. */
+void bench_rmtree(const char *path);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs every Debian 12 package Strata needs to build, test and benchmark.
+# Idempotent: when everything is present it prints nothing and touches nothing.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config git
+libzmq3-dev libczmq-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
+check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
+librocksdb-dev libleveldb-dev"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,43 @@
+/* One error space for the whole library: functions return 0 or a negative
+ * strata_err_t, and the detail (file, offset, expected vs found) goes into a
+ * strata_error_t the caller may pass (or NULL when it does not care). */
+#ifndef STRATA_ERR_H
+#define STRATA_ERR_H
+
+#include <stdarg.h>
+
+typedef enum {
+    STRATA_OK = 0,
+    STRATA_EINVAL = -1,    /* bad argument from the caller */
+    STRATA_ENOTFOUND = -2, /* key absent or deleted */
+    STRATA_EIO = -3,       /* the OS failed an I/O call */
+    STRATA_ECORRUPT = -4,  /* data on disk fails a check */
+    STRATA_ENOMEM = -5,
+    STRATA_ETOOBIG = -6,   /* a length beyond its cap */
+    STRATA_EREADONLY = -7, /* an earlier fsync/write failed: no more acks */
+    STRATA_EVERSION = -8,  /* a file format version we do not know */
+    STRATA_ECLOSED = -9,   /* object is shutting down */
+    STRATA_EEXIST = -10,
+} strata_err_t;
+
+typedef struct {
+    int code;
+    char msg[512];
+} strata_error_t;
+
+const char *strata_strerror(int code);
+
+/* Records code and a printf-style detail into err (if err is non-NULL) and
+ * returns code, so a failure path reads `return strata_error_set(err, ...)`. */
+int strata_error_set(strata_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline void strata_error_clear(strata_error_t *err)
+{
+    if (err) {
+        err->code = 0;
+        err->msg[0] = '\0';
+    }
+}
+
+#endif

@@ -1,0 +1,40 @@
+/* Helpers every test shares: temporary directories, seeds, polling. */
+#ifndef STRATA_TEST_SUPPORT_H
+#define STRATA_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh directory under $TMPDIR (or /tmp) named after tag; caller frees
+ * the string and removes the tree with ts_rmtree. Aborts the test on error. */
+char *ts_tempdir(const char *tag);
+void ts_rmtree(const char *path);
+/* Joins dir and name into a static-free malloc'd path. */
+char *ts_path(const char *dir, const char *name);
+
+/* The run's seed: $STRATA_TEST_SEED if set, else from the clock. Printed
+ * once per tag so a failure can be replayed. */
+uint64_t ts_seed(const char *tag);
+/* xorshift64*: deterministic for a seed. */
+uint64_t ts_rand(uint64_t *state);
+
+/* True when STRATA_SOAK is set to a non-zero value: longer variants. */
+bool ts_soak(void);
+
+uint64_t ts_now_ns(void);
+
+/* File helpers for the damage tests. */
+uint64_t ts_file_size(const char *path);
+void ts_file_truncate(const char *path, uint64_t size);
+void ts_file_write_at(const char *path, uint64_t off, const void *buf, size_t len);
+void ts_file_read_at(const char *path, uint64_t off, void *buf, size_t len);
+
+/* Runs a Check suite and returns the process exit code. */
+typedef struct Suite Suite;
+int ts_run(Suite *suite);
+
+/* Polls cond(arg) until it holds or timeout_ms passes; returns whether it held. */
+bool ts_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
+
+#endif

@@ -1,0 +1,236 @@
+/* The embedded engine API: reads after writes, batches, snapshots,
+ * memtable switches, reopen, and the one-process-per-directory lock. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata/db.h"
+#include "support.h"
+
+static strata_db_t *open_db(const char *dir, size_t memtable_bytes)
+{
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    if (memtable_bytes)
+        opts.memtable_bytes = memtable_bytes;
+    strata_db_t *db = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_db_open(&opts, &db, &err) == 0, "open %s: %s", dir, err.msg);
+    return db;
+}
+
+static void close_db(strata_db_t **db)
+{
+    strata_error_t err;
+    ck_assert_msg(strata_db_close(db, &err) == 0, "close: %s", err.msg);
+}
+
+static void put_str(strata_db_t *db, const char *key, const char *value)
+{
+    strata_error_t err;
+    ck_assert_msg(strata_db_put(db, NULL, key, strlen(key), value, strlen(value), NULL, &err) == 0,
+                  "put %s: %s", key, err.msg);
+}
+
+/* Asserts key holds value (or is absent when value is NULL). */
+static void expect(strata_db_t *db, uint64_t snapshot, const char *key, const char *value)
+{
+    strata_read_options_t ro = {.snapshot_seq = snapshot};
+    void *got = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    int rc = strata_db_get(db, &ro, key, strlen(key), &got, &len, &err);
+    if (!value) {
+        ck_assert_msg(rc == STRATA_ENOTFOUND, "%s: expected absent, got rc %d", key, rc);
+        return;
+    }
+    ck_assert_msg(rc == 0, "get %s: %s", key, err.msg);
+    ck_assert_msg(len == strlen(value) && memcmp(got, value, len) == 0, "%s: got '%.*s' want '%s'",
+                  key, (int)len, (char *)got, value);
+    free(got);
+}
+
+START_TEST(put_get_delete_and_overwrite)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    expect(db, 0, "missing", NULL);
+    put_str(db, "order/1", "buy 10 @ 100.5");
+    put_str(db, "order/2", "sell 5 @ 101");
+    expect(db, 0, "order/1", "buy 10 @ 100.5");
+    put_str(db, "order/1", "buy 7 @ 100.5");
+    expect(db, 0, "order/1", "buy 7 @ 100.5");
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_db_delete(db, NULL, "order/2", 7, &seq, NULL), 0);
+    ck_assert_uint_eq(seq, 4);
+    expect(db, 0, "order/2", NULL);
+    put_str(db, "", "empty key");
+    put_str(db, "empty value", "");
+    expect(db, 0, "", "empty key");
+    expect(db, 0, "empty value", "");
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(reopen_recovers_every_write_and_the_seq)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    char key[32], value[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        snprintf(value, sizeof value, "v%d", i * 3);
+        put_str(db, key, value);
+    }
+    ck_assert_int_eq(strata_db_delete(db, NULL, "k00010", 6, NULL, NULL), 0);
+    close_db(&db);
+    db = open_db(dir, 0);
+    ck_assert_uint_eq(strata_db_last_seq(db), 2001);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        snprintf(value, sizeof value, "v%d", i * 3);
+        expect(db, 0, key, i == 10 ? NULL : value);
+    }
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_eq(stats.recovery.entries_replayed, 2001);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(batch_is_applied_whole_with_consecutive_seqs)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    put_str(db, "acct/alice", "100");
+    strata_batch_t *b = strata_batch_new();
+    ck_assert_int_eq(strata_batch_put(b, "acct/alice", 10, "60", 2), 0);
+    ck_assert_int_eq(strata_batch_put(b, "acct/bob", 8, "40", 2), 0);
+    ck_assert_int_eq(strata_batch_delete(b, "pending/1", 9), 0);
+    ck_assert_uint_eq(strata_batch_count(b), 3);
+    uint64_t first = 0;
+    ck_assert_int_eq(strata_db_write(db, NULL, b, &first, NULL), 0);
+    ck_assert_uint_eq(first, 2);
+    ck_assert_uint_eq(strata_db_last_seq(db), 4);
+    expect(db, 0, "acct/alice", "60");
+    expect(db, 0, "acct/bob", "40");
+    strata_batch_clear(b);
+    ck_assert_int_eq(strata_db_write(db, NULL, b, NULL, NULL), STRATA_EINVAL);
+    strata_batch_destroy(&b);
+    ck_assert_ptr_null(b);
+    close_db(&db);
+    db = open_db(dir, 0);
+    expect(db, 0, "acct/alice", "60");
+    expect(db, 0, "acct/bob", "40");
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(snapshot_read_sees_exactly_the_writes_up_to_its_seq)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    put_str(db, "px", "100");
+    uint64_t snap = strata_db_last_seq(db);
+    put_str(db, "px", "101");
+    put_str(db, "new", "x");
+    ck_assert_int_eq(strata_db_delete(db, NULL, "px", 2, NULL, NULL), 0);
+    expect(db, snap, "px", "100");
+    expect(db, snap, "new", NULL);
+    expect(db, snap + 1, "px", "101");
+    expect(db, 0, "px", NULL);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(full_memtables_become_immutable_and_stay_readable)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 64 * 1024);
+    char key[32], value[128];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        strata_write_options_t wo = {.durability = STRATA_ASYNC};
+        ck_assert_int_eq(strata_db_put(db, &wo, key, strlen(key), value, strlen(value), NULL, NULL),
+                         0);
+    }
+    put_str(db, "key-000005", "overwritten");
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_gt(stats.immutable_memtables, 2);
+    for (int i = 0; i < 3000; i += 7) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        expect(db, 0, key, value);
+    }
+    expect(db, 0, "key-000005", "overwritten");
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(a_second_open_of_the_same_directory_is_refused)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    strata_db_t *second = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(strata_db_open(&opts, &second, &err), STRATA_EEXIST);
+    ck_assert_ptr_null(second);
+    ck_assert_msg(strstr(err.msg, "LOCK") != NULL, "message: %s", err.msg);
+    close_db(&db);
+    db = open_db(dir, 0); /* the lock went with the close */
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(async_writes_are_durable_after_sync)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 0);
+    strata_write_options_t wo = {.durability = STRATA_ASYNC};
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_db_put(db, &wo, "a", 1, "1", 1, &seq, NULL), 0);
+    ck_assert_int_eq(strata_db_sync(db, NULL), 0);
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_ge(stats.durable_seq, seq);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("db");
+    TCase *tc = tcase_create("db");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, put_get_delete_and_overwrite);
+    tcase_add_test(tc, reopen_recovers_every_write_and_the_seq);
+    tcase_add_test(tc, batch_is_applied_whole_with_consecutive_seqs);
+    tcase_add_test(tc, snapshot_read_sees_exactly_the_writes_up_to_its_seq);
+    tcase_add_test(tc, full_memtables_become_immutable_and_stay_readable);
+    tcase_add_test(tc, a_second_open_of_the_same_directory_is_refused);
+    tcase_add_test(tc, async_writes_are_durable_after_sync);
+    suite_add_tcase(s, tc);
+    return ts_run(s);
+}

@@ -1,0 +1,401 @@
+/* WAL behaviour: round trips, group commit, segments, sticky failures. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faultio.h"
+#include "strata/memtable.h"
+#include "strata/wal.h"
+#include "support.h"
+
+typedef struct {
+    uint64_t count;
+    uint64_t next_seq; /* seqs must arrive in order, gap-free */
+    bool in_order;
+    char last_key[64];
+    char last_value[64];
+    uint8_t last_type;
+    char last_topic[16];
+} collect_t;
+
+static int collect(void *arg, const strata_wal_entry_t *e)
+{
+    collect_t *c = arg;
+    if (c->next_seq && e->seq != c->next_seq)
+        c->in_order = false;
+    c->next_seq = e->seq + 1;
+    c->count++;
+    snprintf(c->last_key, sizeof c->last_key, "%.*s", (int)e->key_len, e->key);
+    snprintf(c->last_value, sizeof c->last_value, "%.*s", (int)e->value_len, e->value);
+    snprintf(c->last_topic, sizeof c->last_topic, "%.*s", (int)e->topic_len, e->topic);
+    c->last_type = e->type;
+    return 0;
+}
+
+static strata_wal_t *open_wal(const char *dir, strata_io_t *io, uint64_t segment_bytes,
+                              uint64_t replay_from, collect_t *c, strata_wal_recovery_t *report)
+{
+    strata_wal_options_t opts = {.dir = dir, .io = io, .segment_bytes = segment_bytes};
+    strata_wal_t *wal = NULL;
+    strata_error_t err;
+    int rc = strata_wal_open(&opts, replay_from, c ? collect : NULL, c, report, &wal, &err);
+    ck_assert_msg(rc == 0, "open %s: %s", dir, err.msg);
+    return wal;
+}
+
+static uint64_t put(strata_wal_t *wal, strata_durability_t d, const char *key, const char *value)
+{
+    strata_wal_op_t op = {
+        .type = STRATA_VALUE_PUT,
+        .key = key,
+        .key_len = (uint32_t)strlen(key),
+        .value = value,
+        .value_len = (uint32_t)strlen(value),
+    };
+    uint64_t seq = 0;
+    strata_error_t err;
+    int rc = strata_wal_append(wal, &op, 1, d, &seq, &err);
+    ck_assert_msg(rc == 0, "append %s: %s", key, err.msg);
+    return seq;
+}
+
+static void close_wal(strata_wal_t **wal)
+{
+    strata_error_t err;
+    ck_assert_msg(strata_wal_close(wal, &err) == 0, "close: %s", err.msg);
+    ck_assert_ptr_null(*wal);
+}
+
+START_TEST(append_then_reopen_replays_every_entry_in_order)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 0, 1, NULL, NULL);
+    char key[32], value[32];
+    for (int i = 1; i <= 1000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        ck_assert_uint_eq(put(wal, i % 2 ? STRATA_SYNC : STRATA_ASYNC, key, value), i);
+    }
+    strata_wal_op_t del = {.type = STRATA_VALUE_DELETE,
+                           .topic = "trades",
+                           .topic_len = 6,
+                           .key = "key-7",
+                           .key_len = 5};
+    uint64_t seq;
+    ck_assert_int_eq(strata_wal_append(wal, &del, 1, STRATA_SYNC, &seq, NULL), 0);
+    ck_assert_uint_eq(seq, 1001);
+    close_wal(&wal);
+
+    collect_t c = {.in_order = true};
+    strata_wal_recovery_t report;
+    wal = open_wal(dir, NULL, 0, 1, &c, &report);
+    ck_assert_uint_eq(c.count, 1001);
+    ck_assert(c.in_order);
+    ck_assert_str_eq(c.last_key, "key-7");
+    ck_assert_str_eq(c.last_topic, "trades");
+    ck_assert_uint_eq(c.last_type, STRATA_VALUE_DELETE);
+    ck_assert_uint_eq(report.first_seq, 1);
+    ck_assert_uint_eq(report.last_seq, 1001);
+    ck_assert_str_eq(report.tail_kind, "");
+    ck_assert_uint_eq(report.tail_bytes_dropped, 0);
+    ck_assert_uint_eq(put(wal, STRATA_SYNC, "after", "reopen"), 1002);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(replay_from_skips_older_entries_and_whole_segments)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 4096, 1, NULL, NULL);
+    for (int i = 1; i <= 500; i++)
+        put(wal, STRATA_ASYNC, "k", "0123456789012345678901234567890123456789");
+    strata_wal_stats_t stats;
+    strata_wal_stats(wal, &stats);
+    ck_assert_uint_gt(stats.segments, 5);
+    close_wal(&wal);
+
+    collect_t c = {.in_order = true};
+    strata_wal_recovery_t report;
+    wal = open_wal(dir, NULL, 4096, 400, &c, &report);
+    ck_assert_uint_eq(c.count, 101);
+    ck_assert(c.in_order);
+    ck_assert_uint_eq(c.next_seq, 501);
+    ck_assert_uint_eq(report.last_seq, 500);
+    /* Whole segments below 400 were only header-checked. */
+    ck_assert_uint_lt(report.entries_replayed, 500);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(batch_gets_consecutive_seqs_and_replays_whole)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 0, 1, NULL, NULL);
+    put(wal, STRATA_SYNC, "a", "1");
+    strata_wal_op_t ops[3] = {
+        {.type = STRATA_VALUE_PUT, .key = "b", .key_len = 1, .value = "2", .value_len = 1},
+        {.type = STRATA_VALUE_DELETE, .key = "a", .key_len = 1},
+        {.type = STRATA_VALUE_PUT, .key = "c", .key_len = 1, .value = "", .value_len = 0},
+    };
+    uint64_t first = 0;
+    ck_assert_int_eq(strata_wal_append(wal, ops, 3, STRATA_SYNC, &first, NULL), 0);
+    ck_assert_uint_eq(first, 2);
+    ck_assert_uint_eq(strata_wal_last_seq(wal), 4);
+    ck_assert_uint_eq(strata_wal_durable_seq(wal), 4);
+    close_wal(&wal);
+    collect_t c = {.in_order = true};
+    wal = open_wal(dir, NULL, 0, 1, &c, NULL);
+    ck_assert_uint_eq(c.count, 4);
+    ck_assert_str_eq(c.last_key, "c");
+    ck_assert_str_eq(c.last_value, "");
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- concurrency ---- */
+
+typedef struct {
+    strata_wal_t *wal;
+    int n;
+    uint64_t *seqs;
+} appender_t;
+
+static void *appender(void *arg)
+{
+    appender_t *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        strata_wal_op_t op = {
+            .type = STRATA_VALUE_PUT, .key = "k", .key_len = 1, .value = "v", .value_len = 1};
+        ck_assert_int_eq(strata_wal_append(a->wal, &op, 1, STRATA_SYNC, &a->seqs[i], NULL), 0);
+    }
+    return NULL;
+}
+
+typedef struct {
+    uint64_t expected;
+    bool ordered;
+    pthread_t leader_seen;
+} apply_check_t;
+
+static void check_apply(void *arg, uint64_t first_seq, uint64_t term, const strata_wal_op_t *ops,
+                        size_t n)
+{
+    apply_check_t *c = arg;
+    if (first_seq != c->expected)
+        c->ordered = false;
+    c->expected = first_seq + n;
+}
+
+START_TEST(concurrent_appenders_share_group_commits_with_gap_free_seqs)
+{
+    char *dir = ts_tempdir("wal");
+    faultio_t *slow = faultio_new();
+    /* A 2 ms fdatasync, like a slow disk: appenders must pile up behind it. */
+    faultio_set_sync_delay_us(slow, 2000);
+    apply_check_t check = {.expected = 1, .ordered = true};
+    strata_wal_options_t opts = {
+        .dir = dir, .io = faultio_io(slow), .apply = check_apply, .apply_arg = &check};
+    strata_wal_t *wal = NULL;
+    ck_assert_int_eq(strata_wal_open(&opts, 1, NULL, NULL, NULL, &wal, NULL), 0);
+    enum { THREADS = 8, EACH = 100 };
+    appender_t a[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        a[i] = (appender_t){.wal = wal, .n = EACH, .seqs = calloc(EACH, sizeof(uint64_t))};
+        pthread_create(&t[i], NULL, appender, &a[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    uint8_t *seen = calloc(THREADS * EACH + 1, 1);
+    for (int i = 0; i < THREADS; i++) {
+        for (int j = 0; j < EACH; j++) {
+            uint64_t s = a[i].seqs[j];
+            ck_assert_uint_ge(s, 1);
+            ck_assert_uint_le(s, THREADS * EACH);
+            ck_assert_msg(!seen[s], "seq %llu handed out twice", (unsigned long long)s);
+            seen[s] = 1;
+            if (j)
+                ck_assert_uint_gt(s, a[i].seqs[j - 1]);
+        }
+        free(a[i].seqs);
+    }
+    ck_assert(check.ordered);
+    ck_assert_uint_eq(check.expected, THREADS * EACH + 1);
+    strata_wal_stats_t stats;
+    strata_wal_stats(wal, &stats);
+    ck_assert_uint_eq(stats.appends, THREADS * EACH);
+    ck_assert_msg(stats.syncs * 2 < stats.appends, "only %llu appends per sync",
+                  (unsigned long long)(stats.appends / (stats.syncs ? stats.syncs : 1)));
+    close_wal(&wal);
+    faultio_destroy(&slow);
+    free(seen);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- segments ---- */
+
+START_TEST(delete_below_removes_only_sealed_segments_wholly_below)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 4096, 1, NULL, NULL);
+    for (int i = 1; i <= 300; i++)
+        put(wal, STRATA_ASYNC, "key", "0123456789012345678901234567890123456789");
+    strata_wal_stats_t before, after;
+    strata_wal_stats(wal, &before);
+    uint32_t deleted = 0;
+    ck_assert_int_eq(strata_wal_delete_below(wal, 150, &deleted, NULL), 0);
+    strata_wal_stats(wal, &after);
+    ck_assert_uint_gt(deleted, 0);
+    ck_assert_uint_eq(after.segments, before.segments - deleted);
+    /* Even a checkpoint past the end keeps the active segment. */
+    ck_assert_int_eq(strata_wal_delete_below(wal, 1000000, &deleted, NULL), 0);
+    strata_wal_stats(wal, &after);
+    ck_assert_uint_eq(after.segments, 1);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(delete_below_keeps_every_seq_at_or_above_checkpoint)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 4096, 1, NULL, NULL);
+    for (int i = 1; i <= 300; i++)
+        put(wal, STRATA_ASYNC, "key", "0123456789012345678901234567890123456789");
+    ck_assert_int_eq(strata_wal_delete_below(wal, 150, NULL, NULL), 0);
+    close_wal(&wal);
+    collect_t c = {.in_order = true};
+    strata_wal_recovery_t report;
+    wal = open_wal(dir, NULL, 4096, 1, &c, &report);
+    ck_assert_uint_le(report.first_seq, 150);
+    ck_assert_uint_gt(report.first_seq, 1);
+    ck_assert_uint_eq(report.last_seq, 300);
+    ck_assert_uint_eq(c.count, 300 - report.first_seq + 1);
+    ck_assert(c.in_order);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- failures ---- */
+
+START_TEST(failed_fdatasync_makes_the_log_read_only_for_good)
+{
+    char *dir = ts_tempdir("wal");
+    faultio_t *fio = faultio_new();
+    strata_wal_t *wal = open_wal(dir, faultio_io(fio), 0, 1, NULL, NULL);
+    put(wal, STRATA_SYNC, "before", "ok");
+    faultio_fail_sync_after(fio, 1);
+    strata_wal_op_t op = {.type = STRATA_VALUE_PUT, .key = "x", .key_len = 1};
+    strata_error_t err;
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_SYNC, NULL, &err), STRATA_EREADONLY);
+    ck_assert_msg(strstr(err.msg, "fdatasync") != NULL, "message: %s", err.msg);
+    /* The disk "recovers", but the log must not: a retried fsync can lie. */
+    faultio_fail_sync_after(fio, 0);
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_ASYNC, NULL, &err), STRATA_EREADONLY);
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_SYNC, NULL, &err), STRATA_EREADONLY);
+    ck_assert_int_eq(strata_wal_sync(wal, &err), STRATA_EREADONLY);
+    ck_assert_uint_eq(strata_wal_durable_seq(wal), 1);
+    strata_wal_close(&wal, NULL);
+    faultio_destroy(&fio);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(failed_write_makes_the_log_read_only)
+{
+    char *dir = ts_tempdir("wal");
+    faultio_t *fio = faultio_new();
+    strata_wal_t *wal = open_wal(dir, faultio_io(fio), 0, 1, NULL, NULL);
+    faultio_fail_write_after(fio, 1);
+    strata_wal_op_t op = {.type = STRATA_VALUE_PUT, .key = "x", .key_len = 1};
+    strata_error_t err;
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_ASYNC, NULL, &err), STRATA_EREADONLY);
+    ck_assert_msg(strstr(err.msg, "write") != NULL, "message: %s", err.msg);
+    faultio_fail_write_after(fio, 0);
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_ASYNC, NULL, &err), STRATA_EREADONLY);
+    strata_wal_close(&wal, NULL);
+    faultio_destroy(&fio);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+static bool durable_reached(void *arg)
+{
+    strata_wal_t *wal = arg;
+    return strata_wal_durable_seq(wal) >= strata_wal_last_seq(wal);
+}
+
+START_TEST(async_appends_become_durable_by_the_background_sync)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 0, 1, NULL, NULL);
+    uint64_t seq = put(wal, STRATA_ASYNC, "k", "v");
+    ck_assert_uint_eq(strata_wal_last_seq(wal), seq);
+    ck_assert(ts_wait_for(durable_reached, wal, 5000));
+    ck_assert_uint_eq(strata_wal_durable_seq(wal), seq);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(oversize_and_malformed_ops_are_rejected_with_the_op_named)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_options_t opts = {.dir = dir, .max_entry_bytes = 1024};
+    strata_wal_t *wal = NULL;
+    ck_assert_int_eq(strata_wal_open(&opts, 1, NULL, NULL, NULL, &wal, NULL), 0);
+    static char big[2048];
+    strata_wal_op_t ops[2] = {
+        {.type = STRATA_VALUE_PUT, .key = "a", .key_len = 1},
+        {.type = STRATA_VALUE_PUT, .key = "b", .key_len = 1, .value = big, .value_len = 2048},
+    };
+    strata_error_t err;
+    ck_assert_int_eq(strata_wal_append(wal, ops, 2, STRATA_SYNC, NULL, &err), STRATA_ETOOBIG);
+    ck_assert_msg(strstr(err.msg, "op 1") != NULL, "message: %s", err.msg);
+    ops[1].value_len = 10;
+    ops[1].type = 9;
+    ck_assert_int_eq(strata_wal_append(wal, ops, 2, STRATA_SYNC, NULL, &err), STRATA_EINVAL);
+    ck_assert_int_eq(strata_wal_append(wal, ops, 0, STRATA_SYNC, NULL, &err), STRATA_EINVAL);
+    /* Nothing was written by the rejected calls. */
+    ck_assert_uint_eq(strata_wal_last_seq(wal), 0);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("wal");
+    TCase *tc = tcase_create("wal");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, append_then_reopen_replays_every_entry_in_order);
+    tcase_add_test(tc, replay_from_skips_older_entries_and_whole_segments);
+    tcase_add_test(tc, batch_gets_consecutive_seqs_and_replays_whole);
+    tcase_add_test(tc, concurrent_appenders_share_group_commits_with_gap_free_seqs);
+    tcase_add_test(tc, delete_below_removes_only_sealed_segments_wholly_below);
+    tcase_add_test(tc, delete_below_keeps_every_seq_at_or_above_checkpoint);
+    tcase_add_test(tc, failed_fdatasync_makes_the_log_read_only_for_good);
+    tcase_add_test(tc, failed_write_makes_the_log_read_only);
+    tcase_add_test(tc, async_appends_become_durable_by_the_background_sync);
+    tcase_add_test(tc, oversize_and_malformed_ops_are_rejected_with_the_op_named);
+    suite_add_tcase(s, tc);
+    return ts_run(s);
+}
