@@ -51,8 +51,8 @@ typedef struct arena_block {
 } arena_block_t;
 
 struct strata_memtable {
-    /* What every reader reads on every search, apart from what the writer
-     * dirties on every add, so readers do not miss on the writer's line. */
+    /* Read by every search: a cache line of their own, so that readers do
+     * not miss on the line the writer dirties with every add. */
     alignas(CACHE_LINE) memtable_node_t *head;
     _Atomic int max_height;
 
@@ -320,14 +320,14 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
 {
     assert(self);
     assert(type == STRATA_VALUE_PUT || type == STRATA_VALUE_DELETE);
-    /* A key longer than the node's length field cannot be stored; such a
-     * size would fail to allocate anyway, so it is reported the same way. */
-    if (key_len > UINT32_MAX)
-        return STRATA_ENOMEM;
-    /* No size_t overflow below: the key is at most 4 GiB and the rest of
-     * the node is small. */
-    if (value_len > SIZE_MAX - ((size_t)UINT32_MAX + 4 * CACHE_LINE + sizeof(memtable_node_t) +
-                                node_prefix_size(MEMTABLE_MAX_HEIGHT)))
+    /* The most a node adds to its key and value: links, header, rounding,
+     * and the padding and header of a block of its own. */
+    const size_t overhead = node_prefix_size(MEMTABLE_MAX_HEIGHT) + sizeof(memtable_node_t) +
+                            ARENA_ALIGN + CACHE_LINE + sizeof(arena_block_t);
+    /* A key beyond the node's 32-bit length field, or a size that would
+     * wrap, could never be allocated: both are out of memory. */
+    if (key_len > UINT32_MAX || key_len > SIZE_MAX - overhead ||
+        value_len > SIZE_MAX - overhead - key_len)
         return STRATA_ENOMEM;
     int height = random_height(self);
     memtable_node_t *node = node_alloc(self, height, key_len, value_len);

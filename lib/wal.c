@@ -78,6 +78,11 @@ struct strata_wal {
     pthread_cond_t timer_cv;
     pthread_t timer;
     bool timer_running;
+    /* The timer fdatasyncs outside the queue so async appends never wait
+     * for it; a segment roll waits for it instead, before closing the fd. */
+    bool bg_syncing;
+    bool rolling;
+    pthread_cond_t bg_idle_cv;
 
     _Atomic uint64_t last_seq;    /* written to the file */
     _Atomic uint64_t durable_seq; /* covered by a successful fdatasync */
@@ -744,6 +749,15 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
 
 /* ---- group commit ------------------------------------------------------ */
 
+/* durable_seq only moves forward: the leader and the timer both advance it
+ * with what their own fdatasync covered. */
+static void advance_durable(strata_wal_t *self, uint64_t covered)
+{
+    uint64_t seen = atomic_load(&self->durable_seq);
+    while (seen < covered && !atomic_compare_exchange_weak(&self->durable_seq, &seen, covered))
+        ;
+}
+
 static int failed_error(strata_wal_t *self, strata_error_t *err)
 {
     if (err)
@@ -772,16 +786,28 @@ static int roll_segment(strata_wal_t *self, uint64_t first_seq, strata_error_t *
 {
     strata_io_t *io = self->io;
     uint64_t number = self->active_number + 1;
+    pthread_mutex_lock(&self->mu);
+    while (self->bg_syncing)
+        pthread_cond_wait(&self->bg_idle_cv, &self->mu);
+    self->rolling = true;
+    pthread_mutex_unlock(&self->mu);
+    int rc = 0;
+    uint64_t covered = atomic_load(&self->last_seq);
     int sys = io->fdatasync(io, self->fd);
-    if (sys < 0)
-        return strata_error_set(err, STRATA_EIO, "fdatasync before segment roll: %s",
-                                strerror(-sys));
-    atomic_store(&self->durable_seq, atomic_load(&self->last_seq));
-    /* Trim the preallocated space the segment will never use. */
-    io->ftruncate(io, self->fd, self->write_offset);
-    io->close(io, self->fd);
-    self->fd = -1;
-    return segment_create(self, number, first_seq, err);
+    if (sys < 0) {
+        rc = strata_error_set(err, STRATA_EIO, "fdatasync before segment roll: %s", strerror(-sys));
+    } else {
+        advance_durable(self, covered);
+        /* Trim the preallocated space the segment will never use. */
+        io->ftruncate(io, self->fd, self->write_offset);
+        io->close(io, self->fd);
+        self->fd = -1;
+        rc = segment_create(self, number, first_seq, err);
+    }
+    pthread_mutex_lock(&self->mu);
+    self->rolling = false;
+    pthread_mutex_unlock(&self->mu);
+    return rc;
 }
 
 /* The leader's I/O for one group, done without the lock: nobody else
@@ -832,7 +858,7 @@ static int write_group(strata_wal_t *self, wal_writer_t *head, wal_writer_t *las
         int sys = io->fdatasync(io, self->fd);
         if (sys < 0)
             return strata_error_set(err, STRATA_EIO, "fdatasync: %s", strerror(-sys));
-        atomic_store(&self->durable_seq, covered);
+        advance_durable(self, covered);
         pthread_mutex_lock(&self->mu);
         self->stats.syncs++;
         pthread_mutex_unlock(&self->mu);
@@ -914,8 +940,6 @@ static void join_queue(strata_wal_t *self, wal_writer_t *w)
         self->queue_tail = NULL;
     else
         pthread_cond_signal(&self->queue_head->cv);
-    if (!want_sync && bytes > 0)
-        pthread_cond_signal(&self->timer_cv);
 }
 
 int strata_wal_append(strata_wal_t *self, const strata_wal_op_t *ops, size_t n_ops,
@@ -993,7 +1017,9 @@ int strata_wal_sync(strata_wal_t *self, strata_error_t *err)
     return rc;
 }
 
-/* Async durability: acknowledged writes become durable within one period. */
+/* Async durability: acknowledged writes become durable within one period.
+ * The timer syncs the active fd directly rather than through the queue, so
+ * an async append never waits behind a background fdatasync. */
 static void *sync_timer(void *arg)
 {
     strata_wal_t *self = arg;
@@ -1004,14 +1030,31 @@ static void *sync_timer(void *arg)
         uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)self->sync_interval_ms * 1000000u;
         deadline.tv_sec += (time_t)(ns / 1000000000u);
         deadline.tv_nsec = (long)(ns % 1000000000u);
-        pthread_cond_timedwait(&self->timer_cv, &self->mu, &deadline);
+        while (!self->closing &&
+               pthread_cond_timedwait(&self->timer_cv, &self->mu, &deadline) != ETIMEDOUT)
+            ;
         if (self->closing || self->failed)
             break;
-        if (atomic_load(&self->durable_seq) >= atomic_load(&self->last_seq))
+        uint64_t covered = atomic_load(&self->last_seq);
+        if (atomic_load(&self->durable_seq) >= covered || self->rolling || self->fd < 0)
             continue;
+        int fd = self->fd;
+        self->bg_syncing = true;
         pthread_mutex_unlock(&self->mu);
-        strata_wal_sync(self, NULL);
+        int sys = self->io->fdatasync(self->io, fd);
         pthread_mutex_lock(&self->mu);
+        self->bg_syncing = false;
+        pthread_cond_broadcast(&self->bg_idle_cv);
+        if (sys < 0) {
+            if (!self->failed) {
+                self->failed = STRATA_EIO;
+                strata_error_set(&self->failure, STRATA_EIO, "background fdatasync: %s",
+                                 strerror(-sys));
+            }
+            break;
+        }
+        advance_durable(self, covered);
+        self->stats.syncs++;
     }
     pthread_mutex_unlock(&self->mu);
     return NULL;
@@ -1024,6 +1067,7 @@ static void wal_free(strata_wal_t *self)
     if (self->fd >= 0)
         self->io->close(self->io, self->fd);
     pthread_cond_destroy(&self->timer_cv);
+    pthread_cond_destroy(&self->bg_idle_cv);
     pthread_mutex_destroy(&self->mu);
     free(self->segments);
     free(self->group_buf);
@@ -1064,6 +1108,7 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&self->timer_cv, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_cond_init(&self->bg_idle_cv, NULL);
     if (!self->dir) {
         wal_free(self);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");

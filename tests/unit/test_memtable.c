@@ -246,9 +246,8 @@ START_TEST(values_larger_than_a_block_round_trip_beside_small_ones)
         unsigned char *big = big_value(sizes[i], i);
         char key[16];
         snprintf(key, sizeof key, "big%zu", i);
-        ck_assert_int_eq(strata_memtable_add(mt, 10 + i, STRATA_VALUE_PUT, key, strlen(key), big,
-                                             sizes[i]),
-                         0);
+        ck_assert_int_eq(
+            strata_memtable_add(mt, 10 + i, STRATA_VALUE_PUT, key, strlen(key), big, sizes[i]), 0);
         total += sizes[i];
         free(big);
     }
@@ -275,8 +274,8 @@ START_TEST(values_larger_than_a_block_round_trip_beside_small_ones)
     size_t big_key_len = 2u << 20;
     char *big_key = malloc(big_key_len);
     memset(big_key, 'k', big_key_len);
-    ck_assert_int_eq(
-        strata_memtable_add(mt, 20, STRATA_VALUE_PUT, big_key, big_key_len, "bk", 2), 0);
+    ck_assert_int_eq(strata_memtable_add(mt, 20, STRATA_VALUE_PUT, big_key, big_key_len, "bk", 2),
+                     0);
     ck_assert_int_eq(
         strata_memtable_get(mt, big_key, big_key_len, UINT64_MAX, NULL, NULL, NULL, NULL), 1);
     assert_absent(mt, big_key, big_key_len - 1, UINT64_MAX);
@@ -297,9 +296,9 @@ START_TEST(bytes_grow_with_every_add_and_cover_keys_and_values)
         int key_len = snprintf(key, sizeof key, "key%llu", (unsigned long long)ts_rand(&rng));
         size_t value_len = ts_rand(&rng) % sizeof value;
         memset(value, 'v', value_len);
-        ck_assert_int_eq(strata_memtable_add(mt, seq, STRATA_VALUE_PUT, key, (size_t)key_len,
-                                             value, value_len),
-                         0);
+        ck_assert_int_eq(
+            strata_memtable_add(mt, seq, STRATA_VALUE_PUT, key, (size_t)key_len, value, value_len),
+            0);
         size_t after = strata_memtable_bytes(mt);
         ck_assert_uint_gt(after, before);
         before = after;
@@ -420,12 +419,12 @@ static ref_entry_t *fill_random(strata_memtable_t *mt, uint64_t *rng, size_t n)
         e->seq = seqs[i];
         e->type = ts_rand(rng) % 5 == 0 ? STRATA_VALUE_DELETE : STRATA_VALUE_PUT;
         if (e->type == STRATA_VALUE_PUT)
-            e->value_len = (size_t)snprintf(e->value, sizeof e->value, "v%llu",
-                                            (unsigned long long)e->seq) *
-                           (ts_rand(rng) % 2);
-        ck_assert_int_eq(strata_memtable_add(mt, e->seq, e->type, e->key, e->key_len, e->value,
-                                             e->value_len),
-                         0);
+            e->value_len =
+                (size_t)snprintf(e->value, sizeof e->value, "v%llu", (unsigned long long)e->seq) *
+                (ts_rand(rng) % 2);
+        ck_assert_int_eq(
+            strata_memtable_add(mt, e->seq, e->type, e->key, e->key_len, e->value, e->value_len),
+            0);
     }
     free(seqs);
     qsort(ref, n, sizeof *ref, ref_entry_compare);
@@ -659,8 +658,8 @@ static bool reader_gets(reader_t *r)
             const void *value = NULL;
             size_t value_len = 0;
             uint64_t seq = 0;
-            if (!strata_memtable_get(r->mt, key, key_len, snapshots[k], &type, &value,
-                                     &value_len, &seq)) {
+            if (!strata_memtable_get(r->mt, key, key_len, snapshots[k], &type, &value, &value_len,
+                                     &seq)) {
                 snprintf(r->failure, sizeof r->failure, "published seq %llu not found",
                          (unsigned long long)entry_seq);
                 return false;
@@ -693,8 +692,7 @@ static bool reader_scans(reader_t *r)
         const void *key = strata_memtable_iter_key(it, &key_len);
         const void *value = strata_memtable_iter_value(it, &value_len);
         uint64_t seq = strata_memtable_iter_seq(it);
-        if (last_key &&
-            order_compare(last_key, last_key_len, last_seq, key, key_len, seq) >= 0) {
+        if (last_key && order_compare(last_key, last_key_len, last_seq, key, key_len, seq) >= 0) {
             snprintf(r->failure, sizeof r->failure, "scan out of order at seq %llu",
                      (unsigned long long)seq);
             break;
@@ -717,8 +715,7 @@ static bool reader_scans(reader_t *r)
         size_t key_len;
         const void *key = strata_memtable_iter_key(it, &key_len);
         uint64_t seq = strata_memtable_iter_seq(it);
-        if (last_key &&
-            order_compare(key, key_len, seq, last_key, last_key_len, last_seq) >= 0)
+        if (last_key && order_compare(key, key_len, seq, last_key, last_key_len, last_seq) >= 0)
             snprintf(r->failure, sizeof r->failure, "backward walk out of order at seq %llu",
                      (unsigned long long)seq);
         last_key = key;
@@ -761,8 +758,8 @@ START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
     for (size_t i = 0; i < entries; i++)
         key_of_entry[i] = (uint32_t)(ts_rand(&rng) % CONCURRENT_KEYS);
 
-    shared_t shared = {.mt = strata_memtable_new(), .key_of_entry = key_of_entry,
-                       .entries = entries};
+    shared_t shared = {
+        .mt = strata_memtable_new(), .key_of_entry = key_of_entry, .entries = entries};
     atomic_init(&shared.published, 0);
     atomic_init(&shared.done, false);
 
@@ -779,9 +776,9 @@ START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
         unsigned char value[64];
         size_t key_len = concurrent_key(key_of_entry[i], key);
         size_t value_len = concurrent_value(key_of_entry[i], i + 1, value);
-        ck_assert_int_eq(strata_memtable_add(shared.mt, i + 1, STRATA_VALUE_PUT, key, key_len,
-                                             value, value_len),
-                         0);
+        ck_assert_int_eq(
+            strata_memtable_add(shared.mt, i + 1, STRATA_VALUE_PUT, key, key_len, value, value_len),
+            0);
         atomic_store_explicit(&shared.published, i + 1, memory_order_release);
     }
     /* The owner lets go first: the readers' references keep it alive. */
