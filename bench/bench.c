@@ -106,17 +106,17 @@ void bench_case_report(bench_t *b, const bench_case_t *c)
         bench_emit(b, c->bench, c->system, "group_size", c->group_size, "writes/group");
 }
 
-void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *rocksdb)
+void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *anchor)
 {
     /* A failed or empty case has no ratio; print dashes, emit nothing. */
     double ratio[1 + PERCENTILE_COUNT];
     bool valid[1 + PERCENTILE_COUNT];
-    double rocks_ops = s_ops_per_s(rocksdb);
-    valid[0] = rocks_ops > 0 && strata->ops > 0;
-    ratio[0] = valid[0] ? s_ops_per_s(strata) / rocks_ops : 0;
+    double anchor_ops = s_ops_per_s(anchor);
+    valid[0] = anchor_ops > 0 && strata->ops > 0;
+    ratio[0] = valid[0] ? s_ops_per_s(strata) / anchor_ops : 0;
     for (size_t i = 0; i < PERCENTILE_COUNT; i++) {
         uint64_t s = strata_histogram_percentile(strata->latency, s_percentiles[i].percent);
-        uint64_t r = strata_histogram_percentile(rocksdb->latency, s_percentiles[i].percent);
+        uint64_t r = strata_histogram_percentile(anchor->latency, s_percentiles[i].percent);
         valid[1 + i] = r > 0 && strata->ops > 0;
         ratio[1 + i] = valid[1 + i] ? (double)s / (double)r : 0;
     }
@@ -127,11 +127,12 @@ void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case
         else
             snprintf(cell[i], sizeof cell[i], "-");
     }
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", strata->bench, "strata/rocksdb", "",
-           cell[0], cell[1], cell[2], cell[3], "");
+    char system[32];
+    snprintf(system, sizeof system, "strata/%s", anchor->system);
+    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", strata->bench, system, "", cell[0],
+           cell[1], cell[2], cell[3], "");
     fflush(stdout);
 
-    const char *system = "strata/rocksdb";
     if (valid[0])
         bench_emit(b, strata->bench, system, "ops_per_s_ratio", ratio[0], "x, higher is better");
     for (size_t i = 0; i < PERCENTILE_COUNT; i++) {

@@ -32,11 +32,12 @@ typedef struct {
 
 int bench_wal(bench_t *b);
 int bench_memtable(bench_t *b);
+int bench_engine(bench_t *b);
 
 /* What one case measured; bench_case_report prints and emits it. */
 typedef struct {
     char bench[48];  /* e.g. "wal.sync.t8" */
-    char system[16]; /* "strata", "rocksdb", "disk" */
+    char system[16]; /* "strata", "rocksdb", "leveldb", "disk" */
     uint64_t ops;
     double seconds; /* wall time of the whole case */
     strata_histogram_t *latency;
@@ -50,9 +51,9 @@ void bench_case_release(bench_case_t *c);
 
 void bench_table_header(const char *title);
 void bench_case_report(bench_t *b, const bench_case_t *c);
-/* The strata/rocksdb row: throughput ratio (higher is better for strata)
- * and latency ratios (lower is better for strata). */
-void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *rocksdb);
+/* The strata/<anchor's system> row, e.g. strata/rocksdb: throughput ratio
+ * (higher is better for strata) and latency ratios (lower is better). */
+void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *anchor);
 /* One JSON line, when --json was given. */
 void bench_emit(bench_t *b, const char *bench, const char *system, const char *metric, double value,
                 const char *unit);

@@ -19,6 +19,9 @@ static const bench_verb_t s_verbs[] = {
      "disk fdatasync floor; WAL append async (1 thread) and sync (1, 2, 8 threads), vs RocksDB"},
     {"memtable", bench_memtable,
      "memtable insert and get of 1M random keys, vs RocksDB with the WAL off"},
+    {"engine", bench_engine,
+     "the whole engine vs RocksDB and LevelDB: fills, reads after reopen, seek+100, overwrite "
+     "under compaction, write-amp, peak RSS (--quick: under two minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])

@@ -13,11 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "strata/memtable.h"
+#include "strata/sstable.h"
+#include "compaction.h"
+#include "iter.h"
+#include "version.h"
 
 #define DEFAULT_MEMTABLE_BYTES ((size_t)128 << 20)
+#define DEFAULT_MAX_IMMUTABLES 4
 #define READ_REFS_ON_STACK     8
 
 struct strata_db {
@@ -27,15 +33,52 @@ struct strata_db {
     strata_wal_t *wal;
     strata_wal_recovery_t recovery;
 
-    pthread_mutex_t mu; /* guards the memtable list, not their contents */
+    strata_vset_t *vset;
+    strata_table_options_t table_opts;
+
+    /* Held by whoever inserts into the active memtable (the group-commit
+     * leader, replay) and by strata_db_flush to switch it. */
+    pthread_mutex_t write_mu;
+    pthread_mutex_t mu; /* guards the memtable list and the flush state */
     strata_memtable_t *active;
     strata_memtable_t **immutables; /* oldest first */
+    uint64_t *immutable_last_seq;   /* the last seq each immutable holds */
     size_t n_immutables;
     size_t cap_immutables;
+    uint64_t last_inserted_seq; /* inserting thread only */
+
+    /* The flush thread waits here for work, and stalled writers for room. */
+    pthread_cond_t flush_cv;
+    pthread_t flush_thread;
+    bool flush_running;
+    bool stopping;
+    uint64_t flushes, stalls, stall_ns;
+    uint64_t user_bytes, flush_bytes;
+
+    /* Flush and compaction both change the version; one at a time. */
+    pthread_mutex_t vset_mu;
+    strata_compaction_options_t compaction_opts;
+    strata_compaction_cursor_t cursor; /* compaction thread only */
+    pthread_cond_t compact_cv;         /* work for the compaction thread */
+    pthread_t compact_thread;
+    bool compact_running;
+    bool compact_forced;     /* strata_db_compact is waiting */
+    uint64_t compact_rounds; /* bumped whenever the thread finds nothing to do */
+    uint64_t compactions, compaction_read, compaction_written, compaction_cpu_ns;
+    uint64_t *snapshots; /* live snapshot seqs, unordered */
+    size_t n_snapshots, cap_snapshots;
 
     _Atomic uint64_t visible_seq; /* every write up to here is readable */
-    _Atomic int failed;           /* a memtable insert ran out of memory */
+    _Atomic int failed;           /* sticky: a memtable insert or a flush failed */
+    strata_error_t failure;       /* its detail, under mu */
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 typedef struct {
     size_t topic_off, key_off, value_off;
@@ -58,30 +101,49 @@ void strata_db_options_init(strata_db_options_t *opts)
     opts->memtable_bytes = DEFAULT_MEMTABLE_BYTES;
     opts->async_sync_interval_ms = 10;
     opts->wal_segment_bytes = (uint64_t)64 << 20;
+    opts->max_immutable_memtables = DEFAULT_MAX_IMMUTABLES;
 }
 
 /* ---- memtable list ----------------------------------------------------- */
 
-/* Called only by the single inserting thread. */
+/* Called only by the single inserting thread. When flushes fall behind,
+ * the write path waits here (a stall, counted and logged) rather than let
+ * immutable memtables grow without bound. */
 static int switch_memtable(strata_db_t *self)
 {
     strata_memtable_t *fresh = strata_memtable_new();
     if (!fresh)
         return STRATA_ENOMEM;
     pthread_mutex_lock(&self->mu);
+    if (self->n_immutables >= self->opts.max_immutable_memtables && !atomic_load(&self->failed)) {
+        uint64_t start = now_ns();
+        self->stalls++;
+        fprintf(stderr, "strata: write stall immutables=%zu limit=%u dir=%s\n", self->n_immutables,
+                self->opts.max_immutable_memtables, self->dir);
+        while (self->n_immutables >= self->opts.max_immutable_memtables &&
+               !atomic_load(&self->failed) && !self->stopping)
+            pthread_cond_wait(&self->flush_cv, &self->mu);
+        self->stall_ns += now_ns() - start;
+    }
     if (self->n_immutables == self->cap_immutables) {
         size_t cap = self->cap_immutables ? self->cap_immutables * 2 : 4;
         strata_memtable_t **grown = realloc(self->immutables, cap * sizeof *grown);
-        if (!grown) {
+        uint64_t *grown_seqs =
+            grown ? realloc(self->immutable_last_seq, cap * sizeof *grown_seqs) : NULL;
+        if (grown)
+            self->immutables = grown;
+        if (!grown || !grown_seqs) {
             pthread_mutex_unlock(&self->mu);
             strata_memtable_unref(&fresh);
             return STRATA_ENOMEM;
         }
-        self->immutables = grown;
+        self->immutable_last_seq = grown_seqs;
         self->cap_immutables = cap;
     }
+    self->immutable_last_seq[self->n_immutables] = self->last_inserted_seq;
     self->immutables[self->n_immutables++] = self->active;
     self->active = fresh;
+    pthread_cond_broadcast(&self->flush_cv);
     pthread_mutex_unlock(&self->mu);
     return 0;
 }
@@ -94,28 +156,265 @@ static int insert(strata_db_t *self, uint64_t seq, uint8_t type, const void *key
         if (rc)
             return rc;
     }
-    return strata_memtable_add(self->active, seq, (strata_value_type_t)type, key, key_len, value,
-                               value_len);
+    int rc = strata_memtable_add(self->active, seq, (strata_value_type_t)type, key, key_len, value,
+                                 value_len);
+    if (rc == 0)
+        self->last_inserted_seq = seq;
+    return rc;
+}
+
+static void set_failure(strata_db_t *self, const strata_error_t *err)
+{
+    pthread_mutex_lock(&self->mu);
+    if (!atomic_load(&self->failed)) {
+        self->failure = *err;
+        atomic_store(&self->failed, err->code ? err->code : STRATA_EIO);
+        fprintf(stderr, "strata: background error, writes stop: %s\n", err->msg);
+    }
+    pthread_cond_broadcast(&self->flush_cv);
+    pthread_mutex_unlock(&self->mu);
+}
+
+/* ---- flush ------------------------------------------------------------- */
+
+/* Writes one immutable memtable to a new L0 table and logs it. Every
+ * version of every key goes out: dropping shadowed ones is compaction's
+ * job, since a snapshot may still need them. */
+static int flush_memtable(strata_db_t *self, strata_memtable_t *mem, uint64_t last_seq,
+                          strata_error_t *err)
+{
+    uint64_t number = strata_vset_new_file_number(self->vset);
+    char *path = strata_vset_table_path(self->vset, number);
+    if (!path)
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    strata_table_builder_t *builder = NULL;
+    int rc = strata_table_builder_new(&self->table_opts, path, &builder, err);
+    free(path);
+    if (rc)
+        return rc;
+    strata_memtable_iter_t *it = strata_memtable_iter_new(mem);
+    if (!it) {
+        strata_table_builder_abandon(&builder);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    for (strata_memtable_iter_seek_first(it); rc == 0 && strata_memtable_iter_valid(it);
+         strata_memtable_iter_next(it)) {
+        size_t key_len, value_len;
+        const void *key = strata_memtable_iter_key(it, &key_len);
+        const void *value = strata_memtable_iter_value(it, &value_len);
+        rc = strata_table_builder_add(builder, key, key_len, strata_memtable_iter_seq(it),
+                                      strata_memtable_iter_type(it), value, value_len, err);
+    }
+    strata_memtable_iter_destroy(&it);
+    strata_table_props_t props;
+    memset(&props, 0, sizeof props);
+    if (rc == 0)
+        rc = strata_table_builder_finish(&builder, &props, err);
+    else
+        strata_table_builder_abandon(&builder);
+    if (rc)
+        return rc;
+    strata_edit_t edit;
+    strata_edit_init(&edit);
+    strata_file_t *file = strata_file_new(number, &props);
+    strata_table_props_clear(&props);
+    if (!file || strata_edit_add(&edit, 0, file)) {
+        strata_file_unref(&file);
+        strata_edit_clear(&edit);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    edit.has_flushed_seq = true;
+    edit.flushed_seq = last_seq;
+    edit.has_last_seq = true;
+    edit.last_seq = last_seq;
+    uint64_t bytes = file->size;
+    pthread_mutex_lock(&self->vset_mu);
+    rc = strata_vset_apply(self->vset, &edit, err);
+    pthread_mutex_unlock(&self->vset_mu);
+    strata_edit_clear(&edit);
+    if (rc == 0) {
+        pthread_mutex_lock(&self->mu);
+        self->flush_bytes += bytes;
+        pthread_cond_signal(&self->compact_cv);
+        pthread_mutex_unlock(&self->mu);
+    }
+    return rc;
+}
+
+/* ---- compaction -------------------------------------------------------- */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The oldest seq any reader may still ask for. Called with mu held. */
+static uint64_t smallest_snapshot(strata_db_t *self)
+{
+    uint64_t smallest = atomic_load(&self->visible_seq);
+    for (size_t i = 0; i < self->n_snapshots; i++)
+        if (self->snapshots[i] < smallest)
+            smallest = self->snapshots[i];
+    return smallest;
+}
+
+static bool compaction_due(strata_db_t *self)
+{
+    if (self->compact_forced)
+        return true;
+    if (self->opts.disable_auto_compaction)
+        return false;
+    strata_version_t *v = strata_vset_current(self->vset);
+    bool due = strata_compaction_score(v, &self->compaction_opts) >= 1.0;
+    strata_version_unref(&v);
+    return due;
+}
+
+static void *compact_loop(void *arg)
+{
+    strata_db_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->stopping && (atomic_load(&self->failed) || !compaction_due(self)))
+            pthread_cond_wait(&self->compact_cv, &self->mu);
+        if (self->stopping)
+            break;
+        bool force = self->compact_forced;
+        uint64_t snapshot = smallest_snapshot(self);
+        pthread_mutex_unlock(&self->mu);
+
+        strata_version_t *v = strata_vset_current(self->vset);
+        strata_compaction_t *c = NULL;
+        int rc = strata_compaction_pick(v, &self->compaction_opts, &self->cursor, force, &c);
+        strata_version_unref(&v);
+        strata_error_t err;
+        strata_error_clear(&err);
+        if (rc)
+            strata_error_set(&err, rc, "picking a compaction: %s", strata_strerror(rc));
+        strata_compaction_stats_t cs = {0};
+        uint64_t cpu = thread_cpu_ns();
+        if (rc == 0 && c) {
+            strata_edit_t edit;
+            strata_edit_init(&edit);
+            rc = strata_compaction_run(self->vset, &self->table_opts, &self->compaction_opts, c,
+                                       snapshot, &edit, &cs, &err);
+            if (rc == 0) {
+                pthread_mutex_lock(&self->vset_mu);
+                rc = strata_vset_apply(self->vset, &edit, &err);
+                pthread_mutex_unlock(&self->vset_mu);
+            }
+            strata_edit_clear(&edit);
+        }
+        cpu = thread_cpu_ns() - cpu;
+        strata_compaction_free(&c);
+        pthread_mutex_lock(&self->mu);
+        if (rc) {
+            pthread_mutex_unlock(&self->mu);
+            set_failure(self, &err);
+            pthread_mutex_lock(&self->mu);
+            self->compact_forced = false;
+            self->compact_rounds++;
+            pthread_cond_broadcast(&self->compact_cv);
+            continue;
+        }
+        if (cs.tables_written || cs.entries_in) {
+            self->compactions++;
+            self->compaction_read += cs.bytes_read;
+            self->compaction_written += cs.bytes_written;
+            self->compaction_cpu_ns += cpu;
+            /* After a forced L0 round, go on by score alone. */
+            if (force)
+                self->compact_forced = false;
+        } else {
+            self->compact_forced = false;
+            self->compact_rounds++;
+            pthread_cond_broadcast(&self->compact_cv);
+        }
+        if (!self->compact_forced && !compaction_due(self)) {
+            self->compact_rounds++;
+            pthread_cond_broadcast(&self->compact_cv);
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+static void *flush_loop(void *arg)
+{
+    strata_db_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->stopping && (self->n_immutables == 0 || atomic_load(&self->failed)))
+            pthread_cond_wait(&self->flush_cv, &self->mu);
+        if (self->stopping)
+            break;
+        strata_memtable_t *mem = self->immutables[0];
+        uint64_t last_seq = self->immutable_last_seq[0];
+        strata_memtable_ref(mem);
+        pthread_mutex_unlock(&self->mu);
+
+        strata_error_t err;
+        strata_error_clear(&err);
+        int rc = flush_memtable(self, mem, last_seq, &err);
+        if (rc) {
+            set_failure(self, &err);
+            strata_memtable_unref(&mem);
+            pthread_mutex_lock(&self->mu);
+            continue;
+        }
+        /* The table is in the current version before the memtable leaves
+         * the list, so a reader always finds the data in one or the other. */
+        pthread_mutex_lock(&self->mu);
+        strata_memtable_unref(&self->immutables[0]);
+        memmove(self->immutables, self->immutables + 1,
+                (self->n_immutables - 1) * sizeof *self->immutables);
+        memmove(self->immutable_last_seq, self->immutable_last_seq + 1,
+                (self->n_immutables - 1) * sizeof *self->immutable_last_seq);
+        self->n_immutables--;
+        self->flushes++;
+        pthread_cond_broadcast(&self->flush_cv);
+        strata_wal_t *wal = self->wal;
+        pthread_mutex_unlock(&self->mu);
+        strata_memtable_unref(&mem);
+        /* The WAL below the flushed seq is no longer needed for recovery. */
+        if (wal && strata_wal_delete_below(wal, last_seq + 1, NULL, &err) != 0)
+            fprintf(stderr, "strata: wal truncation failed: %s\n", err.msg);
+        pthread_mutex_lock(&self->mu);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
 }
 
 static void apply_group(void *arg, uint64_t first_seq, uint64_t term, const strata_wal_op_t *ops,
                         size_t n_ops)
 {
     strata_db_t *self = arg;
+    pthread_mutex_lock(&self->write_mu);
     for (size_t i = 0; i < n_ops; i++) {
         const strata_wal_op_t *op = &ops[i];
-        if (insert(self, first_seq + i, op->type, op->key, op->key_len, op->value, op->value_len) <
-            0)
-            atomic_store(&self->failed, STRATA_ENOMEM);
+        self->user_bytes += (uint64_t)op->key_len + op->value_len;
+        int rc =
+            insert(self, first_seq + i, op->type, op->key, op->key_len, op->value, op->value_len);
+        if (rc < 0) {
+            strata_error_t err;
+            strata_error_set(&err, rc, "memtable insert of seq %llu: %s",
+                             (unsigned long long)(first_seq + i), strata_strerror(rc));
+            set_failure(self, &err);
+        }
     }
     /* Published after the whole group so a batch becomes visible at once. */
     atomic_store_explicit(&self->visible_seq, first_seq + n_ops - 1, memory_order_release);
+    pthread_mutex_unlock(&self->write_mu);
 }
 
 static int replay_entry(void *arg, const strata_wal_entry_t *e)
 {
     strata_db_t *self = arg;
+    pthread_mutex_lock(&self->write_mu);
     int rc = insert(self, e->seq, e->type, e->key, e->key_len, e->value, e->value_len);
+    pthread_mutex_unlock(&self->write_mu);
     if (rc == 0)
         atomic_store(&self->visible_seq, e->seq);
     return rc;
@@ -123,12 +422,36 @@ static int replay_entry(void *arg, const strata_wal_entry_t *e)
 
 /* ---- open / close ------------------------------------------------------ */
 
+static void stop_threads(strata_db_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    self->stopping = true;
+    pthread_cond_broadcast(&self->flush_cv);
+    pthread_cond_broadcast(&self->compact_cv);
+    pthread_mutex_unlock(&self->mu);
+    if (self->flush_running)
+        pthread_join(self->flush_thread, NULL);
+    if (self->compact_running)
+        pthread_join(self->compact_thread, NULL);
+    self->flush_running = false;
+    self->compact_running = false;
+}
+
 static void db_free(strata_db_t *self)
 {
+    stop_threads(self);
+    strata_compaction_cursor_clear(&self->cursor);
+    free(self->snapshots);
     strata_memtable_unref(&self->active);
     for (size_t i = 0; i < self->n_immutables; i++)
         strata_memtable_unref(&self->immutables[i]);
     free(self->immutables);
+    free(self->immutable_last_seq);
+    strata_vset_close(&self->vset);
+    pthread_cond_destroy(&self->flush_cv);
+    pthread_cond_destroy(&self->compact_cv);
+    pthread_mutex_destroy(&self->write_mu);
+    pthread_mutex_destroy(&self->vset_mu);
     if (self->lock_fd >= 0)
         close(self->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&self->mu);
@@ -166,8 +489,23 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
     self->opts = *opts;
     self->lock_fd = -1;
     pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->write_mu, NULL);
+    pthread_mutex_init(&self->vset_mu, NULL);
+    pthread_cond_init(&self->flush_cv, NULL);
+    pthread_cond_init(&self->compact_cv, NULL);
+    strata_compaction_options_init(&self->compaction_opts);
+    if (opts->l0_compaction_trigger)
+        self->compaction_opts.l0_trigger = opts->l0_compaction_trigger;
+    if (opts->level1_bytes)
+        self->compaction_opts.level1_bytes = opts->level1_bytes;
+    if (opts->target_file_bytes)
+        self->compaction_opts.target_file_bytes = opts->target_file_bytes;
     if (!self->opts.memtable_bytes)
         self->opts.memtable_bytes = DEFAULT_MEMTABLE_BYTES;
+    if (!self->opts.max_immutable_memtables)
+        self->opts.max_immutable_memtables = DEFAULT_MAX_IMMUTABLES;
+    strata_table_options_init(&self->table_opts);
+    self->table_opts.lz4 = opts->lz4;
     self->dir = strdup(opts->dir);
     self->opts.dir = self->dir;
     self->active = strata_memtable_new();
@@ -188,6 +526,29 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         return rc;
     }
 
+    /* SSTables first: they say which seqs the WAL no longer has to replay. */
+    rc = strata_vset_open(self->dir, io, &self->table_opts, &self->vset, err);
+    if (rc) {
+        db_free(self);
+        return rc;
+    }
+    if (opts->max_open_tables)
+        strata_vset_set_max_open_tables(self->vset, opts->max_open_tables);
+    uint64_t flushed_seq = strata_vset_flushed_seq(self->vset);
+    atomic_store(&self->visible_seq, strata_vset_last_seq(self->vset));
+    self->last_inserted_seq = flushed_seq;
+    /* Running before replay, so a long WAL can flush as it replays. */
+    if (pthread_create(&self->flush_thread, NULL, flush_loop, self) != 0) {
+        db_free(self);
+        return strata_error_set(err, STRATA_ENOMEM, "cannot start the flush thread");
+    }
+    self->flush_running = true;
+    if (pthread_create(&self->compact_thread, NULL, compact_loop, self) != 0) {
+        db_free(self);
+        return strata_error_set(err, STRATA_ENOMEM, "cannot start the compaction thread");
+    }
+    self->compact_running = true;
+
     char *wal_dir = NULL;
     if (asprintf(&wal_dir, "%s/wal", self->dir) < 0) {
         db_free(self);
@@ -202,12 +563,17 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         .apply = apply_group,
         .apply_arg = self,
     };
-    rc = strata_wal_open(&wo, 1, replay_entry, self, &self->recovery, &self->wal, err);
+    wo.first_seq = flushed_seq + 1; /* a checkpoint's WAL starts empty */
+    strata_wal_t *wal = NULL;
+    rc = strata_wal_open(&wo, flushed_seq + 1, replay_entry, self, &self->recovery, &wal, err);
     free(wal_dir);
     if (rc) {
         db_free(self);
         return rc;
     }
+    pthread_mutex_lock(&self->mu);
+    self->wal = wal;
+    pthread_mutex_unlock(&self->mu);
     *db_p = self;
     return 0;
 }
@@ -218,6 +584,8 @@ int strata_db_close(strata_db_t **db_p, strata_error_t *err)
         return 0;
     strata_db_t *self = *db_p;
     *db_p = NULL;
+    /* Background threads stop first: the flush may be truncating the WAL. */
+    stop_threads(self);
     int rc = strata_wal_close(&self->wal, err);
     db_free(self);
     return rc;
@@ -234,11 +602,13 @@ static int write_ops(strata_db_t *self, const strata_write_options_t *wo,
                      const strata_wal_op_t *ops, size_t n_ops, uint64_t *first_seq,
                      strata_error_t *err)
 {
-    int failed = atomic_load(&self->failed);
-    if (failed)
-        return strata_error_set(err, STRATA_EREADONLY,
-                                "database stopped accepting writes after a memtable insert "
-                                "ran out of memory");
+    if (atomic_load(&self->failed)) {
+        pthread_mutex_lock(&self->mu);
+        int rc = strata_error_set(err, STRATA_EREADONLY,
+                                  "database stopped accepting writes after: %s", self->failure.msg);
+        pthread_mutex_unlock(&self->mu);
+        return rc;
+    }
     return strata_wal_append(self->wal, ops, n_ops, durability_of(self, wo), first_seq, err);
 }
 
@@ -302,6 +672,116 @@ int strata_db_write(strata_db_t *self, const strata_write_options_t *wo, strata_
     return rc;
 }
 
+int strata_db_flush(strata_db_t *self, strata_error_t *err)
+{
+    pthread_mutex_lock(&self->write_mu);
+    int rc = strata_memtable_count(self->active) ? switch_memtable(self) : 0;
+    pthread_mutex_unlock(&self->write_mu);
+    if (rc)
+        return strata_error_set(err, rc, "switching the memtable: %s", strata_strerror(rc));
+    pthread_mutex_lock(&self->mu);
+    while (self->n_immutables > 0 && !atomic_load(&self->failed))
+        pthread_cond_wait(&self->flush_cv, &self->mu);
+    if (atomic_load(&self->failed))
+        rc = strata_error_set(err, STRATA_EREADONLY, "flush failed: %s", self->failure.msg);
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
+int strata_db_compact(strata_db_t *self, strata_error_t *err)
+{
+    int rc = strata_db_flush(self, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&self->mu);
+    uint64_t round = self->compact_rounds;
+    self->compact_forced = true;
+    pthread_cond_broadcast(&self->compact_cv);
+    while (self->compact_rounds == round && !atomic_load(&self->failed))
+        pthread_cond_wait(&self->compact_cv, &self->mu);
+    if (atomic_load(&self->failed))
+        rc = strata_error_set(err, STRATA_EREADONLY, "compaction failed: %s", self->failure.msg);
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
+int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, strata_error_t *err)
+{
+    strata_io_t *io = self->opts.io ? self->opts.io : strata_io_posix();
+    if (access(dest, F_OK) == 0)
+        return strata_error_set(err, STRATA_EEXIST, "checkpoint %s: already exists", dest);
+    int rc = strata_db_flush(self, err);
+    if (rc)
+        return rc;
+    char *tmp = NULL, *wal = NULL, *parent = strdup(dest);
+    if (asprintf(&tmp, "%s.tmp", dest) < 0 || asprintf(&wal, "%s.tmp/wal", dest) < 0 || !parent) {
+        free(parent);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    /* The version and its flushed seq together are consistent at that
+     * seq: every table holds only seqs at or below it. */
+    pthread_mutex_lock(&self->vset_mu);
+    strata_version_t *v = strata_vset_current(self->vset);
+    uint64_t at = strata_vset_flushed_seq(self->vset);
+    pthread_mutex_unlock(&self->vset_mu);
+    int sys = strata_io_mkdirs(io, wal);
+    if (sys < 0)
+        rc = strata_error_set(err, STRATA_EIO, "create %s: %s", wal, strerror(-sys));
+    if (rc == 0)
+        rc = strata_vset_export(self->vset, v, at, tmp, err);
+    strata_version_unref(&v);
+    if (rc == 0) {
+        char *slash = strrchr(parent, '/');
+        if (slash)
+            *slash = '\0';
+        sys = io->sync_dir(io, wal);
+        if (sys == 0)
+            sys = io->rename(io, tmp, dest);
+        if (sys == 0)
+            sys = io->sync_dir(io, slash ? parent : ".");
+        if (sys < 0)
+            rc = strata_error_set(err, STRATA_EIO, "install checkpoint %s: %s", dest,
+                                  strerror(-sys));
+    }
+    if (rc == 0 && seq)
+        *seq = at;
+    free(tmp);
+    free(wal);
+    free(parent);
+    return rc;
+}
+
+uint64_t strata_db_snapshot_acquire(strata_db_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    uint64_t seq = atomic_load(&self->visible_seq);
+    if (self->n_snapshots == self->cap_snapshots) {
+        size_t cap = self->cap_snapshots ? self->cap_snapshots * 2 : 8;
+        uint64_t *grown = realloc(self->snapshots, cap * sizeof *grown);
+        if (grown) {
+            self->snapshots = grown;
+            self->cap_snapshots = cap;
+        }
+    }
+    /* Out of memory leaves the snapshot unregistered: reads at it still
+     * work until a compaction drops what it needed. */
+    if (self->n_snapshots < self->cap_snapshots)
+        self->snapshots[self->n_snapshots++] = seq;
+    pthread_mutex_unlock(&self->mu);
+    return seq;
+}
+
+void strata_db_snapshot_release(strata_db_t *self, uint64_t seq)
+{
+    pthread_mutex_lock(&self->mu);
+    for (size_t i = 0; i < self->n_snapshots; i++)
+        if (self->snapshots[i] == seq) {
+            self->snapshots[i] = self->snapshots[--self->n_snapshots];
+            break;
+        }
+    pthread_mutex_unlock(&self->mu);
+}
+
 int strata_db_sync(strata_db_t *self, strata_error_t *err)
 {
     return strata_wal_sync(self->wal, err);
@@ -333,16 +813,22 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
         refs[n++] = self->immutables[i];
     for (size_t i = 0; i < n; i++)
         strata_memtable_ref(refs[i]);
+    /* Taken under the same lock as the memtables: a flush installs its
+     * table before it drops the memtable, so nothing falls between. */
+    strata_version_t *version = strata_vset_current(self->vset);
     pthread_mutex_unlock(&self->mu);
 
     int rc = STRATA_ENOTFOUND;
+    bool decided = false;
     for (size_t i = 0; i < n; i++) {
         strata_value_type_t type;
         const void *found;
         size_t found_len;
         if (!strata_memtable_get(refs[i], key, key_len, snapshot, &type, &found, &found_len, NULL))
             continue;
-        if (type == STRATA_VALUE_PUT) {
+        if (type == STRATA_VALUE_PUT && !value) { /* an existence check */
+            rc = 0;
+        } else if (type == STRATA_VALUE_PUT) {
             void *copy = malloc(found_len ? found_len : 1);
             if (!copy) {
                 rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -353,8 +839,28 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
             *value_len = found_len;
             rc = 0;
         }
+        decided = true;
         break; /* the newest entry decides, a delete marker included */
     }
+    if (!decided) {
+        strata_value_type_t type;
+        void *found = NULL;
+        size_t found_len = 0;
+        int got =
+            strata_version_get(version, key, key_len, snapshot, &type, &found, &found_len, err);
+        if (got < 0) {
+            rc = got;
+        } else if (got == 1 && type == STRATA_VALUE_PUT) {
+            if (value) {
+                *value = found;
+                *value_len = found_len;
+                found = NULL;
+            }
+            rc = 0;
+        }
+        free(found);
+    }
+    strata_version_unref(&version);
     for (size_t i = 0; i < n; i++)
         strata_memtable_unref(&refs[i]);
     if (refs != stack_refs)
@@ -378,7 +884,27 @@ void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats)
     pthread_mutex_lock(&self->mu);
     stats->active_memtable_bytes = strata_memtable_bytes(self->active);
     stats->immutable_memtables = (uint32_t)self->n_immutables;
+    stats->flushes = self->flushes;
+    stats->stalls = self->stalls;
+    stats->stall_ns = self->stall_ns;
+    stats->flush_bytes = self->flush_bytes;
+    stats->compactions = self->compactions;
+    stats->compaction_bytes_read = self->compaction_read;
+    stats->compaction_bytes_written = self->compaction_written;
+    stats->compaction_cpu_ns = self->compaction_cpu_ns;
     pthread_mutex_unlock(&self->mu);
+    pthread_mutex_lock(&self->write_mu);
+    stats->user_bytes = self->user_bytes;
+    pthread_mutex_unlock(&self->write_mu);
+    stats->flushed_seq = strata_vset_flushed_seq(self->vset);
+    strata_version_t *v = strata_vset_current(self->vset);
+    for (int level = 0; level < STRATA_LEVELS; level++) {
+        stats->level_files[level] = (uint32_t)v->n_files[level];
+        stats->level_bytes[level] = strata_version_level_bytes(v, level);
+    }
+    stats->compaction_score = strata_compaction_score(v, &self->compaction_opts);
+    stats->open_tables = strata_vset_open_tables(self->vset);
+    strata_version_unref(&v);
     strata_wal_stats(self->wal, &stats->wal);
 }
 
@@ -467,4 +993,328 @@ void strata_batch_clear(strata_batch_t *self)
 {
     self->n_ops = 0;
     self->n_bytes = 0;
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+/* A growable byte buffer for keys and values the iterator must keep. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} bytes_t;
+
+static bool bytes_set(bytes_t *b, const void *p, size_t len)
+{
+    if (len > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < len)
+            cap *= 2;
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown)
+            return false;
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->data, p, len);
+    b->len = len;
+    return true;
+}
+
+/* LevelDB's DBIter: forward, the internal iterator sits on the entry being
+ * yielded; backward, it sits before every entry of the current key, whose
+ * key and value are saved here. */
+struct strata_db_iter {
+    strata_iter_t *in;
+    uint64_t snapshot;
+    bytes_t lower, upper;
+    bool has_lower, has_upper;
+    bool forward;
+    bool valid;
+    bytes_t saved_key, saved_value;
+    int error;
+    strata_error_t detail;
+};
+
+static bool below_lower(const strata_db_iter_t *it, const void *key, size_t len)
+{
+    return it->has_lower && strata_key_compare(key, len, it->lower.data, it->lower.len) < 0;
+}
+
+static bool at_or_above_upper(const strata_db_iter_t *it, const void *key, size_t len)
+{
+    return it->has_upper && strata_key_compare(key, len, it->upper.data, it->upper.len) >= 0;
+}
+
+static void check_status(strata_db_iter_t *it)
+{
+    if (!it->error)
+        it->error = strata_iter_status(it->in, &it->detail);
+    if (it->error)
+        it->valid = false;
+}
+
+/* Forward: settles on the newest visible entry of the next live key,
+ * skipping every entry of skip_key (already yielded or deleted). */
+static void find_next_user_entry(strata_db_iter_t *it, bool skipping)
+{
+    bytes_t *skip = &it->saved_key;
+    while (strata_iter_valid(it->in)) {
+        size_t len;
+        const void *key = strata_iter_key(it->in, &len);
+        if (at_or_above_upper(it, key, len))
+            break;
+        if (strata_iter_seq(it->in) <= it->snapshot &&
+            !(skipping && strata_key_compare(key, len, skip->data, skip->len) <= 0)) {
+            if (strata_iter_type(it->in) == STRATA_VALUE_DELETE) {
+                if (!bytes_set(skip, key, len))
+                    break;
+                skipping = true;
+            } else {
+                it->valid = true;
+                return;
+            }
+        }
+        strata_iter_next(it->in);
+    }
+    it->valid = false;
+    check_status(it);
+}
+
+/* Backward: collects the newest visible entry of the previous user key. */
+static void find_prev_user_entry(strata_db_iter_t *it)
+{
+    strata_value_type_t type = STRATA_VALUE_DELETE;
+    while (strata_iter_valid(it->in)) {
+        size_t len;
+        const void *key = strata_iter_key(it->in, &len);
+        if (below_lower(it, key, len))
+            break;
+        if (strata_iter_seq(it->in) <= it->snapshot) {
+            if (type != STRATA_VALUE_DELETE &&
+                strata_key_compare(key, len, it->saved_key.data, it->saved_key.len) < 0)
+                break; /* an earlier key: the saved entry is the answer */
+            type = strata_iter_type(it->in);
+            if (type == STRATA_VALUE_DELETE) {
+                it->saved_key.len = 0;
+                it->saved_value.len = 0;
+            } else {
+                size_t value_len;
+                const void *value = strata_iter_value(it->in, &value_len);
+                if (!bytes_set(&it->saved_key, key, len) ||
+                    !bytes_set(&it->saved_value, value, value_len)) {
+                    it->error = STRATA_ENOMEM;
+                    strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+                    break;
+                }
+            }
+        }
+        strata_iter_prev(it->in);
+    }
+    it->valid = type != STRATA_VALUE_DELETE;
+    it->forward = false;
+    check_status(it);
+}
+
+strata_db_iter_t *strata_db_iter_new(strata_db_t *self, const strata_read_options_t *ro)
+{
+    strata_db_iter_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->snapshot = ro && ro->snapshot_seq
+                       ? ro->snapshot_seq
+                       : atomic_load_explicit(&self->visible_seq, memory_order_acquire);
+    if (ro && ro->lower_bound) {
+        it->has_lower = bytes_set(&it->lower, ro->lower_bound, ro->lower_len);
+        if (!it->has_lower)
+            goto oom;
+    }
+    if (ro && ro->upper_bound) {
+        it->has_upper = bytes_set(&it->upper, ro->upper_bound, ro->upper_len);
+        if (!it->has_upper)
+            goto oom;
+    }
+    pthread_mutex_lock(&self->mu);
+    strata_version_t *v = strata_vset_current(self->vset);
+    size_t n = 1 + self->n_immutables + v->n_files[0] + STRATA_LEVELS;
+    strata_iter_t **children = calloc(n, sizeof *children);
+    size_t k = 0;
+    bool ok = children != NULL;
+    if (ok)
+        ok = (children[k++] = strata_iter_memtable(self->active)) != NULL;
+    for (size_t i = self->n_immutables; ok && i-- > 0;)
+        ok = (children[k++] = strata_iter_memtable(self->immutables[i])) != NULL;
+    pthread_mutex_unlock(&self->mu);
+    for (size_t i = 0; ok && i < v->n_files[0]; i++)
+        ok = (children[k++] = strata_iter_file(v->files[0][i])) != NULL;
+    for (int level = 1; ok && level < STRATA_LEVELS; level++)
+        if (v->n_files[level])
+            ok = (children[k++] = strata_iter_level(v, level)) != NULL;
+    strata_version_unref(&v);
+    if (!ok) {
+        for (size_t i = 0; children && i < k; i++)
+            strata_iter_destroy(&children[i]);
+        free(children);
+        goto oom;
+    }
+    it->in = strata_iter_merge(children, k);
+    free(children);
+    if (!it->in)
+        goto oom;
+    it->forward = true;
+    return it;
+oom:
+    free(it->lower.data);
+    free(it->upper.data);
+    free(it);
+    return NULL;
+}
+
+void strata_db_iter_destroy(strata_db_iter_t **it_p)
+{
+    if (!it_p || !*it_p)
+        return;
+    strata_db_iter_t *it = *it_p;
+    strata_iter_destroy(&it->in);
+    free(it->lower.data);
+    free(it->upper.data);
+    free(it->saved_key.data);
+    free(it->saved_value.data);
+    free(it);
+    *it_p = NULL;
+}
+
+void strata_db_iter_seek(strata_db_iter_t *it, const void *key, size_t key_len)
+{
+    if (below_lower(it, key, key_len)) {
+        key = it->lower.data;
+        key_len = it->lower.len;
+    }
+    it->forward = true;
+    strata_iter_seek(it->in, key, key_len, it->snapshot);
+    find_next_user_entry(it, false);
+}
+
+void strata_db_iter_seek_first(strata_db_iter_t *it)
+{
+    if (it->has_lower) {
+        strata_db_iter_seek(it, it->lower.data, it->lower.len);
+        return;
+    }
+    it->forward = true;
+    strata_iter_seek_first(it->in);
+    find_next_user_entry(it, false);
+}
+
+void strata_db_iter_seek_for_prev(strata_db_iter_t *it, const void *key, size_t key_len)
+{
+    /* (key, seq 0) is the last possible entry of key: land after it. */
+    strata_iter_seek(it->in, key, key_len, 0);
+    if (strata_iter_valid(it->in))
+        strata_iter_prev(it->in);
+    else
+        strata_iter_seek_last(it->in);
+    /* Entries of keys at or above the upper bound are not ours. */
+    while (strata_iter_valid(it->in)) {
+        size_t len;
+        const void *k = strata_iter_key(it->in, &len);
+        if (!at_or_above_upper(it, k, len))
+            break;
+        strata_iter_prev(it->in);
+    }
+    find_prev_user_entry(it);
+}
+
+void strata_db_iter_seek_last(strata_db_iter_t *it)
+{
+    if (it->has_upper) {
+        strata_iter_seek(it->in, it->upper.data, it->upper.len, UINT64_MAX);
+        if (strata_iter_valid(it->in))
+            strata_iter_prev(it->in);
+        else
+            strata_iter_seek_last(it->in);
+    } else {
+        strata_iter_seek_last(it->in);
+    }
+    find_prev_user_entry(it);
+}
+
+bool strata_db_iter_valid(const strata_db_iter_t *it)
+{
+    return it->valid;
+}
+
+void strata_db_iter_next(strata_db_iter_t *it)
+{
+    if (!it->valid)
+        return;
+    if (!it->forward) {
+        /* in sits before the current key's entries; step over them. */
+        it->forward = true;
+        if (strata_iter_valid(it->in))
+            strata_iter_next(it->in);
+        else
+            strata_iter_seek_first(it->in);
+        find_next_user_entry(it, true);
+        return;
+    }
+    size_t len;
+    const void *key = strata_iter_key(it->in, &len);
+    if (!bytes_set(&it->saved_key, key, len)) {
+        it->valid = false;
+        it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+        return;
+    }
+    strata_iter_next(it->in);
+    find_next_user_entry(it, true);
+}
+
+void strata_db_iter_prev(strata_db_iter_t *it)
+{
+    if (!it->valid)
+        return;
+    if (it->forward) {
+        /* Step back over every entry of the current key first. */
+        size_t len;
+        const void *key = strata_iter_key(it->in, &len);
+        if (!bytes_set(&it->saved_key, key, len)) {
+            it->valid = false;
+            it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+            return;
+        }
+        for (;;) {
+            strata_iter_prev(it->in);
+            if (!strata_iter_valid(it->in))
+                break;
+            const void *k = strata_iter_key(it->in, &len);
+            if (strata_key_compare(k, len, it->saved_key.data, it->saved_key.len) < 0)
+                break;
+        }
+    }
+    find_prev_user_entry(it);
+}
+
+const void *strata_db_iter_key(const strata_db_iter_t *it, size_t *key_len)
+{
+    if (!it->forward) {
+        *key_len = it->saved_key.len;
+        return it->saved_key.data;
+    }
+    return strata_iter_key(it->in, key_len);
+}
+
+const void *strata_db_iter_value(const strata_db_iter_t *it, size_t *value_len)
+{
+    if (!it->forward) {
+        *value_len = it->saved_value.len;
+        return it->saved_value.data;
+    }
+    return strata_iter_value(it->in, value_len);
+}
+
+int strata_db_iter_status(const strata_db_iter_t *it, strata_error_t *err)
+{
+    if (it->error && err)
+        *err = it->detail;
+    return it->error;
 }

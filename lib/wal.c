@@ -1130,7 +1130,7 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
     rc = recover(self, &r, err);
     if (rc)
         goto fail;
-    self->next_seq = r.expected_seq ? r.expected_seq : 1;
+    self->next_seq = r.expected_seq ? r.expected_seq : (opts->first_seq ? opts->first_seq : 1);
     atomic_store(&self->last_seq, self->next_seq - 1);
     atomic_store(&self->durable_seq, self->next_seq - 1);
 

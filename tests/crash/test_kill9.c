@@ -77,11 +77,13 @@ static void *child_writer(void *p)
     return NULL;
 }
 
-static void run_child(const char *dir, int cycle, int pipe_fd)
+static void run_child(const char *dir, int cycle, int pipe_fd, size_t memtable_bytes)
 {
     strata_db_options_t opts;
     strata_db_options_init(&opts);
     opts.dir = dir;
+    if (memtable_bytes)
+        opts.memtable_bytes = memtable_bytes;
     opts.wal_segment_bytes = 256 * 1024; /* kills also land around segment rolls */
     strata_db_t *db = NULL;
     strata_error_t err;
@@ -113,9 +115,9 @@ static bool present(strata_db_t *db, int cycle, int thread, uint32_t index, bool
     return rc == 0;
 }
 
-START_TEST(every_acknowledged_sync_write_survives_kill_9)
+static void kill_loop(const char *tag, size_t memtable_bytes)
 {
-    uint64_t rng = ts_seed("test_kill9");
+    uint64_t rng = ts_seed(tag);
     int cycles = ts_soak() ? 500 : 50;
     char *dir = ts_tempdir("kill9");
     /* acked[c][t]: highest acknowledged index; kept[c][t]: highest present
@@ -131,7 +133,7 @@ START_TEST(every_acknowledged_sync_write_survives_kill_9)
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
             close(fds[0]);
-            run_child(dir, cycle, fds[1]);
+            run_child(dir, cycle, fds[1], memtable_bytes);
         }
         close(fds[1]);
         /* Kill after a random number of acks: from "right after open" to a
@@ -165,6 +167,8 @@ START_TEST(every_acknowledged_sync_write_survives_kill_9)
         strata_db_options_t opts;
         strata_db_options_init(&opts);
         opts.dir = dir;
+        if (memtable_bytes)
+            opts.memtable_bytes = memtable_bytes;
         strata_db_t *db = NULL;
         strata_error_t err;
         ck_assert_msg(strata_db_open(&opts, &db, &err) == 0, "cycle %d: reopen: %s", cycle,
@@ -198,12 +202,25 @@ START_TEST(every_acknowledged_sync_write_survives_kill_9)
         }
         ck_assert_int_eq(strata_db_close(&db, NULL), 0);
     }
-    fprintf(stderr, "test_kill9: %d cycles, %llu recoveries cut a torn tail\n", cycles,
+    fprintf(stderr, "%s: %d cycles, %llu recoveries cut a torn tail\n", tag, cycles,
             (unsigned long long)torn_tails);
     free(acked);
     free(kept);
     ts_rmtree(dir);
     free(dir);
+}
+
+START_TEST(every_acknowledged_sync_write_survives_kill_9)
+{
+    kill_loop("kill9-wal", 0);
+}
+END_TEST
+
+/* A 64 KiB memtable flushes every few hundred writes, so kills land in
+ * the middle of table writes, MANIFEST edits and WAL truncation. */
+START_TEST(every_acknowledged_write_survives_kill_9_during_flush)
+{
+    kill_loop("kill9-flush", 64 * 1024);
 }
 END_TEST
 
@@ -213,6 +230,7 @@ int main(void)
     TCase *tc = tcase_create("kill9");
     tcase_set_timeout(tc, ts_soak() ? 7200 : 600);
     tcase_add_test(tc, every_acknowledged_sync_write_survives_kill_9);
+    tcase_add_test(tc, every_acknowledged_write_survives_kill_9_during_flush);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

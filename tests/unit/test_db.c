@@ -169,7 +169,8 @@ START_TEST(full_memtables_become_immutable_and_stay_readable)
     put_str(db, "key-000005", "overwritten");
     strata_db_stats_t stats;
     strata_db_stats(db, &stats);
-    ck_assert_uint_gt(stats.immutable_memtables, 2);
+    /* Each switch leaves an immutable memtable, flushed or still waiting. */
+    ck_assert_uint_gt(stats.immutable_memtables + stats.flushes, 2);
     for (int i = 0; i < 3000; i += 7) {
         snprintf(key, sizeof key, "key-%06d", i);
         snprintf(value, sizeof value, "%0100d", i);
@@ -219,6 +220,138 @@ START_TEST(async_writes_are_durable_after_sync)
 }
 END_TEST
 
+static bool flushed_all(void *arg)
+{
+    strata_db_stats_t stats;
+    strata_db_stats(arg, &stats);
+    return stats.immutable_memtables == 0 && stats.flushes > 0;
+}
+
+START_TEST(flushed_memtables_are_read_from_sstables_and_survive_reopen)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 64 * 1024);
+    char key[32], value[128];
+    strata_write_options_t wo = {.durability = STRATA_ASYNC};
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        ck_assert_int_eq(strata_db_put(db, &wo, key, strlen(key), value, strlen(value), NULL, NULL),
+                         0);
+    }
+    ck_assert_int_eq(strata_db_delete(db, NULL, "key-000007", 10, NULL, NULL), 0);
+    ck_assert(ts_wait_for(flushed_all, db, 30000));
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_gt(stats.flushes, 2);
+    /* Flushed tables, some perhaps already compacted down to L1. */
+    ck_assert_uint_gt(stats.level_files[0] + stats.level_files[1], 0);
+    ck_assert_uint_gt(stats.flushed_seq, 1000);
+    for (int i = 0; i < 5000; i += 3) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        expect(db, 0, key, value);
+    }
+    expect(db, 0, "key-000007", NULL);
+    expect(db, 0, "key-999999", NULL);
+    /* A snapshot from before the delete still sees the flushed value. */
+    expect(db, 100, "key-000007",
+           "0000000000000000000000000000000000000000000000000000000000000"
+           "000000000000000000000000000000000000007");
+    close_db(&db);
+
+    db = open_db(dir, 64 * 1024);
+    strata_db_stats(db, &stats);
+    /* Only the unflushed tail of the WAL is replayed. */
+    ck_assert_uint_lt(stats.recovery.entries_replayed, 5001);
+    ck_assert_uint_eq(strata_db_last_seq(db), 5001);
+    for (int i = 0; i < 5000; i += 3) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        expect(db, 0, key, value);
+    }
+    expect(db, 0, "key-000007", NULL);
+    put_str(db, "after", "reopen");
+    ck_assert_uint_eq(strata_db_last_seq(db), 5002);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(a_checkpoint_opens_as_its_own_database_at_one_seq)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 32 * 1024);
+    char key[32], value[64];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "key-%05d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        put_str(db, key, value);
+    }
+    char *cp = ts_path(dir, "checkpoint");
+    uint64_t at = 0;
+    strata_error_t err;
+    ck_assert_msg(strata_db_checkpoint(db, cp, &at, &err) == 0, "checkpoint: %s", err.msg);
+    ck_assert_uint_eq(at, 2000);
+    ck_assert_int_eq(strata_db_checkpoint(db, cp, NULL, &err), STRATA_EEXIST);
+    put_str(db, "key-00001", "changed after");
+    put_str(db, "late", "x");
+    close_db(&db); /* the original's compaction may now delete its tables */
+
+    db = open_db(cp, 32 * 1024);
+    ck_assert_uint_eq(strata_db_last_seq(db), 2000);
+    expect(db, 0, "key-00001", "value-1");
+    expect(db, 0, "key-01999", "value-1999");
+    expect(db, 0, "late", NULL);
+    put_str(db, "in checkpoint", "y");
+    ck_assert_uint_eq(strata_db_last_seq(db), 2001);
+    close_db(&db);
+    db = open_db(cp, 32 * 1024);
+    expect(db, 0, "in checkpoint", "y");
+    close_db(&db);
+    free(cp);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(the_table_cache_stays_within_its_bound)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    opts.memtable_bytes = 16 * 1024;
+    opts.max_open_tables = 2;
+    opts.disable_auto_compaction = true; /* keep many L0 tables */
+    strata_db_t *db = NULL;
+    ck_assert_int_eq(strata_db_open(&opts, &db, NULL), 0);
+    char key[32], value[128];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "key-%06d", i);
+        snprintf(value, sizeof value, "%0100d", i);
+        ck_assert_int_eq(
+            strata_db_put(db, NULL, key, strlen(key), value, strlen(value), NULL, NULL), 0);
+    }
+    ck_assert_int_eq(strata_db_flush(db, NULL), 0);
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_gt(stats.level_files[0], 5);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 2000; i += 7) {
+            snprintf(key, sizeof key, "key-%06d", i);
+            snprintf(value, sizeof value, "%0100d", i);
+            expect(db, 0, key, value);
+        }
+    strata_db_stats(db, &stats);
+    ck_assert_uint_le(stats.open_tables, 2);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -231,6 +364,9 @@ int main(void)
     tcase_add_test(tc, full_memtables_become_immutable_and_stay_readable);
     tcase_add_test(tc, a_second_open_of_the_same_directory_is_refused);
     tcase_add_test(tc, async_writes_are_durable_after_sync);
+    tcase_add_test(tc, flushed_memtables_are_read_from_sstables_and_survive_reopen);
+    tcase_add_test(tc, a_checkpoint_opens_as_its_own_database_at_one_seq);
+    tcase_add_test(tc, the_table_cache_stays_within_its_bound);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

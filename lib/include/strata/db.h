@@ -1,7 +1,9 @@
 /* The embedded engine: open a directory, put/get/delete/write batches, close.
  * Runs in-process with no services; the writer service wraps the same API.
- * Writes go to the WAL (group commit) and then to the active memtable; reads
- * see the active memtable, then the immutable ones, newest first. */
+ * Writes go to the WAL (group commit) and then to the active memtable; a
+ * full memtable becomes immutable and a background thread flushes it to an
+ * L0 SSTable. Reads see the active memtable, the immutable ones newest
+ * first, then the SSTables of the current version. */
 #ifndef STRATA_DB_H
 #define STRATA_DB_H
 
@@ -17,13 +19,20 @@ typedef struct strata_db strata_db_t;
 typedef struct strata_batch strata_batch_t;
 
 typedef struct {
-    const char *dir;                 /* created if missing */
-    strata_durability_t durability;  /* default for writes; STRATA_SYNC */
-    size_t memtable_bytes;           /* switch to immutable past this; default 128 MiB */
-    uint32_t async_sync_interval_ms; /* default 10 */
-    uint64_t wal_segment_bytes;      /* default 64 MiB */
-    bool repair_wal;                 /* see strata_wal_options_t.repair */
-    strata_io_t *io;                 /* NULL: POSIX */
+    const char *dir;                  /* created if missing */
+    strata_durability_t durability;   /* default for writes; STRATA_SYNC */
+    size_t memtable_bytes;            /* switch to immutable past this; default 128 MiB */
+    uint32_t async_sync_interval_ms;  /* default 10 */
+    uint64_t wal_segment_bytes;       /* default 64 MiB */
+    bool repair_wal;                  /* see strata_wal_options_t.repair */
+    strata_io_t *io;                  /* NULL: POSIX */
+    uint32_t max_immutable_memtables; /* writes stall while this many await flush; default 4 */
+    bool lz4;                         /* LZ4-compress SSTable blocks */
+    uint32_t l0_compaction_trigger;   /* default 4 files */
+    uint64_t level1_bytes;            /* L1 size limit, 10x per level below; default 64 MiB */
+    uint64_t target_file_bytes;       /* compaction output size; default 8 MiB */
+    bool disable_auto_compaction;     /* only strata_db_compact compacts */
+    uint32_t max_open_tables;         /* table cache bound; default 1000 */
 } strata_db_options_t;
 
 /* Fills opts with the defaults above; dir stays for the caller to set. */
@@ -34,9 +43,14 @@ typedef struct {
     strata_durability_t durability;
 } strata_write_options_t;
 
-/* Per-read choice; NULL or snapshot_seq 0 means "latest". */
+/* Per-read choice; NULL or snapshot_seq 0 means "latest". Iterators also
+ * honour the bounds: keys in [lower_bound, upper_bound), NULL for open. */
 typedef struct {
     uint64_t snapshot_seq;
+    const void *lower_bound;
+    size_t lower_len;
+    const void *upper_bound;
+    size_t upper_len;
 } strata_read_options_t;
 
 int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_error_t *err);
@@ -66,8 +80,48 @@ void strata_batch_clear(strata_batch_t *self);
 int strata_db_write(strata_db_t *self, const strata_write_options_t *wo, strata_batch_t *batch,
                     uint64_t *first_seq, strata_error_t *err);
 
+/* Iterators over user keys in order, newest visible value of each, deletes
+ * hidden, as of the snapshot (or the moment of creation). They hold the
+ * memtables and tables they read, so writes, flushes and compactions go on
+ * underneath. Key and value pointers stay valid until the iterator moves. */
+typedef struct strata_db_iter strata_db_iter_t;
+strata_db_iter_t *strata_db_iter_new(strata_db_t *self, const strata_read_options_t *ro);
+void strata_db_iter_destroy(strata_db_iter_t **it_p);
+void strata_db_iter_seek_first(strata_db_iter_t *it);
+void strata_db_iter_seek_last(strata_db_iter_t *it);
+/* First key >= key. */
+void strata_db_iter_seek(strata_db_iter_t *it, const void *key, size_t key_len);
+/* Last key <= key. */
+void strata_db_iter_seek_for_prev(strata_db_iter_t *it, const void *key, size_t key_len);
+bool strata_db_iter_valid(const strata_db_iter_t *it);
+void strata_db_iter_next(strata_db_iter_t *it);
+void strata_db_iter_prev(strata_db_iter_t *it);
+const void *strata_db_iter_key(const strata_db_iter_t *it, size_t *key_len);
+const void *strata_db_iter_value(const strata_db_iter_t *it, size_t *value_len);
+/* 0, or the error that stopped the iterator (a damaged table block). */
+int strata_db_iter_status(const strata_db_iter_t *it, strata_error_t *err);
+
 /* Last seq visible to reads; pass it as snapshot_seq to pin a read. */
 uint64_t strata_db_last_seq(strata_db_t *self);
+/* Turns the active memtable into an L0 table now and waits until every
+ * immutable memtable is flushed. */
+int strata_db_flush(strata_db_t *self, strata_error_t *err);
+
+/* Compacts L0 into L1 and then every level over its limit, and waits. */
+int strata_db_compact(strata_db_t *self, strata_error_t *err);
+
+/* Writes a checkpoint of the database into dest (which must not exist): a
+ * directory that opens as a database of its own, consistent at one seq
+ * (returned in *seq, may be NULL). It flushes the memtable first, so the
+ * checkpoint is hard links to the live tables plus a MANIFEST, and its WAL
+ * starts empty after that seq. Built under "<dest>.tmp" and renamed. */
+int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, strata_error_t *err);
+
+/* A snapshot pins a seq: compaction keeps every version a read at that
+ * seq needs until it is released. Returns the seq to read at. */
+uint64_t strata_db_snapshot_acquire(strata_db_t *self);
+void strata_db_snapshot_release(strata_db_t *self, uint64_t seq);
+
 /* Makes every acknowledged async write durable. */
 int strata_db_sync(strata_db_t *self, strata_error_t *err);
 
@@ -78,6 +132,20 @@ typedef struct {
     size_t active_memtable_bytes;
     uint32_t immutable_memtables;
     strata_wal_stats_t wal;
+    uint64_t flushed_seq; /* every seq <= this is in SSTables */
+    uint64_t flushes;     /* memtables written to L0 since open */
+    uint64_t stalls;      /* times a write waited for a flush */
+    uint64_t stall_ns;    /* total time writes waited */
+    uint32_t level_files[7];
+    uint64_t level_bytes[7];
+    uint64_t user_bytes;  /* key + value bytes written since open */
+    uint64_t flush_bytes; /* table bytes written by flushes */
+    uint64_t compactions;
+    uint64_t compaction_bytes_read;
+    uint64_t compaction_bytes_written;
+    uint64_t compaction_cpu_ns; /* CPU time of the compaction thread */
+    double compaction_score;    /* >= 1: compaction is due */
+    uint64_t open_tables;       /* tables the cache holds open */
 } strata_db_stats_t;
 void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats);
 

@@ -59,6 +59,7 @@ typedef struct {
     uint32_t async_sync_interval_ms; /* background fdatasync period; default 10 */
     bool repair;               /* at mid-log corruption, keep the good prefix instead of failing */
     uint64_t term;             /* written into new entries */
+    uint64_t first_seq;        /* first seq when the log is empty (a checkpoint); default 1 */
     strata_io_t *io;           /* NULL: POSIX */
     strata_wal_apply_fn apply; /* may be NULL */
     void *apply_arg;

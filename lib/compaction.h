@@ -1,0 +1,72 @@
+/* Leveled compaction (RocksDB/LevelDB style): the picker chooses what to
+ * merge from a version, and the runner merges it into new tables and an
+ * edit that installs them. Library code, used by db.c's background thread
+ * now and by the compactor process later. Private to lib/. */
+#ifndef STRATA_COMPACTION_H
+#define STRATA_COMPACTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/err.h"
+#include "version.h"
+
+typedef struct {
+    uint32_t l0_trigger;        /* compact L0 at this many files; default 4 */
+    uint64_t level1_bytes;      /* L1 size limit; default 64 MiB */
+    uint32_t level_ratio;       /* each level this many times the last; default 10 */
+    uint64_t target_file_bytes; /* split outputs past this; default 8 MiB */
+} strata_compaction_options_t;
+
+void strata_compaction_options_init(strata_compaction_options_t *opts);
+/* The size limit of level (>= 1). */
+uint64_t strata_compaction_level_limit(const strata_compaction_options_t *opts, int level);
+
+/* Where each level's round-robin cursor stands: the largest key of the last
+ * file compacted out of it, so the next pick starts after it. */
+typedef struct {
+    uint8_t *key[STRATA_LEVELS];
+    size_t key_len[STRATA_LEVELS];
+} strata_compaction_cursor_t;
+void strata_compaction_cursor_clear(strata_compaction_cursor_t *cursor);
+
+typedef struct {
+    int level; /* inputs[0] come from here, outputs go to level + 1 */
+    strata_file_t **inputs[2];
+    size_t n_inputs[2];
+    double score;
+    bool bottom;               /* nothing below the output level overlaps */
+    strata_version_t *version; /* the version the inputs were picked from */
+} strata_compaction_t;
+
+/* Scores every level (L0: files / trigger; Ln: bytes / limit) and picks
+ * the highest scoring at or above 1, or L0 whenever force is set and L0
+ * has files. *out is NULL when nothing needs compacting. */
+int strata_compaction_pick(strata_version_t *version, const strata_compaction_options_t *opts,
+                           strata_compaction_cursor_t *cursor, bool force,
+                           strata_compaction_t **out);
+/* The highest level score, for stats. */
+double strata_compaction_score(const strata_version_t *version,
+                               const strata_compaction_options_t *opts);
+void strata_compaction_free(strata_compaction_t **c_p);
+
+typedef struct {
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    uint64_t entries_in;
+    uint64_t entries_dropped;
+    uint64_t tables_written;
+} strata_compaction_stats_t;
+
+/* Merges the inputs into new tables at level + 1, keeping for each key the
+ * newest entry and any older one a snapshot at or above smallest_snapshot
+ * still needs, and dropping tombstones nothing older can hide beneath.
+ * Fills edit (deletes of inputs, adds of outputs) for the caller to apply;
+ * on failure every output written so far is removed. */
+int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *table_opts,
+                          const strata_compaction_options_t *opts, strata_compaction_t *c,
+                          uint64_t smallest_snapshot, strata_edit_t *edit,
+                          strata_compaction_stats_t *stats, strata_error_t *err);
+
+#endif

@@ -1,0 +1,131 @@
+/* Versions and the MANIFEST (format in lib/manifest.md): which SSTables
+ * make up the database at each level, changed only by version edits that
+ * are logged (and fsync'd) before they take effect. A version is reference
+ * counted, so a read or an iterator holding an old version keeps its files
+ * open and on disk; a file is deleted when no version references it.
+ * Private to lib/: db.c and the compaction code use it. */
+#ifndef STRATA_VERSION_H
+#define STRATA_VERSION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/err.h"
+#include "strata/io.h"
+#include "strata/memtable.h"
+#include "strata/sstable.h"
+
+#define STRATA_LEVELS 7
+
+typedef struct strata_vset strata_vset_t;
+
+/* One SSTable, shared by every version that contains it. */
+typedef struct strata_file {
+    uint64_t number;
+    uint64_t size;
+    uint64_t entries;
+    uint64_t min_seq;
+    uint64_t max_seq;
+    uint8_t *smallest; /* user keys */
+    size_t smallest_len;
+    uint8_t *largest;
+    size_t largest_len;
+    atomic_int refs;     /* versions (and edits) holding it */
+    strata_vset_t *vset; /* for the table cache */
+    bool obsolete;       /* removed from the current version: delete at last unref */
+    /* The table cache, guarded by the vset's table lock: the open reader,
+     * how many reads and iterators are using it (a pinned table is never
+     * closed), and its place in the least-recently-used list. */
+    strata_table_t *table;
+    int table_pins;
+    struct strata_file *lru_prev, *lru_next;
+} strata_file_t;
+
+typedef struct strata_version {
+    atomic_int refs;
+    strata_vset_t *vset;
+    /* L0 newest first (files may overlap); L1+ sorted by smallest key and
+     * disjoint. */
+    strata_file_t **files[STRATA_LEVELS];
+    size_t n_files[STRATA_LEVELS];
+} strata_version_t;
+
+/* A change to the current version; built by flush and compaction. */
+typedef struct {
+    bool has_flushed_seq;
+    uint64_t flushed_seq; /* every seq <= this is in SSTables: older WAL may go */
+    bool has_last_seq;
+    uint64_t last_seq;
+    struct {
+        int level;
+        strata_file_t *file; /* the edit holds a reference */
+    } * adds;
+    size_t n_adds, cap_adds;
+    struct {
+        int level;
+        uint64_t number;
+    } * deletes;
+    size_t n_deletes, cap_deletes;
+} strata_edit_t;
+
+void strata_edit_init(strata_edit_t *edit);
+void strata_edit_clear(strata_edit_t *edit);
+/* Takes ownership of file's reference. */
+int strata_edit_add(strata_edit_t *edit, int level, strata_file_t *file);
+int strata_edit_delete(strata_edit_t *edit, int level, uint64_t number);
+
+/* A file record for a freshly built table (refs = 1), from its props. */
+strata_file_t *strata_file_new(uint64_t number, const strata_table_props_t *props);
+void strata_file_unref(strata_file_t **file_p);
+
+/* Opens the version set in dir: reads CURRENT and its MANIFEST (a torn
+ * last record is dropped; damage before it is STRATA_ECORRUPT naming file
+ * and offset), then writes a fresh MANIFEST holding the whole current
+ * version and points CURRENT at it. A new directory gets an empty one.
+ * SSTables that no version references (left by a crash mid-flush or
+ * mid-compaction) and temp files are deleted. */
+int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+                     strata_vset_t **vset_p, strata_error_t *err);
+void strata_vset_close(strata_vset_t **vset_p);
+
+/* Logs edit to the MANIFEST, fdatasyncs it, and installs the result as the
+ * current version. Not thread-safe: one caller at a time (the writer). */
+int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *err);
+
+/* The current version with a reference the caller must drop. Thread-safe. */
+strata_version_t *strata_vset_current(strata_vset_t *self);
+void strata_version_unref(strata_version_t **version_p);
+
+uint64_t strata_vset_new_file_number(strata_vset_t *self);
+uint64_t strata_vset_flushed_seq(const strata_vset_t *self);
+uint64_t strata_vset_last_seq(const strata_vset_t *self);
+/* "<dir>/NNNNNN.sst"; caller frees. */
+char *strata_vset_table_path(const strata_vset_t *self, uint64_t number);
+
+/* Newest entry of key with seq <= snapshot across the version's tables:
+ * 1 found (value malloc'd, also for a delete marker), 0 none, < 0 error. */
+int strata_version_get(strata_version_t *self, const void *key, size_t key_len,
+                       uint64_t snapshot_seq, strata_value_type_t *type, void **value,
+                       size_t *value_len, strata_error_t *err);
+
+/* The opened table of a file, pinned until strata_file_table_unpin: opened
+ * on first use and cached, with at most max_open_tables open at once (the
+ * least recently used unpinned ones are closed, to be reopened when next
+ * read). */
+int strata_file_table(strata_file_t *file, strata_table_t **table, strata_error_t *err);
+void strata_file_table_unpin(strata_file_t *file);
+/* Default 1000; set before use. */
+void strata_vset_set_max_open_tables(strata_vset_t *self, size_t max_open);
+size_t strata_vset_open_tables(strata_vset_t *self);
+
+uint64_t strata_version_level_bytes(const strata_version_t *self, int level);
+
+/* Writes into dest (which must exist) a CURRENT and a MANIFEST describing
+ * version with the given flushed seq, and hard links to its tables: the
+ * body of a checkpoint. Everything is fsync'd, dest included. */
+int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t flushed_seq,
+                       const char *dest, strata_error_t *err);
+
+#endif
