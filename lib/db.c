@@ -1239,6 +1239,20 @@ void strata_db_iter_seek_last(strata_db_iter_t *it)
     find_prev_user_entry(it);
 }
 
+/* Forward mode: keeps the current key, which the internal iterator is
+ * about to move away from. False (and the iterator stopped) when out of
+ * memory. */
+static bool save_current_key(strata_db_iter_t *it)
+{
+    size_t len;
+    const void *key = strata_iter_key(it->in, &len);
+    if (bytes_set(&it->saved_key, key, len))
+        return true;
+    it->valid = false;
+    it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+    return false;
+}
+
 bool strata_db_iter_valid(const strata_db_iter_t *it)
 {
     return it->valid;
@@ -1258,13 +1272,8 @@ void strata_db_iter_next(strata_db_iter_t *it)
         find_next_user_entry(it, true);
         return;
     }
-    size_t len;
-    const void *key = strata_iter_key(it->in, &len);
-    if (!bytes_set(&it->saved_key, key, len)) {
-        it->valid = false;
-        it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+    if (!save_current_key(it))
         return;
-    }
     strata_iter_next(it->in);
     find_next_user_entry(it, true);
 }
@@ -1275,13 +1284,9 @@ void strata_db_iter_prev(strata_db_iter_t *it)
         return;
     if (it->forward) {
         /* Step back over every entry of the current key first. */
-        size_t len;
-        const void *key = strata_iter_key(it->in, &len);
-        if (!bytes_set(&it->saved_key, key, len)) {
-            it->valid = false;
-            it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
+        if (!save_current_key(it))
             return;
-        }
+        size_t len;
         for (;;) {
             strata_iter_prev(it->in);
             if (!strata_iter_valid(it->in))

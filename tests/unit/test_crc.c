@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "strata/crc.h"
+#include "support.h"
 
 START_TEST(crc32c_matches_the_standard_check_value)
 {
@@ -44,9 +45,5 @@ int main(void)
     tcase_add_test(tc, crc32c_continues_across_chunks);
     tcase_add_test(tc, crc32c_changes_on_any_single_bit_flip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ts_run(s);
 }
