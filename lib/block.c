@@ -287,7 +287,8 @@ static bool parse_next(block_iter_t *it)
     if (e.shared == 0) {
         it->key = e.delta; /* read in place: no copy at restarts */
     } else {
-        if (key_len > it->key_cap && !key_buf_grow(it, key_len, e.shared))
+        if (key_len > it->key_cap &&
+            !key_buf_grow(it, key_len > 2 * it->key_cap ? key_len : 2 * it->key_cap, e.shared))
             return fail(it, STRATA_ENOMEM, "out of memory for a key", off);
         if (it->key != it->key_buf)
             memcpy(it->key_buf, it->key, e.shared);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "coding.h"
+
 /* An internal key is the user key followed by an 8-byte little-endian
  * trailer (seq << 8 | type), so seqs have 56 bits. */
 #define IKEY_TRAILER   8u
@@ -21,30 +23,7 @@
 #define BLOCK_MAX_KEY   ((16u << 20) + IKEY_TRAILER)
 #define BLOCK_MAX_VALUE (256u << 20)
 
-/* ---- fixed-width and varint codecs ---------------------------------- */
-
-static inline void put_u32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-static inline void put_u64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
-static inline uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-static inline uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
+/* ---- varint codec (fixed-width ones are in coding.h) ----------------- */
 
 #define VARINT64_MAX_BYTES 10
 

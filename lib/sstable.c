@@ -75,18 +75,6 @@ typedef unsigned long long ull; /* for printf */
 enum { META_INDEX, META_FILTER, META_PROPS, META_COUNT };
 static const char *const meta_names[META_COUNT] = {"index", "filter", "properties"};
 
-/* A short name for messages: the file and its directory, "sst/000042.sst". */
-static const char *display_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return path;
-    const char *start = slash;
-    while (start > path && start[-1] != '/')
-        start--;
-    return start;
-}
-
 /* The directory holding path, as a new string. */
 static char *parent_dir(const char *path)
 {
@@ -94,14 +82,6 @@ static char *parent_dir(const char *path)
     if (!slash)
         return strdup(".");
     return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-}
-
-static uint8_t *dup_bytes(const void *data, size_t len)
-{
-    uint8_t *copy = malloc(len ? len : 1); /* never NULL for an empty key */
-    if (copy && len)
-        memcpy(copy, data, len);
-    return copy;
 }
 
 void strata_table_options_init(strata_table_options_t *opts)
@@ -613,6 +593,11 @@ struct strata_table {
     strata_table_props_t props;
 };
 
+static int table_oom(const strata_table_t *t, strata_error_t *err)
+{
+    return strata_error_set(err, STRATA_ENOMEM, "reading %s: out of memory", t->name);
+}
+
 /* Where a block's decompressed bytes go: caller storage first (a get's
  * stack), then the heap, grown as needed. */
 typedef struct {
@@ -684,7 +669,7 @@ static int read_block(const strata_table_t *t, handle_t h, uint64_t limit, const
                                 (ull)h.offset, what);
     uint8_t *dst = scratch_reserve(scratch, raw_len);
     if (!dst)
-        return strata_error_set(err, STRATA_ENOMEM, "reading %s: out of memory", t->name);
+        return table_oom(t, err);
     int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)src_len, (int)raw_len);
     if (n < 0 || (uint64_t)n != raw_len)
         return strata_error_set(err, STRATA_ECORRUPT,
@@ -703,9 +688,8 @@ static int load_data_block(const strata_table_t *t, handle_t h, scratch_t *scrat
     int rc = read_block(t, h, t->data_end, "data", scratch, &data, &len, err);
     if (rc == 0 && block_parse(block, data, len) < 0)
         rc = strata_error_set(err, STRATA_ECORRUPT,
-                              "%s offset %llu: data block restart array "
-                              "is malformed",
-                              t->name, (ull)h.offset);
+                              "%s offset %llu: data block restart array is malformed", t->name,
+                              (ull)h.offset);
     return rc;
 }
 
@@ -714,7 +698,7 @@ static int block_iter_error(const strata_table_t *t, const char *what, uint64_t 
                             const block_iter_t *bi, strata_error_t *err)
 {
     if (bi->status == STRATA_ENOMEM)
-        return strata_error_set(err, STRATA_ENOMEM, "reading %s: out of memory", t->name);
+        return table_oom(t, err);
     return strata_error_set(err, STRATA_ECORRUPT,
                             "%s offset %llu: %s block %s (entry at block offset %u)", t->name,
                             (ull)block_off, what, bi->problem, bi->problem_off);
@@ -828,8 +812,7 @@ static int parse_props(strata_table_t *t, const uint8_t *p, size_t len, strata_e
             ok = vlen <= MAX_USER_KEY;
             if (ok) {
                 if (!(*key = dup_bytes(value, vlen)))
-                    return strata_error_set(err, STRATA_ENOMEM, "reading %s: out of memory",
-                                            t->name);
+                    return table_oom(t, err);
                 *key_len = vlen;
             }
         } else {
@@ -998,7 +981,7 @@ int strata_table_get(strata_table_t *self, const void *key, size_t key_len, uint
     if (value) {
         *value = dup_bytes(it.value, it.value_len);
         if (!*value) {
-            rc = strata_error_set(err, STRATA_ENOMEM, "reading %s: out of memory", self->name);
+            rc = table_oom(self, err);
             goto out;
         }
     }
@@ -1238,8 +1221,7 @@ int strata_table_verify(strata_table_t *self, strata_error_t *err)
                                       self->name, (ull)h.offset, data.current);
             prev.len = 0;
             if (rc == 0 && sst_buf_append(&prev, data.key, data.key_len) < 0)
-                rc =
-                    strata_error_set(err, STRATA_ENOMEM, "verifying %s: out of memory", self->name);
+                rc = table_oom(self, err);
             if (rc < 0)
                 goto out;
             entries++;
@@ -1258,7 +1240,7 @@ int strata_table_verify(strata_table_t *self, strata_error_t *err)
         }
         prev.len = 0;
         if (sst_buf_append(&prev, index.key, index.key_len) < 0) {
-            rc = strata_error_set(err, STRATA_ENOMEM, "verifying %s: out of memory", self->name);
+            rc = table_oom(self, err);
             goto out;
         }
     }

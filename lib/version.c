@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coding.h"
 #include "strata/crc.h"
 
 #define MANIFEST_MAGIC      "STRATAMF"
@@ -49,14 +50,6 @@ struct strata_vset {
 };
 
 /* ---- files and edits --------------------------------------------------- */
-
-static uint8_t *dup_bytes(const void *src, size_t len)
-{
-    uint8_t *p = malloc(len ? len : 1);
-    if (p && len)
-        memcpy(p, src, len);
-    return p;
-}
 
 static strata_file_t *file_alloc(uint64_t number, uint64_t size, uint64_t entries, uint64_t min_seq,
                                  uint64_t max_seq, const void *smallest, size_t smallest_len,

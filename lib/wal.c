@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "coding.h"
 #include "strata/crc.h"
 #include "strata/memtable.h"
 
@@ -97,40 +98,6 @@ struct strata_wal {
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static inline void put_u16(uint8_t *p, uint16_t v)
-{
-    v = htole16(v);
-    memcpy(p, &v, 2);
-}
-static inline void put_u32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-static inline void put_u64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
-static inline uint16_t get_u16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return le16toh(v);
-}
-static inline uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-static inline uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
-
 static uint64_t now_realtime_ns(void)
 {
     struct timespec ts;
@@ -196,18 +163,6 @@ static char *segment_path(const char *dir, uint64_t number)
     return path;
 }
 
-/* A short relative name for messages: "wal/0000000000000042.wal". */
-static const char *short_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return path;
-    const char *prev = slash;
-    while (prev > path && prev[-1] != '/')
-        prev--;
-    return prev;
-}
-
 static int segments_push(strata_wal_t *self, uint64_t number, uint64_t first_seq)
 {
     if (self->n_segments == self->cap_segments) {
@@ -225,7 +180,7 @@ static int segments_push(strata_wal_t *self, uint64_t number, uint64_t first_seq
 
 static int io_fail(strata_error_t *err, int sys_rc, const char *what, const char *path)
 {
-    return strata_error_set(err, STRATA_EIO, "%s %s: %s", what, short_name(path),
+    return strata_error_set(err, STRATA_EIO, "%s %s: %s", what, display_name(path),
                             strerror(-sys_rc));
 }
 
@@ -404,7 +359,7 @@ static int scan_segment(recover_t *r, const char *path, const uint8_t *buf, uint
             rc = strata_error_set(err, STRATA_ECORRUPT,
                                   "%s offset %" PRIu64 ": seq gap (expected %" PRIu64
                                   " found %" PRIu64 ")",
-                                  short_name(path), off, r->expected_seq, e.seq);
+                                  display_name(path), off, r->expected_seq, e.seq);
             *bad_off = off;
             *bad_kind = "seq gap";
             break;
@@ -415,7 +370,7 @@ static int scan_segment(recover_t *r, const char *path, const uint8_t *buf, uint
             strata_wal_entry_t *grown = realloc(pending, cap * sizeof *grown);
             if (!grown) {
                 rc = strata_error_set(err, STRATA_ENOMEM, "out of memory replaying %s",
-                                      short_name(path));
+                                      display_name(path));
                 break;
             }
             pending = grown;
@@ -432,7 +387,7 @@ static int scan_segment(recover_t *r, const char *path, const uint8_t *buf, uint
                 rc = r->replay(r->replay_arg, &pending[i]);
                 if (rc)
                     strata_error_set(err, rc, "replay stopped at seq %" PRIu64 " in %s",
-                                     pending[i].seq, short_name(path));
+                                     pending[i].seq, display_name(path));
                 r->entries_replayed++;
             }
             if (rc)
@@ -466,23 +421,24 @@ static int read_segment_header(strata_wal_t *self, const char *path, const uint8
         *kind = "torn segment header";
         return strata_error_set(err, STRATA_ECORRUPT,
                                 "%s offset 0: torn segment header (%" PRIu64 " of %u bytes)",
-                                short_name(path), size, WAL_HEADER_SIZE);
+                                display_name(path), size, WAL_HEADER_SIZE);
     }
     if (memcmp(buf, WAL_MAGIC, 8) != 0 || strata_crc32c(0, buf, 60) != get_u32(buf + 60)) {
         *kind = "bad segment header";
         return strata_error_set(err, STRATA_ECORRUPT,
-                                "%s offset 0: bad segment header (magic or crc)", short_name(path));
+                                "%s offset 0: bad segment header (magic or crc)",
+                                display_name(path));
     }
     uint32_t version = get_u32(buf + 8);
     if (version != WAL_VERSION || get_u32(buf + 12) != WAL_HEADER_SIZE)
         return strata_error_set(err, STRATA_EVERSION,
                                 "%s offset 8: WAL format version %u, this build reads %u",
-                                short_name(path), version, WAL_VERSION);
+                                display_name(path), version, WAL_VERSION);
     if (get_u64(buf + 16) != number) {
         *kind = "bad segment header";
         return strata_error_set(err, STRATA_ECORRUPT,
                                 "%s offset 16: segment number %" PRIu64 " does not match name",
-                                short_name(path), get_u64(buf + 16));
+                                display_name(path), get_u64(buf + 16));
     }
     *first_seq = get_u64(buf + 24);
     return 0;
@@ -563,7 +519,7 @@ static void report_tail(strata_wal_recovery_t *report, const char *kind, const c
                         uint64_t offset)
 {
     snprintf(report->tail_kind, sizeof report->tail_kind, "%s", kind);
-    snprintf(report->tail_file, sizeof report->tail_file, "%s", short_name(path));
+    snprintf(report->tail_file, sizeof report->tail_file, "%s", display_name(path));
     report->tail_offset = offset;
 }
 
@@ -584,14 +540,14 @@ static int read_file(strata_wal_t *self, const char *path, uint8_t **buf, size_t
         io->close(io, fd);
         return strata_error_set(err, STRATA_ETOOBIG,
                                 "%s: %" PRIu64 " bytes, more than a segment may hold",
-                                short_name(path), *size);
+                                display_name(path), *size);
     }
     if (*size > *buf_cap) {
         uint8_t *grown = realloc(*buf, *size);
         if (!grown) {
             io->close(io, fd);
             return strata_error_set(err, STRATA_ENOMEM, "out of memory reading %s",
-                                    short_name(path));
+                                    display_name(path));
         }
         *buf = grown;
         *buf_cap = *size;
@@ -658,7 +614,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             rc = strata_error_set(err, STRATA_ECORRUPT,
                                   "%s offset 24: seq gap between segments (expected %" PRIu64
                                   " found %" PRIu64 ")",
-                                  short_name(path), r->expected_seq, first_seq);
+                                  display_name(path), r->expected_seq, first_seq);
         }
         if (rc) {
             if (!self->repair || !kind)
@@ -724,7 +680,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             strata_error_set(err, STRATA_ECORRUPT,
                              "%s offset %" PRIu64 ": %s in the middle of the log (last good seq "
                              "%" PRIu64 ")",
-                             short_name(path), bad_off, bad_kind, last_good_seq);
+                             display_name(path), bad_off, bad_kind, last_good_seq);
         if (!self->repair)
             break;
         strata_error_clear(err);
