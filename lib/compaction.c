@@ -151,11 +151,27 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
     }
     if (rc == 0) {
         /* Tombstones may go only where no deeper level could hold an older
-         * version of their key. */
+         * version of their key: checked over the range of every input, since
+         * the level+1 inputs can reach past the level's own. */
+        const uint8_t *all_lo = lo, *all_hi = hi;
+        size_t all_lo_len = lo_len, all_hi_len = hi_len;
+        if (c->n_inputs[1]) {
+            const uint8_t *lo1, *hi1;
+            size_t lo1_len, hi1_len;
+            range_of(c->inputs[1], c->n_inputs[1], &lo1, &lo1_len, &hi1, &hi1_len);
+            if (strata_key_compare(lo1, lo1_len, all_lo, all_lo_len) < 0) {
+                all_lo = lo1;
+                all_lo_len = lo1_len;
+            }
+            if (strata_key_compare(hi1, hi1_len, all_hi, all_hi_len) > 0) {
+                all_hi = hi1;
+                all_hi_len = hi1_len;
+            }
+        }
         c->bottom = true;
         for (int l = level + 2; l < STRATA_LEVELS && c->bottom; l++)
             for (size_t i = 0; i < v->n_files[l] && c->bottom; i++)
-                c->bottom = !overlaps(v->files[l][i], lo, lo_len, hi, hi_len);
+                c->bottom = !overlaps(v->files[l][i], all_lo, all_lo_len, all_hi, all_hi_len);
         if (level > 0) {
             uint8_t *key = malloc(hi_len ? hi_len : 1);
             if (key) {

@@ -104,6 +104,27 @@ START_TEST(an_oversized_level_is_compacted_round_robin)
 }
 END_TEST
 
+START_TEST(tombstones_stay_when_a_deeper_file_overlaps_any_input)
+{
+    char *dir = ts_tempdir("pick");
+    strata_vset_t *vs = NULL;
+    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, NULL), 0);
+    strata_compaction_cursor_t cursor = {0};
+    add(vs, 1, "c", "d", 2000); /* over the L1 limit */
+    add(vs, 2, "b", "f", 50);   /* reaches past c..d */
+    add(vs, 3, "e", "e", 50);   /* under the L2 input only */
+    strata_compaction_t *c = pick(vs, &cursor, false);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(c->n_inputs[1], 1);
+    ck_assert(!c->bottom);
+    strata_compaction_free(&c);
+    strata_compaction_cursor_clear(&cursor);
+    strata_vset_close(&vs);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(level_limits_grow_tenfold)
 {
     strata_compaction_options_t o = small_levels();
@@ -119,6 +140,7 @@ int main(void)
     TCase *tc = tcase_create("picker");
     tcase_add_test(tc, l0_compacts_whole_into_the_overlapping_l1_files_at_the_trigger);
     tcase_add_test(tc, an_oversized_level_is_compacted_round_robin);
+    tcase_add_test(tc, tombstones_stay_when_a_deeper_file_overlaps_any_input);
     tcase_add_test(tc, level_limits_grow_tenfold);
     suite_add_tcase(s, tc);
     return ts_run(s);

@@ -25,13 +25,23 @@ typedef struct {
     bool used;
 } snapshot_t;
 
+static const model_t *trace_model;
+static int trace_op;
+
 static void key_name(char *buf, int k)
 {
     snprintf(buf, 16, "k%03d", k);
 }
 
+/* STRATA_TEST_TRACE=<key> prints every change to that key, to debug a seed. */
+static const char *trace_key;
+
 static void model_set(model_t *m, int k, const char *value)
 {
+    char name[16];
+    snprintf(name, sizeof name, "k%03d", k);
+    if (trace_key && m == trace_model && strcmp(name, trace_key) == 0)
+        fprintf(stderr, "trace: op %d %s = %s\n", trace_op, name, value ? value : "(deleted)");
     free(m->value[k]);
     m->value[k] = value ? strdup(value) : NULL;
 }
@@ -188,7 +198,10 @@ START_TEST(random_operations_match_an_ordered_map)
     snapshot_t snaps[SNAPSHOTS] = {0};
     char key[16], value[32];
     int reopens = 0, flushes = 0, compactions = 0;
+    trace_key = getenv("STRATA_TEST_TRACE");
+    trace_model = &model;
     for (int op = 0; op < ops; op++) {
+        trace_op = op;
         int k = (int)(ts_rand(&rng) % KEYS);
         key_name(key, k);
         unsigned dice = (unsigned)(ts_rand(&rng) % 100);
@@ -243,14 +256,20 @@ START_TEST(random_operations_match_an_ordered_map)
             strata_error_t err;
             ck_assert_msg(strata_db_flush(db, &err) == 0, "flush: %s", err.msg);
             flushes++;
+            if (trace_key)
+                fprintf(stderr, "trace: op %d flush\n", op);
         } else if (dice < 98) {
             strata_error_t err;
             ck_assert_msg(strata_db_compact(db, &err) == 0, "compact: %s", err.msg);
             compactions++;
+            if (trace_key)
+                fprintf(stderr, "trace: op %d compact\n", op);
         } else {
             ck_assert_int_eq(strata_db_close(&db, NULL), 0);
             db = open_db(dir);
             reopens++;
+            if (trace_key)
+                fprintf(stderr, "trace: op %d reopen\n", op);
             for (int i = 0; i < SNAPSHOTS; i++) /* snapshots end with the process */
                 snaps[i].used = false;
         }
