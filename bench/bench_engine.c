@@ -18,7 +18,7 @@
 #include "strata/db.h"
 
 /* Settings every system gets; the write buffer and case lengths depend on
- * --quick (s_params). */
+ * --quick (bench_engine). */
 #define ENGINE_KEYS           1000000u
 #define ENGINE_BLOOM_BITS     10
 #define ENGINE_CACHE_BYTES    (UINT64_C(64) << 20)
@@ -111,6 +111,31 @@ static void s_shape_append(char *shape, size_t size, int level, uint64_t files)
                  (unsigned long long)files);
 }
 
+/* 1 when a get returned the value every put writes, else -1 with a note. */
+static int s_check_value(const char *what, const void *value, size_t value_len)
+{
+    if (value_len == BENCH_VALUE_BYTES && memcmp(value, bench_value(), BENCH_VALUE_BYTES) == 0)
+        return 1;
+    fprintf(stderr, "strata-bench: %s returned a wrong value (%zu bytes)\n", what, value_len);
+    return -1;
+}
+
+/* Counts one scanned entry, keeping the first key; -1 with a note when its
+ * lengths are not what every put wrote. */
+static int s_scan_entry(const char *what, const void *key, size_t key_len, size_t value_len,
+                        uint8_t first[BENCH_KEY_BYTES], uint64_t *entries)
+{
+    if (key_len != BENCH_KEY_BYTES || value_len != BENCH_VALUE_BYTES) {
+        fprintf(stderr, "strata-bench: %s: %zu-byte key, %zu-byte value\n", what, key_len,
+                value_len);
+        return -1;
+    }
+    if (*entries == 0)
+        memcpy(first, key, BENCH_KEY_BYTES);
+    ++*entries;
+    return 0;
+}
+
 /* ---- Strata ---- */
 
 typedef struct {
@@ -187,13 +212,9 @@ static int s_strata_get(void *arg, const uint8_t *key)
         fprintf(stderr, "strata-bench: strata_db_get: %s: %s\n", strata_strerror(rc), err.msg);
         return -1;
     }
-    bool intact =
-        value_len == BENCH_VALUE_BYTES && memcmp(value, bench_value(), BENCH_VALUE_BYTES) == 0;
+    int found = s_check_value("strata_db_get", value, value_len);
     free(value);
-    if (!intact)
-        fprintf(stderr, "strata-bench: strata_db_get returned a wrong value (%zu bytes)\n",
-                value_len);
-    return intact ? 1 : -1;
+    return found;
 }
 
 static int s_strata_scan(void *arg, const uint8_t *from, uint64_t limit,
@@ -211,19 +232,12 @@ static int s_strata_scan(void *arg, const uint8_t *from, uint64_t limit,
     else
         strata_db_iter_seek_first(it);
     int rc = 0;
-    for (; *entries < limit && strata_db_iter_valid(it); strata_db_iter_next(it)) {
+    while (rc == 0 && *entries < limit && strata_db_iter_valid(it)) {
         size_t key_len, value_len;
         const void *key = strata_db_iter_key(it, &key_len);
         strata_db_iter_value(it, &value_len);
-        if (key_len != BENCH_KEY_BYTES || value_len != BENCH_VALUE_BYTES) {
-            fprintf(stderr, "strata-bench: strata iterator: %zu-byte key, %zu-byte value\n",
-                    key_len, value_len);
-            rc = -1;
-            break;
-        }
-        if (*entries == 0)
-            memcpy(first, key, BENCH_KEY_BYTES);
-        ++*entries;
+        rc = s_scan_entry("strata iterator", key, key_len, value_len, first, entries);
+        strata_db_iter_next(it);
     }
     strata_error_t err;
     int status = strata_db_iter_status(it, &err);
@@ -263,13 +277,14 @@ static void s_strata_counters(void *arg, s_counters_t *counters)
 
 typedef struct {
     char *dir;
-    rocksdb_options_t *options; /* its statistics outlive each open */
+    rocksdb_options_t *options;
     rocksdb_block_based_table_options_t *table_options;
     rocksdb_cache_t *cache;
     rocksdb_writeoptions_t *write_options;
     rocksdb_readoptions_t *read_options;
     rocksdb_flushoptions_t *flush_options;
     rocksdb_t *db;
+    uint64_t closed_table_bytes; /* "rocksdb.stats" counts from open */
 } s_rocksdb_t;
 
 static void *s_rocksdb_create(const s_params_t *p, const char *dir)
@@ -283,7 +298,8 @@ static void *s_rocksdb_create(const s_params_t *p, const char *dir)
     rocksdb_options_set_max_bytes_for_level_base(self->options, ENGINE_LEVEL1_BYTES);
     rocksdb_options_set_target_file_size_base(self->options, ENGINE_FILE_BYTES);
     rocksdb_options_set_compression(self->options, rocksdb_no_compression);
-    if (!getenv("NOSTATS")) rocksdb_options_enable_statistics(self->options);
+    /* No statistics: they time every block read, which would slow RocksDB
+     * down for a number rocksdb.stats also gives (see s_rocksdb_table_bytes). */
     self->table_options = rocksdb_block_based_options_create();
     self->cache = rocksdb_cache_create_lru(ENGINE_CACHE_BYTES);
     rocksdb_block_based_options_set_block_cache(self->table_options, self->cache);
@@ -332,9 +348,23 @@ static int s_rocksdb_open(void *arg)
     return s_failed("rocksdb_open", &error, rocksdb_free) ? -1 : 0;
 }
 
+/* "Cumulative compaction: 0.42 GB write" from "rocksdb.stats": every table
+ * byte written since open, flushes included (they count as level 0
+ * compaction output), to the nearest 0.01 GiB. */
+static uint64_t s_rocksdb_table_bytes(rocksdb_t *db)
+{
+    static const char label[] = "Cumulative compaction: ";
+    char *stats = rocksdb_property_value(db, "rocksdb.stats");
+    const char *at = stats ? strstr(stats, label) : NULL;
+    double written_gib = at ? strtod(at + strlen(label), NULL) : 0;
+    rocksdb_free(stats);
+    return (uint64_t)(written_gib * 1073741824.0);
+}
+
 static void s_rocksdb_close(void *arg)
 {
     s_rocksdb_t *self = arg;
+    self->closed_table_bytes += s_rocksdb_table_bytes(self->db);
     rocksdb_close(self->db);
     self->db = NULL;
 }
@@ -361,13 +391,9 @@ static int s_rocksdb_get(void *arg, const uint8_t *key)
         return 0;
     size_t value_len = 0;
     const char *value = rocksdb_pinnableslice_value(slice, &value_len);
-    bool intact =
-        value_len == BENCH_VALUE_BYTES && memcmp(value, bench_value(), BENCH_VALUE_BYTES) == 0;
+    int found = s_check_value("rocksdb_get_pinned", value, value_len);
     rocksdb_pinnableslice_destroy(slice);
-    if (!intact)
-        fprintf(stderr, "strata-bench: rocksdb_get_pinned returned a wrong value (%zu bytes)\n",
-                value_len);
-    return intact ? 1 : -1;
+    return found;
 }
 
 static int s_rocksdb_scan(void *arg, const uint8_t *from, uint64_t limit,
@@ -381,19 +407,12 @@ static int s_rocksdb_scan(void *arg, const uint8_t *from, uint64_t limit,
     else
         rocksdb_iter_seek_to_first(it);
     int rc = 0;
-    for (; *entries < limit && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    while (rc == 0 && *entries < limit && rocksdb_iter_valid(it)) {
         size_t key_len, value_len;
-        const char *key = rocksdb_iter_key(it, &key_len);
+        const void *key = rocksdb_iter_key(it, &key_len);
         rocksdb_iter_value(it, &value_len);
-        if (key_len != BENCH_KEY_BYTES || value_len != BENCH_VALUE_BYTES) {
-            fprintf(stderr, "strata-bench: rocksdb iterator: %zu-byte key, %zu-byte value\n",
-                    key_len, value_len);
-            rc = -1;
-            break;
-        }
-        if (*entries == 0)
-            memcpy(first, key, BENCH_KEY_BYTES);
-        ++*entries;
+        rc = s_scan_entry("rocksdb iterator", key, key_len, value_len, first, entries);
+        rocksdb_iter_next(it);
     }
     char *error = NULL;
     rocksdb_iter_get_error(it, &error);
@@ -411,23 +430,10 @@ static int s_rocksdb_flush(void *arg)
     return s_failed("rocksdb_flush", &error, rocksdb_free) ? -1 : 0;
 }
 
-/* A ticker from RocksDB's statistics dump ("rocksdb.flush.write.bytes COUNT : 12"). */
-static uint64_t s_rocksdb_ticker(const char *dump, const char *name)
-{
-    char pattern[96];
-    snprintf(pattern, sizeof pattern, "%s COUNT : ", name);
-    const char *at = dump ? strstr(dump, pattern) : NULL;
-    return at ? strtoull(at + strlen(pattern), NULL, 10) : 0;
-}
-
 static void s_rocksdb_counters(void *arg, s_counters_t *counters)
 {
     s_rocksdb_t *self = arg;
-    /* The statistics object belongs to the options, so it spans reopens. */
-    char *dump = rocksdb_options_statistics_get_string(self->options);
-    counters->table_bytes = s_rocksdb_ticker(dump, "rocksdb.flush.write.bytes") +
-                            s_rocksdb_ticker(dump, "rocksdb.compact.write.bytes");
-    rocksdb_free(dump);
+    counters->table_bytes = self->closed_table_bytes + s_rocksdb_table_bytes(self->db);
     counters->engine_user_bytes = 0;
     counters->shape[0] = '\0';
     for (int level = 0; level < ENGINE_LEVELS; level++) {
@@ -541,13 +547,9 @@ static int s_leveldb_get(void *arg, const uint8_t *key)
         return -1;
     if (!value)
         return 0;
-    bool intact =
-        value_len == BENCH_VALUE_BYTES && memcmp(value, bench_value(), BENCH_VALUE_BYTES) == 0;
+    int found = s_check_value("leveldb_get", value, value_len);
     leveldb_free(value);
-    if (!intact)
-        fprintf(stderr, "strata-bench: leveldb_get returned a wrong value (%zu bytes)\n",
-                value_len);
-    return intact ? 1 : -1;
+    return found;
 }
 
 static int s_leveldb_scan(void *arg, const uint8_t *from, uint64_t limit,
@@ -561,19 +563,12 @@ static int s_leveldb_scan(void *arg, const uint8_t *from, uint64_t limit,
     else
         leveldb_iter_seek_to_first(it);
     int rc = 0;
-    for (; *entries < limit && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    while (rc == 0 && *entries < limit && leveldb_iter_valid(it)) {
         size_t key_len, value_len;
-        const char *key = leveldb_iter_key(it, &key_len);
+        const void *key = leveldb_iter_key(it, &key_len);
         leveldb_iter_value(it, &value_len);
-        if (key_len != BENCH_KEY_BYTES || value_len != BENCH_VALUE_BYTES) {
-            fprintf(stderr, "strata-bench: leveldb iterator: %zu-byte key, %zu-byte value\n",
-                    key_len, value_len);
-            rc = -1;
-            break;
-        }
-        if (*entries == 0)
-            memcpy(first, key, BENCH_KEY_BYTES);
-        ++*entries;
+        rc = s_scan_entry("leveldb iterator", key, key_len, value_len, first, entries);
+        leveldb_iter_next(it);
     }
     char *error = NULL;
     leveldb_iter_get_error(it, &error);
@@ -669,6 +664,9 @@ typedef struct {
     s_counters_t counters;    /* of the fillrandom database, at the end */
     char shape_at_reopen[96]; /* tables per level when reads began */
     uint64_t user_bytes;      /* key + value bytes put into that database */
+    /* RSS split at the end, before the close: mapped table pages are file
+     * RSS, block caches and memtables anonymous. */
+    uint64_t anon_rss_bytes, file_rss_bytes;
 } s_system_result_t;
 
 static void s_export_case(const bench_case_t *c, bool failed, s_case_result_t *out)
@@ -699,6 +697,25 @@ static void s_import_case(const s_case_result_t *in, bench_case_t *c)
 }
 
 /* ---- the workload, run in a child per system ----------------------------- */
+
+/* A "Name:   123 kB" line of /proc/self/status, in bytes; 0 when absent. */
+static uint64_t s_status_bytes(const char *status, const char *name)
+{
+    const char *at = strstr(status, name);
+    return at ? strtoull(at + strlen(name), NULL, 10) * 1024 : 0;
+}
+
+static void s_rss_now(s_system_result_t *out)
+{
+    char status[4096];
+    FILE *f = fopen("/proc/self/status", "r");
+    size_t len = f ? fread(status, 1, sizeof status - 1, f) : 0;
+    if (f)
+        fclose(f);
+    status[len] = '\0';
+    out->anon_rss_bytes = s_status_bytes(status, "RssAnon:");
+    out->file_rss_bytes = s_status_bytes(status, "RssFile:");
+}
 
 typedef struct {
     const s_system_t *system;
@@ -775,7 +792,8 @@ static int s_fill(bench_case_t *c, const s_system_t *system, void *db, const uin
     return 0;
 }
 
-/* Runs case id: body fills c; the case fails on an error or a wrong read. */
+/* One timed case on one thread; it fails on an error or on any read that
+ * found what it should not (or missed what it should find). */
 static int s_timed_case(bench_t *b, s_system_result_t *out, s_case_id_t id, double seconds,
                         bench_op_fn op, s_timed_t *t, const char *wrong_what)
 {
@@ -897,6 +915,7 @@ static int s_fillrandom_and_after(bench_t *b, const s_params_t *p, const s_syste
     failed |= system->flush(db) != 0;
     system->counters(db, &out->counters);
     out->have_counters = true;
+    s_rss_now(out);
     system->close(db);
 done:
     free(order);
@@ -965,14 +984,15 @@ static double s_write_amp(const s_system_result_t *r)
 
 static void s_report_totals(bench_t *b, const s_system_result_t *results, const s_child_t *children)
 {
-    printf("\n%-22s %-15s %12s %12s %10s %12s\n", "totals", "system", "table MiB", "user MiB",
-           "write-amp", "peak RSS MiB");
+    printf("\n%-22s %-15s %10s %10s %10s %10s %10s %10s\n", "totals", "system", "table MiB",
+           "user MiB", "write-amp", "peak RSS", "end anon", "end file");
     for (size_t s = 0; s < SYSTEM_COUNT; s++) {
         const s_system_result_t *r = &results[s];
         const char *name = s_systems[s].name;
-        printf("%-22s %-15s %12.1f %12.1f %10.2f %12.0f\n", "engine.totals", name,
+        printf("%-22s %-15s %10.1f %10.1f %10.2f %10.0f %10.0f %10.0f\n", "engine.totals", name,
                (double)r->counters.table_bytes / 1048576.0, (double)r->user_bytes / 1048576.0,
-               s_write_amp(r), (double)children[s].peak_rss_bytes / 1048576.0);
+               s_write_amp(r), (double)children[s].peak_rss_bytes / 1048576.0,
+               (double)r->anon_rss_bytes / 1048576.0, (double)r->file_rss_bytes / 1048576.0);
         if (r->have_counters)
             bench_emit(b, "engine.write_amp", name, "write_amp", s_write_amp(r), "x");
         bench_emit(b, "engine.peak_rss", name, "peak_rss", (double)children[s].peak_rss_bytes,
@@ -994,12 +1014,16 @@ static void s_report_totals(bench_t *b, const s_system_result_t *results, const 
             bench_emit(b, "engine.peak_rss", system, "peak_rss_ratio",
                        (double)children[0].peak_rss_bytes / rss, "x, lower is better");
         }
-        printf("%-22s %-15s %12s %12s %10s %12s\n", "engine.totals", system, "", "", amp_cell,
+        printf("%-22s %-15s %10s %10s %10s %10s\n", "engine.totals", system, "", "", amp_cell,
                rss_cell);
     }
     printf("tables per level when the reads began:");
     for (size_t s = 0; s < SYSTEM_COUNT; s++)
         printf(" %s [%s]%s", s_systems[s].name, results[s].shape_at_reopen,
+               s + 1 < SYSTEM_COUNT ? "," : "\n");
+    printf("tables per level at the end:");
+    for (size_t s = 0; s < SYSTEM_COUNT; s++)
+        printf(" %s [%s]%s", s_systems[s].name, results[s].counters.shape,
                s + 1 < SYSTEM_COUNT ? "," : "\n");
     if (results[0].have_counters && results[0].counters.engine_user_bytes != results[0].user_bytes)
         printf("anomaly: strata_db_stats counted %llu user bytes, the bench put %llu\n",
@@ -1055,14 +1079,19 @@ int bench_engine(bench_t *b)
         "at random for %.0f s. seek_next100: a new iterator, a seek, 100 entries read.\n"
         "write-amp = table bytes written by flushes and compactions / key+value bytes put, over\n"
         "the fillrandom database's life, after a final flush. Sources: strata: strata_db_stats\n"
-        "flush_bytes + compaction_bytes_written (summed over both opens); rocksdb: statistics\n"
-        "tickers rocksdb.flush.write.bytes + rocksdb.compact.write.bytes; leveldb: the Write(MB)\n"
-        "column of the leveldb.stats property, summed over levels and opens (whole MB per level).\n"
+        "flush_bytes + compaction_bytes_written; rocksdb: \"Cumulative compaction: X GB write\"\n"
+        "(flushes included) of the rocksdb.stats property, to 0.01 GiB, statistics left off as\n"
+        "they time every block read; leveldb: the Write(MB) column of the leveldb.stats property,\n"
+        "summed over levels (whole MB per level). Each summed over both opens. Write-amp grows\n"
+        "with the volume written and overwrite is timed, so a faster system is measured at a\n"
+        "larger volume: compare it with the user MiB beside it.\n"
         "All three: L0 trigger 4, 8 MiB table files; L1 64 MiB for strata and rocksdb, 10 MiB\n"
-        "(fixed) for leveldb. Strata has no block cache: it reads tables through mmap, so its\n"
-        "peak RSS includes the table pages it touched; rocksdb and leveldb read into a 64 MiB\n"
-        "cache. Strata async also fdatasyncs its WAL every 10 ms in the background; the others\n"
-        "never sync. Peak RSS: each system runs in its own child (ru_maxrss of that child).\n"
+        "(fixed) for leveldb. Strata has no block cache: it reads tables through mmap, and so\n"
+        "does leveldb (its default on 64-bit; uncompressed mmap'd blocks skip its cache), so\n"
+        "their RSS includes the table pages they touched; rocksdb preads into its 64 MiB cache.\n"
+        "Strata async also fdatasyncs its WAL every 10 ms in the background; the others\n"
+        "never sync. RSS in MiB: peak is ru_maxrss of a child that ran only that system; end\n"
+        "anon/file is RssAnon/RssFile of /proc/self/status after the final flush.\n"
         "ratio rows: ops/s higher is better; latency, write-amp and RSS lower is better.\n",
         (unsigned long long)p.keys, p.overwrite_seconds);
     munmap(results, shared_bytes);
