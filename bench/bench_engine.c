@@ -72,6 +72,8 @@ static void s_key(uint64_t index, bool present, uint8_t key[BENCH_KEY_BYTES])
 typedef struct {
     uint64_t table_bytes;
     uint64_t engine_user_bytes; /* the engine's own count; 0 when it keeps none */
+    uint64_t compaction_cpu_ns; /* CPU time of compaction; 0 when not known */
+    uint64_t open_ns;           /* wall time the database has been open */
     char shape[96];
 } s_counters_t;
 
@@ -142,6 +144,8 @@ typedef struct {
     strata_db_options_t options;
     strata_db_t *db;
     uint64_t closed_table_bytes, closed_user_bytes; /* of earlier opens */
+    uint64_t closed_cpu_ns, closed_open_ns;
+    uint64_t opened_at_ns;
 } s_strata_t;
 
 static void *s_strata_create(const s_params_t *p, const char *dir)
@@ -171,6 +175,7 @@ static int s_strata_open(void *arg)
     if (rc != 0)
         fprintf(stderr, "strata-bench: strata_db_open %s: %s: %s\n", self->options.dir,
                 strata_strerror(rc), err.msg);
+    self->opened_at_ns = bench_now_ns();
     return rc;
 }
 
@@ -182,6 +187,8 @@ static void s_strata_close(void *arg)
     strata_db_stats(self->db, &stats);
     self->closed_table_bytes += stats.flush_bytes + stats.compaction_bytes_written;
     self->closed_user_bytes += stats.user_bytes;
+    self->closed_cpu_ns += stats.compaction_cpu_ns;
+    self->closed_open_ns += bench_now_ns() - self->opened_at_ns;
     strata_error_t err;
     int rc = strata_db_close(&self->db, &err);
     if (rc != 0)
@@ -268,6 +275,8 @@ static void s_strata_counters(void *arg, s_counters_t *counters)
     counters->table_bytes =
         self->closed_table_bytes + stats.flush_bytes + stats.compaction_bytes_written;
     counters->engine_user_bytes = self->closed_user_bytes + stats.user_bytes;
+    counters->compaction_cpu_ns = self->closed_cpu_ns + stats.compaction_cpu_ns;
+    counters->open_ns = self->closed_open_ns + (bench_now_ns() - self->opened_at_ns);
     counters->shape[0] = '\0';
     for (int level = 0; level < ENGINE_LEVELS; level++)
         s_shape_append(counters->shape, sizeof counters->shape, level, stats.level_files[level]);
@@ -1025,6 +1034,16 @@ static void s_report_totals(bench_t *b, const s_system_result_t *results, const 
     for (size_t s = 0; s < SYSTEM_COUNT; s++)
         printf(" %s [%s]%s", s_systems[s].name, results[s].counters.shape,
                s + 1 < SYSTEM_COUNT ? "," : "\n");
+    if (results[0].have_counters && results[0].counters.open_ns > 0) {
+        const s_counters_t *c = &results[0].counters;
+        double cpu_s = (double)c->compaction_cpu_ns / 1e9, open_s = (double)c->open_ns / 1e9;
+        printf("strata compaction thread CPU: %.2f s over the %.1f s the fillrandom database was "
+               "open: %.1f%% of one core\n",
+               cpu_s, open_s, 100.0 * cpu_s / open_s);
+        bench_emit(b, "engine.compaction", "strata", "cpu_seconds", cpu_s, "s");
+        bench_emit(b, "engine.compaction", "strata", "cpu_share", cpu_s / open_s,
+                   "fraction of one core");
+    }
     if (results[0].have_counters && results[0].counters.engine_user_bytes != results[0].user_bytes)
         printf("anomaly: strata_db_stats counted %llu user bytes, the bench put %llu\n",
                (unsigned long long)results[0].counters.engine_user_bytes,

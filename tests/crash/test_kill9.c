@@ -125,6 +125,7 @@ static void kill_loop(const char *tag, size_t memtable_bytes)
     uint32_t(*acked)[THREADS] = calloc((size_t)cycles, sizeof *acked);
     uint32_t(*kept)[THREADS] = calloc((size_t)cycles, sizeof *kept);
     uint64_t torn_tails = 0;
+    uint64_t deeper_tables = 0; /* tables below L0 seen at reopens: compactions ran */
 
     for (int cycle = 0; cycle < cycles; cycle++) {
         int fds[2];
@@ -177,6 +178,8 @@ static void kill_loop(const char *tag, size_t memtable_bytes)
         strata_db_stats(db, &stats);
         if (stats.recovery.tail_kind[0])
             torn_tails++;
+        for (int level = 1; level < 7; level++)
+            deeper_tables += stats.level_files[level];
 
         for (int c = 0; c <= cycle; c++) {
             for (int t = 0; t < THREADS; t++) {
@@ -202,8 +205,10 @@ static void kill_loop(const char *tag, size_t memtable_bytes)
         }
         ck_assert_int_eq(strata_db_close(&db, NULL), 0);
     }
-    fprintf(stderr, "%s: %d cycles, %llu recoveries cut a torn tail\n", tag, cycles,
-            (unsigned long long)torn_tails);
+    fprintf(stderr, "%s: %d cycles, %llu recoveries cut a torn tail, %llu tables below L0 seen\n",
+            tag, cycles, (unsigned long long)torn_tails, (unsigned long long)deeper_tables);
+    if (memtable_bytes)
+        ck_assert_msg(deeper_tables > 0, "no compaction ever ran: the loop never killed one");
     free(acked);
     free(kept);
     ts_rmtree(dir);
