@@ -1,0 +1,689 @@
+/* The protocol codec (proto/PROTOCOL.md): the only code that sees the
+ * protobuf-c structs. Decode checks the frame size before protobuf-c parses
+ * it and every field cap before it allocates anything of its own, so hostile
+ * input costs at most one bounded parse and gets an error naming the field. */
+#include "strata/codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.pb-c.h"
+
+/* Body cases are the op numbers shifted by this, in both Request and Reply. */
+#define BODY_CASE_BASE 9
+
+static const char *const op_names[] = {
+    [STRATA_OP_NONE] = "none",     [STRATA_OP_PUT] = "put",
+    [STRATA_OP_DELETE] = "delete", [STRATA_OP_BATCH] = "batch",
+    [STRATA_OP_GET] = "get",       [STRATA_OP_MULTI_GET] = "multi_get",
+    [STRATA_OP_SCAN] = "scan",     [STRATA_OP_STATUS] = "status",
+    [STRATA_OP_STATS] = "stats",   [STRATA_OP_CONTROL] = "control",
+};
+
+const char *strata_op_name(strata_op_t op)
+{
+    if ((unsigned)op < sizeof op_names / sizeof op_names[0])
+        return op_names[op];
+    return "unknown";
+}
+
+static bool op_is_known(strata_op_t op)
+{
+    return op > STRATA_OP_NONE && op <= STRATA_OP_CONTROL;
+}
+
+static ProtobufCBinaryData to_pb(strata_bytes_t bytes)
+{
+    return (ProtobufCBinaryData){.len = bytes.len, .data = (uint8_t *)bytes.data};
+}
+
+static strata_bytes_t from_pb(ProtobufCBinaryData bytes)
+{
+    return (strata_bytes_t){.data = bytes.data, .len = bytes.len};
+}
+
+static char *to_pb_string(const char *text)
+{
+    return (char *)(text ? text : "");
+}
+
+/* index < 0: the field is not an element of a repeated field. */
+static int check_len(strata_error_t *err, const char *field, long index, size_t len, size_t cap)
+{
+    if (len <= cap)
+        return 0;
+    if (index < 0)
+        return strata_error_set(err, STRATA_ETOOBIG, "%s: %zu bytes, cap %zu", field, len, cap);
+    return strata_error_set(err, STRATA_ETOOBIG, "%s[%ld]: %zu bytes, cap %zu", field, index, len,
+                            cap);
+}
+
+static int check_count(strata_error_t *err, const char *field, size_t count, size_t cap)
+{
+    if (count <= cap)
+        return 0;
+    return strata_error_set(err, STRATA_ETOOBIG, "%s: %zu items, cap %zu", field, count, cap);
+}
+
+static int check_text(strata_error_t *err, const char *field, long index, const char *text)
+{
+    return check_len(err, field, index, text ? strlen(text) : 0, STRATA_PROTO_MAX_TEXT);
+}
+
+/* Packs msg into a fresh buffer once its size is known to fit the cap. */
+static int pack_frame(const ProtobufCMessage *msg, const char *what, uint8_t **buf, size_t *len,
+                      strata_error_t *err)
+{
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    if (size > STRATA_PROTO_MAX_MESSAGE)
+        return strata_error_set(err, STRATA_ETOOBIG, "%s: %zu bytes, cap %u", what, size,
+                                STRATA_PROTO_MAX_MESSAGE);
+    uint8_t *out = malloc(size ? size : 1);
+    if (!out)
+        return strata_error_set(err, STRATA_ENOMEM, "%s: %zu bytes", what, size);
+    protobuf_c_message_pack(msg, out);
+    *buf = out;
+    *len = size;
+    return 0;
+}
+
+static int check_frame_size(size_t len, const char *what, strata_error_t *err)
+{
+    if (len > STRATA_PROTO_MAX_MESSAGE)
+        return strata_error_set(err, STRATA_ETOOBIG, "%s: %zu bytes, cap %u", what, len,
+                                STRATA_PROTO_MAX_MESSAGE);
+    return 0;
+}
+
+static int check_version(uint32_t version, const char *what, strata_error_t *err)
+{
+    if (version != STRATA_PROTO_VERSION)
+        return strata_error_set(err, STRATA_EVERSION, "%s.version: %u unknown, this side speaks %u",
+                                what, version, STRATA_PROTO_VERSION);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+
+int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *len,
+                          strata_error_t *err)
+{
+    if (!op_is_known(req->op))
+        return strata_error_set(err, STRATA_EINVAL, "request.op: %d unknown", (int)req->op);
+    if (req->durability != STRATA_DURABILITY_SYNC && req->durability != STRATA_DURABILITY_ASYNC)
+        return strata_error_set(err, STRATA_EINVAL, "request.durability: %d unknown",
+                                (int)req->durability);
+
+    Strata__Request msg = STRATA__REQUEST__INIT;
+    msg.version = req->version ? req->version : STRATA_PROTO_VERSION;
+    msg.request_id = req->request_id;
+    msg.durability = (Strata__Durability)req->durability;
+    msg.body_case = (Strata__Request__BodyCase)(req->op + BODY_CASE_BASE);
+
+    Strata__PutRequest put = STRATA__PUT_REQUEST__INIT;
+    Strata__DeleteRequest del = STRATA__DELETE_REQUEST__INIT;
+    Strata__BatchRequest batch = STRATA__BATCH_REQUEST__INIT;
+    Strata__GetRequest get = STRATA__GET_REQUEST__INIT;
+    Strata__MultiGetRequest multi_get = STRATA__MULTI_GET_REQUEST__INIT;
+    Strata__ScanRequest scan = STRATA__SCAN_REQUEST__INIT;
+    Strata__StatusRequest status = STRATA__STATUS_REQUEST__INIT;
+    Strata__StatsRequest stats = STRATA__STATS_REQUEST__INIT;
+    Strata__ControlRequest control = STRATA__CONTROL_REQUEST__INIT;
+    Strata__BatchOp *ops = NULL;
+    Strata__BatchOp **op_ptrs = NULL;
+    ProtobufCBinaryData *keys = NULL;
+    int rc = 0;
+
+    switch (req->op) {
+    case STRATA_OP_PUT:
+        put.key = to_pb(req->key);
+        put.value = to_pb(req->value);
+        msg.put = &put;
+        break;
+    case STRATA_OP_DELETE:
+        del.key = to_pb(req->key);
+        msg.delete_ = &del;
+        break;
+    case STRATA_OP_BATCH:
+        ops = calloc(req->n_ops ? req->n_ops : 1, sizeof *ops);
+        op_ptrs = calloc(req->n_ops ? req->n_ops : 1, sizeof *op_ptrs);
+        if (!ops || !op_ptrs) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "batch: %zu ops", req->n_ops);
+            goto done;
+        }
+        for (size_t i = 0; i < req->n_ops; i++) {
+            const strata_batch_op_t *op = &req->ops[i];
+            if (op->kind != STRATA_BATCH_PUT && op->kind != STRATA_BATCH_DELETE) {
+                rc = strata_error_set(err, STRATA_EINVAL, "batch.ops[%zu].kind: %d unknown", i,
+                                      (int)op->kind);
+                goto done;
+            }
+            strata__batch_op__init(&ops[i]);
+            ops[i].kind = (Strata__BatchOpKind)op->kind;
+            ops[i].key = to_pb(op->key);
+            ops[i].value = to_pb(op->value);
+            op_ptrs[i] = &ops[i];
+        }
+        batch.n_ops = req->n_ops;
+        batch.ops = op_ptrs;
+        msg.batch = &batch;
+        break;
+    case STRATA_OP_GET:
+        get.key = to_pb(req->key);
+        msg.get = &get;
+        break;
+    case STRATA_OP_MULTI_GET:
+        keys = calloc(req->n_keys ? req->n_keys : 1, sizeof *keys);
+        if (!keys) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "multi_get: %zu keys", req->n_keys);
+            goto done;
+        }
+        for (size_t i = 0; i < req->n_keys; i++)
+            keys[i] = to_pb(req->keys[i]);
+        multi_get.n_keys = req->n_keys;
+        multi_get.keys = keys;
+        msg.multi_get = &multi_get;
+        break;
+    case STRATA_OP_SCAN:
+        scan.start = to_pb(req->scan_start);
+        scan.end = to_pb(req->scan_end);
+        scan.cursor = to_pb(req->scan_cursor);
+        scan.limit = req->scan_limit;
+        msg.scan = &scan;
+        break;
+    case STRATA_OP_STATUS:
+        msg.status = &status;
+        break;
+    case STRATA_OP_STATS:
+        msg.stats = &stats;
+        break;
+    case STRATA_OP_CONTROL:
+        control.verb = to_pb_string(req->verb);
+        /* protobuf-c's pack only reads the strings: the cast drops const, not ownership. */
+        control.n_args = req->n_args;
+        control.args = (char **)req->args;
+        msg.control = &control;
+        break;
+    case STRATA_OP_NONE:
+        break;
+    }
+    rc = pack_frame(&msg.base, "request", buf, len, err);
+done:
+    free(ops);
+    free(op_ptrs);
+    free(keys);
+    return rc;
+}
+
+/* Every cap of a parsed request, checked before we allocate anything. */
+static int check_request_caps(const Strata__Request *msg, strata_error_t *err)
+{
+    int rc = 0;
+    switch (msg->body_case) {
+    case STRATA__REQUEST__BODY_PUT:
+        if ((rc = check_len(err, "put.key", -1, msg->put->key.len, STRATA_PROTO_MAX_KEY)))
+            return rc;
+        return check_len(err, "put.value", -1, msg->put->value.len, STRATA_PROTO_MAX_VALUE);
+    case STRATA__REQUEST__BODY_DELETE:
+        return check_len(err, "delete.key", -1, msg->delete_->key.len, STRATA_PROTO_MAX_KEY);
+    case STRATA__REQUEST__BODY_BATCH:
+        if ((rc = check_count(err, "batch.ops", msg->batch->n_ops, STRATA_PROTO_MAX_BATCH_OPS)))
+            return rc;
+        for (size_t i = 0; i < msg->batch->n_ops; i++) {
+            const Strata__BatchOp *op = msg->batch->ops[i];
+            if (op->kind != STRATA__BATCH_OP_KIND__BATCH_OP_PUT &&
+                op->kind != STRATA__BATCH_OP_KIND__BATCH_OP_DELETE)
+                return strata_error_set(err, STRATA_EINVAL, "batch.ops[%zu].kind: %d unknown", i,
+                                        (int)op->kind);
+            if ((rc = check_len(err, "batch.ops.key", (long)i, op->key.len, STRATA_PROTO_MAX_KEY)))
+                return rc;
+            if ((rc = check_len(err, "batch.ops.value", (long)i, op->value.len,
+                                STRATA_PROTO_MAX_VALUE)))
+                return rc;
+        }
+        return 0;
+    case STRATA__REQUEST__BODY_GET:
+        return check_len(err, "get.key", -1, msg->get->key.len, STRATA_PROTO_MAX_KEY);
+    case STRATA__REQUEST__BODY_MULTI_GET:
+        if ((rc = check_count(err, "multi_get.keys", msg->multi_get->n_keys,
+                              STRATA_PROTO_MAX_MULTI_GET)))
+            return rc;
+        for (size_t i = 0; i < msg->multi_get->n_keys; i++)
+            if ((rc = check_len(err, "multi_get.keys", (long)i, msg->multi_get->keys[i].len,
+                                STRATA_PROTO_MAX_KEY)))
+                return rc;
+        return 0;
+    case STRATA__REQUEST__BODY_SCAN:
+        if ((rc = check_len(err, "scan.start", -1, msg->scan->start.len, STRATA_PROTO_MAX_KEY)) ||
+            (rc = check_len(err, "scan.end", -1, msg->scan->end.len, STRATA_PROTO_MAX_KEY)) ||
+            (rc =
+                 check_len(err, "scan.cursor", -1, msg->scan->cursor.len, STRATA_PROTO_MAX_CURSOR)))
+            return rc;
+        if (msg->scan->limit > STRATA_PROTO_MAX_SCAN_LIMIT)
+            return strata_error_set(err, STRATA_ETOOBIG, "scan.limit: %u, cap %u", msg->scan->limit,
+                                    STRATA_PROTO_MAX_SCAN_LIMIT);
+        return 0;
+    case STRATA__REQUEST__BODY_STATUS:
+    case STRATA__REQUEST__BODY_STATS:
+        return 0;
+    case STRATA__REQUEST__BODY_CONTROL:
+        if ((rc = check_text(err, "control.verb", -1, msg->control->verb)) ||
+            (rc = check_count(err, "control.args", msg->control->n_args, STRATA_PROTO_MAX_ARGS)))
+            return rc;
+        for (size_t i = 0; i < msg->control->n_args; i++)
+            if ((rc = check_text(err, "control.args", (long)i, msg->control->args[i])))
+                return rc;
+        return 0;
+    default:
+        return strata_error_set(err, STRATA_EINVAL, "request: no body (case %d)",
+                                (int)msg->body_case);
+    }
+}
+
+int strata_request_decode(const void *buf, size_t len, strata_request_t *out, strata_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = check_frame_size(len, "request", err);
+    if (rc)
+        return rc;
+    Strata__Request *msg = strata__request__unpack(NULL, len, buf);
+    if (!msg)
+        return strata_error_set(err, STRATA_EINVAL, "request: malformed frame (%zu bytes)", len);
+    out->decoded_ = msg;
+    out->version = msg->version;
+    out->request_id = msg->request_id;
+    if ((rc = check_version(msg->version, "request", err)))
+        return rc;
+    if (msg->durability != STRATA__DURABILITY__DURABILITY_SYNC &&
+        msg->durability != STRATA__DURABILITY__DURABILITY_ASYNC)
+        return strata_error_set(err, STRATA_EINVAL, "request.durability: %d unknown",
+                                (int)msg->durability);
+    if ((rc = check_request_caps(msg, err)))
+        return rc;
+
+    out->durability = (strata_durability_t)msg->durability;
+    out->op = (strata_op_t)(msg->body_case - BODY_CASE_BASE);
+    switch (msg->body_case) {
+    case STRATA__REQUEST__BODY_PUT:
+        out->key = from_pb(msg->put->key);
+        out->value = from_pb(msg->put->value);
+        break;
+    case STRATA__REQUEST__BODY_DELETE:
+        out->key = from_pb(msg->delete_->key);
+        break;
+    case STRATA__REQUEST__BODY_BATCH: {
+        size_t n = msg->batch->n_ops;
+        strata_batch_op_t *ops = calloc(n ? n : 1, sizeof *ops);
+        if (!ops)
+            return strata_error_set(err, STRATA_ENOMEM, "batch: %zu ops", n);
+        for (size_t i = 0; i < n; i++) {
+            ops[i].kind = (strata_batch_kind_t)msg->batch->ops[i]->kind;
+            ops[i].key = from_pb(msg->batch->ops[i]->key);
+            ops[i].value = from_pb(msg->batch->ops[i]->value);
+        }
+        out->ops = ops;
+        out->n_ops = n;
+        break;
+    }
+    case STRATA__REQUEST__BODY_GET:
+        out->key = from_pb(msg->get->key);
+        break;
+    case STRATA__REQUEST__BODY_MULTI_GET: {
+        size_t n = msg->multi_get->n_keys;
+        strata_bytes_t *keys = calloc(n ? n : 1, sizeof *keys);
+        if (!keys)
+            return strata_error_set(err, STRATA_ENOMEM, "multi_get: %zu keys", n);
+        for (size_t i = 0; i < n; i++)
+            keys[i] = from_pb(msg->multi_get->keys[i]);
+        out->keys = keys;
+        out->n_keys = n;
+        break;
+    }
+    case STRATA__REQUEST__BODY_SCAN:
+        out->scan_start = from_pb(msg->scan->start);
+        out->scan_end = from_pb(msg->scan->end);
+        out->scan_cursor = from_pb(msg->scan->cursor);
+        out->scan_limit = msg->scan->limit;
+        break;
+    case STRATA__REQUEST__BODY_CONTROL:
+        out->verb = msg->control->verb;
+        out->args = (const char *const *)msg->control->args;
+        out->n_args = msg->control->n_args;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void strata_request_clear(strata_request_t *req)
+{
+    if (!req)
+        return;
+    if (req->decoded_) {
+        /* Only decode sets decoded_, and then ops/keys are ours too. */
+        free((void *)req->ops);
+        free((void *)req->keys);
+        strata__request__free_unpacked(req->decoded_, NULL);
+    }
+    memset(req, 0, sizeof *req);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+
+/* A success carries its op's body; an error carries its reason. Both make a
+ * truncated reply fail to decode instead of reading as an empty success. */
+static int check_reply_shape(int32_t status, bool has_body, const char *message,
+                             strata_error_t *err)
+{
+    if (status == 0 && !has_body)
+        return strata_error_set(err, STRATA_EINVAL, "reply: status 0 without a body");
+    if (status > 0)
+        return strata_error_set(err, STRATA_EINVAL, "reply.status: %d is not an error code",
+                                (int)status);
+    if (status < 0 && (!message || !message[0]))
+        return strata_error_set(err, STRATA_EINVAL, "reply.message: empty for status %d",
+                                (int)status);
+    return 0;
+}
+
+static void to_pb_value(Strata__Value *pb, const strata_value_t *value)
+{
+    strata__value__init(pb);
+    pb->found = value->found;
+    pb->value = to_pb(value->value);
+}
+
+int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, strata_error_t *err)
+{
+    if (rep->op != STRATA_OP_NONE && !op_is_known(rep->op))
+        return strata_error_set(err, STRATA_EINVAL, "reply.op: %d unknown", (int)rep->op);
+    int rc = check_reply_shape(rep->status, rep->op != STRATA_OP_NONE, rep->message, err);
+    if (rc)
+        return rc;
+    if (rep->op == STRATA_OP_GET && rep->n_values != 1)
+        return strata_error_set(err, STRATA_EINVAL, "get reply: %zu values, needs 1",
+                                rep->n_values);
+
+    Strata__Reply msg = STRATA__REPLY__INIT;
+    msg.version = rep->version ? rep->version : STRATA_PROTO_VERSION;
+    msg.request_id = rep->request_id;
+    msg.status = rep->status;
+    msg.message = to_pb_string(rep->message);
+    msg.body_case = rep->op == STRATA_OP_NONE ? STRATA__REPLY__BODY__NOT_SET
+                                              : (Strata__Reply__BodyCase)(rep->op + BODY_CASE_BASE);
+
+    Strata__WriteReply write = STRATA__WRITE_REPLY__INIT;
+    Strata__GetReply get = STRATA__GET_REPLY__INIT;
+    Strata__MultiGetReply multi_get = STRATA__MULTI_GET_REPLY__INIT;
+    Strata__ScanReply scan = STRATA__SCAN_REPLY__INIT;
+    Strata__StatusReply status = STRATA__STATUS_REPLY__INIT;
+    Strata__StatsReply stats = STRATA__STATS_REPLY__INIT;
+    Strata__ControlReply control = STRATA__CONTROL_REPLY__INIT;
+    Strata__Value get_value;
+    Strata__Value *values = NULL;
+    Strata__Value **value_ptrs = NULL;
+    Strata__Entry *entries = NULL;
+    Strata__Entry **entry_ptrs = NULL;
+    Strata__Pair *pairs = NULL;
+    Strata__Pair **pair_ptrs = NULL;
+
+    switch (rep->op) {
+    case STRATA_OP_PUT:
+    case STRATA_OP_DELETE:
+    case STRATA_OP_BATCH:
+        write.seq = rep->seq;
+        msg.put = &write; /* the union's members share one slot */
+        break;
+    case STRATA_OP_GET:
+        to_pb_value(&get_value, &rep->values[0]);
+        get.value = &get_value;
+        msg.get = &get;
+        break;
+    case STRATA_OP_MULTI_GET: {
+        size_t n = rep->n_values;
+        values = calloc(n ? n : 1, sizeof *values);
+        value_ptrs = calloc(n ? n : 1, sizeof *value_ptrs);
+        if (!values || !value_ptrs) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "multi_get reply: %zu values", n);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            to_pb_value(&values[i], &rep->values[i]);
+            value_ptrs[i] = &values[i];
+        }
+        multi_get.n_values = n;
+        multi_get.values = value_ptrs;
+        msg.multi_get = &multi_get;
+        break;
+    }
+    case STRATA_OP_SCAN: {
+        size_t n = rep->n_entries;
+        entries = calloc(n ? n : 1, sizeof *entries);
+        entry_ptrs = calloc(n ? n : 1, sizeof *entry_ptrs);
+        if (!entries || !entry_ptrs) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "scan reply: %zu entries", n);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            strata__entry__init(&entries[i]);
+            entries[i].key = to_pb(rep->entries[i].key);
+            entries[i].value = to_pb(rep->entries[i].value);
+            entry_ptrs[i] = &entries[i];
+        }
+        scan.n_entries = n;
+        scan.entries = entry_ptrs;
+        scan.next_cursor = to_pb(rep->next_cursor);
+        msg.scan = &scan;
+        break;
+    }
+    case STRATA_OP_STATUS:
+        status.role = to_pb_string(rep->role);
+        status.term = rep->term;
+        status.last_seq = rep->last_seq;
+        status.durable_seq = rep->durable_seq;
+        msg.status_info = &status;
+        break;
+    case STRATA_OP_STATS:
+    case STRATA_OP_CONTROL: {
+        size_t n = rep->n_pairs;
+        pairs = calloc(n ? n : 1, sizeof *pairs);
+        pair_ptrs = calloc(n ? n : 1, sizeof *pair_ptrs);
+        if (!pairs || !pair_ptrs) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "%s reply: %zu pairs",
+                                  strata_op_name(rep->op), n);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            strata__pair__init(&pairs[i]);
+            pairs[i].name = to_pb_string(rep->pairs[i].name);
+            pairs[i].value = to_pb_string(rep->pairs[i].value);
+            pair_ptrs[i] = &pairs[i];
+        }
+        if (rep->op == STRATA_OP_STATS) {
+            stats.n_pairs = n;
+            stats.pairs = pair_ptrs;
+            msg.stats = &stats;
+        } else {
+            control.n_pairs = n;
+            control.pairs = pair_ptrs;
+            msg.control = &control;
+        }
+        break;
+    }
+    case STRATA_OP_NONE:
+        break;
+    }
+    rc = pack_frame(&msg.base, "reply", buf, len, err);
+done:
+    free(values);
+    free(value_ptrs);
+    free(entries);
+    free(entry_ptrs);
+    free(pairs);
+    free(pair_ptrs);
+    return rc;
+}
+
+static int check_value(strata_error_t *err, const char *field, long index,
+                       const Strata__Value *value)
+{
+    return check_len(err, field, index, value ? value->value.len : 0, STRATA_PROTO_MAX_VALUE);
+}
+
+static int check_pairs(strata_error_t *err, const char *field, size_t n, Strata__Pair **pairs)
+{
+    int rc = check_count(err, field, n, STRATA_PROTO_MAX_PAIRS);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (!(rc = check_text(err, field, (long)i, pairs[i]->name)))
+            rc = check_text(err, field, (long)i, pairs[i]->value);
+    return rc;
+}
+
+static int check_reply_caps(const Strata__Reply *msg, strata_error_t *err)
+{
+    int rc = check_text(err, "reply.message", -1, msg->message);
+    if (rc || (rc = check_reply_shape(msg->status, msg->body_case != STRATA__REPLY__BODY__NOT_SET,
+                                      msg->message, err)))
+        return rc;
+    switch (msg->body_case) {
+    case STRATA__REPLY__BODY__NOT_SET:
+    case STRATA__REPLY__BODY_PUT:
+    case STRATA__REPLY__BODY_DELETE:
+    case STRATA__REPLY__BODY_BATCH:
+        return 0;
+    case STRATA__REPLY__BODY_GET:
+        return check_value(err, "get.value", -1, msg->get->value);
+    case STRATA__REPLY__BODY_MULTI_GET:
+        rc = check_count(err, "multi_get.values", msg->multi_get->n_values,
+                         STRATA_PROTO_MAX_MULTI_GET);
+        for (size_t i = 0; !rc && i < msg->multi_get->n_values; i++)
+            rc = check_value(err, "multi_get.values", (long)i, msg->multi_get->values[i]);
+        return rc;
+    case STRATA__REPLY__BODY_SCAN:
+        rc = check_count(err, "scan.entries", msg->scan->n_entries, STRATA_PROTO_MAX_SCAN_LIMIT);
+        if (!rc)
+            rc = check_len(err, "scan.next_cursor", -1, msg->scan->next_cursor.len,
+                           STRATA_PROTO_MAX_CURSOR);
+        for (size_t i = 0; !rc && i < msg->scan->n_entries; i++)
+            if (!(rc = check_len(err, "scan.entries.key", (long)i, msg->scan->entries[i]->key.len,
+                                 STRATA_PROTO_MAX_KEY)))
+                rc = check_len(err, "scan.entries.value", (long)i, msg->scan->entries[i]->value.len,
+                               STRATA_PROTO_MAX_VALUE);
+        return rc;
+    case STRATA__REPLY__BODY_STATUS_INFO:
+        return check_text(err, "status.role", -1, msg->status_info->role);
+    case STRATA__REPLY__BODY_STATS:
+        return check_pairs(err, "stats.pairs", msg->stats->n_pairs, msg->stats->pairs);
+    case STRATA__REPLY__BODY_CONTROL:
+        return check_pairs(err, "control.pairs", msg->control->n_pairs, msg->control->pairs);
+    default:
+        return strata_error_set(err, STRATA_EINVAL, "reply: unknown body (case %d)",
+                                (int)msg->body_case);
+    }
+}
+
+static strata_value_t from_pb_value(const Strata__Value *pb)
+{
+    if (!pb)
+        return (strata_value_t){.found = false};
+    return (strata_value_t){.found = pb->found, .value = from_pb(pb->value)};
+}
+
+static strata_pair_t *from_pb_pairs(size_t n, Strata__Pair **pb)
+{
+    strata_pair_t *pairs = calloc(n ? n : 1, sizeof *pairs);
+    for (size_t i = 0; pairs && i < n; i++)
+        pairs[i] = (strata_pair_t){.name = pb[i]->name, .value = pb[i]->value};
+    return pairs;
+}
+
+int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = check_frame_size(len, "reply", err);
+    if (rc)
+        return rc;
+    Strata__Reply *msg = strata__reply__unpack(NULL, len, buf);
+    if (!msg)
+        return strata_error_set(err, STRATA_EINVAL, "reply: malformed frame (%zu bytes)", len);
+    out->decoded_ = msg;
+    out->version = msg->version;
+    out->request_id = msg->request_id;
+    if ((rc = check_version(msg->version, "reply", err)) || (rc = check_reply_caps(msg, err)))
+        return rc;
+
+    out->status = msg->status;
+    out->message = msg->message;
+    out->op = msg->body_case == STRATA__REPLY__BODY__NOT_SET
+                  ? STRATA_OP_NONE
+                  : (strata_op_t)(msg->body_case - BODY_CASE_BASE);
+    switch (msg->body_case) {
+    case STRATA__REPLY__BODY_PUT:
+    case STRATA__REPLY__BODY_DELETE:
+    case STRATA__REPLY__BODY_BATCH:
+        out->seq = msg->put->seq;
+        break;
+    case STRATA__REPLY__BODY_GET:
+    case STRATA__REPLY__BODY_MULTI_GET: {
+        bool single = msg->body_case == STRATA__REPLY__BODY_GET;
+        size_t n = single ? 1 : msg->multi_get->n_values;
+        strata_value_t *values = calloc(n ? n : 1, sizeof *values);
+        if (!values)
+            return strata_error_set(err, STRATA_ENOMEM, "reply: %zu values", n);
+        for (size_t i = 0; i < n; i++)
+            values[i] = from_pb_value(single ? msg->get->value : msg->multi_get->values[i]);
+        out->values = values;
+        out->n_values = n;
+        break;
+    }
+    case STRATA__REPLY__BODY_SCAN: {
+        size_t n = msg->scan->n_entries;
+        strata_entry_t *entries = calloc(n ? n : 1, sizeof *entries);
+        if (!entries)
+            return strata_error_set(err, STRATA_ENOMEM, "scan reply: %zu entries", n);
+        for (size_t i = 0; i < n; i++) {
+            entries[i].key = from_pb(msg->scan->entries[i]->key);
+            entries[i].value = from_pb(msg->scan->entries[i]->value);
+        }
+        out->entries = entries;
+        out->n_entries = n;
+        out->next_cursor = from_pb(msg->scan->next_cursor);
+        break;
+    }
+    case STRATA__REPLY__BODY_STATUS_INFO:
+        out->role = msg->status_info->role;
+        out->term = msg->status_info->term;
+        out->last_seq = msg->status_info->last_seq;
+        out->durable_seq = msg->status_info->durable_seq;
+        break;
+    case STRATA__REPLY__BODY_STATS:
+    case STRATA__REPLY__BODY_CONTROL: {
+        bool stats = msg->body_case == STRATA__REPLY__BODY_STATS;
+        size_t n = stats ? msg->stats->n_pairs : msg->control->n_pairs;
+        out->pairs = from_pb_pairs(n, stats ? msg->stats->pairs : msg->control->pairs);
+        if (!out->pairs)
+            return strata_error_set(err, STRATA_ENOMEM, "reply: %zu pairs", n);
+        out->n_pairs = n;
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+void strata_reply_clear(strata_reply_t *rep)
+{
+    if (!rep)
+        return;
+    if (rep->decoded_) {
+        free((void *)rep->values);
+        free((void *)rep->entries);
+        free((void *)rep->pairs);
+        strata__reply__free_unpacked(rep->decoded_, NULL);
+    }
+    memset(rep, 0, sizeof *rep);
+}

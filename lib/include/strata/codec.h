@@ -1,0 +1,150 @@
+/* The one codec for the client/server protocol (proto/PROTOCOL.md): plain C
+ * requests and replies in, protobuf frames out, and back. Services and clients
+ * use only this header; the protobuf-c structs stay inside lib/codec.c. */
+#ifndef STRATA_CODEC_H
+#define STRATA_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/err.h"
+
+/* Protocol caps; PROTOCOL.md explains each. A decoder rejects anything
+ * beyond them with STRATA_ETOOBIG and the field named in the error. */
+#define STRATA_PROTO_VERSION        1u
+#define STRATA_PROTO_MAX_MESSAGE    (8u << 20) /* one frame, request or reply */
+#define STRATA_PROTO_MAX_KEY        (64u << 10)
+#define STRATA_PROTO_MAX_VALUE      (1u << 20)
+#define STRATA_PROTO_MAX_BATCH_OPS  1024u
+#define STRATA_PROTO_MAX_MULTI_GET  1024u
+#define STRATA_PROTO_MAX_SCAN_LIMIT 10000u
+#define STRATA_PROTO_MAX_CURSOR     (64u << 10)
+#define STRATA_PROTO_MAX_TEXT       4096u /* control verb/arg, pair, error message */
+#define STRATA_PROTO_MAX_ARGS       32u
+#define STRATA_PROTO_MAX_PAIRS      4096u
+
+typedef enum {
+    STRATA_OP_NONE = 0,
+    STRATA_OP_PUT,
+    STRATA_OP_DELETE,
+    STRATA_OP_BATCH,
+    STRATA_OP_GET,
+    STRATA_OP_MULTI_GET,
+    STRATA_OP_SCAN,
+    STRATA_OP_STATUS,
+    STRATA_OP_STATS,
+    STRATA_OP_CONTROL,
+} strata_op_t;
+
+typedef enum {
+    STRATA_DURABILITY_SYNC = 0, /* reply after fdatasync: the default */
+    STRATA_DURABILITY_ASYNC = 1,
+} strata_durability_t;
+
+typedef enum {
+    STRATA_BATCH_PUT = 0,
+    STRATA_BATCH_DELETE = 1,
+} strata_batch_kind_t;
+
+/* A view of bytes someone else owns. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} strata_bytes_t;
+
+typedef struct {
+    strata_batch_kind_t kind;
+    strata_bytes_t key;
+    strata_bytes_t value;
+} strata_batch_op_t;
+
+/* Which fields matter depends on op. After decode every pointer is into
+ * memory the request owns, valid until strata_request_clear(); for encode the
+ * caller fills the views with its own memory and keeps ownership. */
+typedef struct {
+    uint32_t version; /* encode: 0 means STRATA_PROTO_VERSION */
+    uint64_t request_id;
+    strata_op_t op;
+    strata_durability_t durability;
+    strata_bytes_t key;           /* put, delete, get */
+    strata_bytes_t value;         /* put */
+    const strata_batch_op_t *ops; /* batch */
+    size_t n_ops;
+    const strata_bytes_t *keys; /* multi-get */
+    size_t n_keys;
+    strata_bytes_t scan_start;
+    strata_bytes_t scan_end; /* empty: no upper bound */
+    strata_bytes_t scan_cursor;
+    uint32_t scan_limit; /* 0: server default */
+    const char *verb;    /* control */
+    const char *const *args;
+    size_t n_args;
+    void *decoded_; /* private: what decode allocated */
+} strata_request_t;
+
+typedef struct {
+    bool found;
+    strata_bytes_t value;
+} strata_value_t;
+
+typedef struct {
+    strata_bytes_t key;
+    strata_bytes_t value;
+} strata_entry_t;
+
+typedef struct {
+    const char *name;
+    const char *value;
+} strata_pair_t;
+
+/* op says which body the reply carries; an error reply (status < 0) needs a
+ * message and may carry op NONE and no body. Ownership as for strata_request_t. */
+typedef struct {
+    uint32_t version; /* encode: 0 means STRATA_PROTO_VERSION */
+    uint64_t request_id;
+    strata_op_t op;
+    int32_t status;               /* 0 or a negative strata_err_t */
+    const char *message;          /* NULL or "" when status is 0 */
+    uint64_t seq;                 /* put, delete, batch: last sequence number written */
+    const strata_value_t *values; /* get (exactly one), multi-get */
+    size_t n_values;
+    const strata_entry_t *entries; /* scan */
+    size_t n_entries;
+    strata_bytes_t next_cursor; /* scan: empty when the range is exhausted */
+    const char *role;           /* status */
+    uint64_t term;
+    uint64_t last_seq;
+    uint64_t durable_seq;
+    const strata_pair_t *pairs; /* stats, control */
+    size_t n_pairs;
+    void *decoded_; /* private: what decode allocated */
+} strata_reply_t;
+
+/* Packs req into a malloc'd frame the caller frees. STRATA_EINVAL for an op
+ * or enum outside the protocol, STRATA_ETOOBIG if the frame would exceed
+ * STRATA_PROTO_MAX_MESSAGE. Field caps are the receiver's to enforce. */
+int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *len,
+                          strata_error_t *err);
+
+/* Parses one frame into out (which the caller then clears, whatever the
+ * result). Returns 0, STRATA_EINVAL (malformed frame, unknown op or enum),
+ * STRATA_EVERSION (version other than STRATA_PROTO_VERSION) or STRATA_ETOOBIG
+ * (a cap exceeded), with the field named in err. On EVERSION, EINVAL after
+ * parsing and ETOOBIG for a field, out->request_id is set so the server can
+ * still address its error reply. Never crashes on hostile input. */
+int strata_request_decode(const void *buf, size_t len, strata_request_t *out, strata_error_t *err);
+
+/* Frees what decode allocated and zeroes req; safe on a zeroed request. */
+void strata_request_clear(strata_request_t *req);
+
+/* As for requests. A reply is either a success (status 0) with its op's body
+ * or an error (status < 0) with a non-empty message and usually no body;
+ * anything else is STRATA_EINVAL both ways. */
+int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, strata_error_t *err);
+int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata_error_t *err);
+void strata_reply_clear(strata_reply_t *rep);
+
+const char *strata_op_name(strata_op_t op);
+
+#endif

@@ -1,0 +1,694 @@
+/* Pins the protocol codec (proto/PROTOCOL.md): every request and reply
+ * round-trips, and hostile frames (garbage, truncations, mutations, unknown
+ * versions, fields beyond their caps) get an error, never a crash. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata/codec.h"
+#include "support.h"
+
+static strata_bytes_t bytes_of(const char *text)
+{
+    return (strata_bytes_t){.data = (const uint8_t *)text, .len = strlen(text)};
+}
+
+static void assert_bytes_eq(strata_bytes_t got, strata_bytes_t want)
+{
+    ck_assert_uint_eq(got.len, want.len);
+    if (want.len)
+        ck_assert(memcmp(got.data, want.data, want.len) == 0);
+}
+
+/* Encodes in, decodes into out (which the caller clears), checks the header. */
+static void request_round_trip(const strata_request_t *in, strata_request_t *out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(in, &buf, &len, &err), 0);
+    int rc = strata_request_decode(buf, len, out, &err);
+    ck_assert_msg(rc == 0, "decode: %s", err.msg);
+    free(buf);
+    ck_assert_uint_eq(out->version, STRATA_PROTO_VERSION);
+    ck_assert_uint_eq(out->request_id, in->request_id);
+    ck_assert_int_eq(out->op, in->op);
+    ck_assert_int_eq(out->durability, in->durability);
+}
+
+static void reply_round_trip(const strata_reply_t *in, strata_reply_t *out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_reply_encode(in, &buf, &len, &err), 0);
+    int rc = strata_reply_decode(buf, len, out, &err);
+    ck_assert_msg(rc == 0, "decode: %s", err.msg);
+    free(buf);
+    ck_assert_uint_eq(out->version, STRATA_PROTO_VERSION);
+    ck_assert_uint_eq(out->request_id, in->request_id);
+    ck_assert_int_eq(out->op, in->op);
+    ck_assert_int_eq(out->status, in->status);
+    ck_assert_str_eq(out->message, in->message ? in->message : "");
+}
+
+START_TEST(put_request_round_trips)
+{
+    strata_request_t in = {.request_id = UINT64_MAX,
+                           .op = STRATA_OP_PUT,
+                           .durability = STRATA_DURABILITY_ASYNC,
+                           .key = bytes_of("k1"),
+                           .value = {.data = (const uint8_t *)"v\0x", .len = 3}};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    assert_bytes_eq(out.key, in.key);
+    assert_bytes_eq(out.value, in.value);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(delete_request_defaults_to_sync)
+{
+    strata_request_t in = {.request_id = 2, .op = STRATA_OP_DELETE, .key = bytes_of("gone")};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_int_eq(out.durability, STRATA_DURABILITY_SYNC);
+    assert_bytes_eq(out.key, in.key);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(batch_request_round_trips)
+{
+    strata_batch_op_t ops[3] = {
+        {.kind = STRATA_BATCH_PUT, .key = bytes_of("a"), .value = bytes_of("1")},
+        {.kind = STRATA_BATCH_DELETE, .key = bytes_of("b")},
+        {.kind = STRATA_BATCH_PUT, .key = bytes_of("c"), .value = bytes_of("")},
+    };
+    strata_request_t in = {.request_id = 3, .op = STRATA_OP_BATCH, .ops = ops, .n_ops = 3};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_ops, 3);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(out.ops[i].kind, ops[i].kind);
+        assert_bytes_eq(out.ops[i].key, ops[i].key);
+        assert_bytes_eq(out.ops[i].value, ops[i].value);
+    }
+    strata_request_clear(&out);
+
+    /* An empty batch is legal on the wire; the server decides what it means. */
+    strata_request_t empty = {.request_id = 4, .op = STRATA_OP_BATCH};
+    request_round_trip(&empty, &out);
+    ck_assert_uint_eq(out.n_ops, 0);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(get_request_round_trips)
+{
+    strata_request_t in = {.request_id = 5, .op = STRATA_OP_GET, .key = bytes_of("k")};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    assert_bytes_eq(out.key, in.key);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(multi_get_request_round_trips)
+{
+    strata_bytes_t keys[3] = {bytes_of("x"), bytes_of(""), bytes_of("zz")};
+    strata_request_t in = {.request_id = 6, .op = STRATA_OP_MULTI_GET, .keys = keys, .n_keys = 3};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_keys, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_bytes_eq(out.keys[i], keys[i]);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(scan_request_round_trips)
+{
+    strata_request_t in = {.request_id = 7,
+                           .op = STRATA_OP_SCAN,
+                           .scan_start = bytes_of("a"),
+                           .scan_end = bytes_of("m"),
+                           .scan_cursor = bytes_of("cursor-token"),
+                           .scan_limit = 100};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    assert_bytes_eq(out.scan_start, in.scan_start);
+    assert_bytes_eq(out.scan_end, in.scan_end);
+    assert_bytes_eq(out.scan_cursor, in.scan_cursor);
+    ck_assert_uint_eq(out.scan_limit, 100);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(status_and_stats_requests_round_trip)
+{
+    strata_request_t out;
+    strata_request_t status = {.request_id = 8, .op = STRATA_OP_STATUS};
+    request_round_trip(&status, &out);
+    strata_request_clear(&out);
+    strata_request_t stats = {.request_id = 9, .op = STRATA_OP_STATS};
+    request_round_trip(&stats, &out);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(control_request_round_trips)
+{
+    const char *args[2] = {"wal.sync_interval_ms", "5"};
+    strata_request_t in = {
+        .request_id = 10, .op = STRATA_OP_CONTROL, .verb = "configure", .args = args, .n_args = 2};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_str_eq(out.verb, "configure");
+    ck_assert_uint_eq(out.n_args, 2);
+    ck_assert_str_eq(out.args[0], args[0]);
+    ck_assert_str_eq(out.args[1], args[1]);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(write_replies_round_trip)
+{
+    strata_op_t ops[3] = {STRATA_OP_PUT, STRATA_OP_DELETE, STRATA_OP_BATCH};
+    for (size_t i = 0; i < 3; i++) {
+        strata_reply_t in = {.request_id = 20 + i, .op = ops[i], .seq = 1000 + i};
+        strata_reply_t out;
+        reply_round_trip(&in, &out);
+        ck_assert_uint_eq(out.seq, 1000 + i);
+        strata_reply_clear(&out);
+    }
+}
+END_TEST
+
+START_TEST(get_reply_round_trips_found_and_missing)
+{
+    strata_value_t found = {.found = true, .value = bytes_of("hello")};
+    strata_reply_t in = {.request_id = 21, .op = STRATA_OP_GET, .values = &found, .n_values = 1};
+    strata_reply_t out;
+    reply_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_values, 1);
+    ck_assert(out.values[0].found);
+    assert_bytes_eq(out.values[0].value, found.value);
+    strata_reply_clear(&out);
+
+    strata_value_t missing = {.found = false};
+    in.values = &missing;
+    reply_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_values, 1);
+    ck_assert(!out.values[0].found);
+    ck_assert_uint_eq(out.values[0].value.len, 0);
+    strata_reply_clear(&out);
+}
+END_TEST
+
+START_TEST(multi_get_reply_round_trips)
+{
+    strata_value_t values[3] = {{.found = true, .value = bytes_of("1")},
+                                {.found = false},
+                                {.found = true, .value = bytes_of("")}};
+    strata_reply_t in = {
+        .request_id = 22, .op = STRATA_OP_MULTI_GET, .values = values, .n_values = 3};
+    strata_reply_t out;
+    reply_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_values, 3);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(out.values[i].found, values[i].found);
+        assert_bytes_eq(out.values[i].value, values[i].value);
+    }
+    strata_reply_clear(&out);
+}
+END_TEST
+
+START_TEST(scan_reply_round_trips_with_cursor)
+{
+    strata_entry_t entries[2] = {{bytes_of("a"), bytes_of("1")}, {bytes_of("b"), bytes_of("2")}};
+    strata_reply_t in = {.request_id = 23,
+                         .op = STRATA_OP_SCAN,
+                         .entries = entries,
+                         .n_entries = 2,
+                         .next_cursor = bytes_of("b\x01")};
+    strata_reply_t out;
+    reply_round_trip(&in, &out);
+    ck_assert_uint_eq(out.n_entries, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_bytes_eq(out.entries[i].key, entries[i].key);
+        assert_bytes_eq(out.entries[i].value, entries[i].value);
+    }
+    assert_bytes_eq(out.next_cursor, in.next_cursor);
+    strata_reply_clear(&out);
+}
+END_TEST
+
+START_TEST(status_reply_round_trips)
+{
+    strata_reply_t in = {.request_id = 24,
+                         .op = STRATA_OP_STATUS,
+                         .role = "master",
+                         .term = 7,
+                         .last_seq = 99,
+                         .durable_seq = 98};
+    strata_reply_t out;
+    reply_round_trip(&in, &out);
+    ck_assert_str_eq(out.role, "master");
+    ck_assert_uint_eq(out.term, 7);
+    ck_assert_uint_eq(out.last_seq, 99);
+    ck_assert_uint_eq(out.durable_seq, 98);
+    strata_reply_clear(&out);
+}
+END_TEST
+
+START_TEST(stats_and_control_replies_round_trip)
+{
+    strata_pair_t pairs[2] = {{"wal.syncs", "12"}, {"memtable.bytes", "4096"}};
+    strata_op_t ops[2] = {STRATA_OP_STATS, STRATA_OP_CONTROL};
+    for (size_t k = 0; k < 2; k++) {
+        strata_reply_t in = {.request_id = 25, .op = ops[k], .pairs = pairs, .n_pairs = 2};
+        strata_reply_t out;
+        reply_round_trip(&in, &out);
+        ck_assert_uint_eq(out.n_pairs, 2);
+        for (size_t i = 0; i < 2; i++) {
+            ck_assert_str_eq(out.pairs[i].name, pairs[i].name);
+            ck_assert_str_eq(out.pairs[i].value, pairs[i].value);
+        }
+        strata_reply_clear(&out);
+    }
+}
+END_TEST
+
+START_TEST(error_reply_carries_status_and_message)
+{
+    strata_reply_t in = {.request_id = 26,
+                         .op = STRATA_OP_NONE,
+                         .status = STRATA_EVERSION,
+                         .message = "request.version: 9 unknown, this side speaks 1"};
+    strata_reply_t out;
+    reply_round_trip(&in, &out);
+    ck_assert_int_eq(out.status, STRATA_EVERSION);
+    strata_reply_clear(&out);
+}
+END_TEST
+
+START_TEST(unknown_version_is_rejected_naming_it)
+{
+    strata_request_t in = {.version = 9, .request_id = 77, .op = STRATA_OP_STATUS};
+    uint8_t *buf;
+    size_t len;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(&in, &buf, &len, &err), 0);
+    strata_request_t out;
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), STRATA_EVERSION);
+    ck_assert_ptr_nonnull(strstr(err.msg, "request.version: 9"));
+    ck_assert_uint_eq(out.request_id, 77); /* so the error reply can be addressed */
+    strata_request_clear(&out);
+    free(buf);
+
+    strata_reply_t rep_in = {.version = 2, .request_id = 78, .op = STRATA_OP_STATUS};
+    ck_assert_int_eq(strata_reply_encode(&rep_in, &buf, &len, &err), 0);
+    strata_reply_t rep_out;
+    ck_assert_int_eq(strata_reply_decode(buf, len, &rep_out, &err), STRATA_EVERSION);
+    ck_assert_ptr_nonnull(strstr(err.msg, "reply.version: 2"));
+    strata_reply_clear(&rep_out);
+    free(buf);
+}
+END_TEST
+
+/* Decodes frame as a request and expects code with want_msg in the error. */
+static void expect_request_error(const strata_request_t *in, int code, const char *want_msg)
+{
+    uint8_t *buf;
+    size_t len;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(in, &buf, &len, &err), 0);
+    strata_request_t out;
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), code);
+    ck_assert_msg(strstr(err.msg, want_msg), "error '%s' lacks '%s'", err.msg, want_msg);
+    /* The cap check runs before decode allocates arrays of its own. */
+    ck_assert_ptr_null(out.ops);
+    ck_assert_ptr_null(out.keys);
+    ck_assert_uint_eq(out.request_id, in->request_id);
+    strata_request_clear(&out);
+    free(buf);
+}
+
+START_TEST(oversize_fields_are_rejected_by_the_cap_check)
+{
+    size_t big = STRATA_PROTO_MAX_VALUE + 1;
+    uint8_t *blob = calloc(1, big);
+    strata_bytes_t big_key = {blob, 70000};
+    strata_bytes_t big_value = {blob, big};
+
+    strata_request_t put = {.request_id = 30, .op = STRATA_OP_PUT, .key = big_key};
+    expect_request_error(&put, STRATA_ETOOBIG, "put.key: 70000 bytes, cap 65536");
+    put.key = bytes_of("k");
+    put.value = big_value;
+    expect_request_error(&put, STRATA_ETOOBIG, "put.value: 1048577 bytes, cap 1048576");
+
+    strata_batch_op_t *ops = calloc(STRATA_PROTO_MAX_BATCH_OPS + 1, sizeof *ops);
+    strata_request_t batch = {.request_id = 31,
+                              .op = STRATA_OP_BATCH,
+                              .ops = ops,
+                              .n_ops = STRATA_PROTO_MAX_BATCH_OPS + 1};
+    expect_request_error(&batch, STRATA_ETOOBIG, "batch.ops: 1025 items, cap 1024");
+    batch.n_ops = 3;
+    ops[2].key = big_key;
+    expect_request_error(&batch, STRATA_ETOOBIG, "batch.ops.key[2]: 70000 bytes");
+    free(ops);
+
+    strata_bytes_t *keys = calloc(STRATA_PROTO_MAX_MULTI_GET + 1, sizeof *keys);
+    strata_request_t multi_get = {.request_id = 32,
+                                  .op = STRATA_OP_MULTI_GET,
+                                  .keys = keys,
+                                  .n_keys = STRATA_PROTO_MAX_MULTI_GET + 1};
+    expect_request_error(&multi_get, STRATA_ETOOBIG, "multi_get.keys: 1025 items");
+    free(keys);
+
+    strata_request_t scan = {.request_id = 33, .op = STRATA_OP_SCAN, .scan_limit = 10001};
+    expect_request_error(&scan, STRATA_ETOOBIG, "scan.limit: 10001, cap 10000");
+
+    char *long_verb = calloc(1, STRATA_PROTO_MAX_TEXT + 2);
+    memset(long_verb, 'v', STRATA_PROTO_MAX_TEXT + 1);
+    strata_request_t control = {.request_id = 34, .op = STRATA_OP_CONTROL, .verb = long_verb};
+    expect_request_error(&control, STRATA_ETOOBIG, "control.verb: 4097 bytes");
+    free(long_verb);
+
+    strata_entry_t entry = {.key = big_key};
+    strata_reply_t rep = {
+        .request_id = 35, .op = STRATA_OP_SCAN, .entries = &entry, .n_entries = 1};
+    uint8_t *buf;
+    size_t len;
+    strata_error_t err;
+    ck_assert_int_eq(strata_reply_encode(&rep, &buf, &len, &err), 0);
+    strata_reply_t rep_out;
+    ck_assert_int_eq(strata_reply_decode(buf, len, &rep_out, &err), STRATA_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "scan.entries.key[0]: 70000 bytes"));
+    ck_assert_ptr_null(rep_out.entries);
+    strata_reply_clear(&rep_out);
+    free(buf);
+    free(blob);
+}
+END_TEST
+
+START_TEST(oversize_frames_are_refused_before_parsing)
+{
+    size_t len = STRATA_PROTO_MAX_MESSAGE + 1;
+    uint8_t *frame = calloc(1, len);
+    strata_error_t err;
+    strata_request_t req;
+    ck_assert_int_eq(strata_request_decode(frame, len, &req, &err), STRATA_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "request: 8388609 bytes"));
+    strata_request_clear(&req);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_reply_decode(frame, len, &rep, &err), STRATA_ETOOBIG);
+    strata_reply_clear(&rep);
+
+    /* The encoder refuses to build what no peer would accept. */
+    uint8_t *blob = calloc(1, STRATA_PROTO_MAX_VALUE);
+    strata_batch_op_t *ops = calloc(16, sizeof *ops);
+    for (size_t i = 0; i < 16; i++)
+        ops[i].value = (strata_bytes_t){blob, STRATA_PROTO_MAX_VALUE};
+    strata_request_t batch = {.op = STRATA_OP_BATCH, .ops = ops, .n_ops = 16};
+    uint8_t *buf = NULL;
+    size_t buf_len = 0;
+    ck_assert_int_eq(strata_request_encode(&batch, &buf, &buf_len, &err), STRATA_ETOOBIG);
+    ck_assert_ptr_null(buf);
+    free(ops);
+    free(blob);
+    free(frame);
+}
+END_TEST
+
+START_TEST(frames_without_body_or_with_unknown_enums_are_rejected)
+{
+    strata_error_t err;
+    strata_request_t req;
+    /* version=1, no body */
+    const uint8_t no_body[] = {0x08, 0x01};
+    ck_assert_int_eq(strata_request_decode(no_body, sizeof no_body, &req, &err), STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no body"));
+    strata_request_clear(&req);
+    /* version=1, durability=5, status {} */
+    const uint8_t bad_durability[] = {0x08, 0x01, 0x18, 0x05, 0x82, 0x01, 0x00};
+    ck_assert_int_eq(strata_request_decode(bad_durability, sizeof bad_durability, &req, &err),
+                     STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "request.durability: 5"));
+    strata_request_clear(&req);
+    /* version=1, batch { ops { kind=9 } } */
+    const uint8_t bad_kind[] = {0x08, 0x01, 0x62, 0x04, 0x0a, 0x02, 0x08, 0x09};
+    ck_assert_int_eq(strata_request_decode(bad_kind, sizeof bad_kind, &req, &err), STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "batch.ops[0].kind: 9"));
+    strata_request_clear(&req);
+    /* An empty frame is a request with version 0. */
+    ck_assert_int_eq(strata_request_decode("", 0, &req, &err), STRATA_EVERSION);
+    strata_request_clear(&req);
+
+    /* version=1, request_id=5: a success without a body, e.g. a truncated reply. */
+    const uint8_t empty_success[] = {0x08, 0x01, 0x10, 0x05};
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_reply_decode(empty_success, sizeof empty_success, &rep, &err),
+                     STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "without a body"));
+    ck_assert_uint_eq(rep.request_id, 5);
+    strata_reply_clear(&rep);
+
+    uint8_t *buf = NULL;
+    size_t len;
+    strata_reply_t no_reason = {.status = STRATA_EIO};
+    ck_assert_int_eq(strata_reply_encode(&no_reason, &buf, &len, &err), STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "reply.message: empty"));
+    strata_reply_t bodiless = {.status = 0};
+    ck_assert_int_eq(strata_reply_encode(&bodiless, &buf, &len, &err), STRATA_EINVAL);
+    ck_assert_ptr_null(buf);
+
+    strata_request_t unknown_op = {.op = (strata_op_t)42};
+    ck_assert_int_eq(strata_request_encode(&unknown_op, &buf, &len, &err), STRATA_EINVAL);
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
+/* Valid frames of every kind, for the truncation and mutation tests. */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    bool is_reply;
+} frame_t;
+
+#define N_SAMPLES 18
+
+static size_t sample_frames(frame_t *frames)
+{
+    static strata_batch_op_t ops[2] = {
+        {.kind = STRATA_BATCH_PUT,
+         .key = {(const uint8_t *)"a", 1},
+         .value = {(const uint8_t *)"1", 1}},
+        {.kind = STRATA_BATCH_DELETE, .key = {(const uint8_t *)"b", 1}}};
+    static strata_bytes_t keys[2] = {{(const uint8_t *)"k1", 2}, {(const uint8_t *)"k2", 2}};
+    static const char *args[1] = {"all"};
+    strata_request_t reqs[9] = {
+        {.request_id = 1, .op = STRATA_OP_PUT, .key = bytes_of("key"), .value = bytes_of("value")},
+        {.request_id = 2, .op = STRATA_OP_DELETE, .key = bytes_of("key")},
+        {.request_id = 3, .op = STRATA_OP_BATCH, .ops = ops, .n_ops = 2},
+        {.request_id = 4, .op = STRATA_OP_GET, .key = bytes_of("key")},
+        {.request_id = 5, .op = STRATA_OP_MULTI_GET, .keys = keys, .n_keys = 2},
+        {.request_id = 6,
+         .op = STRATA_OP_SCAN,
+         .scan_start = bytes_of("a"),
+         .scan_end = bytes_of("z"),
+         .scan_cursor = bytes_of("c"),
+         .scan_limit = 10},
+        {.request_id = 7, .op = STRATA_OP_STATUS, .durability = STRATA_DURABILITY_ASYNC},
+        {.request_id = 8, .op = STRATA_OP_STATS},
+        {.request_id = 9, .op = STRATA_OP_CONTROL, .verb = "compact", .args = args, .n_args = 1},
+    };
+    static strata_value_t values[2] = {{.found = true, .value = {(const uint8_t *)"v", 1}},
+                                       {.found = false}};
+    static strata_entry_t entries[2] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"1", 1}},
+                                        {{(const uint8_t *)"b", 1}, {(const uint8_t *)"2", 1}}};
+    static strata_pair_t pairs[1] = {{"wal.syncs", "3"}};
+    strata_reply_t reps[9] = {
+        {.request_id = 1, .op = STRATA_OP_PUT, .seq = 5},
+        {.request_id = 2, .op = STRATA_OP_BATCH, .seq = 6},
+        {.request_id = 3, .op = STRATA_OP_GET, .values = values, .n_values = 1},
+        {.request_id = 4, .op = STRATA_OP_MULTI_GET, .values = values, .n_values = 2},
+        {.request_id = 5,
+         .op = STRATA_OP_SCAN,
+         .entries = entries,
+         .n_entries = 2,
+         .next_cursor = bytes_of("b")},
+        {.request_id = 6, .op = STRATA_OP_STATUS, .role = "slave", .term = 2, .last_seq = 9},
+        {.request_id = 7, .op = STRATA_OP_STATS, .pairs = pairs, .n_pairs = 1},
+        {.request_id = 8, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 1},
+        {.request_id = 9, .op = STRATA_OP_NONE, .status = STRATA_EINVAL, .message = "bad"},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < 9; i++, n++) {
+        ck_assert_int_eq(strata_request_encode(&reqs[i], &frames[n].buf, &frames[n].len, NULL), 0);
+        frames[n].is_reply = false;
+    }
+    for (size_t i = 0; i < 9; i++, n++) {
+        ck_assert_int_eq(strata_reply_encode(&reps[i], &frames[n].buf, &frames[n].len, NULL), 0);
+        frames[n].is_reply = true;
+    }
+    return n;
+}
+
+static void free_frames(frame_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(frames[i].buf);
+}
+
+/* Decodes buf both ways; returns the result of decoding it as kind. */
+static int decode_as(const uint8_t *buf, size_t len, bool is_reply)
+{
+    strata_error_t err;
+    int rc;
+    if (is_reply) {
+        strata_reply_t rep;
+        rc = strata_reply_decode(buf, len, &rep, &err);
+        strata_reply_clear(&rep);
+    } else {
+        strata_request_t req;
+        rc = strata_request_decode(buf, len, &req, &err);
+        strata_request_clear(&req);
+    }
+    if (rc)
+        ck_assert_msg(err.msg[0] != '\0', "error %d without a message", rc);
+    return rc;
+}
+
+START_TEST(every_truncation_of_a_valid_frame_is_rejected)
+{
+    frame_t frames[N_SAMPLES];
+    size_t n = sample_frames(frames);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(decode_as(frames[i].buf, frames[i].len, frames[i].is_reply), 0);
+        for (size_t cut = 0; cut < frames[i].len; cut++) {
+            /* A copy of exactly cut bytes, so ASan sees any read past the end. */
+            uint8_t *prefix = malloc(cut ? cut : 1);
+            memcpy(prefix, frames[i].buf, cut);
+            ck_assert_msg(decode_as(prefix, cut, frames[i].is_reply) != 0,
+                          "frame %zu cut at %zu of %zu decoded", i, cut, frames[i].len);
+            free(prefix);
+        }
+    }
+    free_frames(frames, n);
+}
+END_TEST
+
+START_TEST(random_garbage_never_crashes_the_decoder)
+{
+    uint64_t rng = ts_seed("codec garbage");
+    uint8_t buf[256];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = ts_rand(&rng) % sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (uint8_t)ts_rand(&rng);
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, buf, len);
+        decode_as(copy, len, false);
+        decode_as(copy, len, true);
+        free(copy);
+    }
+}
+END_TEST
+
+/* One random edit: flip a bit, overwrite a byte with a boundary value,
+ * insert, delete, or duplicate a slice (protobuf-c merges repeated fields). */
+static size_t mutate(uint8_t *buf, size_t len, size_t cap, uint64_t *rng)
+{
+    static const uint8_t interesting[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 0x0a, 0x12, 0x82};
+    size_t pos = len ? ts_rand(rng) % len : 0;
+    switch (ts_rand(rng) % 5) {
+    case 0:
+        if (len)
+            buf[pos] ^= (uint8_t)(1u << (ts_rand(rng) % 8));
+        return len;
+    case 1:
+        if (len)
+            buf[pos] = interesting[ts_rand(rng) % sizeof interesting];
+        return len;
+    case 2:
+        if (len < cap) {
+            memmove(buf + pos + 1, buf + pos, len - pos);
+            buf[pos] = (uint8_t)ts_rand(rng);
+            return len + 1;
+        }
+        return len;
+    case 3:
+        if (len) {
+            memmove(buf + pos, buf + pos + 1, len - pos - 1);
+            return len - 1;
+        }
+        return len;
+    default: {
+        size_t slice = len - pos;
+        if (slice > cap - len)
+            slice = cap - len;
+        memcpy(buf + len, buf + pos, slice);
+        return len + slice;
+    }
+    }
+}
+
+START_TEST(mutated_frames_never_crash_the_decoder)
+{
+    uint64_t rng = ts_seed("codec mutations");
+    frame_t frames[N_SAMPLES];
+    size_t n = sample_frames(frames);
+    enum { CAP = 1024 };
+    uint8_t work[CAP];
+    int rounds = ts_soak() ? 1000000 : 100000;
+    for (int round = 0; round < rounds; round++) {
+        const frame_t *seed_frame = &frames[ts_rand(&rng) % n];
+        size_t len = seed_frame->len;
+        memcpy(work, seed_frame->buf, len);
+        int edits = 1 + (int)(ts_rand(&rng) % 4);
+        for (int e = 0; e < edits; e++)
+            len = mutate(work, len, CAP, &rng);
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, work, len);
+        decode_as(copy, len, seed_frame->is_reply);
+        decode_as(copy, len, !seed_frame->is_reply);
+        free(copy);
+    }
+    free_frames(frames, n);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("codec");
+    TCase *rt = tcase_create("round_trip");
+    tcase_add_test(rt, put_request_round_trips);
+    tcase_add_test(rt, delete_request_defaults_to_sync);
+    tcase_add_test(rt, batch_request_round_trips);
+    tcase_add_test(rt, get_request_round_trips);
+    tcase_add_test(rt, multi_get_request_round_trips);
+    tcase_add_test(rt, scan_request_round_trips);
+    tcase_add_test(rt, status_and_stats_requests_round_trip);
+    tcase_add_test(rt, control_request_round_trips);
+    tcase_add_test(rt, write_replies_round_trip);
+    tcase_add_test(rt, get_reply_round_trips_found_and_missing);
+    tcase_add_test(rt, multi_get_reply_round_trips);
+    tcase_add_test(rt, scan_reply_round_trips_with_cursor);
+    tcase_add_test(rt, status_reply_round_trips);
+    tcase_add_test(rt, stats_and_control_replies_round_trip);
+    tcase_add_test(rt, error_reply_carries_status_and_message);
+    suite_add_tcase(s, rt);
+
+    TCase *bad = tcase_create("malformed");
+    tcase_add_test(bad, unknown_version_is_rejected_naming_it);
+    tcase_add_test(bad, oversize_fields_are_rejected_by_the_cap_check);
+    tcase_add_test(bad, oversize_frames_are_refused_before_parsing);
+    tcase_add_test(bad, frames_without_body_or_with_unknown_enums_are_rejected);
+    tcase_add_test(bad, every_truncation_of_a_valid_frame_is_rejected);
+    tcase_add_test(bad, random_garbage_never_crashes_the_decoder);
+    tcase_add_test(bad, mutated_frames_never_crash_the_decoder);
+    suite_add_tcase(s, bad);
+    return ts_run(s);
+}
