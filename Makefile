@@ -3,8 +3,12 @@ MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+# The suites with threads of their own: the skiplist's lock-free readers, group
+# commit, the flush and compaction threads.
+TSAN_TESTS = ^(test_memtable|test_wal|test_db|test_model|test_iter|test_powercut)$$
 
-.PHONY: all deps build build-asan run test test-release test-asan bench format clean
+.PHONY: all deps build build-asan build-tsan run test test-release test-asan test-tsan bench format clean
 
 all: build
 
@@ -20,16 +24,23 @@ build-asan: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 # Until the writer service exists, the main job is the embedded-engine demo.
+build-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_TSAN=ON -DSTRATA_BENCH=OFF >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+
 run: build
 	@$(BUILD)/lib/strata-demo ./data/demo
 
-test: test-release test-asan
+test: test-release test-asan test-tsan
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-asan: build-asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-tsan: build-tsan
+	@cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 bench: build
 	@$(BUILD)/bench/strata-bench all --quick
@@ -38,4 +49,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -41,9 +41,10 @@ struct strata_vset {
     size_t open_tables;
     size_t max_open_tables;
     strata_version_t *current;
-    uint64_t next_file;
-    uint64_t flushed_seq;
-    uint64_t last_seq;
+    uint64_t next_file; /* under mu: flush and compaction both take numbers */
+    /* Written by the one applier, read by stats from any thread. */
+    _Atomic uint64_t flushed_seq;
+    _Atomic uint64_t last_seq;
     uint64_t manifest_number;
     int manifest_fd;
     uint64_t manifest_offset;
@@ -913,7 +914,10 @@ void strata_vset_close(strata_vset_t **vset_p)
 int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *err)
 {
     buf_t payload = {0};
-    encode_edit(&payload, edit, self->next_file);
+    pthread_mutex_lock(&self->mu);
+    uint64_t next_file = self->next_file;
+    pthread_mutex_unlock(&self->mu);
+    encode_edit(&payload, edit, next_file);
     if (payload.oom) {
         free(payload.data);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -951,11 +955,14 @@ int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t 
                        const char *dest, strata_error_t *err)
 {
     /* A scratch set pointed at dest reuses the MANIFEST writer as is. */
+    pthread_mutex_lock(&self->mu);
+    uint64_t next_file = self->next_file;
+    pthread_mutex_unlock(&self->mu);
     strata_vset_t scratch = {
         .dir = (char *)dest,
         .io = self->io,
         .current = version,
-        .next_file = self->next_file,
+        .next_file = next_file,
         .flushed_seq = flushed_seq,
         .last_seq = flushed_seq,
         .manifest_fd = -1,
