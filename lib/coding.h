@@ -65,4 +65,14 @@ static inline const char *display_name(const char *path)
     return start;
 }
 
+/* The directory holding path, as a new string ("." for a bare name), for
+ * the directory fsync that makes a create or rename durable. */
+static inline char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+}
+
 #endif

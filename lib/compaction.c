@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coding.h"
 #include "iter.h"
 
 void strata_compaction_options_init(strata_compaction_options_t *opts)
@@ -173,9 +174,8 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
             for (size_t i = 0; i < v->n_files[l] && c->bottom; i++)
                 c->bottom = !overlaps(v->files[l][i], all_lo, all_lo_len, all_hi, all_hi_len);
         if (level > 0) {
-            uint8_t *key = malloc(hi_len ? hi_len : 1);
+            uint8_t *key = dup_bytes(hi, hi_len);
             if (key) {
-                memcpy(key, hi, hi_len);
                 free(cursor->key[level]);
                 cursor->key[level] = key;
                 cursor->key_len[level] = hi_len;

@@ -18,6 +18,7 @@
 
 #include "strata/memtable.h"
 #include "strata/sstable.h"
+#include "coding.h"
 #include "compaction.h"
 #include "iter.h"
 #include "version.h"
@@ -713,7 +714,7 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
     int rc = strata_db_flush(self, err);
     if (rc)
         return rc;
-    char *tmp = NULL, *wal = NULL, *parent = strdup(dest);
+    char *tmp = NULL, *wal = NULL, *parent = parent_dir(dest);
     if (asprintf(&tmp, "%s.tmp", dest) < 0 || asprintf(&wal, "%s.tmp/wal", dest) < 0 || !parent) {
         free(parent);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -731,14 +732,11 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
         rc = strata_vset_export(self->vset, v, at, tmp, err);
     strata_version_unref(&v);
     if (rc == 0) {
-        char *slash = strrchr(parent, '/');
-        if (slash)
-            *slash = '\0';
         sys = io->sync_dir(io, wal);
         if (sys == 0)
             sys = io->rename(io, tmp, dest);
         if (sys == 0)
-            sys = io->sync_dir(io, slash ? parent : ".");
+            sys = io->sync_dir(io, parent);
         if (sys < 0)
             rc = strata_error_set(err, STRATA_EIO, "install checkpoint %s: %s", dest,
                                   strerror(-sys));
@@ -829,12 +827,11 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
         if (type == STRATA_VALUE_PUT && !value) { /* an existence check */
             rc = 0;
         } else if (type == STRATA_VALUE_PUT) {
-            void *copy = malloc(found_len ? found_len : 1);
+            void *copy = dup_bytes(found, found_len);
             if (!copy) {
                 rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
                 break;
             }
-            memcpy(copy, found, found_len);
             *value = copy;
             *value_len = found_len;
             rc = 0;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coding.h"
+
 #define MAX_DEPTH 32 /* nesting a lenient reader will walk through */
 
 /* Enum fields are stored as int: record.h's enums have no negative values. */
@@ -188,11 +190,10 @@ static int s_store_str(const type_desc_t *desc, const field_t *f, strata_record_
                                 f->name, len, f->cap);
     if (f->kind == KIND_BYTES) {
         strata_bytes_t *bytes = (strata_bytes_t *)FIELD_PTR(rec, f);
-        uint8_t *copy = malloc(len ? len : 1);
+        uint8_t *copy = dup_bytes(value, len);
         if (!copy)
             return strata_error_set(err, STRATA_ENOMEM, "%s.%s: out of memory", desc->name,
                                     f->name);
-        memcpy(copy, value, len);
         free(bytes->ptr);
         bytes->ptr = copy;
         bytes->len = len;

@@ -75,15 +75,6 @@ typedef unsigned long long ull; /* for printf */
 enum { META_INDEX, META_FILTER, META_PROPS, META_COUNT };
 static const char *const meta_names[META_COUNT] = {"index", "filter", "properties"};
 
-/* The directory holding path, as a new string. */
-static char *parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-}
-
 void strata_table_options_init(strata_table_options_t *opts)
 {
     *opts = (strata_table_options_t){

@@ -5,7 +5,6 @@
 #include "version.h"
 
 #include <dirent.h>
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -420,13 +419,15 @@ static void buf_u8(buf_t *b, uint8_t v)
 }
 static void buf_u32(buf_t *b, uint32_t v)
 {
-    v = htole32(v);
-    buf_put(b, &v, 4);
+    uint8_t le[4];
+    put_u32(le, v);
+    buf_put(b, le, 4);
 }
 static void buf_u64(buf_t *b, uint64_t v)
 {
-    v = htole64(v);
-    buf_put(b, &v, 8);
+    uint8_t le[8];
+    put_u64(le, v);
+    buf_put(b, le, 8);
 }
 
 static void encode_add(buf_t *b, int level, const strata_file_t *f)
@@ -488,18 +489,12 @@ static uint8_t rd_u8(reader_t *r)
 static uint32_t rd_u32(reader_t *r)
 {
     const uint8_t *p = rd_take(r, 4);
-    uint32_t v = 0;
-    if (p)
-        memcpy(&v, p, 4);
-    return le32toh(v);
+    return p ? get_u32(p) : 0;
 }
 static uint64_t rd_u64(reader_t *r)
 {
     const uint8_t *p = rd_take(r, 8);
-    uint64_t v = 0;
-    if (p)
-        memcpy(&v, p, 8);
-    return le64toh(v);
+    return p ? get_u64(p) : 0;
 }
 
 /* Decodes one record's payload into edit (+ next_file). Returns a field
@@ -577,11 +572,8 @@ static char *manifest_path(const strata_vset_t *self, uint64_t number)
 static int append_record(strata_vset_t *self, const buf_t *payload, strata_error_t *err)
 {
     uint8_t header[8];
-    uint32_t len = htole32((uint32_t)payload->len);
-    memcpy(header + 4, &len, 4);
-    uint32_t crc = strata_crc32c(strata_crc32c(0, header + 4, 4), payload->data, payload->len);
-    crc = htole32(crc);
-    memcpy(header, &crc, 4);
+    put_u32(header + 4, (uint32_t)payload->len);
+    put_u32(header, strata_crc32c(strata_crc32c(0, header + 4, 4), payload->data, payload->len));
     strata_io_t *io = self->io;
     int sys =
         strata_io_pwrite_all(io, self->manifest_fd, header, sizeof header, self->manifest_offset);
@@ -619,8 +611,7 @@ static int write_new_manifest(strata_vset_t *self, strata_error_t *err)
     }
     uint8_t header[MANIFEST_HEADER] = {0};
     memcpy(header, MANIFEST_MAGIC, 8);
-    uint32_t version = htole32(MANIFEST_VERSION);
-    memcpy(header + 8, &version, 4);
+    put_u32(header + 8, MANIFEST_VERSION);
     int sys = strata_io_pwrite_all(io, fd, header, sizeof header, 0);
     if (sys < 0) {
         io->close(io, fd);
@@ -745,12 +736,11 @@ static int recover_manifest(strata_vset_t *self, strata_error_t *err)
         rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset 0: bad magic", name_only);
         goto out;
     }
-    uint32_t version;
-    memcpy(&version, data + 8, 4);
-    if (le32toh(version) != MANIFEST_VERSION) {
+    uint32_t version = get_u32(data + 8);
+    if (version != MANIFEST_VERSION) {
         rc = strata_error_set(err, STRATA_EVERSION,
                               "%s offset 8: MANIFEST format version %u, this build reads %u",
-                              name_only, le32toh(version), MANIFEST_VERSION);
+                              name_only, version, MANIFEST_VERSION);
         goto out;
     }
     uint64_t off = MANIFEST_HEADER;
@@ -760,15 +750,12 @@ static int recover_manifest(strata_vset_t *self, strata_error_t *err)
         goto out;
     }
     while (off < size) {
-        uint32_t crc, len;
         /* A record cut short at the end is the tail of an edit whose
          * fdatasync never returned: it never took effect. */
         if (size - off < 8)
             break;
-        memcpy(&crc, data + off, 4);
-        memcpy(&len, data + off + 4, 4);
-        crc = le32toh(crc);
-        len = le32toh(len);
+        uint32_t crc = get_u32(data + off);
+        uint32_t len = get_u32(data + off + 4);
         if (len > MANIFEST_MAX_RECORD) {
             rc = strata_error_set(err, STRATA_ECORRUPT,
                                   "%s offset %" PRIu64 ": record length %u over the cap", name_only,

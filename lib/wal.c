@@ -1120,13 +1120,13 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
         }
     } else {
         /* The log directory itself must survive a crash before we ack. */
-        char *parent = strdup(self->dir);
-        char *slash = parent ? strrchr(parent, '/') : NULL;
-        if (slash && slash != parent) {
-            *slash = '\0';
-            self->io->sync_dir(self->io, parent);
-        }
+        char *parent = parent_dir(self->dir);
+        sys = parent ? self->io->sync_dir(self->io, parent) : -ENOMEM;
         free(parent);
+        if (sys < 0) {
+            rc = io_fail(err, sys, "sync the parent of", self->dir);
+            goto fail;
+        }
         rc = segment_create(self, 1, self->next_seq, err);
         if (rc)
             goto fail;
