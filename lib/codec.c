@@ -18,6 +18,7 @@ static const char *const op_names[] = {
     [STRATA_OP_GET] = "get",       [STRATA_OP_MULTI_GET] = "multi_get",
     [STRATA_OP_SCAN] = "scan",     [STRATA_OP_STATUS] = "status",
     [STRATA_OP_STATS] = "stats",   [STRATA_OP_CONTROL] = "control",
+    [STRATA_OP_RECORD] = "record",
 };
 
 const char *strata_op_name(strata_op_t op)
@@ -29,7 +30,7 @@ const char *strata_op_name(strata_op_t op)
 
 static bool op_is_known(strata_op_t op)
 {
-    return op > STRATA_OP_NONE && op <= STRATA_OP_CONTROL;
+    return op > STRATA_OP_NONE && op <= STRATA_OP_RECORD;
 }
 
 static ProtobufCBinaryData to_pb(strata_bytes_t bytes)
@@ -130,6 +131,7 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     Strata__StatusRequest status = STRATA__STATUS_REQUEST__INIT;
     Strata__StatsRequest stats = STRATA__STATS_REQUEST__INIT;
     Strata__ControlRequest control = STRATA__CONTROL_REQUEST__INIT;
+    Strata__RecordRequest record = STRATA__RECORD_REQUEST__INIT;
     Strata__BatchOp *ops = NULL;
     Strata__BatchOp **op_ptrs = NULL;
     ProtobufCBinaryData *keys = NULL;
@@ -205,6 +207,10 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
         control.args = (char **)req->args;
         msg.control = &control;
         break;
+    case STRATA_OP_RECORD:
+        record.value = to_pb(req->value);
+        msg.record = &record;
+        break;
     case STRATA_OP_NONE:
         break;
     }
@@ -275,6 +281,8 @@ static int check_request_caps(const Strata__Request *msg, strata_error_t *err)
             if ((rc = check_text(err, "control.args", (long)i, msg->control->args[i])))
                 return rc;
         return 0;
+    case STRATA__REQUEST__BODY_RECORD:
+        return check_len(err, "record.value", -1, msg->record->value.len, STRATA_PROTO_MAX_VALUE);
     default:
         return strata_error_set(err, STRATA_EINVAL, "request: no body (case %d)",
                                 (int)msg->body_case);
@@ -350,6 +358,9 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
         out->verb = msg->control->verb;
         out->args = (const char *const *)msg->control->args;
         out->n_args = msg->control->n_args;
+        break;
+    case STRATA__REQUEST__BODY_RECORD:
+        out->value = from_pb(msg->record->value);
         break;
     default:
         break;
@@ -434,6 +445,7 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
     case STRATA_OP_PUT:
     case STRATA_OP_DELETE:
     case STRATA_OP_BATCH:
+    case STRATA_OP_RECORD:
         write.seq = rep->seq;
         msg.put = &write; /* the union's members share one slot */
         break;
@@ -553,6 +565,7 @@ static int check_reply_caps(const Strata__Reply *msg, strata_error_t *err)
     case STRATA__REPLY__BODY_PUT:
     case STRATA__REPLY__BODY_DELETE:
     case STRATA__REPLY__BODY_BATCH:
+    case STRATA__REPLY__BODY_RECORD:
         return 0;
     case STRATA__REPLY__BODY_GET:
         return check_value(err, "get.value", -1, msg->get->value);
@@ -624,6 +637,7 @@ int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata
     case STRATA__REPLY__BODY_PUT:
     case STRATA__REPLY__BODY_DELETE:
     case STRATA__REPLY__BODY_BATCH:
+    case STRATA__REPLY__BODY_RECORD:
         out->seq = msg->put->seq;
         break;
     case STRATA__REPLY__BODY_GET:

@@ -28,6 +28,8 @@ const char *strata_strerror(int code)
         return "closed";
     case STRATA_EEXIST:
         return "already exists";
+    case STRATA_ETIMEDOUT:
+        return "timed out";
     }
     return "unknown error";
 }

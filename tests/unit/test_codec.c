@@ -172,10 +172,36 @@ START_TEST(control_request_round_trips)
 }
 END_TEST
 
+START_TEST(record_request_round_trips_and_caps_its_value)
+{
+    strata_request_t in = {.request_id = 11, .op = STRATA_OP_RECORD, .value = bytes_of("\x82")};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_int_eq(out.op, STRATA_OP_RECORD);
+    assert_bytes_eq(out.value, in.value);
+    strata_request_clear(&out);
+
+    size_t big_len = STRATA_PROTO_MAX_VALUE + 1;
+    uint8_t *big = calloc(1, big_len);
+    ck_assert_ptr_nonnull(big);
+    strata_request_t over = {.request_id = 12, .op = STRATA_OP_RECORD, .value = {big, big_len}};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(strata_request_encode(&over, &buf, &len, NULL), 0);
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), STRATA_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "record.value"));
+    ck_assert_uint_eq(out.request_id, 12);
+    strata_request_clear(&out);
+    free(buf);
+    free(big);
+}
+END_TEST
+
 START_TEST(write_replies_round_trip)
 {
-    strata_op_t ops[3] = {STRATA_OP_PUT, STRATA_OP_DELETE, STRATA_OP_BATCH};
-    for (size_t i = 0; i < 3; i++) {
+    strata_op_t ops[4] = {STRATA_OP_PUT, STRATA_OP_DELETE, STRATA_OP_BATCH, STRATA_OP_RECORD};
+    for (size_t i = 0; i < 4; i++) {
         strata_reply_t in = {.request_id = 20 + i, .op = ops[i], .seq = 1000 + i};
         strata_reply_t out;
         reply_round_trip(&in, &out);
@@ -672,6 +698,7 @@ int main(void)
     tcase_add_test(rt, scan_request_round_trips);
     tcase_add_test(rt, status_and_stats_requests_round_trip);
     tcase_add_test(rt, control_request_round_trips);
+    tcase_add_test(rt, record_request_round_trips_and_caps_its_value);
     tcase_add_test(rt, write_replies_round_trip);
     tcase_add_test(rt, get_reply_round_trips_found_and_missing);
     tcase_add_test(rt, multi_get_reply_round_trips);

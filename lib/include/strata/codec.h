@@ -35,6 +35,7 @@ typedef enum {
     STRATA_OP_STATUS,
     STRATA_OP_STATS,
     STRATA_OP_CONTROL,
+    STRATA_OP_RECORD, /* a typed record in value; the server derives topic and key */
 } strata_op_t;
 
 typedef enum {
@@ -68,7 +69,7 @@ typedef struct {
     strata_op_t op;
     strata_durability_t durability;
     strata_bytes_t key;           /* put, delete, get */
-    strata_bytes_t value;         /* put */
+    strata_bytes_t value;         /* put, record */
     const strata_batch_op_t *ops; /* batch */
     size_t n_ops;
     const strata_bytes_t *keys; /* multi-get */
@@ -106,7 +107,7 @@ typedef struct {
     strata_op_t op;
     int32_t status;               /* 0 or a negative strata_err_t */
     const char *message;          /* NULL or "" when status is 0 */
-    uint64_t seq;                 /* put, delete, batch: last sequence number written */
+    uint64_t seq;                 /* put, delete, batch, record: last sequence number written */
     const strata_value_t *values; /* get (exactly one), multi-get */
     size_t n_values;
     const strata_entry_t *entries; /* scan */

@@ -18,6 +18,7 @@ typedef enum {
     STRATA_EVERSION = -8,  /* a file format version we do not know */
     STRATA_ECLOSED = -9,   /* object is shutting down */
     STRATA_EEXIST = -10,
+    STRATA_ETIMEDOUT = -11, /* no reply within the timeout */
 } strata_err_t;
 
 typedef struct {

@@ -1,0 +1,99 @@
+/* The C client for a Strata node (proto/PROTOCOL.md over a ZMQ DEALER).
+ *
+ * Two ways to use it. The blocking calls (put, get, ...) send one request and
+ * wait for its reply up to the client's timeout. The pipelined pair
+ * strata_client_send / strata_client_recv keeps many requests in flight on
+ * the same socket; replies come back in any order and carry the request id
+ * send returned. Both may be mixed: a blocking call keeps replies to other
+ * requests that arrive meanwhile for a later recv.
+ *
+ * One client is one socket: use it from one thread at a time. */
+#ifndef STRATA_CLIENT_H
+#define STRATA_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/codec.h"
+#include "strata/err.h"
+
+typedef struct strata_client strata_client_t;
+
+#define STRATA_CLIENT_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
+#define STRATA_CLIENT_DEFAULT_TIMEOUT_MS 5000
+
+typedef struct {
+    const char *endpoint; /* NULL: STRATA_CLIENT_DEFAULT_ENDPOINT */
+    int timeout_ms;       /* per blocking call; 0: STRATA_CLIENT_DEFAULT_TIMEOUT_MS */
+} strata_client_options_t;
+
+/* Creates the socket and starts connecting (ZMQ connects in the background,
+ * so an absent server shows up as STRATA_ETIMEDOUT on the first call).
+ * STRATA_EINVAL names a malformed endpoint. */
+int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
+                          strata_error_t *err);
+/* Closes at once, dropping replies still in flight; nulls *client_p. */
+void strata_client_destroy(strata_client_t **client_p);
+
+/* ---- blocking calls ----------------------------------------------------
+ * Each returns 0 or a negative strata_err_t: the server's status when it
+ * answered with an error (err carries its message), STRATA_ETIMEDOUT when no
+ * reply came in time, STRATA_EINVAL for a reply that does not parse. seq
+ * pointers may be NULL. */
+
+int strata_client_put(strata_client_t *self, strata_durability_t durability, const void *key,
+                      size_t key_len, const void *value, size_t value_len, uint64_t *seq,
+                      strata_error_t *err);
+int strata_client_delete(strata_client_t *self, strata_durability_t durability, const void *key,
+                         size_t key_len, uint64_t *seq, strata_error_t *err);
+/* Atomic: all ops or none. *seq gets the seq of the last op. */
+int strata_client_batch(strata_client_t *self, strata_durability_t durability,
+                        const strata_batch_op_t *ops, size_t n_ops, uint64_t *seq,
+                        strata_error_t *err);
+/* Validated by the server against proto/RECORDS.md; it derives the topic
+ * and key from the record. msgpack is an encoded record (strata_record_encode). */
+int strata_client_record_put(strata_client_t *self, strata_durability_t durability,
+                             const void *msgpack, size_t len, uint64_t *seq, strata_error_t *err);
+/* *value is malloc'd (the caller frees it); STRATA_ENOTFOUND when absent. */
+int strata_client_get(strata_client_t *self, const void *key, size_t key_len, void **value,
+                      size_t *value_len, strata_error_t *err);
+
+/* The calls below fill *reply (the caller strata_reply_clear()s it, whatever
+ * the result): multi_get's values, a scan page's entries and next_cursor,
+ * status's role/term/last_seq/durable_seq, stats' and control's pairs. */
+int strata_client_multi_get(strata_client_t *self, const strata_bytes_t *keys, size_t n_keys,
+                            strata_reply_t *reply, strata_error_t *err);
+/* One page of [start, end) (end empty: unbounded) of at most limit entries
+ * (0: server default), from cursor (empty: from start). Continue with the
+ * reply's next_cursor until it comes back empty. */
+int strata_client_scan(strata_client_t *self, strata_bytes_t start, strata_bytes_t end,
+                       uint32_t limit, strata_bytes_t cursor, strata_reply_t *reply,
+                       strata_error_t *err);
+int strata_client_status(strata_client_t *self, strata_reply_t *reply, strata_error_t *err);
+int strata_client_stats(strata_client_t *self, strata_reply_t *reply, strata_error_t *err);
+int strata_client_control(strata_client_t *self, const char *verb, const char *const *args,
+                          size_t n_args, strata_reply_t *reply, strata_error_t *err);
+
+/* Any request (req->request_id is assigned here): the building block of the
+ * calls above. */
+int strata_client_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
+                       strata_error_t *err);
+
+/* ---- pipelining --------------------------------------------------------- */
+
+/* Sends req without waiting; assigns and returns its request id. Never
+ * blocks for long: STRATA_ETIMEDOUT if the socket's send queue stays full
+ * for the client's timeout. */
+int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
+                       strata_error_t *err);
+/* The next reply to any request sent, waiting up to timeout_ms (-1: forever,
+ * 0: poll). Fills *reply (clear it after). The reply's own status is in
+ * reply->status; the return is 0 when a reply arrived, STRATA_ETIMEDOUT when
+ * none did, STRATA_EINVAL when one arrived that does not parse. */
+int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *reply,
+                       strata_error_t *err);
+/* Requests sent whose replies have not been returned yet. */
+size_t strata_client_in_flight(const strata_client_t *self);
+
+#endif
