@@ -119,8 +119,8 @@ static int switch_memtable(strata_db_t *self)
     if (self->n_immutables >= self->opts.max_immutable_memtables && !atomic_load(&self->failed)) {
         uint64_t start = now_ns();
         self->stalls++;
-        fprintf(stderr, "strata: write stall immutables=%zu limit=%u dir=%s\n", self->n_immutables,
-                self->opts.max_immutable_memtables, self->dir);
+        strata_log(STRATA_LOG_WARNING, "event=write_stall immutables=%zu limit=%u dir=%s",
+                   self->n_immutables, self->opts.max_immutable_memtables, self->dir);
         while (self->n_immutables >= self->opts.max_immutable_memtables &&
                !atomic_load(&self->failed) && !self->stopping)
             pthread_cond_wait(&self->flush_cv, &self->mu);
@@ -170,7 +170,8 @@ static void set_failure(strata_db_t *self, const strata_error_t *err)
     if (!atomic_load(&self->failed)) {
         self->failure = *err;
         atomic_store(&self->failed, err->code ? err->code : STRATA_EIO);
-        fprintf(stderr, "strata: background error, writes stop: %s\n", err->msg);
+        strata_log(STRATA_LOG_ERROR, "event=background_error writes=stopped error=\"%s\"",
+                   err->msg);
     }
     pthread_cond_broadcast(&self->flush_cv);
     pthread_mutex_unlock(&self->mu);
@@ -381,7 +382,7 @@ static void *flush_loop(void *arg)
         strata_memtable_unref(&mem);
         /* The WAL below the flushed seq is no longer needed for recovery. */
         if (wal && strata_wal_delete_below(wal, last_seq + 1, NULL, &err) != 0)
-            fprintf(stderr, "strata: wal truncation failed: %s\n", err.msg);
+            strata_log(STRATA_LOG_WARNING, "event=wal_truncation_failed error=\"%s\"", err.msg);
         pthread_mutex_lock(&self->mu);
     }
     pthread_mutex_unlock(&self->mu);
@@ -785,6 +786,11 @@ int strata_db_sync(strata_db_t *self, strata_error_t *err)
     return strata_wal_sync(self->wal, err);
 }
 
+int strata_db_sync_written(strata_db_t *self, uint64_t *durable_seq, strata_error_t *err)
+{
+    return strata_wal_sync_written(self->wal, durable_seq, err);
+}
+
 /* ---- reads ------------------------------------------------------------- */
 
 int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void *key,
@@ -945,45 +951,63 @@ static int batch_reserve(strata_batch_t *self, size_t more_bytes)
     return 0;
 }
 
-static int batch_add(strata_batch_t *self, uint8_t type, const void *key, size_t key_len,
-                     const void *value, size_t value_len)
+static int batch_add(strata_batch_t *self, uint8_t type, const char *topic, const void *key,
+                     size_t key_len, const void *value, size_t value_len)
 {
-    if (key_len > UINT32_MAX || value_len > UINT32_MAX)
+    size_t topic_len = topic ? strlen(topic) : 0;
+    if (topic_len > UINT16_MAX || key_len > UINT32_MAX || value_len > UINT32_MAX)
         return STRATA_ETOOBIG;
-    int rc = batch_reserve(self, key_len + value_len);
+    int rc = batch_reserve(self, topic_len + key_len + value_len);
     if (rc)
         return rc;
     batch_op_t *op = &self->ops[self->n_ops++];
     *op = (batch_op_t){
         .type = type,
         .topic_off = self->n_bytes,
-        .key_off = self->n_bytes,
+        .topic_len = (uint16_t)topic_len,
+        .key_off = self->n_bytes + topic_len,
         .key_len = (uint32_t)key_len,
-        .value_off = self->n_bytes + key_len,
+        .value_off = self->n_bytes + topic_len + key_len,
         .value_len = (uint32_t)value_len,
     };
+    if (topic_len)
+        memcpy(self->bytes + op->topic_off, topic, topic_len);
     if (key_len)
-        memcpy(self->bytes + self->n_bytes, key, key_len);
+        memcpy(self->bytes + op->key_off, key, key_len);
     if (value_len)
-        memcpy(self->bytes + self->n_bytes + key_len, value, value_len);
-    self->n_bytes += key_len + value_len;
+        memcpy(self->bytes + op->value_off, value, value_len);
+    self->n_bytes += topic_len + key_len + value_len;
     return 0;
 }
 
 int strata_batch_put(strata_batch_t *self, const void *key, size_t key_len, const void *value,
                      size_t value_len)
 {
-    return batch_add(self, STRATA_VALUE_PUT, key, key_len, value, value_len);
+    return batch_add(self, STRATA_VALUE_PUT, NULL, key, key_len, value, value_len);
+}
+
+int strata_batch_put_topic(strata_batch_t *self, const char *topic, const void *key, size_t key_len,
+                           const void *value, size_t value_len)
+{
+    return batch_add(self, STRATA_VALUE_PUT, topic, key, key_len, value, value_len);
 }
 
 int strata_batch_delete(strata_batch_t *self, const void *key, size_t key_len)
 {
-    return batch_add(self, STRATA_VALUE_DELETE, key, key_len, NULL, 0);
+    return batch_add(self, STRATA_VALUE_DELETE, NULL, key, key_len, NULL, 0);
 }
 
 size_t strata_batch_count(const strata_batch_t *self)
 {
     return self->n_ops;
+}
+
+void strata_batch_truncate(strata_batch_t *self, size_t count)
+{
+    if (count >= self->n_ops)
+        return;
+    self->n_bytes = self->ops[count].topic_off;
+    self->n_ops = count;
 }
 
 void strata_batch_clear(strata_batch_t *self)

@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+static strata_log_fn log_hook;
+
 const char *strata_strerror(int code)
 {
     switch (code) {
@@ -44,4 +46,23 @@ int strata_error_set(strata_error_t *err, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
+}
+
+void strata_set_log(strata_log_fn fn)
+{
+    log_hook = fn;
+}
+
+void strata_log(strata_log_level_t level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    strata_log_fn fn = log_hook;
+    if (fn)
+        fn(level, line);
+    else
+        fprintf(stderr, "strata: %s\n", line);
 }

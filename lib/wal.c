@@ -81,7 +81,7 @@ struct strata_wal {
     bool timer_running;
     /* The timer fdatasyncs outside the queue so async appends never wait
      * for it; a segment roll waits for it instead, before closing the fd. */
-    bool bg_syncing;
+    uint32_t bg_syncs; /* fdatasyncs running outside the writer queue */
     bool rolling;
     pthread_cond_t bg_idle_cv;
 
@@ -743,7 +743,7 @@ static int roll_segment(strata_wal_t *self, uint64_t first_seq, strata_error_t *
     strata_io_t *io = self->io;
     uint64_t number = self->active_number + 1;
     pthread_mutex_lock(&self->mu);
-    while (self->bg_syncing)
+    while (self->bg_syncs)
         pthread_cond_wait(&self->bg_idle_cv, &self->mu);
     self->rolling = true;
     pthread_mutex_unlock(&self->mu);
@@ -762,6 +762,7 @@ static int roll_segment(strata_wal_t *self, uint64_t first_seq, strata_error_t *
     }
     pthread_mutex_lock(&self->mu);
     self->rolling = false;
+    pthread_cond_broadcast(&self->bg_idle_cv); /* sync_written may wait out a roll */
     pthread_mutex_unlock(&self->mu);
     return rc;
 }
@@ -954,6 +955,54 @@ int strata_wal_append(strata_wal_t *self, const strata_wal_op_t *ops, size_t n_o
     return rc;
 }
 
+/* fdatasyncs what appends have already written, outside the writer queue,
+ * so appenders keep going meanwhile. Lock held on entry and on return. A
+ * roll syncs the old segment itself: a caller that needs target durable
+ * waits it out, the timer just skips a beat. */
+static int sync_written(strata_wal_t *self, uint64_t target, bool wait, strata_error_t *err)
+{
+    while (!self->failed && self->rolling && atomic_load(&self->durable_seq) < target) {
+        if (!wait)
+            return 0;
+        pthread_cond_wait(&self->bg_idle_cv, &self->mu);
+    }
+    if (self->failed)
+        return failed_error(self, err);
+    if (atomic_load(&self->durable_seq) >= target)
+        return 0;
+    if (self->fd < 0)
+        return strata_error_set(err, STRATA_EREADONLY, "WAL has no active segment");
+    uint64_t covered = atomic_load(&self->last_seq);
+    int fd = self->fd;
+    self->bg_syncs++;
+    pthread_mutex_unlock(&self->mu);
+    int sys = self->io->fdatasync(self->io, fd);
+    pthread_mutex_lock(&self->mu);
+    self->bg_syncs--;
+    pthread_cond_broadcast(&self->bg_idle_cv);
+    if (sys < 0) {
+        /* Never retried as success: the pages may be gone. */
+        if (!self->failed) {
+            self->failed = STRATA_EIO;
+            strata_error_set(&self->failure, STRATA_EIO, "fdatasync: %s", strerror(-sys));
+        }
+        return failed_error(self, err);
+    }
+    advance_durable(self, covered);
+    self->stats.syncs++;
+    return 0;
+}
+
+int strata_wal_sync_written(strata_wal_t *self, uint64_t *durable_seq, strata_error_t *err)
+{
+    pthread_mutex_lock(&self->mu);
+    int rc = sync_written(self, atomic_load(&self->last_seq), true, err);
+    if (durable_seq)
+        *durable_seq = atomic_load(&self->durable_seq);
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
 int strata_wal_sync(strata_wal_t *self, strata_error_t *err)
 {
     wal_writer_t w = {.want_sync = true};
@@ -991,26 +1040,8 @@ static void *sync_timer(void *arg)
             ;
         if (self->closing || self->failed)
             break;
-        uint64_t covered = atomic_load(&self->last_seq);
-        if (atomic_load(&self->durable_seq) >= covered || self->rolling || self->fd < 0)
-            continue;
-        int fd = self->fd;
-        self->bg_syncing = true;
-        pthread_mutex_unlock(&self->mu);
-        int sys = self->io->fdatasync(self->io, fd);
-        pthread_mutex_lock(&self->mu);
-        self->bg_syncing = false;
-        pthread_cond_broadcast(&self->bg_idle_cv);
-        if (sys < 0) {
-            if (!self->failed) {
-                self->failed = STRATA_EIO;
-                strata_error_set(&self->failure, STRATA_EIO, "background fdatasync: %s",
-                                 strerror(-sys));
-            }
+        if (sync_written(self, atomic_load(&self->last_seq), false, NULL))
             break;
-        }
-        advance_durable(self, covered);
-        self->stats.syncs++;
     }
     pthread_mutex_unlock(&self->mu);
     return NULL;

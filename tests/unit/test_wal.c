@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,104 @@ START_TEST(async_appends_become_durable_by_the_background_sync)
 }
 END_TEST
 
+START_TEST(sync_written_covers_every_async_append_that_returned)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 0, 1, NULL, NULL);
+    uint64_t last = 0;
+    for (int i = 0; i < 100; i++)
+        last = put(wal, STRATA_ASYNC, "k", "v");
+    uint64_t durable = 0;
+    strata_error_t err;
+    ck_assert_msg(strata_wal_sync_written(wal, &durable, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(durable, last);
+    ck_assert_uint_eq(strata_wal_durable_seq(wal), last);
+    /* Nothing new: no fdatasync, same answer. */
+    strata_wal_stats_t before, after;
+    strata_wal_stats(wal, &before);
+    ck_assert_int_eq(strata_wal_sync_written(wal, &durable, &err), 0);
+    strata_wal_stats(wal, &after);
+    ck_assert_uint_eq(durable, last);
+    ck_assert_uint_eq(after.syncs, before.syncs);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(failed_sync_written_makes_the_log_read_only)
+{
+    char *dir = ts_tempdir("wal");
+    faultio_t *fio = faultio_new();
+    strata_wal_t *wal = open_wal(dir, faultio_io(fio), 0, 1, NULL, NULL);
+    uint64_t seq = put(wal, STRATA_ASYNC, "k", "v");
+    faultio_fail_sync_after(fio, 1);
+    strata_error_t err;
+    uint64_t durable = 99;
+    ck_assert_int_eq(strata_wal_sync_written(wal, &durable, &err), STRATA_EREADONLY);
+    ck_assert_msg(strstr(err.msg, "fdatasync") != NULL, "message: %s", err.msg);
+    ck_assert_uint_lt(durable, seq);
+    faultio_fail_sync_after(fio, 0);
+    ck_assert_int_eq(strata_wal_sync_written(wal, NULL, &err), STRATA_EREADONLY);
+    strata_wal_op_t op = {.type = STRATA_VALUE_PUT, .key = "x", .key_len = 1};
+    ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_ASYNC, NULL, &err), STRATA_EREADONLY);
+    strata_wal_close(&wal, NULL);
+    faultio_destroy(&fio);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+typedef struct {
+    strata_wal_t *wal;
+    atomic_bool stop;
+    int failures;
+    uint64_t calls;
+} syncer_t;
+
+static void *sync_loop(void *arg)
+{
+    syncer_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        uint64_t before = strata_wal_last_seq(s->wal), durable = 0;
+        if (strata_wal_sync_written(s->wal, &durable, NULL) != 0 || durable < before)
+            s->failures++;
+        s->calls++;
+    }
+    return NULL;
+}
+
+/* Appenders on small segments roll often while a syncer loops: each call
+ * must cover what was written before it, across rolls. */
+START_TEST(sync_written_races_appends_and_segment_rolls)
+{
+    char *dir = ts_tempdir("wal");
+    strata_wal_t *wal = open_wal(dir, NULL, 64 * 1024, 1, NULL, NULL);
+    syncer_t s = {.wal = wal};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sync_loop, &s), 0);
+    char value[200];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    uint64_t last = 0;
+    for (int i = 0; i < 5000; i++)
+        last = put(wal, STRATA_ASYNC, "key", value);
+    atomic_store(&s.stop, true);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s.failures, 0);
+    ck_assert_uint_gt(s.calls, 0);
+    uint64_t durable = 0;
+    ck_assert_int_eq(strata_wal_sync_written(wal, &durable, NULL), 0);
+    ck_assert_uint_eq(durable, last);
+    strata_wal_stats_t st;
+    strata_wal_stats(wal, &st);
+    ck_assert_uint_gt(st.segments, 2);
+    close_wal(&wal);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(oversize_and_malformed_ops_are_rejected_with_the_op_named)
 {
     char *dir = ts_tempdir("wal");
@@ -395,6 +494,9 @@ int main(void)
     tcase_add_test(tc, failed_fdatasync_makes_the_log_read_only_for_good);
     tcase_add_test(tc, failed_write_makes_the_log_read_only);
     tcase_add_test(tc, async_appends_become_durable_by_the_background_sync);
+    tcase_add_test(tc, sync_written_covers_every_async_append_that_returned);
+    tcase_add_test(tc, failed_sync_written_makes_the_log_read_only);
+    tcase_add_test(tc, sync_written_races_appends_and_segment_rolls);
     tcase_add_test(tc, oversize_and_malformed_ops_are_rejected_with_the_op_named);
     suite_add_tcase(s, tc);
     return ts_run(s);

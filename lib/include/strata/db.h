@@ -74,8 +74,14 @@ void strata_batch_destroy(strata_batch_t **self_p);
 int strata_batch_put(strata_batch_t *self, const void *key, size_t key_len, const void *value,
                      size_t value_len);
 int strata_batch_delete(strata_batch_t *self, const void *key, size_t key_len);
+/* A put that carries its topic into the WAL entry (for subscribers); the
+ * engine itself ignores topics. */
+int strata_batch_put_topic(strata_batch_t *self, const char *topic, const void *key,
+                           size_t key_len, const void *value, size_t value_len);
 size_t strata_batch_count(const strata_batch_t *self);
 void strata_batch_clear(strata_batch_t *self);
+/* Drops every op after the first count (a caller undoing a partial add). */
+void strata_batch_truncate(strata_batch_t *self, size_t count);
 /* *first_seq (may be NULL) gets the seq of the batch's first operation. */
 int strata_db_write(strata_db_t *self, const strata_write_options_t *wo, strata_batch_t *batch,
                     uint64_t *first_seq, strata_error_t *err);
@@ -124,6 +130,10 @@ void strata_db_snapshot_release(strata_db_t *self, uint64_t seq);
 
 /* Makes every acknowledged async write durable. */
 int strata_db_sync(strata_db_t *self, strata_error_t *err);
+/* The same, outside the WAL's writer queue (strata_wal_sync_written):
+ * writes go on while it syncs. *durable_seq (may be NULL) gets the seq it
+ * covers. */
+int strata_db_sync_written(strata_db_t *self, uint64_t *durable_seq, strata_error_t *err);
 
 typedef struct {
     strata_wal_recovery_t recovery; /* what the last open found */

@@ -41,4 +41,18 @@ static inline void strata_error_clear(strata_error_t *err)
     }
 }
 
+/* The library's few log lines (stalls, background errors) go through one
+ * hook so a service can route them into its own logger (zsys). The default
+ * writes "strata: <line>" to stderr. Lines are key=value events. */
+typedef enum {
+    STRATA_LOG_ERROR = 0,
+    STRATA_LOG_WARNING = 1,
+    STRATA_LOG_INFO = 2,
+    STRATA_LOG_DEBUG = 3,
+} strata_log_level_t;
+typedef void (*strata_log_fn)(strata_log_level_t level, const char *line);
+/* NULL restores the default. Set it before opening anything. */
+void strata_set_log(strata_log_fn fn);
+void strata_log(strata_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

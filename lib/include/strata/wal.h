@@ -104,6 +104,13 @@ int strata_wal_append(strata_wal_t *self, const strata_wal_op_t *ops, size_t n_o
 /* Makes everything appended so far durable. Thread-safe. */
 int strata_wal_sync(strata_wal_t *self, strata_error_t *err);
 
+/* Makes every append that has already returned durable without joining the
+ * writer queue: appends go on while it syncs and ride the next call, which
+ * is how a server turns async appends into group-committed sync replies.
+ * *durable_seq (may be NULL) gets the seq now covered. A failed fdatasync
+ * makes the WAL read-only, as for appends. Thread-safe. */
+int strata_wal_sync_written(strata_wal_t *self, uint64_t *durable_seq, strata_error_t *err);
+
 uint64_t strata_wal_last_seq(strata_wal_t *self);    /* last appended */
 uint64_t strata_wal_durable_seq(strata_wal_t *self); /* last covered by fdatasync */
 void strata_wal_set_term(strata_wal_t *self, uint64_t term);
