@@ -23,13 +23,14 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON -DSTRATA_BENCH=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Until the writer service exists, the main job is the embedded-engine demo.
 build-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_TSAN=ON -DSTRATA_BENCH=OFF >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 
+# The main job: a local node in the foreground (deploy/strata-node); Ctrl-C
+# stops it. $(BUILD)/lib/strata-demo still runs the embedded engine alone.
 run: build
-	@$(BUILD)/lib/strata-demo ./data/demo
+	@BUILD=$(BUILD) ./deploy/strata-node start --foreground --dir ./data/node
 
 test: test-release test-asan test-tsan
 

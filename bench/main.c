@@ -13,6 +13,8 @@
 #include <sys/statfs.h>
 
 static int s_bench_all(bench_t *b);
+/* service.c's verb; its prototype belongs in bench.h beside the others. */
+int bench_service(bench_t *b);
 
 static const bench_verb_t s_verbs[] = {
     {"wal", bench_wal,
@@ -22,6 +24,9 @@ static const bench_verb_t s_verbs[] = {
     {"engine", bench_engine,
      "the whole engine vs RocksDB and LevelDB: fills, reads after reopen, seek+100, overwrite "
      "under compaction, write-amp, peak RSS (--quick: under two minutes)"},
+    {"service", bench_service,
+     "the writer service vs Redis over TCP loopback: sync and async puts, gets, 1/16/64 "
+     "requests in flight (--quick: under two minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])
@@ -48,7 +53,7 @@ static void s_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", s_verbs[i].name, s_verbs[i].help);
     fprintf(out, "\n"
                  "options:\n"
-                 "  --quick      shorter cases: each verb finishes in under a minute\n"
+                 "  --quick      shorter cases: each verb finishes in under two minutes\n"
                  "  --json FILE  also append one JSON line per metric to FILE\n"
                  "  --dir DIR    put data in a fresh directory under DIR (default ./bench-data,\n"
                  "               else $TMPDIR); use a real disk: on tmpfs fdatasync is free\n"

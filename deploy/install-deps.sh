@@ -6,7 +6,8 @@ set -eu
 PACKAGES="build-essential cmake pkg-config git
 libzmq3-dev libczmq-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
-librocksdb-dev libleveldb-dev"
+libmicrohttpd-dev libcjson-dev
+librocksdb-dev libleveldb-dev redis-server libhiredis-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -189,7 +189,7 @@ static int s_store_str(const type_desc_t *desc, const field_t *f, strata_record_
         return strata_error_set(err, STRATA_ETOOBIG, "%s.%s: %zu bytes, max %zu", desc->name,
                                 f->name, len, f->cap);
     if (f->kind == KIND_BYTES) {
-        strata_bytes_t *bytes = (strata_bytes_t *)FIELD_PTR(rec, f);
+        strata_owned_bytes_t *bytes = (strata_owned_bytes_t *)FIELD_PTR(rec, f);
         uint8_t *copy = dup_bytes(value, len);
         if (!copy)
             return strata_error_set(err, STRATA_ENOMEM, "%s.%s: out of memory", desc->name,
@@ -275,7 +275,7 @@ static int s_validate_field(const type_desc_t *desc, const field_t *f, const str
         return 0;
     }
     case KIND_BYTES: {
-        const strata_bytes_t *bytes = (const strata_bytes_t *)p;
+        const strata_owned_bytes_t *bytes = (const strata_owned_bytes_t *)p;
         if (bytes->len > f->cap)
             return strata_error_set(err, STRATA_ETOOBIG, "%s.%s: %zu bytes, max %zu", desc->name,
                                     f->name, bytes->len, f->cap);
@@ -349,7 +349,7 @@ int strata_record_encode(const strata_record_t *rec, uint8_t **buf, size_t *len,
             memcpy(&value, p, sizeof value);
             msgpack_pack_uint64(&pk, value);
         } else {
-            const strata_bytes_t *bytes = (const strata_bytes_t *)p;
+            const strata_owned_bytes_t *bytes = (const strata_owned_bytes_t *)p;
             msgpack_pack_bin(&pk, bytes->len);
             msgpack_pack_bin_body(&pk, bytes->ptr, bytes->len);
         }
@@ -611,7 +611,7 @@ ssize_t strata_record_key(const strata_record_t *rec, char *buf, size_t cap)
                      (unsigned long long)rec->u.market_tick.timestamp_ns);
         break;
     default: {
-        const strata_bytes_t *key = &rec->u.raw.key;
+        const strata_owned_bytes_t *key = &rec->u.raw.key;
         if (key->len >= cap)
             return STRATA_ETOOBIG;
         memcpy(buf, key->ptr, key->len);
@@ -766,7 +766,7 @@ int strata_record_to_json(const strata_record_t *rec, char **json)
             memcpy(&value, p, sizeof value);
             fprintf(out, "%llu", (unsigned long long)value);
         } else {
-            const strata_bytes_t *bytes = (const strata_bytes_t *)p;
+            const strata_owned_bytes_t *bytes = (const strata_owned_bytes_t *)p;
             s_json_string(out, (const char *)bytes->ptr, bytes->ptr ? bytes->len : 0, true);
         }
     }

@@ -22,6 +22,9 @@ typedef struct strata_client strata_client_t;
 
 #define STRATA_CLIENT_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
 #define STRATA_CLIENT_DEFAULT_TIMEOUT_MS 5000
+/* Requests one client keeps in flight at most; a send beyond it is
+ * STRATA_ETOOBIG. It bounds the replies a client holds for a later recv. */
+#define STRATA_CLIENT_MAX_IN_FLIGHT 100000u
 
 typedef struct {
     const char *endpoint; /* NULL: STRATA_CLIENT_DEFAULT_ENDPOINT */
@@ -93,7 +96,9 @@ int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *r
  * none did, STRATA_EINVAL when one arrived that does not parse. */
 int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *reply,
                        strata_error_t *err);
-/* Requests sent whose replies have not been returned yet. */
+/* Requests sent whose replies have not been returned yet (a blocking call
+ * that timed out no longer counts: its late reply is dropped). With none in
+ * flight, recv returns STRATA_ETIMEDOUT at once. */
 size_t strata_client_in_flight(const strata_client_t *self);
 
 #endif

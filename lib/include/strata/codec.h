@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "strata/err.h"
+#include "strata/wal.h"
 
 /* Protocol caps; PROTOCOL.md explains each. A decoder rejects anything
  * beyond them with STRATA_ETOOBIG and the field named in the error. */
@@ -38,10 +39,10 @@ typedef enum {
     STRATA_OP_RECORD, /* a typed record in value; the server derives topic and key */
 } strata_op_t;
 
-typedef enum {
-    STRATA_DURABILITY_SYNC = 0, /* reply after fdatasync: the default */
-    STRATA_DURABILITY_ASYNC = 1,
-} strata_durability_t;
+/* The wire's durability is the WAL's (strata/wal.h): SYNC (0, the
+ * default) replies after fdatasync, ASYNC after write(). */
+#define STRATA_DURABILITY_SYNC STRATA_SYNC
+#define STRATA_DURABILITY_ASYNC STRATA_ASYNC
 
 typedef enum {
     STRATA_BATCH_PUT = 0,

@@ -39,7 +39,7 @@ typedef enum { STRATA_OFFSET_OPEN = 1, STRATA_OFFSET_CLOSE = 2 } strata_offset_t
 typedef struct {
     uint8_t *ptr;
     size_t len;
-} strata_bytes_t;
+} strata_owned_bytes_t;
 
 typedef struct {
     char order_id[STRATA_ORDER_ID_MAX + 1];
@@ -90,8 +90,8 @@ typedef struct {
 
 typedef struct {
     char topic[STRATA_TOPIC_MAX + 1];
-    strata_bytes_t key;
-    strata_bytes_t data;
+    strata_owned_bytes_t key;
+    strata_owned_bytes_t data;
 } strata_raw_t;
 
 typedef struct {

@@ -1,0 +1,556 @@
+/* The C client for a Strata node: one DEALER socket, request ids matched to
+ * replies, blocking calls and pipelining on the same socket. Used by
+ * stratactl, the tests and applications; the contract is strata/client.h. */
+#define _GNU_SOURCE
+#include "strata/client.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Room for the routing envelope around the largest frame the protocol allows. */
+#define CLIENT_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
+#define CLIENT_HWM         100000
+#define ID_SET_MIN_SLOTS   64
+
+/* A reply that arrived while a blocking call waited for another one, kept
+ * for strata_client_recv. rc is its decode result. */
+typedef struct {
+    strata_reply_t reply;
+    int rc;
+    strata_error_t err;
+} stashed_reply_t;
+
+/* Ids sent whose replies have not been handed out: an open-addressing set
+ * (linear probing, backward-shift deletion; id 0 marks an empty slot, which
+ * is why ids start at 1). stashed says the reply already waits in the stash,
+ * so a duplicate of it is dropped. */
+typedef struct {
+    uint64_t id;
+    bool stashed;
+} id_slot_t;
+
+typedef struct {
+    id_slot_t *slots;
+    size_t n_slots; /* a power of two */
+    size_t count;
+} id_set_t;
+
+struct strata_client {
+    zsock_t *dealer;
+    void *handle; /* the libzmq socket under dealer */
+    char *endpoint;
+    int timeout_ms;
+    uint64_t next_request_id;
+    id_set_t in_flight;
+    zlist_t *stash; /* of stashed_reply_t, oldest first; never longer than in_flight */
+};
+
+/* ---- id set ------------------------------------------------------------ */
+
+static size_t s_home(const id_set_t *set, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (set->n_slots - 1);
+}
+
+static id_slot_t *s_ids_find(const id_set_t *set, uint64_t id)
+{
+    if (id == 0 || set->n_slots == 0)
+        return NULL;
+    for (size_t i = s_home(set, id);; i = (i + 1) & (set->n_slots - 1)) {
+        if (set->slots[i].id == id)
+            return &set->slots[i];
+        if (set->slots[i].id == 0)
+            return NULL;
+    }
+}
+
+static void s_ids_place(id_set_t *set, id_slot_t slot)
+{
+    size_t i = s_home(set, slot.id);
+    while (set->slots[i].id != 0)
+        i = (i + 1) & (set->n_slots - 1);
+    set->slots[i] = slot;
+    set->count++;
+}
+
+/* Makes room for one more id so that the insert after a successful send
+ * cannot fail. */
+static int s_ids_reserve(id_set_t *set)
+{
+    if ((set->count + 1) * 2 <= set->n_slots)
+        return 0;
+    size_t n_slots = set->n_slots ? set->n_slots * 2 : ID_SET_MIN_SLOTS;
+    id_slot_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return STRATA_ENOMEM;
+    id_set_t grown = {.slots = slots, .n_slots = n_slots, .count = 0};
+    for (size_t i = 0; i < set->n_slots; i++)
+        if (set->slots[i].id != 0)
+            s_ids_place(&grown, set->slots[i]);
+    free(set->slots);
+    *set = grown;
+    return 0;
+}
+
+static void s_ids_remove(id_set_t *set, uint64_t id)
+{
+    id_slot_t *found = s_ids_find(set, id);
+    if (!found)
+        return;
+    size_t mask = set->n_slots - 1;
+    size_t hole = (size_t)(found - set->slots);
+    /* Pull back every later entry of the probe run whose home does not lie
+     * cyclically in (hole, j], so lookups never stop early at the hole. */
+    for (size_t j = (hole + 1) & mask; set->slots[j].id != 0; j = (j + 1) & mask) {
+        size_t home = s_home(set, set->slots[j].id);
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            set->slots[hole] = set->slots[j];
+            hole = j;
+        }
+    }
+    set->slots[hole] = (id_slot_t){0};
+    set->count--;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A deadline in s_now_ms() time; -1 waits forever. */
+static int64_t s_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+}
+
+/* What is left for zmq_poll: -1 forever, 0 when the deadline has passed. */
+static long s_remaining_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - s_now_ms();
+    return left > 0 ? (long)left : 0;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+/* czmq's first zsys_init is not thread-safe (two threads creating their
+ * first sockets at once trip an assertion inside it), and clients are made
+ * from many threads: initialise it exactly once. */
+static pthread_once_t s_zsys_once = PTHREAD_ONCE_INIT;
+
+static void s_zsys_init(void)
+{
+    zsys_init();
+}
+
+int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
+                          strata_error_t *err)
+{
+    *client_p = NULL;
+    const char *endpoint = opts && opts->endpoint ? opts->endpoint : STRATA_CLIENT_DEFAULT_ENDPOINT;
+    int timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : STRATA_CLIENT_DEFAULT_TIMEOUT_MS;
+    if (timeout_ms < 0)
+        return strata_error_set(err, STRATA_EINVAL, "timeout_ms: %d, must be >= 0", timeout_ms);
+
+    strata_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
+    self->timeout_ms = timeout_ms;
+    self->next_request_id = 1;
+    self->endpoint = strdup(endpoint);
+    self->stash = zlist_new();
+    pthread_once(&s_zsys_once, s_zsys_init);
+    self->dealer = zsock_new(ZMQ_DEALER);
+    if (!self->endpoint || !self->stash || !self->dealer) {
+        strata_client_destroy(&self);
+        return strata_error_set(err, STRATA_ENOMEM, "client: cannot create the socket: %s",
+                                zmq_strerror(zmq_errno()));
+    }
+    self->handle = zsock_resolve(self->dealer);
+    /* Linger 0: destroy must not hang on an absent server. The high-water
+     * marks leave room for deep pipelines before sends start to wait. */
+    zsock_set_linger(self->dealer, 0);
+    zsock_set_maxmsgsize(self->dealer, CLIENT_MAX_MESSAGE);
+    zsock_set_sndhwm(self->dealer, CLIENT_HWM);
+    zsock_set_rcvhwm(self->dealer, CLIENT_HWM);
+    if (zsock_connect(self->dealer, "%s", endpoint) != 0) {
+        int rc = strata_error_set(err, STRATA_EINVAL, "endpoint '%s': %s", endpoint,
+                                  zmq_strerror(zmq_errno()));
+        strata_client_destroy(&self);
+        return rc;
+    }
+    *client_p = self;
+    return 0;
+}
+
+void strata_client_destroy(strata_client_t **client_p)
+{
+    strata_client_t *self = client_p ? *client_p : NULL;
+    if (!self)
+        return;
+    if (self->stash) {
+        stashed_reply_t *item;
+        while ((item = zlist_pop(self->stash))) {
+            strata_reply_clear(&item->reply);
+            free(item);
+        }
+        zlist_destroy(&self->stash);
+    }
+    zsock_destroy(&self->dealer);
+    free(self->in_flight.slots);
+    free(self->endpoint);
+    free(self);
+    *client_p = NULL;
+}
+
+size_t strata_client_in_flight(const strata_client_t *self)
+{
+    return self->in_flight.count;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static void s_free_frame(void *data, void *hint)
+{
+    free(data);
+}
+
+static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline,
+                  uint64_t *request_id, strata_error_t *err)
+{
+    if (self->in_flight.count >= STRATA_CLIENT_MAX_IN_FLIGHT)
+        return strata_error_set(err, STRATA_ETOOBIG, "client: %zu requests in flight, cap %u",
+                                self->in_flight.count, (unsigned)STRATA_CLIENT_MAX_IN_FLIGHT);
+    if (s_ids_reserve(&self->in_flight) != 0)
+        return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
+    req->request_id = self->next_request_id++;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = strata_request_encode(req, &buf, &len, err);
+    if (rc)
+        return rc;
+    zmq_msg_t frame;
+    if (zmq_msg_init_data(&frame, buf, len, s_free_frame, NULL) != 0) {
+        free(buf);
+        return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
+    }
+    /* DONTWAIT and poll so a full send queue costs at most the deadline. */
+    while (zmq_msg_send(&frame, self->handle, ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
+            rc = strata_error_set(err, STRATA_EIO, "send to %s: %s", self->endpoint,
+                                  zmq_strerror(zmq_errno()));
+            break;
+        }
+        long wait_ms = s_remaining_ms(deadline);
+        if (wait_ms == 0) {
+            rc = strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
+                                  self->endpoint, self->timeout_ms);
+            break;
+        }
+        zmq_pollitem_t item = {.socket = self->handle, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&item, 1, wait_ms) < 0 && zmq_errno() != EINTR) {
+            rc = strata_error_set(err, STRATA_EIO, "poll %s: %s", self->endpoint,
+                                  zmq_strerror(zmq_errno()));
+            break;
+        }
+    }
+    if (rc) {
+        zmq_msg_close(&frame);
+        return rc;
+    }
+    s_ids_place(&self->in_flight, (id_slot_t){.id = req->request_id});
+    if (request_id)
+        *request_id = req->request_id;
+    return 0;
+}
+
+int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
+                       strata_error_t *err)
+{
+    return s_send(self, req, s_deadline(self->timeout_ms), request_id, err);
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+/* Reads one whole message without waiting and keeps its last frame (the
+ * reply; anything before it is envelope). False when none is queued. */
+static bool s_read_message(strata_client_t *self, zmq_msg_t *frame)
+{
+    zmq_msg_init(frame);
+    if (zmq_msg_recv(frame, self->handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(frame);
+        return false;
+    }
+    while (zmq_msg_more(frame)) {
+        zmq_msg_t next;
+        zmq_msg_init(&next);
+        /* The rest of a multipart message is already here: this cannot block. */
+        if (zmq_msg_recv(&next, self->handle, 0) < 0) {
+            zmq_msg_close(&next);
+            break;
+        }
+        zmq_msg_move(frame, &next);
+        zmq_msg_close(&next);
+    }
+    return true;
+}
+
+/* The decode result as the API promises it: a reply that does not parse is
+ * EINVAL, whatever the decoder's finer code (its message names the cause). */
+static int s_decode_rc(int rc)
+{
+    return rc == 0 || rc == STRATA_ENOMEM ? rc : STRATA_EINVAL;
+}
+
+/* Routes one received frame. The reply to wanted (0: to any id in flight) is
+ * handed to the caller in *reply with its decode result in *rc (true);
+ * replies to other ids in flight are stashed for strata_client_recv;
+ * replies to ids not in flight (a timed-out call, a duplicate) are dropped.
+ * A frame too broken to carry an id is handed out only when it can belong
+ * to nobody else: to recv, or to the one call in flight. */
+static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, strata_reply_t *reply,
+                    int *rc, strata_error_t *err)
+{
+    strata_reply_t got;
+    strata_error_t decode_err;
+    strata_error_clear(&decode_err);
+    int decode_rc = s_decode_rc(
+        strata_reply_decode(zmq_msg_data(frame), zmq_msg_size(frame), &got, &decode_err));
+    uint64_t id = got.request_id;
+    bool anonymous = decode_rc != 0 && id == 0;
+    if (anonymous && wanted && self->in_flight.count == 1 && s_ids_find(&self->in_flight, wanted))
+        id = wanted;
+    id_slot_t *slot = s_ids_find(&self->in_flight, id);
+    bool take =
+        (anonymous && wanted == 0) || (slot && !slot->stashed && (wanted == 0 || id == wanted));
+    if (take) {
+        if (slot)
+            s_ids_remove(&self->in_flight, id);
+        *reply = got;
+        *rc = decode_rc;
+        if (err)
+            *err = decode_err;
+        return true;
+    }
+    if (!slot || slot->stashed) {
+        strata_reply_clear(&got);
+        return false;
+    }
+    stashed_reply_t *item = malloc(sizeof *item);
+    if (!item || zlist_append(self->stash, item) != 0) {
+        /* Out of memory: the reply is lost, so its id must not stay in flight. */
+        free(item);
+        strata_reply_clear(&got);
+        s_ids_remove(&self->in_flight, id);
+        return false;
+    }
+    *item = (stashed_reply_t){.reply = got, .rc = decode_rc, .err = decode_err};
+    slot->stashed = true;
+    return false;
+}
+
+/* Waits until the reply to wanted (0: any) arrives or the deadline, set
+ * timeout_ms from the start, passes. */
+static int s_wait(strata_client_t *self, uint64_t wanted, int64_t deadline, int timeout_ms,
+                  strata_reply_t *reply, strata_error_t *err)
+{
+    for (;;) {
+        zmq_msg_t frame;
+        while (s_read_message(self, &frame)) {
+            int rc = 0;
+            bool taken = s_route(self, &frame, wanted, reply, &rc, err);
+            zmq_msg_close(&frame);
+            if (taken)
+                return rc;
+        }
+        long wait_ms = s_remaining_ms(deadline);
+        if (wait_ms == 0)
+            return strata_error_set(err, STRATA_ETIMEDOUT, "no reply from %s within %d ms",
+                                    self->endpoint, timeout_ms);
+        zmq_pollitem_t item = {.socket = self->handle, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, wait_ms) < 0) {
+            if (zmq_errno() != EINTR)
+                return strata_error_set(err, STRATA_EIO, "poll %s: %s", self->endpoint,
+                                        zmq_strerror(zmq_errno()));
+            if (zsys_interrupted)
+                return strata_error_set(err, STRATA_ECLOSED, "interrupted");
+        }
+    }
+}
+
+int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *reply,
+                       strata_error_t *err)
+{
+    memset(reply, 0, sizeof *reply);
+    stashed_reply_t *item = zlist_pop(self->stash);
+    if (item) {
+        *reply = item->reply;
+        int rc = item->rc;
+        if (err)
+            *err = item->err;
+        s_ids_remove(&self->in_flight, reply->request_id);
+        free(item);
+        return rc;
+    }
+    /* Only replies to ids in flight are ever handed out: with none, waiting
+     * (perhaps forever) cannot succeed. */
+    if (self->in_flight.count == 0)
+        return strata_error_set(err, STRATA_ETIMEDOUT, "recv: no requests in flight");
+    return s_wait(self, 0, s_deadline(timeout_ms), timeout_ms, reply, err);
+}
+
+/* ---- blocking calls ---------------------------------------------------- */
+
+int strata_client_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
+                       strata_error_t *err)
+{
+    memset(reply, 0, sizeof *reply);
+    int64_t deadline = s_deadline(self->timeout_ms);
+    uint64_t request_id = 0;
+    int rc = s_send(self, req, deadline, &request_id, err);
+    if (rc)
+        return rc;
+    rc = s_wait(self, request_id, deadline, self->timeout_ms, reply, err);
+    if (rc) {
+        /* Forget the id so a reply arriving after we gave up is dropped. */
+        s_ids_remove(&self->in_flight, request_id);
+        return rc;
+    }
+    if (reply->status < 0)
+        return strata_error_set(err, reply->status, "%s", reply->message);
+    if (reply->op != req->op)
+        return strata_error_set(err, STRATA_EINVAL, "reply to %s carries a %s body",
+                                strata_op_name(req->op), strata_op_name(reply->op));
+    return 0;
+}
+
+/* The write calls: a request whose reply is only a seq. */
+static int s_write(strata_client_t *self, strata_request_t *req, uint64_t *seq, strata_error_t *err)
+{
+    strata_reply_t reply;
+    int rc = strata_client_call(self, req, &reply, err);
+    if (rc == 0 && seq)
+        *seq = reply.seq;
+    strata_reply_clear(&reply);
+    return rc;
+}
+
+static strata_bytes_t s_bytes(const void *data, size_t len)
+{
+    return (strata_bytes_t){.data = data, .len = len};
+}
+
+int strata_client_put(strata_client_t *self, strata_durability_t durability, const void *key,
+                      size_t key_len, const void *value, size_t value_len, uint64_t *seq,
+                      strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_PUT,
+                            .durability = durability,
+                            .key = s_bytes(key, key_len),
+                            .value = s_bytes(value, value_len)};
+    return s_write(self, &req, seq, err);
+}
+
+int strata_client_delete(strata_client_t *self, strata_durability_t durability, const void *key,
+                         size_t key_len, uint64_t *seq, strata_error_t *err)
+{
+    strata_request_t req = {
+        .op = STRATA_OP_DELETE, .durability = durability, .key = s_bytes(key, key_len)};
+    return s_write(self, &req, seq, err);
+}
+
+int strata_client_batch(strata_client_t *self, strata_durability_t durability,
+                        const strata_batch_op_t *ops, size_t n_ops, uint64_t *seq,
+                        strata_error_t *err)
+{
+    strata_request_t req = {
+        .op = STRATA_OP_BATCH, .durability = durability, .ops = ops, .n_ops = n_ops};
+    return s_write(self, &req, seq, err);
+}
+
+int strata_client_record_put(strata_client_t *self, strata_durability_t durability,
+                             const void *msgpack, size_t len, uint64_t *seq, strata_error_t *err)
+{
+    strata_request_t req = {
+        .op = STRATA_OP_RECORD, .durability = durability, .value = s_bytes(msgpack, len)};
+    return s_write(self, &req, seq, err);
+}
+
+int strata_client_get(strata_client_t *self, const void *key, size_t key_len, void **value,
+                      size_t *value_len, strata_error_t *err)
+{
+    *value = NULL;
+    *value_len = 0;
+    strata_request_t req = {.op = STRATA_OP_GET, .key = s_bytes(key, key_len)};
+    strata_reply_t reply;
+    int rc = strata_client_call(self, &req, &reply, err);
+    if (rc == 0 && (reply.n_values != 1 || !reply.values[0].found))
+        rc = strata_error_set(err, STRATA_ENOTFOUND, "not found");
+    if (rc == 0) {
+        strata_bytes_t found = reply.values[0].value;
+        /* One byte more so an empty value is still a non-NULL pointer. */
+        *value = malloc(found.len + 1);
+        if (!*value) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "get: %zu bytes", found.len);
+        } else {
+            if (found.len)
+                memcpy(*value, found.data, found.len);
+            ((uint8_t *)*value)[found.len] = 0;
+            *value_len = found.len;
+        }
+    }
+    strata_reply_clear(&reply);
+    return rc;
+}
+
+int strata_client_multi_get(strata_client_t *self, const strata_bytes_t *keys, size_t n_keys,
+                            strata_reply_t *reply, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_MULTI_GET, .keys = keys, .n_keys = n_keys};
+    int rc = strata_client_call(self, &req, reply, err);
+    if (rc == 0 && reply->n_values != n_keys)
+        rc = strata_error_set(err, STRATA_EINVAL, "multi_get: %zu values for %zu keys",
+                              reply->n_values, n_keys);
+    return rc;
+}
+
+int strata_client_scan(strata_client_t *self, strata_bytes_t start, strata_bytes_t end,
+                       uint32_t limit, strata_bytes_t cursor, strata_reply_t *reply,
+                       strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_SCAN,
+                            .scan_start = start,
+                            .scan_end = end,
+                            .scan_limit = limit,
+                            .scan_cursor = cursor};
+    return strata_client_call(self, &req, reply, err);
+}
+
+int strata_client_status(strata_client_t *self, strata_reply_t *reply, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_STATUS};
+    return strata_client_call(self, &req, reply, err);
+}
+
+int strata_client_stats(strata_client_t *self, strata_reply_t *reply, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_STATS};
+    return strata_client_call(self, &req, reply, err);
+}
+
+int strata_client_control(strata_client_t *self, const char *verb, const char *const *args,
+                          size_t n_args, strata_reply_t *reply, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = verb, .args = args, .n_args = n_args};
+    return strata_client_call(self, &req, reply, err);
+}

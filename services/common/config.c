@@ -1,0 +1,165 @@
+/* Layered ZPL configuration; see config.h for the precedence. */
+#include "config.h"
+
+#include <ctype.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct svc_config {
+    zconfig_t *root;
+    zhashx_t *source; /* "section/key" -> "default" | file path | env name */
+};
+
+void svc_config_destroy(svc_config_t **cfg_p)
+{
+    if (!cfg_p || !*cfg_p)
+        return;
+    svc_config_t *cfg = *cfg_p;
+    zconfig_destroy(&cfg->root);
+    zhashx_destroy(&cfg->source);
+    free(cfg);
+    *cfg_p = NULL;
+}
+
+static void env_name(const char *section, const char *key, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "STRATA_%s_%s", section, key);
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = (char)(out[i] == '-' || out[i] == '.' ? '_' : toupper((unsigned char)out[i]));
+}
+
+/* Copies the file's values over the defaults, refusing keys the defaults do
+ * not have. */
+static int apply_file(svc_config_t *cfg, const char *file, strata_error_t *err)
+{
+    FILE *probe = fopen(file, "r");
+    if (!probe)
+        return strata_error_set(err, STRATA_EINVAL, "config %s: %s", file, strerror(errno));
+    fclose(probe);
+    zconfig_t *loaded = zconfig_load(file);
+    if (!loaded)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "config %s: not valid ZPL (sections at column 0, keys indented "
+                                "4 spaces as `key = value`)",
+                                file);
+    int rc = 0;
+    for (zconfig_t *sec = zconfig_child(loaded); sec && !rc; sec = zconfig_next(sec)) {
+        const char *sname = zconfig_name(sec);
+        if (!zconfig_locate(cfg->root, sname)) {
+            rc = strata_error_set(err, STRATA_EINVAL, "config %s: unknown section '%s'", file,
+                                  sname);
+            break;
+        }
+        for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
+            char path[256];
+            snprintf(path, sizeof path, "%s/%s", sname, zconfig_name(item));
+            zconfig_t *target = zconfig_locate(cfg->root, path);
+            if (!target || zconfig_child(item)) {
+                rc =
+                    strata_error_set(err, STRATA_EINVAL, "config %s: unknown key '%s'", file, path);
+                break;
+            }
+            zconfig_set_value(target, "%s", zconfig_value(item) ? zconfig_value(item) : "");
+            zhashx_update(cfg->source, path, (void *)file);
+        }
+    }
+    zconfig_destroy(&loaded);
+    return rc;
+}
+
+int svc_config_load(const char *defaults, const char *file, svc_config_t **cfg_p,
+                    strata_error_t *err)
+{
+    *cfg_p = NULL;
+    svc_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    cfg->root = zconfig_str_load(defaults);
+    cfg->source = zhashx_new();
+    if (!cfg->root || !cfg->source) {
+        svc_config_destroy(&cfg);
+        return strata_error_set(err, STRATA_EINVAL, "embedded default config does not parse");
+    }
+    /* Sources are file paths or env names that outlive the hash only if
+     * duplicated. */
+    zhashx_set_duplicator(cfg->source, (zhashx_duplicator_fn *)strdup);
+    zhashx_set_destructor(cfg->source, (zhashx_destructor_fn *)zstr_free);
+    int rc = file ? apply_file(cfg, file, err) : 0;
+    for (zconfig_t *sec = zconfig_child(cfg->root); sec && !rc; sec = zconfig_next(sec))
+        for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
+            char name[256];
+            env_name(zconfig_name(sec), zconfig_name(item), name, sizeof name);
+            const char *value = getenv(name);
+            if (!value)
+                continue;
+            zconfig_set_value(item, "%s", value);
+            char path[256];
+            snprintf(path, sizeof path, "%s/%s", zconfig_name(sec), zconfig_name(item));
+            zhashx_update(cfg->source, path, name);
+        }
+    if (rc) {
+        svc_config_destroy(&cfg);
+        return rc;
+    }
+    *cfg_p = cfg;
+    return 0;
+}
+
+const char *svc_config_get(const svc_config_t *cfg, const char *path)
+{
+    zconfig_t *item = zconfig_locate(cfg->root, path);
+    if (!item)
+        return NULL;
+    const char *value = zconfig_value(item);
+    return value ? value : "";
+}
+
+static const char *source_of(const svc_config_t *cfg, const char *path)
+{
+    const char *src = zhashx_lookup(cfg->source, path);
+    return src ? src : "default";
+}
+
+int svc_config_u64(const svc_config_t *cfg, const char *path, uint64_t *out, strata_error_t *err)
+{
+    const char *value = svc_config_get(cfg, path);
+    if (!value)
+        return strata_error_set(err, STRATA_EINVAL, "config: no key '%s'", path);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!*value || *end || errno || value[0] == '-')
+        return strata_error_set(err, STRATA_EINVAL,
+                                "config %s: '%s' is not a whole non-negative number (from %s)",
+                                path, value, source_of(cfg, path));
+    *out = v;
+    return 0;
+}
+
+int svc_config_bool(const svc_config_t *cfg, const char *path, bool *out, strata_error_t *err)
+{
+    const char *value = svc_config_get(cfg, path);
+    if (!value)
+        return strata_error_set(err, STRATA_EINVAL, "config: no key '%s'", path);
+    if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
+        *out = true;
+    else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0"))
+        *out = false;
+    else
+        return strata_error_set(err, STRATA_EINVAL, "config %s: '%s' is not true/false (from %s)",
+                                path, value, source_of(cfg, path));
+    return 0;
+}
+
+void svc_config_print(const svc_config_t *cfg, FILE *out)
+{
+    for (zconfig_t *sec = zconfig_child(cfg->root); sec; sec = zconfig_next(sec))
+        for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
+            char path[256];
+            snprintf(path, sizeof path, "%s/%s", zconfig_name(sec), zconfig_name(item));
+            fprintf(out, "%-32s = %-32s # %s\n", path,
+                    zconfig_value(item) ? zconfig_value(item) : "", source_of(cfg, path));
+        }
+}

@@ -1,0 +1,150 @@
+/* Admin HTTP on libmicrohttpd; see http.h. Chosen over czmq's means because
+ * czmq has no HTTP server, and MHD is small, packaged and runs its own
+ * thread. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct svc_http {
+    struct MHD_Daemon *daemon;
+    svc_metrics_fn *metrics;
+    svc_ready_fn *ready;
+    void *arg;
+};
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *body,
+                                 size_t len, const char *type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    svc_http_t *self = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("GET only\n"), 9, "text/plain");
+    if (!strcmp(url, "/metrics")) {
+        char *body = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&body, &len);
+        if (!out)
+            return MHD_NO;
+        self->metrics(self->arg, out);
+        fclose(out);
+        return send_text(conn, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4");
+    }
+    if (!strcmp(url, "/healthz"))
+        return send_text(conn, MHD_HTTP_OK, strdup("ok\n"), 3, "text/plain");
+    if (!strcmp(url, "/readyz")) {
+        bool ready = self->ready ? self->ready(self->arg) : true;
+        return send_text(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                         strdup(ready ? "ready\n" : "not ready\n"), ready ? 6 : 10, "text/plain");
+    }
+    return send_text(conn, MHD_HTTP_NOT_FOUND, strdup("not found\n"), 10, "text/plain");
+}
+
+int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
+                   svc_http_t **http_p, uint16_t *port, strata_error_t *err)
+{
+    *http_p = NULL;
+    *port = 0;
+    if (!strcmp(endpoint, "off"))
+        return 0;
+    char host[64];
+    unsigned long p = 0;
+    const char *colon = strrchr(endpoint, ':');
+    char *end = NULL;
+    if (colon)
+        p = strtoul(colon + 1, &end, 10);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (!colon || (size_t)(colon - endpoint) >= sizeof host || !end || *end || colon[1] == '\0' ||
+        p > 65535)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "metrics/endpoint: '%s' is not host:port or off", endpoint);
+    memcpy(host, endpoint, (size_t)(colon - endpoint));
+    host[colon - endpoint] = '\0';
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return strata_error_set(err, STRATA_EINVAL, "metrics/endpoint: '%s' is not an IPv4 address",
+                                host);
+    sa.sin_port = htons((uint16_t)p);
+    svc_http_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    self->metrics = metrics;
+    self->ready = ready;
+    self->arg = arg;
+    self->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+                         self, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    if (!self->daemon) {
+        free(self);
+        return strata_error_set(err, STRATA_EIO, "metrics/endpoint: cannot listen on %s", endpoint);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info ? info->port : (uint16_t)p;
+    *http_p = self;
+    return 0;
+}
+
+void svc_http_stop(svc_http_t **http_p)
+{
+    if (!http_p || !*http_p)
+        return;
+    MHD_stop_daemon((*http_p)->daemon);
+    free(*http_p);
+    *http_p = NULL;
+}
+
+void prom_counter(FILE *out, const char *name, const char *help, uint64_t value)
+{
+    fprintf(out, "# HELP strata_%s %s\n# TYPE strata_%s counter\nstrata_%s %llu\n", name, help,
+            name, name, (unsigned long long)value);
+}
+
+void prom_gauge(FILE *out, const char *name, const char *help, double value)
+{
+    fprintf(out, "# HELP strata_%s %s\n# TYPE strata_%s gauge\nstrata_%s %.17g\n", name, help, name,
+            name, value);
+}
+
+static void histogram(FILE *out, const char *name, const char *help, const strata_histogram_t *h,
+                      const double *bounds, size_t n, double scale)
+{
+    fprintf(out, "# HELP strata_%s %s\n# TYPE strata_%s histogram\n", name, help, name);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "strata_%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+                (unsigned long long)strata_histogram_count_at_or_below(
+                    h, (uint64_t)(bounds[i] * scale)));
+    uint64_t count = strata_histogram_count(h);
+    fprintf(out, "strata_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
+    fprintf(out, "strata_%s_sum %.9g\n", name, (double)strata_histogram_sum(h) / scale);
+    fprintf(out, "strata_%s_count %llu\n", name, (unsigned long long)count);
+}
+
+void prom_latency(FILE *out, const char *name, const char *help, const strata_histogram_t *h)
+{
+    static const double bounds[] = {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3,
+                                    5e-3,  10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 1,    10};
+    histogram(out, name, help, h, bounds, sizeof bounds / sizeof bounds[0], 1e9);
+}
+
+void prom_sizes(FILE *out, const char *name, const char *help, const strata_histogram_t *h)
+{
+    static const double bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+    histogram(out, name, help, h, bounds, sizeof bounds / sizeof bounds[0], 1);
+}

@@ -1,0 +1,37 @@
+/* The admin HTTP port: GET /metrics (Prometheus text 0.0.4), /healthz and
+ * /readyz. libmicrohttpd with its internal polling thread, so a scrape
+ * never runs on a service's event loop; the callbacks must be thread-safe. */
+#ifndef STRATA_SVC_HTTP_H
+#define STRATA_SVC_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "strata/err.h"
+#include "strata/histogram.h"
+
+typedef struct svc_http svc_http_t;
+
+/* Writes the whole metrics page into out. */
+typedef void(svc_metrics_fn)(void *arg, FILE *out);
+/* true when the service is ready for traffic (/readyz 200, else 503). */
+typedef bool(svc_ready_fn)(void *arg);
+
+/* endpoint: "host:port" (IPv4 host, port 0 picks a free one) or "off".
+ * *port gets the bound port (0 when off). */
+int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
+                   svc_http_t **http_p, uint16_t *port, strata_error_t *err);
+void svc_http_stop(svc_http_t **http_p);
+
+/* Prometheus helpers. name without the strata_ prefix. */
+void prom_counter(FILE *out, const char *name, const char *help, uint64_t value);
+void prom_gauge(FILE *out, const char *name, const char *help, double value);
+/* A histogram of nanosecond samples exported in seconds, with fixed `le`
+ * buckets from 10 us to 10 s. */
+void prom_latency(FILE *out, const char *name, const char *help, const strata_histogram_t *h);
+/* A histogram of counts (e.g. batch sizes) with power-of-two buckets; the
+ * samples were recorded as plain numbers. */
+void prom_sizes(FILE *out, const char *name, const char *help, const strata_histogram_t *h);
+
+#endif

@@ -1,0 +1,58 @@
+/* zsys-backed logging; see log.h. */
+#include "log.h"
+
+#include <czmq.h>
+#include <stdarg.h>
+#include <string.h>
+
+static strata_log_level_t max_level = STRATA_LOG_INFO;
+
+static void emit(strata_log_level_t level, const char *line)
+{
+    if (level > max_level)
+        return;
+    switch (level) {
+    case STRATA_LOG_ERROR:
+        zsys_error("%s", line);
+        break;
+    case STRATA_LOG_WARNING:
+        zsys_warning("%s", line);
+        break;
+    case STRATA_LOG_INFO:
+        zsys_info("%s", line);
+        break;
+    case STRATA_LOG_DEBUG:
+        zsys_debug("%s", line);
+        break;
+    }
+}
+
+int svc_log_init(const char *ident, const char *level, strata_error_t *err)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    int found = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(level, names[i]))
+            found = i;
+    if (found < 0)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "log/level: '%s' unknown (error, warning, info, debug)", level);
+    max_level = (strata_log_level_t)found;
+    zsys_set_logident(ident);
+    zsys_set_logstream(stderr);
+    zsys_set_logsystem(false);
+    strata_set_log(emit);
+    return 0;
+}
+
+void svc_log(strata_log_level_t level, const char *fmt, ...)
+{
+    if (level > max_level)
+        return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    emit(level, line);
+}

@@ -1,0 +1,821 @@
+/* stratactl: the operator's command line for a Strata node. Every verb is one
+ * row of s_verbs (arity, flags, usage and help all come from that row); a
+ * handler makes its client calls and prints a table, or with --json fills the
+ * one JSON document main prints. Usage and exit codes: services/ctl/README.md. */
+#define _GNU_SOURCE
+#include <cJSON.h>
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata/client.h"
+#include "strata/record.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "unknown"
+#endif
+
+/* The exit codes scripts see; --help lists them from s_exit_codes. */
+enum {
+    CTL_OK = 0,
+    CTL_NOT_FOUND = 1,
+    CTL_USAGE = 2,
+    CTL_FAILED = 3,      /* the server (or the record validation it runs) said no */
+    CTL_UNREACHABLE = 4, /* no reply in time */
+};
+
+static const struct {
+    int code;
+    const char *meaning;
+} s_exit_codes[] = {
+    {CTL_OK, "ok"},
+    {CTL_NOT_FOUND, "not found"},
+    {CTL_USAGE, "usage error"},
+    {CTL_FAILED, "server error (or a record the server would refuse)"},
+    {CTL_UNREACHABLE, "unreachable: no reply within --timeout"},
+};
+
+#define MAX_RECORD_FIELDS 64
+#define MAX_SCAN_PAGE     STRATA_PROTO_MAX_SCAN_LIMIT
+
+/* Verb flags a row may accept; global flags are accepted everywhere. */
+enum {
+    FLAG_LIMIT = 1u << 0,
+    FLAG_PAGE = 1u << 1,
+    FLAG_RECORD = 1u << 2,
+};
+
+typedef struct verb verb_t;
+
+typedef struct {
+    const char *endpoint;
+    int timeout_ms;
+    bool json;
+    bool quiet;
+    strata_durability_t durability;
+    unsigned flags_given; /* FLAG_* seen on the command line */
+    uint64_t limit;       /* scan --limit; 0: none */
+    uint32_t page;        /* scan --page; 0: the server's default */
+    bool record;          /* get --record */
+    const verb_t *verb;
+    const char *verb_word; /* as typed, for messages before the verb is known */
+    strata_client_t *client;
+    cJSON *doc; /* the --json document a handler fills */
+} ctl_t;
+
+typedef int(verb_fn)(ctl_t *ctl, int argc, char **argv);
+
+struct verb {
+    const char *name;
+    int min_args;
+    int max_args;
+    unsigned flags; /* FLAG_* this verb accepts */
+    bool needs_server;
+    const char *args_usage;
+    const char *summary;
+    verb_fn *handler;
+};
+
+static verb_fn s_put, s_get, s_del, s_scan, s_status, s_stats, s_record_put, s_record_get, s_help;
+
+static const verb_t s_verbs[] = {
+    {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", s_put},
+    {"get", 1, 1, FLAG_RECORD, true, "KEY [--record]",
+     "print KEY's value (--record: decoded as a typed record)", s_get},
+    {"del", 1, 1, 0, true, "KEY", "delete KEY", s_del},
+    {"scan", 0, 2, FLAG_LIMIT | FLAG_PAGE, true, "[START [END]] [--limit N] [--page N]",
+     "list keys in [START, END), paging with the cursor", s_scan},
+    {"status", 0, 0, 0, true, "", "role, term, last and durable seq", s_status},
+    {"stats", 0, 0, 0, true, "", "the server's counters", s_stats},
+    {"record put", 1, 1 + MAX_RECORD_FIELDS, 0, true, "TYPE field=value ...",
+     "write a typed record (proto/RECORDS.md); prints seq, topic and key", s_record_put},
+    {"record get", 1, 1, 0, true, "KEY", "print KEY's value decoded as a typed record",
+     s_record_get},
+    {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", s_help},
+};
+
+#define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
+
+/* ---- output helpers ------------------------------------------------------ */
+
+/* cJSON allocations cannot fail from here on: stratactl's policy on memory
+ * is the services' one, abort with a message. */
+static void *s_xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p) {
+        fprintf(stderr, "stratactl: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+/* Bytes for a terminal: printable ASCII as is, everything else as \xNN (and
+ * the backslash doubled), so one entry stays on one line. */
+static void s_print_bytes(FILE *out, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\\')
+            fputs("\\\\", out);
+        else if (p[i] >= 0x20 && p[i] < 0x7f)
+            fputc(p[i], out);
+        else
+            fprintf(out, "\\x%02x", p[i]);
+    }
+}
+
+/* The same escaping into a string for a message; cut short when it fills
+ * buf, which is always NUL-terminated. */
+static const char *s_escape(char *buf, size_t cap, const void *data, size_t len)
+{
+    FILE *out = fmemopen(buf, cap, "w");
+    if (!out)
+        return "?";
+    setbuf(out, NULL);
+    s_print_bytes(out, data, len);
+    fclose(out);
+    buf[cap - 1] = '\0';
+    return buf;
+}
+
+/* Bytes as a JSON string: each byte becomes the code point of the same value
+ * (the convention of strata_record_to_json), so any bytes, NULs included,
+ * survive and ASCII stays readable. Written by hand because a cJSON string
+ * ends at the first NUL. */
+static cJSON *s_json_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    char *text = s_xmalloc(6 * len + 3);
+    size_t n = 0;
+    text[n++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\') {
+            text[n++] = '\\';
+            text[n++] = (char)p[i];
+        } else if (p[i] < 0x20 || p[i] >= 0x7f) {
+            n += (size_t)sprintf(text + n, "\\u%04x", p[i]);
+        } else {
+            text[n++] = (char)p[i];
+        }
+    }
+    text[n++] = '"';
+    text[n] = '\0';
+    cJSON *item = cJSON_CreateRaw(text);
+    free(text);
+    return item;
+}
+
+/* A uint64 printed exactly: cJSON numbers are doubles and lose digits past 2^53. */
+static void s_json_add_u64(cJSON *obj, const char *name, uint64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    cJSON_AddItemToObject(obj, name, cJSON_CreateRaw(text));
+}
+
+static cJSON *s_doc(ctl_t *ctl)
+{
+    if (!ctl->doc)
+        ctl->doc = cJSON_CreateObject();
+    return ctl->doc;
+}
+
+/* The one error line, and with --json the error document. Returns exit_code. */
+static int s_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    const char *verb = ctl->verb ? ctl->verb->name : ctl->verb_word;
+    /* -q: a missing key is an answer, not a problem; the exit code says it. */
+    bool silent = ctl->quiet && exit_code == CTL_NOT_FOUND;
+    if (!silent)
+        fprintf(stderr, "stratactl: %s%s%s\n", verb ? verb : "", verb ? ": " : "", message);
+    if (ctl->json) {
+        cJSON_Delete(ctl->doc);
+        ctl->doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(ctl->doc, "error", message);
+        cJSON_AddNumberToObject(ctl->doc, "code", exit_code);
+        if (status)
+            cJSON_AddNumberToObject(ctl->doc, "status", status);
+        if (verb)
+            cJSON_AddStringToObject(ctl->doc, "verb", verb);
+    }
+    return exit_code;
+}
+
+/* A failed client call: no reply is "unreachable", a missing key "not found",
+ * anything else the server (or a reply we cannot read) refusing. */
+static int s_fail_call(ctl_t *ctl, int rc, const strata_error_t *err)
+{
+    int exit_code = rc == STRATA_ETIMEDOUT   ? CTL_UNREACHABLE
+                    : rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND
+                                             : CTL_FAILED;
+    return s_fail(ctl, exit_code, rc, "%s", err->msg[0] ? err->msg : strata_strerror(rc));
+}
+
+static strata_bytes_t s_arg_bytes(const char *arg)
+{
+    return (strata_bytes_t){.data = (const uint8_t *)arg, .len = strlen(arg)};
+}
+
+/* ---- usage --------------------------------------------------------------- */
+
+/* One verb's usage: a line of text, or with --json a row of the "verbs" array. */
+static void s_verb_usage(ctl_t *ctl, FILE *out, const verb_t *verb)
+{
+    if (ctl->json && out == stdout) {
+        cJSON *verbs = cJSON_GetObjectItem(s_doc(ctl), "verbs");
+        if (!verbs)
+            verbs = cJSON_AddArrayToObject(ctl->doc, "verbs");
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "name", verb->name);
+        cJSON_AddStringToObject(row, "args", verb->args_usage);
+        cJSON_AddStringToObject(row, "summary", verb->summary);
+        cJSON_AddItemToArray(verbs, row);
+        return;
+    }
+    fprintf(out, "usage: stratactl [flags] %s%s%s\n  %s\n", verb->name,
+            verb->args_usage[0] ? " " : "", verb->args_usage, verb->summary);
+}
+
+static void s_usage(ctl_t *ctl, FILE *out)
+{
+    if (ctl->json && out == stdout) {
+        for (size_t i = 0; i < N_VERBS; i++)
+            s_verb_usage(ctl, out, &s_verbs[i]);
+        cJSON *codes = cJSON_AddObjectToObject(ctl->doc, "exit_codes");
+        for (size_t i = 0; i < sizeof s_exit_codes / sizeof s_exit_codes[0]; i++) {
+            char code[8];
+            snprintf(code, sizeof code, "%d", s_exit_codes[i].code);
+            cJSON_AddStringToObject(codes, code, s_exit_codes[i].meaning);
+        }
+        return;
+    }
+    fputs("usage: stratactl [flags] VERB [args]\n\nverbs:\n", out);
+    int width = 0;
+    for (size_t i = 0; i < N_VERBS; i++) {
+        int len = (int)(strlen(s_verbs[i].name) + 1 + strlen(s_verbs[i].args_usage));
+        width = len > width ? len : width;
+    }
+    for (size_t i = 0; i < N_VERBS; i++) {
+        char left[128];
+        snprintf(left, sizeof left, "%s %s", s_verbs[i].name, s_verbs[i].args_usage);
+        fprintf(out, "  %-*s  %s\n", width, left, s_verbs[i].summary);
+    }
+    fprintf(out,
+            "\nflags:\n"
+            "  -s, --server ENDPOINT  node to talk to (default $STRATA_SERVER, else %s)\n"
+            "      --timeout MS       wait this long for each reply (default %d)\n"
+            "      --json             print one JSON document on stdout and nothing else\n"
+            "      --async            writes are acknowledged before fsync (default: sync)\n"
+            "  -q, --quiet            no output for writes, no message for a missing key\n"
+            "      --version          print the version\n"
+            "  -h, --help             this text; `stratactl help VERB` for one verb\n"
+            "  Flags may follow the verb; `--` ends them (for a key starting with '-').\n"
+            "\nexit codes:\n",
+            STRATA_CLIENT_DEFAULT_ENDPOINT, STRATA_CLIENT_DEFAULT_TIMEOUT_MS);
+    for (size_t i = 0; i < sizeof s_exit_codes / sizeof s_exit_codes[0]; i++)
+        fprintf(out, "  %d  %s\n", s_exit_codes[i].code, s_exit_codes[i].meaning);
+}
+
+/* "record put" takes two words; a word that only starts such names (e.g.
+ * "record") is reported as a group. Sets *words to the words consumed. */
+static const verb_t *s_find_verb(int argc, char **argv, int *words, bool *is_group)
+{
+    *is_group = false;
+    for (size_t i = 0; i < N_VERBS; i++) {
+        const char *name = s_verbs[i].name;
+        const char *space = strchr(name, ' ');
+        if (!space && strcmp(name, argv[0]) == 0) {
+            *words = 1;
+            return &s_verbs[i];
+        }
+        if (space && strlen(argv[0]) == (size_t)(space - name) &&
+            strncmp(name, argv[0], (size_t)(space - name)) == 0) {
+            *is_group = true;
+            if (argc > 1 && strcmp(space + 1, argv[1]) == 0) {
+                *words = 2;
+                return &s_verbs[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int s_help(ctl_t *ctl, int argc, char **argv)
+{
+    if (argc == 0) {
+        s_usage(ctl, stdout);
+        return CTL_OK;
+    }
+    int words;
+    bool is_group;
+    const verb_t *verb = s_find_verb(argc, argv, &words, &is_group);
+    if (verb && words == argc) {
+        s_verb_usage(ctl, stdout, verb);
+        return CTL_OK;
+    }
+    if (verb || !is_group || argc > 1)
+        return s_fail(ctl, CTL_USAGE, 0, "no verb '%s%s%s'", argv[0], argc > 1 ? " " : "",
+                      argc > 1 ? argv[1] : "");
+    /* "help record": every verb of the group. */
+    size_t group_len = strlen(argv[0]);
+    for (size_t i = 0; i < N_VERBS; i++)
+        if (strncmp(s_verbs[i].name, argv[0], group_len) == 0 && s_verbs[i].name[group_len] == ' ')
+            s_verb_usage(ctl, stdout, &s_verbs[i]);
+    return CTL_OK;
+}
+
+/* ---- typed records ------------------------------------------------------ */
+
+/* Builds, validates and encodes a record from "field=value" pairs; *msgpack
+ * is malloc'd. topic and key get what the server will derive from it. */
+static int s_record_build(const char *type_name, const char *const *pairs, size_t n_pairs,
+                          uint8_t **msgpack, size_t *len, char *topic, size_t topic_cap, char *key,
+                          size_t key_cap, size_t *key_len, strata_error_t *err)
+{
+    strata_record_t rec;
+    int rc = strata_record_from_fields(type_name, pairs, n_pairs, &rec, err);
+    if (rc)
+        return rc;
+    ssize_t built = strata_record_key(&rec, key, key_cap);
+    if (built < 0) {
+        rc = strata_error_set(err, (int)built, "%s: key does not fit in %zu bytes", type_name,
+                              key_cap);
+    } else {
+        *key_len = (size_t)built;
+        const char *derived = strata_record_topic(&rec);
+        snprintf(topic, topic_cap, "%s", derived ? derived : "");
+        rc = strata_record_encode(&rec, msgpack, len, err);
+    }
+    strata_record_clear(&rec);
+    return rc;
+}
+
+/* Decodes leniently, as a subscriber does (a newer writer's added fields are
+ * skipped), and renders pretty JSON into *json (malloc'd). */
+static int s_record_json(const void *value, size_t len, char **json, strata_error_t *err)
+{
+    strata_record_t rec;
+    int rc = strata_record_decode(value, len, true, &rec, err);
+    if (rc)
+        return rc;
+    rc = strata_record_to_json(&rec, json);
+    if (rc)
+        strata_error_set(err, rc, "record: cannot render as JSON");
+    strata_record_clear(&rec);
+    return rc;
+}
+
+/* ---- verbs --------------------------------------------------------------- */
+
+/* What put and del print: the seq the write got. */
+static int s_print_write(ctl_t *ctl, const char *key, uint64_t seq)
+{
+    if (ctl->json) {
+        cJSON_AddItemToObject(s_doc(ctl), "key", s_json_bytes(key, strlen(key)));
+        s_json_add_u64(ctl->doc, "seq", seq);
+    } else if (!ctl->quiet) {
+        printf("seq %" PRIu64 "\n", seq);
+    }
+    return CTL_OK;
+}
+
+static int s_put(ctl_t *ctl, int argc, char **argv)
+{
+    strata_error_t err;
+    uint64_t seq = 0;
+    int rc = strata_client_put(ctl->client, ctl->durability, argv[0], strlen(argv[0]), argv[1],
+                               strlen(argv[1]), &seq, &err);
+    if (rc)
+        return s_fail_call(ctl, rc, &err);
+    return s_print_write(ctl, argv[0], seq);
+}
+
+static int s_del(ctl_t *ctl, int argc, char **argv)
+{
+    strata_error_t err;
+    uint64_t seq = 0;
+    int rc =
+        strata_client_delete(ctl->client, ctl->durability, argv[0], strlen(argv[0]), &seq, &err);
+    if (rc)
+        return s_fail_call(ctl, rc, &err);
+    return s_print_write(ctl, argv[0], seq);
+}
+
+/* get and record get. want_record: the value must decode as a record, which
+ * is printed instead of the raw bytes. With --json, a value that happens to
+ * decode as a record gets a "record" member either way. */
+static int s_get_value(ctl_t *ctl, const char *key, bool want_record)
+{
+    strata_error_t err;
+    void *value = NULL;
+    size_t len = 0;
+    int rc = strata_client_get(ctl->client, key, strlen(key), &value, &len, &err);
+    if (rc == STRATA_ENOTFOUND) {
+        char shown[256];
+        return s_fail(ctl, CTL_NOT_FOUND, rc, "%s: not found",
+                      s_escape(shown, sizeof shown, key, strlen(key)));
+    }
+    if (rc)
+        return s_fail_call(ctl, rc, &err);
+
+    char *record_json = NULL;
+    if (want_record || ctl->json) {
+        rc = s_record_json(value, len, &record_json, &err);
+        if (rc && want_record) {
+            free(value);
+            return s_fail(ctl, CTL_FAILED, rc, "value is not a record: %s", err.msg);
+        }
+    }
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        cJSON_AddItemToObject(doc, "key", s_json_bytes(key, strlen(key)));
+        cJSON_AddItemToObject(doc, "value", s_json_bytes(value, len));
+        if (record_json)
+            cJSON_AddItemToObject(doc, "record", cJSON_Parse(record_json));
+    } else if (want_record) {
+        size_t len_json = strlen(record_json);
+        fputs(record_json, stdout);
+        if (len_json == 0 || record_json[len_json - 1] != '\n')
+            putchar('\n');
+    } else {
+        s_print_bytes(stdout, value, len);
+        putchar('\n');
+    }
+    free(record_json);
+    free(value);
+    return CTL_OK;
+}
+
+static int s_get(ctl_t *ctl, int argc, char **argv)
+{
+    return s_get_value(ctl, argv[0], ctl->record);
+}
+
+static int s_record_get(ctl_t *ctl, int argc, char **argv)
+{
+    return s_get_value(ctl, argv[0], true);
+}
+
+static int s_scan(ctl_t *ctl, int argc, char **argv)
+{
+    strata_bytes_t start = s_arg_bytes(argc > 0 ? argv[0] : "");
+    strata_bytes_t end = s_arg_bytes(argc > 1 ? argv[1] : "");
+    cJSON *entries = ctl->json ? cJSON_AddArrayToObject(s_doc(ctl), "entries") : NULL;
+    uint64_t count = 0;
+    /* The cursor lives in the previous page's reply, so two replies are kept. */
+    strata_reply_t page = {0}, previous = {0};
+    strata_bytes_t cursor = {0};
+    bool more = true;
+    int exit_code = CTL_OK;
+    while (more && (ctl->limit == 0 || count < ctl->limit)) {
+        uint32_t want = ctl->page; /* 0: the server's page size */
+        if (ctl->limit && ctl->limit - count < (want ? want : MAX_SCAN_PAGE))
+            want = (uint32_t)(ctl->limit - count);
+        strata_error_t err;
+        int rc = strata_client_scan(ctl->client, start, end, want, cursor, &page, &err);
+        if (rc) {
+            exit_code = s_fail_call(ctl, rc, &err);
+            break;
+        }
+        for (size_t i = 0; i < page.n_entries && (!ctl->limit || count < ctl->limit); i++) {
+            const strata_entry_t *e = &page.entries[i];
+            if (entries) {
+                cJSON *item = cJSON_CreateObject();
+                cJSON_AddItemToObject(item, "key", s_json_bytes(e->key.data, e->key.len));
+                cJSON_AddItemToObject(item, "value", s_json_bytes(e->value.data, e->value.len));
+                cJSON_AddItemToArray(entries, item);
+            } else {
+                s_print_bytes(stdout, e->key.data, e->key.len);
+                putchar('\t');
+                s_print_bytes(stdout, e->value.data, e->value.len);
+                putchar('\n');
+            }
+            count++;
+        }
+        more = page.next_cursor.len > 0;
+        /* A server handing back the cursor it was given would page forever. */
+        if (more && cursor.len == page.next_cursor.len &&
+            memcmp(cursor.data, page.next_cursor.data, cursor.len) == 0) {
+            exit_code = s_fail(ctl, CTL_FAILED, STRATA_EINVAL, "server repeated its scan cursor");
+            break;
+        }
+        strata_reply_clear(&previous);
+        previous = page;
+        memset(&page, 0, sizeof page);
+        cursor = previous.next_cursor;
+    }
+    if (exit_code == CTL_OK && ctl->json) {
+        s_json_add_u64(ctl->doc, "count", count);
+        cJSON_AddBoolToObject(ctl->doc, "more", more);
+    }
+    strata_reply_clear(&page);
+    strata_reply_clear(&previous);
+    return exit_code;
+}
+
+static int s_status(ctl_t *ctl, int argc, char **argv)
+{
+    strata_error_t err;
+    strata_reply_t reply;
+    int rc = strata_client_status(ctl->client, &reply, &err);
+    if (rc) {
+        strata_reply_clear(&reply);
+        return s_fail_call(ctl, rc, &err);
+    }
+    const char *role = reply.role ? reply.role : "";
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        cJSON_AddStringToObject(doc, "endpoint", ctl->endpoint);
+        cJSON_AddStringToObject(doc, "role", role);
+        s_json_add_u64(doc, "term", reply.term);
+        s_json_add_u64(doc, "last_seq", reply.last_seq);
+        s_json_add_u64(doc, "durable_seq", reply.durable_seq);
+    } else {
+        printf("endpoint     %s\nrole         %s\nterm         %" PRIu64 "\nlast_seq     %" PRIu64
+               "\ndurable_seq  %" PRIu64 "\n",
+               ctl->endpoint, role, reply.term, reply.last_seq, reply.durable_seq);
+    }
+    strata_reply_clear(&reply);
+    return CTL_OK;
+}
+
+static int s_stats(ctl_t *ctl, int argc, char **argv)
+{
+    strata_error_t err;
+    strata_reply_t reply;
+    int rc = strata_client_stats(ctl->client, &reply, &err);
+    if (rc) {
+        strata_reply_clear(&reply);
+        return s_fail_call(ctl, rc, &err);
+    }
+    int width = 0;
+    for (size_t i = 0; i < reply.n_pairs; i++) {
+        int len = (int)strlen(reply.pairs[i].name);
+        width = len > width ? len : width;
+    }
+    for (size_t i = 0; i < reply.n_pairs; i++) {
+        if (ctl->json)
+            cJSON_AddStringToObject(s_doc(ctl), reply.pairs[i].name, reply.pairs[i].value);
+        else
+            printf("%-*s  %s\n", width, reply.pairs[i].name, reply.pairs[i].value);
+    }
+    if (ctl->json)
+        s_doc(ctl); /* no pairs is still one document: {} */
+    strata_reply_clear(&reply);
+    return CTL_OK;
+}
+
+static int s_record_put(ctl_t *ctl, int argc, char **argv)
+{
+    if (!strata_record_type_from_name(argv[0]))
+        return s_fail(ctl, CTL_USAGE, STRATA_EINVAL, "unknown record type '%s'", argv[0]);
+    uint8_t *msgpack = NULL;
+    size_t len = 0, key_len = 0;
+    char topic[STRATA_TOPIC_MAX + 1], key[STRATA_RECORD_KEY_MAX];
+    strata_error_t err;
+    int rc = s_record_build(argv[0], (const char *const *)argv + 1, (size_t)argc - 1, &msgpack,
+                            &len, topic, sizeof topic, key, sizeof key, &key_len, &err);
+    if (rc)
+        return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+    uint64_t seq = 0;
+    rc = strata_client_record_put(ctl->client, ctl->durability, msgpack, len, &seq, &err);
+    free(msgpack);
+    if (rc)
+        return s_fail_call(ctl, rc, &err);
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        cJSON_AddStringToObject(doc, "type", argv[0]);
+        cJSON_AddStringToObject(doc, "topic", topic);
+        cJSON_AddItemToObject(doc, "key", s_json_bytes(key, key_len));
+        s_json_add_u64(doc, "seq", seq);
+    } else if (!ctl->quiet) {
+        printf("seq %" PRIu64 " topic %s key ", seq, topic);
+        s_print_bytes(stdout, key, key_len);
+        putchar('\n');
+    }
+    return CTL_OK;
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+/* A whole decimal number in [min, max]. */
+static bool s_parse_number(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!text[0] || text[0] == '-')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || *end || value < min || value > max)
+        return false;
+    *out = value;
+    return true;
+}
+
+enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_ASYNC, OPT_VERSION, OPT_LIMIT, OPT_PAGE, OPT_RECORD };
+
+static const struct option s_options[] = {
+    {"server", required_argument, NULL, 's'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"async", no_argument, NULL, OPT_ASYNC},
+    {"quiet", no_argument, NULL, 'q'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"page", required_argument, NULL, OPT_PAGE},
+    {"record", no_argument, NULL, OPT_RECORD},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+    bool help;
+    bool version;
+    int argc; /* the verb and its arguments, flags taken out */
+    char **argv;
+    char error[256]; /* the first bad flag, reported once every flag (--json too) is known */
+} cmdline_t;
+
+static void s_flag_error(cmdline_t *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void s_flag_error(cmdline_t *cmd, const char *fmt, ...)
+{
+    if (cmd->error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd->error, sizeof cmd->error, fmt, ap);
+    va_end(ap);
+}
+
+/* Flags may come before or after the verb (getopt permutes); "--" ends them,
+ * for a key that starts with '-'. Returns CTL_OK or CTL_USAGE. */
+static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
+{
+    uint64_t number;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":s:qh", s_options, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            ctl->endpoint = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (s_parse_number(optarg, 1, INT32_MAX, &number))
+                ctl->timeout_ms = (int)number;
+            else
+                s_flag_error(cmd, "--timeout: '%s' is not a number of ms > 0", optarg);
+            break;
+        case OPT_JSON:
+            ctl->json = true;
+            break;
+        case OPT_ASYNC:
+            ctl->durability = STRATA_DURABILITY_ASYNC;
+            break;
+        case 'q':
+            ctl->quiet = true;
+            break;
+        case OPT_VERSION:
+            cmd->version = true;
+            break;
+        case 'h':
+            cmd->help = true;
+            break;
+        case OPT_LIMIT:
+            if (!s_parse_number(optarg, 1, UINT64_MAX, &ctl->limit))
+                s_flag_error(cmd, "--limit: '%s' is not a number > 0", optarg);
+            ctl->flags_given |= FLAG_LIMIT;
+            break;
+        case OPT_PAGE:
+            if (s_parse_number(optarg, 1, MAX_SCAN_PAGE, &number))
+                ctl->page = (uint32_t)number;
+            else
+                s_flag_error(cmd, "--page: '%s' is not a number in 1..%u", optarg, MAX_SCAN_PAGE);
+            ctl->flags_given |= FLAG_PAGE;
+            break;
+        case OPT_RECORD:
+            ctl->record = true;
+            ctl->flags_given |= FLAG_RECORD;
+            break;
+        case ':':
+            s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
+            break;
+        default:
+            if (optopt)
+                s_flag_error(cmd, "unknown flag '-%c'", optopt);
+            else
+                s_flag_error(cmd, "unknown flag '%s'", argv[optind - 1]);
+            break;
+        }
+    }
+    cmd->argc = argc - optind;
+    cmd->argv = argv + optind;
+    return cmd->error[0] ? s_fail(ctl, CTL_USAGE, 0, "%s", cmd->error) : CTL_OK;
+}
+
+static const char *const s_flag_names[] = {"--limit", "--page", "--record"};
+
+/* Picks the verb and checks its arity and flags: the one place they are checked. */
+static int s_select(ctl_t *ctl, cmdline_t *cmd)
+{
+    int words = 0;
+    bool is_group = false;
+    const verb_t *verb = s_find_verb(cmd->argc, cmd->argv, &words, &is_group);
+    ctl->verb_word = cmd->argv[0];
+    if (!verb && !is_group)
+        return s_fail(ctl, CTL_USAGE, 0, "unknown verb (stratactl --help lists them)");
+    if (!verb)
+        return s_fail(ctl, CTL_USAGE, 0, "needs a sub-verb (stratactl help %s)", cmd->argv[0]);
+    ctl->verb = verb;
+    cmd->argc -= words;
+    cmd->argv += words;
+    if (cmd->help)
+        return CTL_OK;
+    for (unsigned i = 0; i < sizeof s_flag_names / sizeof s_flag_names[0]; i++)
+        if ((ctl->flags_given & (1u << i)) && !(verb->flags & (1u << i))) {
+            s_verb_usage(ctl, stderr, verb);
+            return s_fail(ctl, CTL_USAGE, 0, "%s is not a flag of %s", s_flag_names[i], verb->name);
+        }
+    if (cmd->argc < verb->min_args || cmd->argc > verb->max_args) {
+        s_verb_usage(ctl, stderr, verb);
+        if (verb->min_args == verb->max_args)
+            return s_fail(ctl, CTL_USAGE, 0, "takes %d argument%s, got %d", verb->min_args,
+                          verb->min_args == 1 ? "" : "s", cmd->argc);
+        return s_fail(ctl, CTL_USAGE, 0, "takes %d to %d arguments, got %d", verb->min_args,
+                      verb->max_args, cmd->argc);
+    }
+    return CTL_OK;
+}
+
+static int s_run(ctl_t *ctl, int argc, char **argv)
+{
+    cmdline_t cmd = {0};
+    int exit_code = s_parse(ctl, argc, argv, &cmd);
+    if (exit_code)
+        return exit_code;
+    if (cmd.argc == 0) {
+        if (cmd.help) {
+            s_usage(ctl, stdout);
+            return CTL_OK;
+        }
+        if (cmd.version) {
+            if (ctl->json)
+                cJSON_AddStringToObject(s_doc(ctl), "version", STRATA_VERSION);
+            else
+                printf("stratactl %s\n", STRATA_VERSION);
+            return CTL_OK;
+        }
+        s_usage(ctl, stderr);
+        return s_fail(ctl, CTL_USAGE, 0, "no verb given");
+    }
+    if ((exit_code = s_select(ctl, &cmd)))
+        return exit_code;
+    if (cmd.help) {
+        s_verb_usage(ctl, stdout, ctl->verb);
+        return CTL_OK;
+    }
+    if (ctl->verb->needs_server) {
+        strata_client_options_t opts = {.endpoint = ctl->endpoint, .timeout_ms = ctl->timeout_ms};
+        strata_error_t err;
+        int rc = strata_client_connect(&opts, &ctl->client, &err);
+        if (rc)
+            return s_fail(ctl, rc == STRATA_EINVAL ? CTL_USAGE : CTL_FAILED, rc, "%s", err.msg);
+    }
+    return ctl->verb->handler(ctl, cmd.argc, cmd.argv);
+}
+
+int main(int argc, char **argv)
+{
+    /* Ctrl-C should end a stuck call at once: there is nothing to flush. */
+    zsys_handler_set(NULL);
+    cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = s_xmalloc, .free_fn = free});
+
+    const char *env_server = getenv("STRATA_SERVER");
+    ctl_t ctl = {
+        .endpoint = env_server && env_server[0] ? env_server : STRATA_CLIENT_DEFAULT_ENDPOINT,
+        .timeout_ms = STRATA_CLIENT_DEFAULT_TIMEOUT_MS,
+        .durability = STRATA_DURABILITY_SYNC,
+    };
+    int exit_code = s_run(&ctl, argc, argv);
+    if (ctl.json && ctl.doc) {
+        char *text = cJSON_Print(ctl.doc);
+        puts(text);
+        free(text);
+    }
+    cJSON_Delete(ctl.doc);
+    strata_client_destroy(&ctl.client);
+    return exit_code;
+}

@@ -1,0 +1,712 @@
+/* stratactl as a user runs it: a child process whose exit code, stdout and
+ * stderr are checked. First what needs no server (usage errors, help for
+ * every verb, an unreachable server), then every verb against a real
+ * strata-writer, in text and in --json. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "node.h"
+#include "strata/client.h"
+#include "support.h"
+
+#ifndef STRATACTL_BIN
+#error "STRATACTL_BIN must name the stratactl binary"
+#endif
+
+#define RUN_DEADLINE_MS 30000
+#define MAX_ARGS        32
+
+typedef struct {
+    int code; /* exit status, or 128 + signal */
+    char *out;
+    char *err;
+} run_t;
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    *buf = realloc(*buf, *len + n + 1);
+    ck_assert_ptr_nonnull(*buf);
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+/* Runs stratactl with argv (NULL-terminated, without the binary) and
+ * server_env as $STRATA_SERVER (NULL: unset), capturing both streams. */
+static run_t run_env(const char *server_env, const char *const *argv)
+{
+    const char *full[MAX_ARGS + 2] = {STRATACTL_BIN};
+    size_t n = 1;
+    for (; argv[n - 1]; n++) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        full[n] = argv[n - 1];
+    }
+    full[n] = NULL;
+
+    int out_pipe[2], err_pipe[2];
+    ck_assert_int_eq(pipe(out_pipe), 0);
+    ck_assert_int_eq(pipe(err_pipe), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        close(err_pipe[0]);
+        close(err_pipe[1]);
+        if (server_env)
+            setenv("STRATA_SERVER", server_env, 1);
+        else
+            unsetenv("STRATA_SERVER");
+        execv(full[0], (char *const *)full);
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+
+    run_t r = {0};
+    size_t out_len = 0, err_len = 0;
+    append(&r.out, &out_len, "", 0);
+    append(&r.err, &err_len, "", 0);
+    struct pollfd fds[2] = {{.fd = out_pipe[0], .events = POLLIN},
+                            {.fd = err_pipe[0], .events = POLLIN}};
+    uint64_t deadline = ts_now_ns() + (uint64_t)RUN_DEADLINE_MS * 1000000ull;
+    int open_fds = 2;
+    while (open_fds > 0) {
+        int64_t left_ms = ((int64_t)deadline - (int64_t)ts_now_ns()) / 1000000;
+        if (left_ms <= 0) {
+            kill(pid, SIGKILL);
+            ck_abort_msg("stratactl %s did not finish in %d ms", argv[0], RUN_DEADLINE_MS);
+        }
+        int ready = poll(fds, 2, (int)left_ms);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_ge(ready, 0);
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents)
+                continue;
+            char buf[4096];
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            if (got > 0) {
+                if (i == 0)
+                    append(&r.out, &out_len, buf, (size_t)got);
+                else
+                    append(&r.err, &err_len, buf, (size_t)got);
+            } else if (got == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+static run_t run_argv(const char *const *argv)
+{
+    return run_env(NULL, argv);
+}
+
+/* run("get", "k", NULL) */
+static run_t run(const char *first, ...)
+{
+    const char *argv[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *arg = first; arg; arg = va_arg(ap, const char *)) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        argv[n++] = arg;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    return run_argv(argv);
+}
+
+/* stdout must be exactly one JSON document; the caller deletes it. */
+static cJSON *parse_json(const run_t *r)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(r->out, &end, 1);
+    ck_assert_msg(doc != NULL, "stdout is not one JSON document: [%s]", r->out);
+    return doc;
+}
+
+static const char *json_string(const cJSON *doc, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+    ck_assert_msg(cJSON_IsString(item), "'%s' is not a string member", name);
+    return item->valuestring;
+}
+
+static double json_number(const cJSON *doc, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+    ck_assert_msg(cJSON_IsNumber(item), "'%s' is not a number member", name);
+    return item->valuedouble;
+}
+
+/* An error is one line on stderr: "stratactl: <verb>: <message>". */
+static void assert_error_line(const run_t *r, const char *verb, const char *needle)
+{
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "stratactl: %s: ", verb);
+    const char *line = strstr(r->err, prefix);
+    ck_assert_msg(line != NULL, "no '%s' line in stderr: [%s]", prefix, r->err);
+    const char *newline = strchr(line, '\n');
+    ck_assert_msg(newline && newline[1] == '\0', "error is not the last, whole line: [%s]", r->err);
+    if (needle)
+        ck_assert_msg(strstr(line, needle) != NULL, "'%s' not in [%s]", needle, line);
+}
+
+/* A loopback port reserved without listening: connecting is refused, so
+ * nobody ever answers there. Close the fd when done. */
+static int reserve_dead_port(char *endpoint, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(endpoint, cap, "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
+static const char *const s_order_fields[] = {
+    "order_id=ORD-1",
+    "user_id=u42",
+    "instrument_id=rb2410",
+    "direction=buy",
+    "offset=open",
+    "price=101.5",
+    "volume=3",
+    "timestamp_ns=1700000000000000001",
+};
+#define N_ORDER_FIELDS (sizeof s_order_fields / sizeof s_order_fields[0])
+
+/* argv for "record put OrderInsert <fields>" with one field replaced. */
+static void order_argv(const char **argv, const char *server, const char *replace)
+{
+    size_t n = 0;
+    if (server) {
+        argv[n++] = "-s";
+        argv[n++] = server;
+    }
+    argv[n++] = "record";
+    argv[n++] = "put";
+    argv[n++] = "OrderInsert";
+    size_t name_len = replace ? strcspn(replace, "=") : 0;
+    for (size_t i = 0; i < N_ORDER_FIELDS; i++)
+        argv[n++] = replace && strncmp(s_order_fields[i], replace, name_len + 1) == 0
+                        ? replace
+                        : s_order_fields[i];
+    argv[n] = NULL;
+}
+
+/* ---- without a server ---------------------------------------------------------- */
+
+START_TEST(no_verb_is_a_usage_error)
+{
+    run_t r = run(NULL);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_msg(strstr(r.err, "stratactl: no verb given\n") != NULL, "[%s]", r.err);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(unknown_verb_is_a_usage_error)
+{
+    run_t r = run("frobnicate", "x", NULL);
+    ck_assert_int_eq(r.code, 2);
+    assert_error_line(&r, "frobnicate", "unknown verb");
+    run_free(&r);
+
+    r = run("--json", "frobnicate", NULL);
+    ck_assert_int_eq(r.code, 2);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "code"), 2);
+    ck_assert_ptr_nonnull(strstr(json_string(doc, "error"), "unknown verb"));
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
+{
+    static const char *const cases[][6] = {
+        {"put", "k", NULL},
+        {"put", "k", "v", "w", NULL},
+        {"get", NULL},
+        {"get", "a", "b", NULL},
+        {"del", NULL},
+        {"scan", "a", "b", "c", NULL},
+        {"status", "x", NULL},
+        {"stats", "x", NULL},
+        {"record", NULL},
+        {"record", "frob", NULL},
+        {"record", "put", NULL},
+        {"record", "put", "NoSuchType", "a=1", NULL},
+        {"record", "get", NULL},
+        {"get", "k", "--limit", "3", NULL},
+        {"put", "k", "v", "--record", NULL},
+        {"scan", "--limit", "0", NULL},
+        {"scan", "--limit", "ten", NULL},
+        {"scan", "--page", "10001", NULL},
+        {"--timeout", "0", "status", NULL},
+        {"--timeout", NULL},
+        {"--bogus", "status", NULL},
+        {"-s", "not-an-endpoint", "status", NULL},
+        {"help", "frobnicate", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_t r = run_argv(cases[i]);
+        ck_assert_msg(r.code == 2, "case %zu (%s %s): exit %d, stderr [%s]", i, cases[i][0],
+                      cases[i][1] ? cases[i][1] : "", r.code, r.err);
+        ck_assert_msg(strstr(r.err, "stratactl: ") != NULL, "case %zu: stderr [%s]", i, r.err);
+        ck_assert_msg(r.out[0] == '\0', "case %zu: stdout [%s]", i, r.out);
+        run_free(&r);
+    }
+}
+END_TEST
+
+static const char *const s_verbs[] = {"put",   "get",        "del",        "scan", "status",
+                                      "stats", "record put", "record get", "help"};
+#define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
+
+START_TEST(every_verb_has_help)
+{
+    for (size_t i = 0; i < N_VERBS; i++) {
+        char verb[32], *sub;
+        snprintf(verb, sizeof verb, "%s", s_verbs[i]);
+        sub = strchr(verb, ' ');
+        if (sub)
+            *sub++ = '\0';
+        char want[64];
+        snprintf(want, sizeof want, "usage: stratactl [flags] %s", s_verbs[i]);
+
+        const char *as_flag[] = {verb, sub ? sub : "--help", sub ? "--help" : NULL, NULL};
+        const char *as_verb[] = {"help", verb, sub, NULL};
+        const char *const *forms[] = {as_flag, as_verb};
+        for (size_t f = 0; f < 2; f++) {
+            run_t r = run_argv(forms[f]);
+            ck_assert_msg(r.code == 0, "%s, form %zu: exit %d [%s]", s_verbs[i], f, r.code, r.err);
+            ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "%s: [%s]", s_verbs[i], r.out);
+            run_free(&r);
+        }
+    }
+}
+END_TEST
+
+START_TEST(top_level_help_lists_verbs_and_exit_codes)
+{
+    run_t r = run("--help", NULL);
+    ck_assert_int_eq(r.code, 0);
+    for (size_t i = 0; i < N_VERBS; i++)
+        ck_assert_msg(strstr(r.out, s_verbs[i]) != NULL, "%s missing", s_verbs[i]);
+    ck_assert_ptr_nonnull(strstr(r.out, "exit codes:"));
+    ck_assert_ptr_nonnull(strstr(r.out, "  4  unreachable"));
+    ck_assert_ptr_nonnull(strstr(r.out, "--server"));
+    run_free(&r);
+
+    r = run("--json", "help", NULL);
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "verbs")), (int)N_VERBS);
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(doc, "exit_codes"), "1"), "not found");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = run("--version", NULL);
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "stratactl "));
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(unreachable_server_exits_4)
+{
+    char endpoint[64];
+    int fd = reserve_dead_port(endpoint, sizeof endpoint);
+    static const char *const verbs[][3] = {
+        {"get", "k", NULL}, {"put", "k", "v"}, {"del", "k", NULL},
+        {"scan", NULL},     {"status", NULL},  {"stats", NULL},
+    };
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        const char *argv[8] = {"-s", endpoint, "--timeout", "300"};
+        memcpy(argv + 4, verbs[i], sizeof verbs[i]);
+        uint64_t started = ts_now_ns();
+        run_t r = run_argv(argv);
+        ck_assert_msg(r.code == 4, "%s: exit %d [%s]", verbs[i][0], r.code, r.err);
+        ck_assert_uint_lt((ts_now_ns() - started) / 1000000, 10000);
+        assert_error_line(&r, verbs[i][0], "no reply");
+        ck_assert_str_eq(r.out, "");
+        run_free(&r);
+    }
+
+    /* $STRATA_SERVER is the default server; --json reports the error on stdout too. */
+    const char *argv[] = {"--timeout", "300", "--json", "status", NULL};
+    run_t r = run_env(endpoint, argv);
+    ck_assert_int_eq(r.code, 4);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "code"), 4);
+    ck_assert_int_eq((int)json_number(doc, "status"), STRATA_ETIMEDOUT);
+    ck_assert_ptr_nonnull(strstr(json_string(doc, "error"), endpoint));
+    cJSON_Delete(doc);
+    run_free(&r);
+    close(fd);
+}
+END_TEST
+
+START_TEST(invalid_record_is_refused_before_sending)
+{
+    /* The server's validation runs here first: the record never leaves. */
+    char endpoint[64];
+    int fd = reserve_dead_port(endpoint, sizeof endpoint);
+    const char *argv[MAX_ARGS];
+    order_argv(argv, endpoint, "price=-1");
+    run_t r = run_argv(argv);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "record put", "OrderInsert.price");
+    run_free(&r);
+    close(fd);
+}
+END_TEST
+
+/* ---- against a real writer --------------------------------------------------- */
+
+static char *s_dir;
+static ts_node_t s_node;
+
+static void writer_setup(void)
+{
+    s_dir = ts_tempdir("ctl");
+    char *data = ts_path(s_dir, "node");
+    ts_node_start(&s_node, data, NULL);
+    free(data);
+}
+
+static void writer_teardown(void)
+{
+    ck_assert_int_eq(ts_node_stop(&s_node), 0);
+    ts_rmtree(s_dir);
+    free(s_dir);
+}
+
+/* run() against the test's writer. */
+#define ctl(...) run("-s", s_node.endpoint, __VA_ARGS__, NULL)
+
+START_TEST(put_get_del_round_trip)
+{
+    run_t r = ctl("put", "k1", "v1");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    unsigned long long seq = 0;
+    ck_assert_int_eq(sscanf(r.out, "seq %llu", &seq), 1);
+    ck_assert_uint_gt(seq, 0);
+    run_free(&r);
+
+    r = ctl("get", "k1");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "v1\n");
+    run_free(&r);
+
+    r = ctl("--json", "--async", "put", "k2", "v2");
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "key"), "k2");
+    ck_assert(json_number(doc, "seq") > (double)seq);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("get", "k2", "--json");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "key"), "k2");
+    ck_assert_str_eq(json_string(doc, "value"), "v2");
+    ck_assert_ptr_null(cJSON_GetObjectItem(doc, "record"));
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("-q", "del", "k1");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+
+    r = ctl("get", "k1");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.out, "");
+    assert_error_line(&r, "get", "k1: not found");
+    run_free(&r);
+
+    r = ctl("-q", "get", "k1");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+
+    r = ctl("--json", "get", "k1");
+    ck_assert_int_eq(r.code, 1);
+    doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "code"), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(odd_bytes_are_escaped_and_dash_keys_need_double_dash)
+{
+    run_t r = ctl("put", "tab\tkey", "a\x01\\z\xff");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("get", "tab\tkey");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "a\\x01\\\\z\\xff\n");
+    run_free(&r);
+
+    r = ctl("--json", "get", "tab\tkey");
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "key"), "tab\tkey");
+    /* Each byte is the code point of the same value: 0xff is U+00FF. */
+    ck_assert_str_eq(json_string(doc, "value"), "a\x01\\z\xc3\xbf");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("put", "--", "-dash", "v");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("get", "--", "-dash");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "v\n");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(scan_pages_through_the_cursor)
+{
+    enum { N = 25 };
+    strata_client_options_t opts = {.endpoint = s_node.endpoint};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_connect(&opts, &client, &err), 0);
+    for (int i = 0; i < N; i++) {
+        char key[16], value[16];
+        snprintf(key, sizeof key, "s%02d", i);
+        snprintf(value, sizeof value, "v%d", i);
+        ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_ASYNC, key, strlen(key), value,
+                                           strlen(value), NULL, &err),
+                         0);
+    }
+    strata_client_destroy(&client);
+
+    /* Pages of 7: four requests, every entry once, in order. */
+    run_t r = ctl("scan", "--page", "7");
+    ck_assert_int_eq(r.code, 0);
+    char *line = r.out;
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "s%02d\tv%d\n", i, i);
+        ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "entry %d: [%s]", i, line);
+        line += strlen(want);
+    }
+    ck_assert_str_eq(line, "");
+    run_free(&r);
+
+    r = ctl("--json", "scan", "--limit", "10", "--page", "3");
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "count"), 10);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(doc, "more")));
+    cJSON *entries = cJSON_GetObjectItem(doc, "entries");
+    ck_assert_int_eq(cJSON_GetArraySize(entries), 10);
+    ck_assert_str_eq(json_string(cJSON_GetArrayItem(entries, 9), "key"), "s09");
+    ck_assert_str_eq(json_string(cJSON_GetArrayItem(entries, 9), "value"), "v9");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("--json", "scan", "s05", "s10");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "count"), 5);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(doc, "more")));
+    ck_assert_str_eq(json_string(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "entries"), 0), "key"),
+                     "s05");
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(status_and_stats_report_the_node)
+{
+    run_t r = ctl("put", "k", "v");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+
+    r = ctl("status");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "role         standalone\n") != NULL, "[%s]", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "durable_seq"));
+    run_free(&r);
+
+    r = ctl("--json", "status");
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "role"), "standalone");
+    ck_assert_str_eq(json_string(doc, "endpoint"), s_node.endpoint);
+    ck_assert(json_number(doc, "last_seq") >= 1);
+    ck_assert(json_number(doc, "durable_seq") >= 1);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(doc, "term")));
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("stats");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "writes_total"));
+    run_free(&r);
+
+    r = ctl("--json", "stats");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    ck_assert_int_ge(cJSON_GetArraySize(doc), 2);
+    ck_assert_int_ge(atoi(json_string(doc, "writes_total")), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(records_are_written_and_read_back)
+{
+    const char *argv[MAX_ARGS];
+    order_argv(argv, s_node.endpoint, NULL);
+    run_t r = run_argv(argv);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    unsigned long long seq = 0;
+    ck_assert_int_eq(sscanf(r.out, "seq %llu topic orders key o/ORD-1\n", &seq), 1);
+    ck_assert_msg(strstr(r.out, "topic orders key o/ORD-1\n") != NULL, "[%s]", r.out);
+    run_free(&r);
+
+    /* The same through --json, under another order id. */
+    const char *json_argv[MAX_ARGS + 1] = {"--json"};
+    order_argv(json_argv + 1, s_node.endpoint, "order_id=ORD-2");
+    r = run_argv(json_argv);
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "type"), "OrderInsert");
+    ck_assert_str_eq(json_string(doc, "topic"), "orders");
+    ck_assert_str_eq(json_string(doc, "key"), "o/ORD-2");
+    ck_assert(json_number(doc, "seq") > (double)seq);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = ctl("record", "get", "o/ORD-1");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "\"type\": \"OrderInsert\"") != NULL, "[%s]", r.out);
+    ck_assert_msg(strstr(r.out, "\"price\": 101.5") != NULL, "[%s]", r.out);
+    run_free(&r);
+
+    r = ctl("get", "--record", "o/ORD-1");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"order_id\": \"ORD-1\""));
+    run_free(&r);
+
+    r = ctl("--json", "get", "o/ORD-2");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    cJSON *record = cJSON_GetObjectItem(doc, "record");
+    ck_assert_ptr_nonnull(record);
+    ck_assert_str_eq(json_string(record, "order_id"), "ORD-2");
+    ck_assert_int_eq((int)json_number(record, "volume"), 3);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* A plain value is not a record; a missing key is still "not found". */
+    r = ctl("put", "plain", "hello");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("record", "get", "plain");
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "record get", "not a record");
+    run_free(&r);
+    r = ctl("record", "get", "o/NOPE");
+    ck_assert_int_eq(r.code, 1);
+    run_free(&r);
+
+    /* A bad field names itself; nothing is written. */
+    order_argv(argv, s_node.endpoint, "price=-1");
+    r = run_argv(argv);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "record put", "OrderInsert.price");
+    run_free(&r);
+    order_argv(argv, s_node.endpoint, "direction=up");
+    r = run_argv(argv);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "record put", "OrderInsert.direction");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(server_errors_exit_3_with_the_server_message)
+{
+    /* A key over the protocol's 64 KiB cap is refused by the server. */
+    size_t len = STRATA_PROTO_MAX_KEY + 1;
+    char *key = malloc(len + 1);
+    memset(key, 'k', len);
+    key[len] = '\0';
+    run_t r = ctl("put", key, "v");
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "put", "key");
+    run_free(&r);
+    free(key);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ctl");
+    TCase *offline = tcase_create("offline");
+    tcase_add_test(offline, no_verb_is_a_usage_error);
+    tcase_add_test(offline, unknown_verb_is_a_usage_error);
+    tcase_add_test(offline, wrong_arity_and_bad_flags_are_usage_errors);
+    tcase_add_test(offline, every_verb_has_help);
+    tcase_add_test(offline, top_level_help_lists_verbs_and_exit_codes);
+    tcase_add_test(offline, unreachable_server_exits_4);
+    tcase_add_test(offline, invalid_record_is_refused_before_sending);
+    suite_add_tcase(s, offline);
+
+    TCase *live = tcase_create("writer");
+    tcase_add_checked_fixture(live, writer_setup, writer_teardown);
+    tcase_add_test(live, put_get_del_round_trip);
+    tcase_add_test(live, odd_bytes_are_escaped_and_dash_keys_need_double_dash);
+    tcase_add_test(live, scan_pages_through_the_cursor);
+    tcase_add_test(live, status_and_stats_report_the_node);
+    tcase_add_test(live, records_are_written_and_read_back);
+    tcase_add_test(live, server_errors_exit_3_with_the_server_message);
+    suite_add_tcase(s, live);
+    return ts_run(s);
+}

@@ -1,0 +1,177 @@
+/* Writer processes for integration tests; see node.h. */
+#define _GNU_SOURCE
+#include "node.h"
+
+#include <check.h>
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#ifndef STRATA_WRITER_BIN
+#error "STRATA_WRITER_BIN must name the strata-writer binary"
+#endif
+
+extern char **environ;
+
+static void print_log(const ts_node_t *node)
+{
+    FILE *f = fopen(node->log, "r");
+    if (!f)
+        return;
+    char line[1024];
+    fprintf(stderr, "---- %s\n", node->log);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+static bool read_endpoints(ts_node_t *node)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/writer.endpoints", node->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    if (!cfg)
+        return false;
+    const char *pid = zconfig_get(cfg, "writer/pid", "0");
+    bool ours = atoi(pid) == node->pid;
+    if (ours) {
+        snprintf(node->endpoint, sizeof node->endpoint, "%s",
+                 zconfig_get(cfg, "writer/endpoint", ""));
+        snprintf(node->control, sizeof node->control, "%s", zconfig_get(cfg, "writer/control", ""));
+        snprintf(node->metrics, sizeof node->metrics, "%s", zconfig_get(cfg, "writer/metrics", ""));
+    }
+    zconfig_destroy(&cfg);
+    return ours;
+}
+
+void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env)
+{
+    memset(node, 0, sizeof *node);
+    snprintf(node->dir, sizeof node->dir, "%s", data_dir);
+    mkdir(data_dir, 0755);
+    static unsigned started;
+    snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* A test that dies (a Check timeout) must not leave writers behind. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(node->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        char dir_env[600];
+        snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
+        putenv(dir_env);
+        putenv("STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*");
+        putenv("STRATA_METRICS_ENDPOINT=127.0.0.1:0");
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execl(STRATA_WRITER_BIN, "strata-writer", (char *)NULL);
+        _exit(127);
+    }
+    node->pid = pid;
+    uint64_t deadline = ts_now_ns() + 15000000000ull;
+    while (!read_endpoints(node)) {
+        if (!ts_node_alive(node) || ts_now_ns() > deadline) {
+            print_log(node);
+            ck_abort_msg("strata-writer in %s did not become ready", data_dir);
+        }
+        usleep(2000); /* polling the endpoints file, with a deadline */
+    }
+}
+
+static int wait_status(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int ts_node_stop(ts_node_t *node)
+{
+    if (node->pid <= 0)
+        return -1;
+    kill(node->pid, SIGTERM);
+    int rc = wait_status(node->pid);
+    node->pid = 0;
+    if (rc != 0)
+        print_log(node);
+    return rc;
+}
+
+void ts_node_kill9(ts_node_t *node)
+{
+    if (node->pid <= 0)
+        return;
+    kill(node->pid, SIGKILL);
+    wait_status(node->pid);
+    node->pid = 0;
+}
+
+bool ts_node_alive(ts_node_t *node)
+{
+    if (node->pid <= 0)
+        return false;
+    int status;
+    pid_t r = waitpid(node->pid, &status, WNOHANG);
+    if (r == node->pid) {
+        node->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+int ts_run_capture(const char *const *argv, char **out)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        ssize_t n = read(fds[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fds[0]);
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[len] = '\0';
+    int rc = wait_status(pid);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* Real strata-writer processes for integration tests: started on loopback
+ * with free ports, found through the writer.endpoints file it writes when
+ * ready, stopped with SIGTERM or killed with SIGKILL. */
+#ifndef STRATA_TEST_NODE_H
+#define STRATA_TEST_NODE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char endpoint[256]; /* tcp://127.0.0.1:PORT */
+    char control[600];  /* ipc://DIR/writer.ctl */
+    char metrics[256];  /* http://127.0.0.1:PORT/metrics */
+    char log[600];      /* DIR/../writer-<pid>.log: the process's stderr */
+} ts_node_t;
+
+/* Starts STRATA_WRITER_BIN with data in data_dir (created if missing) and
+ * waits up to 15 s for it to be ready. env: extra NULL-terminated
+ * "NAME=value" strings (may be NULL). Fails the test when it does not come up,
+ * printing its log. */
+void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env);
+/* SIGTERM and wait; returns the exit status (or 128+signal). */
+int ts_node_stop(ts_node_t *node);
+/* SIGKILL and reap. */
+void ts_node_kill9(ts_node_t *node);
+/* Whether the process is still running (reaps it if not). */
+bool ts_node_alive(ts_node_t *node);
+
+/* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
+ * NUL-terminated; may be NULL to discard) and returns its exit status. */
+int ts_run_capture(const char *const *argv, char **out);
+
+#endif
