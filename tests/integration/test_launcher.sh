@@ -1,0 +1,45 @@
+#!/bin/sh
+# deploy/strata-node as an operator uses it: start a node in the background,
+# use it with stratactl, check status, stop it, and see status say stopped.
+# Args: SOURCE_DIR BUILD_DIR. Ports are chosen free (tcp *, metrics port 0).
+set -eu
+src=$1
+build=$2
+dir=$(mktemp -d "${TMPDIR:-/tmp}/strata-launcher-XXXXXX")
+trap 'BUILD="$build" "$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+fail() {
+    echo "test_launcher: FAIL: $*" >&2
+    exit 1
+}
+export BUILD="$build"
+export STRATA_WRITER_ENDPOINT='tcp://127.0.0.1:*'
+export STRATA_METRICS_ENDPOINT='127.0.0.1:0'
+ctl="$build/services/ctl/stratactl"
+
+"$src/deploy/strata-node" start --dir "$dir/node" >"$dir/start.out" 2>&1 ||
+    { cat "$dir/start.out" >&2; fail "start"; }
+grep -q "stratactl" "$dir/start.out" || fail "start printed no stratactl example"
+endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/writer.endpoints")
+[ -n "$endpoint" ] || fail "no endpoint in writer.endpoints"
+
+"$ctl" -s "$endpoint" put launcher-key launcher-value >/dev/null || fail "put"
+[ "$("$ctl" -s "$endpoint" get launcher-key)" = "launcher-value" ] || fail "get"
+"$src/deploy/strata-node" status --dir "$dir/node" >/dev/null || fail "status while running"
+# A second start on the same directory is refused.
+if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
+    fail "second start succeeded"
+fi
+"$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || fail "stop"
+[ ! -e "$dir/node/writer.endpoints" ] || fail "writer.endpoints left after stop"
+set +e
+"$src/deploy/strata-node" status --dir "$dir/node" >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 3 ] || fail "status after stop exited $rc, want 3"
+
+# The data outlives the processes.
+"$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1 || fail "restart"
+endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/writer.endpoints")
+[ "$("$ctl" -s "$endpoint" get launcher-key)" = "launcher-value" ] || fail "get after restart"
+"$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || fail "second stop"
+echo "test_launcher: ok"
