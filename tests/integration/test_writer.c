@@ -562,6 +562,12 @@ typedef struct {
     int target;
 } count_wait_t;
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static bool count_reached(void *arg)
 {
     count_wait_t *w = arg;
@@ -602,6 +608,18 @@ START_TEST(kill9_under_load_loses_no_acknowledged_write)
         ts_node_kill9(&node);
         for (int i = 0; i < THREADS; i++)
             pthread_join(t[i], NULL);
+        /* Every acknowledgement names its own seq: a reply routed to the
+         * wrong client would show up as a seq acknowledged twice. */
+        uint64_t *all = calloc((size_t)THREADS * N, sizeof *all);
+        size_t n_all = 0;
+        for (int i = 0; i < THREADS; i++)
+            for (int j = 0; j < N; j++)
+                if (l[i].acked[j])
+                    all[n_all++] = l[i].seqs[j];
+        qsort(all, n_all, sizeof *all, cmp_u64);
+        for (size_t i = 1; i < n_all; i++)
+            ck_assert_msg(all[i] != all[i - 1], "seq %" PRIu64 " acknowledged twice", all[i]);
+        free(all);
 
         ts_node_start(&node, data, env);
         strata_client_t *c = connect_to(&node, 5000);
