@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,9 @@ struct faultio {
     int sync_countdown;
     int write_countdown;
     unsigned sync_delay_us;
-    bool crashed;
+    /* Read without the mutex by the calls that only check it (fallocate,
+     * rename, ...), so a crash is seen by every thread at once. */
+    atomic_bool crashed;
 };
 
 static faultio_t *of(strata_io_t *io)
