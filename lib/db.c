@@ -564,6 +564,11 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         .io = io,
         .apply = apply_group,
         .apply_arg = self,
+        .on_written = opts->wal_on_written,
+        .on_durable = opts->wal_on_durable,
+        .observer_arg = opts->wal_observer_arg,
+        .retain_bytes = opts->wal_retain_bytes,
+        .retain_ms = opts->wal_retain_ms,
     };
     wo.first_seq = flushed_seq + 1; /* a checkpoint's WAL starts empty */
     strata_wal_t *wal = NULL;

@@ -32,6 +32,12 @@ const char *strata_strerror(int code)
         return "already exists";
     case STRATA_ETIMEDOUT:
         return "timed out";
+    case STRATA_ELAPPED:
+        return "lapped by the producer";
+    case STRATA_ESTALE:
+        return "stale (replaced or closed by its producer)";
+    case STRATA_ETRUNCATED:
+        return "no longer retained";
     }
     return "unknown error";
 }

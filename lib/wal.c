@@ -19,24 +19,19 @@
 #include "coding.h"
 #include "strata/crc.h"
 #include "strata/memtable.h"
+#include "wal_format.h"
 
-#define WAL_MAGIC            "STRATAWL"
-#define WAL_VERSION          1u
-#define WAL_HEADER_SIZE      64u
-#define WAL_ENTRY_HEADER     40u
-#define WAL_FLAG_GROUP_CONT  0x01u /* more entries of the same atomic group follow */
-#define WAL_KNOWN_FLAGS      WAL_FLAG_GROUP_CONT
 #define WAL_GROUP_BYTES      (1u << 20) /* soft cap on one group-commit write */
 #define WAL_MAX_SEGMENT_FILE (UINT64_C(4) << 30)
-#define WAL_NAME_DIGITS      16
 
-#define DEFAULT_SEGMENT_BYTES   (UINT64_C(64) << 20)
-#define DEFAULT_MAX_ENTRY_BYTES (64u << 20)
-#define DEFAULT_SYNC_INTERVAL   10u
+#define DEFAULT_SEGMENT_BYTES (UINT64_C(64) << 20)
+#define DEFAULT_SYNC_INTERVAL 10u
 
 typedef struct {
     uint64_t number;
     uint64_t first_seq;
+    uint64_t bytes;      /* file length: header and entries */
+    uint64_t created_ns; /* from its header, for retention by age */
 } wal_segment_t;
 
 /* One appender waiting in the queue. Lives on the appender's stack. */
@@ -62,6 +57,11 @@ struct strata_wal {
     bool repair;
     strata_wal_apply_fn apply;
     void *apply_arg;
+    strata_wal_written_fn on_written;
+    strata_wal_durable_fn on_durable;
+    void *observer_arg;
+    uint64_t retain_bytes;
+    uint64_t retain_ms;
 
     pthread_mutex_t mu;
     /* Everything below is guarded by mu unless it says otherwise. */
@@ -87,6 +87,10 @@ struct strata_wal {
 
     _Atomic uint64_t last_seq;    /* written to the file */
     _Atomic uint64_t durable_seq; /* covered by a successful fdatasync */
+    /* Makes "advance durable_seq, tell on_durable" one step, so the
+     * observer never hears a smaller seq after a larger one. Taken without
+     * mu held (never inside it), so the observer may read the log's state. */
+    pthread_mutex_t durable_mu;
 
     /* Only the group-commit leader touches these, so they need no lock. */
     int fd;
@@ -141,7 +145,8 @@ static void seal_entry(uint8_t *p, uint64_t seq, uint64_t term, uint64_t ts)
     put_u32(p, strata_crc32c(0, p + 4, WAL_ENTRY_HEADER - 4 + payload));
 }
 
-static void encode_segment_header(uint8_t *h, uint64_t number, uint64_t first_seq)
+static void encode_segment_header(uint8_t *h, uint64_t number, uint64_t first_seq,
+                                  uint64_t created_ns)
 {
     memset(h, 0, WAL_HEADER_SIZE);
     memcpy(h, WAL_MAGIC, 8);
@@ -149,21 +154,25 @@ static void encode_segment_header(uint8_t *h, uint64_t number, uint64_t first_se
     put_u32(h + 12, WAL_HEADER_SIZE);
     put_u64(h + 16, number);
     put_u64(h + 24, first_seq);
-    put_u64(h + 32, now_realtime_ns());
+    put_u64(h + 32, created_ns);
     put_u32(h + 60, strata_crc32c(0, h, 60));
 }
 
 /* ---- segment files ----------------------------------------------------- */
 
-static char *segment_path(const char *dir, uint64_t number)
+char *wal_segment_path(const char *dir, uint64_t number)
 {
-    char *path = NULL;
-    if (asprintf(&path, "%s/%0*" PRIu64 ".wal", dir, WAL_NAME_DIGITS, number) < 0)
-        return NULL;
+    /* snprintf into malloc rather than asprintf(&local): GCC 12 at -O3
+     * cannot tell the returned string from the local's address. */
+    size_t size = strlen(dir) + 1 + WAL_NAME_DIGITS + sizeof ".wal";
+    char *path = malloc(size);
+    if (path)
+        snprintf(path, size, "%s/%0*" PRIu64 ".wal", dir, WAL_NAME_DIGITS, number);
     return path;
 }
 
-static int segments_push(strata_wal_t *self, uint64_t number, uint64_t first_seq)
+static int segments_push(strata_wal_t *self, uint64_t number, uint64_t first_seq, uint64_t bytes,
+                         uint64_t created_ns)
 {
     if (self->n_segments == self->cap_segments) {
         size_t cap = self->cap_segments ? self->cap_segments * 2 : 16;
@@ -173,7 +182,7 @@ static int segments_push(strata_wal_t *self, uint64_t number, uint64_t first_seq
         self->segments = grown;
         self->cap_segments = cap;
     }
-    self->segments[self->n_segments++] = (wal_segment_t){number, first_seq};
+    self->segments[self->n_segments++] = (wal_segment_t){number, first_seq, bytes, created_ns};
     self->stats.segments = (uint32_t)self->n_segments;
     return 0;
 }
@@ -190,7 +199,7 @@ static int segment_create(strata_wal_t *self, uint64_t number, uint64_t first_se
                           strata_error_t *err)
 {
     strata_io_t *io = self->io;
-    char *path = segment_path(self->dir, number);
+    char *path = wal_segment_path(self->dir, number);
     if (!path)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     int rc = 0;
@@ -200,7 +209,8 @@ static int segment_create(strata_wal_t *self, uint64_t number, uint64_t first_se
         goto out;
     }
     uint8_t header[WAL_HEADER_SIZE];
-    encode_segment_header(header, number, first_seq);
+    uint64_t created_ns = now_realtime_ns();
+    encode_segment_header(header, number, first_seq, created_ns);
     int sys = io->fallocate(io, fd, 0, self->segment_bytes);
     if (sys == 0)
         sys = strata_io_pwrite_all(io, fd, header, sizeof header, 0);
@@ -214,7 +224,7 @@ static int segment_create(strata_wal_t *self, uint64_t number, uint64_t first_se
         goto out;
     }
     pthread_mutex_lock(&self->mu);
-    rc = segments_push(self, number, first_seq);
+    rc = segments_push(self, number, first_seq, WAL_HEADER_SIZE, created_ns);
     pthread_mutex_unlock(&self->mu);
     if (rc < 0) {
         io->close(io, fd);
@@ -241,48 +251,42 @@ typedef struct {
     uint64_t entries_replayed;
 } recover_t;
 
-typedef enum { ENTRY_OK, ENTRY_BAD } entry_status_t;
-
-/* Parses the entry at off. On ENTRY_BAD, *kind names what is wrong. */
-static entry_status_t parse_entry(const uint8_t *buf, uint64_t size, uint64_t off,
-                                  uint32_t max_entry, strata_wal_entry_t *e, uint64_t *len,
-                                  const char **kind)
+bool wal_parse_entry(const uint8_t *p, uint64_t left, uint32_t max_entry, strata_wal_entry_t *e,
+                     uint64_t *len, const char **kind)
 {
-    uint64_t left = size - off;
-    const uint8_t *p = buf + off;
     if (left < WAL_ENTRY_HEADER) {
         bool zero = true;
         for (uint64_t i = 0; i < left && zero; i++)
             zero = p[i] == 0;
         *kind = zero ? "zero fill" : "torn header";
-        return ENTRY_BAD;
+        return false;
     }
     uint32_t payload = get_u32(p + 4);
     uint16_t topic_len = get_u16(p + 10);
     uint32_t key_len = get_u32(p + 12);
     if (get_u64(p) == 0 && get_u64(p + 8) == 0 && get_u64(p + 16) == 0) {
         *kind = "zero fill";
-        return ENTRY_BAD;
+        return false;
     }
     if (payload > max_entry) {
         *kind = "oversize length";
-        return ENTRY_BAD;
+        return false;
     }
     if ((uint64_t)topic_len + key_len > payload) {
         *kind = "bad lengths";
-        return ENTRY_BAD;
+        return false;
     }
     if (WAL_ENTRY_HEADER + (uint64_t)payload > left) {
         *kind = "torn payload";
-        return ENTRY_BAD;
+        return false;
     }
     if (strata_crc32c(0, p + 4, WAL_ENTRY_HEADER - 4 + payload) != get_u32(p)) {
         *kind = "bad crc";
-        return ENTRY_BAD;
+        return false;
     }
     if ((p[8] != STRATA_VALUE_PUT && p[8] != STRATA_VALUE_DELETE) || (p[9] & ~WAL_KNOWN_FLAGS)) {
         *kind = "unknown entry type";
-        return ENTRY_BAD;
+        return false;
     }
     e->type = p[8];
     e->flags = p[9];
@@ -296,7 +300,70 @@ static entry_status_t parse_entry(const uint8_t *buf, uint64_t size, uint64_t of
     e->key = e->topic + topic_len;
     e->value = e->key + key_len;
     *len = WAL_ENTRY_HEADER + (uint64_t)payload;
-    return ENTRY_OK;
+    return true;
+}
+
+/* The cold path after wal_parse_entry said no with kind: a line naming the
+ * offending field and its value. Returns the field's offset in the entry. */
+static uint32_t describe_damage(const uint8_t *p, uint64_t left, uint32_t max_entry,
+                                const char *kind, char *out, size_t out_len)
+{
+    if (left < WAL_ENTRY_HEADER) {
+        snprintf(out, out_len, "%s: entry header has %" PRIu64 " of %u bytes", kind, left,
+                 WAL_ENTRY_HEADER);
+        return 0;
+    }
+    uint32_t payload = get_u32(p + 4);
+    if (strcmp(kind, "zero fill") == 0) {
+        snprintf(out, out_len, "zero fill: crc, payload_len and seq are all zero");
+        return 0;
+    }
+    if (strcmp(kind, "oversize length") == 0) {
+        snprintf(out, out_len, "oversize length: payload_len %u is over the cap %u", payload,
+                 max_entry);
+        return 4;
+    }
+    if (strcmp(kind, "bad lengths") == 0) {
+        snprintf(out, out_len, "bad lengths: topic_len %u + key_len %u exceed payload_len %u",
+                 get_u16(p + 10), get_u32(p + 12), payload);
+        return 10;
+    }
+    if (strcmp(kind, "torn payload") == 0) {
+        snprintf(out, out_len, "torn payload: payload_len %u, %" PRIu64 " bytes present", payload,
+                 left - WAL_ENTRY_HEADER);
+        return 4;
+    }
+    if (strcmp(kind, "bad crc") == 0) {
+        snprintf(out, out_len, "bad crc: crc 0x%08x stored, 0x%08x computed", get_u32(p),
+                 strata_crc32c(0, p + 4, WAL_ENTRY_HEADER - 4 + payload));
+        return 0;
+    }
+    if (p[8] != STRATA_VALUE_PUT && p[8] != STRATA_VALUE_DELETE) {
+        snprintf(out, out_len, "unknown entry type: type %u", p[8]);
+        return 8;
+    }
+    snprintf(out, out_len, "unknown entry type: flags 0x%02x", p[9]);
+    return 9;
+}
+
+int strata_wal_entry_decode(const uint8_t *buf, size_t len, uint32_t max_entry_bytes,
+                            strata_wal_entry_t *entry, size_t *used, strata_error_t *err)
+{
+    if ((!buf && len) || !entry)
+        return strata_error_set(err, STRATA_EINVAL, "entry decode needs a buffer and an entry");
+    uint32_t cap = max_entry_bytes ? max_entry_bytes : DEFAULT_MAX_ENTRY_BYTES;
+    uint64_t n = 0;
+    const char *kind = NULL;
+    if (wal_parse_entry(buf, len, cap, entry, &n, &kind)) {
+        if (used)
+            *used = (size_t)n;
+        return 0;
+    }
+    char detail[160];
+    uint32_t field = describe_damage(buf, len, cap, kind, detail, sizeof detail);
+    return strata_error_set(err,
+                            strcmp(kind, "oversize length") == 0 ? STRATA_ETOOBIG : STRATA_ECORRUPT,
+                            "WAL entry offset %u: %s", field, detail);
 }
 
 /* After damage at off: does any intact entry with a later seq follow? If so
@@ -311,7 +378,7 @@ static bool intact_entry_follows(const uint8_t *buf, uint64_t size, uint64_t off
         uint32_t payload = get_u32(buf + p + 4);
         if (payload > max_entry || p + WAL_ENTRY_HEADER + payload > size)
             continue;
-        if (parse_entry(buf, size, p, max_entry, &e, &len, &kind) == ENTRY_OK && e.seq > after_seq)
+        if (wal_parse_entry(buf + p, size - p, max_entry, &e, &len, &kind) && e.seq > after_seq)
             return true;
     }
     return false;
@@ -349,7 +416,7 @@ static int scan_segment(recover_t *r, const char *path, const uint8_t *buf, uint
         strata_wal_entry_t e;
         uint64_t len;
         const char *kind;
-        if (parse_entry(buf, size, off, self->max_entry_bytes, &e, &len, &kind) != ENTRY_OK) {
+        if (!wal_parse_entry(buf + off, size - off, self->max_entry_bytes, &e, &len, &kind)) {
             *bad_off = off;
             *bad_kind = kind;
             rc = STRATA_ECORRUPT;
@@ -412,9 +479,9 @@ static int scan_segment(recover_t *r, const char *path, const uint8_t *buf, uint
     return rc;
 }
 
-static int read_segment_header(strata_wal_t *self, const char *path, const uint8_t *buf,
-                               uint64_t size, uint64_t number, uint64_t *first_seq,
-                               const char **kind, strata_error_t *err)
+int wal_check_segment_header(const char *path, const uint8_t *buf, uint64_t size, uint64_t number,
+                             uint64_t *first_seq, uint64_t *created_ns, const char **kind,
+                             strata_error_t *err)
 {
     *kind = NULL;
     if (size < WAL_HEADER_SIZE) {
@@ -440,7 +507,10 @@ static int read_segment_header(strata_wal_t *self, const char *path, const uint8
                                 "%s offset 16: segment number %" PRIu64 " does not match name",
                                 display_name(path), get_u64(buf + 16));
     }
-    *first_seq = get_u64(buf + 24);
+    if (first_seq)
+        *first_seq = get_u64(buf + 24);
+    if (created_ns)
+        *created_ns = get_u64(buf + 32);
     return 0;
 }
 
@@ -450,8 +520,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Segment numbers found in dir, sorted. Files that are not ours are left. */
-static int list_segments(const char *dir, uint64_t **numbers, size_t *count, strata_error_t *err)
+int wal_list_segments(const char *dir, uint64_t **numbers, size_t *count, strata_error_t *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -566,7 +635,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
     strata_wal_recovery_t *report = r->report;
     uint64_t *numbers = NULL;
     size_t count = 0;
-    int rc = list_segments(self->dir, &numbers, &count, err);
+    int rc = wal_list_segments(self->dir, &numbers, &count, err);
     if (rc)
         return rc;
     uint8_t *buf = NULL;
@@ -578,7 +647,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
     for (size_t i = 0; i < count && rc == 0; i++) {
         bool last = i + 1 == count;
         free(path);
-        path = segment_path(self->dir, numbers[i]);
+        path = wal_segment_path(self->dir, numbers[i]);
         if (!path) {
             rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
             break;
@@ -593,9 +662,10 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             break;
         report->bytes_scanned += size;
 
-        uint64_t first_seq = 0;
+        uint64_t first_seq = 0, created_ns = 0;
         const char *kind = NULL;
-        rc = read_segment_header(self, path, buf, size, numbers[i], &first_seq, &kind, err);
+        rc = wal_check_segment_header(path, buf, size, numbers[i], &first_seq, &created_ns, &kind,
+                                      err);
         if (rc && kind && last &&
             (size <= WAL_HEADER_SIZE || all_zero(buf + WAL_HEADER_SIZE, size - WAL_HEADER_SIZE))) {
             /* A crash while creating the newest segment: its header never
@@ -628,7 +698,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
         }
         r->expected_seq = first_seq;
         pthread_mutex_lock(&self->mu);
-        rc = segments_push(self, numbers[i], first_seq);
+        rc = segments_push(self, numbers[i], first_seq, size, created_ns);
         pthread_mutex_unlock(&self->mu);
         if (rc) {
             strata_error_set(err, rc, "out of memory");
@@ -639,7 +709,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
          * so restart cost follows the unflushed tail, not the whole archive. */
         if (!last && r->replay_from > 0) {
             free(next_path);
-            next_path = segment_path(self->dir, numbers[i + 1]);
+            next_path = wal_segment_path(self->dir, numbers[i + 1]);
             uint8_t next_header[WAL_HEADER_SIZE];
             uint64_t next_first = 0;
             const char *next_kind = NULL;
@@ -650,8 +720,8 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
                 self->io->close(self->io, fd);
             strata_error_t ignored;
             if (sys == 0 &&
-                read_segment_header(self, next_path, next_header, sizeof next_header,
-                                    numbers[i + 1], &next_first, &next_kind, &ignored) == 0 &&
+                wal_check_segment_header(next_path, next_header, sizeof next_header, numbers[i + 1],
+                                         &next_first, NULL, &next_kind, &ignored) == 0 &&
                 next_first <= r->replay_from && next_first > first_seq) {
                 if (report->first_seq == 0)
                     report->first_seq = first_seq;
@@ -673,6 +743,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             strata_error_clear(err);
             report_tail(report, bad_kind, path, good_end);
             report->tail_bytes_dropped = size - good_end;
+            self->segments[self->n_segments - 1].bytes = good_end;
             rc = truncate_segment(self, path, good_end, err);
             continue;
         }
@@ -686,6 +757,7 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
         strata_error_clear(err);
         report_tail(report, bad_kind, path, good_end);
         report->repaired_bytes_dropped += size - good_end;
+        self->segments[self->n_segments - 1].bytes = good_end;
         rc = truncate_segment(self, path, good_end, err);
         cut = true;
     }
@@ -705,13 +777,18 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
 
 /* ---- group commit ------------------------------------------------------ */
 
-/* durable_seq only moves forward: the leader and the timer both advance it
- * with what their own fdatasync covered. */
+/* durable_seq only moves forward: the leader, the roll, the timer and
+ * sync_written each advance it with what their own fdatasync covered, and
+ * on_durable hears every advance in order. Called without mu held. */
 static void advance_durable(strata_wal_t *self, uint64_t covered)
 {
-    uint64_t seen = atomic_load(&self->durable_seq);
-    while (seen < covered && !atomic_compare_exchange_weak(&self->durable_seq, &seen, covered))
-        ;
+    pthread_mutex_lock(&self->durable_mu);
+    if (covered > atomic_load(&self->durable_seq)) {
+        atomic_store(&self->durable_seq, covered);
+        if (self->on_durable)
+            self->on_durable(self->observer_arg, covered);
+    }
+    pthread_mutex_unlock(&self->durable_mu);
 }
 
 static int failed_error(strata_wal_t *self, strata_error_t *err)
@@ -746,6 +823,7 @@ static int roll_segment(strata_wal_t *self, uint64_t first_seq, strata_error_t *
     while (self->bg_syncs)
         pthread_cond_wait(&self->bg_idle_cv, &self->mu);
     self->rolling = true;
+    self->segments[self->n_segments - 1].bytes = self->write_offset; /* its sealed size */
     pthread_mutex_unlock(&self->mu);
     int rc = 0;
     uint64_t covered = atomic_load(&self->last_seq);
@@ -808,6 +886,10 @@ static int write_group(strata_wal_t *self, wal_writer_t *head, wal_writer_t *las
             return strata_error_set(err, STRATA_EIO, "write at offset %" PRIu64 ": %s",
                                     self->write_offset, strerror(-sys));
         self->write_offset += total;
+        /* Before last_seq moves, so no fdatasync can report these seqs
+         * durable before the observer has had their bytes. */
+        if (self->on_written)
+            self->on_written(self->observer_arg, self->group_buf, total, first_seq, seq - 1);
         atomic_store(&self->last_seq, seq - 1);
     }
     if (want_sync && atomic_load(&self->durable_seq) < atomic_load(&self->last_seq)) {
@@ -824,7 +906,10 @@ static int write_group(strata_wal_t *self, wal_writer_t *head, wal_writer_t *las
 }
 
 /* Queues w and returns when it has been written by some leader (possibly
- * itself). The lock is held on entry and on return. */
+ * itself). The lock is held on entry and on return. Leaders follow one
+ * another: the next one is woken only after this one has written, synced,
+ * applied and moved queue_head, and each takes its seqs under the lock, so
+ * apply and on_written run one group at a time, in seq order. */
 static void join_queue(strata_wal_t *self, wal_writer_t *w)
 {
     w->next = NULL;
@@ -879,6 +964,7 @@ static void join_queue(strata_wal_t *self, wal_writer_t *w)
         } else {
             self->stats.groups += bytes > 0;
             self->stats.bytes += bytes;
+            self->segments[self->n_segments - 1].bytes = self->write_offset;
         }
     }
     uint64_t seq = first_seq;
@@ -977,6 +1063,8 @@ static int sync_written(strata_wal_t *self, uint64_t target, bool wait, strata_e
     self->bg_syncs++;
     pthread_mutex_unlock(&self->mu);
     int sys = self->io->fdatasync(self->io, fd);
+    if (sys == 0)
+        advance_durable(self, covered); /* outside mu, like the leader's */
     pthread_mutex_lock(&self->mu);
     self->bg_syncs--;
     pthread_cond_broadcast(&self->bg_idle_cv);
@@ -988,7 +1076,6 @@ static int sync_written(strata_wal_t *self, uint64_t target, bool wait, strata_e
         }
         return failed_error(self, err);
     }
-    advance_durable(self, covered);
     self->stats.syncs++;
     return 0;
 }
@@ -1056,6 +1143,7 @@ static void wal_free(strata_wal_t *self)
     pthread_cond_destroy(&self->timer_cv);
     pthread_cond_destroy(&self->bg_idle_cv);
     pthread_mutex_destroy(&self->mu);
+    pthread_mutex_destroy(&self->durable_mu);
     free(self->segments);
     free(self->group_buf);
     free(self->dir);
@@ -1088,8 +1176,14 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
     self->term = opts->term;
     self->apply = opts->apply;
     self->apply_arg = opts->apply_arg;
+    self->on_written = opts->on_written;
+    self->on_durable = opts->on_durable;
+    self->observer_arg = opts->observer_arg;
+    self->retain_bytes = opts->retain_bytes;
+    self->retain_ms = opts->retain_ms;
     self->fd = -1;
     pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->durable_mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1119,13 +1213,15 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
         goto fail;
     self->next_seq = r.expected_seq ? r.expected_seq : (opts->first_seq ? opts->first_seq : 1);
     atomic_store(&self->last_seq, self->next_seq - 1);
+    /* What recovery found is durable already; on_durable hears only what
+     * this run makes durable, so its consumer starts at last_seq + 1. */
     atomic_store(&self->durable_seq, self->next_seq - 1);
 
     /* Appends continue in the newest segment when it has room, so reopening
      * does not leave a trail of tiny segments. */
     if (self->n_segments > 0) {
         wal_segment_t *active = &self->segments[self->n_segments - 1];
-        char *path = segment_path(self->dir, active->number);
+        char *path = wal_segment_path(self->dir, active->number);
         if (!path) {
             rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
             goto fail;
@@ -1222,17 +1318,41 @@ void strata_wal_stats(strata_wal_t *self, strata_wal_stats_t *stats)
     pthread_mutex_unlock(&self->mu);
 }
 
+/* Whether retention keeps the oldest segment for the log's readers, given
+ * newer_bytes, the size of it and every newer segment. A limit of 0 puts
+ * no bound on its axis; both 0 keep nothing. Lock held. */
+static bool retained(const strata_wal_t *self, uint64_t newer_bytes, uint64_t now_ns)
+{
+    if (!self->retain_bytes && !self->retain_ms)
+        return false;
+    if (self->retain_bytes && newer_bytes > self->retain_bytes)
+        return false;
+    if (self->retain_ms && self->retain_ms < UINT64_MAX / 1000000u) {
+        uint64_t created = self->segments[0].created_ns;
+        uint64_t age_ns = now_ns > created ? now_ns - created : 0;
+        if (age_ns >= self->retain_ms * 1000000u)
+            return false;
+    }
+    return true;
+}
+
 int strata_wal_delete_below(strata_wal_t *self, uint64_t checkpoint_seq, uint32_t *deleted,
                             strata_error_t *err)
 {
     uint32_t count = 0;
     int rc = 0;
+    uint64_t now_ns = now_realtime_ns(); /* creation times are realtime too */
     pthread_mutex_lock(&self->mu);
+    uint64_t newer_bytes = 0;
+    for (size_t i = 0; i < self->n_segments; i++)
+        newer_bytes += self->segments[i].bytes;
     /* Segment i holds seqs [first_seq(i), first_seq(i+1)); the active
      * (last) segment is never a candidate. Oldest first, so a failure
-     * leaves the log a contiguous suffix. */
-    while (self->n_segments > 1 && self->segments[1].first_seq <= checkpoint_seq) {
-        char *path = segment_path(self->dir, self->segments[0].number);
+     * leaves the log a contiguous suffix; and a newer segment is both
+     * smaller in total and younger, so once one is retained all are. */
+    while (self->n_segments > 1 && self->segments[1].first_seq <= checkpoint_seq &&
+           !retained(self, newer_bytes, now_ns)) {
+        char *path = wal_segment_path(self->dir, self->segments[0].number);
         int sys = path ? self->io->unlink(self->io, path) : -ENOMEM;
         if (sys < 0 && sys != -ENOENT) {
             rc = io_fail(err, sys, "delete", path ? path : self->dir);
@@ -1240,6 +1360,7 @@ int strata_wal_delete_below(strata_wal_t *self, uint64_t checkpoint_seq, uint32_
             break;
         }
         free(path);
+        newer_bytes -= self->segments[0].bytes;
         memmove(self->segments, self->segments + 1,
                 (self->n_segments - 1) * sizeof *self->segments);
         self->n_segments--;

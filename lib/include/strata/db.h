@@ -33,6 +33,12 @@ typedef struct {
     uint64_t target_file_bytes;       /* compaction output size; default 8 MiB */
     bool disable_auto_compaction;     /* only strata_db_compact compacts */
     uint32_t max_open_tables;         /* table cache bound; default 1000 */
+    /* Passed to the WAL: see strata_wal_options_t. */
+    strata_wal_written_fn wal_on_written;
+    strata_wal_durable_fn wal_on_durable;
+    void *wal_observer_arg;
+    uint64_t wal_retain_bytes;
+    uint64_t wal_retain_ms;
 } strata_db_options_t;
 
 /* Fills opts with the defaults above; dir stays for the caller to set. */
@@ -76,8 +82,8 @@ int strata_batch_put(strata_batch_t *self, const void *key, size_t key_len, cons
 int strata_batch_delete(strata_batch_t *self, const void *key, size_t key_len);
 /* A put that carries its topic into the WAL entry (for subscribers); the
  * engine itself ignores topics. */
-int strata_batch_put_topic(strata_batch_t *self, const char *topic, const void *key,
-                           size_t key_len, const void *value, size_t value_len);
+int strata_batch_put_topic(strata_batch_t *self, const char *topic, const void *key, size_t key_len,
+                           const void *value, size_t value_len);
 size_t strata_batch_count(const strata_batch_t *self);
 void strata_batch_clear(strata_batch_t *self);
 /* Drops every op after the first count (a caller undoing a partial add). */

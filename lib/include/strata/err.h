@@ -18,7 +18,10 @@ typedef enum {
     STRATA_EVERSION = -8,  /* a file format version we do not know */
     STRATA_ECLOSED = -9,   /* object is shutting down */
     STRATA_EEXIST = -10,
-    STRATA_ETIMEDOUT = -11, /* no reply within the timeout */
+    STRATA_ETIMEDOUT = -11,  /* no reply within the timeout */
+    STRATA_ELAPPED = -12,    /* a ring reader was overwritten: replay from the log */
+    STRATA_ESTALE = -13,     /* a ring was replaced or closed by its producer: reopen */
+    STRATA_ETRUNCATED = -14, /* the seq asked for is older than what the log retains */
 } strata_err_t;
 
 typedef struct {
@@ -53,6 +56,7 @@ typedef enum {
 typedef void (*strata_log_fn)(strata_log_level_t level, const char *line);
 /* NULL restores the default. Set it before opening anything. */
 void strata_set_log(strata_log_fn fn);
-void strata_log(strata_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strata_log(strata_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

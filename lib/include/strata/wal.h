@@ -49,6 +49,19 @@ typedef struct {
 typedef void (*strata_wal_apply_fn)(void *arg, uint64_t first_seq, uint64_t term,
                                     const strata_wal_op_t *ops, size_t n_ops);
 
+/* Observers for the log's readers (the writer feeds its shm ring from
+ * them). written: the exact entry bytes of one group, just written (not
+ * yet synced), called by the group's leader in seq order, one group at a
+ * time, before the group's appenders return. durable: durable_seq moved
+ * forward to seq; may be called from the leader, a roll, the sync timer
+ * or sync_written, never with a smaller seq than an earlier call, and
+ * never for a seq whose written call has not returned. Entries found by
+ * recovery at open are not reported. Both must be quick, and must not
+ * append, sync, or wait for a lock that is held across those calls. */
+typedef void (*strata_wal_written_fn)(void *arg, const uint8_t *entries, size_t len,
+                                      uint64_t first_seq, uint64_t last_seq);
+typedef void (*strata_wal_durable_fn)(void *arg, uint64_t durable_seq);
+
 /* Replay callback; a non-zero return stops the open with that error code. */
 typedef int (*strata_wal_replay_fn)(void *arg, const strata_wal_entry_t *entry);
 
@@ -63,6 +76,16 @@ typedef struct {
     strata_io_t *io;           /* NULL: POSIX */
     strata_wal_apply_fn apply; /* may be NULL */
     void *apply_arg;
+    strata_wal_written_fn on_written; /* may be NULL */
+    strata_wal_durable_fn on_durable; /* may be NULL */
+    void *observer_arg;
+    /* History kept for subscribers: strata_wal_delete_below keeps a
+     * segment below its checkpoint while the segments from it to the
+     * newest total at most retain_bytes and it is younger than retain_ms.
+     * 0 sets no bound on its axis; both 0 (the embedded default): nothing
+     * is kept beyond the checkpoint. */
+    uint64_t retain_bytes;
+    uint64_t retain_ms;
 } strata_wal_options_t;
 
 /* What recovery found and did, for the caller to log. */
@@ -116,7 +139,8 @@ uint64_t strata_wal_durable_seq(strata_wal_t *self); /* last covered by fdatasyn
 void strata_wal_set_term(strata_wal_t *self, uint64_t term);
 
 /* Deletes whole segments whose last seq is < checkpoint_seq, oldest first,
- * never the active segment. *deleted (may be NULL) gets the count. */
+ * never the active segment, and none that retention keeps (retain_bytes,
+ * retain_ms). *deleted (may be NULL) gets the count. */
 int strata_wal_delete_below(strata_wal_t *self, uint64_t checkpoint_seq, uint32_t *deleted,
                             strata_error_t *err);
 
@@ -129,5 +153,52 @@ typedef struct {
     uint32_t segments; /* live segment files */
 } strata_wal_stats_t;
 void strata_wal_stats(strata_wal_t *self, strata_wal_stats_t *stats);
+
+/* ---- read-only cursor ----
+ * Reads a log directory another process (the writer) is appending to: the
+ * distributor's historical tier and durable subscriptions. It never
+ * writes, locks or repairs. It stops at the end of what is intact: an
+ * entry still being written, a torn tail, or a group whose last entry is
+ * not there yet reads as the end (STRATA_ETIMEDOUT from next), and a
+ * later call sees entries written since. Damage followed by intact data in
+ * a sealed segment is STRATA_ECORRUPT naming file and offset. Segments
+ * deleted under the cursor are handled: an open segment stays readable,
+ * and a seek below the oldest segment is STRATA_ETRUNCATED. */
+typedef struct strata_wal_cursor strata_wal_cursor_t;
+
+/* Opens a cursor at the oldest entry. max_entry_bytes 0: the default cap.
+ * A directory with no segment yet is fine: next() waits for one. */
+int strata_wal_cursor_open(const char *dir, uint32_t max_entry_bytes,
+                           strata_wal_cursor_t **cursor_p, strata_error_t *err);
+/* Positions so that next() returns seq first (0: the oldest entry).
+ * STRATA_ETRUNCATED (naming the oldest seq retained) when seq is below the
+ * log; a seq past the end waits there. */
+int strata_wal_cursor_seek(strata_wal_cursor_t *self, uint64_t seq, strata_error_t *err);
+/* Positions at the first entry whose timestamp is >= ts_ns (entries are
+ * in commit-time order within a writer's run). STRATA_ETRUNCATED when
+ * older segments were deleted and ts_ns is older than what is left. */
+int strata_wal_cursor_seek_time(strata_wal_cursor_t *self, uint64_t ts_ns, strata_error_t *err);
+/* The next entry; entry's pointers and *raw (the whole entry as on disk)
+ * stay valid until the next call. Returns 0, STRATA_ETIMEDOUT at the current
+ * end of the log (call again later), or an error: STRATA_ECORRUPT,
+ * STRATA_ETRUNCATED when the writer deleted the segments ahead of the
+ * cursor, STRATA_ESTALE when the current segment was removed with nothing
+ * after it (seek again). Never returns an entry with seq > limit_seq
+ * (0: no limit): pass what is durable/published. */
+int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata_wal_entry_t *entry,
+                           const uint8_t **raw, size_t *raw_len, strata_error_t *err);
+/* The first seq of the oldest segment (the next seq to be written when the
+ * log holds no entry yet); 0 when there is no segment. */
+uint64_t strata_wal_cursor_oldest_seq(strata_wal_cursor_t *self);
+void strata_wal_cursor_close(strata_wal_cursor_t **cursor_p);
+
+/* Decodes one entry from a buffer holding it as wal.md lays it out,
+ * checking lengths against len and max_entry_bytes (0: the default cap)
+ * before the payload, then the CRC, type and flags; the error names the
+ * field (STRATA_ETOOBIG for a length over the cap, else STRATA_ECORRUPT).
+ * *used gets its size; entry points into buf. For ring readers, PUB
+ * subscribers and replay pages. */
+int strata_wal_entry_decode(const uint8_t *buf, size_t len, uint32_t max_entry_bytes,
+                            strata_wal_entry_t *entry, size_t *used, strata_error_t *err);
 
 #endif
