@@ -13,12 +13,22 @@
 #define BODY_CASE_BASE 9
 
 static const char *const op_names[] = {
-    [STRATA_OP_NONE] = "none",     [STRATA_OP_PUT] = "put",
-    [STRATA_OP_DELETE] = "delete", [STRATA_OP_BATCH] = "batch",
-    [STRATA_OP_GET] = "get",       [STRATA_OP_MULTI_GET] = "multi_get",
-    [STRATA_OP_SCAN] = "scan",     [STRATA_OP_STATUS] = "status",
-    [STRATA_OP_STATS] = "stats",   [STRATA_OP_CONTROL] = "control",
+    [STRATA_OP_NONE] = "none",
+    [STRATA_OP_PUT] = "put",
+    [STRATA_OP_DELETE] = "delete",
+    [STRATA_OP_BATCH] = "batch",
+    [STRATA_OP_GET] = "get",
+    [STRATA_OP_MULTI_GET] = "multi_get",
+    [STRATA_OP_SCAN] = "scan",
+    [STRATA_OP_STATUS] = "status",
+    [STRATA_OP_STATS] = "stats",
+    [STRATA_OP_CONTROL] = "control",
     [STRATA_OP_RECORD] = "record",
+    [STRATA_OP_REPLAY] = "replay",
+    [STRATA_OP_SUBSCRIBE] = "subscribe",
+    [STRATA_OP_ACK] = "ack",
+    [STRATA_OP_SUBSCRIBERS] = "subscribers",
+    [STRATA_OP_DELIVER] = "deliver",
 };
 
 const char *strata_op_name(strata_op_t op)
@@ -28,9 +38,15 @@ const char *strata_op_name(strata_op_t op)
     return "unknown";
 }
 
+/* DELIVER exists only as a reply: the server pushes it. */
 static bool op_is_known(strata_op_t op)
 {
-    return op > STRATA_OP_NONE && op <= STRATA_OP_RECORD;
+    return op > STRATA_OP_NONE && op <= STRATA_OP_SUBSCRIBERS;
+}
+
+static bool reply_op_is_known(strata_op_t op)
+{
+    return op_is_known(op) || op == STRATA_OP_DELIVER;
 }
 
 static ProtobufCBinaryData to_pb(strata_bytes_t bytes)
@@ -69,6 +85,19 @@ static int check_count(strata_error_t *err, const char *field, size_t count, siz
 static int check_text(strata_error_t *err, const char *field, long index, const char *text)
 {
     return check_len(err, field, index, text ? strlen(text) : 0, STRATA_PROTO_MAX_TEXT);
+}
+
+static int check_name(strata_error_t *err, const char *field, const char *name)
+{
+    return check_len(err, field, -1, name ? strlen(name) : 0, STRATA_PROTO_MAX_NAME);
+}
+
+static int check_topics(strata_error_t *err, const char *field, size_t n, char **topics)
+{
+    int rc = check_count(err, field, n, STRATA_PROTO_MAX_TOPICS);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = check_len(err, field, (long)i, strlen(topics[i]), STRATA_PROTO_MAX_TOPIC);
+    return rc;
 }
 
 /* Packs msg into a fresh buffer once its size is known to fit the cap. */
@@ -132,6 +161,10 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     Strata__StatsRequest stats = STRATA__STATS_REQUEST__INIT;
     Strata__ControlRequest control = STRATA__CONTROL_REQUEST__INIT;
     Strata__RecordRequest record = STRATA__RECORD_REQUEST__INIT;
+    Strata__ReplayRequest replay = STRATA__REPLAY_REQUEST__INIT;
+    Strata__SubscribeRequest subscribe = STRATA__SUBSCRIBE_REQUEST__INIT;
+    Strata__AckRequest ack = STRATA__ACK_REQUEST__INIT;
+    Strata__SubscribersRequest subscribers = STRATA__SUBSCRIBERS_REQUEST__INIT;
     Strata__BatchOp *ops = NULL;
     Strata__BatchOp **op_ptrs = NULL;
     ProtobufCBinaryData *keys = NULL;
@@ -211,6 +244,34 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
         record.value = to_pb(req->value);
         msg.record = &record;
         break;
+    /* As for control args: pack reads the topic strings, the casts drop const only. */
+    case STRATA_OP_REPLAY:
+        replay.n_topics = req->n_topics;
+        replay.topics = (char **)req->topics;
+        replay.from_seq = req->seq;
+        replay.from_time_ns = req->from_time_ns;
+        replay.to_seq = req->to_seq;
+        replay.max_entries = req->max_entries;
+        replay.max_bytes = req->max_bytes;
+        msg.replay = &replay;
+        break;
+    case STRATA_OP_SUBSCRIBE:
+        subscribe.name = to_pb_string(req->name);
+        subscribe.n_topics = req->n_topics;
+        subscribe.topics = (char **)req->topics;
+        subscribe.window = req->window;
+        subscribe.from_seq = req->seq;
+        msg.subscribe = &subscribe;
+        break;
+    case STRATA_OP_ACK:
+        ack.name = to_pb_string(req->name);
+        ack.seq = req->seq;
+        msg.ack = &ack;
+        break;
+    case STRATA_OP_SUBSCRIBERS:
+        msg.subscribers = &subscribers;
+        break;
+    case STRATA_OP_DELIVER:
     case STRATA_OP_NONE:
         break;
     }
@@ -283,6 +344,17 @@ static int check_request_caps(const Strata__Request *msg, strata_error_t *err)
         return 0;
     case STRATA__REQUEST__BODY_RECORD:
         return check_len(err, "record.value", -1, msg->record->value.len, STRATA_PROTO_MAX_VALUE);
+    case STRATA__REQUEST__BODY_REPLAY:
+        return check_topics(err, "replay.topics", msg->replay->n_topics, msg->replay->topics);
+    case STRATA__REQUEST__BODY_SUBSCRIBE:
+        if ((rc = check_name(err, "subscribe.name", msg->subscribe->name)))
+            return rc;
+        return check_topics(err, "subscribe.topics", msg->subscribe->n_topics,
+                            msg->subscribe->topics);
+    case STRATA__REQUEST__BODY_ACK:
+        return check_name(err, "ack.name", msg->ack->name);
+    case STRATA__REQUEST__BODY_SUBSCRIBERS:
+        return 0;
     default:
         return strata_error_set(err, STRATA_EINVAL, "request: no body (case %d)",
                                 (int)msg->body_case);
@@ -362,6 +434,26 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
     case STRATA__REQUEST__BODY_RECORD:
         out->value = from_pb(msg->record->value);
         break;
+    case STRATA__REQUEST__BODY_REPLAY:
+        out->topics = (const char *const *)msg->replay->topics;
+        out->n_topics = msg->replay->n_topics;
+        out->seq = msg->replay->from_seq;
+        out->from_time_ns = msg->replay->from_time_ns;
+        out->to_seq = msg->replay->to_seq;
+        out->max_entries = msg->replay->max_entries;
+        out->max_bytes = msg->replay->max_bytes;
+        break;
+    case STRATA__REQUEST__BODY_SUBSCRIBE:
+        out->name = msg->subscribe->name;
+        out->topics = (const char *const *)msg->subscribe->topics;
+        out->n_topics = msg->subscribe->n_topics;
+        out->window = msg->subscribe->window;
+        out->seq = msg->subscribe->from_seq;
+        break;
+    case STRATA__REQUEST__BODY_ACK:
+        out->name = msg->ack->name;
+        out->seq = msg->ack->seq;
+        break;
     default:
         break;
     }
@@ -409,7 +501,7 @@ static void to_pb_value(Strata__Value *pb, const strata_value_t *value)
 
 int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, strata_error_t *err)
 {
-    if (rep->op != STRATA_OP_NONE && !op_is_known(rep->op))
+    if (rep->op != STRATA_OP_NONE && !reply_op_is_known(rep->op))
         return strata_error_set(err, STRATA_EINVAL, "reply.op: %d unknown", (int)rep->op);
     int rc = check_reply_shape(rep->status, rep->op != STRATA_OP_NONE, rep->message, err);
     if (rc)
@@ -433,6 +525,13 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
     Strata__StatusReply status = STRATA__STATUS_REPLY__INIT;
     Strata__StatsReply stats = STRATA__STATS_REPLY__INIT;
     Strata__ControlReply control = STRATA__CONTROL_REPLY__INIT;
+    Strata__ReplayReply replay = STRATA__REPLAY_REPLY__INIT;
+    Strata__SubscribeReply subscribe = STRATA__SUBSCRIBE_REPLY__INIT;
+    Strata__AckReply ack = STRATA__ACK_REPLY__INIT;
+    Strata__SubscribersReply subscribers = STRATA__SUBSCRIBERS_REPLY__INIT;
+    Strata__DeliverReply deliver = STRATA__DELIVER_REPLY__INIT;
+    Strata__SubscriberInfo *infos = NULL;
+    Strata__SubscriberInfo **info_ptrs = NULL;
     Strata__Value get_value;
     Strata__Value *values = NULL;
     Strata__Value **value_ptrs = NULL;
@@ -525,11 +624,64 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
         }
         break;
     }
+    case STRATA_OP_REPLAY:
+        replay.entries = to_pb(rep->entries_blob);
+        replay.count = rep->count;
+        replay.next_seq = rep->next_seq;
+        replay.published_seq = rep->published_seq;
+        replay.done = rep->done;
+        msg.replay = &replay;
+        break;
+    case STRATA_OP_SUBSCRIBE:
+        subscribe.acked_seq = rep->acked_seq;
+        subscribe.published_seq = rep->published_seq;
+        msg.subscribe = &subscribe;
+        break;
+    case STRATA_OP_ACK:
+        ack.durable_seq = rep->durable_seq;
+        msg.ack = &ack;
+        break;
+    case STRATA_OP_DELIVER:
+        deliver.entries = to_pb(rep->entries_blob);
+        deliver.count = rep->count;
+        deliver.first_seq = rep->first_seq;
+        deliver.last_seq = rep->last_seq;
+        msg.deliver = &deliver;
+        break;
+    case STRATA_OP_SUBSCRIBERS: {
+        size_t n = rep->n_subscribers;
+        infos = calloc(n ? n : 1, sizeof *infos);
+        info_ptrs = calloc(n ? n : 1, sizeof *info_ptrs);
+        if (!infos || !info_ptrs) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "subscribers reply: %zu", n);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const strata_subscriber_info_t *in = &rep->subscribers[i];
+            strata__subscriber_info__init(&infos[i]);
+            infos[i].name = to_pb_string(in->name);
+            infos[i].n_topics = in->n_topics;
+            infos[i].topics = (char **)in->topics;
+            infos[i].acked_seq = in->acked_seq;
+            infos[i].lag_records = in->lag_records;
+            infos[i].lag_ms = in->lag_ms;
+            infos[i].connected = in->connected;
+            infos[i].unacked = in->unacked;
+            infos[i].resends = in->resends;
+            info_ptrs[i] = &infos[i];
+        }
+        subscribers.n_subscribers = n;
+        subscribers.subscribers = info_ptrs;
+        msg.subscribers = &subscribers;
+        break;
+    }
     case STRATA_OP_NONE:
         break;
     }
     rc = pack_frame(&msg.base, "reply", buf, len, err);
 done:
+    free(infos);
+    free(info_ptrs);
     free(values);
     free(value_ptrs);
     free(entries);
@@ -592,6 +744,21 @@ static int check_reply_caps(const Strata__Reply *msg, strata_error_t *err)
         return check_pairs(err, "stats.pairs", msg->stats->n_pairs, msg->stats->pairs);
     case STRATA__REPLY__BODY_CONTROL:
         return check_pairs(err, "control.pairs", msg->control->n_pairs, msg->control->pairs);
+    case STRATA__REPLY__BODY_REPLAY:
+    case STRATA__REPLY__BODY_SUBSCRIBE:
+    case STRATA__REPLY__BODY_ACK:
+    case STRATA__REPLY__BODY_DELIVER:
+        /* The entries blob is bounded by the frame cap checked before the parse. */
+        return 0;
+    case STRATA__REPLY__BODY_SUBSCRIBERS:
+        rc = check_count(err, "subscribers", msg->subscribers->n_subscribers,
+                         STRATA_PROTO_MAX_SUBSCRIBERS);
+        for (size_t i = 0; !rc && i < msg->subscribers->n_subscribers; i++) {
+            const Strata__SubscriberInfo *in = msg->subscribers->subscribers[i];
+            if (!(rc = check_name(err, "subscribers.name", in->name)))
+                rc = check_topics(err, "subscribers.topics", in->n_topics, in->topics);
+        }
+        return rc;
     default:
         return strata_error_set(err, STRATA_EINVAL, "reply: unknown body (case %d)",
                                 (int)msg->body_case);
@@ -683,6 +850,49 @@ int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata
         out->n_pairs = n;
         break;
     }
+    case STRATA__REPLY__BODY_REPLAY:
+        out->entries_blob = from_pb(msg->replay->entries);
+        out->count = msg->replay->count;
+        out->next_seq = msg->replay->next_seq;
+        out->published_seq = msg->replay->published_seq;
+        out->done = msg->replay->done;
+        break;
+    case STRATA__REPLY__BODY_SUBSCRIBE:
+        out->acked_seq = msg->subscribe->acked_seq;
+        out->published_seq = msg->subscribe->published_seq;
+        break;
+    case STRATA__REPLY__BODY_ACK:
+        out->durable_seq = msg->ack->durable_seq;
+        break;
+    case STRATA__REPLY__BODY_DELIVER:
+        out->entries_blob = from_pb(msg->deliver->entries);
+        out->count = msg->deliver->count;
+        out->first_seq = msg->deliver->first_seq;
+        out->last_seq = msg->deliver->last_seq;
+        break;
+    case STRATA__REPLY__BODY_SUBSCRIBERS: {
+        size_t n = msg->subscribers->n_subscribers;
+        strata_subscriber_info_t *infos = calloc(n ? n : 1, sizeof *infos);
+        if (!infos)
+            return strata_error_set(err, STRATA_ENOMEM, "reply: %zu subscribers", n);
+        for (size_t i = 0; i < n; i++) {
+            const Strata__SubscriberInfo *in = msg->subscribers->subscribers[i];
+            infos[i] = (strata_subscriber_info_t){
+                .name = in->name,
+                .topics = (const char *const *)in->topics,
+                .n_topics = in->n_topics,
+                .acked_seq = in->acked_seq,
+                .lag_records = in->lag_records,
+                .lag_ms = in->lag_ms,
+                .unacked = in->unacked,
+                .resends = in->resends,
+                .connected = in->connected,
+            };
+        }
+        out->subscribers = infos;
+        out->n_subscribers = n;
+        break;
+    }
     default:
         break;
     }
@@ -697,6 +907,7 @@ void strata_reply_clear(strata_reply_t *rep)
         free((void *)rep->values);
         free((void *)rep->entries);
         free((void *)rep->pairs);
+        free((void *)rep->subscribers);
         strata__reply__free_unpacked(rep->decoded_, NULL);
     }
     memset(rep, 0, sizeof *rep);

@@ -319,6 +319,170 @@ START_TEST(error_reply_carries_status_and_message)
 }
 END_TEST
 
+/* ---- the distributor's history endpoint (DISTRIBUTION.md) ---------------- */
+
+static void assert_topics_eq(const char *const *got, size_t n_got, const char *const *want,
+                             size_t n_want)
+{
+    ck_assert_uint_eq(n_got, n_want);
+    for (size_t i = 0; i < n_want; i++)
+        ck_assert_str_eq(got[i], want[i]);
+}
+
+START_TEST(replay_request_round_trips)
+{
+    const char *topics[] = {"orders", "trades"};
+    strata_request_t in = {.request_id = 40,
+                           .op = STRATA_OP_REPLAY,
+                           .topics = topics,
+                           .n_topics = 2,
+                           .seq = 1000,
+                           .from_time_ns = 1700000000000000001ull,
+                           .to_seq = UINT64_MAX,
+                           .max_entries = 10000,
+                           .max_bytes = 4u << 20};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    assert_topics_eq(out.topics, out.n_topics, topics, 2);
+    ck_assert_uint_eq(out.seq, 1000);
+    ck_assert_uint_eq(out.from_time_ns, 1700000000000000001ull);
+    ck_assert_uint_eq(out.to_seq, UINT64_MAX);
+    ck_assert_uint_eq(out.max_entries, 10000);
+    ck_assert_uint_eq(out.max_bytes, 4u << 20);
+    strata_request_clear(&out);
+
+    /* No topics: every topic not beginning with '$'; zeros are defaults. */
+    strata_request_t all = {.request_id = 41, .op = STRATA_OP_REPLAY};
+    request_round_trip(&all, &out);
+    ck_assert_uint_eq(out.n_topics, 0);
+    ck_assert_uint_eq(out.seq, 0);
+    ck_assert_uint_eq(out.to_seq, 0);
+    strata_request_clear(&out);
+}
+END_TEST
+
+START_TEST(subscribe_ack_and_subscribers_requests_round_trip)
+{
+    const char *topics[] = {"$sys"};
+    strata_request_t sub = {.request_id = 42,
+                            .op = STRATA_OP_SUBSCRIBE,
+                            .name = "risk-engine",
+                            .topics = topics,
+                            .n_topics = 1,
+                            .window = 1000,
+                            .seq = 77};
+    strata_request_t out;
+    request_round_trip(&sub, &out);
+    ck_assert_str_eq(out.name, "risk-engine");
+    assert_topics_eq(out.topics, out.n_topics, topics, 1);
+    ck_assert_uint_eq(out.window, 1000);
+    ck_assert_uint_eq(out.seq, 77);
+    strata_request_clear(&out);
+
+    strata_request_t ack = {
+        .request_id = 43, .op = STRATA_OP_ACK, .name = "risk-engine", .seq = UINT64_MAX - 1};
+    request_round_trip(&ack, &out);
+    ck_assert_str_eq(out.name, "risk-engine");
+    ck_assert_uint_eq(out.seq, UINT64_MAX - 1);
+    strata_request_clear(&out);
+
+    strata_request_t list = {.request_id = 44, .op = STRATA_OP_SUBSCRIBERS};
+    request_round_trip(&list, &out);
+    strata_request_clear(&out);
+
+    /* DELIVER is pushed by the server: it is no request. */
+    strata_request_t deliver = {.request_id = 45, .op = STRATA_OP_DELIVER};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(&deliver, &buf, &len, &err), STRATA_EINVAL);
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
+START_TEST(history_replies_round_trip)
+{
+    static const uint8_t blob[] = {1, 2, 3, 0, 4, 5};
+    strata_reply_t replay = {.request_id = 46,
+                             .op = STRATA_OP_REPLAY,
+                             .entries_blob = {blob, sizeof blob},
+                             .count = 2,
+                             .next_seq = 90,
+                             .published_seq = 120,
+                             .done = true};
+    strata_reply_t out;
+    reply_round_trip(&replay, &out);
+    assert_bytes_eq(out.entries_blob, replay.entries_blob);
+    ck_assert_uint_eq(out.count, 2);
+    ck_assert_uint_eq(out.next_seq, 90);
+    ck_assert_uint_eq(out.published_seq, 120);
+    ck_assert(out.done);
+    strata_reply_clear(&out);
+
+    strata_reply_t sub = {
+        .request_id = 47, .op = STRATA_OP_SUBSCRIBE, .acked_seq = 55, .published_seq = 60};
+    reply_round_trip(&sub, &out);
+    ck_assert_uint_eq(out.acked_seq, 55);
+    ck_assert_uint_eq(out.published_seq, 60);
+    strata_reply_clear(&out);
+
+    strata_reply_t ack = {.request_id = 48, .op = STRATA_OP_ACK, .durable_seq = 58};
+    reply_round_trip(&ack, &out);
+    ck_assert_uint_eq(out.durable_seq, 58);
+    strata_reply_clear(&out);
+
+    strata_reply_t deliver = {.request_id = 47,
+                              .op = STRATA_OP_DELIVER,
+                              .entries_blob = {blob, sizeof blob},
+                              .count = 1,
+                              .first_seq = 56,
+                              .last_seq = 56};
+    reply_round_trip(&deliver, &out);
+    assert_bytes_eq(out.entries_blob, deliver.entries_blob);
+    ck_assert_uint_eq(out.count, 1);
+    ck_assert_uint_eq(out.first_seq, 56);
+    ck_assert_uint_eq(out.last_seq, 56);
+    strata_reply_clear(&out);
+
+    const char *topics[] = {"orders", "trades"};
+    strata_subscriber_info_t infos[2] = {
+        {.name = "risk",
+         .topics = topics,
+         .n_topics = 2,
+         .acked_seq = 10,
+         .lag_records = 5,
+         .lag_ms = 250,
+         .unacked = 3,
+         .resends = 1,
+         .connected = true},
+        {.name = "audit", .acked_seq = 1},
+    };
+    strata_reply_t list = {
+        .request_id = 49, .op = STRATA_OP_SUBSCRIBERS, .subscribers = infos, .n_subscribers = 2};
+    reply_round_trip(&list, &out);
+    ck_assert_uint_eq(out.n_subscribers, 2);
+    ck_assert_str_eq(out.subscribers[0].name, "risk");
+    assert_topics_eq(out.subscribers[0].topics, out.subscribers[0].n_topics, topics, 2);
+    ck_assert_uint_eq(out.subscribers[0].acked_seq, 10);
+    ck_assert_uint_eq(out.subscribers[0].lag_records, 5);
+    ck_assert_uint_eq(out.subscribers[0].lag_ms, 250);
+    ck_assert_uint_eq(out.subscribers[0].unacked, 3);
+    ck_assert_uint_eq(out.subscribers[0].resends, 1);
+    ck_assert(out.subscribers[0].connected);
+    ck_assert_str_eq(out.subscribers[1].name, "audit");
+    ck_assert_uint_eq(out.subscribers[1].n_topics, 0);
+    ck_assert(!out.subscribers[1].connected);
+    strata_reply_clear(&out);
+
+    /* A replay the node cannot serve: an error reply naming what it still has. */
+    strata_reply_t truncated = {.request_id = 50,
+                                .status = STRATA_ETRUNCATED,
+                                .message = "from_seq 3 is older than the oldest retained, 9"};
+    reply_round_trip(&truncated, &out);
+    strata_reply_clear(&out);
+}
+END_TEST
+
 START_TEST(unknown_version_is_rejected_naming_it)
 {
     strata_request_t in = {.version = 9, .request_id = 77, .op = STRATA_OP_STATUS};
@@ -419,6 +583,81 @@ START_TEST(oversize_fields_are_rejected_by_the_cap_check)
 }
 END_TEST
 
+/* Encodes rep and expects its decode to fail with code and want_msg. */
+static void expect_reply_error(const strata_reply_t *rep, int code, const char *want_msg)
+{
+    uint8_t *buf;
+    size_t len;
+    strata_error_t err;
+    ck_assert_int_eq(strata_reply_encode(rep, &buf, &len, &err), 0);
+    strata_reply_t out;
+    ck_assert_int_eq(strata_reply_decode(buf, len, &out, &err), code);
+    ck_assert_msg(strstr(err.msg, want_msg), "error '%s' lacks '%s'", err.msg, want_msg);
+    ck_assert_ptr_null(out.subscribers);
+    strata_reply_clear(&out);
+    free(buf);
+}
+
+START_TEST(history_requests_over_their_caps_are_rejected)
+{
+    const char *many[STRATA_PROTO_MAX_TOPICS + 1];
+    for (size_t i = 0; i <= STRATA_PROTO_MAX_TOPICS; i++)
+        many[i] = "t";
+    strata_request_t replay = {.request_id = 60,
+                               .op = STRATA_OP_REPLAY,
+                               .topics = many,
+                               .n_topics = STRATA_PROTO_MAX_TOPICS + 1};
+    expect_request_error(&replay, STRATA_ETOOBIG, "replay.topics: 65 items, cap 64");
+    replay.n_topics = STRATA_PROTO_MAX_TOPICS;
+    uint8_t *buf;
+    size_t len;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(&replay, &buf, &len, &err), 0);
+    strata_request_t out;
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), 0); /* exactly the cap */
+    strata_request_clear(&out);
+    free(buf);
+
+    char long_topic[STRATA_PROTO_MAX_TOPIC + 2];
+    memset(long_topic, 'x', sizeof long_topic - 1);
+    long_topic[sizeof long_topic - 1] = '\0';
+    const char *topics[] = {"orders", long_topic};
+    strata_request_t sub = {.request_id = 61,
+                            .op = STRATA_OP_SUBSCRIBE,
+                            .name = "app",
+                            .topics = topics,
+                            .n_topics = 2};
+    expect_request_error(&sub, STRATA_ETOOBIG, "subscribe.topics[1]: 256 bytes, cap 255");
+    sub.topics = many;
+    sub.n_topics = STRATA_PROTO_MAX_TOPICS + 1;
+    expect_request_error(&sub, STRATA_ETOOBIG, "subscribe.topics: 65 items");
+
+    char long_name[STRATA_PROTO_MAX_NAME + 2];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    sub.n_topics = 0;
+    sub.name = long_name;
+    expect_request_error(&sub, STRATA_ETOOBIG, "subscribe.name: 129 bytes, cap 128");
+    strata_request_t ack = {.request_id = 62, .op = STRATA_OP_ACK, .name = long_name, .seq = 1};
+    expect_request_error(&ack, STRATA_ETOOBIG, "ack.name: 129 bytes, cap 128");
+
+    /* And the subscriber list a server sends back. */
+    strata_subscriber_info_t info = {.name = long_name};
+    strata_reply_t list = {
+        .request_id = 63, .op = STRATA_OP_SUBSCRIBERS, .subscribers = &info, .n_subscribers = 1};
+    expect_reply_error(&list, STRATA_ETOOBIG, "subscribers.name: 129 bytes");
+    info = (strata_subscriber_info_t){.name = "app", .topics = topics, .n_topics = 2};
+    expect_reply_error(&list, STRATA_ETOOBIG, "subscribers.topics[1]: 256 bytes");
+    strata_subscriber_info_t *crowd = calloc(STRATA_PROTO_MAX_SUBSCRIBERS + 1, sizeof *crowd);
+    for (size_t i = 0; i <= STRATA_PROTO_MAX_SUBSCRIBERS; i++)
+        crowd[i].name = "s";
+    list.subscribers = crowd;
+    list.n_subscribers = STRATA_PROTO_MAX_SUBSCRIBERS + 1;
+    expect_reply_error(&list, STRATA_ETOOBIG, "subscribers: 4097 items, cap 4096");
+    free(crowd);
+}
+END_TEST
+
 START_TEST(oversize_frames_are_refused_before_parsing)
 {
     size_t len = STRATA_PROTO_MAX_MESSAGE + 1;
@@ -503,7 +742,9 @@ typedef struct {
     bool is_reply;
 } frame_t;
 
-#define N_SAMPLES 18
+#define N_REQUESTS 13
+#define N_REPLIES  14
+#define N_SAMPLES  (N_REQUESTS + N_REPLIES)
 
 static size_t sample_frames(frame_t *frames)
 {
@@ -514,7 +755,8 @@ static size_t sample_frames(frame_t *frames)
         {.kind = STRATA_BATCH_DELETE, .key = {(const uint8_t *)"b", 1}}};
     static strata_bytes_t keys[2] = {{(const uint8_t *)"k1", 2}, {(const uint8_t *)"k2", 2}};
     static const char *args[1] = {"all"};
-    strata_request_t reqs[9] = {
+    static const char *topics[2] = {"orders", "trades"};
+    strata_request_t reqs[N_REQUESTS] = {
         {.request_id = 1, .op = STRATA_OP_PUT, .key = bytes_of("key"), .value = bytes_of("value")},
         {.request_id = 2, .op = STRATA_OP_DELETE, .key = bytes_of("key")},
         {.request_id = 3, .op = STRATA_OP_BATCH, .ops = ops, .n_ops = 2},
@@ -529,13 +771,30 @@ static size_t sample_frames(frame_t *frames)
         {.request_id = 7, .op = STRATA_OP_STATUS, .durability = STRATA_DURABILITY_ASYNC},
         {.request_id = 8, .op = STRATA_OP_STATS},
         {.request_id = 9, .op = STRATA_OP_CONTROL, .verb = "compact", .args = args, .n_args = 1},
+        {.request_id = 10,
+         .op = STRATA_OP_REPLAY,
+         .topics = topics,
+         .n_topics = 2,
+         .seq = 5,
+         .to_seq = 9,
+         .max_entries = 100},
+        {.request_id = 11,
+         .op = STRATA_OP_SUBSCRIBE,
+         .name = "app",
+         .topics = topics,
+         .n_topics = 1,
+         .window = 10},
+        {.request_id = 12, .op = STRATA_OP_ACK, .name = "app", .seq = 7},
+        {.request_id = 13, .op = STRATA_OP_SUBSCRIBERS},
     };
     static strata_value_t values[2] = {{.found = true, .value = {(const uint8_t *)"v", 1}},
                                        {.found = false}};
     static strata_entry_t entries[2] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"1", 1}},
                                         {{(const uint8_t *)"b", 1}, {(const uint8_t *)"2", 1}}};
     static strata_pair_t pairs[1] = {{"wal.syncs", "3"}};
-    strata_reply_t reps[9] = {
+    static strata_subscriber_info_t infos[1] = {
+        {.name = "app", .topics = topics, .n_topics = 2, .acked_seq = 4, .connected = true}};
+    strata_reply_t reps[N_REPLIES] = {
         {.request_id = 1, .op = STRATA_OP_PUT, .seq = 5},
         {.request_id = 2, .op = STRATA_OP_BATCH, .seq = 6},
         {.request_id = 3, .op = STRATA_OP_GET, .values = values, .n_values = 1},
@@ -549,13 +808,29 @@ static size_t sample_frames(frame_t *frames)
         {.request_id = 7, .op = STRATA_OP_STATS, .pairs = pairs, .n_pairs = 1},
         {.request_id = 8, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 1},
         {.request_id = 9, .op = STRATA_OP_NONE, .status = STRATA_EINVAL, .message = "bad"},
+        {.request_id = 10,
+         .op = STRATA_OP_REPLAY,
+         .entries_blob = bytes_of("entries"),
+         .count = 1,
+         .next_seq = 6,
+         .published_seq = 9,
+         .done = true},
+        {.request_id = 11, .op = STRATA_OP_SUBSCRIBE, .acked_seq = 3, .published_seq = 9},
+        {.request_id = 12, .op = STRATA_OP_ACK, .durable_seq = 7},
+        {.request_id = 11,
+         .op = STRATA_OP_DELIVER,
+         .entries_blob = bytes_of("entries"),
+         .count = 1,
+         .first_seq = 4,
+         .last_seq = 4},
+        {.request_id = 13, .op = STRATA_OP_SUBSCRIBERS, .subscribers = infos, .n_subscribers = 1},
     };
     size_t n = 0;
-    for (size_t i = 0; i < 9; i++, n++) {
+    for (size_t i = 0; i < N_REQUESTS; i++, n++) {
         ck_assert_int_eq(strata_request_encode(&reqs[i], &frames[n].buf, &frames[n].len, NULL), 0);
         frames[n].is_reply = false;
     }
-    for (size_t i = 0; i < 9; i++, n++) {
+    for (size_t i = 0; i < N_REPLIES; i++, n++) {
         ck_assert_int_eq(strata_reply_encode(&reps[i], &frames[n].buf, &frames[n].len, NULL), 0);
         frames[n].is_reply = true;
     }
@@ -706,11 +981,15 @@ int main(void)
     tcase_add_test(rt, status_reply_round_trips);
     tcase_add_test(rt, stats_and_control_replies_round_trip);
     tcase_add_test(rt, error_reply_carries_status_and_message);
+    tcase_add_test(rt, replay_request_round_trips);
+    tcase_add_test(rt, subscribe_ack_and_subscribers_requests_round_trip);
+    tcase_add_test(rt, history_replies_round_trip);
     suite_add_tcase(s, rt);
 
     TCase *bad = tcase_create("malformed");
     tcase_add_test(bad, unknown_version_is_rejected_naming_it);
     tcase_add_test(bad, oversize_fields_are_rejected_by_the_cap_check);
+    tcase_add_test(bad, history_requests_over_their_caps_are_rejected);
     tcase_add_test(bad, oversize_frames_are_refused_before_parsing);
     tcase_add_test(bad, frames_without_body_or_with_unknown_enums_are_rejected);
     tcase_add_test(bad, every_truncation_of_a_valid_frame_is_rejected);

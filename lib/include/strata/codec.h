@@ -13,17 +13,28 @@
 
 /* Protocol caps; PROTOCOL.md explains each. A decoder rejects anything
  * beyond them with STRATA_ETOOBIG and the field named in the error. */
-#define STRATA_PROTO_VERSION        1u
-#define STRATA_PROTO_MAX_MESSAGE    (8u << 20) /* one frame, request or reply */
-#define STRATA_PROTO_MAX_KEY        (64u << 10)
-#define STRATA_PROTO_MAX_VALUE      (1u << 20)
-#define STRATA_PROTO_MAX_BATCH_OPS  1024u
-#define STRATA_PROTO_MAX_MULTI_GET  1024u
-#define STRATA_PROTO_MAX_SCAN_LIMIT 10000u
-#define STRATA_PROTO_MAX_CURSOR     (64u << 10)
-#define STRATA_PROTO_MAX_TEXT       4096u /* control verb/arg, pair, error message */
-#define STRATA_PROTO_MAX_ARGS       32u
-#define STRATA_PROTO_MAX_PAIRS      4096u
+#define STRATA_PROTO_VERSION         1u
+#define STRATA_PROTO_MAX_MESSAGE     (8u << 20) /* one frame, request or reply */
+#define STRATA_PROTO_MAX_KEY         (64u << 10)
+#define STRATA_PROTO_MAX_VALUE       (1u << 20)
+#define STRATA_PROTO_MAX_BATCH_OPS   1024u
+#define STRATA_PROTO_MAX_MULTI_GET   1024u
+#define STRATA_PROTO_MAX_SCAN_LIMIT  10000u
+#define STRATA_PROTO_MAX_CURSOR      (64u << 10)
+#define STRATA_PROTO_MAX_TEXT        4096u /* control verb/arg, pair, error message */
+#define STRATA_PROTO_MAX_ARGS        32u
+#define STRATA_PROTO_MAX_PAIRS       4096u
+#define STRATA_PROTO_MAX_TOPICS      64u  /* per replay or subscription */
+#define STRATA_PROTO_MAX_TOPIC       255u /* bytes in one topic */
+#define STRATA_PROTO_MAX_NAME        128u /* durable subscriber name */
+#define STRATA_PROTO_MAX_SUBSCRIBERS 4096u
+
+/* Keys under this prefix belong to the node's own processes (durable
+ * subscriber offsets, ...): the writer accepts writes to them only on its
+ * control endpoint and files them under the system topic. */
+#define STRATA_SYS_KEY_PREFIX     "\0strata/"
+#define STRATA_SYS_KEY_PREFIX_LEN 8u
+#define STRATA_SYS_TOPIC          "$sys"
 
 typedef enum {
     STRATA_OP_NONE = 0,
@@ -37,11 +48,17 @@ typedef enum {
     STRATA_OP_STATS,
     STRATA_OP_CONTROL,
     STRATA_OP_RECORD, /* a typed record in value; the server derives topic and key */
+    /* The distributor's history endpoint (DISTRIBUTION.md). */
+    STRATA_OP_REPLAY,
+    STRATA_OP_SUBSCRIBE,
+    STRATA_OP_ACK,
+    STRATA_OP_SUBSCRIBERS,
+    STRATA_OP_DELIVER, /* replies only: entries pushed to a durable session */
 } strata_op_t;
 
 /* The wire's durability is the WAL's (strata/wal.h): SYNC (0, the
  * default) replies after fdatasync, ASYNC after write(). */
-#define STRATA_DURABILITY_SYNC STRATA_SYNC
+#define STRATA_DURABILITY_SYNC  STRATA_SYNC
 #define STRATA_DURABILITY_ASYNC STRATA_ASYNC
 
 typedef enum {
@@ -82,7 +99,16 @@ typedef struct {
     const char *verb;    /* control */
     const char *const *args;
     size_t n_args;
-    void *decoded_; /* private: what decode allocated */
+    const char *name;          /* subscribe, ack */
+    const char *const *topics; /* replay, subscribe */
+    size_t n_topics;
+    uint64_t seq;          /* replay and subscribe: from_seq; ack: the acked seq */
+    uint64_t from_time_ns; /* replay */
+    uint64_t to_seq;       /* replay */
+    uint32_t max_entries;  /* replay */
+    uint32_t max_bytes;    /* replay */
+    uint32_t window;       /* subscribe */
+    void *decoded_;        /* private: what decode allocated */
 } strata_request_t;
 
 typedef struct {
@@ -99,6 +125,18 @@ typedef struct {
     const char *name;
     const char *value;
 } strata_pair_t;
+
+typedef struct {
+    const char *name;
+    const char *const *topics;
+    size_t n_topics;
+    uint64_t acked_seq;
+    uint64_t lag_records;
+    uint64_t lag_ms;
+    uint64_t unacked;
+    uint64_t resends;
+    bool connected;
+} strata_subscriber_info_t;
 
 /* op says which body the reply carries; an error reply (status < 0) needs a
  * message and may carry op NONE and no body. Ownership as for strata_request_t. */
@@ -120,6 +158,16 @@ typedef struct {
     uint64_t durable_seq;
     const strata_pair_t *pairs; /* stats, control */
     size_t n_pairs;
+    strata_bytes_t entries_blob; /* replay, deliver: whole WAL entries, concatenated */
+    uint32_t count;              /* entries in entries_blob */
+    uint64_t next_seq;           /* replay */
+    uint64_t published_seq;      /* replay, subscribe */
+    bool done;                   /* replay */
+    uint64_t acked_seq;          /* subscribe */
+    uint64_t first_seq;          /* deliver (last_seq above is its last) */
+    /* ack: durable_seq above is the stored offset */
+    const strata_subscriber_info_t *subscribers;
+    size_t n_subscribers;
     void *decoded_; /* private: what decode allocated */
 } strata_reply_t;
 
