@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,4 +163,44 @@ void svc_config_print(const svc_config_t *cfg, FILE *out)
             fprintf(out, "%-32s = %-32s # %s\n", path,
                     zconfig_value(item) ? zconfig_value(item) : "", source_of(cfg, path));
         }
+}
+
+int svc_parse_args(int argc, char **argv, const char *prog, const char *version,
+                   void (*usage)(FILE *), const char **config_file, bool *print_config)
+{
+    static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                              {"print-config", no_argument, NULL, 'p'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {"version", no_argument, NULL, 'V'},
+                                              {NULL, 0, NULL, 0}};
+    *config_file = getenv("STRATA_CONFIG");
+    *print_config = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            *config_file = optarg;
+            break;
+        case 'p':
+            *print_config = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", prog, version);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (*config_file && !**config_file)
+        *config_file = NULL;
+    return -1;
 }

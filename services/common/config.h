@@ -29,4 +29,11 @@ int svc_config_bool(const svc_config_t *cfg, const char *path, bool *out, strata
 /* The effective configuration, one "section/key = value  # source" per line. */
 void svc_config_print(const svc_config_t *cfg, FILE *out);
 
+/* The command line every service takes: -c/--config FILE (default
+ * $STRATA_CONFIG; empty means none), --print-config, -h/--help, --version.
+ * Returns -1 to go on with *config_file and *print_config set, else the exit
+ * code (0 after --help or --version, 2 on a usage error, having printed why). */
+int svc_parse_args(int argc, char **argv, const char *prog, const char *version,
+                   void (*usage)(FILE *), const char **config_file, bool *print_config);
+
 #endif

@@ -2,15 +2,22 @@
 #include "log.h"
 
 #include <czmq.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 
 static strata_log_level_t max_level = STRATA_LOG_INFO;
 
+/* zsys formats its timestamp with localtime(), whose static result two
+ * threads would overwrite under each other (the writer's sync and job
+ * threads and the distributor's pump log beside the main loop). */
+static pthread_mutex_t s_emit_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void emit(strata_log_level_t level, const char *line)
 {
     if (level > max_level)
         return;
+    pthread_mutex_lock(&s_emit_lock);
     switch (level) {
     case STRATA_LOG_ERROR:
         zsys_error("%s", line);
@@ -25,6 +32,7 @@ static void emit(strata_log_level_t level, const char *line)
         zsys_debug("%s", line);
         break;
     }
+    pthread_mutex_unlock(&s_emit_lock);
 }
 
 int svc_log_init(const char *ident, const char *level, strata_error_t *err)

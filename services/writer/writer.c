@@ -11,10 +11,10 @@
  * reason. */
 #define _GNU_SOURCE
 #include <czmq.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +28,7 @@
 #include "strata/histogram.h"
 #include "strata/io.h"
 #include "strata/record.h"
+#include "strata/ring.h"
 
 #define WRITER_VERSION "0.1.0"
 /* Messages handled per wakeup before yielding to the other sockets. */
@@ -50,6 +51,11 @@ static const char default_config[] = "node\n"
                                      "    wal_segment_mb = 64\n"
                                      "    lz4 = false\n"
                                      "    scan_limit = 1000\n"
+                                     /* empty: /dev/shm/strata-<name>-<hash of data_dir>.ring */
+                                     "    ring = \"\"\n"
+                                     "    ring_mb = 64\n"
+                                     "    wal_retain_mb = 1024\n"
+                                     "    wal_retain_hours = 24\n"
                                      "metrics\n"
                                      "    endpoint = 127.0.0.1:7480\n"
                                      "log\n"
@@ -108,6 +114,11 @@ struct writer {
     char endpoint[256], control_ep[PATH_MAX + 32], data_dir[PATH_MAX],
         endpoints_file[PATH_MAX + 32];
     char metrics_url[128], sync_pipe_ep[128], jobs_ep[128];
+    /* The shm ring local subscribers and the distributor read. The WAL's
+     * observers feed it from the leader and sync threads, which start before
+     * the ring exists (recovery), hence the atomic pointer. */
+    strata_ring_t *_Atomic ring;
+    char ring_path[PATH_MAX];
     svc_http_t *http;
     uint32_t scan_limit;
     bool ready, terminating;
@@ -590,14 +601,40 @@ static void stage_or_fail(ctx_t *c, size_t ops_before, size_t n_ops, size_t byte
         flush_staged(w);
 }
 
+static bool is_sys_key(strata_bytes_t key)
+{
+    return key.len >= STRATA_SYS_KEY_PREFIX_LEN &&
+           !memcmp(key.data, STRATA_SYS_KEY_PREFIX, STRATA_SYS_KEY_PREFIX_LEN);
+}
+
+/* Clients may not write the node's own keys; its processes, on the control
+ * endpoint, may, and those writes carry the system topic so subscribers
+ * skip them. */
+static int put_op(ctx_t *c, strata_bytes_t key, strata_bytes_t value)
+{
+    if (is_sys_key(key))
+        return c->from_control ? strata_batch_put_topic(c->w->batch, STRATA_SYS_TOPIC, key.data,
+                                                        key.len, value.data, value.len)
+                               : STRATA_EINVAL;
+    return strata_batch_put(c->w->batch, key.data, key.len, value.data, value.len);
+}
+
+static int delete_op(ctx_t *c, strata_bytes_t key)
+{
+    if (is_sys_key(key) && !c->from_control)
+        return STRATA_EINVAL;
+    return strata_batch_delete(c->w->batch, key.data, key.len);
+}
+
 static void handle_put(ctx_t *c)
 {
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "put.key: empty");
+    if (is_sys_key(req->key) && !c->from_control)
+        return reply_error(c, STRATA_EINVAL, "put.key: the \\0strata/ prefix is reserved");
     size_t before = strata_batch_count(c->w->batch);
-    int rc =
-        strata_batch_put(c->w->batch, req->key.data, req->key.len, req->value.data, req->value.len);
+    int rc = put_op(c, req->key, req->value);
     stage_or_fail(c, before, 1, req->key.len + req->value.len, rc, "put");
 }
 
@@ -606,8 +643,10 @@ static void handle_delete(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "delete.key: empty");
+    if (is_sys_key(req->key) && !c->from_control)
+        return reply_error(c, STRATA_EINVAL, "delete.key: the \\0strata/ prefix is reserved");
     size_t before = strata_batch_count(c->w->batch);
-    int rc = strata_batch_delete(c->w->batch, req->key.data, req->key.len);
+    int rc = delete_op(c, req->key);
     stage_or_fail(c, before, 1, req->key.len, rc, "delete");
 }
 
@@ -616,18 +655,19 @@ static void handle_batch(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->n_ops == 0)
         return reply_error(c, STRATA_EINVAL, "batch.ops: empty");
-    for (size_t i = 0; i < req->n_ops; i++)
+    for (size_t i = 0; i < req->n_ops; i++) {
         if (req->ops[i].key.len == 0)
             return reply_error(c, STRATA_EINVAL, "batch.ops[%zu].key: empty", i);
-    strata_batch_t *b = c->w->batch;
-    size_t before = strata_batch_count(b), bytes = 0;
+        if (is_sys_key(req->ops[i].key) && !c->from_control)
+            return reply_error(c, STRATA_EINVAL,
+                               "batch.ops[%zu].key: the \\0strata/ prefix is reserved", i);
+    }
+    size_t before = strata_batch_count(c->w->batch), bytes = 0;
     int rc = 0;
     for (size_t i = 0; i < req->n_ops && !rc; i++) {
         const strata_batch_op_t *op = &req->ops[i];
         bytes += op->key.len + op->value.len;
-        rc = op->kind == STRATA_BATCH_PUT
-                 ? strata_batch_put(b, op->key.data, op->key.len, op->value.data, op->value.len)
-                 : strata_batch_delete(b, op->key.data, op->key.len);
+        rc = op->kind == STRATA_BATCH_PUT ? put_op(c, op->key, op->value) : delete_op(c, op->key);
     }
     stage_or_fail(c, before, req->n_ops, bytes, rc, "batch");
 }
@@ -960,6 +1000,13 @@ static void dispatch(ctx_t *c)
         return handle_stats(c);
     case STRATA_OP_CONTROL:
         return handle_control(c);
+    case STRATA_OP_REPLAY:
+    case STRATA_OP_SUBSCRIBE:
+    case STRATA_OP_ACK:
+    case STRATA_OP_SUBSCRIBERS:
+    case STRATA_OP_DELIVER:
+        return reply_error(c, STRATA_EINVAL, "request: %s is served by strata-distributor",
+                           strata_op_name(op));
     case STRATA_OP_NONE:
         break;
     }
@@ -1045,9 +1092,66 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
     return zsys_interrupted ? -1 : 0;
 }
 
+/* WAL observers: each group's bytes go into the ring as written, and become
+ * visible to readers once fdatasync covers them, so a subscriber never sees
+ * a record a power cut could take back. */
+static void ring_on_written(void *arg, const uint8_t *entries, size_t len, uint64_t first_seq,
+                            uint64_t last_seq)
+{
+    writer_t *w = arg;
+    strata_ring_t *ring = atomic_load(&w->ring);
+    if (!ring)
+        return;
+    strata_error_t err;
+    if (strata_ring_append(ring, entries, len, &err) != 0)
+        log_error("event=ring_append_failed first_seq=%" PRIu64 " last_seq=%" PRIu64
+                  " error=\"%s\"",
+                  first_seq, last_seq, err.msg);
+}
+
+static void ring_on_durable(void *arg, uint64_t seq)
+{
+    writer_t *w = arg;
+    strata_ring_t *ring = atomic_load(&w->ring);
+    if (ring)
+        strata_ring_publish(ring, seq);
+}
+
+static int open_ring(writer_t *w, uint64_t last_seq, strata_error_t *err)
+{
+    uint64_t ring_mb;
+    int rc = svc_config_u64(w->cfg, "writer/ring_mb", &ring_mb, err);
+    if (rc)
+        return rc;
+    const char *path = svc_config_get(w->cfg, "writer/ring");
+    if (!strcmp(path, "off"))
+        return 0;
+    if (ring_mb < 1 || ring_mb > 65536 || (ring_mb & (ring_mb - 1)))
+        return strata_error_set(err, STRATA_EINVAL,
+                                "writer/ring_mb: %" PRIu64 ", needs a power of two in 1..65536",
+                                ring_mb);
+    if (*path) {
+        snprintf(w->ring_path, sizeof w->ring_path, "%s", path);
+    } else {
+        /* Several nodes may share a host (tests, a laptop): the data dir
+         * tells their rings apart. FNV-1a is plenty for that. */
+        uint32_t h = 2166136261u;
+        for (const char *p = w->data_dir; *p; p++)
+            h = (h ^ (uint8_t)*p) * 16777619u;
+        snprintf(w->ring_path, sizeof w->ring_path, "/dev/shm/strata-%s-%08x.ring",
+                 svc_config_get(w->cfg, "node/name"), h);
+    }
+    strata_ring_options_t ro = {.capacity_bytes = ring_mb << 20, .first_seq = last_seq + 1};
+    strata_ring_t *ring = NULL;
+    if ((rc = strata_ring_create(w->ring_path, &ro, &ring, err)))
+        return rc;
+    atomic_store(&w->ring, ring);
+    return 0;
+}
+
 static int open_db(writer_t *w, strata_error_t *err)
 {
-    uint64_t memtable_mb, max_imm, interval, segment_mb, scan_limit;
+    uint64_t memtable_mb, max_imm, interval, segment_mb, scan_limit, retain_mb, retain_hours;
     bool lz4;
     int rc;
     if ((rc = svc_config_u64(w->cfg, "writer/memtable_mb", &memtable_mb, err)) ||
@@ -1055,7 +1159,9 @@ static int open_db(writer_t *w, strata_error_t *err)
         (rc = svc_config_u64(w->cfg, "writer/sync_interval_ms", &interval, err)) ||
         (rc = svc_config_u64(w->cfg, "writer/wal_segment_mb", &segment_mb, err)) ||
         (rc = svc_config_u64(w->cfg, "writer/scan_limit", &scan_limit, err)) ||
-        (rc = svc_config_bool(w->cfg, "writer/lz4", &lz4, err)))
+        (rc = svc_config_bool(w->cfg, "writer/lz4", &lz4, err)) ||
+        (rc = svc_config_u64(w->cfg, "writer/wal_retain_mb", &retain_mb, err)) ||
+        (rc = svc_config_u64(w->cfg, "writer/wal_retain_hours", &retain_hours, err)))
         return rc;
     if (memtable_mb < 1 || memtable_mb > 16384 || max_imm < 1 || max_imm > 64 || interval < 1 ||
         interval > 60000 || segment_mb < 1 || segment_mb > 4096 || scan_limit < 1 ||
@@ -1074,6 +1180,11 @@ static int open_db(writer_t *w, strata_error_t *err)
     opts.async_sync_interval_ms = (uint32_t)interval;
     opts.wal_segment_bytes = segment_mb << 20;
     opts.lz4 = lz4;
+    opts.wal_on_written = ring_on_written;
+    opts.wal_on_durable = ring_on_durable;
+    opts.wal_observer_arg = w;
+    opts.wal_retain_bytes = retain_mb << 20;
+    opts.wal_retain_ms = retain_hours * 3600 * 1000;
     uint64_t start = now_ns();
     rc = strata_db_open(&opts, &w->db, err);
     if (rc)
@@ -1085,6 +1196,8 @@ static int open_db(writer_t *w, strata_error_t *err)
              w->data_dir, st.last_seq, st.flushed_seq, st.recovery.entries_replayed,
              st.recovery.bytes_scanned, st.recovery.tail_bytes_dropped,
              (double)(now_ns() - start) / 1e6);
+    if ((rc = open_ring(w, st.last_seq, err)))
+        return rc;
     w->batch = strata_batch_new();
     return w->batch ? 0 : strata_error_set(err, STRATA_ENOMEM, "out of memory");
 }
@@ -1120,6 +1233,7 @@ static int write_endpoints(writer_t *w, strata_error_t *err)
     zconfig_put(root, "writer/endpoint", w->endpoint);
     zconfig_put(root, "writer/control", w->control_ep);
     zconfig_put(root, "writer/metrics", w->metrics_url);
+    zconfig_put(root, "writer/ring", w->ring_path[0] ? w->ring_path : "off");
     char tmp[PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp", w->endpoints_file);
     int rc = zconfig_save(root, tmp);
@@ -1154,6 +1268,11 @@ static void writer_free(writer_t *w)
         if (strata_db_close(&w->db, &err) != 0)
             log_error("event=close_failed error=\"%s\"", err.msg);
     }
+    /* After the engine: its close publishes the last sync. Readers see the
+     * closed flag; the file goes so /dev/shm does not collect dead rings. */
+    strata_ring_t *ring = atomic_exchange(&w->ring, NULL);
+    if (ring)
+        strata_ring_close(&ring, true);
     strata_histogram_destroy(&w->stats.write_sync_ns);
     strata_histogram_destroy(&w->stats.write_async_ns);
     strata_histogram_destroy(&w->stats.read_ns);
@@ -1199,40 +1318,11 @@ static void drain(writer_t *w)
 
 int main(int argc, char **argv)
 {
-    static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
-                                              {"print-config", no_argument, NULL, 'p'},
-                                              {"help", no_argument, NULL, 'h'},
-                                              {"version", no_argument, NULL, 'V'},
-                                              {NULL, 0, NULL, 0}};
-    const char *config_file = getenv("STRATA_CONFIG");
-    bool print_config = false;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            config_file = optarg;
-            break;
-        case 'p':
-            print_config = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("strata-writer %s\n", WRITER_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "strata-writer: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (config_file && !*config_file)
-        config_file = NULL;
+    const char *config_file;
+    bool print_config;
+    int rc = svc_parse_args(argc, argv, "strata-writer", WRITER_VERSION, usage, &config_file, &print_config);
+    if (rc >= 0)
+        return rc;
 
     writer_t w;
     memset(&w, 0, sizeof w);
@@ -1241,7 +1331,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&w.stats_mu, NULL);
     strata_error_t err;
     strata_error_clear(&err);
-    int rc = svc_config_load(default_config, config_file, &w.cfg, &err);
+    rc = svc_config_load(default_config, config_file, &w.cfg, &err);
     if (rc) {
         fprintf(stderr, "strata-writer: %s\n", err.msg);
         writer_free(&w);
