@@ -3,6 +3,7 @@
  * stratactl, the tests and applications; the contract is strata/client.h. */
 #define _GNU_SOURCE
 #include "strata/client.h"
+#include "client_util.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -117,41 +118,7 @@ static void s_ids_remove(id_set_t *set, uint64_t id)
     set->count--;
 }
 
-/* ---- time -------------------------------------------------------------- */
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A deadline in s_now_ms() time; -1 waits forever. */
-static int64_t s_deadline(int timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
-}
-
-/* What is left for zmq_poll: -1 forever, 0 when the deadline has passed. */
-static long s_remaining_ms(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - s_now_ms();
-    return left > 0 ? (long)left : 0;
-}
-
 /* ---- life cycle -------------------------------------------------------- */
-
-/* czmq's first zsys_init is not thread-safe (two threads creating their
- * first sockets at once trip an assertion inside it), and clients are made
- * from many threads: initialise it exactly once. */
-static pthread_once_t s_zsys_once = PTHREAD_ONCE_INIT;
-
-static void s_zsys_init(void)
-{
-    zsys_init();
-}
 
 int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
                           strata_error_t *err)
@@ -169,7 +136,7 @@ int strata_client_connect(const strata_client_options_t *opts, strata_client_t *
     self->next_request_id = 1;
     self->endpoint = strdup(endpoint);
     self->stash = zlist_new();
-    pthread_once(&s_zsys_once, s_zsys_init);
+    strata_zsys_init_once();
     self->dealer = zsock_new(ZMQ_DEALER);
     if (!self->endpoint || !self->stash || !self->dealer) {
         strata_client_destroy(&self);
@@ -220,11 +187,6 @@ size_t strata_client_in_flight(const strata_client_t *self)
 
 /* ---- sending ----------------------------------------------------------- */
 
-static void s_free_frame(void *data, void *hint)
-{
-    free(data);
-}
-
 static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline,
                   uint64_t *request_id, strata_error_t *err)
 {
@@ -234,40 +196,10 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
     if (s_ids_reserve(&self->in_flight) != 0)
         return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
     req->request_id = self->next_request_id++;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = strata_request_encode(req, &buf, &len, err);
+    int rc =
+        strata_send_request(self->handle, self->endpoint, req, deadline, self->timeout_ms, err);
     if (rc)
         return rc;
-    zmq_msg_t frame;
-    if (zmq_msg_init_data(&frame, buf, len, s_free_frame, NULL) != 0) {
-        free(buf);
-        return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
-    }
-    /* DONTWAIT and poll so a full send queue costs at most the deadline. */
-    while (zmq_msg_send(&frame, self->handle, ZMQ_DONTWAIT) < 0) {
-        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
-            rc = strata_error_set(err, STRATA_EIO, "send to %s: %s", self->endpoint,
-                                  zmq_strerror(zmq_errno()));
-            break;
-        }
-        long wait_ms = s_remaining_ms(deadline);
-        if (wait_ms == 0) {
-            rc = strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
-                                  self->endpoint, self->timeout_ms);
-            break;
-        }
-        zmq_pollitem_t item = {.socket = self->handle, .events = ZMQ_POLLOUT};
-        if (zmq_poll(&item, 1, wait_ms) < 0 && zmq_errno() != EINTR) {
-            rc = strata_error_set(err, STRATA_EIO, "poll %s: %s", self->endpoint,
-                                  zmq_strerror(zmq_errno()));
-            break;
-        }
-    }
-    if (rc) {
-        zmq_msg_close(&frame);
-        return rc;
-    }
     s_ids_place(&self->in_flight, (id_slot_t){.id = req->request_id});
     if (request_id)
         *request_id = req->request_id;
@@ -277,7 +209,7 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
 int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
                        strata_error_t *err)
 {
-    return s_send(self, req, s_deadline(self->timeout_ms), request_id, err);
+    return s_send(self, req, strata_deadline_ms(self->timeout_ms), request_id, err);
 }
 
 /* ---- receiving --------------------------------------------------------- */
@@ -373,7 +305,7 @@ static int s_wait(strata_client_t *self, uint64_t wanted, int64_t deadline, int 
             if (taken)
                 return rc;
         }
-        long wait_ms = s_remaining_ms(deadline);
+        long wait_ms = strata_remaining_ms(deadline);
         if (wait_ms == 0)
             return strata_error_set(err, STRATA_ETIMEDOUT, "no reply from %s within %d ms",
                                     self->endpoint, timeout_ms);
@@ -406,7 +338,7 @@ int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *re
      * (perhaps forever) cannot succeed. */
     if (self->in_flight.count == 0)
         return strata_error_set(err, STRATA_ETIMEDOUT, "recv: no requests in flight");
-    return s_wait(self, 0, s_deadline(timeout_ms), timeout_ms, reply, err);
+    return s_wait(self, 0, strata_deadline_ms(timeout_ms), timeout_ms, reply, err);
 }
 
 /* ---- blocking calls ---------------------------------------------------- */
@@ -415,7 +347,7 @@ int strata_client_call(strata_client_t *self, strata_request_t *req, strata_repl
                        strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
-    int64_t deadline = s_deadline(self->timeout_ms);
+    int64_t deadline = strata_deadline_ms(self->timeout_ms);
     uint64_t request_id = 0;
     int rc = s_send(self, req, deadline, &request_id, err);
     if (rc)

@@ -8,13 +8,18 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "strata/client.h"
+#include "strata/memtable.h"
 #include "strata/record.h"
+#include "strata/subscriber.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "unknown"
@@ -43,12 +48,23 @@ static const struct {
 #define MAX_RECORD_FIELDS 64
 #define MAX_SCAN_PAGE     STRATA_PROTO_MAX_SCAN_LIMIT
 
-/* Verb flags a row may accept; global flags are accepted everywhere. */
+/* Verb flags a row may accept; global flags are accepted everywhere. The
+ * bits index s_flag_names. */
 enum {
     FLAG_LIMIT = 1u << 0,
     FLAG_PAGE = 1u << 1,
     FLAG_RECORD = 1u << 2,
+    FLAG_FROM = 1u << 3,
+    FLAG_FROM_TIME = 1u << 4,
+    FLAG_DELAYED = 1u << 5,
+    FLAG_DURABLE = 1u << 6,
+    FLAG_COUNT = 1u << 7,
+    FLAG_LIVE_EP = 1u << 8,
+    FLAG_DELAYED_EP = 1u << 9,
+    FLAG_HISTORY_EP = 1u << 10,
+    FLAG_DIR = 1u << 11,
 };
+#define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
 typedef struct verb verb_t;
 
@@ -58,10 +74,17 @@ typedef struct {
     bool json;
     bool quiet;
     strata_durability_t durability;
-    unsigned flags_given; /* FLAG_* seen on the command line */
-    uint64_t limit;       /* scan --limit; 0: none */
-    uint32_t page;        /* scan --page; 0: the server's default */
-    bool record;          /* get --record */
+    unsigned flags_given;                          /* FLAG_* seen on the command line */
+    uint64_t limit;                                /* scan --limit; 0: none */
+    uint32_t page;                                 /* scan --page; 0: the server's default */
+    bool record;                                   /* get --record */
+    uint64_t from_seq;                             /* tail --from */
+    uint64_t from_time_ns;                         /* tail --from-time */
+    bool delayed;                                  /* tail --delayed */
+    const char *durable;                           /* tail --durable */
+    uint64_t count;                                /* tail --count; 0: until interrupted */
+    const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
+    const char *dir; /* --dir: a data dir holding distributor.endpoints */
     const verb_t *verb;
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
@@ -79,24 +102,49 @@ struct verb {
     const char *args_usage;
     const char *summary;
     verb_fn *handler;
+    bool json_lines;     /* --json prints one object per line, not one document */
+    const char *details; /* more help for `VERB --help`; may be NULL */
 };
 
-static verb_fn s_put, s_get, s_del, s_scan, s_status, s_stats, s_record_put, s_record_get, s_help;
+static verb_fn s_put, s_get, s_del, s_scan, s_status, s_stats, s_record_put, s_record_get, s_tail,
+    s_subscribers, s_help;
 
 static const verb_t s_verbs[] = {
-    {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", s_put},
+    {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", s_put, false, NULL},
     {"get", 1, 1, FLAG_RECORD, true, "KEY [--record]",
-     "print KEY's value (--record: decoded as a typed record)", s_get},
-    {"del", 1, 1, 0, true, "KEY", "delete KEY", s_del},
+     "print KEY's value (--record: decoded as a typed record)", s_get, false, NULL},
+    {"del", 1, 1, 0, true, "KEY", "delete KEY", s_del, false, NULL},
     {"scan", 0, 2, FLAG_LIMIT | FLAG_PAGE, true, "[START [END]] [--limit N] [--page N]",
-     "list keys in [START, END), paging with the cursor", s_scan},
-    {"status", 0, 0, 0, true, "", "role, term, last and durable seq", s_status},
-    {"stats", 0, 0, 0, true, "", "the server's counters", s_stats},
+     "list keys in [START, END), paging with the cursor", s_scan, false, NULL},
+    {"status", 0, 0, 0, true, "", "role, term, last and durable seq", s_status, false, NULL},
+    {"stats", 0, 0, 0, true, "", "the server's counters", s_stats, false, NULL},
     {"record put", 1, 1 + MAX_RECORD_FIELDS, 0, true, "TYPE field=value ...",
-     "write a typed record (proto/RECORDS.md); prints seq, topic and key", s_record_put},
+     "write a typed record (proto/RECORDS.md); prints seq, topic and key", s_record_put, false,
+     NULL},
     {"record get", 1, 1, 0, true, "KEY", "print KEY's value decoded as a typed record",
-     s_record_get},
-    {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", s_help},
+     s_record_get, false, NULL},
+    {"tail", 0, STRATA_PROTO_MAX_TOPICS,
+     FLAG_FROM | FLAG_FROM_TIME | FLAG_DELAYED | FLAG_DURABLE | FLAG_COUNT | FLAGS_DISTRIBUTOR,
+     false, "[TOPIC...] [--from SEQ | --from-time T] [--delayed] [--durable NAME] [--count N]",
+     "print records as they arrive from the distributor (--json: JSON lines)", s_tail, true,
+     "  TOPIC is a prefix; none: every topic not beginning with '$'.\n"
+     "  One line per record: seq, topic, key, value (tab-separated). A typed record's value\n"
+     "  is shown as its JSON, other values as text when printable, else as 0x-hex.\n"
+     "  --json prints one JSON object per line (JSON lines), not one document.\n"
+     "  --from SEQ / --from-time T  replay history from there, then go on live; T is ns\n"
+     "                     since the epoch or UTC ISO-8601, e.g. 2026-11-24T10:00:00Z\n"
+     "  --delayed          the delayed (batched) stream instead of the live one\n"
+     "  --durable NAME     a durable session: resumes after NAME's acked seq; each record\n"
+     "                     is acked once printed\n"
+     "  --count N          stop after N records (exit 0); Ctrl-C also exits 0\n"
+     "  --live, --delayed-endpoint, --history ENDPOINT, --dir DATADIR  where the\n"
+     "                     distributor is: flags, else DATADIR/distributor.endpoints,\n"
+     "                     else " STRATA_SUB_DEFAULT_LIVE ", " STRATA_SUB_DEFAULT_DELAYED
+     ", " STRATA_SUB_DEFAULT_HISTORY "\n"},
+    {"subscribers", 0, 0, FLAG_HISTORY_EP | FLAG_DIR, false, "[--history ENDPOINT | --dir DATADIR]",
+     "durable subscribers: topics, acked seq, lag, unacked, resends, connected", s_subscribers,
+     false, NULL},
+    {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", s_help, false, NULL},
 };
 
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
@@ -242,11 +290,14 @@ static void s_verb_usage(ctl_t *ctl, FILE *out, const verb_t *verb)
         cJSON_AddStringToObject(row, "name", verb->name);
         cJSON_AddStringToObject(row, "args", verb->args_usage);
         cJSON_AddStringToObject(row, "summary", verb->summary);
+        if (verb->details)
+            cJSON_AddStringToObject(row, "details", verb->details);
         cJSON_AddItemToArray(verbs, row);
         return;
     }
-    fprintf(out, "usage: stratactl [flags] %s%s%s\n  %s\n", verb->name,
-            verb->args_usage[0] ? " " : "", verb->args_usage, verb->summary);
+    fprintf(out, "usage: stratactl [flags] %s%s%s\n  %s\n%s", verb->name,
+            verb->args_usage[0] ? " " : "", verb->args_usage, verb->summary,
+            verb->details && out == stdout ? verb->details : "");
 }
 
 static void s_usage(ctl_t *ctl, FILE *out)
@@ -263,26 +314,33 @@ static void s_usage(ctl_t *ctl, FILE *out)
         return;
     }
     fputs("usage: stratactl [flags] VERB [args]\n\nverbs:\n", out);
+    /* A usage longer than the column gets its summary on the next line. */
+    enum { MAX_WIDTH = 44 };
     int width = 0;
     for (size_t i = 0; i < N_VERBS; i++) {
         int len = (int)(strlen(s_verbs[i].name) + 1 + strlen(s_verbs[i].args_usage));
-        width = len > width ? len : width;
+        width = len > width && len <= MAX_WIDTH ? len : width;
     }
     for (size_t i = 0; i < N_VERBS; i++) {
-        char left[128];
+        char left[160];
         snprintf(left, sizeof left, "%s %s", s_verbs[i].name, s_verbs[i].args_usage);
-        fprintf(out, "  %-*s  %s\n", width, left, s_verbs[i].summary);
+        if ((int)strlen(left) > width)
+            fprintf(out, "  %s\n  %-*s  %s\n", left, width, "", s_verbs[i].summary);
+        else
+            fprintf(out, "  %-*s  %s\n", width, left, s_verbs[i].summary);
     }
     fprintf(out,
             "\nflags:\n"
             "  -s, --server ENDPOINT  node to talk to (default $STRATA_SERVER, else %s)\n"
             "      --timeout MS       wait this long for each reply (default %d)\n"
             "      --json             print one JSON document on stdout and nothing else\n"
+            "                         (tail: one JSON object per line)\n"
             "      --async            writes are acknowledged before fsync (default: sync)\n"
             "  -q, --quiet            no output for writes, no message for a missing key\n"
             "      --version          print the version\n"
             "  -h, --help             this text; `stratactl help VERB` for one verb\n"
             "  Flags may follow the verb; `--` ends them (for a key starting with '-').\n"
+            "  `stratactl tail --help` lists the distributor's flags (tail, subscribers).\n"
             "\nexit codes:\n",
             STRATA_CLIENT_DEFAULT_ENDPOINT, STRATA_CLIENT_DEFAULT_TIMEOUT_MS);
     for (size_t i = 0; i < sizeof s_exit_codes / sizeof s_exit_codes[0]; i++)
@@ -609,6 +667,300 @@ static int s_record_put(ctl_t *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ---- the distributor: tail and subscribers ------------------------------- */
+
+typedef struct {
+    char live[256], delayed[256], history[256];
+} dist_endpoints_t;
+
+/* Where the distributor listens: the flags, else what it wrote into
+ * DATADIR/distributor.endpoints (--dir), else the defaults. */
+static int s_distributor_endpoints(ctl_t *ctl, dist_endpoints_t *eps)
+{
+    const char *live = STRATA_SUB_DEFAULT_LIVE, *delayed = STRATA_SUB_DEFAULT_DELAYED,
+               *history = STRATA_SUB_DEFAULT_HISTORY;
+    zconfig_t *root = NULL;
+    if (ctl->dir) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/distributor.endpoints", ctl->dir);
+        /* The distributor writes it once ready and removes it when it stops. */
+        if (!(root = zconfig_load(path)))
+            return s_fail(ctl, CTL_UNREACHABLE, 0,
+                          "cannot read %s (is strata-distributor running on that data dir?)", path);
+        live = zconfig_get(root, "distributor/live", live);
+        delayed = zconfig_get(root, "distributor/delayed", delayed);
+        history = zconfig_get(root, "distributor/history", history);
+    }
+    snprintf(eps->live, sizeof eps->live, "%s", ctl->live_ep ? ctl->live_ep : live);
+    snprintf(eps->delayed, sizeof eps->delayed, "%s", ctl->delayed_ep ? ctl->delayed_ep : delayed);
+    snprintf(eps->history, sizeof eps->history, "%s", ctl->history_ep ? ctl->history_ep : history);
+    zconfig_destroy(&root);
+    return CTL_OK;
+}
+
+/* A typed record's JSON on one line (strata_record_to_json indents), or NULL
+ * when value is not a record. Malloc'd. */
+static char *s_record_line(const void *value, size_t len)
+{
+    char *json = NULL;
+    strata_error_t err;
+    if (len == 0 || s_record_json(value, len, &json, &err) != 0)
+        return NULL;
+    size_t out = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; json[i]; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            continue;
+        } else if (c == '"') {
+            in_string = true;
+        }
+        json[out++] = c;
+    }
+    json[out] = '\0';
+    return json;
+}
+
+static bool s_printable(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x20 || p[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* One record, one line: "seq<TAB>topic<TAB>key<TAB>value", or with --json
+ * one JSON object. Flushed, so a pipe sees each record as it comes. */
+static void s_print_record(ctl_t *ctl, const strata_wal_entry_t *e)
+{
+    bool deleted = e->type == STRATA_VALUE_DELETE;
+    char *record = deleted ? NULL : s_record_line(e->value, e->value_len);
+    if (ctl->json) {
+        cJSON *obj = cJSON_CreateObject();
+        s_json_add_u64(obj, "seq", e->seq);
+        cJSON_AddItemToObject(obj, "topic", s_json_bytes(e->topic, e->topic_len));
+        cJSON_AddItemToObject(obj, "key", s_json_bytes(e->key, e->key_len));
+        cJSON_AddStringToObject(obj, "op", deleted ? "delete" : "put");
+        if (!deleted)
+            cJSON_AddItemToObject(obj, "value", s_json_bytes(e->value, e->value_len));
+        if (record)
+            cJSON_AddItemToObject(obj, "record", cJSON_CreateRaw(record));
+        s_json_add_u64(obj, "timestamp_ns", e->timestamp_ns);
+        char *text = cJSON_PrintUnformatted(obj);
+        puts(text);
+        free(text);
+        cJSON_Delete(obj);
+    } else {
+        printf("%" PRIu64 "\t", e->seq);
+        s_print_bytes(stdout, e->topic, e->topic_len);
+        putchar('\t');
+        s_print_bytes(stdout, e->key, e->key_len);
+        putchar('\t');
+        if (deleted) {
+            fputs("(deleted)", stdout);
+        } else if (record) {
+            fputs(record, stdout);
+        } else if (s_printable(e->value, e->value_len)) {
+            fwrite(e->value, 1, e->value_len, stdout);
+        } else {
+            fputs("0x", stdout);
+            for (uint32_t i = 0; i < e->value_len; i++)
+                printf("%02x", e->value[i]);
+        }
+        putchar('\n');
+    }
+    fflush(stdout);
+    free(record);
+}
+
+/* Ctrl-C and SIGTERM end tail cleanly: the subscriber's wait sees
+ * zsys_interrupted (as with czmq's own handler) and returns ECLOSED. */
+static void s_on_signal(int signum)
+{
+    zsys_interrupted = 1;
+}
+
+static void s_catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Durable: waits up to --timeout for the distributor to store the last ack,
+ * so the next tail under the name starts after it. What arrives meanwhile
+ * stays unacked and comes again. */
+static void s_tail_settle(ctl_t *ctl, strata_sub_t *sub, uint64_t acked)
+{
+    zsys_interrupted = 0;
+    uint64_t deadline = (uint64_t)zclock_mono() + (uint64_t)ctl->timeout_ms;
+    while (strata_sub_durable_seq(sub) < acked && (uint64_t)zclock_mono() < deadline) {
+        strata_wal_entry_t e;
+        strata_error_t err;
+        int rc = strata_sub_next(sub, 50, &e, NULL, NULL, &err);
+        if (rc && rc != STRATA_ETIMEDOUT)
+            break;
+    }
+    if (strata_sub_durable_seq(sub) < acked)
+        fprintf(stderr, "stratactl: tail: ack %" PRIu64 " not confirmed stored within %d ms\n",
+                acked, ctl->timeout_ms);
+}
+
+/* Errors next() reports about one message or one repair: tail says so on
+ * stderr and goes on (the subscriber repairs what a dropped message leaves). */
+static bool s_tail_recoverable(const ctl_t *ctl, int rc)
+{
+    switch (rc) {
+    case STRATA_EINVAL:
+    case STRATA_EVERSION:
+    case STRATA_ECORRUPT:
+    case STRATA_ETOOBIG:
+        return true;
+    case STRATA_ETRUNCATED: /* a repair given up; for a durable session, its start */
+        return !ctl->durable;
+    default:
+        return false;
+    }
+}
+
+static int s_tail(ctl_t *ctl, int argc, char **argv)
+{
+    if (ctl->from_seq && ctl->from_time_ns)
+        return s_fail(ctl, CTL_USAGE, 0, "--from and --from-time exclude each other");
+    if (ctl->durable && (ctl->delayed || ctl->from_time_ns))
+        return s_fail(ctl, CTL_USAGE, 0, "--durable takes neither --delayed nor --from-time");
+    for (int i = 0; i < argc; i++)
+        if (!argv[i][0] || strlen(argv[i]) > STRATA_PROTO_MAX_TOPIC)
+            return s_fail(ctl, CTL_USAGE, 0, "topic %d: 1 to %u bytes", i + 1,
+                          STRATA_PROTO_MAX_TOPIC);
+    dist_endpoints_t eps;
+    int exit_code = s_distributor_endpoints(ctl, &eps);
+    if (exit_code)
+        return exit_code;
+    strata_sub_options_t opts = {
+        .stream_endpoint = ctl->delayed ? eps.delayed : eps.live,
+        .history_endpoint = eps.history,
+        .topics = (const char *const *)argv,
+        .n_topics = (size_t)argc,
+        .from_seq = ctl->from_seq,
+        .from_time_ns = ctl->from_time_ns,
+        .durable = ctl->durable,
+        .timeout_ms = ctl->timeout_ms,
+    };
+    strata_sub_t *sub = NULL;
+    strata_error_t err;
+    s_catch_signals();
+    int rc = strata_sub_open(&opts, &sub, &err);
+    if (rc) {
+        bool bad_endpoint = rc == STRATA_EINVAL && strstr(err.msg, "endpoint '") != NULL;
+        exit_code = rc == STRATA_ETIMEDOUT ? CTL_UNREACHABLE
+                    : bad_endpoint         ? CTL_USAGE
+                    : rc == STRATA_ECLOSED ? CTL_OK
+                                           : CTL_FAILED;
+        return exit_code == CTL_OK ? CTL_OK : s_fail(ctl, exit_code, rc, "%s", err.msg);
+    }
+    uint64_t printed = 0, acked = 0;
+    while (exit_code == CTL_OK && (ctl->count == 0 || printed < ctl->count)) {
+        strata_wal_entry_t e;
+        rc = strata_sub_next(sub, -1, &e, NULL, NULL, &err);
+        if (rc == 0) {
+            s_print_record(ctl, &e);
+            printed++;
+            if (ctl->durable && (rc = strata_sub_ack(sub, e.seq, &err)) == 0)
+                acked = e.seq;
+        }
+        if (rc == 0)
+            continue;
+        if (rc == STRATA_ECLOSED && zsys_interrupted)
+            break;
+        if (s_tail_recoverable(ctl, rc))
+            fprintf(stderr, "stratactl: tail: %s\n", err.msg);
+        else
+            exit_code = s_fail(ctl, rc == STRATA_ETIMEDOUT ? CTL_UNREACHABLE : CTL_FAILED, rc, "%s",
+                               err.msg);
+    }
+    if (exit_code == CTL_OK && acked)
+        s_tail_settle(ctl, sub, acked);
+    strata_sub_close(&sub);
+    return exit_code;
+}
+
+static int s_subscribers(ctl_t *ctl, int argc, char **argv)
+{
+    dist_endpoints_t eps;
+    int exit_code = s_distributor_endpoints(ctl, &eps);
+    if (exit_code)
+        return exit_code;
+    strata_client_options_t opts = {.endpoint = eps.history, .timeout_ms = ctl->timeout_ms};
+    strata_error_t err;
+    int rc = strata_client_connect(&opts, &ctl->client, &err);
+    if (rc)
+        return s_fail(ctl, rc == STRATA_EINVAL ? CTL_USAGE : CTL_FAILED, rc, "%s", err.msg);
+    strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
+    strata_reply_t reply;
+    if ((rc = strata_client_call(ctl->client, &req, &reply, &err))) {
+        strata_reply_clear(&reply);
+        return s_fail_call(ctl, rc, &err);
+    }
+    /* Topics as one column: comma-joined, "*" for all. */
+    char **topics = s_xmalloc((reply.n_subscribers + 1) * sizeof *topics);
+    int name_width = 4, topics_width = 6;
+    for (size_t i = 0; i < reply.n_subscribers; i++) {
+        const strata_subscriber_info_t *s = &reply.subscribers[i];
+        size_t len = 2;
+        for (size_t t = 0; t < s->n_topics; t++)
+            len += strlen(s->topics[t]) + 1;
+        topics[i] = s_xmalloc(len);
+        strcpy(topics[i], s->n_topics ? "" : "*");
+        for (size_t t = 0; t < s->n_topics; t++)
+            strcat(strcat(topics[i], t ? "," : ""), s->topics[t]);
+        if ((int)strlen(s->name) > name_width)
+            name_width = (int)strlen(s->name);
+        if ((int)strlen(topics[i]) > topics_width)
+            topics_width = (int)strlen(topics[i]);
+    }
+    cJSON *rows = ctl->json ? cJSON_AddArrayToObject(s_doc(ctl), "subscribers") : NULL;
+    if (!ctl->json)
+        printf("%-*s  %-*s  %12s  %12s  %10s  %8s  %8s  %s\n", name_width, "NAME", topics_width,
+               "TOPICS", "ACKED", "LAG", "LAG_MS", "UNACKED", "RESENDS", "CONNECTED");
+    for (size_t i = 0; i < reply.n_subscribers; i++) {
+        const strata_subscriber_info_t *s = &reply.subscribers[i];
+        if (rows) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "name", s->name);
+            cJSON *list = cJSON_AddArrayToObject(row, "topics");
+            for (size_t t = 0; t < s->n_topics; t++)
+                cJSON_AddItemToArray(list, cJSON_CreateString(s->topics[t]));
+            s_json_add_u64(row, "acked_seq", s->acked_seq);
+            s_json_add_u64(row, "lag_records", s->lag_records);
+            s_json_add_u64(row, "lag_ms", s->lag_ms);
+            s_json_add_u64(row, "unacked", s->unacked);
+            s_json_add_u64(row, "resends", s->resends);
+            cJSON_AddBoolToObject(row, "connected", s->connected);
+            cJSON_AddItemToArray(rows, row);
+        } else {
+            printf("%-*s  %-*s  %12" PRIu64 "  %12" PRIu64 "  %10" PRIu64 "  %8" PRIu64
+                   "  %8" PRIu64 "  %s\n",
+                   name_width, s->name, topics_width, topics[i], s->acked_seq, s->lag_records,
+                   s->lag_ms, s->unacked, s->resends, s->connected ? "yes" : "no");
+        }
+        free(topics[i]);
+    }
+    if (rows)
+        s_json_add_u64(ctl->doc, "count", reply.n_subscribers);
+    free(topics);
+    strata_reply_clear(&reply);
+    return CTL_OK;
+}
+
 /* ---- command line -------------------------------------------------------- */
 
 /* A whole decimal number in [min, max]. */
@@ -625,7 +977,54 @@ static bool s_parse_number(const char *text, uint64_t min, uint64_t max, uint64_
     return true;
 }
 
-enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_ASYNC, OPT_VERSION, OPT_LIMIT, OPT_PAGE, OPT_RECORD };
+/* ns since the epoch, or a UTC time in ISO-8601: 2026-11-24T10:00:00Z, with an
+ * optional fraction of a second (2026-11-24T10:00:00.25Z). */
+static bool s_parse_time(const char *text, uint64_t *out)
+{
+    if (s_parse_number(text, 1, UINT64_MAX, out))
+        return true;
+    struct tm tm = {0};
+    const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return false;
+    uint64_t fraction_ns = 0;
+    if (*rest == '.') {
+        uint64_t scale = 100000000;
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++) {
+            if (digits == 9)
+                return false;
+            fraction_ns += (uint64_t)(*rest - '0') * scale;
+            scale /= 10;
+        }
+        if (digits == 0)
+            return false;
+    }
+    time_t seconds = timegm(&tm);
+    if (strcmp(rest, "Z") != 0 || seconds <= 0)
+        return false;
+    *out = (uint64_t)seconds * 1000000000ull + fraction_ns;
+    return true;
+}
+
+enum {
+    OPT_TIMEOUT = 256,
+    OPT_JSON,
+    OPT_ASYNC,
+    OPT_VERSION,
+    OPT_LIMIT,
+    OPT_PAGE,
+    OPT_RECORD,
+    OPT_FROM,
+    OPT_FROM_TIME,
+    OPT_DELAYED,
+    OPT_DURABLE,
+    OPT_COUNT,
+    OPT_LIVE_EP,
+    OPT_DELAYED_EP,
+    OPT_HISTORY_EP,
+    OPT_DIR,
+};
 
 static const struct option s_options[] = {
     {"server", required_argument, NULL, 's'},
@@ -638,6 +1037,15 @@ static const struct option s_options[] = {
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"page", required_argument, NULL, OPT_PAGE},
     {"record", no_argument, NULL, OPT_RECORD},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"from-time", required_argument, NULL, OPT_FROM_TIME},
+    {"delayed", no_argument, NULL, OPT_DELAYED},
+    {"durable", required_argument, NULL, OPT_DURABLE},
+    {"count", required_argument, NULL, OPT_COUNT},
+    {"live", required_argument, NULL, OPT_LIVE_EP},
+    {"delayed-endpoint", required_argument, NULL, OPT_DELAYED_EP},
+    {"history", required_argument, NULL, OPT_HISTORY_EP},
+    {"dir", required_argument, NULL, OPT_DIR},
     {NULL, 0, NULL, 0},
 };
 
@@ -710,6 +1118,50 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
             ctl->record = true;
             ctl->flags_given |= FLAG_RECORD;
             break;
+        case OPT_FROM:
+            if (!s_parse_number(optarg, 1, UINT64_MAX, &ctl->from_seq))
+                s_flag_error(cmd, "--from: '%s' is not a seq > 0", optarg);
+            ctl->flags_given |= FLAG_FROM;
+            break;
+        case OPT_FROM_TIME:
+            if (!s_parse_time(optarg, &ctl->from_time_ns))
+                s_flag_error(cmd,
+                             "--from-time: '%s' is neither ns since the epoch nor a UTC time "
+                             "like 2026-11-24T10:00:00Z",
+                             optarg);
+            ctl->flags_given |= FLAG_FROM_TIME;
+            break;
+        case OPT_DELAYED:
+            ctl->delayed = true;
+            ctl->flags_given |= FLAG_DELAYED;
+            break;
+        case OPT_DURABLE:
+            ctl->durable = optarg;
+            if (!optarg[0] || strlen(optarg) > STRATA_PROTO_MAX_NAME)
+                s_flag_error(cmd, "--durable: a name of 1 to %u bytes", STRATA_PROTO_MAX_NAME);
+            ctl->flags_given |= FLAG_DURABLE;
+            break;
+        case OPT_COUNT:
+            if (!s_parse_number(optarg, 1, UINT64_MAX, &ctl->count))
+                s_flag_error(cmd, "--count: '%s' is not a number > 0", optarg);
+            ctl->flags_given |= FLAG_COUNT;
+            break;
+        case OPT_LIVE_EP:
+            ctl->live_ep = optarg;
+            ctl->flags_given |= FLAG_LIVE_EP;
+            break;
+        case OPT_DELAYED_EP:
+            ctl->delayed_ep = optarg;
+            ctl->flags_given |= FLAG_DELAYED_EP;
+            break;
+        case OPT_HISTORY_EP:
+            ctl->history_ep = optarg;
+            ctl->flags_given |= FLAG_HISTORY_EP;
+            break;
+        case OPT_DIR:
+            ctl->dir = optarg;
+            ctl->flags_given |= FLAG_DIR;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -726,7 +1178,9 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
     return cmd->error[0] ? s_fail(ctl, CTL_USAGE, 0, "%s", cmd->error) : CTL_OK;
 }
 
-static const char *const s_flag_names[] = {"--limit", "--page", "--record"};
+static const char *const s_flag_names[] = {
+    "--limit", "--page", "--record",           "--from",    "--from-time", "--delayed", "--durable",
+    "--count", "--live", "--delayed-endpoint", "--history", "--dir"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 static int s_select(ctl_t *ctl, cmdline_t *cmd)
@@ -811,7 +1265,9 @@ int main(int argc, char **argv)
     };
     int exit_code = s_run(&ctl, argc, argv);
     if (ctl.json && ctl.doc) {
-        char *text = cJSON_Print(ctl.doc);
+        /* A JSON-lines verb's error stays one line too. */
+        bool one_line = ctl.verb && ctl.verb->json_lines;
+        char *text = one_line ? cJSON_PrintUnformatted(ctl.doc) : cJSON_Print(ctl.doc);
         puts(text);
         free(text);
     }

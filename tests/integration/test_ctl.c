@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "node.h"
@@ -51,9 +52,16 @@ static void append(char **buf, size_t *len, const char *data, size_t n)
     (*buf)[*len] = '\0';
 }
 
-/* Runs stratactl with argv (NULL-terminated, without the binary) and
- * server_env as $STRATA_SERVER (NULL: unset), capturing both streams. */
-static run_t run_env(const char *server_env, const char *const *argv)
+/* A stratactl child still running, its stdout and stderr on pipes. */
+typedef struct {
+    pid_t pid;
+    int out_fd, err_fd;
+    const char *verb;
+} pending_t;
+
+/* Starts stratactl with argv (NULL-terminated, without the binary) and
+ * server_env as $STRATA_SERVER (NULL: unset). */
+static pending_t run_spawn(const char *server_env, const char *const *argv)
 {
     const char *full[MAX_ARGS + 2] = {STRATACTL_BIN};
     size_t n = 1;
@@ -84,20 +92,34 @@ static run_t run_env(const char *server_env, const char *const *argv)
     }
     close(out_pipe[1]);
     close(err_pipe[1]);
+    return (pending_t){.pid = pid, .out_fd = out_pipe[0], .err_fd = err_pipe[0], .verb = argv[0]};
+}
 
+/* Whether the child has exited, without reaping it. */
+static bool run_exited(const pending_t *p)
+{
+    siginfo_t info = {0};
+    ck_assert_int_eq(waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT), 0);
+    return info.si_pid == p->pid;
+}
+
+/* Collects both streams until the child closes them, then reaps it; fails
+ * the test past RUN_DEADLINE_MS. */
+static run_t run_wait(pending_t p)
+{
+    pid_t pid = p.pid;
     run_t r = {0};
     size_t out_len = 0, err_len = 0;
     append(&r.out, &out_len, "", 0);
     append(&r.err, &err_len, "", 0);
-    struct pollfd fds[2] = {{.fd = out_pipe[0], .events = POLLIN},
-                            {.fd = err_pipe[0], .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = p.out_fd, .events = POLLIN}, {.fd = p.err_fd, .events = POLLIN}};
     uint64_t deadline = ts_now_ns() + (uint64_t)RUN_DEADLINE_MS * 1000000ull;
     int open_fds = 2;
     while (open_fds > 0) {
         int64_t left_ms = ((int64_t)deadline - (int64_t)ts_now_ns()) / 1000000;
         if (left_ms <= 0) {
             kill(pid, SIGKILL);
-            ck_abort_msg("stratactl %s did not finish in %d ms", argv[0], RUN_DEADLINE_MS);
+            ck_abort_msg("stratactl %s did not finish in %d ms", p.verb, RUN_DEADLINE_MS);
         }
         int ready = poll(fds, 2, (int)left_ms);
         if (ready < 0 && errno == EINTR)
@@ -125,6 +147,11 @@ static run_t run_env(const char *server_env, const char *const *argv)
         ;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+static run_t run_env(const char *server_env, const char *const *argv)
+{
+    return run_wait(run_spawn(server_env, argv));
 }
 
 static run_t run_argv(const char *const *argv)
@@ -297,8 +324,9 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
 }
 END_TEST
 
-static const char *const s_verbs[] = {"put",   "get",        "del",        "scan", "status",
-                                      "stats", "record put", "record get", "help"};
+static const char *const s_verbs[] = {"put",        "get",        "del",  "scan",
+                                      "status",     "stats",      "tail", "subscribers",
+                                      "record put", "record get", "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
 START_TEST(every_verb_has_help)
@@ -686,6 +714,166 @@ START_TEST(server_errors_exit_3_with_the_server_message)
 }
 END_TEST
 
+/* ---- tail and subscribers, against a writer and its distributor ---------- */
+
+static ts_dist_t s_dist;
+
+static void dist_setup(void)
+{
+    writer_setup();
+    ts_dist_start(&s_dist, s_node.dir, NULL);
+}
+
+static void dist_teardown(void)
+{
+    ck_assert_int_eq(ts_dist_stop(&s_dist), 0);
+    writer_teardown();
+}
+
+/* Puts key=value with sync; returns its seq. */
+static unsigned long long put_seq(const char *key, const char *value)
+{
+    run_t r = ctl("put", key, value);
+    ck_assert_msg(r.code == 0, "put %s: [%s]", key, r.err);
+    unsigned long long seq = 0;
+    ck_assert_int_eq(sscanf(r.out, "seq %llu", &seq), 1);
+    run_free(&r);
+    return seq;
+}
+
+/* Line i (0-based) of text, copied into line; false past the end. */
+static bool nth_line(const char *text, size_t i, char *line, size_t cap)
+{
+    for (; i > 0; i--) {
+        text = strchr(text, '\n');
+        if (!text)
+            return false;
+        text++;
+    }
+    const char *end = strchr(text, '\n');
+    if (!end)
+        return false;
+    snprintf(line, cap, "%.*s", (int)(end - text), text);
+    return true;
+}
+
+START_TEST(tail_replays_from_a_seq_then_goes_live)
+{
+    unsigned long long first = put_seq("k1", "v1");
+    const char *argv[32];
+    order_argv(argv, s_node.endpoint, NULL);
+    run_t r = run_argv(argv);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    put_seq("k2", "v2");
+
+    /* History: the two puts and the record, in seq order, the record as JSON. */
+    char from[32], line[1024], want[64];
+    snprintf(from, sizeof from, "%llu", first);
+    r = run("tail", "--dir", s_node.dir, "--from", from, "--count", "3", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert(nth_line(r.out, 0, line, sizeof line));
+    snprintf(want, sizeof want, "%llu\t\tk1\tv1", first);
+    ck_assert_str_eq(line, want);
+    ck_assert(nth_line(r.out, 1, line, sizeof line));
+    ck_assert_msg(strstr(line, "\torders\to/ORD-1\t{\"type\":\"OrderInsert\"") != NULL, "[%s]",
+                  line);
+    ck_assert(nth_line(r.out, 2, line, sizeof line));
+    ck_assert_msg(strstr(line, "\t\tk2\tv2") != NULL, "[%s]", line);
+    ck_assert(!nth_line(r.out, 3, line, sizeof line));
+    run_free(&r);
+
+    /* A topic filter and JSON lines: only the record, decoded. */
+    r = run("tail", "orders", "--json", "--dir", s_node.dir, "--from", from, "--count", "1", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "topic"), "orders");
+    ck_assert_str_eq(json_string(doc, "op"), "put");
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(doc, "record"), "order_id"), "ORD-1");
+    ck_assert((unsigned long long)json_number(doc, "seq") == first + 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* Live, from now: tail only sees what is written after it subscribed, so
+     * keep writing until it has printed one record and exited. */
+    const char *live_argv[] = {"tail", "kv", "--dir", s_node.dir, "--count", "1", NULL};
+    pending_t p = run_spawn(NULL, live_argv);
+    unsigned long long last = 0;
+    uint64_t deadline = ts_now_ns() + 20000000000ull;
+    while (!run_exited(&p)) {
+        ck_assert_msg(ts_now_ns() < deadline, "tail never printed a live record");
+        last = put_seq("live", "x");
+        usleep(20000); /* paces the writes; the loop ends on tail's exit */
+    }
+    r = run_wait(p);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    unsigned long long seq = 0;
+    ck_assert_int_eq(sscanf(r.out, "%llu\t", &seq), 1);
+    ck_assert(seq > first + 2 && seq <= last);
+    ck_assert_msg(strstr(r.out, "\tlive\tx\n") != NULL, "[%s]", r.out);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(tail_durable_resumes_after_its_ack_and_subscribers_lists_it)
+{
+    unsigned long long first = put_seq("d1", "a");
+    put_seq("d2", "b");
+    put_seq("d3", "c");
+    char from[32];
+    snprintf(from, sizeof from, "%llu", first);
+
+    run_t r = run("tail", "kv", "--durable", "ops", "--dir", s_node.dir, "--from", from, "--count",
+                  "2", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "\td1\ta\n") && strstr(r.out, "\td2\tb\n"), "[%s]", r.out);
+    run_free(&r);
+
+    /* The next session under the name starts after the last ack: d3. */
+    r = run("tail", "kv", "--durable", "ops", "--dir", s_node.dir, "--count", "1", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    char want[64];
+    snprintf(want, sizeof want, "%llu\t\td3\tc\n", first + 2);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+
+    r = run("subscribers", "--dir", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strncmp(r.out, "NAME", 4) == 0, "[%s]", r.out);
+    ck_assert_msg(strstr(r.out, "\nops ") != NULL, "[%s]", r.out);
+    run_free(&r);
+
+    r = run("subscribers", "--json", "--dir", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    cJSON *rows = cJSON_GetObjectItem(doc, "subscribers");
+    ck_assert_int_eq(cJSON_GetArraySize(rows), 1);
+    cJSON *row = cJSON_GetArrayItem(rows, 0);
+    ck_assert_str_eq(json_string(row, "name"), "ops");
+    ck_assert((unsigned long long)json_number(row, "acked_seq") == first + 2);
+    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(row, "topics"), 0)->valuestring, "kv");
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(tail_errors_name_what_was_wrong)
+{
+    run_t r = run("tail", "--dir", s_node.dir, "--from", "1", "--from-time", "0", NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = run("tail", "--dir", s_node.dir, "--from-time", "yesterday", NULL);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--from-time") != NULL, "[%s]", r.err);
+    run_free(&r);
+    /* No distributor on that data dir: unreachable. */
+    r = run("subscribers", "--dir", s_dir, NULL);
+    ck_assert_msg(r.code == 4, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.err, "distributor.endpoints") != NULL, "[%s]", r.err);
+    run_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -708,5 +896,12 @@ int main(void)
     tcase_add_test(live, records_are_written_and_read_back);
     tcase_add_test(live, server_errors_exit_3_with_the_server_message);
     suite_add_tcase(s, live);
+
+    TCase *dist = tcase_create("distributor");
+    tcase_add_checked_fixture(dist, dist_setup, dist_teardown);
+    tcase_add_test(dist, tail_replays_from_a_seq_then_goes_live);
+    tcase_add_test(dist, tail_durable_resumes_after_its_ack_and_subscribers_lists_it);
+    tcase_add_test(dist, tail_errors_name_what_was_wrong);
+    suite_add_tcase(s, dist);
     return ts_run(s);
 }

@@ -14,6 +14,9 @@ fail() {
 export BUILD="$build"
 export STRATA_WRITER_ENDPOINT='tcp://127.0.0.1:*'
 export STRATA_METRICS_ENDPOINT='127.0.0.1:0'
+export STRATA_DISTRIBUTOR_LIVE='tcp://127.0.0.1:*'
+export STRATA_DISTRIBUTOR_DELAYED='tcp://127.0.0.1:*'
+export STRATA_DISTRIBUTOR_HISTORY='tcp://127.0.0.1:*'
 ctl="$build/services/ctl/stratactl"
 
 "$src/deploy/strata-node" start --dir "$dir/node" >"$dir/start.out" 2>&1 ||
@@ -24,6 +27,11 @@ endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/w
 
 "$ctl" -s "$endpoint" put launcher-key launcher-value >/dev/null || fail "put"
 [ "$("$ctl" -s "$endpoint" get launcher-key)" = "launcher-value" ] || fail "get"
+# The launcher started the distributor: tail replays the put from history.
+seq=$("$ctl" -s "$endpoint" put launcher-tail tailed | sed -n 's/^seq //p')
+[ -n "$seq" ] || fail "put printed no seq"
+line=$(timeout 30 "$ctl" tail kv --dir "$dir/node" --from "$seq" --count 1) || fail "tail"
+[ "$line" = "$(printf '%s\t\tlauncher-tail\ttailed' "$seq")" ] || fail "tail printed [$line]"
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null || fail "status while running"
 # A second start on the same directory is refused.
 if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
@@ -31,6 +39,7 @@ if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
 fi
 "$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || fail "stop"
 [ ! -e "$dir/node/writer.endpoints" ] || fail "writer.endpoints left after stop"
+[ ! -e "$dir/node/distributor.endpoints" ] || fail "distributor.endpoints left after stop"
 set +e
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null 2>&1
 rc=$?

@@ -20,19 +20,27 @@
 #ifndef STRATA_WRITER_BIN
 #error "STRATA_WRITER_BIN must name the strata-writer binary"
 #endif
+#ifndef STRATA_DISTRIBUTOR_BIN
+#error "STRATA_DISTRIBUTOR_BIN must name the strata-distributor binary"
+#endif
 
 extern char **environ;
 
-static void print_log(const ts_node_t *node)
+static void print_file(const char *log)
 {
-    FILE *f = fopen(node->log, "r");
+    FILE *f = fopen(log, "r");
     if (!f)
         return;
     char line[1024];
-    fprintf(stderr, "---- %s\n", node->log);
+    fprintf(stderr, "---- %s\n", log);
     while (fgets(line, sizeof line, f))
         fputs(line, stderr);
     fclose(f);
+}
+
+static void print_log(const ts_node_t *node)
+{
+    print_file(node->log);
 }
 
 static bool read_endpoints(ts_node_t *node)
@@ -54,19 +62,17 @@ static bool read_endpoints(ts_node_t *node)
     return ours;
 }
 
-void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env)
+/* Forks bin with the node's data dir, free ports (defaults, then env) and
+ * its stderr in log; returns the child's pid. */
+static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *log,
+                   const char *const *defaults, const char *const *env)
 {
-    memset(node, 0, sizeof *node);
-    snprintf(node->dir, sizeof node->dir, "%s", data_dir);
-    mkdir(data_dir, 0755);
-    static unsigned started;
-    snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        /* A test that dies (a Check timeout) must not leave writers behind. */
+        /* A test that dies (a Check timeout) must not leave processes behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(node->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
             dup2(fd, 1);
@@ -75,14 +81,26 @@ void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env
         char dir_env[600];
         snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
         putenv(dir_env);
-        putenv("STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*");
-        putenv("STRATA_METRICS_ENDPOINT=127.0.0.1:0");
+        for (size_t i = 0; defaults[i]; i++)
+            putenv((char *)defaults[i]);
         for (size_t i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
-        execl(STRATA_WRITER_BIN, "strata-writer", (char *)NULL);
+        execl(bin, name, (char *)NULL);
         _exit(127);
     }
-    node->pid = pid;
+    return pid;
+}
+
+void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env)
+{
+    memset(node, 0, sizeof *node);
+    snprintf(node->dir, sizeof node->dir, "%s", data_dir);
+    mkdir(data_dir, 0755);
+    static unsigned started;
+    snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
+    static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
+                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    node->pid = spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, node->log, defaults, env);
     uint64_t deadline = ts_now_ns() + 15000000000ull;
     while (!read_endpoints(node)) {
         if (!ts_node_alive(node) || ts_now_ns() > deadline) {
@@ -174,4 +192,69 @@ int ts_run_capture(const char *const *argv, char **out)
     else
         free(buf);
     return rc;
+}
+
+static bool read_dist_endpoints(ts_dist_t *dist)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/distributor.endpoints", dist->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    if (!cfg)
+        return false;
+    bool ours = atoi(zconfig_get(cfg, "distributor/pid", "0")) == dist->pid;
+    if (ours) {
+        snprintf(dist->live, sizeof dist->live, "%s", zconfig_get(cfg, "distributor/live", ""));
+        snprintf(dist->delayed, sizeof dist->delayed, "%s",
+                 zconfig_get(cfg, "distributor/delayed", ""));
+        snprintf(dist->history, sizeof dist->history, "%s",
+                 zconfig_get(cfg, "distributor/history", ""));
+        snprintf(dist->metrics, sizeof dist->metrics, "%s",
+                 zconfig_get(cfg, "distributor/metrics", ""));
+    }
+    zconfig_destroy(&cfg);
+    return ours;
+}
+
+void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env)
+{
+    memset(dist, 0, sizeof *dist);
+    snprintf(dist->dir, sizeof dist->dir, "%s", data_dir);
+    static unsigned started;
+    snprintf(dist->log, sizeof dist->log, "%s.distributor-%u.log", data_dir, started++);
+    static const char *const defaults[] = {"STRATA_DISTRIBUTOR_LIVE=tcp://127.0.0.1:*",
+                                           "STRATA_DISTRIBUTOR_DELAYED=tcp://127.0.0.1:*",
+                                           "STRATA_DISTRIBUTOR_HISTORY=tcp://127.0.0.1:*",
+                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    dist->pid =
+        spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
+    uint64_t deadline = ts_now_ns() + 15000000000ull;
+    while (!read_dist_endpoints(dist)) {
+        int status;
+        if (waitpid(dist->pid, &status, WNOHANG) == dist->pid || ts_now_ns() > deadline) {
+            print_file(dist->log);
+            ck_abort_msg("strata-distributor in %s did not become ready", data_dir);
+        }
+        usleep(2000); /* polling the endpoints file, with a deadline */
+    }
+}
+
+int ts_dist_stop(ts_dist_t *dist)
+{
+    if (dist->pid <= 0)
+        return -1;
+    kill(dist->pid, SIGTERM);
+    int rc = wait_status(dist->pid);
+    dist->pid = 0;
+    if (rc != 0)
+        print_file(dist->log);
+    return rc;
+}
+
+void ts_dist_kill9(ts_dist_t *dist)
+{
+    if (dist->pid <= 0)
+        return;
+    kill(dist->pid, SIGKILL);
+    wait_status(dist->pid);
+    dist->pid = 0;
 }

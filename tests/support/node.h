@@ -28,6 +28,20 @@ void ts_node_kill9(ts_node_t *node);
 /* Whether the process is still running (reaps it if not). */
 bool ts_node_alive(ts_node_t *node);
 
+/* A strata-distributor beside a node's writer (same data dir), with free
+ * ports; ready once it has written distributor.endpoints (its stream goes
+ * live when it has attached to the writer's ring: wait for a heartbeat). */
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char live[256], delayed[256], history[256], metrics[256];
+    char log[600];
+} ts_dist_t;
+
+void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env);
+int ts_dist_stop(ts_dist_t *dist);
+void ts_dist_kill9(ts_dist_t *dist);
+
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */
 int ts_run_capture(const char *const *argv, char **out);

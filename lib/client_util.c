@@ -1,0 +1,86 @@
+#include "client_util.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+static void s_init(void)
+{
+    zsys_init();
+}
+
+void strata_zsys_init_once(void)
+{
+    pthread_once(&s_once, s_init);
+}
+
+int64_t strata_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t strata_deadline_ms(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : strata_mono_ms() + timeout_ms;
+}
+
+long strata_remaining_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - strata_mono_ms();
+    return left > 0 ? (long)left : 0;
+}
+
+static void s_free_frame(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int strata_send_request(void *handle, const char *endpoint, const strata_request_t *req,
+                        int64_t deadline, int timeout_ms, strata_error_t *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = strata_request_encode(req, &buf, &len, err);
+    if (rc)
+        return rc;
+    zmq_msg_t frame;
+    if (zmq_msg_init_data(&frame, buf, len, s_free_frame, NULL) != 0) {
+        free(buf);
+        return strata_error_set(err, STRATA_ENOMEM, "send to %s: out of memory", endpoint);
+    }
+    /* DONTWAIT and poll so a full send queue costs at most the deadline. */
+    while (zmq_msg_send(&frame, handle, ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
+            rc = strata_error_set(err, STRATA_EIO, "send to %s: %s", endpoint,
+                                  zmq_strerror(zmq_errno()));
+            break;
+        }
+        long wait_ms = strata_remaining_ms(deadline);
+        if (wait_ms == 0) {
+            rc = strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
+                                  endpoint, timeout_ms);
+            break;
+        }
+        zmq_pollitem_t item = {.socket = handle, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&item, 1, wait_ms) < 0 && zmq_errno() != EINTR) {
+            rc = strata_error_set(err, STRATA_EIO, "poll %s: %s", endpoint,
+                                  zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (zsys_interrupted) {
+            rc = strata_error_set(err, STRATA_ECLOSED, "interrupted");
+            break;
+        }
+    }
+    if (rc)
+        zmq_msg_close(&frame);
+    return rc;
+}

@@ -1,0 +1,1369 @@
+/* The client side of the distribution protocol (services/distributor/
+ * DISTRIBUTION.md): a SUB socket on a PUB tier with gap detection and repair,
+ * the Clone hand-off from history to live, and durable sessions on the
+ * history endpoint. The contract is strata/subscriber.h; stratactl tail and
+ * applications use it. */
+#define _GNU_SOURCE
+#include "strata/subscriber.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coding.h"
+#include "strata/codec.h"
+#include "client_util.h"
+
+/* Room for the largest frame either endpoint sends (a delayed batch is split
+ * at 4 MiB, a history reply is capped at 8 MiB) plus its envelope. A bigger
+ * frame makes ZeroMQ drop the connection, which the gap rule then repairs. */
+#define SUB_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
+/* Messages queued on the SUB side before ZeroMQ drops: generous, because a
+ * repair blocks reading; what is dropped anyway is repaired from history. */
+#define SUB_RCVHWM         1000000
+#define HISTORY_HWM        100000
+#define DEFAULT_TIMEOUT_MS 5000
+#define KEEPALIVE_MS       1000
+#define WAL_HEADER_BYTES   40u /* lib/wal.md: the smallest possible entry */
+#define META_BYTES         32u
+#define META_VERSION       1u
+#define KIND_ENTRIES       1u
+#define KIND_HEARTBEAT     2u
+#define HEARTBEAT_TOPIC    "$hb"
+#define NO_TOPIC           "kv" /* what a write without a topic is published under */
+#define HEARTBEAT_MAX_LIST 256u
+#define ERR_TOPIC_TEXT     64 /* bytes of a topic quoted in an error message */
+
+/* One entry ready to hand out; its pointers are into the batch's owner. */
+typedef struct {
+    strata_wal_entry_t entry;
+    const uint8_t *raw;
+    size_t raw_len;
+} item_t;
+
+/* The entries next() hands out, one at a time, from one owner: a stream
+ * message or a history reply, kept until the caller's next call. */
+typedef struct {
+    zmsg_t *msg;
+    strata_reply_t reply;
+    item_t *items;
+    size_t n_items, cap_items, next;
+    bool from_replay;
+} batch_t;
+
+/* A replay in progress, one page per step. exact: one topic, delivered only
+ * when the entry's topic is exactly it (the request names it as a prefix).
+ * Otherwise a base repair of every subscribed prefix, which lifts B and
+ * every L[t] to to_seq when done. */
+typedef struct {
+    bool active;
+    bool exact;
+    char topic[STRATA_PROTO_MAX_TOPIC + 1];
+    uint16_t topic_len;
+    uint64_t from_seq; /* 0: from_time_ns */
+    uint64_t from_time_ns;
+    uint64_t to_seq;
+} repair_t;
+
+/* A PUB message, parsed and checked (DISTRIBUTION.md, "PUB messages"). */
+typedef struct {
+    const uint8_t *topic;
+    size_t topic_len;
+    uint8_t kind;
+    uint32_t count;
+    uint64_t prev_seq;
+    uint64_t instance;
+    uint64_t start_seq;
+    const uint8_t *body;
+    size_t body_len;
+} pub_msg_t;
+
+/* Topic keys of the L[t] table: bytes, not strings (a topic may hold NULs). */
+typedef struct {
+    uint16_t len;
+    uint8_t bytes[];
+} topic_key_t;
+
+struct strata_sub {
+    char *stream_endpoint;
+    char *history_endpoint;
+    char *durable; /* NULL: a stream subscription */
+    char **topics;
+    size_t n_topics;
+    uint64_t from_seq;
+    uint64_t from_time_ns;
+    uint32_t window;
+    int timeout_ms;
+
+    zsock_t *stream; /* SUB; NULL for durable sessions */
+    void *stream_handle;
+    zsock_t *history; /* DEALER */
+    void *history_handle;
+    uint64_t next_request_id;
+
+    /* Stream state: L[t] (every entry of t with seq <= it is delivered) and
+     * the base B for topics not in the table. */
+    zhashx_t *last_seq;
+    uint64_t base_seq;
+    uint64_t instance;
+    uint64_t start_seq;
+    uint64_t time_floor_ns; /* from_time: entries committed before it are skipped */
+    zlist_t *early;         /* zmsg_t that arrived before the first heartbeat */
+    zmsg_t *postponed;      /* the message whose gap the repair is filling */
+    repair_t repair;
+
+    /* Durable state. */
+    uint64_t session_id; /* the SubscribeRequest's id: deliveries carry it */
+    uint64_t acked_seq;
+    uint64_t durable_seq;
+    uint64_t last_delivered;
+    uint64_t last_ack_seq;
+    int64_t last_ack_ms;
+    bool resubscribe;
+
+    batch_t batch;
+    strata_sub_stats_t stats;
+};
+
+/* One poll of one socket. 1 readable, 0 not within wait_ms, or an error
+ * (ECLOSED when a signal set zsys_interrupted, as in client.c). */
+static int s_poll(void *handle, const char *endpoint, long wait_ms, strata_error_t *err)
+{
+    if (zsys_interrupted)
+        return strata_error_set(err, STRATA_ECLOSED, "interrupted");
+    zmq_pollitem_t item = {.socket = handle, .events = ZMQ_POLLIN};
+    int n = zmq_poll(&item, 1, wait_ms);
+    if (n >= 0)
+        return n > 0 ? 1 : 0;
+    if (zmq_errno() != EINTR)
+        return strata_error_set(err, STRATA_EIO, "poll %s: %s", endpoint,
+                                zmq_strerror(zmq_errno()));
+    if (zsys_interrupted)
+        return strata_error_set(err, STRATA_ECLOSED, "interrupted");
+    return 0;
+}
+
+/* ---- the L[t] table ------------------------------------------------------ */
+
+static size_t s_key_hash(const void *key)
+{
+    const topic_key_t *k = key;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (uint16_t i = 0; i < k->len; i++)
+        h = (h ^ k->bytes[i]) * 0x100000001b3ull;
+    return (size_t)h;
+}
+
+static int s_key_compare(const void *a, const void *b)
+{
+    const topic_key_t *ka = a, *kb = b;
+    if (ka->len != kb->len)
+        return ka->len < kb->len ? -1 : 1;
+    return memcmp(ka->bytes, kb->bytes, ka->len);
+}
+
+static void *s_key_dup(const void *key)
+{
+    const topic_key_t *k = key;
+    topic_key_t *copy = malloc(sizeof *copy + k->len);
+    if (copy) {
+        copy->len = k->len;
+        memcpy(copy->bytes, k->bytes, k->len);
+    }
+    return copy;
+}
+
+static void s_free_item(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+/* A lookup key on the stack; topics are at most 255 bytes (proto caps). */
+typedef struct {
+    topic_key_t key;
+    uint8_t room[STRATA_PROTO_MAX_TOPIC];
+} key_buf_t;
+
+static const topic_key_t *s_key(key_buf_t *buf, const uint8_t *topic, size_t len)
+{
+    buf->key.len = (uint16_t)len;
+    memcpy(buf->key.bytes, topic, len);
+    return &buf->key;
+}
+
+/* L[t], or B for a topic not seen yet. */
+static uint64_t s_last(strata_sub_t *self, const uint8_t *topic, size_t len)
+{
+    key_buf_t buf;
+    const uint64_t *last = zhashx_lookup(self->last_seq, s_key(&buf, topic, len));
+    return last ? *last : self->base_seq;
+}
+
+static int s_set_last(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t seq,
+                      strata_error_t *err)
+{
+    key_buf_t buf;
+    const topic_key_t *key = s_key(&buf, topic, len);
+    uint64_t *last = zhashx_lookup(self->last_seq, key);
+    if (last) {
+        *last = seq;
+        return 0;
+    }
+    last = malloc(sizeof *last);
+    if (!last || zhashx_insert(self->last_seq, key, last) != 0) {
+        free(last);
+        return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
+    }
+    *last = seq;
+    return 0;
+}
+
+/* Everything up to seq is delivered: B and every L[t] move up to it. */
+static void s_lift_all(strata_sub_t *self, uint64_t seq)
+{
+    if (self->base_seq < seq)
+        self->base_seq = seq;
+    for (uint64_t *last = zhashx_first(self->last_seq); last; last = zhashx_next(self->last_seq))
+        if (*last < seq)
+            *last = seq;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* A topic for an error message: printable ASCII as is, the rest as \xNN. */
+static const char *s_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 5 < cap; i++) {
+        if (topic[i] >= 0x20 && topic[i] < 0x7f && topic[i] != '\\')
+            out[n++] = (char)topic[i];
+        else
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", topic[i]);
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Does the subscription cover topic? With no prefixes: every topic not
+ * beginning with '$' (the node's own). */
+static bool s_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t len)
+{
+    if (self->n_topics == 0)
+        return len == 0 || topic[0] != '$';
+    for (size_t i = 0; i < self->n_topics; i++) {
+        size_t plen = strlen(self->topics[i]);
+        if (len >= plen && memcmp(topic, self->topics[i], plen) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The topic an entry is published under: its own, or "kv" when it has none. */
+static const uint8_t *s_entry_topic(const strata_wal_entry_t *e, size_t *len)
+{
+    if (e->topic_len) {
+        *len = e->topic_len;
+        return e->topic;
+    }
+    *len = sizeof NO_TOPIC - 1;
+    return (const uint8_t *)NO_TOPIC;
+}
+
+static bool s_is_heartbeat_topic(const uint8_t *topic, size_t len)
+{
+    return len == sizeof HEARTBEAT_TOPIC - 1 && memcmp(topic, HEARTBEAT_TOPIC, len) == 0;
+}
+
+/* ---- batches -------------------------------------------------------------- */
+
+static void s_batch_release(batch_t *batch)
+{
+    zmsg_destroy(&batch->msg);
+    strata_reply_clear(&batch->reply);
+    batch->n_items = batch->next = 0;
+    batch->from_replay = false;
+}
+
+static int s_batch_reserve(batch_t *batch, size_t n, strata_error_t *err)
+{
+    if (n <= batch->cap_items)
+        return 0;
+    item_t *items = realloc(batch->items, n * sizeof *items);
+    if (!items)
+        return strata_error_set(err, STRATA_ENOMEM, "subscriber: %zu entries", n);
+    batch->items = items;
+    batch->cap_items = n;
+    return 0;
+}
+
+/* Decodes count whole WAL entries filling exactly len bytes into the batch's
+ * items (not yet handed out: the caller filters them). what names the
+ * source for messages. Seqs must rise strictly. */
+static int s_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uint32_t count,
+                            const char *what, strata_error_t *err)
+{
+    batch->n_items = batch->next = 0;
+    if ((uint64_t)count * WAL_HEADER_BYTES > len)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s: count %" PRIu32 " cannot fit in %zu bytes of entries", what,
+                                count, len);
+    int rc = s_batch_reserve(batch, count, err);
+    if (rc)
+        return rc;
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        item_t *item = &batch->items[i];
+        size_t used = 0;
+        strata_error_t entry_err;
+        rc = strata_wal_entry_decode(data + off, len - off, (uint32_t)len, &item->entry, &used,
+                                     &entry_err);
+        if (rc)
+            return strata_error_set(err, rc, "%s: entry %" PRIu32 " of %" PRIu32 ": %s", what, i,
+                                    count, entry_err.msg);
+        if (i > 0 && item->entry.seq <= batch->items[i - 1].entry.seq)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "%s: entry %" PRIu32 " has seq %" PRIu64 " after %" PRIu64,
+                                    what, i, item->entry.seq, batch->items[i - 1].entry.seq);
+        item->raw = data + off;
+        item->raw_len = used;
+        off += used;
+    }
+    if (off != len)
+        return strata_error_set(err, STRATA_EINVAL, "%s: %" PRIu32 " entries use %zu of %zu bytes",
+                                what, count, off, len);
+    batch->n_items = count;
+    return 0;
+}
+
+/* Keeps item i for delivery (items are compacted in place, in order). */
+static void s_batch_keep(batch_t *batch, size_t *kept, size_t i)
+{
+    if (*kept != i)
+        batch->items[*kept] = batch->items[i];
+    (*kept)++;
+}
+
+/* The time floor of a from_time start: an entry committed before it is
+ * not the subscriber's (it only matters when from_time lies past the
+ * replay's end); the first entry at or after it clears it. */
+static bool s_before_floor(strata_sub_t *self, const strata_wal_entry_t *entry)
+{
+    if (self->time_floor_ns == 0)
+        return false;
+    if (entry->timestamp_ns < self->time_floor_ns)
+        return true;
+    self->time_floor_ns = 0;
+    return false;
+}
+
+static bool s_batch_take(strata_sub_t *self, strata_wal_entry_t *entry, const uint8_t **raw,
+                         size_t *raw_len)
+{
+    batch_t *batch = &self->batch;
+    if (batch->next >= batch->n_items)
+        return false;
+    const item_t *item = &batch->items[batch->next++];
+    *entry = item->entry;
+    if (raw)
+        *raw = item->raw;
+    if (raw_len)
+        *raw_len = item->raw_len;
+    self->stats.delivered++;
+    if (batch->from_replay)
+        self->stats.replayed++;
+    if (self->durable)
+        self->last_delivered = item->entry.seq;
+    return true;
+}
+
+/* ---- the history endpoint ------------------------------------------------ */
+
+/* Sends req (its request_id already set) as one frame, waiting at most the
+ * history timeout for room in the queue. */
+static int s_history_send(strata_sub_t *self, const strata_request_t *req, strata_error_t *err)
+{
+    return strata_send_request(self->history_handle, self->history_endpoint, req,
+                               strata_deadline_ms(self->timeout_ms), self->timeout_ms, err);
+}
+
+/* Reads one queued message without waiting and decodes its last frame (the
+ * reply; anything before it is envelope). 1 read (*reply filled, *rc its
+ * decode result), 0 nothing queued. */
+static int s_history_read(strata_sub_t *self, strata_reply_t *reply, int *rc, strata_error_t *err)
+{
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, self->history_handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&frame);
+        return 0;
+    }
+    while (zmq_msg_more(&frame)) {
+        zmq_msg_t next;
+        zmq_msg_init(&next);
+        /* The rest of a multipart message is already here: this cannot block. */
+        if (zmq_msg_recv(&next, self->history_handle, 0) < 0) {
+            zmq_msg_close(&next);
+            break;
+        }
+        zmq_msg_move(&frame, &next);
+        zmq_msg_close(&next);
+    }
+    strata_error_t decode_err;
+    strata_error_clear(&decode_err);
+    *rc = strata_reply_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), reply, &decode_err);
+    zmq_msg_close(&frame);
+    if (*rc)
+        *rc = strata_error_set(err, *rc == STRATA_ENOMEM ? STRATA_ENOMEM : STRATA_EINVAL,
+                               "%s: malformed reply: %s", self->history_endpoint, decode_err.msg);
+    return 1;
+}
+
+/* A reply that is not the one a call waits for, on a durable session: ack
+ * confirmations, ack errors (ENOTFOUND: the session is gone, subscribe
+ * again), deliveries of a replaced session (dropped). Returns an error the
+ * caller should report, or 0. */
+static int s_on_async_reply(strata_sub_t *self, const strata_reply_t *reply, strata_error_t *err)
+{
+    if (!self->durable)
+        return 0; /* a late reply to a call that timed out */
+    if (reply->status < 0) {
+        if (reply->request_id == self->session_id)
+            return strata_error_set(err, reply->status, "%s: subscription '%s': %s",
+                                    self->history_endpoint, self->durable, reply->message);
+        if (reply->request_id < self->session_id)
+            return 0; /* an ack of a session already replaced */
+        if (reply->status == STRATA_ENOTFOUND) {
+            self->resubscribe = true;
+            return 0;
+        }
+        return strata_error_set(err, reply->status, "%s: ack of '%s': %s", self->history_endpoint,
+                                self->durable, reply->message);
+    }
+    if (reply->op == STRATA_OP_ACK && reply->durable_seq > self->durable_seq)
+        self->durable_seq = reply->durable_seq;
+    return 0;
+}
+
+/* Sends req and waits up to the history timeout for its reply, handling
+ * what else arrives meanwhile. The reply's status becomes the return
+ * (with its message); the caller clears *reply either way. */
+static int s_history_call(strata_sub_t *self, strata_request_t *req, strata_reply_t *reply,
+                          strata_error_t *err)
+{
+    memset(reply, 0, sizeof *reply);
+    if (req->request_id == 0)
+        req->request_id = self->next_request_id++;
+    int rc = s_history_send(self, req, err);
+    if (rc)
+        return rc;
+    int64_t deadline = strata_deadline_ms(self->timeout_ms);
+    for (;;) {
+        int decode_rc = 0;
+        while (s_history_read(self, reply, &decode_rc, err)) {
+            if (decode_rc) {
+                strata_reply_clear(reply);
+                return decode_rc;
+            }
+            if (reply->request_id == req->request_id) {
+                if (reply->status < 0)
+                    return strata_error_set(err, reply->status, "%s: %s: %s",
+                                            self->history_endpoint, strata_op_name(req->op),
+                                            reply->message);
+                if (reply->op != req->op)
+                    return strata_error_set(err, STRATA_EINVAL, "%s: reply to %s carries a %s body",
+                                            self->history_endpoint, strata_op_name(req->op),
+                                            strata_op_name(reply->op));
+                return 0;
+            }
+            if (self->durable && reply->op == STRATA_OP_DELIVER &&
+                reply->request_id == self->session_id) {
+                strata_reply_clear(reply);
+                return strata_error_set(err, STRATA_EINVAL,
+                                        "%s: a delivery arrived before the subscribe reply",
+                                        self->history_endpoint);
+            }
+            rc = s_on_async_reply(self, reply, err);
+            strata_reply_clear(reply);
+            if (rc)
+                return rc;
+        }
+        long wait_ms = strata_remaining_ms(deadline);
+        if (wait_ms == 0)
+            return strata_error_set(err, STRATA_ETIMEDOUT, "%s: no reply to %s within %d ms",
+                                    self->history_endpoint, strata_op_name(req->op),
+                                    self->timeout_ms);
+        if ((rc = s_poll(self->history_handle, self->history_endpoint, wait_ms, err)) < 0)
+            return rc;
+    }
+}
+
+/* ---- repair ----------------------------------------------------------------- */
+
+static void s_repair_start_base(strata_sub_t *self, uint64_t from_seq, uint64_t from_time_ns,
+                                uint64_t to_seq)
+{
+    self->repair = (repair_t){
+        .active = true, .from_seq = from_seq, .from_time_ns = from_time_ns, .to_seq = to_seq};
+}
+
+static void s_repair_start_topic(strata_sub_t *self, const uint8_t *topic, size_t len,
+                                 uint64_t from_seq, uint64_t to_seq)
+{
+    self->repair = (repair_t){.active = true,
+                              .exact = true,
+                              .topic_len = (uint16_t)len,
+                              .from_seq = from_seq,
+                              .to_seq = to_seq};
+    memcpy(self->repair.topic, topic, len);
+    self->repair.topic[len] = '\0';
+}
+
+static int s_repair_finish(strata_sub_t *self, strata_error_t *err)
+{
+    repair_t *repair = &self->repair;
+    repair->active = false;
+    if (!repair->exact) {
+        s_lift_all(self, repair->to_seq);
+        return 0;
+    }
+    const uint8_t *topic = (const uint8_t *)repair->topic;
+    if (s_last(self, topic, repair->topic_len) >= repair->to_seq)
+        return 0;
+    return s_set_last(self, topic, repair->topic_len, repair->to_seq, err);
+}
+
+static const char *s_repair_text(const strata_sub_t *self, char *out, size_t cap)
+{
+    const repair_t *repair = &self->repair;
+    char topic[ERR_TOPIC_TEXT * 4 + 8] = "";
+    if (repair->exact)
+        s_topic_text(topic, sizeof topic, (const uint8_t *)repair->topic, repair->topic_len);
+    if (repair->from_seq)
+        snprintf(out, cap, "replay of %s%s%s seqs %" PRIu64 "..%" PRIu64,
+                 repair->exact ? "topic '" : "the subscription", repair->exact ? topic : "",
+                 repair->exact ? "'" : "", repair->from_seq, repair->to_seq);
+    else
+        snprintf(out, cap, "replay of the subscription from time %" PRIu64 " ns to seq %" PRIu64,
+                 repair->from_time_ns, repair->to_seq);
+    return out;
+}
+
+/* Checks one page against the request, whole, before anything moves: the
+ * entries, their range, and that next_seq moves the replay on. */
+static int s_repair_check(strata_sub_t *self, const strata_reply_t *page, const char *what,
+                          strata_error_t *err)
+{
+    const repair_t *repair = &self->repair;
+    batch_t *batch = &self->batch;
+    int rc = s_decode_entries(batch, page->entries_blob.data, page->entries_blob.len, page->count,
+                              what, err);
+    if (rc)
+        return rc;
+    if (batch->n_items) {
+        uint64_t first = batch->items[0].entry.seq;
+        uint64_t last = batch->items[batch->n_items - 1].entry.seq;
+        if ((repair->from_seq && first < repair->from_seq) || last > repair->to_seq)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "%s: entries %" PRIu64 "..%" PRIu64
+                                    " lie outside the range asked for",
+                                    what, first, last);
+        if (page->next_seq <= last)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "%s: next_seq %" PRIu64
+                                    " is not past the page's last seq %" PRIu64,
+                                    what, page->next_seq, last);
+    }
+    /* A page that neither ends the replay nor moves it on would loop forever. */
+    if (!page->done && page->next_seq <= repair->from_seq)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s: next_seq %" PRIu64 " does not move past from_seq %" PRIu64,
+                                what, page->next_seq, repair->from_seq);
+    return 0;
+}
+
+/* Filters a checked page in the batch: the topic (exactly the repaired one,
+ * or any subscribed), then seq > L[t]. */
+static int s_repair_filter(strata_sub_t *self, strata_error_t *err)
+{
+    const repair_t *repair = &self->repair;
+    batch_t *batch = &self->batch;
+    size_t kept = 0;
+    for (size_t i = 0; i < batch->n_items; i++) {
+        const strata_wal_entry_t *e = &batch->items[i].entry;
+        size_t topic_len;
+        const uint8_t *topic = s_entry_topic(e, &topic_len);
+        bool ours = repair->exact ? topic_len == repair->topic_len &&
+                                        memcmp(topic, repair->topic, topic_len) == 0
+                                  : s_subscribed(self, topic, topic_len);
+        if (!ours)
+            continue;
+        if (e->seq <= s_last(self, topic, topic_len)) {
+            self->stats.duplicates++;
+            continue;
+        }
+        int rc = s_set_last(self, topic, topic_len, e->seq, err);
+        if (rc)
+            return rc;
+        if (!s_before_floor(self, e))
+            s_batch_keep(batch, &kept, i);
+    }
+    batch->n_items = kept;
+    return 0;
+}
+
+/* Fetches one page of the repair in progress into the batch. A failed
+ * request leaves the repair to be retried by the next call, except
+ * ETRUNCATED: the node no longer has those entries, so the repair is given
+ * up (the caller is told) and the stream goes on after it. */
+static int s_repair_step(strata_sub_t *self, strata_error_t *err)
+{
+    repair_t *repair = &self->repair;
+    char what[ERR_TOPIC_TEXT * 4 + 128];
+    s_repair_text(self, what, sizeof what);
+    const char *one_topic[] = {repair->topic};
+    strata_request_t req = {
+        .op = STRATA_OP_REPLAY,
+        .topics = repair->exact ? one_topic : (const char *const *)self->topics,
+        .n_topics = repair->exact ? 1 : self->n_topics,
+        .seq = repair->from_seq,
+        .from_time_ns = repair->from_seq ? 0 : repair->from_time_ns,
+        .to_seq = repair->to_seq,
+    };
+    batch_t *batch = &self->batch;
+    strata_error_t call_err;
+    int rc = s_history_call(self, &req, &batch->reply, &call_err);
+    if (rc) {
+        strata_reply_clear(&batch->reply);
+        if (rc == STRATA_ETRUNCATED) {
+            int finish_rc = s_repair_finish(self, err);
+            if (finish_rc)
+                return finish_rc;
+        }
+        return strata_error_set(err, rc, "%s: %s", what, call_err.msg);
+    }
+    const strata_reply_t *page = &batch->reply;
+    rc = s_repair_check(self, page, what, err);
+    if (rc == 0)
+        rc = s_repair_filter(self, err);
+    if (rc) {
+        s_batch_release(batch);
+        return rc;
+    }
+    batch->from_replay = true;
+    if (page->done || page->next_seq > repair->to_seq)
+        return s_repair_finish(self, err);
+    repair->from_seq = page->next_seq;
+    return 0;
+}
+
+/* ---- the stream ------------------------------------------------------------ */
+
+/* Frames and meta of one PUB message, checked; the entries are decoded later. */
+static int s_parse_pub(const strata_sub_t *self, zmsg_t *msg, pub_msg_t *out, strata_error_t *err)
+{
+    const char *ep = self->stream_endpoint;
+    if (zmsg_size(msg) != 3)
+        return strata_error_set(err, STRATA_EINVAL, "%s: message of %zu frames, expected 3", ep,
+                                zmsg_size(msg));
+    zframe_t *topic = zmsg_first(msg), *meta = zmsg_next(msg), *body = zmsg_next(msg);
+    out->topic = zframe_data(topic);
+    out->topic_len = zframe_size(topic);
+    char topic_text[ERR_TOPIC_TEXT * 4 + 8];
+    s_topic_text(topic_text, sizeof topic_text, out->topic,
+                 out->topic_len < ERR_TOPIC_TEXT ? out->topic_len : ERR_TOPIC_TEXT);
+    if (out->topic_len > STRATA_PROTO_MAX_TOPIC)
+        return strata_error_set(err, STRATA_EINVAL, "%s: topic of %zu bytes, cap %u", ep,
+                                out->topic_len, STRATA_PROTO_MAX_TOPIC);
+    if (zframe_size(meta) != META_BYTES)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s: topic '%s': meta of %zu bytes, expected %u", ep, topic_text,
+                                zframe_size(meta), META_BYTES);
+    const uint8_t *m = zframe_data(meta);
+    if (m[0] != META_VERSION)
+        return strata_error_set(err, STRATA_EVERSION,
+                                "%s: topic '%s': meta version %u, this build reads %u (dropped)",
+                                ep, topic_text, m[0], META_VERSION);
+    out->kind = m[1];
+    out->count = get_u32(m + 4);
+    out->prev_seq = get_u64(m + 8);
+    out->instance = get_u64(m + 16);
+    out->start_seq = get_u64(m + 24);
+    out->body = zframe_data(body);
+    out->body_len = zframe_size(body);
+    if (m[2] > 1)
+        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': tier %u unknown", ep,
+                                topic_text, m[2]);
+    if (out->start_seq == 0)
+        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': start_seq 0", ep, topic_text);
+    bool heartbeat_topic = s_is_heartbeat_topic(out->topic, out->topic_len);
+    if (out->kind == KIND_HEARTBEAT) {
+        if (!heartbeat_topic || out->count != 0)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "%s: heartbeat on topic '%s' with count %" PRIu32
+                                    " (expected '" HEARTBEAT_TOPIC "' and 0)",
+                                    ep, topic_text, out->count);
+        return 0;
+    }
+    if (out->kind != KIND_ENTRIES)
+        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': kind %u unknown", ep,
+                                topic_text, out->kind);
+    if (heartbeat_topic || out->count == 0)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s: entries message on topic '%s' with count %" PRIu32, ep,
+                                topic_text, out->count);
+    return 0;
+}
+
+/* Walks a heartbeat body: covered_seq, then n x (topic, last seq). With
+ * visit NULL it only checks the layout. */
+typedef int (*hb_visit_fn)(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t last,
+                           strata_error_t *err);
+
+static int s_heartbeat_walk(strata_sub_t *self, const pub_msg_t *m, uint64_t *covered,
+                            uint32_t *n_topics, hb_visit_fn visit, strata_error_t *err)
+{
+    const char *ep = self->stream_endpoint;
+    const uint8_t *p = m->body;
+    size_t left = m->body_len;
+    if (left < 12)
+        return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat of %zu bytes, at least 12", ep,
+                                left);
+    *covered = get_u64(p);
+    uint32_t n = get_u32(p + 8);
+    *n_topics = n;
+    if (n > HEARTBEAT_MAX_LIST)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s: heartbeat lists %" PRIu32 " topics, cap %u", ep, n,
+                                HEARTBEAT_MAX_LIST);
+    p += 12;
+    left -= 12;
+    for (uint32_t i = 0; i < n; i++) {
+        if (left < 2 || left - 2 < (size_t)get_u16(p) + 8)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "%s: heartbeat topic %" PRIu32 " of %" PRIu32
+                                    " runs past the body (%zu bytes)",
+                                    ep, i, n, m->body_len);
+        size_t len = get_u16(p);
+        if (len > STRATA_PROTO_MAX_TOPIC)
+            return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat topic of %zu bytes, cap %u",
+                                    ep, len, STRATA_PROTO_MAX_TOPIC);
+        uint64_t last = get_u64(p + 2 + len);
+        if (visit) {
+            int rc = visit(self, p + 2, len, last, err);
+            if (rc)
+                return rc;
+        }
+        p += 2 + len + 8;
+        left -= 2 + len + 8;
+    }
+    if (left != 0)
+        return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat has %zu bytes after its topics",
+                                ep, left);
+    return 0;
+}
+
+/* Heartbeat visitor: the first subscribed topic whose last seq passes L[t]
+ * starts a repair; the heartbeat is looked at again once it is done. */
+static int s_heartbeat_gap(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t last,
+                           strata_error_t *err)
+{
+    if (self->repair.active || !s_subscribed(self, topic, len))
+        return 0;
+    uint64_t known = s_last(self, topic, len);
+    if (last <= known)
+        return 0;
+    self->stats.gaps++;
+    s_repair_start_topic(self, topic, len, known + 1, last);
+    return 0;
+}
+
+static int s_on_heartbeat(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m,
+                          strata_error_t *err)
+{
+    uint64_t covered = 0;
+    uint32_t n_topics = 0;
+    int rc = s_heartbeat_walk(self, m, &covered, &n_topics, s_heartbeat_gap, err);
+    if (rc) {
+        zmsg_destroy(msg_p);
+        return rc;
+    }
+    if (self->repair.active) {
+        self->postponed = *msg_p; /* looked at again once the repair is done */
+        *msg_p = NULL;
+        return 0;
+    }
+    /* Every topic sent by this instance is listed with its last seq and is
+     * delivered up to it: so is everything up to covered_seq, when the
+     * list is whole. A list of 256 may continue in the next heartbeat. */
+    if (n_topics < HEARTBEAT_MAX_LIST && self->base_seq >= self->start_seq - 1)
+        s_lift_all(self, covered);
+    zmsg_destroy(msg_p);
+    return 0;
+}
+
+/* Decodes an entries message into the batch and checks it whole: every
+ * entry of the message's topic, the first after prev_seq. */
+static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_t *err)
+{
+    char topic_text[ERR_TOPIC_TEXT * 4 + 8], what[ERR_TOPIC_TEXT * 4 + 64];
+    s_topic_text(topic_text, sizeof topic_text, m->topic,
+                 m->topic_len < ERR_TOPIC_TEXT ? m->topic_len : ERR_TOPIC_TEXT);
+    snprintf(what, sizeof what, "%s: topic '%s'", self->stream_endpoint, topic_text);
+    batch_t *batch = &self->batch;
+    int rc = s_decode_entries(batch, m->body, m->body_len, m->count, what, err);
+    for (size_t i = 0; rc == 0 && i < batch->n_items; i++) {
+        const strata_wal_entry_t *e = &batch->items[i].entry;
+        size_t topic_len;
+        const uint8_t *topic = s_entry_topic(e, &topic_len);
+        if (topic_len != m->topic_len || memcmp(topic, m->topic, m->topic_len) != 0)
+            rc = strata_error_set(err, STRATA_EINVAL,
+                                  "%s: entry %zu (seq %" PRIu64 ") is of another topic", what, i,
+                                  e->seq);
+        else if (i == 0 && e->seq <= m->prev_seq)
+            rc = strata_error_set(err, STRATA_EINVAL,
+                                  "%s: first seq %" PRIu64 " is not after prev_seq %" PRIu64, what,
+                                  e->seq, m->prev_seq);
+    }
+    if (rc)
+        batch->n_items = 0;
+    return rc;
+}
+
+/* The gap rule for a checked entries message, whose entries are in the batch. */
+static int s_on_entries(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m, strata_error_t *err)
+{
+    batch_t *batch = &self->batch;
+    uint64_t known = s_last(self, m->topic, m->topic_len);
+    if (m->prev_seq > known) {
+        /* Entries of this topic in (known, prev_seq] never arrived. */
+        batch->n_items = 0;
+        self->stats.gaps++;
+        s_repair_start_topic(self, m->topic, m->topic_len, known + 1, m->prev_seq);
+        self->postponed = *msg_p;
+        *msg_p = NULL;
+        return 0;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < batch->n_items; i++) {
+        if (batch->items[i].entry.seq <= known)
+            self->stats.duplicates++;
+        else if (!s_before_floor(self, &batch->items[i].entry))
+            s_batch_keep(batch, &kept, i);
+    }
+    uint64_t last = batch->items[batch->n_items - 1].entry.seq;
+    batch->n_items = kept;
+    int rc = last > known ? s_set_last(self, m->topic, m->topic_len, last, err) : 0;
+    if (rc) {
+        batch->n_items = 0;
+        zmsg_destroy(msg_p);
+        return rc;
+    }
+    batch->msg = *msg_p; /* the items point into it */
+    *msg_p = NULL;
+    return 0;
+}
+
+/* One PUB message, in arrival order: a new distributor instance first
+ * repairs everything up to its start_seq - 1, then the gap rule. Takes
+ * ownership of *msg_p. A message that fails a check is dropped and its
+ * error returned (a gap it leaves is repaired later). */
+static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
+{
+    pub_msg_t m;
+    int rc = s_parse_pub(self, *msg_p, &m, err);
+    if (rc == 0 && m.kind == KIND_ENTRIES && !s_subscribed(self, m.topic, m.topic_len)) {
+        zmsg_destroy(msg_p); /* with no prefixes: a '$' topic, never ours */
+        return 0;
+    }
+    /* Checked whole before it moves anything: a broken message is only dropped. */
+    uint64_t covered;
+    uint32_t n_listed;
+    if (rc == 0)
+        rc = m.kind == KIND_ENTRIES ? s_check_entries(self, &m, err)
+                                    : s_heartbeat_walk(self, &m, &covered, &n_listed, NULL, err);
+    if (rc) {
+        zmsg_destroy(msg_p);
+        return rc;
+    }
+    if (m.instance != self->instance) {
+        /* What the old instance sent and we did not see is unknowable from
+         * the stream: replay every subscribed prefix up to where the new one starts. */
+        self->instance = m.instance;
+        self->start_seq = m.start_seq;
+        if (m.start_seq - 1 > self->base_seq) {
+            self->batch.n_items = 0;
+            self->stats.gaps++;
+            s_repair_start_base(self, self->base_seq + 1, 0, m.start_seq - 1);
+            self->postponed = *msg_p;
+            *msg_p = NULL;
+            return 0;
+        }
+    }
+    if (m.kind == KIND_HEARTBEAT)
+        return s_on_heartbeat(self, msg_p, &m, err);
+    return s_on_entries(self, msg_p, &m, err);
+}
+
+/* One message from the SUB socket. NULL when none arrived by the deadline
+ * (*rc 0) or on error (*rc set). */
+static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, strata_error_t *err)
+{
+    *rc = 0;
+    for (;;) {
+        int ready =
+            s_poll(self->stream_handle, self->stream_endpoint, strata_remaining_ms(deadline), err);
+        if (ready < 0) {
+            *rc = ready;
+            return NULL;
+        }
+        if (ready == 0) {
+            if (strata_remaining_ms(deadline) == 0)
+                return NULL;
+            continue; /* a signal that is not an interrupt */
+        }
+        zmsg_t *msg = zmsg_recv(self->stream);
+        if (msg)
+            return msg;
+        if (zsys_interrupted) {
+            *rc = strata_error_set(err, STRATA_ECLOSED, "interrupted");
+            return NULL;
+        }
+    }
+}
+
+/* The next stream message to look at: the one a repair postponed, those
+ * that came before the first heartbeat, then the socket. */
+static zmsg_t *s_stream_message(strata_sub_t *self, int64_t deadline, int *rc, strata_error_t *err)
+{
+    *rc = 0;
+    if (self->postponed) {
+        zmsg_t *msg = self->postponed;
+        self->postponed = NULL;
+        return msg;
+    }
+    if (zlist_size(self->early))
+        return zlist_pop(self->early);
+    return s_stream_recv(self, deadline, rc, err);
+}
+
+static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
+                         const uint8_t **raw, size_t *raw_len, strata_error_t *err)
+{
+    int64_t deadline = strata_deadline_ms(timeout_ms);
+    for (;;) {
+        if (s_batch_take(self, entry, raw, raw_len))
+            return 0;
+        s_batch_release(&self->batch);
+        int rc;
+        if (self->repair.active) {
+            if ((rc = s_repair_step(self, err)))
+                return rc;
+            continue;
+        }
+        zmsg_t *msg = s_stream_message(self, deadline, &rc, err);
+        if (!msg)
+            return rc ? rc
+                      : strata_error_set(err, STRATA_ETIMEDOUT, "%s: nothing within %d ms",
+                                         self->stream_endpoint, timeout_ms);
+        if ((rc = s_on_stream(self, &msg, err)))
+            return rc;
+    }
+}
+
+/* Waits for the first heartbeat, keeping what comes before it (and it)
+ * for next(), then sets up the Clone hand-off: B at H (its covered_seq), or
+ * a replay from from_seq/from_time up to H that leaves B and every L[t] there. */
+static int s_stream_start(strata_sub_t *self, strata_error_t *err)
+{
+    int64_t deadline = strata_deadline_ms(self->timeout_ms);
+    pub_msg_t hb;
+    for (;;) {
+        int rc = 0;
+        zmsg_t *msg = s_stream_recv(self, deadline, &rc, err);
+        if (!msg)
+            return rc ? rc
+                      : strata_error_set(err, STRATA_ETIMEDOUT,
+                                         "%s: no heartbeat within %d ms (is the distributor up?)",
+                                         self->stream_endpoint, self->timeout_ms);
+        strata_error_t parse_err;
+        bool is_hb = s_parse_pub(self, msg, &hb, &parse_err) == 0 && hb.kind == KIND_HEARTBEAT;
+        if (zlist_append(self->early, msg) != 0) {
+            zmsg_destroy(&msg);
+            return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
+        }
+        if (is_hb)
+            break;
+    }
+    uint64_t covered = 0;
+    uint32_t n_topics = 0;
+    int rc = s_heartbeat_walk(self, &hb, &covered, &n_topics, NULL, err);
+    if (rc)
+        return rc;
+    self->instance = hb.instance;
+    self->start_seq = hb.start_seq;
+    /* Where the stream stands: a fresh instance may not have covered what
+     * it did not publish, but everything before its start_seq is history. */
+    uint64_t stands = covered > hb.start_seq - 1 ? covered : hb.start_seq - 1;
+    if (self->from_seq) {
+        self->base_seq = self->from_seq - 1;
+        if (self->from_seq <= stands)
+            s_repair_start_base(self, self->from_seq, 0, stands);
+    } else if (self->from_time_ns) {
+        self->time_floor_ns = self->from_time_ns;
+        if (stands > 0)
+            s_repair_start_base(self, 0, self->from_time_ns, stands);
+    } else {
+        self->base_seq = stands;
+    }
+    /* The first page now, so that a start the node cannot serve fails here. */
+    if (self->repair.active && (rc = s_repair_step(self, err)))
+        return rc;
+    return 0;
+}
+
+/* ---- durable sessions ---------------------------------------------------- */
+
+static int s_send_ack(strata_sub_t *self, uint64_t seq, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_ACK,
+                            .request_id = self->next_request_id++,
+                            .name = self->durable,
+                            .seq = seq};
+    int rc = s_history_send(self, &req, err);
+    if (rc == 0)
+        self->last_ack_ms = strata_mono_ms();
+    return rc;
+}
+
+/* Opens (or reopens) the session. The offset it reports is where entries
+ * start; what this process delivered beyond it stays dropped as
+ * duplicates, and an ack the old session lost is sent again. */
+static int s_subscribe(strata_sub_t *self, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_SUBSCRIBE,
+                            .request_id = self->next_request_id++,
+                            .name = self->durable,
+                            .topics = (const char *const *)self->topics,
+                            .n_topics = self->n_topics,
+                            .window = self->window,
+                            .seq = self->from_seq};
+    bool first = self->session_id == 0;
+    self->session_id = req.request_id;
+    strata_reply_t reply;
+    int rc = s_history_call(self, &req, &reply, err);
+    if (rc == 0) {
+        self->acked_seq = reply.acked_seq;
+        if (first || self->last_delivered < reply.acked_seq)
+            self->last_delivered = reply.acked_seq;
+        if (self->durable_seq < reply.acked_seq)
+            self->durable_seq = reply.acked_seq;
+        self->resubscribe = false;
+        self->last_ack_ms = strata_mono_ms();
+        if (self->last_ack_seq > reply.acked_seq)
+            rc = s_send_ack(self, self->last_ack_seq, err);
+        else
+            self->last_ack_seq = reply.acked_seq;
+    }
+    strata_reply_clear(&reply);
+    return rc;
+}
+
+/* A DeliverReply of the session: checked whole (count, bytes, first and
+ * last seq), then what was already delivered is dropped. */
+static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_t *err)
+{
+    batch_t *batch = &self->batch;
+    batch->reply = *reply;
+    memset(reply, 0, sizeof *reply);
+    const strata_reply_t *d = &batch->reply;
+    char what[STRATA_PROTO_MAX_NAME + 256];
+    snprintf(what, sizeof what, "%s: delivery to '%s'", self->history_endpoint, self->durable);
+    int rc = d->count ? 0 : strata_error_set(err, STRATA_EINVAL, "%s: count 0", what);
+    if (rc == 0)
+        rc =
+            s_decode_entries(batch, d->entries_blob.data, d->entries_blob.len, d->count, what, err);
+    if (rc == 0 && (batch->items[0].entry.seq != d->first_seq ||
+                    batch->items[batch->n_items - 1].entry.seq != d->last_seq))
+        rc = strata_error_set(
+            err, STRATA_EINVAL,
+            "%s: entries run %" PRIu64 "..%" PRIu64 ", the reply says %" PRIu64 "..%" PRIu64, what,
+            batch->items[0].entry.seq, batch->items[batch->n_items - 1].entry.seq, d->first_seq,
+            d->last_seq);
+    if (rc) {
+        s_batch_release(batch);
+        return rc;
+    }
+    size_t kept = 0;
+    bool acked_again = false;
+    for (size_t i = 0; i < batch->n_items; i++) {
+        uint64_t seq = batch->items[i].entry.seq;
+        if (seq > self->last_delivered) {
+            s_batch_keep(batch, &kept, i);
+            continue;
+        }
+        self->stats.duplicates++;
+        acked_again = acked_again || seq <= self->last_ack_seq;
+    }
+    batch->n_items = kept;
+    /* Resent entries the caller has acked already (the ack went to a session
+     * that ended): nobody else will ack them, so say it again now rather
+     * than at the next keepalive. */
+    return acked_again ? s_send_ack(self, self->last_ack_seq, err) : 0;
+}
+
+static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
+                          const uint8_t **raw, size_t *raw_len, strata_error_t *err)
+{
+    int64_t deadline = strata_deadline_ms(timeout_ms);
+    for (;;) {
+        if (s_batch_take(self, entry, raw, raw_len))
+            return 0;
+        s_batch_release(&self->batch);
+        int rc;
+        if (self->resubscribe) {
+            if ((rc = s_subscribe(self, err)))
+                return rc;
+            self->stats.resubscribes++;
+        }
+        /* A keepalive: the same ack again, so an idle session is not ended. */
+        int64_t keepalive_in = self->last_ack_ms + KEEPALIVE_MS - strata_mono_ms();
+        if (keepalive_in <= 0) {
+            if ((rc = s_send_ack(self, self->last_ack_seq, err)))
+                return rc;
+            keepalive_in = KEEPALIVE_MS;
+        }
+        strata_reply_t reply;
+        int decode_rc = 0;
+        if (s_history_read(self, &reply, &decode_rc, err)) {
+            if (decode_rc) {
+                strata_reply_clear(&reply);
+                return decode_rc;
+            }
+            if (reply.op == STRATA_OP_DELIVER && reply.status == 0 &&
+                reply.request_id == self->session_id)
+                rc = s_on_deliver(self, &reply, err);
+            else
+                rc = s_on_async_reply(self, &reply, err);
+            strata_reply_clear(&reply);
+            if (rc)
+                return rc;
+            continue;
+        }
+        long wait_ms = strata_remaining_ms(deadline);
+        if (wait_ms == 0)
+            return strata_error_set(err, STRATA_ETIMEDOUT, "%s: nothing for '%s' within %d ms",
+                                    self->history_endpoint, self->durable, timeout_ms);
+        if (wait_ms < 0 || wait_ms > keepalive_in)
+            wait_ms = (long)keepalive_in;
+        if ((rc = s_poll(self->history_handle, self->history_endpoint, wait_ms, err)) < 0)
+            return rc;
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static int s_check_options(const strata_sub_options_t *opts, strata_error_t *err)
+{
+    if (!opts)
+        return strata_error_set(err, STRATA_EINVAL, "subscriber: no options");
+    if (opts->timeout_ms < 0)
+        return strata_error_set(err, STRATA_EINVAL, "timeout_ms: %d, must be >= 0",
+                                opts->timeout_ms);
+    if (opts->n_topics > STRATA_PROTO_MAX_TOPICS)
+        return strata_error_set(err, STRATA_EINVAL, "topics: %zu, at most %u", opts->n_topics,
+                                STRATA_PROTO_MAX_TOPICS);
+    if (opts->n_topics && !opts->topics)
+        return strata_error_set(err, STRATA_EINVAL, "topics: NULL with n_topics %zu",
+                                opts->n_topics);
+    for (size_t i = 0; i < opts->n_topics; i++) {
+        size_t len = opts->topics[i] ? strlen(opts->topics[i]) : 0;
+        if (len == 0 || len > STRATA_PROTO_MAX_TOPIC)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "topic %zu: %zu bytes, must be 1..%u (no topics: all)", i, len,
+                                    STRATA_PROTO_MAX_TOPIC);
+    }
+    if (opts->durable) {
+        size_t len = strlen(opts->durable);
+        if (len == 0 || len > STRATA_PROTO_MAX_NAME)
+            return strata_error_set(err, STRATA_EINVAL, "durable name: %zu bytes, must be 1..%u",
+                                    len, STRATA_PROTO_MAX_NAME);
+        if (opts->from_time_ns && !opts->from_seq)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "durable sessions start from a seq, not a time");
+    }
+    return 0;
+}
+
+static int s_copy_options(strata_sub_t *self, const strata_sub_options_t *opts)
+{
+    self->stream_endpoint =
+        strdup(opts->stream_endpoint ? opts->stream_endpoint : STRATA_SUB_DEFAULT_LIVE);
+    self->history_endpoint =
+        strdup(opts->history_endpoint ? opts->history_endpoint : STRATA_SUB_DEFAULT_HISTORY);
+    if (!self->stream_endpoint || !self->history_endpoint)
+        return STRATA_ENOMEM;
+    if (opts->durable && !(self->durable = strdup(opts->durable)))
+        return STRATA_ENOMEM;
+    self->topics = calloc(opts->n_topics + 1, sizeof *self->topics);
+    if (!self->topics)
+        return STRATA_ENOMEM;
+    for (size_t i = 0; i < opts->n_topics; i++) {
+        if (!(self->topics[i] = strdup(opts->topics[i])))
+            return STRATA_ENOMEM;
+        self->n_topics++;
+    }
+    self->from_seq = opts->from_seq;
+    self->from_time_ns = opts->from_seq ? 0 : opts->from_time_ns;
+    self->window = opts->window;
+    self->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    return 0;
+}
+
+/* The SUB: topics first, "$hb" last, so the heartbeat its subscription
+ * triggers is sent after every topic subscription is in place. */
+static int s_open_stream(strata_sub_t *self, strata_error_t *err)
+{
+    self->stream = zsock_new(ZMQ_SUB);
+    if (!self->stream)
+        return strata_error_set(err, STRATA_ENOMEM, "subscriber: cannot create the SUB socket: %s",
+                                zmq_strerror(zmq_errno()));
+    self->stream_handle = zsock_resolve(self->stream);
+    zsock_set_linger(self->stream, 0);
+    zsock_set_maxmsgsize(self->stream, SUB_MAX_MESSAGE);
+    zsock_set_rcvhwm(self->stream, SUB_RCVHWM);
+    if (self->n_topics == 0)
+        zsock_set_subscribe(self->stream, "");
+    for (size_t i = 0; i < self->n_topics; i++)
+        zsock_set_subscribe(self->stream, self->topics[i]);
+    zsock_set_subscribe(self->stream, HEARTBEAT_TOPIC);
+    if (zsock_connect(self->stream, "%s", self->stream_endpoint) != 0)
+        return strata_error_set(err, STRATA_EINVAL, "stream endpoint '%s': %s",
+                                self->stream_endpoint, zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+static int s_open_history(strata_sub_t *self, strata_error_t *err)
+{
+    self->history = zsock_new(ZMQ_DEALER);
+    if (!self->history)
+        return strata_error_set(err, STRATA_ENOMEM,
+                                "subscriber: cannot create the DEALER socket: %s",
+                                zmq_strerror(zmq_errno()));
+    self->history_handle = zsock_resolve(self->history);
+    zsock_set_linger(self->history, 0);
+    zsock_set_maxmsgsize(self->history, SUB_MAX_MESSAGE);
+    zsock_set_sndhwm(self->history, HISTORY_HWM);
+    zsock_set_rcvhwm(self->history, HISTORY_HWM);
+    if (zsock_connect(self->history, "%s", self->history_endpoint) != 0)
+        return strata_error_set(err, STRATA_EINVAL, "history endpoint '%s': %s",
+                                self->history_endpoint, zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+int strata_sub_open(const strata_sub_options_t *opts, strata_sub_t **sub_p, strata_error_t *err)
+{
+    *sub_p = NULL;
+    int rc = s_check_options(opts, err);
+    if (rc)
+        return rc;
+    strata_sub_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
+    self->next_request_id = 1;
+    strata_zsys_init_once();
+    self->last_seq = zhashx_new();
+    self->early = zlist_new();
+    if (!self->last_seq || !self->early || s_copy_options(self, opts) != 0) {
+        strata_sub_close(&self);
+        return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
+    }
+    zhashx_set_key_hasher(self->last_seq, s_key_hash);
+    zhashx_set_key_comparator(self->last_seq, s_key_compare);
+    zhashx_set_key_duplicator(self->last_seq, s_key_dup);
+    zhashx_set_key_destructor(self->last_seq, s_free_item);
+    zhashx_set_destructor(self->last_seq, s_free_item);
+    rc = s_open_history(self, err);
+    if (rc == 0 && !self->durable)
+        rc = s_open_stream(self, err);
+    if (rc == 0)
+        rc = self->durable ? s_subscribe(self, err) : s_stream_start(self, err);
+    if (rc) {
+        strata_sub_close(&self);
+        return rc;
+    }
+    *sub_p = self;
+    return 0;
+}
+
+void strata_sub_close(strata_sub_t **sub_p)
+{
+    strata_sub_t *self = sub_p ? *sub_p : NULL;
+    if (!self)
+        return;
+    s_batch_release(&self->batch);
+    free(self->batch.items);
+    zmsg_destroy(&self->postponed);
+    if (self->early) {
+        zmsg_t *msg;
+        while ((msg = zlist_pop(self->early)))
+            zmsg_destroy(&msg);
+        zlist_destroy(&self->early);
+    }
+    zhashx_destroy(&self->last_seq);
+    zsock_destroy(&self->stream);
+    zsock_destroy(&self->history);
+    for (size_t i = 0; i < self->n_topics; i++)
+        free(self->topics[i]);
+    free(self->topics);
+    free(self->durable);
+    free(self->stream_endpoint);
+    free(self->history_endpoint);
+    free(self);
+    *sub_p = NULL;
+}
+
+/* ---- the API ----------------------------------------------------------------- */
+
+int strata_sub_next(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
+                    const uint8_t **raw, size_t *raw_len, strata_error_t *err)
+{
+    if (self->durable)
+        return s_next_durable(self, timeout_ms, entry, raw, raw_len, err);
+    return s_next_stream(self, timeout_ms, entry, raw, raw_len, err);
+}
+
+int strata_sub_ack(strata_sub_t *self, uint64_t seq, strata_error_t *err)
+{
+    if (!self->durable)
+        return strata_error_set(err, STRATA_EINVAL, "ack: not a durable subscription");
+    if (seq > self->last_delivered)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "ack %" PRIu64 ": past the last delivered seq %" PRIu64, seq,
+                                self->last_delivered);
+    if (seq < self->last_ack_seq)
+        return 0; /* cumulative: a later ack already covers it */
+    int rc = s_send_ack(self, seq, err);
+    if (rc == 0)
+        self->last_ack_seq = seq;
+    return rc;
+}
+
+uint64_t strata_sub_acked_seq(const strata_sub_t *self)
+{
+    return self->acked_seq;
+}
+
+uint64_t strata_sub_durable_seq(const strata_sub_t *self)
+{
+    return self->durable_seq;
+}
+
+void strata_sub_stats(const strata_sub_t *self, strata_sub_stats_t *stats)
+{
+    *stats = self->stats;
+}
