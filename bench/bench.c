@@ -4,6 +4,13 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <sys/prctl.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -253,4 +260,110 @@ static int s_remove_entry(const char *path, const struct stat *st, int flag, str
 void bench_rmtree(const char *path)
 {
     nftw(path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- child processes ----------------------------------------------------- */
+
+void *bench_alloc_or_die(void *p)
+{
+    if (!p) {
+        fprintf(stderr, "strata-bench: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    return p;
+}
+
+char *bench_path(const char *dir, const char *name)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", dir, name) < 0)
+        path = NULL;
+    return bench_alloc_or_die(path);
+}
+
+/* environ with extra replacing any variable of the same name. Built before
+ * fork, so the child only execs. */
+static char **s_environment_with(const char *const extra[])
+{
+    extern char **environ;
+    size_t n_env = 0, n_extra = 0;
+    while (environ[n_env])
+        n_env++;
+    while (extra[n_extra])
+        n_extra++;
+    char **envp = bench_alloc_or_die(calloc(n_env + n_extra + 1, sizeof *envp));
+    size_t n = 0;
+    for (size_t i = 0; i < n_env; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < n_extra && !replaced; j++) {
+            size_t name_len = strcspn(extra[j], "=");
+            replaced = strncmp(environ[i], extra[j], name_len + 1) == 0;
+        }
+        if (!replaced)
+            envp[n++] = environ[i];
+    }
+    for (size_t j = 0; j < n_extra; j++)
+        envp[n++] = (char *)extra[j];
+    return envp;
+}
+
+pid_t bench_spawn(char *const argv[], const char *const extra_env[], const char *log_path)
+{
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        fprintf(stderr, "strata-bench: open %s: %s\n", log_path, strerror(errno));
+        return -1;
+    }
+    char **envp = s_environment_with(extra_env);
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0 ||
+            dup2(log_fd, STDERR_FILENO) < 0)
+            _exit(127);
+        execve(argv[0], argv, envp);
+        dprintf(STDERR_FILENO, "strata-bench: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int fork_errno = errno;
+    close(log_fd);
+    free(envp);
+    if (pid < 0) {
+        fprintf(stderr, "strata-bench: fork: %s\n", strerror(fork_errno));
+        return -1;
+    }
+    return pid;
+}
+
+void bench_describe_status(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exit code %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "status %d", status);
+}
+
+void bench_show_log_tail(const char *log_path)
+{
+    enum { TAIL_BYTES = 2048 };
+    FILE *log = fopen(log_path, "r");
+    if (!log)
+        return;
+    char tail[TAIL_BYTES + 1];
+    if (fseek(log, -TAIL_BYTES, SEEK_END) != 0)
+        rewind(log);
+    size_t n = fread(tail, 1, TAIL_BYTES, log);
+    fclose(log);
+    tail[n] = '\0';
+    /* Start at a line boundary unless the whole log fitted. */
+    const char *start = n == TAIL_BYTES && strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
+    fprintf(stderr, "strata-bench: the end of %s:\n%s%s", log_path, start,
+            n && tail[n - 1] != '\n' ? "\n" : "");
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 #include "strata/histogram.h"
@@ -33,6 +34,8 @@ typedef struct {
 int bench_wal(bench_t *b);
 int bench_memtable(bench_t *b);
 int bench_engine(bench_t *b);
+int bench_service(bench_t *b);
+int bench_fanout(bench_t *b);
 
 /* What one case measured; bench_case_report prints and emits it. */
 typedef struct {
@@ -106,5 +109,22 @@ int bench_run_timed(bench_t *b, bench_case_t *c, unsigned threads, double second
 char *bench_case_dir(bench_t *b, const char *name);
 /* Removes a tree; quiet when it is already gone. */
 void bench_rmtree(const char *path);
+
+/* ---- child processes (the servers a bench runs against) ---------------- */
+
+/* p, or exit with "out of memory" when it is NULL. */
+void *bench_alloc_or_die(void *p);
+/* "dir/name", malloc'd. */
+char *bench_path(const char *dir, const char *name);
+/* Starts argv[0] (a path) with extra_env (NAME=value, NULL-terminated)
+ * replacing variables of the same name, stdout and stderr in log_path. The
+ * child gets SIGTERM when this process dies first, so an aborted bench leaves
+ * no server behind. Returns its pid, or -1 with the reason on stderr. */
+pid_t bench_spawn(char *const argv[], const char *const extra_env[], const char *log_path);
+/* "exit code N" or "signal N (name)". */
+void bench_describe_status(int status, char *buf, size_t size);
+/* The end of a child's log on stderr: the run directory holding it is
+ * removed when the bench ends (unless --keep), and the reason is there. */
+void bench_show_log_tail(const char *log_path);
 
 #endif

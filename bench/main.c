@@ -13,8 +13,6 @@
 #include <sys/statfs.h>
 
 static int s_bench_all(bench_t *b);
-/* service.c's verb; its prototype belongs in bench.h beside the others. */
-int bench_service(bench_t *b);
 
 static const bench_verb_t s_verbs[] = {
     {"wal", bench_wal,
@@ -27,6 +25,10 @@ static const bench_verb_t s_verbs[] = {
     {"service", bench_service,
      "the writer service vs Redis over TCP loopback: sync and async puts, gets, 1/16/64 "
      "requests in flight (--quick: under two minutes)"},
+    {"fanout", bench_fanout,
+     "publish-to-receive latency and msg/s of 64 and 512-byte entries: the shm ring to 1 and 4 "
+     "reader processes vs a raw SPSC shm ring, distributor vs raw libzmq PUB/SUB over TCP "
+     "loopback (--quick: under two minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])
@@ -45,7 +47,8 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: strata-bench [options] <verb>\n"
             "\n"
-            "Every case uses %d-byte keys and %d-byte values. Prints a table to stdout.\n"
+            "The storage verbs use %d-byte keys and %d-byte values (fanout: 64 and 512-byte "
+            "entries). Prints a table to stdout.\n"
             "\n"
             "verbs:\n",
             BENCH_KEY_BYTES, BENCH_VALUE_BYTES);

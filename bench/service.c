@@ -134,23 +134,6 @@ typedef struct {
     uint64_t preload_count;
 } s_ctx_t;
 
-static void *s_alloc_or_die(void *p)
-{
-    if (!p) {
-        fprintf(stderr, "strata-bench: out of memory\n");
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
-
-static char *s_path(const char *dir, const char *name)
-{
-    char *path = NULL;
-    if (asprintf(&path, "%s/%s", dir, name) < 0)
-        path = NULL;
-    return s_alloc_or_die(path);
-}
-
 static void s_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -172,107 +155,14 @@ static int s_lane_fail(s_lane_t *lane, const char *fmt, ...)
 
 /* ---- child processes ----------------------------------------------------- */
 
-/* environ with extra (NAME=value strings, NULL-terminated) replacing any
- * variable of the same name. Built before fork, so the child only execs. */
-static char **s_environment_with(const char *const extra[])
-{
-    extern char **environ;
-    size_t n_env = 0, n_extra = 0;
-    while (environ[n_env])
-        n_env++;
-    while (extra[n_extra])
-        n_extra++;
-    char **envp = s_alloc_or_die(calloc(n_env + n_extra + 1, sizeof *envp));
-    size_t n = 0;
-    for (size_t i = 0; i < n_env; i++) {
-        bool replaced = false;
-        for (size_t j = 0; j < n_extra && !replaced; j++) {
-            size_t name_len = strcspn(extra[j], "=");
-            replaced = strncmp(environ[i], extra[j], name_len + 1) == 0;
-        }
-        if (!replaced)
-            envp[n++] = environ[i];
-    }
-    for (size_t j = 0; j < n_extra; j++)
-        envp[n++] = (char *)extra[j];
-    return envp;
-}
-
-/* Starts argv[0] (a path) with stdout and stderr in log_path. The child gets
- * SIGTERM when this process dies first, so an aborted bench leaves no server
- * behind. Returns its pid, or -1 with the reason on stderr. */
-static pid_t s_spawn(char *const argv[], const char *const extra_env[], const char *log_path)
-{
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (log_fd < 0) {
-        fprintf(stderr, "strata-bench: open %s: %s\n", log_path, strerror(errno));
-        return -1;
-    }
-    char **envp = s_environment_with(extra_env);
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0 ||
-            dup2(log_fd, STDERR_FILENO) < 0)
-            _exit(127);
-        execve(argv[0], argv, envp);
-        dprintf(STDERR_FILENO, "strata-bench: exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int fork_errno = errno;
-    close(log_fd);
-    free(envp);
-    if (pid < 0) {
-        fprintf(stderr, "strata-bench: fork: %s\n", strerror(fork_errno));
-        return -1;
-    }
-    return pid;
-}
-
-static void s_describe_status(int status, char *buf, size_t size)
-{
-    if (WIFEXITED(status))
-        snprintf(buf, size, "exit code %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(buf, size, "signal %d", WTERMSIG(status));
-    else
-        snprintf(buf, size, "status %d", status);
-}
-
 /* True when the child has exited (and is reaped), with the reason in buf. */
 static bool s_child_exited(pid_t pid, char *buf, size_t size)
 {
     int status;
     if (waitpid(pid, &status, WNOHANG) != pid)
         return false;
-    s_describe_status(status, buf, size);
+    bench_describe_status(status, buf, size);
     return true;
-}
-
-/* The end of a server's log on stderr: the run directory holding it is
- * removed when the bench ends (unless --keep), and the reason is there. */
-static void s_show_log_tail(const s_server_t *server)
-{
-    enum { TAIL_BYTES = 2048 };
-    FILE *log = fopen(server->log_path, "r");
-    if (!log)
-        return;
-    char tail[TAIL_BYTES + 1];
-    size_t n = 0;
-    if (fseek(log, -TAIL_BYTES, SEEK_END) != 0)
-        rewind(log);
-    n = fread(tail, 1, TAIL_BYTES, log);
-    fclose(log);
-    tail[n] = '\0';
-    /* Start at a line boundary unless the whole log fitted. */
-    const char *start = n == TAIL_BYTES && strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
-    fprintf(stderr, "strata-bench: the end of %s:\n%s%s", server->log_path, start,
-            n && tail[n - 1] != '\n' ? "\n" : "");
 }
 
 /* SIGTERM, up to STOP_GRACE_S for a clean exit, then SIGKILL. Returns 0 for
@@ -296,15 +186,15 @@ static int s_stop(s_server_t *server, const char *name)
                 name, (int)pid, STOP_GRACE_S);
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
-        s_show_log_tail(server);
+        bench_show_log_tail(server->log_path);
         return -1;
     }
     if (reaped < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char how[64];
-        s_describe_status(status, how, sizeof how);
+        bench_describe_status(status, how, sizeof how);
         fprintf(stderr, "strata-bench: warning: %s (pid %d) ended with %s on SIGTERM\n", name,
                 (int)pid, how);
-        s_show_log_tail(server);
+        bench_show_log_tail(server->log_path);
         return -1;
     }
     return 0;
@@ -410,7 +300,7 @@ static bool s_writer_syncs(const s_server_t *writer, uint64_t *syncs_p)
  * serves, until START_DEADLINE_S; reads the client endpoint from it. */
 static int s_writer_wait_ready(s_server_t *writer)
 {
-    char *endpoints_path = s_path(writer->dir, "writer.endpoints");
+    char *endpoints_path = bench_path(writer->dir, "writer.endpoints");
     uint64_t deadline = bench_now_ns() + (uint64_t)(START_DEADLINE_S * 1e9);
     int rc = -1;
     for (;;) {
@@ -418,7 +308,7 @@ static int s_writer_wait_ready(s_server_t *writer)
         if (s_child_exited(writer->pid, how, sizeof how)) {
             writer->pid = 0;
             fprintf(stderr, "strata-bench: strata-writer ended (%s) before it was ready\n", how);
-            s_show_log_tail(writer);
+            bench_show_log_tail(writer->log_path);
             break;
         }
         /* The writer may be half-way through writing the file: a file
@@ -439,7 +329,7 @@ static int s_writer_wait_ready(s_server_t *writer)
         if (bench_now_ns() >= deadline) {
             fprintf(stderr, "strata-bench: no complete %s after %.0f s\n", endpoints_path,
                     START_DEADLINE_S);
-            s_show_log_tail(writer);
+            bench_show_log_tail(writer->log_path);
             break;
         }
         s_sleep_ms(10);
@@ -451,8 +341,8 @@ static int s_writer_wait_ready(s_server_t *writer)
 static int s_writer_start(s_server_t *writer, const char *dir)
 {
     writer->driver = &s_strata_driver;
-    writer->dir = s_path(dir, "writer");
-    writer->log_path = s_path(dir, "writer.log");
+    writer->dir = bench_path(dir, "writer");
+    writer->log_path = bench_path(dir, "writer.log");
     if (mkdir(writer->dir, 0755) != 0) {
         fprintf(stderr, "strata-bench: mkdir %s: %s\n", writer->dir, strerror(errno));
         return -1;
@@ -460,12 +350,12 @@ static int s_writer_start(s_server_t *writer, const char *dir)
     char *data_dir_var = NULL;
     if (asprintf(&data_dir_var, "STRATA_NODE_DATA_DIR=%s", writer->dir) < 0)
         data_dir_var = NULL;
-    s_alloc_or_die(data_dir_var);
+    bench_alloc_or_die(data_dir_var);
     /* Ports the OS picks, so a node already running here does not collide. */
     const char *const env[] = {data_dir_var, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
                                "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     char *const argv[] = {STRATA_WRITER_BIN, NULL};
-    writer->pid = s_spawn(argv, env, writer->log_path);
+    writer->pid = bench_spawn(argv, env, writer->log_path);
     free(data_dir_var);
     if (writer->pid < 0) {
         writer->pid = 0;
@@ -558,10 +448,10 @@ static char *s_find_in_path(const char *name)
     const char *path = getenv("PATH");
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
-    char *copy = s_alloc_or_die(strdup(path));
+    char *copy = bench_alloc_or_die(strdup(path));
     char *found = NULL, *save = NULL;
     for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-        char *candidate = s_path(*dir ? dir : ".", name);
+        char *candidate = bench_path(*dir ? dir : ".", name);
         if (access(candidate, X_OK) == 0)
             found = candidate;
         else
@@ -597,7 +487,7 @@ static bool s_redis_wait_ready(s_server_t *redis, char *version, size_t version_
         if (s_child_exited(redis->pid, how, sizeof how)) {
             redis->pid = 0;
             fprintf(stderr, "strata-bench: redis-server ended (%s) before it was ready\n", how);
-            s_show_log_tail(redis);
+            bench_show_log_tail(redis->log_path);
             return false;
         }
         redisContext *ctx = s_redis_connect_to(redis->port, 200);
@@ -622,7 +512,7 @@ static bool s_redis_wait_ready(s_server_t *redis, char *version, size_t version_
             fprintf(stderr,
                     "strata-bench: redis-server on port %d not answering PING after %.0f s\n",
                     redis->port, START_DEADLINE_S);
-            s_show_log_tail(redis);
+            bench_show_log_tail(redis->log_path);
             return false;
         }
         s_sleep_ms(10);
@@ -637,9 +527,9 @@ static int s_redis_start(s_server_t *redis, const char *redis_bin, const char *d
     char name[64];
     snprintf(name, sizeof name, "redis-%s", appendfsync);
     redis->driver = &s_redis_driver;
-    redis->dir = s_path(dir, name);
+    redis->dir = bench_path(dir, name);
     snprintf(name, sizeof name, "redis-%s.log", appendfsync);
-    redis->log_path = s_path(dir, name);
+    redis->log_path = bench_path(dir, name);
     if (mkdir(redis->dir, 0755) != 0) {
         fprintf(stderr, "strata-bench: mkdir %s: %s\n", redis->dir, strerror(errno));
         return -1;
@@ -671,7 +561,7 @@ static int s_redis_start(s_server_t *redis, const char *redis_bin, const char *d
                               "no",
                               NULL};
         const char *const env[] = {NULL};
-        redis->pid = s_spawn(argv, env, redis->log_path);
+        redis->pid = bench_spawn(argv, env, redis->log_path);
         if (redis->pid < 0) {
             redis->pid = 0;
             return -1;
@@ -794,7 +684,7 @@ typedef struct {
 static int s_run_case(s_ctx_t *ctx, const s_server_t *server, const s_run_t *run, bench_case_t *c)
 {
     assert(run->depth <= MAX_IN_FLIGHT);
-    s_lane_t *lanes = s_alloc_or_die(calloc(run->connections, sizeof *lanes));
+    s_lane_t *lanes = bench_alloc_or_die(calloc(run->connections, sizeof *lanes));
     pthread_barrier_t start;
     uint64_t deadline_ns = UINT64_MAX;
     int rc = 0;
@@ -810,7 +700,7 @@ static int s_run_case(s_ctx_t *ctx, const s_server_t *server, const s_run_t *run
         lane->preload_count = ctx->preload_count;
         lane->start = &start;
         lane->deadline_ns = &deadline_ns;
-        lane->latency = s_alloc_or_die(strata_histogram_new());
+        lane->latency = bench_alloc_or_die(strata_histogram_new());
         if (server->driver->connect(lane) != 0 || s_lane_warm_up(lane) != 0) {
             fprintf(stderr, "strata-bench: %s %s: %s\n", c->bench, server->driver->system,
                     lane->error);
@@ -1043,7 +933,7 @@ int bench_service(bench_t *b)
 
 done:;
     if (ctx.writer.pid > 0) {
-        char *endpoints_path = s_path(ctx.writer.dir, "writer.endpoints");
+        char *endpoints_path = bench_path(ctx.writer.dir, "writer.endpoints");
         if (s_stop(&ctx.writer, "strata-writer") != 0)
             failed = 1;
         else if (access(endpoints_path, F_OK) == 0)
