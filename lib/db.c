@@ -381,7 +381,8 @@ static void *flush_loop(void *arg)
         pthread_mutex_unlock(&self->mu);
         strata_memtable_unref(&mem);
         /* The WAL below the flushed seq is no longer needed for recovery. */
-        if (wal && strata_wal_delete_below(wal, last_seq + 1, NULL, &err) != 0)
+        if (wal && !self->opts.manual_wal_truncation &&
+            strata_wal_delete_below(wal, last_seq + 1, NULL, &err) != 0)
             strata_log(STRATA_LOG_WARNING, "event=wal_truncation_failed error=\"%s\"", err.msg);
         pthread_mutex_lock(&self->mu);
     }
@@ -753,6 +754,24 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
     free(wal);
     free(parent);
     return rc;
+}
+
+int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *deleted,
+                           strata_error_t *err)
+{
+    if (deleted)
+        *deleted = 0;
+    pthread_mutex_lock(&self->vset_mu);
+    uint64_t flushed = strata_vset_flushed_seq(self->vset);
+    pthread_mutex_unlock(&self->vset_mu);
+    if (below_seq > flushed + 1)
+        below_seq = flushed + 1;
+    pthread_mutex_lock(&self->mu);
+    strata_wal_t *wal = self->wal;
+    pthread_mutex_unlock(&self->mu);
+    if (!wal)
+        return strata_error_set(err, STRATA_ECLOSED, "truncate wal: the database is closing");
+    return strata_wal_delete_below(wal, below_seq, deleted, err);
 }
 
 uint64_t strata_db_snapshot_acquire(strata_db_t *self)

@@ -701,8 +701,9 @@ static int read_whole(strata_io_t *io, const char *path, uint8_t **data, uint64_
     return 0;
 }
 
-/* Replays the MANIFEST named by CURRENT into self->current. */
-static int recover_manifest(strata_vset_t *self, strata_error_t *err)
+/* The number of the MANIFEST that CURRENT names; STRATA_ENOTFOUND (with
+ * no message) when there is no CURRENT. */
+static int read_current(const strata_vset_t *self, uint64_t *number, strata_error_t *err)
 {
     char *current = NULL;
     if (asprintf(&current, "%s/CURRENT", self->dir) < 0)
@@ -713,13 +714,29 @@ static int recover_manifest(strata_vset_t *self, strata_error_t *err)
     free(current);
     if (rc)
         return rc;
-    uint64_t number = 0;
     char text[64];
     snprintf(text, sizeof text, "%.*s", (int)(name_len < 63 ? name_len : 63), (char *)name);
     free(name);
-    if (sscanf(text, "MANIFEST-%" SCNu64, &number) != 1)
+    if (sscanf(text, "MANIFEST-%" SCNu64, number) != 1)
         return strata_error_set(err, STRATA_ECORRUPT, "CURRENT: does not name a MANIFEST ('%s')",
                                 text);
+    return 0;
+}
+
+/* Replays the MANIFEST named by CURRENT into self->current. report (may
+ * be NULL) gets which MANIFEST it was and any torn tail. */
+static int recover_manifest(strata_vset_t *self, strata_manifest_report_t *report,
+                            strata_error_t *err)
+{
+    strata_manifest_report_t local_report;
+    if (!report)
+        report = &local_report;
+    memset(report, 0, sizeof *report);
+    uint64_t number = 0;
+    int rc = read_current(self, &number, err);
+    if (rc)
+        return rc;
+    report->manifest_number = number;
     char *path = manifest_path(self, number);
     uint8_t *data = NULL;
     uint64_t size = 0;
@@ -798,6 +815,10 @@ static int recover_manifest(strata_vset_t *self, strata_error_t *err)
         strata_version_unref(&v);
         goto out;
     }
+    /* Without an error the loop stops short of the end only at a torn
+     * final record. */
+    report->torn_tail = off < size;
+    report->torn_tail_offset = off;
     strata_version_unref(&self->current);
     self->current = v;
     self->manifest_number = number;
@@ -842,9 +863,10 @@ static void delete_orphans(strata_vset_t *self)
     closedir(d);
 }
 
-int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
-                     strata_vset_t **vset_p, strata_error_t *err)
+static int vset_new(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+                    strata_vset_t **vset_p, strata_error_t *err)
 {
+    *vset_p = NULL;
     strata_vset_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -866,7 +888,18 @@ int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_option
         strata_vset_close(&self);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
-    int rc = recover_manifest(self, err);
+    *vset_p = self;
+    return 0;
+}
+
+int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+                     strata_vset_t **vset_p, strata_error_t *err)
+{
+    strata_vset_t *self = NULL;
+    int rc = vset_new(dir, io, table_opts, &self, err);
+    if (rc)
+        return rc;
+    rc = recover_manifest(self, NULL, err);
     if (rc == STRATA_ENOTFOUND) /* no CURRENT: a new database */
         rc = 0;
     if (rc == 0) {
@@ -881,6 +914,41 @@ int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_option
     }
     *vset_p = self;
     return 0;
+}
+
+int strata_vset_open_readonly(const char *dir, strata_io_t *io,
+                              const strata_table_options_t *table_opts,
+                              strata_manifest_report_t *report, strata_vset_t **vset_p,
+                              strata_error_t *err)
+{
+    strata_manifest_report_t local_report;
+    if (!report)
+        report = &local_report;
+    memset(report, 0, sizeof *report);
+    for (int attempt = 0;; attempt++) {
+        strata_vset_t *self = NULL;
+        int rc = vset_new(dir, io, table_opts, &self, err);
+        if (rc)
+            return rc;
+        rc = recover_manifest(self, report, err);
+        if (rc == 0) {
+            *vset_p = self;
+            return 0;
+        }
+        if (rc == STRATA_ENOTFOUND)
+            rc = strata_error_set(err, STRATA_ENOTFOUND,
+                                  "%s: no CURRENT, not a Strata data directory", dir);
+        /* A writer that opened meanwhile wrote a new MANIFEST and deleted
+         * the one CURRENT named a moment ago: read the new one. */
+        uint64_t now_named = 0;
+        strata_error_t ignored;
+        bool replaced = rc == STRATA_ECORRUPT && attempt < 2 &&
+                        read_current(self, &now_named, &ignored) == 0 &&
+                        now_named != report->manifest_number;
+        strata_vset_close(&self);
+        if (!replaced)
+            return rc;
+    }
 }
 
 void strata_vset_close(strata_vset_t **vset_p)
@@ -900,6 +968,8 @@ void strata_vset_close(strata_vset_t **vset_p)
 
 int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *err)
 {
+    if (self->manifest_fd < 0)
+        return strata_error_set(err, STRATA_EREADONLY, "version set opened read-only");
     buf_t payload = {0};
     pthread_mutex_lock(&self->mu);
     uint64_t next_file = self->next_file;

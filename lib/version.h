@@ -88,6 +88,23 @@ void strata_file_unref(strata_file_t **file_p);
  * mid-compaction) and temp files are deleted. */
 int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
                      strata_vset_t **vset_p, strata_error_t *err);
+
+/* What a read-only open found in the MANIFEST. */
+typedef struct {
+    uint64_t manifest_number;  /* the one CURRENT names; 0 when CURRENT is unreadable */
+    bool torn_tail;            /* a final record cut short or failing its CRC: ignored as */
+    uint64_t torn_tail_offset; /* open ignores it (an edit whose fdatasync never returned) */
+} strata_manifest_report_t;
+
+/* Reads CURRENT and its MANIFEST as strata_vset_open does and changes
+ * nothing: no new MANIFEST, no orphan deletion, no lock, so it may run
+ * beside a live writer (a MANIFEST replaced meanwhile is read again).
+ * strata_vset_apply on the result fails with STRATA_EREADONLY. No CURRENT
+ * is STRATA_ENOTFOUND. report may be NULL. For strata_db_verify. */
+int strata_vset_open_readonly(const char *dir, strata_io_t *io,
+                              const strata_table_options_t *table_opts,
+                              strata_manifest_report_t *report, strata_vset_t **vset_p,
+                              strata_error_t *err);
 void strata_vset_close(strata_vset_t **vset_p);
 
 /* Logs edit to the MANIFEST, fdatasyncs it, and installs the result as the

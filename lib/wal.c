@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "coding.h"
 #include "strata/crc.h"
@@ -55,6 +56,13 @@ struct strata_wal {
     uint32_t max_entry_bytes;
     uint32_t sync_interval_ms;
     bool repair;
+    /* strata_wal_verify: recovery's scan with every change to the files
+     * skipped. Damage goes to on_damage and the scan carries on; the first
+     * damage that recovery would refuse is kept in failure. */
+    bool verify_only;
+    strata_wal_damage_fn on_damage;
+    void *damage_arg;
+    uint32_t damage_found;
     strata_wal_apply_fn apply;
     void *apply_arg;
     strata_wal_written_fn on_written;
@@ -626,6 +634,57 @@ static int read_file(strata_wal_t *self, const char *path, uint8_t **buf, size_t
     return sys < 0 ? io_fail(err, sys, "read", path) : 0;
 }
 
+/* Where in a segment header the failed check looks, as the message names
+ * it: the version, the first seq, the number, else the magic and CRC. */
+static uint64_t header_damage_offset(const uint8_t *buf, uint64_t size, int rc, const char *kind)
+{
+    if (rc == STRATA_EVERSION)
+        return 8;
+    if (strcmp(kind, "seq gap between segments") == 0)
+        return 24;
+    if (size >= WAL_HEADER_SIZE && memcmp(buf, WAL_MAGIC, 8) == 0 &&
+        strata_crc32c(0, buf, 60) == get_u32(buf + 60))
+        return 16;
+    return 0;
+}
+
+/* verify_only: damage that open would refuse. The first is kept for the
+ * return, and the scan resyncs on the next segment's header, so one
+ * damaged segment is one finding, not a cascade of seq gaps. */
+static void verify_damage(strata_wal_t *self, recover_t *r, const char *path, uint64_t offset,
+                          const char *kind, const char *message)
+{
+    if (self->damage_found++ == 0)
+        strata_error_set(&self->failure, STRATA_ECORRUPT, "%s", message);
+    r->expected_seq = 0;
+    strata_wal_damage_t damage = {
+        .file = display_name(path), .offset = offset, .kind = kind, .message = message};
+    if (self->on_damage)
+        self->on_damage(self->damage_arg, &damage);
+}
+
+/* verify_only: the torn tail report_tail just recorded, which open would
+ * cut (or, for a segment whose creation was cut off, remove); only
+ * unacknowledged writes can be there. */
+static void verify_torn_tail(strata_wal_t *self, const strata_wal_recovery_t *report,
+                             const char *path, bool whole_segment)
+{
+    char message[sizeof report->tail_file + 160];
+    snprintf(message, sizeof message,
+             "%s offset %" PRIu64 ": %s at the end of the log; open would %s %" PRIu64
+             " bytes (last good seq %" PRIu64 ")",
+             report->tail_file, report->tail_offset, report->tail_kind,
+             whole_segment ? "remove the segment of" : "drop", report->tail_bytes_dropped,
+             report->last_seq);
+    strata_wal_damage_t damage = {.file = display_name(path),
+                                  .offset = report->tail_offset,
+                                  .kind = report->tail_kind,
+                                  .torn_tail = true,
+                                  .message = message};
+    if (self->on_damage)
+        self->on_damage(self->damage_arg, &damage);
+}
+
 /* Recovery walks the segments oldest first. Damage in the newest segment
  * with nothing intact after it is a torn tail: cut and reported. Any other
  * damage is corruption: the open fails naming file, offset and kind, or,
@@ -658,6 +717,19 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
         }
         uint64_t size = 0;
         rc = read_file(self, path, &buf, &buf_cap, &size, err);
+        if (rc && rc != STRATA_ENOMEM && self->verify_only) {
+            /* A segment listed and gone since was deleted by a live
+             * writer's truncation: the log now starts after it. */
+            bool gone = access(path, F_OK) != 0 && errno == ENOENT;
+            if (gone)
+                r->expected_seq = 0;
+            else
+                verify_damage(self, r, path, 0,
+                              rc == STRATA_ETOOBIG ? "oversize segment" : "unreadable", err->msg);
+            strata_error_clear(err);
+            rc = 0;
+            continue;
+        }
         if (rc)
             break;
         report->bytes_scanned += size;
@@ -673,6 +745,11 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             strata_error_clear(err);
             report_tail(report, kind, path, 0);
             report->tail_bytes_dropped = size;
+            if (self->verify_only) {
+                verify_torn_tail(self, report, path, true);
+                rc = 0;
+                break;
+            }
             int sys = self->io->unlink(self->io, path);
             if (sys == 0)
                 sys = self->io->sync_dir(self->io, self->dir);
@@ -685,6 +762,13 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
                                   "%s offset 24: seq gap between segments (expected %" PRIu64
                                   " found %" PRIu64 ")",
                                   display_name(path), r->expected_seq, first_seq);
+        }
+        if (rc && self->verify_only) {
+            verify_damage(self, r, path, header_damage_offset(buf, size, rc, kind ? kind : ""),
+                          kind ? kind : "unknown version", err->msg);
+            strata_error_clear(err);
+            rc = 0;
+            continue;
         }
         if (rc) {
             if (!self->repair || !kind)
@@ -743,6 +827,11 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
             strata_error_clear(err);
             report_tail(report, bad_kind, path, good_end);
             report->tail_bytes_dropped = size - good_end;
+            if (self->verify_only) {
+                verify_torn_tail(self, report, path, false);
+                rc = 0;
+                continue;
+            }
             self->segments[self->n_segments - 1].bytes = good_end;
             rc = truncate_segment(self, path, good_end, err);
             continue;
@@ -752,6 +841,12 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
                              "%s offset %" PRIu64 ": %s in the middle of the log (last good seq "
                              "%" PRIu64 ")",
                              display_name(path), bad_off, bad_kind, last_good_seq);
+        if (self->verify_only) {
+            verify_damage(self, r, path, bad_off, bad_kind, err->msg);
+            strata_error_clear(err);
+            rc = 0;
+            continue;
+        }
         if (!self->repair)
             break;
         strata_error_clear(err);
@@ -772,6 +867,51 @@ static int recover(strata_wal_t *self, recover_t *r, strata_error_t *err)
     free(path);
     free(buf);
     free(numbers);
+    return rc;
+}
+
+static int count_entry(void *arg, const strata_wal_entry_t *entry)
+{
+    (void)arg;
+    (void)entry;
+    return 0;
+}
+
+int strata_wal_verify(const char *dir, uint32_t max_entry_bytes, strata_wal_damage_fn on_damage,
+                      void *damage_arg, strata_wal_recovery_t *report, strata_error_t *err)
+{
+    strata_error_clear(err);
+    if (!dir)
+        return strata_error_set(err, STRATA_EINVAL, "WAL verify needs a dir");
+    strata_wal_recovery_t local_report;
+    if (!report)
+        report = &local_report;
+    memset(report, 0, sizeof *report);
+    /* Only what recover() reads: no fd, no timer, and verify_only keeps it
+     * from writing, truncating, renaming or removing anything. */
+    strata_wal_t self = {
+        .io = strata_io_posix(),
+        .dir = (char *)dir,
+        .max_entry_bytes = max_entry_bytes ? max_entry_bytes : DEFAULT_MAX_ENTRY_BYTES,
+        .verify_only = true,
+        .on_damage = on_damage,
+        .damage_arg = damage_arg,
+        .fd = -1,
+    };
+    pthread_mutex_init(&self.mu, NULL);
+    /* The replay callback only makes the scan count what it checked. */
+    recover_t r = {.self = &self, .replay = count_entry, .report = report};
+    strata_error_t scan_err;
+    strata_error_clear(&scan_err);
+    int rc = recover(&self, &r, &scan_err);
+    if (rc == 0 && self.damage_found) {
+        rc = STRATA_ECORRUPT;
+        scan_err = self.failure;
+    }
+    if (rc && err)
+        *err = scan_err;
+    pthread_mutex_destroy(&self.mu);
+    free(self.segments);
     return rc;
 }
 

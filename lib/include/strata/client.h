@@ -20,7 +20,7 @@
 
 typedef struct strata_client strata_client_t;
 
-#define STRATA_CLIENT_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
+#define STRATA_CLIENT_DEFAULT_ENDPOINT   "tcp://127.0.0.1:7400"
 #define STRATA_CLIENT_DEFAULT_TIMEOUT_MS 5000
 /* Requests one client keeps in flight at most; a send beyond it is
  * STRATA_ETOOBIG. It bounds the replies a client holds for a later recv. */

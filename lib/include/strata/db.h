@@ -39,6 +39,10 @@ typedef struct {
     void *wal_observer_arg;
     uint64_t wal_retain_bytes;
     uint64_t wal_retain_ms;
+    /* Leave the WAL below the flushed seq in place after a flush; only
+     * strata_db_truncate_wal removes it (a node's snapshotter decides when,
+     * after a snapshot covers it). */
+    bool manual_wal_truncation;
 } strata_db_options_t;
 
 /* Fills opts with the defaults above; dir stays for the caller to set. */
@@ -128,6 +132,12 @@ int strata_db_compact(strata_db_t *self, strata_error_t *err);
  * checkpoint is hard links to the live tables plus a MANIFEST, and its WAL
  * starts empty after that seq. Built under "<dest>.tmp" and renamed. */
 int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, strata_error_t *err);
+
+/* Deletes WAL segments wholly below min(below_seq, flushed seq + 1), so
+ * never one that recovery still needs, and none that the retention options
+ * keep for subscribers. *deleted (may be NULL) gets the count. */
+int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *deleted,
+                           strata_error_t *err);
 
 /* A snapshot pins a seq: compaction keeps every version a read at that
  * seq needs until it is released. Returns the seq to read at. */

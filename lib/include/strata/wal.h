@@ -113,6 +113,33 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
                     strata_wal_replay_fn replay, void *replay_arg, strata_wal_recovery_t *report,
                     strata_wal_t **wal_p, strata_error_t *err);
 
+/* One finding of strata_wal_verify. torn_tail: damage at the end of the
+ * newest segment that open would cut (only unacknowledged writes can be
+ * there, normal after a crash or beside a live writer); otherwise damage
+ * that open would refuse without repair. Valid during the callback. */
+typedef struct {
+    const char *file; /* "wal/0000000000000001.wal" */
+    uint64_t offset;  /* of the damaged entry, or where the log would be cut */
+    const char *kind; /* as lib/wal.md names it: "bad crc", "seq gap", ... */
+    bool torn_tail;
+    const char *message; /* one line naming file, offset and kind */
+} strata_wal_damage_t;
+typedef void (*strata_wal_damage_fn)(void *arg, const strata_wal_damage_t *damage);
+
+/* Runs open's scan over the log in dir, checking every entry of every
+ * segment (lengths against max_entry_bytes, 0: the default cap, before
+ * anything is read; CRC; seq continuity within and across segments), and
+ * changes nothing: no truncation, removal, rename or lock, so it may run
+ * beside a live writer. Each finding goes to on_damage (may be NULL); after
+ * damage the scan goes on with the next segment. *report (may be NULL)
+ * gets what open would report, with entries_replayed counting the entries
+ * checked. Returns 0 when open would succeed without repair (a torn tail
+ * allowed), STRATA_ECORRUPT when there is any other finding (err holds the
+ * first; an unknown format version counts), or another error when the
+ * directory cannot be listed. */
+int strata_wal_verify(const char *dir, uint32_t max_entry_bytes, strata_wal_damage_fn on_damage,
+                      void *damage_arg, strata_wal_recovery_t *report, strata_error_t *err);
+
 /* Syncs what is written, trims the active segment's preallocation, frees.
  * Returns the first error met; *wal_p is freed and nulled either way. */
 int strata_wal_close(strata_wal_t **wal_p, strata_error_t *err);
