@@ -15,10 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "strata/client.h"
 #include "strata/memtable.h"
 #include "strata/record.h"
+#include "strata/snapshot.h"
+#include "strata/verify.h"
 #include "strata/subscriber.h"
 
 #ifndef STRATA_VERSION
@@ -63,6 +66,7 @@ enum {
     FLAG_DELAYED_EP = 1u << 9,
     FLAG_HISTORY_EP = 1u << 10,
     FLAG_DIR = 1u << 11,
+    FLAG_SNAPSHOT = 1u << 12,
 };
 #define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
@@ -84,7 +88,8 @@ typedef struct {
     const char *durable;                           /* tail --durable */
     uint64_t count;                                /* tail --count; 0: until interrupted */
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
-    const char *dir; /* --dir: a data dir holding distributor.endpoints */
+    const char *dir;      /* --dir: a data dir holding distributor.endpoints */
+    const char *snapshot; /* backup --snapshot: a name under snapshots/ or a path */
     const verb_t *verb;
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
@@ -107,7 +112,7 @@ struct verb {
 };
 
 static verb_fn s_put, s_get, s_del, s_scan, s_status, s_stats, s_record_put, s_record_get, s_tail,
-    s_subscribers, s_help;
+    s_subscribers, s_snapshot, s_snapshots, s_backup, s_restore, s_verify, s_help;
 
 static const verb_t s_verbs[] = {
     {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", s_put, false, NULL},
@@ -144,6 +149,26 @@ static const verb_t s_verbs[] = {
     {"subscribers", 0, 0, FLAG_HISTORY_EP | FLAG_DIR, false, "[--history ENDPOINT | --dir DATADIR]",
      "durable subscribers: topics, acked seq, lag, unacked, resends, connected", s_subscribers,
      false, NULL},
+    {"snapshot", 0, 0, FLAG_DIR, false, "--dir DATADIR",
+     "take a snapshot now through the node's strata-snapshotter; prints its seq and path",
+     s_snapshot, false, NULL},
+    {"snapshots", 0, 0, FLAG_DIR, false, "--dir DATADIR",
+     "the node's sealed snapshots: name, seq, term, time, files, bytes", s_snapshots, false, NULL},
+    {"backup", 1, 1, FLAG_DIR | FLAG_SNAPSHOT, false, "DEST --dir DATADIR [--snapshot NAME|PATH]",
+     "copy the newest (or the named) snapshot to DEST, checking every file's checksum", s_backup,
+     false,
+     "  DEST must not exist or be an empty directory; the copy is built in DEST.tmp and\n"
+     "  renamed when whole. Progress goes to stderr (not with --json or -q).\n"},
+    {"restore", 2, 2, 0, false, "BACKUP DATADIR",
+     "check every checksum of BACKUP, then copy it into DATADIR (new or empty)", s_restore, false,
+     NULL},
+    {"verify", 1, 1, 0, false, "DATADIR",
+     "check every WAL entry, SSTable block and the MANIFEST (and a backup's SNAPSHOT); "
+     "exit 3 on any problem",
+     s_verify, false,
+     "  Read-only: safe beside a running writer. One line per finding on stdout:\n"
+     "  'problem FILE offset N: what' or 'warning ...' (a torn WAL tail, an orphan table:\n"
+     "  nothing acknowledged is lost), then a summary line.\n"},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", s_help, false, NULL},
 };
 
@@ -961,6 +986,295 @@ static int s_subscribers(ctl_t *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ---- snapshots, backup, restore ------------------------------------------- */
+
+/* Where the node keeps its snapshots: what the running snapshotter wrote in
+ * DATADIR/snapshotter.endpoints, else DATADIR/snapshots. */
+static int s_snapshots_dir(ctl_t *ctl, char *out, size_t cap)
+{
+    if (!ctl->dir)
+        return s_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/snapshotter.endpoints", ctl->dir);
+    zconfig_t *root = zconfig_load(path);
+    const char *dir = root ? zconfig_get(root, "snapshotter/dir", "") : "";
+    if (*dir)
+        snprintf(out, cap, "%s", dir);
+    else
+        snprintf(out, cap, "%s/snapshots", ctl->dir);
+    zconfig_destroy(&root);
+    return CTL_OK;
+}
+
+static const char *s_pair(const strata_reply_t *reply, const char *name)
+{
+    for (size_t i = 0; i < reply->n_pairs; i++)
+        if (!strcmp(reply->pairs[i].name, name))
+            return reply->pairs[i].value;
+    return "";
+}
+
+static int s_snapshot(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!ctl->dir)
+        return s_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/snapshotter.endpoints", ctl->dir);
+    zconfig_t *root = zconfig_load(path);
+    if (!root)
+        return s_fail(ctl, CTL_UNREACHABLE, 0,
+                      "cannot read %s (is strata-snapshotter running on that data dir?)", path);
+    char endpoint[PATH_MAX + 32];
+    snprintf(endpoint, sizeof endpoint, "%s", zconfig_get(root, "snapshotter/endpoint", ""));
+    zconfig_destroy(&root);
+    /* A snapshot flushes the memtable first: give it more than a read. */
+    int timeout_ms = ctl->timeout_ms > 600000 ? ctl->timeout_ms : 600000;
+    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
+    strata_error_t err;
+    int rc = strata_client_connect(&opts, &ctl->client, &err);
+    if (rc)
+        return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+    strata_reply_t reply;
+    rc = strata_client_control(ctl->client, "snapshot", NULL, 0, &reply, &err);
+    if (rc) {
+        strata_reply_clear(&reply);
+        return s_fail_call(ctl, rc, &err);
+    }
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        for (size_t i = 0; i < reply.n_pairs; i++) {
+            const char *name = reply.pairs[i].name, *value = reply.pairs[i].value;
+            if (!strcmp(name, "name") || !strcmp(name, "path"))
+                cJSON_AddStringToObject(doc, name, value);
+            else if (!strcmp(name, "existed"))
+                cJSON_AddBoolToObject(doc, name, !strcmp(value, "true"));
+            else
+                cJSON_AddItemToObject(doc, name, cJSON_CreateRaw(value));
+        }
+    } else {
+        printf("seq %s path %s files %s bytes %s ms %s%s\n", s_pair(&reply, "seq"),
+               s_pair(&reply, "path"), s_pair(&reply, "files"), s_pair(&reply, "bytes"),
+               s_pair(&reply, "ms"),
+               !strcmp(s_pair(&reply, "existed"), "true") ? " (no write since the last one)" : "");
+    }
+    strata_reply_clear(&reply);
+    return CTL_OK;
+}
+
+static int s_snapshots(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char dir[PATH_MAX];
+    int exit_code = s_snapshots_dir(ctl, dir, sizeof dir);
+    if (exit_code)
+        return exit_code;
+    char **names = NULL;
+    size_t count = 0;
+    strata_error_t err;
+    int rc = strata_snapshot_list(dir, &names, &count, &err);
+    if (rc)
+        return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+    cJSON *rows = ctl->json ? cJSON_AddArrayToObject(s_doc(ctl), "snapshots") : NULL;
+    if (!ctl->json)
+        printf("%-25s  %20s  %6s  %-24s  %6s  %14s\n", "NAME", "SEQ", "TERM", "TIME (UTC)", "FILES",
+               "BYTES");
+    for (size_t i = 0; i < count; i++) {
+        char path[PATH_MAX * 2];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        strata_snapshot_meta_t meta;
+        if (strata_snapshot_read(path, &meta, &err) != 0)
+            continue; /* removed since it was listed */
+        time_t secs = (time_t)(meta.time_ns / 1000000000ull);
+        struct tm tm;
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+        if (rows) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "name", names[i]);
+            cJSON_AddStringToObject(row, "path", path);
+            s_json_add_u64(row, "seq", meta.seq);
+            s_json_add_u64(row, "term", meta.term);
+            s_json_add_u64(row, "time_ns", meta.time_ns);
+            s_json_add_u64(row, "files", meta.n_files);
+            s_json_add_u64(row, "bytes", meta.bytes);
+            cJSON_AddItemToArray(rows, row);
+        } else {
+            printf("%-25s  %20" PRIu64 "  %6" PRIu64 "  %-24s  %6zu  %14" PRIu64 "\n", names[i],
+                   meta.seq, meta.term, when, meta.n_files, meta.bytes);
+        }
+        strata_snapshot_meta_free(&meta);
+    }
+    if (rows)
+        s_json_add_u64(ctl->doc, "count", count);
+    strata_snapshot_list_free(names, count);
+    return CTL_OK;
+}
+
+static void s_progress(void *arg, const char *file, uint64_t done, uint64_t total)
+{
+    (void)arg;
+    fprintf(stderr, "\r%5.1f%%  %" PRIu64 " / %" PRIu64 " bytes  %-40.40s",
+            total ? 100.0 * (double)done / (double)total : 100.0, done, total, file);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static void s_problem(void *arg, const char *problem)
+{
+    ctl_t *ctl = arg;
+    if (ctl->json) {
+        cJSON *list = cJSON_GetObjectItem(s_doc(ctl), "problems");
+        if (!list)
+            list = cJSON_AddArrayToObject(ctl->doc, "problems");
+        cJSON_AddItemToArray(list, cJSON_CreateString(problem));
+    } else {
+        fprintf(stderr, "stratactl: %s: %s\n", ctl->verb->name, problem);
+    }
+}
+
+/* Copies src to dst with the summary both verbs print. */
+static int s_copy_snapshot(ctl_t *ctl, const char *src, const char *dst)
+{
+    strata_snapshot_meta_t meta;
+    strata_error_t err;
+    int rc = strata_snapshot_read(src, &meta, &err);
+    if (rc)
+        return s_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s", err.msg);
+    bool show = !ctl->json && !ctl->quiet && isatty(STDERR_FILENO);
+    rc = strata_snapshot_copy(src, dst, show ? s_progress : NULL, ctl, &err);
+    if (rc) {
+        strata_snapshot_meta_free(&meta);
+        return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+    }
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        cJSON_AddStringToObject(doc, "from", src);
+        cJSON_AddStringToObject(doc, "to", dst);
+        s_json_add_u64(doc, "seq", meta.seq);
+        s_json_add_u64(doc, "files", meta.n_files);
+        s_json_add_u64(doc, "bytes", meta.bytes);
+    } else {
+        printf("seq %" PRIu64 " files %zu bytes %" PRIu64 " to %s\n", meta.seq, meta.n_files,
+               meta.bytes, dst);
+    }
+    strata_snapshot_meta_free(&meta);
+    return CTL_OK;
+}
+
+static int s_backup(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    char dir[PATH_MAX], src[PATH_MAX * 2];
+    if (ctl->snapshot && strchr(ctl->snapshot, '/')) {
+        snprintf(src, sizeof src, "%s", ctl->snapshot);
+    } else {
+        int exit_code = s_snapshots_dir(ctl, dir, sizeof dir);
+        if (exit_code)
+            return exit_code;
+        char **names = NULL;
+        size_t count = 0;
+        strata_error_t err;
+        int rc = strata_snapshot_list(dir, &names, &count, &err);
+        if (rc)
+            return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+        if (count == 0 && !ctl->snapshot) {
+            strata_snapshot_list_free(names, count);
+            return s_fail(ctl, CTL_NOT_FOUND, 0, "no sealed snapshot in %s (stratactl snapshot)",
+                          dir);
+        }
+        snprintf(src, sizeof src, "%s/%s", dir, ctl->snapshot ? ctl->snapshot : names[count - 1]);
+        strata_snapshot_list_free(names, count);
+    }
+    return s_copy_snapshot(ctl, src, argv[0]);
+}
+
+static int s_restore(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    strata_error_t err;
+    /* Every file is checked before anything is written: a bad backup names
+     * each bad file and leaves DATADIR alone. */
+    int rc = strata_snapshot_check(argv[0], s_problem, ctl, &err);
+    if (rc)
+        return s_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s", err.msg);
+    return s_copy_snapshot(ctl, argv[0], argv[1]);
+}
+
+static void s_finding(void *arg, const strata_verify_problem_t *p)
+{
+    ctl_t *ctl = arg;
+    if (ctl->json) {
+        cJSON *list = cJSON_GetObjectItem(s_doc(ctl), p->fatal ? "problems" : "warnings");
+        if (!list)
+            list = cJSON_AddArrayToObject(ctl->doc, p->fatal ? "problems" : "warnings");
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "file", p->file ? p->file : "");
+        if (p->has_offset)
+            s_json_add_u64(row, "offset", p->offset);
+        cJSON_AddStringToObject(row, "kind", p->kind ? p->kind : "");
+        cJSON_AddStringToObject(row, "message", p->message);
+        cJSON_AddItemToArray(list, row);
+    } else {
+        printf("%s %s\n", p->fatal ? "problem" : "warning", p->message);
+    }
+}
+
+/* A backup's or snapshot's SNAPSHOT listing, reported as findings. */
+static void s_snapshot_finding(void *arg, const char *problem)
+{
+    strata_verify_problem_t p = {.kind = "snapshot", .message = problem, .fatal = true};
+    s_finding(arg, &p);
+}
+
+static int s_verify(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    strata_verify_stats_t stats = {0};
+    strata_error_t err;
+    int rc = strata_db_verify(argv[0], s_finding, ctl, &stats, &err);
+    if (rc && rc != STRATA_ECORRUPT)
+        return s_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s", err.msg);
+    uint64_t problems = stats.problems;
+    char meta[PATH_MAX];
+    snprintf(meta, sizeof meta, "%s/" STRATA_SNAPSHOT_FILE, argv[0]);
+    bool has_meta = access(meta, F_OK) == 0;
+    if (has_meta) {
+        strata_error_t serr;
+        int src = strata_snapshot_check(argv[0], s_snapshot_finding, ctl, &serr);
+        if (src && src != STRATA_ECORRUPT) {
+            strata_verify_problem_t p = {.file = STRATA_SNAPSHOT_FILE,
+                                         .kind = "snapshot",
+                                         .message = serr.msg,
+                                         .fatal = true};
+            s_finding(ctl, &p);
+            problems++;
+        } else if (src) {
+            problems++; /* each bad file was reported */
+        }
+    }
+    if (ctl->json) {
+        cJSON *doc = s_doc(ctl);
+        s_json_add_u64(doc, "wal_segments", stats.wal_segments);
+        s_json_add_u64(doc, "wal_entries", stats.wal_entries);
+        s_json_add_u64(doc, "tables", stats.tables);
+        s_json_add_u64(doc, "table_bytes", stats.table_bytes);
+        s_json_add_u64(doc, "last_seq", stats.last_seq);
+        cJSON_AddBoolToObject(doc, "snapshot_checked", has_meta);
+        cJSON_AddBoolToObject(doc, "ok", problems == 0);
+    } else {
+        printf("%s: %" PRIu64 " WAL segments, %" PRIu64 " entries; %" PRIu64 " tables, %" PRIu64
+               " bytes; last seq %" PRIu64 "%s; %s\n",
+               argv[0], stats.wal_segments, stats.wal_entries, stats.tables, stats.table_bytes,
+               stats.last_seq, has_meta ? "; SNAPSHOT checksums checked" : "",
+               problems ? "PROBLEMS FOUND" : "ok");
+    }
+    /* Problems are the answer, printed on stdout; the exit code says so. */
+    return problems ? CTL_FAILED : CTL_OK;
+}
+
 /* ---- command line -------------------------------------------------------- */
 
 /* A whole decimal number in [min, max]. */
@@ -1024,6 +1338,7 @@ enum {
     OPT_DELAYED_EP,
     OPT_HISTORY_EP,
     OPT_DIR,
+    OPT_SNAPSHOT,
 };
 
 static const struct option s_options[] = {
@@ -1046,6 +1361,7 @@ static const struct option s_options[] = {
     {"delayed-endpoint", required_argument, NULL, OPT_DELAYED_EP},
     {"history", required_argument, NULL, OPT_HISTORY_EP},
     {"dir", required_argument, NULL, OPT_DIR},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {NULL, 0, NULL, 0},
 };
 
@@ -1162,6 +1478,10 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
             ctl->dir = optarg;
             ctl->flags_given |= FLAG_DIR;
             break;
+        case OPT_SNAPSHOT:
+            ctl->snapshot = optarg;
+            ctl->flags_given |= FLAG_SNAPSHOT;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -1180,7 +1500,7 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
 
 static const char *const s_flag_names[] = {
     "--limit", "--page", "--record",           "--from",    "--from-time", "--delayed", "--durable",
-    "--count", "--live", "--delayed-endpoint", "--history", "--dir"};
+    "--count", "--live", "--delayed-endpoint", "--history", "--dir",       "--snapshot"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 static int s_select(ctl_t *ctl, cmdline_t *cmd)

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "router.h"
 #include "strata/client.h"
 #include "strata/codec.h"
 #include "strata/ring.h"
@@ -640,20 +641,7 @@ static void sub_destroy(void **item)
 
 static void send_to(dist_t *d, zframe_t *identity, bool delimited, const strata_reply_t *rep)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    strata_error_t err;
-    if (strata_reply_encode(rep, &buf, &len, &err) != 0) {
-        log_error("event=encode_failed op=%s error=\"%s\"", strata_op_name(rep->op), err.msg);
-        return;
-    }
-    zmsg_t *msg = zmsg_new();
-    zmsg_append(msg, &(zframe_t *){zframe_dup(identity)});
-    if (delimited)
-        zmsg_addmem(msg, NULL, 0);
-    zmsg_addmem(msg, buf, len);
-    free(buf);
-    zmsg_send(&msg, d->history);
+    svc_router_send(d->history, identity, delimited, rep);
 }
 
 static void send_error_to(dist_t *d, zframe_t *identity, bool delimited, uint64_t request_id,
@@ -1354,20 +1342,15 @@ static int on_history(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void)loop;
     dist_t *d = arg;
-    zmsg_t *msg = zmsg_recv(sock);
-    if (!msg)
+    zframe_t *identity, *payload;
+    bool delimited;
+    size_t frames;
+    if (svc_router_recv(sock, &identity, &delimited, &payload, &frames) != 0)
         return zsys_interrupted ? -1 : 0;
-    size_t frames = zmsg_size(msg);
-    zframe_t *identity = zmsg_pop(msg);
-    bool delimited = frames == 3 && zframe_size(zmsg_first(msg)) == 0;
-    if (delimited)
-        zframe_destroy(&(zframe_t *){zmsg_pop(msg)});
-    zframe_t *payload = zmsg_pop(msg);
-    if (!identity || !payload || zmsg_size(msg) != 0) {
+    if (!identity || !payload) {
         if (identity)
             send_error_to(d, identity, delimited, 0, STRATA_EINVAL,
-                          "request: expected one payload frame, got %zu frames",
-                          frames ? frames - 1 : 0);
+                          "request: expected one payload frame, got %zu frames", frames);
         goto out;
     }
     strata_request_t req;
@@ -1403,7 +1386,6 @@ static int on_history(zloop_t *loop, zsock_t *sock, void *arg)
 out:
     zframe_destroy(&identity);
     zframe_destroy(&payload);
-    zmsg_destroy(&msg);
     return 0;
 }
 
@@ -1575,7 +1557,8 @@ int main(int argc, char **argv)
 {
     const char *config_file;
     bool print_config;
-    int rc = svc_parse_args(argc, argv, "strata-distributor", DISTRIBUTOR_VERSION, usage, &config_file, &print_config);
+    int rc = svc_parse_args(argc, argv, "strata-distributor", DISTRIBUTOR_VERSION, usage,
+                            &config_file, &print_config);
     if (rc >= 0)
         return rc;
 

@@ -11,6 +11,7 @@
  * reason. */
 #define _GNU_SOURCE
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -56,6 +57,9 @@ static const char default_config[] = "node\n"
                                      "    ring_mb = 64\n"
                                      "    wal_retain_mb = 1024\n"
                                      "    wal_retain_hours = 24\n"
+                                     /* snapshot: only the snapshotter's truncate_wal deletes
+                                        the WAL; flush: each flush does (no snapshotter) */
+                                     "    wal_truncation = snapshot\n"
                                      "metrics\n"
                                      "    endpoint = 127.0.0.1:7480\n"
                                      "log\n"
@@ -100,9 +104,12 @@ typedef struct job {
     zmsg_t *envelope;
     uint64_t request_id;
     char verb[32];
+    char arg[PATH_MAX]; /* checkpoint: the destination */
+    uint64_t arg_seq;   /* truncate_wal: below this seq */
     int rc;
     strata_error_t err;
-    uint64_t seq;
+    uint64_t seq;     /* checkpoint: the seq it is consistent at */
+    uint32_t deleted; /* truncate_wal: segments deleted */
     uint64_t start_ns;
 } job_t;
 
@@ -315,6 +322,10 @@ static void *job_main(void *arg)
         job->rc = strata_db_flush(job->w->db, &job->err);
     else if (!strcmp(job->verb, "compact"))
         job->rc = strata_db_compact(job->w->db, &job->err);
+    else if (!strcmp(job->verb, "checkpoint"))
+        job->rc = strata_db_checkpoint(job->w->db, job->arg, &job->seq, &job->err);
+    else if (!strcmp(job->verb, "truncate_wal"))
+        job->rc = strata_db_truncate_wal(job->w->db, job->arg_seq, &job->deleted, &job->err);
     zsock_t *push = zsock_new_push(job->w->jobs_ep);
     zsock_send(push, "p", job);
     zsock_destroy(&push);
@@ -331,11 +342,20 @@ static int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
     if (job->rc) {
         send_error(w, job->sock, &job->envelope, job->request_id, job->rc, job->err.msg);
     } else {
-        char ms[32];
+        char ms[32], seq[32], deleted[16];
         snprintf(ms, sizeof ms, "%.3f", (double)(now_ns() - job->start_ns) / 1e6);
-        strata_pair_t pairs[] = {{"verb", job->verb}, {"ms", ms}};
+        snprintf(seq, sizeof seq, "%" PRIu64, job->seq);
+        snprintf(deleted, sizeof deleted, "%" PRIu32, job->deleted);
+        strata_pair_t pairs[4] = {{"verb", job->verb}, {"ms", ms}};
+        size_t n = 2;
+        if (!strcmp(job->verb, "checkpoint")) {
+            pairs[n++] = (strata_pair_t){"seq", seq};
+            pairs[n++] = (strata_pair_t){"path", job->arg};
+        } else if (!strcmp(job->verb, "truncate_wal")) {
+            pairs[n++] = (strata_pair_t){"deleted", deleted};
+        }
         strata_reply_t rep = {
-            .request_id = job->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 2};
+            .request_id = job->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = n};
         send_reply(w, job->sock, &job->envelope, &rep);
     }
     log_info("event=%s_done rc=%d ms=%.3f", job->verb, job->rc,
@@ -897,6 +917,27 @@ static void ctl_job(ctx_t *c)
     job->request_id = c->req->request_id;
     job->start_ns = now_ns();
     snprintf(job->verb, sizeof job->verb, "%s", c->req->verb);
+    if (!strcmp(job->verb, "checkpoint")) {
+        const char *dest = c->req->args[0];
+        /* Hard links need the same file system, and a relative path would
+         * depend on the writer's working directory. */
+        if (dest[0] != '/' || strlen(dest) >= sizeof job->arg - 8) {
+            free(job);
+            return reply_error(c, STRATA_EINVAL,
+                               "control checkpoint: '%s' is not an absolute path under %zu bytes",
+                               dest, sizeof job->arg - 8);
+        }
+        snprintf(job->arg, sizeof job->arg, "%s", dest);
+    } else if (!strcmp(job->verb, "truncate_wal")) {
+        char *end = NULL;
+        errno = 0;
+        job->arg_seq = strtoull(c->req->args[0], &end, 10);
+        if (errno || end == c->req->args[0] || *end || c->req->args[0][0] == '-') {
+            free(job);
+            return reply_error(c, STRATA_EINVAL, "control truncate_wal: '%s' is not a seq",
+                               c->req->args[0]);
+        }
+    }
     pthread_t t;
     if (pthread_create(&t, NULL, job_main, job) != 0) {
         free(job);
@@ -919,6 +960,7 @@ static void ctl_config(ctx_t *c)
                                        "writer/sync_interval_ms",
                                        "writer/wal_segment_mb",
                                        "writer/lz4",
+                                       "writer/wal_truncation",
                                        "writer/scan_limit",
                                        "metrics/endpoint",
                                        "log/level"};
@@ -947,6 +989,10 @@ static const verb_t verbs[] = {
     {"config", 0, 0, false, ctl_config, "effective configuration"},
     {"flush", 0, 0, false, ctl_job, "write the memtable to L0 and wait"},
     {"compact", 0, 0, false, ctl_job, "compact every level over its limit and wait"},
+    {"checkpoint", 1, 1, true, ctl_job,
+     "DEST: flush, then write a checkpoint (hard links and a MANIFEST) to DEST"},
+    {"truncate_wal", 1, 1, true, ctl_job,
+     "SEQ: delete WAL segments wholly below SEQ and the flushed seq, outside retention"},
     {"terminate", 0, 0, true, ctl_terminate, "graceful shutdown (control endpoint only)"},
 };
 
@@ -1163,6 +1209,10 @@ static int open_db(writer_t *w, strata_error_t *err)
         (rc = svc_config_u64(w->cfg, "writer/wal_retain_mb", &retain_mb, err)) ||
         (rc = svc_config_u64(w->cfg, "writer/wal_retain_hours", &retain_hours, err)))
         return rc;
+    const char *truncation = svc_config_get(w->cfg, "writer/wal_truncation");
+    if (strcmp(truncation, "snapshot") && strcmp(truncation, "flush"))
+        return strata_error_set(err, STRATA_EINVAL,
+                                "writer/wal_truncation: '%s', needs snapshot or flush", truncation);
     if (memtable_mb < 1 || memtable_mb > 16384 || max_imm < 1 || max_imm > 64 || interval < 1 ||
         interval > 60000 || segment_mb < 1 || segment_mb > 4096 || scan_limit < 1 ||
         scan_limit > STRATA_PROTO_MAX_SCAN_LIMIT)
@@ -1185,6 +1235,7 @@ static int open_db(writer_t *w, strata_error_t *err)
     opts.wal_observer_arg = w;
     opts.wal_retain_bytes = retain_mb << 20;
     opts.wal_retain_ms = retain_hours * 3600 * 1000;
+    opts.manual_wal_truncation = !strcmp(truncation, "snapshot");
     uint64_t start = now_ns();
     rc = strata_db_open(&opts, &w->db, err);
     if (rc)
@@ -1320,7 +1371,8 @@ int main(int argc, char **argv)
 {
     const char *config_file;
     bool print_config;
-    int rc = svc_parse_args(argc, argv, "strata-writer", WRITER_VERSION, usage, &config_file, &print_config);
+    int rc = svc_parse_args(argc, argv, "strata-writer", WRITER_VERSION, usage, &config_file,
+                            &print_config);
     if (rc >= 0)
         return rc;
 

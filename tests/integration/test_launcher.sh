@@ -32,6 +32,9 @@ seq=$("$ctl" -s "$endpoint" put launcher-tail tailed | sed -n 's/^seq //p')
 [ -n "$seq" ] || fail "put printed no seq"
 line=$(timeout 30 "$ctl" tail kv --dir "$dir/node" --from "$seq" --count 1) || fail "tail"
 [ "$line" = "$(printf '%s\t\tlauncher-tail\ttailed' "$seq")" ] || fail "tail printed [$line]"
+# ... and the snapshotter: a snapshot on request, listed afterwards.
+"$ctl" snapshot --dir "$dir/node" | grep -q "^seq $seq " || fail "snapshot"
+"$ctl" snapshots --dir "$dir/node" | grep -q "snap-0*$seq " || fail "snapshots"
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null || fail "status while running"
 # A second start on the same directory is refused.
 if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
@@ -40,6 +43,7 @@ fi
 "$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || fail "stop"
 [ ! -e "$dir/node/writer.endpoints" ] || fail "writer.endpoints left after stop"
 [ ! -e "$dir/node/distributor.endpoints" ] || fail "distributor.endpoints left after stop"
+[ ! -e "$dir/node/snapshotter.endpoints" ] || fail "snapshotter.endpoints left after stop"
 set +e
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null 2>&1
 rc=$?

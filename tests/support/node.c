@@ -119,25 +119,52 @@ static int wait_status(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* SIGTERM and wait; the log is printed when the exit was not clean. */
+static int stop_pid(pid_t *pid, const char *log)
+{
+    if (*pid <= 0)
+        return -1;
+    kill(*pid, SIGTERM);
+    int rc = wait_status(*pid);
+    *pid = 0;
+    if (rc != 0)
+        print_file(log);
+    return rc;
+}
+
+static void kill9_pid(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGKILL);
+    wait_status(*pid);
+    *pid = 0;
+}
+
+/* Polls ready(arg) until it holds; fails the test when the process exits
+ * or 15 s pass, printing its log. */
+static void wait_ready(pid_t pid, const char *name, const char *data_dir, const char *log,
+                       bool (*ready)(void *), void *arg)
+{
+    uint64_t deadline = ts_now_ns() + 15000000000ull;
+    while (!ready(arg)) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid || ts_now_ns() > deadline) {
+            print_file(log);
+            ck_abort_msg("%s in %s did not become ready", name, data_dir);
+        }
+        usleep(2000); /* polling the endpoints file, with a deadline */
+    }
+}
+
 int ts_node_stop(ts_node_t *node)
 {
-    if (node->pid <= 0)
-        return -1;
-    kill(node->pid, SIGTERM);
-    int rc = wait_status(node->pid);
-    node->pid = 0;
-    if (rc != 0)
-        print_log(node);
-    return rc;
+    return stop_pid(&node->pid, node->log);
 }
 
 void ts_node_kill9(ts_node_t *node)
 {
-    if (node->pid <= 0)
-        return;
-    kill(node->pid, SIGKILL);
-    wait_status(node->pid);
-    node->pid = 0;
+    kill9_pid(&node->pid);
 }
 
 bool ts_node_alive(ts_node_t *node)
@@ -194,8 +221,9 @@ int ts_run_capture(const char *const *argv, char **out)
     return rc;
 }
 
-static bool read_dist_endpoints(ts_dist_t *dist)
+static bool read_dist_endpoints(void *arg)
 {
+    ts_dist_t *dist = arg;
     char path[600];
     snprintf(path, sizeof path, "%s/distributor.endpoints", dist->dir);
     zconfig_t *cfg = zconfig_load(path);
@@ -227,34 +255,58 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
                                            "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     dist->pid =
         spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
-    uint64_t deadline = ts_now_ns() + 15000000000ull;
-    while (!read_dist_endpoints(dist)) {
-        int status;
-        if (waitpid(dist->pid, &status, WNOHANG) == dist->pid || ts_now_ns() > deadline) {
-            print_file(dist->log);
-            ck_abort_msg("strata-distributor in %s did not become ready", data_dir);
-        }
-        usleep(2000); /* polling the endpoints file, with a deadline */
-    }
+    wait_ready(dist->pid, "strata-distributor", data_dir, dist->log, read_dist_endpoints, dist);
 }
 
 int ts_dist_stop(ts_dist_t *dist)
 {
-    if (dist->pid <= 0)
-        return -1;
-    kill(dist->pid, SIGTERM);
-    int rc = wait_status(dist->pid);
-    dist->pid = 0;
-    if (rc != 0)
-        print_file(dist->log);
-    return rc;
+    return stop_pid(&dist->pid, dist->log);
 }
 
 void ts_dist_kill9(ts_dist_t *dist)
 {
-    if (dist->pid <= 0)
-        return;
-    kill(dist->pid, SIGKILL);
-    wait_status(dist->pid);
-    dist->pid = 0;
+    kill9_pid(&dist->pid);
+}
+
+static bool read_snap_endpoints(void *arg)
+{
+    ts_snap_t *snap = arg;
+    char path[600];
+    snprintf(path, sizeof path, "%s/snapshotter.endpoints", snap->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    if (!cfg)
+        return false;
+    bool ours = atoi(zconfig_get(cfg, "snapshotter/pid", "0")) == snap->pid;
+    if (ours) {
+        snprintf(snap->endpoint, sizeof snap->endpoint, "%s",
+                 zconfig_get(cfg, "snapshotter/endpoint", ""));
+        snprintf(snap->snapshots, sizeof snap->snapshots, "%s",
+                 zconfig_get(cfg, "snapshotter/dir", ""));
+    }
+    zconfig_destroy(&cfg);
+    return ours;
+}
+
+void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env)
+{
+    memset(snap, 0, sizeof *snap);
+    snprintf(snap->dir, sizeof snap->dir, "%s", data_dir);
+    static unsigned started;
+    snprintf(snap->log, sizeof snap->log, "%s.snapshotter-%u.log", data_dir, started++);
+    /* Only on request unless a test asks for a period. */
+    static const char *const defaults[] = {"STRATA_SNAPSHOTTER_INTERVAL_S=0",
+                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    snap->pid =
+        spawn(STRATA_SNAPSHOTTER_BIN, "strata-snapshotter", data_dir, snap->log, defaults, env);
+    wait_ready(snap->pid, "strata-snapshotter", data_dir, snap->log, read_snap_endpoints, snap);
+}
+
+int ts_snap_stop(ts_snap_t *snap)
+{
+    return stop_pid(&snap->pid, snap->log);
+}
+
+void ts_snap_kill9(ts_snap_t *snap)
+{
+    kill9_pid(&snap->pid);
 }

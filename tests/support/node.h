@@ -42,6 +42,21 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
 int ts_dist_stop(ts_dist_t *dist);
 void ts_dist_kill9(ts_dist_t *dist);
 
+/* A strata-snapshotter beside a node's writer, snapshots only on request
+ * (interval 0) unless env says otherwise; ready once it has written
+ * snapshotter.endpoints (after removing what a killed one left half-built). */
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char endpoint[600];  /* ipc://DIR/snapshotter.ctl */
+    char snapshots[600]; /* where the snapshots are */
+    char log[600];
+} ts_snap_t;
+
+void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env);
+int ts_snap_stop(ts_snap_t *snap);
+void ts_snap_kill9(ts_snap_t *snap);
+
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */
 int ts_run_capture(const char *const *argv, char **out);
