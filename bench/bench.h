@@ -36,6 +36,7 @@ int bench_memtable(bench_t *b);
 int bench_engine(bench_t *b);
 int bench_service(bench_t *b);
 int bench_fanout(bench_t *b);
+int bench_recovery(bench_t *b);
 
 /* What one case measured; bench_case_report prints and emits it. */
 typedef struct {
