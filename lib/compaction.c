@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "compaction.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,54 @@ static void range_of(strata_file_t **files, size_t n, const uint8_t **lo, size_t
     }
 }
 
+/* Adds the level + 1 files that c's level inputs overlap, decides whether
+ * c is the bottom for its keys, and moves cursor (may be NULL) past them. */
+static int complete_pick(strata_version_t *v, strata_compaction_t *c,
+                         strata_compaction_cursor_t *cursor)
+{
+    int level = c->level;
+    int rc = 0;
+    const uint8_t *lo, *hi;
+    size_t lo_len, hi_len;
+    range_of(c->inputs[0], c->n_inputs[0], &lo, &lo_len, &hi, &hi_len);
+    for (size_t i = 0; i < v->n_files[level + 1] && rc == 0; i++)
+        if (overlaps(v->files[level + 1][i], lo, lo_len, hi, hi_len))
+            rc = push_file(c, 1, v->files[level + 1][i]);
+    if (rc == 0) {
+        /* Tombstones may go only where no deeper level could hold an older
+         * version of their key: checked over the range of every input, since
+         * the level+1 inputs can reach past the level's own. */
+        const uint8_t *all_lo = lo, *all_hi = hi;
+        size_t all_lo_len = lo_len, all_hi_len = hi_len;
+        if (c->n_inputs[1]) {
+            const uint8_t *lo1, *hi1;
+            size_t lo1_len, hi1_len;
+            range_of(c->inputs[1], c->n_inputs[1], &lo1, &lo1_len, &hi1, &hi1_len);
+            if (strata_key_compare(lo1, lo1_len, all_lo, all_lo_len) < 0) {
+                all_lo = lo1;
+                all_lo_len = lo1_len;
+            }
+            if (strata_key_compare(hi1, hi1_len, all_hi, all_hi_len) > 0) {
+                all_hi = hi1;
+                all_hi_len = hi1_len;
+            }
+        }
+        c->bottom = true;
+        for (int l = level + 2; l < STRATA_LEVELS && c->bottom; l++)
+            for (size_t i = 0; i < v->n_files[l] && c->bottom; i++)
+                c->bottom = !overlaps(v->files[l][i], all_lo, all_lo_len, all_hi, all_hi_len);
+        if (level > 0 && cursor) {
+            uint8_t *key = dup_bytes(hi, hi_len);
+            if (key) {
+                free(cursor->key[level]);
+                cursor->key[level] = key;
+                cursor->key_len[level] = hi_len;
+            }
+        }
+    }
+    return rc;
+}
+
 int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_t *opts,
                            strata_compaction_cursor_t *cursor, bool force,
                            strata_compaction_t **out)
@@ -142,46 +191,45 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
         }
         rc = push_file(c, 0, v->files[level][pick]);
     }
-    const uint8_t *lo, *hi;
-    size_t lo_len, hi_len;
-    if (rc == 0) {
-        range_of(c->inputs[0], c->n_inputs[0], &lo, &lo_len, &hi, &hi_len);
-        for (size_t i = 0; i < v->n_files[level + 1] && rc == 0; i++)
-            if (overlaps(v->files[level + 1][i], lo, lo_len, hi, hi_len))
-                rc = push_file(c, 1, v->files[level + 1][i]);
+    if (rc == 0)
+        rc = complete_pick(v, c, cursor);
+    if (rc) {
+        strata_compaction_free(&c);
+        return rc;
     }
-    if (rc == 0) {
-        /* Tombstones may go only where no deeper level could hold an older
-         * version of their key: checked over the range of every input, since
-         * the level+1 inputs can reach past the level's own. */
-        const uint8_t *all_lo = lo, *all_hi = hi;
-        size_t all_lo_len = lo_len, all_hi_len = hi_len;
-        if (c->n_inputs[1]) {
-            const uint8_t *lo1, *hi1;
-            size_t lo1_len, hi1_len;
-            range_of(c->inputs[1], c->n_inputs[1], &lo1, &lo1_len, &hi1, &hi1_len);
-            if (strata_key_compare(lo1, lo1_len, all_lo, all_lo_len) < 0) {
-                all_lo = lo1;
-                all_lo_len = lo1_len;
-            }
-            if (strata_key_compare(hi1, hi1_len, all_hi, all_hi_len) > 0) {
-                all_hi = hi1;
-                all_hi_len = hi1_len;
-            }
-        }
-        c->bottom = true;
-        for (int l = level + 2; l < STRATA_LEVELS && c->bottom; l++)
-            for (size_t i = 0; i < v->n_files[l] && c->bottom; i++)
-                c->bottom = !overlaps(v->files[l][i], all_lo, all_lo_len, all_hi, all_hi_len);
-        if (level > 0) {
-            uint8_t *key = dup_bytes(hi, hi_len);
-            if (key) {
-                free(cursor->key[level]);
-                cursor->key[level] = key;
-                cursor->key_len[level] = hi_len;
-            }
-        }
+    *out = c;
+    return 0;
+}
+
+int strata_compaction_pick_range(strata_version_t *v, int level, const uint8_t *lo, size_t lo_len,
+                                 const uint8_t *hi, size_t hi_len, size_t max_files,
+                                 strata_compaction_t **out)
+{
+    *out = NULL;
+    if (level < 0 || level >= STRATA_LEVELS - 1)
+        return STRATA_EINVAL;
+    strata_compaction_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return STRATA_ENOMEM;
+    c->level = level;
+    atomic_fetch_add(&v->refs, 1);
+    c->version = v;
+    int rc = 0;
+    for (size_t i = 0; i < v->n_files[level] && rc == 0; i++) {
+        strata_file_t *f = v->files[level][i];
+        /* L0 goes whole whatever the range: see the top of this file. */
+        bool wanted = level == 0 ||
+                      ((!lo || strata_key_compare(f->largest, f->largest_len, lo, lo_len) >= 0) &&
+                       (!hi || strata_key_compare(f->smallest, f->smallest_len, hi, hi_len) <= 0));
+        if (wanted && (level == 0 || c->n_inputs[0] < max_files))
+            rc = push_file(c, 0, f);
     }
+    if (rc == 0 && c->n_inputs[0] == 0) {
+        strata_compaction_free(&c);
+        return 0;
+    }
+    if (rc == 0)
+        rc = complete_pick(v, c, NULL);
     if (rc) {
         strata_compaction_free(&c);
         return rc;
@@ -217,12 +265,23 @@ typedef struct {
     uint64_t *written; /* numbers of finished outputs, for cleanup on failure */
     size_t n_written;
     strata_compaction_stats_t *stats;
+    strata_compaction_t *c;
 } outputs_t;
+
+static char *output_path(const outputs_t *o, uint64_t number)
+{
+    if (!o->c->output_dir)
+        return strata_vset_table_path(o->vset, number);
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s-%" PRIu64 ".sst", o->c->output_dir, o->c->output_prefix, number) < 0)
+        return NULL;
+    return path;
+}
 
 static int output_open(outputs_t *o, strata_error_t *err)
 {
-    o->number = strata_vset_new_file_number(o->vset);
-    char *path = strata_vset_table_path(o->vset, o->number);
+    o->number = o->c->output_dir ? ++o->c->output_count : strata_vset_new_file_number(o->vset);
+    char *path = output_path(o, o->number);
     if (!path)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     int rc = strata_table_builder_new(o->table_opts, path, &o->builder, err);
@@ -286,6 +345,7 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
         .edit = edit,
         .output_level = c->level + 1,
         .stats = stats,
+        .c = c,
     };
     uint8_t *current = NULL; /* user key of the previous entry */
     size_t current_len = 0, current_cap = 0;
@@ -298,6 +358,8 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
         uint64_t seq = strata_iter_seq(in);
         strata_value_type_t type = strata_iter_type(in);
         stats->entries_in++;
+        if ((stats->entries_in & 1023) == 0)
+            atomic_store_explicit(&c->progress_entries, stats->entries_in, memory_order_relaxed);
         bool new_key = !have_current || strata_key_compare(key, key_len, current, current_len) != 0;
         if (new_key) {
             /* Outputs split only between user keys, so levels stay disjoint
@@ -348,7 +410,7 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
     if (rc) {
         strata_table_builder_abandon(&o.builder);
         for (size_t i = 0; i < o.n_written; i++) {
-            char *path = strata_vset_table_path(vset, o.written[i]);
+            char *path = output_path(&o, o.written[i]);
             if (path) {
                 strata_io_t *io = table_opts->io ? table_opts->io : strata_io_posix();
                 io->unlink(io, path);

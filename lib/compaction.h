@@ -1,10 +1,13 @@
 /* Leveled compaction (RocksDB/LevelDB style): the picker chooses what to
  * merge from a version, and the runner merges it into new tables and an
- * edit that installs them. Library code, used by db.c's background thread
- * now and by the compactor process later. Private to lib/. */
+ * edit that installs them. Private to lib/, shared by db.c's compaction
+ * thread (writer/compaction = internal) and services/compactor, which
+ * writes its outputs aside for the writer to install
+ * (strata_db_install_compaction). */
 #ifndef STRATA_COMPACTION_H
 #define STRATA_COMPACTION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +41,17 @@ typedef struct {
     double score;
     bool bottom;               /* nothing below the output level overlaps */
     strata_version_t *version; /* the version the inputs were picked from */
+    /* Where the outputs go. NULL: the vset's directory under new file
+     * numbers (compaction inside the writer). Else
+     * "<output_dir>/<output_prefix>-N.sst" with N counting from
+     * output_count + 1: a compactor in another process, whose outputs the
+     * writer renames into place when it installs them (the edit's adds
+     * carry those N as numbers). The caller owns both strings. */
+    const char *output_dir;
+    const char *output_prefix;
+    uint64_t output_count;
+    /* Input entries merged so far, for another thread to show progress. */
+    _Atomic uint64_t progress_entries;
 } strata_compaction_t;
 
 /* Scores every level (L0: files / trigger; Ln: bytes / limit) and picks
@@ -46,6 +60,13 @@ typedef struct {
 int strata_compaction_pick(strata_version_t *version, const strata_compaction_options_t *opts,
                            strata_compaction_cursor_t *cursor, bool force,
                            strata_compaction_t **out);
+/* A manual compaction of level into level + 1: the level's files that
+ * overlap [lo, hi] (NULL: unbounded on that side), at most max_files of
+ * them for level >= 1, in key order; all of L0 whatever the range. *out is
+ * NULL when the level has nothing there. */
+int strata_compaction_pick_range(strata_version_t *version, int level, const uint8_t *lo,
+                                 size_t lo_len, const uint8_t *hi, size_t hi_len, size_t max_files,
+                                 strata_compaction_t **out);
 /* The highest level score, for stats. */
 double strata_compaction_score(const strata_version_t *version,
                                const strata_compaction_options_t *opts);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -710,6 +711,204 @@ int strata_db_compact(strata_db_t *self, strata_error_t *err)
     if (atomic_load(&self->failed))
         rc = strata_error_set(err, STRATA_EREADONLY, "compaction failed: %s", self->failure.msg);
     pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
+void strata_db_compaction_state(strata_db_t *self, uint64_t *generation,
+                                uint64_t *smallest_snapshot_seq)
+{
+    pthread_mutex_lock(&self->mu);
+    *smallest_snapshot_seq = smallest_snapshot(self);
+    pthread_mutex_unlock(&self->mu);
+    pthread_mutex_lock(&self->vset_mu);
+    *generation = strata_vset_generation(self->vset);
+    pthread_mutex_unlock(&self->vset_mu);
+}
+
+static bool version_has(const strata_version_t *v, int level, uint64_t number, uint64_t *size)
+{
+    for (size_t i = 0; i < v->n_files[level]; i++)
+        if (v->files[level][i]->number == number) {
+            *size = v->files[level][i]->size;
+            return true;
+        }
+    return false;
+}
+
+static bool listed(const uint64_t *numbers, size_t n, uint64_t number)
+{
+    for (size_t i = 0; i < n; i++)
+        if (numbers[i] == number)
+            return true;
+    return false;
+}
+
+/* Whether the compaction still fits the current version: its inputs are
+ * live where it says, the L0 files it leaves behind are all newer than the
+ * ones it took (else they would shadow what moved down), and its outputs
+ * are disjoint, in order, and clear of every output-level file it did not
+ * take. Returns 0 or STRATA_ESTALE with err naming the mismatch. */
+static int compaction_fits(const strata_version_t *v, const strata_compaction_result_t *r,
+                           const strata_table_props_t *props, uint64_t *bytes_read,
+                           strata_error_t *err)
+{
+    *bytes_read = 0;
+    uint64_t newest_input = 0;
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < r->n_inputs[w]; i++) {
+            uint64_t size = 0;
+            if (!version_has(v, r->level + w, r->inputs[w][i], &size))
+                return strata_error_set(err, STRATA_ESTALE,
+                                        "install compaction: input table %" PRIu64
+                                        " is no longer live at L%d",
+                                        r->inputs[w][i], r->level + w);
+            *bytes_read += size;
+        }
+    if (r->level == 0) {
+        for (size_t i = 0; i < v->n_files[0]; i++)
+            if (listed(r->inputs[0], r->n_inputs[0], v->files[0][i]->number) &&
+                v->files[0][i]->max_seq > newest_input)
+                newest_input = v->files[0][i]->max_seq;
+        for (size_t i = 0; i < v->n_files[0]; i++) {
+            const strata_file_t *f = v->files[0][i];
+            if (!listed(r->inputs[0], r->n_inputs[0], f->number) && f->min_seq <= newest_input)
+                return strata_error_set(err, STRATA_ESTALE,
+                                        "install compaction: L0 table %" PRIu64
+                                        " (seqs from %" PRIu64 ") is left behind but not newer "
+                                        "than the inputs (to %" PRIu64 ")",
+                                        f->number, f->min_seq, newest_input);
+        }
+    }
+    int out = r->level + 1;
+    for (size_t o = 0; o < r->n_outputs; o++) {
+        const strata_table_props_t *p = &props[o];
+        if (o > 0 && strata_key_compare(props[o - 1].largest_key, props[o - 1].largest_len,
+                                        p->smallest_key, p->smallest_len) >= 0)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "install compaction: output %s overlaps or precedes the one "
+                                    "before it",
+                                    r->outputs[o]);
+        for (size_t i = 0; i < v->n_files[out]; i++) {
+            const strata_file_t *f = v->files[out][i];
+            if (listed(r->inputs[1], r->n_inputs[1], f->number))
+                continue;
+            if (strata_key_compare(f->largest, f->largest_len, p->smallest_key, p->smallest_len) >=
+                    0 &&
+                strata_key_compare(f->smallest, f->smallest_len, p->largest_key, p->largest_len) <=
+                    0)
+                return strata_error_set(err, STRATA_ESTALE,
+                                        "install compaction: output %s overlaps L%d table %" PRIu64
+                                        ", which it did not take as input",
+                                        r->outputs[o], out, f->number);
+        }
+    }
+    return 0;
+}
+
+int strata_db_install_compaction(strata_db_t *self, const strata_compaction_result_t *r,
+                                 uint64_t *tables_installed, strata_error_t *err)
+{
+    strata_io_t *io = self->opts.io ? self->opts.io : strata_io_posix();
+    if (tables_installed)
+        *tables_installed = 0;
+    if (r->level < 0 || r->level >= STRATA_LEVELS - 1 || r->n_inputs[0] == 0)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "install compaction: level %d with %zu inputs (want L0..L%d and "
+                                "at least one input)",
+                                r->level, r->n_inputs[0], STRATA_LEVELS - 2);
+    if (atomic_load(&self->failed))
+        return strata_error_set(err, STRATA_EREADONLY, "install compaction: %s", self->failure.msg);
+    /* Read back from disk rather than believed from the compactor: a table
+     * that does not open is refused before anything changes. */
+    strata_table_props_t *props = calloc(r->n_outputs ? r->n_outputs : 1, sizeof *props);
+    uint64_t *numbers = calloc(r->n_outputs ? r->n_outputs : 1, sizeof *numbers);
+    if (!props || !numbers) {
+        free(props);
+        free(numbers);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    uint64_t bytes_written = 0;
+    for (size_t o = 0; o < r->n_outputs && rc == 0; o++) {
+        strata_table_t *t = NULL;
+        rc = strata_table_open(&self->table_opts, r->outputs[o], &t, err);
+        if (rc == 0) {
+            if (strata_table_props_copy(&props[o], strata_table_props(t)) != 0)
+                rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+            strata_table_close(&t);
+            bytes_written += props[o].file_size;
+        }
+    }
+    size_t renamed = 0;
+    strata_edit_t edit;
+    strata_edit_init(&edit);
+    uint64_t bytes_read = 0;
+    pthread_mutex_lock(&self->vset_mu);
+    strata_version_t *v = strata_vset_current(self->vset);
+    if (rc == 0)
+        rc = compaction_fits(v, r, props, &bytes_read, err);
+    strata_version_unref(&v);
+    for (; rc == 0 && renamed < r->n_outputs; renamed++) {
+        numbers[renamed] = strata_vset_new_file_number(self->vset);
+        char *path = strata_vset_table_path(self->vset, numbers[renamed]);
+        int sys = path ? io->rename(io, r->outputs[renamed], path) : -ENOMEM;
+        if (sys < 0)
+            rc = strata_error_set(err, STRATA_EIO, "install compaction: rename %s to %s: %s",
+                                  r->outputs[renamed], path ? path : "?", strerror(-sys));
+        free(path);
+        if (rc)
+            break;
+        strata_file_t *f = strata_file_new(numbers[renamed], &props[renamed]);
+        if (!f || strata_edit_add(&edit, r->level + 1, f) != 0) {
+            strata_file_unref(&f);
+            rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+        }
+    }
+    if (rc == 0 && renamed) {
+        /* The renames are durable before the MANIFEST names the tables. */
+        int sys = io->sync_dir(io, self->dir);
+        if (sys < 0)
+            rc = strata_error_set(err, STRATA_EIO, "install compaction: fsync %s: %s", self->dir,
+                                  strerror(-sys));
+    }
+    for (int w = 0; w < 2 && rc == 0; w++)
+        for (size_t i = 0; i < r->n_inputs[w] && rc == 0; i++)
+            if (strata_edit_delete(&edit, r->level + w, r->inputs[w][i]) != 0)
+                rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    bool applied = false;
+    if (rc == 0) {
+        rc = strata_vset_apply(self->vset, &edit, err);
+        applied = rc == 0;
+        /* A MANIFEST that cannot be written stops the database, as it
+         * does for a flush. */
+        if (rc)
+            set_failure(self, err);
+    }
+    pthread_mutex_unlock(&self->vset_mu);
+    strata_edit_clear(&edit);
+    if (!applied) {
+        /* Renamed tables no version names: ours to remove. The rest stay
+         * with the compactor, which cleans its own directory. */
+        for (size_t o = 0; o < renamed; o++) {
+            char *path = strata_vset_table_path(self->vset, numbers[o]);
+            if (path)
+                io->unlink(io, path);
+            free(path);
+        }
+    } else {
+        pthread_mutex_lock(&self->mu);
+        self->compactions++;
+        self->compaction_read += bytes_read;
+        self->compaction_written += bytes_written;
+        self->compaction_cpu_ns += r->cpu_ns;
+        pthread_mutex_unlock(&self->mu);
+        if (tables_installed)
+            *tables_installed = renamed;
+    }
+    for (size_t o = 0; o < r->n_outputs; o++)
+        strata_table_props_clear(&props[o]);
+    free(props);
+    free(numbers);
     return rc;
 }
 

@@ -44,6 +44,9 @@ struct strata_vset {
     /* Written by the one applier, read by stats from any thread. */
     _Atomic uint64_t flushed_seq;
     _Atomic uint64_t last_seq;
+    /* Bumped by every installed edit: how a compactor in another process
+     * learns that the version it picked from has changed. */
+    _Atomic uint64_t generation;
     uint64_t manifest_number;
     int manifest_fd;
     uint64_t manifest_offset;
@@ -1003,6 +1006,7 @@ int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *
     pthread_mutex_lock(&self->mu);
     strata_version_t *old = self->current;
     self->current = next;
+    self->generation++;
     pthread_mutex_unlock(&self->mu);
     strata_version_unref(&old);
     return 0;
@@ -1053,6 +1057,11 @@ uint64_t strata_vset_new_file_number(strata_vset_t *self)
     uint64_t n = self->next_file++;
     pthread_mutex_unlock(&self->mu);
     return n;
+}
+
+uint64_t strata_vset_generation(const strata_vset_t *self)
+{
+    return self->generation;
 }
 
 uint64_t strata_vset_flushed_seq(const strata_vset_t *self)

@@ -117,6 +117,8 @@ void strata_version_unref(strata_version_t **version_p);
 
 uint64_t strata_vset_new_file_number(strata_vset_t *self);
 uint64_t strata_vset_flushed_seq(const strata_vset_t *self);
+/* How many edits this set has installed since open. */
+uint64_t strata_vset_generation(const strata_vset_t *self);
 uint64_t strata_vset_last_seq(const strata_vset_t *self);
 /* "<dir>/NNNNNN.sst"; caller frees. */
 char *strata_vset_table_path(const strata_vset_t *self, uint64_t number);

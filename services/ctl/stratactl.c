@@ -67,6 +67,8 @@ enum {
     FLAG_HISTORY_EP = 1u << 10,
     FLAG_DIR = 1u << 11,
     FLAG_SNAPSHOT = 1u << 12,
+    FLAG_LEVEL = 1u << 13,
+    FLAG_RANGE = 1u << 14,
 };
 #define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
@@ -90,6 +92,8 @@ typedef struct {
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
     const char *dir;      /* --dir: a data dir holding distributor.endpoints */
     const char *snapshot; /* backup --snapshot: a name under snapshots/ or a path */
+    int level;            /* compact --level; -1: every level */
+    const char *range;    /* compact --range lo..hi */
     const verb_t *verb;
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
@@ -112,7 +116,7 @@ struct verb {
 };
 
 static verb_fn s_put, s_get, s_del, s_scan, s_status, s_stats, s_record_put, s_record_get, s_tail,
-    s_subscribers, s_snapshot, s_snapshots, s_backup, s_restore, s_verify, s_help;
+    s_subscribers, s_snapshot, s_snapshots, s_backup, s_restore, s_verify, s_compact, s_help;
 
 static const verb_t s_verbs[] = {
     {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", s_put, false, NULL},
@@ -169,6 +173,14 @@ static const verb_t s_verbs[] = {
      "  Read-only: safe beside a running writer. One line per finding on stdout:\n"
      "  'problem FILE offset N: what' or 'warning ...' (a torn WAL tail, an orphan table:\n"
      "  nothing acknowledged is lost), then a summary line.\n"},
+    {"compact", 0, 0, FLAG_DIR | FLAG_LEVEL | FLAG_RANGE, false,
+     "--dir DATADIR [--level N] [--range LO..HI]",
+     "compact now through the node's strata-compactor and wait, showing progress", s_compact, false,
+     "  No --level: every level from L0 down to the deepest holding the range, so the\n"
+     "  range ends up in one level. --level N: only L N into L N+1 (N in 0..5).\n"
+     "  --range LO..HI limits L1+ to tables overlapping [LO, HI] (either side may be\n"
+     "  empty); L0 always goes whole, since its tables overlap. Progress goes to stderr\n"
+     "  on a terminal (not with --json or -q).\n"},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", s_help, false, NULL},
 };
 
@@ -1014,30 +1026,45 @@ static const char *s_pair(const strata_reply_t *reply, const char *name)
     return "";
 }
 
+static uint64_t s_pair_u64(const strata_reply_t *reply, const char *name)
+{
+    return strtoull(s_pair(reply, name), NULL, 10);
+}
+
+/* Connects ctl->client to the node's strata-NAME through the endpoint it
+ * wrote in DATADIR/NAME.endpoints. */
+static int s_connect_service(ctl_t *ctl, const char *name, int timeout_ms)
+{
+    if (!ctl->dir)
+        return s_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR");
+    char path[PATH_MAX], key[64];
+    snprintf(path, sizeof path, "%s/%s.endpoints", ctl->dir, name);
+    snprintf(key, sizeof key, "%s/endpoint", name);
+    zconfig_t *root = zconfig_load(path);
+    if (!root)
+        return s_fail(ctl, CTL_UNREACHABLE, 0,
+                      "cannot read %s (is strata-%s running on that data dir?)", path, name);
+    char endpoint[PATH_MAX + 32];
+    snprintf(endpoint, sizeof endpoint, "%s", zconfig_get(root, key, ""));
+    zconfig_destroy(&root);
+    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
+    strata_error_t err;
+    int rc = strata_client_connect(&opts, &ctl->client, &err);
+    return rc ? s_fail(ctl, CTL_FAILED, rc, "%s", err.msg) : CTL_OK;
+}
+
 static int s_snapshot(ctl_t *ctl, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    if (!ctl->dir)
-        return s_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/snapshotter.endpoints", ctl->dir);
-    zconfig_t *root = zconfig_load(path);
-    if (!root)
-        return s_fail(ctl, CTL_UNREACHABLE, 0,
-                      "cannot read %s (is strata-snapshotter running on that data dir?)", path);
-    char endpoint[PATH_MAX + 32];
-    snprintf(endpoint, sizeof endpoint, "%s", zconfig_get(root, "snapshotter/endpoint", ""));
-    zconfig_destroy(&root);
     /* A snapshot flushes the memtable first: give it more than a read. */
-    int timeout_ms = ctl->timeout_ms > 600000 ? ctl->timeout_ms : 600000;
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
-    strata_error_t err;
-    int rc = strata_client_connect(&opts, &ctl->client, &err);
-    if (rc)
-        return s_fail(ctl, CTL_FAILED, rc, "%s", err.msg);
+    int exit_code =
+        s_connect_service(ctl, "snapshotter", ctl->timeout_ms > 600000 ? ctl->timeout_ms : 600000);
+    if (exit_code)
+        return exit_code;
     strata_reply_t reply;
-    rc = strata_client_control(ctl->client, "snapshot", NULL, 0, &reply, &err);
+    strata_error_t err;
+    int rc = strata_client_control(ctl->client, "snapshot", NULL, 0, &reply, &err);
     if (rc) {
         strata_reply_clear(&reply);
         return s_fail_call(ctl, rc, &err);
@@ -1061,6 +1088,72 @@ static int s_snapshot(ctl_t *ctl, int argc, char **argv)
     }
     strata_reply_clear(&reply);
     return CTL_OK;
+}
+
+/* ---- compact ---------------------------------------------------------------- */
+
+static int s_compact(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    int exit_code = s_connect_service(ctl, "compactor", ctl->timeout_ms);
+    if (exit_code)
+        return exit_code;
+    char level[8];
+    snprintf(level, sizeof level, "%d", ctl->level);
+    const char *args[] = {ctl->level >= 0 ? level : "-", ctl->range ? ctl->range : "-"};
+    strata_reply_t reply;
+    strata_error_t err;
+    int rc = strata_client_control(ctl->client, "compact", args, 2, &reply, &err);
+    uint64_t id = rc ? 0 : s_pair_u64(&reply, "id");
+    strata_reply_clear(&reply);
+    if (rc)
+        return s_fail_call(ctl, rc, &err);
+    bool show = !ctl->json && !ctl->quiet && isatty(STDERR_FILENO);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The compactor works on; this polls its progress until our request
+     * is the one finished. */
+    for (;;) {
+        rc = strata_client_control(ctl->client, "progress", NULL, 0, &reply, &err);
+        if (rc)
+            return s_fail_call(ctl, rc, &err);
+        const char *state = s_pair(&reply, "manual_state");
+        bool ours = s_pair_u64(&reply, "manual_id") == id;
+        bool finished = ours && (!strcmp(state, "done") || !strcmp(state, "failed"));
+        uint64_t done = s_pair_u64(&reply, "manual_done_bytes"),
+                 total = s_pair_u64(&reply, "manual_total_bytes");
+        if (show)
+            fprintf(stderr, "\rcompact: %-8s %s %.1f / %.1f MB, %" PRIu64 " compactions   ",
+                    ours ? state : "queued", s_pair(&reply, "manual_step"), (double)done / 1e6,
+                    (double)total / 1e6, s_pair_u64(&reply, "manual_compactions"));
+        if (finished) {
+            if (show)
+                fputc('\n', stderr);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double ms =
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            if (!strcmp(state, "failed")) {
+                exit_code = s_fail(ctl, CTL_FAILED, STRATA_EIO, "compaction %" PRIu64 " failed: %s",
+                                   id, s_pair(&reply, "manual_error"));
+            } else if (ctl->json) {
+                cJSON *doc = s_doc(ctl);
+                s_json_add_u64(doc, "id", id);
+                cJSON_AddStringToObject(doc, "state", state);
+                s_json_add_u64(doc, "compactions", s_pair_u64(&reply, "manual_compactions"));
+                s_json_add_u64(doc, "bytes", done);
+                cJSON_AddNumberToObject(doc, "ms", ms);
+            } else {
+                printf("compaction %" PRIu64 " done: %" PRIu64 " compactions, %" PRIu64
+                       " input bytes, %.0f ms\n",
+                       id, s_pair_u64(&reply, "manual_compactions"), done, ms);
+            }
+            strata_reply_clear(&reply);
+            return exit_code;
+        }
+        strata_reply_clear(&reply);
+        nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL); /* the poll period */
+    }
 }
 
 static int s_snapshots(ctl_t *ctl, int argc, char **argv)
@@ -1339,6 +1432,8 @@ enum {
     OPT_HISTORY_EP,
     OPT_DIR,
     OPT_SNAPSHOT,
+    OPT_LEVEL,
+    OPT_RANGE,
 };
 
 static const struct option s_options[] = {
@@ -1362,6 +1457,8 @@ static const struct option s_options[] = {
     {"history", required_argument, NULL, OPT_HISTORY_EP},
     {"dir", required_argument, NULL, OPT_DIR},
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"level", required_argument, NULL, OPT_LEVEL},
+    {"range", required_argument, NULL, OPT_RANGE},
     {NULL, 0, NULL, 0},
 };
 
@@ -1482,6 +1579,24 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
             ctl->snapshot = optarg;
             ctl->flags_given |= FLAG_SNAPSHOT;
             break;
+        case OPT_LEVEL:
+            if (s_parse_number(optarg, 0, 5, &number))
+                ctl->level = (int)number;
+            else
+                s_flag_error(cmd, "--level: '%s' is not a level in 0..5", optarg);
+            ctl->flags_given |= FLAG_LEVEL;
+            break;
+        case OPT_RANGE: {
+            const char *dots = strstr(optarg, "..");
+            ctl->range = optarg;
+            if (!dots || strlen(optarg) > 500)
+                s_flag_error(cmd, "--range: '%s' is not LO..HI (either side may be empty)", optarg);
+            else if (dots != optarg && dots[2] &&
+                     strncmp(optarg, dots + 2, (size_t)(dots - optarg)) > 0)
+                s_flag_error(cmd, "--range: '%s' has LO after HI", optarg);
+            ctl->flags_given |= FLAG_RANGE;
+            break;
+        }
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -1499,8 +1614,9 @@ static int s_parse(ctl_t *ctl, int argc, char **argv, cmdline_t *cmd)
 }
 
 static const char *const s_flag_names[] = {
-    "--limit", "--page", "--record",           "--from",    "--from-time", "--delayed", "--durable",
-    "--count", "--live", "--delayed-endpoint", "--history", "--dir",       "--snapshot"};
+    "--limit",   "--page",    "--record",   "--from",  "--from-time",
+    "--delayed", "--durable", "--count",    "--live",  "--delayed-endpoint",
+    "--history", "--dir",     "--snapshot", "--level", "--range"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 static int s_select(ctl_t *ctl, cmdline_t *cmd)
@@ -1582,6 +1698,7 @@ int main(int argc, char **argv)
         .endpoint = env_server && env_server[0] ? env_server : STRATA_CLIENT_DEFAULT_ENDPOINT,
         .timeout_ms = STRATA_CLIENT_DEFAULT_TIMEOUT_MS,
         .durability = STRATA_DURABILITY_SYNC,
+        .level = -1,
     };
     int exit_code = s_run(&ctl, argc, argv);
     if (ctl.json && ctl.doc) {

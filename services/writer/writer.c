@@ -60,6 +60,9 @@ static const char default_config[] = "node\n"
                                      /* snapshot: only the snapshotter's truncate_wal deletes
                                         the WAL; flush: each flush does (no snapshotter) */
                                      "    wal_truncation = snapshot\n"
+                                     /* compactor: strata-compactor compacts and installs its
+                                        results here; internal: a thread of this process */
+                                     "    compaction = compactor\n"
                                      "metrics\n"
                                      "    endpoint = 127.0.0.1:7480\n"
                                      "log\n"
@@ -111,7 +114,23 @@ typedef struct job {
     uint64_t seq;     /* checkpoint: the seq it is consistent at */
     uint32_t deleted; /* truncate_wal: segments deleted */
     uint64_t start_ns;
+    /* install_compaction: the result, and the storage its arrays point at */
+    strata_compaction_result_t install;
+    uint64_t *numbers;
+    char **outputs;
+    uint64_t installed;
 } job_t;
+
+/* A compaction_state request held until the version changes or its wait
+ * ends: how the compactor is told, without polling, that there is news. */
+typedef struct state_waiter {
+    struct state_waiter *next;
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint64_t request_id;
+    uint64_t generation; /* the one the compactor already has */
+    uint64_t deadline_ns;
+} state_waiter_t;
 
 struct writer {
     svc_config_t *cfg;
@@ -143,6 +162,10 @@ struct writer {
     char sync_failure[512];
 
     int jobs_running;
+    state_waiter_t *state_waiters;
+    bool external_compaction;
+    unsigned ticks;
+    uint64_t l0_warned; /* L0 file count last warned about; 0: not backlogged */
 
     staged_t *staged;
     size_t n_staged, cap_staged, staged_bytes;
@@ -314,6 +337,15 @@ static int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
 
 /* ---- jobs: slow control verbs off the loop ------------------------------ */
 
+static void job_free(job_t *job)
+{
+    for (size_t i = 0; job->outputs && i < job->install.n_outputs; i++)
+        free(job->outputs[i]);
+    free(job->outputs);
+    free(job->numbers);
+    free(job);
+}
+
 static void *job_main(void *arg)
 {
     job_t *job = arg;
@@ -326,6 +358,9 @@ static void *job_main(void *arg)
         job->rc = strata_db_checkpoint(job->w->db, job->arg, &job->seq, &job->err);
     else if (!strcmp(job->verb, "truncate_wal"))
         job->rc = strata_db_truncate_wal(job->w->db, job->arg_seq, &job->deleted, &job->err);
+    else if (!strcmp(job->verb, "install_compaction"))
+        job->rc =
+            strata_db_install_compaction(job->w->db, &job->install, &job->installed, &job->err);
     zsock_t *push = zsock_new_push(job->w->jobs_ep);
     zsock_send(push, "p", job);
     zsock_destroy(&push);
@@ -342,7 +377,7 @@ static int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
     if (job->rc) {
         send_error(w, job->sock, &job->envelope, job->request_id, job->rc, job->err.msg);
     } else {
-        char ms[32], seq[32], deleted[16];
+        char ms[32], seq[32], deleted[16], installed[32];
         snprintf(ms, sizeof ms, "%.3f", (double)(now_ns() - job->start_ns) / 1e6);
         snprintf(seq, sizeof seq, "%" PRIu64, job->seq);
         snprintf(deleted, sizeof deleted, "%" PRIu32, job->deleted);
@@ -353,14 +388,24 @@ static int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
             pairs[n++] = (strata_pair_t){"path", job->arg};
         } else if (!strcmp(job->verb, "truncate_wal")) {
             pairs[n++] = (strata_pair_t){"deleted", deleted};
+        } else if (!strcmp(job->verb, "install_compaction")) {
+            snprintf(installed, sizeof installed, "%" PRIu64, job->installed);
+            pairs[n++] = (strata_pair_t){"tables", installed};
         }
         strata_reply_t rep = {
             .request_id = job->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = n};
         send_reply(w, job->sock, &job->envelope, &rep);
     }
-    log_info("event=%s_done rc=%d ms=%.3f", job->verb, job->rc,
-             (double)(now_ns() - job->start_ns) / 1e6);
-    free(job);
+    if (!strcmp(job->verb, "install_compaction"))
+        log_info(
+            "event=compaction_installed rc=%d level=%d inputs=%zu+%zu outputs=%zu ms=%.3f%s%s%s",
+            job->rc, job->install.level, job->install.n_inputs[0], job->install.n_inputs[1],
+            job->install.n_outputs, (double)(now_ns() - job->start_ns) / 1e6,
+            job->rc ? " error=\"" : "", job->rc ? job->err.msg : "", job->rc ? "\"" : "");
+    else
+        log_info("event=%s_done rc=%d ms=%.3f", job->verb, job->rc,
+                 (double)(now_ns() - job->start_ns) / 1e6);
+    job_free(job);
     return 0;
 }
 
@@ -425,6 +470,9 @@ static void stats_pairs(writer_t *w, pairs_t *p)
     pair_add(p, "flushes_total", "%" PRIu64, db.flushes);
     pair_add(p, "stalls_total", "%" PRIu64, db.stalls);
     pair_add(p, "stall_ms_total", "%.3f", (double)db.stall_ns / 1e6);
+    pair_add(p, "compactions", "%" PRIu64, db.compactions);
+    pair_add(p, "compaction_read_bytes", "%" PRIu64, db.compaction_bytes_read);
+    pair_add(p, "compaction_written_bytes", "%" PRIu64, db.compaction_bytes_written);
     pair_add(p, "wal_segments", "%u", db.wal.segments);
     pair_add(p, "wal_bytes_total", "%" PRIu64, db.wal.bytes);
     static const char *const level_names[7] = {"l0_files", "l1_files", "l2_files", "l3_files",
@@ -474,6 +522,12 @@ static void write_metrics(void *arg, FILE *out)
     prom_gauge(out, "write_stall_seconds_total", "Total time writes waited for flushes.",
                (double)db.stall_ns / 1e9);
     prom_gauge(out, "wal_segments", "Live WAL segment files.", (double)db.wal.segments);
+    prom_counter(out, "compactions_total", "Compactions installed (by the compactor or in here).",
+                 db.compactions);
+    prom_counter(out, "compaction_read_bytes_total", "Input table bytes of installed compactions.",
+                 db.compaction_bytes_read);
+    prom_counter(out, "compaction_written_bytes_total", "Table bytes compactions installed.",
+                 db.compaction_bytes_written);
     fprintf(out,
             "# HELP strata_level_files SSTables per level.\n# TYPE strata_level_files gauge\n");
     for (int i = 0; i < 7; i++)
@@ -906,6 +960,108 @@ static void ctl_ping(ctx_t *c)
     reply_pairs(c, STRATA_OP_CONTROL, &p);
 }
 
+/* "12,13,14" or "-" (none) into a malloc'd array. */
+static bool parse_numbers(const char *text, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!strcmp(text, "-"))
+        return true;
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    *out = calloc(cap, sizeof **out);
+    if (!*out)
+        return false;
+    const char *p = text;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        uint64_t v = strtoull(p, &end, 10);
+        if (errno || end == p || *p == '-' || (*end && *end != ','))
+            return false;
+        (*out)[(*n)++] = v;
+        if (!*end)
+            return true;
+        p = end + 1;
+    }
+}
+
+/* install_compaction LEVEL IN0 IN1 CPU_NS OUTPUTS: OUTPUTS names tables in
+ * <data_dir>/compaction, the compactor's own directory, by bare name, so
+ * that the rename cannot be pointed anywhere else. */
+static int parse_install(writer_t *w, job_t *job, const strata_request_t *req, char *why,
+                         size_t cap)
+{
+    char *end = NULL;
+    long level = strtol(req->args[0], &end, 10);
+    if (end == req->args[0] || *end || level < 0 || level > 5) {
+        snprintf(why, cap, "level '%s' is not 0..5", req->args[0]);
+        return -1;
+    }
+    job->install.level = (int)level;
+    uint64_t *in[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++)
+        if (!parse_numbers(req->args[1 + k], &in[k], &job->install.n_inputs[k])) {
+            free(in[0]);
+            free(in[1]);
+            snprintf(why, cap, "inputs '%s' are not table numbers (N,N,... or -)",
+                     req->args[1 + k]);
+            return -1;
+        }
+    /* One allocation holds both lists, for job_free. */
+    size_t n0 = job->install.n_inputs[0], n1 = job->install.n_inputs[1];
+    job->numbers = calloc(n0 + n1 + 1, sizeof *job->numbers);
+    if (job->numbers) {
+        if (n0)
+            memcpy(job->numbers, in[0], n0 * sizeof *in[0]);
+        if (n1)
+            memcpy(job->numbers + n0, in[1], n1 * sizeof *in[1]);
+    }
+    free(in[0]);
+    free(in[1]);
+    if (!job->numbers) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    job->install.inputs[0] = job->numbers;
+    job->install.inputs[1] = job->numbers + n0;
+    end = NULL;
+    errno = 0;
+    job->install.cpu_ns = strtoull(req->args[3], &end, 10);
+    if (errno || end == req->args[3] || *end) {
+        snprintf(why, cap, "cpu_ns '%s' is not a number", req->args[3]);
+        return -1;
+    }
+    const char *list = req->args[4];
+    size_t n = strcmp(list, "-") ? 1 : 0;
+    for (const char *p = list; n && *p; p++)
+        n += *p == ',';
+    job->outputs = calloc(n + 1, sizeof *job->outputs);
+    if (!job->outputs) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    const char *p = list;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 64 || memchr(p, '/', len) || len < 5 ||
+            memcmp(p + len - 4, ".sst", 4) || p[0] == '.') {
+            snprintf(why, cap, "output '%.*s' is not a table name in compaction/", (int)len, p);
+            return -1;
+        }
+        if (asprintf(&job->outputs[i], "%s/compaction/%.*s", w->data_dir, (int)len, p) < 0) {
+            job->outputs[i] = NULL;
+            snprintf(why, cap, "out of memory");
+            return -1;
+        }
+        job->install.n_outputs = i + 1;
+        p += len + 1;
+    }
+    job->install.outputs = (const char *const *)job->outputs;
+    return 0;
+}
+
 static void ctl_job(ctx_t *c)
 {
     job_t *job = calloc(1, sizeof *job);
@@ -937,16 +1093,115 @@ static void ctl_job(ctx_t *c)
             return reply_error(c, STRATA_EINVAL, "control truncate_wal: '%s' is not a seq",
                                c->req->args[0]);
         }
+    } else if (!strcmp(job->verb, "install_compaction")) {
+        char why[256];
+        if (parse_install(c->w, job, c->req, why, sizeof why) != 0) {
+            job_free(job);
+            return reply_error(c, STRATA_EINVAL, "control install_compaction: %s", why);
+        }
     }
     pthread_t t;
     if (pthread_create(&t, NULL, job_main, job) != 0) {
-        free(job);
+        job_free(job);
         return reply_error(c, STRATA_ENOMEM, "cannot start a thread for %s", c->req->verb);
     }
     pthread_detach(t);
     c->envelope = NULL;
     c->w->jobs_running++;
     log_info("event=%s_start", job->verb);
+}
+
+static void state_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope, uint64_t request_id)
+{
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(w->db, &generation, &smallest);
+    char gen[32], snap[32];
+    snprintf(gen, sizeof gen, "%" PRIu64, generation);
+    snprintf(snap, sizeof snap, "%" PRIu64, smallest);
+    strata_pair_t pairs[] = {{"generation", gen},
+                             {"smallest_snapshot", snap},
+                             {"data_dir", w->data_dir},
+                             {"compaction", w->external_compaction ? "compactor" : "internal"}};
+    strata_reply_t rep = {.request_id = request_id,
+                          .op = STRATA_OP_CONTROL,
+                          .pairs = pairs,
+                          .n_pairs = sizeof pairs / sizeof pairs[0]};
+    send_reply(w, sock, envelope, &rep);
+}
+
+/* compaction_state [GENERATION WAIT_MS]: with a generation, the reply waits
+ * (up to WAIT_MS, at most 10 s) until the version is no longer that one. */
+static void ctl_compaction_state(ctx_t *c)
+{
+    uint64_t have = 0, wait_ms = 0;
+    if (c->req->n_args == 2) {
+        char *end1 = NULL, *end2 = NULL;
+        have = strtoull(c->req->args[0], &end1, 10);
+        wait_ms = strtoull(c->req->args[1], &end2, 10);
+        if (end1 == c->req->args[0] || *end1 || end2 == c->req->args[1] || *end2)
+            return reply_error(c, STRATA_EINVAL,
+                               "control compaction_state: GENERATION and WAIT_MS are numbers");
+        if (wait_ms > 10000)
+            wait_ms = 10000;
+    } else if (c->req->n_args != 0) {
+        return reply_error(c, STRATA_EINVAL,
+                           "control compaction_state: takes no args or GENERATION WAIT_MS");
+    }
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(c->w->db, &generation, &smallest);
+    state_waiter_t *waiter = wait_ms && generation == have ? calloc(1, sizeof *waiter) : NULL;
+    if (!waiter)
+        return state_reply(c->w, c->sock, &c->envelope, c->req->request_id);
+    waiter->sock = c->sock;
+    waiter->envelope = c->envelope;
+    c->envelope = NULL;
+    waiter->request_id = c->req->request_id;
+    waiter->generation = have;
+    waiter->deadline_ns = now_ns() + wait_ms * 1000000;
+    waiter->next = c->w->state_waiters;
+    c->w->state_waiters = waiter;
+}
+
+/* Answers the held compaction_state requests whose version moved on or
+ * whose wait is over (all of them when everything is). */
+static void release_state_waiters(writer_t *w, bool everything)
+{
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(w->db, &generation, &smallest);
+    uint64_t now = now_ns();
+    state_waiter_t **pp = &w->state_waiters;
+    while (*pp) {
+        state_waiter_t *waiter = *pp;
+        if (everything || waiter->generation != generation || now >= waiter->deadline_ns) {
+            *pp = waiter->next;
+            state_reply(w, waiter->sock, &waiter->envelope, waiter->request_id);
+            free(waiter);
+        } else {
+            pp = &waiter->next;
+        }
+    }
+}
+
+/* With the compaction in another process, a stopped or slow compactor
+ * shows as L0 growing: reads get slower, writes go on. Said once when it
+ * starts, again each time it doubles, and when it clears. */
+static void watch_l0(writer_t *w)
+{
+    if (!w->external_compaction)
+        return;
+    strata_db_stats_t st;
+    strata_db_stats(w->db, &st);
+    uint64_t l0 = st.level_files[0];
+    enum { L0_BACKLOG = 12 }; /* three times the compaction trigger */
+    if (l0 >= L0_BACKLOG && (w->l0_warned == 0 || l0 >= 2 * w->l0_warned)) {
+        log_warning("event=l0_backlog l0_files=%" PRIu64 " hint=\"is strata-compactor running? "
+                    "writes go on, reads slow down\"",
+                    l0);
+        w->l0_warned = l0;
+    } else if (l0 < L0_BACKLOG / 2 && w->l0_warned) {
+        log_info("event=l0_backlog_cleared l0_files=%" PRIu64, l0);
+        w->l0_warned = 0;
+    }
 }
 
 static void ctl_config(ctx_t *c)
@@ -961,6 +1216,7 @@ static void ctl_config(ctx_t *c)
                                        "writer/wal_segment_mb",
                                        "writer/lz4",
                                        "writer/wal_truncation",
+                                       "writer/compaction",
                                        "writer/scan_limit",
                                        "metrics/endpoint",
                                        "log/level"};
@@ -993,6 +1249,10 @@ static const verb_t verbs[] = {
      "DEST: flush, then write a checkpoint (hard links and a MANIFEST) to DEST"},
     {"truncate_wal", 1, 1, true, ctl_job,
      "SEQ: delete WAL segments wholly below SEQ and the flushed seq, outside retention"},
+    {"compaction_state", 0, 2, true, ctl_compaction_state,
+     "[GENERATION WAIT_MS]: version generation and oldest snapshot; waits for a change"},
+    {"install_compaction", 5, 5, true, ctl_job,
+     "LEVEL IN0 IN1 CPU_NS OUTPUTS: install a compactor's result as one version edit"},
     {"terminate", 0, 0, true, ctl_terminate, "graceful shutdown (control endpoint only)"},
 };
 
@@ -1135,6 +1395,13 @@ static int on_request(zloop_t *loop, zsock_t *sock, void *arg)
 
 static int on_tick(zloop_t *loop, int timer_id, void *arg)
 {
+    (void)loop;
+    (void)timer_id;
+    writer_t *w = arg;
+    if (w->state_waiters)
+        release_state_waiters(w, false);
+    if (++w->ticks % 10 == 0)
+        watch_l0(w);
     return zsys_interrupted ? -1 : 0;
 }
 
@@ -1213,6 +1480,10 @@ static int open_db(writer_t *w, strata_error_t *err)
     if (strcmp(truncation, "snapshot") && strcmp(truncation, "flush"))
         return strata_error_set(err, STRATA_EINVAL,
                                 "writer/wal_truncation: '%s', needs snapshot or flush", truncation);
+    const char *compaction = svc_config_get(w->cfg, "writer/compaction");
+    if (strcmp(compaction, "compactor") && strcmp(compaction, "internal"))
+        return strata_error_set(err, STRATA_EINVAL,
+                                "writer/compaction: '%s', needs compactor or internal", compaction);
     if (memtable_mb < 1 || memtable_mb > 16384 || max_imm < 1 || max_imm > 64 || interval < 1 ||
         interval > 60000 || segment_mb < 1 || segment_mb > 4096 || scan_limit < 1 ||
         scan_limit > STRATA_PROTO_MAX_SCAN_LIMIT)
@@ -1236,6 +1507,8 @@ static int open_db(writer_t *w, strata_error_t *err)
     opts.wal_retain_bytes = retain_mb << 20;
     opts.wal_retain_ms = retain_hours * 3600 * 1000;
     opts.manual_wal_truncation = !strcmp(truncation, "snapshot");
+    w->external_compaction = !strcmp(compaction, "compactor");
+    opts.disable_auto_compaction = w->external_compaction;
     uint64_t start = now_ns();
     rc = strata_db_open(&opts, &w->db, err);
     if (rc)
@@ -1365,6 +1638,7 @@ static void drain(writer_t *w)
     w->pending_len = 0;
     while (w->jobs_running > 0)
         on_job_done(NULL, w->jobs, w);
+    release_state_waiters(w, true);
 }
 
 int main(int argc, char **argv)

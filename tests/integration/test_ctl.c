@@ -324,10 +324,10 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
 }
 END_TEST
 
-static const char *const s_verbs[] = {"put",      "get",        "del",        "scan",
-                                      "status",   "stats",      "tail",       "subscribers",
-                                      "snapshot", "snapshots",  "backup",     "restore",
-                                      "verify",   "record put", "record get", "help"};
+static const char *const s_verbs[] = {
+    "put",    "get",         "del",        "scan",       "status", "stats",
+    "tail",   "subscribers", "snapshot",   "snapshots",  "backup", "restore",
+    "verify", "compact",     "record put", "record get", "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
 START_TEST(every_verb_has_help)

@@ -35,6 +35,8 @@ line=$(timeout 30 "$ctl" tail kv --dir "$dir/node" --from "$seq" --count 1) || f
 # ... and the snapshotter: a snapshot on request, listed afterwards.
 "$ctl" snapshot --dir "$dir/node" | grep -q "^seq $seq " || fail "snapshot"
 "$ctl" snapshots --dir "$dir/node" | grep -q "snap-0*$seq " || fail "snapshots"
+# ... and the compactor: a manual compaction runs to the end.
+"$ctl" compact --dir "$dir/node" | grep -q "done" || fail "compact"
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null || fail "status while running"
 # A second start on the same directory is refused.
 if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
@@ -44,6 +46,7 @@ fi
 [ ! -e "$dir/node/writer.endpoints" ] || fail "writer.endpoints left after stop"
 [ ! -e "$dir/node/distributor.endpoints" ] || fail "distributor.endpoints left after stop"
 [ ! -e "$dir/node/snapshotter.endpoints" ] || fail "snapshotter.endpoints left after stop"
+[ ! -e "$dir/node/compactor.endpoints" ] || fail "compactor.endpoints left after stop"
 set +e
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null 2>&1
 rc=$?

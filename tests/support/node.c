@@ -310,3 +310,40 @@ void ts_snap_kill9(ts_snap_t *snap)
 {
     kill9_pid(&snap->pid);
 }
+
+static bool read_comp_endpoints(void *arg)
+{
+    ts_comp_t *comp = arg;
+    char path[600];
+    snprintf(path, sizeof path, "%s/compactor.endpoints", comp->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    if (!cfg)
+        return false;
+    bool ours = atoi(zconfig_get(cfg, "compactor/pid", "0")) == comp->pid;
+    if (ours)
+        snprintf(comp->endpoint, sizeof comp->endpoint, "%s",
+                 zconfig_get(cfg, "compactor/endpoint", ""));
+    zconfig_destroy(&cfg);
+    return ours;
+}
+
+void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env)
+{
+    memset(comp, 0, sizeof *comp);
+    snprintf(comp->dir, sizeof comp->dir, "%s", data_dir);
+    static unsigned started;
+    snprintf(comp->log, sizeof comp->log, "%s.compactor-%u.log", data_dir, started++);
+    static const char *const defaults[] = {"STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    comp->pid = spawn(STRATA_COMPACTOR_BIN, "strata-compactor", data_dir, comp->log, defaults, env);
+    wait_ready(comp->pid, "strata-compactor", data_dir, comp->log, read_comp_endpoints, comp);
+}
+
+int ts_comp_stop(ts_comp_t *comp)
+{
+    return stop_pid(&comp->pid, comp->log);
+}
+
+void ts_comp_kill9(ts_comp_t *comp)
+{
+    kill9_pid(&comp->pid);
+}

@@ -57,6 +57,20 @@ void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env
 int ts_snap_stop(ts_snap_t *snap);
 void ts_snap_kill9(ts_snap_t *snap);
 
+/* A strata-compactor beside a node's writer; ready once it has written
+ * compactor.endpoints (after taking compaction/LOCK and removing what a
+ * killed one left there). */
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char endpoint[600]; /* ipc://DIR/compactor.ctl */
+    char log[600];
+} ts_comp_t;
+
+void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env);
+int ts_comp_stop(ts_comp_t *comp);
+void ts_comp_kill9(ts_comp_t *comp);
+
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */
 int ts_run_capture(const char *const *argv, char **out);

@@ -139,6 +139,37 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
 int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *deleted,
                            strata_error_t *err);
 
+/* ---- compaction in another process (the node's strata-compactor) ----
+ * The compactor reads the version from the MANIFEST, merges tables into
+ * files of its own, and offers the result here; the db installs it as one
+ * version edit or refuses it, changing nothing. */
+
+/* generation: bumped by every version change (flush, compaction), so a
+ * compactor knows when to look again; smallest_snapshot_seq: the oldest
+ * seq any reader may still ask for (a compaction may drop an entry only
+ * when a newer one of its key is at or below it). */
+void strata_db_compaction_state(strata_db_t *self, uint64_t *generation,
+                                uint64_t *smallest_snapshot_seq);
+
+typedef struct {
+    int level;                 /* inputs from level and level + 1; outputs to level + 1 */
+    const uint64_t *inputs[2]; /* table numbers at level and at level + 1 */
+    size_t n_inputs[2];
+    const char *const *outputs; /* finished tables, on the db's file system */
+    size_t n_outputs;
+    uint64_t cpu_ns; /* the compactor's, for stats */
+} strata_compaction_result_t;
+
+/* Checks that the inputs are still live at their levels and that the
+ * outputs (each opened and its footer checked) are disjoint, in key order
+ * and clear of the output level's other tables; renames the outputs into
+ * the database under new numbers, fsyncs the directory and logs the edit.
+ * STRATA_ESTALE: the version moved on, nothing changed, the outputs stay
+ * where they were for the caller to remove. A failed MANIFEST write stops
+ * the database (STRATA_EREADONLY afterwards). */
+int strata_db_install_compaction(strata_db_t *self, const strata_compaction_result_t *result,
+                                 uint64_t *tables_installed, strata_error_t *err);
+
 /* A snapshot pins a seq: compaction keeps every version a read at that
  * seq needs until it is released. Returns the seq to read at. */
 uint64_t strata_db_snapshot_acquire(strata_db_t *self);
