@@ -2,11 +2,15 @@
  * memtable switches, reopen, and the one-process-per-directory lock. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compaction.h"
 #include "strata/db.h"
+#include "version.h"
 #include "support.h"
 
 static strata_db_t *open_db(const char *dir, size_t memtable_bytes)
@@ -352,6 +356,157 @@ START_TEST(the_table_cache_stays_within_its_bound)
 }
 END_TEST
 
+/* ---- compaction from another process ---------------------------------- */
+
+static strata_db_t *open_manual(const char *dir)
+{
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    opts.disable_auto_compaction = true;
+    strata_db_t *db = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_db_open(&opts, &db, &err) == 0, "open %s: %s", dir, err.msg);
+    return db;
+}
+
+/* The compactor's half, as services/compactor does it: the version read
+ * from the MANIFEST, picked, merged into work/. */
+typedef struct {
+    uint64_t inputs[2][64];
+    size_t n_inputs[2];
+    char *outputs[64];
+    size_t n_outputs;
+    int level;
+} offsite_t;
+
+static void compact_offsite(const char *dir, const char *work, offsite_t *o)
+{
+    memset(o, 0, sizeof *o);
+    strata_vset_t *vset = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_vset_open_readonly(dir, NULL, NULL, NULL, &vset, &err) == 0, "%s",
+                  err.msg);
+    strata_version_t *v = strata_vset_current(vset);
+    strata_compaction_options_t copts;
+    strata_compaction_options_init(&copts);
+    strata_compaction_cursor_t cursor = {0};
+    strata_compaction_t *c = NULL;
+    ck_assert_int_eq(strata_compaction_pick(v, &copts, &cursor, true, &c), 0);
+    ck_assert_ptr_nonnull(c);
+    c->output_dir = work;
+    c->output_prefix = "t";
+    strata_table_options_t topts;
+    strata_table_options_init(&topts);
+    strata_edit_t edit;
+    strata_edit_init(&edit);
+    strata_compaction_stats_t cs = {0};
+    ck_assert_msg(strata_compaction_run(vset, &topts, &copts, c, 0, &edit, &cs, &err) == 0, "%s",
+                  err.msg);
+    o->level = c->level;
+    for (int w = 0; w < 2; w++) {
+        o->n_inputs[w] = c->n_inputs[w];
+        for (size_t i = 0; i < c->n_inputs[w]; i++)
+            o->inputs[w][i] = c->inputs[w][i]->number;
+    }
+    for (size_t i = 0; i < edit.n_adds; i++)
+        ck_assert_int_ge(asprintf(&o->outputs[o->n_outputs++], "%s/t-%llu.sst", work,
+                                  (unsigned long long)edit.adds[i].file->number),
+                         0);
+    strata_edit_clear(&edit);
+    strata_compaction_free(&c);
+    strata_compaction_cursor_clear(&cursor);
+    strata_version_unref(&v);
+    strata_vset_close(&vset);
+}
+
+static strata_compaction_result_t as_result(const offsite_t *o)
+{
+    return (strata_compaction_result_t){
+        .level = o->level,
+        .inputs = {o->inputs[0], o->inputs[1]},
+        .n_inputs = {o->n_inputs[0], o->n_inputs[1]},
+        .outputs = (const char *const *)o->outputs,
+        .n_outputs = o->n_outputs,
+    };
+}
+
+static uint32_t level_files(strata_db_t *db, int level)
+{
+    strata_db_stats_t st;
+    strata_db_stats(db, &st);
+    return st.level_files[level];
+}
+
+START_TEST(a_compaction_from_outside_is_installed_or_refused_whole)
+{
+    char *dir = ts_tempdir("db");
+    char *work = ts_path(dir, "work");
+    ck_assert_int_eq(mkdir(work, 0755), 0);
+    strata_db_t *db = open_manual(dir);
+    char key[32], value[64];
+    strata_error_t err;
+    for (int f = 0; f < 4; f++) {
+        for (int i = 0; i < 500; i++) {
+            snprintf(key, sizeof key, "key-%05d", i * 4 + f % 2);
+            snprintf(value, sizeof value, "value-%d-%d", i, f);
+            put_str(db, key, value);
+        }
+        ck_assert_int_eq(strata_db_flush(db, &err), 0);
+    }
+    ck_assert_uint_eq(level_files(db, 0), 4);
+    uint64_t gen0 = 0, snap = 0;
+    strata_db_compaction_state(db, &gen0, &snap);
+    offsite_t o;
+    compact_offsite(dir, work, &o);
+    ck_assert_int_eq(o.level, 0);
+    ck_assert_uint_eq(o.n_inputs[0], 4);
+    ck_assert_uint_ge(o.n_outputs, 1);
+
+    /* An input that is not live: refused, nothing changed, outputs left. */
+    offsite_t bad = o;
+    bad.inputs[0][0] = 999999;
+    strata_compaction_result_t r = as_result(&bad);
+    ck_assert_int_eq(strata_db_install_compaction(db, &r, NULL, &err), STRATA_ESTALE);
+    ck_assert_msg(strstr(err.msg, "999999") != NULL, "%s", err.msg);
+    /* Leaving an older L0 table behind would let it shadow what moved down. */
+    bad = o;
+    bad.n_inputs[0] = 1;
+    r = as_result(&bad);
+    ck_assert_int_eq(strata_db_install_compaction(db, &r, NULL, &err), STRATA_ESTALE);
+    ck_assert_msg(strstr(err.msg, "left behind") != NULL, "%s", err.msg);
+    ck_assert_uint_eq(level_files(db, 0), 4);
+    ck_assert_uint_eq(ts_file_size(o.outputs[0]) > 0, 1);
+
+    r = as_result(&o);
+    uint64_t installed = 0;
+    ck_assert_msg(strata_db_install_compaction(db, &r, &installed, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(installed, o.n_outputs);
+    ck_assert_uint_eq(level_files(db, 0), 0);
+    ck_assert_uint_eq(level_files(db, 1), o.n_outputs);
+    ck_assert_int_ne(access(o.outputs[0], F_OK), 0); /* renamed in */
+    uint64_t gen1 = 0;
+    strata_db_compaction_state(db, &gen1, &snap);
+    ck_assert_uint_gt(gen1, gen0);
+    /* The same result again: its inputs are gone. */
+    ck_assert_int_ne(strata_db_install_compaction(db, &r, NULL, &err), 0);
+    expect(db, 0, "key-00000", "value-0-2");
+    expect(db, 0, "key-00001", "value-0-3");
+    expect(db, 0, "key-01997", "value-499-3");
+    close_db(&db);
+    db = open_manual(dir);
+    ck_assert_uint_eq(level_files(db, 1), o.n_outputs);
+    expect(db, 0, "key-00000", "value-0-2");
+    expect(db, 0, "key-01996", "value-499-2");
+    close_db(&db);
+    for (size_t i = 0; i < o.n_outputs; i++)
+        free(o.outputs[i]);
+    free(work);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -367,6 +522,7 @@ int main(void)
     tcase_add_test(tc, flushed_memtables_are_read_from_sstables_and_survive_reopen);
     tcase_add_test(tc, a_checkpoint_opens_as_its_own_database_at_one_seq);
     tcase_add_test(tc, the_table_cache_stays_within_its_bound);
+    tcase_add_test(tc, a_compaction_from_outside_is_installed_or_refused_whole);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
