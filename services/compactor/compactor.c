@@ -227,6 +227,7 @@ static int writer_control(comp_t *s, const char *verb, const char *const *args, 
 
 typedef struct {
     uint64_t generation, smallest_snapshot;
+    bool internal; /* the writer compacts in a thread of its own */
 } writer_state_t;
 
 /* With wait, the writer answers when its version is no longer `have`, or
@@ -249,6 +250,8 @@ static int writer_state(comp_t *s, bool wait, uint64_t have, writer_state_t *st,
         else {
             st->generation = strtoull(g, NULL, 10);
             st->smallest_snapshot = strtoull(snap, NULL, 10);
+            const char *mode = pair_get(&rep, "compaction");
+            st->internal = mode && !strcmp(mode, "internal");
         }
     }
     strata_reply_clear(&rep);
@@ -521,7 +524,7 @@ static void *worker_main(void *arg)
 {
     comp_t *s = arg;
     uint64_t seen = UINT64_MAX; /* generation last found with nothing to do */
-    bool idle_logged = false;
+    bool idle_logged = false, internal_logged = false;
     while (!stopping(s)) {
         manual_t m;
         if (take_manual(s, &m)) {
@@ -550,6 +553,17 @@ static void *worker_main(void *arg)
         set_state(s, "idle");
         if (st.generation == seen)
             continue; /* the wait ran out with nothing new */
+        if (st.internal) {
+            /* Two pickers would only refuse each other's work; manual
+             * requests still run (the writer refuses what went stale). */
+            if (!internal_logged)
+                log_warning("event=writer_compacts_itself hint=\"writer/compaction = internal: "
+                            "only manual compactions run here\"");
+            internal_logged = true;
+            seen = st.generation;
+            continue;
+        }
+        internal_logged = false;
         strata_vset_t *vset = NULL;
         if ((rc = open_version(s, &vset, &err)) != 0) {
             log_warning("event=manifest_read_failed error=\"%s\"", err.msg);
