@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -66,6 +67,13 @@ struct strata_memtable {
     size_t alloc_remaining;
     arena_block_t *blocks; /* newest first */
     uint64_t rng;
+
+    /* Entries staged for publish, in staging order; writer only. Every
+     * staged key shares its first staged_common bytes, which the sort
+     * skips. */
+    memtable_node_t **staged;
+    size_t n_staged, cap_staged;
+    size_t staged_common;
 };
 
 struct strata_memtable_iter {
@@ -306,6 +314,7 @@ void strata_memtable_unref(strata_memtable_t **self_p)
      * finished; a lone acquire fence would do, but TSan does not model it. */
     if (atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) != 1)
         return;
+    free(self->staged);
     arena_block_t *block = self->blocks;
     while (block) {
         arena_block_t *older = block->older;
@@ -315,10 +324,11 @@ void strata_memtable_unref(strata_memtable_t **self_p)
     free(self);
 }
 
-int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
-                        const void *key, size_t key_len, const void *value, size_t value_len)
+/* A filled node, not yet linked, or NULL when the entry can never fit. */
+static memtable_node_t *node_create(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
+                                    const void *key, size_t key_len, const void *value,
+                                    size_t value_len)
 {
-    assert(self);
     assert(type == STRATA_VALUE_PUT || type == STRATA_VALUE_DELETE);
     /* The most a node adds to its key and value: links, header, rounding,
      * and the padding and header of a block of its own. */
@@ -328,11 +338,11 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
      * wrap, could never be allocated: both are out of memory. */
     if (key_len > UINT32_MAX || key_len > SIZE_MAX - overhead ||
         value_len > SIZE_MAX - overhead - key_len)
-        return STRATA_ENOMEM;
+        return NULL;
     int height = random_height(self);
     memtable_node_t *node = node_alloc(self, height, key_len, value_len);
     if (!node)
-        return STRATA_ENOMEM;
+        return NULL;
     node->seq = seq;
     node->type = (uint8_t)type;
     /* memcpy from a NULL pointer is undefined even for zero bytes. */
@@ -340,16 +350,20 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
         memcpy((unsigned char *)node_key(node), key, key_len);
     if (value_len)
         memcpy((unsigned char *)node_value(node), value, value_len);
+    return node;
+}
 
-    memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
-    find_greater_or_equal(self, key, key_len, seq, prev);
+/* Links node after prev[level] on each of its levels, raising the list's
+ * height first when node is the tallest yet. */
+static void node_link_after(strata_memtable_t *self, memtable_node_t *node, memtable_node_t **prev)
+{
+    int height = node->height;
     int max_height = atomic_load_explicit(&self->max_height, memory_order_relaxed);
     if (height > max_height) {
         for (int level = max_height; level < height; level++)
             prev[level] = self->head;
         atomic_store_explicit(&self->max_height, height, memory_order_relaxed);
     }
-
     /* The node must be whole before the first release store makes it
      * reachable; linking bottom-up means a reader that finds it on some
      * level also finds it on every level below. */
@@ -358,10 +372,279 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
                     atomic_load_explicit(node_link(prev[level], level), memory_order_relaxed));
     for (int level = 0; level < height; level++)
         atomic_store_explicit(node_link(prev[level], level), node, memory_order_release);
+}
 
+static void count_added(strata_memtable_t *self, uint64_t added)
+{
     uint64_t count = atomic_load_explicit(&self->count, memory_order_relaxed);
-    atomic_store_explicit(&self->count, count + 1, memory_order_relaxed);
+    atomic_store_explicit(&self->count, count + added, memory_order_relaxed);
+}
+
+/* Finds node's place by a search from the head and links it there. */
+static void node_insert(strata_memtable_t *self, memtable_node_t *node)
+{
+    memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
+    find_greater_or_equal(self, node_key(node), node->key_len, node->seq, prev);
+    node_link_after(self, node, prev);
+}
+
+int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
+                        const void *key, size_t key_len, const void *value, size_t value_len)
+{
+    assert(self);
+    memtable_node_t *node = node_create(self, seq, type, key, key_len, value, value_len);
+    if (!node)
+        return STRATA_ENOMEM;
+    node_insert(self, node);
+    count_added(self, 1);
     return 0;
+}
+
+/* ---- bulk loading -------------------------------------------------------- */
+
+int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
+                          const void *key, size_t key_len, const void *value, size_t value_len)
+{
+    assert(self);
+    /* Room first, so that a failure leaves no node behind. */
+    if (self->n_staged == self->cap_staged) {
+        size_t cap = self->cap_staged ? self->cap_staged * 2 : 1024;
+        memtable_node_t **grown = realloc(self->staged, cap * sizeof *grown);
+        if (!grown)
+            return STRATA_ENOMEM;
+        self->staged = grown;
+        self->cap_staged = cap;
+    }
+    memtable_node_t *node = node_create(self, seq, type, key, key_len, value, value_len);
+    if (!node)
+        return STRATA_ENOMEM;
+    if (self->n_staged == 0) {
+        self->staged_common = key_len;
+    } else {
+        const unsigned char *first = node_key(self->staged[0]);
+        size_t common = self->staged_common < key_len ? self->staged_common : key_len;
+        size_t same = 0;
+        while (same < common && first[same] == ((const unsigned char *)key)[same])
+            same++;
+        self->staged_common = same;
+    }
+    self->staged[self->n_staged++] = node;
+    return 0;
+}
+
+/* A staged node and the 8 bytes of its key after the staged keys' common
+ * prefix, which order most pairs without touching the node. */
+typedef struct {
+    uint64_t window;
+    memtable_node_t *node;
+} staged_rec_t;
+
+/* Big-endian, so that integer order is byte order; bytes past the end of
+ * the key read as zero, and the tie that makes is broken by the full
+ * compare. */
+static uint64_t key_window(const memtable_node_t *node, size_t offset)
+{
+    const unsigned char *key = node_key(node);
+    uint64_t window = 0;
+    if (node->key_len >= offset + sizeof window) {
+        memcpy(&window, key + offset, sizeof window);
+        return __builtin_bswap64(window);
+    }
+    for (size_t i = 0; i < sizeof window; i++)
+        window = window << 8 | (offset + i < node->key_len ? key[offset + i] : 0);
+    return window;
+}
+
+/* LSD radix sort on window, a byte per pass, skipping the bytes that every
+ * record shares. Returns whichever of recs and scratch holds the result. */
+static staged_rec_t *radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n)
+{
+    size_t counts[8][256];
+    memset(counts, 0, sizeof counts);
+    for (size_t i = 0; i < n; i++)
+        for (int byte = 0; byte < 8; byte++)
+            counts[byte][(recs[i].window >> (8 * byte)) & 0xff]++;
+    for (int byte = 0; byte < 8; byte++) {
+        size_t *count = counts[byte];
+        if (count[(recs[0].window >> (8 * byte)) & 0xff] == n)
+            continue;
+        size_t offset = 0;
+        for (int digit = 0; digit < 256; digit++) {
+            size_t here = count[digit];
+            count[digit] = offset;
+            offset += here;
+        }
+        for (size_t i = 0; i < n; i++)
+            scratch[count[(recs[i].window >> (8 * byte)) & 0xff]++] = recs[i];
+        staged_rec_t *sorted = scratch;
+        scratch = recs;
+        recs = sorted;
+    }
+    return recs;
+}
+
+static int staged_rec_compare(const void *a, const void *b)
+{
+    const memtable_node_t *x = ((const staged_rec_t *)a)->node;
+    const memtable_node_t *y = ((const staged_rec_t *)b)->node;
+    return node_compare(x, node_key(y), y->key_len, y->seq);
+}
+
+/* Orders records whose keys differ at most in length: shorter first, then
+ * newer seq first. window holds the sort key here, not the key's bytes. */
+static int versions_compare(const void *a, const void *b)
+{
+    uint64_t x = ((const staged_rec_t *)a)->window, y = ((const staged_rec_t *)b)->window;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs this short have their nodes in cache after the first compares. */
+#define SMALL_RUN 64
+/* Each level of recursion splits a run or ends it; this only bounds the
+ * stack against keys built to defeat it. */
+#define MAX_SORT_DEPTH 16
+
+static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                           int depth);
+
+/* Sorts a run of records that tie on the window at offset. Versions of one
+ * key (the usual reason for a long run) or keys that end inside the window
+ * differ only in length and seq, which go into window so that the sort
+ * never touches the nodes again; keys that share more than the window are
+ * sorted again on the bytes after what they share. */
+static void sort_run(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset, int depth)
+{
+    if (n <= SMALL_RUN || depth >= MAX_SORT_DEPTH) {
+        qsort(recs, n, sizeof *recs, staged_rec_compare);
+        return;
+    }
+    const memtable_node_t *first = recs[0].node;
+    size_t common = first->key_len, max_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 < n)
+            __builtin_prefetch(recs[i + 8].node);
+        const memtable_node_t *node = recs[i].node;
+        size_t len = node->key_len < common ? node->key_len : common;
+        size_t same = offset;
+        while (same < len && node_key(node)[same] == node_key(first)[same])
+            same++;
+        common = same;
+        if (node->key_len > max_len)
+            max_len = node->key_len;
+    }
+    if (common == max_len) {
+        /* One key: newest first. */
+        for (size_t i = 0; i < n; i++)
+            recs[i].window = UINT64_MAX - recs[i].node->seq;
+        qsort(recs, n, sizeof *recs, versions_compare);
+        return;
+    }
+    if (max_len <= offset + sizeof(uint64_t)) {
+        /* Keys that end inside the window: the bytes past offset of the
+         * longer ones are zeros, so length orders them. It takes 4 bits
+         * beside a seq below 2^60; seqs beyond that get the full compare. */
+        const uint64_t seq_bits = ((uint64_t)1 << 60) - 1;
+        bool fits = true;
+        for (size_t i = 0; i < n && fits; i++) {
+            const memtable_node_t *node = recs[i].node;
+            fits = node->seq <= seq_bits;
+            recs[i].window = (uint64_t)(node->key_len - offset) << 60 | (seq_bits - node->seq);
+        }
+        qsort(recs, n, sizeof *recs, fits ? versions_compare : staged_rec_compare);
+        return;
+    }
+    if (common > offset)
+        sort_by_window(recs, scratch, n, common, depth + 1);
+    else
+        qsort(recs, n, sizeof *recs, staged_rec_compare);
+}
+
+/* Sorts recs into memtable order, given that all their keys share their
+ * first offset bytes: by the window after those, then each run of equal
+ * windows on its own. The result is in recs; scratch is as long. */
+static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                           int depth)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 < n)
+            __builtin_prefetch(recs[i + 8].node);
+        recs[i].window = key_window(recs[i].node, offset);
+    }
+    staged_rec_t *sorted = radix_sort(recs, scratch, n);
+    if (sorted != recs)
+        memcpy(recs, sorted, n * sizeof *recs);
+    for (size_t start = 0; start < n;) {
+        size_t end = start + 1;
+        while (end < n && recs[end].window == recs[start].window)
+            end++;
+        if (end - start > 1)
+            sort_run(recs + start, scratch + start, end - start, offset, depth);
+        start = end;
+    }
+}
+
+/* Links sorted nodes, each after the last one on every level it shares
+ * with it, searching on from there (a splice): appending past the end of
+ * the list, the common case when a bulk load fills an empty memtable,
+ * needs no compare at all. */
+static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_t n)
+{
+    memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
+    for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
+        prev[level] = self->head;
+    for (size_t i = 0; i < n; i++) {
+        /* The nodes lie in the arena in staging order, not this one. */
+        if (i + 8 < n)
+            __builtin_prefetch(recs[i + 8].node);
+        memtable_node_t *node = recs[i].node;
+        int max_height = atomic_load_explicit(&self->max_height, memory_order_relaxed);
+        if (node->height > max_height)
+            max_height = node->height;
+        /* prev[level] is at or before the last node linked, so it is before
+         * this one. Once the search moves right of it on a level, it is
+         * past the last node, hence past prev of every level below. */
+        memtable_node_t *from = NULL;
+        for (int level = max_height - 1; level >= 0; level--) {
+            memtable_node_t *at = from ? from : prev[level];
+            for (;;) {
+                memtable_node_t *next =
+                    atomic_load_explicit(node_link(at, level), memory_order_relaxed);
+                if (!next || node_compare(next, node_key(node), node->key_len, node->seq) >= 0)
+                    break;
+                at = next;
+            }
+            if (from || at != prev[level])
+                from = at;
+            prev[level] = at;
+        }
+        node_link_after(self, node, prev);
+        for (int level = 0; level < node->height; level++)
+            prev[level] = node;
+    }
+}
+
+void strata_memtable_publish(strata_memtable_t *self)
+{
+    assert(self);
+    size_t n = self->n_staged;
+    if (n == 0)
+        return;
+    staged_rec_t *recs = malloc(2 * n * sizeof *recs);
+    if (recs) {
+        for (size_t i = 0; i < n; i++)
+            recs[i].node = self->staged[i];
+        sort_by_window(recs, recs + n, n, self->staged_common, 0);
+        link_sorted(self, recs, n);
+        free(recs);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            node_insert(self, self->staged[i]);
+    }
+    count_added(self, n);
+    free(self->staged);
+    self->staged = NULL;
+    self->n_staged = 0;
+    self->cap_staged = 0;
 }
 
 int strata_memtable_get(const strata_memtable_t *self, const void *key, size_t key_len,

@@ -13,17 +13,24 @@
 #include "version.h"
 #include "support.h"
 
-static strata_db_t *open_db(const char *dir, size_t memtable_bytes)
+static strata_db_t *open_db_with(const char *dir, size_t memtable_bytes,
+                                 bool disable_auto_compaction)
 {
     strata_db_options_t opts;
     strata_db_options_init(&opts);
     opts.dir = dir;
     if (memtable_bytes)
         opts.memtable_bytes = memtable_bytes;
+    opts.disable_auto_compaction = disable_auto_compaction;
     strata_db_t *db = NULL;
     strata_error_t err;
     ck_assert_msg(strata_db_open(&opts, &db, &err) == 0, "open %s: %s", dir, err.msg);
     return db;
+}
+
+static strata_db_t *open_db(const char *dir, size_t memtable_bytes)
+{
+    return open_db_with(dir, memtable_bytes, false);
 }
 
 static void close_db(strata_db_t **db)
@@ -283,6 +290,65 @@ START_TEST(flushed_memtables_are_read_from_sstables_and_survive_reopen)
 }
 END_TEST
 
+/* Replay links a memtable's worth of entries at a time, sorted: a WAL far
+ * longer than the memtable must switch and flush as it replays, with the
+ * versions of a key spread over several memtables and tables. */
+START_TEST(long_wal_replays_into_small_memtables_and_flushes)
+{
+    char *dir = ts_tempdir("db");
+    strata_db_t *db = open_db(dir, 256 << 20); /* nothing flushes while writing */
+    enum { WRITES = 20000, KEYS = 1500 };
+    char key[32], value[64];
+    strata_write_options_t wo = {.durability = STRATA_ASYNC};
+    for (int i = 0; i < WRITES; i++) {
+        /* A scattered key order, so that replay order is not key order. */
+        snprintf(key, sizeof key, "key-%05d", (int)((uint64_t)i * 7919 % KEYS));
+        snprintf(value, sizeof value, "value-%d", i);
+        ck_assert_int_eq(strata_db_put(db, &wo, key, strlen(key), value, strlen(value), NULL, NULL),
+                         0);
+    }
+    ck_assert_int_eq(strata_db_delete(db, NULL, "key-00042", 9, NULL, NULL), 0);
+    strata_db_stats_t stats;
+    strata_db_stats(db, &stats);
+    ck_assert_uint_eq(stats.flushes, 0);
+    close_db(&db);
+
+    /* Without compaction, which may drop the older versions read below:
+     * no snapshot holds them. */
+    db = open_db_with(dir, 32 * 1024, true);
+    strata_db_stats(db, &stats);
+    ck_assert_uint_eq(stats.recovery.entries_replayed, WRITES + 1);
+    ck_assert_uint_eq(strata_db_last_seq(db), WRITES + 1);
+    ck_assert(ts_wait_for(flushed_all, db, 30000));
+    strata_db_stats(db, &stats);
+    ck_assert_uint_gt(stats.flushes, 10);
+    /* The newest version of every key, and an older one at a snapshot. */
+    for (int i = WRITES - KEYS; i < WRITES; i++) {
+        snprintf(key, sizeof key, "key-%05d", (int)((uint64_t)i * 7919 % KEYS));
+        snprintf(value, sizeof value, "value-%d", i);
+        expect(db, 0, key, strcmp(key, "key-00042") == 0 ? NULL : value);
+        snprintf(value, sizeof value, "value-%d", i - KEYS);
+        expect(db, (uint64_t)(i - KEYS + 1), key, value);
+    }
+    put_str(db, "after", "replay");
+    ck_assert_uint_eq(strata_db_last_seq(db), WRITES + 2);
+    close_db(&db);
+
+    /* Only the tail that the flushes did not cover is replayed now. */
+    db = open_db(dir, 32 * 1024);
+    strata_db_stats(db, &stats);
+    ck_assert_uint_lt(stats.recovery.entries_replayed, WRITES);
+    expect(db, 0, "after", "replay");
+    expect(db, 0, "key-00042", NULL);
+    snprintf(key, sizeof key, "key-%05d", (int)((uint64_t)(WRITES - 1) * 7919 % KEYS));
+    snprintf(value, sizeof value, "value-%d", WRITES - 1);
+    expect(db, 0, key, value);
+    close_db(&db);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(a_checkpoint_opens_as_its_own_database_at_one_seq)
 {
     char *dir = ts_tempdir("db");
@@ -514,6 +580,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, put_get_delete_and_overwrite);
     tcase_add_test(tc, reopen_recovers_every_write_and_the_seq);
+    tcase_add_test(tc, long_wal_replays_into_small_memtables_and_flushes);
     tcase_add_test(tc, batch_is_applied_whole_with_consecutive_seqs);
     tcase_add_test(tc, snapshot_read_sees_exactly_the_writes_up_to_its_seq);
     tcase_add_test(tc, full_memtables_become_immutable_and_stay_readable);

@@ -574,6 +574,265 @@ START_TEST(get_matches_reference_at_random_snapshots)
 }
 END_TEST
 
+/* ---- bulk loading against single adds ---- */
+
+typedef struct {
+    unsigned char key[24];
+    size_t key_len;
+    uint64_t seq;
+    strata_value_type_t type;
+    char value[24];
+    size_t value_len;
+} bulk_entry_t;
+
+/* Key shapes that the bulk sort handles on different paths: short keys that
+ * are prefixes of each other or differ in 0x00 and 0xff, one hot key, keys
+ * behind a long shared prefix (some shorter than it), and keys that differ
+ * only past the 8 bytes the sort looks at first. */
+typedef enum {
+    KEYS_SHORT,
+    KEYS_ONE,
+    KEYS_SHARED_PREFIX,
+    KEYS_LATE_DIFFERENCE,
+    KEY_SHAPES,
+} key_shape_t;
+
+static void bulk_key(uint64_t *rng, key_shape_t shape, bulk_entry_t *e)
+{
+    static const unsigned char alphabet[] = {0x00, 'a', 0x80, 0xff};
+    size_t fixed = 0, random = 0;
+    switch (shape) {
+    case KEYS_SHORT:
+        random = ts_rand(rng) % 5;
+        break;
+    case KEYS_ONE:
+        fixed = 3;
+        break;
+    case KEYS_SHARED_PREFIX:
+        /* Now and then a key shorter than the prefix the others share. */
+        fixed = ts_rand(rng) % 16 == 0 ? ts_rand(rng) % 12 : 12;
+        random = fixed == 12 ? ts_rand(rng) % 7 : 0;
+        break;
+    case KEYS_LATE_DIFFERENCE:
+        fixed = 18;
+        random = ts_rand(rng) % 3;
+        break;
+    default:
+        ck_abort();
+    }
+    memcpy(e->key, "account/0000000000000000", fixed);
+    /* A first byte that differs keeps the shared prefix empty, so that
+     * these keys tie on their first 8 bytes. */
+    if (shape == KEYS_LATE_DIFFERENCE)
+        e->key[0] = ts_rand(rng) % 2 ? 'a' : 'b';
+    for (size_t i = 0; i < random; i++)
+        e->key[fixed + i] = alphabet[ts_rand(rng) % 4];
+    e->key_len = fixed + random;
+}
+
+/* n entries with unique seqs 1..n, in random order, or ascending as replay
+ * stages them. */
+static bulk_entry_t *bulk_entries(uint64_t *rng, key_shape_t shape, size_t n, bool seqs_ascending)
+{
+    bulk_entry_t *entries = calloc(n, sizeof *entries);
+    for (size_t i = 0; i < n; i++)
+        entries[i].seq = i + 1;
+    for (size_t i = n - 1; !seqs_ascending && i > 0; i--) {
+        size_t j = ts_rand(rng) % (i + 1);
+        uint64_t t = entries[i].seq;
+        entries[i].seq = entries[j].seq;
+        entries[j].seq = t;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bulk_entry_t *e = &entries[i];
+        bulk_key(rng, shape, e);
+        e->type = ts_rand(rng) % 5 == 0 ? STRATA_VALUE_DELETE : STRATA_VALUE_PUT;
+        e->value_len =
+            (size_t)snprintf(e->value, sizeof e->value, "v%llu", (unsigned long long)e->seq) *
+            (ts_rand(rng) % 2);
+    }
+    return entries;
+}
+
+/* The two memtables hold the same entries in the same order, and every
+ * entry of bulk is found by a seek, which walks the upper levels too. */
+static void assert_same_memtable(strata_memtable_t *bulk, strata_memtable_t *single)
+{
+    ck_assert_uint_eq(strata_memtable_count(bulk), strata_memtable_count(single));
+    strata_memtable_iter_t *a = strata_memtable_iter_new(bulk);
+    strata_memtable_iter_t *b = strata_memtable_iter_new(single);
+    strata_memtable_iter_t *seek = strata_memtable_iter_new(bulk);
+    uint64_t seen = 0;
+    strata_memtable_iter_seek_first(a);
+    strata_memtable_iter_seek_first(b);
+    for (; strata_memtable_iter_valid(b);
+         strata_memtable_iter_next(a), strata_memtable_iter_next(b)) {
+        ck_assert(strata_memtable_iter_valid(a));
+        size_t a_len, b_len, a_value_len, b_value_len;
+        const void *a_key = strata_memtable_iter_key(a, &a_len);
+        const void *b_key = strata_memtable_iter_key(b, &b_len);
+        const void *a_value = strata_memtable_iter_value(a, &a_value_len);
+        const void *b_value = strata_memtable_iter_value(b, &b_value_len);
+        uint64_t seq = strata_memtable_iter_seq(b);
+        ck_assert_uint_eq(strata_memtable_iter_seq(a), seq);
+        ck_assert_uint_eq(a_len, b_len);
+        ck_assert(a_len == 0 || memcmp(a_key, b_key, a_len) == 0);
+        ck_assert_int_eq(strata_memtable_iter_type(a), strata_memtable_iter_type(b));
+        ck_assert_uint_eq(a_value_len, b_value_len);
+        ck_assert(a_value_len == 0 || memcmp(a_value, b_value, a_value_len) == 0);
+        strata_memtable_iter_seek(seek, b_key, b_len, seq);
+        ck_assert(strata_memtable_iter_valid(seek));
+        ck_assert_uint_eq(strata_memtable_iter_seq(seek), seq);
+        seen++;
+    }
+    ck_assert(!strata_memtable_iter_valid(a));
+    ck_assert_uint_eq(seen, strata_memtable_count(single));
+    strata_memtable_iter_destroy(&seek);
+    strata_memtable_iter_destroy(&b);
+    strata_memtable_iter_destroy(&a);
+}
+
+static void add_entry(strata_memtable_t *mt, const bulk_entry_t *e)
+{
+    ck_assert_int_eq(
+        strata_memtable_add(mt, e->seq, e->type, e->key, e->key_len, e->value, e->value_len), 0);
+}
+
+static void stage_entry(strata_memtable_t *mt, const bulk_entry_t *e)
+{
+    ck_assert_int_eq(
+        strata_memtable_stage(mt, e->seq, e->type, e->key, e->key_len, e->value, e->value_len), 0);
+}
+
+/* Loads the entries one by one into one memtable and into another by
+ * adding the first `added`, then staging the rest `batch` at a time, and
+ * compares the two. */
+static void check_bulk_load(const bulk_entry_t *entries, size_t n, size_t added, size_t batch)
+{
+    strata_memtable_t *single = strata_memtable_new();
+    strata_memtable_t *bulk = strata_memtable_new();
+    for (size_t i = 0; i < n; i++)
+        add_entry(single, &entries[i]);
+    for (size_t i = 0; i < added; i++)
+        add_entry(bulk, &entries[i]);
+    for (size_t i = added; i < n; i++) {
+        stage_entry(bulk, &entries[i]);
+        if ((i - added + 1) % batch == 0)
+            strata_memtable_publish(bulk);
+    }
+    strata_memtable_publish(bulk);
+    assert_same_memtable(bulk, single);
+    strata_memtable_unref(&bulk);
+    strata_memtable_unref(&single);
+}
+
+START_TEST(bulk_load_matches_single_adds_for_every_key_shape)
+{
+    uint64_t rng = test_rng(20);
+    const size_t n = 3000;
+    for (key_shape_t shape = 0; shape < KEY_SHAPES; shape++) {
+        for (int ascending = 0; ascending < 2; ascending++) {
+            bulk_entry_t *entries = bulk_entries(&rng, shape, n, ascending);
+            check_bulk_load(entries, n, 0, n);     /* one publish into an empty memtable */
+            check_bulk_load(entries, n, 0, 1);     /* a publish per entry */
+            check_bulk_load(entries, n, 0, 97);    /* batches, each into a non-empty one */
+            check_bulk_load(entries, n, n / 2, n); /* into a half-full memtable */
+            check_bulk_load(entries, n, n - 1, n); /* one entry among many */
+            free(entries);
+        }
+    }
+}
+END_TEST
+
+START_TEST(bulk_load_matches_single_adds_on_random_mixes)
+{
+    uint64_t rng = test_rng(21);
+    int rounds = ts_soak() ? 200 : 20;
+    for (int round = 0; round < rounds; round++) {
+        size_t n = 1 + ts_rand(&rng) % 5000;
+        bulk_entry_t *entries = bulk_entries(&rng, KEYS_SHORT, n, ts_rand(&rng) % 2);
+        /* Mixed shapes in one load: some entries take another shape's key. */
+        for (size_t i = 0; i < n; i++)
+            if (ts_rand(&rng) % 3 == 0)
+                bulk_key(&rng, ts_rand(&rng) % KEY_SHAPES, &entries[i]);
+        check_bulk_load(entries, n, ts_rand(&rng) % (n + 1), 1 + ts_rand(&rng) % n);
+        free(entries);
+    }
+}
+END_TEST
+
+START_TEST(staged_entries_stay_invisible_until_published)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    add_put(mt, 1, "b", "added");
+    size_t bytes = strata_memtable_bytes(mt);
+    ck_assert_int_eq(strata_memtable_stage(mt, 2, STRATA_VALUE_PUT, "a", 1, "staged", 6), 0);
+    ck_assert_int_eq(strata_memtable_stage(mt, 3, STRATA_VALUE_DELETE, "b", 1, NULL, 0), 0);
+    /* Their bytes count at once: they decide when the memtable is full. */
+    ck_assert_uint_gt(strata_memtable_bytes(mt), bytes);
+    ck_assert_uint_eq(strata_memtable_count(mt), 1);
+    assert_absent(mt, "a", 1, UINT64_MAX);
+    assert_get(mt, "b", UINT64_MAX, STRATA_VALUE_PUT, 1, "added");
+    strata_memtable_iter_t *it = strata_memtable_iter_new(mt);
+    strata_memtable_iter_seek_first(it);
+    assert_iter_at(it, "b", 1);
+    strata_memtable_iter_next(it);
+    ck_assert(!strata_memtable_iter_valid(it));
+
+    strata_memtable_publish(mt);
+    ck_assert_uint_eq(strata_memtable_count(mt), 3);
+    assert_get(mt, "a", UINT64_MAX, STRATA_VALUE_PUT, 2, "staged");
+    assert_get(mt, "b", UINT64_MAX, STRATA_VALUE_DELETE, 3, "");
+    assert_get(mt, "b", 2, STRATA_VALUE_PUT, 1, "added");
+    strata_memtable_iter_seek_first(it);
+    assert_iter_at(it, "a", 2);
+    strata_memtable_iter_next(it);
+    assert_iter_at(it, "b", 3);
+    strata_memtable_iter_next(it);
+    assert_iter_at(it, "b", 1);
+
+    /* Publishing nothing changes nothing; staging again works. */
+    strata_memtable_publish(mt);
+    ck_assert_uint_eq(strata_memtable_count(mt), 3);
+    ck_assert_int_eq(strata_memtable_stage(mt, 4, STRATA_VALUE_PUT, "c", 1, "again", 5), 0);
+    strata_memtable_publish(mt);
+    assert_get(mt, "c", UINT64_MAX, STRATA_VALUE_PUT, 4, "again");
+    strata_memtable_iter_destroy(&it);
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
+START_TEST(oversized_stage_returns_enomem_and_stages_nothing)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    ck_assert_int_eq(strata_memtable_stage(mt, 1, STRATA_VALUE_PUT, "k", 1, "v", 1), 0);
+    size_t bytes = strata_memtable_bytes(mt);
+    ck_assert_int_eq(strata_memtable_stage(mt, 2, STRATA_VALUE_PUT, "k", 1, "v", SIZE_MAX),
+                     STRATA_ENOMEM);
+    ck_assert_uint_eq(strata_memtable_bytes(mt), bytes);
+    strata_memtable_publish(mt);
+    ck_assert_uint_eq(strata_memtable_count(mt), 1);
+    assert_get(mt, "k", UINT64_MAX, STRATA_VALUE_PUT, 1, "v");
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
+START_TEST(unpublished_entries_are_freed_with_the_memtable)
+{
+    /* Under ASan this is a leak check: staged nodes live in the arena and
+     * the staging array goes with the last reference. */
+    strata_memtable_t *mt = strata_memtable_new();
+    for (uint64_t seq = 1; seq <= 5000; seq++) {
+        char key[16];
+        int len = snprintf(key, sizeof key, "k%llu", (unsigned long long)(seq * 7919 % 5000));
+        ck_assert_int_eq(
+            strata_memtable_stage(mt, seq, STRATA_VALUE_PUT, key, (size_t)len, key, (size_t)len),
+            0);
+    }
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
 /* ---- one writer, several readers ---- */
 
 enum {
@@ -750,7 +1009,9 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
+/* The writer adds entry by entry (stage_batch 0), or stages stage_batch
+ * entries at a time and publishes them, as WAL replay does. */
+static void run_readers_beside_writer(size_t stage_batch)
 {
     size_t entries = ts_soak() ? 1000000 : 200000;
     uint64_t rng = test_rng(5);
@@ -776,10 +1037,20 @@ START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
         unsigned char value[64];
         size_t key_len = concurrent_key(key_of_entry[i], key);
         size_t value_len = concurrent_value(key_of_entry[i], i + 1, value);
-        ck_assert_int_eq(
-            strata_memtable_add(shared.mt, i + 1, STRATA_VALUE_PUT, key, key_len, value, value_len),
-            0);
-        atomic_store_explicit(&shared.published, i + 1, memory_order_release);
+        if (stage_batch == 0) {
+            ck_assert_int_eq(strata_memtable_add(shared.mt, i + 1, STRATA_VALUE_PUT, key, key_len,
+                                                 value, value_len),
+                             0);
+            atomic_store_explicit(&shared.published, i + 1, memory_order_release);
+            continue;
+        }
+        ck_assert_int_eq(strata_memtable_stage(shared.mt, i + 1, STRATA_VALUE_PUT, key, key_len,
+                                               value, value_len),
+                         0);
+        if ((i + 1) % stage_batch == 0 || i + 1 == entries) {
+            strata_memtable_publish(shared.mt);
+            atomic_store_explicit(&shared.published, i + 1, memory_order_release);
+        }
     }
     /* The owner lets go first: the readers' references keep it alive. */
     strata_memtable_unref(&shared.mt);
@@ -792,6 +1063,17 @@ START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
         ck_assert_uint_gt(readers[i].scans, 0);
     }
     free(key_of_entry);
+}
+
+START_TEST(readers_never_see_torn_or_unordered_state_during_writes)
+{
+    run_readers_beside_writer(0);
+}
+END_TEST
+
+START_TEST(readers_never_see_torn_or_unordered_state_during_publishes)
+{
+    run_readers_beside_writer(4096);
 }
 END_TEST
 
@@ -820,9 +1102,19 @@ int main(void)
     tcase_add_test(reference, get_matches_reference_at_random_snapshots);
     suite_add_tcase(s, reference);
 
+    TCase *bulk = tcase_create("bulk");
+    tcase_set_timeout(bulk, 120);
+    tcase_add_test(bulk, bulk_load_matches_single_adds_for_every_key_shape);
+    tcase_add_test(bulk, bulk_load_matches_single_adds_on_random_mixes);
+    tcase_add_test(bulk, staged_entries_stay_invisible_until_published);
+    tcase_add_test(bulk, oversized_stage_returns_enomem_and_stages_nothing);
+    tcase_add_test(bulk, unpublished_entries_are_freed_with_the_memtable);
+    suite_add_tcase(s, bulk);
+
     TCase *concurrency = tcase_create("concurrency");
     tcase_set_timeout(concurrency, 240);
     tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_writes);
+    tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_publishes);
     suite_add_tcase(s, concurrency);
 
     SRunner *sr = srunner_create(s);

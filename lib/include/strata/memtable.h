@@ -30,6 +30,20 @@ void strata_memtable_unref(strata_memtable_t **self_p);
 int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
                         const void *key, size_t key_len, const void *value, size_t value_len);
 
+/* Bulk loading, for WAL replay: stage copies an entry into the arena as add
+ * does (its bytes count at once) but leaves it unreachable; publish sorts
+ * everything staged and links it in memtable order, appending past the end
+ * in O(1) per entry and searching only from the previous insert otherwise,
+ * where add pays a cache-missing search from the head for every entry.
+ * Readers see nothing staged until publish links it, and each entry becomes
+ * visible whole as with add. Single writer only, like add, which may be
+ * mixed with them. A memtable must be published before anyone iterates it
+ * for a flush. stage returns 0, or STRATA_ENOMEM and stages nothing. */
+int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
+                          const void *key, size_t key_len, const void *value, size_t value_len);
+/* Cannot fail: without memory for the sort it links entry by entry. */
+void strata_memtable_publish(strata_memtable_t *self);
+
 /* Lock-free; safe concurrently with one writer. Looks for the newest entry
  * of key with seq <= snapshot_seq. Returns 1 and fills the out parameters
  * (any of which may be NULL) when there is one, even a delete marker; returns
@@ -42,7 +56,7 @@ int strata_memtable_get(const strata_memtable_t *self, const void *key, size_t k
 /* Bytes used by the arena (nodes, keys, values): the size that triggers the
  * switch to immutable. Approximate under a concurrent writer. */
 size_t strata_memtable_bytes(const strata_memtable_t *self);
-/* Entries added so far. */
+/* Entries added or published so far. */
 uint64_t strata_memtable_count(const strata_memtable_t *self);
 
 /* Iterators see every entry (all versions, delete markers included) in the
