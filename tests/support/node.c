@@ -62,6 +62,13 @@ static bool read_endpoints(ts_node_t *node)
     return ours;
 }
 
+
+/* A random free port above Linux's ephemeral range (32768..60999), in
+ * czmq's bind syntax. Tests restart a killed process on the ports it had;
+ * a port from the ephemeral range could meanwhile be taken by any
+ * outgoing connection, and a sequential pick by the next test's process. */
+#define TS_TCP_PORT "tcp://127.0.0.1:![61000-65535]"
+
 /* Forks bin with the node's data dir, free ports (defaults, then env) and
  * its stderr in log; returns the child's pid. */
 static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *log,
@@ -98,7 +105,7 @@ void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env
     mkdir(data_dir, 0755);
     static unsigned started;
     snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
-    static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
+    static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=" TS_TCP_PORT,
                                            "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     node->pid = spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, node->log, defaults, env);
     uint64_t deadline = ts_now_ns() + 15000000000ull;
@@ -249,9 +256,9 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
     snprintf(dist->dir, sizeof dist->dir, "%s", data_dir);
     static unsigned started;
     snprintf(dist->log, sizeof dist->log, "%s.distributor-%u.log", data_dir, started++);
-    static const char *const defaults[] = {"STRATA_DISTRIBUTOR_LIVE=tcp://127.0.0.1:*",
-                                           "STRATA_DISTRIBUTOR_DELAYED=tcp://127.0.0.1:*",
-                                           "STRATA_DISTRIBUTOR_HISTORY=tcp://127.0.0.1:*",
+    static const char *const defaults[] = {"STRATA_DISTRIBUTOR_LIVE=" TS_TCP_PORT,
+                                           "STRATA_DISTRIBUTOR_DELAYED=" TS_TCP_PORT,
+                                           "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT,
                                            "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     dist->pid =
         spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
