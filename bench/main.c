@@ -32,6 +32,9 @@ static const bench_verb_t s_verbs[] = {
     {"recovery", bench_recovery,
      "restart after a crash: open time replaying an unflushed WAL of 1 GiB (--quick: 256 MiB) "
      "from the page cache, vs RocksDB (--quick: under two minutes)"},
+    {"compaction", bench_compaction,
+     "a paced 50k writes/s for a fixed time, with and without compaction: compactor CPU share, "
+     "write amplification and p99 write latency, vs RocksDB (--quick: under two minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])

@@ -473,6 +473,9 @@ static void stats_pairs(writer_t *w, pairs_t *p)
     pair_add(p, "compactions", "%" PRIu64, db.compactions);
     pair_add(p, "compaction_read_bytes", "%" PRIu64, db.compaction_bytes_read);
     pair_add(p, "compaction_written_bytes", "%" PRIu64, db.compaction_bytes_written);
+    pair_add(p, "compaction_cpu_ns", "%" PRIu64, db.compaction_cpu_ns);
+    pair_add(p, "flush_written_bytes", "%" PRIu64, db.flush_bytes);
+    pair_add(p, "user_bytes", "%" PRIu64, db.user_bytes);
     pair_add(p, "wal_segments", "%u", db.wal.segments);
     pair_add(p, "wal_bytes_total", "%" PRIu64, db.wal.bytes);
     static const char *const level_names[7] = {"l0_files", "l1_files", "l2_files", "l3_files",
@@ -528,6 +531,9 @@ static void write_metrics(void *arg, FILE *out)
                  db.compaction_bytes_read);
     prom_counter(out, "compaction_written_bytes_total", "Table bytes compactions installed.",
                  db.compaction_bytes_written);
+    prom_counter(out, "flush_written_bytes_total", "Table bytes flushes wrote to L0.",
+                 db.flush_bytes);
+    prom_counter(out, "user_bytes_total", "Key and value bytes written since open.", db.user_bytes);
     fprintf(out,
             "# HELP strata_level_files SSTables per level.\n# TYPE strata_level_files gauge\n");
     for (int i = 0; i < 7; i++)
