@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <czmq.h>
+
 #include <errno.h>
 #include <unistd.h>
 #include <sys/wait.h>
@@ -366,4 +368,83 @@ void bench_show_log_tail(const char *log_path)
     const char *start = n == TAIL_BYTES && strchr(tail, '\n') ? strchr(tail, '\n') + 1 : tail;
     fprintf(stderr, "strata-bench: the end of %s:\n%s%s", log_path, start,
             n && tail[n - 1] != '\n' ? "\n" : "");
+}
+
+static void s_pause_10ms(void)
+{
+    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+}
+
+int bench_wait_endpoints(pid_t pid, const char *name, const char *dir, const char *service,
+                         const char *key, char *out, size_t out_size, double seconds,
+                         const char *log_path)
+{
+    char file[64], pid_key[64];
+    snprintf(file, sizeof file, "%s.endpoints", service);
+    snprintf(pid_key, sizeof pid_key, "%s/pid", service);
+    char *path = bench_path(dir, file);
+    uint64_t deadline = bench_now_ns() + (uint64_t)(seconds * 1e9);
+    int rc = -1;
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char how[64];
+            bench_describe_status(status, how, sizeof how);
+            fprintf(stderr, "strata-bench: %s ended (%s) before it was ready\n", name, how);
+            bench_show_log_tail(log_path);
+            break;
+        }
+        /* A file being written may lack a key: read it again next round. */
+        zconfig_t *config = access(path, R_OK) == 0 ? zconfig_load(path) : NULL;
+        if (config) {
+            bool ours = atol(zconfig_get(config, pid_key, "0")) == (long)pid;
+            const char *value = key ? zconfig_get(config, key, "") : "-";
+            if (ours && *value && out)
+                snprintf(out, out_size, "%s", value);
+            zconfig_destroy(&config);
+            if (ours && *value) {
+                rc = 0;
+                break;
+            }
+        }
+        if (bench_now_ns() >= deadline) {
+            fprintf(stderr, "strata-bench: no complete %s after %.0f s\n", path, seconds);
+            bench_show_log_tail(log_path);
+            break;
+        }
+        s_pause_10ms();
+    }
+    free(path);
+    return rc;
+}
+
+int bench_stop_child(pid_t pid, const char *name, double grace_s, const char *log_path)
+{
+    if (pid <= 0)
+        return 0;
+    kill(pid, SIGTERM);
+    uint64_t deadline = bench_now_ns() + (uint64_t)(grace_s * 1e9);
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
+        s_pause_10ms();
+    if (reaped == 0) {
+        fprintf(stderr,
+                "strata-bench: warning: %s (pid %d) still running %.0f s after SIGTERM; "
+                "sending SIGKILL\n",
+                name, (int)pid, grace_s);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        bench_show_log_tail(log_path);
+        return -1;
+    }
+    if (reaped < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char how[64];
+        bench_describe_status(status, how, sizeof how);
+        fprintf(stderr, "strata-bench: warning: %s (pid %d) ended with %s on SIGTERM\n", name,
+                (int)pid, how);
+        bench_show_log_tail(log_path);
+        return -1;
+    }
+    return 0;
 }

@@ -128,5 +128,16 @@ void bench_describe_status(int status, char *buf, size_t size);
 /* The end of a child's log on stderr: the run directory holding it is
  * removed when the bench ends (unless --keep), and the reason is there. */
 void bench_show_log_tail(const char *log_path);
+/* Polls <dir>/<service>.endpoints, which a node service writes once it
+ * serves, until it names pid and has a non-empty key (NULL: the pid is
+ * enough), for up to seconds; key's value goes into out (may be NULL).
+ * Returns 0, or -1 with the reason and the log's tail on stderr when the
+ * process ended (it is reaped) or the time ran out. */
+int bench_wait_endpoints(pid_t pid, const char *name, const char *dir, const char *service,
+                         const char *key, char *out, size_t out_size, double seconds,
+                         const char *log_path);
+/* SIGTERM, up to grace_s for a clean exit, then SIGKILL; reaps it. Returns
+ * 0 when it exited with code 0, else -1 with a warning and the log's tail. */
+int bench_stop_child(pid_t pid, const char *name, double grace_s, const char *log_path);
 
 #endif

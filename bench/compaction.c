@@ -220,38 +220,15 @@ typedef struct {
     char endpoint[256];
 } s_node_t;
 
-/* SIGTERM, up to STOP_GRACE_S for a clean exit, then SIGKILL. */
 static int s_child_stop(s_child_t *child)
 {
-    if (child->pid <= 0)
-        return 0;
     pid_t pid = child->pid;
     child->pid = 0;
-    kill(pid, SIGTERM);
-    uint64_t deadline = bench_now_ns() + (uint64_t)(STOP_GRACE_S * 1e9);
-    int status = 0;
-    pid_t reaped;
-    while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
-        s_sleep_until(bench_now_ns() + 10000000u);
-    if (reaped == 0) {
-        fprintf(stderr, "strata-bench: %s (pid %d) still running %.0f s after SIGTERM; killed\n",
-                child->name, (int)pid, STOP_GRACE_S);
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    if (reaped > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    char how[64];
-    bench_describe_status(status, how, sizeof how);
-    fprintf(stderr, "strata-bench: %s (pid %d) ended with %s on SIGTERM\n", child->name, (int)pid,
-            how);
-    bench_show_log_tail(child->log_path);
-    return -1;
+    return bench_stop_child(pid, child->name, STOP_GRACE_S, child->log_path);
 }
 
-/* Starts one of the node's services on dir and waits until it has written
- * <dir>/<service>.endpoints naming its own pid; endpoint_key's value (may be
- * NULL) goes into endpoint. */
+/* Starts one of the node's services on dir and waits until it is ready;
+ * endpoint_key's value (may be NULL) goes into endpoint. */
 static int s_child_start(s_child_t *child, const char *bin, const char *dir, const char *service,
                          const char *const env[], const char *endpoint_key, char *endpoint,
                          size_t endpoint_size)
@@ -262,45 +239,12 @@ static int s_child_start(s_child_t *child, const char *bin, const char *dir, con
         child->pid = 0;
         return -1;
     }
-    char file[64], pid_key[64];
-    snprintf(file, sizeof file, "%s.endpoints", service);
-    snprintf(pid_key, sizeof pid_key, "%s/pid", service);
-    char *path = bench_path(dir, file);
-    uint64_t deadline = bench_now_ns() + (uint64_t)(START_DEADLINE_S * 1e9);
-    int rc = -1;
-    for (;;) {
-        int status;
-        if (waitpid(child->pid, &status, WNOHANG) == child->pid) {
-            char how[64];
-            bench_describe_status(status, how, sizeof how);
-            fprintf(stderr, "strata-bench: %s ended (%s) before it was ready\n", child->name, how);
-            bench_show_log_tail(child->log_path);
-            child->pid = 0;
-            break;
-        }
-        /* A file being written may lack a key: read it again next round. */
-        zconfig_t *config = access(path, R_OK) == 0 ? zconfig_load(path) : NULL;
-        if (config) {
-            bool ours = atol(zconfig_get(config, pid_key, "0")) == (long)child->pid;
-            const char *value = endpoint_key ? zconfig_get(config, endpoint_key, "") : "-";
-            if (ours && *value && endpoint)
-                snprintf(endpoint, endpoint_size, "%s", value);
-            zconfig_destroy(&config);
-            if (ours && *value) {
-                rc = 0;
-                break;
-            }
-        }
-        if (bench_now_ns() >= deadline) {
-            fprintf(stderr, "strata-bench: no complete %s after %.0f s\n", path, START_DEADLINE_S);
-            bench_show_log_tail(child->log_path);
-            s_child_stop(child);
-            break;
-        }
-        s_sleep_until(bench_now_ns() + 10000000u);
+    if (bench_wait_endpoints(child->pid, child->name, dir, service, endpoint_key, endpoint,
+                             endpoint_size, START_DEADLINE_S, child->log_path) != 0) {
+        s_child_stop(child);
+        return -1;
     }
-    free(path);
-    return rc;
+    return 0;
 }
 
 static int s_node_start(s_node_t *node, const char *dir, bool compactor)

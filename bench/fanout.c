@@ -991,31 +991,13 @@ static int s_distributor_write_writer_file(const s_distributor_t *d)
     return rc == 0 ? 0 : -1;
 }
 
-/* Polls <dir>/distributor.endpoints, which it writes once it serves. */
 static int s_distributor_wait_ready(s_distributor_t *d)
 {
-    char *path = bench_path(d->dir, "distributor.endpoints");
-    uint64_t deadline = bench_now_ns() + (uint64_t)(S_READY_S * 1e9);
-    int rc = -1;
-    while (rc != 0 && s_distributor_alive(d)) {
-        zconfig_t *config = access(path, R_OK) == 0 ? zconfig_load(path) : NULL;
-        if (config) {
-            const char *live = zconfig_get(config, "distributor/live", "");
-            if (*live && atol(zconfig_get(config, "distributor/pid", "0")) == (long)d->pid) {
-                snprintf(d->live, sizeof d->live, "%s", live);
-                rc = 0;
-            }
-            zconfig_destroy(&config);
-        }
-        if (rc != 0 && bench_now_ns() > deadline) {
-            fprintf(stderr, "strata-bench: no complete %s after %.0f s\n", path, S_READY_S);
-            bench_show_log_tail(d->log_path);
-            break;
-        }
-        if (rc != 0)
-            s_pause_briefly();
-    }
-    free(path);
+    int rc =
+        bench_wait_endpoints(d->pid, "strata-distributor", d->dir, "distributor",
+                             "distributor/live", d->live, sizeof d->live, S_READY_S, d->log_path);
+    if (rc != 0 && waitpid(d->pid, NULL, WNOHANG) != 0)
+        d->pid = 0; /* reaped: it ended */
     return rc;
 }
 
@@ -1073,28 +1055,8 @@ static int s_distributor_start(s_distributor_t *d, bench_t *b)
  * when it did not end cleanly. */
 static int s_distributor_stop(s_distributor_t *d)
 {
-    int rc = 0;
-    if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
-        uint64_t deadline = bench_now_ns() + (uint64_t)(S_DISTRIBUTOR_STOP_S * 1e9);
-        int status = 0;
-        pid_t reaped;
-        while ((reaped = waitpid(d->pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
-            s_pause_briefly();
-        if (reaped == 0) {
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, &status, 0);
-        }
-        if (reaped <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            char how[96];
-            bench_describe_status(status, how, sizeof how);
-            fprintf(stderr, "strata-bench: strata-distributor (pid %d) ended with %s on SIGTERM\n",
-                    (int)d->pid, reaped == 0 ? "SIGKILL after the grace period" : how);
-            bench_show_log_tail(d->log_path);
-            rc = -1;
-        }
-        d->pid = 0;
-    }
+    int rc = bench_stop_child(d->pid, "strata-distributor", S_DISTRIBUTOR_STOP_S, d->log_path);
+    d->pid = 0;
     strata_ring_close(&d->ring, true);
     free(d->dir);
     free(d->log_path);

@@ -169,35 +169,9 @@ static bool s_child_exited(pid_t pid, char *buf, size_t size)
  * a clean exit (code 0), -1 otherwise, with a warning on stderr. */
 static int s_stop(s_server_t *server, const char *name)
 {
-    if (server->pid <= 0)
-        return 0;
     pid_t pid = server->pid;
     server->pid = 0;
-    kill(pid, SIGTERM);
-    uint64_t deadline = bench_now_ns() + (uint64_t)(STOP_GRACE_S * 1e9);
-    int status = 0;
-    pid_t reaped;
-    while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
-        s_sleep_ms(10);
-    if (reaped == 0) {
-        fprintf(stderr,
-                "strata-bench: warning: %s (pid %d) still running %.0f s after SIGTERM; "
-                "sending SIGKILL\n",
-                name, (int)pid, STOP_GRACE_S);
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        bench_show_log_tail(server->log_path);
-        return -1;
-    }
-    if (reaped < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char how[64];
-        bench_describe_status(status, how, sizeof how);
-        fprintf(stderr, "strata-bench: warning: %s (pid %d) ended with %s on SIGTERM\n", name,
-                (int)pid, how);
-        bench_show_log_tail(server->log_path);
-        return -1;
-    }
-    return 0;
+    return bench_stop_child(pid, name, STOP_GRACE_S, server->log_path);
 }
 
 static void s_server_release(s_server_t *server)
@@ -296,45 +270,13 @@ static bool s_writer_syncs(const s_server_t *writer, uint64_t *syncs_p)
     return found;
 }
 
-/* Polls for <data_dir>/writer.endpoints, which the writer writes once it
- * serves, until START_DEADLINE_S; reads the client endpoint from it. */
 static int s_writer_wait_ready(s_server_t *writer)
 {
-    char *endpoints_path = bench_path(writer->dir, "writer.endpoints");
-    uint64_t deadline = bench_now_ns() + (uint64_t)(START_DEADLINE_S * 1e9);
-    int rc = -1;
-    for (;;) {
-        char how[64];
-        if (s_child_exited(writer->pid, how, sizeof how)) {
-            writer->pid = 0;
-            fprintf(stderr, "strata-bench: strata-writer ended (%s) before it was ready\n", how);
-            bench_show_log_tail(writer->log_path);
-            break;
-        }
-        /* The writer may be half-way through writing the file: a file
-         * without both keys is read again on the next round. */
-        zconfig_t *config = access(endpoints_path, R_OK) == 0 ? zconfig_load(endpoints_path) : NULL;
-        if (config) {
-            const char *endpoint = zconfig_get(config, "writer/endpoint", "");
-            long pid = atol(zconfig_get(config, "writer/pid", "0"));
-            bool ready = *endpoint && pid == (long)writer->pid;
-            if (ready)
-                snprintf(writer->endpoint, sizeof writer->endpoint, "%s", endpoint);
-            zconfig_destroy(&config);
-            if (ready) {
-                rc = 0;
-                break;
-            }
-        }
-        if (bench_now_ns() >= deadline) {
-            fprintf(stderr, "strata-bench: no complete %s after %.0f s\n", endpoints_path,
-                    START_DEADLINE_S);
-            bench_show_log_tail(writer->log_path);
-            break;
-        }
-        s_sleep_ms(10);
-    }
-    free(endpoints_path);
+    int rc = bench_wait_endpoints(writer->pid, "strata-writer", writer->dir, "writer",
+                                  "writer/endpoint", writer->endpoint, sizeof writer->endpoint,
+                                  START_DEADLINE_S, writer->log_path);
+    if (rc != 0 && waitpid(writer->pid, NULL, WNOHANG) != 0)
+        writer->pid = 0; /* reaped: it ended */
     return rc;
 }
 
