@@ -746,6 +746,8 @@ static int on_request(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+/* SIGTERM may land on any thread; the handler only sets zsys_interrupted,
+ * so this bounds how long a quiet loop takes to see it. */
 static int on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;

@@ -332,6 +332,17 @@ static int on_timer(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/* SIGTERM may land on any thread (ZMQ's, MHD's); the handler only sets
+ * zsys_interrupted, so a timer bounds how long a quiet loop takes to see
+ * it. Without one, a snapshotter with interval_s = 0 never stopped. */
+static int on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    (void)arg;
+    return zsys_interrupted ? -1 : 0;
+}
+
 /* ---- metrics, endpoints, main --------------------------------------------------- */
 
 static void write_metrics(void *arg, FILE *out)
@@ -470,6 +481,7 @@ int main(int argc, char **argv)
         goto fail;
     loop = zloop_new();
     zloop_reader(loop, s->router, on_request, s);
+    zloop_timer(loop, 100, 0, on_tick, s);
     if (s->interval_s > 0)
         zloop_timer(loop, s->interval_s * 1000, 0, on_timer, s);
     atomic_store(&s->ready, true);

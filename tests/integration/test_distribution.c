@@ -632,6 +632,29 @@ static void child_start(child_t *c, const ts_dist_t *dist)
     c->out = fdopen(fds[0], "r");
 }
 
+/* Kills a child that has printed nothing for a minute, so that a stalled
+ * subscription ends in the checks below (which say where it stopped)
+ * rather than in the suite's timeout. */
+typedef struct {
+    pid_t pid;
+    _Atomic uint64_t heard_ns;
+    atomic_bool done;
+} watchdog_t;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog_t *w = arg;
+    while (!atomic_load(&w->done)) {
+        if (ts_now_ns() - atomic_load(&w->heard_ns) > 60ull * 1000000000ull) {
+            fprintf(stderr, "durable child %d silent for 60 s: killed\n", (int)w->pid);
+            kill(w->pid, SIGKILL);
+            break;
+        }
+        usleep(100000); /* the watchdog's period */
+    }
+    return NULL;
+}
+
 START_TEST(durable_subscriber_survives_kill9_cycles)
 {
     char *dir = ts_tempdir("dist-durable");
@@ -668,7 +691,11 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
         run->first = n_delivered;
         uint64_t lines = 0, kill_after = 20 + ts_rand(&rng) % 400;
         char line[64];
+        watchdog_t dog = {.pid = c.pid, .heard_ns = ts_now_ns()};
+        pthread_t dog_thread;
+        ck_assert_int_eq(pthread_create(&dog_thread, NULL, watchdog_main, &dog), 0);
         while (fgets(line, sizeof line, c.out)) {
+            atomic_store(&dog.heard_ns, ts_now_ns());
             uint64_t v = strtoull(line + 2, NULL, 10);
             if (line[0] == 'O') {
                 run->offset = v;
@@ -688,6 +715,8 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
             if (last_cycle ? max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
                 break;
         }
+        atomic_store(&dog.done, true);
+        pthread_join(dog_thread, NULL);
         kill(c.pid, SIGKILL);
         int status;
         waitpid(c.pid, &status, 0);

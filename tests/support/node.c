@@ -38,11 +38,6 @@ static void print_file(const char *log)
     fclose(f);
 }
 
-static void print_log(const ts_node_t *node)
-{
-    print_file(node->log);
-}
-
 static bool read_endpoints(ts_node_t *node)
 {
     char path[600];
@@ -62,18 +57,70 @@ static bool read_endpoints(ts_node_t *node)
     return ours;
 }
 
-
 /* A random free port above Linux's ephemeral range (32768..60999), in
  * czmq's bind syntax. Tests restart a killed process on the ports it had;
  * a port from the ephemeral range could meanwhile be taken by any
  * outgoing connection, and a sequential pick by the next test's process. */
 #define TS_TCP_PORT "tcp://127.0.0.1:![61000-65535]"
+/* Generous: CI runs suites two at a time on two loaded cores. */
+#define TS_START_DEADLINE_NS (30 * 1000000000ull)
 
 /* Forks bin with the node's data dir, free ports (defaults, then env) and
  * its stderr in log; returns the child's pid. */
+static bool same_name(const char *a, const char *b)
+{
+    size_t len = strcspn(a, "=");
+    return strncmp(a, b, len) == 0 && b[len] == '=';
+}
+
+/* The child's environment, built before the fork: this process has
+ * threads (loaders, readers), and between fork and exec the child may only
+ * make async-signal-safe calls, which putenv and malloc are not. Later
+ * entries win: env over defaults over the data dir over our own. */
+static char **child_environment(const char *dir_env, const char *const *defaults,
+                                const char *const *env)
+{
+    size_t n_own = 0, n_over = 1, n = 0;
+    while (environ[n_own])
+        n_own++;
+    for (size_t i = 0; defaults[i]; i++)
+        n_over++;
+    for (size_t i = 0; env && env[i]; i++)
+        n_over++;
+    const char **over = calloc(n_over, sizeof *over);
+    char **envp = calloc(n_own + n_over + 1, sizeof *envp);
+    ck_assert(over != NULL && envp != NULL);
+    size_t k = 0;
+    over[k++] = dir_env;
+    for (size_t i = 0; defaults[i]; i++)
+        over[k++] = defaults[i];
+    for (size_t i = 0; env && env[i]; i++)
+        over[k++] = env[i];
+    for (size_t i = 0; i < n_own; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < n_over && !replaced; j++)
+            replaced = same_name(over[j], environ[i]);
+        if (!replaced)
+            envp[n++] = environ[i];
+    }
+    for (size_t j = 0; j < n_over; j++) {
+        bool later = false;
+        for (size_t l = j + 1; l < n_over && !later; l++)
+            later = same_name(over[l], over[j]);
+        if (!later)
+            envp[n++] = (char *)over[j];
+    }
+    free(over);
+    return envp;
+}
+
 static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *log,
                    const char *const *defaults, const char *const *env)
 {
+    char dir_env[600];
+    snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
+    char **envp = child_environment(dir_env, defaults, env);
+    char *const argv[] = {(char *)name, NULL};
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -85,17 +132,19 @@ static pid_t spawn(const char *bin, const char *name, const char *data_dir, cons
             dup2(fd, 1);
             close(fd);
         }
-        char dir_env[600];
-        snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
-        putenv(dir_env);
-        for (size_t i = 0; defaults[i]; i++)
-            putenv((char *)defaults[i]);
-        for (size_t i = 0; env && env[i]; i++)
-            putenv((char *)env[i]);
-        execl(bin, name, (char *)NULL);
+        execve(bin, argv, envp);
         _exit(127);
     }
+    free(envp);
     return pid;
+}
+
+static void wait_ready(pid_t pid, const char *name, const char *data_dir, const char *log,
+                       bool (*ready)(void *), void *arg);
+
+static bool node_ready(void *arg)
+{
+    return read_endpoints(arg);
 }
 
 void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env)
@@ -108,14 +157,7 @@ void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env
     static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=" TS_TCP_PORT,
                                            "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     node->pid = spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, node->log, defaults, env);
-    uint64_t deadline = ts_now_ns() + 15000000000ull;
-    while (!read_endpoints(node)) {
-        if (!ts_node_alive(node) || ts_now_ns() > deadline) {
-            print_log(node);
-            ck_abort_msg("strata-writer in %s did not become ready", data_dir);
-        }
-        usleep(2000); /* polling the endpoints file, with a deadline */
-    }
+    wait_ready(node->pid, "strata-writer", data_dir, node->log, node_ready, node);
 }
 
 static int wait_status(pid_t pid)
@@ -126,14 +168,29 @@ static int wait_status(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* SIGTERM and wait; the log is printed when the exit was not clean. */
+/* SIGTERM and wait; the log is printed when the exit was not clean. A
+ * process still running after the deadline is killed and fails the test,
+ * so a stop that hangs says so instead of running into the suite timeout. */
 static int stop_pid(pid_t *pid, const char *log)
 {
     if (*pid <= 0)
         return -1;
-    kill(*pid, SIGTERM);
-    int rc = wait_status(*pid);
+    pid_t p = *pid;
     *pid = 0;
+    kill(p, SIGTERM);
+    uint64_t deadline = ts_now_ns() + TS_START_DEADLINE_NS;
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = waitpid(p, &status, WNOHANG)) == 0 && ts_now_ns() < deadline)
+        usleep(2000); /* polling for its exit, with a deadline */
+    if (reaped == 0) {
+        kill(p, SIGKILL);
+        wait_status(p);
+        print_file(log);
+        ck_abort_msg("pid %d was still running %llu s after SIGTERM", (int)p,
+                     (unsigned long long)(TS_START_DEADLINE_NS / 1000000000ull));
+    }
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (rc != 0)
         print_file(log);
     return rc;
@@ -149,16 +206,22 @@ static void kill9_pid(pid_t *pid)
 }
 
 /* Polls ready(arg) until it holds; fails the test when the process exits
- * or 15 s pass, printing its log. */
+ * or the start deadline passes, printing its log and which it was. */
 static void wait_ready(pid_t pid, const char *name, const char *data_dir, const char *log,
                        bool (*ready)(void *), void *arg)
 {
-    uint64_t deadline = ts_now_ns() + 15000000000ull;
+    uint64_t deadline = ts_now_ns() + TS_START_DEADLINE_NS;
     while (!ready(arg)) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid || ts_now_ns() > deadline) {
+        int status = 0;
+        bool exited = waitpid(pid, &status, WNOHANG) == pid;
+        if (exited || ts_now_ns() > deadline) {
             print_file(log);
-            ck_abort_msg("%s in %s did not become ready", name, data_dir);
+            if (exited)
+                ck_abort_msg("%s in %s exited before it was ready (%s %d)", name, data_dir,
+                             WIFEXITED(status) ? "exit code" : "signal",
+                             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            ck_abort_msg("%s in %s was not ready after %llu s", name, data_dir,
+                         (unsigned long long)(TS_START_DEADLINE_NS / 1000000000ull));
         }
         usleep(2000); /* polling the endpoints file, with a deadline */
     }
@@ -256,10 +319,9 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
     snprintf(dist->dir, sizeof dist->dir, "%s", data_dir);
     static unsigned started;
     snprintf(dist->log, sizeof dist->log, "%s.distributor-%u.log", data_dir, started++);
-    static const char *const defaults[] = {"STRATA_DISTRIBUTOR_LIVE=" TS_TCP_PORT,
-                                           "STRATA_DISTRIBUTOR_DELAYED=" TS_TCP_PORT,
-                                           "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT,
-                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    static const char *const defaults[] = {
+        "STRATA_DISTRIBUTOR_LIVE=" TS_TCP_PORT, "STRATA_DISTRIBUTOR_DELAYED=" TS_TCP_PORT,
+        "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT, "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
     dist->pid =
         spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
     wait_ready(dist->pid, "strata-distributor", data_dir, dist->log, read_dist_endpoints, dist);
