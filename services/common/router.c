@@ -43,3 +43,46 @@ void svc_router_send(zsock_t *sock, zframe_t *identity, bool delimited, const st
     free(buf);
     zmsg_send(&msg, sock);
 }
+
+void svc_router_send_error(zsock_t *sock, zframe_t *identity, bool delimited, uint64_t request_id,
+                           int code, const char *text)
+{
+    strata_reply_t rep = {.request_id = request_id, .status = code, .message = text};
+    svc_router_send(sock, identity, delimited, &rep);
+}
+
+int svc_router_serve_control(zsock_t *sock, svc_control_fn *fn, void *arg, const char *wrong_op)
+{
+    zframe_t *identity, *payload;
+    bool delimited;
+    size_t frames;
+    if (svc_router_recv(sock, &identity, &delimited, &payload, &frames) != 0)
+        return zsys_interrupted ? -1 : 0;
+    strata_request_t req;
+    strata_error_t err;
+    if (!identity || !payload) {
+        if (identity)
+            svc_router_send_error(sock, identity, delimited, 0, STRATA_EINVAL,
+                                  "request: expected one payload frame");
+    } else if (strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err) != 0) {
+        svc_router_send_error(sock, identity, delimited, req.request_id, STRATA_EINVAL, err.msg);
+    } else {
+        if (req.op == STRATA_OP_CONTROL)
+            fn(arg, identity, delimited, &req);
+        else
+            svc_router_send_error(sock, identity, delimited, req.request_id, STRATA_EINVAL,
+                                  wrong_op);
+        strata_request_clear(&req);
+    }
+    zframe_destroy(&identity);
+    zframe_destroy(&payload);
+    return 0;
+}
+
+int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    (void)arg;
+    return zsys_interrupted ? -1 : 0;
+}

@@ -19,4 +19,21 @@ int svc_router_recv(zsock_t *sock, zframe_t **identity, bool *delimited, zframe_
 /* Encodes rep and sends it to identity; an encode failure is logged. */
 void svc_router_send(zsock_t *sock, zframe_t *identity, bool delimited, const strata_reply_t *rep);
 
+/* An error reply: status code and a message naming the fault. */
+void svc_router_send_error(zsock_t *sock, zframe_t *identity, bool delimited, uint64_t request_id,
+                           int code, const char *text);
+
+/* For a service that answers only control requests (the snapshotter, the
+ * compactor): receives one request and hands it to fn; a bad frame count,
+ * an undecodable payload or another op gets an error reply (wrong_op is the
+ * message for the last). A zloop reader: -1 once interrupted. */
+typedef void svc_control_fn(void *arg, zframe_t *identity, bool delimited,
+                            const strata_request_t *req);
+int svc_router_serve_control(zsock_t *sock, svc_control_fn *fn, void *arg, const char *wrong_op);
+
+/* A zloop timer that ends the loop once zsys_interrupted is set: SIGTERM
+ * may land on any thread (ZMQ's, MHD's), whose poll it does not wake, so a
+ * loop with nothing else to do would never see it. */
+int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg);
+
 #endif

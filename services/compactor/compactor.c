@@ -29,6 +29,7 @@
 #include "http.h"
 #include "iter.h"
 #include "log.h"
+#include "node.h"
 #include "router.h"
 #include "strata/client.h"
 #include "strata/codec.h"
@@ -187,37 +188,12 @@ static ssize_t throttled_pwrite(strata_io_t *io, int fd, const void *buf, size_t
 
 /* ---- the writer ------------------------------------------------------------- */
 
-static int writer_connect(comp_t *s, strata_error_t *err)
-{
-    if (s->writer)
-        return 0;
-    zconfig_t *root = zconfig_load(s->writer_file);
-    const char *ep = root ? zconfig_get(root, "writer/control", "") : "";
-    int rc;
-    if (!*ep) {
-        rc = strata_error_set(err, STRATA_EIO, "the writer is not running (no %s)", s->writer_file);
-    } else {
-        strata_client_options_t co = {.endpoint = ep, .timeout_ms = WRITER_TIMEOUT_MS};
-        rc = strata_client_connect(&co, &s->writer, err);
-    }
-    zconfig_destroy(&root);
-    return rc;
-}
-
-static const char *pair_get(const strata_reply_t *rep, const char *name)
-{
-    for (size_t i = 0; i < rep->n_pairs; i++)
-        if (!strcmp(rep->pairs[i].name, name))
-            return rep->pairs[i].value;
-    return NULL;
-}
-
 /* A failed call drops the connection: a restarted writer may be elsewhere. */
 static int writer_control(comp_t *s, const char *verb, const char *const *args, size_t n,
                           strata_reply_t *rep, strata_error_t *err)
 {
     memset(rep, 0, sizeof *rep);
-    int rc = writer_connect(s, err);
+    int rc = svc_writer_connect(s->writer_file, WRITER_TIMEOUT_MS, &s->writer, err);
     if (rc == 0)
         rc = strata_client_control(s->writer, verb, args, n, rep, err);
     if (rc && rc != STRATA_EINVAL && rc != STRATA_ESTALE)
@@ -242,7 +218,8 @@ static int writer_state(comp_t *s, bool wait, uint64_t have, writer_state_t *st,
     strata_reply_t rep;
     int rc = writer_control(s, "compaction_state", args, wait ? 2 : 0, &rep, err);
     if (rc == 0) {
-        const char *g = pair_get(&rep, "generation"), *snap = pair_get(&rep, "smallest_snapshot");
+        const char *g = svc_reply_get(&rep, "generation"),
+                   *snap = svc_reply_get(&rep, "smallest_snapshot");
         if (!g || !snap)
             rc = strata_error_set(err, STRATA_EIO,
                                   "the writer's compaction_state reply lacks "
@@ -250,7 +227,7 @@ static int writer_state(comp_t *s, bool wait, uint64_t have, writer_state_t *st,
         else {
             st->generation = strtoull(g, NULL, 10);
             st->smallest_snapshot = strtoull(snap, NULL, 10);
-            const char *mode = pair_get(&rep, "compaction");
+            const char *mode = svc_reply_get(&rep, "compaction");
             st->internal = mode && !strcmp(mode, "internal");
         }
     }
@@ -595,8 +572,7 @@ static void *worker_main(void *arg)
 static void send_error(comp_t *s, zframe_t *identity, bool delimited, uint64_t request_id, int code,
                        const char *text)
 {
-    strata_reply_t rep = {.request_id = request_id, .status = code, .message = text};
-    svc_router_send(s->router, identity, delimited, &rep);
+    svc_router_send_error(s->router, identity, delimited, request_id, code, text);
 }
 
 /* compact LEVEL RANGE: LEVEL "-" or 0..5, RANGE "-" or "lo..hi" (either
@@ -679,9 +655,10 @@ static void reply_progress(comp_t *s, zframe_t *identity, bool delimited, uint64
     pthread_mutex_unlock(&s->mu);
 }
 
-static void handle_control(comp_t *s, zframe_t *identity, bool delimited,
+static void handle_control(void *arg, zframe_t *identity, bool delimited,
                            const strata_request_t *req)
 {
+    comp_t *s = arg;
     strata_reply_t rep = {.request_id = req->request_id, .op = STRATA_OP_CONTROL};
     if (!strcmp(req->verb, "compact")) {
         manual_t m;
@@ -719,41 +696,9 @@ static void handle_control(comp_t *s, zframe_t *identity, bool delimited,
 static int on_request(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void)loop;
-    comp_t *s = arg;
-    zframe_t *identity, *payload;
-    bool delimited;
-    size_t frames;
-    if (svc_router_recv(sock, &identity, &delimited, &payload, &frames) != 0)
-        return zsys_interrupted ? -1 : 0;
-    strata_request_t req;
-    strata_error_t err;
-    if (!identity || !payload) {
-        if (identity)
-            send_error(s, identity, delimited, 0, STRATA_EINVAL,
-                       "request: expected one payload frame");
-    } else if (strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err) != 0) {
-        send_error(s, identity, delimited, req.request_id, STRATA_EINVAL, err.msg);
-    } else {
-        if (req.op == STRATA_OP_CONTROL)
-            handle_control(s, identity, delimited, &req);
-        else
-            send_error(s, identity, delimited, req.request_id, STRATA_EINVAL,
-                       "request: strata-compactor serves control (compact, progress, ping)");
-        strata_request_clear(&req);
-    }
-    zframe_destroy(&identity);
-    zframe_destroy(&payload);
-    return 0;
-}
-
-/* SIGTERM may land on any thread; the handler only sets zsys_interrupted,
- * so this bounds how long a quiet loop takes to see it. */
-static int on_tick(zloop_t *loop, int timer_id, void *arg)
-{
-    (void)loop;
-    (void)timer_id;
-    (void)arg;
-    return zsys_interrupted ? -1 : 0;
+    return svc_router_serve_control(
+        sock, handle_control, arg,
+        "request: strata-compactor serves control (compact, progress, ping)");
 }
 
 /* ---- metrics, start-up, main ----------------------------------------------------- */
@@ -787,19 +732,8 @@ static bool is_ready(void *arg)
 
 static int write_endpoints(comp_t *s, strata_error_t *err)
 {
-    zconfig_t *root = zconfig_new("root", NULL);
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    zconfig_put(root, "compactor/pid", pid);
-    zconfig_put(root, "compactor/endpoint", s->endpoint);
-    zconfig_put(root, "compactor/metrics", s->metrics_url);
-    char tmp[PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->endpoints_file);
-    int rc = zconfig_save(root, tmp);
-    zconfig_destroy(&root);
-    if (rc != 0 || rename(tmp, s->endpoints_file) != 0)
-        return strata_error_set(err, STRATA_EIO, "cannot write %s", s->endpoints_file);
-    return 0;
+    strata_pair_t pairs[] = {{"endpoint", s->endpoint}, {"metrics", s->metrics_url}};
+    return svc_write_endpoints(s->endpoints_file, "compactor", pairs, 2, err);
 }
 
 /* Takes compaction/LOCK and removes every table a killed compactor left:
@@ -963,7 +897,7 @@ int main(int argc, char **argv)
     s->worker_running = true;
     loop = zloop_new();
     zloop_reader(loop, s->router, on_request, s);
-    zloop_timer(loop, 100, 0, on_tick, s);
+    zloop_timer(loop, 100, 0, svc_interrupt_tick, NULL);
     atomic_store(&s->ready, true);
     log_info("event=ready node=%s endpoint=%s work_dir=%s l0_trigger=%u level1_mb=%" PRIu64
              " target_file_mb=%" PRIu64 " rate_mb_s=%" PRIu64 " cpu_percent=%" PRIu64

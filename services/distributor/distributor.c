@@ -22,6 +22,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "node.h"
 #include "router.h"
 #include "strata/client.h"
 #include "strata/codec.h"
@@ -713,14 +714,7 @@ static int offset_decode(const uint8_t *v, size_t len, sub_t *s, strata_error_t 
 
 static int writer_connect(dist_t *d, strata_error_t *err)
 {
-    if (d->writer)
-        return 0;
-    char ep[PATH_MAX + 32];
-    if (read_writer_file(d, "writer/control", ep, sizeof ep) != 0)
-        return strata_error_set(err, STRATA_EIO, "the writer is not running (no %s)",
-                                d->writer_file);
-    strata_client_options_t co = {.endpoint = ep, .timeout_ms = 5000};
-    return strata_client_connect(&co, &d->writer, err);
+    return svc_writer_connect(d->writer_file, 5000, &d->writer, err);
 }
 
 /* A blocking call failed: drop the connection so the next one starts clean
@@ -1473,22 +1467,12 @@ static zsock_t *bind_sock(int type, const char *endpoint, char *bound, size_t ca
 
 static int write_endpoints(dist_t *d, strata_error_t *err)
 {
-    zconfig_t *root = zconfig_new("root", NULL);
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    zconfig_put(root, "distributor/pid", pid);
-    zconfig_put(root, "distributor/endpoint", d->history_ep); /* where requests go */
-    zconfig_put(root, "distributor/live", d->live_ep);
-    zconfig_put(root, "distributor/delayed", d->delayed_ep);
-    zconfig_put(root, "distributor/history", d->history_ep);
-    zconfig_put(root, "distributor/metrics", d->metrics_url);
-    char tmp[PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", d->endpoints_file);
-    int rc = zconfig_save(root, tmp);
-    zconfig_destroy(&root);
-    if (rc != 0 || rename(tmp, d->endpoints_file) != 0)
-        return strata_error_set(err, STRATA_EIO, "cannot write %s", d->endpoints_file);
-    return 0;
+    strata_pair_t pairs[] = {{"endpoint", d->history_ep}, /* where requests go */
+                             {"live", d->live_ep},
+                             {"delayed", d->delayed_ep},
+                             {"history", d->history_ep},
+                             {"metrics", d->metrics_url}};
+    return svc_write_endpoints(d->endpoints_file, "distributor", pairs, 5, err);
 }
 
 static void topic_state_free(void **item)

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "node.h"
 #include "router.h"
 #include "strata/client.h"
 #include "strata/codec.h"
@@ -72,38 +73,13 @@ static uint64_t now_ms(void)
 
 /* ---- the writer ------------------------------------------------------------- */
 
-static int writer_connect(snap_t *s, strata_error_t *err)
-{
-    if (s->writer)
-        return 0;
-    zconfig_t *root = zconfig_load(s->writer_file);
-    const char *ep = root ? zconfig_get(root, "writer/control", "") : "";
-    int rc;
-    if (!*ep) {
-        rc = strata_error_set(err, STRATA_EIO, "the writer is not running (no %s)", s->writer_file);
-    } else {
-        strata_client_options_t co = {.endpoint = ep, .timeout_ms = CHECKPOINT_TIMEOUT_MS};
-        rc = strata_client_connect(&co, &s->writer, err);
-    }
-    zconfig_destroy(&root);
-    return rc;
-}
-
-static const char *pair_get(const strata_reply_t *rep, const char *name)
-{
-    for (size_t i = 0; i < rep->n_pairs; i++)
-        if (!strcmp(rep->pairs[i].name, name))
-            return rep->pairs[i].value;
-    return NULL;
-}
-
 /* One control call; a failed call drops the connection, since a restarted
  * writer may be elsewhere. */
 static int writer_control(snap_t *s, const char *verb, const char *arg, strata_reply_t *rep,
                           strata_error_t *err)
 {
     memset(rep, 0, sizeof *rep);
-    int rc = writer_connect(s, err);
+    int rc = svc_writer_connect(s->writer_file, CHECKPOINT_TIMEOUT_MS, &s->writer, err);
     if (rc == 0)
         rc = strata_client_control(s->writer, verb, &arg, arg ? 1 : 0, rep, err);
     if (rc && rc != STRATA_EINVAL && rc != STRATA_EEXIST)
@@ -177,7 +153,7 @@ static int take_snapshot(snap_t *s, result_t *res, strata_error_t *err)
     uint64_t term = 0;
     int rc = writer_control(s, "checkpoint", tmp, &rep, err);
     if (rc == 0) {
-        const char *seq = pair_get(&rep, "seq");
+        const char *seq = svc_reply_get(&rep, "seq");
         res->seq = seq ? strtoull(seq, NULL, 10) : 0;
         if (!seq)
             rc = strata_error_set(err, STRATA_EIO, "the writer's checkpoint reply has no seq");
@@ -220,7 +196,7 @@ static int take_snapshot(snap_t *s, result_t *res, strata_error_t *err)
         snprintf(below, sizeof below, "%" PRIu64, res->seq + 1);
         strata_error_t terr;
         if (writer_control(s, "truncate_wal", below, &rep, &terr) == 0) {
-            const char *deleted = pair_get(&rep, "deleted");
+            const char *deleted = svc_reply_get(&rep, "deleted");
             res->wal_deleted = deleted ? (uint32_t)strtoul(deleted, NULL, 10) : 0;
             atomic_fetch_add(&s->wal_deleted, res->wal_deleted);
         } else {
@@ -249,13 +225,13 @@ static void send_reply(snap_t *s, zframe_t *identity, bool delimited, const stra
 static void send_error(snap_t *s, zframe_t *identity, bool delimited, uint64_t request_id, int code,
                        const char *text)
 {
-    strata_reply_t rep = {.request_id = request_id, .status = code, .message = text};
-    send_reply(s, identity, delimited, &rep);
+    svc_router_send_error(s->router, identity, delimited, request_id, code, text);
 }
 
-static void handle_control(snap_t *s, zframe_t *identity, bool delimited,
+static void handle_control(void *arg, zframe_t *identity, bool delimited,
                            const strata_request_t *req)
 {
+    snap_t *s = arg;
     strata_reply_t rep = {.request_id = req->request_id, .op = STRATA_OP_CONTROL};
     if (!strcmp(req->verb, "snapshot") && req->n_args == 0) {
         result_t res;
@@ -295,31 +271,8 @@ static void handle_control(snap_t *s, zframe_t *identity, bool delimited,
 static int on_request(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void)loop;
-    snap_t *s = arg;
-    zframe_t *identity, *payload;
-    bool delimited;
-    size_t frames;
-    if (svc_router_recv(sock, &identity, &delimited, &payload, &frames) != 0)
-        return zsys_interrupted ? -1 : 0;
-    strata_request_t req;
-    strata_error_t err;
-    if (!identity || !payload) {
-        if (identity)
-            send_error(s, identity, delimited, 0, STRATA_EINVAL,
-                       "request: expected one payload frame");
-    } else if (strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err) != 0) {
-        send_error(s, identity, delimited, req.request_id, STRATA_EINVAL, err.msg);
-    } else {
-        if (req.op == STRATA_OP_CONTROL)
-            handle_control(s, identity, delimited, &req);
-        else
-            send_error(s, identity, delimited, req.request_id, STRATA_EINVAL,
-                       "request: strata-snapshotter serves control (snapshot, ping)");
-        strata_request_clear(&req);
-    }
-    zframe_destroy(&identity);
-    zframe_destroy(&payload);
-    return 0;
+    return svc_router_serve_control(sock, handle_control, arg,
+                                    "request: strata-snapshotter serves control (snapshot, ping)");
 }
 
 static int on_timer(zloop_t *loop, int timer_id, void *arg)
@@ -330,17 +283,6 @@ static int on_timer(zloop_t *loop, int timer_id, void *arg)
     strata_error_t err;
     take_snapshot(arg, &res, &err); /* logged either way; the next period retries */
     return 0;
-}
-
-/* SIGTERM may land on any thread (ZMQ's, MHD's); the handler only sets
- * zsys_interrupted, so a timer bounds how long a quiet loop takes to see
- * it. Without one, a snapshotter with interval_s = 0 never stopped. */
-static int on_tick(zloop_t *loop, int timer_id, void *arg)
-{
-    (void)loop;
-    (void)timer_id;
-    (void)arg;
-    return zsys_interrupted ? -1 : 0;
 }
 
 /* ---- metrics, endpoints, main --------------------------------------------------- */
@@ -366,20 +308,9 @@ static bool is_ready(void *arg)
 
 static int write_endpoints(snap_t *s, strata_error_t *err)
 {
-    zconfig_t *root = zconfig_new("root", NULL);
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    zconfig_put(root, "snapshotter/pid", pid);
-    zconfig_put(root, "snapshotter/endpoint", s->endpoint);
-    zconfig_put(root, "snapshotter/dir", s->snap_dir);
-    zconfig_put(root, "snapshotter/metrics", s->metrics_url);
-    char tmp[PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->endpoints_file);
-    int rc = zconfig_save(root, tmp);
-    zconfig_destroy(&root);
-    if (rc != 0 || rename(tmp, s->endpoints_file) != 0)
-        return strata_error_set(err, STRATA_EIO, "cannot write %s", s->endpoints_file);
-    return 0;
+    strata_pair_t pairs[] = {
+        {"endpoint", s->endpoint}, {"dir", s->snap_dir}, {"metrics", s->metrics_url}};
+    return svc_write_endpoints(s->endpoints_file, "snapshotter", pairs, 3, err);
 }
 
 static void usage(FILE *out)
@@ -481,7 +412,7 @@ int main(int argc, char **argv)
         goto fail;
     loop = zloop_new();
     zloop_reader(loop, s->router, on_request, s);
-    zloop_timer(loop, 100, 0, on_tick, s);
+    zloop_timer(loop, 100, 0, svc_interrupt_tick, NULL);
     if (s->interval_s > 0)
         zloop_timer(loop, s->interval_s * 1000, 0, on_timer, s);
     atomic_store(&s->ready, true);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "node.h"
 #include "strata/codec.h"
 #include "strata/db.h"
 #include "strata/histogram.h"
@@ -1568,21 +1569,11 @@ static zsock_t *bind_router(const char *endpoint, char *bound, size_t cap, strat
 
 static int write_endpoints(writer_t *w, strata_error_t *err)
 {
-    zconfig_t *root = zconfig_new("root", NULL);
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    zconfig_put(root, "writer/pid", pid);
-    zconfig_put(root, "writer/endpoint", w->endpoint);
-    zconfig_put(root, "writer/control", w->control_ep);
-    zconfig_put(root, "writer/metrics", w->metrics_url);
-    zconfig_put(root, "writer/ring", w->ring_path[0] ? w->ring_path : "off");
-    char tmp[PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", w->endpoints_file);
-    int rc = zconfig_save(root, tmp);
-    zconfig_destroy(&root);
-    if (rc != 0 || rename(tmp, w->endpoints_file) != 0)
-        return strata_error_set(err, STRATA_EIO, "cannot write %s", w->endpoints_file);
-    return 0;
+    strata_pair_t pairs[] = {{"endpoint", w->endpoint},
+                             {"control", w->control_ep},
+                             {"metrics", w->metrics_url},
+                             {"ring", w->ring_path[0] ? w->ring_path : "off"}};
+    return svc_write_endpoints(w->endpoints_file, "writer", pairs, 4, err);
 }
 
 static void usage(FILE *out)
