@@ -38,23 +38,36 @@ static void print_file(const char *log)
     fclose(f);
 }
 
+/* <dir>/<service>.endpoints when it names pid, so the process under test
+ * wrote it and not one before it; else NULL. */
+static zconfig_t *own_endpoints(const char *dir, const char *service, pid_t pid)
+{
+    char path[600], key[64];
+    snprintf(path, sizeof path, "%s/%s.endpoints", dir, service);
+    snprintf(key, sizeof key, "%s/pid", service);
+    zconfig_t *cfg = zconfig_load(path);
+    if (cfg && atoi(zconfig_get(cfg, key, "0")) != pid)
+        zconfig_destroy(&cfg);
+    return cfg;
+}
+
+static void copy_key(zconfig_t *cfg, const char *service, const char *name, char *out, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s/%s", service, name);
+    snprintf(out, cap, "%s", zconfig_get(cfg, key, ""));
+}
+
 static bool read_endpoints(ts_node_t *node)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/writer.endpoints", node->dir);
-    zconfig_t *cfg = zconfig_load(path);
+    zconfig_t *cfg = own_endpoints(node->dir, "writer", node->pid);
     if (!cfg)
         return false;
-    const char *pid = zconfig_get(cfg, "writer/pid", "0");
-    bool ours = atoi(pid) == node->pid;
-    if (ours) {
-        snprintf(node->endpoint, sizeof node->endpoint, "%s",
-                 zconfig_get(cfg, "writer/endpoint", ""));
-        snprintf(node->control, sizeof node->control, "%s", zconfig_get(cfg, "writer/control", ""));
-        snprintf(node->metrics, sizeof node->metrics, "%s", zconfig_get(cfg, "writer/metrics", ""));
-    }
+    copy_key(cfg, "writer", "endpoint", node->endpoint, sizeof node->endpoint);
+    copy_key(cfg, "writer", "control", node->control, sizeof node->control);
+    copy_key(cfg, "writer", "metrics", node->metrics, sizeof node->metrics);
     zconfig_destroy(&cfg);
-    return ours;
+    return true;
 }
 
 /* A random free port above Linux's ephemeral range (32768..60999), in
@@ -294,23 +307,15 @@ int ts_run_capture(const char *const *argv, char **out)
 static bool read_dist_endpoints(void *arg)
 {
     ts_dist_t *dist = arg;
-    char path[600];
-    snprintf(path, sizeof path, "%s/distributor.endpoints", dist->dir);
-    zconfig_t *cfg = zconfig_load(path);
+    zconfig_t *cfg = own_endpoints(dist->dir, "distributor", dist->pid);
     if (!cfg)
         return false;
-    bool ours = atoi(zconfig_get(cfg, "distributor/pid", "0")) == dist->pid;
-    if (ours) {
-        snprintf(dist->live, sizeof dist->live, "%s", zconfig_get(cfg, "distributor/live", ""));
-        snprintf(dist->delayed, sizeof dist->delayed, "%s",
-                 zconfig_get(cfg, "distributor/delayed", ""));
-        snprintf(dist->history, sizeof dist->history, "%s",
-                 zconfig_get(cfg, "distributor/history", ""));
-        snprintf(dist->metrics, sizeof dist->metrics, "%s",
-                 zconfig_get(cfg, "distributor/metrics", ""));
-    }
+    copy_key(cfg, "distributor", "live", dist->live, sizeof dist->live);
+    copy_key(cfg, "distributor", "delayed", dist->delayed, sizeof dist->delayed);
+    copy_key(cfg, "distributor", "history", dist->history, sizeof dist->history);
+    copy_key(cfg, "distributor", "metrics", dist->metrics, sizeof dist->metrics);
     zconfig_destroy(&cfg);
-    return ours;
+    return true;
 }
 
 void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env)
@@ -340,20 +345,13 @@ void ts_dist_kill9(ts_dist_t *dist)
 static bool read_snap_endpoints(void *arg)
 {
     ts_snap_t *snap = arg;
-    char path[600];
-    snprintf(path, sizeof path, "%s/snapshotter.endpoints", snap->dir);
-    zconfig_t *cfg = zconfig_load(path);
+    zconfig_t *cfg = own_endpoints(snap->dir, "snapshotter", snap->pid);
     if (!cfg)
         return false;
-    bool ours = atoi(zconfig_get(cfg, "snapshotter/pid", "0")) == snap->pid;
-    if (ours) {
-        snprintf(snap->endpoint, sizeof snap->endpoint, "%s",
-                 zconfig_get(cfg, "snapshotter/endpoint", ""));
-        snprintf(snap->snapshots, sizeof snap->snapshots, "%s",
-                 zconfig_get(cfg, "snapshotter/dir", ""));
-    }
+    copy_key(cfg, "snapshotter", "endpoint", snap->endpoint, sizeof snap->endpoint);
+    copy_key(cfg, "snapshotter", "dir", snap->snapshots, sizeof snap->snapshots);
     zconfig_destroy(&cfg);
-    return ours;
+    return true;
 }
 
 void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env)
@@ -383,17 +381,12 @@ void ts_snap_kill9(ts_snap_t *snap)
 static bool read_comp_endpoints(void *arg)
 {
     ts_comp_t *comp = arg;
-    char path[600];
-    snprintf(path, sizeof path, "%s/compactor.endpoints", comp->dir);
-    zconfig_t *cfg = zconfig_load(path);
+    zconfig_t *cfg = own_endpoints(comp->dir, "compactor", comp->pid);
     if (!cfg)
         return false;
-    bool ours = atoi(zconfig_get(cfg, "compactor/pid", "0")) == comp->pid;
-    if (ours)
-        snprintf(comp->endpoint, sizeof comp->endpoint, "%s",
-                 zconfig_get(cfg, "compactor/endpoint", ""));
+    copy_key(cfg, "compactor", "endpoint", comp->endpoint, sizeof comp->endpoint);
     zconfig_destroy(&cfg);
-    return ours;
+    return true;
 }
 
 void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env)
