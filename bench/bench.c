@@ -4,6 +4,7 @@
 #include "bench.h"
 
 #include <czmq.h>
+#include <rocksdb/c.h>
 
 #include <errno.h>
 #include <unistd.h>
@@ -447,4 +448,14 @@ int bench_stop_child(pid_t pid, const char *name, double grace_s, const char *lo
         return -1;
     }
     return 0;
+}
+
+bool bench_rocksdb_failed(const char *what, char **error)
+{
+    if (!*error)
+        return false;
+    fprintf(stderr, "strata-bench: %s: %s\n", what, *error);
+    rocksdb_free(*error);
+    *error = NULL;
+    return true;
 }

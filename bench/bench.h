@@ -140,4 +140,8 @@ int bench_wait_endpoints(pid_t pid, const char *name, const char *dir, const cha
  * 0 when it exited with code 0, else -1 with a warning and the log's tail. */
 int bench_stop_child(pid_t pid, const char *name, double grace_s, const char *log_path);
 
+/* Prints what failed and RocksDB's error, frees it and clears *error; true
+ * when there was one. */
+bool bench_rocksdb_failed(const char *what, char **error);
+
 #endif

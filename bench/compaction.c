@@ -616,16 +616,6 @@ static uint64_t s_rocksdb_stat(const char *text, const char *name, const char *f
     return 0;
 }
 
-static bool s_rocksdb_failed(const char *what, char **error)
-{
-    if (!*error)
-        return false;
-    fprintf(stderr, "strata-bench: %s: %s\n", what, *error);
-    rocksdb_free(*error);
-    *error = NULL;
-    return true;
-}
-
 /* Strata's shape: the same memtable and immutable memtables, L0 trigger,
  * L1 size, 10x per level, table size and no compression; two background
  * jobs (one flush, one compaction). Without compaction, L0 never slows or
@@ -666,7 +656,7 @@ static int s_rocksdb_load(rocksdb_t *db, s_load_t *load)
         bench_random_key(&load->rng, key);
         rocksdb_put(db, write_options, (const char *)key, sizeof key, (const char *)bench_value(),
                     BENCH_VALUE_BYTES, &error);
-        if (s_rocksdb_failed("rocksdb_put", &error))
+        if (bench_rocksdb_failed("rocksdb_put", &error))
             break;
         load->last_ack_ns = bench_now_ns();
         strata_histogram_record(load->latency, load->last_ack_ns - due);
@@ -686,7 +676,7 @@ static int s_rocksdb_phase(bench_t *b, const s_phase_t *phase, double seconds, u
     rocksdb_options_t *options = s_rocksdb_options(phase->compaction);
     char *error = NULL;
     rocksdb_t *db = rocksdb_open(options, dir, &error);
-    int rc = s_rocksdb_failed("rocksdb_open", &error) ? -1 : 0;
+    int rc = bench_rocksdb_failed("rocksdb_open", &error) ? -1 : 0;
     if (rc == 0) {
         s_thread_cpu_t cpu0, cpu1;
         s_thread_cpu(&cpu0);

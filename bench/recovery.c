@@ -212,17 +212,6 @@ static int s_strata_reopen(const s_params_t *p, const char *dir, s_child_result_
 
 /* ---- RocksDB ------------------------------------------------------------- */
 
-/* Prints and frees a RocksDB error; true when there was one. */
-static bool s_rocksdb_failed(const char *what, char **error)
-{
-    if (!*error)
-        return false;
-    fprintf(stderr, "strata-bench: %s: %s\n", what, *error);
-    rocksdb_free(*error);
-    *error = NULL;
-    return true;
-}
-
 /* The same memtable limit as Strata's, no compression, and recovery that
  * replays into the memtable and leaves it there: by default RocksDB writes
  * an L0 table of what it replayed before open returns, which Strata does
@@ -234,7 +223,7 @@ static rocksdb_options_t *s_rocksdb_options(void)
     char *error = NULL;
     rocksdb_get_options_from_string(base, "avoid_flush_during_recovery=true", options, &error);
     rocksdb_options_destroy(base);
-    if (s_rocksdb_failed("rocksdb options", &error)) {
+    if (bench_rocksdb_failed("rocksdb options", &error)) {
         rocksdb_options_destroy(options);
         return NULL;
     }
@@ -282,7 +271,7 @@ static int s_rocksdb_fill(const s_params_t *p, const char *dir, s_child_result_t
     char *error = NULL;
     rocksdb_t *db = rocksdb_open(options, dir, &error);
     rocksdb_options_destroy(options);
-    if (s_rocksdb_failed("rocksdb_open", &error))
+    if (bench_rocksdb_failed("rocksdb_open", &error))
         return -1;
     rocksdb_writeoptions_t *write_options = rocksdb_writeoptions_create();
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
@@ -299,11 +288,11 @@ static int s_rocksdb_fill(const s_params_t *p, const char *dir, s_child_result_t
     }
     rocksdb_writebatch_destroy(batch);
     rocksdb_writeoptions_destroy(write_options);
-    if (s_rocksdb_failed("rocksdb_write", &error))
+    if (bench_rocksdb_failed("rocksdb_write", &error))
         return -1;
     /* The last write made durable: FlushWAL(sync). */
     rocksdb_flush_wal(db, 1, &error);
-    if (s_rocksdb_failed("rocksdb_flush_wal", &error))
+    if (bench_rocksdb_failed("rocksdb_flush_wal", &error))
         return -1;
     out->fill_ns = bench_now_ns() - start;
     /* No close: the parent kills this process, as a crash would. */
@@ -322,7 +311,7 @@ static int s_rocksdb_get(void *ctx, const uint8_t *key)
     size_t value_len = 0;
     char *value =
         rocksdb_get(r->db, r->read_options, (const char *)key, BENCH_KEY_BYTES, &value_len, &error);
-    if (s_rocksdb_failed("rocksdb_get", &error))
+    if (bench_rocksdb_failed("rocksdb_get", &error))
         return -1;
     if (!value)
         return 0;
@@ -341,7 +330,7 @@ static int s_rocksdb_reopen(const s_params_t *p, const char *dir, s_child_result
     rocksdb_t *db = rocksdb_open(options, dir, &error);
     out->open_ns = bench_now_ns() - start;
     rocksdb_options_destroy(options);
-    if (s_rocksdb_failed("rocksdb_open", &error))
+    if (bench_rocksdb_failed("rocksdb_open", &error))
         return -1;
     if (s_rocksdb_unflushed(db, "after the replay", out) != 0)
         return -1;
