@@ -38,23 +38,6 @@ static const char *const slow_comp_env[] = {"STRATA_COMPACTOR_LEVEL1_MB=2",
 #define HOT_KEYS    4096 /* the loader overwrites these */
 #define VALUE_BYTES 512
 
-static strata_client_t *connect_to(const char *endpoint, int timeout_ms)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
-    strata_client_t *client = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "%s", err.msg);
-    return client;
-}
-
-static const char *pair(const strata_reply_t *rep, const char *name)
-{
-    for (size_t i = 0; i < rep->n_pairs; i++)
-        if (!strcmp(rep->pairs[i].name, name))
-            return rep->pairs[i].value;
-    return NULL;
-}
-
 /* Write i goes to unique key u<i> and to hot key h<i % HOT_KEYS>, both
  * with a value that names i: so the newest value of every key is known
  * from how many writes were acknowledged. */
@@ -152,7 +135,7 @@ static int check_key(strata_client_t *client, const char *key, uint64_t i, char 
 /* Every acknowledged write is there, and every hot key holds its newest. */
 static void check_all(const char *endpoint, uint64_t acked)
 {
-    strata_client_t *client = connect_to(endpoint, 20000);
+    strata_client_t *client = ts_connect(endpoint, 20000);
     char key[32], why[256];
     for (uint64_t i = 0; i < acked; i++) {
         snprintf(key, sizeof key, "u%010" PRIu64, i);
@@ -168,13 +151,11 @@ static void check_all(const char *endpoint, uint64_t acked)
 
 static uint64_t writer_stat(const ts_node_t *node, const char *name)
 {
-    strata_client_t *client = connect_to(node->control, 10000);
+    strata_client_t *client = ts_connect(node->control, 10000);
     strata_reply_t rep;
     strata_error_t err;
     ck_assert_msg(strata_client_stats(client, &rep, &err) == 0, "%s", err.msg);
-    const char *v = pair(&rep, name);
-    ck_assert_msg(v != NULL, "no %s in the writer's stats", name);
-    uint64_t out = strtoull(v, NULL, 10);
+    uint64_t out = strtoull(ts_pair(&rep, name), NULL, 10); /* fails when it is missing */
     strata_reply_clear(&rep);
     strata_client_destroy(&client);
     return out;
@@ -188,14 +169,14 @@ typedef struct {
 
 static void progress(progress_t *p)
 {
-    strata_client_t *client = connect_to(p->endpoint, 10000);
+    strata_client_t *client = ts_connect(p->endpoint, 10000);
     strata_reply_t rep;
     strata_error_t err;
     ck_assert_msg(strata_client_control(client, "progress", NULL, 0, &rep, &err) == 0, "%s",
                   err.msg);
-    snprintf(p->state, sizeof p->state, "%s", pair(&rep, "state"));
-    p->compactions = strtoull(pair(&rep, "compactions"), NULL, 10);
-    p->written = strtoull(pair(&rep, "written_bytes"), NULL, 10);
+    snprintf(p->state, sizeof p->state, "%s", ts_pair(&rep, "state"));
+    p->compactions = strtoull(ts_pair(&rep, "compactions"), NULL, 10);
+    p->written = strtoull(ts_pair(&rep, "written_bytes"), NULL, 10);
     strata_reply_clear(&rep);
     strata_client_destroy(&client);
 }
@@ -438,7 +419,7 @@ static int ctl(char **out, const char *const *args)
 
 static void flush(const ts_node_t *node)
 {
-    strata_client_t *client = connect_to(node->control, 60000);
+    strata_client_t *client = ts_connect(node->control, 60000);
     strata_reply_t rep;
     strata_error_t err;
     ck_assert_msg(strata_client_control(client, "flush", NULL, 0, &rep, &err) == 0, "%s", err.msg);
@@ -454,7 +435,7 @@ START_TEST(stratactl_compact_moves_everything_down)
     ts_node_start(&node, data, NULL);
     /* Three flushes: three L0 tables, under the trigger, so only a manual
      * compaction moves them. */
-    strata_client_t *client = connect_to(node.endpoint, 10000);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
     char value[VALUE_BYTES];
     uint64_t i = 0;
     for (int f = 0; f < 3; f++) {

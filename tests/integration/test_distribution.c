@@ -23,15 +23,6 @@
 #include "strata/wal.h"
 #include "support.h"
 
-static strata_client_t *connect_ep(const char *endpoint)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 10000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect %s: %s", endpoint, err.msg);
-    return c;
-}
-
 static char *ring_path(const ts_node_t *node)
 {
     char file[600];
@@ -62,7 +53,7 @@ typedef struct {
 static void *loader_main(void *arg)
 {
     loader_t *l = arg;
-    strata_client_t *c = connect_ep(l->endpoint);
+    strata_client_t *c = ts_connect(l->endpoint, 10000);
     strata_batch_op_t *ops = calloc(l->batch, sizeof *ops);
     char(*keys)[32] = calloc(l->batch, 32);
     static const char value[] = "0123456789abcdef0123456789abcdef";
@@ -199,7 +190,7 @@ static void *local_main(void *arg)
     }
     while (l->pause_first && !atomic_load(&l->release))
         usleep(1000); /* the test holds this reader still on purpose */
-    strata_client_t *hist = connect_ep(l->history);
+    strata_client_t *hist = ts_connect(l->history, 10000);
     uint64_t deadline = ts_now_ns() + 300000000000ull;
     while (l->next <= l->want_last && !l->failure[0] && ts_now_ns() < deadline) {
         strata_wal_entry_t e;
@@ -776,7 +767,7 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     free(delivered);
 
     /* The subscriber list shows it with its offset. */
-    strata_client_t *hist = connect_ep(dist.history);
+    strata_client_t *hist = ts_connect(dist.history, 10000);
     strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
     strata_reply_t rep;
     strata_error_t err;

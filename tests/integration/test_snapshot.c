@@ -23,15 +23,6 @@
 #error "STRATACTL_BIN must name the stratactl binary"
 #endif
 
-static strata_client_t *connect_to(const char *endpoint, int timeout_ms)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
-    strata_client_t *client = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "%s", err.msg);
-    return client;
-}
-
 static void put_kv(strata_client_t *client, uint64_t i, size_t value_len, uint64_t *seq)
 {
     char key[32], value[2048];
@@ -63,16 +54,6 @@ static void check_kv(strata_client_t *client, uint64_t i, size_t value_len, bool
     free(value);
 }
 
-/* Pairs of a control reply. */
-static const char *pair(const strata_reply_t *rep, const char *name)
-{
-    for (size_t i = 0; i < rep->n_pairs; i++)
-        if (!strcmp(rep->pairs[i].name, name))
-            return rep->pairs[i].value;
-    ck_abort_msg("no '%s' in the reply", name);
-    return NULL;
-}
-
 typedef struct {
     uint64_t seq, wal_deleted;
     bool existed;
@@ -81,15 +62,15 @@ typedef struct {
 
 static snap_result_t take(const ts_snap_t *snap)
 {
-    strata_client_t *client = connect_to(snap->endpoint, 60000);
+    strata_client_t *client = ts_connect(snap->endpoint, 60000);
     strata_reply_t rep;
     strata_error_t err;
     int rc = strata_client_control(client, "snapshot", NULL, 0, &rep, &err);
     ck_assert_msg(rc == 0, "snapshot: %s", err.msg);
-    snap_result_t r = {.seq = strtoull(pair(&rep, "seq"), NULL, 10),
-                       .wal_deleted = strtoull(pair(&rep, "wal_segments_deleted"), NULL, 10),
-                       .existed = !strcmp(pair(&rep, "existed"), "true")};
-    snprintf(r.name, sizeof r.name, "%s", pair(&rep, "name"));
+    snap_result_t r = {.seq = strtoull(ts_pair(&rep, "seq"), NULL, 10),
+                       .wal_deleted = strtoull(ts_pair(&rep, "wal_segments_deleted"), NULL, 10),
+                       .existed = !strcmp(ts_pair(&rep, "existed"), "true")};
+    snprintf(r.name, sizeof r.name, "%s", ts_pair(&rep, "name"));
     strata_reply_clear(&rep);
     strata_client_destroy(&client);
     return r;
@@ -148,7 +129,7 @@ START_TEST(snapshots_seal_prune_and_truncate_the_wal)
     const char *const snap_env[] = {"STRATA_SNAPSHOTTER_KEEP=2", NULL};
     ts_snap_t snap;
     ts_snap_start(&snap, data, snap_env);
-    strata_client_t *client = connect_to(node.endpoint, 10000);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
 
     uint64_t last = 0;
     for (uint64_t i = 0; i < 3000; i++)
@@ -191,7 +172,7 @@ START_TEST(snapshots_seal_prune_and_truncate_the_wal)
     ck_assert_int_eq(ts_snap_stop(&snap), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
     ts_node_start(&node, data, writer_env);
-    client = connect_to(node.endpoint, 10000);
+    client = ts_connect(node.endpoint, 10000);
     for (uint64_t i = 0; i < 3002; i += 97)
         check_kv(client, i, i < 3000 ? 1000 : 10, true);
     check_kv(client, 3001, 10, true);
@@ -212,7 +193,7 @@ START_TEST(backup_and_restore_round_trip)
     ts_node_start(&node, data, NULL);
     ts_snap_t snap;
     ts_snap_start(&snap, data, NULL);
-    strata_client_t *client = connect_to(node.endpoint, 10000);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
     uint64_t seq = 0;
     for (uint64_t i = 0; i < 500; i++)
         put_kv(client, i, 300, &seq);
@@ -236,7 +217,7 @@ START_TEST(backup_and_restore_round_trip)
     ck_assert_int_eq(ts_node_stop(&node), 0);
 
     ts_node_start(&node, restored, NULL);
-    client = connect_to(node.endpoint, 10000);
+    client = ts_connect(node.endpoint, 10000);
     for (uint64_t i = 0; i < 600; i++)
         check_kv(client, i, 300, i < 500);
     strata_reply_t rep;
@@ -276,7 +257,7 @@ START_TEST(restore_refuses_a_damaged_backup_naming_the_file)
     ts_node_start(&node, data, NULL);
     ts_snap_t snap;
     ts_snap_start(&snap, data, NULL);
-    strata_client_t *client = connect_to(node.endpoint, 10000);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
     for (uint64_t i = 0; i < 200; i++)
         put_kv(client, i, 100, NULL);
     take(&snap);
@@ -405,7 +386,7 @@ START_TEST(snapshotter_kill9_mid_snapshot)
         /* Ask for a snapshot without waiting and kill the snapshotter at a
          * random point of it: before, during or after the writer's
          * checkpoint, the sealing or the rename. */
-        strata_client_t *client = connect_to(snap.endpoint, 10000);
+        strata_client_t *client = ts_connect(snap.endpoint, 10000);
         strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = "snapshot"};
         strata_error_t err;
         ck_assert_int_eq(strata_client_send(client, &req, NULL, &err), 0);
@@ -427,7 +408,7 @@ START_TEST(snapshotter_kill9_mid_snapshot)
     ck_assert_uint_gt(acked, 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
     ts_node_start(&node, data, NULL);
-    strata_client_t *client = connect_to(node.endpoint, 10000);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
     for (uint64_t i = 0; i < acked; i++)
         check_kv(client, i, 64, true);
     strata_client_destroy(&client);

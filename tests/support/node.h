@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "strata/client.h"
+
 typedef struct {
     pid_t pid;
     char dir[512];
@@ -70,6 +72,13 @@ typedef struct {
 void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env);
 int ts_comp_stop(ts_comp_t *comp);
 void ts_comp_kill9(ts_comp_t *comp);
+
+/* A client of endpoint with a timeout per call; fails the test when it
+ * cannot be made. */
+strata_client_t *ts_connect(const char *endpoint, int timeout_ms);
+/* The value of a control or stats reply's pair; fails the test naming it
+ * when the reply has none. */
+const char *ts_pair(const strata_reply_t *rep, const char *name);
 
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */
