@@ -30,7 +30,7 @@ build-tsan: deps
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 
 # The main job: a local node in the foreground (deploy/strata-node); Ctrl-C
-# stops it. $(BUILD)/lib/strata-demo still runs the embedded engine alone.
+# stops it. $(BUILD)/examples/strata-demo still runs the embedded engine alone.
 run: build
 	@BUILD=$(BUILD) ./deploy/strata-node start --foreground --dir ./data/node
 

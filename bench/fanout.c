@@ -2,7 +2,7 @@
  * producer (this process, playing the writer) to reader processes: Strata's
  * shm ring with 1 and 4 readers against a raw SPSC shm ring written here,
  * and the distributor's PUB over TCP loopback against raw libzmq PUB/SUB.
- * Every transport carries the same bytes: whole WAL entries (lib/wal.md). */
+ * Every transport carries the same bytes: whole WAL entries (lib/log/wal.md). */
 #define _GNU_SOURCE
 #include "bench.h"
 
@@ -256,7 +256,7 @@ static void s_entry_template(uint8_t *entry, unsigned size)
         entry[i] = (uint8_t)('a' + (i * 7) % 26);
 }
 
-/* An entry as lib/wal.md lays it out, for seq, sent at sent_ns. */
+/* An entry as lib/log/wal.md lays it out, for seq, sent at sent_ns. */
 static void s_entry_build(uint8_t *entry, unsigned size, uint64_t seq, uint64_t sent_ns,
                           uint64_t realtime_offset_ns)
 {

@@ -1,7 +1,7 @@
 /* strata-snapshotter: periodic and on-demand snapshots of the node, and the
  * WAL truncation they make safe. The writer owns the engine, so a snapshot is
  * its `checkpoint` control verb into a temporary directory here; this process
- * then lists and checksums every file (SNAPSHOT, lib/snapshot.md), renames the
+ * then lists and checksums every file (SNAPSHOT, lib/engine/snapshot.md), renames the
  * directory into place, keeps the newest `keep`, and asks the writer to
  * delete the WAL the snapshot covers (`truncate_wal`, which still honours the
  * retention subscribers need). A snapshot is only ever used through its

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/block.h"
+#include "block.h"
 #include "strata/err.h"
 #include "support.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/bloom.h"
+#include "bloom.h"
 #include "support.h"
 
 static uint8_t *build(int bits_per_key, uint64_t first, uint64_t n, size_t *len)

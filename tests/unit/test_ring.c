@@ -1,6 +1,6 @@
 /* Ring behaviour: entries through the shared-memory ring to readers in other
  * processes, topic filters, lapping, publication, wake-ups, staleness and the
- * oversize marker. Entries are built here in the WAL's layout (lib/wal.md). */
+ * oversize marker. Entries are built here in the WAL's layout (lib/log/wal.md). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <endian.h>
@@ -72,7 +72,7 @@ static uint8_t value_byte(uint64_t seq, uint32_t i)
     return (uint8_t)(seq * 31 + i);
 }
 
-/* Writes the entry for seq in lib/wal.md's layout, with a correct CRC: key
+/* Writes the entry for seq in lib/log/wal.md's layout, with a correct CRC: key
  * "k<seq>", value_len bytes derived from seq. Returns its size. */
 static size_t make_entry(uint8_t *p, uint64_t seq, const char *topic, uint32_t value_len,
                          uint8_t flags)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../lib/block.h"
+#include "block.h"
 #include "faultio.h"
 #include "strata/crc.h"
 #include "strata/sstable.h"

@@ -23,7 +23,7 @@
 #define ENTRY_MAX  256
 #define TS_PER_SEQ 1000 /* the fake commits seq s at time s * 1000 ns */
 
-/* ---- WAL entries and PUB frames, built as lib/wal.md and DISTRIBUTION.md say */
+/* ---- WAL entries and PUB frames, built as lib/log/wal.md and DISTRIBUTION.md say */
 
 static void put16(uint8_t *p, uint16_t v)
 {

@@ -1,5 +1,5 @@
 /* The WAL reader's damage table: each kind of damage gives exactly the
- * truncation or the error the spec (lib/wal.md) promises, never a crash
+ * truncation or the error the spec (lib/log/wal.md) promises, never a crash
  * and never a wrong entry. */
 #define _GNU_SOURCE
 #include <check.h>

@@ -1,6 +1,6 @@
 /* The one codec for the client/server protocol (proto/PROTOCOL.md): plain C
  * requests and replies in, protobuf frames out, and back. Services and clients
- * use only this header; the protobuf-c structs stay inside lib/codec.c. */
+ * use only this header; the protobuf-c structs stay inside lib/wire/codec.c. */
 #ifndef STRATA_CODEC_H
 #define STRATA_CODEC_H
 

@@ -3,7 +3,7 @@
  * reader processes map it and read entries in place, each with its own
  * cursor. Readers never block or slow the producer: a reader that falls a
  * whole ring behind is lapped, sees STRATA_ELAPPED, and repairs the gap from
- * the log (the distributor's historical tier). Format: lib/ring.md. */
+ * the log (the distributor's historical tier). Format: lib/log/ring.md. */
 #ifndef STRATA_RING_H
 #define STRATA_RING_H
 

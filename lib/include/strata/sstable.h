@@ -1,6 +1,6 @@
 /* Sorted string tables: immutable files of (key, seq, type, value) in
  * memtable order (key ascending, then seq descending), written once by a
- * builder and read through mmap. Format: lib/sstable.md. The flush and
+ * builder and read through mmap. Format: lib/engine/sstable.md. The flush and
  * compaction code writes them; version.c reads them through a table cache. */
 #ifndef STRATA_SSTABLE_H
 #define STRATA_SSTABLE_H

@@ -1,7 +1,7 @@
 /* An offline, read-only check of a data directory (or a checkpoint of one)
  * for `stratactl verify`: the MANIFEST, every table it references and
  * every WAL segment. What is checked and what counts as a problem or a
- * warning: lib/verify.md. */
+ * warning: lib/engine/verify.md. */
 #ifndef STRATA_VERIFY_H
 #define STRATA_VERIFY_H
 

@@ -1,5 +1,5 @@
 /* The write-ahead log: segmented files of self-validating entries, with
- * group commit across threads and per-call durability. Spec: lib/wal.md.
+ * group commit across threads and per-call durability. Spec: lib/log/wal.md.
  * db.c writes through it; the writer, replicator and distributor read it. */
 #ifndef STRATA_WAL_H
 #define STRATA_WAL_H
@@ -120,7 +120,7 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
 typedef struct {
     const char *file; /* "wal/0000000000000001.wal" */
     uint64_t offset;  /* of the damaged entry, or where the log would be cut */
-    const char *kind; /* as lib/wal.md names it: "bad crc", "seq gap", ... */
+    const char *kind; /* as lib/log/wal.md names it: "bad crc", "seq gap", ... */
     bool torn_tail;
     const char *message; /* one line naming file, offset and kind */
 } strata_wal_damage_t;

@@ -1,6 +1,6 @@
 /* The SSTable bloom filter over user keys (one per table): XXH3 and double
- * hashing, LevelDB's scheme with a 64-bit hash. Built by lib/sstable.c at
- * finish, probed by strata_table_get; layout in lib/sstable.md. */
+ * hashing, LevelDB's scheme with a 64-bit hash. Built by lib/engine/sstable.c at
+ * finish, probed by strata_table_get; layout in lib/engine/sstable.md. */
 #ifndef STRATA_BLOOM_H
 #define STRATA_BLOOM_H
 

@@ -1,4 +1,4 @@
-/* The read-only cursor over a live log (lib/wal.md, "Reading a live log"):
+/* The read-only cursor over a live log (lib/log/wal.md, "Reading a live log"):
  * another process, the distributor, reads the segments the writer is
  * appending to, with no lock and no write, and stops at what is intact. */
 #define _GNU_SOURCE

@@ -28,7 +28,7 @@
 #define HISTORY_HWM        100000
 #define DEFAULT_TIMEOUT_MS 5000
 #define KEEPALIVE_MS       1000
-#define WAL_HEADER_BYTES   40u /* lib/wal.md: the smallest possible entry */
+#define WAL_HEADER_BYTES   40u /* lib/log/wal.md: the smallest possible entry */
 #define META_BYTES         32u
 #define META_VERSION       1u
 #define KIND_ENTRIES       1u

@@ -1,7 +1,7 @@
 /* The node's shared-memory ring: the writer copies each committed WAL entry
  * into one file in /dev/shm, and reader processes (the distributor's live
  * tier) read the entries in place, each with its own cursor, without ever
- * slowing the writer down. Format and protocol: lib/ring.md. */
+ * slowing the writer down. Format and protocol: lib/log/ring.md. */
 #define _GNU_SOURCE
 #include "strata/ring.h"
 

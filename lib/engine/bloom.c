@@ -1,6 +1,6 @@
 /* Bloom filter for SSTables: k probes derived from one 64-bit XXH3 hash by
  * double hashing (Kirsch and Mitzenmacher), so a probe costs one hash of
- * the key however large k is. Format in lib/sstable.md. */
+ * the key however large k is. Format in lib/engine/sstable.md. */
 #include "bloom.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* What the log's writer and recovery (wal.c) and its read-only cursor
- * (wal_cursor.c) share about the on-disk format of lib/wal.md: constants,
+ * (wal_cursor.c) share about the on-disk format of lib/log/wal.md: constants,
  * segment names and headers, and the one entry parser. Private to lib/. */
 #ifndef STRATA_WAL_FORMAT_H
 #define STRATA_WAL_FORMAT_H

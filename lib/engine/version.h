@@ -1,4 +1,4 @@
-/* Versions and the MANIFEST (format in lib/manifest.md): which SSTables
+/* Versions and the MANIFEST (format in lib/engine/manifest.md): which SSTables
  * make up the database at each level, changed only by version edits that
  * are logged (and fsync'd) before they take effect. A version is reference
  * counted, so a read or an iterator holding an old version keeps its files

@@ -1,7 +1,7 @@
-/* The block layer under lib/sstable.c: prefix-compressed key/value blocks
+/* The block layer under lib/engine/sstable.c: prefix-compressed key/value blocks
  * with restart points (builder, and an iterator that seeks, steps forward
  * and back), the internal-key order both sides share, and the little-endian
- * and varint codecs of the table format. Layout: lib/sstable.md. */
+ * and varint codecs of the table format. Layout: lib/engine/sstable.md. */
 #ifndef STRATA_BLOCK_H
 #define STRATA_BLOCK_H
 

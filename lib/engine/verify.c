@@ -2,7 +2,7 @@
  * `stratactl verify`. The WAL goes through recovery's own scan in verify
  * mode, the MANIFEST through a read-only version set, each table through
  * strata_table_verify; this file only walks the directory and sorts what
- * they find into problems and warnings (lib/verify.md). */
+ * they find into problems and warnings (lib/engine/verify.md). */
 #define _GNU_SOURCE
 #include "strata/verify.h"
 

@@ -1,7 +1,7 @@
 /* Data and index blocks of an SSTable: keys prefix-compressed against the
  * previous key, with a full key every restart_interval entries so a reader
- * can binary-search the restarts and step back. Used by lib/sstable.c;
- * layout in lib/sstable.md. */
+ * can binary-search the restarts and step back. Used by lib/engine/sstable.c;
+ * layout in lib/engine/sstable.md. */
 #include "block.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* The version set: the MANIFEST log of version edits, CURRENT, reference
- * counted versions and the table cache. Format in lib/manifest.md. The
+ * counted versions and the table cache. Format in lib/engine/manifest.md. The
  * writer is the only process that changes the MANIFEST. */
 #define _GNU_SOURCE
 #include "version.h"

@@ -1,6 +1,6 @@
 /* SSTables: the builder that writes data blocks, filter, properties, index
  * and footer through the strata_io_t seam, and the mmap reader with point
- * gets, two-level iterators and a full verify. Format: lib/sstable.md.
+ * gets, two-level iterators and a full verify. Format: lib/engine/sstable.md.
  * Blocks live in block.c, the filter in bloom.c. */
 #define _GNU_SOURCE
 #include "strata/sstable.h"

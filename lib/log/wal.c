@@ -1,6 +1,6 @@
 /* The write-ahead log: segment files, recovery with torn-tail truncation,
  * and group commit (LevelDB's writer queue: the thread at the head of the
- * queue writes and syncs for everyone queued behind it). Format: lib/wal.md. */
+ * queue writes and syncs for everyone queued behind it). Format: lib/log/wal.md. */
 #define _GNU_SOURCE
 #include "strata/wal.h"
 
