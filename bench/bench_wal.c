@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "strata/memtable.h" /* strata_value_type_t */
+#include "strata/entry.h"
 #include "strata/wal.h"
 
 /* ---- the disk's floor ---------------------------------------------------- */

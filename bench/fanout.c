@@ -658,7 +658,7 @@ static int s_ring_read(s_reader_t *r)
     s_reader_ready(r);
     rc = 0;
     while (rc == 0 && !s_reader_finished(r)) {
-        strata_wal_entry_t entry;
+        strata_entry_t entry;
         int next_rc = strata_ring_reader_next(reader, S_POLL_MS, &entry, NULL, NULL);
         uint64_t now = bench_now_ns();
         if (next_rc == STRATA_ETIMEDOUT) {

@@ -38,6 +38,10 @@ const char *strata_strerror(int code)
         return "stale (replaced or closed by its producer)";
     case STRATA_ETRUNCATED:
         return "no longer retained";
+    case STRATA_ECONFLICT:
+        return "log mismatch";
+    case STRATA_EBUSY:
+        return "busy: queue full";
     }
     return "unknown error";
 }

@@ -28,7 +28,6 @@
 #define HISTORY_HWM        100000
 #define DEFAULT_TIMEOUT_MS 5000
 #define KEEPALIVE_MS       1000
-#define WAL_HEADER_BYTES   40u /* lib/log/wal.md: the smallest possible entry */
 #define META_BYTES         32u
 #define META_VERSION       1u
 #define KIND_ENTRIES       1u
@@ -40,7 +39,7 @@
 
 /* One entry ready to hand out; its pointers are into the batch's owner. */
 typedef struct {
-    strata_wal_entry_t entry;
+    strata_entry_t entry;
     const uint8_t *raw;
     size_t raw_len;
 } item_t;
@@ -264,7 +263,7 @@ static bool s_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t 
 }
 
 /* The topic an entry is published under: its own, or "kv" when it has none. */
-static const uint8_t *s_entry_topic(const strata_wal_entry_t *e, size_t *len)
+static const uint8_t *s_entry_topic(const strata_entry_t *e, size_t *len)
 {
     if (e->topic_len) {
         *len = e->topic_len;
@@ -308,7 +307,7 @@ static int s_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uin
                             const char *what, strata_error_t *err)
 {
     batch->n_items = batch->next = 0;
-    if ((uint64_t)count * WAL_HEADER_BYTES > len)
+    if ((uint64_t)count * strata_entry_size(0, 0, 0) > len)
         return strata_error_set(err, STRATA_EINVAL,
                                 "%s: count %" PRIu32 " cannot fit in %zu bytes of entries", what,
                                 count, len);
@@ -320,8 +319,8 @@ static int s_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uin
         item_t *item = &batch->items[i];
         size_t used = 0;
         strata_error_t entry_err;
-        rc = strata_wal_entry_decode(data + off, len - off, (uint32_t)len, &item->entry, &used,
-                                     &entry_err);
+        rc = strata_entry_decode(data + off, len - off, (uint32_t)len, &item->entry, &used,
+                                 &entry_err);
         if (rc)
             return strata_error_set(err, rc, "%s: entry %" PRIu32 " of %" PRIu32 ": %s", what, i,
                                     count, entry_err.msg);
@@ -351,7 +350,7 @@ static void s_batch_keep(batch_t *batch, size_t *kept, size_t i)
 /* The time floor of a from_time start: an entry committed before it is
  * not the subscriber's (it only matters when from_time lies past the
  * replay's end); the first entry at or after it clears it. */
-static bool s_before_floor(strata_sub_t *self, const strata_wal_entry_t *entry)
+static bool s_before_floor(strata_sub_t *self, const strata_entry_t *entry)
 {
     if (self->time_floor_ns == 0)
         return false;
@@ -361,7 +360,7 @@ static bool s_before_floor(strata_sub_t *self, const strata_wal_entry_t *entry)
     return false;
 }
 
-static bool s_batch_take(strata_sub_t *self, strata_wal_entry_t *entry, const uint8_t **raw,
+static bool s_batch_take(strata_sub_t *self, strata_entry_t *entry, const uint8_t **raw,
                          size_t *raw_len)
 {
     batch_t *batch = &self->batch;
@@ -594,7 +593,7 @@ static int s_repair_filter(strata_sub_t *self, strata_error_t *err)
     batch_t *batch = &self->batch;
     size_t kept = 0;
     for (size_t i = 0; i < batch->n_items; i++) {
-        const strata_wal_entry_t *e = &batch->items[i].entry;
+        const strata_entry_t *e = &batch->items[i].entry;
         size_t topic_len;
         const uint8_t *topic = s_entry_topic(e, &topic_len);
         bool ours = repair->exact ? topic_len == repair->topic_len &&
@@ -817,7 +816,7 @@ static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_
     batch_t *batch = &self->batch;
     int rc = s_decode_entries(batch, m->body, m->body_len, m->count, what, err);
     for (size_t i = 0; rc == 0 && i < batch->n_items; i++) {
-        const strata_wal_entry_t *e = &batch->items[i].entry;
+        const strata_entry_t *e = &batch->items[i].entry;
         size_t topic_len;
         const uint8_t *topic = s_entry_topic(e, &topic_len);
         if (topic_len != m->topic_len || memcmp(topic, m->topic, m->topic_len) != 0)
@@ -951,7 +950,7 @@ static zmsg_t *s_stream_message(strata_sub_t *self, int64_t deadline, int *rc, s
     return s_stream_recv(self, deadline, rc, err);
 }
 
-static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
+static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *entry,
                          const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
     int64_t deadline = strata_deadline_ms(timeout_ms);
@@ -1116,7 +1115,7 @@ static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_
     return acked_again ? s_send_ack(self, self->last_ack_seq, err) : 0;
 }
 
-static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
+static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *entry,
                           const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
     int64_t deadline = strata_deadline_ms(timeout_ms);
@@ -1329,8 +1328,8 @@ void strata_sub_close(strata_sub_t **sub_p)
 
 /* ---- the API ----------------------------------------------------------------- */
 
-int strata_sub_next(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
-                    const uint8_t **raw, size_t *raw_len, strata_error_t *err)
+int strata_sub_next(strata_sub_t *self, int timeout_ms, strata_entry_t *entry, const uint8_t **raw,
+                    size_t *raw_len, strata_error_t *err)
 {
     if (self->durable)
         return s_next_durable(self, timeout_ms, entry, raw, raw_len, err);

@@ -1,7 +1,7 @@
-/* The embedded engine: a WAL in <dir>/wal and memtables in memory. The
- * WAL's group-commit leader inserts into the active memtable (so inserts are
- * single-threaded and in seq order); readers take references under a short
- * lock and then search without it. */
+/* The embedded engine: a WAL in <dir>/wal and memtables in memory, flushed
+ * to SSTables by a background thread and compacted by another. Committed
+ * entries are applied to the active memtable in seq order (db_commit.c);
+ * readers take references under a short lock and then search without it. */
 #define _GNU_SOURCE
 #include "strata/db.h"
 
@@ -24,56 +24,12 @@
 #include "iter.h"
 #include "version.h"
 
-#define DEFAULT_MEMTABLE_BYTES ((size_t)128 << 20)
-#define DEFAULT_MAX_IMMUTABLES 4
-#define READ_REFS_ON_STACK     8
+#define DEFAULT_MEMTABLE_BYTES  ((size_t)128 << 20)
+#define DEFAULT_MAX_IMMUTABLES  4
+#define DEFAULT_MAX_UNCOMMITTED ((size_t)256 << 20)
+#define READ_REFS_ON_STACK      8
 
-struct strata_db {
-    strata_db_options_t opts;
-    char *dir;
-    int lock_fd;
-    strata_wal_t *wal;
-    strata_wal_recovery_t recovery;
-
-    strata_vset_t *vset;
-    strata_table_options_t table_opts;
-
-    /* Held by whoever inserts into the active memtable (the group-commit
-     * leader, replay) and by strata_db_flush to switch it. */
-    pthread_mutex_t write_mu;
-    pthread_mutex_t mu; /* guards the memtable list and the flush state */
-    strata_memtable_t *active;
-    strata_memtable_t **immutables; /* oldest first */
-    uint64_t *immutable_last_seq;   /* the last seq each immutable holds */
-    size_t n_immutables;
-    size_t cap_immutables;
-    uint64_t last_inserted_seq; /* inserting thread only */
-
-    /* The flush thread waits here for work, and stalled writers for room. */
-    pthread_cond_t flush_cv;
-    pthread_t flush_thread;
-    bool flush_running;
-    bool stopping;
-    uint64_t flushes, stalls, stall_ns;
-    uint64_t user_bytes, flush_bytes;
-
-    /* Flush and compaction both change the version; one at a time. */
-    pthread_mutex_t vset_mu;
-    strata_compaction_options_t compaction_opts;
-    strata_compaction_cursor_t cursor; /* compaction thread only */
-    pthread_cond_t compact_cv;         /* work for the compaction thread */
-    pthread_t compact_thread;
-    bool compact_running;
-    bool compact_forced;     /* strata_db_compact is waiting */
-    uint64_t compact_rounds; /* bumped whenever the thread finds nothing to do */
-    uint64_t compactions, compaction_read, compaction_written, compaction_cpu_ns;
-    uint64_t *snapshots; /* live snapshot seqs, unordered */
-    size_t n_snapshots, cap_snapshots;
-
-    _Atomic uint64_t visible_seq; /* every write up to here is readable */
-    _Atomic int failed;           /* sticky: a memtable insert or a flush failed */
-    strata_error_t failure;       /* its detail, under mu */
-};
+#include "db_impl.h"
 
 static uint64_t now_ns(void)
 {
@@ -81,20 +37,6 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
-typedef struct {
-    size_t topic_off, key_off, value_off;
-    uint16_t topic_len;
-    uint32_t key_len, value_len;
-    uint8_t type;
-} batch_op_t;
-
-struct strata_batch {
-    batch_op_t *ops;
-    size_t n_ops, cap_ops;
-    uint8_t *bytes; /* keys and values, addressed by offset so growth is safe */
-    size_t n_bytes, cap_bytes;
-};
 
 void strata_db_options_init(strata_db_options_t *opts)
 {
@@ -104,6 +46,7 @@ void strata_db_options_init(strata_db_options_t *opts)
     opts->async_sync_interval_ms = 10;
     opts->wal_segment_bytes = (uint64_t)64 << 20;
     opts->max_immutable_memtables = DEFAULT_MAX_IMMUTABLES;
+    opts->max_uncommitted_bytes = DEFAULT_MAX_UNCOMMITTED;
 }
 
 /* ---- memtable list ----------------------------------------------------- */
@@ -111,7 +54,7 @@ void strata_db_options_init(strata_db_options_t *opts)
 /* Called only by the single inserting thread. When flushes fall behind,
  * the write path waits here (a stall, counted and logged) rather than let
  * immutable memtables grow without bound. */
-static int switch_memtable(strata_db_t *self)
+int db_switch_memtable(strata_db_t *self)
 {
     strata_memtable_t *fresh = strata_memtable_new();
     if (!fresh)
@@ -150,11 +93,11 @@ static int switch_memtable(strata_db_t *self)
     return 0;
 }
 
-static int insert(strata_db_t *self, uint64_t seq, uint8_t type, const void *key, size_t key_len,
-                  const void *value, size_t value_len)
+int db_insert(strata_db_t *self, uint64_t seq, uint8_t type, const void *key, size_t key_len,
+              const void *value, size_t value_len)
 {
     if (strata_memtable_bytes(self->active) >= self->opts.memtable_bytes) {
-        int rc = switch_memtable(self);
+        int rc = db_switch_memtable(self);
         if (rc)
             return rc;
     }
@@ -165,7 +108,7 @@ static int insert(strata_db_t *self, uint64_t seq, uint8_t type, const void *key
     return rc;
 }
 
-static void set_failure(strata_db_t *self, const strata_error_t *err)
+void db_set_failure(strata_db_t *self, const strata_error_t *err)
 {
     pthread_mutex_lock(&self->mu);
     if (!atomic_load(&self->failed)) {
@@ -315,7 +258,7 @@ static void *compact_loop(void *arg)
         pthread_mutex_lock(&self->mu);
         if (rc) {
             pthread_mutex_unlock(&self->mu);
-            set_failure(self, &err);
+            db_set_failure(self, &err);
             pthread_mutex_lock(&self->mu);
             self->compact_forced = false;
             self->compact_rounds++;
@@ -362,7 +305,7 @@ static void *flush_loop(void *arg)
         strata_error_clear(&err);
         int rc = flush_memtable(self, mem, last_seq, &err);
         if (rc) {
-            set_failure(self, &err);
+            db_set_failure(self, &err);
             strata_memtable_unref(&mem);
             pthread_mutex_lock(&self->mu);
             continue;
@@ -391,28 +334,6 @@ static void *flush_loop(void *arg)
     return NULL;
 }
 
-static void apply_group(void *arg, uint64_t first_seq, uint64_t term, const strata_wal_op_t *ops,
-                        size_t n_ops)
-{
-    strata_db_t *self = arg;
-    pthread_mutex_lock(&self->write_mu);
-    for (size_t i = 0; i < n_ops; i++) {
-        const strata_wal_op_t *op = &ops[i];
-        self->user_bytes += (uint64_t)op->key_len + op->value_len;
-        int rc =
-            insert(self, first_seq + i, op->type, op->key, op->key_len, op->value, op->value_len);
-        if (rc < 0) {
-            strata_error_t err;
-            strata_error_set(&err, rc, "memtable insert of seq %llu: %s",
-                             (unsigned long long)(first_seq + i), strata_strerror(rc));
-            set_failure(self, &err);
-        }
-    }
-    /* Published after the whole group so a batch becomes visible at once. */
-    atomic_store_explicit(&self->visible_seq, first_seq + n_ops - 1, memory_order_release);
-    pthread_mutex_unlock(&self->write_mu);
-}
-
 /* Links what replay staged into the active memtable and makes it readable.
  * Called with write_mu held. */
 static void publish_replayed(strata_db_t *self)
@@ -427,14 +348,17 @@ static void publish_replayed(strata_db_t *self)
  * each, nine tenths of the open. A full memtable is published before it
  * switches, so it leaves the active slot whole and the flush that replay
  * may start sees every seq up to its last. */
-static int replay_entry(void *arg, const strata_wal_entry_t *e)
+static int replay_entry(void *arg, const strata_entry_t *e)
 {
     strata_db_t *self = arg;
+    /* The owner decides what of the log is committed. */
+    if (self->commit_mode == STRATA_COMMIT_EXTERNAL)
+        return db_keep_pending(self, e);
     pthread_mutex_lock(&self->write_mu);
     int rc = 0;
     if (strata_memtable_bytes(self->active) >= self->opts.memtable_bytes) {
         publish_replayed(self);
-        rc = switch_memtable(self);
+        rc = db_switch_memtable(self);
     }
     if (rc == 0)
         rc = strata_memtable_stage(self->active, e->seq, (strata_value_type_t)e->type, e->key,
@@ -443,6 +367,22 @@ static int replay_entry(void *arg, const strata_wal_entry_t *e)
         self->last_inserted_seq = e->seq;
     pthread_mutex_unlock(&self->write_mu);
     return rc;
+}
+
+/* The caller's log observers, behind the db's own. */
+static void forward_written(void *arg, const uint8_t *entries, size_t len, uint64_t first_seq,
+                            uint64_t last_seq)
+{
+    strata_db_t *self = arg;
+    if (self->opts.wal_on_written)
+        self->opts.wal_on_written(self->opts.wal_observer_arg, entries, len, first_seq, last_seq);
+}
+
+static void forward_durable(void *arg, uint64_t durable_seq)
+{
+    strata_db_t *self = arg;
+    if (self->opts.wal_on_durable)
+        self->opts.wal_on_durable(self->opts.wal_observer_arg, durable_seq);
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -472,6 +412,7 @@ static void db_free(strata_db_t *self)
         strata_memtable_unref(&self->immutables[i]);
     free(self->immutables);
     free(self->immutable_last_seq);
+    db_pending_free(self);
     strata_vset_close(&self->vset);
     pthread_cond_destroy(&self->flush_cv);
     pthread_cond_destroy(&self->compact_cv);
@@ -527,6 +468,8 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         self->compaction_opts.target_file_bytes = opts->target_file_bytes;
     if (!self->opts.memtable_bytes)
         self->opts.memtable_bytes = DEFAULT_MEMTABLE_BYTES;
+    if (!self->opts.max_uncommitted_bytes)
+        self->opts.max_uncommitted_bytes = DEFAULT_MAX_UNCOMMITTED;
     if (!self->opts.max_immutable_memtables)
         self->opts.max_immutable_memtables = DEFAULT_MAX_IMMUTABLES;
     strata_table_options_init(&self->table_opts);
@@ -561,6 +504,8 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         strata_vset_set_max_open_tables(self->vset, opts->max_open_tables);
     uint64_t flushed_seq = strata_vset_flushed_seq(self->vset);
     atomic_store(&self->visible_seq, strata_vset_last_seq(self->vset));
+    self->commit_mode = opts->commit_mode;
+    self->commit_seq = strata_vset_last_seq(self->vset);
     self->last_inserted_seq = flushed_seq;
     /* Running before replay, so a long WAL can flush as it replays. */
     if (pthread_create(&self->flush_thread, NULL, flush_loop, self) != 0) {
@@ -585,11 +530,10 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
         .async_sync_interval_ms = opts->async_sync_interval_ms,
         .repair = opts->repair_wal,
         .io = io,
-        .apply = apply_group,
-        .apply_arg = self,
-        .on_written = opts->wal_on_written,
-        .on_durable = opts->wal_on_durable,
-        .observer_arg = opts->wal_observer_arg,
+        .on_appended = db_on_appended,
+        .on_written = forward_written,
+        .on_durable = forward_durable,
+        .observer_arg = self,
         .retain_bytes = opts->wal_retain_bytes,
         .retain_ms = opts->wal_retain_ms,
     };
@@ -642,6 +586,9 @@ static int write_ops(strata_db_t *self, const strata_write_options_t *wo,
         pthread_mutex_unlock(&self->mu);
         return rc;
     }
+    int rc = db_check_room(self, err);
+    if (rc)
+        return rc;
     return strata_wal_append(self->wal, ops, n_ops, durability_of(self, wo), first_seq, err);
 }
 
@@ -708,7 +655,7 @@ int strata_db_write(strata_db_t *self, const strata_write_options_t *wo, strata_
 int strata_db_flush(strata_db_t *self, strata_error_t *err)
 {
     pthread_mutex_lock(&self->write_mu);
-    int rc = strata_memtable_count(self->active) ? switch_memtable(self) : 0;
+    int rc = strata_memtable_count(self->active) ? db_switch_memtable(self) : 0;
     pthread_mutex_unlock(&self->write_mu);
     if (rc)
         return strata_error_set(err, rc, "switching the memtable: %s", strata_strerror(rc));
@@ -906,7 +853,7 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
         /* A MANIFEST that cannot be written stops the database, as it
          * does for a flush. */
         if (rc)
-            set_failure(self, err);
+            db_set_failure(self, err);
     }
     pthread_mutex_unlock(&self->vset_mu);
     strata_edit_clear(&edit);
@@ -1131,6 +1078,10 @@ void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats)
     stats->recovery = self->recovery;
     stats->last_seq = strata_db_last_seq(self);
     stats->durable_seq = strata_wal_durable_seq(self->wal);
+    stats->appended_seq = strata_wal_last_seq(self->wal);
+    pthread_mutex_lock(&self->write_mu);
+    stats->uncommitted_bytes = self->pending_len - self->pending_off;
+    pthread_mutex_unlock(&self->write_mu);
     pthread_mutex_lock(&self->mu);
     stats->active_memtable_bytes = strata_memtable_bytes(self->active);
     stats->immutable_memtables = (uint32_t)self->n_immutables;
@@ -1156,438 +1107,4 @@ void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats)
     stats->open_tables = strata_vset_open_tables(self->vset);
     strata_version_unref(&v);
     strata_wal_stats(self->wal, &stats->wal);
-}
-
-/* ---- batches ----------------------------------------------------------- */
-
-strata_batch_t *strata_batch_new(void)
-{
-    return calloc(1, sizeof(strata_batch_t));
-}
-
-void strata_batch_destroy(strata_batch_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    free((*self_p)->ops);
-    free((*self_p)->bytes);
-    free(*self_p);
-    *self_p = NULL;
-}
-
-static int batch_reserve(strata_batch_t *self, size_t more_bytes)
-{
-    if (self->n_ops == self->cap_ops) {
-        size_t cap = self->cap_ops ? self->cap_ops * 2 : 8;
-        batch_op_t *grown = realloc(self->ops, cap * sizeof *grown);
-        if (!grown)
-            return STRATA_ENOMEM;
-        self->ops = grown;
-        self->cap_ops = cap;
-    }
-    if (self->n_bytes + more_bytes > self->cap_bytes) {
-        size_t cap = self->cap_bytes ? self->cap_bytes : 256;
-        while (cap < self->n_bytes + more_bytes)
-            cap *= 2;
-        uint8_t *grown = realloc(self->bytes, cap);
-        if (!grown)
-            return STRATA_ENOMEM;
-        self->bytes = grown;
-        self->cap_bytes = cap;
-    }
-    return 0;
-}
-
-static int batch_add(strata_batch_t *self, uint8_t type, const char *topic, const void *key,
-                     size_t key_len, const void *value, size_t value_len)
-{
-    size_t topic_len = topic ? strlen(topic) : 0;
-    if (topic_len > UINT16_MAX || key_len > UINT32_MAX || value_len > UINT32_MAX)
-        return STRATA_ETOOBIG;
-    int rc = batch_reserve(self, topic_len + key_len + value_len);
-    if (rc)
-        return rc;
-    batch_op_t *op = &self->ops[self->n_ops++];
-    *op = (batch_op_t){
-        .type = type,
-        .topic_off = self->n_bytes,
-        .topic_len = (uint16_t)topic_len,
-        .key_off = self->n_bytes + topic_len,
-        .key_len = (uint32_t)key_len,
-        .value_off = self->n_bytes + topic_len + key_len,
-        .value_len = (uint32_t)value_len,
-    };
-    if (topic_len)
-        memcpy(self->bytes + op->topic_off, topic, topic_len);
-    if (key_len)
-        memcpy(self->bytes + op->key_off, key, key_len);
-    if (value_len)
-        memcpy(self->bytes + op->value_off, value, value_len);
-    self->n_bytes += topic_len + key_len + value_len;
-    return 0;
-}
-
-int strata_batch_put(strata_batch_t *self, const void *key, size_t key_len, const void *value,
-                     size_t value_len)
-{
-    return batch_add(self, STRATA_VALUE_PUT, NULL, key, key_len, value, value_len);
-}
-
-int strata_batch_put_topic(strata_batch_t *self, const char *topic, const void *key, size_t key_len,
-                           const void *value, size_t value_len)
-{
-    return batch_add(self, STRATA_VALUE_PUT, topic, key, key_len, value, value_len);
-}
-
-int strata_batch_delete(strata_batch_t *self, const void *key, size_t key_len)
-{
-    return batch_add(self, STRATA_VALUE_DELETE, NULL, key, key_len, NULL, 0);
-}
-
-size_t strata_batch_count(const strata_batch_t *self)
-{
-    return self->n_ops;
-}
-
-void strata_batch_truncate(strata_batch_t *self, size_t count)
-{
-    if (count >= self->n_ops)
-        return;
-    self->n_bytes = self->ops[count].topic_off;
-    self->n_ops = count;
-}
-
-void strata_batch_clear(strata_batch_t *self)
-{
-    self->n_ops = 0;
-    self->n_bytes = 0;
-}
-
-/* ---- iterators --------------------------------------------------------- */
-
-/* A growable byte buffer for keys and values the iterator must keep. */
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} bytes_t;
-
-static bool bytes_set(bytes_t *b, const void *p, size_t len)
-{
-    if (len > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < len)
-            cap *= 2;
-        uint8_t *grown = realloc(b->data, cap);
-        if (!grown)
-            return false;
-        b->data = grown;
-        b->cap = cap;
-    }
-    if (len)
-        memcpy(b->data, p, len);
-    b->len = len;
-    return true;
-}
-
-/* LevelDB's DBIter: forward, the internal iterator sits on the entry being
- * yielded; backward, it sits before every entry of the current key, whose
- * key and value are saved here. */
-struct strata_db_iter {
-    strata_iter_t *in;
-    uint64_t snapshot;
-    bytes_t lower, upper;
-    bool has_lower, has_upper;
-    bool forward;
-    bool valid;
-    bytes_t saved_key, saved_value;
-    int error;
-    strata_error_t detail;
-};
-
-static bool below_lower(const strata_db_iter_t *it, const void *key, size_t len)
-{
-    return it->has_lower && strata_key_compare(key, len, it->lower.data, it->lower.len) < 0;
-}
-
-static bool at_or_above_upper(const strata_db_iter_t *it, const void *key, size_t len)
-{
-    return it->has_upper && strata_key_compare(key, len, it->upper.data, it->upper.len) >= 0;
-}
-
-static void check_status(strata_db_iter_t *it)
-{
-    if (!it->error)
-        it->error = strata_iter_status(it->in, &it->detail);
-    if (it->error)
-        it->valid = false;
-}
-
-/* Forward: settles on the newest visible entry of the next live key,
- * skipping every entry of skip_key (already yielded or deleted). */
-static void find_next_user_entry(strata_db_iter_t *it, bool skipping)
-{
-    bytes_t *skip = &it->saved_key;
-    while (strata_iter_valid(it->in)) {
-        size_t len;
-        const void *key = strata_iter_key(it->in, &len);
-        if (at_or_above_upper(it, key, len))
-            break;
-        if (strata_iter_seq(it->in) <= it->snapshot &&
-            !(skipping && strata_key_compare(key, len, skip->data, skip->len) <= 0)) {
-            if (strata_iter_type(it->in) == STRATA_VALUE_DELETE) {
-                if (!bytes_set(skip, key, len))
-                    break;
-                skipping = true;
-            } else {
-                it->valid = true;
-                return;
-            }
-        }
-        strata_iter_next(it->in);
-    }
-    it->valid = false;
-    check_status(it);
-}
-
-/* Backward: collects the newest visible entry of the previous user key. */
-static void find_prev_user_entry(strata_db_iter_t *it)
-{
-    strata_value_type_t type = STRATA_VALUE_DELETE;
-    while (strata_iter_valid(it->in)) {
-        size_t len;
-        const void *key = strata_iter_key(it->in, &len);
-        if (below_lower(it, key, len))
-            break;
-        if (strata_iter_seq(it->in) <= it->snapshot) {
-            if (type != STRATA_VALUE_DELETE &&
-                strata_key_compare(key, len, it->saved_key.data, it->saved_key.len) < 0)
-                break; /* an earlier key: the saved entry is the answer */
-            type = strata_iter_type(it->in);
-            if (type == STRATA_VALUE_DELETE) {
-                it->saved_key.len = 0;
-                it->saved_value.len = 0;
-            } else {
-                size_t value_len;
-                const void *value = strata_iter_value(it->in, &value_len);
-                if (!bytes_set(&it->saved_key, key, len) ||
-                    !bytes_set(&it->saved_value, value, value_len)) {
-                    it->error = STRATA_ENOMEM;
-                    strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
-                    break;
-                }
-            }
-        }
-        strata_iter_prev(it->in);
-    }
-    it->valid = type != STRATA_VALUE_DELETE;
-    it->forward = false;
-    check_status(it);
-}
-
-strata_db_iter_t *strata_db_iter_new(strata_db_t *self, const strata_read_options_t *ro)
-{
-    strata_db_iter_t *it = calloc(1, sizeof *it);
-    if (!it)
-        return NULL;
-    it->snapshot = ro && ro->snapshot_seq
-                       ? ro->snapshot_seq
-                       : atomic_load_explicit(&self->visible_seq, memory_order_acquire);
-    if (ro && ro->lower_bound) {
-        it->has_lower = bytes_set(&it->lower, ro->lower_bound, ro->lower_len);
-        if (!it->has_lower)
-            goto oom;
-    }
-    if (ro && ro->upper_bound) {
-        it->has_upper = bytes_set(&it->upper, ro->upper_bound, ro->upper_len);
-        if (!it->has_upper)
-            goto oom;
-    }
-    pthread_mutex_lock(&self->mu);
-    strata_version_t *v = strata_vset_current(self->vset);
-    size_t n = 1 + self->n_immutables + v->n_files[0] + STRATA_LEVELS;
-    strata_iter_t **children = calloc(n, sizeof *children);
-    size_t k = 0;
-    bool ok = children != NULL;
-    if (ok)
-        ok = (children[k++] = strata_iter_memtable(self->active)) != NULL;
-    for (size_t i = self->n_immutables; ok && i-- > 0;)
-        ok = (children[k++] = strata_iter_memtable(self->immutables[i])) != NULL;
-    pthread_mutex_unlock(&self->mu);
-    for (size_t i = 0; ok && i < v->n_files[0]; i++)
-        ok = (children[k++] = strata_iter_file(v->files[0][i])) != NULL;
-    for (int level = 1; ok && level < STRATA_LEVELS; level++)
-        if (v->n_files[level])
-            ok = (children[k++] = strata_iter_level(v, level)) != NULL;
-    strata_version_unref(&v);
-    if (!ok) {
-        for (size_t i = 0; children && i < k; i++)
-            strata_iter_destroy(&children[i]);
-        free(children);
-        goto oom;
-    }
-    it->in = strata_iter_merge(children, k);
-    free(children);
-    if (!it->in)
-        goto oom;
-    it->forward = true;
-    return it;
-oom:
-    free(it->lower.data);
-    free(it->upper.data);
-    free(it);
-    return NULL;
-}
-
-void strata_db_iter_destroy(strata_db_iter_t **it_p)
-{
-    if (!it_p || !*it_p)
-        return;
-    strata_db_iter_t *it = *it_p;
-    strata_iter_destroy(&it->in);
-    free(it->lower.data);
-    free(it->upper.data);
-    free(it->saved_key.data);
-    free(it->saved_value.data);
-    free(it);
-    *it_p = NULL;
-}
-
-void strata_db_iter_seek(strata_db_iter_t *it, const void *key, size_t key_len)
-{
-    if (below_lower(it, key, key_len)) {
-        key = it->lower.data;
-        key_len = it->lower.len;
-    }
-    it->forward = true;
-    strata_iter_seek(it->in, key, key_len, it->snapshot);
-    find_next_user_entry(it, false);
-}
-
-void strata_db_iter_seek_first(strata_db_iter_t *it)
-{
-    if (it->has_lower) {
-        strata_db_iter_seek(it, it->lower.data, it->lower.len);
-        return;
-    }
-    it->forward = true;
-    strata_iter_seek_first(it->in);
-    find_next_user_entry(it, false);
-}
-
-void strata_db_iter_seek_for_prev(strata_db_iter_t *it, const void *key, size_t key_len)
-{
-    /* (key, seq 0) is the last possible entry of key: land after it. */
-    strata_iter_seek(it->in, key, key_len, 0);
-    if (strata_iter_valid(it->in))
-        strata_iter_prev(it->in);
-    else
-        strata_iter_seek_last(it->in);
-    /* Entries of keys at or above the upper bound are not ours. */
-    while (strata_iter_valid(it->in)) {
-        size_t len;
-        const void *k = strata_iter_key(it->in, &len);
-        if (!at_or_above_upper(it, k, len))
-            break;
-        strata_iter_prev(it->in);
-    }
-    find_prev_user_entry(it);
-}
-
-void strata_db_iter_seek_last(strata_db_iter_t *it)
-{
-    if (it->has_upper) {
-        strata_iter_seek(it->in, it->upper.data, it->upper.len, UINT64_MAX);
-        if (strata_iter_valid(it->in))
-            strata_iter_prev(it->in);
-        else
-            strata_iter_seek_last(it->in);
-    } else {
-        strata_iter_seek_last(it->in);
-    }
-    find_prev_user_entry(it);
-}
-
-/* Forward mode: keeps the current key, which the internal iterator is
- * about to move away from. False (and the iterator stopped) when out of
- * memory. */
-static bool save_current_key(strata_db_iter_t *it)
-{
-    size_t len;
-    const void *key = strata_iter_key(it->in, &len);
-    if (bytes_set(&it->saved_key, key, len))
-        return true;
-    it->valid = false;
-    it->error = strata_error_set(&it->detail, STRATA_ENOMEM, "out of memory");
-    return false;
-}
-
-bool strata_db_iter_valid(const strata_db_iter_t *it)
-{
-    return it->valid;
-}
-
-void strata_db_iter_next(strata_db_iter_t *it)
-{
-    if (!it->valid)
-        return;
-    if (!it->forward) {
-        /* in sits before the current key's entries; step over them. */
-        it->forward = true;
-        if (strata_iter_valid(it->in))
-            strata_iter_next(it->in);
-        else
-            strata_iter_seek_first(it->in);
-        find_next_user_entry(it, true);
-        return;
-    }
-    if (!save_current_key(it))
-        return;
-    strata_iter_next(it->in);
-    find_next_user_entry(it, true);
-}
-
-void strata_db_iter_prev(strata_db_iter_t *it)
-{
-    if (!it->valid)
-        return;
-    if (it->forward) {
-        /* Step back over every entry of the current key first. */
-        if (!save_current_key(it))
-            return;
-        size_t len;
-        for (;;) {
-            strata_iter_prev(it->in);
-            if (!strata_iter_valid(it->in))
-                break;
-            const void *k = strata_iter_key(it->in, &len);
-            if (strata_key_compare(k, len, it->saved_key.data, it->saved_key.len) < 0)
-                break;
-        }
-    }
-    find_prev_user_entry(it);
-}
-
-const void *strata_db_iter_key(const strata_db_iter_t *it, size_t *key_len)
-{
-    if (!it->forward) {
-        *key_len = it->saved_key.len;
-        return it->saved_key.data;
-    }
-    return strata_iter_key(it->in, key_len);
-}
-
-const void *strata_db_iter_value(const strata_db_iter_t *it, size_t *value_len)
-{
-    if (!it->forward) {
-        *value_len = it->saved_value.len;
-        return it->saved_value.data;
-    }
-    return strata_iter_value(it->in, value_len);
-}
-
-int strata_db_iter_status(const strata_db_iter_t *it, strata_error_t *err)
-{
-    if (it->error && err)
-        *err = it->detail;
-    return it->error;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "coding.h"
+#include "entry.h"
 
 #define RING_MAGIC            "STRATARG"
 #define RING_VERSION          1u
@@ -48,8 +49,6 @@
 #define RECORD_PAD         2u
 #define RECORD_OVERSIZE    3u
 #define OVERSIZE_TOPIC_MAX 4096u /* an oversize marker carries the topic up to this */
-
-#define WAL_ENTRY_HEADER 40u
 
 /* A waiting reader wakes at least this often to re-check the file, so a ring
  * whose producer died and whose file was replaced or removed without waking
@@ -193,7 +192,7 @@ typedef struct {
     uint64_t span; /* bytes from this record to the next */
     const uint8_t *wal;
     uint64_t entry_len; /* the whole entry's size, in the ring or not */
-    strata_wal_entry_t entry;
+    strata_entry_t entry;
     bool wanted; /* an entry or marker that passes the reader's topic filter */
 } ring_record_t;
 
@@ -213,41 +212,30 @@ static bool record_decode(const uint8_t *data, uint64_t capacity, uint64_t pos, 
     }
     if (rec->kind != RECORD_ENTRY && rec->kind != RECORD_OVERSIZE)
         return false;
-    if (body_len < WAL_ENTRY_HEADER || RECORD_HEADER + (uint64_t)body_len > room)
+    if (body_len < ENTRY_HEADER || RECORD_HEADER + (uint64_t)body_len > room)
         return false;
     const uint8_t *wal = p + RECORD_HEADER;
-    uint32_t payload = get_u32(wal + 4);
-    uint16_t topic_len = get_u16(wal + 10);
-    uint32_t key_len = get_u32(wal + 12);
+    uint32_t payload = entry_payload_len(wal);
+    uint16_t topic_len = entry_topic_len(wal);
+    uint32_t key_len = entry_key_len(wal);
     if ((uint64_t)topic_len + key_len > payload)
         return false;
-    uint64_t entry_len = WAL_ENTRY_HEADER + (uint64_t)payload;
+    uint64_t whole_len = entry_len(wal);
     bool whole = rec->kind == RECORD_ENTRY;
     bool topic_carried = true;
     if (whole) {
-        if (entry_len != body_len)
+        if (whole_len != body_len)
             return false;
     } else {
-        topic_carried = body_len == WAL_ENTRY_HEADER + topic_len;
-        bool topic_dropped = body_len == WAL_ENTRY_HEADER && topic_len > OVERSIZE_TOPIC_MAX;
-        if (entry_len <= capacity / 4 || !(topic_carried || topic_dropped))
+        topic_carried = body_len == ENTRY_HEADER + topic_len;
+        bool topic_dropped = body_len == ENTRY_HEADER && topic_len > OVERSIZE_TOPIC_MAX;
+        if (whole_len <= capacity / 4 || !(topic_carried || topic_dropped))
             return false;
     }
     rec->span = record_size(body_len);
     rec->wal = wal;
-    rec->entry_len = entry_len;
-    strata_wal_entry_t *e = &rec->entry;
-    e->type = wal[8];
-    e->flags = wal[9];
-    e->seq = get_u64(wal + 16);
-    e->term = get_u64(wal + 24);
-    e->timestamp_ns = get_u64(wal + 32);
-    e->topic_len = topic_len;
-    e->key_len = key_len;
-    e->value_len = payload - topic_len - key_len;
-    e->topic = topic_carried ? wal + WAL_ENTRY_HEADER : NULL;
-    e->key = whole ? wal + WAL_ENTRY_HEADER + topic_len : NULL;
-    e->value = whole ? e->key + key_len : NULL;
+    rec->entry_len = whole_len;
+    entry_header_decode(wal, topic_carried, whole, &rec->entry);
     return true;
 }
 
@@ -417,20 +405,20 @@ static int check_entries(const strata_ring_t *self, const uint8_t *entries, size
     size_t off = 0;
     size_t n = 0;
     while (off < len) {
-        if (len - off < WAL_ENTRY_HEADER)
+        if (len - off < ENTRY_HEADER)
             return strata_error_set(err, STRATA_EINVAL,
                                     "ring append: offset %zu: %zu bytes left, less than an entry "
                                     "header",
                                     off, len - off);
         const uint8_t *p = entries + off;
-        uint32_t payload = get_u32(p + 4);
-        uint64_t seq = get_u64(p + 16);
-        if ((uint64_t)get_u16(p + 10) + get_u32(p + 12) > payload)
+        uint32_t payload = entry_payload_len(p);
+        uint64_t seq = entry_seq(p);
+        if ((uint64_t)entry_topic_len(p) + entry_key_len(p) > payload)
             return strata_error_set(err, STRATA_EINVAL,
                                     "ring append: offset %zu: topic and key lengths exceed "
                                     "payload_len %" PRIu32,
                                     off, payload);
-        if ((uint64_t)payload > len - off - WAL_ENTRY_HEADER)
+        if ((uint64_t)payload > len - off - ENTRY_HEADER)
             return strata_error_set(err, STRATA_EINVAL,
                                     "ring append: offset %zu: payload_len %" PRIu32
                                     " runs past the %zu bytes given",
@@ -441,7 +429,7 @@ static int check_entries(const strata_ring_t *self, const uint8_t *entries, size
                                     off, seq, expected);
         expected++;
         n++;
-        off += WAL_ENTRY_HEADER + (size_t)payload;
+        off += ENTRY_HEADER + (size_t)payload;
     }
     *count = n;
     return 0;
@@ -516,9 +504,9 @@ static void write_entry(strata_ring_t *self, const uint8_t *entry, uint64_t entr
         /* Copying it would evict a quarter of the ring for one entry; readers
          * fetch it from the log instead. The marker keeps the header and, when
          * short enough, the topic, so readers can still filter on it. */
-        uint16_t topic_len = get_u16(entry + 10);
+        uint16_t topic_len = entry_topic_len(entry);
         kind = RECORD_OVERSIZE;
-        body_len = WAL_ENTRY_HEADER + (topic_len <= OVERSIZE_TOPIC_MAX ? topic_len : 0);
+        body_len = ENTRY_HEADER + (topic_len <= OVERSIZE_TOPIC_MAX ? topic_len : 0);
     }
     uint64_t size = record_size(body_len);
     uint8_t *p = reserve(self, size);
@@ -568,17 +556,17 @@ int strata_ring_append(strata_ring_t *self, const uint8_t *entries, size_t len, 
         rc = ends_reserve(self, count, err);
     if (rc == 0) {
         for (size_t off = 0; off < len;) {
-            uint64_t entry_len = WAL_ENTRY_HEADER + (uint64_t)get_u32(entries + off + 4);
-            write_entry(self, entries + off, entry_len);
+            uint64_t len_here = entry_len(entries + off);
+            write_entry(self, entries + off, len_here);
             self->ends[(self->ends_start + self->ends_count++) % self->ends_cap] = self->write_pos;
-            off += (size_t)entry_len;
+            off += (size_t)len_here;
         }
         self->next_seq += count;
         uint64_t oldest = self->tail;
         if (get_u16(self->data + (oldest & (self->capacity - 1)) + 4) == RECORD_PAD)
             oldest += record_span(self, oldest);
         const uint8_t *wal = self->data + (oldest & (self->capacity - 1)) + RECORD_HEADER;
-        atomic_store_explicit(&self->shared->oldest_seq, get_u64(wal + 16), memory_order_relaxed);
+        atomic_store_explicit(&self->shared->oldest_seq, entry_seq(wal), memory_order_relaxed);
         /* An earlier publish may already cover these (durable before the
          * ring saw them). */
         publish_locked(self);
@@ -707,7 +695,7 @@ static int copy_prefixes(strata_ring_reader_t *self, const strata_ring_reader_op
     return 0;
 }
 
-static bool topic_wanted(const strata_ring_reader_t *self, const strata_wal_entry_t *e)
+static bool topic_wanted(const strata_ring_reader_t *self, const strata_entry_t *e)
 {
     bool system = e->topic && e->topic_len > 0 && e->topic[0] == '$';
     if (self->n_prefixes == 0)
@@ -928,7 +916,7 @@ out:
 /* Reads records from pos up to head. Returns 0 or STRATA_ETOOBIG with the
  * record delivered, RING_DRAINED when nothing up to head passed the filter,
  * or STRATA_ELAPPED / STRATA_ECORRUPT. */
-static int read_published(strata_ring_reader_t *self, uint64_t head, strata_wal_entry_t *entry,
+static int read_published(strata_ring_reader_t *self, uint64_t head, strata_entry_t *entry,
                           const uint8_t **raw, size_t *raw_len)
 {
     while (self->pos < head) {
@@ -1008,7 +996,7 @@ static void sleep_for_head(strata_ring_reader_t *self, uint32_t wake_word, uint6
     atomic_fetch_sub_explicit(&self->shared_rw->waiters, 1, memory_order_seq_cst);
 }
 
-int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_wal_entry_t *entry,
+int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_entry_t *entry,
                             const uint8_t **raw, size_t *raw_len)
 {
     if (!self)

@@ -110,28 +110,27 @@ static int ensure(strata_wal_cursor_t *self, uint64_t off, uint64_t need, uint64
 
 /* Reads and checks the entry at off; the cap is checked before the buffer
  * grows for the payload. */
-static int read_entry(strata_wal_cursor_t *self, uint64_t off, strata_wal_entry_t *e, uint64_t *len,
+static int read_entry(strata_wal_cursor_t *self, uint64_t off, strata_entry_t *e, uint64_t *len,
                       read_status_t *st, const char **kind, strata_error_t *err)
 {
     uint64_t avail = 0;
-    int rc = ensure(self, off, WAL_ENTRY_HEADER, &avail, err);
+    int rc = ensure(self, off, ENTRY_HEADER, &avail, err);
     if (rc)
         return rc;
     if (avail == 0) {
         *st = READ_END;
         return 0;
     }
-    if (avail >= WAL_ENTRY_HEADER) {
-        uint32_t payload = get_u32(self->buf + (off - self->buf_off) + 4);
+    if (avail >= ENTRY_HEADER) {
+        uint32_t payload = entry_payload_len(self->buf + (off - self->buf_off));
         if (payload <= self->max_entry_bytes) {
-            rc = ensure(self, off, WAL_ENTRY_HEADER + (uint64_t)payload, &avail, err);
+            rc = ensure(self, off, ENTRY_HEADER + (uint64_t)payload, &avail, err);
             if (rc)
                 return rc;
         }
     }
     const uint8_t *p = self->buf + (off - self->buf_off);
-    *st =
-        wal_parse_entry(p, avail, self->max_entry_bytes, e, len, kind) ? READ_ENTRY : READ_DAMAGED;
+    *st = entry_parse(p, avail, self->max_entry_bytes, e, len, kind) ? READ_ENTRY : READ_DAMAGED;
     return 0;
 }
 
@@ -143,7 +142,7 @@ static int find_group_end(strata_wal_cursor_t *self, read_status_t *st, uint64_t
 {
     uint64_t off = self->off, seq = self->expected_seq;
     for (;;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         uint64_t len = 0;
         int rc = read_entry(self, off, &e, &len, st, kind, err);
         if (rc)
@@ -165,7 +164,7 @@ static int find_group_end(strata_wal_cursor_t *self, read_status_t *st, uint64_t
                                     display_name(self->path), off, seq, e.seq);
         off += len;
         seq++;
-        if (!(e.flags & WAL_FLAG_GROUP_CONT)) {
+        if (!(e.flags & STRATA_ENTRY_GROUP_CONT)) {
             *end = off;
             return 0;
         }
@@ -442,7 +441,7 @@ int strata_wal_cursor_open(const char *dir, uint32_t max_entry_bytes,
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     self->fd = -1;
-    self->max_entry_bytes = max_entry_bytes ? max_entry_bytes : DEFAULT_MAX_ENTRY_BYTES;
+    self->max_entry_bytes = max_entry_bytes ? max_entry_bytes : ENTRY_DEFAULT_MAX;
     self->dir = strdup(dir);
     int rc = self->dir ? position(self, 0, 0, false, err)
                        : strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -478,7 +477,7 @@ int strata_wal_cursor_seek_time(strata_wal_cursor_t *self, uint64_t ts_ns, strat
     return position(self, 0, ts_ns, true, err);
 }
 
-int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata_wal_entry_t *entry,
+int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata_entry_t *entry,
                            const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
     strata_error_clear(err);
@@ -506,7 +505,7 @@ int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata
                 return rc;
             continue;
         }
-        strata_wal_entry_t e;
+        strata_entry_t e;
         uint64_t len = 0;
         read_status_t st;
         const char *kind = NULL;

@@ -822,7 +822,7 @@ int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata
     }
     case STRATA__REPLY__BODY_SCAN: {
         size_t n = msg->scan->n_entries;
-        strata_entry_t *entries = calloc(n ? n : 1, sizeof *entries);
+        strata_kv_t *entries = calloc(n ? n : 1, sizeof *entries);
         if (!entries)
             return strata_error_set(err, STRATA_ENOMEM, "scan reply: %zu entries", n);
         for (size_t i = 0; i < n; i++) {

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "strata/client.h"
-#include "strata/memtable.h"
+#include "strata/entry.h"
 #include "strata/record.h"
 #include "strata/snapshot.h"
 #include "strata/verify.h"
@@ -586,7 +586,7 @@ static int s_scan(ctl_t *ctl, int argc, char **argv)
             break;
         }
         for (size_t i = 0; i < page.n_entries && (!ctl->limit || count < ctl->limit); i++) {
-            const strata_entry_t *e = &page.entries[i];
+            const strata_kv_t *e = &page.entries[i];
             if (entries) {
                 cJSON *item = cJSON_CreateObject();
                 cJSON_AddItemToObject(item, "key", s_json_bytes(e->key.data, e->key.len));
@@ -775,7 +775,7 @@ static bool s_printable(const uint8_t *p, size_t len)
 
 /* One record, one line: "seq<TAB>topic<TAB>key<TAB>value", or with --json
  * one JSON object. Flushed, so a pipe sees each record as it comes. */
-static void s_print_record(ctl_t *ctl, const strata_wal_entry_t *e)
+static void s_print_record(ctl_t *ctl, const strata_entry_t *e)
 {
     bool deleted = e->type == STRATA_VALUE_DELETE;
     char *record = deleted ? NULL : s_record_line(e->value, e->value_len);
@@ -840,7 +840,7 @@ static void s_tail_settle(ctl_t *ctl, strata_sub_t *sub, uint64_t acked)
     zsys_interrupted = 0;
     uint64_t deadline = (uint64_t)zclock_mono() + (uint64_t)ctl->timeout_ms;
     while (strata_sub_durable_seq(sub) < acked && (uint64_t)zclock_mono() < deadline) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         strata_error_t err;
         int rc = strata_sub_next(sub, 50, &e, NULL, NULL, &err);
         if (rc && rc != STRATA_ETIMEDOUT)
@@ -906,7 +906,7 @@ static int s_tail(ctl_t *ctl, int argc, char **argv)
     }
     uint64_t printed = 0, acked = 0;
     while (exit_code == CTL_OK && (ctl->count == 0 || printed < ctl->count)) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         rc = strata_sub_next(sub, -1, &e, NULL, NULL, &err);
         if (rc == 0) {
             s_print_record(ctl, &e);

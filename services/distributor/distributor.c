@@ -307,7 +307,7 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
 }
 
 /* Sends one committed entry (raw is a private copy, already checked). */
-static void publish_entry(dist_t *d, const strata_wal_entry_t *e, const uint8_t *raw,
+static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw,
                           size_t raw_len)
 {
     if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
@@ -382,7 +382,7 @@ static int catch_up_from_wal(dist_t *d, uint64_t limit)
     atomic_fetch_add(&d->wal_catchups, 1);
     uint64_t n = 0;
     for (;;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         int rc = strata_wal_cursor_next(d->pump_cursor, limit, &e, &raw, &raw_len, &err);
@@ -487,7 +487,7 @@ static void notify_main(dist_t *d, bool force)
 
 static void pump_step_ring(dist_t *d, int timeout_ms)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     const uint8_t *raw;
     size_t raw_len;
     int rc = strata_ring_reader_next(d->ring, timeout_ms, &e, &raw, &raw_len);
@@ -505,10 +505,10 @@ static void pump_step_ring(dist_t *d, int timeout_ms)
         if (!strata_ring_reader_intact(d->ring)) {
             rc = STRATA_ELAPPED;
         } else {
-            strata_wal_entry_t copy;
+            strata_entry_t copy;
             size_t used;
             strata_error_t err;
-            if (strata_wal_entry_decode(d->scratch, raw_len, WAL_MAX_ENTRY, &copy, &used, &err)) {
+            if (strata_entry_decode(d->scratch, raw_len, WAL_MAX_ENTRY, &copy, &used, &err)) {
                 log_error("event=ring_entry_bad seq=%" PRIu64 " error=\"%s\"", e.seq, err.msg);
                 rc = STRATA_ELAPPED; /* take it from the WAL instead */
             } else {
@@ -756,7 +756,7 @@ static int subs_load(dist_t *d, strata_error_t *err)
             return rc;
         }
         for (size_t i = 0; i < rep.n_entries; i++) {
-            const strata_entry_t *en = &rep.entries[i];
+            const strata_kv_t *en = &rep.entries[i];
             char name[STRATA_PROTO_MAX_NAME + 1];
             size_t nl = en->key.len - SUB_KEY_PREFIX_LEN;
             if (nl == 0 || nl > STRATA_PROTO_MAX_NAME)
@@ -909,7 +909,7 @@ static void session_pump(dist_t *d, sub_t *s)
         uint64_t first = 0, last = 0;
         len = 0;
         while (count < DELIVER_MAX_ENTRIES && len < PAGE_DEFAULT_BYTES && s->fifo_len < s->window) {
-            strata_wal_entry_t e;
+            strata_entry_t e;
             const uint8_t *raw;
             size_t raw_len;
             strata_error_t err;
@@ -1096,7 +1096,7 @@ static uint64_t sub_lag_ms(dist_t *d, sub_t *s, uint64_t covered)
         ts = s->fifo_ts[s->fifo_head];
     } else {
         strata_wal_cursor_t *c = NULL;
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         if (strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
@@ -1211,7 +1211,7 @@ static void handle_replay(dist_t *d, zframe_t *identity, bool delimited,
             done = true;
             break;
         }
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         rc = strata_wal_cursor_next(c, to, &e, &raw, &raw_len, &err);

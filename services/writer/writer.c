@@ -858,7 +858,7 @@ static void handle_scan(ctx_t *c)
         strata_db_iter_seek(it, from.data, from.len);
     else
         strata_db_iter_seek_first(it);
-    strata_entry_t *entries = calloc(limit, sizeof *entries);
+    strata_kv_t *entries = calloc(limit, sizeof *entries);
     uint8_t *copies = NULL;
     size_t n = 0, bytes = 0;
     int rc = entries ? 0 : STRATA_ENOMEM;
@@ -1420,11 +1420,12 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
     return zsys_interrupted ? -1 : 0;
 }
 
-/* WAL observers: each group's bytes go into the ring as written, and become
- * visible to readers once fdatasync covers them, so a subscriber never sees
- * a record a power cut could take back. */
-static void ring_on_written(void *arg, const uint8_t *entries, size_t len, uint64_t first_seq,
-                            uint64_t last_seq)
+/* Ring feed: each group's bytes go into the ring once committed, and become
+ * visible to readers once fdatasync covers them too (the ring publishes up
+ * to the smaller of the two), so a subscriber never sees a record that a
+ * power cut or a new master could take back. */
+static void ring_on_committed(void *arg, const uint8_t *entries, size_t len, uint64_t first_seq,
+                              uint64_t last_seq)
 {
     writer_t *w = arg;
     strata_ring_t *ring = atomic_load(&w->ring);
@@ -1516,7 +1517,7 @@ static int open_db(writer_t *w, strata_error_t *err)
     opts.async_sync_interval_ms = (uint32_t)interval;
     opts.wal_segment_bytes = segment_mb << 20;
     opts.lz4 = lz4;
-    opts.wal_on_written = ring_on_written;
+    opts.on_committed = ring_on_committed;
     opts.wal_on_durable = ring_on_durable;
     opts.wal_observer_arg = w;
     opts.wal_retain_bytes = retain_mb << 20;

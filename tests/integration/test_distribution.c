@@ -123,7 +123,7 @@ static uint64_t loader_next(const loader_t *l, uint64_t s)
 
 /* ---- history replay, page by page, straight from the protocol ---- */
 
-typedef void (*entry_fn)(void *arg, const strata_wal_entry_t *e);
+typedef void (*entry_fn)(void *arg, const strata_entry_t *e);
 
 /* Replays [from, to] of every topic through the history endpoint. */
 static void replay_range(strata_client_t *hist, uint64_t from, uint64_t to, entry_fn fn, void *arg)
@@ -137,9 +137,9 @@ static void replay_range(strata_client_t *hist, uint64_t from, uint64_t to, entr
         ck_assert_msg(rc == 0, "replay from %" PRIu64 ": %d %s", next, rc, err.msg);
         size_t off = 0;
         for (uint32_t i = 0; i < rep.count; i++) {
-            strata_wal_entry_t e;
+            strata_entry_t e;
             size_t used;
-            ck_assert_msg(strata_wal_entry_decode(rep.entries_blob.data + off,
+            ck_assert_msg(strata_entry_decode(rep.entries_blob.data + off,
                                                   rep.entries_blob.len - off, 64u << 20, &e, &used,
                                                   &err) == 0,
                           "replay entry %u: %s", i, err.msg);
@@ -168,7 +168,7 @@ typedef struct {
     pthread_t thread;
 } local_t;
 
-static void local_take(void *arg, const strata_wal_entry_t *e)
+static void local_take(void *arg, const strata_entry_t *e)
 {
     local_t *l = arg;
     if (e->seq != l->next && !l->failure[0])
@@ -193,7 +193,7 @@ static void *local_main(void *arg)
     strata_client_t *hist = ts_connect(l->history, 10000);
     uint64_t deadline = ts_now_ns() + 300000000000ull;
     while (l->next <= l->want_last && !l->failure[0] && ts_now_ns() < deadline) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         int rc = strata_ring_reader_next(r, 1000, &e, NULL, NULL);
         if (rc == 0) {
             uint64_t seq = e.seq;
@@ -261,7 +261,7 @@ static void *remote_main(void *arg)
             goal = atomic_load(&r->loader->last_seq);
         if (goal && r->last >= goal)
             break;
-        strata_wal_entry_t e;
+        strata_entry_t e;
         int rc = strata_sub_next(sub, 1000, &e, NULL, NULL, &err);
         if (rc == STRATA_ETIMEDOUT)
             continue;
@@ -525,10 +525,10 @@ START_TEST(delayed_stream_batches_per_topic)
             (uint32_t)mb[4] | (uint32_t)mb[5] << 8 | (uint32_t)mb[6] << 16 | (uint32_t)mb[7] << 24;
         size_t off = 0;
         for (uint32_t i = 0; i < count; i++) {
-            strata_wal_entry_t e;
+            strata_entry_t e;
             size_t used;
             strata_error_t err;
-            ck_assert_msg(strata_wal_entry_decode(zframe_data(body) + off, zframe_size(body) - off,
+            ck_assert_msg(strata_entry_decode(zframe_data(body) + off, zframe_size(body) - off,
                                                   1u << 20, &e, &used, &err) == 0,
                           "%s", err.msg);
             ck_assert_uint_eq(e.seq, last + 1);
@@ -577,7 +577,7 @@ static int durable_child(const char *live, const char *history, const char *name
     printf("O %" PRIu64 "\n", strata_sub_acked_seq(sub));
     uint64_t n = 0, reported = 0;
     for (;;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         int rc = strata_sub_next(sub, 200, &e, NULL, NULL, &err);
         if (rc == 0) {
             printf("S %" PRIu64 "\n", e.seq);

@@ -68,7 +68,7 @@ static void s_answer(zsock_t *router, zlist_t *held, zmsg_t *msg)
     snprintf(key, sizeof key, "%.*s", (int)req.key.len, (const char *)req.key.data);
     strata_reply_t rep = {.request_id = req.request_id, .op = req.op};
     strata_value_t value = {.found = strcmp(key, "missing") != 0, .value = req.key};
-    strata_entry_t entry = {.key = req.scan_start, .value = req.scan_cursor};
+    strata_kv_t entry = {.key = req.scan_start, .value = req.scan_cursor};
     strata_pair_t pair = {.name = "requests", .value = "1"};
     switch (req.op) {
     case STRATA_OP_GET:

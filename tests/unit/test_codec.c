@@ -252,7 +252,7 @@ END_TEST
 
 START_TEST(scan_reply_round_trips_with_cursor)
 {
-    strata_entry_t entries[2] = {{bytes_of("a"), bytes_of("1")}, {bytes_of("b"), bytes_of("2")}};
+    strata_kv_t entries[2] = {{bytes_of("a"), bytes_of("1")}, {bytes_of("b"), bytes_of("2")}};
     strata_reply_t in = {.request_id = 23,
                          .op = STRATA_OP_SCAN,
                          .entries = entries,
@@ -566,7 +566,7 @@ START_TEST(oversize_fields_are_rejected_by_the_cap_check)
     expect_request_error(&control, STRATA_ETOOBIG, "control.verb: 4097 bytes");
     free(long_verb);
 
-    strata_entry_t entry = {.key = big_key};
+    strata_kv_t entry = {.key = big_key};
     strata_reply_t rep = {
         .request_id = 35, .op = STRATA_OP_SCAN, .entries = &entry, .n_entries = 1};
     uint8_t *buf;
@@ -789,7 +789,7 @@ static size_t sample_frames(frame_t *frames)
     };
     static strata_value_t values[2] = {{.found = true, .value = {(const uint8_t *)"v", 1}},
                                        {.found = false}};
-    static strata_entry_t entries[2] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"1", 1}},
+    static strata_kv_t entries[2] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"1", 1}},
                                         {{(const uint8_t *)"b", 1}, {(const uint8_t *)"2", 1}}};
     static strata_pair_t pairs[1] = {{"wal.syncs", "3"}};
     static strata_subscriber_info_t infos[1] = {

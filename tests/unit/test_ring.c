@@ -22,9 +22,8 @@
 #include "strata/ring.h"
 #include "support.h"
 
-#define KIB          1024u
-#define ENTRY_HEADER 40u
-#define OFF_WAITERS  256 /* ring.md: the readers' waiters count */
+#define KIB         1024u
+#define OFF_WAITERS 256 /* ring.md: the readers' waiters count */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -51,11 +50,6 @@ static void ring_dir_remove(ring_dir_t *d)
     free(d->path);
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    v = htole16(v);
-    memcpy(p, &v, 2);
-}
 static void put32(uint8_t *p, uint32_t v)
 {
     v = htole32(v);
@@ -72,7 +66,7 @@ static uint8_t value_byte(uint64_t seq, uint32_t i)
     return (uint8_t)(seq * 31 + i);
 }
 
-/* Writes the entry for seq in lib/log/wal.md's layout, with a correct CRC: key
+/* Encodes the entry for seq (lib/log/wal.md's layout, correct CRC): key
  * "k<seq>", value_len bytes derived from seq. Returns its size. */
 static size_t make_entry(uint8_t *p, uint64_t seq, const char *topic, uint32_t value_len,
                          uint8_t flags)
@@ -80,28 +74,26 @@ static size_t make_entry(uint8_t *p, uint64_t seq, const char *topic, uint32_t v
     char key[24];
     uint32_t key_len = (uint32_t)snprintf(key, sizeof key, "k%" PRIu64, seq);
     uint16_t topic_len = (uint16_t)(topic ? strlen(topic) : 0);
-    uint32_t payload = topic_len + key_len + value_len;
-    put32(p + 4, payload);
-    p[8] = 1; /* put */
-    p[9] = flags;
-    put16(p + 10, topic_len);
-    put32(p + 12, key_len);
-    put64(p + 16, seq);
-    put64(p + 24, 7);           /* term */
-    put64(p + 32, seq * 1000u); /* timestamp */
-    uint8_t *q = p + ENTRY_HEADER;
-    if (topic_len)
-        memcpy(q, topic, topic_len);
-    memcpy(q + topic_len, key, key_len);
-    q += topic_len + key_len;
+    uint8_t value[value_len ? value_len : 1];
     for (uint32_t i = 0; i < value_len; i++)
-        q[i] = value_byte(seq, i);
-    put32(p, strata_crc32c(0, p + 4, ENTRY_HEADER - 4 + payload));
-    return ENTRY_HEADER + payload;
+        value[i] = value_byte(seq, i);
+    strata_entry_t e = {.seq = seq,
+                        .term = 7,
+                        .timestamp_ns = seq * 1000u,
+                        .type = STRATA_VALUE_PUT,
+                        .flags = flags,
+                        .topic = (const uint8_t *)topic,
+                        .topic_len = topic_len,
+                        .key = (const uint8_t *)key,
+                        .key_len = key_len,
+                        .value = value,
+                        .value_len = value_len};
+    strata_entry_encode(p, &e);
+    return strata_entry_size(topic_len, key_len, value_len);
 }
 
 /* Whether e and raw, returned in place for seq, are what make_entry wrote. */
-static bool entry_ok(const strata_wal_entry_t *e, const uint8_t *raw, size_t raw_len, uint64_t seq,
+static bool entry_ok(const strata_entry_t *e, const uint8_t *raw, size_t raw_len, uint64_t seq,
                      const char *topic, uint32_t value_len)
 {
     char key[24];
@@ -117,7 +109,7 @@ static bool entry_ok(const strata_wal_entry_t *e, const uint8_t *raw, size_t raw
             return false;
     uint32_t crc;
     memcpy(&crc, raw, 4);
-    return raw_len == ENTRY_HEADER + topic_len + key_len + value_len &&
+    return raw_len == strata_entry_size(topic_len, key_len, value_len) &&
            strata_crc32c(0, raw + 4, raw_len - 4) == le32toh(crc);
 }
 
@@ -135,7 +127,7 @@ static strata_ring_t *create_ring(const char *path, uint64_t capacity, uint64_t 
 static void append_range(strata_ring_t *ring, uint64_t first, uint64_t last, const char *topic,
                          uint32_t value_len)
 {
-    size_t one = ENTRY_HEADER + (topic ? strlen(topic) : 0) + 24 + value_len;
+    size_t one = strata_entry_size(topic ? strlen(topic) : 0, 24, value_len);
     uint8_t *buf = malloc(one * (size_t)(last - first + 1));
     ck_assert_ptr_nonnull(buf);
     size_t len = 0;
@@ -175,7 +167,7 @@ static strata_ring_reader_t *open_reader(const char *path, strata_ring_start_t s
 static void expect_entry(strata_ring_reader_t *reader, uint64_t seq, const char *topic,
                          uint32_t value_len)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     const uint8_t *raw = NULL;
     size_t raw_len = 0;
     int rc = strata_ring_reader_next(reader, 0, &e, &raw, &raw_len);
@@ -187,7 +179,7 @@ static void expect_entry(strata_ring_reader_t *reader, uint64_t seq, const char 
 
 static void expect_rc(strata_ring_reader_t *reader, int expected)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     int rc = strata_ring_reader_next(reader, 0, &e, NULL, NULL);
     ck_assert_msg(rc == expected, "next returned %s (seq %" PRIu64 "), expected %s",
                   strata_strerror(rc), rc == 0 ? e.seq : 0, strata_strerror(expected));
@@ -275,7 +267,7 @@ static void million_reader(const char *path, progress_t *progress)
     }
     atomic_store(&progress->ready, 1);
     for (uint64_t seq = 1; seq <= MILLION_ENTRIES; seq++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         int rc = strata_ring_reader_next(reader, 10000, &e, &raw, &raw_len);
@@ -443,7 +435,7 @@ static void topic_reader_main(const char *path, const topic_reader_t *r, _Atomic
     atomic_fetch_add(ready, 1);
     uint64_t expected = next_wanted(r, 0);
     for (;;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         int rc = strata_ring_reader_next(reader, 10000, &e, &raw, &raw_len);
@@ -606,7 +598,7 @@ static void racing_reader_main(const char *path, _Atomic uint32_t *ready)
     atomic_store(ready, 1);
     uint64_t expected = 1, accepted = 0, torn = 0, lapped = 0;
     for (;;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
         int rc = strata_ring_reader_next(reader, 10000, &e, &raw, &raw_len);
@@ -849,7 +841,7 @@ static void waiting_reader_main(const char *path, int expect_rc_code, waiter_t *
     if (strata_ring_reader_open(path, &opts, &reader, NULL) != 0)
         _exit(2);
     atomic_store(&w->ready, 1);
-    strata_wal_entry_t e;
+    strata_entry_t e;
     int rc = strata_ring_reader_next(reader, 10000, &e, NULL, NULL);
     uint64_t woken_at = atomic_load(&w->woken_at_ns);
     uint64_t latency_us = woken_at ? (ts_now_ns() - woken_at) / 1000u : UINT64_MAX;
@@ -1075,7 +1067,7 @@ END_TEST
 static void expect_too_big(strata_ring_reader_t *reader, uint64_t seq, const char *topic,
                            uint16_t topic_len, uint32_t value_len)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     const uint8_t *raw = (const uint8_t *)"x";
     size_t raw_len = 0;
     int rc = strata_ring_reader_next(reader, 0, &e, &raw, &raw_len);
@@ -1091,7 +1083,7 @@ static void expect_too_big(strata_ring_reader_t *reader, uint64_t seq, const cha
     ck_assert_ptr_null(e.value);
     ck_assert_uint_eq(e.value_len, value_len);
     ck_assert_ptr_null(raw);
-    ck_assert_uint_eq(raw_len, ENTRY_HEADER + topic_len + e.key_len + value_len);
+    ck_assert_uint_eq(raw_len, strata_entry_size(topic_len, e.key_len, value_len));
     ck_assert(strata_ring_reader_intact(reader));
 }
 

@@ -47,20 +47,18 @@ static size_t s_encode_entry(uint8_t *out, uint64_t seq, const char *topic, cons
                              const char *value)
 {
     size_t tl = strlen(topic), kl = strlen(key), vl = strlen(value);
-    uint32_t payload = (uint32_t)(tl + kl + vl);
-    put32(out + 4, payload);
-    out[8] = 1; /* put */
-    out[9] = 0;
-    put16(out + 10, (uint16_t)tl);
-    put32(out + 12, (uint32_t)kl);
-    put64(out + 16, seq);
-    put64(out + 24, 1);
-    put64(out + 32, seq * TS_PER_SEQ);
-    memcpy(out + 40, topic, tl);
-    memcpy(out + 40 + tl, key, kl);
-    memcpy(out + 40 + tl + kl, value, vl);
-    put32(out, strata_crc32c(0, out + 4, 36 + payload));
-    return 40 + payload;
+    strata_entry_t e = {.seq = seq,
+                        .term = 1,
+                        .timestamp_ns = seq * TS_PER_SEQ,
+                        .type = STRATA_VALUE_PUT,
+                        .topic = (const uint8_t *)topic,
+                        .topic_len = (uint16_t)tl,
+                        .key = (const uint8_t *)key,
+                        .key_len = (uint32_t)kl,
+                        .value = (const uint8_t *)value,
+                        .value_len = (uint32_t)vl};
+    strata_entry_encode(out, &e);
+    return strata_entry_size(tl, kl, vl);
 }
 
 static void s_meta(uint8_t *meta, uint8_t version, uint8_t kind, uint32_t count, uint64_t prev,
@@ -574,7 +572,7 @@ static strata_sub_t *s_open(const strata_sub_options_t *opts)
 /* The next entry, which must be seq of topic; checks the raw bytes too. */
 static void s_expect(strata_sub_t *sub, uint64_t seq, const char *topic)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     const uint8_t *raw = NULL;
     size_t raw_len = 0;
     strata_error_t err;
@@ -595,7 +593,7 @@ static void s_expect(strata_sub_t *sub, uint64_t seq, const char *topic)
 
 static void s_expect_nothing(strata_sub_t *sub)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     int rc = strata_sub_next(sub, 0, &e, NULL, NULL, &err);
     ck_assert_msg(rc == STRATA_ETIMEDOUT, "next: %d (seq %llu) %s", rc, (unsigned long long)e.seq,
@@ -604,7 +602,7 @@ static void s_expect_nothing(strata_sub_t *sub)
 
 static int s_expect_error(strata_sub_t *sub, int code, const char *want)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     int rc = strata_sub_next(sub, WAIT_MS, &e, NULL, NULL, &err);
     ck_assert_msg(rc == code, "next: %d, want %d: %s", rc, code, rc ? err.msg : "");
@@ -618,7 +616,7 @@ static void s_pump_until(strata_sub_t *sub, bool (*cond)(strata_sub_t *, uint64_
     uint64_t deadline = ts_now_ns() + (uint64_t)WAIT_MS * 1000000;
     while (!cond(sub, arg)) {
         ck_assert_msg(ts_now_ns() < deadline, "condition not met within %d ms", WAIT_MS);
-        strata_wal_entry_t e;
+        strata_entry_t e;
         strata_error_t err;
         int rc = strata_sub_next(sub, 20, &e, NULL, NULL, &err);
         ck_assert_msg(rc == STRATA_ETIMEDOUT, "next: %d (seq %llu) %s", rc,
@@ -995,7 +993,7 @@ START_TEST(idle_durable_session_sends_keepalive_acks)
     fake_handle_t fake = s_fake_start(&state);
     strata_sub_t *sub = s_open_durable(&fake);
     ck_assert_uint_eq(strata_sub_acked_seq(sub), 9);
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     /* One second idle inside next: the same ack again. */
     ck_assert_int_eq(strata_sub_next(sub, 1300, &e, NULL, NULL, &err), STRATA_ETIMEDOUT);

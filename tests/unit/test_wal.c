@@ -11,7 +11,7 @@
 
 #include "faultio.h"
 #include "strata/crc.h"
-#include "strata/memtable.h"
+#include "strata/entry.h"
 #include "strata/wal.h"
 #include "support.h"
 
@@ -25,7 +25,7 @@ typedef struct {
     char last_topic[16];
 } collect_t;
 
-static int collect(void *arg, const strata_wal_entry_t *e)
+static int collect(void *arg, const strata_entry_t *e)
 {
     collect_t *c = arg;
     if (c->next_seq && e->seq != c->next_seq)
@@ -190,13 +190,13 @@ typedef struct {
     pthread_t leader_seen;
 } apply_check_t;
 
-static void check_apply(void *arg, uint64_t first_seq, uint64_t term, const strata_wal_op_t *ops,
-                        size_t n)
+static void check_appended(void *arg, const uint8_t *entries, size_t len, uint64_t first_seq,
+                           uint64_t last_seq, bool synced)
 {
     apply_check_t *c = arg;
-    if (first_seq != c->expected)
+    if (first_seq != c->expected || !synced || len == 0)
         c->ordered = false;
-    c->expected = first_seq + n;
+    c->expected = last_seq + 1;
 }
 
 START_TEST(concurrent_appenders_share_group_commits_with_gap_free_seqs)
@@ -207,7 +207,7 @@ START_TEST(concurrent_appenders_share_group_commits_with_gap_free_seqs)
     faultio_set_sync_delay_us(slow, 2000);
     apply_check_t check = {.expected = 1, .ordered = true};
     strata_wal_options_t opts = {
-        .dir = dir, .io = faultio_io(slow), .apply = check_apply, .apply_arg = &check};
+        .dir = dir, .io = faultio_io(slow), .on_appended = check_appended, .observer_arg = &check};
     strata_wal_t *wal = NULL;
     ck_assert_int_eq(strata_wal_open(&opts, 1, NULL, NULL, NULL, &wal, NULL), 0);
     enum { THREADS = 8, EACH = 100 };
@@ -520,9 +520,9 @@ static void on_written(void *arg, const uint8_t *entries, size_t len, uint64_t f
     o->next_first = last_seq + 1;
     uint64_t seq = first_seq;
     for (size_t off = 0; off < len;) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         size_t used = 0;
-        if (strata_wal_entry_decode(entries + off, len - off, 0, &e, &used, NULL) != 0 ||
+        if (strata_entry_decode(entries + off, len - off, 0, &e, &used, NULL) != 0 ||
             e.seq != seq++) {
             o->bytes_match_seqs = false;
             break;
@@ -880,9 +880,9 @@ static void reseal(uint8_t *entry, size_t len)
 static void expect_decode_error(const uint8_t *buf, size_t len, uint32_t cap, int code,
                                 const char *field)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
-    ck_assert_int_eq(strata_wal_entry_decode(buf, len, cap, &e, NULL, &err), code);
+    ck_assert_int_eq(strata_entry_decode(buf, len, cap, &e, NULL, &err), code);
     ck_assert_msg(strstr(err.msg, field) != NULL, "expected '%s' in: %s", field, err.msg);
 }
 
@@ -891,11 +891,11 @@ START_TEST(entry_decode_round_trips_and_names_the_bad_field)
     uint8_t good[256], bad[256];
     size_t len = capture_entry(good, sizeof good);
     ck_assert_uint_eq(len, 40 + 6 + 5 + 7);
-    strata_wal_entry_t e;
+    strata_entry_t e;
     size_t used = 0;
     strata_error_t err;
     /* Trailing bytes are the next entry's business. */
-    ck_assert_int_eq(strata_wal_entry_decode(good, sizeof good, 0, &e, &used, &err), 0);
+    ck_assert_int_eq(strata_entry_decode(good, sizeof good, 0, &e, &used, &err), 0);
     ck_assert_uint_eq(used, len);
     ck_assert_uint_eq(e.seq, 1);
     ck_assert_uint_eq(e.type, STRATA_VALUE_PUT);

@@ -13,7 +13,7 @@
 
 #include "strata/crc.h"
 #include "strata/db.h"
-#include "strata/memtable.h"
+#include "strata/entry.h"
 #include "strata/wal.h"
 #include "support.h"
 
@@ -42,7 +42,7 @@ static strata_wal_op_t make_op(uint64_t seq, op_data_t *d)
     };
 }
 
-static void check_entry(const strata_wal_entry_t *e, uint64_t seq)
+static void check_entry(const strata_entry_t *e, uint64_t seq)
 {
     op_data_t d;
     strata_wal_op_t op = make_op(seq, &d);
@@ -172,7 +172,7 @@ static void seek(strata_wal_cursor_t *c, uint64_t seq)
 /* next() that must return seq, checked against its contents. */
 static void expect_next(strata_wal_cursor_t *c, uint64_t limit, uint64_t seq)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     int rc = strata_wal_cursor_next(c, limit, &e, NULL, NULL, &err);
     ck_assert_msg(rc == 0, "next, expecting seq %" PRIu64 ": %d %s", seq, rc, err.msg);
@@ -181,7 +181,7 @@ static void expect_next(strata_wal_cursor_t *c, uint64_t limit, uint64_t seq)
 
 static void expect_end(strata_wal_cursor_t *c, uint64_t limit)
 {
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     int rc = strata_wal_cursor_next(c, limit, &e, NULL, NULL, &err);
     ck_assert_msg(rc == STRATA_ETIMEDOUT, "expected the end, got %d (seq %" PRIu64 ") %s", rc,
@@ -200,7 +200,7 @@ START_TEST(reads_every_entry_of_a_multi_segment_log_with_the_written_bytes)
     size_t raw_off = 0;
     uint64_t batch_end = 0;
     for (uint64_t seq = 1; seq <= 2000; seq++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         const uint8_t *raw = NULL;
         size_t raw_len = 0;
         strata_error_t err;
@@ -215,9 +215,9 @@ START_TEST(reads_every_entry_of_a_multi_segment_log_with_the_written_bytes)
         ck_assert_msg(memcmp(raw, w.bytes + raw_off, raw_len) == 0, "raw bytes of seq %" PRIu64,
                       seq);
         raw_off += raw_len;
-        strata_wal_entry_t again;
+        strata_entry_t again;
         size_t used = 0;
-        ck_assert_int_eq(strata_wal_entry_decode(raw, raw_len, 0, &again, &used, NULL), 0);
+        ck_assert_int_eq(strata_entry_decode(raw, raw_len, 0, &again, &used, NULL), 0);
         ck_assert_uint_eq(used, raw_len);
         ck_assert_uint_eq(again.seq, seq);
     }
@@ -261,7 +261,7 @@ START_TEST(follows_a_log_another_thread_is_appending)
     uint64_t expected = 1;
     uint64_t deadline = ts_now_ns() + 60ull * 1000000000ull;
     while (expected <= a.last) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         strata_error_t err;
         int rc = strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err);
         if (rc == STRATA_ETIMEDOUT) {
@@ -401,7 +401,7 @@ START_TEST(seek_time_finds_the_first_entry_at_or_after_a_time)
     stamp_t stamps[400];
     strata_wal_cursor_t *c = open_cursor(dir);
     for (int i = 0; i < 400; i++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         ck_assert_int_eq(strata_wal_cursor_next(c, 0, &e, NULL, NULL, NULL), 0);
         stamps[i] = (stamp_t){e.seq, e.timestamp_ns};
         if (i)
@@ -422,7 +422,7 @@ START_TEST(seek_time_finds_the_first_entry_at_or_after_a_time)
                 expect_end(c, 0);
                 continue;
             }
-            strata_wal_entry_t e;
+            strata_entry_t e;
             ck_assert_msg(strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err) == 0, "%s", err.msg);
             ck_assert_uint_eq(e.seq, stamps[want].seq);
         }
@@ -459,7 +459,7 @@ START_TEST(groups_and_entries_larger_than_the_read_chunk)
     close_wal(&wal);
     strata_wal_cursor_t *c = open_cursor(dir);
     for (uint64_t seq = 1; seq <= 8; seq++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         strata_error_t err;
         ck_assert_msg(strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err) == 0, "%s", err.msg);
         ck_assert_uint_eq(e.seq, seq);
@@ -472,7 +472,7 @@ START_TEST(groups_and_entries_larger_than_the_read_chunk)
     strata_wal_cursor_close(&c);
     strata_error_t err;
     ck_assert_int_eq(strata_wal_cursor_open(dir, 1 << 20, &c, &err), 0);
-    strata_wal_entry_t e;
+    strata_entry_t e;
     ck_assert_int_eq(strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err), STRATA_ECORRUPT);
     ck_assert_msg(strstr(err.msg, "oversize length") != NULL, "message: %s", err.msg);
     strata_wal_cursor_close(&c);
@@ -514,7 +514,7 @@ START_TEST(truncation_under_the_cursor)
 
     /* The open segment stays readable; past it the successor is gone. */
     uint64_t seq = 6;
-    strata_wal_entry_t e;
+    strata_entry_t e;
     int rc;
     while ((rc = strata_wal_cursor_next(reading, 0, &e, NULL, NULL, &err)) == 0)
         check_entry(&e, seq++);
@@ -686,7 +686,7 @@ START_TEST(a_writer_restarting_over_a_torn_group_is_followed)
         ck_assert_int_eq(strata_wal_append(wal, &op, 1, STRATA_ASYNC, NULL, NULL), 0);
     }
     for (uint64_t seq = 51; seq <= 60; seq++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         ck_assert_msg(strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err) == 0, "%s", err.msg);
         check_entry(&e, seq);
         ck_assert_uint_eq(e.flags, 0);
@@ -717,7 +717,7 @@ START_TEST(damage_in_a_sealed_segment_is_corrupt_naming_the_file)
     strata_wal_cursor_t *c = open_cursor(dir);
     for (uint64_t seq = 1; seq < first; seq++)
         expect_next(c, 0, seq);
-    strata_wal_entry_t e;
+    strata_entry_t e;
     strata_error_t err;
     ck_assert_int_eq(strata_wal_cursor_next(c, 0, &e, NULL, NULL, &err), STRATA_ECORRUPT);
     ck_assert_msg(strstr(err.msg, "0000000000000002.wal offset") != NULL, "message: %s", err.msg);
@@ -809,7 +809,7 @@ START_TEST(db_options_reach_the_wal_and_a_cursor_reads_its_log)
     strata_wal_cursor_t *c = open_cursor(wal_dir);
     ck_assert_uint_eq(strata_wal_cursor_oldest_seq(c), 1);
     for (uint64_t seq = 1; seq <= 600; seq++) {
-        strata_wal_entry_t e;
+        strata_entry_t e;
         ck_assert_int_eq(strata_wal_cursor_next(c, atomic_load(&o.durable), &e, NULL, NULL, &err),
                          0);
         ck_assert_uint_eq(e.seq, seq);

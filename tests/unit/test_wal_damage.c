@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "strata/crc.h"
-#include "strata/memtable.h"
+#include "strata/entry.h"
 #include "strata/wal.h"
 #include "support.h"
 

@@ -119,7 +119,7 @@ typedef struct {
 typedef struct {
     strata_bytes_t key;
     strata_bytes_t value;
-} strata_entry_t;
+} strata_kv_t;
 
 typedef struct {
     const char *name;
@@ -149,7 +149,7 @@ typedef struct {
     uint64_t seq;                 /* put, delete, batch, record: last sequence number written */
     const strata_value_t *values; /* get (exactly one), multi-get */
     size_t n_values;
-    const strata_entry_t *entries; /* scan */
+    const strata_kv_t *entries; /* scan */
     size_t n_entries;
     strata_bytes_t next_cursor; /* scan: empty when the range is exhausted */
     const char *role;           /* status */

@@ -16,6 +16,23 @@
 #include "strata/wal.h"
 
 typedef struct strata_db strata_db_t;
+
+/* Who decides what is committed (lib/log/wal.md, "Append, commit, apply").
+ * LOCAL: the db itself, on a single node: a group of async writes commits
+ * as it is written, a group with a sync write once it is durable, so a
+ * write is readable exactly when its append returns. EXTERNAL: the owner
+ * (a consensus core) calls strata_db_commit; appended entries stay
+ * invisible to reads and to on_committed until then. */
+typedef enum {
+    STRATA_COMMIT_LOCAL = 0,
+    STRATA_COMMIT_EXTERNAL = 1,
+} strata_commit_mode_t;
+
+/* Committed entries as they are applied: their exact bytes, in seq order,
+ * one call at a time, each entry once. Entries recovery applies at open are
+ * not reported. Must be quick and must not write to the db. */
+typedef void (*strata_db_committed_fn)(void *arg, const uint8_t *entries, size_t len,
+                                       uint64_t first_seq, uint64_t last_seq);
 typedef struct strata_batch strata_batch_t;
 
 typedef struct {
@@ -36,7 +53,12 @@ typedef struct {
     /* Passed to the WAL: see strata_wal_options_t. */
     strata_wal_written_fn wal_on_written;
     strata_wal_durable_fn wal_on_durable;
+    strata_db_committed_fn on_committed; /* called with wal_observer_arg */
     void *wal_observer_arg;
+    strata_commit_mode_t commit_mode;
+    /* EXTERNAL: appends are refused with STRATA_EBUSY while the entries
+     * appended but not yet committed hold this many bytes; default 256 MiB. */
+    size_t max_uncommitted_bytes;
     uint64_t wal_retain_bytes;
     uint64_t wal_retain_ms;
     /* Leave the WAL below the flushed seq in place after a flush; only
@@ -175,6 +197,32 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
 uint64_t strata_db_snapshot_acquire(strata_db_t *self);
 void strata_db_snapshot_release(strata_db_t *self, uint64_t seq);
 
+/* ---- a replicated log (STRATA_COMMIT_EXTERNAL only) ---- */
+
+/* Makes every entry up to seq committed: applied to the memtable in seq
+ * order, readable, and handed to on_committed. A seq past the last
+ * appended entry commits what there is and the rest as it arrives; a seq
+ * at or below the current commit changes nothing. STRATA_EINVAL in LOCAL. */
+int strata_db_commit(strata_db_t *self, uint64_t seq, strata_error_t *err);
+/* The commit seq as the owner last set it (LOCAL: the last applied seq). */
+uint64_t strata_db_commit_seq(strata_db_t *self);
+
+/* strata_wal_append_entries on the db's log: a follower's entries, kept
+ * invisible until committed. STRATA_EBUSY when the uncommitted entries
+ * fill max_uncommitted_bytes. */
+int strata_db_append_entries(strata_db_t *self, const uint8_t *entries, size_t len,
+                             uint64_t prev_seq, uint64_t prev_term, strata_durability_t durability,
+                             size_t *appended, strata_wal_hint_t *hint, strata_error_t *err);
+
+/* Cuts every entry after seq from the log (strata_wal_truncate_after) and
+ * from the pending queue. Refused with STRATA_EINVAL when seq is below the
+ * commit seq: committed entries are never cut. */
+int strata_db_truncate_after(strata_db_t *self, uint64_t seq, strata_wal_cut_t *cut,
+                             strata_error_t *err);
+
+/* The term of the log entry at seq (strata_wal_term_at). */
+int strata_db_term_at(strata_db_t *self, uint64_t seq, uint64_t *term);
+
 /* Makes every acknowledged async write durable. */
 int strata_db_sync(strata_db_t *self, strata_error_t *err);
 /* The same, outside the WAL's writer queue (strata_wal_sync_written):
@@ -184,8 +232,10 @@ int strata_db_sync_written(strata_db_t *self, uint64_t *durable_seq, strata_erro
 
 typedef struct {
     strata_wal_recovery_t recovery; /* what the last open found */
-    uint64_t last_seq;
+    uint64_t last_seq;              /* applied, readable */
     uint64_t durable_seq;
+    uint64_t appended_seq;      /* last in the log */
+    uint64_t uncommitted_bytes; /* appended, waiting for commit */
     size_t active_memtable_bytes;
     uint32_t immutable_memtables;
     strata_wal_stats_t wal;

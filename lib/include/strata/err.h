@@ -22,6 +22,8 @@ typedef enum {
     STRATA_ELAPPED = -12,    /* a ring reader was overwritten: replay from the log */
     STRATA_ESTALE = -13,     /* a ring was replaced or closed by its producer: reopen */
     STRATA_ETRUNCATED = -14, /* the seq asked for is older than what the log retains */
+    STRATA_ECONFLICT = -15,  /* a follower append does not match the log: see the hint */
+    STRATA_EBUSY = -16,      /* a bounded queue is full: retry once it drains */
 } strata_err_t;
 
 typedef struct {

@@ -2,17 +2,14 @@
  * number of lock-free readers. Entries are ordered by key bytes ascending,
  * then seq descending, so the first entry at or after (key, snapshot_seq) is
  * the newest version visible to a read at snapshot_seq. Used by db.c; the
- * flush to SSTables (issue 3) walks it with an iterator. */
+ * flush to SSTables walks it with an iterator. */
 #ifndef STRATA_MEMTABLE_H
 #define STRATA_MEMTABLE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    STRATA_VALUE_PUT = 1,
-    STRATA_VALUE_DELETE = 2,
-} strata_value_type_t;
+#include "strata/entry.h"
 
 typedef struct strata_memtable strata_memtable_t;
 typedef struct strata_memtable_iter strata_memtable_iter_t;

@@ -107,7 +107,7 @@ int strata_ring_reader_open(const char *path, const strata_ring_reader_options_t
  * key_len and value_len; key, value and *raw are NULL; *raw_len is the
  * entry's full size. next_seq() is its seq and the cursor stays there:
  * fetch that one entry from the log, then seek(seq + 1). */
-int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_wal_entry_t *entry,
+int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_entry_t *entry,
                             const uint8_t **raw, size_t *raw_len);
 
 /* True while the entry last returned by next() has not been overwritten:

@@ -71,8 +71,8 @@ int strata_sub_open(const strata_sub_options_t *opts, strata_sub_t **sub_p, stra
  * repaired later; a repair whose entries the node no longer retains
  * (STRATA_ETRUNCATED) is given up, those entries are lost to this
  * subscriber, and delivery goes on after them. */
-int strata_sub_next(strata_sub_t *self, int timeout_ms, strata_wal_entry_t *entry,
-                    const uint8_t **raw, size_t *raw_len, strata_error_t *err);
+int strata_sub_next(strata_sub_t *self, int timeout_ms, strata_entry_t *entry, const uint8_t **raw,
+                    size_t *raw_len, strata_error_t *err);
 
 /* Durable only: every delivered entry with seq <= seq is processed. Sent
  * without waiting; strata_sub_durable_seq reports what the distributor has

@@ -8,13 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata/entry.h"
 #include "strata/err.h"
 #include "strata/io.h"
-
-typedef enum {
-    STRATA_SYNC = 0,  /* acknowledge after fdatasync of the group commit */
-    STRATA_ASYNC = 1, /* acknowledge after write(); a timer fdatasyncs */
-} strata_durability_t;
 
 /* One operation for append: the caller's bytes, copied during append. */
 typedef struct {
@@ -27,27 +23,14 @@ typedef struct {
     uint32_t value_len;
 } strata_wal_op_t;
 
-/* A decoded entry; its pointers are valid only during the callback. */
-typedef struct {
-    uint64_t seq;
-    uint64_t term;
-    uint64_t timestamp_ns;
-    uint8_t type;
-    uint8_t flags;
-    const uint8_t *topic;
-    uint16_t topic_len;
-    const uint8_t *key;
-    uint32_t key_len;
-    const uint8_t *value;
-    uint32_t value_len;
-} strata_wal_entry_t;
-
-/* Called once per appended group, in seq order, by whichever thread leads
- * the group commit, after the group is written (and synced when any member
- * asked for sync) and before its appenders return: so a memtable insert
- * here is single-threaded and ordered. first_seq is the seq of ops[0]. */
-typedef void (*strata_wal_apply_fn)(void *arg, uint64_t first_seq, uint64_t term,
-                                    const strata_wal_op_t *ops, size_t n_ops);
+/* Called once per appended group, in seq order, one group at a time, by
+ * whichever thread leads the group commit: after the group is written, and
+ * after its fdatasync when synced is true (some member asked for sync),
+ * before its appenders return. entries are the group's exact bytes. The
+ * log itself applies nothing: its owner decides here what is committed
+ * (lib/log/wal.md, "Append, commit, apply"). */
+typedef void (*strata_wal_appended_fn)(void *arg, const uint8_t *entries, size_t len,
+                                       uint64_t first_seq, uint64_t last_seq, bool synced);
 
 /* Observers for the log's readers (the writer feeds its shm ring from
  * them). written: the exact entry bytes of one group, just written (not
@@ -63,21 +46,20 @@ typedef void (*strata_wal_written_fn)(void *arg, const uint8_t *entries, size_t 
 typedef void (*strata_wal_durable_fn)(void *arg, uint64_t durable_seq);
 
 /* Replay callback; a non-zero return stops the open with that error code. */
-typedef int (*strata_wal_replay_fn)(void *arg, const strata_wal_entry_t *entry);
+typedef int (*strata_wal_replay_fn)(void *arg, const strata_entry_t *entry);
 
 typedef struct {
     const char *dir;                 /* created if missing */
     uint64_t segment_bytes;          /* roll to a new segment past this; default 64 MiB */
     uint32_t max_entry_bytes;        /* cap on one entry's payload; default 64 MiB */
     uint32_t async_sync_interval_ms; /* background fdatasync period; default 10 */
-    bool repair;               /* at mid-log corruption, keep the good prefix instead of failing */
-    uint64_t term;             /* written into new entries */
-    uint64_t first_seq;        /* first seq when the log is empty (a checkpoint); default 1 */
-    strata_io_t *io;           /* NULL: POSIX */
-    strata_wal_apply_fn apply; /* may be NULL */
-    void *apply_arg;
-    strata_wal_written_fn on_written; /* may be NULL */
-    strata_wal_durable_fn on_durable; /* may be NULL */
+    bool repair;        /* at mid-log corruption, keep the good prefix instead of failing */
+    uint64_t term;      /* written into new entries */
+    uint64_t first_seq; /* first seq when the log is empty (a checkpoint); default 1 */
+    strata_io_t *io;    /* NULL: POSIX */
+    strata_wal_appended_fn on_appended; /* may be NULL; called with observer_arg */
+    strata_wal_written_fn on_written;   /* may be NULL */
+    strata_wal_durable_fn on_durable;   /* may be NULL */
     void *observer_arg;
     /* History kept for subscribers: strata_wal_delete_below keeps a
      * segment below its checkpoint while the segments from it to the
@@ -171,6 +153,59 @@ void strata_wal_set_term(strata_wal_t *self, uint64_t term);
 int strata_wal_delete_below(strata_wal_t *self, uint64_t checkpoint_seq, uint32_t *deleted,
                             strata_error_t *err);
 
+/* ---- following another log (a replica) ----
+ * A follower's log holds exactly the leader's entries: each carries the
+ * seq, term and flags the leader gave it and is stored byte for byte. */
+
+/* What a refused follower append says about this log, so the sender can
+ * find the point where the two logs agree. */
+typedef struct {
+    uint64_t last_seq;   /* this log's last seq */
+    uint64_t term;       /* the term this log has at prev_seq, 0 when it has no entry there */
+    uint64_t term_first; /* the first seq this log holds in that term */
+} strata_wal_hint_t;
+
+/* Appends entries (len bytes of whole encoded entries, each with its own
+ * seq, term and flags) after the entry (prev_seq, prev_term). prev_seq may
+ * be the seq just below the log's first (an empty log's start, prev_term
+ * ignored). Refused with STRATA_ECONFLICT and *hint filled when the log
+ * has no entry at prev_seq or one of another term, or when an entry's seq
+ * is present with another term (the owner truncates first). Entries the
+ * log already holds with the same term are skipped, so a resend is
+ * harmless. STRATA_EINVAL for malformed input: damaged entries, seqs not
+ * contiguous from prev_seq + 1, a term below prev_term or going back, or
+ * a batch that ends inside an atomic group. The rest is written through
+ * the group commit with the given durability; *appended (may be NULL)
+ * gets the count written. Thread-safe, but meant for a log that has no
+ * leader appends at the same time. */
+int strata_wal_append_entries(strata_wal_t *self, const uint8_t *entries, size_t len,
+                              uint64_t prev_seq, uint64_t prev_term, strata_durability_t durability,
+                              size_t *appended, strata_wal_hint_t *hint, strata_error_t *err);
+
+/* The term of the entry at seq: 0 with *term set, or STRATA_ENOTFOUND
+ * when the log does not hold seq. */
+int strata_wal_term_at(strata_wal_t *self, uint64_t seq, uint64_t *term);
+
+/* What strata_wal_truncate_after cut. */
+typedef struct {
+    uint64_t first_seq, last_seq; /* the cut entries; 0 when nothing was cut */
+    uint64_t first_term, last_term;
+    uint64_t entries;
+    uint64_t bytes;
+    char rollback_path[512]; /* the file holding the cut entries */
+} strata_wal_cut_t;
+
+/* Cuts every entry with seq > seq: a suffix that was never committed. The
+ * cut entries are first saved byte for byte in "<dir>/rollback/", then
+ * later segments are removed newest first and the segment holding seq + 1
+ * is truncated at that entry, each step synced, so a crash at any point
+ * leaves a valid prefix of the log (lib/log/wal.md, "Truncation").
+ * STRATA_EINVAL when seq is below the first retained seq or the cut would
+ * split an atomic group. Nothing to cut is success with an empty *cut.
+ * Waits for appends in flight; thread-safe. */
+int strata_wal_truncate_after(strata_wal_t *self, uint64_t seq, strata_wal_cut_t *cut,
+                              strata_error_t *err);
+
 /* Counters for stats and benches. */
 typedef struct {
     uint64_t appends;  /* append calls */
@@ -212,20 +247,11 @@ int strata_wal_cursor_seek_time(strata_wal_cursor_t *self, uint64_t ts_ns, strat
  * cursor, STRATA_ESTALE when the current segment was removed with nothing
  * after it (seek again). Never returns an entry with seq > limit_seq
  * (0: no limit): pass what is durable/published. */
-int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata_wal_entry_t *entry,
+int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata_entry_t *entry,
                            const uint8_t **raw, size_t *raw_len, strata_error_t *err);
 /* The first seq of the oldest segment (the next seq to be written when the
  * log holds no entry yet); 0 when there is no segment. */
 uint64_t strata_wal_cursor_oldest_seq(strata_wal_cursor_t *self);
 void strata_wal_cursor_close(strata_wal_cursor_t **cursor_p);
-
-/* Decodes one entry from a buffer holding it as wal.md lays it out,
- * checking lengths against len and max_entry_bytes (0: the default cap)
- * before the payload, then the CRC, type and flags; the error names the
- * field (STRATA_ETOOBIG for a length over the cap, else STRATA_ECORRUPT).
- * *used gets its size; entry points into buf. For ring readers, PUB
- * subscribers and replay pages. */
-int strata_wal_entry_decode(const uint8_t *buf, size_t len, uint32_t max_entry_bytes,
-                            strata_wal_entry_t *entry, size_t *used, strata_error_t *err);
 
 #endif
