@@ -1,7 +1,7 @@
 /* What a replicated log needs beyond appending: the term index (the term of
  * any retained seq, for a follower's prev check) and truncation of a suffix
  * that was never committed, with the cut entries kept in rollback/. Format
- * and crash rules: lib/log/wal.md, "Truncation". */
+ * and crash rules: lib/log/wal.md, "Cutting an uncommitted suffix". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -301,7 +301,9 @@ static int truncate_locked(strata_wal_t *self, uint64_t seq, strata_wal_cut_t *c
     cut->bytes = cut_len;
     if (rc == 0 && cut->entries)
         rc = save_rollback(self, cut_buf, cut_len, cut, err);
-    /* Newest first, each removal synced: a crash leaves a prefix. */
+    /* Newest first, each removal synced: a crash leaves a prefix. Until
+     * here nothing changed, so a failure above leaves the log as it was. */
+    bool touched = rc == 0;
     strata_io_t *io = self->io;
     while (rc == 0 && self->n_segments > k + 1) {
         wal_segment_t *seg = &self->segments[self->n_segments - 1];
@@ -330,7 +332,7 @@ static int truncate_locked(strata_wal_t *self, uint64_t seq, strata_wal_cut_t *c
             atomic_store(&self->durable_seq, seq);
         wal_term_index_trim(self, seq);
         self->stats.segments = (uint32_t)self->n_segments;
-    } else if (!self->failed) {
+    } else if (touched && !self->failed) {
         /* The files may be anywhere between the old log and the cut one:
          * no more appends until a reopen has recovered them. */
         self->failed = rc;

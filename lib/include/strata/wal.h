@@ -199,7 +199,7 @@ typedef struct {
  * cut entries are first saved byte for byte in "<dir>/rollback/", then
  * later segments are removed newest first and the segment holding seq + 1
  * is truncated at that entry, each step synced, so a crash at any point
- * leaves a valid prefix of the log (lib/log/wal.md, "Truncation").
+ * leaves a valid prefix of the log (lib/log/wal.md, "Cutting an uncommitted suffix").
  * STRATA_EINVAL when seq is below the first retained seq or the cut would
  * split an atomic group. Nothing to cut is success with an empty *cut.
  * Waits for appends in flight; thread-safe. */
