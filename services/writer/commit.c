@@ -1,0 +1,231 @@
+/* Replies and durability: the sync thread that turns written requests into
+ * group-committed sync replies, the FIFO of replies waiting for it, and the
+ * job threads for flush, compact, checkpoint and installs. */
+#define _GNU_SOURCE
+#include "writer.h"
+
+void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_reply_t *rep)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    zmsg_t *out = *envelope_p;
+    *envelope_p = NULL;
+    if (strata_reply_encode(rep, &buf, &len, &err) != 0) {
+        /* A reply we built that does not encode (a scan page too big, say)
+         * still owes the client an answer. */
+        log_error("event=reply_encode_failed op=%s error=\"%s\"", strata_op_name(rep->op), err.msg);
+        strata_reply_t fallback = {.request_id = rep->request_id,
+                                   .status = err.code ? err.code : STRATA_EINVAL,
+                                   .message = err.msg};
+        if (strata_reply_encode(&fallback, &buf, &len, NULL) != 0) {
+            zmsg_destroy(&out);
+            return;
+        }
+    }
+    zmsg_addmem(out, buf, len);
+    free(buf);
+    if (zmsg_send(&out, sock) != 0)
+        zmsg_destroy(&out);
+    (void)w;
+}
+
+void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,
+                const char *message)
+{
+    strata_reply_t rep = {.request_id = request_id, .status = code, .message = message};
+    pthread_mutex_lock(&w->stats_mu);
+    w->stats.errors++;
+    pthread_mutex_unlock(&w->stats_mu);
+    send_reply(w, sock, envelope_p, &rep);
+}
+
+void send_write_reply(writer_t *w, pending_t *p)
+{
+    strata_reply_t rep = {.request_id = p->request_id, .op = p->op, .seq = p->seq};
+    send_reply(w, p->sock, &p->envelope, &rep);
+}
+
+/* ---- the sync thread ----------------------------------------------------- */
+
+void *sync_main(void *arg)
+{
+    writer_t *w = arg;
+    zsock_t *pipe = zsock_new_pair(w->sync_pipe_ep + 0);
+    pthread_mutex_lock(&w->sync_mu);
+    for (;;) {
+        while (!w->sync_stop && w->sync_want <= w->sync_done)
+            pthread_cond_wait(&w->sync_cv, &w->sync_mu);
+        if (w->sync_want <= w->sync_done)
+            break; /* stopping with nothing left to cover */
+        pthread_mutex_unlock(&w->sync_mu);
+        uint64_t start = now_ns(), durable = 0;
+        strata_error_t err;
+        strata_error_clear(&err);
+        int rc = strata_db_sync_written(w->db, &durable, &err);
+        zsock_send(pipe, "i88s", rc, durable, now_ns() - start, err.msg);
+        pthread_mutex_lock(&w->sync_mu);
+        if (rc) {
+            w->sync_failed = true;
+            break;
+        }
+        if (durable > w->sync_done)
+            w->sync_done = durable;
+    }
+    pthread_mutex_unlock(&w->sync_mu);
+    zsock_destroy(&pipe);
+    return NULL;
+}
+
+void want_sync(writer_t *w, uint64_t seq)
+{
+    pthread_mutex_lock(&w->sync_mu);
+    if (seq > w->sync_want) {
+        w->sync_want = seq;
+        pthread_cond_signal(&w->sync_cv);
+    }
+    pthread_mutex_unlock(&w->sync_mu);
+}
+
+int pending_push(writer_t *w, const pending_t *p)
+{
+    if (w->pending_len == w->pending_cap) {
+        size_t cap = w->pending_cap ? w->pending_cap * 2 : 1024;
+        pending_t *grown = malloc(cap * sizeof *grown);
+        if (!grown)
+            return STRATA_ENOMEM;
+        for (size_t i = 0; i < w->pending_len; i++)
+            grown[i] = w->pending[(w->pending_head + i) % w->pending_cap];
+        free(w->pending);
+        w->pending = grown;
+        w->pending_cap = cap;
+        w->pending_head = 0;
+    }
+    w->pending[(w->pending_head + w->pending_len) % w->pending_cap] = *p;
+    w->pending_len++;
+    return 0;
+}
+
+/* The sync thread reports one round: release every reply it covered, or
+ * fail every waiting one (a failed fdatasync is never retried as success). */
+int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    writer_t *w = arg;
+    int rc = 0;
+    uint64_t durable = 0, took = 0;
+    char *message = NULL;
+    if (zsock_recv(pipe, "i88s", &rc, &durable, &took, &message) != 0)
+        return 0;
+    uint64_t now = now_ns();
+    size_t released = 0;
+    while (w->pending_len) {
+        pending_t *p = &w->pending[w->pending_head];
+        if (!rc && p->seq > durable)
+            break;
+        if (rc) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "write seq %" PRIu64 " not durable: %s", p->seq, message);
+            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_EREADONLY, msg);
+        } else {
+            send_write_reply(w, p);
+            pthread_mutex_lock(&w->stats_mu);
+            strata_histogram_record(w->stats.write_sync_ns, now - p->start_ns);
+            pthread_mutex_unlock(&w->stats_mu);
+        }
+        w->pending_head = (w->pending_head + 1) % w->pending_cap;
+        w->pending_len--;
+        released++;
+    }
+    pthread_mutex_lock(&w->stats_mu);
+    strata_histogram_record(w->stats.sync_ns, took);
+    if (rc) {
+        w->stats.sync_failures++;
+    } else {
+        w->stats.syncs++;
+        if (released)
+            strata_histogram_record(w->stats.sync_batch, released);
+    }
+    w->stats.pending = w->pending_len;
+    pthread_mutex_unlock(&w->stats_mu);
+    if (rc) {
+        snprintf(w->sync_failure, sizeof w->sync_failure, "%s", message);
+        log_error("event=sync_failed durable_seq=%" PRIu64 " failed_replies=%zu error=\"%s\"",
+                  durable, released, message);
+    }
+    zstr_free(&message);
+    return 0;
+}
+
+/* ---- jobs: slow control verbs off the loop ------------------------------ */
+
+void job_free(job_t *job)
+{
+    for (size_t i = 0; job->outputs && i < job->install.n_outputs; i++)
+        free(job->outputs[i]);
+    free(job->outputs);
+    free(job->numbers);
+    free(job);
+}
+
+void *job_main(void *arg)
+{
+    job_t *job = arg;
+    strata_error_clear(&job->err);
+    if (!strcmp(job->verb, "flush"))
+        job->rc = strata_db_flush(job->w->db, &job->err);
+    else if (!strcmp(job->verb, "compact"))
+        job->rc = strata_db_compact(job->w->db, &job->err);
+    else if (!strcmp(job->verb, "checkpoint"))
+        job->rc = strata_db_checkpoint(job->w->db, job->arg, &job->seq, &job->err);
+    else if (!strcmp(job->verb, "truncate_wal"))
+        job->rc = strata_db_truncate_wal(job->w->db, job->arg_seq, &job->deleted, &job->err);
+    else if (!strcmp(job->verb, "install_compaction"))
+        job->rc =
+            strata_db_install_compaction(job->w->db, &job->install, &job->installed, &job->err);
+    zsock_t *push = zsock_new_push(job->w->jobs_ep);
+    zsock_send(push, "p", job);
+    zsock_destroy(&push);
+    return NULL;
+}
+
+int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
+{
+    writer_t *w = arg;
+    job_t *job = NULL;
+    if (zsock_recv(pull, "p", &job) != 0 || !job)
+        return 0;
+    w->jobs_running--;
+    if (job->rc) {
+        send_error(w, job->sock, &job->envelope, job->request_id, job->rc, job->err.msg);
+    } else {
+        char ms[32], seq[32], deleted[16], installed[32];
+        snprintf(ms, sizeof ms, "%.3f", (double)(now_ns() - job->start_ns) / 1e6);
+        snprintf(seq, sizeof seq, "%" PRIu64, job->seq);
+        snprintf(deleted, sizeof deleted, "%" PRIu32, job->deleted);
+        strata_pair_t pairs[4] = {{"verb", job->verb}, {"ms", ms}};
+        size_t n = 2;
+        if (!strcmp(job->verb, "checkpoint")) {
+            pairs[n++] = (strata_pair_t){"seq", seq};
+            pairs[n++] = (strata_pair_t){"path", job->arg};
+        } else if (!strcmp(job->verb, "truncate_wal")) {
+            pairs[n++] = (strata_pair_t){"deleted", deleted};
+        } else if (!strcmp(job->verb, "install_compaction")) {
+            snprintf(installed, sizeof installed, "%" PRIu64, job->installed);
+            pairs[n++] = (strata_pair_t){"tables", installed};
+        }
+        strata_reply_t rep = {
+            .request_id = job->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = n};
+        send_reply(w, job->sock, &job->envelope, &rep);
+    }
+    if (!strcmp(job->verb, "install_compaction"))
+        log_info(
+            "event=compaction_installed rc=%d level=%d inputs=%zu+%zu outputs=%zu ms=%.3f%s%s%s",
+            job->rc, job->install.level, job->install.n_inputs[0], job->install.n_inputs[1],
+            job->install.n_outputs, (double)(now_ns() - job->start_ns) / 1e6,
+            job->rc ? " error=\"" : "", job->rc ? job->err.msg : "", job->rc ? "\"" : "");
+    else
+        log_info("event=%s_done rc=%d ms=%.3f", job->verb, job->rc,
+                 (double)(now_ns() - job->start_ns) / 1e6);
+    job_free(job);
+    return 0;
+}

@@ -1,0 +1,338 @@
+/* Control verbs: the table, its handlers, and the compactor's
+ * compaction_state and install_compaction. */
+#define _GNU_SOURCE
+#include "writer.h"
+
+typedef struct {
+    const char *verb;
+    size_t min_args, max_args;
+    bool control_only; /* only on the node-local ipc endpoint */
+    void (*fn)(ctx_t *c);
+    const char *summary;
+} verb_t;
+
+static void ctl_ping(ctx_t *c)
+{
+    strata_pair_t pairs[] = {{"pong", "1"}, {"version", WRITER_VERSION}};
+    pairs_t p = {pairs, NULL, 2, 2};
+    reply_pairs(c, STRATA_OP_CONTROL, &p);
+}
+
+/* "12,13,14" or "-" (none) into a malloc'd array. */
+static bool parse_numbers(const char *text, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!strcmp(text, "-"))
+        return true;
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    *out = calloc(cap, sizeof **out);
+    if (!*out)
+        return false;
+    const char *p = text;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        uint64_t v = strtoull(p, &end, 10);
+        if (errno || end == p || *p == '-' || (*end && *end != ','))
+            return false;
+        (*out)[(*n)++] = v;
+        if (!*end)
+            return true;
+        p = end + 1;
+    }
+}
+
+/* install_compaction LEVEL IN0 IN1 CPU_NS OUTPUTS: OUTPUTS names tables in
+ * <data_dir>/compaction, the compactor's own directory, by bare name, so
+ * that the rename cannot be pointed anywhere else. */
+static int parse_install(writer_t *w, job_t *job, const strata_request_t *req, char *why,
+                         size_t cap)
+{
+    char *end = NULL;
+    long level = strtol(req->args[0], &end, 10);
+    if (end == req->args[0] || *end || level < 0 || level > 5) {
+        snprintf(why, cap, "level '%s' is not 0..5", req->args[0]);
+        return -1;
+    }
+    job->install.level = (int)level;
+    uint64_t *in[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++)
+        if (!parse_numbers(req->args[1 + k], &in[k], &job->install.n_inputs[k])) {
+            free(in[0]);
+            free(in[1]);
+            snprintf(why, cap, "inputs '%s' are not table numbers (N,N,... or -)",
+                     req->args[1 + k]);
+            return -1;
+        }
+    /* One allocation holds both lists, for job_free. */
+    size_t n0 = job->install.n_inputs[0], n1 = job->install.n_inputs[1];
+    job->numbers = calloc(n0 + n1 + 1, sizeof *job->numbers);
+    if (job->numbers) {
+        if (n0)
+            memcpy(job->numbers, in[0], n0 * sizeof *in[0]);
+        if (n1)
+            memcpy(job->numbers + n0, in[1], n1 * sizeof *in[1]);
+    }
+    free(in[0]);
+    free(in[1]);
+    if (!job->numbers) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    job->install.inputs[0] = job->numbers;
+    job->install.inputs[1] = job->numbers + n0;
+    end = NULL;
+    errno = 0;
+    job->install.cpu_ns = strtoull(req->args[3], &end, 10);
+    if (errno || end == req->args[3] || *end) {
+        snprintf(why, cap, "cpu_ns '%s' is not a number", req->args[3]);
+        return -1;
+    }
+    const char *list = req->args[4];
+    size_t n = strcmp(list, "-") ? 1 : 0;
+    for (const char *p = list; n && *p; p++)
+        n += *p == ',';
+    job->outputs = calloc(n + 1, sizeof *job->outputs);
+    if (!job->outputs) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    const char *p = list;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 64 || memchr(p, '/', len) || len < 5 ||
+            memcmp(p + len - 4, ".sst", 4) || p[0] == '.') {
+            snprintf(why, cap, "output '%.*s' is not a table name in compaction/", (int)len, p);
+            return -1;
+        }
+        if (asprintf(&job->outputs[i], "%s/compaction/%.*s", w->data_dir, (int)len, p) < 0) {
+            job->outputs[i] = NULL;
+            snprintf(why, cap, "out of memory");
+            return -1;
+        }
+        job->install.n_outputs = i + 1;
+        p += len + 1;
+    }
+    job->install.outputs = (const char *const *)job->outputs;
+    return 0;
+}
+
+static void ctl_job(ctx_t *c)
+{
+    job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return reply_error(c, STRATA_ENOMEM, "out of memory");
+    job->w = c->w;
+    job->sock = c->sock;
+    job->envelope = c->envelope;
+    job->request_id = c->req->request_id;
+    job->start_ns = now_ns();
+    snprintf(job->verb, sizeof job->verb, "%s", c->req->verb);
+    if (!strcmp(job->verb, "checkpoint")) {
+        const char *dest = c->req->args[0];
+        /* Hard links need the same file system, and a relative path would
+         * depend on the writer's working directory. */
+        if (dest[0] != '/' || strlen(dest) >= sizeof job->arg - 8) {
+            free(job);
+            return reply_error(c, STRATA_EINVAL,
+                               "control checkpoint: '%s' is not an absolute path under %zu bytes",
+                               dest, sizeof job->arg - 8);
+        }
+        snprintf(job->arg, sizeof job->arg, "%s", dest);
+    } else if (!strcmp(job->verb, "truncate_wal")) {
+        char *end = NULL;
+        errno = 0;
+        job->arg_seq = strtoull(c->req->args[0], &end, 10);
+        if (errno || end == c->req->args[0] || *end || c->req->args[0][0] == '-') {
+            free(job);
+            return reply_error(c, STRATA_EINVAL, "control truncate_wal: '%s' is not a seq",
+                               c->req->args[0]);
+        }
+    } else if (!strcmp(job->verb, "install_compaction")) {
+        char why[256];
+        if (parse_install(c->w, job, c->req, why, sizeof why) != 0) {
+            job_free(job);
+            return reply_error(c, STRATA_EINVAL, "control install_compaction: %s", why);
+        }
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, job_main, job) != 0) {
+        job_free(job);
+        return reply_error(c, STRATA_ENOMEM, "cannot start a thread for %s", c->req->verb);
+    }
+    pthread_detach(t);
+    c->envelope = NULL;
+    c->w->jobs_running++;
+    log_info("event=%s_start", job->verb);
+}
+
+static void state_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope, uint64_t request_id)
+{
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(w->db, &generation, &smallest);
+    char gen[32], snap[32];
+    snprintf(gen, sizeof gen, "%" PRIu64, generation);
+    snprintf(snap, sizeof snap, "%" PRIu64, smallest);
+    strata_pair_t pairs[] = {{"generation", gen},
+                             {"smallest_snapshot", snap},
+                             {"data_dir", w->data_dir},
+                             {"compaction", w->external_compaction ? "compactor" : "internal"}};
+    strata_reply_t rep = {.request_id = request_id,
+                          .op = STRATA_OP_CONTROL,
+                          .pairs = pairs,
+                          .n_pairs = sizeof pairs / sizeof pairs[0]};
+    send_reply(w, sock, envelope, &rep);
+}
+
+/* compaction_state [GENERATION WAIT_MS]: with a generation, the reply waits
+ * (up to WAIT_MS, at most 10 s) until the version is no longer that one. */
+static void ctl_compaction_state(ctx_t *c)
+{
+    uint64_t have = 0, wait_ms = 0;
+    if (c->req->n_args == 2) {
+        char *end1 = NULL, *end2 = NULL;
+        have = strtoull(c->req->args[0], &end1, 10);
+        wait_ms = strtoull(c->req->args[1], &end2, 10);
+        if (end1 == c->req->args[0] || *end1 || end2 == c->req->args[1] || *end2)
+            return reply_error(c, STRATA_EINVAL,
+                               "control compaction_state: GENERATION and WAIT_MS are numbers");
+        if (wait_ms > 10000)
+            wait_ms = 10000;
+    } else if (c->req->n_args != 0) {
+        return reply_error(c, STRATA_EINVAL,
+                           "control compaction_state: takes no args or GENERATION WAIT_MS");
+    }
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(c->w->db, &generation, &smallest);
+    state_waiter_t *waiter = wait_ms && generation == have ? calloc(1, sizeof *waiter) : NULL;
+    if (!waiter)
+        return state_reply(c->w, c->sock, &c->envelope, c->req->request_id);
+    waiter->sock = c->sock;
+    waiter->envelope = c->envelope;
+    c->envelope = NULL;
+    waiter->request_id = c->req->request_id;
+    waiter->generation = have;
+    waiter->deadline_ns = now_ns() + wait_ms * 1000000;
+    waiter->next = c->w->state_waiters;
+    c->w->state_waiters = waiter;
+}
+
+/* Answers the held compaction_state requests whose version moved on or
+ * whose wait is over (all of them when everything is). */
+void release_state_waiters(writer_t *w, bool everything)
+{
+    uint64_t generation = 0, smallest = 0;
+    strata_db_compaction_state(w->db, &generation, &smallest);
+    uint64_t now = now_ns();
+    state_waiter_t **pp = &w->state_waiters;
+    while (*pp) {
+        state_waiter_t *waiter = *pp;
+        if (everything || waiter->generation != generation || now >= waiter->deadline_ns) {
+            *pp = waiter->next;
+            state_reply(w, waiter->sock, &waiter->envelope, waiter->request_id);
+            free(waiter);
+        } else {
+            pp = &waiter->next;
+        }
+    }
+}
+
+/* With the compaction in another process, a stopped or slow compactor
+ * shows as L0 growing: reads get slower, writes go on. Said once when it
+ * starts, again each time it doubles, and when it clears. */
+void watch_l0(writer_t *w)
+{
+    if (!w->external_compaction)
+        return;
+    strata_db_stats_t st;
+    strata_db_stats(w->db, &st);
+    uint64_t l0 = st.level_files[0];
+    enum { L0_BACKLOG = 12 }; /* three times the compaction trigger */
+    if (l0 >= L0_BACKLOG && (w->l0_warned == 0 || l0 >= 2 * w->l0_warned)) {
+        log_warning("event=l0_backlog l0_files=%" PRIu64 " hint=\"is strata-compactor running? "
+                    "writes go on, reads slow down\"",
+                    l0);
+        w->l0_warned = l0;
+    } else if (l0 < L0_BACKLOG / 2 && w->l0_warned) {
+        log_info("event=l0_backlog_cleared l0_files=%" PRIu64, l0);
+        w->l0_warned = 0;
+    }
+}
+
+static void ctl_config(ctx_t *c)
+{
+    static const char *const keys[] = {"node/name",
+                                       "node/data_dir",
+                                       "writer/endpoint",
+                                       "writer/control",
+                                       "writer/memtable_mb",
+                                       "writer/max_immutable_memtables",
+                                       "writer/sync_interval_ms",
+                                       "writer/wal_segment_mb",
+                                       "writer/lz4",
+                                       "writer/wal_truncation",
+                                       "writer/compaction",
+                                       "writer/scan_limit",
+                                       "metrics/endpoint",
+                                       "log/level"};
+    enum { N = sizeof keys / sizeof keys[0] };
+    strata_pair_t pairs[N + 3];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++)
+        pairs[n++] = (strata_pair_t){keys[i], svc_config_get(c->w->cfg, keys[i])};
+    pairs[n++] = (strata_pair_t){"effective/endpoint", c->w->endpoint};
+    pairs[n++] = (strata_pair_t){"effective/control", c->w->control_ep};
+    pairs[n++] = (strata_pair_t){"effective/metrics", c->w->metrics_url};
+    pairs_t p = {pairs, NULL, n, n};
+    reply_pairs(c, STRATA_OP_CONTROL, &p);
+}
+
+static void ctl_terminate(ctx_t *c)
+{
+    strata_pair_t pairs[] = {{"terminating", "1"}};
+    pairs_t p = {pairs, NULL, 1, 1};
+    reply_pairs(c, STRATA_OP_CONTROL, &p);
+    c->w->terminating = true;
+}
+
+static const verb_t verbs[] = {
+    {"ping", 0, 0, false, ctl_ping, "liveness and version"},
+    {"config", 0, 0, false, ctl_config, "effective configuration"},
+    {"flush", 0, 0, false, ctl_job, "write the memtable to L0 and wait"},
+    {"compact", 0, 0, false, ctl_job, "compact every level over its limit and wait"},
+    {"checkpoint", 1, 1, true, ctl_job,
+     "DEST: flush, then write a checkpoint (hard links and a MANIFEST) to DEST"},
+    {"truncate_wal", 1, 1, true, ctl_job,
+     "SEQ: delete WAL segments wholly below SEQ and the flushed seq, outside retention"},
+    {"compaction_state", 0, 2, true, ctl_compaction_state,
+     "[GENERATION WAIT_MS]: version generation and oldest snapshot; waits for a change"},
+    {"install_compaction", 5, 5, true, ctl_job,
+     "LEVEL IN0 IN1 CPU_NS OUTPUTS: install a compactor's result as one version edit"},
+    {"terminate", 0, 0, true, ctl_terminate, "graceful shutdown (control endpoint only)"},
+};
+
+void handle_control(ctx_t *c)
+{
+    const strata_request_t *req = c->req;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        const verb_t *v = &verbs[i];
+        if (strcmp(v->verb, req->verb))
+            continue;
+        if (v->control_only && !c->from_control)
+            return reply_error(c, STRATA_EINVAL,
+                               "control.verb: '%s' is only accepted on the control endpoint",
+                               v->verb);
+        if (req->n_args < v->min_args || req->n_args > v->max_args)
+            return reply_error(c, STRATA_EINVAL, "control %s: takes %zu..%zu args, got %zu",
+                               v->verb, v->min_args, v->max_args, req->n_args);
+        return v->fn(c);
+    }
+    char known[256] = "";
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 verbs[i].verb);
+    reply_error(c, STRATA_EINVAL, "control.verb: '%s' unknown (%s)", req->verb, known);
+}

@@ -1,0 +1,226 @@
+/* strata-writer's server: owns the engine and serves it over ZeroMQ.
+ *
+ * One czmq event loop (zloop) handles both endpoints: a ROUTER for clients
+ * and an ipc ROUTER for the node's other processes. Writes go into the WAL
+ * and memtable at once without syncing; a sync reply waits in a FIFO until
+ * the sync thread's next fdatasync covers its seq. That thread syncs
+ * whatever has been written by the time it starts, so every request that
+ * arrives during a sync rides the next one (group commit across clients),
+ * and the loop itself never blocks on the disk: reads are answered while a
+ * sync is in flight. Flush and compact run on job threads for the same
+ * reason.
+ *
+ * The server is an object (writer_new/run/destroy) that main.c wraps and a
+ * test can run in its own process. Its concerns live in one file each:
+ * requests.c (handlers and staging), commit.c (the sync thread, pending
+ * replies, jobs), control.c (control verbs), metrics.c (stats and
+ * /metrics), open.c (the engine and the ring), server.c (sockets, loop,
+ * drain). Private to services/writer. */
+#ifndef STRATA_WRITER_H
+#define STRATA_WRITER_H
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "node.h"
+#include "strata/codec.h"
+#include "strata/db.h"
+#include "strata/histogram.h"
+#include "strata/io.h"
+#include "strata/record.h"
+#include "strata/ring.h"
+
+#define WRITER_VERSION "0.1.0"
+/* Messages handled per wakeup before yielding to the other sockets. */
+#define DRAIN_MAX 1024
+/* Scan pages stop at this many key+value bytes so a reply fits a frame. */
+#define SCAN_PAGE_BYTES (STRATA_PROTO_MAX_MESSAGE / 2)
+/* A staged group of writes goes to the engine at this size at the latest. */
+#define STAGE_MAX_REQUESTS 1024
+#define STAGE_MAX_BYTES    (4u << 20)
+
+/* A sync-durability reply waiting for its seq to become durable. */
+typedef struct {
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint64_t request_id;
+    strata_op_t op;
+    uint64_t seq;
+    uint64_t start_ns;
+} pending_t;
+
+typedef struct {
+    uint64_t requests, writes, write_ops, reads, errors, malformed, syncs, sync_failures;
+    size_t pending;                     /* copy of the loop's pending_len for the HTTP thread */
+    strata_histogram_t *write_sync_ns;  /* request in to reply out, sync durability */
+    strata_histogram_t *write_async_ns; /* the same, async */
+    strata_histogram_t *read_ns;
+    strata_histogram_t *sync_ns;    /* one fdatasync round in the sync thread */
+    strata_histogram_t *sync_batch; /* replies one sync released */
+} stats_t;
+
+typedef struct writer writer_t;
+
+/* A write request applied to the staging batch, not yet to the engine. */
+typedef struct {
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint64_t request_id;
+    strata_op_t op;
+    strata_durability_t durability;
+    size_t n_ops;
+    uint64_t start_ns;
+} staged_t;
+
+typedef struct job {
+    writer_t *w;
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint64_t request_id;
+    char verb[32];
+    char arg[PATH_MAX]; /* checkpoint: the destination */
+    uint64_t arg_seq;   /* truncate_wal: below this seq */
+    int rc;
+    strata_error_t err;
+    uint64_t seq;     /* checkpoint: the seq it is consistent at */
+    uint32_t deleted; /* truncate_wal: segments deleted */
+    uint64_t start_ns;
+    /* install_compaction: the result, and the storage its arrays point at */
+    strata_compaction_result_t install;
+    uint64_t *numbers;
+    char **outputs;
+    uint64_t installed;
+} job_t;
+
+/* A compaction_state request held until the version changes or its wait
+ * ends: how the compactor is told, without polling, that there is news. */
+typedef struct state_waiter {
+    struct state_waiter *next;
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint64_t request_id;
+    uint64_t generation; /* the one the compactor already has */
+    uint64_t deadline_ns;
+} state_waiter_t;
+
+struct writer {
+    svc_config_t *cfg;
+    strata_db_t *db;
+    strata_batch_t *batch;
+    zsock_t *router, *control, *sync_pipe, *jobs;
+    char endpoint[256], control_ep[PATH_MAX + 32], data_dir[PATH_MAX],
+        endpoints_file[PATH_MAX + 32];
+    char metrics_url[128], sync_pipe_ep[128], jobs_ep[128];
+    /* The shm ring local subscribers and the distributor read. The WAL's
+     * observers feed it from the leader and sync threads, which start before
+     * the ring exists (recovery), hence the atomic pointer. */
+    strata_ring_t *_Atomic ring;
+    char ring_path[PATH_MAX];
+    svc_http_t *http;
+    uint32_t scan_limit;
+    bool ready, terminating;
+
+    /* Pending sync replies, a ring in seq order. */
+    pending_t *pending;
+    size_t pending_head, pending_len, pending_cap;
+
+    /* The sync thread and what it is asked to cover. */
+    pthread_t sync_thread;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t sync_want, sync_done;
+    bool sync_stop, sync_failed;
+    char sync_failure[512];
+
+    int jobs_running;
+    uint64_t recovery_ns; /* the open that replayed the WAL, at start */
+    state_waiter_t *state_waiters;
+    bool external_compaction;
+    unsigned ticks;
+    uint64_t l0_warned; /* L0 file count last warned about; 0: not backlogged */
+
+    staged_t *staged;
+    size_t n_staged, cap_staged, staged_bytes;
+
+    pthread_mutex_t stats_mu; /* the loop writes, the HTTP thread reads */
+    stats_t stats;
+};
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* name=value pairs of a stats reply, with room for their values. */
+typedef struct {
+    strata_pair_t *pairs;
+    char (*values)[64];
+    size_t n, cap;
+} pairs_t;
+
+/* One request being handled. */
+typedef struct {
+    writer_t *w;
+    zsock_t *sock;
+    zmsg_t *envelope;
+    const strata_request_t *req;
+    bool from_control;
+    uint64_t start_ns;
+} ctx_t;
+
+/* server.c */
+int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err); /* takes cfg */
+int writer_run(writer_t *w); /* until interrupted or told to terminate */
+void writer_destroy(writer_t **writer_p);
+const char *writer_endpoint(const writer_t *w);
+int on_tick(zloop_t *loop, int timer_id, void *arg);
+
+/* commit.c */
+void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_reply_t *rep);
+void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,
+                const char *msg);
+void send_write_reply(writer_t *w, pending_t *p);
+void *sync_main(void *arg);
+void want_sync(writer_t *w, uint64_t seq);
+int pending_push(writer_t *w, const pending_t *p);
+int on_sync(zloop_t *loop, zsock_t *pipe, void *arg);
+void job_free(job_t *job);
+void *job_main(void *arg);
+int on_job_done(zloop_t *loop, zsock_t *pull, void *arg);
+
+/* metrics.c */
+void pair_add(pairs_t *p, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void stats_pairs(writer_t *w, pairs_t *p);
+void write_metrics(void *arg, FILE *out);
+bool is_ready(void *arg);
+
+/* requests.c */
+void reply_error(ctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void reply(ctx_t *c, const strata_reply_t *rep);
+void reply_pairs(ctx_t *c, strata_op_t op, pairs_t *p);
+void flush_staged(writer_t *w);
+int on_request(zloop_t *loop, zsock_t *sock, void *arg);
+
+/* control.c */
+void handle_control(ctx_t *c);
+void release_state_waiters(writer_t *w, bool everything);
+void watch_l0(writer_t *w);
+
+/* open.c */
+int open_db(writer_t *w, strata_error_t *err);
+
+#endif
