@@ -1,0 +1,176 @@
+/* stratactl's shared declarations: the command-line state a verb handler
+ * gets, the verb row, exit codes, and the helpers the verb files share.
+ * main.c holds the verb table and the command line; data.c the data verbs,
+ * stream.c tail and subscribers, node.c snapshots, backup, restore,
+ * compact and verify, output.c the printing and JSON helpers. */
+#ifndef STRATA_CTL_H
+#define STRATA_CTL_H
+
+#include <cJSON.h>
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strata/client.h"
+#include "strata/entry.h"
+#include "strata/record.h"
+#include "strata/snapshot.h"
+#include "strata/verify.h"
+#include "strata/subscriber.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "unknown"
+/* The exit codes scripts see, and the verb table (main.c). */
+typedef struct {
+    int code;
+    const char *meaning;
+} ctl_exit_code_t;
+extern const ctl_exit_code_t ctl_exit_codes[];
+extern const size_t ctl_n_exit_codes;
+extern const verb_t ctl_verbs[];
+extern const size_t ctl_n_verbs;
+
+/* What the command line said beyond ctl_t (cmdline.c). */
+typedef struct {
+    bool help;
+    bool version;
+    int argc; /* the verb and its arguments, flags taken out */
+    char **argv;
+    char error[256]; /* the first bad flag, reported once every flag (--json too) is known */
+} ctl_cmdline_t;
+int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd);
+int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd);
+void ctl_usage(ctl_t *ctl, FILE *out);
+void ctl_verb_usage(ctl_t *ctl, FILE *out, const verb_t *verb);
+
+#endif
+
+/* The exit codes scripts see; --help lists them from s_exit_codes. */
+enum {
+    CTL_OK = 0,
+    CTL_NOT_FOUND = 1,
+    CTL_USAGE = 2,
+    CTL_FAILED = 3,      /* the server (or the record validation it runs) said no */
+    CTL_UNREACHABLE = 4, /* no reply in time */
+};
+
+#define MAX_RECORD_FIELDS 64
+#define MAX_SCAN_PAGE     STRATA_PROTO_MAX_SCAN_LIMIT
+
+/* Verb flags a row may accept; global flags are accepted everywhere. The
+ * bits index s_flag_names. */
+enum {
+    FLAG_LIMIT = 1u << 0,
+    FLAG_PAGE = 1u << 1,
+    FLAG_RECORD = 1u << 2,
+    FLAG_FROM = 1u << 3,
+    FLAG_FROM_TIME = 1u << 4,
+    FLAG_DELAYED = 1u << 5,
+    FLAG_DURABLE = 1u << 6,
+    FLAG_COUNT = 1u << 7,
+    FLAG_LIVE_EP = 1u << 8,
+    FLAG_DELAYED_EP = 1u << 9,
+    FLAG_HISTORY_EP = 1u << 10,
+    FLAG_DIR = 1u << 11,
+    FLAG_SNAPSHOT = 1u << 12,
+    FLAG_LEVEL = 1u << 13,
+    FLAG_RANGE = 1u << 14,
+};
+#define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
+
+typedef struct verb verb_t;
+
+typedef struct {
+    const char *endpoint;
+    int timeout_ms;
+    bool json;
+    bool quiet;
+    strata_durability_t durability;
+    unsigned flags_given;                          /* FLAG_* seen on the command line */
+    uint64_t limit;                                /* scan --limit; 0: none */
+    uint32_t page;                                 /* scan --page; 0: the server's default */
+    bool record;                                   /* get --record */
+    uint64_t from_seq;                             /* tail --from */
+    uint64_t from_time_ns;                         /* tail --from-time */
+    bool delayed;                                  /* tail --delayed */
+    const char *durable;                           /* tail --durable */
+    uint64_t count;                                /* tail --count; 0: until interrupted */
+    const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
+    const char *dir;      /* --dir: a data dir holding distributor.endpoints */
+    const char *snapshot; /* backup --snapshot: a name under snapshots/ or a path */
+    int level;            /* compact --level; -1: every level */
+    const char *range;    /* compact --range lo..hi */
+    const verb_t *verb;
+    const char *verb_word; /* as typed, for messages before the verb is known */
+    strata_client_t *client;
+    cJSON *doc; /* the --json document a handler fills */
+} ctl_t;
+
+typedef int(verb_fn)(ctl_t *ctl, int argc, char **argv);
+
+struct verb {
+    const char *name;
+    int min_args;
+    int max_args;
+    unsigned flags; /* FLAG_* this verb accepts */
+    bool needs_server;
+    const char *args_usage;
+    const char *summary;
+    verb_fn *handler;
+    bool json_lines;     /* --json prints one object per line, not one document */
+    const char *details; /* more help for `VERB --help`; may be NULL */
+};
+
+verb_fn ctl_put, ctl_get, ctl_del, ctl_scan, ctl_status, ctl_stats, ctl_record_put, ctl_record_get,
+    ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots, ctl_backup, ctl_restore, ctl_verify,
+    ctl_compact, ctl_help;
+
+strata_bytes_t ctl_arg_bytes(const char *arg);
+cJSON *ctl_doc(ctl_t *ctl);
+const char *ctl_escape(char *buf, size_t cap, const void *data, size_t len);
+int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int ctl_fail_call(ctl_t *ctl, int rc, const strata_error_t *err);
+void ctl_json_add_u64(cJSON *obj, const char *name, uint64_t value);
+cJSON *ctl_json_bytes(const void *data, size_t len);
+void ctl_print_bytes(FILE *out, const void *data, size_t len);
+void ctl_print_record(ctl_t *ctl, const strata_entry_t *e);
+int ctl_record_build(const char *type_name, const char *const *pairs, size_t n_pairs,
+                     uint8_t **msgpack, size_t *len, char *topic, size_t topic_cap, char *key,
+                     size_t key_cap, size_t *key_len, strata_error_t *err);
+int ctl_record_json(const void *value, size_t len, char **json, strata_error_t *err);
+void *ctl_xmalloc(size_t size);
+
+/* The exit codes scripts see, and the verb table (main.c). */
+typedef struct {
+    int code;
+    const char *meaning;
+} ctl_exit_code_t;
+extern const ctl_exit_code_t ctl_exit_codes[];
+extern const size_t ctl_n_exit_codes;
+extern const verb_t ctl_verbs[];
+extern const size_t ctl_n_verbs;
+
+/* What the command line said beyond ctl_t (cmdline.c). */
+typedef struct {
+    bool help;
+    bool version;
+    int argc; /* the verb and its arguments, flags taken out */
+    char **argv;
+    char error[256]; /* the first bad flag, reported once every flag (--json too) is known */
+} ctl_cmdline_t;
+int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd);
+int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd);
+void ctl_usage(ctl_t *ctl, FILE *out);
+void ctl_verb_usage(ctl_t *ctl, FILE *out, const verb_t *verb);
+
+#endif

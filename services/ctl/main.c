@@ -1,0 +1,147 @@
+/* stratactl: the operator's command line for a Strata node. Every verb is one
+ * row of s_verbs (arity, flags, usage and help all come from that row); a
+ * handler makes its client calls and prints a table, or with --json fills the
+ * one JSON document main prints. Usage and exit codes: services/ctl/README.md. */
+#define _GNU_SOURCE
+#include "ctl.h"
+
+const ctl_exit_code_t ctl_exit_codes[] = {
+    {CTL_OK, "ok"},
+    {CTL_NOT_FOUND, "not found"},
+    {CTL_USAGE, "usage error"},
+    {CTL_FAILED, "server error (or a record the server would refuse)"},
+    {CTL_UNREACHABLE, "unreachable: no reply within --timeout"},
+};
+const size_t ctl_n_exit_codes = sizeof ctl_exit_codes / sizeof ctl_exit_codes[0];
+
+const verb_t ctl_verbs[] = {
+    {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", ctl_put, false, NULL},
+    {"get", 1, 1, FLAG_RECORD, true, "KEY [--record]",
+     "print KEY's value (--record: decoded as a typed record)", ctl_get, false, NULL},
+    {"del", 1, 1, 0, true, "KEY", "delete KEY", ctl_del, false, NULL},
+    {"scan", 0, 2, FLAG_LIMIT | FLAG_PAGE, true, "[START [END]] [--limit N] [--page N]",
+     "list keys in [START, END), paging with the cursor", ctl_scan, false, NULL},
+    {"status", 0, 0, 0, true, "", "role, term, last and durable seq", ctl_status, false, NULL},
+    {"stats", 0, 0, 0, true, "", "the server's counters", ctl_stats, false, NULL},
+    {"record put", 1, 1 + MAX_RECORD_FIELDS, 0, true, "TYPE field=value ...",
+     "write a typed record (proto/RECORDS.md); prints seq, topic and key", ctl_record_put, false,
+     NULL},
+    {"record get", 1, 1, 0, true, "KEY", "print KEY's value decoded as a typed record",
+     ctl_record_get, false, NULL},
+    {"tail", 0, STRATA_PROTO_MAX_TOPICS,
+     FLAG_FROM | FLAG_FROM_TIME | FLAG_DELAYED | FLAG_DURABLE | FLAG_COUNT | FLAGS_DISTRIBUTOR,
+     false, "[TOPIC...] [--from SEQ | --from-time T] [--delayed] [--durable NAME] [--count N]",
+     "print records as they arrive from the distributor (--json: JSON lines)", ctl_tail, true,
+     "  TOPIC is a prefix; none: every topic not beginning with '$'.\n"
+     "  One line per record: seq, topic, key, value (tab-separated). A typed record's value\n"
+     "  is shown as its JSON, other values as text when printable, else as 0x-hex.\n"
+     "  --json prints one JSON object per line (JSON lines), not one document.\n"
+     "  --from SEQ / --from-time T  replay history from there, then go on live; T is ns\n"
+     "                     since the epoch or UTC ISO-8601, e.g. 2026-11-24T10:00:00Z\n"
+     "  --delayed          the delayed (batched) stream instead of the live one\n"
+     "  --durable NAME     a durable session: resumes after NAME's acked seq; each record\n"
+     "                     is acked once printed\n"
+     "  --count N          stop after N records (exit 0); Ctrl-C also exits 0\n"
+     "  --live, --delayed-endpoint, --history ENDPOINT, --dir DATADIR  where the\n"
+     "                     distributor is: flags, else DATADIR/distributor.endpoints,\n"
+     "                     else " STRATA_SUB_DEFAULT_LIVE ", " STRATA_SUB_DEFAULT_DELAYED
+     ", " STRATA_SUB_DEFAULT_HISTORY "\n"},
+    {"subscribers", 0, 0, FLAG_HISTORY_EP | FLAG_DIR, false, "[--history ENDPOINT | --dir DATADIR]",
+     "durable subscribers: topics, acked seq, lag, unacked, resends, connected", ctl_subscribers,
+     false, NULL},
+    {"snapshot", 0, 0, FLAG_DIR, false, "--dir DATADIR",
+     "take a snapshot now through the node's strata-snapshotter; prints its seq and path",
+     ctl_snapshot, false, NULL},
+    {"snapshots", 0, 0, FLAG_DIR, false, "--dir DATADIR",
+     "the node's sealed snapshots: name, seq, term, time, files, bytes", ctl_snapshots, false,
+     NULL},
+    {"backup", 1, 1, FLAG_DIR | FLAG_SNAPSHOT, false, "DEST --dir DATADIR [--snapshot NAME|PATH]",
+     "copy the newest (or the named) snapshot to DEST, checking every file's checksum", ctl_backup,
+     false,
+     "  DEST must not exist or be an empty directory; the copy is built in DEST.tmp and\n"
+     "  renamed when whole. Progress goes to stderr (not with --json or -q).\n"},
+    {"restore", 2, 2, 0, false, "BACKUP DATADIR",
+     "check every checksum of BACKUP, then copy it into DATADIR (new or empty)", ctl_restore, false,
+     NULL},
+    {"verify", 1, 1, 0, false, "DATADIR",
+     "check every WAL entry, SSTable block and the MANIFEST (and a backup's SNAPSHOT); "
+     "exit 3 on any problem",
+     ctl_verify, false,
+     "  Read-only: safe beside a running writer. One line per finding on stdout:\n"
+     "  'problem FILE offset N: what' or 'warning ...' (a torn WAL tail, an orphan table:\n"
+     "  nothing acknowledged is lost), then a summary line.\n"},
+    {"compact", 0, 0, FLAG_DIR | FLAG_LEVEL | FLAG_RANGE, false,
+     "--dir DATADIR [--level N] [--range LO..HI]",
+     "compact now through the node's strata-compactor and wait, showing progress", ctl_compact,
+     false,
+     "  No --level: every level from L0 down to the deepest holding the range, so the\n"
+     "  range ends up in one level. --level N: only L N into L N+1 (N in 0..5).\n"
+     "  --range LO..HI limits L1+ to tables overlapping [LO, HI] (either side may be\n"
+     "  empty); L0 always goes whole, since its tables overlap. Progress goes to stderr\n"
+     "  on a terminal (not with --json or -q).\n"},
+    {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", ctl_help, false, NULL},
+};
+const size_t ctl_n_verbs = sizeof ctl_verbs / sizeof ctl_verbs[0];
+
+static int s_run(ctl_t *ctl, int argc, char **argv)
+{
+    ctl_cmdline_t cmd = {0};
+    int exit_code = ctl_parse(ctl, argc, argv, &cmd);
+    if (exit_code)
+        return exit_code;
+    if (cmd.argc == 0) {
+        if (cmd.help) {
+            ctl_usage(ctl, stdout);
+            return CTL_OK;
+        }
+        if (cmd.version) {
+            if (ctl->json)
+                cJSON_AddStringToObject(ctl_doc(ctl), "version", STRATA_VERSION);
+            else
+                printf("stratactl %s\n", STRATA_VERSION);
+            return CTL_OK;
+        }
+        ctl_usage(ctl, stderr);
+        return ctl_fail(ctl, CTL_USAGE, 0, "no verb given");
+    }
+    if ((exit_code = ctl_select(ctl, &cmd)))
+        return exit_code;
+    if (cmd.help) {
+        ctl_verb_usage(ctl, stdout, ctl->verb);
+        return CTL_OK;
+    }
+    if (ctl->verb->needs_server) {
+        strata_client_options_t opts = {.endpoint = ctl->endpoint, .timeout_ms = ctl->timeout_ms};
+        strata_error_t err;
+        int rc = strata_client_connect(&opts, &ctl->client, &err);
+        if (rc)
+            return ctl_fail(ctl, rc == STRATA_EINVAL ? CTL_USAGE : CTL_FAILED, rc, "%s", err.msg);
+    }
+    return ctl->verb->handler(ctl, cmd.argc, cmd.argv);
+}
+
+int main(int argc, char **argv)
+{
+    /* Ctrl-C should end a stuck call at once: there is nothing to flush. */
+    zsys_handler_set(NULL);
+    cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = ctl_xmalloc, .free_fn = free});
+
+    const char *env_server = getenv("STRATA_SERVER");
+    ctl_t ctl = {
+        .endpoint = env_server && env_server[0] ? env_server : STRATA_CLIENT_DEFAULT_ENDPOINT,
+        .timeout_ms = STRATA_CLIENT_DEFAULT_TIMEOUT_MS,
+        .durability = STRATA_DURABILITY_SYNC,
+        .level = -1,
+    };
+    int exit_code = s_run(&ctl, argc, argv);
+    if (ctl.json && ctl.doc) {
+        /* A JSON-lines verb's error stays one line too. */
+        bool one_line = ctl.verb && ctl.verb->json_lines;
+        char *text = one_line ? cJSON_PrintUnformatted(ctl.doc) : cJSON_Print(ctl.doc);
+        puts(text);
+        free(text);
+    }
+    cJSON_Delete(ctl.doc);
+    strata_client_destroy(&ctl.client);
+    return exit_code;
+}

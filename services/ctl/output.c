@@ -1,0 +1,255 @@
+/* Printing for stratactl: escaped bytes, errors with their exit codes, typed
+ * records as text and JSON. */
+#define _GNU_SOURCE
+#include "ctl.h"
+
+/* ---- output helpers ------------------------------------------------------ */
+
+/* cJSON allocations cannot fail from here on: stratactl's policy on memory
+ * is the services' one, abort with a message. */
+void *ctl_xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p) {
+        fprintf(stderr, "stratactl: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+/* Bytes for a terminal: printable ASCII as is, everything else as \xNN (and
+ * the backslash doubled), so one entry stays on one line. */
+void ctl_print_bytes(FILE *out, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\\')
+            fputs("\\\\", out);
+        else if (p[i] >= 0x20 && p[i] < 0x7f)
+            fputc(p[i], out);
+        else
+            fprintf(out, "\\x%02x", p[i]);
+    }
+}
+
+/* The same escaping into a string for a message; cut short when it fills
+ * buf, which is always NUL-terminated. */
+const char *ctl_escape(char *buf, size_t cap, const void *data, size_t len)
+{
+    FILE *out = fmemopen(buf, cap, "w");
+    if (!out)
+        return "?";
+    setbuf(out, NULL);
+    ctl_print_bytes(out, data, len);
+    fclose(out);
+    buf[cap - 1] = '\0';
+    return buf;
+}
+
+/* Bytes as a JSON string: each byte becomes the code point of the same value
+ * (the convention of strata_record_to_json), so any bytes, NULs included,
+ * survive and ASCII stays readable. Written by hand because a cJSON string
+ * ends at the first NUL. */
+cJSON *ctl_json_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    char *text = ctl_xmalloc(6 * len + 3);
+    size_t n = 0;
+    text[n++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\') {
+            text[n++] = '\\';
+            text[n++] = (char)p[i];
+        } else if (p[i] < 0x20 || p[i] >= 0x7f) {
+            n += (size_t)sprintf(text + n, "\\u%04x", p[i]);
+        } else {
+            text[n++] = (char)p[i];
+        }
+    }
+    text[n++] = '"';
+    text[n] = '\0';
+    cJSON *item = cJSON_CreateRaw(text);
+    free(text);
+    return item;
+}
+
+/* A uint64 printed exactly: cJSON numbers are doubles and lose digits past 2^53. */
+void ctl_json_add_u64(cJSON *obj, const char *name, uint64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    cJSON_AddItemToObject(obj, name, cJSON_CreateRaw(text));
+}
+
+cJSON *ctl_doc(ctl_t *ctl)
+{
+    if (!ctl->doc)
+        ctl->doc = cJSON_CreateObject();
+    return ctl->doc;
+}
+
+/* The one error line, and with --json the error document. Returns exit_code. */
+int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    const char *verb = ctl->verb ? ctl->verb->name : ctl->verb_word;
+    /* -q: a missing key is an answer, not a problem; the exit code says it. */
+    bool silent = ctl->quiet && exit_code == CTL_NOT_FOUND;
+    if (!silent)
+        fprintf(stderr, "stratactl: %s%s%s\n", verb ? verb : "", verb ? ": " : "", message);
+    if (ctl->json) {
+        cJSON_Delete(ctl->doc);
+        ctl->doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(ctl->doc, "error", message);
+        cJSON_AddNumberToObject(ctl->doc, "code", exit_code);
+        if (status)
+            cJSON_AddNumberToObject(ctl->doc, "status", status);
+        if (verb)
+            cJSON_AddStringToObject(ctl->doc, "verb", verb);
+    }
+    return exit_code;
+}
+
+/* A failed client call: no reply is "unreachable", a missing key "not found",
+ * anything else the server (or a reply we cannot read) refusing. */
+int ctl_fail_call(ctl_t *ctl, int rc, const strata_error_t *err)
+{
+    int exit_code = rc == STRATA_ETIMEDOUT   ? CTL_UNREACHABLE
+                    : rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND
+                                             : CTL_FAILED;
+    return ctl_fail(ctl, exit_code, rc, "%s", err->msg[0] ? err->msg : strata_strerror(rc));
+}
+
+strata_bytes_t ctl_arg_bytes(const char *arg)
+{
+    return (strata_bytes_t){.data = (const uint8_t *)arg, .len = strlen(arg)};
+}
+
+/* ---- typed records ------------------------------------------------------ */
+
+/* Builds, validates and encodes a record from "field=value" pairs; *msgpack
+ * is malloc'd. topic and key get what the server will derive from it. */
+int ctl_record_build(const char *type_name, const char *const *pairs, size_t n_pairs,
+                     uint8_t **msgpack, size_t *len, char *topic, size_t topic_cap, char *key,
+                     size_t key_cap, size_t *key_len, strata_error_t *err)
+{
+    strata_record_t rec;
+    int rc = strata_record_from_fields(type_name, pairs, n_pairs, &rec, err);
+    if (rc)
+        return rc;
+    ssize_t built = strata_record_key(&rec, key, key_cap);
+    if (built < 0) {
+        rc = strata_error_set(err, (int)built, "%s: key does not fit in %zu bytes", type_name,
+                              key_cap);
+    } else {
+        *key_len = (size_t)built;
+        const char *derived = strata_record_topic(&rec);
+        snprintf(topic, topic_cap, "%s", derived ? derived : "");
+        rc = strata_record_encode(&rec, msgpack, len, err);
+    }
+    strata_record_clear(&rec);
+    return rc;
+}
+
+/* Decodes leniently, as a subscriber does (a newer writer's added fields are
+ * skipped), and renders pretty JSON into *json (malloc'd). */
+int ctl_record_json(const void *value, size_t len, char **json, strata_error_t *err)
+{
+    strata_record_t rec;
+    int rc = strata_record_decode(value, len, true, &rec, err);
+    if (rc)
+        return rc;
+    rc = strata_record_to_json(&rec, json);
+    if (rc)
+        strata_error_set(err, rc, "record: cannot render as JSON");
+    strata_record_clear(&rec);
+    return rc;
+}
+
+/* A typed record's JSON on one line (strata_record_to_json indents), or NULL
+ * when value is not a record. Malloc'd. */
+static char *s_record_line(const void *value, size_t len)
+{
+    char *json = NULL;
+    strata_error_t err;
+    if (len == 0 || ctl_record_json(value, len, &json, &err) != 0)
+        return NULL;
+    size_t out = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; json[i]; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            continue;
+        } else if (c == '"') {
+            in_string = true;
+        }
+        json[out++] = c;
+    }
+    json[out] = '\0';
+    return json;
+}
+
+static bool s_printable(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x20 || p[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* One record, one line: "seq<TAB>topic<TAB>key<TAB>value", or with --json
+ * one JSON object. Flushed, so a pipe sees each record as it comes. */
+void ctl_print_record(ctl_t *ctl, const strata_entry_t *e)
+{
+    bool deleted = e->type == STRATA_VALUE_DELETE;
+    char *record = deleted ? NULL : s_record_line(e->value, e->value_len);
+    if (ctl->json) {
+        cJSON *obj = cJSON_CreateObject();
+        ctl_json_add_u64(obj, "seq", e->seq);
+        cJSON_AddItemToObject(obj, "topic", ctl_json_bytes(e->topic, e->topic_len));
+        cJSON_AddItemToObject(obj, "key", ctl_json_bytes(e->key, e->key_len));
+        cJSON_AddStringToObject(obj, "op", deleted ? "delete" : "put");
+        if (!deleted)
+            cJSON_AddItemToObject(obj, "value", ctl_json_bytes(e->value, e->value_len));
+        if (record)
+            cJSON_AddItemToObject(obj, "record", cJSON_CreateRaw(record));
+        ctl_json_add_u64(obj, "timestamp_ns", e->timestamp_ns);
+        char *text = cJSON_PrintUnformatted(obj);
+        puts(text);
+        free(text);
+        cJSON_Delete(obj);
+    } else {
+        printf("%" PRIu64 "\t", e->seq);
+        ctl_print_bytes(stdout, e->topic, e->topic_len);
+        putchar('\t');
+        ctl_print_bytes(stdout, e->key, e->key_len);
+        putchar('\t');
+        if (deleted) {
+            fputs("(deleted)", stdout);
+        } else if (record) {
+            fputs(record, stdout);
+        } else if (s_printable(e->value, e->value_len)) {
+            fwrite(e->value, 1, e->value_len, stdout);
+        } else {
+            fputs("0x", stdout);
+            for (uint32_t i = 0; i < e->value_len; i++)
+                printf("%02x", e->value[i]);
+        }
+        putchar('\n');
+    }
+    fflush(stdout);
+    free(record);
+}
