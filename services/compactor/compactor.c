@@ -36,6 +36,7 @@
 #include "version.h"
 
 #define COMPACTOR_VERSION "0.1.0"
+
 /* The writer holds a compaction_state request this long when nothing
  * changed; the client waits a little longer for the answer. */
 #define STATE_WAIT_MS     1000
@@ -44,24 +45,6 @@
  * install stays small and the node keeps flushing meanwhile. */
 #define MANUAL_CHUNK_FILES 16
 #define MAX_STALE_RETRIES  100
-
-static const char default_config[] =
-    "node\n"
-    "    name = node1\n"
-    "    data_dir = ./strata-data\n"
-    "compactor\n"
-    "    endpoint = \"\"\n" /* empty: ipc://<data_dir>/compactor.ctl */
-    "    l0_trigger = 4\n"
-    "    level1_mb = 64\n"
-    "    target_file_mb = 8\n"
-    "    rate_mb_s = 0\n"     /* bytes written per second; 0: unlimited */
-    "    cpu_percent = 100\n" /* of one core, while compacting */
-    "writer\n"
-    "    lz4 = false\n" /* the writer's: outputs are compressed as its flushes are */
-    "metrics\n"
-    "    endpoint = 127.0.0.1:7483\n"
-    "log\n"
-    "    level = info\n";
 
 typedef struct {
     uint64_t id;
@@ -778,14 +761,6 @@ static int claim_work_dir(comp_t *s, strata_error_t *err)
     return 0;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: strata-compactor [-c FILE] [--print-config] [-h] [--version]\n"
-                 "Compacts the node whose writer shares its node/data_dir: picks from the\n"
-                 "writer's version, merges into <data_dir>/compaction, and has the writer\n"
-                 "install the result.\n");
-}
-
 static int load(comp_t *s, strata_error_t *err)
 {
     uint64_t l0, l1_mb, target_mb, rate_mb;
@@ -818,14 +793,14 @@ static int load(comp_t *s, strata_error_t *err)
     return 0;
 }
 
-int main(int argc, char **argv)
+const char *compactor_version(void)
 {
-    const char *config_file;
-    bool print_config;
-    int rc = svc_parse_args(argc, argv, "strata-compactor", COMPACTOR_VERSION, usage, &config_file,
-                            &print_config);
-    if (rc >= 0)
-        return rc;
+    return COMPACTOR_VERSION;
+}
+
+int compactor_main(const char *default_config, const char *config_file, bool print_config)
+{
+    int rc;
     static comp_t comp;
     comp_t *s = &comp;
     s->lock_fd = -1;

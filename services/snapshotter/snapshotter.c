@@ -29,24 +29,10 @@
 #include "strata/snapshot.h"
 
 #define SNAPSHOTTER_VERSION "0.1.0"
+
 /* A checkpoint flushes the memtable first: up to writer/memtable_mb to
  * write, on a disk that may be slow. */
 #define CHECKPOINT_TIMEOUT_MS 600000
-
-static const char default_config[] =
-    "node\n"
-    "    name = node1\n"
-    "    data_dir = ./strata-data\n"
-    "snapshotter\n"
-    "    endpoint = \"\"\n" /* empty: ipc://<data_dir>/snapshotter.ctl */
-    "    dir = \"\"\n"      /* empty: <data_dir>/snapshots (same file system: hard links) */
-    "    interval_s = 1800\n"
-    "    keep = 3\n"
-    "    truncate_wal = true\n"
-    "metrics\n"
-    "    endpoint = 127.0.0.1:7482\n"
-    "log\n"
-    "    level = info\n";
 
 typedef struct {
     svc_config_t *cfg;
@@ -313,13 +299,6 @@ static int write_endpoints(snap_t *s, strata_error_t *err)
     return svc_write_endpoints(s->endpoints_file, "snapshotter", pairs, 3, err);
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: strata-snapshotter [-c FILE] [--print-config] [-h] [--version]\n"
-                 "Snapshots the node whose writer shares its node/data_dir, every\n"
-                 "snapshotter/interval_s and on request, and truncates the WAL they cover.\n");
-}
-
 static int load(snap_t *s, strata_error_t *err)
 {
     int rc;
@@ -334,14 +313,14 @@ static int load(snap_t *s, strata_error_t *err)
     return 0;
 }
 
-int main(int argc, char **argv)
+const char *snapshotter_version(void)
 {
-    const char *config_file;
-    bool print_config;
-    int rc = svc_parse_args(argc, argv, "strata-snapshotter", SNAPSHOTTER_VERSION, usage,
-                            &config_file, &print_config);
-    if (rc >= 0)
-        return rc;
+    return SNAPSHOTTER_VERSION;
+}
+
+int snapshotter_main(const char *default_config, const char *config_file, bool print_config)
+{
+    int rc;
     static snap_t snap;
     snap_t *s = &snap;
     strata_error_t err;
