@@ -31,6 +31,7 @@
 #include "log.h"
 #include "node.h"
 #include "router.h"
+#include "verbs.h"
 #include "strata/client.h"
 #include "strata/codec.h"
 #include "version.h"
@@ -638,42 +639,71 @@ static void reply_progress(comp_t *s, zframe_t *identity, bool delimited, uint64
     pthread_mutex_unlock(&s->mu);
 }
 
+/* One control request, as the verb handlers see it. */
+typedef struct {
+    comp_t *s;
+    zframe_t *identity;
+    bool delimited;
+    const strata_request_t *req;
+} call_t;
+
+static void verb_compact(void *arg)
+{
+    call_t *c = arg;
+    comp_t *s = c->s;
+    const strata_request_t *req = c->req;
+    manual_t m;
+    char why[512];
+    if (parse_manual(req, &m, why, sizeof why) != 0)
+        return send_error(s, c->identity, c->delimited, req->request_id, STRATA_EINVAL, why);
+    pthread_mutex_lock(&s->mu);
+    /* A second request before the first starts replaces it. */
+    m.id = ++s->next_manual_id;
+    s->pending = m;
+    s->has_pending = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    char id[32];
+    snprintf(id, sizeof id, "%" PRIu64, m.id);
+    strata_pair_t pairs[] = {{"id", id}, {"queued", "true"}};
+    strata_reply_t rep = {
+        .request_id = req->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 2};
+    log_info("event=manual_compaction_queued id=%s level=%s range=%s", id, req->args[0],
+             req->args[1]);
+    svc_router_send(s->router, c->identity, c->delimited, &rep);
+}
+
+static void verb_progress(void *arg)
+{
+    call_t *c = arg;
+    reply_progress(c->s, c->identity, c->delimited, c->req->request_id);
+}
+
+static void verb_ping(void *arg)
+{
+    call_t *c = arg;
+    strata_pair_t pairs[] = {{"pong", "1"}, {"version", COMPACTOR_VERSION}};
+    strata_reply_t rep = {
+        .request_id = c->req->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 2};
+    svc_router_send(c->s->router, c->identity, c->delimited, &rep);
+}
+
+static const svc_verb_t verbs[] = {
+    {"compact", 2, 2, false, verb_compact,
+     "LEVEL RANGE: queue a manual compaction of LEVEL (- for every level) over RANGE (- or "
+     "lo..hi)"},
+    {"progress", 0, 0, false, verb_progress, "the running and the last manual compaction"},
+    {"ping", 0, 0, false, verb_ping, "liveness and version"},
+};
+
 static void handle_control(void *arg, zframe_t *identity, bool delimited,
                            const strata_request_t *req)
 {
-    comp_t *s = arg;
-    strata_reply_t rep = {.request_id = req->request_id, .op = STRATA_OP_CONTROL};
-    if (!strcmp(req->verb, "compact")) {
-        manual_t m;
-        char why[512];
-        if (parse_manual(req, &m, why, sizeof why) != 0)
-            return send_error(s, identity, delimited, req->request_id, STRATA_EINVAL, why);
-        pthread_mutex_lock(&s->mu);
-        /* A second request before the first starts replaces it. */
-        m.id = ++s->next_manual_id;
-        s->pending = m;
-        s->has_pending = true;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        char id[32];
-        snprintf(id, sizeof id, "%" PRIu64, m.id);
-        strata_pair_t pairs[] = {{"id", id}, {"queued", "true"}};
-        rep.pairs = pairs;
-        rep.n_pairs = 2;
-        log_info("event=manual_compaction_queued id=%s level=%s range=%s", id, req->args[0],
-                 req->args[1]);
-        return svc_router_send(s->router, identity, delimited, &rep);
-    }
-    if (!strcmp(req->verb, "progress") && req->n_args == 0)
-        return reply_progress(s, identity, delimited, req->request_id);
-    if (!strcmp(req->verb, "ping") && req->n_args == 0) {
-        strata_pair_t pairs[] = {{"pong", "1"}, {"version", COMPACTOR_VERSION}};
-        rep.pairs = pairs;
-        rep.n_pairs = 2;
-        return svc_router_send(s->router, identity, delimited, &rep);
-    }
-    send_error(s, identity, delimited, req->request_id, STRATA_EINVAL,
-               "control.verb: strata-compactor serves compact LEVEL RANGE, progress and ping");
+    call_t c = {.s = arg, .identity = identity, .delimited = delimited, .req = req};
+    char why[512];
+    /* Only the node can reach this endpoint (ipc by default). */
+    if (!svc_verbs_dispatch(verbs, sizeof verbs / sizeof verbs[0], req, true, &c, why, sizeof why))
+        send_error(c.s, identity, delimited, req->request_id, STRATA_EINVAL, why);
 }
 
 static int on_request(zloop_t *loop, zsock_t *sock, void *arg)

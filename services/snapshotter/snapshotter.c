@@ -24,6 +24,7 @@
 #include "log.h"
 #include "node.h"
 #include "router.h"
+#include "verbs.h"
 #include "strata/client.h"
 #include "strata/codec.h"
 #include "strata/snapshot.h"
@@ -214,44 +215,69 @@ static void send_error(snap_t *s, zframe_t *identity, bool delimited, uint64_t r
     svc_router_send_error(s->router, identity, delimited, request_id, code, text);
 }
 
+/* One control request, as the verb handlers see it. */
+typedef struct {
+    snap_t *s;
+    zframe_t *identity;
+    bool delimited;
+    const strata_request_t *req;
+} call_t;
+
+static void verb_snapshot(void *arg)
+{
+    call_t *c = arg;
+    snap_t *s = c->s;
+    zframe_t *identity = c->identity;
+    bool delimited = c->delimited;
+    const strata_request_t *req = c->req;
+    strata_reply_t rep = {.request_id = req->request_id, .op = STRATA_OP_CONTROL};
+    result_t res;
+    strata_error_t err;
+    int rc = take_snapshot(s, &res, &err);
+    if (rc)
+        return send_error(s, identity, delimited, req->request_id, rc, err.msg);
+    char seq[32], files[32], bytes[32], ms[32], deleted[16];
+    snprintf(seq, sizeof seq, "%" PRIu64, res.seq);
+    snprintf(files, sizeof files, "%" PRIu64, res.files);
+    snprintf(bytes, sizeof bytes, "%" PRIu64, res.bytes);
+    snprintf(ms, sizeof ms, "%" PRIu64, res.ms);
+    snprintf(deleted, sizeof deleted, "%" PRIu32, res.wal_deleted);
+    strata_pair_t pairs[] = {{"name", res.name},
+                             {"path", res.path},
+                             {"seq", seq},
+                             {"files", files},
+                             {"bytes", bytes},
+                             {"existed", res.existed ? "true" : "false"},
+                             {"wal_segments_deleted", deleted},
+                             {"ms", ms}};
+    rep.pairs = pairs;
+    rep.n_pairs = sizeof pairs / sizeof pairs[0];
+    send_reply(s, identity, delimited, &rep);
+}
+
+static void verb_ping(void *arg)
+{
+    call_t *c = arg;
+    strata_pair_t pairs[] = {
+        {"pong", "1"}, {"version", SNAPSHOTTER_VERSION}, {"dir", c->s->snap_dir}};
+    strata_reply_t rep = {
+        .request_id = c->req->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 3};
+    send_reply(c->s, c->identity, c->delimited, &rep);
+}
+
+static const svc_verb_t verbs[] = {
+    {"snapshot", 0, 0, false, verb_snapshot,
+     "take a snapshot now, prune to keep, truncate the WAL below it"},
+    {"ping", 0, 0, false, verb_ping, "liveness, version and the snapshots directory"},
+};
+
 static void handle_control(void *arg, zframe_t *identity, bool delimited,
                            const strata_request_t *req)
 {
-    snap_t *s = arg;
-    strata_reply_t rep = {.request_id = req->request_id, .op = STRATA_OP_CONTROL};
-    if (!strcmp(req->verb, "snapshot") && req->n_args == 0) {
-        result_t res;
-        strata_error_t err;
-        int rc = take_snapshot(s, &res, &err);
-        if (rc)
-            return send_error(s, identity, delimited, req->request_id, rc, err.msg);
-        char seq[32], files[32], bytes[32], ms[32], deleted[16];
-        snprintf(seq, sizeof seq, "%" PRIu64, res.seq);
-        snprintf(files, sizeof files, "%" PRIu64, res.files);
-        snprintf(bytes, sizeof bytes, "%" PRIu64, res.bytes);
-        snprintf(ms, sizeof ms, "%" PRIu64, res.ms);
-        snprintf(deleted, sizeof deleted, "%" PRIu32, res.wal_deleted);
-        strata_pair_t pairs[] = {{"name", res.name},
-                                 {"path", res.path},
-                                 {"seq", seq},
-                                 {"files", files},
-                                 {"bytes", bytes},
-                                 {"existed", res.existed ? "true" : "false"},
-                                 {"wal_segments_deleted", deleted},
-                                 {"ms", ms}};
-        rep.pairs = pairs;
-        rep.n_pairs = sizeof pairs / sizeof pairs[0];
-        return send_reply(s, identity, delimited, &rep);
-    }
-    if (!strcmp(req->verb, "ping") && req->n_args == 0) {
-        strata_pair_t pairs[] = {
-            {"pong", "1"}, {"version", SNAPSHOTTER_VERSION}, {"dir", s->snap_dir}};
-        rep.pairs = pairs;
-        rep.n_pairs = 3;
-        return send_reply(s, identity, delimited, &rep);
-    }
-    send_error(s, identity, delimited, req->request_id, STRATA_EINVAL,
-               "control.verb: strata-snapshotter serves snapshot and ping, without arguments");
+    call_t c = {.s = arg, .identity = identity, .delimited = delimited, .req = req};
+    char why[512];
+    if (!svc_verbs_dispatch(verbs, sizeof verbs / sizeof verbs[0], req, true, &c, why, sizeof why))
+        send_error(c.s, identity, delimited, req->request_id, STRATA_EINVAL, why);
 }
 
 static int on_request(zloop_t *loop, zsock_t *sock, void *arg)

@@ -1,18 +1,12 @@
 /* Control verbs: the table, its handlers, and the compactor's
  * compaction_state and install_compaction. */
 #define _GNU_SOURCE
+#include "verbs.h"
 #include "writer.h"
 
-typedef struct {
-    const char *verb;
-    size_t min_args, max_args;
-    bool control_only; /* only on the node-local ipc endpoint */
-    void (*fn)(ctx_t *c);
-    const char *summary;
-} verb_t;
-
-static void ctl_ping(ctx_t *c)
+static void ctl_ping(void *call)
 {
+    ctx_t *c = call;
     strata_pair_t pairs[] = {{"pong", "1"}, {"version", WRITER_VERSION}};
     pairs_t p = {pairs, NULL, 2, 2};
     reply_pairs(c, STRATA_OP_CONTROL, &p);
@@ -120,8 +114,9 @@ static int parse_install(writer_t *w, job_t *job, const strata_request_t *req, c
     return 0;
 }
 
-static void ctl_job(ctx_t *c)
+static void ctl_job(void *call)
 {
+    ctx_t *c = call;
     job_t *job = calloc(1, sizeof *job);
     if (!job)
         return reply_error(c, STRATA_ENOMEM, "out of memory");
@@ -189,8 +184,9 @@ static void state_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope, uint64_t 
 
 /* compaction_state [GENERATION WAIT_MS]: with a generation, the reply waits
  * (up to WAIT_MS, at most 10 s) until the version is no longer that one. */
-static void ctl_compaction_state(ctx_t *c)
+static void ctl_compaction_state(void *call)
 {
+    ctx_t *c = call;
     uint64_t have = 0, wait_ms = 0;
     if (c->req->n_args == 2) {
         char *end1 = NULL, *end2 = NULL;
@@ -262,8 +258,9 @@ void watch_l0(writer_t *w)
     }
 }
 
-static void ctl_config(ctx_t *c)
+static void ctl_config(void *call)
 {
+    ctx_t *c = call;
     static const char *const keys[] = {"node/name",
                                        "node/data_dir",
                                        "writer/endpoint",
@@ -290,15 +287,16 @@ static void ctl_config(ctx_t *c)
     reply_pairs(c, STRATA_OP_CONTROL, &p);
 }
 
-static void ctl_terminate(ctx_t *c)
+static void ctl_terminate(void *call)
 {
+    ctx_t *c = call;
     strata_pair_t pairs[] = {{"terminating", "1"}};
     pairs_t p = {pairs, NULL, 1, 1};
     reply_pairs(c, STRATA_OP_CONTROL, &p);
     c->w->terminating = true;
 }
 
-static const verb_t verbs[] = {
+static const svc_verb_t verbs[] = {
     {"ping", 0, 0, false, ctl_ping, "liveness and version"},
     {"config", 0, 0, false, ctl_config, "effective configuration"},
     {"flush", 0, 0, false, ctl_job, "write the memtable to L0 and wait"},
@@ -316,23 +314,8 @@ static const verb_t verbs[] = {
 
 void handle_control(ctx_t *c)
 {
-    const strata_request_t *req = c->req;
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-        const verb_t *v = &verbs[i];
-        if (strcmp(v->verb, req->verb))
-            continue;
-        if (v->control_only && !c->from_control)
-            return reply_error(c, STRATA_EINVAL,
-                               "control.verb: '%s' is only accepted on the control endpoint",
-                               v->verb);
-        if (req->n_args < v->min_args || req->n_args > v->max_args)
-            return reply_error(c, STRATA_EINVAL, "control %s: takes %zu..%zu args, got %zu",
-                               v->verb, v->min_args, v->max_args, req->n_args);
-        return v->fn(c);
-    }
-    char known[256] = "";
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
-                 verbs[i].verb);
-    reply_error(c, STRATA_EINVAL, "control.verb: '%s' unknown (%s)", req->verb, known);
+    char why[512];
+    if (!svc_verbs_dispatch(verbs, sizeof verbs / sizeof verbs[0], c->req, c->from_control, c, why,
+                            sizeof why))
+        reply_error(c, STRATA_EINVAL, "%s", why);
 }
