@@ -1,5 +1,5 @@
 /* strata-distributor's server: fans the node's committed records out to
- * remote subscribers (DISTRIBUTION.md).
+ * remote subscribers (proto/DISTRIBUTION.md).
  *
  * Two threads. The pump thread (pump.c) reads the writer's shm ring and owns
  * the two XPUB sockets: every record goes out on the live stream as soon as

@@ -4,7 +4,7 @@
 
 /* ---- topic filters ------------------------------------------------------- */
 
-/* DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
+/* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
  * a '$' topic only for a prefix that itself starts with '$'. */
 bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
 {
