@@ -1402,6 +1402,18 @@ static bool s_pace_held(const s_row_t *row)
 /* Prints the row and its JSON line; the ratios against anchor when both
  * rows have every run. Ratios: msg/s higher is better, p99 lower; a paced
  * row's msg/s is the pacing, so it has no msg/s ratio. */
+
+/* One row in the shape every bench writes; the case is in the metric name,
+ * <size>B.<readers>r.<figure> (e.g. 64B.1r.msg_per_s), the mode in the
+ * bench name (fanout.<mode>). */
+static void s_emit(const s_ctx_t *ctx, const char *bench, const char *system, unsigned size,
+                   unsigned readers, const char *what, double value, const char *unit)
+{
+    char metric[96];
+    snprintf(metric, sizeof metric, "%uB.%ur.%s", size, readers, what);
+    bench_emit(ctx->b, bench, system, metric, value, unit);
+}
+
 static void s_row_report(const s_ctx_t *ctx, const s_row_t *row, const s_row_t *anchor,
                          unsigned size, const s_mode_t *mode)
 {
@@ -1435,35 +1447,27 @@ static void s_row_report(const s_ctx_t *ctx, const s_row_t *row, const s_row_t *
                row->transport->name, m->msg_per_s, row->transport->paced_rate);
     fflush(stdout);
 
-    FILE *json = ctx->b->json;
-    if (!json)
+    if (!ctx->b->json)
         return;
-    fprintf(json,
-            "{\"bench\":\"fanout\",\"transport\":\"%s\",\"mode\":\"%s\",\"paced\":%s,"
-            "\"group\":%u,\"readers\":%u,\"size\":%u,\"msgs\":%" PRIu64 ",\"reps\":%u,"
-            "\"reps_ok\":%u,\"lapped\":%u,\"status\":\"%s\"",
-            row->transport->name, mode->name, mode->paced ? "true" : "false", mode->group,
-            row->readers, size, msgs, ctx->reps, row->ok, row->lapped,
-            row->ok == ctx->reps ? "ok"
-            : row->lapped        ? "lapped"
-                                 : "failed");
+    char bench[32], pair[64];
+    snprintf(bench, sizeof bench, "fanout.%s", mode->name);
+    const char *sys = row->transport->name;
+    s_emit(ctx, bench, sys, size, row->readers, "reps_ok", row->ok, "reps");
+    s_emit(ctx, bench, sys, size, row->readers, "lapped", row->lapped, "reps");
     if (mode->paced)
-        fprintf(json, ",\"paced_msg_per_s\":%u,\"pace_held\":%s", row->transport->paced_rate,
-                s_pace_held(row) ? "true" : "false");
-    if (row->ok)
-        fprintf(json,
-                ",\"msg_per_s\":%.1f,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
-                ",\"p999_ns\":%" PRIu64,
-                m->msg_per_s, m->p50_ns, m->p99_ns, m->p999_ns);
-    if (ratios) {
-        fprintf(json, ",\"anchor\":\"%s\",\"anchor_readers\":%u", anchor->transport->name,
-                anchor->readers);
-        if (!mode->paced)
-            fprintf(json, ",\"msg_per_s_ratio\":%.4f", msg_ratio);
-        fprintf(json, ",\"p99_ratio\":%.4f", latency_ratio);
+        s_emit(ctx, bench, sys, size, row->readers, "pace_held", s_pace_held(row), "bool");
+    if (row->ok) {
+        s_emit(ctx, bench, sys, size, row->readers, "msg_per_s", m->msg_per_s, "msg/s");
+        s_emit(ctx, bench, sys, size, row->readers, "p50", (double)m->p50_ns, "ns");
+        s_emit(ctx, bench, sys, size, row->readers, "p99", (double)m->p99_ns, "ns");
+        s_emit(ctx, bench, sys, size, row->readers, "p999", (double)m->p999_ns, "ns");
     }
-    fprintf(json, "}\n");
-    fflush(json);
+    if (ratios) {
+        snprintf(pair, sizeof pair, "%s/%s", sys, anchor->transport->name);
+        if (!mode->paced)
+            s_emit(ctx, bench, pair, size, row->readers, "msg_per_s_ratio", msg_ratio, "x");
+        s_emit(ctx, bench, pair, size, row->readers, "p99_ratio", latency_ratio, "x");
+    }
 }
 
 /* ---- the verb ------------------------------------------------------------ */
