@@ -1,0 +1,176 @@
+/* The distributor's object, shared by its three files: pump.c (the thread
+ * reading the ring and owning the XPUB sockets), serving.c (the history
+ * ROUTER on the main thread) and distributor.c (build, run, destroy). */
+#ifndef STRATA_DISTRIBUTOR_H
+#define STRATA_DISTRIBUTOR_H
+
+#include <czmq.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "http.h"
+#include "strata/client.h"
+#include "strata/codec.h"
+#include "strata/ring.h"
+#include "strata/wal.h"
+
+#define DISTRIBUTOR_VERSION   "0.1.0"
+#define META_BYTES            32
+#define META_VERSION          1
+#define KIND_ENTRIES          1
+#define KIND_HEARTBEAT        2
+#define HB_TOPICS_PER_MESSAGE 256
+#define HB_TOPIC              "$hb"
+#define NO_TOPIC              "kv" /* what a write without a topic is published under */
+/* A delayed batch is sent early past this, so a message stays well under
+ * the subscribers' frame cap. */
+#define BATCH_MAX_BYTES    (4u << 20)
+#define WAL_MAX_ENTRY      (STRATA_PROTO_MAX_MESSAGE)
+#define PAGE_DEFAULT_BYTES (1u << 20)
+#define PAGE_MAX_BYTES     (4u << 20)
+#define PAGE_MAX_ENTRIES   10000u
+/* Entries a replay page examines at most, so a sparse topic cannot hold
+ * the loop; the reply's next_seq says where to go on. */
+#define PAGE_MAX_EXAMINED   200000u
+#define DELIVER_MAX_ENTRIES 256u
+#define CURSOR_CACHE        8
+#define SUB_KEY_PREFIX      STRATA_SYS_KEY_PREFIX "sub/"
+#define SUB_KEY_PREFIX_LEN  (STRATA_SYS_KEY_PREFIX_LEN + 4)
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+typedef struct dist dist_t;
+
+/* Checks the numeric keys of a loaded config (for --print-config). */
+int dist_check_config(svc_config_t *cfg, strata_error_t *err);
+
+/* Builds the distributor from a loaded config (taking ownership of it):
+ * binds the three endpoints and the metrics listener, starts the pump
+ * thread and writes <data_dir>/distributor.endpoints. */
+int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err);
+
+/* Serves the history endpoint until interrupted, or, with a pipe, until
+ * the pipe sends anything (zactor's $TERM); then stores pending acks. */
+int dist_run(dist_t *self, zsock_t *pipe);
+
+/* Stops the pump, removes the endpoints file and frees everything. */
+void dist_destroy(dist_t **self_p);
+
+/* zactor body for running the server in-process: args is a
+ * svc_config_t * (ownership taken); signals the pipe 0 when serving, or
+ * the error code when it could not start. */
+void dist_actor(zsock_t *pipe, void *args);
+
+/* Where the endpoints were bound (tcp://127.0.0.1:* resolved). */
+const char *dist_live_endpoint(const dist_t *self);
+const char *dist_delayed_endpoint(const dist_t *self);
+const char *dist_history_endpoint(const dist_t *self);
+
+/* ---- internals shared by the three files ---------------------------------- */
+
+typedef struct {
+    uint64_t last; /* last seq sent on this topic and tier */
+    uint8_t *buf;  /* delayed: entries waiting for the next batch */
+    size_t len, cap;
+    uint32_t count;
+    char name[];
+} topic_state_t;
+
+typedef struct {
+    zsock_t *pub;
+    int tier;         /* 0 live, 1 delayed */
+    zhashx_t *topics; /* name -> topic_state_t */
+    uint64_t last_send_ns;
+    bool hb_now; /* a subscription arrived: heartbeat at once */
+    uint64_t messages, entries, heartbeats;
+} tier_t;
+
+typedef struct sub sub_t;
+
+struct dist {
+    svc_config_t *cfg;
+    char data_dir[PATH_MAX], wal_dir[PATH_MAX + 8], writer_file[PATH_MAX + 32],
+        endpoints_file[PATH_MAX + 32];
+    char live_ep[256], delayed_ep[256], history_ep[256], metrics_url[128];
+    uint64_t delay_ms, heartbeat_ms, sndhwm, window, ack_timeout_ms, ack_flush_ms,
+        session_timeout_ms;
+    svc_http_t *http;
+    zsock_t *history, *notify, *notify_in;
+    bool endpoints_written;
+
+    /* pump thread */
+    pthread_t pump;
+    bool pump_running;
+    atomic_bool stop;
+    tier_t live, delayed;
+    strata_ring_reader_t *ring;
+    strata_wal_cursor_t *pump_cursor;
+    uint64_t instance, start_seq;
+    uint8_t *scratch;
+    size_t scratch_cap;
+    uint64_t next_flush_ns, last_notify_ns, notified;
+    _Atomic uint64_t covered; /* every entry <= this has gone out on the live stream */
+    _Atomic uint64_t laps, wal_catchups, ring_reopens;
+    _Atomic uint64_t live_entries, delayed_batches, heartbeats;
+    atomic_bool ring_ready;
+
+    /* main thread */
+    strata_client_t *writer;
+    zhashx_t *subs; /* name -> sub_t */
+    struct {
+        strata_wal_cursor_t *cursor;
+        uint64_t next_seq, used_ns;
+    } cursors[CURSOR_CACHE];
+    pthread_mutex_t stats_mu; /* main writes, the HTTP thread reads */
+    uint64_t replay_requests, replay_entries, acks, offset_writes, offset_write_failures,
+        deliveries;
+    uint64_t flush_retry_ns; /* after a failed store, wait before asking the writer again */
+};
+
+/* pump.c */
+void *pump_main(void *arg);
+void topic_state_free(void **item);
+
+/* serving.c */
+bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n);
+void sub_destroy(void **item);
+void offsets_flush(dist_t *d);
+int on_history(zloop_t *loop, zsock_t *sock, void *arg);
+int on_notify(zloop_t *loop, zsock_t *sock, void *arg);
+int on_sessions_timer(zloop_t *loop, int timer_id, void *arg);
+int on_flush_timer(zloop_t *loop, int timer_id, void *arg);
+void write_metrics(void *arg, FILE *out);
+bool is_ready(void *arg);
+
+#endif

@@ -1,0 +1,410 @@
+/* strata-distributor's pump thread: reads the writer's shm ring (filling
+ * what it lacks from the WAL) and publishes every committed entry on the
+ * live and delayed XPUB sockets, with heartbeats (DISTRIBUTION.md). */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distributor.h"
+#include "log.h"
+
+/* ---- the pump: ring to PUB ------------------------------------------------ */
+
+static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t prev,
+                        uint64_t instance, uint64_t start_seq)
+{
+    memset(m, 0, META_BYTES);
+    m[0] = META_VERSION;
+    m[1] = (uint8_t)kind;
+    m[2] = (uint8_t)tier;
+    for (int i = 0; i < 4; i++)
+        m[4 + i] = (uint8_t)(count >> (8 * i));
+    put_le64(m + 8, prev);
+    put_le64(m + 16, instance);
+    put_le64(m + 24, start_seq);
+}
+
+/* One message, three frames. PUB drops what a slow subscriber's queue has no
+ * room for; the seqs make that visible to it, so we never block here. */
+static void pub_send(tier_t *t, const void *topic, size_t topic_len, const uint8_t *meta,
+                     const void *body, size_t body_len)
+{
+    void *s = zsock_resolve(t->pub);
+    zmq_send(s, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, meta, META_BYTES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, body, body_len, ZMQ_DONTWAIT);
+    t->messages++;
+}
+
+static topic_state_t *topic_get(dist_t *d, tier_t *t, const uint8_t *topic, size_t len)
+{
+    char name[STRATA_PROTO_MAX_TOPIC + 1];
+    if (len == 0) {
+        topic = (const uint8_t *)NO_TOPIC;
+        len = strlen(NO_TOPIC);
+    }
+    if (len > STRATA_PROTO_MAX_TOPIC)
+        len = STRATA_PROTO_MAX_TOPIC;
+    memcpy(name, topic, len);
+    name[len] = '\0';
+    topic_state_t *ts = zhashx_lookup(t->topics, name);
+    if (ts)
+        return ts;
+    ts = calloc(1, sizeof *ts + len + 1);
+    if (!ts)
+        return NULL;
+    memcpy(ts->name, name, len + 1);
+    ts->last = d->start_seq - 1;
+    zhashx_insert(t->topics, ts->name, ts);
+    return ts;
+}
+
+static void heartbeat(dist_t *d, tier_t *t, uint64_t covered)
+{
+    uint8_t meta[META_BYTES];
+    meta_encode(meta, KIND_HEARTBEAT, t->tier, 0, 0, d->instance, d->start_seq);
+    size_t cap = 12 + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
+    uint8_t *body = malloc(cap);
+    if (!body)
+        return;
+    topic_state_t *ts = zhashx_first(t->topics);
+    do { /* at least one message, even with no topics */
+        size_t off = 12;
+        uint32_t n = 0;
+        for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++) {
+            size_t len = strlen(ts->name);
+            body[off] = (uint8_t)len;
+            body[off + 1] = (uint8_t)(len >> 8);
+            memcpy(body + off + 2, ts->name, len);
+            put_le64(body + off + 2 + len, ts->last);
+            off += 2 + len + 8;
+        }
+        put_le64(body, covered);
+        for (int i = 0; i < 4; i++)
+            body[8 + i] = (uint8_t)(n >> (8 * i));
+        pub_send(t, HB_TOPIC, strlen(HB_TOPIC), meta, body, off);
+    } while (ts);
+    free(body);
+    t->heartbeats++;
+    t->last_send_ns = now_ns();
+    t->hb_now = false;
+    atomic_fetch_add(&d->heartbeats, 1);
+}
+
+static void delayed_flush(dist_t *d, topic_state_t *ts)
+{
+    if (!ts->count)
+        return;
+    uint8_t meta[META_BYTES];
+    meta_encode(meta, KIND_ENTRIES, 1, ts->count, ts->last, d->instance, d->start_seq);
+    const uint8_t *last_entry = NULL;
+    /* The batch's last seq is its last entry's: walk to it. */
+    size_t off = 0;
+    while (off < ts->len) {
+        uint32_t payload = (uint32_t)ts->buf[off + 4] | (uint32_t)ts->buf[off + 5] << 8 |
+                           (uint32_t)ts->buf[off + 6] << 16 | (uint32_t)ts->buf[off + 7] << 24;
+        last_entry = ts->buf + off;
+        off += 40 + payload;
+    }
+    pub_send(&d->delayed, ts->name, strlen(ts->name), meta, ts->buf, ts->len);
+    ts->last = get_le64(last_entry + 16);
+    d->delayed.entries += ts->count;
+    d->delayed.last_send_ns = now_ns();
+    atomic_fetch_add(&d->delayed_batches, 1);
+    ts->len = 0;
+    ts->count = 0;
+}
+
+/* Sends one committed entry (raw is a private copy, already checked). */
+static void publish_entry(dist_t *d, const strata_wal_entry_t *e, const uint8_t *raw,
+                          size_t raw_len)
+{
+    if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
+        goto covered;
+    topic_state_t *live = topic_get(d, &d->live, e->topic, e->topic_len);
+    topic_state_t *later = topic_get(d, &d->delayed, e->topic, e->topic_len);
+    if (!live || !later) {
+        log_error("event=out_of_memory seq=%" PRIu64, e->seq);
+        goto covered;
+    }
+    uint8_t meta[META_BYTES];
+    meta_encode(meta, KIND_ENTRIES, 0, 1, live->last, d->instance, d->start_seq);
+    pub_send(&d->live, live->name, strlen(live->name), meta, raw, raw_len);
+    live->last = e->seq;
+    d->live.entries++;
+    d->live.last_send_ns = now_ns();
+    atomic_fetch_add(&d->live_entries, 1);
+
+    if (later->len + raw_len > BATCH_MAX_BYTES)
+        delayed_flush(d, later);
+    if (later->len + raw_len > later->cap) {
+        size_t cap = later->cap ? later->cap : 4096;
+        while (cap < later->len + raw_len)
+            cap *= 2;
+        uint8_t *grown = realloc(later->buf, cap);
+        if (!grown) {
+            log_error("event=out_of_memory seq=%" PRIu64, e->seq);
+            goto covered;
+        }
+        later->buf = grown;
+        later->cap = cap;
+    }
+    memcpy(later->buf + later->len, raw, raw_len);
+    later->len += raw_len;
+    later->count++;
+covered:
+    atomic_store(&d->covered, e->seq);
+}
+
+static int read_writer_file(dist_t *d, const char *key, char *out, size_t cap)
+{
+    zconfig_t *root = zconfig_load(d->writer_file);
+    if (!root)
+        return -1;
+    const char *v = zconfig_get(root, key, NULL);
+    int rc = v && *v ? 0 : -1;
+    if (!rc)
+        snprintf(out, cap, "%s", v);
+    zconfig_destroy(&root);
+    return rc;
+}
+
+/* Publishes entries covered+1 .. limit from the WAL: how the pump fills a
+ * gap the ring no longer holds (lapped, an entry too big for the ring, or
+ * what a crashed writer recovered before its new ring began). */
+static int catch_up_from_wal(dist_t *d, uint64_t limit)
+{
+    strata_error_t err;
+    uint64_t from = atomic_load(&d->covered) + 1;
+    if (from > limit)
+        return 0;
+    if (!d->pump_cursor &&
+        strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &d->pump_cursor, &err) != 0) {
+        log_error("event=wal_open_failed error=\"%s\"", err.msg);
+        return -1;
+    }
+    if (strata_wal_cursor_seek(d->pump_cursor, from, &err) != 0) {
+        log_error("event=wal_catchup_failed from=%" PRIu64 " error=\"%s\"", from, err.msg);
+        strata_wal_cursor_close(&d->pump_cursor);
+        return -1;
+    }
+    atomic_fetch_add(&d->wal_catchups, 1);
+    uint64_t n = 0;
+    for (;;) {
+        strata_wal_entry_t e;
+        const uint8_t *raw;
+        size_t raw_len;
+        int rc = strata_wal_cursor_next(d->pump_cursor, limit, &e, &raw, &raw_len, &err);
+        if (rc == STRATA_ETIMEDOUT)
+            break;
+        if (rc) {
+            log_error("event=wal_catchup_failed seq=%" PRIu64 " error=\"%s\"",
+                      atomic_load(&d->covered) + 1, err.msg);
+            strata_wal_cursor_close(&d->pump_cursor);
+            return -1;
+        }
+        publish_entry(d, &e, raw, raw_len);
+        n++;
+    }
+    log_info("event=wal_catchup from=%" PRIu64 " to=%" PRIu64 " entries=%" PRIu64, from,
+             atomic_load(&d->covered), n);
+    return 0;
+}
+
+static void ring_close(dist_t *d)
+{
+    strata_ring_reader_close(&d->ring);
+    atomic_store(&d->ring_ready, false);
+}
+
+/* (Re)attaches to the writer's ring, at the seq after what we covered, and
+ * fills from the WAL whatever the ring does not hold. */
+static int ring_attach(dist_t *d)
+{
+    char path[PATH_MAX];
+    if (read_writer_file(d, "writer/ring", path, sizeof path) != 0 || !strcmp(path, "off"))
+        return -1;
+    strata_error_t err;
+    strata_ring_reader_options_t ro = {.start = STRATA_RING_FROM_NEWEST};
+    uint64_t covered = atomic_load(&d->covered);
+    if (covered) {
+        ro.start = STRATA_RING_FROM_SEQ;
+        ro.from_seq = covered + 1;
+    }
+    /* Everything, '$' topics included: covered must move past them too. */
+    static const char *const all[] = {"", "$"};
+    ro.topics = all;
+    ro.n_topics = 2;
+    int rc = strata_ring_reader_open(path, &ro, &d->ring, &err);
+    if (rc == STRATA_ELAPPED) {
+        strata_ring_info_t info;
+        ro.start = STRATA_RING_FROM_OLDEST;
+        if ((rc = strata_ring_reader_open(path, &ro, &d->ring, &err)))
+            return rc;
+        strata_ring_reader_info(d->ring, &info);
+        uint64_t oldest = info.oldest_seq ? info.oldest_seq : info.first_seq;
+        if (catch_up_from_wal(d, oldest - 1) != 0 || atomic_load(&d->covered) + 1 < oldest) {
+            ring_close(d);
+            return -1;
+        }
+        if (strata_ring_reader_seek(d->ring, atomic_load(&d->covered) + 1) != 0) {
+            ring_close(d);
+            return -1;
+        }
+    } else if (rc) {
+        if (rc != STRATA_EIO)
+            log_warning("event=ring_open_failed path=%s error=\"%s\"", path, err.msg);
+        return rc;
+    }
+    if (!d->start_seq) {
+        strata_ring_info_t info;
+        strata_ring_reader_info(d->ring, &info);
+        d->start_seq = strata_ring_reader_next_seq(d->ring);
+        if (!d->start_seq)
+            d->start_seq = info.published_seq + 1;
+        atomic_store(&d->covered, d->start_seq - 1);
+    }
+    atomic_store(&d->ring_ready, true);
+    atomic_fetch_add(&d->ring_reopens, 1);
+    log_info("event=ring_attached path=%s next_seq=%" PRIu64, path,
+             strata_ring_reader_next_seq(d->ring));
+    return 0;
+}
+
+static void check_subscriptions(tier_t *t)
+{
+    void *s = zsock_resolve(t->pub);
+    uint8_t buf[STRATA_PROTO_MAX_TOPIC + 2];
+    for (;;) {
+        int n = zmq_recv(s, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0)
+            break;
+        if (n >= 1 && buf[0] == 1)
+            t->hb_now = true;
+    }
+}
+
+static void notify_main(dist_t *d, bool force)
+{
+    uint64_t covered = atomic_load(&d->covered), now = now_ns();
+    if (covered == d->notified || (!force && now - d->last_notify_ns < 1000000))
+        return;
+    zsock_send(d->notify, "8", covered);
+    d->notified = covered;
+    d->last_notify_ns = now;
+}
+
+static void pump_step_ring(dist_t *d, int timeout_ms)
+{
+    strata_wal_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc = strata_ring_reader_next(d->ring, timeout_ms, &e, &raw, &raw_len);
+    if (rc == 0) {
+        /* Copy out, then check the producer did not overwrite it meanwhile:
+         * what we send must be what was committed. */
+        if (raw_len > d->scratch_cap) {
+            uint8_t *grown = realloc(d->scratch, raw_len);
+            if (!grown)
+                return;
+            d->scratch = grown;
+            d->scratch_cap = raw_len;
+        }
+        memcpy(d->scratch, raw, raw_len);
+        if (!strata_ring_reader_intact(d->ring)) {
+            rc = STRATA_ELAPPED;
+        } else {
+            strata_wal_entry_t copy;
+            size_t used;
+            strata_error_t err;
+            if (strata_wal_entry_decode(d->scratch, raw_len, WAL_MAX_ENTRY, &copy, &used, &err)) {
+                log_error("event=ring_entry_bad seq=%" PRIu64 " error=\"%s\"", e.seq, err.msg);
+                rc = STRATA_ELAPPED; /* take it from the WAL instead */
+            } else {
+                publish_entry(d, &copy, d->scratch, raw_len);
+                return;
+            }
+        }
+    }
+    if (rc == STRATA_ETIMEDOUT)
+        return;
+    if (rc == STRATA_ELAPPED || rc == STRATA_ETOOBIG || rc == STRATA_ECORRUPT) {
+        atomic_fetch_add(&d->laps, rc == STRATA_ELAPPED ? 1 : 0);
+        strata_ring_info_t info;
+        strata_ring_reader_info(d->ring, &info);
+        uint64_t upto = info.published_seq;
+        if (catch_up_from_wal(d, upto) == 0 &&
+            strata_ring_reader_seek(d->ring, atomic_load(&d->covered) + 1) == 0)
+            return;
+        ring_close(d); /* start over from the file */
+        return;
+    }
+    /* ESTALE: the writer stopped or restarted. */
+    log_info("event=ring_stale covered=%" PRIu64, atomic_load(&d->covered));
+    ring_close(d);
+}
+
+void *pump_main(void *arg)
+{
+    dist_t *d = arg;
+    uint64_t last_attach_try = 0;
+    while (!atomic_load(&d->stop)) {
+        uint64_t now = now_ns();
+        if (!d->ring) {
+            if (now - last_attach_try >= 100000000ull) {
+                last_attach_try = now;
+                ring_attach(d);
+            }
+            if (!d->ring) {
+                zclock_sleep(10); /* waiting for a writer: nothing to poll on */
+            }
+        }
+        if (d->ring && atomic_load(&d->ring_ready)) {
+            /* Sleep at most until the next heartbeat or batch is due. */
+            uint64_t hb_at = d->live.last_send_ns + d->heartbeat_ms * 1000000ull;
+            uint64_t due = hb_at < d->next_flush_ns ? hb_at : d->next_flush_ns;
+            int timeout = due > now ? (int)((due - now) / 1000000ull) : 0;
+            if (timeout > 100)
+                timeout = 100;
+            /* Read a burst before looking at anything else. */
+            for (int i = 0; i < 256 && d->ring; i++) {
+                uint64_t before = atomic_load(&d->covered);
+                pump_step_ring(d, i == 0 ? timeout : 0);
+                if (atomic_load(&d->covered) == before)
+                    break;
+            }
+        }
+        now = now_ns();
+        check_subscriptions(&d->live);
+        check_subscriptions(&d->delayed);
+        uint64_t covered = atomic_load(&d->covered);
+        if (d->start_seq &&
+            (d->live.hb_now || now - d->live.last_send_ns >= d->heartbeat_ms * 1000000ull))
+            heartbeat(d, &d->live, covered);
+        if (d->start_seq && now >= d->next_flush_ns) {
+            uint64_t sent_before = d->delayed.messages;
+            for (topic_state_t *ts = zhashx_first(d->delayed.topics); ts;
+                 ts = zhashx_next(d->delayed.topics))
+                delayed_flush(d, ts);
+            if (d->delayed.hb_now || d->delayed.messages == sent_before)
+                heartbeat(d, &d->delayed, covered);
+            d->next_flush_ns = now + d->delay_ms * 1000000ull;
+        } else if (d->start_seq && d->delayed.hb_now) {
+            heartbeat(d, &d->delayed, covered);
+        }
+        notify_main(d, false);
+    }
+    notify_main(d, true);
+    return NULL;
+}
+
+void topic_state_free(void **item)
+{
+    topic_state_t *ts = *item;
+    if (ts) {
+        free(ts->buf);
+        free(ts);
+    }
+    *item = NULL;
+}

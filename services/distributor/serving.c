@@ -1,0 +1,904 @@
+/* strata-distributor's main thread: the history ROUTER (paged replay from
+ * the WAL, durable sessions with acks stored through the writer, the
+ * subscriber list, stats) and the metrics it reports (DISTRIBUTION.md). */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distributor.h"
+#include "log.h"
+#include "node.h"
+#include "router.h"
+
+/* ---- topic filters ------------------------------------------------------- */
+
+/* DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
+ * a '$' topic only for a prefix that itself starts with '$'. */
+bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
+{
+    bool sys = len > 0 && topic[0] == '$';
+    if (n == 0)
+        return !sys;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl = strlen(prefixes[i]);
+        if (sys && (pl == 0 || prefixes[i][0] != '$'))
+            continue;
+        if (pl <= len && !memcmp(topic, prefixes[i], pl))
+            return true;
+        if (len == 0 && !strcmp(prefixes[i], NO_TOPIC))
+            return true;
+    }
+    return false;
+}
+
+static char **strv_dup(const char *const *v, size_t n)
+{
+    char **out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            while (i > 0)
+                free(out[--i]);
+            free(out);
+            return NULL;
+        }
+    return out;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- durable subscriptions ------------------------------------------------- */
+
+struct sub {
+    char name[STRATA_PROTO_MAX_NAME + 1];
+    char **topics;
+    size_t n_topics;
+    uint64_t stored; /* the offset in the engine */
+    uint64_t acked;  /* the highest ack received; stored catches up */
+    bool dirty;
+    uint64_t stored_ns;
+
+    /* the session, when connected */
+    bool connected;
+    zframe_t *identity;
+    bool delimited;
+    uint64_t request_id;
+    uint32_t window;
+    strata_wal_cursor_t *cursor;
+    uint64_t next_seq;            /* the cursor's position */
+    uint64_t *fifo_seq, *fifo_ts; /* sent and not acked, in order */
+    size_t fifo_head, fifo_len, fifo_cap;
+    uint64_t progress_ns, heard_ns;
+    uint64_t resends, delivered;
+    uint64_t *ack_ids; /* ack requests waiting for the offset to be stored */
+    size_t n_ack_ids, cap_ack_ids;
+};
+
+static void session_end(sub_t *s)
+{
+    zframe_destroy(&s->identity);
+    strata_wal_cursor_close(&s->cursor);
+    free(s->fifo_seq);
+    free(s->fifo_ts);
+    s->fifo_seq = s->fifo_ts = NULL;
+    s->fifo_head = s->fifo_len = s->fifo_cap = 0;
+    s->n_ack_ids = 0;
+    s->connected = false;
+}
+
+void sub_destroy(void **item)
+{
+    sub_t *s = *item;
+    if (!s)
+        return;
+    session_end(s);
+    strv_free(s->topics, s->n_topics);
+    free(s->ack_ids);
+    free(s);
+    *item = NULL;
+}
+
+static void send_to(dist_t *d, zframe_t *identity, bool delimited, const strata_reply_t *rep)
+{
+    svc_router_send(d->history, identity, delimited, rep);
+}
+
+static void send_error_to(dist_t *d, zframe_t *identity, bool delimited, uint64_t request_id,
+                          int code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void send_error_to(dist_t *d, zframe_t *identity, bool delimited, uint64_t request_id,
+                          int code, const char *fmt, ...)
+{
+    char text[STRATA_PROTO_MAX_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    strata_reply_t rep = {.request_id = request_id, .status = code, .message = text};
+    send_to(d, identity, delimited, &rep);
+}
+
+/* Offset record: version 1, acked u64, update time u64, topics. */
+static size_t offset_encode(const sub_t *s, uint8_t *out, size_t cap)
+{
+    size_t need = 1 + 8 + 8 + 2;
+    for (size_t i = 0; i < s->n_topics; i++)
+        need += 2 + strlen(s->topics[i]);
+    if (need > cap)
+        return 0;
+    out[0] = 1;
+    put_le64(out + 1, s->acked);
+    put_le64(out + 9, wall_ns());
+    out[17] = (uint8_t)s->n_topics;
+    out[18] = (uint8_t)(s->n_topics >> 8);
+    size_t off = 19;
+    for (size_t i = 0; i < s->n_topics; i++) {
+        size_t len = strlen(s->topics[i]);
+        out[off] = (uint8_t)len;
+        out[off + 1] = (uint8_t)(len >> 8);
+        memcpy(out + off + 2, s->topics[i], len);
+        off += 2 + len;
+    }
+    return off;
+}
+
+static int offset_decode(const uint8_t *v, size_t len, sub_t *s, strata_error_t *err)
+{
+    if (len < 19 || v[0] != 1)
+        return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: offset record version %u",
+                                s->name, len ? v[0] : 0);
+    s->stored = s->acked = get_le64(v + 1);
+    s->stored_ns = get_le64(v + 9);
+    size_t n = (size_t)v[17] | (size_t)v[18] << 8, off = 19;
+    if (n > STRATA_PROTO_MAX_TOPICS)
+        return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: %zu topics", s->name, n);
+    char **topics = calloc(n ? n : 1, sizeof *topics);
+    if (!topics)
+        return STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t tl = off + 2 <= len ? ((size_t)v[off] | (size_t)v[off + 1] << 8) : SIZE_MAX;
+        if (tl > STRATA_PROTO_MAX_TOPIC || off + 2 + tl > len ||
+            !(topics[i] = strndup((const char *)v + off + 2, tl))) {
+            strv_free(topics, i);
+            return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: topic %zu at offset %zu",
+                                    s->name, i, off);
+        }
+        off += 2 + tl;
+    }
+    strv_free(s->topics, s->n_topics);
+    s->topics = topics;
+    s->n_topics = n;
+    return 0;
+}
+
+static int writer_connect(dist_t *d, strata_error_t *err)
+{
+    return svc_writer_connect(d->writer_file, 5000, &d->writer, err);
+}
+
+/* A blocking call failed: drop the connection so the next one starts clean
+ * (a restarted writer may have a new control endpoint). */
+static void writer_reset(dist_t *d)
+{
+    strata_client_destroy(&d->writer);
+}
+
+static sub_t *sub_new(dist_t *d, const char *name)
+{
+    sub_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    zhashx_insert(d->subs, s->name, s);
+    return s;
+}
+
+/* Loads every stored subscriber (for the list; subscribe reads its own). */
+static int subs_load(dist_t *d, strata_error_t *err)
+{
+    int rc = writer_connect(d, err);
+    if (rc)
+        return rc;
+    strata_bytes_t start = {(const uint8_t *)SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN};
+    uint8_t end_key[SUB_KEY_PREFIX_LEN];
+    memcpy(end_key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+    end_key[SUB_KEY_PREFIX_LEN - 1]++; /* '/' + 1: just past the prefix */
+    strata_bytes_t end = {end_key, sizeof end_key};
+    uint8_t cursor_buf[STRATA_PROTO_MAX_CURSOR];
+    strata_bytes_t cursor = {NULL, 0};
+    do {
+        strata_reply_t rep;
+        rc = strata_client_scan(d->writer, start, end, 1000, cursor, &rep, err);
+        if (rc) {
+            strata_reply_clear(&rep);
+            writer_reset(d);
+            return rc;
+        }
+        for (size_t i = 0; i < rep.n_entries; i++) {
+            const strata_entry_t *en = &rep.entries[i];
+            char name[STRATA_PROTO_MAX_NAME + 1];
+            size_t nl = en->key.len - SUB_KEY_PREFIX_LEN;
+            if (nl == 0 || nl > STRATA_PROTO_MAX_NAME)
+                continue;
+            memcpy(name, en->key.data + SUB_KEY_PREFIX_LEN, nl);
+            name[nl] = '\0';
+            sub_t *s = zhashx_lookup(d->subs, name);
+            if (s && (s->connected || s->dirty))
+                continue; /* ours is newer */
+            if (!s && !(s = sub_new(d, name)))
+                break;
+            strata_error_t derr;
+            if (offset_decode(en->value.data, en->value.len, s, &derr) != 0)
+                log_warning("event=bad_offset_record error=\"%s\"", derr.msg);
+        }
+        cursor.len = rep.next_cursor.len;
+        if (cursor.len > sizeof cursor_buf)
+            cursor.len = 0;
+        if (cursor.len)
+            memcpy(cursor_buf, rep.next_cursor.data, cursor.len);
+        cursor.data = cursor_buf;
+        strata_reply_clear(&rep);
+    } while (cursor.len);
+    return 0;
+}
+
+static void reply_acks(dist_t *d, sub_t *s)
+{
+    for (size_t i = 0; i < s->n_ack_ids && s->connected; i++) {
+        strata_reply_t rep = {
+            .request_id = s->ack_ids[i], .op = STRATA_OP_ACK, .durable_seq = s->stored};
+        send_to(d, s->identity, s->delimited, &rep);
+    }
+    s->n_ack_ids = 0;
+}
+
+/* Stores every dirty offset in one synced batch through the writer. */
+void offsets_flush(dist_t *d)
+{
+    if (now_ns() < d->flush_retry_ns)
+        return;
+    size_t n = 0;
+    for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs))
+        n += s->dirty;
+    if (!n)
+        return;
+    strata_batch_op_t *ops = calloc(n, sizeof *ops);
+    uint8_t *keys = malloc(n * (SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME));
+    size_t vcap = 19 + STRATA_PROTO_MAX_TOPICS * (2 + STRATA_PROTO_MAX_TOPIC);
+    uint8_t *values = malloc(n * vcap);
+    sub_t **which = calloc(n, sizeof *which);
+    strata_error_t err;
+    int rc = STRATA_ENOMEM;
+    if (!ops || !keys || !values || !which)
+        goto done;
+    size_t i = 0;
+    for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
+        if (!s->dirty)
+            continue;
+        uint8_t *k = keys + i * (SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME);
+        size_t nl = strlen(s->name);
+        memcpy(k, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+        memcpy(k + SUB_KEY_PREFIX_LEN, s->name, nl);
+        size_t vl = offset_encode(s, values + i * vcap, vcap);
+        ops[i] = (strata_batch_op_t){.kind = STRATA_BATCH_PUT,
+                                     .key = {k, SUB_KEY_PREFIX_LEN + nl},
+                                     .value = {values + i * vcap, vl}};
+        which[i] = s;
+        i++;
+    }
+    if ((rc = writer_connect(d, &err)) == 0) {
+        uint64_t seq;
+        rc = strata_client_batch(d->writer, STRATA_SYNC, ops, n, &seq, &err);
+        if (rc)
+            writer_reset(d);
+    }
+    if (rc == 0) {
+        for (size_t j = 0; j < n; j++) {
+            which[j]->stored = which[j]->acked;
+            which[j]->dirty = false;
+            reply_acks(d, which[j]);
+        }
+    }
+done:
+    pthread_mutex_lock(&d->stats_mu);
+    if (rc)
+        d->offset_write_failures++;
+    else
+        d->offset_writes++;
+    pthread_mutex_unlock(&d->stats_mu);
+    if (rc)
+        d->flush_retry_ns = now_ns() + 500000000ull;
+    if (rc)
+        log_warning("event=offset_store_failed subscribers=%zu error=\"%s\"", n,
+                    rc == STRATA_ENOMEM ? "out of memory" : err.msg);
+    free(ops);
+    free(keys);
+    free(values);
+    free(which);
+}
+
+static int fifo_push(sub_t *s, uint64_t seq, uint64_t ts)
+{
+    if (s->fifo_len == s->fifo_cap) {
+        size_t cap = s->fifo_cap ? s->fifo_cap * 2 : 64;
+        uint64_t *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
+        if (!a || !b) {
+            free(a);
+            free(b);
+            return STRATA_ENOMEM;
+        }
+        for (size_t i = 0; i < s->fifo_len; i++) {
+            a[i] = s->fifo_seq[(s->fifo_head + i) % s->fifo_cap];
+            b[i] = s->fifo_ts[(s->fifo_head + i) % s->fifo_cap];
+        }
+        free(s->fifo_seq);
+        free(s->fifo_ts);
+        s->fifo_seq = a;
+        s->fifo_ts = b;
+        s->fifo_head = 0;
+        s->fifo_cap = cap;
+    }
+    size_t at = (s->fifo_head + s->fifo_len) % s->fifo_cap;
+    s->fifo_seq[at] = seq;
+    s->fifo_ts[at] = ts;
+    s->fifo_len++;
+    return 0;
+}
+
+static int session_seek(dist_t *d, sub_t *s, uint64_t seq, strata_error_t *err)
+{
+    int rc = 0;
+    if (!s->cursor && (rc = strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &s->cursor, err)))
+        return rc;
+    if ((rc = strata_wal_cursor_seek(s->cursor, seq, err)))
+        return rc;
+    s->next_seq = seq;
+    s->fifo_len = 0;
+    return 0;
+}
+
+/* Sends what the window allows, in DELIVER messages of a few hundred. */
+static void session_pump(dist_t *d, sub_t *s)
+{
+    uint64_t limit = atomic_load(&d->covered);
+    uint8_t *blob = NULL;
+    size_t len = 0, cap = 0;
+    while (s->connected && s->fifo_len < s->window && s->next_seq <= limit) {
+        uint32_t count = 0;
+        uint64_t first = 0, last = 0;
+        len = 0;
+        while (count < DELIVER_MAX_ENTRIES && len < PAGE_DEFAULT_BYTES && s->fifo_len < s->window) {
+            strata_wal_entry_t e;
+            const uint8_t *raw;
+            size_t raw_len;
+            strata_error_t err;
+            int rc = strata_wal_cursor_next(s->cursor, limit, &e, &raw, &raw_len, &err);
+            if (rc == STRATA_ETIMEDOUT)
+                break;
+            if (rc) {
+                send_error_to(d, s->identity, s->delimited, s->request_id, rc, "session %s: %s",
+                              s->name, err.msg);
+                log_warning("event=session_failed name=%s error=\"%s\"", s->name, err.msg);
+                session_end(s);
+                free(blob);
+                return;
+            }
+            s->next_seq = e.seq + 1;
+            if (!topic_matches(e.topic, e.topic_len, s->topics, s->n_topics))
+                continue;
+            if (len + raw_len > cap) {
+                size_t ncap = cap ? cap * 2 : 64 * 1024;
+                while (ncap < len + raw_len)
+                    ncap *= 2;
+                uint8_t *grown = realloc(blob, ncap);
+                if (!grown)
+                    break;
+                blob = grown;
+                cap = ncap;
+            }
+            memcpy(blob + len, raw, raw_len);
+            len += raw_len;
+            if (!count)
+                first = e.seq;
+            last = e.seq;
+            count++;
+            if (s->fifo_len == 0)
+                s->progress_ns = now_ns();
+            fifo_push(s, e.seq, e.timestamp_ns);
+        }
+        if (!count)
+            break;
+        strata_reply_t rep = {.request_id = s->request_id,
+                              .op = STRATA_OP_DELIVER,
+                              .entries_blob = {blob, len},
+                              .count = count,
+                              .first_seq = first,
+                              .last_seq = last};
+        send_to(d, s->identity, s->delimited, &rep);
+        s->delivered += count;
+        pthread_mutex_lock(&d->stats_mu);
+        d->deliveries += count;
+        pthread_mutex_unlock(&d->stats_mu);
+    }
+    free(blob);
+}
+
+static bool same_peer(const sub_t *s, zframe_t *identity)
+{
+    return s->connected && s->identity && zframe_eq(s->identity, identity);
+}
+
+static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
+                             const strata_request_t *req)
+{
+    strata_error_t err;
+    strata_error_clear(&err);
+    if (!req->name || !*req->name)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscribe.name: empty");
+    int rc = writer_connect(d, &err);
+    if (rc)
+        return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+    sub_t *s = zhashx_lookup(d->subs, req->name);
+    bool fresh = false;
+    if (!s || (!s->connected && !s->dirty)) {
+        /* Read the stored offset: the engine is the truth across restarts. */
+        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+        size_t nl = strlen(req->name);
+        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+        memcpy(key + SUB_KEY_PREFIX_LEN, req->name, nl);
+        void *value = NULL;
+        size_t value_len = 0;
+        rc = strata_client_get(d->writer, key, SUB_KEY_PREFIX_LEN + nl, &value, &value_len, &err);
+        if (rc && rc != STRATA_ENOTFOUND) {
+            writer_reset(d);
+            return send_error_to(d, identity, delimited, req->request_id, rc,
+                                 "reading the offset of %s: %s", req->name, err.msg);
+        }
+        if (!s && !(s = sub_new(d, req->name)))
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM,
+                                 "out of memory");
+        if (rc == 0) {
+            rc = offset_decode(value, value_len, s, &err);
+            free(value);
+            if (rc)
+                return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+        } else {
+            fresh = true;
+            /* New: from now, or from the seq asked for. */
+            s->stored = s->acked = req->seq ? req->seq - 1 : atomic_load(&d->covered);
+        }
+    }
+    if (req->n_topics) {
+        char **topics = strv_dup(req->topics, req->n_topics);
+        if (!topics)
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM,
+                                 "out of memory");
+        strv_free(s->topics, s->n_topics);
+        s->topics = topics;
+        s->n_topics = req->n_topics;
+        s->dirty = true;
+    }
+    if (fresh)
+        s->dirty = true;
+    session_end(s); /* a second session under one name replaces the first */
+    if ((rc = session_seek(d, s, s->acked + 1, &err)))
+        return send_error_to(d, identity, delimited, req->request_id, rc, "subscriber %s: %s",
+                             s->name, err.msg);
+    s->identity = zframe_dup(identity);
+    s->delimited = delimited;
+    s->request_id = req->request_id;
+    s->window = req->window ? req->window : (uint32_t)d->window;
+    s->connected = true;
+    s->heard_ns = s->progress_ns = now_ns();
+    if (s->dirty)
+        offsets_flush(d); /* a new subscriber exists once its offset is stored */
+    log_info("event=subscribed name=%s acked=%" PRIu64 " topics=%zu window=%u", s->name, s->acked,
+             s->n_topics, s->window);
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBE,
+                          .acked_seq = s->acked,
+                          .published_seq = atomic_load(&d->covered)};
+    send_to(d, identity, delimited, &rep);
+    session_pump(d, s);
+}
+
+static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const strata_request_t *req)
+{
+    sub_t *s = req->name ? zhashx_lookup(d->subs, req->name) : NULL;
+    if (!s || !same_peer(s, identity))
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOTFOUND,
+                             "ack: no session '%s' for this peer: subscribe again",
+                             req->name ? req->name : "");
+    pthread_mutex_lock(&d->stats_mu);
+    d->acks++;
+    pthread_mutex_unlock(&d->stats_mu);
+    uint64_t now = now_ns();
+    s->heard_ns = now;
+    uint64_t seq = req->seq;
+    if (seq >= s->next_seq) /* never past what was read for it */
+        seq = s->next_seq - 1;
+    if (seq > s->acked) {
+        s->acked = seq;
+        s->dirty = true;
+        s->progress_ns = now;
+        while (s->fifo_len && s->fifo_seq[s->fifo_head] <= seq) {
+            s->fifo_head = (s->fifo_head + 1) % s->fifo_cap;
+            s->fifo_len--;
+        }
+    }
+    if (!s->dirty) {
+        strata_reply_t rep = {
+            .request_id = req->request_id, .op = STRATA_OP_ACK, .durable_seq = s->stored};
+        send_to(d, identity, delimited, &rep);
+    } else {
+        if (s->n_ack_ids == s->cap_ack_ids) {
+            size_t cap = s->cap_ack_ids ? s->cap_ack_ids * 2 : 16;
+            uint64_t *grown = realloc(s->ack_ids, cap * sizeof *grown);
+            if (!grown)
+                return;
+            s->ack_ids = grown;
+            s->cap_ack_ids = cap;
+        }
+        s->ack_ids[s->n_ack_ids++] = req->request_id;
+    }
+    session_pump(d, s);
+}
+
+/* Lag in ms: commit time of the first entry not acked. */
+static uint64_t sub_lag_ms(dist_t *d, sub_t *s, uint64_t covered)
+{
+    if (s->acked >= covered)
+        return 0;
+    uint64_t ts = 0;
+    if (s->fifo_len) {
+        ts = s->fifo_ts[s->fifo_head];
+    } else {
+        strata_wal_cursor_t *c = NULL;
+        strata_wal_entry_t e;
+        const uint8_t *raw;
+        size_t raw_len;
+        if (strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
+            strata_wal_cursor_seek(c, s->acked + 1, NULL) == 0 &&
+            strata_wal_cursor_next(c, covered, &e, &raw, &raw_len, NULL) == 0)
+            ts = e.timestamp_ns;
+        strata_wal_cursor_close(&c);
+    }
+    uint64_t now = wall_ns();
+    return ts && now > ts ? (now - ts) / 1000000ull : 0;
+}
+
+static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
+                               const strata_request_t *req)
+{
+    strata_error_t err;
+    if (subs_load(d, &err) != 0)
+        log_warning("event=subscribers_load_failed error=\"%s\"", err.msg);
+    size_t n = zhashx_size(d->subs);
+    strata_subscriber_info_t *infos = calloc(n ? n : 1, sizeof *infos);
+    if (!infos)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM,
+                             "out of memory");
+    uint64_t covered = atomic_load(&d->covered);
+    size_t i = 0;
+    for (sub_t *s = zhashx_first(d->subs); s && i < n; s = zhashx_next(d->subs), i++)
+        infos[i] = (strata_subscriber_info_t){
+            .name = s->name,
+            .topics = (const char *const *)s->topics,
+            .n_topics = s->n_topics,
+            .acked_seq = s->acked,
+            .lag_records = covered > s->acked ? covered - s->acked : 0,
+            .lag_ms = sub_lag_ms(d, s, covered),
+            .unacked = s->fifo_len,
+            .resends = s->resends,
+            .connected = s->connected,
+        };
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBERS,
+                          .subscribers = infos,
+                          .n_subscribers = i};
+    send_to(d, identity, delimited, &rep);
+    free(infos);
+}
+
+/* ---- replay ------------------------------------------------------------------ */
+
+static strata_wal_cursor_t *cursor_take(dist_t *d, uint64_t next_seq)
+{
+    for (int i = 0; i < CURSOR_CACHE; i++)
+        if (d->cursors[i].cursor && d->cursors[i].next_seq == next_seq) {
+            strata_wal_cursor_t *c = d->cursors[i].cursor;
+            d->cursors[i].cursor = NULL;
+            return c;
+        }
+    return NULL;
+}
+
+/* Keeps a cursor where a pager will ask next; the least recently used goes. */
+static void cursor_keep(dist_t *d, strata_wal_cursor_t *c, uint64_t next_seq)
+{
+    int slot = 0;
+    for (int i = 0; i < CURSOR_CACHE; i++) {
+        if (!d->cursors[i].cursor) {
+            slot = i;
+            break;
+        }
+        if (d->cursors[i].used_ns < d->cursors[slot].used_ns)
+            slot = i;
+    }
+    strata_wal_cursor_close(&d->cursors[slot].cursor);
+    d->cursors[slot].cursor = c;
+    d->cursors[slot].next_seq = next_seq;
+    d->cursors[slot].used_ns = now_ns();
+}
+
+static void handle_replay(dist_t *d, zframe_t *identity, bool delimited,
+                          const strata_request_t *req)
+{
+    strata_error_t err;
+    strata_error_clear(&err);
+    uint64_t covered = atomic_load(&d->covered);
+    uint64_t to = req->to_seq && req->to_seq < covered ? req->to_seq : covered;
+    uint32_t max_entries = req->max_entries && req->max_entries < PAGE_MAX_ENTRIES
+                               ? req->max_entries
+                               : PAGE_MAX_ENTRIES;
+    size_t max_bytes = req->max_bytes ? req->max_bytes : PAGE_DEFAULT_BYTES;
+    if (max_bytes > PAGE_MAX_BYTES)
+        max_bytes = PAGE_MAX_BYTES;
+
+    strata_wal_cursor_t *c = req->seq ? cursor_take(d, req->seq) : NULL;
+    int rc = 0;
+    uint64_t next = req->seq;
+    if (!c) {
+        if ((rc = strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, &err)))
+            goto fail;
+        if (req->seq)
+            rc = strata_wal_cursor_seek(c, req->seq, &err);
+        else if (req->from_time_ns)
+            rc = strata_wal_cursor_seek_time(c, req->from_time_ns, &err);
+        else
+            rc = strata_wal_cursor_seek(c, strata_wal_cursor_oldest_seq(c), &err);
+        if (rc)
+            goto fail;
+    }
+    uint8_t *blob = NULL;
+    size_t len = 0, cap = 0;
+    uint32_t count = 0, examined = 0;
+    bool done = false;
+    while (count < max_entries && len < max_bytes && examined < PAGE_MAX_EXAMINED) {
+        if (next && next > to) {
+            done = true;
+            break;
+        }
+        strata_wal_entry_t e;
+        const uint8_t *raw;
+        size_t raw_len;
+        rc = strata_wal_cursor_next(c, to, &e, &raw, &raw_len, &err);
+        if (rc == STRATA_ETIMEDOUT) {
+            rc = 0;
+            done = true;
+            break;
+        }
+        if (rc) {
+            free(blob);
+            goto fail;
+        }
+        examined++;
+        next = e.seq + 1;
+        if (!topic_matches(e.topic, e.topic_len, (char *const *)req->topics, req->n_topics))
+            continue;
+        if (len + raw_len > cap) {
+            size_t ncap = cap ? cap * 2 : 64 * 1024;
+            while (ncap < len + raw_len)
+                ncap *= 2;
+            uint8_t *grown = realloc(blob, ncap);
+            if (!grown) {
+                free(blob);
+                rc = strata_error_set(&err, STRATA_ENOMEM, "replay page of %zu bytes", ncap);
+                goto fail;
+            }
+            blob = grown;
+            cap = ncap;
+        }
+        memcpy(blob + len, raw, raw_len);
+        len += raw_len;
+        count++;
+    }
+    if (!next) /* an empty log, or a time past its end */
+        next = covered + 1;
+    if (next > to)
+        done = true;
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_REPLAY,
+                          .entries_blob = {blob, len},
+                          .count = count,
+                          .next_seq = next,
+                          .published_seq = covered,
+                          .done = done};
+    send_to(d, identity, delimited, &rep);
+    free(blob);
+    if (!done)
+        cursor_keep(d, c, next);
+    else
+        strata_wal_cursor_close(&c);
+    pthread_mutex_lock(&d->stats_mu);
+    d->replay_requests++;
+    d->replay_entries += count;
+    pthread_mutex_unlock(&d->stats_mu);
+    return;
+fail:
+    strata_wal_cursor_close(&c);
+    send_error_to(d, identity, delimited, req->request_id, rc, "replay: %s",
+                  err.msg[0] ? err.msg : strata_strerror(rc));
+}
+
+/* ---- stats ------------------------------------------------------------------- */
+
+static void stats_reply(dist_t *d, zframe_t *identity, bool delimited, uint64_t request_id)
+{
+    char values[8][32];
+    uint64_t v[8] = {atomic_load(&d->covered),      d->start_seq,
+                     atomic_load(&d->live_entries), atomic_load(&d->delayed_batches),
+                     atomic_load(&d->heartbeats),   atomic_load(&d->laps),
+                     atomic_load(&d->wal_catchups), zhashx_size(d->subs)};
+    static const char *names[8] = {"covered_seq", "start_seq", "live_entries", "delayed_batches",
+                                   "heartbeats",  "laps",      "wal_catchups", "subscribers"};
+    strata_pair_t pairs[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(values[i], sizeof values[i], "%" PRIu64, v[i]);
+        pairs[i] = (strata_pair_t){names[i], values[i]};
+    }
+    strata_reply_t rep = {
+        .request_id = request_id, .op = STRATA_OP_STATS, .pairs = pairs, .n_pairs = 8};
+    send_to(d, identity, delimited, &rep);
+}
+
+void write_metrics(void *arg, FILE *out)
+{
+    dist_t *d = arg;
+    prom_gauge(out, "distributor_covered_seq", "Every entry up to this seq has been published.",
+               (double)atomic_load(&d->covered));
+    prom_counter(out, "distributor_live_entries_total", "Entries sent on the live stream.",
+                 atomic_load(&d->live_entries));
+    prom_counter(out, "distributor_delayed_batches_total", "Messages sent on the delayed stream.",
+                 atomic_load(&d->delayed_batches));
+    prom_counter(out, "distributor_heartbeats_total", "Heartbeat messages sent.",
+                 atomic_load(&d->heartbeats));
+    prom_counter(out, "distributor_ring_laps_total",
+                 "Times the ring overwrote the pump's cursor (gap filled from the WAL).",
+                 atomic_load(&d->laps));
+    prom_counter(out, "distributor_wal_catchups_total", "Gaps filled from the WAL.",
+                 atomic_load(&d->wal_catchups));
+    pthread_mutex_lock(&d->stats_mu);
+    prom_counter(out, "distributor_replay_requests_total", "History replay pages served.",
+                 d->replay_requests);
+    prom_counter(out, "distributor_replay_entries_total", "Entries sent in replay pages.",
+                 d->replay_entries);
+    prom_counter(out, "distributor_deliveries_total", "Entries sent to durable sessions.",
+                 d->deliveries);
+    prom_counter(out, "distributor_acks_total", "Acks received from durable subscribers.", d->acks);
+    prom_counter(out, "distributor_offset_writes_total", "Offset batches stored via the writer.",
+                 d->offset_writes);
+    prom_counter(out, "distributor_offset_write_failures_total",
+                 "Offset batches the writer did not store.", d->offset_write_failures);
+    pthread_mutex_unlock(&d->stats_mu);
+}
+
+bool is_ready(void *arg)
+{
+    return atomic_load(&((dist_t *)arg)->ring_ready);
+}
+
+/* ---- the main loop ---------------------------------------------------------- */
+
+int on_history(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    dist_t *d = arg;
+    zframe_t *identity, *payload;
+    bool delimited;
+    size_t frames;
+    if (svc_router_recv(sock, &identity, &delimited, &payload, &frames) != 0)
+        return zsys_interrupted ? -1 : 0;
+    if (!identity || !payload) {
+        if (identity)
+            send_error_to(d, identity, delimited, 0, STRATA_EINVAL,
+                          "request: expected one payload frame, got %zu frames", frames);
+        goto out;
+    }
+    strata_request_t req;
+    strata_error_t err;
+    int rc = strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err);
+    if (rc) {
+        send_error_to(d, identity, delimited, req.request_id, rc, "%s", err.msg);
+    } else {
+        switch (req.op) {
+        case STRATA_OP_REPLAY:
+            handle_replay(d, identity, delimited, &req);
+            break;
+        case STRATA_OP_SUBSCRIBE:
+            handle_subscribe(d, identity, delimited, &req);
+            break;
+        case STRATA_OP_ACK:
+            handle_ack(d, identity, delimited, &req);
+            break;
+        case STRATA_OP_SUBSCRIBERS:
+            handle_subscribers(d, identity, delimited, &req);
+            break;
+        case STRATA_OP_STATS:
+            stats_reply(d, identity, delimited, req.request_id);
+            break;
+        default:
+            send_error_to(d, identity, delimited, req.request_id, STRATA_EINVAL,
+                          "request: %s is not served by strata-distributor (replay, subscribe, "
+                          "ack, subscribers, stats)",
+                          strata_op_name(req.op));
+        }
+    }
+    strata_request_clear(&req);
+out:
+    zframe_destroy(&identity);
+    zframe_destroy(&payload);
+    return 0;
+}
+
+static void pump_sessions(dist_t *d)
+{
+    for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs))
+        if (s->connected)
+            session_pump(d, s);
+}
+
+int on_notify(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    uint64_t covered;
+    if (zsock_recv(sock, "8", &covered) == 0)
+        pump_sessions(arg);
+    return 0;
+}
+
+/* Resends, session expiry, and the pump's wake-ups we may have coalesced. */
+int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    dist_t *d = arg;
+    uint64_t now = now_ns();
+    for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
+        if (!s->connected)
+            continue;
+        if (now - s->heard_ns > d->session_timeout_ms * 1000000ull) {
+            log_info("event=session_expired name=%s acked=%" PRIu64, s->name, s->acked);
+            session_end(s);
+            continue;
+        }
+        if (s->fifo_len && now - s->progress_ns > d->ack_timeout_ms * 1000000ull) {
+            strata_error_t err;
+            s->resends++;
+            log_info("event=resend name=%s from=%" PRIu64 " unacked=%zu", s->name, s->acked + 1,
+                     s->fifo_len);
+            if (session_seek(d, s, s->acked + 1, &err) != 0) {
+                send_error_to(d, s->identity, s->delimited, s->request_id, err.code,
+                              "session %s: %s", s->name, err.msg);
+                session_end(s);
+                continue;
+            }
+            s->progress_ns = now;
+        }
+        session_pump(d, s);
+    }
+    return zsys_interrupted ? -1 : 0;
+}
+
+int on_flush_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    offsets_flush(arg);
+    return zsys_interrupted ? -1 : 0;
+}
