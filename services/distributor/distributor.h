@@ -16,16 +16,16 @@
 #include "http.h"
 #include "strata/client.h"
 #include "strata/codec.h"
+#include "strata/pubframe.h"
 #include "strata/ring.h"
 #include "strata/wal.h"
 
 #define DISTRIBUTOR_VERSION   "0.1.0"
-#define META_BYTES            32
-#define META_VERSION          1
-#define KIND_ENTRIES          1
-#define KIND_HEARTBEAT        2
-#define HB_TOPICS_PER_MESSAGE 256
-#define HB_TOPIC              "$hb"
+#define META_BYTES            STRATA_PUB_META_BYTES
+#define KIND_ENTRIES          STRATA_PUB_ENTRIES
+#define KIND_HEARTBEAT        STRATA_PUB_HEARTBEAT
+#define HB_TOPICS_PER_MESSAGE STRATA_PUB_HB_MAX_TOPICS
+#define HB_TOPIC              STRATA_PUB_HB_TOPIC
 #define NO_TOPIC              "kv" /* what a write without a topic is published under */
 /* A delayed batch is sent early past this, so a message stays well under
  * the subscribers' frame cap. */

@@ -1,6 +1,6 @@
 /* strata-distributor's pump thread: reads the writer's shm ring (filling
  * what it lacks from the WAL) and publishes every committed entry on the
- * live and delayed XPUB sockets, with heartbeats (DISTRIBUTION.md). */
+ * live and delayed XPUB sockets, with heartbeats (proto/DISTRIBUTION.md). */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,21 +8,20 @@
 
 #include "distributor.h"
 #include "log.h"
+#include "strata/pubframe.h"
 
 /* ---- the pump: ring to PUB ------------------------------------------------ */
 
 static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t prev,
                         uint64_t instance, uint64_t start_seq)
 {
-    memset(m, 0, META_BYTES);
-    m[0] = META_VERSION;
-    m[1] = (uint8_t)kind;
-    m[2] = (uint8_t)tier;
-    for (int i = 0; i < 4; i++)
-        m[4 + i] = (uint8_t)(count >> (8 * i));
-    put_le64(m + 8, prev);
-    put_le64(m + 16, instance);
-    put_le64(m + 24, start_seq);
+    strata_pub_meta_t meta = {.kind = (uint8_t)kind,
+                              .tier = (uint8_t)tier,
+                              .count = count,
+                              .prev_seq = prev,
+                              .instance = instance,
+                              .start_seq = start_seq};
+    strata_pub_meta_encode(&meta, m);
 }
 
 /* One message, three frames. PUB drops what a slow subscriber's queue has no
@@ -64,25 +63,17 @@ static void heartbeat(dist_t *d, tier_t *t, uint64_t covered)
 {
     uint8_t meta[META_BYTES];
     meta_encode(meta, KIND_HEARTBEAT, t->tier, 0, 0, d->instance, d->start_seq);
-    size_t cap = 12 + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
+    size_t cap = STRATA_PUB_HB_HEADER + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
     uint8_t *body = malloc(cap);
     if (!body)
         return;
     topic_state_t *ts = zhashx_first(t->topics);
     do { /* at least one message, even with no topics */
-        size_t off = 12;
+        size_t off = STRATA_PUB_HB_HEADER;
         uint32_t n = 0;
-        for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++) {
-            size_t len = strlen(ts->name);
-            body[off] = (uint8_t)len;
-            body[off + 1] = (uint8_t)(len >> 8);
-            memcpy(body + off + 2, ts->name, len);
-            put_le64(body + off + 2 + len, ts->last);
-            off += 2 + len + 8;
-        }
-        put_le64(body, covered);
-        for (int i = 0; i < 4; i++)
-            body[8 + i] = (uint8_t)(n >> (8 * i));
+        for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++)
+            off += strata_pub_hb_put_topic(body + off, ts->name, strlen(ts->name), ts->last);
+        strata_pub_hb_put_header(body, covered, n);
         pub_send(t, HB_TOPIC, strlen(HB_TOPIC), meta, body, off);
     } while (ts);
     free(body);

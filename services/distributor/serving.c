@@ -1,6 +1,6 @@
 /* strata-distributor's main thread: the history ROUTER (paged replay from
  * the WAL, durable sessions with acks stored through the writer, the
- * subscriber list, stats) and the metrics it reports (DISTRIBUTION.md). */
+ * subscriber list, stats) and the metrics it reports (proto/DISTRIBUTION.md). */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 
 /* ---- topic filters ------------------------------------------------------- */
 
-/* DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
+/* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
  * a '$' topic only for a prefix that itself starts with '$'. */
 bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
 {
