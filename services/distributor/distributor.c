@@ -64,10 +64,8 @@ static void dist_free(dist_t *d)
     zhashx_destroy(&d->subs);
     for (int i = 0; i < CURSOR_CACHE; i++)
         strata_wal_cursor_close(&d->cursors[i].cursor);
-    strata_wal_cursor_close(&d->pump_cursor);
-    strata_ring_reader_close(&d->ring);
+    strata_tail_close(&d->tail);
     strata_client_destroy(&d->writer);
-    free(d->scratch);
     svc_config_destroy(&d->cfg);
     pthread_mutex_destroy(&d->stats_mu);
     free(d);
@@ -175,7 +173,9 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
     } else {
         snprintf(d->metrics_url, sizeof d->metrics_url, "off");
     }
-    /* The pump owns the PUB sockets and the notify end from here on. */
+    if ((rc = pump_tail_open(d, err)))
+        goto fail;
+    /* The pump owns the PUB sockets, the tail and the notify end from here on. */
     d->next_flush_ns = now_ns() + d->delay_ms * 1000000ull;
     if (pthread_create(&d->pump, NULL, pump_main, d) != 0) {
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the pump thread");

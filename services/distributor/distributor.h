@@ -18,6 +18,7 @@
 #include "strata/codec.h"
 #include "strata/pubframe.h"
 #include "strata/ring.h"
+#include "strata/tail.h"
 #include "strata/wal.h"
 
 #define DISTRIBUTOR_VERSION   "0.1.0"
@@ -134,11 +135,8 @@ struct dist {
     bool pump_running;
     atomic_bool stop;
     tier_t live, delayed;
-    strata_ring_reader_t *ring;
-    strata_wal_cursor_t *pump_cursor;
+    strata_tail_t *tail; /* the ring, then the WAL where the ring lacks */
     uint64_t instance, start_seq;
-    uint8_t *scratch;
-    size_t scratch_cap;
     uint64_t next_flush_ns, last_notify_ns, notified;
     _Atomic uint64_t covered; /* every entry <= this has gone out on the live stream */
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
@@ -159,6 +157,7 @@ struct dist {
 };
 
 /* pump.c */
+int pump_tail_open(dist_t *d, strata_error_t *err);
 void *pump_main(void *arg);
 void topic_state_free(void **item);
 
