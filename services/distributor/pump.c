@@ -187,7 +187,7 @@ static void pump_step(dist_t *d, int timeout_ms)
     if (after.wal_refills != before.wal_refills)
         log_info("event=wal_catchup from=%" PRIu64, atomic_load(&d->covered) + 1);
     if (before.ring_attached && !after.ring_attached)
-        log_info("event=ring_detached covered=%" PRIu64, atomic_load(&d->covered));
+        log_info("event=ring_stale covered=%" PRIu64, atomic_load(&d->covered));
     atomic_store(&d->laps, after.laps);
     atomic_store(&d->wal_catchups, after.wal_refills);
     atomic_store(&d->ring_reopens, after.ring_attaches);
