@@ -39,11 +39,11 @@ int strata_tail_open(const strata_tail_options_t *opts, strata_tail_t **tail_p,
  * whole WAL bytes (*raw, *raw_len), both valid until the next call on this
  * tail. Never returns a seq above limit_seq (0: no limit). Waits up to
  * timeout_ms (0 polls) for the ring; returns STRATA_ETIMEDOUT when nothing
- * is there yet (no ring to attach to, nothing published, or the limit
- * reached). Other errors (a WAL segment that cannot be read, a gap the WAL
- * no longer holds: STRATA_ETRUNCATED) name file and seq in err; the tail
- * drops its ring and cursor and starts over from the same seq on the next
- * call. Attaching is tried at most every 100 ms. */
+ * is there yet (no ring to attach to, nothing published), and at once
+ * when the next seq is above limit_seq. Other errors (a WAL segment that cannot be read, a gap the
+ * WAL no longer holds: STRATA_ETRUNCATED) name file and seq in err; the tail drops its ring and
+ * cursor and starts over from the same seq on the next call. Attaching is tried at most every 100
+ * ms. */
 int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms,
                      strata_wal_entry_t *entry, const uint8_t **raw, size_t *raw_len,
                      strata_error_t *err);
