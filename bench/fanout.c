@@ -1079,7 +1079,7 @@ static void s_distributor_teardown(s_run_t *run)
     run->ring = NULL;
 }
 
-/* A live subscriber as DISTRIBUTION.md describes it: [topic][meta][entries]
+/* A live subscriber as proto/DISTRIBUTION.md describes it: [topic][meta][entries]
  * messages, subscribed to the topic and then to "$hb"; the first heartbeat
  * (sent when a subscription arrives) says both subscriptions are in place. */
 static int s_distributor_read(s_reader_t *r)

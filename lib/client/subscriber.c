@@ -1,5 +1,5 @@
-/* The client side of the distribution protocol (services/distributor/
- * DISTRIBUTION.md): a SUB socket on a PUB tier with gap detection and repair,
+/* The client side of the distribution protocol (proto/DISTRIBUTION.md):
+ * a SUB socket on a PUB tier with gap detection and repair,
  * the Clone hand-off from history to live, and durable sessions on the
  * history endpoint. The contract is strata/subscriber.h; stratactl tail and
  * applications use it. */
@@ -16,6 +16,7 @@
 
 #include "coding.h"
 #include "strata/codec.h"
+#include "strata/pubframe.h"
 #include "client_util.h"
 
 /* Room for the largest frame either endpoint sends (a delayed batch is split
@@ -28,14 +29,8 @@
 #define HISTORY_HWM        100000
 #define DEFAULT_TIMEOUT_MS 5000
 #define KEEPALIVE_MS       1000
-#define META_BYTES         32u
-#define META_VERSION       1u
-#define KIND_ENTRIES       1u
-#define KIND_HEARTBEAT     2u
-#define HEARTBEAT_TOPIC    "$hb"
 #define NO_TOPIC           "kv" /* what a write without a topic is published under */
-#define HEARTBEAT_MAX_LIST 256u
-#define ERR_TOPIC_TEXT     64 /* bytes of a topic quoted in an error message */
+#define ERR_TOPIC_TEXT     64   /* bytes of a topic quoted in an error message */
 
 /* One entry ready to hand out; its pointers are into the batch's owner. */
 typedef struct {
@@ -68,7 +63,7 @@ typedef struct {
     uint64_t to_seq;
 } repair_t;
 
-/* A PUB message, parsed and checked (DISTRIBUTION.md, "PUB messages"). */
+/* A PUB message, parsed and checked (proto/DISTRIBUTION.md, "PUB messages"). */
 typedef struct {
     const uint8_t *topic;
     size_t topic_len;
@@ -271,11 +266,6 @@ static const uint8_t *s_entry_topic(const strata_entry_t *e, size_t *len)
     }
     *len = sizeof NO_TOPIC - 1;
     return (const uint8_t *)NO_TOPIC;
-}
-
-static bool s_is_heartbeat_topic(const uint8_t *topic, size_t len)
-{
-    return len == sizeof HEARTBEAT_TOPIC - 1 && memcmp(topic, HEARTBEAT_TOPIC, len) == 0;
 }
 
 /* ---- batches -------------------------------------------------------------- */
@@ -662,7 +652,8 @@ static int s_repair_step(strata_sub_t *self, strata_error_t *err)
 
 /* ---- the stream ------------------------------------------------------------ */
 
-/* Frames and meta of one PUB message, checked; the entries are decoded later. */
+/* Frames and meta of one PUB message, checked (strata/pubframe.h); the
+ * entries are decoded later. */
 static int s_parse_pub(const strata_sub_t *self, zmsg_t *msg, pub_msg_t *out, strata_error_t *err)
 {
     const char *ep = self->stream_endpoint;
@@ -672,49 +663,19 @@ static int s_parse_pub(const strata_sub_t *self, zmsg_t *msg, pub_msg_t *out, st
     zframe_t *topic = zmsg_first(msg), *meta = zmsg_next(msg), *body = zmsg_next(msg);
     out->topic = zframe_data(topic);
     out->topic_len = zframe_size(topic);
-    char topic_text[ERR_TOPIC_TEXT * 4 + 8];
-    s_topic_text(topic_text, sizeof topic_text, out->topic,
-                 out->topic_len < ERR_TOPIC_TEXT ? out->topic_len : ERR_TOPIC_TEXT);
-    if (out->topic_len > STRATA_PROTO_MAX_TOPIC)
-        return strata_error_set(err, STRATA_EINVAL, "%s: topic of %zu bytes, cap %u", ep,
-                                out->topic_len, STRATA_PROTO_MAX_TOPIC);
-    if (zframe_size(meta) != META_BYTES)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "%s: topic '%s': meta of %zu bytes, expected %u", ep, topic_text,
-                                zframe_size(meta), META_BYTES);
-    const uint8_t *m = zframe_data(meta);
-    if (m[0] != META_VERSION)
-        return strata_error_set(err, STRATA_EVERSION,
-                                "%s: topic '%s': meta version %u, this build reads %u (dropped)",
-                                ep, topic_text, m[0], META_VERSION);
-    out->kind = m[1];
-    out->count = get_u32(m + 4);
-    out->prev_seq = get_u64(m + 8);
-    out->instance = get_u64(m + 16);
-    out->start_seq = get_u64(m + 24);
     out->body = zframe_data(body);
     out->body_len = zframe_size(body);
-    if (m[2] > 1)
-        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': tier %u unknown", ep,
-                                topic_text, m[2]);
-    if (out->start_seq == 0)
-        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': start_seq 0", ep, topic_text);
-    bool heartbeat_topic = s_is_heartbeat_topic(out->topic, out->topic_len);
-    if (out->kind == KIND_HEARTBEAT) {
-        if (!heartbeat_topic || out->count != 0)
-            return strata_error_set(err, STRATA_EINVAL,
-                                    "%s: heartbeat on topic '%s' with count %" PRIu32
-                                    " (expected '" HEARTBEAT_TOPIC "' and 0)",
-                                    ep, topic_text, out->count);
-        return 0;
-    }
-    if (out->kind != KIND_ENTRIES)
-        return strata_error_set(err, STRATA_EINVAL, "%s: topic '%s': kind %u unknown", ep,
-                                topic_text, out->kind);
-    if (heartbeat_topic || out->count == 0)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "%s: entries message on topic '%s' with count %" PRIu32, ep,
-                                topic_text, out->count);
+    strata_pub_meta_t m;
+    strata_error_t detail;
+    int rc = strata_pub_meta_decode(out->topic, out->topic_len, zframe_data(meta),
+                                    zframe_size(meta), &m, &detail);
+    out->kind = m.kind;
+    out->count = m.count;
+    out->prev_seq = m.prev_seq;
+    out->instance = m.instance;
+    out->start_seq = m.start_seq;
+    if (rc)
+        return strata_error_set(err, rc, "%s: %s", ep, detail.msg);
     return 0;
 }
 
@@ -723,46 +684,34 @@ static int s_parse_pub(const strata_sub_t *self, zmsg_t *msg, pub_msg_t *out, st
 typedef int (*hb_visit_fn)(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t last,
                            strata_error_t *err);
 
+typedef struct {
+    strata_sub_t *self;
+    hb_visit_fn visit;
+    bool visit_failed; /* its error already says where */
+} hb_walk_t;
+
+static int s_heartbeat_visit(void *arg, const uint8_t *topic, size_t len, uint64_t last,
+                             strata_error_t *err)
+{
+    hb_walk_t *walk = arg;
+    int rc = walk->visit(walk->self, topic, len, last, err);
+    walk->visit_failed = rc != 0;
+    return rc;
+}
+
 static int s_heartbeat_walk(strata_sub_t *self, const pub_msg_t *m, uint64_t *covered,
                             uint32_t *n_topics, hb_visit_fn visit, strata_error_t *err)
 {
-    const char *ep = self->stream_endpoint;
-    const uint8_t *p = m->body;
-    size_t left = m->body_len;
-    if (left < 12)
-        return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat of %zu bytes, at least 12", ep,
-                                left);
-    *covered = get_u64(p);
-    uint32_t n = get_u32(p + 8);
-    *n_topics = n;
-    if (n > HEARTBEAT_MAX_LIST)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "%s: heartbeat lists %" PRIu32 " topics, cap %u", ep, n,
-                                HEARTBEAT_MAX_LIST);
-    p += 12;
-    left -= 12;
-    for (uint32_t i = 0; i < n; i++) {
-        if (left < 2 || left - 2 < (size_t)get_u16(p) + 8)
-            return strata_error_set(err, STRATA_EINVAL,
-                                    "%s: heartbeat topic %" PRIu32 " of %" PRIu32
-                                    " runs past the body (%zu bytes)",
-                                    ep, i, n, m->body_len);
-        size_t len = get_u16(p);
-        if (len > STRATA_PROTO_MAX_TOPIC)
-            return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat topic of %zu bytes, cap %u",
-                                    ep, len, STRATA_PROTO_MAX_TOPIC);
-        uint64_t last = get_u64(p + 2 + len);
-        if (visit) {
-            int rc = visit(self, p + 2, len, last, err);
-            if (rc)
-                return rc;
-        }
-        p += 2 + len + 8;
-        left -= 2 + len + 8;
+    hb_walk_t walk = {.self = self, .visit = visit};
+    strata_error_t detail;
+    int rc = strata_pub_hb_decode(m->body, m->body_len, covered, n_topics,
+                                  visit ? s_heartbeat_visit : NULL, &walk, &detail);
+    if (rc && walk.visit_failed) {
+        *err = detail;
+        return rc;
     }
-    if (left != 0)
-        return strata_error_set(err, STRATA_EINVAL, "%s: heartbeat has %zu bytes after its topics",
-                                ep, left);
+    if (rc)
+        return strata_error_set(err, rc, "%s: %s", self->stream_endpoint, detail.msg);
     return 0;
 }
 
@@ -799,7 +748,7 @@ static int s_on_heartbeat(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m
     /* Every topic sent by this instance is listed with its last seq and is
      * delivered up to it: so is everything up to covered_seq, when the
      * list is whole. A list of 256 may continue in the next heartbeat. */
-    if (n_topics < HEARTBEAT_MAX_LIST && self->base_seq >= self->start_seq - 1)
+    if (n_topics < STRATA_PUB_HB_MAX_TOPICS && self->base_seq >= self->start_seq - 1)
         s_lift_all(self, covered);
     zmsg_destroy(msg_p);
     return 0;
@@ -875,7 +824,7 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
 {
     pub_msg_t m;
     int rc = s_parse_pub(self, *msg_p, &m, err);
-    if (rc == 0 && m.kind == KIND_ENTRIES && !s_subscribed(self, m.topic, m.topic_len)) {
+    if (rc == 0 && m.kind == STRATA_PUB_ENTRIES && !s_subscribed(self, m.topic, m.topic_len)) {
         zmsg_destroy(msg_p); /* with no prefixes: a '$' topic, never ours */
         return 0;
     }
@@ -883,8 +832,9 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
     uint64_t covered;
     uint32_t n_listed;
     if (rc == 0)
-        rc = m.kind == KIND_ENTRIES ? s_check_entries(self, &m, err)
-                                    : s_heartbeat_walk(self, &m, &covered, &n_listed, NULL, err);
+        rc = m.kind == STRATA_PUB_ENTRIES
+                 ? s_check_entries(self, &m, err)
+                 : s_heartbeat_walk(self, &m, &covered, &n_listed, NULL, err);
     if (rc) {
         zmsg_destroy(msg_p);
         return rc;
@@ -903,7 +853,7 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
             return 0;
         }
     }
-    if (m.kind == KIND_HEARTBEAT)
+    if (m.kind == STRATA_PUB_HEARTBEAT)
         return s_on_heartbeat(self, msg_p, &m, err);
     return s_on_entries(self, msg_p, &m, err);
 }
@@ -990,7 +940,8 @@ static int s_stream_start(strata_sub_t *self, strata_error_t *err)
                                          "%s: no heartbeat within %d ms (is the distributor up?)",
                                          self->stream_endpoint, self->timeout_ms);
         strata_error_t parse_err;
-        bool is_hb = s_parse_pub(self, msg, &hb, &parse_err) == 0 && hb.kind == KIND_HEARTBEAT;
+        bool is_hb =
+            s_parse_pub(self, msg, &hb, &parse_err) == 0 && hb.kind == STRATA_PUB_HEARTBEAT;
         if (zlist_append(self->early, msg) != 0) {
             zmsg_destroy(&msg);
             return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
@@ -1239,7 +1190,7 @@ static int s_open_stream(strata_sub_t *self, strata_error_t *err)
         zsock_set_subscribe(self->stream, "");
     for (size_t i = 0; i < self->n_topics; i++)
         zsock_set_subscribe(self->stream, self->topics[i]);
-    zsock_set_subscribe(self->stream, HEARTBEAT_TOPIC);
+    zsock_set_subscribe(self->stream, STRATA_PUB_HB_TOPIC);
     if (zsock_connect(self->stream, "%s", self->stream_endpoint) != 0)
         return strata_error_set(err, STRATA_EINVAL, "stream endpoint '%s': %s",
                                 self->stream_endpoint, zmq_strerror(zmq_errno()));

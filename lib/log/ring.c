@@ -702,7 +702,7 @@ static bool topic_wanted(const strata_ring_reader_t *self, const strata_entry_t 
         return !system;
     if (!e->topic && e->topic_len) /* an oversize marker whose topic was too long to carry */
         return true;
-    /* A write without a topic is published as "kv" (DISTRIBUTION.md); filter
+    /* A write without a topic is published as "kv" (proto/DISTRIBUTION.md); filter
      * it under that name so a ring reader and a remote one agree. */
     const uint8_t *topic = e->topic_len ? e->topic : (const uint8_t *)"kv";
     size_t topic_len = e->topic_len ? e->topic_len : 2;

@@ -1,7 +1,10 @@
-/* strata-distributor: arguments, the node's config, logging, then the server
- * (server.c) until SIGINT/SIGTERM. */
-#define _GNU_SOURCE
-#include "dist.h"
+/* strata-distributor: fans the node's committed records out to remote
+ * subscribers (proto/DISTRIBUTION.md). Parses arguments and config, then
+ * runs the server object of distributor.c until interrupted. */
+#include <stdio.h>
+
+#include "distributor.h"
+#include "log.h"
 
 static const char default_config[] = "node\n"
                                      "    name = node1\n"
@@ -36,31 +39,32 @@ int main(int argc, char **argv)
                             &config_file, &print_config);
     if (rc >= 0)
         return rc;
+
     svc_config_t *cfg = NULL;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(default_config, config_file, &cfg, &err) || dist_config_check(cfg, &err)) {
-        fprintf(stderr, "strata-distributor: %s\n", err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
-    if (print_config) {
+    rc = svc_config_load(default_config, config_file, &cfg, &err);
+    if (rc == 0 && (rc = dist_check_config(cfg, &err)) == 0 && print_config) {
         svc_config_print(cfg, stdout);
         svc_config_destroy(&cfg);
         return 0;
     }
-    zsys_init();
-    dist_t *d = NULL;
-    if ((rc = svc_log_init("strata-distributor", svc_config_get(cfg, "log/level"), &err)) == 0)
-        rc = dist_new(cfg, &d, &err); /* takes cfg */
-    else
-        svc_config_destroy(&cfg);
     if (rc) {
+        fprintf(stderr, "strata-distributor: %s\n", err.msg);
+        svc_config_destroy(&cfg);
+        return 2;
+    }
+    zsys_init();
+    dist_t *dist = NULL;
+    if ((rc = svc_log_init("strata-distributor", svc_config_get(cfg, "log/level"), &err)) ||
+        (rc = dist_new(&cfg, &dist, &err))) {
         log_error("event=start_failed error=\"%s\"", err.msg);
         fprintf(stderr, "strata-distributor: %s\n", err.msg);
+        svc_config_destroy(&cfg);
         return 1;
     }
-    dist_run(d);
-    dist_destroy(&d);
+    dist_run(dist, NULL);
+    dist_destroy(&dist);
+    log_info("event=stopped");
     return 0;
 }

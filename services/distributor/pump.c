@@ -1,20 +1,28 @@
-/* The pump thread: the shm ring (and the WAL when the ring cannot serve)
- * to the live and delayed PUB streams, with heartbeats. */
+/* strata-distributor's pump thread: reads the writer's shm ring (filling
+ * what it lacks from the WAL) and publishes every committed entry on the
+ * live and delayed XPUB sockets, with heartbeats (proto/DISTRIBUTION.md). */
 #define _GNU_SOURCE
-#include "dist.h"
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distributor.h"
+#include "log.h"
+#include "strata/pubframe.h"
+#include "strata/tail.h"
+
+/* ---- the pump: ring to PUB ------------------------------------------------ */
 
 static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t prev,
                         uint64_t instance, uint64_t start_seq)
 {
-    memset(m, 0, META_BYTES);
-    m[0] = META_VERSION;
-    m[1] = (uint8_t)kind;
-    m[2] = (uint8_t)tier;
-    for (int i = 0; i < 4; i++)
-        m[4 + i] = (uint8_t)(count >> (8 * i));
-    put_le64(m + 8, prev);
-    put_le64(m + 16, instance);
-    put_le64(m + 24, start_seq);
+    strata_pub_meta_t meta = {.kind = (uint8_t)kind,
+                              .tier = (uint8_t)tier,
+                              .count = count,
+                              .prev_seq = prev,
+                              .instance = instance,
+                              .start_seq = start_seq};
+    strata_pub_meta_encode(&meta, m);
 }
 
 /* One message, three frames. PUB drops what a slow subscriber's queue has no
@@ -56,25 +64,17 @@ static void heartbeat(dist_t *d, tier_t *t, uint64_t covered)
 {
     uint8_t meta[META_BYTES];
     meta_encode(meta, KIND_HEARTBEAT, t->tier, 0, 0, d->instance, d->start_seq);
-    size_t cap = 12 + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
+    size_t cap = STRATA_PUB_HB_HEADER + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
     uint8_t *body = malloc(cap);
     if (!body)
         return;
     topic_state_t *ts = zhashx_first(t->topics);
     do { /* at least one message, even with no topics */
-        size_t off = 12;
+        size_t off = STRATA_PUB_HB_HEADER;
         uint32_t n = 0;
-        for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++) {
-            size_t len = strlen(ts->name);
-            body[off] = (uint8_t)len;
-            body[off + 1] = (uint8_t)(len >> 8);
-            memcpy(body + off + 2, ts->name, len);
-            put_le64(body + off + 2 + len, ts->last);
-            off += 2 + len + 8;
-        }
-        put_le64(body, covered);
-        for (int i = 0; i < 4; i++)
-            body[8 + i] = (uint8_t)(n >> (8 * i));
+        for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++)
+            off += strata_pub_hb_put_topic(body + off, ts->name, strlen(ts->name), ts->last);
+        strata_pub_hb_put_header(body, covered, n);
         pub_send(t, HB_TOPIC, strlen(HB_TOPIC), meta, body, off);
     } while (ts);
     free(body);
@@ -109,7 +109,8 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
 }
 
 /* Sends one committed entry (raw is a private copy, already checked). */
-static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw, size_t raw_len)
+static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw,
+                          size_t raw_len)
 {
     if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
         goto covered;
@@ -148,119 +149,63 @@ covered:
     atomic_store(&d->covered, e->seq);
 }
 
-static int read_writer_file(dist_t *d, const char *key, char *out, size_t cap)
+/* Where the writer's ring is (its endpoints file says, "off" when it has
+ * none): asked by the tail at every (re)attach. */
+static int locate_ring(void *arg, char *out, size_t cap)
 {
+    dist_t *d = arg;
     zconfig_t *root = zconfig_load(d->writer_file);
     if (!root)
         return -1;
-    const char *v = zconfig_get(root, key, NULL);
-    int rc = v && *v ? 0 : -1;
+    const char *v = zconfig_get(root, "writer/ring", NULL);
+    int rc = v && *v && strcmp(v, "off") ? 0 : -1;
     if (!rc)
         snprintf(out, cap, "%s", v);
     zconfig_destroy(&root);
     return rc;
 }
 
-/* Publishes entries covered+1 .. limit from the WAL: how the pump fills a
- * gap the ring no longer holds (lapped, an entry too big for the ring, or
- * what a crashed writer recovered before its new ring began). */
-static int catch_up_from_wal(dist_t *d, uint64_t limit)
+/* Publishes the tail's next entry, if one comes within timeout_ms. The
+ * tail (lib/log/tail.c) fills whatever the ring lacks from the WAL, so
+ * covered moves one seq at a time. */
+static void pump_step(dist_t *d, int timeout_ms)
 {
+    strata_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
     strata_error_t err;
-    uint64_t from = atomic_load(&d->covered) + 1;
-    if (from > limit)
-        return 0;
-    if (!d->pump_cursor &&
-        strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &d->pump_cursor, &err) != 0) {
-        log_error("event=wal_open_failed error=\"%s\"", err.msg);
-        return -1;
-    }
-    if (strata_wal_cursor_seek(d->pump_cursor, from, &err) != 0) {
-        log_error("event=wal_catchup_failed from=%" PRIu64 " error=\"%s\"", from, err.msg);
-        strata_wal_cursor_close(&d->pump_cursor);
-        return -1;
-    }
-    atomic_fetch_add(&d->wal_catchups, 1);
-    uint64_t n = 0;
-    for (;;) {
-        strata_entry_t e;
-        const uint8_t *raw;
-        size_t raw_len;
-        int rc = strata_wal_cursor_next(d->pump_cursor, limit, &e, &raw, &raw_len, &err);
-        if (rc == STRATA_ETIMEDOUT)
-            break;
-        if (rc) {
-            log_error("event=wal_catchup_failed seq=%" PRIu64 " error=\"%s\"",
-                      atomic_load(&d->covered) + 1, err.msg);
-            strata_wal_cursor_close(&d->pump_cursor);
-            return -1;
-        }
-        publish_entry(d, &e, raw, raw_len);
-        n++;
-    }
-    log_info("event=wal_catchup from=%" PRIu64 " to=%" PRIu64 " entries=%" PRIu64, from,
-             atomic_load(&d->covered), n);
-    return 0;
-}
-
-static void ring_close(dist_t *d)
-{
-    strata_ring_reader_close(&d->ring);
-    atomic_store(&d->ring_ready, false);
-}
-
-/* (Re)attaches to the writer's ring, at the seq after what we covered, and
- * fills from the WAL whatever the ring does not hold. */
-static int ring_attach(dist_t *d)
-{
-    char path[PATH_MAX];
-    if (read_writer_file(d, "writer/ring", path, sizeof path) != 0 || !strcmp(path, "off"))
-        return -1;
-    strata_error_t err;
-    strata_ring_reader_options_t ro = {.start = STRATA_RING_FROM_NEWEST};
-    uint64_t covered = atomic_load(&d->covered);
-    if (covered) {
-        ro.start = STRATA_RING_FROM_SEQ;
-        ro.from_seq = covered + 1;
-    }
-    /* Everything, '$' topics included: covered must move past them too. */
-    static const char *const all[] = {"", "$"};
-    ro.topics = all;
-    ro.n_topics = 2;
-    int rc = strata_ring_reader_open(path, &ro, &d->ring, &err);
-    if (rc == STRATA_ELAPPED) {
-        strata_ring_info_t info;
-        ro.start = STRATA_RING_FROM_OLDEST;
-        if ((rc = strata_ring_reader_open(path, &ro, &d->ring, &err)))
-            return rc;
-        strata_ring_reader_info(d->ring, &info);
-        uint64_t oldest = info.oldest_seq ? info.oldest_seq : info.first_seq;
-        if (catch_up_from_wal(d, oldest - 1) != 0 || atomic_load(&d->covered) + 1 < oldest) {
-            ring_close(d);
-            return -1;
-        }
-        if (strata_ring_reader_seek(d->ring, atomic_load(&d->covered) + 1) != 0) {
-            ring_close(d);
-            return -1;
-        }
-    } else if (rc) {
-        if (rc != STRATA_EIO)
-            log_warning("event=ring_open_failed path=%s error=\"%s\"", path, err.msg);
-        return rc;
-    }
-    if (!d->start_seq) {
-        strata_ring_info_t info;
-        strata_ring_reader_info(d->ring, &info);
-        d->start_seq = strata_ring_reader_next_seq(d->ring);
-        if (!d->start_seq)
-            d->start_seq = info.published_seq + 1;
+    strata_tail_stats_t before, after;
+    strata_tail_stats(d->tail, &before);
+    int rc = strata_tail_next(d->tail, 0, timeout_ms, &e, &raw, &raw_len, &err);
+    strata_tail_stats(d->tail, &after);
+    if (!d->start_seq && strata_tail_start_seq(d->tail)) {
+        d->start_seq = strata_tail_start_seq(d->tail);
         atomic_store(&d->covered, d->start_seq - 1);
     }
-    atomic_store(&d->ring_ready, true);
-    atomic_fetch_add(&d->ring_reopens, 1);
-    log_info("event=ring_attached path=%s next_seq=%" PRIu64, path,
-             strata_ring_reader_next_seq(d->ring));
-    return 0;
+    if (after.ring_attaches != before.ring_attaches)
+        log_info("event=ring_attached next_seq=%" PRIu64, strata_tail_next_seq(d->tail));
+    if (after.wal_refills != before.wal_refills)
+        log_info("event=wal_catchup from=%" PRIu64, atomic_load(&d->covered) + 1);
+    if (before.ring_attached && !after.ring_attached)
+        log_info("event=ring_stale covered=%" PRIu64, atomic_load(&d->covered));
+    atomic_store(&d->laps, after.laps);
+    atomic_store(&d->wal_catchups, after.wal_refills);
+    atomic_store(&d->ring_reopens, after.ring_attaches);
+    atomic_store(&d->ring_ready, after.ring_attached);
+    if (rc == 0)
+        publish_entry(d, &e, raw, raw_len);
+    else if (rc != STRATA_ETIMEDOUT)
+        log_error("event=tail_failed seq=%" PRIu64 " error=\"%s\"", atomic_load(&d->covered) + 1,
+                  err.msg);
+}
+
+int pump_tail_open(dist_t *d, strata_error_t *err)
+{
+    strata_tail_options_t opts = {.ring_locate = locate_ring,
+                                  .ring_locate_arg = d,
+                                  .wal_dir = d->wal_dir,
+                                  .max_entry_bytes = WAL_MAX_ENTRY};
+    return strata_tail_open(&opts, &d->tail, err);
 }
 
 static void check_subscriptions(tier_t *t)
@@ -286,85 +231,23 @@ static void notify_main(dist_t *d, bool force)
     d->last_notify_ns = now;
 }
 
-static void pump_step_ring(dist_t *d, int timeout_ms)
-{
-    strata_entry_t e;
-    const uint8_t *raw;
-    size_t raw_len;
-    int rc = strata_ring_reader_next(d->ring, timeout_ms, &e, &raw, &raw_len);
-    if (rc == 0) {
-        /* Copy out, then check the producer did not overwrite it meanwhile:
-         * what we send must be what was committed. */
-        if (raw_len > d->scratch_cap) {
-            uint8_t *grown = realloc(d->scratch, raw_len);
-            if (!grown)
-                return;
-            d->scratch = grown;
-            d->scratch_cap = raw_len;
-        }
-        memcpy(d->scratch, raw, raw_len);
-        if (!strata_ring_reader_intact(d->ring)) {
-            rc = STRATA_ELAPPED;
-        } else {
-            strata_entry_t copy;
-            size_t used;
-            strata_error_t err;
-            if (strata_entry_decode(d->scratch, raw_len, WAL_MAX_ENTRY, &copy, &used, &err)) {
-                log_error("event=ring_entry_bad seq=%" PRIu64 " error=\"%s\"", e.seq, err.msg);
-                rc = STRATA_ELAPPED; /* take it from the WAL instead */
-            } else {
-                publish_entry(d, &copy, d->scratch, raw_len);
-                return;
-            }
-        }
-    }
-    if (rc == STRATA_ETIMEDOUT)
-        return;
-    if (rc == STRATA_ELAPPED || rc == STRATA_ETOOBIG || rc == STRATA_ECORRUPT) {
-        atomic_fetch_add(&d->laps, rc == STRATA_ELAPPED ? 1 : 0);
-        strata_ring_info_t info;
-        strata_ring_reader_info(d->ring, &info);
-        uint64_t upto = info.published_seq;
-        if (catch_up_from_wal(d, upto) == 0 &&
-            strata_ring_reader_seek(d->ring, atomic_load(&d->covered) + 1) == 0)
-            return;
-        ring_close(d); /* start over from the file */
-        return;
-    }
-    /* ESTALE: the writer stopped or restarted. */
-    log_info("event=ring_stale covered=%" PRIu64, atomic_load(&d->covered));
-    ring_close(d);
-}
-
 void *pump_main(void *arg)
 {
     dist_t *d = arg;
-    uint64_t last_attach_try = 0;
     while (!atomic_load(&d->stop)) {
         uint64_t now = now_ns();
-        if (!d->ring) {
-            if (now - last_attach_try >= 100000000ull) {
-                last_attach_try = now;
-                ring_attach(d);
-            }
-            if (!d->ring) {
-                zclock_sleep(10); /* waiting for a writer: nothing to poll on */
-            }
-        }
-        if (d->ring && atomic_load(&d->ring_ready)) {
-            /* Sleep at most until the next heartbeat or batch is due. */
-            uint64_t hb_at = d->live.last_send_ns + d->heartbeat_ms * 1000000ull;
-            uint64_t due = hb_at < d->next_flush_ns ? hb_at : d->next_flush_ns;
-            int timeout = due > now ? (int)((due - now) / 1000000ull) : 0;
-            if (timeout > 100)
-                timeout = 100;
-            /* Read a burst before looking at anything else. */
-            for (int i = 0; i < 256 && d->ring; i++) {
-                uint64_t before = atomic_load(&d->covered);
-                pump_step_ring(d, i == 0 ? timeout : 0);
-                if (atomic_load(&d->covered) == before)
-                    break;
-            }
+        /* Sleep at most until the next heartbeat or batch is due. */
+        uint64_t hb_at = d->live.last_send_ns + d->heartbeat_ms * 1000000ull;
+        uint64_t due = hb_at < d->next_flush_ns ? hb_at : d->next_flush_ns;
+        int timeout = due > now ? (int)((due - now) / 1000000ull) : 0;
+        if (timeout > 100)
+            timeout = 100;
+        /* Read a burst before looking at anything else. */
+        for (int i = 0; i < 256; i++) {
+            uint64_t before = atomic_load(&d->covered);
+            pump_step(d, i == 0 ? timeout : 0);
+            if (atomic_load(&d->covered) == before)
+                break;
         }
         now = now_ns();
         check_subscriptions(&d->live);
@@ -388,4 +271,14 @@ void *pump_main(void *arg)
     }
     notify_main(d, true);
     return NULL;
+}
+
+void topic_state_free(void **item)
+{
+    topic_state_t *ts = *item;
+    if (ts) {
+        free(ts->buf);
+        free(ts);
+    }
+    *item = NULL;
 }

@@ -1,7 +1,58 @@
-/* The main thread: history replay, durable sessions and their offsets,
- * the subscriber list, stats and /metrics. */
+/* strata-distributor's main thread: the history ROUTER (paged replay from
+ * the WAL, durable sessions with acks stored through the writer, the
+ * subscriber list, stats) and the metrics it reports (proto/DISTRIBUTION.md). */
 #define _GNU_SOURCE
-#include "dist.h"
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distributor.h"
+#include "log.h"
+#include "node.h"
+#include "router.h"
+
+/* ---- topic filters ------------------------------------------------------- */
+
+/* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
+ * a '$' topic only for a prefix that itself starts with '$'. */
+bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
+{
+    bool sys = len > 0 && topic[0] == '$';
+    if (n == 0)
+        return !sys;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl = strlen(prefixes[i]);
+        if (sys && (pl == 0 || prefixes[i][0] != '$'))
+            continue;
+        if (pl <= len && !memcmp(topic, prefixes[i], pl))
+            return true;
+        if (len == 0 && !strcmp(prefixes[i], NO_TOPIC))
+            return true;
+    }
+    return false;
+}
+
+static char **strv_dup(const char *const *v, size_t n)
+{
+    char **out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            while (i > 0)
+                free(out[--i]);
+            free(out);
+            return NULL;
+        }
+    return out;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- durable subscriptions ------------------------------------------------- */
 
 struct sub {
     char name[STRATA_PROTO_MAX_NAME + 1];

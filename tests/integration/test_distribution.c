@@ -1,6 +1,6 @@
 /* Distribution end to end: a real strata-writer and strata-distributor on
  * loopback, read through the shm ring and through the distributor's
- * streams, history and durable sessions (DISTRIBUTION.md). Every test
+ * streams, history and durable sessions (proto/DISTRIBUTION.md). Every test
  * checks seqs exactly: each one once, in order, none missing. */
 #define _GNU_SOURCE
 #include <check.h>

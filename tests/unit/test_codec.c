@@ -319,7 +319,7 @@ START_TEST(error_reply_carries_status_and_message)
 }
 END_TEST
 
-/* ---- the distributor's history endpoint (DISTRIBUTION.md) ---------------- */
+/* ---- the distributor's history endpoint (proto/DISTRIBUTION.md) ---------------- */
 
 static void assert_topics_eq(const char *const *got, size_t n_got, const char *const *want,
                              size_t n_want)

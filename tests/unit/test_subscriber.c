@@ -1,5 +1,5 @@
 /* Pins the subscriber (strata/subscriber.h) against a scripted distributor
- * in a zactor: a real XPUB and ROUTER on loopback speaking DISTRIBUTION.md,
+ * in a zactor: a real XPUB and ROUTER on loopback speaking proto/DISTRIBUTION.md,
  * with WAL entries carrying real CRCs. Live delivery, gaps found by
  * prev_seq, by heartbeat and by a new instance, repaired from history in
  * pages; the Clone hand-off from a seq or a time; durable sessions (dedup,
@@ -23,7 +23,7 @@
 #define ENTRY_MAX  256
 #define TS_PER_SEQ 1000 /* the fake commits seq s at time s * 1000 ns */
 
-/* ---- WAL entries and PUB frames, built as lib/log/wal.md and DISTRIBUTION.md say */
+/* ---- WAL entries and PUB frames, built as lib/log/wal.md and proto/DISTRIBUTION.md say */
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -111,7 +111,7 @@ typedef struct {
     char *waiting;
 } fake_t;
 
-/* DISTRIBUTION.md: a write without a topic is published under "kv". */
+/* proto/DISTRIBUTION.md: a write without a topic is published under "kv". */
 static const char *s_pub_topic(const char *topic)
 {
     return topic[0] ? topic : "kv";

@@ -48,7 +48,7 @@ typedef enum {
     STRATA_OP_STATS,
     STRATA_OP_CONTROL,
     STRATA_OP_RECORD, /* a typed record in value; the server derives topic and key */
-    /* The distributor's history endpoint (DISTRIBUTION.md). */
+    /* The distributor's history endpoint (proto/DISTRIBUTION.md). */
     STRATA_OP_REPLAY,
     STRATA_OP_SUBSCRIBE,
     STRATA_OP_ACK,

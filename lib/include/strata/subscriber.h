@@ -1,4 +1,4 @@
-/* Remote subscriptions to a node's distributor (DISTRIBUTION.md), in the
+/* Remote subscriptions to a node's distributor (proto/DISTRIBUTION.md), in the
  * client library. Three ways to subscribe, one call to read:
  *
  *  - live (from_seq 0, no durable name): SUB to the live or delayed stream;

@@ -1,47 +1,17 @@
-/* The server object: configuration, sockets, threads, and the stop. */
+/* strata-distributor as an object: dist_new binds its endpoints and
+ * starts the pump thread, dist_run serves the history endpoint on one
+ * zloop, dist_destroy stops both. main.c wraps it; a test can run it
+ * in-process through dist_actor. */
 #define _GNU_SOURCE
-#include "dist.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-/* ---- topic filters ------------------------------------------------------- */
-
-/* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
- * a '$' topic only for a prefix that itself starts with '$'. */
-bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
-{
-    bool sys = len > 0 && topic[0] == '$';
-    if (n == 0)
-        return !sys;
-    for (size_t i = 0; i < n; i++) {
-        size_t pl = strlen(prefixes[i]);
-        if (sys && (pl == 0 || prefixes[i][0] != '$'))
-            continue;
-        if (pl <= len && !memcmp(topic, prefixes[i], pl))
-            return true;
-        if (len == 0 && !strcmp(prefixes[i], NO_TOPIC))
-            return true;
-    }
-    return false;
-}
-
-char **strv_dup(const char *const *v, size_t n)
-{
-    char **out = calloc(n ? n : 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++)
-        if (!(out[i] = strdup(v[i]))) {
-            while (i > 0)
-                free(out[--i]);
-            free(out);
-            return NULL;
-        }
-    return out;
-}
-
-void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
+#include "distributor.h"
+#include "log.h"
+#include "node.h"
 
 static zsock_t *bind_sock(int type, const char *endpoint, char *bound, size_t cap, uint64_t hwm,
                           strata_error_t *err)
@@ -75,25 +45,18 @@ static int write_endpoints(dist_t *d, strata_error_t *err)
                              {"delayed", d->delayed_ep},
                              {"history", d->history_ep},
                              {"metrics", d->metrics_url}};
-    return svc_write_endpoints(d->endpoints_file, "distributor", pairs, 5, err);
-}
-
-void topic_state_free(void **item)
-{
-    topic_state_t *ts = *item;
-    if (ts) {
-        free(ts->buf);
-        free(ts);
-    }
-    *item = NULL;
+    int rc = svc_write_endpoints(d->endpoints_file, "distributor", pairs, 5, err);
+    d->endpoints_written = rc == 0;
+    return rc;
 }
 
 static void dist_free(dist_t *d)
 {
+    if (!d)
+        return;
     svc_http_stop(&d->http);
     zsock_destroy(&d->history);
     zsock_destroy(&d->notify);
-    zsock_destroy(&d->notify_in);
     zsock_destroy(&d->live.pub);
     zsock_destroy(&d->delayed.pub);
     zhashx_destroy(&d->live.topics);
@@ -101,12 +64,11 @@ static void dist_free(dist_t *d)
     zhashx_destroy(&d->subs);
     for (int i = 0; i < CURSOR_CACHE; i++)
         strata_wal_cursor_close(&d->cursors[i].cursor);
-    strata_wal_cursor_close(&d->pump_cursor);
-    strata_ring_reader_close(&d->ring);
+    strata_tail_close(&d->tail);
     strata_client_destroy(&d->writer);
-    free(d->scratch);
     svc_config_destroy(&d->cfg);
     pthread_mutex_destroy(&d->stats_mu);
+    free(d);
 }
 
 static int load_numbers(dist_t *d, strata_error_t *err)
@@ -135,24 +97,28 @@ static int load_numbers(dist_t *d, strata_error_t *err)
     return 0;
 }
 
-/* ---- the server object ------------------------------------------------- */
-
-int dist_config_check(svc_config_t *cfg, strata_error_t *err)
+int dist_check_config(svc_config_t *cfg, strata_error_t *err)
 {
-    dist_t probe = {.cfg = cfg};
-    return load_numbers(&probe, err);
+    dist_t *probe = calloc(1, sizeof *probe);
+    if (!probe)
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    probe->cfg = cfg;
+    int rc = load_numbers(probe, err);
+    free(probe);
+    return rc;
 }
 
-int dist_new(svc_config_t *cfg, dist_t **dist_p, strata_error_t *err)
+int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
 {
-    *dist_p = NULL;
+    *out = NULL;
     dist_t *d = calloc(1, sizeof *d);
     if (!d) {
-        svc_config_destroy(&cfg);
+        svc_config_destroy(cfg_p);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&d->stats_mu, NULL);
-    d->cfg = cfg;
+    d->cfg = *cfg_p;
+    *cfg_p = NULL;
     int rc = load_numbers(d, err);
     if (rc)
         goto fail;
@@ -193,16 +159,13 @@ int dist_new(svc_config_t *cfg, dist_t **dist_p, strata_error_t *err)
     snprintf(ep, sizeof ep, "inproc://distributor-notify-%p", (void *)d);
     d->notify_in = zsock_new_pull(ep);
     if (!d->notify_in || !(d->notify = zsock_new_push(ep))) {
-        zsock_destroy(&d->notify_in);
         rc = strata_error_set(err, STRATA_EIO, "cannot create the inproc notify pair");
         goto fail;
     }
     uint16_t http_port = 0;
     const char *metrics = svc_config_get(d->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, d, &d->http, &http_port, err))) {
-        zsock_destroy(&d->notify_in);
+    if ((rc = svc_http_start(metrics, write_metrics, is_ready, d, &d->http, &http_port, err)))
         goto fail;
-    }
     if (d->http) {
         char host[64];
         snprintf(host, sizeof host, "%.*s", (int)(strrchr(metrics, ':') - metrics), metrics);
@@ -210,33 +173,43 @@ int dist_new(svc_config_t *cfg, dist_t **dist_p, strata_error_t *err)
     } else {
         snprintf(d->metrics_url, sizeof d->metrics_url, "off");
     }
-    /* The pump owns the PUB sockets and the notify end from here on. */
+    if ((rc = pump_tail_open(d, err)))
+        goto fail;
+    /* The pump owns the PUB sockets, the tail and the notify end from here on. */
     d->next_flush_ns = now_ns() + d->delay_ms * 1000000ull;
     if (pthread_create(&d->pump, NULL, pump_main, d) != 0) {
-        zsock_destroy(&d->notify_in);
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the pump thread");
         goto fail;
     }
-    if ((rc = write_endpoints(d, err))) {
-        atomic_store(&d->stop, true);
-        pthread_join(d->pump, NULL);
-        zsock_destroy(&d->notify_in);
+    d->pump_running = true;
+    if ((rc = write_endpoints(d, err)))
         goto fail;
-    }
-    *dist_p = d;
+    *out = d;
     return 0;
 
 fail:
-    dist_free(d);
-    free(d);
-    return rc ? rc : STRATA_EIO;
+    dist_destroy(&d);
+    return rc;
 }
 
-void dist_run(dist_t *d)
+static int on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    zmsg_t *msg = zmsg_recv(pipe);
+    zmsg_destroy(&msg);
+    return -1; /* $TERM, or anything: stop serving */
+}
+
+int dist_run(dist_t *d, zsock_t *pipe)
 {
     zloop_t *loop = zloop_new();
+    if (!loop)
+        return STRATA_ENOMEM;
     zloop_reader(loop, d->history, on_history, d);
     zloop_reader(loop, d->notify_in, on_notify, d);
+    if (pipe)
+        zloop_reader(loop, pipe, on_pipe, d);
     zloop_timer(loop, 10, 0, on_sessions_timer, d);
     zloop_timer(loop, d->ack_flush_ms, 0, on_flush_timer, d);
     log_info("event=ready node=%s live=%s delayed=%s history=%s metrics=%s dir=%s pid=%d",
@@ -244,21 +217,56 @@ void dist_run(dist_t *d)
              d->metrics_url, d->data_dir, (int)getpid());
     zloop_start(loop);
     zloop_destroy(&loop);
-}
-
-void dist_destroy(dist_t **dist_p)
-{
-    dist_t *d = *dist_p;
-    if (!d)
-        return;
-    *dist_p = NULL;
     log_info("event=stopping covered=%" PRIu64, atomic_load(&d->covered));
     offsets_flush(d); /* acks received are stored before we go */
-    atomic_store(&d->stop, true);
-    pthread_join(d->pump, NULL);
+    return 0;
+}
+
+void dist_destroy(dist_t **self_p)
+{
+    dist_t *d = *self_p;
+    if (!d)
+        return;
+    if (d->pump_running) {
+        atomic_store(&d->stop, true);
+        pthread_join(d->pump, NULL);
+        d->pump_running = false;
+    }
     zsock_destroy(&d->notify_in);
-    unlink(d->endpoints_file);
+    if (d->endpoints_written)
+        unlink(d->endpoints_file);
     dist_free(d);
-    free(d);
-    log_info("event=stopped");
+    *self_p = NULL;
+}
+
+void dist_actor(zsock_t *pipe, void *args)
+{
+    svc_config_t *cfg = args;
+    dist_t *d = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = dist_new(&cfg, &d, &err);
+    if (rc) {
+        log_error("event=start_failed error=\"%s\"", err.msg);
+        zsock_signal(pipe, (byte)(-rc));
+        return;
+    }
+    zsock_signal(pipe, 0);
+    dist_run(d, pipe);
+    dist_destroy(&d);
+}
+
+const char *dist_live_endpoint(const dist_t *self)
+{
+    return self->live_ep;
+}
+
+const char *dist_delayed_endpoint(const dist_t *self)
+{
+    return self->delayed_ep;
+}
+
+const char *dist_history_endpoint(const dist_t *self)
+{
+    return self->history_ep;
 }

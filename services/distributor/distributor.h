@@ -1,45 +1,32 @@
-/* strata-distributor's server: fans the node's committed records out to
- * remote subscribers (proto/DISTRIBUTION.md).
- *
- * Two threads. The pump thread (pump.c) reads the writer's shm ring and owns
- * the two XPUB sockets: every record goes out on the live stream as soon as
- * the ring shows it, and into a per-topic batch the delayed stream sends
- * every delay_ms. When the ring laps it or the writer restarts, it reads the
- * gap from the WAL instead, so the streams never skip a seq. The main thread
- * (serving.c) owns the history ROUTER: paged replay from the WAL, durable
- * sessions (delivery with a window, acks stored through the writer, resend
- * on timeout) and the subscriber list. The two share only the covered seq.
- * server.c holds the object (dist_new/run/destroy) that main.c wraps.
- * Private to services/distributor. */
-#ifndef STRATA_DIST_H
-#define STRATA_DIST_H
+/* The distributor's object, shared by its three files: pump.c (the thread
+ * reading the ring and owning the XPUB sockets), serving.c (the history
+ * ROUTER on the main thread) and distributor.c (build, run, destroy). */
+#ifndef STRATA_DISTRIBUTOR_H
+#define STRATA_DISTRIBUTOR_H
 
 #include <czmq.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "config.h"
 #include "http.h"
-#include "log.h"
-#include "node.h"
-#include "router.h"
 #include "strata/client.h"
 #include "strata/codec.h"
+#include "strata/pubframe.h"
 #include "strata/ring.h"
+#include "strata/tail.h"
 #include "strata/wal.h"
 
 #define DISTRIBUTOR_VERSION   "0.1.0"
-#define META_BYTES            32
-#define META_VERSION          1
-#define KIND_ENTRIES          1
-#define KIND_HEARTBEAT        2
-#define HB_TOPICS_PER_MESSAGE 256
-#define HB_TOPIC              "$hb"
+#define META_BYTES            STRATA_PUB_META_BYTES
+#define KIND_ENTRIES          STRATA_PUB_ENTRIES
+#define KIND_HEARTBEAT        STRATA_PUB_HEARTBEAT
+#define HB_TOPICS_PER_MESSAGE STRATA_PUB_HB_MAX_TOPICS
+#define HB_TOPIC              STRATA_PUB_HB_TOPIC
 #define NO_TOPIC              "kv" /* what a write without a topic is published under */
 /* A delayed batch is sent early past this, so a message stays well under
  * the subscribers' frame cap. */
@@ -84,6 +71,35 @@ static inline uint64_t get_le64(const uint8_t *p)
     return v;
 }
 
+typedef struct dist dist_t;
+
+/* Checks the numeric keys of a loaded config (for --print-config). */
+int dist_check_config(svc_config_t *cfg, strata_error_t *err);
+
+/* Builds the distributor from a loaded config (taking ownership of it):
+ * binds the three endpoints and the metrics listener, starts the pump
+ * thread and writes <data_dir>/distributor.endpoints. */
+int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err);
+
+/* Serves the history endpoint until interrupted, or, with a pipe, until
+ * the pipe sends anything (zactor's $TERM); then stores pending acks. */
+int dist_run(dist_t *self, zsock_t *pipe);
+
+/* Stops the pump, removes the endpoints file and frees everything. */
+void dist_destroy(dist_t **self_p);
+
+/* zactor body for running the server in-process: args is a
+ * svc_config_t * (ownership taken); signals the pipe 0 when serving, or
+ * the error code when it could not start. */
+void dist_actor(zsock_t *pipe, void *args);
+
+/* Where the endpoints were bound (tcp://127.0.0.1:* resolved). */
+const char *dist_live_endpoint(const dist_t *self);
+const char *dist_delayed_endpoint(const dist_t *self);
+const char *dist_history_endpoint(const dist_t *self);
+
+/* ---- internals shared by the three files ---------------------------------- */
+
 typedef struct {
     uint64_t last; /* last seq sent on this topic and tier */
     uint8_t *buf;  /* delayed: entries waiting for the next batch */
@@ -103,7 +119,7 @@ typedef struct {
 
 typedef struct sub sub_t;
 
-typedef struct {
+struct dist {
     svc_config_t *cfg;
     char data_dir[PATH_MAX], wal_dir[PATH_MAX + 8], writer_file[PATH_MAX + 32],
         endpoints_file[PATH_MAX + 32];
@@ -111,18 +127,16 @@ typedef struct {
     uint64_t delay_ms, heartbeat_ms, sndhwm, window, ack_timeout_ms, ack_flush_ms,
         session_timeout_ms;
     svc_http_t *http;
-    zsock_t *history, *notify;
-    zsock_t *notify_in; /* the main thread's end of notify */
+    zsock_t *history, *notify, *notify_in;
+    bool endpoints_written;
 
     /* pump thread */
     pthread_t pump;
+    bool pump_running;
     atomic_bool stop;
     tier_t live, delayed;
-    strata_ring_reader_t *ring;
-    strata_wal_cursor_t *pump_cursor;
+    strata_tail_t *tail; /* the ring, then the WAL where the ring lacks */
     uint64_t instance, start_seq;
-    uint8_t *scratch;
-    size_t scratch_cap;
     uint64_t next_flush_ns, last_notify_ns, notified;
     _Atomic uint64_t covered; /* every entry <= this has gone out on the live stream */
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
@@ -140,29 +154,22 @@ typedef struct {
     uint64_t replay_requests, replay_entries, acks, offset_writes, offset_write_failures,
         deliveries;
     uint64_t flush_retry_ns; /* after a failed store, wait before asking the writer again */
-} dist_t;
-
-/* server.c */
-int dist_config_check(svc_config_t *cfg, strata_error_t *err);         /* the numbers in range */
-int dist_new(svc_config_t *cfg, dist_t **dist_p, strata_error_t *err); /* takes cfg */
-void dist_run(dist_t *d);                                              /* until interrupted */
-void dist_destroy(dist_t **dist_p);
-bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n);
-char **strv_dup(const char *const *v, size_t n);
-void strv_free(char **v, size_t n);
-void topic_state_free(void **item);
+};
 
 /* pump.c */
+int pump_tail_open(dist_t *d, strata_error_t *err);
 void *pump_main(void *arg);
+void topic_state_free(void **item);
 
 /* serving.c */
+bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n);
 void sub_destroy(void **item);
 void offsets_flush(dist_t *d);
-void write_metrics(void *arg, FILE *out);
-bool is_ready(void *arg);
 int on_history(zloop_t *loop, zsock_t *sock, void *arg);
 int on_notify(zloop_t *loop, zsock_t *sock, void *arg);
 int on_sessions_timer(zloop_t *loop, int timer_id, void *arg);
 int on_flush_timer(zloop_t *loop, int timer_id, void *arg);
+void write_metrics(void *arg, FILE *out);
+bool is_ready(void *arg);
 
 #endif

@@ -1,0 +1,92 @@
+/* strata-distributor's server object run in-process (dist_actor), as
+ * main.c runs it: bound to tcp://127.0.0.1:*, found through the
+ * distributor.endpoints it writes, answering on its history endpoint
+ * before any writer exists, and gone (endpoints file removed) on $TERM. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "distributor.h"
+#include "support.h"
+
+static svc_config_t *config_for(const char *dir)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "node\n"
+             "    name = test\n"
+             "    data_dir = %s\n"
+             "distributor\n"
+             "    live = tcp://127.0.0.1:*\n"
+             "    delayed = tcp://127.0.0.1:*\n"
+             "    history = tcp://127.0.0.1:*\n"
+             "    delay_ms = 100\n"
+             "    heartbeat_ms = 100\n"
+             "    sndhwm = 1000\n"
+             "    window = 100\n"
+             "    ack_timeout_ms = 2000\n"
+             "    ack_flush_ms = 5\n"
+             "    session_timeout_ms = 10000\n"
+             "metrics\n"
+             "    endpoint = off\n"
+             "log\n"
+             "    level = warning\n",
+             dir);
+    svc_config_t *cfg = NULL;
+    strata_error_t err;
+    ck_assert_msg(svc_config_load(text, NULL, &cfg, &err) == 0, "config: %s", err.msg);
+    return cfg;
+}
+
+START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
+{
+    char *dir = ts_tempdir("dist");
+    char *endpoints = ts_path(dir, "distributor.endpoints");
+    zactor_t *actor = zactor_new(dist_actor, config_for(dir));
+    ck_assert_ptr_nonnull(actor);
+    zconfig_t *root = zconfig_load(endpoints);
+    ck_assert_msg(root != NULL, "no %s once the actor signalled", endpoints);
+    const char *history = zconfig_get(root, "distributor/history", "");
+    const char *live = zconfig_get(root, "distributor/live", "");
+    ck_assert_msg(strncmp(history, "tcp://127.0.0.1:", 16) == 0 && !strstr(history, "*"),
+                  "history endpoint %s", history);
+    ck_assert_msg(strncmp(live, "tcp://127.0.0.1:", 16) == 0 && !strstr(live, "*"),
+                  "live endpoint %s", live);
+    ck_assert_str_ne(history, live);
+
+    strata_client_options_t opts = {.endpoint = history, .timeout_ms = 5000};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "connect: %s", err.msg);
+    strata_reply_t rep;
+    ck_assert_msg(strata_client_stats(client, &rep, &err) == 0, "stats: %s", err.msg);
+    bool saw_subscribers = false;
+    for (size_t i = 0; i < rep.n_pairs; i++)
+        if (!strcmp(rep.pairs[i].name, "subscribers")) {
+            ck_assert_str_eq(rep.pairs[i].value, "0");
+            saw_subscribers = true;
+        }
+    ck_assert(saw_subscribers);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&client);
+    zconfig_destroy(&root);
+
+    zactor_destroy(&actor);
+    ck_assert_msg(access(endpoints, F_OK) != 0, "%s left behind", endpoints);
+    ts_rmtree(dir);
+    free(endpoints);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("distributor");
+    TCase *tc = tcase_create("actor");
+    tcase_add_test(tc, runs_in_process_bound_to_free_ports_and_stops_on_term);
+    suite_add_tcase(s, tc);
+    return ts_run(s);
+}
