@@ -4,128 +4,11 @@
  * history endpoint. The contract is strata/subscriber.h; stratactl tail and
  * applications use it. */
 #define _GNU_SOURCE
-#include "strata/subscriber.h"
-
-#include <czmq.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "coding.h"
-#include "strata/codec.h"
-#include "strata/pubframe.h"
-#include "client_util.h"
-
-/* Room for the largest frame either endpoint sends (a delayed batch is split
- * at 4 MiB, a history reply is capped at 8 MiB) plus its envelope. A bigger
- * frame makes ZeroMQ drop the connection, which the gap rule then repairs. */
-#define SUB_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
-/* Messages queued on the SUB side before ZeroMQ drops: generous, because a
- * repair blocks reading; what is dropped anyway is repaired from history. */
-#define SUB_RCVHWM         1000000
-#define HISTORY_HWM        100000
-#define DEFAULT_TIMEOUT_MS 5000
-#define KEEPALIVE_MS       1000
-#define NO_TOPIC           "kv" /* what a write without a topic is published under */
-#define ERR_TOPIC_TEXT     64   /* bytes of a topic quoted in an error message */
-
-/* One entry ready to hand out; its pointers are into the batch's owner. */
-typedef struct {
-    strata_entry_t entry;
-    const uint8_t *raw;
-    size_t raw_len;
-} item_t;
-
-/* The entries next() hands out, one at a time, from one owner: a stream
- * message or a history reply, kept until the caller's next call. */
-typedef struct {
-    zmsg_t *msg;
-    strata_reply_t reply;
-    item_t *items;
-    size_t n_items, cap_items, next;
-    bool from_replay;
-} batch_t;
-
-/* A replay in progress, one page per step. exact: one topic, delivered only
- * when the entry's topic is exactly it (the request names it as a prefix).
- * Otherwise a base repair of every subscribed prefix, which lifts B and
- * every L[t] to to_seq when done. */
-typedef struct {
-    bool active;
-    bool exact;
-    char topic[STRATA_PROTO_MAX_TOPIC + 1];
-    uint16_t topic_len;
-    uint64_t from_seq; /* 0: from_time_ns */
-    uint64_t from_time_ns;
-    uint64_t to_seq;
-} repair_t;
-
-/* A PUB message, parsed and checked (proto/DISTRIBUTION.md, "PUB messages"). */
-typedef struct {
-    const uint8_t *topic;
-    size_t topic_len;
-    uint8_t kind;
-    uint32_t count;
-    uint64_t prev_seq;
-    uint64_t instance;
-    uint64_t start_seq;
-    const uint8_t *body;
-    size_t body_len;
-} pub_msg_t;
-
-/* Topic keys of the L[t] table: bytes, not strings (a topic may hold NULs). */
-typedef struct {
-    uint16_t len;
-    uint8_t bytes[];
-} topic_key_t;
-
-struct strata_sub {
-    char *stream_endpoint;
-    char *history_endpoint;
-    char *durable; /* NULL: a stream subscription */
-    char **topics;
-    size_t n_topics;
-    uint64_t from_seq;
-    uint64_t from_time_ns;
-    uint32_t window;
-    int timeout_ms;
-
-    zsock_t *stream; /* SUB; NULL for durable sessions */
-    void *stream_handle;
-    zsock_t *history; /* DEALER */
-    void *history_handle;
-    uint64_t next_request_id;
-
-    /* Stream state: L[t] (every entry of t with seq <= it is delivered) and
-     * the base B for topics not in the table. */
-    zhashx_t *last_seq;
-    uint64_t base_seq;
-    uint64_t instance;
-    uint64_t start_seq;
-    uint64_t time_floor_ns; /* from_time: entries committed before it are skipped */
-    zlist_t *early;         /* zmsg_t that arrived before the first heartbeat */
-    zmsg_t *postponed;      /* the message whose gap the repair is filling */
-    repair_t repair;
-
-    /* Durable state. */
-    uint64_t session_id; /* the SubscribeRequest's id: deliveries carry it */
-    uint64_t acked_seq;
-    uint64_t durable_seq;
-    uint64_t last_delivered;
-    uint64_t last_ack_seq;
-    int64_t last_ack_ms;
-    bool resubscribe;
-
-    batch_t batch;
-    strata_sub_stats_t stats;
-};
+#include "subscriber_impl.h"
 
 /* One poll of one socket. 1 readable, 0 not within wait_ms, or an error
  * (ECLOSED when a signal set zsys_interrupted, as in client.c). */
-static int s_poll(void *handle, const char *endpoint, long wait_ms, strata_error_t *err)
+int sub_poll(void *handle, const char *endpoint, long wait_ms, strata_error_t *err)
 {
     if (zsys_interrupted)
         return strata_error_set(err, STRATA_ECLOSED, "interrupted");
@@ -191,15 +74,15 @@ static const topic_key_t *s_key(key_buf_t *buf, const uint8_t *topic, size_t len
 }
 
 /* L[t], or B for a topic not seen yet. */
-static uint64_t s_last(strata_sub_t *self, const uint8_t *topic, size_t len)
+uint64_t sub_last(strata_sub_t *self, const uint8_t *topic, size_t len)
 {
     key_buf_t buf;
     const uint64_t *last = zhashx_lookup(self->last_seq, s_key(&buf, topic, len));
     return last ? *last : self->base_seq;
 }
 
-static int s_set_last(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t seq,
-                      strata_error_t *err)
+int sub_set_last(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t seq,
+                 strata_error_t *err)
 {
     key_buf_t buf;
     const topic_key_t *key = s_key(&buf, topic, len);
@@ -218,7 +101,7 @@ static int s_set_last(strata_sub_t *self, const uint8_t *topic, size_t len, uint
 }
 
 /* Everything up to seq is delivered: B and every L[t] move up to it. */
-static void s_lift_all(strata_sub_t *self, uint64_t seq)
+void sub_lift_all(strata_sub_t *self, uint64_t seq)
 {
     if (self->base_seq < seq)
         self->base_seq = seq;
@@ -230,7 +113,7 @@ static void s_lift_all(strata_sub_t *self, uint64_t seq)
 /* ---- small helpers ------------------------------------------------------- */
 
 /* A topic for an error message: printable ASCII as is, the rest as \xNN. */
-static const char *s_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len)
+const char *sub_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len)
 {
     size_t n = 0;
     for (size_t i = 0; i < len && n + 5 < cap; i++) {
@@ -245,7 +128,7 @@ static const char *s_topic_text(char *out, size_t cap, const uint8_t *topic, siz
 
 /* Does the subscription cover topic? With no prefixes: every topic not
  * beginning with '$' (the node's own). */
-static bool s_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t len)
+bool sub_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t len)
 {
     if (self->n_topics == 0)
         return len == 0 || topic[0] != '$';
@@ -258,7 +141,7 @@ static bool s_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t 
 }
 
 /* The topic an entry is published under: its own, or "kv" when it has none. */
-static const uint8_t *s_entry_topic(const strata_entry_t *e, size_t *len)
+const uint8_t *sub_entry_topic(const strata_entry_t *e, size_t *len)
 {
     if (e->topic_len) {
         *len = e->topic_len;
@@ -270,7 +153,7 @@ static const uint8_t *s_entry_topic(const strata_entry_t *e, size_t *len)
 
 /* ---- batches -------------------------------------------------------------- */
 
-static void s_batch_release(batch_t *batch)
+void sub_batch_release(batch_t *batch)
 {
     zmsg_destroy(&batch->msg);
     strata_reply_clear(&batch->reply);
@@ -293,8 +176,8 @@ static int s_batch_reserve(batch_t *batch, size_t n, strata_error_t *err)
 /* Decodes count whole WAL entries filling exactly len bytes into the batch's
  * items (not yet handed out: the caller filters them). what names the
  * source for messages. Seqs must rise strictly. */
-static int s_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uint32_t count,
-                            const char *what, strata_error_t *err)
+int sub_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uint32_t count,
+                       const char *what, strata_error_t *err)
 {
     batch->n_items = batch->next = 0;
     if ((uint64_t)count * strata_entry_size(0, 0, 0) > len)
@@ -330,7 +213,7 @@ static int s_decode_entries(batch_t *batch, const uint8_t *data, size_t len, uin
 }
 
 /* Keeps item i for delivery (items are compacted in place, in order). */
-static void s_batch_keep(batch_t *batch, size_t *kept, size_t i)
+void sub_batch_keep(batch_t *batch, size_t *kept, size_t i)
 {
     if (*kept != i)
         batch->items[*kept] = batch->items[i];
@@ -340,7 +223,7 @@ static void s_batch_keep(batch_t *batch, size_t *kept, size_t i)
 /* The time floor of a from_time start: an entry committed before it is
  * not the subscriber's (it only matters when from_time lies past the
  * replay's end); the first entry at or after it clears it. */
-static bool s_before_floor(strata_sub_t *self, const strata_entry_t *entry)
+bool sub_before_floor(strata_sub_t *self, const strata_entry_t *entry)
 {
     if (self->time_floor_ns == 0)
         return false;
@@ -368,286 +251,6 @@ static bool s_batch_take(strata_sub_t *self, strata_entry_t *entry, const uint8_
     if (self->durable)
         self->last_delivered = item->entry.seq;
     return true;
-}
-
-/* ---- the history endpoint ------------------------------------------------ */
-
-/* Sends req (its request_id already set) as one frame, waiting at most the
- * history timeout for room in the queue. */
-static int s_history_send(strata_sub_t *self, const strata_request_t *req, strata_error_t *err)
-{
-    return strata_send_request(self->history_handle, self->history_endpoint, req,
-                               strata_deadline_ms(self->timeout_ms), self->timeout_ms, err);
-}
-
-/* Reads one queued message without waiting and decodes its last frame (the
- * reply; anything before it is envelope). 1 read (*reply filled, *rc its
- * decode result), 0 nothing queued. */
-static int s_history_read(strata_sub_t *self, strata_reply_t *reply, int *rc, strata_error_t *err)
-{
-    zmq_msg_t frame;
-    zmq_msg_init(&frame);
-    if (zmq_msg_recv(&frame, self->history_handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&frame);
-        return 0;
-    }
-    while (zmq_msg_more(&frame)) {
-        zmq_msg_t next;
-        zmq_msg_init(&next);
-        /* The rest of a multipart message is already here: this cannot block. */
-        if (zmq_msg_recv(&next, self->history_handle, 0) < 0) {
-            zmq_msg_close(&next);
-            break;
-        }
-        zmq_msg_move(&frame, &next);
-        zmq_msg_close(&next);
-    }
-    strata_error_t decode_err;
-    strata_error_clear(&decode_err);
-    *rc = strata_reply_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), reply, &decode_err);
-    zmq_msg_close(&frame);
-    if (*rc)
-        *rc = strata_error_set(err, *rc == STRATA_ENOMEM ? STRATA_ENOMEM : STRATA_EINVAL,
-                               "%s: malformed reply: %s", self->history_endpoint, decode_err.msg);
-    return 1;
-}
-
-/* A reply that is not the one a call waits for, on a durable session: ack
- * confirmations, ack errors (ENOTFOUND: the session is gone, subscribe
- * again), deliveries of a replaced session (dropped). Returns an error the
- * caller should report, or 0. */
-static int s_on_async_reply(strata_sub_t *self, const strata_reply_t *reply, strata_error_t *err)
-{
-    if (!self->durable)
-        return 0; /* a late reply to a call that timed out */
-    if (reply->status < 0) {
-        if (reply->request_id == self->session_id)
-            return strata_error_set(err, reply->status, "%s: subscription '%s': %s",
-                                    self->history_endpoint, self->durable, reply->message);
-        if (reply->request_id < self->session_id)
-            return 0; /* an ack of a session already replaced */
-        if (reply->status == STRATA_ENOTFOUND) {
-            self->resubscribe = true;
-            return 0;
-        }
-        return strata_error_set(err, reply->status, "%s: ack of '%s': %s", self->history_endpoint,
-                                self->durable, reply->message);
-    }
-    if (reply->op == STRATA_OP_ACK && reply->durable_seq > self->durable_seq)
-        self->durable_seq = reply->durable_seq;
-    return 0;
-}
-
-/* Sends req and waits up to the history timeout for its reply, handling
- * what else arrives meanwhile. The reply's status becomes the return
- * (with its message); the caller clears *reply either way. */
-static int s_history_call(strata_sub_t *self, strata_request_t *req, strata_reply_t *reply,
-                          strata_error_t *err)
-{
-    memset(reply, 0, sizeof *reply);
-    if (req->request_id == 0)
-        req->request_id = self->next_request_id++;
-    int rc = s_history_send(self, req, err);
-    if (rc)
-        return rc;
-    int64_t deadline = strata_deadline_ms(self->timeout_ms);
-    for (;;) {
-        int decode_rc = 0;
-        while (s_history_read(self, reply, &decode_rc, err)) {
-            if (decode_rc) {
-                strata_reply_clear(reply);
-                return decode_rc;
-            }
-            if (reply->request_id == req->request_id) {
-                if (reply->status < 0)
-                    return strata_error_set(err, reply->status, "%s: %s: %s",
-                                            self->history_endpoint, strata_op_name(req->op),
-                                            reply->message);
-                if (reply->op != req->op)
-                    return strata_error_set(err, STRATA_EINVAL, "%s: reply to %s carries a %s body",
-                                            self->history_endpoint, strata_op_name(req->op),
-                                            strata_op_name(reply->op));
-                return 0;
-            }
-            if (self->durable && reply->op == STRATA_OP_DELIVER &&
-                reply->request_id == self->session_id) {
-                strata_reply_clear(reply);
-                return strata_error_set(err, STRATA_EINVAL,
-                                        "%s: a delivery arrived before the subscribe reply",
-                                        self->history_endpoint);
-            }
-            rc = s_on_async_reply(self, reply, err);
-            strata_reply_clear(reply);
-            if (rc)
-                return rc;
-        }
-        long wait_ms = strata_remaining_ms(deadline);
-        if (wait_ms == 0)
-            return strata_error_set(err, STRATA_ETIMEDOUT, "%s: no reply to %s within %d ms",
-                                    self->history_endpoint, strata_op_name(req->op),
-                                    self->timeout_ms);
-        if ((rc = s_poll(self->history_handle, self->history_endpoint, wait_ms, err)) < 0)
-            return rc;
-    }
-}
-
-/* ---- repair ----------------------------------------------------------------- */
-
-static void s_repair_start_base(strata_sub_t *self, uint64_t from_seq, uint64_t from_time_ns,
-                                uint64_t to_seq)
-{
-    self->repair = (repair_t){
-        .active = true, .from_seq = from_seq, .from_time_ns = from_time_ns, .to_seq = to_seq};
-}
-
-static void s_repair_start_topic(strata_sub_t *self, const uint8_t *topic, size_t len,
-                                 uint64_t from_seq, uint64_t to_seq)
-{
-    self->repair = (repair_t){.active = true,
-                              .exact = true,
-                              .topic_len = (uint16_t)len,
-                              .from_seq = from_seq,
-                              .to_seq = to_seq};
-    memcpy(self->repair.topic, topic, len);
-    self->repair.topic[len] = '\0';
-}
-
-static int s_repair_finish(strata_sub_t *self, strata_error_t *err)
-{
-    repair_t *repair = &self->repair;
-    repair->active = false;
-    if (!repair->exact) {
-        s_lift_all(self, repair->to_seq);
-        return 0;
-    }
-    const uint8_t *topic = (const uint8_t *)repair->topic;
-    if (s_last(self, topic, repair->topic_len) >= repair->to_seq)
-        return 0;
-    return s_set_last(self, topic, repair->topic_len, repair->to_seq, err);
-}
-
-static const char *s_repair_text(const strata_sub_t *self, char *out, size_t cap)
-{
-    const repair_t *repair = &self->repair;
-    char topic[ERR_TOPIC_TEXT * 4 + 8] = "";
-    if (repair->exact)
-        s_topic_text(topic, sizeof topic, (const uint8_t *)repair->topic, repair->topic_len);
-    if (repair->from_seq)
-        snprintf(out, cap, "replay of %s%s%s seqs %" PRIu64 "..%" PRIu64,
-                 repair->exact ? "topic '" : "the subscription", repair->exact ? topic : "",
-                 repair->exact ? "'" : "", repair->from_seq, repair->to_seq);
-    else
-        snprintf(out, cap, "replay of the subscription from time %" PRIu64 " ns to seq %" PRIu64,
-                 repair->from_time_ns, repair->to_seq);
-    return out;
-}
-
-/* Checks one page against the request, whole, before anything moves: the
- * entries, their range, and that next_seq moves the replay on. */
-static int s_repair_check(strata_sub_t *self, const strata_reply_t *page, const char *what,
-                          strata_error_t *err)
-{
-    const repair_t *repair = &self->repair;
-    batch_t *batch = &self->batch;
-    int rc = s_decode_entries(batch, page->entries_blob.data, page->entries_blob.len, page->count,
-                              what, err);
-    if (rc)
-        return rc;
-    if (batch->n_items) {
-        uint64_t first = batch->items[0].entry.seq;
-        uint64_t last = batch->items[batch->n_items - 1].entry.seq;
-        if ((repair->from_seq && first < repair->from_seq) || last > repair->to_seq)
-            return strata_error_set(err, STRATA_EINVAL,
-                                    "%s: entries %" PRIu64 "..%" PRIu64
-                                    " lie outside the range asked for",
-                                    what, first, last);
-        if (page->next_seq <= last)
-            return strata_error_set(err, STRATA_EINVAL,
-                                    "%s: next_seq %" PRIu64
-                                    " is not past the page's last seq %" PRIu64,
-                                    what, page->next_seq, last);
-    }
-    /* A page that neither ends the replay nor moves it on would loop forever. */
-    if (!page->done && page->next_seq <= repair->from_seq)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "%s: next_seq %" PRIu64 " does not move past from_seq %" PRIu64,
-                                what, page->next_seq, repair->from_seq);
-    return 0;
-}
-
-/* Filters a checked page in the batch: the topic (exactly the repaired one,
- * or any subscribed), then seq > L[t]. */
-static int s_repair_filter(strata_sub_t *self, strata_error_t *err)
-{
-    const repair_t *repair = &self->repair;
-    batch_t *batch = &self->batch;
-    size_t kept = 0;
-    for (size_t i = 0; i < batch->n_items; i++) {
-        const strata_entry_t *e = &batch->items[i].entry;
-        size_t topic_len;
-        const uint8_t *topic = s_entry_topic(e, &topic_len);
-        bool ours = repair->exact ? topic_len == repair->topic_len &&
-                                        memcmp(topic, repair->topic, topic_len) == 0
-                                  : s_subscribed(self, topic, topic_len);
-        if (!ours)
-            continue;
-        if (e->seq <= s_last(self, topic, topic_len)) {
-            self->stats.duplicates++;
-            continue;
-        }
-        int rc = s_set_last(self, topic, topic_len, e->seq, err);
-        if (rc)
-            return rc;
-        if (!s_before_floor(self, e))
-            s_batch_keep(batch, &kept, i);
-    }
-    batch->n_items = kept;
-    return 0;
-}
-
-/* Fetches one page of the repair in progress into the batch. A failed
- * request leaves the repair to be retried by the next call, except
- * ETRUNCATED: the node no longer has those entries, so the repair is given
- * up (the caller is told) and the stream goes on after it. */
-static int s_repair_step(strata_sub_t *self, strata_error_t *err)
-{
-    repair_t *repair = &self->repair;
-    char what[ERR_TOPIC_TEXT * 4 + 128];
-    s_repair_text(self, what, sizeof what);
-    const char *one_topic[] = {repair->topic};
-    strata_request_t req = {
-        .op = STRATA_OP_REPLAY,
-        .topics = repair->exact ? one_topic : (const char *const *)self->topics,
-        .n_topics = repair->exact ? 1 : self->n_topics,
-        .seq = repair->from_seq,
-        .from_time_ns = repair->from_seq ? 0 : repair->from_time_ns,
-        .to_seq = repair->to_seq,
-    };
-    batch_t *batch = &self->batch;
-    strata_error_t call_err;
-    int rc = s_history_call(self, &req, &batch->reply, &call_err);
-    if (rc) {
-        strata_reply_clear(&batch->reply);
-        if (rc == STRATA_ETRUNCATED) {
-            int finish_rc = s_repair_finish(self, err);
-            if (finish_rc)
-                return finish_rc;
-        }
-        return strata_error_set(err, rc, "%s: %s", what, call_err.msg);
-    }
-    const strata_reply_t *page = &batch->reply;
-    rc = s_repair_check(self, page, what, err);
-    if (rc == 0)
-        rc = s_repair_filter(self, err);
-    if (rc) {
-        s_batch_release(batch);
-        return rc;
-    }
-    batch->from_replay = true;
-    if (page->done || page->next_seq > repair->to_seq)
-        return s_repair_finish(self, err);
-    repair->from_seq = page->next_seq;
-    return 0;
 }
 
 /* ---- the stream ------------------------------------------------------------ */
@@ -720,13 +323,13 @@ static int s_heartbeat_walk(strata_sub_t *self, const pub_msg_t *m, uint64_t *co
 static int s_heartbeat_gap(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t last,
                            strata_error_t *err)
 {
-    if (self->repair.active || !s_subscribed(self, topic, len))
+    if (self->repair.active || !sub_subscribed(self, topic, len))
         return 0;
-    uint64_t known = s_last(self, topic, len);
+    uint64_t known = sub_last(self, topic, len);
     if (last <= known)
         return 0;
     self->stats.gaps++;
-    s_repair_start_topic(self, topic, len, known + 1, last);
+    sub_repair_start_topic(self, topic, len, known + 1, last);
     return 0;
 }
 
@@ -749,7 +352,7 @@ static int s_on_heartbeat(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m
      * delivered up to it: so is everything up to covered_seq, when the
      * list is whole. A list of 256 may continue in the next heartbeat. */
     if (n_topics < STRATA_PUB_HB_MAX_TOPICS && self->base_seq >= self->start_seq - 1)
-        s_lift_all(self, covered);
+        sub_lift_all(self, covered);
     zmsg_destroy(msg_p);
     return 0;
 }
@@ -759,15 +362,15 @@ static int s_on_heartbeat(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m
 static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_t *err)
 {
     char topic_text[ERR_TOPIC_TEXT * 4 + 8], what[ERR_TOPIC_TEXT * 4 + 64];
-    s_topic_text(topic_text, sizeof topic_text, m->topic,
-                 m->topic_len < ERR_TOPIC_TEXT ? m->topic_len : ERR_TOPIC_TEXT);
+    sub_topic_text(topic_text, sizeof topic_text, m->topic,
+                   m->topic_len < ERR_TOPIC_TEXT ? m->topic_len : ERR_TOPIC_TEXT);
     snprintf(what, sizeof what, "%s: topic '%s'", self->stream_endpoint, topic_text);
     batch_t *batch = &self->batch;
-    int rc = s_decode_entries(batch, m->body, m->body_len, m->count, what, err);
+    int rc = sub_decode_entries(batch, m->body, m->body_len, m->count, what, err);
     for (size_t i = 0; rc == 0 && i < batch->n_items; i++) {
         const strata_entry_t *e = &batch->items[i].entry;
         size_t topic_len;
-        const uint8_t *topic = s_entry_topic(e, &topic_len);
+        const uint8_t *topic = sub_entry_topic(e, &topic_len);
         if (topic_len != m->topic_len || memcmp(topic, m->topic, m->topic_len) != 0)
             rc = strata_error_set(err, STRATA_EINVAL,
                                   "%s: entry %zu (seq %" PRIu64 ") is of another topic", what, i,
@@ -786,12 +389,12 @@ static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_
 static int s_on_entries(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m, strata_error_t *err)
 {
     batch_t *batch = &self->batch;
-    uint64_t known = s_last(self, m->topic, m->topic_len);
+    uint64_t known = sub_last(self, m->topic, m->topic_len);
     if (m->prev_seq > known) {
         /* Entries of this topic in (known, prev_seq] never arrived. */
         batch->n_items = 0;
         self->stats.gaps++;
-        s_repair_start_topic(self, m->topic, m->topic_len, known + 1, m->prev_seq);
+        sub_repair_start_topic(self, m->topic, m->topic_len, known + 1, m->prev_seq);
         self->postponed = *msg_p;
         *msg_p = NULL;
         return 0;
@@ -800,12 +403,12 @@ static int s_on_entries(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m, 
     for (size_t i = 0; i < batch->n_items; i++) {
         if (batch->items[i].entry.seq <= known)
             self->stats.duplicates++;
-        else if (!s_before_floor(self, &batch->items[i].entry))
-            s_batch_keep(batch, &kept, i);
+        else if (!sub_before_floor(self, &batch->items[i].entry))
+            sub_batch_keep(batch, &kept, i);
     }
     uint64_t last = batch->items[batch->n_items - 1].entry.seq;
     batch->n_items = kept;
-    int rc = last > known ? s_set_last(self, m->topic, m->topic_len, last, err) : 0;
+    int rc = last > known ? sub_set_last(self, m->topic, m->topic_len, last, err) : 0;
     if (rc) {
         batch->n_items = 0;
         zmsg_destroy(msg_p);
@@ -824,7 +427,7 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
 {
     pub_msg_t m;
     int rc = s_parse_pub(self, *msg_p, &m, err);
-    if (rc == 0 && m.kind == STRATA_PUB_ENTRIES && !s_subscribed(self, m.topic, m.topic_len)) {
+    if (rc == 0 && m.kind == STRATA_PUB_ENTRIES && !sub_subscribed(self, m.topic, m.topic_len)) {
         zmsg_destroy(msg_p); /* with no prefixes: a '$' topic, never ours */
         return 0;
     }
@@ -847,7 +450,7 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
         if (m.start_seq - 1 > self->base_seq) {
             self->batch.n_items = 0;
             self->stats.gaps++;
-            s_repair_start_base(self, self->base_seq + 1, 0, m.start_seq - 1);
+            sub_repair_start_base(self, self->base_seq + 1, 0, m.start_seq - 1);
             self->postponed = *msg_p;
             *msg_p = NULL;
             return 0;
@@ -864,8 +467,8 @@ static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, stra
 {
     *rc = 0;
     for (;;) {
-        int ready =
-            s_poll(self->stream_handle, self->stream_endpoint, strata_remaining_ms(deadline), err);
+        int ready = sub_poll(self->stream_handle, self->stream_endpoint,
+                             strata_remaining_ms(deadline), err);
         if (ready < 0) {
             *rc = ready;
             return NULL;
@@ -907,10 +510,10 @@ static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *ent
     for (;;) {
         if (s_batch_take(self, entry, raw, raw_len))
             return 0;
-        s_batch_release(&self->batch);
+        sub_batch_release(&self->batch);
         int rc;
         if (self->repair.active) {
-            if ((rc = s_repair_step(self, err)))
+            if ((rc = sub_repair_step(self, err)))
                 return rc;
             continue;
         }
@@ -962,16 +565,16 @@ static int s_stream_start(strata_sub_t *self, strata_error_t *err)
     if (self->from_seq) {
         self->base_seq = self->from_seq - 1;
         if (self->from_seq <= stands)
-            s_repair_start_base(self, self->from_seq, 0, stands);
+            sub_repair_start_base(self, self->from_seq, 0, stands);
     } else if (self->from_time_ns) {
         self->time_floor_ns = self->from_time_ns;
         if (stands > 0)
-            s_repair_start_base(self, 0, self->from_time_ns, stands);
+            sub_repair_start_base(self, 0, self->from_time_ns, stands);
     } else {
         self->base_seq = stands;
     }
     /* The first page now, so that a start the node cannot serve fails here. */
-    if (self->repair.active && (rc = s_repair_step(self, err)))
+    if (self->repair.active && (rc = sub_repair_step(self, err)))
         return rc;
     return 0;
 }
@@ -984,7 +587,7 @@ static int s_send_ack(strata_sub_t *self, uint64_t seq, strata_error_t *err)
                             .request_id = self->next_request_id++,
                             .name = self->durable,
                             .seq = seq};
-    int rc = s_history_send(self, &req, err);
+    int rc = sub_history_send(self, &req, err);
     if (rc == 0)
         self->last_ack_ms = strata_mono_ms();
     return rc;
@@ -1005,7 +608,7 @@ static int s_subscribe(strata_sub_t *self, strata_error_t *err)
     bool first = self->session_id == 0;
     self->session_id = req.request_id;
     strata_reply_t reply;
-    int rc = s_history_call(self, &req, &reply, err);
+    int rc = sub_history_call(self, &req, &reply, err);
     if (rc == 0) {
         self->acked_seq = reply.acked_seq;
         if (first || self->last_delivered < reply.acked_seq)
@@ -1035,8 +638,8 @@ static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_
     snprintf(what, sizeof what, "%s: delivery to '%s'", self->history_endpoint, self->durable);
     int rc = d->count ? 0 : strata_error_set(err, STRATA_EINVAL, "%s: count 0", what);
     if (rc == 0)
-        rc =
-            s_decode_entries(batch, d->entries_blob.data, d->entries_blob.len, d->count, what, err);
+        rc = sub_decode_entries(batch, d->entries_blob.data, d->entries_blob.len, d->count, what,
+                                err);
     if (rc == 0 && (batch->items[0].entry.seq != d->first_seq ||
                     batch->items[batch->n_items - 1].entry.seq != d->last_seq))
         rc = strata_error_set(
@@ -1045,7 +648,7 @@ static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_
             batch->items[0].entry.seq, batch->items[batch->n_items - 1].entry.seq, d->first_seq,
             d->last_seq);
     if (rc) {
-        s_batch_release(batch);
+        sub_batch_release(batch);
         return rc;
     }
     size_t kept = 0;
@@ -1053,7 +656,7 @@ static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_
     for (size_t i = 0; i < batch->n_items; i++) {
         uint64_t seq = batch->items[i].entry.seq;
         if (seq > self->last_delivered) {
-            s_batch_keep(batch, &kept, i);
+            sub_batch_keep(batch, &kept, i);
             continue;
         }
         self->stats.duplicates++;
@@ -1073,7 +676,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
     for (;;) {
         if (s_batch_take(self, entry, raw, raw_len))
             return 0;
-        s_batch_release(&self->batch);
+        sub_batch_release(&self->batch);
         int rc;
         if (self->resubscribe) {
             if ((rc = s_subscribe(self, err)))
@@ -1089,7 +692,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
         }
         strata_reply_t reply;
         int decode_rc = 0;
-        if (s_history_read(self, &reply, &decode_rc, err)) {
+        if (sub_history_read(self, &reply, &decode_rc, err)) {
             if (decode_rc) {
                 strata_reply_clear(&reply);
                 return decode_rc;
@@ -1098,7 +701,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
                 reply.request_id == self->session_id)
                 rc = s_on_deliver(self, &reply, err);
             else
-                rc = s_on_async_reply(self, &reply, err);
+                rc = sub_on_async_reply(self, &reply, err);
             strata_reply_clear(&reply);
             if (rc)
                 return rc;
@@ -1110,7 +713,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
                                     self->history_endpoint, self->durable, timeout_ms);
         if (wait_ms < 0 || wait_ms > keepalive_in)
             wait_ms = (long)keepalive_in;
-        if ((rc = s_poll(self->history_handle, self->history_endpoint, wait_ms, err)) < 0)
+        if ((rc = sub_poll(self->history_handle, self->history_endpoint, wait_ms, err)) < 0)
             return rc;
     }
 }
@@ -1255,7 +858,7 @@ void strata_sub_close(strata_sub_t **sub_p)
     strata_sub_t *self = sub_p ? *sub_p : NULL;
     if (!self)
         return;
-    s_batch_release(&self->batch);
+    sub_batch_release(&self->batch);
     free(self->batch.items);
     zmsg_destroy(&self->postponed);
     if (self->early) {
