@@ -136,7 +136,7 @@ int strata_client_connect(const strata_client_options_t *opts, strata_client_t *
     self->next_request_id = 1;
     self->endpoint = strdup(endpoint);
     self->stash = zlist_new();
-    strata_zsys_init_once();
+    client_zsys_init_once();
     self->dealer = zsock_new(ZMQ_DEALER);
     if (!self->endpoint || !self->stash || !self->dealer) {
         strata_client_destroy(&self);
@@ -197,7 +197,7 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
         return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
     req->request_id = self->next_request_id++;
     int rc =
-        strata_send_request(self->handle, self->endpoint, req, deadline, self->timeout_ms, err);
+        client_send_request(self->handle, self->endpoint, req, deadline, self->timeout_ms, err);
     if (rc)
         return rc;
     s_ids_place(&self->in_flight, (id_slot_t){.id = req->request_id});
@@ -209,7 +209,7 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
 int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
                        strata_error_t *err)
 {
-    return s_send(self, req, strata_deadline_ms(self->timeout_ms), request_id, err);
+    return s_send(self, req, client_deadline_ms(self->timeout_ms), request_id, err);
 }
 
 /* ---- receiving --------------------------------------------------------- */
@@ -305,7 +305,7 @@ static int s_wait(strata_client_t *self, uint64_t wanted, int64_t deadline, int 
             if (taken)
                 return rc;
         }
-        long wait_ms = strata_remaining_ms(deadline);
+        long wait_ms = client_remaining_ms(deadline);
         if (wait_ms == 0)
             return strata_error_set(err, STRATA_ETIMEDOUT, "no reply from %s within %d ms",
                                     self->endpoint, timeout_ms);
@@ -338,7 +338,7 @@ int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *re
      * (perhaps forever) cannot succeed. */
     if (self->in_flight.count == 0)
         return strata_error_set(err, STRATA_ETIMEDOUT, "recv: no requests in flight");
-    return s_wait(self, 0, strata_deadline_ms(timeout_ms), timeout_ms, reply, err);
+    return s_wait(self, 0, client_deadline_ms(timeout_ms), timeout_ms, reply, err);
 }
 
 /* ---- blocking calls ---------------------------------------------------- */
@@ -347,7 +347,7 @@ int strata_client_call(strata_client_t *self, strata_request_t *req, strata_repl
                        strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
-    int64_t deadline = strata_deadline_ms(self->timeout_ms);
+    int64_t deadline = client_deadline_ms(self->timeout_ms);
     uint64_t request_id = 0;
     int rc = s_send(self, req, deadline, &request_id, err);
     if (rc)

@@ -12,28 +12,28 @@ static void s_init(void)
     zsys_init();
 }
 
-void strata_zsys_init_once(void)
+void client_zsys_init_once(void)
 {
     pthread_once(&s_once, s_init);
 }
 
-int64_t strata_mono_ms(void)
+int64_t client_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t strata_deadline_ms(int timeout_ms)
+int64_t client_deadline_ms(int timeout_ms)
 {
-    return timeout_ms < 0 ? -1 : strata_mono_ms() + timeout_ms;
+    return timeout_ms < 0 ? -1 : client_mono_ms() + timeout_ms;
 }
 
-long strata_remaining_ms(int64_t deadline)
+long client_remaining_ms(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
-    int64_t left = deadline - strata_mono_ms();
+    int64_t left = deadline - client_mono_ms();
     return left > 0 ? (long)left : 0;
 }
 
@@ -43,7 +43,7 @@ static void s_free_frame(void *data, void *hint)
     free(data);
 }
 
-int strata_send_request(void *handle, const char *endpoint, const strata_request_t *req,
+int client_send_request(void *handle, const char *endpoint, const strata_request_t *req,
                         int64_t deadline, int timeout_ms, strata_error_t *err)
 {
     uint8_t *buf = NULL;
@@ -63,7 +63,7 @@ int strata_send_request(void *handle, const char *endpoint, const strata_request
                                   zmq_strerror(zmq_errno()));
             break;
         }
-        long wait_ms = strata_remaining_ms(deadline);
+        long wait_ms = client_remaining_ms(deadline);
         if (wait_ms == 0) {
             rc = strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
                                   endpoint, timeout_ms);

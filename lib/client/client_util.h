@@ -13,20 +13,20 @@
  * Clients and subscribers are made from many threads, so every part of the
  * library that makes sockets calls this first; one pthread_once for all of
  * them, since two separate ones would race each other the same way. */
-void strata_zsys_init_once(void);
+void client_zsys_init_once(void);
 
 /* CLOCK_MONOTONIC in ms. */
-int64_t strata_mono_ms(void);
-/* A deadline in strata_mono_ms() time; a negative timeout waits forever (-1). */
-int64_t strata_deadline_ms(int timeout_ms);
+int64_t client_mono_ms(void);
+/* A deadline in client_mono_ms() time; a negative timeout waits forever (-1). */
+int64_t client_deadline_ms(int timeout_ms);
 /* What is left for zmq_poll: -1 forever, 0 once the deadline has passed. */
-long strata_remaining_ms(int64_t deadline);
+long client_remaining_ms(int64_t deadline);
 
 /* Encodes req as one frame and sends it on the libzmq socket handle without
- * blocking past deadline (strata_deadline_ms time): a full send queue is
+ * blocking past deadline (client_deadline_ms time): a full send queue is
  * ETIMEDOUT ("queue full for timeout_ms"), a signal ECLOSED. endpoint and
  * timeout_ms only name things in errors. */
-int strata_send_request(void *handle, const char *endpoint, const strata_request_t *req,
+int client_send_request(void *handle, const char *endpoint, const strata_request_t *req,
                         int64_t deadline, int timeout_ms, strata_error_t *err);
 
 #endif

@@ -468,13 +468,13 @@ static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, stra
     *rc = 0;
     for (;;) {
         int ready = sub_poll(self->stream_handle, self->stream_endpoint,
-                             strata_remaining_ms(deadline), err);
+                             client_remaining_ms(deadline), err);
         if (ready < 0) {
             *rc = ready;
             return NULL;
         }
         if (ready == 0) {
-            if (strata_remaining_ms(deadline) == 0)
+            if (client_remaining_ms(deadline) == 0)
                 return NULL;
             continue; /* a signal that is not an interrupt */
         }
@@ -506,7 +506,7 @@ static zmsg_t *s_stream_message(strata_sub_t *self, int64_t deadline, int *rc, s
 static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *entry,
                          const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
-    int64_t deadline = strata_deadline_ms(timeout_ms);
+    int64_t deadline = client_deadline_ms(timeout_ms);
     for (;;) {
         if (s_batch_take(self, entry, raw, raw_len))
             return 0;
@@ -532,7 +532,7 @@ static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *ent
  * a replay from from_seq/from_time up to H that leaves B and every L[t] there. */
 static int s_stream_start(strata_sub_t *self, strata_error_t *err)
 {
-    int64_t deadline = strata_deadline_ms(self->timeout_ms);
+    int64_t deadline = client_deadline_ms(self->timeout_ms);
     pub_msg_t hb;
     for (;;) {
         int rc = 0;
@@ -589,7 +589,7 @@ static int s_send_ack(strata_sub_t *self, uint64_t seq, strata_error_t *err)
                             .seq = seq};
     int rc = sub_history_send(self, &req, err);
     if (rc == 0)
-        self->last_ack_ms = strata_mono_ms();
+        self->last_ack_ms = client_mono_ms();
     return rc;
 }
 
@@ -616,7 +616,7 @@ static int s_subscribe(strata_sub_t *self, strata_error_t *err)
         if (self->durable_seq < reply.acked_seq)
             self->durable_seq = reply.acked_seq;
         self->resubscribe = false;
-        self->last_ack_ms = strata_mono_ms();
+        self->last_ack_ms = client_mono_ms();
         if (self->last_ack_seq > reply.acked_seq)
             rc = s_send_ack(self, self->last_ack_seq, err);
         else
@@ -672,7 +672,7 @@ static int s_on_deliver(strata_sub_t *self, strata_reply_t *reply, strata_error_
 static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *entry,
                           const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
-    int64_t deadline = strata_deadline_ms(timeout_ms);
+    int64_t deadline = client_deadline_ms(timeout_ms);
     for (;;) {
         if (s_batch_take(self, entry, raw, raw_len))
             return 0;
@@ -684,7 +684,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
             self->stats.resubscribes++;
         }
         /* A keepalive: the same ack again, so an idle session is not ended. */
-        int64_t keepalive_in = self->last_ack_ms + KEEPALIVE_MS - strata_mono_ms();
+        int64_t keepalive_in = self->last_ack_ms + KEEPALIVE_MS - client_mono_ms();
         if (keepalive_in <= 0) {
             if ((rc = s_send_ack(self, self->last_ack_seq, err)))
                 return rc;
@@ -707,7 +707,7 @@ static int s_next_durable(strata_sub_t *self, int timeout_ms, strata_entry_t *en
                 return rc;
             continue;
         }
-        long wait_ms = strata_remaining_ms(deadline);
+        long wait_ms = client_remaining_ms(deadline);
         if (wait_ms == 0)
             return strata_error_set(err, STRATA_ETIMEDOUT, "%s: nothing for '%s' within %d ms",
                                     self->history_endpoint, self->durable, timeout_ms);
@@ -828,7 +828,7 @@ int strata_sub_open(const strata_sub_options_t *opts, strata_sub_t **sub_p, stra
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "subscriber: out of memory");
     self->next_request_id = 1;
-    strata_zsys_init_once();
+    client_zsys_init_once();
     self->last_seq = zhashx_new();
     self->early = zlist_new();
     if (!self->last_seq || !self->early || s_copy_options(self, opts) != 0) {

@@ -10,8 +10,8 @@
  * history timeout for room in the queue. */
 int sub_history_send(strata_sub_t *self, const strata_request_t *req, strata_error_t *err)
 {
-    return strata_send_request(self->history_handle, self->history_endpoint, req,
-                               strata_deadline_ms(self->timeout_ms), self->timeout_ms, err);
+    return client_send_request(self->history_handle, self->history_endpoint, req,
+                               client_deadline_ms(self->timeout_ms), self->timeout_ms, err);
 }
 
 /* Reads one queued message without waiting and decodes its last frame (the
@@ -84,7 +84,7 @@ int sub_history_call(strata_sub_t *self, strata_request_t *req, strata_reply_t *
     int rc = sub_history_send(self, req, err);
     if (rc)
         return rc;
-    int64_t deadline = strata_deadline_ms(self->timeout_ms);
+    int64_t deadline = client_deadline_ms(self->timeout_ms);
     for (;;) {
         int decode_rc = 0;
         while (sub_history_read(self, reply, &decode_rc, err)) {
@@ -115,7 +115,7 @@ int sub_history_call(strata_sub_t *self, strata_request_t *req, strata_reply_t *
             if (rc)
                 return rc;
         }
-        long wait_ms = strata_remaining_ms(deadline);
+        long wait_ms = client_remaining_ms(deadline);
         if (wait_ms == 0)
             return strata_error_set(err, STRATA_ETIMEDOUT, "%s: no reply to %s within %d ms",
                                     self->history_endpoint, strata_op_name(req->op),

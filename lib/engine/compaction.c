@@ -13,7 +13,7 @@
 #include "coding.h"
 #include "iter.h"
 
-void strata_compaction_options_init(strata_compaction_options_t *opts)
+void compaction_options_init(compaction_options_t *opts)
 {
     opts->l0_trigger = 4;
     opts->level1_bytes = (uint64_t)64 << 20;
@@ -21,7 +21,7 @@ void strata_compaction_options_init(strata_compaction_options_t *opts)
     opts->target_file_bytes = (uint64_t)8 << 20;
 }
 
-uint64_t strata_compaction_level_limit(const strata_compaction_options_t *opts, int level)
+uint64_t compaction_level_limit(const compaction_options_t *opts, int level)
 {
     uint64_t limit = opts->level1_bytes;
     for (int l = 1; l < level; l++)
@@ -29,7 +29,7 @@ uint64_t strata_compaction_level_limit(const strata_compaction_options_t *opts, 
     return limit;
 }
 
-void strata_compaction_cursor_clear(strata_compaction_cursor_t *cursor)
+void compaction_cursor_clear(compaction_cursor_t *cursor)
 {
     for (int level = 0; level < STRATA_LEVELS; level++) {
         free(cursor->key[level]);
@@ -38,17 +38,14 @@ void strata_compaction_cursor_clear(strata_compaction_cursor_t *cursor)
     }
 }
 
-static double level_score(const strata_version_t *v, const strata_compaction_options_t *opts,
-                          int level)
+static double level_score(const version_t *v, const compaction_options_t *opts, int level)
 {
     if (level == 0)
         return (double)v->n_files[0] / (double)opts->l0_trigger;
-    return (double)strata_version_level_bytes(v, level) /
-           (double)strata_compaction_level_limit(opts, level);
+    return (double)version_level_bytes(v, level) / (double)compaction_level_limit(opts, level);
 }
 
-double strata_compaction_score(const strata_version_t *version,
-                               const strata_compaction_options_t *opts)
+double compaction_score(const version_t *version, const compaction_options_t *opts)
 {
     double best = 0;
     /* The bottom level has nowhere to go, so it never scores. */
@@ -60,16 +57,16 @@ double strata_compaction_score(const strata_version_t *version,
     return best;
 }
 
-static bool overlaps(const strata_file_t *f, const uint8_t *lo, size_t lo_len, const uint8_t *hi,
+static bool overlaps(const vfile_t *f, const uint8_t *lo, size_t lo_len, const uint8_t *hi,
                      size_t hi_len)
 {
-    return strata_key_compare(f->largest, f->largest_len, lo, lo_len) >= 0 &&
-           strata_key_compare(f->smallest, f->smallest_len, hi, hi_len) <= 0;
+    return key_compare(f->largest, f->largest_len, lo, lo_len) >= 0 &&
+           key_compare(f->smallest, f->smallest_len, hi, hi_len) <= 0;
 }
 
-static int push_file(strata_compaction_t *c, int which, strata_file_t *f)
+static int push_file(compaction_t *c, int which, vfile_t *f)
 {
-    strata_file_t **grown =
+    vfile_t **grown =
         realloc(c->inputs[which], (c->n_inputs[which] + 1) * sizeof *c->inputs[which]);
     if (!grown)
         return STRATA_ENOMEM;
@@ -80,7 +77,7 @@ static int push_file(strata_compaction_t *c, int which, strata_file_t *f)
 }
 
 /* The user-key range [lo, hi] covered by a set of files. */
-static void range_of(strata_file_t **files, size_t n, const uint8_t **lo, size_t *lo_len,
+static void range_of(vfile_t **files, size_t n, const uint8_t **lo, size_t *lo_len,
                      const uint8_t **hi, size_t *hi_len)
 {
     *lo = files[0]->smallest;
@@ -88,11 +85,11 @@ static void range_of(strata_file_t **files, size_t n, const uint8_t **lo, size_t
     *hi = files[0]->largest;
     *hi_len = files[0]->largest_len;
     for (size_t i = 1; i < n; i++) {
-        if (strata_key_compare(files[i]->smallest, files[i]->smallest_len, *lo, *lo_len) < 0) {
+        if (key_compare(files[i]->smallest, files[i]->smallest_len, *lo, *lo_len) < 0) {
             *lo = files[i]->smallest;
             *lo_len = files[i]->smallest_len;
         }
-        if (strata_key_compare(files[i]->largest, files[i]->largest_len, *hi, *hi_len) > 0) {
+        if (key_compare(files[i]->largest, files[i]->largest_len, *hi, *hi_len) > 0) {
             *hi = files[i]->largest;
             *hi_len = files[i]->largest_len;
         }
@@ -101,8 +98,7 @@ static void range_of(strata_file_t **files, size_t n, const uint8_t **lo, size_t
 
 /* Adds the level + 1 files that c's level inputs overlap, decides whether
  * c is the bottom for its keys, and moves cursor (may be NULL) past them. */
-static int complete_pick(strata_version_t *v, strata_compaction_t *c,
-                         strata_compaction_cursor_t *cursor)
+static int complete_pick(version_t *v, compaction_t *c, compaction_cursor_t *cursor)
 {
     int level = c->level;
     int rc = 0;
@@ -122,11 +118,11 @@ static int complete_pick(strata_version_t *v, strata_compaction_t *c,
             const uint8_t *lo1, *hi1;
             size_t lo1_len, hi1_len;
             range_of(c->inputs[1], c->n_inputs[1], &lo1, &lo1_len, &hi1, &hi1_len);
-            if (strata_key_compare(lo1, lo1_len, all_lo, all_lo_len) < 0) {
+            if (key_compare(lo1, lo1_len, all_lo, all_lo_len) < 0) {
                 all_lo = lo1;
                 all_lo_len = lo1_len;
             }
-            if (strata_key_compare(hi1, hi1_len, all_hi, all_hi_len) > 0) {
+            if (key_compare(hi1, hi1_len, all_hi, all_hi_len) > 0) {
                 all_hi = hi1;
                 all_hi_len = hi1_len;
             }
@@ -147,9 +143,8 @@ static int complete_pick(strata_version_t *v, strata_compaction_t *c,
     return rc;
 }
 
-int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_t *opts,
-                           strata_compaction_cursor_t *cursor, bool force,
-                           strata_compaction_t **out)
+int compaction_pick(version_t *v, const compaction_options_t *opts, compaction_cursor_t *cursor,
+                    bool force, compaction_t **out)
 {
     *out = NULL;
     int level = -1;
@@ -165,7 +160,7 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
         level = 0;
     if (level < 0)
         return 0;
-    strata_compaction_t *c = calloc(1, sizeof *c);
+    compaction_t *c = calloc(1, sizeof *c);
     if (!c)
         return STRATA_ENOMEM;
     c->level = level;
@@ -182,9 +177,8 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
         size_t pick = 0;
         if (cursor->key[level]) {
             while (pick < v->n_files[level] &&
-                   strata_key_compare(v->files[level][pick]->smallest,
-                                      v->files[level][pick]->smallest_len, cursor->key[level],
-                                      cursor->key_len[level]) <= 0)
+                   key_compare(v->files[level][pick]->smallest, v->files[level][pick]->smallest_len,
+                               cursor->key[level], cursor->key_len[level]) <= 0)
                 pick++;
             if (pick == v->n_files[level])
                 pick = 0;
@@ -194,21 +188,20 @@ int strata_compaction_pick(strata_version_t *v, const strata_compaction_options_
     if (rc == 0)
         rc = complete_pick(v, c, cursor);
     if (rc) {
-        strata_compaction_free(&c);
+        compaction_free(&c);
         return rc;
     }
     *out = c;
     return 0;
 }
 
-int strata_compaction_pick_range(strata_version_t *v, int level, const uint8_t *lo, size_t lo_len,
-                                 const uint8_t *hi, size_t hi_len, size_t max_files,
-                                 strata_compaction_t **out)
+int compaction_pick_range(version_t *v, int level, const uint8_t *lo, size_t lo_len,
+                          const uint8_t *hi, size_t hi_len, size_t max_files, compaction_t **out)
 {
     *out = NULL;
     if (level < 0 || level >= STRATA_LEVELS - 1)
         return STRATA_EINVAL;
-    strata_compaction_t *c = calloc(1, sizeof *c);
+    compaction_t *c = calloc(1, sizeof *c);
     if (!c)
         return STRATA_ENOMEM;
     c->level = level;
@@ -216,62 +209,62 @@ int strata_compaction_pick_range(strata_version_t *v, int level, const uint8_t *
     c->version = v;
     int rc = 0;
     for (size_t i = 0; i < v->n_files[level] && rc == 0; i++) {
-        strata_file_t *f = v->files[level][i];
+        vfile_t *f = v->files[level][i];
         /* L0 goes whole whatever the range: see the top of this file. */
-        bool wanted = level == 0 ||
-                      ((!lo || strata_key_compare(f->largest, f->largest_len, lo, lo_len) >= 0) &&
-                       (!hi || strata_key_compare(f->smallest, f->smallest_len, hi, hi_len) <= 0));
+        bool wanted =
+            level == 0 || ((!lo || key_compare(f->largest, f->largest_len, lo, lo_len) >= 0) &&
+                           (!hi || key_compare(f->smallest, f->smallest_len, hi, hi_len) <= 0));
         if (wanted && (level == 0 || c->n_inputs[0] < max_files))
             rc = push_file(c, 0, f);
     }
     if (rc == 0 && c->n_inputs[0] == 0) {
-        strata_compaction_free(&c);
+        compaction_free(&c);
         return 0;
     }
     if (rc == 0)
         rc = complete_pick(v, c, NULL);
     if (rc) {
-        strata_compaction_free(&c);
+        compaction_free(&c);
         return rc;
     }
     *out = c;
     return 0;
 }
 
-void strata_compaction_free(strata_compaction_t **c_p)
+void compaction_free(compaction_t **c_p)
 {
-    strata_compaction_t *c = *c_p;
+    compaction_t *c = *c_p;
     *c_p = NULL;
     if (!c)
         return;
     for (int w = 0; w < 2; w++) {
         for (size_t i = 0; i < c->n_inputs[w]; i++)
-            strata_file_unref(&c->inputs[w][i]);
+            vfile_unref(&c->inputs[w][i]);
         free(c->inputs[w]);
     }
-    strata_version_unref(&c->version);
+    version_unref(&c->version);
     free(c);
 }
 
 /* ---- running ----------------------------------------------------------- */
 
 typedef struct {
-    strata_vset_t *vset;
+    vset_t *vset;
     const strata_table_options_t *table_opts;
-    strata_edit_t *edit;
+    edit_t *edit;
     int output_level;
     strata_table_builder_t *builder;
     uint64_t number;
     uint64_t *written; /* numbers of finished outputs, for cleanup on failure */
     size_t n_written;
-    strata_compaction_stats_t *stats;
-    strata_compaction_t *c;
+    compaction_stats_t *stats;
+    compaction_t *c;
 } outputs_t;
 
 static char *output_path(const outputs_t *o, uint64_t number)
 {
     if (!o->c->output_dir)
-        return strata_vset_table_path(o->vset, number);
+        return vset_table_path(o->vset, number);
     char *path = NULL;
     if (asprintf(&path, "%s/%s-%" PRIu64 ".sst", o->c->output_dir, o->c->output_prefix, number) < 0)
         return NULL;
@@ -280,7 +273,7 @@ static char *output_path(const outputs_t *o, uint64_t number)
 
 static int output_open(outputs_t *o, strata_error_t *err)
 {
-    o->number = o->c->output_dir ? ++o->c->output_count : strata_vset_new_file_number(o->vset);
+    o->number = o->c->output_dir ? ++o->c->output_count : vset_new_file_number(o->vset);
     char *path = output_path(o, o->number);
     if (!path)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -297,7 +290,7 @@ static int output_finish(outputs_t *o, strata_error_t *err)
     if (rc)
         return rc;
     uint64_t *grown = realloc(o->written, (o->n_written + 1) * sizeof *grown);
-    strata_file_t *file = strata_file_new(o->number, &props);
+    vfile_t *file = vfile_new(o->number, &props);
     o->stats->bytes_written += props.file_size;
     o->stats->tables_written++;
     strata_table_props_clear(&props);
@@ -305,36 +298,35 @@ static int output_finish(outputs_t *o, strata_error_t *err)
         o->written = grown;
         o->written[o->n_written++] = o->number;
     }
-    if (!grown || !file || strata_edit_add(o->edit, o->output_level, file)) {
-        strata_file_unref(&file);
+    if (!grown || !file || edit_add(o->edit, o->output_level, file)) {
+        vfile_unref(&file);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     return 0;
 }
 
-int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *table_opts,
-                          const strata_compaction_options_t *opts, strata_compaction_t *c,
-                          uint64_t smallest_snapshot, strata_edit_t *edit,
-                          strata_compaction_stats_t *stats, strata_error_t *err)
+int compaction_run(vset_t *vset, const strata_table_options_t *table_opts,
+                   const compaction_options_t *opts, compaction_t *c, uint64_t smallest_snapshot,
+                   edit_t *edit, compaction_stats_t *stats, strata_error_t *err)
 {
     size_t n = c->n_inputs[0] + c->n_inputs[1];
-    strata_iter_t **children = calloc(n ? n : 1, sizeof *children);
+    iter_t **children = calloc(n ? n : 1, sizeof *children);
     if (!children)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     size_t k = 0;
     for (int w = 0; w < 2; w++)
         for (size_t i = 0; i < c->n_inputs[w]; i++) {
             stats->bytes_read += c->inputs[w][i]->size;
-            children[k++] = strata_iter_file(c->inputs[w][i]);
+            children[k++] = iter_file(c->inputs[w][i]);
         }
     for (size_t i = 0; i < k; i++)
         if (!children[i]) {
             for (size_t j = 0; j < k; j++)
-                strata_iter_destroy(&children[j]);
+                iter_destroy(&children[j]);
             free(children);
             return strata_error_set(err, STRATA_ENOMEM, "out of memory");
         }
-    strata_iter_t *in = strata_iter_merge(children, k);
+    iter_t *in = iter_merge(children, k);
     free(children);
     if (!in)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -352,15 +344,15 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
     bool have_current = false;
     uint64_t last_seq_for_key = UINT64_MAX;
     int rc = 0;
-    for (strata_iter_seek_first(in); rc == 0 && strata_iter_valid(in); strata_iter_next(in)) {
+    for (iter_seek_first(in); rc == 0 && iter_valid(in); iter_next(in)) {
         size_t key_len, value_len;
-        const void *key = strata_iter_key(in, &key_len);
-        uint64_t seq = strata_iter_seq(in);
-        strata_value_type_t type = strata_iter_type(in);
+        const void *key = iter_key(in, &key_len);
+        uint64_t seq = iter_seq(in);
+        strata_value_type_t type = iter_type(in);
         stats->entries_in++;
         if ((stats->entries_in & 1023) == 0)
             atomic_store_explicit(&c->progress_entries, stats->entries_in, memory_order_relaxed);
-        bool new_key = !have_current || strata_key_compare(key, key_len, current, current_len) != 0;
+        bool new_key = !have_current || key_compare(key, key_len, current, current_len) != 0;
         if (new_key) {
             /* Outputs split only between user keys, so levels stay disjoint
              * by user key. */
@@ -400,11 +392,11 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
         }
         if (!o.builder && (rc = output_open(&o, err)) != 0)
             break;
-        const void *value = strata_iter_value(in, &value_len);
+        const void *value = iter_value(in, &value_len);
         rc = strata_table_builder_add(o.builder, key, key_len, seq, type, value, value_len, err);
     }
     if (rc == 0)
-        rc = strata_iter_status(in, err);
+        rc = iter_status(in, err);
     if (rc == 0 && o.builder)
         rc = output_finish(&o, err);
     if (rc) {
@@ -420,13 +412,12 @@ int strata_compaction_run(strata_vset_t *vset, const strata_table_options_t *tab
     } else {
         for (int w = 0; w < 2 && rc == 0; w++)
             for (size_t i = 0; i < c->n_inputs[w] && rc == 0; i++)
-                rc = strata_edit_delete(edit, w == 0 ? c->level : c->level + 1,
-                                        c->inputs[w][i]->number);
+                rc = edit_delete(edit, w == 0 ? c->level : c->level + 1, c->inputs[w][i]->number);
         if (rc)
             rc = strata_error_set(err, rc, "out of memory");
     }
     free(current);
     free(o.written);
-    strata_iter_destroy(&in);
+    iter_destroy(&in);
     return rc;
 }

@@ -129,8 +129,8 @@ void db_set_failure(strata_db_t *self, const strata_error_t *err)
 static int flush_memtable(strata_db_t *self, strata_memtable_t *mem, uint64_t last_seq,
                           strata_error_t *err)
 {
-    uint64_t number = strata_vset_new_file_number(self->vset);
-    char *path = strata_vset_table_path(self->vset, number);
+    uint64_t number = vset_new_file_number(self->vset);
+    char *path = vset_table_path(self->vset, number);
     if (!path)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     strata_table_builder_t *builder = NULL;
@@ -160,13 +160,13 @@ static int flush_memtable(strata_db_t *self, strata_memtable_t *mem, uint64_t la
         strata_table_builder_abandon(&builder);
     if (rc)
         return rc;
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_file_t *file = strata_file_new(number, &props);
+    edit_t edit;
+    edit_init(&edit);
+    vfile_t *file = vfile_new(number, &props);
     strata_table_props_clear(&props);
-    if (!file || strata_edit_add(&edit, 0, file)) {
-        strata_file_unref(&file);
-        strata_edit_clear(&edit);
+    if (!file || edit_add(&edit, 0, file)) {
+        vfile_unref(&file);
+        edit_clear(&edit);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     edit.has_flushed_seq = true;
@@ -175,9 +175,9 @@ static int flush_memtable(strata_db_t *self, strata_memtable_t *mem, uint64_t la
     edit.last_seq = last_seq;
     uint64_t bytes = file->size;
     pthread_mutex_lock(&self->vset_mu);
-    rc = strata_vset_apply(self->vset, &edit, err);
+    rc = vset_apply(self->vset, &edit, err);
     pthread_mutex_unlock(&self->vset_mu);
-    strata_edit_clear(&edit);
+    edit_clear(&edit);
     if (rc == 0) {
         pthread_mutex_lock(&self->mu);
         self->flush_bytes += bytes;
@@ -212,9 +212,9 @@ static bool compaction_due(strata_db_t *self)
         return true;
     if (self->opts.disable_auto_compaction)
         return false;
-    strata_version_t *v = strata_vset_current(self->vset);
-    bool due = strata_compaction_score(v, &self->compaction_opts) >= 1.0;
-    strata_version_unref(&v);
+    version_t *v = vset_current(self->vset);
+    bool due = compaction_score(v, &self->compaction_opts) >= 1.0;
+    version_unref(&v);
     return due;
 }
 
@@ -231,30 +231,30 @@ static void *compact_loop(void *arg)
         uint64_t snapshot = smallest_snapshot(self);
         pthread_mutex_unlock(&self->mu);
 
-        strata_version_t *v = strata_vset_current(self->vset);
-        strata_compaction_t *c = NULL;
-        int rc = strata_compaction_pick(v, &self->compaction_opts, &self->cursor, force, &c);
-        strata_version_unref(&v);
+        version_t *v = vset_current(self->vset);
+        compaction_t *c = NULL;
+        int rc = compaction_pick(v, &self->compaction_opts, &self->cursor, force, &c);
+        version_unref(&v);
         strata_error_t err;
         strata_error_clear(&err);
         if (rc)
             strata_error_set(&err, rc, "picking a compaction: %s", strata_strerror(rc));
-        strata_compaction_stats_t cs = {0};
+        compaction_stats_t cs = {0};
         uint64_t cpu = thread_cpu_ns();
         if (rc == 0 && c) {
-            strata_edit_t edit;
-            strata_edit_init(&edit);
-            rc = strata_compaction_run(self->vset, &self->table_opts, &self->compaction_opts, c,
-                                       snapshot, &edit, &cs, &err);
+            edit_t edit;
+            edit_init(&edit);
+            rc = compaction_run(self->vset, &self->table_opts, &self->compaction_opts, c, snapshot,
+                                &edit, &cs, &err);
             if (rc == 0) {
                 pthread_mutex_lock(&self->vset_mu);
-                rc = strata_vset_apply(self->vset, &edit, &err);
+                rc = vset_apply(self->vset, &edit, &err);
                 pthread_mutex_unlock(&self->vset_mu);
             }
-            strata_edit_clear(&edit);
+            edit_clear(&edit);
         }
         cpu = thread_cpu_ns() - cpu;
-        strata_compaction_free(&c);
+        compaction_free(&c);
         pthread_mutex_lock(&self->mu);
         if (rc) {
             pthread_mutex_unlock(&self->mu);
@@ -405,7 +405,7 @@ static void stop_threads(strata_db_t *self)
 static void db_free(strata_db_t *self)
 {
     stop_threads(self);
-    strata_compaction_cursor_clear(&self->cursor);
+    compaction_cursor_clear(&self->cursor);
     free(self->snapshots);
     strata_memtable_unref(&self->active);
     for (size_t i = 0; i < self->n_immutables; i++)
@@ -413,7 +413,7 @@ static void db_free(strata_db_t *self)
     free(self->immutables);
     free(self->immutable_last_seq);
     db_pending_free(self);
-    strata_vset_close(&self->vset);
+    vset_close(&self->vset);
     pthread_cond_destroy(&self->flush_cv);
     pthread_cond_destroy(&self->compact_cv);
     pthread_mutex_destroy(&self->write_mu);
@@ -459,7 +459,7 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
     pthread_mutex_init(&self->vset_mu, NULL);
     pthread_cond_init(&self->flush_cv, NULL);
     pthread_cond_init(&self->compact_cv, NULL);
-    strata_compaction_options_init(&self->compaction_opts);
+    compaction_options_init(&self->compaction_opts);
     if (opts->l0_compaction_trigger)
         self->compaction_opts.l0_trigger = opts->l0_compaction_trigger;
     if (opts->level1_bytes)
@@ -495,17 +495,17 @@ int strata_db_open(const strata_db_options_t *opts, strata_db_t **db_p, strata_e
     }
 
     /* SSTables first: they say which seqs the WAL no longer has to replay. */
-    rc = strata_vset_open(self->dir, io, &self->table_opts, &self->vset, err);
+    rc = vset_open(self->dir, io, &self->table_opts, &self->vset, err);
     if (rc) {
         db_free(self);
         return rc;
     }
     if (opts->max_open_tables)
-        strata_vset_set_max_open_tables(self->vset, opts->max_open_tables);
-    uint64_t flushed_seq = strata_vset_flushed_seq(self->vset);
-    atomic_store(&self->visible_seq, strata_vset_last_seq(self->vset));
+        vset_set_max_open_tables(self->vset, opts->max_open_tables);
+    uint64_t flushed_seq = vset_flushed_seq(self->vset);
+    atomic_store(&self->visible_seq, vset_last_seq(self->vset));
     self->commit_mode = opts->commit_mode;
-    self->commit_seq = strata_vset_last_seq(self->vset);
+    self->commit_seq = vset_last_seq(self->vset);
     self->last_inserted_seq = flushed_seq;
     /* Running before replay, so a long WAL can flush as it replays. */
     if (pthread_create(&self->flush_thread, NULL, flush_loop, self) != 0) {
@@ -692,11 +692,11 @@ void strata_db_compaction_state(strata_db_t *self, uint64_t *generation,
     *smallest_snapshot_seq = smallest_snapshot(self);
     pthread_mutex_unlock(&self->mu);
     pthread_mutex_lock(&self->vset_mu);
-    *generation = strata_vset_generation(self->vset);
+    *generation = vset_generation(self->vset);
     pthread_mutex_unlock(&self->vset_mu);
 }
 
-static bool version_has(const strata_version_t *v, int level, uint64_t number, uint64_t *size)
+static bool version_has(const version_t *v, int level, uint64_t number, uint64_t *size)
 {
     for (size_t i = 0; i < v->n_files[level]; i++)
         if (v->files[level][i]->number == number) {
@@ -719,7 +719,7 @@ static bool listed(const uint64_t *numbers, size_t n, uint64_t number)
  * ones it took (else they would shadow what moved down), and its outputs
  * are disjoint, in order, and clear of every output-level file it did not
  * take. Returns 0 or STRATA_ESTALE with err naming the mismatch. */
-static int compaction_fits(const strata_version_t *v, const strata_compaction_result_t *r,
+static int compaction_fits(const version_t *v, const strata_compaction_result_t *r,
                            const strata_table_props_t *props, uint64_t *bytes_read,
                            strata_error_t *err)
 {
@@ -741,7 +741,7 @@ static int compaction_fits(const strata_version_t *v, const strata_compaction_re
                 v->files[0][i]->max_seq > newest_input)
                 newest_input = v->files[0][i]->max_seq;
         for (size_t i = 0; i < v->n_files[0]; i++) {
-            const strata_file_t *f = v->files[0][i];
+            const vfile_t *f = v->files[0][i];
             if (!listed(r->inputs[0], r->n_inputs[0], f->number) && f->min_seq <= newest_input)
                 return strata_error_set(err, STRATA_ESTALE,
                                         "install compaction: L0 table %" PRIu64
@@ -753,20 +753,18 @@ static int compaction_fits(const strata_version_t *v, const strata_compaction_re
     int out = r->level + 1;
     for (size_t o = 0; o < r->n_outputs; o++) {
         const strata_table_props_t *p = &props[o];
-        if (o > 0 && strata_key_compare(props[o - 1].largest_key, props[o - 1].largest_len,
-                                        p->smallest_key, p->smallest_len) >= 0)
+        if (o > 0 && key_compare(props[o - 1].largest_key, props[o - 1].largest_len,
+                                 p->smallest_key, p->smallest_len) >= 0)
             return strata_error_set(err, STRATA_EINVAL,
                                     "install compaction: output %s overlaps or precedes the one "
                                     "before it",
                                     r->outputs[o]);
         for (size_t i = 0; i < v->n_files[out]; i++) {
-            const strata_file_t *f = v->files[out][i];
+            const vfile_t *f = v->files[out][i];
             if (listed(r->inputs[1], r->n_inputs[1], f->number))
                 continue;
-            if (strata_key_compare(f->largest, f->largest_len, p->smallest_key, p->smallest_len) >=
-                    0 &&
-                strata_key_compare(f->smallest, f->smallest_len, p->largest_key, p->largest_len) <=
-                    0)
+            if (key_compare(f->largest, f->largest_len, p->smallest_key, p->smallest_len) >= 0 &&
+                key_compare(f->smallest, f->smallest_len, p->largest_key, p->largest_len) <= 0)
                 return strata_error_set(err, STRATA_ESTALE,
                                         "install compaction: output %s overlaps L%d table %" PRIu64
                                         ", which it did not take as input",
@@ -811,17 +809,17 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
         }
     }
     size_t renamed = 0;
-    strata_edit_t edit;
-    strata_edit_init(&edit);
+    edit_t edit;
+    edit_init(&edit);
     uint64_t bytes_read = 0;
     pthread_mutex_lock(&self->vset_mu);
-    strata_version_t *v = strata_vset_current(self->vset);
+    version_t *v = vset_current(self->vset);
     if (rc == 0)
         rc = compaction_fits(v, r, props, &bytes_read, err);
-    strata_version_unref(&v);
+    version_unref(&v);
     for (; rc == 0 && renamed < r->n_outputs; renamed++) {
-        numbers[renamed] = strata_vset_new_file_number(self->vset);
-        char *path = strata_vset_table_path(self->vset, numbers[renamed]);
+        numbers[renamed] = vset_new_file_number(self->vset);
+        char *path = vset_table_path(self->vset, numbers[renamed]);
         int sys = path ? io->rename(io, r->outputs[renamed], path) : -ENOMEM;
         if (sys < 0)
             rc = strata_error_set(err, STRATA_EIO, "install compaction: rename %s to %s: %s",
@@ -829,9 +827,9 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
         free(path);
         if (rc)
             break;
-        strata_file_t *f = strata_file_new(numbers[renamed], &props[renamed]);
-        if (!f || strata_edit_add(&edit, r->level + 1, f) != 0) {
-            strata_file_unref(&f);
+        vfile_t *f = vfile_new(numbers[renamed], &props[renamed]);
+        if (!f || edit_add(&edit, r->level + 1, f) != 0) {
+            vfile_unref(&f);
             rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         }
     }
@@ -844,11 +842,11 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
     }
     for (int w = 0; w < 2 && rc == 0; w++)
         for (size_t i = 0; i < r->n_inputs[w] && rc == 0; i++)
-            if (strata_edit_delete(&edit, r->level + w, r->inputs[w][i]) != 0)
+            if (edit_delete(&edit, r->level + w, r->inputs[w][i]) != 0)
                 rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
     bool applied = false;
     if (rc == 0) {
-        rc = strata_vset_apply(self->vset, &edit, err);
+        rc = vset_apply(self->vset, &edit, err);
         applied = rc == 0;
         /* A MANIFEST that cannot be written stops the database, as it
          * does for a flush. */
@@ -856,12 +854,12 @@ int strata_db_install_compaction(strata_db_t *self, const strata_compaction_resu
             db_set_failure(self, err);
     }
     pthread_mutex_unlock(&self->vset_mu);
-    strata_edit_clear(&edit);
+    edit_clear(&edit);
     if (!applied) {
         /* Renamed tables no version names: ours to remove. The rest stay
          * with the compactor, which cleans its own directory. */
         for (size_t o = 0; o < renamed; o++) {
-            char *path = strata_vset_table_path(self->vset, numbers[o]);
+            char *path = vset_table_path(self->vset, numbers[o]);
             if (path)
                 io->unlink(io, path);
             free(path);
@@ -899,15 +897,15 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
     /* The version and its flushed seq together are consistent at that
      * seq: every table holds only seqs at or below it. */
     pthread_mutex_lock(&self->vset_mu);
-    strata_version_t *v = strata_vset_current(self->vset);
-    uint64_t at = strata_vset_flushed_seq(self->vset);
+    version_t *v = vset_current(self->vset);
+    uint64_t at = vset_flushed_seq(self->vset);
     pthread_mutex_unlock(&self->vset_mu);
     int sys = strata_io_mkdirs(io, wal);
     if (sys < 0)
         rc = strata_error_set(err, STRATA_EIO, "create %s: %s", wal, strerror(-sys));
     if (rc == 0)
-        rc = strata_vset_export(self->vset, v, at, tmp, err);
-    strata_version_unref(&v);
+        rc = vset_export(self->vset, v, at, tmp, err);
+    version_unref(&v);
     if (rc == 0) {
         sys = io->sync_dir(io, wal);
         if (sys == 0)
@@ -932,7 +930,7 @@ int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *dele
     if (deleted)
         *deleted = 0;
     pthread_mutex_lock(&self->vset_mu);
-    uint64_t flushed = strata_vset_flushed_seq(self->vset);
+    uint64_t flushed = vset_flushed_seq(self->vset);
     pthread_mutex_unlock(&self->vset_mu);
     if (below_seq > flushed + 1)
         below_seq = flushed + 1;
@@ -1013,7 +1011,7 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
         strata_memtable_ref(refs[i]);
     /* Taken under the same lock as the memtables: a flush installs its
      * table before it drops the memtable, so nothing falls between. */
-    strata_version_t *version = strata_vset_current(self->vset);
+    version_t *version = vset_current(self->vset);
     pthread_mutex_unlock(&self->mu);
 
     int rc = STRATA_ENOTFOUND;
@@ -1043,8 +1041,7 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
         strata_value_type_t type;
         void *found = NULL;
         size_t found_len = 0;
-        int got =
-            strata_version_get(version, key, key_len, snapshot, &type, &found, &found_len, err);
+        int got = version_get(version, key, key_len, snapshot, &type, &found, &found_len, err);
         if (got < 0) {
             rc = got;
         } else if (got == 1 && type == STRATA_VALUE_PUT) {
@@ -1057,7 +1054,7 @@ int strata_db_get(strata_db_t *self, const strata_read_options_t *ro, const void
         }
         free(found);
     }
-    strata_version_unref(&version);
+    version_unref(&version);
     for (size_t i = 0; i < n; i++)
         strata_memtable_unref(&refs[i]);
     if (refs != stack_refs)
@@ -1097,14 +1094,14 @@ void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats)
     pthread_mutex_lock(&self->write_mu);
     stats->user_bytes = self->user_bytes;
     pthread_mutex_unlock(&self->write_mu);
-    stats->flushed_seq = strata_vset_flushed_seq(self->vset);
-    strata_version_t *v = strata_vset_current(self->vset);
+    stats->flushed_seq = vset_flushed_seq(self->vset);
+    version_t *v = vset_current(self->vset);
     for (int level = 0; level < STRATA_LEVELS; level++) {
         stats->level_files[level] = (uint32_t)v->n_files[level];
-        stats->level_bytes[level] = strata_version_level_bytes(v, level);
+        stats->level_bytes[level] = version_level_bytes(v, level);
     }
-    stats->compaction_score = strata_compaction_score(v, &self->compaction_opts);
-    stats->open_tables = strata_vset_open_tables(self->vset);
-    strata_version_unref(&v);
+    stats->compaction_score = compaction_score(v, &self->compaction_opts);
+    stats->open_tables = vset_open_tables(self->vset);
+    version_unref(&v);
     strata_wal_stats(self->wal, &stats->wal);
 }

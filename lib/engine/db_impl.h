@@ -22,7 +22,7 @@ struct strata_db {
     strata_wal_t *wal;
     strata_wal_recovery_t recovery;
 
-    strata_vset_t *vset;
+    vset_t *vset;
     strata_table_options_t table_opts;
 
     /* Held by whoever inserts into the active memtable (the group-commit
@@ -46,9 +46,9 @@ struct strata_db {
 
     /* Flush and compaction both change the version; one at a time. */
     pthread_mutex_t vset_mu;
-    strata_compaction_options_t compaction_opts;
-    strata_compaction_cursor_t cursor; /* compaction thread only */
-    pthread_cond_t compact_cv;         /* work for the compaction thread */
+    compaction_options_t compaction_opts;
+    compaction_cursor_t cursor; /* compaction thread only */
+    pthread_cond_t compact_cv;  /* work for the compaction thread */
     pthread_t compact_thread;
     bool compact_running;
     bool compact_forced;     /* strata_db_compact is waiting */

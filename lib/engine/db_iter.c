@@ -37,7 +37,7 @@ static bool bytes_set(bytes_t *b, const void *p, size_t len)
  * yielded; backward, it sits before every entry of the current key, whose
  * key and value are saved here. */
 struct strata_db_iter {
-    strata_iter_t *in;
+    iter_t *in;
     uint64_t snapshot;
     bytes_t lower, upper;
     bool has_lower, has_upper;
@@ -50,18 +50,18 @@ struct strata_db_iter {
 
 static bool below_lower(const strata_db_iter_t *it, const void *key, size_t len)
 {
-    return it->has_lower && strata_key_compare(key, len, it->lower.data, it->lower.len) < 0;
+    return it->has_lower && key_compare(key, len, it->lower.data, it->lower.len) < 0;
 }
 
 static bool at_or_above_upper(const strata_db_iter_t *it, const void *key, size_t len)
 {
-    return it->has_upper && strata_key_compare(key, len, it->upper.data, it->upper.len) >= 0;
+    return it->has_upper && key_compare(key, len, it->upper.data, it->upper.len) >= 0;
 }
 
 static void check_status(strata_db_iter_t *it)
 {
     if (!it->error)
-        it->error = strata_iter_status(it->in, &it->detail);
+        it->error = iter_status(it->in, &it->detail);
     if (it->error)
         it->valid = false;
 }
@@ -71,14 +71,14 @@ static void check_status(strata_db_iter_t *it)
 static void find_next_user_entry(strata_db_iter_t *it, bool skipping)
 {
     bytes_t *skip = &it->saved_key;
-    while (strata_iter_valid(it->in)) {
+    while (iter_valid(it->in)) {
         size_t len;
-        const void *key = strata_iter_key(it->in, &len);
+        const void *key = iter_key(it->in, &len);
         if (at_or_above_upper(it, key, len))
             break;
-        if (strata_iter_seq(it->in) <= it->snapshot &&
-            !(skipping && strata_key_compare(key, len, skip->data, skip->len) <= 0)) {
-            if (strata_iter_type(it->in) == STRATA_VALUE_DELETE) {
+        if (iter_seq(it->in) <= it->snapshot &&
+            !(skipping && key_compare(key, len, skip->data, skip->len) <= 0)) {
+            if (iter_type(it->in) == STRATA_VALUE_DELETE) {
                 if (!bytes_set(skip, key, len))
                     break;
                 skipping = true;
@@ -87,7 +87,7 @@ static void find_next_user_entry(strata_db_iter_t *it, bool skipping)
                 return;
             }
         }
-        strata_iter_next(it->in);
+        iter_next(it->in);
     }
     it->valid = false;
     check_status(it);
@@ -97,22 +97,22 @@ static void find_next_user_entry(strata_db_iter_t *it, bool skipping)
 static void find_prev_user_entry(strata_db_iter_t *it)
 {
     strata_value_type_t type = STRATA_VALUE_DELETE;
-    while (strata_iter_valid(it->in)) {
+    while (iter_valid(it->in)) {
         size_t len;
-        const void *key = strata_iter_key(it->in, &len);
+        const void *key = iter_key(it->in, &len);
         if (below_lower(it, key, len))
             break;
-        if (strata_iter_seq(it->in) <= it->snapshot) {
+        if (iter_seq(it->in) <= it->snapshot) {
             if (type != STRATA_VALUE_DELETE &&
-                strata_key_compare(key, len, it->saved_key.data, it->saved_key.len) < 0)
+                key_compare(key, len, it->saved_key.data, it->saved_key.len) < 0)
                 break; /* an earlier key: the saved entry is the answer */
-            type = strata_iter_type(it->in);
+            type = iter_type(it->in);
             if (type == STRATA_VALUE_DELETE) {
                 it->saved_key.len = 0;
                 it->saved_value.len = 0;
             } else {
                 size_t value_len;
-                const void *value = strata_iter_value(it->in, &value_len);
+                const void *value = iter_value(it->in, &value_len);
                 if (!bytes_set(&it->saved_key, key, len) ||
                     !bytes_set(&it->saved_value, value, value_len)) {
                     it->error = STRATA_ENOMEM;
@@ -121,7 +121,7 @@ static void find_prev_user_entry(strata_db_iter_t *it)
                 }
             }
         }
-        strata_iter_prev(it->in);
+        iter_prev(it->in);
     }
     it->valid = type != STRATA_VALUE_DELETE;
     it->forward = false;
@@ -147,29 +147,29 @@ strata_db_iter_t *strata_db_iter_new(strata_db_t *self, const strata_read_option
             goto oom;
     }
     pthread_mutex_lock(&self->mu);
-    strata_version_t *v = strata_vset_current(self->vset);
+    version_t *v = vset_current(self->vset);
     size_t n = 1 + self->n_immutables + v->n_files[0] + STRATA_LEVELS;
-    strata_iter_t **children = calloc(n, sizeof *children);
+    iter_t **children = calloc(n, sizeof *children);
     size_t k = 0;
     bool ok = children != NULL;
     if (ok)
-        ok = (children[k++] = strata_iter_memtable(self->active)) != NULL;
+        ok = (children[k++] = iter_memtable(self->active)) != NULL;
     for (size_t i = self->n_immutables; ok && i-- > 0;)
-        ok = (children[k++] = strata_iter_memtable(self->immutables[i])) != NULL;
+        ok = (children[k++] = iter_memtable(self->immutables[i])) != NULL;
     pthread_mutex_unlock(&self->mu);
     for (size_t i = 0; ok && i < v->n_files[0]; i++)
-        ok = (children[k++] = strata_iter_file(v->files[0][i])) != NULL;
+        ok = (children[k++] = iter_file(v->files[0][i])) != NULL;
     for (int level = 1; ok && level < STRATA_LEVELS; level++)
         if (v->n_files[level])
-            ok = (children[k++] = strata_iter_level(v, level)) != NULL;
-    strata_version_unref(&v);
+            ok = (children[k++] = iter_level(v, level)) != NULL;
+    version_unref(&v);
     if (!ok) {
         for (size_t i = 0; children && i < k; i++)
-            strata_iter_destroy(&children[i]);
+            iter_destroy(&children[i]);
         free(children);
         goto oom;
     }
-    it->in = strata_iter_merge(children, k);
+    it->in = iter_merge(children, k);
     free(children);
     if (!it->in)
         goto oom;
@@ -187,7 +187,7 @@ void strata_db_iter_destroy(strata_db_iter_t **it_p)
     if (!it_p || !*it_p)
         return;
     strata_db_iter_t *it = *it_p;
-    strata_iter_destroy(&it->in);
+    iter_destroy(&it->in);
     free(it->lower.data);
     free(it->upper.data);
     free(it->saved_key.data);
@@ -203,7 +203,7 @@ void strata_db_iter_seek(strata_db_iter_t *it, const void *key, size_t key_len)
         key_len = it->lower.len;
     }
     it->forward = true;
-    strata_iter_seek(it->in, key, key_len, it->snapshot);
+    iter_seek(it->in, key, key_len, it->snapshot);
     find_next_user_entry(it, false);
 }
 
@@ -214,25 +214,25 @@ void strata_db_iter_seek_first(strata_db_iter_t *it)
         return;
     }
     it->forward = true;
-    strata_iter_seek_first(it->in);
+    iter_seek_first(it->in);
     find_next_user_entry(it, false);
 }
 
 void strata_db_iter_seek_for_prev(strata_db_iter_t *it, const void *key, size_t key_len)
 {
     /* (key, seq 0) is the last possible entry of key: land after it. */
-    strata_iter_seek(it->in, key, key_len, 0);
-    if (strata_iter_valid(it->in))
-        strata_iter_prev(it->in);
+    iter_seek(it->in, key, key_len, 0);
+    if (iter_valid(it->in))
+        iter_prev(it->in);
     else
-        strata_iter_seek_last(it->in);
+        iter_seek_last(it->in);
     /* Entries of keys at or above the upper bound are not ours. */
-    while (strata_iter_valid(it->in)) {
+    while (iter_valid(it->in)) {
         size_t len;
-        const void *k = strata_iter_key(it->in, &len);
+        const void *k = iter_key(it->in, &len);
         if (!at_or_above_upper(it, k, len))
             break;
-        strata_iter_prev(it->in);
+        iter_prev(it->in);
     }
     find_prev_user_entry(it);
 }
@@ -240,13 +240,13 @@ void strata_db_iter_seek_for_prev(strata_db_iter_t *it, const void *key, size_t 
 void strata_db_iter_seek_last(strata_db_iter_t *it)
 {
     if (it->has_upper) {
-        strata_iter_seek(it->in, it->upper.data, it->upper.len, UINT64_MAX);
-        if (strata_iter_valid(it->in))
-            strata_iter_prev(it->in);
+        iter_seek(it->in, it->upper.data, it->upper.len, UINT64_MAX);
+        if (iter_valid(it->in))
+            iter_prev(it->in);
         else
-            strata_iter_seek_last(it->in);
+            iter_seek_last(it->in);
     } else {
-        strata_iter_seek_last(it->in);
+        iter_seek_last(it->in);
     }
     find_prev_user_entry(it);
 }
@@ -257,7 +257,7 @@ void strata_db_iter_seek_last(strata_db_iter_t *it)
 static bool save_current_key(strata_db_iter_t *it)
 {
     size_t len;
-    const void *key = strata_iter_key(it->in, &len);
+    const void *key = iter_key(it->in, &len);
     if (bytes_set(&it->saved_key, key, len))
         return true;
     it->valid = false;
@@ -277,16 +277,16 @@ void strata_db_iter_next(strata_db_iter_t *it)
     if (!it->forward) {
         /* in sits before the current key's entries; step over them. */
         it->forward = true;
-        if (strata_iter_valid(it->in))
-            strata_iter_next(it->in);
+        if (iter_valid(it->in))
+            iter_next(it->in);
         else
-            strata_iter_seek_first(it->in);
+            iter_seek_first(it->in);
         find_next_user_entry(it, true);
         return;
     }
     if (!save_current_key(it))
         return;
-    strata_iter_next(it->in);
+    iter_next(it->in);
     find_next_user_entry(it, true);
 }
 
@@ -300,11 +300,11 @@ void strata_db_iter_prev(strata_db_iter_t *it)
             return;
         size_t len;
         for (;;) {
-            strata_iter_prev(it->in);
-            if (!strata_iter_valid(it->in))
+            iter_prev(it->in);
+            if (!iter_valid(it->in))
                 break;
-            const void *k = strata_iter_key(it->in, &len);
-            if (strata_key_compare(k, len, it->saved_key.data, it->saved_key.len) < 0)
+            const void *k = iter_key(it->in, &len);
+            if (key_compare(k, len, it->saved_key.data, it->saved_key.len) < 0)
                 break;
         }
     }
@@ -317,7 +317,7 @@ const void *strata_db_iter_key(const strata_db_iter_t *it, size_t *key_len)
         *key_len = it->saved_key.len;
         return it->saved_key.data;
     }
-    return strata_iter_key(it->in, key_len);
+    return iter_key(it->in, key_len);
 }
 
 const void *strata_db_iter_value(const strata_db_iter_t *it, size_t *value_len)
@@ -326,7 +326,7 @@ const void *strata_db_iter_value(const strata_db_iter_t *it, size_t *value_len)
         *value_len = it->saved_value.len;
         return it->saved_value.data;
     }
-    return strata_iter_value(it->in, value_len);
+    return iter_value(it->in, value_len);
 }
 
 int strata_db_iter_status(const strata_db_iter_t *it, strata_error_t *err)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void strata_iter_destroy(strata_iter_t **it_p)
+void iter_destroy(iter_t **it_p)
 {
     if (it_p && *it_p) {
         (*it_p)->ops->destroy(*it_p);
@@ -16,7 +16,7 @@ void strata_iter_destroy(strata_iter_t **it_p)
     }
 }
 
-int strata_key_compare(const void *a, size_t a_len, const void *b, size_t b_len)
+int key_compare(const void *a, size_t a_len, const void *b, size_t b_len)
 {
     size_t n = a_len < b_len ? a_len : b_len;
     int c = n ? memcmp(a, b, n) : 0;
@@ -25,16 +25,16 @@ int strata_key_compare(const void *a, size_t a_len, const void *b, size_t b_len)
     return a_len < b_len ? -1 : a_len > b_len;
 }
 
-int strata_internal_compare(const void *a, size_t a_len, uint64_t a_seq, const void *b,
-                            size_t b_len, uint64_t b_seq)
+int ikey_compare_internal(const void *a, size_t a_len, uint64_t a_seq, const void *b, size_t b_len,
+                          uint64_t b_seq)
 {
-    int c = strata_key_compare(a, a_len, b, b_len);
+    int c = key_compare(a, a_len, b, b_len);
     if (c)
         return c;
     return a_seq > b_seq ? -1 : a_seq < b_seq;
 }
 
-static int no_error(const strata_iter_t *it, strata_error_t *err)
+static int no_error(const iter_t *it, strata_error_t *err)
 {
     (void)it;
     (void)err;
@@ -44,64 +44,64 @@ static int no_error(const strata_iter_t *it, strata_error_t *err)
 /* ---- memtable ---------------------------------------------------------- */
 
 typedef struct {
-    strata_iter_t base;
+    iter_t base;
     strata_memtable_iter_t *it;
 } mem_iter_t;
 
 #define MEM(it) (((mem_iter_t *)(it))->it)
 
-static bool mem_valid(const strata_iter_t *it)
+static bool mem_valid(const iter_t *it)
 {
     return strata_memtable_iter_valid(MEM(it));
 }
-static void mem_seek_first(strata_iter_t *it)
+static void mem_seek_first(iter_t *it)
 {
     strata_memtable_iter_seek_first(MEM(it));
 }
-static void mem_seek_last(strata_iter_t *it)
+static void mem_seek_last(iter_t *it)
 {
     strata_memtable_iter_seek_last(MEM(it));
 }
-static void mem_seek(strata_iter_t *it, const void *key, size_t key_len, uint64_t seq)
+static void mem_seek(iter_t *it, const void *key, size_t key_len, uint64_t seq)
 {
     strata_memtable_iter_seek(MEM(it), key, key_len, seq);
 }
-static void mem_next(strata_iter_t *it)
+static void mem_next(iter_t *it)
 {
     strata_memtable_iter_next(MEM(it));
 }
-static void mem_prev(strata_iter_t *it)
+static void mem_prev(iter_t *it)
 {
     strata_memtable_iter_prev(MEM(it));
 }
-static const void *mem_key(const strata_iter_t *it, size_t *len)
+static const void *mem_key(const iter_t *it, size_t *len)
 {
     return strata_memtable_iter_key(MEM(it), len);
 }
-static const void *mem_value(const strata_iter_t *it, size_t *len)
+static const void *mem_value(const iter_t *it, size_t *len)
 {
     return strata_memtable_iter_value(MEM(it), len);
 }
-static uint64_t mem_seq(const strata_iter_t *it)
+static uint64_t mem_seq(const iter_t *it)
 {
     return strata_memtable_iter_seq(MEM(it));
 }
-static strata_value_type_t mem_type(const strata_iter_t *it)
+static strata_value_type_t mem_type(const iter_t *it)
 {
     return strata_memtable_iter_type(MEM(it));
 }
-static void mem_destroy(strata_iter_t *it)
+static void mem_destroy(iter_t *it)
 {
     strata_memtable_iter_destroy(&MEM(it));
     free(it);
 }
 
-static const strata_iter_ops_t mem_ops = {
+static const iter_ops_t mem_ops = {
     mem_valid, mem_seek_first, mem_seek_last, mem_seek, mem_next, mem_prev,
     mem_key,   mem_value,      mem_seq,       mem_type, no_error, mem_destroy,
 };
 
-strata_iter_t *strata_iter_memtable(strata_memtable_t *mem)
+iter_t *iter_memtable(strata_memtable_t *mem)
 {
     mem_iter_t *it = calloc(1, sizeof *it);
     if (!it)
@@ -118,8 +118,8 @@ strata_iter_t *strata_iter_memtable(strata_memtable_t *mem)
 /* ---- one table --------------------------------------------------------- */
 
 typedef struct {
-    strata_iter_t base;
-    strata_file_t *file; /* our reference keeps the table open and on disk */
+    iter_t base;
+    vfile_t *file; /* our reference keeps the table open and on disk */
     strata_table_iter_t *it;
     bool pinned;
     int open_error;
@@ -128,50 +128,50 @@ typedef struct {
 
 #define FILE_IT(it) ((file_iter_t *)(it))
 
-static bool file_valid(const strata_iter_t *it)
+static bool file_valid(const iter_t *it)
 {
     return FILE_IT(it)->it && strata_table_iter_valid(FILE_IT(it)->it);
 }
-static void file_seek_first(strata_iter_t *it)
+static void file_seek_first(iter_t *it)
 {
     if (FILE_IT(it)->it)
         strata_table_iter_seek_first(FILE_IT(it)->it);
 }
-static void file_seek_last(strata_iter_t *it)
+static void file_seek_last(iter_t *it)
 {
     if (FILE_IT(it)->it)
         strata_table_iter_seek_last(FILE_IT(it)->it);
 }
-static void file_seek(strata_iter_t *it, const void *key, size_t key_len, uint64_t seq)
+static void file_seek(iter_t *it, const void *key, size_t key_len, uint64_t seq)
 {
     if (FILE_IT(it)->it)
         strata_table_iter_seek(FILE_IT(it)->it, key, key_len, seq);
 }
-static void file_next(strata_iter_t *it)
+static void file_next(iter_t *it)
 {
     strata_table_iter_next(FILE_IT(it)->it);
 }
-static void file_prev(strata_iter_t *it)
+static void file_prev(iter_t *it)
 {
     strata_table_iter_prev(FILE_IT(it)->it);
 }
-static const void *file_key(const strata_iter_t *it, size_t *len)
+static const void *file_key(const iter_t *it, size_t *len)
 {
     return strata_table_iter_key(FILE_IT(it)->it, len);
 }
-static const void *file_value(const strata_iter_t *it, size_t *len)
+static const void *file_value(const iter_t *it, size_t *len)
 {
     return strata_table_iter_value(FILE_IT(it)->it, len);
 }
-static uint64_t file_seq(const strata_iter_t *it)
+static uint64_t file_seq(const iter_t *it)
 {
     return strata_table_iter_seq(FILE_IT(it)->it);
 }
-static strata_value_type_t file_type(const strata_iter_t *it)
+static strata_value_type_t file_type(const iter_t *it)
 {
     return strata_table_iter_type(FILE_IT(it)->it);
 }
-static int file_status(const strata_iter_t *it, strata_error_t *err)
+static int file_status(const iter_t *it, strata_error_t *err)
 {
     const file_iter_t *f = FILE_IT(it);
     if (f->open_error) {
@@ -181,21 +181,21 @@ static int file_status(const strata_iter_t *it, strata_error_t *err)
     }
     return f->it ? strata_table_iter_status(f->it, err) : 0;
 }
-static void file_destroy(strata_iter_t *it)
+static void file_destroy(iter_t *it)
 {
     strata_table_iter_destroy(&FILE_IT(it)->it);
     if (FILE_IT(it)->pinned)
-        strata_file_table_unpin(FILE_IT(it)->file);
-    strata_file_unref(&FILE_IT(it)->file);
+        vfile_table_unpin(FILE_IT(it)->file);
+    vfile_unref(&FILE_IT(it)->file);
     free(it);
 }
 
-static const strata_iter_ops_t file_ops = {
+static const iter_ops_t file_ops = {
     file_valid, file_seek_first, file_seek_last, file_seek, file_next,   file_prev,
     file_key,   file_value,      file_seq,       file_type, file_status, file_destroy,
 };
 
-strata_iter_t *strata_iter_file(strata_file_t *file)
+iter_t *iter_file(vfile_t *file)
 {
     file_iter_t *it = calloc(1, sizeof *it);
     if (!it)
@@ -204,7 +204,7 @@ strata_iter_t *strata_iter_file(strata_file_t *file)
     atomic_fetch_add(&file->refs, 1);
     it->file = file;
     strata_table_t *table = NULL;
-    it->open_error = strata_file_table(file, &table, &it->error);
+    it->open_error = vfile_table(file, &table, &it->error);
     if (!it->open_error) {
         it->pinned = true; /* the table stays open while we walk it */
         it->it = strata_table_iter_new(table);
@@ -217,11 +217,11 @@ strata_iter_t *strata_iter_file(strata_file_t *file)
 /* ---- a sorted level ---------------------------------------------------- */
 
 typedef struct {
-    strata_iter_t base;
-    strata_version_t *version; /* our reference */
+    iter_t base;
+    version_t *version; /* our reference */
     int level;
-    size_t index;        /* file under the cursor */
-    strata_iter_t *file; /* NULL when off either end */
+    size_t index; /* file under the cursor */
+    iter_t *file; /* NULL when off either end */
     int error;
     strata_error_t detail;
 } level_iter_t;
@@ -238,19 +238,19 @@ static bool level_open(level_iter_t *l, size_t i)
 {
     if (l->file && l->index == i)
         return true;
-    strata_iter_destroy(&l->file);
+    iter_destroy(&l->file);
     if (i >= level_count(l))
         return false;
     l->index = i;
-    l->file = strata_iter_file(l->version->files[l->level][i]);
+    l->file = iter_file(l->version->files[l->level][i]);
     if (!l->file) {
         l->error = strata_error_set(&l->detail, STRATA_ENOMEM, "out of memory");
         return false;
     }
-    int rc = strata_iter_status(l->file, &l->detail);
+    int rc = iter_status(l->file, &l->detail);
     if (rc) {
         l->error = rc;
-        strata_iter_destroy(&l->file);
+        iter_destroy(&l->file);
         return false;
     }
     return true;
@@ -258,103 +258,103 @@ static bool level_open(level_iter_t *l, size_t i)
 
 static void level_skip_forward(level_iter_t *l)
 {
-    while (l->file && !strata_iter_valid(l->file)) {
-        int rc = strata_iter_status(l->file, &l->detail);
+    while (l->file && !iter_valid(l->file)) {
+        int rc = iter_status(l->file, &l->detail);
         if (rc) {
             l->error = rc;
-            strata_iter_destroy(&l->file);
+            iter_destroy(&l->file);
             return;
         }
         if (!level_open(l, l->index + 1))
             return;
-        strata_iter_seek_first(l->file);
+        iter_seek_first(l->file);
     }
 }
 
 static void level_skip_backward(level_iter_t *l)
 {
-    while (l->file && !strata_iter_valid(l->file)) {
-        int rc = strata_iter_status(l->file, &l->detail);
+    while (l->file && !iter_valid(l->file)) {
+        int rc = iter_status(l->file, &l->detail);
         if (rc) {
             l->error = rc;
-            strata_iter_destroy(&l->file);
+            iter_destroy(&l->file);
             return;
         }
         if (l->index == 0) {
-            strata_iter_destroy(&l->file);
+            iter_destroy(&l->file);
             return;
         }
         level_open(l, l->index - 1);
         if (l->file)
-            strata_iter_seek_last(l->file);
+            iter_seek_last(l->file);
     }
 }
 
-static bool level_valid(const strata_iter_t *it)
+static bool level_valid(const iter_t *it)
 {
-    return LEVEL(it)->file && strata_iter_valid(LEVEL(it)->file);
+    return LEVEL(it)->file && iter_valid(LEVEL(it)->file);
 }
-static void level_seek_first(strata_iter_t *it)
+static void level_seek_first(iter_t *it)
 {
     level_iter_t *l = LEVEL(it);
     if (level_open(l, 0)) {
-        strata_iter_seek_first(l->file);
+        iter_seek_first(l->file);
         level_skip_forward(l);
     }
 }
-static void level_seek_last(strata_iter_t *it)
+static void level_seek_last(iter_t *it)
 {
     level_iter_t *l = LEVEL(it);
     size_t n = level_count(l);
     if (n && level_open(l, n - 1)) {
-        strata_iter_seek_last(l->file);
+        iter_seek_last(l->file);
         level_skip_backward(l);
     }
 }
-static void level_seek(strata_iter_t *it, const void *key, size_t key_len, uint64_t seq)
+static void level_seek(iter_t *it, const void *key, size_t key_len, uint64_t seq)
 {
     level_iter_t *l = LEVEL(it);
     size_t lo = 0, hi = level_count(l);
     while (lo < hi) { /* first file whose largest key >= key */
         size_t mid = lo + (hi - lo) / 2;
-        strata_file_t *f = l->version->files[l->level][mid];
-        if (strata_key_compare(f->largest, f->largest_len, key, key_len) < 0)
+        vfile_t *f = l->version->files[l->level][mid];
+        if (key_compare(f->largest, f->largest_len, key, key_len) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     if (level_open(l, lo)) {
-        strata_iter_seek(l->file, key, key_len, seq);
+        iter_seek(l->file, key, key_len, seq);
         level_skip_forward(l);
     }
 }
-static void level_next(strata_iter_t *it)
+static void level_next(iter_t *it)
 {
-    strata_iter_next(LEVEL(it)->file);
+    iter_next(LEVEL(it)->file);
     level_skip_forward(LEVEL(it));
 }
-static void level_prev(strata_iter_t *it)
+static void level_prev(iter_t *it)
 {
-    strata_iter_prev(LEVEL(it)->file);
+    iter_prev(LEVEL(it)->file);
     level_skip_backward(LEVEL(it));
 }
-static const void *level_key(const strata_iter_t *it, size_t *len)
+static const void *level_key(const iter_t *it, size_t *len)
 {
-    return strata_iter_key(LEVEL(it)->file, len);
+    return iter_key(LEVEL(it)->file, len);
 }
-static const void *level_value(const strata_iter_t *it, size_t *len)
+static const void *level_value(const iter_t *it, size_t *len)
 {
-    return strata_iter_value(LEVEL(it)->file, len);
+    return iter_value(LEVEL(it)->file, len);
 }
-static uint64_t level_seq(const strata_iter_t *it)
+static uint64_t level_seq(const iter_t *it)
 {
-    return strata_iter_seq(LEVEL(it)->file);
+    return iter_seq(LEVEL(it)->file);
 }
-static strata_value_type_t level_type(const strata_iter_t *it)
+static strata_value_type_t level_type(const iter_t *it)
 {
-    return strata_iter_type(LEVEL(it)->file);
+    return iter_type(LEVEL(it)->file);
 }
-static int level_status(const strata_iter_t *it, strata_error_t *err)
+static int level_status(const iter_t *it, strata_error_t *err)
 {
     const level_iter_t *l = LEVEL(it);
     if (l->error) {
@@ -362,21 +362,21 @@ static int level_status(const strata_iter_t *it, strata_error_t *err)
             *err = l->detail;
         return l->error;
     }
-    return l->file ? strata_iter_status(l->file, err) : 0;
+    return l->file ? iter_status(l->file, err) : 0;
 }
-static void level_destroy(strata_iter_t *it)
+static void level_destroy(iter_t *it)
 {
-    strata_iter_destroy(&LEVEL(it)->file);
-    strata_version_unref(&LEVEL(it)->version);
+    iter_destroy(&LEVEL(it)->file);
+    version_unref(&LEVEL(it)->version);
     free(it);
 }
 
-static const strata_iter_ops_t level_ops = {
+static const iter_ops_t level_ops = {
     level_valid, level_seek_first, level_seek_last, level_seek, level_next,   level_prev,
     level_key,   level_value,      level_seq,       level_type, level_status, level_destroy,
 };
 
-strata_iter_t *strata_iter_level(strata_version_t *version, int level)
+iter_t *iter_level(version_t *version, int level)
 {
     level_iter_t *it = calloc(1, sizeof *it);
     if (!it)
@@ -391,10 +391,10 @@ strata_iter_t *strata_iter_level(strata_version_t *version, int level)
 /* ---- k-way merge ------------------------------------------------------- */
 
 typedef struct {
-    strata_iter_t base;
-    strata_iter_t **children;
+    iter_t base;
+    iter_t **children;
     size_t n;
-    strata_iter_t **heap; /* valid children; heap[0] is the current entry */
+    iter_t **heap; /* valid children; heap[0] is the current entry */
     size_t heap_len;
     bool forward;
 } merge_iter_t;
@@ -402,13 +402,12 @@ typedef struct {
 #define MERGE(it) ((merge_iter_t *)(it))
 
 /* True when a should come out of the heap before b. */
-static bool merge_before(const merge_iter_t *m, strata_iter_t *a, strata_iter_t *b)
+static bool merge_before(const merge_iter_t *m, iter_t *a, iter_t *b)
 {
     size_t a_len, b_len;
-    const void *a_key = strata_iter_key(a, &a_len);
-    const void *b_key = strata_iter_key(b, &b_len);
-    int c =
-        strata_internal_compare(a_key, a_len, strata_iter_seq(a), b_key, b_len, strata_iter_seq(b));
+    const void *a_key = iter_key(a, &a_len);
+    const void *b_key = iter_key(b, &b_len);
+    int c = ikey_compare_internal(a_key, a_len, iter_seq(a), b_key, b_len, iter_seq(b));
     return m->forward ? c < 0 : c > 0;
 }
 
@@ -422,7 +421,7 @@ static void heap_down(merge_iter_t *m, size_t i)
             best = r;
         if (best == i)
             return;
-        strata_iter_t *t = m->heap[i];
+        iter_t *t = m->heap[i];
         m->heap[i] = m->heap[best];
         m->heap[best] = t;
         i = best;
@@ -433,7 +432,7 @@ static void heap_build(merge_iter_t *m)
 {
     m->heap_len = 0;
     for (size_t i = 0; i < m->n; i++)
-        if (strata_iter_valid(m->children[i]))
+        if (iter_valid(m->children[i]))
             m->heap[m->heap_len++] = m->children[i];
     for (size_t i = m->heap_len / 2; i-- > 0;)
         heap_down(m, i);
@@ -442,37 +441,37 @@ static void heap_build(merge_iter_t *m)
 /* After the top child moved: drop it if exhausted, else sift it down. */
 static void heap_fix_top(merge_iter_t *m)
 {
-    if (!strata_iter_valid(m->heap[0]))
+    if (!iter_valid(m->heap[0]))
         m->heap[0] = m->heap[--m->heap_len];
     if (m->heap_len)
         heap_down(m, 0);
 }
 
-static bool merge_valid(const strata_iter_t *it)
+static bool merge_valid(const iter_t *it)
 {
     return MERGE(it)->heap_len > 0;
 }
-static void merge_seek_first(strata_iter_t *it)
+static void merge_seek_first(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
     for (size_t i = 0; i < m->n; i++)
-        strata_iter_seek_first(m->children[i]);
+        iter_seek_first(m->children[i]);
     m->forward = true;
     heap_build(m);
 }
-static void merge_seek_last(strata_iter_t *it)
+static void merge_seek_last(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
     for (size_t i = 0; i < m->n; i++)
-        strata_iter_seek_last(m->children[i]);
+        iter_seek_last(m->children[i]);
     m->forward = false;
     heap_build(m);
 }
-static void merge_seek(strata_iter_t *it, const void *key, size_t key_len, uint64_t seq)
+static void merge_seek(iter_t *it, const void *key, size_t key_len, uint64_t seq)
 {
     merge_iter_t *m = MERGE(it);
     for (size_t i = 0; i < m->n; i++)
-        strata_iter_seek(m->children[i], key, key_len, seq);
+        iter_seek(m->children[i], key, key_len, seq);
     m->forward = true;
     heap_build(m);
 }
@@ -481,30 +480,30 @@ static void merge_seek(strata_iter_t *it, const void *key, size_t key_len, uint6
  * direction; the current child itself stays where it is. */
 static void merge_turn(merge_iter_t *m, bool forward)
 {
-    strata_iter_t *current = m->heap[0];
+    iter_t *current = m->heap[0];
     size_t key_len;
-    const void *key_src = strata_iter_key(current, &key_len);
-    uint64_t seq = strata_iter_seq(current);
+    const void *key_src = iter_key(current, &key_len);
+    uint64_t seq = iter_seq(current);
     uint8_t small[256];
     uint8_t *key = key_len <= sizeof small ? small : malloc(key_len);
     if (!key)
         return;
     memcpy(key, key_src, key_len);
     for (size_t i = 0; i < m->n; i++) {
-        strata_iter_t *child = m->children[i];
+        iter_t *child = m->children[i];
         if (child == current)
             continue;
-        strata_iter_seek(child, key, key_len, seq);
+        iter_seek(child, key, key_len, seq);
         if (forward) {
             /* seek lands at the first entry >= current: strictly after it
              * already, since (key, seq) pairs are unique across children. */
             continue;
         }
         /* Backward: the last entry < current. */
-        if (strata_iter_valid(child))
-            strata_iter_prev(child);
+        if (iter_valid(child))
+            iter_prev(child);
         else
-            strata_iter_seek_last(child);
+            iter_seek_last(child);
     }
     if (key != small)
         free(key);
@@ -512,64 +511,64 @@ static void merge_turn(merge_iter_t *m, bool forward)
     heap_build(m);
 }
 
-static void merge_next(strata_iter_t *it)
+static void merge_next(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
     if (!m->forward)
         merge_turn(m, true);
-    strata_iter_next(m->heap[0]);
+    iter_next(m->heap[0]);
     heap_fix_top(m);
 }
-static void merge_prev(strata_iter_t *it)
+static void merge_prev(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
     if (m->forward)
         merge_turn(m, false);
-    strata_iter_prev(m->heap[0]);
+    iter_prev(m->heap[0]);
     heap_fix_top(m);
 }
-static const void *merge_key(const strata_iter_t *it, size_t *len)
+static const void *merge_key(const iter_t *it, size_t *len)
 {
-    return strata_iter_key(MERGE(it)->heap[0], len);
+    return iter_key(MERGE(it)->heap[0], len);
 }
-static const void *merge_value(const strata_iter_t *it, size_t *len)
+static const void *merge_value(const iter_t *it, size_t *len)
 {
-    return strata_iter_value(MERGE(it)->heap[0], len);
+    return iter_value(MERGE(it)->heap[0], len);
 }
-static uint64_t merge_seq(const strata_iter_t *it)
+static uint64_t merge_seq(const iter_t *it)
 {
-    return strata_iter_seq(MERGE(it)->heap[0]);
+    return iter_seq(MERGE(it)->heap[0]);
 }
-static strata_value_type_t merge_type(const strata_iter_t *it)
+static strata_value_type_t merge_type(const iter_t *it)
 {
-    return strata_iter_type(MERGE(it)->heap[0]);
+    return iter_type(MERGE(it)->heap[0]);
 }
-static int merge_status(const strata_iter_t *it, strata_error_t *err)
+static int merge_status(const iter_t *it, strata_error_t *err)
 {
     const merge_iter_t *m = MERGE(it);
     for (size_t i = 0; i < m->n; i++) {
-        int rc = strata_iter_status(m->children[i], err);
+        int rc = iter_status(m->children[i], err);
         if (rc)
             return rc;
     }
     return 0;
 }
-static void merge_destroy(strata_iter_t *it)
+static void merge_destroy(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
     for (size_t i = 0; i < m->n; i++)
-        strata_iter_destroy(&m->children[i]);
+        iter_destroy(&m->children[i]);
     free(m->children);
     free(m->heap);
     free(m);
 }
 
-static const strata_iter_ops_t merge_ops = {
+static const iter_ops_t merge_ops = {
     merge_valid, merge_seek_first, merge_seek_last, merge_seek, merge_next,   merge_prev,
     merge_key,   merge_value,      merge_seq,       merge_type, merge_status, merge_destroy,
 };
 
-strata_iter_t *strata_iter_merge(strata_iter_t **children, size_t n)
+iter_t *iter_merge(iter_t **children, size_t n)
 {
     merge_iter_t *m = calloc(1, sizeof *m);
     if (m) {
@@ -578,7 +577,7 @@ strata_iter_t *strata_iter_merge(strata_iter_t **children, size_t n)
     }
     if (!m || !m->children || !m->heap) {
         for (size_t i = 0; i < n; i++)
-            strata_iter_destroy(&children[i]);
+            iter_destroy(&children[i]);
         if (m) {
             free(m->children);
             free(m->heap);

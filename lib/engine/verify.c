@@ -163,7 +163,7 @@ static int list_tables(const char *dir, uint64_t **numbers, size_t *count, strat
     return rc;
 }
 
-static bool version_has(const strata_version_t *version, uint64_t number)
+static bool version_has(const version_t *version, uint64_t number)
 {
     for (int level = 0; level < STRATA_LEVELS; level++)
         for (size_t i = 0; i < version->n_files[level]; i++)
@@ -177,20 +177,20 @@ static bool version_has(const strata_version_t *version, uint64_t number)
  * problem only if the MANIFEST, read again, still lists it. */
 static bool still_referenced(verifier_t *v, uint64_t number)
 {
-    strata_vset_t *vset = NULL;
+    vset_t *vset = NULL;
     strata_error_t ignored;
-    if (strata_vset_open_readonly(v->dir, NULL, NULL, NULL, &vset, &ignored) != 0)
+    if (vset_open_readonly(v->dir, NULL, NULL, NULL, &vset, &ignored) != 0)
         return true;
-    strata_version_t *version = strata_vset_current(vset);
+    version_t *version = vset_current(vset);
     bool listed = version_has(version, number);
-    strata_version_unref(&version);
-    strata_vset_close(&vset);
+    version_unref(&version);
+    vset_close(&vset);
     return listed;
 }
 
 /* Opens and checks one table; expected (NULL when the MANIFEST could not
  * be read) is what the MANIFEST says about it. */
-static int verify_table(verifier_t *v, uint64_t number, const strata_file_t *expected,
+static int verify_table(verifier_t *v, uint64_t number, const vfile_t *expected,
                         const char *manifest, strata_error_t *err)
 {
     char name[32];
@@ -245,12 +245,12 @@ static int verify_table(verifier_t *v, uint64_t number, const strata_file_t *exp
 }
 
 /* Every table the version references, then the orphans beside them. */
-static int verify_referenced_tables(verifier_t *v, strata_version_t *version, const char *manifest,
+static int verify_referenced_tables(verifier_t *v, version_t *version, const char *manifest,
                                     const uint64_t *on_disk, size_t n_on_disk, strata_error_t *err)
 {
     for (int level = 0; level < STRATA_LEVELS; level++)
         for (size_t i = 0; i < version->n_files[level]; i++) {
-            const strata_file_t *f = version->files[level][i];
+            const vfile_t *f = version->files[level][i];
             int rc = verify_table(v, f->number, f, manifest, err);
             if (rc)
                 return rc;
@@ -274,10 +274,10 @@ static int verify_referenced_tables(verifier_t *v, strata_version_t *version, co
 static int verify_manifest_and_tables(verifier_t *v, const strata_wal_recovery_t *wal,
                                       strata_error_t *err)
 {
-    strata_manifest_report_t report;
-    strata_vset_t *vset = NULL;
+    manifest_report_t report;
+    vset_t *vset = NULL;
     strata_error_t manifest_err;
-    int rc = strata_vset_open_readonly(v->dir, NULL, NULL, &report, &vset, &manifest_err);
+    int rc = vset_open_readonly(v->dir, NULL, NULL, &report, &vset, &manifest_err);
     if (rc == STRATA_ENOMEM) {
         *err = manifest_err;
         return rc;
@@ -290,7 +290,7 @@ static int verify_manifest_and_tables(verifier_t *v, const strata_wal_recovery_t
     size_t n_on_disk = 0;
     int list_rc = list_tables(v->dir, &on_disk, &n_on_disk, err);
     if (list_rc) {
-        strata_vset_close(&vset);
+        vset_close(&vset);
         return list_rc;
     }
     if (rc) {
@@ -311,14 +311,14 @@ static int verify_manifest_and_tables(verifier_t *v, const strata_wal_recovery_t
                  manifest, report.torn_tail_offset);
         found(v, "manifest", manifest, true, report.torn_tail_offset, false, message);
     }
-    strata_version_t *version = strata_vset_current(vset);
+    version_t *version = vset_current(vset);
     rc = verify_referenced_tables(v, version, manifest, on_disk, n_on_disk, err);
-    strata_version_unref(&version);
+    version_unref(&version);
 
     /* The WAL was read first, and both ends only move up, so a live
      * writer cannot make this fire: the log must pick up where the tables
      * stop. */
-    uint64_t flushed = strata_vset_flushed_seq(vset);
+    uint64_t flushed = vset_flushed_seq(vset);
     if (rc == 0 && wal->first_seq > flushed + 1) {
         char message[256];
         snprintf(message, sizeof message,
@@ -327,10 +327,10 @@ static int verify_manifest_and_tables(verifier_t *v, const strata_wal_recovery_t
                  wal->first_seq, manifest, flushed, flushed + 1, wal->first_seq - 1);
         found(v, "wal", "wal", false, 0, true, message);
     }
-    if (strata_vset_last_seq(vset) > v->stats->last_seq)
-        v->stats->last_seq = strata_vset_last_seq(vset);
+    if (vset_last_seq(vset) > v->stats->last_seq)
+        v->stats->last_seq = vset_last_seq(vset);
 out:
-    strata_vset_close(&vset);
+    vset_close(&vset);
     free(on_disk);
     return rc;
 }

@@ -30,16 +30,16 @@ enum {
     TAG_DELETE_FILE = 5,
 };
 
-struct strata_vset {
+struct vset {
     char *dir;
     strata_io_t *io;
     strata_table_options_t table_opts;
     pthread_mutex_t mu; /* guards current; the table cache has its own lock */
     pthread_mutex_t table_mu;
-    strata_file_t lru; /* sentinel: lru.lru_next is the most recent */
+    vfile_t lru; /* sentinel: lru.lru_next is the most recent */
     size_t open_tables;
     size_t max_open_tables;
-    strata_version_t *current;
+    version_t *current;
     uint64_t next_file; /* under mu: flush and compaction both take numbers */
     /* Written by the one applier, read by stats from any thread. */
     _Atomic uint64_t flushed_seq;
@@ -54,11 +54,11 @@ struct strata_vset {
 
 /* ---- files and edits --------------------------------------------------- */
 
-static strata_file_t *file_alloc(uint64_t number, uint64_t size, uint64_t entries, uint64_t min_seq,
-                                 uint64_t max_seq, const void *smallest, size_t smallest_len,
-                                 const void *largest, size_t largest_len)
+static vfile_t *file_alloc(uint64_t number, uint64_t size, uint64_t entries, uint64_t min_seq,
+                           uint64_t max_seq, const void *smallest, size_t smallest_len,
+                           const void *largest, size_t largest_len)
 {
-    strata_file_t *f = calloc(1, sizeof *f);
+    vfile_t *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->number = number;
@@ -80,20 +80,20 @@ static strata_file_t *file_alloc(uint64_t number, uint64_t size, uint64_t entrie
     return f;
 }
 
-strata_file_t *strata_file_new(uint64_t number, const strata_table_props_t *p)
+vfile_t *vfile_new(uint64_t number, const strata_table_props_t *p)
 {
     return file_alloc(number, p->file_size, p->entries, p->min_seq, p->max_seq, p->smallest_key,
                       p->smallest_len, p->largest_key, p->largest_len);
 }
 
-static void file_ref(strata_file_t *f)
+static void file_ref(vfile_t *f)
 {
     atomic_fetch_add(&f->refs, 1);
 }
 
-void strata_file_unref(strata_file_t **file_p)
+void vfile_unref(vfile_t **file_p)
 {
-    strata_file_t *f = *file_p;
+    vfile_t *f = *file_p;
     *file_p = NULL;
     if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
@@ -107,7 +107,7 @@ void strata_file_unref(strata_file_t **file_p)
     strata_table_close(&f->table);
     /* Deleted only here: no version, iterator or read can still use it. */
     if (f->obsolete && f->vset) {
-        char *path = strata_vset_table_path(f->vset, f->number);
+        char *path = vset_table_path(f->vset, f->number);
         if (path)
             f->vset->io->unlink(f->vset->io, path);
         free(path);
@@ -117,21 +117,21 @@ void strata_file_unref(strata_file_t **file_p)
     free(f);
 }
 
-void strata_edit_init(strata_edit_t *edit)
+void edit_init(edit_t *edit)
 {
     memset(edit, 0, sizeof *edit);
 }
 
-void strata_edit_clear(strata_edit_t *edit)
+void edit_clear(edit_t *edit)
 {
     for (size_t i = 0; i < edit->n_adds; i++)
-        strata_file_unref(&edit->adds[i].file);
+        vfile_unref(&edit->adds[i].file);
     free(edit->adds);
     free(edit->deletes);
-    strata_edit_init(edit);
+    edit_init(edit);
 }
 
-int strata_edit_add(strata_edit_t *edit, int level, strata_file_t *file)
+int edit_add(edit_t *edit, int level, vfile_t *file)
 {
     if (edit->n_adds == edit->cap_adds) {
         size_t cap = edit->cap_adds ? edit->cap_adds * 2 : 4;
@@ -147,7 +147,7 @@ int strata_edit_add(strata_edit_t *edit, int level, strata_file_t *file)
     return 0;
 }
 
-int strata_edit_delete(strata_edit_t *edit, int level, uint64_t number)
+int edit_delete(edit_t *edit, int level, uint64_t number)
 {
     if (edit->n_deletes == edit->cap_deletes) {
         size_t cap = edit->cap_deletes ? edit->cap_deletes * 2 : 4;
@@ -165,9 +165,9 @@ int strata_edit_delete(strata_edit_t *edit, int level, uint64_t number)
 
 /* ---- versions ---------------------------------------------------------- */
 
-static strata_version_t *version_new(strata_vset_t *vset)
+static version_t *version_new(vset_t *vset)
 {
-    strata_version_t *v = calloc(1, sizeof *v);
+    version_t *v = calloc(1, sizeof *v);
     if (v) {
         atomic_init(&v->refs, 1);
         v->vset = vset;
@@ -175,15 +175,15 @@ static strata_version_t *version_new(strata_vset_t *vset)
     return v;
 }
 
-void strata_version_unref(strata_version_t **version_p)
+void version_unref(version_t **version_p)
 {
-    strata_version_t *v = *version_p;
+    version_t *v = *version_p;
     *version_p = NULL;
     if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
         return;
     for (int level = 0; level < STRATA_LEVELS; level++) {
         for (size_t i = 0; i < v->n_files[level]; i++)
-            strata_file_unref(&v->files[level][i]);
+            vfile_unref(&v->files[level][i]);
         free(v->files[level]);
     }
     free(v);
@@ -200,7 +200,7 @@ static int compare_keys(const uint8_t *a, size_t a_len, const uint8_t *b, size_t
 
 static int cmp_l0(const void *a, const void *b)
 {
-    const strata_file_t *x = *(strata_file_t *const *)a, *y = *(strata_file_t *const *)b;
+    const vfile_t *x = *(vfile_t *const *)a, *y = *(vfile_t *const *)b;
     /* Newest first: a later flush or compaction output has a larger number. */
     return x->max_seq != y->max_seq ? (x->max_seq < y->max_seq ? 1 : -1)
                                     : (x->number < y->number ? 1 : -1);
@@ -208,26 +208,26 @@ static int cmp_l0(const void *a, const void *b)
 
 static int cmp_by_smallest(const void *a, const void *b)
 {
-    const strata_file_t *x = *(strata_file_t *const *)a, *y = *(strata_file_t *const *)b;
+    const vfile_t *x = *(vfile_t *const *)a, *y = *(vfile_t *const *)b;
     return compare_keys(x->smallest, x->smallest_len, y->smallest, y->smallest_len);
 }
 
 /* base + edit -> a new version; every file in it gets a reference. */
-static int version_apply(strata_vset_t *vset, const strata_version_t *base,
-                         const strata_edit_t *edit, strata_version_t **out, strata_error_t *err)
+static int version_apply(vset_t *vset, const version_t *base, const edit_t *edit, version_t **out,
+                         strata_error_t *err)
 {
-    strata_version_t *v = version_new(vset);
+    version_t *v = version_new(vset);
     if (!v)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     for (int level = 0; level < STRATA_LEVELS; level++) {
         size_t cap = (base ? base->n_files[level] : 0) + edit->n_adds;
-        v->files[level] = cap ? malloc(cap * sizeof(strata_file_t *)) : NULL;
+        v->files[level] = cap ? malloc(cap * sizeof(vfile_t *)) : NULL;
         if (cap && !v->files[level]) {
-            strata_version_unref(&v);
+            version_unref(&v);
             return strata_error_set(err, STRATA_ENOMEM, "out of memory");
         }
         for (size_t i = 0; base && i < base->n_files[level]; i++) {
-            strata_file_t *f = base->files[level][i];
+            vfile_t *f = base->files[level][i];
             bool deleted = false;
             for (size_t d = 0; d < edit->n_deletes && !deleted; d++)
                 deleted = edit->deletes[d].level == level && edit->deletes[d].number == f->number;
@@ -244,23 +244,23 @@ static int version_apply(strata_vset_t *vset, const strata_version_t *base,
             v->files[level][v->n_files[level]++] = edit->adds[a].file;
         }
         if (v->n_files[level] > 1)
-            qsort(v->files[level], v->n_files[level], sizeof(strata_file_t *),
+            qsort(v->files[level], v->n_files[level], sizeof(vfile_t *),
                   level == 0 ? cmp_l0 : cmp_by_smallest);
     }
     *out = v;
     return 0;
 }
 
-strata_version_t *strata_vset_current(strata_vset_t *self)
+version_t *vset_current(vset_t *self)
 {
     pthread_mutex_lock(&self->mu);
-    strata_version_t *v = self->current;
+    version_t *v = self->current;
     atomic_fetch_add(&v->refs, 1);
     pthread_mutex_unlock(&self->mu);
     return v;
 }
 
-uint64_t strata_version_level_bytes(const strata_version_t *self, int level)
+uint64_t version_level_bytes(const version_t *self, int level)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < self->n_files[level]; i++)
@@ -268,13 +268,13 @@ uint64_t strata_version_level_bytes(const strata_version_t *self, int level)
     return total;
 }
 
-static void lru_unlink(strata_file_t *f)
+static void lru_unlink(vfile_t *f)
 {
     f->lru_prev->lru_next = f->lru_next;
     f->lru_next->lru_prev = f->lru_prev;
 }
 
-static void lru_push_front(strata_vset_t *vset, strata_file_t *f)
+static void lru_push_front(vset_t *vset, vfile_t *f)
 {
     f->lru_next = vset->lru.lru_next;
     f->lru_prev = &vset->lru;
@@ -282,15 +282,15 @@ static void lru_push_front(strata_vset_t *vset, strata_file_t *f)
     vset->lru.lru_next = f;
 }
 
-int strata_file_table(strata_file_t *file, strata_table_t **table, strata_error_t *err)
+int vfile_table(vfile_t *file, strata_table_t **table, strata_error_t *err)
 {
-    strata_vset_t *vset = file->vset;
+    vset_t *vset = file->vset;
     pthread_mutex_lock(&vset->table_mu);
     int rc = 0;
     if (file->table) {
         lru_unlink(file);
     } else {
-        char *path = strata_vset_table_path(vset, file->number);
+        char *path = vset_table_path(vset, file->number);
         rc = path ? strata_table_open(&vset->table_opts, path, &file->table, err)
                   : strata_error_set(err, STRATA_ENOMEM, "out of memory");
         free(path);
@@ -302,9 +302,9 @@ int strata_file_table(strata_file_t *file, strata_table_t **table, strata_error_
         file->table_pins++;
         /* Over the bound: close the least recently used tables nobody is
          * reading; pinned ones wait for their turn. */
-        for (strata_file_t *f = vset->lru.lru_prev;
+        for (vfile_t *f = vset->lru.lru_prev;
              vset->open_tables > vset->max_open_tables && f != &vset->lru;) {
-            strata_file_t *prev = f->lru_prev;
+            vfile_t *prev = f->lru_prev;
             if (f->table_pins == 0) {
                 lru_unlink(f);
                 strata_table_close(&f->table);
@@ -318,21 +318,21 @@ int strata_file_table(strata_file_t *file, strata_table_t **table, strata_error_
     return rc;
 }
 
-void strata_file_table_unpin(strata_file_t *file)
+void vfile_table_unpin(vfile_t *file)
 {
     pthread_mutex_lock(&file->vset->table_mu);
     file->table_pins--;
     pthread_mutex_unlock(&file->vset->table_mu);
 }
 
-void strata_vset_set_max_open_tables(strata_vset_t *self, size_t max_open)
+void vset_set_max_open_tables(vset_t *self, size_t max_open)
 {
     pthread_mutex_lock(&self->table_mu);
     self->max_open_tables = max_open ? max_open : 1;
     pthread_mutex_unlock(&self->table_mu);
 }
 
-size_t strata_vset_open_tables(strata_vset_t *self)
+size_t vset_open_tables(vset_t *self)
 {
     pthread_mutex_lock(&self->table_mu);
     size_t n = self->open_tables;
@@ -340,24 +340,23 @@ size_t strata_vset_open_tables(strata_vset_t *self)
     return n;
 }
 
-static int file_get(strata_file_t *f, const void *key, size_t key_len, uint64_t snapshot,
+static int file_get(vfile_t *f, const void *key, size_t key_len, uint64_t snapshot,
                     strata_value_type_t *type, void **value, size_t *value_len, strata_error_t *err)
 {
     if (compare_keys(key, key_len, f->smallest, f->smallest_len) < 0 ||
         compare_keys(key, key_len, f->largest, f->largest_len) > 0 || f->min_seq > snapshot)
         return 0;
     strata_table_t *table;
-    int rc = strata_file_table(f, &table, err);
+    int rc = vfile_table(f, &table, err);
     if (rc)
         return rc;
     rc = strata_table_get(table, key, key_len, snapshot, type, value, value_len, NULL, err);
-    strata_file_table_unpin(f);
+    vfile_table_unpin(f);
     return rc;
 }
 
-int strata_version_get(strata_version_t *self, const void *key, size_t key_len,
-                       uint64_t snapshot_seq, strata_value_type_t *type, void **value,
-                       size_t *value_len, strata_error_t *err)
+int version_get(version_t *self, const void *key, size_t key_len, uint64_t snapshot_seq,
+                strata_value_type_t *type, void **value, size_t *value_len, strata_error_t *err)
 {
     /* L0 files overlap: newest first, and the first hit is the newest
      * version at or below the snapshot, because a newer file holds only
@@ -372,7 +371,7 @@ int strata_version_get(strata_version_t *self, const void *key, size_t key_len,
         size_t lo = 0, hi = self->n_files[level];
         while (lo < hi) { /* first file whose largest key >= key */
             size_t mid = lo + (hi - lo) / 2;
-            strata_file_t *f = self->files[level][mid];
+            vfile_t *f = self->files[level][mid];
             if (compare_keys(f->largest, f->largest_len, key, key_len) < 0)
                 lo = mid + 1;
             else
@@ -433,7 +432,7 @@ static void buf_u64(buf_t *b, uint64_t v)
     buf_put(b, le, 8);
 }
 
-static void encode_add(buf_t *b, int level, const strata_file_t *f)
+static void encode_add(buf_t *b, int level, const vfile_t *f)
 {
     buf_u8(b, TAG_ADD_FILE);
     buf_u8(b, (uint8_t)level);
@@ -448,7 +447,7 @@ static void encode_add(buf_t *b, int level, const strata_file_t *f)
     buf_put(b, f->largest, f->largest_len);
 }
 
-static void encode_edit(buf_t *b, const strata_edit_t *edit, uint64_t next_file)
+static void encode_edit(buf_t *b, const edit_t *edit, uint64_t next_file)
 {
     buf_u8(b, TAG_NEXT_FILE);
     buf_u64(b, next_file);
@@ -502,8 +501,7 @@ static uint64_t rd_u64(reader_t *r)
 
 /* Decodes one record's payload into edit (+ next_file). Returns a field
  * name on malformed input, NULL when fine. */
-static const char *decode_edit(const uint8_t *data, size_t len, strata_edit_t *edit,
-                               uint64_t *next_file)
+static const char *decode_edit(const uint8_t *data, size_t len, edit_t *edit, uint64_t *next_file)
 {
     reader_t r = {data, data + len, false};
     while (r.p < r.end && !r.bad) {
@@ -527,7 +525,7 @@ static const char *decode_edit(const uint8_t *data, size_t len, strata_edit_t *e
                 return "delete_file";
             if (level >= STRATA_LEVELS)
                 return "delete_file.level";
-            if (strata_edit_delete(edit, level, number))
+            if (edit_delete(edit, level, number))
                 return "out of memory";
             break;
         }
@@ -543,10 +541,10 @@ static const char *decode_edit(const uint8_t *data, size_t len, strata_edit_t *e
                 return "add_file";
             if (level >= STRATA_LEVELS)
                 return "add_file.level";
-            strata_file_t *f = file_alloc(number, size, entries, min_seq, max_seq, smallest,
-                                          smallest_len, largest, largest_len);
-            if (!f || strata_edit_add(edit, level, f)) {
-                strata_file_unref(&f);
+            vfile_t *f = file_alloc(number, size, entries, min_seq, max_seq, smallest, smallest_len,
+                                    largest, largest_len);
+            if (!f || edit_add(edit, level, f)) {
+                vfile_unref(&f);
                 return "out of memory";
             }
             break;
@@ -560,19 +558,19 @@ static const char *decode_edit(const uint8_t *data, size_t len, strata_edit_t *e
 
 /* ---- MANIFEST files ---------------------------------------------------- */
 
-char *strata_vset_table_path(const strata_vset_t *self, uint64_t number)
+char *vset_table_path(const vset_t *self, uint64_t number)
 {
     char *path = NULL;
     return asprintf(&path, "%s/%06" PRIu64 ".sst", self->dir, number) < 0 ? NULL : path;
 }
 
-static char *manifest_path(const strata_vset_t *self, uint64_t number)
+static char *manifest_path(const vset_t *self, uint64_t number)
 {
     char *path = NULL;
     return asprintf(&path, "%s/MANIFEST-%06" PRIu64, self->dir, number) < 0 ? NULL : path;
 }
 
-static int append_record(strata_vset_t *self, const buf_t *payload, strata_error_t *err)
+static int append_record(vset_t *self, const buf_t *payload, strata_error_t *err)
 {
     uint8_t header[8];
     put_u32(header + 4, (uint32_t)payload->len);
@@ -594,7 +592,7 @@ static int append_record(strata_vset_t *self, const buf_t *payload, strata_error
 
 /* Writes a new MANIFEST holding the whole current version, makes it
  * durable, then atomically points CURRENT at it. */
-static int write_new_manifest(strata_vset_t *self, strata_error_t *err)
+static int write_new_manifest(vset_t *self, strata_error_t *err)
 {
     strata_io_t *io = self->io;
     uint64_t number = self->next_file++;
@@ -627,8 +625,8 @@ static int write_new_manifest(strata_vset_t *self, strata_error_t *err)
     self->manifest_number = number;
     self->manifest_offset = MANIFEST_HEADER;
 
-    strata_edit_t whole;
-    strata_edit_init(&whole);
+    edit_t whole;
+    edit_init(&whole);
     whole.has_flushed_seq = true;
     whole.flushed_seq = self->flushed_seq;
     whole.has_last_seq = true;
@@ -706,7 +704,7 @@ static int read_whole(strata_io_t *io, const char *path, uint8_t **data, uint64_
 
 /* The number of the MANIFEST that CURRENT names; STRATA_ENOTFOUND (with
  * no message) when there is no CURRENT. */
-static int read_current(const strata_vset_t *self, uint64_t *number, strata_error_t *err)
+static int read_current(const vset_t *self, uint64_t *number, strata_error_t *err)
 {
     char *current = NULL;
     if (asprintf(&current, "%s/CURRENT", self->dir) < 0)
@@ -728,10 +726,9 @@ static int read_current(const strata_vset_t *self, uint64_t *number, strata_erro
 
 /* Replays the MANIFEST named by CURRENT into self->current. report (may
  * be NULL) gets which MANIFEST it was and any torn tail. */
-static int recover_manifest(strata_vset_t *self, strata_manifest_report_t *report,
-                            strata_error_t *err)
+static int recover_manifest(vset_t *self, manifest_report_t *report, strata_error_t *err)
 {
-    strata_manifest_report_t local_report;
+    manifest_report_t local_report;
     if (!report)
         report = &local_report;
     memset(report, 0, sizeof *report);
@@ -764,7 +761,7 @@ static int recover_manifest(strata_vset_t *self, strata_manifest_report_t *repor
         goto out;
     }
     uint64_t off = MANIFEST_HEADER;
-    strata_version_t *v = version_new(self);
+    version_t *v = version_new(self);
     if (!v) {
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto out;
@@ -792,11 +789,11 @@ static int recover_manifest(strata_vset_t *self, strata_manifest_report_t *repor
                                   name_only, off);
             break;
         }
-        strata_edit_t edit;
-        strata_edit_init(&edit);
+        edit_t edit;
+        edit_init(&edit);
         const char *bad = decode_edit(data + off + 8, len, &edit, &self->next_file);
         if (bad) {
-            strata_edit_clear(&edit);
+            edit_clear(&edit);
             rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset %" PRIu64 ": bad %s", name_only,
                                   off, bad);
             break;
@@ -805,24 +802,24 @@ static int recover_manifest(strata_vset_t *self, strata_manifest_report_t *repor
             self->flushed_seq = edit.flushed_seq;
         if (edit.has_last_seq && edit.last_seq > self->last_seq)
             self->last_seq = edit.last_seq;
-        strata_version_t *next = NULL;
+        version_t *next = NULL;
         rc = version_apply(self, v, &edit, &next, err);
-        strata_edit_clear(&edit);
+        edit_clear(&edit);
         if (rc)
             break;
-        strata_version_unref(&v);
+        version_unref(&v);
         v = next;
         off += 8 + len;
     }
     if (rc) {
-        strata_version_unref(&v);
+        version_unref(&v);
         goto out;
     }
     /* Without an error the loop stops short of the end only at a torn
      * final record. */
     report->torn_tail = off < size;
     report->torn_tail_offset = off;
-    strata_version_unref(&self->current);
+    version_unref(&self->current);
     self->current = v;
     self->manifest_number = number;
     if (self->next_file <= number)
@@ -836,7 +833,7 @@ out:
 /* Removes tables no version knows (a crash between writing a table and
  * logging its edit, or after logging a compaction but before deleting its
  * inputs), temp files, and old MANIFESTs. */
-static void delete_orphans(strata_vset_t *self)
+static void delete_orphans(vset_t *self)
 {
     DIR *d = opendir(self->dir);
     if (!d)
@@ -867,10 +864,10 @@ static void delete_orphans(strata_vset_t *self)
 }
 
 static int vset_new(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
-                    strata_vset_t **vset_p, strata_error_t *err)
+                    vset_t **vset_p, strata_error_t *err)
 {
     *vset_p = NULL;
-    strata_vset_t *self = calloc(1, sizeof *self);
+    vset_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     self->dir = strdup(dir);
@@ -888,17 +885,17 @@ static int vset_new(const char *dir, strata_io_t *io, const strata_table_options
     self->max_open_tables = 1000;
     self->current = version_new(self);
     if (!self->dir || !self->current) {
-        strata_vset_close(&self);
+        vset_close(&self);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     *vset_p = self;
     return 0;
 }
 
-int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
-                     strata_vset_t **vset_p, strata_error_t *err)
+int vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+              vset_t **vset_p, strata_error_t *err)
 {
-    strata_vset_t *self = NULL;
+    vset_t *self = NULL;
     int rc = vset_new(dir, io, table_opts, &self, err);
     if (rc)
         return rc;
@@ -912,24 +909,22 @@ int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_option
     if (rc == 0)
         delete_orphans(self); /* the MANIFEST we started from */
     if (rc) {
-        strata_vset_close(&self);
+        vset_close(&self);
         return rc;
     }
     *vset_p = self;
     return 0;
 }
 
-int strata_vset_open_readonly(const char *dir, strata_io_t *io,
-                              const strata_table_options_t *table_opts,
-                              strata_manifest_report_t *report, strata_vset_t **vset_p,
-                              strata_error_t *err)
+int vset_open_readonly(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+                       manifest_report_t *report, vset_t **vset_p, strata_error_t *err)
 {
-    strata_manifest_report_t local_report;
+    manifest_report_t local_report;
     if (!report)
         report = &local_report;
     memset(report, 0, sizeof *report);
     for (int attempt = 0;; attempt++) {
-        strata_vset_t *self = NULL;
+        vset_t *self = NULL;
         int rc = vset_new(dir, io, table_opts, &self, err);
         if (rc)
             return rc;
@@ -948,19 +943,19 @@ int strata_vset_open_readonly(const char *dir, strata_io_t *io,
         bool replaced = rc == STRATA_ECORRUPT && attempt < 2 &&
                         read_current(self, &now_named, &ignored) == 0 &&
                         now_named != report->manifest_number;
-        strata_vset_close(&self);
+        vset_close(&self);
         if (!replaced)
             return rc;
     }
 }
 
-void strata_vset_close(strata_vset_t **vset_p)
+void vset_close(vset_t **vset_p)
 {
-    strata_vset_t *self = *vset_p;
+    vset_t *self = *vset_p;
     *vset_p = NULL;
     if (!self)
         return;
-    strata_version_unref(&self->current);
+    version_unref(&self->current);
     if (self->manifest_fd >= 0)
         self->io->close(self->io, self->manifest_fd);
     pthread_mutex_destroy(&self->mu);
@@ -969,7 +964,7 @@ void strata_vset_close(strata_vset_t **vset_p)
     free(self);
 }
 
-int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *err)
+int vset_apply(vset_t *self, edit_t *edit, strata_error_t *err)
 {
     if (self->manifest_fd < 0)
         return strata_error_set(err, STRATA_EREADONLY, "version set opened read-only");
@@ -988,7 +983,7 @@ int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *
     free(payload.data);
     if (rc)
         return rc;
-    strata_version_t *next = NULL;
+    version_t *next = NULL;
     rc = version_apply(self, self->current, edit, &next, err);
     if (rc)
         return rc;
@@ -1004,22 +999,22 @@ int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *
     if (edit->has_last_seq && edit->last_seq > self->last_seq)
         self->last_seq = edit->last_seq;
     pthread_mutex_lock(&self->mu);
-    strata_version_t *old = self->current;
+    version_t *old = self->current;
     self->current = next;
     self->generation++;
     pthread_mutex_unlock(&self->mu);
-    strata_version_unref(&old);
+    version_unref(&old);
     return 0;
 }
 
-int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t flushed_seq,
-                       const char *dest, strata_error_t *err)
+int vset_export(vset_t *self, version_t *version, uint64_t flushed_seq, const char *dest,
+                strata_error_t *err)
 {
     /* A scratch set pointed at dest reuses the MANIFEST writer as is. */
     pthread_mutex_lock(&self->mu);
     uint64_t next_file = self->next_file;
     pthread_mutex_unlock(&self->mu);
-    strata_vset_t scratch = {
+    vset_t scratch = {
         .dir = (char *)dest,
         .io = self->io,
         .current = version,
@@ -1032,8 +1027,8 @@ int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t 
     for (int level = 0; level < STRATA_LEVELS && rc == 0; level++)
         for (size_t i = 0; i < version->n_files[level] && rc == 0; i++) {
             uint64_t number = version->files[level][i]->number;
-            char *from = strata_vset_table_path(self, number);
-            char *to = strata_vset_table_path(&scratch, number);
+            char *from = vset_table_path(self, number);
+            char *to = vset_table_path(&scratch, number);
             /* Tables are immutable, so a hard link is a copy that costs
              * nothing and stays valid after compaction deletes ours. */
             if (!from || !to)
@@ -1051,7 +1046,7 @@ int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t 
     return rc;
 }
 
-uint64_t strata_vset_new_file_number(strata_vset_t *self)
+uint64_t vset_new_file_number(vset_t *self)
 {
     pthread_mutex_lock(&self->mu);
     uint64_t n = self->next_file++;
@@ -1059,17 +1054,17 @@ uint64_t strata_vset_new_file_number(strata_vset_t *self)
     return n;
 }
 
-uint64_t strata_vset_generation(const strata_vset_t *self)
+uint64_t vset_generation(const vset_t *self)
 {
     return self->generation;
 }
 
-uint64_t strata_vset_flushed_seq(const strata_vset_t *self)
+uint64_t vset_flushed_seq(const vset_t *self)
 {
     return self->flushed_seq;
 }
 
-uint64_t strata_vset_last_seq(const strata_vset_t *self)
+uint64_t vset_last_seq(const vset_t *self)
 {
     return self->last_seq;
 }

@@ -19,10 +19,10 @@
 
 #define STRATA_LEVELS 7
 
-typedef struct strata_vset strata_vset_t;
+typedef struct vset vset_t;
 
 /* One SSTable, shared by every version that contains it. */
-typedef struct strata_file {
+typedef struct vfile {
     uint64_t number;
     uint64_t size;
     uint64_t entries;
@@ -32,25 +32,25 @@ typedef struct strata_file {
     size_t smallest_len;
     uint8_t *largest;
     size_t largest_len;
-    atomic_int refs;     /* versions (and edits) holding it */
-    strata_vset_t *vset; /* for the table cache */
-    bool obsolete;       /* removed from the current version: delete at last unref */
+    atomic_int refs; /* versions (and edits) holding it */
+    vset_t *vset;    /* for the table cache */
+    bool obsolete;   /* removed from the current version: delete at last unref */
     /* The table cache, guarded by the vset's table lock: the open reader,
      * how many reads and iterators are using it (a pinned table is never
      * closed), and its place in the least-recently-used list. */
     strata_table_t *table;
     int table_pins;
-    struct strata_file *lru_prev, *lru_next;
-} strata_file_t;
+    struct vfile *lru_prev, *lru_next;
+} vfile_t;
 
-typedef struct strata_version {
+typedef struct version {
     atomic_int refs;
-    strata_vset_t *vset;
+    vset_t *vset;
     /* L0 newest first (files may overlap); L1+ sorted by smallest key and
      * disjoint. */
-    strata_file_t **files[STRATA_LEVELS];
+    vfile_t **files[STRATA_LEVELS];
     size_t n_files[STRATA_LEVELS];
-} strata_version_t;
+} version_t;
 
 /* A change to the current version; built by flush and compaction. */
 typedef struct {
@@ -60,7 +60,7 @@ typedef struct {
     uint64_t last_seq;
     struct {
         int level;
-        strata_file_t *file; /* the edit holds a reference */
+        vfile_t *file; /* the edit holds a reference */
     } * adds;
     size_t n_adds, cap_adds;
     struct {
@@ -68,17 +68,17 @@ typedef struct {
         uint64_t number;
     } * deletes;
     size_t n_deletes, cap_deletes;
-} strata_edit_t;
+} edit_t;
 
-void strata_edit_init(strata_edit_t *edit);
-void strata_edit_clear(strata_edit_t *edit);
+void edit_init(edit_t *edit);
+void edit_clear(edit_t *edit);
 /* Takes ownership of file's reference. */
-int strata_edit_add(strata_edit_t *edit, int level, strata_file_t *file);
-int strata_edit_delete(strata_edit_t *edit, int level, uint64_t number);
+int edit_add(edit_t *edit, int level, vfile_t *file);
+int edit_delete(edit_t *edit, int level, uint64_t number);
 
 /* A file record for a freshly built table (refs = 1), from its props. */
-strata_file_t *strata_file_new(uint64_t number, const strata_table_props_t *props);
-void strata_file_unref(strata_file_t **file_p);
+vfile_t *vfile_new(uint64_t number, const strata_table_props_t *props);
+void vfile_unref(vfile_t **file_p);
 
 /* Opens the version set in dir: reads CURRENT and its MANIFEST (a torn
  * last record is dropped; damage before it is STRATA_ECORRUPT naming file
@@ -86,65 +86,62 @@ void strata_file_unref(strata_file_t **file_p);
  * version and points CURRENT at it. A new directory gets an empty one.
  * SSTables that no version references (left by a crash mid-flush or
  * mid-compaction) and temp files are deleted. */
-int strata_vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
-                     strata_vset_t **vset_p, strata_error_t *err);
+int vset_open(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+              vset_t **vset_p, strata_error_t *err);
 
 /* What a read-only open found in the MANIFEST. */
 typedef struct {
     uint64_t manifest_number;  /* the one CURRENT names; 0 when CURRENT is unreadable */
     bool torn_tail;            /* a final record cut short or failing its CRC: ignored as */
     uint64_t torn_tail_offset; /* open ignores it (an edit whose fdatasync never returned) */
-} strata_manifest_report_t;
+} manifest_report_t;
 
-/* Reads CURRENT and its MANIFEST as strata_vset_open does and changes
+/* Reads CURRENT and its MANIFEST as vset_open does and changes
  * nothing: no new MANIFEST, no orphan deletion, no lock, so it may run
  * beside a live writer (a MANIFEST replaced meanwhile is read again).
- * strata_vset_apply on the result fails with STRATA_EREADONLY. No CURRENT
+ * vset_apply on the result fails with STRATA_EREADONLY. No CURRENT
  * is STRATA_ENOTFOUND. report may be NULL. For strata_db_verify. */
-int strata_vset_open_readonly(const char *dir, strata_io_t *io,
-                              const strata_table_options_t *table_opts,
-                              strata_manifest_report_t *report, strata_vset_t **vset_p,
-                              strata_error_t *err);
-void strata_vset_close(strata_vset_t **vset_p);
+int vset_open_readonly(const char *dir, strata_io_t *io, const strata_table_options_t *table_opts,
+                       manifest_report_t *report, vset_t **vset_p, strata_error_t *err);
+void vset_close(vset_t **vset_p);
 
 /* Logs edit to the MANIFEST, fdatasyncs it, and installs the result as the
  * current version. Not thread-safe: one caller at a time (the writer). */
-int strata_vset_apply(strata_vset_t *self, strata_edit_t *edit, strata_error_t *err);
+int vset_apply(vset_t *self, edit_t *edit, strata_error_t *err);
 
 /* The current version with a reference the caller must drop. Thread-safe. */
-strata_version_t *strata_vset_current(strata_vset_t *self);
-void strata_version_unref(strata_version_t **version_p);
+version_t *vset_current(vset_t *self);
+void version_unref(version_t **version_p);
 
-uint64_t strata_vset_new_file_number(strata_vset_t *self);
-uint64_t strata_vset_flushed_seq(const strata_vset_t *self);
+uint64_t vset_new_file_number(vset_t *self);
+uint64_t vset_flushed_seq(const vset_t *self);
 /* How many edits this set has installed since open. */
-uint64_t strata_vset_generation(const strata_vset_t *self);
-uint64_t strata_vset_last_seq(const strata_vset_t *self);
+uint64_t vset_generation(const vset_t *self);
+uint64_t vset_last_seq(const vset_t *self);
 /* "<dir>/NNNNNN.sst"; caller frees. */
-char *strata_vset_table_path(const strata_vset_t *self, uint64_t number);
+char *vset_table_path(const vset_t *self, uint64_t number);
 
 /* Newest entry of key with seq <= snapshot across the version's tables:
  * 1 found (value malloc'd, also for a delete marker), 0 none, < 0 error. */
-int strata_version_get(strata_version_t *self, const void *key, size_t key_len,
-                       uint64_t snapshot_seq, strata_value_type_t *type, void **value,
-                       size_t *value_len, strata_error_t *err);
+int version_get(version_t *self, const void *key, size_t key_len, uint64_t snapshot_seq,
+                strata_value_type_t *type, void **value, size_t *value_len, strata_error_t *err);
 
-/* The opened table of a file, pinned until strata_file_table_unpin: opened
+/* The opened table of a file, pinned until vfile_table_unpin: opened
  * on first use and cached, with at most max_open_tables open at once (the
  * least recently used unpinned ones are closed, to be reopened when next
  * read). */
-int strata_file_table(strata_file_t *file, strata_table_t **table, strata_error_t *err);
-void strata_file_table_unpin(strata_file_t *file);
+int vfile_table(vfile_t *file, strata_table_t **table, strata_error_t *err);
+void vfile_table_unpin(vfile_t *file);
 /* Default 1000; set before use. */
-void strata_vset_set_max_open_tables(strata_vset_t *self, size_t max_open);
-size_t strata_vset_open_tables(strata_vset_t *self);
+void vset_set_max_open_tables(vset_t *self, size_t max_open);
+size_t vset_open_tables(vset_t *self);
 
-uint64_t strata_version_level_bytes(const strata_version_t *self, int level);
+uint64_t version_level_bytes(const version_t *self, int level);
 
 /* Writes into dest (which must exist) a CURRENT and a MANIFEST describing
  * version with the given flushed seq, and hard links to its tables: the
  * body of a checkpoint. Everything is fsync'd, dest included. */
-int strata_vset_export(strata_vset_t *self, strata_version_t *version, uint64_t flushed_seq,
-                       const char *dest, strata_error_t *err);
+int vset_export(vset_t *self, version_t *version, uint64_t flushed_seq, const char *dest,
+                strata_error_t *err);
 
 #endif

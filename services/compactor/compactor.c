@@ -59,7 +59,7 @@ typedef struct {
     char data_dir[PATH_MAX], work_dir[PATH_MAX + 16];
     char writer_file[PATH_MAX + 32], endpoints_file[PATH_MAX + 32];
     char endpoint[PATH_MAX + 32], metrics_url[128];
-    strata_compaction_options_t copts;
+    compaction_options_t copts;
     strata_table_options_t topts;
     strata_io_t io; /* posix, with writes throttled */
     uint64_t rate_bytes_s, cpu_percent;
@@ -70,7 +70,7 @@ typedef struct {
     bool worker_running;
     /* Worker thread only. */
     strata_client_t *writer;
-    strata_compaction_cursor_t cursor;
+    compaction_cursor_t cursor;
     uint64_t jobs;
     uint64_t job_start_ns, job_cpu0_ns, job_written;
 
@@ -78,8 +78,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stopping;
-    const char *state;            /* idle, compacting, installing, no_writer */
-    strata_compaction_t *current; /* its progress_entries, while it runs */
+    const char *state;     /* idle, compacting, installing, no_writer */
+    compaction_t *current; /* its progress_entries, while it runs */
     uint64_t current_entries, current_bytes;
     int current_level;
     uint64_t next_manual_id;
@@ -234,7 +234,7 @@ static void output_name(char *buf, size_t cap, const char *prefix, uint64_t numb
 }
 
 /* Appends "N,N,..." (or "-") to buf; false when it does not fit. */
-static bool list_numbers(char *buf, size_t cap, strata_file_t **files, size_t n)
+static bool list_numbers(char *buf, size_t cap, vfile_t **files, size_t n)
 {
     size_t len = 0;
     if (n == 0)
@@ -255,8 +255,8 @@ typedef struct {
 /* Merges c into compaction/ and has the writer install it. Whatever does
  * not end up installed is removed here. STRATA_ESTALE: the writer's version
  * moved on under it; nothing changed. */
-static int run_one(comp_t *s, strata_vset_t *vset, strata_compaction_t *c,
-                   uint64_t smallest_snapshot, job_result_t *res, strata_error_t *err)
+static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_snapshot,
+                   job_result_t *res, strata_error_t *err)
 {
     memset(res, 0, sizeof *res);
     char prefix[48];
@@ -282,11 +282,10 @@ static int run_one(comp_t *s, strata_vset_t *vset, strata_compaction_t *c,
     s->job_written = 0;
     atomic_store(&s->written_now, 0);
 
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_compaction_stats_t cs = {0};
-    int rc =
-        strata_compaction_run(vset, &s->topts, &s->copts, c, smallest_snapshot, &edit, &cs, err);
+    edit_t edit;
+    edit_init(&edit);
+    compaction_stats_t cs = {0};
+    int rc = compaction_run(vset, &s->topts, &s->copts, c, smallest_snapshot, &edit, &cs, err);
     uint64_t cpu = thread_cpu_ns() - s->job_cpu0_ns;
     pthread_mutex_lock(&s->mu);
     s->current = NULL;
@@ -353,22 +352,22 @@ static int run_one(comp_t *s, strata_vset_t *vset, strata_compaction_t *c,
     atomic_fetch_add(&s->cpu_ns, cpu);
     atomic_store(&s->busy, false);
     set_state(s, "idle");
-    strata_edit_clear(&edit);
+    edit_clear(&edit);
     return rc;
 }
 
-static int open_version(comp_t *s, strata_vset_t **vset, strata_error_t *err)
+static int open_version(comp_t *s, vset_t **vset, strata_error_t *err)
 {
-    return strata_vset_open_readonly(s->data_dir, NULL, &s->topts, NULL, vset, err);
+    return vset_open_readonly(s->data_dir, NULL, &s->topts, NULL, vset, err);
 }
 
 /* ---- manual compactions ---------------------------------------------------------- */
 
-static bool file_in_range(const strata_file_t *f, const manual_t *m)
+static bool file_in_range(const vfile_t *f, const manual_t *m)
 {
-    if (m->has_lo && strata_key_compare(f->largest, f->largest_len, m->lo, strlen(m->lo)) < 0)
+    if (m->has_lo && key_compare(f->largest, f->largest_len, m->lo, strlen(m->lo)) < 0)
         return false;
-    if (m->has_hi && strata_key_compare(f->smallest, f->smallest_len, m->hi, strlen(m->hi)) > 0)
+    if (m->has_hi && key_compare(f->smallest, f->smallest_len, m->hi, strlen(m->hi)) > 0)
         return false;
     return true;
 }
@@ -396,11 +395,11 @@ static void manual_run(comp_t *s, const manual_t *m)
 {
     strata_error_t err;
     strata_error_clear(&err);
-    strata_vset_t *vset = NULL;
+    vset_t *vset = NULL;
     int rc = open_version(s, &vset, &err);
     if (rc)
         return manual_finish(s, rc, err.msg);
-    strata_version_t *v = strata_vset_current(vset);
+    version_t *v = vset_current(vset);
     int from = m->level >= 0 ? m->level : 0, to = m->level >= 0 ? m->level + 1 : 1;
     uint64_t total = 0;
     for (int l = 0; l < STRATA_LEVELS; l++)
@@ -413,8 +412,8 @@ static void manual_run(comp_t *s, const manual_t *m)
             }
     if (to > STRATA_LEVELS - 1)
         to = STRATA_LEVELS - 1;
-    strata_version_unref(&v);
-    strata_vset_close(&vset);
+    version_unref(&v);
+    vset_close(&vset);
     pthread_mutex_lock(&s->mu);
     s->manual_total_bytes = total;
     pthread_mutex_unlock(&s->mu);
@@ -430,20 +429,19 @@ static void manual_run(comp_t *s, const manual_t *m)
             writer_state_t st;
             if ((rc = writer_state(s, false, 0, &st, &err)) || (rc = open_version(s, &vset, &err)))
                 break;
-            v = strata_vset_current(vset);
-            strata_compaction_t *c = NULL;
-            rc =
-                strata_compaction_pick_range(v, level, lo, m->has_lo ? strlen(m->lo) : 0, hi,
-                                             m->has_hi ? strlen(m->hi) : 0, MANUAL_CHUNK_FILES, &c);
-            strata_version_unref(&v);
+            v = vset_current(vset);
+            compaction_t *c = NULL;
+            rc = compaction_pick_range(v, level, lo, m->has_lo ? strlen(m->lo) : 0, hi,
+                                       m->has_hi ? strlen(m->hi) : 0, MANUAL_CHUNK_FILES, &c);
+            version_unref(&v);
             if (rc)
                 strata_error_set(&err, rc, "picking L%d: %s", level, strata_strerror(rc));
             job_result_t res;
             if (rc == 0 && c)
                 rc = run_one(s, vset, c, st.smallest_snapshot, &res, &err);
             more = c && level > 0;
-            strata_compaction_free(&c);
-            strata_vset_close(&vset);
+            compaction_free(&c);
+            vset_close(&vset);
             if (rc == STRATA_ESTALE && ++stale < MAX_STALE_RETRIES) {
                 rc = 0;
                 more = true;
@@ -525,16 +523,16 @@ static void *worker_main(void *arg)
             continue;
         }
         internal_logged = false;
-        strata_vset_t *vset = NULL;
+        vset_t *vset = NULL;
         if ((rc = open_version(s, &vset, &err)) != 0) {
             log_warning("event=manifest_read_failed error=\"%s\"", err.msg);
             nap(s, 1000000000ull);
             continue;
         }
-        strata_version_t *v = strata_vset_current(vset);
-        strata_compaction_t *c = NULL;
-        rc = strata_compaction_pick(v, &s->copts, &s->cursor, false, &c);
-        strata_version_unref(&v);
+        version_t *v = vset_current(vset);
+        compaction_t *c = NULL;
+        rc = compaction_pick(v, &s->copts, &s->cursor, false, &c);
+        version_unref(&v);
         job_result_t res;
         if (rc == 0 && c)
             rc = run_one(s, vset, c, st.smallest_snapshot, &res, &err);
@@ -543,8 +541,8 @@ static void *worker_main(void *arg)
         /* Nothing to do at this generation: wait for the next. After a
          * compaction the writer's generation moved, so look again now. */
         seen = c || rc ? UINT64_MAX : st.generation;
-        strata_compaction_free(&c);
-        strata_vset_close(&vset);
+        compaction_free(&c);
+        vset_close(&vset);
         if (rc && rc != STRATA_ESTALE && !stopping(s))
             nap(s, 1000000000ull); /* a failing disk is not retried in a spin */
     }
@@ -809,7 +807,7 @@ static int load(comp_t *s, strata_error_t *err)
                                 "compactor config out of range: l0_trigger 2..64, level1_mb "
                                 "1..1048576, target_file_mb 1..4096, rate_mb_s 0..100000 (0: "
                                 "unlimited), cpu_percent 1..100");
-    strata_compaction_options_init(&s->copts);
+    compaction_options_init(&s->copts);
     s->copts.l0_trigger = (uint32_t)l0;
     s->copts.level1_bytes = l1_mb << 20;
     s->copts.target_file_bytes = target_mb << 20;
@@ -928,7 +926,7 @@ out:
         pthread_join(s->worker, NULL);
     if (rc == 0)
         unlink(s->endpoints_file);
-    strata_compaction_cursor_clear(&s->cursor);
+    compaction_cursor_clear(&s->cursor);
     svc_http_stop(&s->http);
     strata_client_destroy(&s->writer);
     zsock_destroy(&s->router);

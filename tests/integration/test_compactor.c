@@ -211,11 +211,10 @@ static bool l0_below_trigger(void *arg)
  * compaction/ holds nothing but its LOCK. Run with every process stopped. */
 static void check_no_orphans(const char *data)
 {
-    strata_vset_t *vset = NULL;
+    vset_t *vset = NULL;
     strata_error_t err;
-    ck_assert_msg(strata_vset_open_readonly(data, NULL, NULL, NULL, &vset, &err) == 0, "%s",
-                  err.msg);
-    strata_version_t *v = strata_vset_current(vset);
+    ck_assert_msg(vset_open_readonly(data, NULL, NULL, NULL, &vset, &err) == 0, "%s", err.msg);
+    version_t *v = vset_current(vset);
     size_t live = 0;
     for (int l = 0; l < STRATA_LEVELS; l++)
         live += v->n_files[l];
@@ -237,8 +236,8 @@ static void check_no_orphans(const char *data)
     }
     closedir(d);
     ck_assert_uint_eq(on_disk, live);
-    strata_version_unref(&v);
-    strata_vset_close(&vset);
+    version_unref(&v);
+    vset_close(&vset);
     char *work = ts_path(data, "compaction");
     d = opendir(work);
     ck_assert(d != NULL);

@@ -10,7 +10,7 @@
 #include "support.h"
 
 /* Adds a table record (no file needed: the picker reads only metadata). */
-static void add(strata_vset_t *vs, int level, const char *lo, const char *hi, uint64_t size)
+static void add(vset_t *vs, int level, const char *lo, const char *hi, uint64_t size)
 {
     strata_table_props_t props = {
         .file_size = size,
@@ -20,55 +20,55 @@ static void add(strata_vset_t *vs, int level, const char *lo, const char *hi, ui
         .largest_key = (uint8_t *)hi,
         .largest_len = strlen(hi),
     };
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_edit_add(&edit, level, strata_file_new(strata_vset_new_file_number(vs), &props));
-    ck_assert_int_eq(strata_vset_apply(vs, &edit, NULL), 0);
-    strata_edit_clear(&edit);
+    edit_t edit;
+    edit_init(&edit);
+    edit_add(&edit, level, vfile_new(vset_new_file_number(vs), &props));
+    ck_assert_int_eq(vset_apply(vs, &edit, NULL), 0);
+    edit_clear(&edit);
 }
 
-static strata_compaction_options_t small_levels(void)
+static compaction_options_t small_levels(void)
 {
-    strata_compaction_options_t o;
-    strata_compaction_options_init(&o);
+    compaction_options_t o;
+    compaction_options_init(&o);
     o.level1_bytes = 1000; /* L2 10000, L3 100000 */
     return o;
 }
 
-static strata_compaction_t *pick(strata_vset_t *vs, strata_compaction_cursor_t *cursor, bool force)
+static compaction_t *pick(vset_t *vs, compaction_cursor_t *cursor, bool force)
 {
-    strata_compaction_options_t o = small_levels();
-    strata_version_t *v = strata_vset_current(vs);
-    strata_compaction_t *c = NULL;
-    ck_assert_int_eq(strata_compaction_pick(v, &o, cursor, force, &c), 0);
-    strata_version_unref(&v);
+    compaction_options_t o = small_levels();
+    version_t *v = vset_current(vs);
+    compaction_t *c = NULL;
+    ck_assert_int_eq(compaction_pick(v, &o, cursor, force, &c), 0);
+    version_unref(&v);
     return c;
 }
 
 START_TEST(l0_compacts_whole_into_the_overlapping_l1_files_at_the_trigger)
 {
     char *dir = ts_tempdir("pick");
-    strata_vset_t *vs = NULL;
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, NULL), 0);
-    strata_compaction_cursor_t cursor = {0};
+    vset_t *vs = NULL;
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, NULL), 0);
+    compaction_cursor_t cursor = {0};
     add(vs, 1, "a", "c", 100);
     add(vs, 1, "d", "f", 100);
     add(vs, 1, "x", "z", 100);
     for (int i = 0; i < 3; i++)
         add(vs, 0, "b", "e", 10);
     ck_assert_ptr_null(pick(vs, &cursor, false)); /* 3 of 4 */
-    strata_compaction_t *forced = pick(vs, &cursor, true);
+    compaction_t *forced = pick(vs, &cursor, true);
     ck_assert_ptr_nonnull(forced);
-    strata_compaction_free(&forced);
+    compaction_free(&forced);
     add(vs, 0, "c", "d", 10);
-    strata_compaction_t *c = pick(vs, &cursor, false);
+    compaction_t *c = pick(vs, &cursor, false);
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(c->level, 0);
     ck_assert_uint_eq(c->n_inputs[0], 4);
     ck_assert_uint_eq(c->n_inputs[1], 2); /* a..c and d..f, not x..z */
     ck_assert(c->bottom);
-    strata_compaction_free(&c);
-    strata_vset_close(&vs);
+    compaction_free(&c);
+    vset_close(&vs);
     ts_rmtree(dir);
     free(dir);
 }
@@ -77,9 +77,9 @@ END_TEST
 START_TEST(an_oversized_level_is_compacted_round_robin)
 {
     char *dir = ts_tempdir("pick");
-    strata_vset_t *vs = NULL;
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, NULL), 0);
-    strata_compaction_cursor_t cursor = {0};
+    vset_t *vs = NULL;
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, NULL), 0);
+    compaction_cursor_t cursor = {0};
     add(vs, 1, "a", "b", 400);
     add(vs, 1, "c", "d", 400);
     add(vs, 1, "e", "f", 400); /* 1200 > 1000 */
@@ -87,7 +87,7 @@ START_TEST(an_oversized_level_is_compacted_round_robin)
     add(vs, 3, "e", "e", 50);
     const char *want[] = {"a", "c", "e", "a"};
     for (int round = 0; round < 4; round++) {
-        strata_compaction_t *c = pick(vs, &cursor, false);
+        compaction_t *c = pick(vs, &cursor, false);
         ck_assert_ptr_nonnull(c);
         ck_assert_int_eq(c->level, 1);
         ck_assert_uint_eq(c->n_inputs[0], 1);
@@ -95,10 +95,10 @@ START_TEST(an_oversized_level_is_compacted_round_robin)
         /* c..d overlaps the L2 file; e..f has an L3 file below it. */
         ck_assert_uint_eq(c->n_inputs[1], round == 1 ? 1 : 0);
         ck_assert(c->bottom == (round != 2));
-        strata_compaction_free(&c);
+        compaction_free(&c);
     }
-    strata_compaction_cursor_clear(&cursor);
-    strata_vset_close(&vs);
+    compaction_cursor_clear(&cursor);
+    vset_close(&vs);
     ts_rmtree(dir);
     free(dir);
 }
@@ -107,19 +107,19 @@ END_TEST
 START_TEST(tombstones_stay_when_a_deeper_file_overlaps_any_input)
 {
     char *dir = ts_tempdir("pick");
-    strata_vset_t *vs = NULL;
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, NULL), 0);
-    strata_compaction_cursor_t cursor = {0};
+    vset_t *vs = NULL;
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, NULL), 0);
+    compaction_cursor_t cursor = {0};
     add(vs, 1, "c", "d", 2000); /* over the L1 limit */
     add(vs, 2, "b", "f", 50);   /* reaches past c..d */
     add(vs, 3, "e", "e", 50);   /* under the L2 input only */
-    strata_compaction_t *c = pick(vs, &cursor, false);
+    compaction_t *c = pick(vs, &cursor, false);
     ck_assert_ptr_nonnull(c);
     ck_assert_uint_eq(c->n_inputs[1], 1);
     ck_assert(!c->bottom);
-    strata_compaction_free(&c);
-    strata_compaction_cursor_clear(&cursor);
-    strata_vset_close(&vs);
+    compaction_free(&c);
+    compaction_cursor_clear(&cursor);
+    vset_close(&vs);
     ts_rmtree(dir);
     free(dir);
 }
@@ -127,10 +127,10 @@ END_TEST
 
 START_TEST(level_limits_grow_tenfold)
 {
-    strata_compaction_options_t o = small_levels();
-    ck_assert_uint_eq(strata_compaction_level_limit(&o, 1), 1000);
-    ck_assert_uint_eq(strata_compaction_level_limit(&o, 2), 10000);
-    ck_assert_uint_eq(strata_compaction_level_limit(&o, 6), 100000000);
+    compaction_options_t o = small_levels();
+    ck_assert_uint_eq(compaction_level_limit(&o, 1), 1000);
+    ck_assert_uint_eq(compaction_level_limit(&o, 2), 10000);
+    ck_assert_uint_eq(compaction_level_limit(&o, 6), 100000000);
 }
 END_TEST
 

@@ -449,26 +449,24 @@ typedef struct {
 static void compact_offsite(const char *dir, const char *work, offsite_t *o)
 {
     memset(o, 0, sizeof *o);
-    strata_vset_t *vset = NULL;
+    vset_t *vset = NULL;
     strata_error_t err;
-    ck_assert_msg(strata_vset_open_readonly(dir, NULL, NULL, NULL, &vset, &err) == 0, "%s",
-                  err.msg);
-    strata_version_t *v = strata_vset_current(vset);
-    strata_compaction_options_t copts;
-    strata_compaction_options_init(&copts);
-    strata_compaction_cursor_t cursor = {0};
-    strata_compaction_t *c = NULL;
-    ck_assert_int_eq(strata_compaction_pick(v, &copts, &cursor, true, &c), 0);
+    ck_assert_msg(vset_open_readonly(dir, NULL, NULL, NULL, &vset, &err) == 0, "%s", err.msg);
+    version_t *v = vset_current(vset);
+    compaction_options_t copts;
+    compaction_options_init(&copts);
+    compaction_cursor_t cursor = {0};
+    compaction_t *c = NULL;
+    ck_assert_int_eq(compaction_pick(v, &copts, &cursor, true, &c), 0);
     ck_assert_ptr_nonnull(c);
     c->output_dir = work;
     c->output_prefix = "t";
     strata_table_options_t topts;
     strata_table_options_init(&topts);
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_compaction_stats_t cs = {0};
-    ck_assert_msg(strata_compaction_run(vset, &topts, &copts, c, 0, &edit, &cs, &err) == 0, "%s",
-                  err.msg);
+    edit_t edit;
+    edit_init(&edit);
+    compaction_stats_t cs = {0};
+    ck_assert_msg(compaction_run(vset, &topts, &copts, c, 0, &edit, &cs, &err) == 0, "%s", err.msg);
     o->level = c->level;
     for (int w = 0; w < 2; w++) {
         o->n_inputs[w] = c->n_inputs[w];
@@ -479,11 +477,11 @@ static void compact_offsite(const char *dir, const char *work, offsite_t *o)
         ck_assert_int_ge(asprintf(&o->outputs[o->n_outputs++], "%s/t-%llu.sst", work,
                                   (unsigned long long)edit.adds[i].file->number),
                          0);
-    strata_edit_clear(&edit);
-    strata_compaction_free(&c);
-    strata_compaction_cursor_clear(&cursor);
-    strata_version_unref(&v);
-    strata_vset_close(&vset);
+    edit_clear(&edit);
+    compaction_free(&c);
+    compaction_cursor_clear(&cursor);
+    version_unref(&v);
+    vset_close(&vset);
 }
 
 static strata_compaction_result_t as_result(const offsite_t *o)

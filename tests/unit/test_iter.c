@@ -20,25 +20,25 @@ typedef struct {
 static int ref_cmp(const void *a, const void *b)
 {
     const ref_t *x = a, *y = b;
-    return strata_internal_compare(x->key, strlen(x->key), x->seq, y->key, strlen(y->key), y->seq);
+    return ikey_compare_internal(x->key, strlen(x->key), x->seq, y->key, strlen(y->key), y->seq);
 }
 
-static void expect_at(strata_iter_t *it, const ref_t *r, int i, const char *what)
+static void expect_at(iter_t *it, const ref_t *r, int i, const char *what)
 {
-    ck_assert_msg(strata_iter_valid(it), "%s: ended at %d", what, i);
+    ck_assert_msg(iter_valid(it), "%s: ended at %d", what, i);
     size_t len;
-    const char *key = strata_iter_key(it, &len);
+    const char *key = iter_key(it, &len);
     ck_assert_msg(len == strlen(r[i].key) && memcmp(key, r[i].key, len) == 0 &&
-                      strata_iter_seq(it) == r[i].seq,
+                      iter_seq(it) == r[i].seq,
                   "%s at %d: got %.*s@%llu want %s@%llu", what, i, (int)len, key,
-                  (unsigned long long)strata_iter_seq(it), r[i].key, (unsigned long long)r[i].seq);
+                  (unsigned long long)iter_seq(it), r[i].key, (unsigned long long)r[i].seq);
 }
 
 START_TEST(merge_yields_the_sorted_union_both_ways_with_turns)
 {
     uint64_t rng = ts_seed("test_iter");
     strata_memtable_t *mem[CHILDREN];
-    strata_iter_t *children[CHILDREN];
+    iter_t *children[CHILDREN];
     ref_t *ref = calloc(ENTRIES, sizeof *ref);
     for (int c = 0; c < CHILDREN; c++)
         mem[c] = strata_memtable_new();
@@ -53,36 +53,36 @@ START_TEST(merge_yields_the_sorted_union_both_ways_with_turns)
     }
     qsort(ref, ENTRIES, sizeof *ref, ref_cmp);
     for (int c = 0; c < CHILDREN; c++)
-        children[c] = strata_iter_memtable(mem[c]);
-    strata_iter_t *it = strata_iter_merge(children, CHILDREN);
+        children[c] = iter_memtable(mem[c]);
+    iter_t *it = iter_merge(children, CHILDREN);
 
-    strata_iter_seek_first(it);
-    for (int i = 0; i < ENTRIES; i++, strata_iter_next(it))
+    iter_seek_first(it);
+    for (int i = 0; i < ENTRIES; i++, iter_next(it))
         expect_at(it, ref, i, "forward");
-    ck_assert(!strata_iter_valid(it));
-    strata_iter_seek_last(it);
-    for (int i = ENTRIES - 1; i >= 0; i--, strata_iter_prev(it))
+    ck_assert(!iter_valid(it));
+    iter_seek_last(it);
+    for (int i = ENTRIES - 1; i >= 0; i--, iter_prev(it))
         expect_at(it, ref, i, "backward");
-    ck_assert(!strata_iter_valid(it));
+    ck_assert(!iter_valid(it));
 
     for (int round = 0; round < 200; round++) {
         int i = (int)(ts_rand(&rng) % ENTRIES);
-        strata_iter_seek(it, ref[i].key, strlen(ref[i].key), ref[i].seq);
+        iter_seek(it, ref[i].key, strlen(ref[i].key), ref[i].seq);
         for (int step = 0; step < 30 && i >= 0 && i < ENTRIES; step++) {
             expect_at(it, ref, i, "zigzag");
             if (ts_rand(&rng) % 2) {
-                strata_iter_next(it);
+                iter_next(it);
                 i++;
             } else {
-                strata_iter_prev(it);
+                iter_prev(it);
                 i--;
             }
         }
         if (i < 0 || i >= ENTRIES)
-            ck_assert(!strata_iter_valid(it));
+            ck_assert(!iter_valid(it));
     }
-    ck_assert_int_eq(strata_iter_status(it, NULL), 0);
-    strata_iter_destroy(&it);
+    ck_assert_int_eq(iter_status(it, NULL), 0);
+    iter_destroy(&it);
     for (int c = 0; c < CHILDREN; c++)
         strata_memtable_unref(&mem[c]);
     free(ref);
@@ -91,12 +91,12 @@ END_TEST
 
 START_TEST(merge_of_nothing_is_empty)
 {
-    strata_iter_t *it = strata_iter_merge(NULL, 0);
-    strata_iter_seek_first(it);
-    ck_assert(!strata_iter_valid(it));
-    strata_iter_seek_last(it);
-    ck_assert(!strata_iter_valid(it));
-    strata_iter_destroy(&it);
+    iter_t *it = iter_merge(NULL, 0);
+    iter_seek_first(it);
+    ck_assert(!iter_valid(it));
+    iter_seek_last(it);
+    ck_assert(!iter_valid(it));
+    iter_destroy(&it);
 }
 END_TEST
 

@@ -12,19 +12,19 @@
 #include "support.h"
 #include "version.h"
 
-static strata_vset_t *open_vset(const char *dir)
+static vset_t *open_vset(const char *dir)
 {
-    strata_vset_t *vs = NULL;
+    vset_t *vs = NULL;
     strata_error_t err;
-    ck_assert_msg(strata_vset_open(dir, NULL, NULL, &vs, &err) == 0, "open: %s", err.msg);
+    ck_assert_msg(vset_open(dir, NULL, NULL, &vs, &err) == 0, "open: %s", err.msg);
     return vs;
 }
 
 /* A table file on disk (contents irrelevant here) and its record. */
-static strata_file_t *fake_table(strata_vset_t *vs, const char *smallest, const char *largest)
+static vfile_t *fake_table(vset_t *vs, const char *smallest, const char *largest)
 {
-    uint64_t number = strata_vset_new_file_number(vs);
-    char *path = strata_vset_table_path(vs, number);
+    uint64_t number = vset_new_file_number(vs);
+    char *path = vset_table_path(vs, number);
     int fd = open(path, O_CREAT | O_WRONLY, 0644);
     ck_assert_int_ge(fd, 0);
     close(fd);
@@ -39,49 +39,49 @@ static strata_file_t *fake_table(strata_vset_t *vs, const char *smallest, const 
         .largest_key = (uint8_t *)largest,
         .largest_len = strlen(largest),
     };
-    return strata_file_new(number, &props);
+    return vfile_new(number, &props);
 }
 
-static bool table_exists(strata_vset_t *vs, uint64_t number)
+static bool table_exists(vset_t *vs, uint64_t number)
 {
-    char *path = strata_vset_table_path(vs, number);
+    char *path = vset_table_path(vs, number);
     bool exists = access(path, F_OK) == 0;
     free(path);
     return exists;
 }
 
-static void apply(strata_vset_t *vs, strata_edit_t *edit)
+static void apply(vset_t *vs, edit_t *edit)
 {
     strata_error_t err;
-    ck_assert_msg(strata_vset_apply(vs, edit, &err) == 0, "apply: %s", err.msg);
-    strata_edit_clear(edit);
+    ck_assert_msg(vset_apply(vs, edit, &err) == 0, "apply: %s", err.msg);
+    edit_clear(edit);
 }
 
 START_TEST(edits_survive_reopen_with_levels_and_flushed_seq)
 {
     char *dir = ts_tempdir("vset");
-    strata_vset_t *vs = open_vset(dir);
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_file_t *a = fake_table(vs, "a", "f");
-    strata_file_t *b = fake_table(vs, "g", "m");
+    vset_t *vs = open_vset(dir);
+    edit_t edit;
+    edit_init(&edit);
+    vfile_t *a = fake_table(vs, "a", "f");
+    vfile_t *b = fake_table(vs, "g", "m");
     uint64_t a_number = a->number, b_number = b->number;
-    strata_edit_add(&edit, 0, a);
-    strata_edit_add(&edit, 1, b);
+    edit_add(&edit, 0, a);
+    edit_add(&edit, 1, b);
     edit.has_flushed_seq = true;
     edit.flushed_seq = 42;
     edit.has_last_seq = true;
     edit.last_seq = 42;
     apply(vs, &edit);
-    strata_edit_init(&edit);
-    strata_edit_delete(&edit, 0, a_number);
-    strata_edit_add(&edit, 2, fake_table(vs, "n", "z"));
+    edit_init(&edit);
+    edit_delete(&edit, 0, a_number);
+    edit_add(&edit, 2, fake_table(vs, "n", "z"));
     apply(vs, &edit);
-    uint64_t used = strata_vset_new_file_number(vs);
-    strata_vset_close(&vs);
+    uint64_t used = vset_new_file_number(vs);
+    vset_close(&vs);
 
     vs = open_vset(dir);
-    strata_version_t *v = strata_vset_current(vs);
+    version_t *v = vset_current(vs);
     ck_assert_uint_eq(v->n_files[0], 0);
     ck_assert_uint_eq(v->n_files[1], 1);
     ck_assert_uint_eq(v->files[1][0]->number, b_number);
@@ -89,13 +89,13 @@ START_TEST(edits_survive_reopen_with_levels_and_flushed_seq)
     ck_assert_uint_eq(v->files[1][0]->largest_len, 1);
     ck_assert_int_eq(v->files[1][0]->largest[0], 'm');
     ck_assert_uint_eq(v->n_files[2], 1);
-    ck_assert_uint_eq(strata_vset_flushed_seq(vs), 42);
-    ck_assert_uint_eq(strata_vset_last_seq(vs), 42);
-    ck_assert_uint_gt(strata_vset_new_file_number(vs), used);
+    ck_assert_uint_eq(vset_flushed_seq(vs), 42);
+    ck_assert_uint_eq(vset_last_seq(vs), 42);
+    ck_assert_uint_gt(vset_new_file_number(vs), used);
     ck_assert(!table_exists(vs, a_number)); /* deleted once unreferenced */
     ck_assert(table_exists(vs, b_number));
-    strata_version_unref(&v);
-    strata_vset_close(&vs);
+    version_unref(&v);
+    vset_close(&vs);
     ts_rmtree(dir);
     free(dir);
 }
@@ -104,24 +104,24 @@ END_TEST
 START_TEST(a_held_version_keeps_its_deleted_table_until_released)
 {
     char *dir = ts_tempdir("vset");
-    strata_vset_t *vs = open_vset(dir);
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_file_t *a = fake_table(vs, "a", "b");
+    vset_t *vs = open_vset(dir);
+    edit_t edit;
+    edit_init(&edit);
+    vfile_t *a = fake_table(vs, "a", "b");
     uint64_t number = a->number;
-    strata_edit_add(&edit, 0, a);
+    edit_add(&edit, 0, a);
     apply(vs, &edit);
-    strata_version_t *held = strata_vset_current(vs);
-    strata_edit_init(&edit);
-    strata_edit_delete(&edit, 0, number);
+    version_t *held = vset_current(vs);
+    edit_init(&edit);
+    edit_delete(&edit, 0, number);
     apply(vs, &edit);
     ck_assert(table_exists(vs, number)); /* a reader still uses it */
-    strata_version_t *now = strata_vset_current(vs);
+    version_t *now = vset_current(vs);
     ck_assert_uint_eq(now->n_files[0], 0);
-    strata_version_unref(&now);
-    strata_version_unref(&held);
+    version_unref(&now);
+    version_unref(&held);
     ck_assert(!table_exists(vs, number));
-    strata_vset_close(&vs);
+    vset_close(&vs);
     ts_rmtree(dir);
     free(dir);
 }
@@ -140,18 +140,18 @@ static char *live_manifest(const char *dir)
 /* Two edits after the snapshot record; returns the manifest path. */
 static char *manifest_with_edits(const char *dir, uint64_t *first_edit_off)
 {
-    strata_vset_t *vs = open_vset(dir);
+    vset_t *vs = open_vset(dir);
     char *path = live_manifest(dir);
     *first_edit_off = ts_file_size(path);
     for (int i = 0; i < 2; i++) {
-        strata_edit_t edit;
-        strata_edit_init(&edit);
-        strata_edit_add(&edit, 0, fake_table(vs, "k", "z"));
+        edit_t edit;
+        edit_init(&edit);
+        edit_add(&edit, 0, fake_table(vs, "k", "z"));
         edit.has_flushed_seq = true;
         edit.flushed_seq = 100 + (uint64_t)i;
         apply(vs, &edit);
     }
-    strata_vset_close(&vs);
+    vset_close(&vs);
     return path;
 }
 
@@ -161,12 +161,12 @@ START_TEST(a_torn_last_record_is_dropped)
     uint64_t first_edit;
     char *path = manifest_with_edits(dir, &first_edit);
     ts_file_truncate(path, ts_file_size(path) - 3);
-    strata_vset_t *vs = open_vset(dir);
-    ck_assert_uint_eq(strata_vset_flushed_seq(vs), 100);
-    strata_version_t *v = strata_vset_current(vs);
+    vset_t *vs = open_vset(dir);
+    ck_assert_uint_eq(vset_flushed_seq(vs), 100);
+    version_t *v = vset_current(vs);
     ck_assert_uint_eq(v->n_files[0], 1);
-    strata_version_unref(&v);
-    strata_vset_close(&vs);
+    version_unref(&v);
+    vset_close(&vs);
     free(path);
     ts_rmtree(dir);
     free(dir);
@@ -182,9 +182,9 @@ START_TEST(damage_before_the_last_record_is_named)
     ts_file_read_at(path, first_edit + 10, &byte, 1);
     byte ^= 0xFF;
     ts_file_write_at(path, first_edit + 10, &byte, 1);
-    strata_vset_t *vs = NULL;
+    vset_t *vs = NULL;
     strata_error_t err;
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, &err), STRATA_ECORRUPT);
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, &err), STRATA_ECORRUPT);
     char want[96];
     snprintf(want, sizeof want, "offset %llu: bad record crc", (unsigned long long)first_edit);
     ck_assert_msg(strstr(err.msg, "MANIFEST-") && strstr(err.msg, want), "message: %s", err.msg);
@@ -197,16 +197,16 @@ END_TEST
 START_TEST(unknown_version_and_missing_manifest_are_refused)
 {
     char *dir = ts_tempdir("vset");
-    strata_vset_t *vs = open_vset(dir);
-    strata_vset_close(&vs);
+    vset_t *vs = open_vset(dir);
+    vset_close(&vs);
     char *path = live_manifest(dir);
     uint32_t version = 7;
     ts_file_write_at(path, 8, &version, 4);
     strata_error_t err;
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, &err), STRATA_EVERSION);
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, &err), STRATA_EVERSION);
     ck_assert_msg(strstr(err.msg, "version 7") != NULL, "message: %s", err.msg);
     unlink(path);
-    ck_assert_int_eq(strata_vset_open(dir, NULL, NULL, &vs, &err), STRATA_ECORRUPT);
+    ck_assert_int_eq(vset_open(dir, NULL, NULL, &vs, &err), STRATA_ECORRUPT);
     ck_assert_msg(strstr(err.msg, "missing") != NULL, "message: %s", err.msg);
     free(path);
     ts_rmtree(dir);
@@ -217,17 +217,17 @@ END_TEST
 START_TEST(orphan_tables_and_temp_files_are_removed_at_open)
 {
     char *dir = ts_tempdir("vset");
-    strata_vset_t *vs = open_vset(dir);
-    strata_edit_t edit;
-    strata_edit_init(&edit);
-    strata_file_t *kept = fake_table(vs, "a", "b");
+    vset_t *vs = open_vset(dir);
+    edit_t edit;
+    edit_init(&edit);
+    vfile_t *kept = fake_table(vs, "a", "b");
     uint64_t kept_number = kept->number;
-    strata_edit_add(&edit, 0, kept);
+    edit_add(&edit, 0, kept);
     apply(vs, &edit);
-    strata_file_t *orphan = fake_table(vs, "c", "d"); /* written, never logged */
+    vfile_t *orphan = fake_table(vs, "c", "d"); /* written, never logged */
     uint64_t orphan_number = orphan->number;
-    strata_file_unref(&orphan);
-    strata_vset_close(&vs);
+    vfile_unref(&orphan);
+    vset_close(&vs);
     char *tmp = ts_path(dir, "000099.sst.tmp");
     FILE *f = fopen(tmp, "w");
     ck_assert_ptr_nonnull(f);
@@ -236,7 +236,7 @@ START_TEST(orphan_tables_and_temp_files_are_removed_at_open)
     ck_assert(table_exists(vs, kept_number));
     ck_assert(!table_exists(vs, orphan_number));
     ck_assert_int_ne(access(tmp, F_OK), 0);
-    strata_vset_close(&vs);
+    vset_close(&vs);
     free(tmp);
     ts_rmtree(dir);
     free(dir);
