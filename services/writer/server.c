@@ -241,3 +241,8 @@ const char *writer_endpoint(const writer_t *w)
 {
     return w->endpoint;
 }
+
+const char *writer_control_endpoint(const writer_t *w)
+{
+    return w->control_ep;
+}

@@ -186,6 +186,7 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err); /* 
 int writer_run(writer_t *w); /* until interrupted or told to terminate */
 void writer_destroy(writer_t **writer_p);
 const char *writer_endpoint(const writer_t *w);
+const char *writer_control_endpoint(const writer_t *w);
 int on_tick(zloop_t *loop, int timer_id, void *arg);
 
 /* commit.c */

@@ -1,0 +1,120 @@
+/* strata-writer's server object run in-process, as main.c runs it: bound to
+ * tcp://127.0.0.1:*, serving puts, gets and control verbs through the C
+ * client, refusing a control-only verb on the client endpoint, and stopping
+ * on `terminate` with every acknowledged write readable after a reopen. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata/client.h"
+#include "strata/db.h"
+#include "support.h"
+#include "writer.h"
+
+static svc_config_t *config_for(const char *dir)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "node\n    name = inproc\n    data_dir = %s\n"
+             "writer\n    endpoint = tcp://127.0.0.1:*\n    control = \"\"\n"
+             "    memtable_mb = 4\n    max_immutable_memtables = 4\n    sync_interval_ms = 10\n"
+             "    wal_segment_mb = 4\n    lz4 = false\n    scan_limit = 1000\n    ring = off\n"
+             "    ring_mb = 1\n    wal_retain_mb = 0\n    wal_retain_hours = 0\n"
+             "    wal_truncation = flush\n    compaction = internal\n"
+             "metrics\n    endpoint = off\n"
+             "log\n    level = warning\n",
+             dir);
+    svc_config_t *cfg = NULL;
+    strata_error_t err;
+    ck_assert_msg(svc_config_load(text, NULL, &cfg, &err) == 0, "config: %s", err.msg);
+    return cfg;
+}
+
+static void *run(void *arg)
+{
+    writer_run(arg);
+    return NULL;
+}
+
+static strata_client_t *connect_to(const char *endpoint)
+{
+    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 5000};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
+    return c;
+}
+
+START_TEST(serves_in_process_and_stops_on_terminate)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    const char *ep = writer_endpoint(w);
+    ck_assert_msg(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && !strchr(ep, '*'), "endpoint %s", ep);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+
+    strata_client_t *c = connect_to(ep);
+    uint64_t seq = 0;
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%03d", i);
+        ck_assert_int_eq(strata_client_put(c,
+                                           i % 2 ? STRATA_DURABILITY_SYNC : STRATA_DURABILITY_ASYNC,
+                                           key, strlen(key), "v", 1, &seq, &err),
+                         0);
+    }
+    ck_assert_uint_eq(seq, 100);
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k042", 4, &value, &len, &err), 0);
+    ck_assert_uint_eq(len, 1);
+    free(value);
+
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(c, "ping", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(strata_client_control(c, "terminate", NULL, 0, &rep, &err), STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "only accepted on the control endpoint"));
+    strata_reply_clear(&rep);
+    const char *args[] = {"x"};
+    ck_assert_int_eq(strata_client_control(c, "ping", args, 1, &rep, &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "control ping: takes 0..0 args, got 1");
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    ck_assert_ptr_null(w);
+
+    /* Everything acknowledged is there after the server is gone. */
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    strata_db_t *db = NULL;
+    ck_assert_int_eq(strata_db_open(&opts, &db, &err), 0);
+    ck_assert_uint_eq(strata_db_last_seq(db), 100);
+    ck_assert_int_eq(strata_db_close(&db, NULL), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("writer_server");
+    TCase *tc = tcase_create("writer_server");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, serves_in_process_and_stops_on_terminate);
+    suite_add_tcase(s, tc);
+    return ts_run(s);
+}
