@@ -1,5 +1,7 @@
-/* The writer's figures: the stats reply pairs and the Prometheus page. */
+/* The writer's figures: one table (lib/service/metrics.h) feeds both the
+ * stats reply and the Prometheus page. */
 #define _GNU_SOURCE
+#include "metrics.h"
 #include "writer.h"
 
 void pair_add(pairs_t *p, const char *name, const char *fmt, ...)
@@ -17,55 +19,158 @@ void pair_add(pairs_t *p, const char *name, const char *fmt, ...)
     p->n++;
 }
 
+/* Everything the stats reply and /metrics show, read at one moment. */
+typedef struct {
+    uint64_t requests, writes, write_ops, reads, errors, malformed, syncs, sync_failures;
+    double sync_batch_mean, sync_p50_us, sync_p99_us, write_sync_p50_us, write_sync_p99_us,
+        write_async_p99_us, read_p50_us, read_p99_us;
+    uint64_t pending, last_seq, durable_seq, flushed_seq, memtable_bytes, immutables, flushes,
+        stalls;
+    double stall_ms, recovery_ms;
+    uint64_t stall_ns, recovery_ns, recovery_wal_bytes, recovery_wal_entries, compactions,
+        compaction_read, compaction_written, compaction_cpu_ns, flush_written, user_bytes,
+        wal_segments, wal_bytes;
+} figures_t;
+
+/* The last four members of a row: a uint64_t field, a double field shown with
+ * that many decimals in stats, a uint64_t field /metrics scales. */
+#define U(field)           offsetof(figures_t, field), false, 0, 0
+#define F(field, decimals) offsetof(figures_t, field), true, 0, decimals
+#define S(field, scale)    offsetof(figures_t, field), false, scale, 0
+static const svc_metric_t rows[] = {
+    {"requests_total", "writer_requests_total", "Requests received, any op.", SVC_COUNTER,
+     U(requests)},
+    {"writes_total", "writer_writes_total", "Write requests applied.", SVC_COUNTER, U(writes)},
+    {"write_ops_total", "writer_write_ops_total", "Keys written (batch ops count each).",
+     SVC_COUNTER, U(write_ops)},
+    {"reads_total", "writer_reads_total", "Read requests served.", SVC_COUNTER, U(reads)},
+    {"errors_total", "writer_errors_total", "Error replies sent.", SVC_COUNTER, U(errors)},
+    {"malformed_total", "writer_malformed_total", "Frames that did not decode.", SVC_COUNTER,
+     U(malformed)},
+    {"syncs_total", "wal_syncs_total", "Group-commit fdatasync rounds.", SVC_COUNTER, U(syncs)},
+    {"sync_failures_total", "wal_sync_failures_total", "Failed fdatasyncs (writes stop).",
+     SVC_COUNTER, U(sync_failures)},
+    {"sync_batch_mean", NULL, "Sync replies one fdatasync released, on average.", SVC_GAUGE,
+     F(sync_batch_mean, 2)},
+    {"sync_p50_us", NULL, "One fdatasync round, median.", SVC_GAUGE, F(sync_p50_us, 1)},
+    {"sync_p99_us", NULL, "One fdatasync round, p99.", SVC_GAUGE, F(sync_p99_us, 1)},
+    {"write_sync_p50_us", NULL, "Sync write, request to reply, median.", SVC_GAUGE,
+     F(write_sync_p50_us, 1)},
+    {"write_sync_p99_us", NULL, "Sync write, request to reply, p99.", SVC_GAUGE,
+     F(write_sync_p99_us, 1)},
+    {"write_async_p99_us", NULL, "Async write, request to reply, p99.", SVC_GAUGE,
+     F(write_async_p99_us, 1)},
+    {"read_p50_us", NULL, "Read, request to reply, median.", SVC_GAUGE, F(read_p50_us, 1)},
+    {"read_p99_us", NULL, "Read, request to reply, p99.", SVC_GAUGE, F(read_p99_us, 1)},
+    {"pending_replies", "writer_pending_replies", "Sync replies waiting for their fdatasync.",
+     SVC_GAUGE, U(pending)},
+    {"last_seq", "last_seq", "Last sequence number written.", SVC_GAUGE, U(last_seq)},
+    {"durable_seq", "durable_seq", "Last sequence number covered by fdatasync.", SVC_GAUGE,
+     U(durable_seq)},
+    {"flushed_seq", "flushed_seq", "Every seq at or below this is in SSTables.", SVC_GAUGE,
+     U(flushed_seq)},
+    {"memtable_bytes", "memtable_bytes", "Bytes in the active memtable.", SVC_GAUGE,
+     U(memtable_bytes)},
+    {"immutable_memtables", "immutable_memtables", "Memtables waiting for flush.", SVC_GAUGE,
+     U(immutables)},
+    {"flushes_total", NULL, "Memtables written to L0 since open.", SVC_COUNTER, U(flushes)},
+    {"stalls_total", "write_stalls_total", "Writes that waited for a flush.", SVC_COUNTER,
+     U(stalls)},
+    {"stall_ms_total", NULL, "Total time writes waited for flushes.", SVC_GAUGE, F(stall_ms, 3)},
+    {NULL, "write_stall_seconds_total", "Total time writes waited for flushes.", SVC_GAUGE,
+     S(stall_ns, 1e-9)},
+    {"recovery_ms", NULL, "How long the open at start took, WAL replay included.", SVC_GAUGE,
+     F(recovery_ms, 1)},
+    {NULL, "recovery_seconds", "How long the open at start took, WAL replay included.", SVC_GAUGE,
+     S(recovery_ns, 1e-9)},
+    {"recovery_wal_bytes", "recovery_wal_bytes", "WAL bytes the open at start replayed.", SVC_GAUGE,
+     U(recovery_wal_bytes)},
+    {"recovery_wal_entries", NULL, "WAL entries the open at start replayed.", SVC_GAUGE,
+     U(recovery_wal_entries)},
+    {"compactions", "compactions_total", "Compactions installed (by the compactor or in here).",
+     SVC_COUNTER, U(compactions)},
+    {"compaction_read_bytes", "compaction_read_bytes_total",
+     "Input table bytes of installed compactions.", SVC_COUNTER, U(compaction_read)},
+    {"compaction_written_bytes", "compaction_written_bytes_total",
+     "Table bytes compactions installed.", SVC_COUNTER, U(compaction_written)},
+    {"compaction_cpu_ns", NULL, "CPU time of the in-process compaction thread.", SVC_COUNTER,
+     U(compaction_cpu_ns)},
+    {"flush_written_bytes", "flush_written_bytes_total", "Table bytes flushes wrote to L0.",
+     SVC_COUNTER, U(flush_written)},
+    {"user_bytes", "user_bytes_total", "Key and value bytes written since open.", SVC_COUNTER,
+     U(user_bytes)},
+    {"wal_segments", "wal_segments", "Live WAL segment files.", SVC_GAUGE, U(wal_segments)},
+    {"wal_bytes_total", NULL, "Entry bytes the WAL wrote since open.", SVC_COUNTER, U(wal_bytes)},
+};
+#undef U
+#undef F
+#undef S
+
 static double us(uint64_t ns)
 {
     return (double)ns / 1000.0;
 }
 
+/* Reads every figure, under the stats lock for the loop's counters. */
+static void figures(writer_t *w, figures_t *f, strata_db_stats_t *db)
+{
+    strata_db_stats(w->db, db);
+    pthread_mutex_lock(&w->stats_mu);
+    const stats_t *s = &w->stats;
+    *f = (figures_t){
+        .requests = s->requests,
+        .writes = s->writes,
+        .write_ops = s->write_ops,
+        .reads = s->reads,
+        .errors = s->errors,
+        .malformed = s->malformed,
+        .syncs = s->syncs,
+        .sync_failures = s->sync_failures,
+        .sync_batch_mean = strata_histogram_mean(s->sync_batch),
+        .sync_p50_us = us(strata_histogram_percentile(s->sync_ns, 50)),
+        .sync_p99_us = us(strata_histogram_percentile(s->sync_ns, 99)),
+        .write_sync_p50_us = us(strata_histogram_percentile(s->write_sync_ns, 50)),
+        .write_sync_p99_us = us(strata_histogram_percentile(s->write_sync_ns, 99)),
+        .write_async_p99_us = us(strata_histogram_percentile(s->write_async_ns, 99)),
+        .read_p50_us = us(strata_histogram_percentile(s->read_ns, 50)),
+        .read_p99_us = us(strata_histogram_percentile(s->read_ns, 99)),
+        .pending = s->pending,
+    };
+    pthread_mutex_unlock(&w->stats_mu);
+    f->last_seq = db->last_seq;
+    f->durable_seq = db->durable_seq;
+    f->flushed_seq = db->flushed_seq;
+    f->memtable_bytes = db->active_memtable_bytes;
+    f->immutables = db->immutable_memtables;
+    f->flushes = db->flushes;
+    f->stalls = db->stalls;
+    f->stall_ns = db->stall_ns;
+    f->stall_ms = (double)db->stall_ns / 1e6;
+    f->recovery_ns = w->recovery_ns;
+    f->recovery_ms = (double)w->recovery_ns / 1e6;
+    f->recovery_wal_bytes = db->recovery.bytes_scanned;
+    f->recovery_wal_entries = db->recovery.entries_replayed;
+    f->compactions = db->compactions;
+    f->compaction_read = db->compaction_bytes_read;
+    f->compaction_written = db->compaction_bytes_written;
+    f->compaction_cpu_ns = db->compaction_cpu_ns;
+    f->flush_written = db->flush_bytes;
+    f->user_bytes = db->user_bytes;
+    f->wal_segments = db->wal.segments;
+    f->wal_bytes = db->wal.bytes;
+}
+
+static void add_pair(void *sink, const char *name, const char *value)
+{
+    pair_add(sink, name, "%s", value);
+}
+
 void stats_pairs(writer_t *w, pairs_t *p)
 {
+    figures_t f;
     strata_db_stats_t db;
-    strata_db_stats(w->db, &db);
-    pthread_mutex_lock(&w->stats_mu);
-    stats_t *s = &w->stats;
-    pair_add(p, "requests_total", "%" PRIu64, s->requests);
-    pair_add(p, "writes_total", "%" PRIu64, s->writes);
-    pair_add(p, "write_ops_total", "%" PRIu64, s->write_ops);
-    pair_add(p, "reads_total", "%" PRIu64, s->reads);
-    pair_add(p, "errors_total", "%" PRIu64, s->errors);
-    pair_add(p, "malformed_total", "%" PRIu64, s->malformed);
-    pair_add(p, "syncs_total", "%" PRIu64, s->syncs);
-    pair_add(p, "sync_failures_total", "%" PRIu64, s->sync_failures);
-    pair_add(p, "sync_batch_mean", "%.2f", strata_histogram_mean(s->sync_batch));
-    pair_add(p, "sync_p50_us", "%.1f", us(strata_histogram_percentile(s->sync_ns, 50)));
-    pair_add(p, "sync_p99_us", "%.1f", us(strata_histogram_percentile(s->sync_ns, 99)));
-    pair_add(p, "write_sync_p50_us", "%.1f", us(strata_histogram_percentile(s->write_sync_ns, 50)));
-    pair_add(p, "write_sync_p99_us", "%.1f", us(strata_histogram_percentile(s->write_sync_ns, 99)));
-    pair_add(p, "write_async_p99_us", "%.1f",
-             us(strata_histogram_percentile(s->write_async_ns, 99)));
-    pair_add(p, "read_p50_us", "%.1f", us(strata_histogram_percentile(s->read_ns, 50)));
-    pair_add(p, "read_p99_us", "%.1f", us(strata_histogram_percentile(s->read_ns, 99)));
-    pair_add(p, "pending_replies", "%zu", s->pending);
-    pthread_mutex_unlock(&w->stats_mu);
-    pair_add(p, "last_seq", "%" PRIu64, db.last_seq);
-    pair_add(p, "durable_seq", "%" PRIu64, db.durable_seq);
-    pair_add(p, "flushed_seq", "%" PRIu64, db.flushed_seq);
-    pair_add(p, "memtable_bytes", "%zu", db.active_memtable_bytes);
-    pair_add(p, "immutable_memtables", "%u", db.immutable_memtables);
-    pair_add(p, "flushes_total", "%" PRIu64, db.flushes);
-    pair_add(p, "stalls_total", "%" PRIu64, db.stalls);
-    pair_add(p, "stall_ms_total", "%.3f", (double)db.stall_ns / 1e6);
-    pair_add(p, "recovery_ms", "%.1f", (double)w->recovery_ns / 1e6);
-    pair_add(p, "recovery_wal_bytes", "%" PRIu64, db.recovery.bytes_scanned);
-    pair_add(p, "recovery_wal_entries", "%" PRIu64, db.recovery.entries_replayed);
-    pair_add(p, "compactions", "%" PRIu64, db.compactions);
-    pair_add(p, "compaction_read_bytes", "%" PRIu64, db.compaction_bytes_read);
-    pair_add(p, "compaction_written_bytes", "%" PRIu64, db.compaction_bytes_written);
-    pair_add(p, "compaction_cpu_ns", "%" PRIu64, db.compaction_cpu_ns);
-    pair_add(p, "flush_written_bytes", "%" PRIu64, db.flush_bytes);
-    pair_add(p, "user_bytes", "%" PRIu64, db.user_bytes);
-    pair_add(p, "wal_segments", "%u", db.wal.segments);
-    pair_add(p, "wal_bytes_total", "%" PRIu64, db.wal.bytes);
+    figures(w, &f, &db);
+    svc_metrics_pairs(rows, sizeof rows / sizeof rows[0], &f, add_pair, p);
     static const char *const level_names[7] = {"l0_files", "l1_files", "l2_files", "l3_files",
                                                "l4_files", "l5_files", "l6_files"};
     for (int i = 0; i < 7; i++)
@@ -75,20 +180,13 @@ void stats_pairs(writer_t *w, pairs_t *p)
 void write_metrics(void *arg, FILE *out)
 {
     writer_t *w = arg;
+    figures_t f;
     strata_db_stats_t db;
-    strata_db_stats(w->db, &db);
+    figures(w, &f, &db);
+    svc_metrics_prom(rows, sizeof rows / sizeof rows[0], &f, out);
+    /* The distributions behind the percentiles above, as histograms. */
     pthread_mutex_lock(&w->stats_mu);
     stats_t *s = &w->stats;
-    prom_counter(out, "writer_requests_total", "Requests received, any op.", s->requests);
-    prom_counter(out, "writer_writes_total", "Write requests applied.", s->writes);
-    prom_counter(out, "writer_write_ops_total", "Keys written (batch ops count each).",
-                 s->write_ops);
-    prom_counter(out, "writer_reads_total", "Read requests served.", s->reads);
-    prom_counter(out, "writer_errors_total", "Error replies sent.", s->errors);
-    prom_counter(out, "writer_malformed_total", "Frames that did not decode.", s->malformed);
-    prom_counter(out, "wal_syncs_total", "Group-commit fdatasync rounds.", s->syncs);
-    prom_counter(out, "wal_sync_failures_total", "Failed fdatasyncs (writes stop).",
-                 s->sync_failures);
     prom_latency(out, "wal_sync_seconds", "One group-commit fdatasync round.", s->sync_ns);
     prom_sizes(out, "wal_sync_batch_replies", "Sync replies released by one fdatasync.",
                s->sync_batch);
@@ -97,35 +195,7 @@ void write_metrics(void *arg, FILE *out)
     prom_latency(out, "writer_write_async_seconds", "Async-durability write, request to reply.",
                  s->write_async_ns);
     prom_latency(out, "writer_read_seconds", "Read request to reply.", s->read_ns);
-    prom_gauge(out, "writer_pending_replies", "Sync replies waiting for their fdatasync.",
-               (double)s->pending);
     pthread_mutex_unlock(&w->stats_mu);
-    prom_gauge(out, "last_seq", "Last sequence number written.", (double)db.last_seq);
-    prom_gauge(out, "durable_seq", "Last sequence number covered by fdatasync.",
-               (double)db.durable_seq);
-    prom_gauge(out, "flushed_seq", "Every seq at or below this is in SSTables.",
-               (double)db.flushed_seq);
-    prom_gauge(out, "memtable_bytes", "Bytes in the active memtable.",
-               (double)db.active_memtable_bytes);
-    prom_gauge(out, "immutable_memtables", "Memtables waiting for flush.",
-               (double)db.immutable_memtables);
-    prom_counter(out, "write_stalls_total", "Writes that waited for a flush.", db.stalls);
-    prom_gauge(out, "write_stall_seconds_total", "Total time writes waited for flushes.",
-               (double)db.stall_ns / 1e9);
-    prom_gauge(out, "wal_segments", "Live WAL segment files.", (double)db.wal.segments);
-    prom_gauge(out, "recovery_seconds", "How long the open at start took, WAL replay included.",
-               (double)w->recovery_ns / 1e9);
-    prom_gauge(out, "recovery_wal_bytes", "WAL bytes the open at start replayed.",
-               (double)db.recovery.bytes_scanned);
-    prom_counter(out, "compactions_total", "Compactions installed (by the compactor or in here).",
-                 db.compactions);
-    prom_counter(out, "compaction_read_bytes_total", "Input table bytes of installed compactions.",
-                 db.compaction_bytes_read);
-    prom_counter(out, "compaction_written_bytes_total", "Table bytes compactions installed.",
-                 db.compaction_bytes_written);
-    prom_counter(out, "flush_written_bytes_total", "Table bytes flushes wrote to L0.",
-                 db.flush_bytes);
-    prom_counter(out, "user_bytes_total", "Key and value bytes written since open.", db.user_bytes);
     fprintf(out,
             "# HELP strata_level_files SSTables per level.\n# TYPE strata_level_files gauge\n");
     for (int i = 0; i < 7; i++)

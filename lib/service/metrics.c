@@ -1,0 +1,53 @@
+/* The metrics table's two outputs. */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "http.h"
+
+static uint64_t u64_at(const void *snap, size_t offset)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)snap + offset, sizeof v);
+    return v;
+}
+
+static double f64_at(const void *snap, size_t offset)
+{
+    double v;
+    memcpy(&v, (const char *)snap + offset, sizeof v);
+    return v;
+}
+
+void svc_metrics_pairs(const svc_metric_t *rows, size_t n, const void *snap, svc_pair_fn *add,
+                       void *sink)
+{
+    char value[64];
+    for (size_t i = 0; i < n; i++) {
+        const svc_metric_t *r = &rows[i];
+        if (!r->stat)
+            continue;
+        if (r->is_double)
+            snprintf(value, sizeof value, "%.*f", r->decimals, f64_at(snap, r->offset));
+        else
+            snprintf(value, sizeof value, "%" PRIu64, u64_at(snap, r->offset));
+        add(sink, r->stat, value);
+    }
+}
+
+void svc_metrics_prom(const svc_metric_t *rows, size_t n, const void *snap, FILE *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const svc_metric_t *r = &rows[i];
+        if (!r->metric)
+            continue;
+        double scale = r->scale != 0 ? r->scale : 1;
+        if (r->kind == SVC_COUNTER && !r->is_double && scale == 1)
+            prom_counter(out, r->metric, r->help, u64_at(snap, r->offset));
+        else
+            prom_gauge(out, r->metric, r->help,
+                       (r->is_double ? f64_at(snap, r->offset) : (double)u64_at(snap, r->offset)) *
+                           scale);
+    }
+}
