@@ -112,20 +112,6 @@ void sub_lift_all(strata_sub_t *self, uint64_t seq)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* A topic for an error message: printable ASCII as is, the rest as \xNN. */
-const char *sub_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 5 < cap; i++) {
-        if (topic[i] >= 0x20 && topic[i] < 0x7f && topic[i] != '\\')
-            out[n++] = (char)topic[i];
-        else
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", topic[i]);
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /* Does the subscription cover topic? With no prefixes: every topic not
  * beginning with '$' (the node's own). */
 bool sub_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t len)
@@ -361,9 +347,8 @@ static int s_on_heartbeat(strata_sub_t *self, zmsg_t **msg_p, const pub_msg_t *m
  * entry of the message's topic, the first after prev_seq. */
 static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_t *err)
 {
-    char topic_text[ERR_TOPIC_TEXT * 4 + 8], what[ERR_TOPIC_TEXT * 4 + 64];
-    sub_topic_text(topic_text, sizeof topic_text, m->topic,
-                   m->topic_len < ERR_TOPIC_TEXT ? m->topic_len : ERR_TOPIC_TEXT);
+    char topic_text[STRATA_PUB_TOPIC_TEXT_MAX * 4 + 8], what[STRATA_PUB_TOPIC_TEXT_MAX * 4 + 64];
+    strata_pub_topic_text(topic_text, sizeof topic_text, m->topic, m->topic_len);
     snprintf(what, sizeof what, "%s: topic '%s'", self->stream_endpoint, topic_text);
     batch_t *batch = &self->batch;
     int rc = sub_decode_entries(batch, m->body, m->body_len, m->count, what, err);

@@ -30,7 +30,6 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define KEEPALIVE_MS       1000
 #define NO_TOPIC           "kv" /* what a write without a topic is published under */
-#define ERR_TOPIC_TEXT     64   /* bytes of a topic quoted in an error message */
 
 /* One entry ready to hand out; its pointers are into the batch's owner. */
 typedef struct {
@@ -145,6 +144,5 @@ int sub_repair_step(strata_sub_t *self, strata_error_t *err);
 int sub_set_last(strata_sub_t *self, const uint8_t *topic, size_t len, uint64_t seq,
                  strata_error_t *err);
 bool sub_subscribed(const strata_sub_t *self, const uint8_t *topic, size_t len);
-const char *sub_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len);
 
 #endif

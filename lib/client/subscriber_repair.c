@@ -163,9 +163,10 @@ static int s_repair_finish(strata_sub_t *self, strata_error_t *err)
 static const char *s_repair_text(const strata_sub_t *self, char *out, size_t cap)
 {
     const repair_t *repair = &self->repair;
-    char topic[ERR_TOPIC_TEXT * 4 + 8] = "";
+    char topic[STRATA_PUB_TOPIC_TEXT_MAX * 4 + 8] = "";
     if (repair->exact)
-        sub_topic_text(topic, sizeof topic, (const uint8_t *)repair->topic, repair->topic_len);
+        strata_pub_topic_text(topic, sizeof topic, (const uint8_t *)repair->topic,
+                              repair->topic_len);
     if (repair->from_seq)
         snprintf(out, cap, "replay of %s%s%s seqs %" PRIu64 "..%" PRIu64,
                  repair->exact ? "topic '" : "the subscription", repair->exact ? topic : "",
@@ -246,7 +247,7 @@ static int s_repair_filter(strata_sub_t *self, strata_error_t *err)
 int sub_repair_step(strata_sub_t *self, strata_error_t *err)
 {
     repair_t *repair = &self->repair;
-    char what[ERR_TOPIC_TEXT * 4 + 128];
+    char what[STRATA_PUB_TOPIC_TEXT_MAX * 4 + 128];
     s_repair_text(self, what, sizeof what);
     const char *one_topic[] = {repair->topic};
     strata_request_t req = {

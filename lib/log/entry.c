@@ -117,17 +117,7 @@ bool entry_parse(const uint8_t *p, uint64_t left, uint32_t max_entry, strata_ent
         *kind = "unknown entry type";
         return false;
     }
-    e->type = p[ENTRY_OFF_TYPE];
-    e->flags = p[ENTRY_OFF_FLAGS];
-    e->seq = entry_seq(p);
-    e->term = entry_term(p);
-    e->timestamp_ns = get_u64(p + ENTRY_OFF_TIMESTAMP);
-    e->topic_len = topic_len;
-    e->key_len = key_len;
-    e->value_len = payload - topic_len - key_len;
-    e->topic = p + ENTRY_HEADER;
-    e->key = e->topic + topic_len;
-    e->value = e->key + key_len;
+    entry_header_decode(p, true, true, e);
     *len = ENTRY_HEADER + (uint64_t)payload;
     return true;
 }

@@ -29,32 +29,9 @@
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "unknown"
-/* The exit codes scripts see, and the verb table (main.c). */
-typedef struct {
-    int code;
-    const char *meaning;
-} ctl_exit_code_t;
-extern const ctl_exit_code_t ctl_exit_codes[];
-extern const size_t ctl_n_exit_codes;
-extern const verb_t ctl_verbs[];
-extern const size_t ctl_n_verbs;
-
-/* What the command line said beyond ctl_t (cmdline.c). */
-typedef struct {
-    bool help;
-    bool version;
-    int argc; /* the verb and its arguments, flags taken out */
-    char **argv;
-    char error[256]; /* the first bad flag, reported once every flag (--json too) is known */
-} ctl_cmdline_t;
-int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd);
-int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd);
-void ctl_usage(ctl_t *ctl, FILE *out);
-void ctl_verb_usage(ctl_t *ctl, FILE *out, const verb_t *verb);
-
 #endif
 
-/* The exit codes scripts see; --help lists them from s_exit_codes. */
+/* The exit codes scripts see; --help lists them from ctl_exit_codes. */
 enum {
     CTL_OK = 0,
     CTL_NOT_FOUND = 1,
