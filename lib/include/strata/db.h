@@ -216,7 +216,9 @@ int strata_db_append_entries(strata_db_t *self, const uint8_t *entries, size_t l
 
 /* Cuts every entry after seq from the log (strata_wal_truncate_after) and
  * from the pending queue. Refused with STRATA_EINVAL when seq is below the
- * commit seq: committed entries are never cut. */
+ * commit seq: committed entries are never cut. The owner calls it from the
+ * thread that also commits and appends, so the commit seq cannot move past
+ * seq while the cut runs. */
 int strata_db_truncate_after(strata_db_t *self, uint64_t seq, strata_wal_cut_t *cut,
                              strata_error_t *err);
 
