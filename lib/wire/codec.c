@@ -160,6 +160,7 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     Strata__StatusRequest status = STRATA__STATUS_REQUEST__INIT;
     Strata__StatsRequest stats = STRATA__STATS_REQUEST__INIT;
     Strata__ControlRequest control = STRATA__CONTROL_REQUEST__INIT;
+    Strata__InstallCompaction install = STRATA__INSTALL_COMPACTION__INIT;
     Strata__RecordRequest record = STRATA__RECORD_REQUEST__INIT;
     Strata__ReplayRequest replay = STRATA__REPLAY_REQUEST__INIT;
     Strata__SubscribeRequest subscribe = STRATA__SUBSCRIBE_REQUEST__INIT;
@@ -238,6 +239,18 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
         /* protobuf-c's pack only reads the strings: the cast drops const, not ownership. */
         control.n_args = req->n_args;
         control.args = (char **)req->args;
+        if (req->install) {
+            /* As for args: pack only reads the lists. */
+            install.level = req->install->level;
+            install.n_inputs = req->install->n_inputs[0];
+            install.inputs = (uint64_t *)req->install->inputs[0];
+            install.n_next_inputs = req->install->n_inputs[1];
+            install.next_inputs = (uint64_t *)req->install->inputs[1];
+            install.n_outputs = req->install->n_outputs;
+            install.outputs = (char **)req->install->outputs;
+            install.cpu_ns = req->install->cpu_ns;
+            control.install = &install;
+        }
         msg.control = &control;
         break;
     case STRATA_OP_RECORD:
@@ -341,6 +354,19 @@ static int check_request_caps(const Strata__Request *msg, strata_error_t *err)
         for (size_t i = 0; i < msg->control->n_args; i++)
             if ((rc = check_text(err, "control.args", (long)i, msg->control->args[i])))
                 return rc;
+        const Strata__InstallCompaction *in = msg->control->install;
+        if (!in)
+            return 0;
+        if ((rc = check_count(err, "control.install.inputs", in->n_inputs,
+                              STRATA_PROTO_MAX_INSTALL)) ||
+            (rc = check_count(err, "control.install.next_inputs", in->n_next_inputs,
+                              STRATA_PROTO_MAX_INSTALL)) ||
+            (rc = check_count(err, "control.install.outputs", in->n_outputs,
+                              STRATA_PROTO_MAX_INSTALL)))
+            return rc;
+        for (size_t i = 0; i < in->n_outputs; i++)
+            if ((rc = check_text(err, "control.install.outputs", (long)i, in->outputs[i])))
+                return rc;
         return 0;
     case STRATA__REQUEST__BODY_RECORD:
         return check_len(err, "record.value", -1, msg->record->value.len, STRATA_PROTO_MAX_VALUE);
@@ -430,6 +456,21 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
         out->verb = msg->control->verb;
         out->args = (const char *const *)msg->control->args;
         out->n_args = msg->control->n_args;
+        if (msg->control->install) {
+            const Strata__InstallCompaction *in = msg->control->install;
+            strata_install_t *install = calloc(1, sizeof *install);
+            if (!install)
+                return strata_error_set(err, STRATA_ENOMEM, "request: out of memory");
+            install->level = in->level;
+            install->inputs[0] = in->inputs;
+            install->n_inputs[0] = in->n_inputs;
+            install->inputs[1] = in->next_inputs;
+            install->n_inputs[1] = in->n_next_inputs;
+            install->outputs = (const char *const *)in->outputs;
+            install->n_outputs = in->n_outputs;
+            install->cpu_ns = in->cpu_ns;
+            out->install = install;
+        }
         break;
     case STRATA__REQUEST__BODY_RECORD:
         out->value = from_pb(msg->record->value);
@@ -465,9 +506,10 @@ void strata_request_clear(strata_request_t *req)
     if (!req)
         return;
     if (req->decoded_) {
-        /* Only decode sets decoded_, and then ops/keys are ours too. */
+        /* Only decode sets decoded_, and then ops/keys/install are ours too. */
         free((void *)req->ops);
         free((void *)req->keys);
+        free((void *)req->install);
         strata__request__free_unpacked(req->decoded_, NULL);
     }
     memset(req, 0, sizeof *req);

@@ -173,16 +173,22 @@ static ssize_t throttled_pwrite(strata_io_t *io, int fd, const void *buf, size_t
 /* ---- the writer ------------------------------------------------------------- */
 
 /* A failed call drops the connection: a restarted writer may be elsewhere. */
-static int writer_control(comp_t *s, const char *verb, const char *const *args, size_t n,
-                          strata_reply_t *rep, strata_error_t *err)
+static int writer_call(comp_t *s, strata_request_t *req, strata_reply_t *rep, strata_error_t *err)
 {
     memset(rep, 0, sizeof *rep);
     int rc = svc_writer_connect(s->writer_file, WRITER_TIMEOUT_MS, &s->writer, err);
     if (rc == 0)
-        rc = strata_client_control(s->writer, verb, args, n, rep, err);
+        rc = strata_client_call(s->writer, req, rep, err);
     if (rc && rc != STRATA_EINVAL && rc != STRATA_ESTALE)
         strata_client_destroy(&s->writer);
     return rc;
+}
+
+static int writer_control(comp_t *s, const char *verb, const char *const *args, size_t n,
+                          strata_reply_t *rep, strata_error_t *err)
+{
+    strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = verb, .args = args, .n_args = n};
+    return writer_call(s, &req, rep, err);
 }
 
 typedef struct {
@@ -233,24 +239,47 @@ static void output_name(char *buf, size_t cap, const char *prefix, uint64_t numb
     snprintf(buf, cap, "%s-%" PRIu64 ".sst", prefix, number);
 }
 
-/* Appends "N,N,..." (or "-") to buf; false when it does not fit. */
-static bool list_numbers(char *buf, size_t cap, vfile_t **files, size_t n)
-{
-    size_t len = 0;
-    if (n == 0)
-        return snprintf(buf, cap, "-") < (int)cap;
-    for (size_t i = 0; i < n; i++) {
-        int w = snprintf(buf + len, cap - len, "%s%" PRIu64, i ? "," : "", files[i]->number);
-        if (w < 0 || (size_t)w >= cap - len)
-            return false;
-        len += (size_t)w;
-    }
-    return true;
-}
-
 typedef struct {
     uint64_t bytes_read, bytes_written, tables;
 } job_result_t;
+
+/* Hands the finished job to the writer as one install_compaction message. */
+static int install(comp_t *s, const compaction_t *c, const edit_t *edit, const char *prefix,
+                   uint64_t cpu_ns, strata_error_t *err)
+{
+    size_t n0 = c->n_inputs[0], n1 = c->n_inputs[1];
+    uint64_t *numbers = calloc(n0 + n1 + 1, sizeof *numbers);
+    char **outputs = calloc(edit->n_adds + 1, sizeof *outputs);
+    char *names = calloc(edit->n_adds + 1, 96);
+    int rc = 0;
+    if (!numbers || !outputs || !names)
+        rc = strata_error_set(err, STRATA_ENOMEM, "install of an L%d compaction: out of memory",
+                              c->level);
+    for (size_t w = 0; rc == 0 && w < 2; w++)
+        for (size_t i = 0; i < c->n_inputs[w]; i++)
+            numbers[(w ? n0 : 0) + i] = c->inputs[w][i]->number;
+    for (size_t i = 0; rc == 0 && i < edit->n_adds; i++) {
+        outputs[i] = names + i * 96;
+        output_name(outputs[i], 96, prefix, edit->adds[i].file->number);
+    }
+    if (rc == 0) {
+        strata_install_t job = {.level = (uint32_t)c->level,
+                                .inputs = {numbers, numbers + n0},
+                                .n_inputs = {n0, n1},
+                                .outputs = (const char *const *)outputs,
+                                .n_outputs = edit->n_adds,
+                                .cpu_ns = cpu_ns};
+        strata_request_t req = {
+            .op = STRATA_OP_CONTROL, .verb = "install_compaction", .install = &job};
+        strata_reply_t rep;
+        rc = writer_call(s, &req, &rep, err);
+        strata_reply_clear(&rep);
+    }
+    free(numbers);
+    free(outputs);
+    free(names);
+    return rc;
+}
 
 /* Merges c into compaction/ and has the writer install it. Whatever does
  * not end up installed is removed here. STRATA_ESTALE: the writer's version
@@ -292,35 +321,8 @@ static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_s
     s->state = "installing";
     pthread_mutex_unlock(&s->mu);
 
-    char level[8], in0[STRATA_PROTO_MAX_TEXT], in1[STRATA_PROTO_MAX_TEXT], cpu_ns[32],
-        outs[STRATA_PROTO_MAX_TEXT];
-    if (rc == 0) {
-        snprintf(level, sizeof level, "%d", c->level);
-        snprintf(cpu_ns, sizeof cpu_ns, "%" PRIu64, cpu);
-        size_t len = 0;
-        bool fits = list_numbers(in0, sizeof in0, c->inputs[0], c->n_inputs[0]) &&
-                    list_numbers(in1, sizeof in1, c->inputs[1], c->n_inputs[1]);
-        snprintf(outs, sizeof outs, "-");
-        for (size_t i = 0; i < edit.n_adds && fits; i++) {
-            char name[96];
-            output_name(name, sizeof name, prefix, edit.adds[i].file->number);
-            int w = snprintf(outs + len, sizeof outs - len, "%s%s", i ? "," : "", name);
-            fits = w > 0 && (size_t)w < sizeof outs - len;
-            len += fits ? (size_t)w : 0;
-        }
-        if (!fits)
-            rc = strata_error_set(err, STRATA_ETOOBIG,
-                                  "L%d compaction of %zu+%zu tables into %zu: the lists do not "
-                                  "fit one install request (%u bytes each)",
-                                  c->level, c->n_inputs[0], c->n_inputs[1], edit.n_adds,
-                                  STRATA_PROTO_MAX_TEXT);
-    }
-    if (rc == 0) {
-        const char *args[] = {level, in0, in1, cpu_ns, outs};
-        strata_reply_t rep;
-        rc = writer_control(s, "install_compaction", args, 5, &rep, err);
-        strata_reply_clear(&rep);
-    }
+    if (rc == 0)
+        rc = install(s, c, &edit, prefix, cpu, err);
     /* Installed outputs were renamed away; the rest are ours to remove. */
     for (size_t i = 0; i < edit.n_adds; i++) {
         char name[96], path[PATH_MAX + 128];

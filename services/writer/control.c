@@ -12,103 +12,56 @@ static void ctl_ping(void *call)
     reply_pairs(c, STRATA_OP_CONTROL, &p);
 }
 
-/* "12,13,14" or "-" (none) into a malloc'd array. */
-static bool parse_numbers(const char *text, uint64_t **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (!strcmp(text, "-"))
-        return true;
-    size_t cap = 1;
-    for (const char *p = text; *p; p++)
-        cap += *p == ',';
-    *out = calloc(cap, sizeof **out);
-    if (!*out)
-        return false;
-    const char *p = text;
-    for (;;) {
-        char *end = NULL;
-        errno = 0;
-        uint64_t v = strtoull(p, &end, 10);
-        if (errno || end == p || *p == '-' || (*end && *end != ','))
-            return false;
-        (*out)[(*n)++] = v;
-        if (!*end)
-            return true;
-        p = end + 1;
-    }
-}
-
-/* install_compaction LEVEL IN0 IN1 CPU_NS OUTPUTS: OUTPUTS names tables in
- * <data_dir>/compaction, the compactor's own directory, by bare name, so
- * that the rename cannot be pointed anywhere else. */
+/* install_compaction carries its job as a message (control.install):
+ * OUTPUTS name tables in <data_dir>/compaction, the compactor's own
+ * directory, by bare name, so that the rename cannot be pointed anywhere
+ * else. The job thread outlives the request, so the lists are copied. */
 static int parse_install(writer_t *w, job_t *job, const strata_request_t *req, char *why,
                          size_t cap)
 {
-    char *end = NULL;
-    long level = strtol(req->args[0], &end, 10);
-    if (end == req->args[0] || *end || level < 0 || level > 5) {
-        snprintf(why, cap, "level '%s' is not 0..5", req->args[0]);
+    const strata_install_t *in = req->install;
+    if (!in) {
+        snprintf(why, cap, "control.install: absent (install_compaction takes its job there)");
         return -1;
     }
-    job->install.level = (int)level;
-    uint64_t *in[2] = {NULL, NULL};
-    for (int k = 0; k < 2; k++)
-        if (!parse_numbers(req->args[1 + k], &in[k], &job->install.n_inputs[k])) {
-            free(in[0]);
-            free(in[1]);
-            snprintf(why, cap, "inputs '%s' are not table numbers (N,N,... or -)",
-                     req->args[1 + k]);
-            return -1;
-        }
-    /* One allocation holds both lists, for job_free. */
-    size_t n0 = job->install.n_inputs[0], n1 = job->install.n_inputs[1];
-    job->numbers = calloc(n0 + n1 + 1, sizeof *job->numbers);
-    if (job->numbers) {
-        if (n0)
-            memcpy(job->numbers, in[0], n0 * sizeof *in[0]);
-        if (n1)
-            memcpy(job->numbers + n0, in[1], n1 * sizeof *in[1]);
+    if (in->level > 5) {
+        snprintf(why, cap, "control.install.level: %u is not 0..5", in->level);
+        return -1;
     }
-    free(in[0]);
-    free(in[1]);
-    if (!job->numbers) {
+    job->install.level = (int)in->level;
+    size_t n0 = in->n_inputs[0], n1 = in->n_inputs[1];
+    /* One allocation holds both lists, for job_free. */
+    job->numbers = calloc(n0 + n1 + 1, sizeof *job->numbers);
+    job->outputs = calloc(in->n_outputs + 1, sizeof *job->outputs);
+    if (!job->numbers || !job->outputs) {
         snprintf(why, cap, "out of memory");
         return -1;
     }
+    if (n0)
+        memcpy(job->numbers, in->inputs[0], n0 * sizeof *job->numbers);
+    if (n1)
+        memcpy(job->numbers + n0, in->inputs[1], n1 * sizeof *job->numbers);
     job->install.inputs[0] = job->numbers;
     job->install.inputs[1] = job->numbers + n0;
-    end = NULL;
-    errno = 0;
-    job->install.cpu_ns = strtoull(req->args[3], &end, 10);
-    if (errno || end == req->args[3] || *end) {
-        snprintf(why, cap, "cpu_ns '%s' is not a number", req->args[3]);
-        return -1;
-    }
-    const char *list = req->args[4];
-    size_t n = strcmp(list, "-") ? 1 : 0;
-    for (const char *p = list; n && *p; p++)
-        n += *p == ',';
-    job->outputs = calloc(n + 1, sizeof *job->outputs);
-    if (!job->outputs) {
-        snprintf(why, cap, "out of memory");
-        return -1;
-    }
-    const char *p = list;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strcspn(p, ",");
-        if (len == 0 || len > 64 || memchr(p, '/', len) || len < 5 ||
-            memcmp(p + len - 4, ".sst", 4) || p[0] == '.') {
-            snprintf(why, cap, "output '%.*s' is not a table name in compaction/", (int)len, p);
+    job->install.n_inputs[0] = n0;
+    job->install.n_inputs[1] = n1;
+    job->install.cpu_ns = in->cpu_ns;
+    for (size_t i = 0; i < in->n_outputs; i++) {
+        const char *name = in->outputs[i];
+        size_t len = strlen(name);
+        if (len < 5 || len > 64 || strchr(name, '/') || name[0] == '.' ||
+            strcmp(name + len - 4, ".sst")) {
+            snprintf(why, cap,
+                     "control.install.outputs[%zu]: '%.80s' is not a table name in compaction/", i,
+                     name);
             return -1;
         }
-        if (asprintf(&job->outputs[i], "%s/compaction/%.*s", w->data_dir, (int)len, p) < 0) {
+        if (asprintf(&job->outputs[i], "%s/compaction/%s", w->data_dir, name) < 0) {
             job->outputs[i] = NULL;
             snprintf(why, cap, "out of memory");
             return -1;
         }
         job->install.n_outputs = i + 1;
-        p += len + 1;
     }
     job->install.outputs = (const char *const *)job->outputs;
     return 0;
@@ -150,7 +103,7 @@ static void ctl_job(void *call)
         char why[256];
         if (parse_install(c->w, job, c->req, why, sizeof why) != 0) {
             job_free(job);
-            return reply_error(c, STRATA_EINVAL, "control install_compaction: %s", why);
+            return reply_error(c, STRATA_EINVAL, "%s", why);
         }
     }
     pthread_t t;
@@ -307,8 +260,8 @@ static const svc_verb_t verbs[] = {
      "SEQ: delete WAL segments wholly below SEQ and the flushed seq, outside retention"},
     {"compaction_state", 0, 2, true, ctl_compaction_state,
      "[GENERATION WAIT_MS]: version generation and oldest snapshot; waits for a change"},
-    {"install_compaction", 5, 5, true, ctl_job,
-     "LEVEL IN0 IN1 CPU_NS OUTPUTS: install a compactor's result as one version edit"},
+    {"install_compaction", 0, 0, true, ctl_job,
+     "(job in control.install): install a compactor's result as one version edit"},
     {"terminate", 0, 0, true, ctl_terminate, "graceful shutdown (control endpoint only)"},
 };
 

@@ -172,6 +172,58 @@ START_TEST(control_request_round_trips)
 }
 END_TEST
 
+START_TEST(install_compaction_round_trips_and_caps_its_lists)
+{
+    uint64_t in0[] = {7, 9}, in1[] = {3};
+    const char *outputs[] = {"41-1-1.sst", "41-1-2.sst"};
+    strata_install_t install = {.level = 2,
+                                .inputs = {in0, in1},
+                                .n_inputs = {2, 1},
+                                .outputs = outputs,
+                                .n_outputs = 2,
+                                .cpu_ns = 123456789};
+    strata_request_t in = {.request_id = 13,
+                           .op = STRATA_OP_CONTROL,
+                           .verb = "install_compaction",
+                           .install = &install};
+    strata_request_t out;
+    request_round_trip(&in, &out);
+    ck_assert_str_eq(out.verb, "install_compaction");
+    ck_assert_uint_eq(out.n_args, 0);
+    ck_assert_ptr_nonnull(out.install);
+    ck_assert_uint_eq(out.install->level, 2);
+    ck_assert_uint_eq(out.install->n_inputs[0], 2);
+    ck_assert_uint_eq(out.install->inputs[0][1], 9);
+    ck_assert_uint_eq(out.install->n_inputs[1], 1);
+    ck_assert_uint_eq(out.install->inputs[1][0], 3);
+    ck_assert_uint_eq(out.install->n_outputs, 2);
+    ck_assert_str_eq(out.install->outputs[1], "41-1-2.sst");
+    ck_assert_uint_eq(out.install->cpu_ns, 123456789);
+    strata_request_clear(&out);
+
+    /* A control request without the message decodes with install NULL. */
+    strata_request_t plain = {.request_id = 14, .op = STRATA_OP_CONTROL, .verb = "ping"};
+    request_round_trip(&plain, &out);
+    ck_assert_ptr_null(out.install);
+    strata_request_clear(&out);
+
+    size_t n = STRATA_PROTO_MAX_INSTALL + 1;
+    uint64_t *many = calloc(n, sizeof *many);
+    ck_assert_ptr_nonnull(many);
+    install.inputs[1] = many;
+    install.n_inputs[1] = n;
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(strata_request_encode(&in, &buf, &len, NULL), 0);
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), STRATA_ETOOBIG);
+    ck_assert_msg(strstr(err.msg, "control.install.next_inputs"), "%s", err.msg);
+    strata_request_clear(&out);
+    free(buf);
+    free(many);
+}
+END_TEST
+
 START_TEST(record_request_round_trips_and_caps_its_value)
 {
     strata_request_t in = {.request_id = 11, .op = STRATA_OP_RECORD, .value = bytes_of("\x82")};
@@ -790,7 +842,7 @@ static size_t sample_frames(frame_t *frames)
     static strata_value_t values[2] = {{.found = true, .value = {(const uint8_t *)"v", 1}},
                                        {.found = false}};
     static strata_kv_t entries[2] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"1", 1}},
-                                        {{(const uint8_t *)"b", 1}, {(const uint8_t *)"2", 1}}};
+                                     {{(const uint8_t *)"b", 1}, {(const uint8_t *)"2", 1}}};
     static strata_pair_t pairs[1] = {{"wal.syncs", "3"}};
     static strata_subscriber_info_t infos[1] = {
         {.name = "app", .topics = topics, .n_topics = 2, .acked_seq = 4, .connected = true}};
@@ -973,6 +1025,7 @@ int main(void)
     tcase_add_test(rt, scan_request_round_trips);
     tcase_add_test(rt, status_and_stats_requests_round_trip);
     tcase_add_test(rt, control_request_round_trips);
+    tcase_add_test(rt, install_compaction_round_trips_and_caps_its_lists);
     tcase_add_test(rt, record_request_round_trips_and_caps_its_value);
     tcase_add_test(rt, write_replies_round_trip);
     tcase_add_test(rt, get_reply_round_trips_found_and_missing);

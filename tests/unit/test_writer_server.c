@@ -89,6 +89,22 @@ START_TEST(serves_in_process_and_stops_on_terminate)
     strata_client_destroy(&c);
 
     strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    /* install_compaction takes its job as a message, checked before any file is touched. */
+    ck_assert_int_eq(strata_client_control(ctl, "install_compaction", NULL, 0, &rep, &err),
+                     STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "control.install: absent"), "%s", err.msg);
+    strata_reply_clear(&rep);
+    const char *escape[] = {"../MANIFEST-000001"};
+    strata_install_t job = {.level = 0, .outputs = escape, .n_outputs = 1};
+    strata_request_t install = {
+        .op = STRATA_OP_CONTROL, .verb = "install_compaction", .install = &job};
+    ck_assert_int_eq(strata_client_call(ctl, &install, &rep, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "control.install.outputs[0]"), "%s", err.msg);
+    strata_reply_clear(&rep);
+    job.level = 6;
+    ck_assert_int_eq(strata_client_call(ctl, &install, &rep, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "control.install.level: 6"), "%s", err.msg);
+    strata_reply_clear(&rep);
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);
     strata_client_destroy(&ctl);

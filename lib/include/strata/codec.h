@@ -23,6 +23,7 @@
 #define STRATA_PROTO_MAX_CURSOR      (64u << 10)
 #define STRATA_PROTO_MAX_TEXT        4096u /* control verb/arg, pair, error message */
 #define STRATA_PROTO_MAX_ARGS        32u
+#define STRATA_PROTO_MAX_INSTALL     4096u /* tables in each list of an install */
 #define STRATA_PROTO_MAX_PAIRS       4096u
 #define STRATA_PROTO_MAX_TOPICS      64u  /* per replay or subscription */
 #define STRATA_PROTO_MAX_TOPIC       255u /* bytes in one topic */
@@ -78,6 +79,17 @@ typedef struct {
     strata_bytes_t value;
 } strata_batch_op_t;
 
+/* A compactor's finished job (control install_compaction): tables by number
+ * at level and level + 1, the finished outputs by bare file name. */
+typedef struct {
+    uint32_t level;
+    const uint64_t *inputs[2];
+    size_t n_inputs[2];
+    const char *const *outputs;
+    size_t n_outputs;
+    uint64_t cpu_ns;
+} strata_install_t;
+
 /* Which fields matter depends on op. After decode every pointer is into
  * memory the request owns, valid until strata_request_clear(); for encode the
  * caller fills the views with its own memory and keeps ownership. */
@@ -99,8 +111,9 @@ typedef struct {
     const char *verb;    /* control */
     const char *const *args;
     size_t n_args;
-    const char *name;          /* subscribe, ack */
-    const char *const *topics; /* replay, subscribe */
+    const strata_install_t *install; /* control: install_compaction's; NULL: absent */
+    const char *name;                /* subscribe, ack */
+    const char *const *topics;       /* replay, subscribe */
     size_t n_topics;
     uint64_t seq;          /* replay and subscribe: from_seq; ack: the acked seq */
     uint64_t from_time_ns; /* replay */
