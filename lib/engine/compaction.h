@@ -1,9 +1,8 @@
 /* Leveled compaction (RocksDB/LevelDB style): the picker chooses what to
  * merge from a version, and the runner merges it into new tables and an
  * edit that installs them. Private to lib/, shared by db.c's compaction
- * thread (writer/compaction = internal) and services/compactor, which
- * writes its outputs aside for the writer to install
- * (strata_db_install_compaction). */
+ * thread (writer/compaction = internal) and compaction_job.c, which wraps
+ * them for another process's compactor (strata/compaction.h). */
 #ifndef STRATA_COMPACTION_H
 #define STRATA_COMPACTION_H
 
@@ -12,15 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata/compaction.h"
 #include "strata/err.h"
 #include "version.h"
 
-typedef struct {
-    uint32_t l0_trigger;        /* compact L0 at this many files; default 4 */
-    uint64_t level1_bytes;      /* L1 size limit; default 64 MiB */
-    uint32_t level_ratio;       /* each level this many times the last; default 10 */
-    uint64_t target_file_bytes; /* split outputs past this; default 8 MiB */
-} compaction_options_t;
+/* The public types (strata/compaction.h), which another process's
+ * compactor fills in the same way. */
+typedef strata_compaction_options_t compaction_options_t;
 
 void compaction_options_init(compaction_options_t *opts);
 /* The size limit of level (>= 1). */
@@ -69,13 +66,7 @@ int compaction_pick_range(version_t *version, int level, const uint8_t *lo, size
 double compaction_score(const version_t *version, const compaction_options_t *opts);
 void compaction_free(compaction_t **c_p);
 
-typedef struct {
-    uint64_t bytes_read;
-    uint64_t bytes_written;
-    uint64_t entries_in;
-    uint64_t entries_dropped;
-    uint64_t tables_written;
-} compaction_stats_t;
+typedef strata_compaction_stats_t compaction_stats_t;
 
 /* Merges the inputs into new tables at level + 1, keeping for each key the
  * newest entry and any older one a snapshot at or above smallest_snapshot

@@ -24,17 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "compaction.h"
 #include "config.h"
 #include "http.h"
-#include "iter.h"
 #include "log.h"
 #include "node.h"
 #include "router.h"
 #include "verbs.h"
 #include "strata/client.h"
 #include "strata/codec.h"
-#include "version.h"
+#include "strata/compaction.h"
 
 #define COMPACTOR_VERSION "0.1.0"
 
@@ -59,7 +57,7 @@ typedef struct {
     char data_dir[PATH_MAX], work_dir[PATH_MAX + 16];
     char writer_file[PATH_MAX + 32], endpoints_file[PATH_MAX + 32];
     char endpoint[PATH_MAX + 32], metrics_url[128];
-    compaction_options_t copts;
+    strata_compaction_options_t copts;
     strata_table_options_t topts;
     strata_io_t io; /* posix, with writes throttled */
     uint64_t rate_bytes_s, cpu_percent;
@@ -70,7 +68,7 @@ typedef struct {
     bool worker_running;
     /* Worker thread only. */
     strata_client_t *writer;
-    compaction_cursor_t cursor;
+    strata_compaction_cursor_t *cursor;
     uint64_t jobs;
     uint64_t job_start_ns, job_cpu0_ns, job_written;
 
@@ -78,8 +76,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stopping;
-    const char *state;     /* idle, compacting, installing, no_writer */
-    compaction_t *current; /* its progress_entries, while it runs */
+    const char *state;                /* idle, compacting, installing, no_writer */
+    strata_compaction_job_t *current; /* its progress, while it runs */
     uint64_t current_entries, current_bytes;
     int current_level;
     uint64_t next_manual_id;
@@ -244,33 +242,38 @@ typedef struct {
 } job_result_t;
 
 /* Hands the finished job to the writer as one install_compaction message. */
-static int install(comp_t *s, const compaction_t *c, const edit_t *edit, const char *prefix,
+static int install(comp_t *s, const strata_compaction_job_t *job, const char *prefix,
                    uint64_t cpu_ns, strata_error_t *err)
 {
-    size_t n0 = c->n_inputs[0], n1 = c->n_inputs[1];
+    int level = strata_compaction_job_level(job);
+    size_t n0 = strata_compaction_job_inputs(job, 0), n1 = strata_compaction_job_inputs(job, 1);
+    size_t n_out = strata_compaction_job_outputs(job);
     uint64_t *numbers = calloc(n0 + n1 + 1, sizeof *numbers);
-    char **outputs = calloc(edit->n_adds + 1, sizeof *outputs);
-    char *names = calloc(edit->n_adds + 1, 96);
+    char **outputs = calloc(n_out + 1, sizeof *outputs);
+    char *names = calloc(n_out + 1, 96);
     int rc = 0;
     if (!numbers || !outputs || !names)
         rc = strata_error_set(err, STRATA_ENOMEM, "install of an L%d compaction: out of memory",
-                              c->level);
-    for (size_t w = 0; rc == 0 && w < 2; w++)
-        for (size_t i = 0; i < c->n_inputs[w]; i++)
-            numbers[(w ? n0 : 0) + i] = c->inputs[w][i]->number;
-    for (size_t i = 0; rc == 0 && i < edit->n_adds; i++) {
+                              level);
+    for (int w = 0; rc == 0 && w < 2; w++)
+        for (size_t i = 0; i < (w ? n1 : n0); i++) {
+            strata_table_info_t t;
+            strata_compaction_job_input(job, w, i, &t);
+            numbers[(w ? n0 : 0) + i] = t.number;
+        }
+    for (size_t i = 0; rc == 0 && i < n_out; i++) {
         outputs[i] = names + i * 96;
-        output_name(outputs[i], 96, prefix, edit->adds[i].file->number);
+        output_name(outputs[i], 96, prefix, strata_compaction_job_output(job, i));
     }
     if (rc == 0) {
-        strata_install_t job = {.level = (uint32_t)c->level,
+        strata_install_t msg = {.level = (uint32_t)level,
                                 .inputs = {numbers, numbers + n0},
                                 .n_inputs = {n0, n1},
                                 .outputs = (const char *const *)outputs,
-                                .n_outputs = edit->n_adds,
+                                .n_outputs = n_out,
                                 .cpu_ns = cpu_ns};
         strata_request_t req = {
-            .op = STRATA_OP_CONTROL, .verb = "install_compaction", .install = &job};
+            .op = STRATA_OP_CONTROL, .verb = "install_compaction", .install = &msg};
         strata_reply_t rep;
         rc = writer_call(s, &req, &rep, err);
         strata_reply_clear(&rep);
@@ -281,29 +284,31 @@ static int install(comp_t *s, const compaction_t *c, const edit_t *edit, const c
     return rc;
 }
 
-/* Merges c into compaction/ and has the writer install it. Whatever does
- * not end up installed is removed here. STRATA_ESTALE: the writer's version
- * moved on under it; nothing changed. */
-static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_snapshot,
+/* Merges job into compaction/ and has the writer install it. Whatever
+ * does not end up installed is removed here. STRATA_ESTALE: the writer's
+ * version moved on under it; nothing changed. */
+static int run_one(comp_t *s, strata_compaction_job_t *job, uint64_t smallest_snapshot,
                    job_result_t *res, strata_error_t *err)
 {
     memset(res, 0, sizeof *res);
     char prefix[48];
     snprintf(prefix, sizeof prefix, "%d-%" PRIu64, (int)getpid(), ++s->jobs);
-    c->output_dir = s->work_dir;
-    c->output_prefix = prefix;
+    int level = strata_compaction_job_level(job);
+    size_t n_in[2] = {strata_compaction_job_inputs(job, 0), strata_compaction_job_inputs(job, 1)};
     uint64_t in_entries = 0, in_bytes = 0;
     for (int w = 0; w < 2; w++)
-        for (size_t i = 0; i < c->n_inputs[w]; i++) {
-            in_entries += c->inputs[w][i]->entries;
-            in_bytes += c->inputs[w][i]->size;
+        for (size_t i = 0; i < n_in[w]; i++) {
+            strata_table_info_t t;
+            strata_compaction_job_input(job, w, i, &t);
+            in_entries += t.entries;
+            in_bytes += t.size;
         }
     pthread_mutex_lock(&s->mu);
     s->state = "compacting";
-    s->current = c;
+    s->current = job;
     s->current_entries = in_entries;
     s->current_bytes = in_bytes;
-    s->current_level = c->level;
+    s->current_level = level;
     pthread_mutex_unlock(&s->mu);
     atomic_store(&s->busy, true);
     s->job_start_ns = now_ns();
@@ -311,10 +316,9 @@ static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_s
     s->job_written = 0;
     atomic_store(&s->written_now, 0);
 
-    edit_t edit;
-    edit_init(&edit);
-    compaction_stats_t cs = {0};
-    int rc = compaction_run(vset, &s->topts, &s->copts, c, smallest_snapshot, &edit, &cs, err);
+    strata_compaction_stats_t cs = {0};
+    int rc =
+        strata_compaction_job_run(job, &s->copts, s->work_dir, prefix, smallest_snapshot, &cs, err);
     uint64_t cpu = thread_cpu_ns() - s->job_cpu0_ns;
     pthread_mutex_lock(&s->mu);
     s->current = NULL;
@@ -322,11 +326,12 @@ static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_s
     pthread_mutex_unlock(&s->mu);
 
     if (rc == 0)
-        rc = install(s, c, &edit, prefix, cpu, err);
+        rc = install(s, job, prefix, cpu, err);
     /* Installed outputs were renamed away; the rest are ours to remove. */
-    for (size_t i = 0; i < edit.n_adds; i++) {
+    size_t n_out = strata_compaction_job_outputs(job);
+    for (size_t i = 0; i < n_out; i++) {
         char name[96], path[PATH_MAX + 128];
-        output_name(name, sizeof name, prefix, edit.adds[i].file->number);
+        output_name(name, sizeof name, prefix, strata_compaction_job_output(job, i));
         snprintf(path, sizeof path, "%s/%s", s->work_dir, name);
         if (rc != 0)
             unlink(path);
@@ -341,38 +346,27 @@ static int run_one(comp_t *s, vset_t *vset, compaction_t *c, uint64_t smallest_s
         log_info("event=compaction level=%d inputs=%zu+%zu outputs=%zu read=%" PRIu64
                  " written=%" PRIu64 " entries_in=%" PRIu64 " dropped=%" PRIu64
                  " cpu_ms=%.1f ms=%.1f",
-                 c->level, c->n_inputs[0], c->n_inputs[1], edit.n_adds, cs.bytes_read,
-                 cs.bytes_written, cs.entries_in, cs.entries_dropped, (double)cpu / 1e6,
-                 (double)(now_ns() - s->job_start_ns) / 1e6);
+                 level, n_in[0], n_in[1], n_out, cs.bytes_read, cs.bytes_written, cs.entries_in,
+                 cs.entries_dropped, (double)cpu / 1e6, (double)(now_ns() - s->job_start_ns) / 1e6);
     } else if (rc == STRATA_ESTALE) {
         atomic_fetch_add(&s->stale, 1);
-        log_info("event=compaction_stale level=%d reason=\"%s\"", c->level, err->msg);
+        log_info("event=compaction_stale level=%d reason=\"%s\"", level, err->msg);
     } else if (!stopping(s)) {
         atomic_fetch_add(&s->failures, 1);
-        log_warning("event=compaction_failed level=%d error=\"%s\"", c->level, err->msg);
+        log_warning("event=compaction_failed level=%d error=\"%s\"", level, err->msg);
     }
     atomic_fetch_add(&s->cpu_ns, cpu);
     atomic_store(&s->busy, false);
     set_state(s, "idle");
-    edit_clear(&edit);
     return rc;
 }
 
-static int open_version(comp_t *s, vset_t **vset, strata_error_t *err)
+static int open_tables(comp_t *s, strata_tables_t **tables, strata_error_t *err)
 {
-    return vset_open_readonly(s->data_dir, NULL, &s->topts, NULL, vset, err);
+    return strata_tables_open(s->data_dir, &s->topts, tables, err);
 }
 
 /* ---- manual compactions ---------------------------------------------------------- */
-
-static bool file_in_range(const vfile_t *f, const manual_t *m)
-{
-    if (m->has_lo && key_compare(f->largest, f->largest_len, m->lo, strlen(m->lo)) < 0)
-        return false;
-    if (m->has_hi && key_compare(f->smallest, f->smallest_len, m->hi, strlen(m->hi)) > 0)
-        return false;
-    return true;
-}
 
 static void manual_finish(comp_t *s, int rc, const char *message)
 {
@@ -397,31 +391,30 @@ static void manual_run(comp_t *s, const manual_t *m)
 {
     strata_error_t err;
     strata_error_clear(&err);
-    vset_t *vset = NULL;
-    int rc = open_version(s, &vset, &err);
+    strata_tables_t *tables = NULL;
+    int rc = open_tables(s, &tables, &err);
     if (rc)
         return manual_finish(s, rc, err.msg);
-    version_t *v = vset_current(vset);
+    const char *lo = m->has_lo ? m->lo : NULL, *hi = m->has_hi ? m->hi : NULL;
+    size_t lo_len = m->has_lo ? strlen(m->lo) : 0, hi_len = m->has_hi ? strlen(m->hi) : 0;
     int from = m->level >= 0 ? m->level : 0, to = m->level >= 0 ? m->level + 1 : 1;
     uint64_t total = 0;
-    for (int l = 0; l < STRATA_LEVELS; l++)
-        for (size_t i = 0; i < v->n_files[l]; i++)
-            if (file_in_range(v->files[l][i], m)) {
-                if (m->level < 0 && l > to)
-                    to = l;
-                if (l >= from && (m->level < 0 || l == m->level))
-                    total += v->files[l][i]->size;
-            }
-    if (to > STRATA_LEVELS - 1)
-        to = STRATA_LEVELS - 1;
-    version_unref(&v);
-    vset_close(&vset);
+    for (int l = 0; l < STRATA_COMPACTION_LEVELS; l++) {
+        uint64_t bytes = 0;
+        if (!strata_tables_in_range(tables, l, lo, lo_len, hi, hi_len, &bytes))
+            continue;
+        if (m->level < 0 && l > to)
+            to = l;
+        if (l >= from && (m->level < 0 || l == m->level))
+            total += bytes;
+    }
+    if (to > STRATA_COMPACTION_LEVELS - 1)
+        to = STRATA_COMPACTION_LEVELS - 1;
+    strata_tables_close(&tables);
     pthread_mutex_lock(&s->mu);
     s->manual_total_bytes = total;
     pthread_mutex_unlock(&s->mu);
 
-    const uint8_t *lo = m->has_lo ? (const uint8_t *)m->lo : NULL;
-    const uint8_t *hi = m->has_hi ? (const uint8_t *)m->hi : NULL;
     for (int level = from; level < to && rc == 0; level++) {
         pthread_mutex_lock(&s->mu);
         snprintf(s->manual_step, sizeof s->manual_step, "L%d->L%d", level, level + 1);
@@ -429,21 +422,19 @@ static void manual_run(comp_t *s, const manual_t *m)
         int stale = 0;
         for (bool more = true; more && rc == 0 && !stopping(s);) {
             writer_state_t st;
-            if ((rc = writer_state(s, false, 0, &st, &err)) || (rc = open_version(s, &vset, &err)))
+            if ((rc = writer_state(s, false, 0, &st, &err)) || (rc = open_tables(s, &tables, &err)))
                 break;
-            v = vset_current(vset);
-            compaction_t *c = NULL;
-            rc = compaction_pick_range(v, level, lo, m->has_lo ? strlen(m->lo) : 0, hi,
-                                       m->has_hi ? strlen(m->hi) : 0, MANUAL_CHUNK_FILES, &c);
-            version_unref(&v);
+            strata_compaction_job_t *c = NULL;
+            rc = strata_compaction_job_pick_range(tables, level, lo, lo_len, hi, hi_len,
+                                                  MANUAL_CHUNK_FILES, &c);
             if (rc)
                 strata_error_set(&err, rc, "picking L%d: %s", level, strata_strerror(rc));
             job_result_t res;
             if (rc == 0 && c)
-                rc = run_one(s, vset, c, st.smallest_snapshot, &res, &err);
+                rc = run_one(s, c, st.smallest_snapshot, &res, &err);
             more = c && level > 0;
-            compaction_free(&c);
-            vset_close(&vset);
+            strata_compaction_job_free(&c);
+            strata_tables_close(&tables);
             if (rc == STRATA_ESTALE && ++stale < MAX_STALE_RETRIES) {
                 rc = 0;
                 more = true;
@@ -525,26 +516,24 @@ static void *worker_main(void *arg)
             continue;
         }
         internal_logged = false;
-        vset_t *vset = NULL;
-        if ((rc = open_version(s, &vset, &err)) != 0) {
+        strata_tables_t *tables = NULL;
+        if ((rc = open_tables(s, &tables, &err)) != 0) {
             log_warning("event=manifest_read_failed error=\"%s\"", err.msg);
             nap(s, 1000000000ull);
             continue;
         }
-        version_t *v = vset_current(vset);
-        compaction_t *c = NULL;
-        rc = compaction_pick(v, &s->copts, &s->cursor, false, &c);
-        version_unref(&v);
+        strata_compaction_job_t *c = NULL;
+        rc = strata_compaction_job_pick(tables, &s->copts, s->cursor, &c);
         job_result_t res;
         if (rc == 0 && c)
-            rc = run_one(s, vset, c, st.smallest_snapshot, &res, &err);
+            rc = run_one(s, c, st.smallest_snapshot, &res, &err);
         else if (rc)
             log_warning("event=pick_failed error=\"%s\"", strata_strerror(rc));
         /* Nothing to do at this generation: wait for the next. After a
          * compaction the writer's generation moved, so look again now. */
         seen = c || rc ? UINT64_MAX : st.generation;
-        compaction_free(&c);
-        vset_close(&vset);
+        strata_compaction_job_free(&c);
+        strata_tables_close(&tables);
         if (rc && rc != STRATA_ESTALE && !stopping(s))
             nap(s, 1000000000ull); /* a failing disk is not retried in a spin */
     }
@@ -567,15 +556,16 @@ static int parse_manual(const strata_request_t *req, manual_t *m, char *why, siz
     m->level = -1;
     if (req->n_args != 2) {
         snprintf(why, cap, "compact takes LEVEL (- or 0..%d) and RANGE (- or lo..hi)",
-                 STRATA_LEVELS - 2);
+                 STRATA_COMPACTION_LEVELS - 2);
         return -1;
     }
     const char *level = req->args[0], *range = req->args[1];
     if (strcmp(level, "-")) {
         char *end = NULL;
         long l = strtol(level, &end, 10);
-        if (end == level || *end || l < 0 || l > STRATA_LEVELS - 2) {
-            snprintf(why, cap, "compact: level '%s' is not 0..%d", level, STRATA_LEVELS - 2);
+        if (end == level || *end || l < 0 || l > STRATA_COMPACTION_LEVELS - 2) {
+            snprintf(why, cap, "compact: level '%s' is not 0..%d", level,
+                     STRATA_COMPACTION_LEVELS - 2);
             return -1;
         }
         m->level = (int)l;
@@ -604,7 +594,7 @@ static void reply_progress(comp_t *s, zframe_t *identity, bool delimited, uint64
 {
     char v[16][40];
     pthread_mutex_lock(&s->mu);
-    uint64_t merged = s->current ? atomic_load(&s->current->progress_entries) : 0;
+    uint64_t merged = s->current ? strata_compaction_job_progress(s->current) : 0;
     snprintf(v[0], sizeof v[0], "%d", s->current_level);
     snprintf(v[1], sizeof v[1], "%" PRIu64, s->current_entries);
     snprintf(v[2], sizeof v[2], "%" PRIu64, merged);
@@ -809,7 +799,9 @@ static int load(comp_t *s, strata_error_t *err)
                                 "compactor config out of range: l0_trigger 2..64, level1_mb "
                                 "1..1048576, target_file_mb 1..4096, rate_mb_s 0..100000 (0: "
                                 "unlimited), cpu_percent 1..100");
-    compaction_options_init(&s->copts);
+    strata_compaction_options_init(&s->copts);
+    if (!(s->cursor = strata_compaction_cursor_new()))
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     s->copts.l0_trigger = (uint32_t)l0;
     s->copts.level1_bytes = l1_mb << 20;
     s->copts.target_file_bytes = target_mb << 20;
@@ -928,7 +920,7 @@ out:
         pthread_join(s->worker, NULL);
     if (rc == 0)
         unlink(s->endpoints_file);
-    compaction_cursor_clear(&s->cursor);
+    strata_compaction_cursor_free(&s->cursor);
     svc_http_stop(&s->http);
     strata_client_destroy(&s->writer);
     zsock_destroy(&s->router);

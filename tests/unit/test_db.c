@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "compaction.h"
+#include "strata/compaction.h"
 #include "strata/db.h"
 #include "version.h"
 #include "support.h"
@@ -446,42 +447,62 @@ typedef struct {
     int level;
 } offsite_t;
 
+/* Through the public compaction API, as strata-compactor does. */
 static void compact_offsite(const char *dir, const char *work, offsite_t *o)
 {
     memset(o, 0, sizeof *o);
-    vset_t *vset = NULL;
+    strata_tables_t *tables = NULL;
     strata_error_t err;
-    ck_assert_msg(vset_open_readonly(dir, NULL, NULL, NULL, &vset, &err) == 0, "%s", err.msg);
-    version_t *v = vset_current(vset);
-    compaction_options_t copts;
-    compaction_options_init(&copts);
-    compaction_cursor_t cursor = {0};
-    compaction_t *c = NULL;
-    ck_assert_int_eq(compaction_pick(v, &copts, &cursor, true, &c), 0);
-    ck_assert_ptr_nonnull(c);
-    c->output_dir = work;
-    c->output_prefix = "t";
-    strata_table_options_t topts;
-    strata_table_options_init(&topts);
-    edit_t edit;
-    edit_init(&edit);
-    compaction_stats_t cs = {0};
-    ck_assert_msg(compaction_run(vset, &topts, &copts, c, 0, &edit, &cs, &err) == 0, "%s", err.msg);
-    o->level = c->level;
+    ck_assert_msg(strata_tables_open(dir, NULL, &tables, &err) == 0, "%s", err.msg);
+    /* The view: L0 newest first, keys bounding each table. */
+    size_t n0 = strata_tables_count(tables, 0);
+    ck_assert_uint_ge(n0, 1);
+    ck_assert_uint_eq(strata_tables_count(tables, 7), 0);
+    strata_table_info_t newest, oldest;
+    strata_tables_info(tables, 0, 0, &newest);
+    strata_tables_info(tables, 0, n0 - 1, &oldest);
+    ck_assert_uint_gt(newest.number, oldest.number);
+    ck_assert_int_le(memcmp(newest.smallest, newest.largest, newest.smallest_len), 0);
+    uint64_t bytes = 0;
+    ck_assert_uint_eq(strata_tables_in_range(tables, 0, NULL, 0, NULL, 0, &bytes), n0);
+    ck_assert_uint_gt(bytes, 0);
+    ck_assert_uint_eq(strata_tables_in_range(tables, 0, "zzz", 3, NULL, 0, NULL), 0);
+
+    strata_compaction_options_t copts;
+    strata_compaction_options_init(&copts);
+    copts.l0_trigger = (uint32_t)n0;
+    strata_compaction_cursor_t *cursor = strata_compaction_cursor_new();
+    ck_assert_ptr_nonnull(cursor);
+    strata_compaction_job_t *job = NULL;
+    ck_assert_int_eq(strata_compaction_job_pick(tables, &copts, cursor, &job), 0);
+    ck_assert_ptr_nonnull(job);
+    ck_assert_int_eq(strata_compaction_job_pick_range(tables, 6, NULL, 0, NULL, 0, 1,
+                                                      &(strata_compaction_job_t *){NULL}),
+                     STRATA_EINVAL);
+    strata_compaction_stats_t cs = {0};
+    ck_assert_msg(strata_compaction_job_run(job, &copts, work, "t", 0, &cs, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_uint_eq(cs.tables_written, strata_compaction_job_outputs(job));
+    ck_assert_uint_eq(strata_compaction_job_progress(job), cs.entries_in);
+    ck_assert_int_eq(strata_compaction_job_run(job, &copts, work, "t", 0, &cs, &err),
+                     STRATA_EINVAL);
+    o->level = strata_compaction_job_level(job);
     for (int w = 0; w < 2; w++) {
-        o->n_inputs[w] = c->n_inputs[w];
-        for (size_t i = 0; i < c->n_inputs[w]; i++)
-            o->inputs[w][i] = c->inputs[w][i]->number;
+        o->n_inputs[w] = strata_compaction_job_inputs(job, w);
+        for (size_t i = 0; i < o->n_inputs[w]; i++) {
+            strata_table_info_t t;
+            strata_compaction_job_input(job, w, i, &t);
+            o->inputs[w][i] = t.number;
+        }
     }
-    for (size_t i = 0; i < edit.n_adds; i++)
+    for (size_t i = 0; i < strata_compaction_job_outputs(job); i++)
         ck_assert_int_ge(asprintf(&o->outputs[o->n_outputs++], "%s/t-%llu.sst", work,
-                                  (unsigned long long)edit.adds[i].file->number),
+                                  (unsigned long long)strata_compaction_job_output(job, i)),
                          0);
-    edit_clear(&edit);
-    compaction_free(&c);
-    compaction_cursor_clear(&cursor);
-    version_unref(&v);
-    vset_close(&vset);
+    strata_compaction_job_free(&job);
+    strata_compaction_cursor_free(&cursor);
+    strata_tables_close(&tables);
+    ck_assert_ptr_null(tables);
 }
 
 static strata_compaction_result_t as_result(const offsite_t *o)
