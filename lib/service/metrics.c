@@ -43,11 +43,15 @@ void svc_metrics_prom(const svc_metric_t *rows, size_t n, const void *snap, FILE
         if (!r->metric)
             continue;
         double scale = r->scale != 0 ? r->scale : 1;
+        double value =
+            (r->is_double ? f64_at(snap, r->offset) : (double)u64_at(snap, r->offset)) * scale;
         if (r->kind == SVC_COUNTER && !r->is_double && scale == 1)
             prom_counter(out, r->metric, r->help, u64_at(snap, r->offset));
+        else if (r->kind == SVC_COUNTER)
+            /* A scaled counter (ns shown as seconds) is still a counter. */
+            fprintf(out, "# HELP strata_%s %s\n# TYPE strata_%s counter\nstrata_%s %.17g\n",
+                    r->metric, r->help, r->metric, r->metric, value);
         else
-            prom_gauge(out, r->metric, r->help,
-                       (r->is_double ? f64_at(snap, r->offset) : (double)u64_at(snap, r->offset)) *
-                           scale);
+            prom_gauge(out, r->metric, r->help, value);
     }
 }

@@ -1,15 +1,13 @@
-/* strata-compactor: arguments, then the server (compactor.c) with the node's config until
- * SIGINT/SIGTERM. */
+/* strata-compactor: arguments and the node's config, then the server object
+ * (compactor.h) until SIGINT/SIGTERM. */
 #define _GNU_SOURCE
+#include <czmq.h>
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "compactor.h"
 #include "config.h"
-
-/* compactor.c: loads the config over default_config, runs until interrupted;
- * the process's exit code. */
-int compactor_main(const char *default_config, const char *config_file, bool print_config);
-const char *compactor_version(void);
+#include "log.h"
 
 static const char default_config[] =
     "node\n"
@@ -45,5 +43,32 @@ int main(int argc, char **argv)
                             &config_file, &print_config);
     if (rc >= 0)
         return rc;
-    return compactor_main(default_config, config_file, print_config);
+    svc_config_t *cfg = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    if (svc_config_load(default_config, config_file, &cfg, &err) ||
+        compactor_check_config(cfg, &err)) {
+        fprintf(stderr, "strata-compactor: %s\n", err.msg);
+        svc_config_destroy(&cfg);
+        return 2;
+    }
+    if (print_config) {
+        svc_config_print(cfg, stdout);
+        svc_config_destroy(&cfg);
+        return 0;
+    }
+    zsys_init();
+    compactor_t *c = NULL;
+    if ((rc = svc_log_init("strata-compactor", svc_config_get(cfg, "log/level"), &err)) == 0)
+        rc = compactor_new(cfg, &c, &err); /* takes cfg */
+    else
+        svc_config_destroy(&cfg);
+    if (rc) {
+        log_error("event=start_failed error=\"%s\"", err.msg);
+        fprintf(stderr, "strata-compactor: %s\n", err.msg);
+        return 1;
+    }
+    compactor_run(c);
+    compactor_destroy(&c);
+    return 0;
 }

@@ -77,7 +77,7 @@ static const svc_metric_t rows[] = {
     {"stalls_total", "write_stalls_total", "Writes that waited for a flush.", SVC_COUNTER,
      U(stalls)},
     {"stall_ms_total", NULL, "Total time writes waited for flushes.", SVC_GAUGE, F(stall_ms, 3)},
-    {NULL, "write_stall_seconds_total", "Total time writes waited for flushes.", SVC_GAUGE,
+    {NULL, "write_stall_seconds_total", "Total time writes waited for flushes.", SVC_COUNTER,
      S(stall_ns, 1e-9)},
     {"recovery_ms", NULL, "How long the open at start took, WAL replay included.", SVC_GAUGE,
      F(recovery_ms, 1)},

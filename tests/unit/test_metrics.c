@@ -20,7 +20,7 @@ static const svc_metric_t rows[] = {
      false, 0, 0},
     {"last_seq", "last_seq", "Last seq.", SVC_GAUGE, offsetof(snap_t, seq), false, 0, 0},
     {"batch_mean", NULL, "Mean batch.", SVC_GAUGE, offsetof(snap_t, mean), true, 0, 2},
-    {NULL, "wait_seconds_total", "Time waited.", SVC_GAUGE, offsetof(snap_t, wait_ns), false, 1e-9,
+    {NULL, "wait_seconds_total", "Time waited.", SVC_COUNTER, offsetof(snap_t, wait_ns), false, 1e-9,
      0},
 };
 
@@ -48,7 +48,7 @@ START_TEST(stats_pairs_and_prometheus_text_come_from_the_same_rows)
                                        "strata_requests_total 18446744073709551615\n"));
     ck_assert_ptr_nonnull(strstr(text, "# TYPE strata_last_seq gauge\nstrata_last_seq 42\n"));
     ck_assert_ptr_nonnull(
-        strstr(text, "# TYPE strata_wait_seconds_total gauge\nstrata_wait_seconds_total 1.5\n"));
+        strstr(text, "# TYPE strata_wait_seconds_total counter\nstrata_wait_seconds_total 1.5\n"));
     ck_assert_ptr_null(strstr(text, "batch_mean")); /* stats only */
     free(text);
 }
