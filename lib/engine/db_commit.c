@@ -144,6 +144,13 @@ int strata_db_commit(strata_db_t *self, uint64_t seq, strata_error_t *err)
         return strata_error_set(
             err, STRATA_EINVAL,
             "strata_db_commit: this db commits by itself (STRATA_COMMIT_LOCAL)");
+    /* Only what this log holds can be committed here (Raft's follower
+     * commits min(leader commit, last new entry)): an entry that arrives
+     * later at a seq the owner named before is not known to be the one the
+     * owner meant, so it waits for the next commit. */
+    uint64_t appended = strata_wal_last_seq(self->wal);
+    if (seq > appended)
+        seq = appended;
     pthread_mutex_lock(&self->write_mu);
     if (seq > self->commit_seq) {
         self->commit_seq = seq;

@@ -201,8 +201,9 @@ void strata_db_snapshot_release(strata_db_t *self, uint64_t seq);
 
 /* Makes every entry up to seq committed: applied to the memtable in seq
  * order, readable, and handed to on_committed. A seq past the last
- * appended entry commits what there is and the rest as it arrives; a seq
- * at or below the current commit changes nothing. STRATA_EINVAL in LOCAL. */
+ * appended entry commits up to that entry only (entries appended later
+ * wait for the next call); a seq at or below the current commit changes
+ * nothing. STRATA_EINVAL in LOCAL. */
 int strata_db_commit(strata_db_t *self, uint64_t seq, strata_error_t *err);
 /* The commit seq as the owner last set it (LOCAL: the last applied seq). */
 uint64_t strata_db_commit_seq(strata_db_t *self);
