@@ -24,20 +24,18 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "strata/crc.h"
+#include "strata/entry.h"
 #include "strata/ring.h"
 
 /* The entries: topic "market", an 8-byte key (the seq, big-endian) and a
  * value padded so the whole entry is 64 or 512 bytes. The value starts with
  * the send time, CLOCK_MONOTONIC ns: system-wide, so a reader process can
  * subtract it from its own clock. */
-#define S_ENTRY_HEADER_BYTES 40
-#define S_TOPIC              "market"
-#define S_TOPIC_BYTES        6
-#define S_KEY_BYTES          8
-#define S_VALUE_OFFSET       (S_ENTRY_HEADER_BYTES + S_TOPIC_BYTES + S_KEY_BYTES)
-#define S_SEQ_OFFSET         16
-#define S_ENTRY_TERM         1
+#define S_TOPIC       "market"
+#define S_TOPIC_BYTES 6
+#define S_KEY_BYTES   8
+#define S_ENTRY_TERM  1
+#define S_MAX_ENTRY   512
 
 #define S_MAX_READERS 4
 #define S_MAX_BUCKETS 4096                /* the histogram has 3968 */
@@ -214,12 +212,6 @@ static void s_pause_briefly(void)
     nanosleep(&ts, NULL);
 }
 
-static inline void s_put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
 static inline void s_put_le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -247,32 +239,64 @@ static inline uint64_t s_get_le64(const uint8_t *p)
 
 /* ---- entries ------------------------------------------------------------- */
 
-/* Fills the parts of an entry that never change: topic and value padding. */
-static void s_entry_template(uint8_t *entry, unsigned size)
-{
-    memset(entry, 0, S_ENTRY_HEADER_BYTES);
-    memcpy(entry + S_ENTRY_HEADER_BYTES, S_TOPIC, S_TOPIC_BYTES);
-    for (unsigned i = S_VALUE_OFFSET; i < size; i++)
-        entry[i] = (uint8_t)('a' + (i * 7) % 26);
-}
+/* Where this bench's entries hold the key (the seq, big-endian) and the
+ * value (the send time first): found once, before any reader forks, by
+ * decoding an entry strata_entry_encode built, so that the readers of the
+ * raw anchors read those two fields without decoding every message and
+ * without a copy of the entry's layout here. */
+static size_t s_key_off, s_value_off;
 
-/* An entry as lib/log/wal.md lays it out, for seq, sent at sent_ns. */
+/* The entry for seq, sent at sent_ns, of size bytes in all. */
 static void s_entry_build(uint8_t *entry, unsigned size, uint64_t seq, uint64_t sent_ns,
                           uint64_t realtime_offset_ns)
 {
-    uint32_t payload_len = size - S_ENTRY_HEADER_BYTES;
-    s_put_le32(entry + 4, payload_len);
-    entry[8] = 1; /* put */
-    entry[9] = 0;
-    s_put_le16(entry + 10, S_TOPIC_BYTES);
-    s_put_le32(entry + 12, S_KEY_BYTES);
-    s_put_le64(entry + S_SEQ_OFFSET, seq);
-    s_put_le64(entry + 24, S_ENTRY_TERM);
-    s_put_le64(entry + 32, sent_ns + realtime_offset_ns);
+    uint8_t key[S_KEY_BYTES], value[S_MAX_ENTRY];
+    size_t value_len = size - strata_entry_size(S_TOPIC_BYTES, S_KEY_BYTES, 0);
     for (int i = 0; i < S_KEY_BYTES; i++)
-        entry[S_ENTRY_HEADER_BYTES + S_TOPIC_BYTES + i] = (uint8_t)(seq >> (56 - 8 * i));
-    s_put_le64(entry + S_VALUE_OFFSET, sent_ns);
-    s_put_le32(entry, strata_crc32c(0, entry + 4, size - 4));
+        key[i] = (uint8_t)(seq >> (56 - 8 * i));
+    s_put_le64(value, sent_ns);
+    for (size_t i = 8; i < value_len; i++)
+        value[i] = (uint8_t)('a' + (i * 7) % 26);
+    strata_entry_t e = {.seq = seq,
+                        .term = S_ENTRY_TERM,
+                        .timestamp_ns = sent_ns + realtime_offset_ns,
+                        .type = STRATA_VALUE_PUT,
+                        .topic = (const uint8_t *)S_TOPIC,
+                        .topic_len = S_TOPIC_BYTES,
+                        .key = key,
+                        .key_len = S_KEY_BYTES,
+                        .value = value,
+                        .value_len = (uint32_t)value_len};
+    strata_entry_encode(entry, &e);
+}
+
+static void s_layout_init(void)
+{
+    uint8_t buf[S_MAX_ENTRY];
+    s_entry_build(buf, 64, 1, 0, 0);
+    strata_entry_t e;
+    size_t used = 0;
+    strata_error_t err;
+    if (strata_entry_decode(buf, 64, 0, &e, &used, &err) != 0 || used != 64) {
+        fprintf(stderr, "strata-bench: fanout: the bench's own entry does not decode: %s\n",
+                err.msg);
+        exit(1);
+    }
+    s_key_off = (size_t)(e.key - buf);
+    s_value_off = (size_t)(e.value - buf);
+}
+
+static inline uint64_t s_seq_of(const uint8_t *entry)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < S_KEY_BYTES; i++)
+        v = v << 8 | entry[s_key_off + i];
+    return v;
+}
+
+static inline uint64_t s_sent_of(const uint8_t *entry)
+{
+    return s_get_le64(entry + s_value_off);
 }
 
 /* ---- the reader side (child processes) ----------------------------------- */
@@ -599,7 +623,7 @@ static int s_produce(s_run_t *run, uint64_t first_seq, uint64_t count, bool pace
             s_entry_build(run->entries + (size_t)i * run->size, run->size, seq + i, bench_now_ns(),
                           run->realtime_offset_ns);
         if (*sent == 0)
-            *start_ns = s_get_le64(run->entries + S_VALUE_OFFSET);
+            *start_ns = s_sent_of(run->entries);
         if (run->transport->publish(run, run->entries, (size_t)n * run->size, n, seq + n - 1) != 0)
             return -1;
         *sent += n;
@@ -780,8 +804,7 @@ static int s_spsc_read(s_reader_t *r)
                 continue;
             }
             uint64_t now = bench_now_ns();
-            if (s_reader_take(r, s_get_le64(record + 8 + S_SEQ_OFFSET),
-                              s_get_le64(record + 8 + S_VALUE_OFFSET), now) != 0)
+            if (s_reader_take(r, s_seq_of(record + 8), s_sent_of(record + 8), now) != 0)
                 return -1;
             cursor += 8 + ((len + 7) & ~(uint64_t)7);
         }
@@ -907,13 +930,13 @@ static int s_zmq_read(s_reader_t *r)
                                zmq_msg_size(&body), run->size);
             continue;
         }
-        uint64_t seq = s_get_le64(entry + S_SEQ_OFFSET);
+        uint64_t seq = s_seq_of(entry);
         if (seq == 0) {
             if (atomic_load(&r->slot->state) == S_READER_STARTING)
                 s_reader_ready(r);
             continue;
         }
-        rc = s_reader_take(r, seq, s_get_le64(entry + S_VALUE_OFFSET), now);
+        rc = s_reader_take(r, seq, s_sent_of(entry), now);
     }
     zmq_msg_close(&topic);
     zmq_msg_close(&body);
@@ -1135,11 +1158,11 @@ static int s_distributor_read(s_reader_t *r)
             continue;
         }
         for (uint32_t i = 0; i < count && rc == 0; i++, entry += run->size) {
-            uint64_t seq = s_get_le64(entry + S_SEQ_OFFSET);
+            uint64_t seq = s_seq_of(entry);
             /* Before this run's first: what an earlier run left in flight. */
             if (seq < run->first_seq && r->expected_seq == run->first_seq)
                 continue;
-            rc = s_reader_take(r, seq, s_get_le64(entry + S_VALUE_OFFSET), now);
+            rc = s_reader_take(r, seq, s_sent_of(entry), now);
         }
     }
     for (int i = 0; i < 3; i++)
@@ -1237,8 +1260,6 @@ static void s_run_once(s_ctx_t *ctx, const s_transport_t *transport, unsigned re
     run.min_progress = run.first_seq - 1;
     run.deadline_ns = bench_now_ns() + (uint64_t)(ctx->run_seconds * 1e9);
     run.entries = bench_alloc_or_die(malloc((size_t)S_GROUP * size));
-    for (unsigned i = 0; i < S_GROUP; i++)
-        s_entry_template(run.entries + (size_t)i * size, size);
     run.shared =
         mmap(NULL, sizeof *run.shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (run.shared == MAP_FAILED) {
@@ -1509,6 +1530,7 @@ static uint64_t s_realtime_offset_ns(void)
 int bench_fanout(bench_t *b)
 {
     uint64_t verb_start_ns = bench_now_ns();
+    s_layout_init();
     s_ctx_t ctx = {.b = b,
                    .paced_seconds = b->quick ? QUICK_PACED_S : FULL_PACED_S,
                    .unpaced_msgs = b->quick ? QUICK_UNPACED_MSGS : FULL_UNPACED_MSGS,
