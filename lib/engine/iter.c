@@ -397,6 +397,11 @@ typedef struct {
     iter_t **heap; /* valid children; heap[0] is the current entry */
     size_t heap_len;
     bool forward;
+    /* The first child error seen. It ends the merge at once: carrying on
+     * without that child would serve keys it shadows, or skip keys it
+     * holds, as if nothing had happened. */
+    int failed;
+    strata_error_t detail;
 } merge_iter_t;
 
 #define MERGE(it) ((merge_iter_t *)(it))
@@ -428,21 +433,48 @@ static void heap_down(merge_iter_t *m, size_t i)
     }
 }
 
+/* A child that is not valid: exhausted, or failed (which fails the merge). */
+static void child_ended(merge_iter_t *m, iter_t *child)
+{
+    if (m->failed)
+        return;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = iter_status(child, &err);
+    if (rc) {
+        m->failed = rc;
+        m->detail = err;
+        m->heap_len = 0;
+    }
+}
+
 static void heap_build(merge_iter_t *m)
 {
     m->heap_len = 0;
-    for (size_t i = 0; i < m->n; i++)
+    for (size_t i = 0; i < m->n && !m->failed; i++) {
         if (iter_valid(m->children[i]))
             m->heap[m->heap_len++] = m->children[i];
+        else
+            child_ended(m, m->children[i]);
+    }
+    if (m->failed) {
+        m->heap_len = 0;
+        return;
+    }
     for (size_t i = m->heap_len / 2; i-- > 0;)
         heap_down(m, i);
 }
 
-/* After the top child moved: drop it if exhausted, else sift it down. */
+/* After the top child moved: drop it if exhausted (ending the merge if it
+ * failed), else sift it down. */
 static void heap_fix_top(merge_iter_t *m)
 {
-    if (!iter_valid(m->heap[0]))
+    if (!iter_valid(m->heap[0])) {
+        child_ended(m, m->heap[0]);
+        if (m->failed)
+            return;
         m->heap[0] = m->heap[--m->heap_len];
+    }
     if (m->heap_len)
         heap_down(m, 0);
 }
@@ -486,8 +518,13 @@ static void merge_turn(merge_iter_t *m, bool forward)
     uint64_t seq = iter_seq(current);
     uint8_t small[256];
     uint8_t *key = key_len <= sizeof small ? small : malloc(key_len);
-    if (!key)
+    if (!key) {
+        m->failed =
+            strata_error_set(&m->detail, STRATA_ENOMEM,
+                             "out of memory turning a merge around a %zu-byte key", key_len);
+        m->heap_len = 0;
         return;
+    }
     memcpy(key, key_src, key_len);
     for (size_t i = 0; i < m->n; i++) {
         iter_t *child = m->children[i];
@@ -514,6 +551,8 @@ static void merge_turn(merge_iter_t *m, bool forward)
 static void merge_next(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
+    if (m->failed)
+        return;
     if (!m->forward)
         merge_turn(m, true);
     iter_next(m->heap[0]);
@@ -522,6 +561,8 @@ static void merge_next(iter_t *it)
 static void merge_prev(iter_t *it)
 {
     merge_iter_t *m = MERGE(it);
+    if (m->failed)
+        return;
     if (m->forward)
         merge_turn(m, false);
     iter_prev(m->heap[0]);
@@ -546,6 +587,11 @@ static strata_value_type_t merge_type(const iter_t *it)
 static int merge_status(const iter_t *it, strata_error_t *err)
 {
     const merge_iter_t *m = MERGE(it);
+    if (m->failed) {
+        if (err)
+            *err = m->detail;
+        return m->failed;
+    }
     for (size_t i = 0; i < m->n; i++) {
         int rc = iter_status(m->children[i], err);
         if (rc)

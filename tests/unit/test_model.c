@@ -1,13 +1,17 @@
 /* A randomized model test: thousands of random operations against the
  * engine and an in-memory model, checking every result. Operations: put,
  * delete, batch, get, forward and reverse scans with bounds, zigzag seeks,
- * snapshot reads, flushes and reopens. The seed is printed; replay a
- * failure with STRATA_TEST_SEED. STRATA_SOAK=1 runs ten times longer. */
+ * snapshot reads, flushes and reopens; then a table is damaged, and later
+ * one is removed, and every scan must either match the model or fail: never
+ * succeed with keys missing or stale. The seed is printed; replay a failure
+ * with STRATA_TEST_SEED. STRATA_SOAK=1 runs ten times longer. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "strata/db.h"
 #include "support.h"
@@ -150,6 +154,108 @@ static void check_scan(strata_db_t *db, const model_t *m, uint64_t snap, int lo,
     strata_db_iter_destroy(&it);
 }
 
+/* A forward scan of [lo, hi) over a damaged directory: each entry it
+ * yields is the model's next one, and it either ends exactly where the
+ * model does with status 0 or stops with an error. Returns true when it
+ * stopped with an error. */
+static bool check_scan_or_error(strata_db_t *db, const model_t *m, int lo, int hi, int op)
+{
+    char lo_key[16], hi_key[16];
+    key_name(lo_key, lo);
+    key_name(hi_key, hi);
+    strata_read_options_t ro = {.lower_bound = lo_key,
+                                .lower_len = strlen(lo_key),
+                                .upper_bound = hi < KEYS ? hi_key : NULL,
+                                .upper_len = hi < KEYS ? strlen(hi_key) : 0};
+    strata_db_iter_t *it = strata_db_iter_new(db, &ro);
+    ck_assert_ptr_nonnull(it);
+    strata_db_iter_seek_first(it);
+    bool failed = false;
+    for (int k = lo; k < hi && !failed; k++) {
+        if (!m->value[k])
+            continue;
+        if (!strata_db_iter_valid(it)) {
+            ck_assert_msg(strata_db_iter_status(it, NULL) != 0,
+                          "op %d damaged scan [%d, %d): ended with status 0 before key %d", op, lo,
+                          hi, k);
+            failed = true;
+            break;
+        }
+        check_entry(it, m, k, op, "damaged scan");
+        strata_db_iter_next(it);
+    }
+    if (!failed) {
+        failed = strata_db_iter_status(it, NULL) != 0;
+        ck_assert_msg(failed || !strata_db_iter_valid(it), "op %d damaged scan: extra entries", op);
+    }
+    strata_db_iter_destroy(&it);
+    return failed;
+}
+
+/* A table of dir, chosen by rng; false when there is none. */
+static bool pick_table(const char *dir, uint64_t *rng, char *path, size_t cap)
+{
+    struct dirent **entries = NULL;
+    int n = scandir(dir, &entries, NULL, alphasort);
+    ck_assert_int_ge(n, 0);
+    int tables = 0;
+    char names[64][64];
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(entries[i]->d_name);
+        if (len > 4 && !strcmp(entries[i]->d_name + len - 4, ".sst") && tables < 64)
+            snprintf(names[tables++], 64, "%.63s", entries[i]->d_name);
+        free(entries[i]);
+    }
+    free(entries);
+    if (!tables)
+        return false;
+    snprintf(path, cap, "%s/%s", dir, names[ts_rand(rng) % (uint64_t)tables]);
+    return true;
+}
+
+/* Damages (flips a byte in) or removes one table, reopens, and runs scans
+ * that must match the model or fail; closes the db either way. */
+static void scan_past_damage(char *dir, strata_db_t **db, const model_t *m, uint64_t *rng,
+                             bool remove, int op)
+{
+    if (*db)
+        ck_assert_int_eq(strata_db_close(db, NULL), 0);
+    *db = NULL;
+    char path[4200];
+    if (!pick_table(dir, rng, path, sizeof path))
+        return;
+    if (remove) {
+        ck_assert_int_eq(unlink(path), 0);
+    } else {
+        uint64_t off = ts_rand(rng) % (ts_file_size(path) / 2 + 1);
+        uint8_t b;
+        ts_file_read_at(path, off, &b, 1);
+        b ^= 0x20;
+        ts_file_write_at(path, off, &b, 1);
+    }
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    opts.disable_auto_compaction = true; /* the damage stays where it is */
+    strata_error_t err;
+    if (strata_db_open(&opts, db, &err) != 0) {
+        fprintf(stderr, "test_model: %s %s: open refused: %s\n", remove ? "removed" : "damaged",
+                path, err.msg);
+        *db = NULL;
+        return;
+    }
+    int failures = 0;
+    for (int i = 0; i < 40; i++) {
+        int lo = (int)(ts_rand(rng) % KEYS);
+        int hi = lo + (int)(ts_rand(rng) % (KEYS - lo + 1));
+        failures += check_scan_or_error(*db, m, lo, hi, op + i);
+    }
+    failures += check_scan_or_error(*db, m, 0, KEYS, op);
+    fprintf(stderr, "test_model: %s %s: %d of 41 scans stopped with an error\n",
+            remove ? "removed" : "damaged", path, failures);
+    ck_assert_int_eq(strata_db_close(db, NULL), 0);
+}
+
 /* Seeks to a random key, then walks randomly back and forth. */
 static void check_zigzag(strata_db_t *db, const model_t *m, uint64_t *rng, int op)
 {
@@ -283,7 +389,8 @@ START_TEST(random_operations_match_an_ordered_map)
             ops, reopens, flushes, compactions, (unsigned long long)stats.compactions,
             stats.level_files[0], stats.level_files[1], stats.level_files[2], stats.level_files[3]);
     ck_assert_msg(stats.level_files[2] + stats.level_files[3] > 0, "data never reached L2");
-    ck_assert_int_eq(strata_db_close(&db, NULL), 0);
+    scan_past_damage(dir, &db, &model, &rng, false, ops);
+    scan_past_damage(dir, &db, &model, &rng, true, ops + 100);
     model_free(&model);
     for (int i = 0; i < SNAPSHOTS; i++)
         model_free(&snaps[i].model);

@@ -382,6 +382,86 @@ START_TEST(a_torn_tail_in_the_newest_segment_is_only_a_warning)
 }
 END_TEST
 
+/* Pages of `limit` keys from the start, each on a fresh iterator seeked to
+ * where the last stopped, as the writer serves a paged scan. Returns the
+ * status of the page that ended the scan; *seen counts the keys returned
+ * before it, which must be the first *seen keys in order. */
+static int scan_pages(strata_db_t *db, size_t limit, size_t *seen, strata_error_t *err)
+{
+    *seen = 0;
+    char cursor[16] = "";
+    for (;;) {
+        strata_db_iter_t *it = strata_db_iter_new(db, NULL);
+        ck_assert_ptr_nonnull(it);
+        if (cursor[0])
+            strata_db_iter_seek(it, cursor, strlen(cursor));
+        else
+            strata_db_iter_seek_first(it);
+        size_t n = 0;
+        for (; n < limit && strata_db_iter_valid(it); strata_db_iter_next(it), n++) {
+            size_t len;
+            const char *key = strata_db_iter_key(it, &len);
+            char want[16];
+            snprintf(want, sizeof want, "key-%06zu", *seen + 1);
+            ck_assert_msg(len == 10 && !memcmp(key, want, 10), "key %zu is %.*s, not %s", *seen + 1,
+                          (int)len, key, want);
+            (*seen)++;
+        }
+        bool more = strata_db_iter_valid(it);
+        if (more) {
+            size_t len;
+            const char *key = strata_db_iter_key(it, &len);
+            snprintf(cursor, sizeof cursor, "%.*s", (int)len, key);
+        }
+        int rc = strata_db_iter_status(it, err);
+        strata_db_iter_destroy(&it);
+        if (rc || !more)
+            return rc;
+    }
+}
+
+START_TEST(a_paged_scan_stops_with_an_error_at_a_damaged_or_missing_table)
+{
+    for (int missing = 0; missing < 2; missing++) {
+        char *dir = make_db();
+        strata_db_t *db = open_db(dir, 0, false);
+        size_t seen = 0;
+        strata_error_t err;
+        ck_assert_int_eq(scan_pages(db, 50, &seen, &err), 0);
+        ck_assert_uint_eq(seen, TOTAL_PUTS);
+        ck_assert_int_eq(strata_db_close(&db, NULL), 0);
+
+        /* The middle table (keys TABLE_PUTS+1 .. 2*TABLE_PUTS): a byte
+         * flipped in its first data block, or the file gone. */
+        char name[64];
+        char *path = table_path(dir, 1, name);
+        if (missing)
+            ck_assert_int_eq(unlink(path), 0);
+        else
+            flip(path, 100);
+        strata_db_options_t opts;
+        strata_db_options_init(&opts);
+        opts.dir = dir;
+        opts.disable_auto_compaction = true;
+        int rc = strata_db_open(&opts, &db, &err);
+        if (rc) {
+            /* Refusing to open is also an answer that names the damage. */
+            ck_assert_msg(strstr(err.msg, name), "%s", err.msg);
+        } else {
+            rc = scan_pages(db, 50, &seen, &err);
+            ck_assert_msg(rc == STRATA_ECORRUPT || rc == STRATA_EIO || rc == STRATA_ENOTFOUND,
+                          "%s table: the scan ended with %d after %zu of %d keys",
+                          missing ? "a missing" : "a damaged", rc, seen, TOTAL_PUTS);
+            ck_assert_uint_lt(seen, TOTAL_PUTS);
+            ck_assert_msg(strstr(err.msg, name), "the error does not name %s: %s", name, err.msg);
+            ck_assert_int_eq(strata_db_close(&db, NULL), 0);
+        }
+        free(path);
+        remove_db(dir);
+    }
+}
+END_TEST
+
 START_TEST(a_missing_referenced_table_is_a_problem_naming_it)
 {
     char *dir = make_db();
@@ -852,6 +932,7 @@ int main(void)
     tcase_add_test(tc, a_flipped_byte_mid_log_is_a_problem_naming_segment_and_offset);
     tcase_add_test(tc, a_torn_tail_in_the_newest_segment_is_only_a_warning);
     tcase_add_test(tc, a_missing_referenced_table_is_a_problem_naming_it);
+    tcase_add_test(tc, a_paged_scan_stops_with_an_error_at_a_damaged_or_missing_table);
     tcase_add_test(tc, a_log_that_starts_after_the_tables_stop_is_a_problem);
     tcase_add_test(tc, a_corrupt_manifest_is_a_problem_naming_it_and_tables_are_still_checked);
     tcase_add_test(tc, every_problem_in_a_directory_is_reported);
