@@ -194,15 +194,14 @@ static int tail_take_ring_entry(strata_tail_t *self, const uint8_t *raw, size_t 
         return STRATA_ELAPPED;
     size_t used;
     strata_error_t derr;
-    if (strata_entry_decode(self->scratch, raw_len, self->max_entry_bytes, entry, &used,
-                                &derr) != 0)
+    if (strata_entry_decode(self->scratch, raw_len, self->max_entry_bytes, entry, &used, &derr) !=
+        0)
         return STRATA_ELAPPED;
     return 0;
 }
 
-int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms,
-                     strata_entry_t *entry, const uint8_t **raw, size_t *raw_len,
-                     strata_error_t *err)
+int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, strata_entry_t *entry,
+                     const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
     strata_error_clear(err);
     /* A few turns: fill, then back to the ring, then perhaps a new gap. */

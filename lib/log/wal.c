@@ -196,6 +196,10 @@ static int roll_segment(strata_wal_t *self, uint64_t first_seq, strata_error_t *
         io->close(io, self->fd);
         self->fd = -1;
         rc = segment_create(self, number, first_seq, err);
+        /* The new segment exists and every older one is sealed: from now
+         * on a log without it, or ending before first_seq, lost entries. */
+        if (rc == 0)
+            rc = wal_state_save(self, number, first_seq - 1, false, err);
     }
     pthread_mutex_lock(&self->mu);
     self->rolling = false;
@@ -745,6 +749,8 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
         rc = wal_io_fail(err, sys, "create directory", self->dir);
         goto fail;
     }
+    if ((rc = wal_state_load(self, err)))
+        goto fail;
     wal_recover_t r = {
         .self = self,
         .replay_from = replay_from,
@@ -803,6 +809,16 @@ int strata_wal_open(const strata_wal_options_t *opts, uint64_t replay_from,
         if (rc)
             goto fail;
     }
+    /* What recovery kept is the log now: made durable (a killed process's
+     * last writes may still be only in the page cache), then recorded as
+     * what the log must reach. */
+    sys = self->io->fdatasync(self->io, self->fd);
+    if (sys < 0) {
+        rc = wal_io_fail(err, sys, "sync", "the active segment");
+        goto fail;
+    }
+    if ((rc = wal_state_save(self, self->active_number, self->next_seq - 1, false, err)))
+        goto fail;
     if (pthread_create(&self->timer, NULL, sync_timer, self) != 0) {
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the WAL sync thread");
         goto fail;
@@ -830,9 +846,15 @@ int strata_wal_close(strata_wal_t **wal_p, strata_error_t *err)
         pthread_join(self->timer, NULL);
     if (rc == 0 && self->fd >= 0) {
         int sys = self->io->ftruncate(self->io, self->fd, self->write_offset);
+        if (sys == 0)
+            sys = self->io->fdatasync(self->io, self->fd);
         if (sys < 0)
             rc = strata_error_set(err, STRATA_EIO, "trim active segment: %s", strerror(-sys));
     }
+    /* A clean close: the whole log is durable, so any shortfall at the
+     * next open is loss, not a torn tail. */
+    if (rc == 0 && !self->failed && self->fd >= 0)
+        rc = wal_state_save(self, self->active_number, atomic_load(&self->last_seq), true, err);
     wal_free(self);
     return rc;
 }

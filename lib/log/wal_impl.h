@@ -53,6 +53,10 @@ struct strata_wal {
     strata_wal_damage_fn on_damage;
     void *damage_arg;
     uint32_t damage_found;
+    /* <dir>/LOGSTATE as last read or written (wal_state.c): the newest
+     * segment the log has had and the seq it holds durably at least. */
+    bool state_present, state_clean;
+    uint64_t state_newest, state_reach;
     strata_wal_appended_fn on_appended;
     strata_wal_written_fn on_written;
     strata_wal_durable_fn on_durable;
@@ -124,6 +128,17 @@ int wal_read_file(strata_wal_t *self, const char *path, uint8_t **buf, size_t *b
 /* Scans every segment in self->dir, repairing the tail and delivering
  * entries as r says; the body of open and of verify. */
 int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err);
+
+/* Writes data to path through a temporary name, synced and renamed, and
+ * syncs dir: the file is there whole or not at all. */
+int wal_write_durably(strata_io_t *io, const char *dir, const char *path, const void *data,
+                      size_t len, strata_error_t *err);
+/* Reads <dir>/LOGSTATE into self->state_* (absent: state_present false);
+ * a damaged one is STRATA_ECORRUPT naming the field. */
+int wal_state_load(strata_wal_t *self, strata_error_t *err);
+/* Replaces <dir>/LOGSTATE durably, then self->state_*. */
+int wal_state_save(strata_wal_t *self, uint64_t newest_segment, uint64_t reach_seq, bool clean,
+                   strata_error_t *err);
 
 /* Queues w (an exclusive writer) and returns once it heads the queue, so no
  * group is being written, and no sync runs outside the queue: the holder

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,32 @@ static void verify_torn_tail(strata_wal_t *self, const strata_wal_recovery_t *re
         self->on_damage(self->damage_arg, &damage);
 }
 
+/* The log state (wal_state.c) says what the log must reach; below it
+ * nothing is a torn tail. Repair keeps the good prefix whatever it says. */
+static bool state_binds(const strata_wal_t *self)
+{
+    return self->state_present && !self->repair;
+}
+
+/* Loss the log state reveals: open fails with it, verify reports it. */
+static int state_loss(strata_wal_t *self, wal_recover_t *r, const char *path, uint64_t offset,
+                      const char *kind, strata_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static int state_loss(strata_wal_t *self, wal_recover_t *r, const char *path, uint64_t offset,
+                      const char *kind, strata_error_t *err, const char *fmt, ...)
+{
+    char message[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (self->verify_only) {
+        verify_damage(self, r, path, offset, kind, message);
+        return 0;
+    }
+    return strata_error_set(err, STRATA_ECORRUPT, "%s", message);
+}
+
 /* Recovery walks the segments oldest first. Damage in the newest segment
  * with nothing intact after it is a torn tail: cut and reported. Any other
  * damage is corruption: the open fails naming file, offset and kind, or,
@@ -350,6 +377,22 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
     char *path = NULL;
     char *next_path = NULL;
     bool cut = false; /* repair dropped a suffix: later segments go aside */
+    uint64_t newest = count ? numbers[count - 1] : 0;
+    if (state_binds(self) && newest < self->state_newest) {
+        char *missing = wal_segment_path(self->dir, self->state_newest);
+        rc = missing ? state_loss(self, r, missing, 0, "missing segment", err,
+                                  "%s: missing, but %s/LOGSTATE records that the log reached "
+                                  "segment %" PRIu64 " (it now ends at segment %" PRIu64
+                                  "): acknowledged entries are lost",
+                                  display_name(missing), display_name(self->dir),
+                                  self->state_newest, newest)
+                     : strata_error_set(err, STRATA_ENOMEM, "out of memory");
+        free(missing);
+        if (rc) {
+            free(numbers);
+            return rc;
+        }
+    }
 
     for (size_t i = 0; i < count && rc == 0; i++) {
         bool last = i + 1 == count;
@@ -386,7 +429,8 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
         const char *kind = NULL;
         rc = wal_check_segment_header(path, buf, size, numbers[i], &first_seq, &created_ns, &kind,
                                       err);
-        if (rc && kind && last &&
+        /* Unless the log state says this segment was there before. */
+        if (rc && kind && last && !(state_binds(self) && numbers[i] <= self->state_newest) &&
             (size <= WAL_HEADER_SIZE || all_zero(buf + WAL_HEADER_SIZE, size - WAL_HEADER_SIZE))) {
             /* A crash while creating the newest segment: its header never
              * became durable, so no entry in it was ever acknowledged. */
@@ -472,9 +516,25 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
         bool seq_gap = strcmp(bad_kind, "seq gap") == 0;
         if (last && !seq_gap &&
             !intact_entry_follows(buf, size, bad_off, self->max_entry_bytes, last_good_seq)) {
+            if (state_binds(self) && last_good_seq < self->state_reach) {
+                rc = state_loss(self, r, path, bad_off, bad_kind, err,
+                                "%s offset %" PRIu64 ": %s at the end of the log after seq %" PRIu64
+                                ", but %s/LOGSTATE records seq %" PRIu64
+                                " as durable: acknowledged entries are lost, not a torn tail",
+                                display_name(path), bad_off, bad_kind, last_good_seq,
+                                display_name(self->dir), self->state_reach);
+                if (rc)
+                    break;
+                strata_error_clear(err);
+                continue;
+            }
             strata_error_clear(err);
             report_tail(report, bad_kind, path, good_end);
-            report->tail_bytes_dropped = size - good_end;
+            /* Repair cutting what the state called durable is a repair. */
+            if (self->state_present && last_good_seq < self->state_reach)
+                report->repaired_bytes_dropped += size - good_end;
+            else
+                report->tail_bytes_dropped = size - good_end;
             if (self->verify_only) {
                 verify_torn_tail(self, report, path, false);
                 rc = 0;
@@ -509,6 +569,16 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
         if (sys < 0)
             rc = wal_io_fail(err, sys, "sync", self->dir);
     }
+    /* Every entry read intact, and still short of what was durable: the
+     * end of the newest segment went missing. */
+    uint64_t reached = r->expected_seq ? r->expected_seq - 1 : 0;
+    if (rc == 0 && state_binds(self) && !self->damage_found && count > 0 &&
+        newest >= self->state_newest && reached < self->state_reach)
+        rc = state_loss(self, r, path ? path : self->dir, 0, "short log", err,
+                        "%s: the log ends at seq %" PRIu64 ", but %s/LOGSTATE records seq %" PRIu64
+                        " as durable: acknowledged entries are lost",
+                        path ? display_name(path) : display_name(self->dir), reached,
+                        display_name(self->dir), self->state_reach);
     report->segments = (uint32_t)self->n_segments;
     report->entries_replayed = r->entries_replayed;
     free(next_path);
@@ -551,7 +621,19 @@ int strata_wal_verify(const char *dir, uint32_t max_entry_bytes, strata_wal_dama
     wal_recover_t r = {.self = &self, .replay = count_entry, .report = report};
     strata_error_t scan_err;
     strata_error_clear(&scan_err);
-    int rc = wal_recover(&self, &r, &scan_err);
+    /* Read before the listing: a live writer records a new segment only
+     * after creating it, so the listing cannot be older than the state. */
+    int rc = wal_state_load(&self, &scan_err);
+    if (rc && rc != STRATA_ENOMEM) {
+        char *state = NULL;
+        if (asprintf(&state, "%s/LOGSTATE", dir) >= 0)
+            verify_damage(&self, &r, state, 0, "log state", scan_err.msg);
+        free(state);
+        strata_error_clear(&scan_err);
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = wal_recover(&self, &r, &scan_err);
     if (rc == 0 && self.damage_found) {
         rc = STRATA_ECORRUPT;
         scan_err = self.failure;

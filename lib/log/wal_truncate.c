@@ -63,33 +63,6 @@ int strata_wal_term_at(strata_wal_t *self, uint64_t seq, uint64_t *term)
 
 /* ---- truncation ----------------------------------------------------------- */
 
-/* Writes data to path through a temporary name, synced and renamed, and
- * syncs dir: the file is there whole or not at all. */
-static int write_durably(strata_io_t *io, const char *dir, const char *path, const void *data,
-                         size_t len, strata_error_t *err)
-{
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp", path) < 0)
-        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
-    int rc = 0;
-    int fd = io->open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int sys = fd;
-    if (fd >= 0) {
-        sys = strata_io_pwrite_all(io, fd, data, len, 0);
-        if (sys >= 0)
-            sys = io->fdatasync(io, fd);
-        io->close(io, fd);
-    }
-    if (sys >= 0)
-        sys = io->rename(io, tmp, path);
-    if (sys >= 0)
-        sys = io->sync_dir(io, dir);
-    if (sys < 0)
-        rc = wal_io_fail(err, sys, "write", tmp);
-    free(tmp);
-    return rc;
-}
-
 /* Appends the entries of buf[from, size) to *cut_buf, checking each. */
 static int collect(strata_wal_t *self, const char *path, const uint8_t *buf, uint64_t from,
                    uint64_t size, uint8_t **cut_buf, size_t *cut_len, size_t *cut_cap,
@@ -189,9 +162,9 @@ static int save_rollback(strata_wal_t *self, const uint8_t *data, size_t len, st
     }
     char text[512];
     report_text(text, sizeof text, cut);
-    rc = write_durably(io, dir, entries_path, data, len, err);
+    rc = wal_write_durably(io, dir, entries_path, data, len, err);
     if (rc == 0)
-        rc = write_durably(io, dir, report_path, text, strlen(text), err);
+        rc = wal_write_durably(io, dir, report_path, text, strlen(text), err);
     if (rc == 0)
         snprintf(cut->rollback_path, sizeof cut->rollback_path, "%s", entries_path);
 out:
@@ -301,6 +274,11 @@ static int truncate_locked(strata_wal_t *self, uint64_t seq, strata_wal_cut_t *c
     cut->bytes = cut_len;
     if (rc == 0 && cut->entries)
         rc = save_rollback(self, cut_buf, cut_len, cut, err);
+    /* The log state first: once a segment is gone, recovery must not
+     * take its absence for loss, nor expect the cut entries. */
+    if (rc == 0 && (self->n_segments > k + 1 || !self->state_present || self->state_reach > seq))
+        rc = wal_state_save(self, self->segments[k].number,
+                            self->state_reach < seq ? self->state_reach : seq, false, err);
     /* Newest first, each removal synced: a crash leaves a prefix. Until
      * here nothing changed, so a failure above leaves the log as it was. */
     bool touched = rc == 0;

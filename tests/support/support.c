@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include "strata/crc.h"
+
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -102,6 +105,49 @@ void ts_file_read_at(const char *path, uint64_t off, void *buf, size_t len)
     ck_assert_msg(fd >= 0, "open %s", path);
     ck_assert_int_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
     close(fd);
+}
+
+void ts_wal_as_crashed(const char *wal_dir)
+{
+    /* The newest segment, by its 16-digit name. */
+    DIR *d = opendir(wal_dir);
+    ck_assert_msg(d != NULL, "opendir %s", wal_dir);
+    unsigned long long newest = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned long long n;
+        char tail[8];
+        if (strlen(de->d_name) == 20 && sscanf(de->d_name, "%16llu%7s", &n, tail) == 2 &&
+            !strcmp(tail, ".wal") && n > newest)
+            newest = n;
+    }
+    closedir(d);
+    ck_assert_msg(newest > 0, "%s holds no segment", wal_dir);
+    char name[32];
+    snprintf(name, sizeof name, "%016llu.wal", newest);
+    char *segment = ts_path(wal_dir, name);
+    uint8_t first[8];
+    ts_file_read_at(segment, 24, first, 8); /* the segment header's first seq */
+    free(segment);
+    uint64_t first_seq = 0;
+    for (int i = 7; i >= 0; i--)
+        first_seq = first_seq << 8 | first[i];
+    /* LOGSTATE as lib/log/wal.md lays it out: not clean, the newest
+     * segment, and only what precedes it as known durable. */
+    uint8_t state[40] = "STRATALS";
+    uint64_t fields[2] = {newest, first_seq ? first_seq - 1 : 0};
+    state[8] = 1;
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 8; i++)
+            state[16 + 8 * f + i] = (uint8_t)(fields[f] >> (8 * i));
+    uint32_t crc = strata_crc32c(0, state, 36);
+    for (int i = 0; i < 4; i++)
+        state[36 + i] = (uint8_t)(crc >> (8 * i));
+    char *path = ts_path(wal_dir, "LOGSTATE");
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f && fwrite(state, 1, sizeof state, f) == sizeof state && fclose(f) == 0,
+                  "write %s", path);
+    free(path);
 }
 
 int ts_run(Suite *suite)

@@ -32,6 +32,11 @@ void ts_file_read_at(const char *path, uint64_t off, void *buf, size_t len);
 
 /* Runs a Check suite and returns the process exit code. */
 typedef struct Suite Suite;
+/* Rewrites <wal_dir>/LOGSTATE as a crash would have left it (not a clean
+ * close; durable only up to the newest segment's first seq), so damage at
+ * the tail afterwards reads as a torn tail rather than as loss. */
+void ts_wal_as_crashed(const char *wal_dir);
+
 int ts_run(Suite *suite);
 
 /* Polls cond(arg) until it holds or timeout_ms passes; returns whether it held. */

@@ -133,6 +133,14 @@ static uint64_t entry_offset(const char *segment, int k)
     return off;
 }
 
+/* The db's log as a crash would leave it (lib/log/wal.md, "The log state"). */
+static void as_crashed(const char *dir)
+{
+    char *wal = ts_path(dir, "wal");
+    ts_wal_as_crashed(wal);
+    free(wal);
+}
+
 static void flip(const char *path, uint64_t off)
 {
     uint8_t b;
@@ -358,6 +366,7 @@ END_TEST
 START_TEST(a_torn_tail_in_the_newest_segment_is_only_a_warning)
 {
     char *dir = make_db();
+    as_crashed(dir);
     char name[64];
     char *newest = segment_path(dir, -1, name);
     uint64_t size = ts_file_size(newest);
@@ -379,6 +388,67 @@ START_TEST(a_torn_tail_in_the_newest_segment_is_only_a_warning)
     ck_assert_uint_eq(ts_file_size(newest), size - 10);
     free(newest);
     remove_db(dir);
+}
+END_TEST
+
+START_TEST(tail_damage_after_a_clean_stop_is_loss_not_a_torn_tail)
+{
+    char *dir = make_db(); /* closed cleanly: LOGSTATE records seq 900 as durable */
+    char name[64];
+    char *newest = segment_path(dir, -1, name);
+    uint64_t size = ts_file_size(newest);
+    ts_file_truncate(newest, size - 10);
+    findings_t fs;
+    strata_verify_stats_t stats;
+    strata_error_t err;
+    ck_assert_int_eq(verify(dir, &fs, &stats, &err), STRATA_ECORRUPT);
+    dump(&fs);
+    ck_assert_uint_eq(stats.problems, 1);
+    const finding_t *f = find(&fs, name, true);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_msg(strstr(f->message, "records seq 900 as durable") &&
+                      strstr(f->message, "not a torn tail"),
+                  "%s", f->message);
+    /* open refuses it the same way, and changes nothing. */
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = dir;
+    strata_db_t *db = NULL;
+    ck_assert_int_eq(strata_db_open(&opts, &db, &err), STRATA_ECORRUPT);
+    ck_assert_msg(strstr(err.msg, "not a torn tail"), "%s", err.msg);
+    ck_assert_uint_eq(ts_file_size(newest), size - 10);
+    free(newest);
+    remove_db(dir);
+}
+END_TEST
+
+START_TEST(a_missing_newest_segment_is_loss_named_by_open_and_verify)
+{
+    for (int crashed = 0; crashed < 2; crashed++) {
+        char *dir = make_db();
+        if (crashed)
+            as_crashed(dir);
+        char name[64];
+        char *newest = segment_path(dir, -1, name);
+        ck_assert_int_eq(unlink(newest), 0);
+        findings_t fs;
+        strata_verify_stats_t stats;
+        strata_error_t err;
+        ck_assert_int_eq(verify(dir, &fs, &stats, &err), STRATA_ECORRUPT);
+        dump(&fs);
+        const finding_t *f = find(&fs, name, true);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_msg(strstr(f->message, "missing") && strstr(f->message, "LOGSTATE"), "%s",
+                      f->message);
+        strata_db_options_t opts;
+        strata_db_options_init(&opts);
+        opts.dir = dir;
+        strata_db_t *db = NULL;
+        ck_assert_int_eq(strata_db_open(&opts, &db, &err), STRATA_ECORRUPT);
+        ck_assert_msg(strstr(err.msg, name + 4) && strstr(err.msg, "missing"), "%s", err.msg);
+        free(newest);
+        remove_db(dir);
+    }
 }
 END_TEST
 
@@ -548,6 +618,7 @@ START_TEST(every_problem_in_a_directory_is_reported)
     ck_assert_int_eq(unlink(deleted_path), 0);
     uint64_t sealed_off = entry_offset(sealed_path, 5);
     flip(sealed_path, sealed_off + 45);
+    as_crashed(dir);
     ts_file_truncate(newest_path, ts_file_size(newest_path) - 3);
     char *orphan = ts_path(dir, "000999.sst");
     copy_file(flipped_path, orphan);
@@ -586,6 +657,7 @@ START_TEST(verify_never_changes_what_open_would_repair)
     char *dir = make_db();
     char name[64], wal_name[64];
     char *newest = segment_path(dir, -1, wal_name);
+    as_crashed(dir);
     ts_file_truncate(newest, ts_file_size(newest) - 20);
     char *table = table_path(dir, 0, name);
     char *orphan = ts_path(dir, "000999.sst");
@@ -857,6 +929,7 @@ START_TEST(the_wal_check_finds_what_open_would_and_changes_nothing)
     ck_assert_int_eq(strata_wal_open(&opts, 1, NULL, NULL, NULL, &wal, NULL), 0);
     append_log(wal, LOG_ENTRIES);
     ck_assert_int_eq(strata_wal_close(&wal, NULL), 0);
+    ts_wal_as_crashed(dir); /* damage at the tail reads as torn, not lost */
     c->damage(dir);
 
     char *before = snapshot(dir);
@@ -932,6 +1005,8 @@ int main(void)
     tcase_add_test(tc, a_flipped_byte_mid_log_is_a_problem_naming_segment_and_offset);
     tcase_add_test(tc, a_torn_tail_in_the_newest_segment_is_only_a_warning);
     tcase_add_test(tc, a_missing_referenced_table_is_a_problem_naming_it);
+    tcase_add_test(tc, tail_damage_after_a_clean_stop_is_loss_not_a_torn_tail);
+    tcase_add_test(tc, a_missing_newest_segment_is_loss_named_by_open_and_verify);
     tcase_add_test(tc, a_paged_scan_stops_with_an_error_at_a_damaged_or_missing_table);
     tcase_add_test(tc, a_log_that_starts_after_the_tables_stop_is_a_problem);
     tcase_add_test(tc, a_corrupt_manifest_is_a_problem_naming_it_and_tables_are_still_checked);

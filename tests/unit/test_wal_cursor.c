@@ -666,6 +666,7 @@ START_TEST(a_writer_restarting_over_a_torn_group_is_followed)
     close_wal(&wal);
     /* A crash mid-group: 51 whole (flag bit 0 set), half of 52, no 53. */
     char *path = segment_file(dir, 1);
+    ts_wal_as_crashed(dir);
     ts_file_truncate(path, ts_file_size(path) - encoded_size(53) - encoded_size(52) / 2);
 
     strata_wal_cursor_t *c = open_cursor(dir);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "strata/crc.h"
 #include "strata/entry.h"
@@ -132,9 +133,22 @@ static void unknown_version(const char *p, const char *d)
     ts_file_write_at(p, 0, header, sizeof header);
 }
 
+/* Exactly the last entry gone, as if never written. */
+static void torn_header_whole(const char *p, const char *d)
+{
+    (void)d;
+    ts_file_truncate(p, entry_off(10));
+}
+static void newest_segment_removed(const char *p, const char *d)
+{
+    (void)d;
+    ck_assert_int_eq(unlink(p), 0);
+}
+
 typedef struct {
     const char *name;
     damage_fn damage;
+    bool clean; /* the log was closed cleanly: its LOGSTATE says so */
     bool repair;
     int open_rc;
     const char *kind; /* tail_kind after a successful open */
@@ -144,25 +158,40 @@ typedef struct {
 } damage_case_t;
 
 static const damage_case_t cases[] = {
-    {"torn header", torn_header, false, 0, "torn header", 20, 9, NULL},
-    {"torn payload", torn_payload, false, 0, "torn payload", 50, 9, NULL},
-    {"zero fill", zero_fill, false, 0, "zero fill", 4096, 10, NULL},
-    {"bad crc at tail", bad_crc_at_tail, false, 0, "bad crc", ENTRY_SIZE, 9, NULL},
-    {"garbage after tail", garbage_after_tail, false, 0, "oversize length", 100, 10, NULL},
-    {"bad crc in middle", bad_crc_in_middle, false, STRATA_ECORRUPT, NULL, 0, 0,
+    {"torn header", torn_header, false, false, 0, "torn header", 20, 9, NULL},
+    {"torn payload", torn_payload, false, false, 0, "torn payload", 50, 9, NULL},
+    {"zero fill", zero_fill, false, false, 0, "zero fill", 4096, 10, NULL},
+    {"bad crc at tail", bad_crc_at_tail, false, false, 0, "bad crc", ENTRY_SIZE, 9, NULL},
+    {"garbage after tail", garbage_after_tail, false, false, 0, "oversize length", 100, 10, NULL},
+    {"bad crc in middle", bad_crc_in_middle, false, false, STRATA_ECORRUPT, NULL, 0, 0,
      SEG1 " offset 332: bad crc in the middle of the log (last good seq 4)"},
-    {"seq gap", seq_gap, false, STRATA_ECORRUPT, NULL, 0, 0,
+    {"seq gap", seq_gap, false, false, STRATA_ECORRUPT, NULL, 0, 0,
      SEG1 " offset 399: seq gap (expected 6 found 7)"},
-    {"oversize length", oversize_length_in_middle, false, STRATA_ECORRUPT, NULL, 0, 0,
+    {"oversize length", oversize_length_in_middle, false, false, STRATA_ECORRUPT, NULL, 0, 0,
      SEG1 " offset 332: oversize length in the middle of the log"},
-    {"zero page in middle", zero_page_in_middle, false, STRATA_ECORRUPT, NULL, 0, 0,
+    {"zero page in middle", zero_page_in_middle, false, false, STRATA_ECORRUPT, NULL, 0, 0,
      SEG1 " offset 332: zero fill in the middle of the log"},
-    {"bad crc in middle, repaired", bad_crc_in_middle, true, 0, "bad crc", 6 * ENTRY_SIZE, 4, NULL},
-    {"seq gap, repaired", seq_gap, true, 0, "seq gap", 5 * ENTRY_SIZE, 5, NULL},
-    {"torn newest segment header", torn_newest_segment_header, false, 0, "torn segment header", 30,
-     10, NULL},
-    {"unknown version", unknown_version, false, STRATA_EVERSION, NULL, 0, 0,
+    {"bad crc in middle, repaired", bad_crc_in_middle, false, true, 0, "bad crc", 6 * ENTRY_SIZE, 4,
+     NULL},
+    {"seq gap, repaired", seq_gap, false, true, 0, "seq gap", 5 * ENTRY_SIZE, 5, NULL},
+    {"torn newest segment header", torn_newest_segment_header, false, false, 0,
+     "torn segment header", 30, 10, NULL},
+    {"unknown version", unknown_version, false, false, STRATA_EVERSION, NULL, 0, 0,
      SEG1 " offset 8: WAL format version 99, this build reads 1"},
+    /* The same tail damage after a clean close is loss: the log state
+     * records every entry as durable. */
+    {"torn payload after a clean close", torn_payload, true, false, STRATA_ECORRUPT, NULL, 0, 0,
+     SEG1 " offset 667: torn payload at the end of the log after seq 9, but"},
+    {"bad crc at tail after a clean close", bad_crc_at_tail, true, false, STRATA_ECORRUPT, NULL, 0,
+     0, "LOGSTATE records seq 10 as durable: acknowledged entries are lost, not a torn tail"},
+    {"bad crc at tail after a clean close, repaired", bad_crc_at_tail, true, true, 0, "bad crc",
+     ENTRY_SIZE, 9, NULL},
+    {"a whole entry gone after a clean close", torn_header_whole, true, false, STRATA_ECORRUPT,
+     NULL, 0, 0, SEG1 ": the log ends at seq 9, but"},
+    {"newest segment removed", newest_segment_removed, true, false, STRATA_ECORRUPT, NULL, 0, 0,
+     SEG1 ": missing, but"},
+    {"newest segment removed after a crash", newest_segment_removed, false, false, STRATA_ECORRUPT,
+     NULL, 0, 0, "records that the log reached segment 1"},
 };
 
 START_TEST(each_damage_gives_its_exact_truncation_or_error)
@@ -170,6 +199,8 @@ START_TEST(each_damage_gives_its_exact_truncation_or_error)
     const damage_case_t *c = &cases[_i];
     char *dir = make_log(N_ENTRIES, 0);
     char *seg1 = ts_path(dir, SEG1);
+    if (!c->clean)
+        ts_wal_as_crashed(dir);
     c->damage(seg1, dir);
 
     strata_wal_options_t opts = {.dir = dir, .repair = c->repair};
@@ -240,6 +271,7 @@ START_TEST(a_torn_group_is_dropped_whole)
     ck_assert_int_eq(strata_wal_append(wal, ops, 3, STRATA_SYNC, NULL, NULL), 0);
     ck_assert_int_eq(strata_wal_close(&wal, NULL), 0);
     char *seg1 = ts_path(dir, SEG1);
+    ts_wal_as_crashed(dir);
     ts_file_truncate(seg1, entry_off(9) - 10); /* cuts the group's last entry */
     strata_wal_recovery_t report;
     ck_assert_int_eq(strata_wal_open(&opts, 1, NULL, NULL, &report, &wal, NULL), 0);
