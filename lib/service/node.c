@@ -2,9 +2,13 @@
 #include "node.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int svc_write_endpoints(const char *path, const char *service, const strata_pair_t *pairs, size_t n,
@@ -43,6 +47,72 @@ int svc_writer_connect(const char *writer_file, int timeout_ms, strata_client_t 
         rc = strata_client_connect(&co, client, err);
     }
     zconfig_destroy(&root);
+    return rc;
+}
+
+/* The pid in writer_file, 0 when there is none to read. */
+static long writer_pid(const char *writer_file)
+{
+    zconfig_t *root = zconfig_load(writer_file);
+    const char *pid = root ? zconfig_get(root, "writer/pid", "") : "";
+    long v = pid ? strtol(pid, NULL, 10) : 0;
+    zconfig_destroy(&root);
+    return v;
+}
+
+int svc_writer_call(const char *writer_file, int timeout_ms, strata_client_t **client,
+                    strata_request_t *req, strata_reply_t *rep, svc_stop_fn *stop, void *stop_arg,
+                    strata_error_t *err)
+{
+    memset(rep, 0, sizeof *rep);
+    long pid = writer_pid(writer_file);
+    int rc = svc_writer_connect(writer_file, timeout_ms, client, err);
+    uint64_t id = 0;
+    if (rc == 0)
+        rc = strata_client_send(*client, req, &id, err);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (rc == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (waited >= timeout_ms) {
+            rc = strata_error_set(err, STRATA_ETIMEDOUT, "the writer did not answer %s in %d ms",
+                                  req->verb ? req->verb : strata_op_name(req->op), timeout_ms);
+            break;
+        }
+        long slice = timeout_ms - waited < 250 ? timeout_ms - waited : 250;
+        rc = strata_client_recv(*client, (int)slice, rep, err);
+        if (rc == 0 && rep->request_id != id) {
+            strata_reply_clear(rep); /* a late answer to an earlier call */
+            continue;
+        }
+        if (rc == 0) {
+            if (rep->status < 0)
+                rc = strata_error_set(err, rep->status, "%s", rep->message);
+            break;
+        }
+        if (rc != STRATA_ETIMEDOUT)
+            break;
+        rc = 0;
+        if (stop && stop(stop_arg)) {
+            rc = strata_error_set(err, STRATA_ECLOSED, "stopping while the writer ran %s",
+                                  req->verb ? req->verb : strata_op_name(req->op));
+            break;
+        }
+        /* Killed, or restarted in its place: this reply will never come. */
+        long now_pid = writer_pid(writer_file);
+        if (pid > 0 && (now_pid != pid || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))) {
+            rc = strata_error_set(err, STRATA_EIO,
+                                  "the writer (pid %ld) went away while it ran %s; nothing "
+                                  "will answer it",
+                                  pid, req->verb ? req->verb : strata_op_name(req->op));
+            break;
+        }
+    }
+    /* Only a refusal leaves the connection known good. */
+    if (rc && rc != STRATA_EINVAL && rc != STRATA_EEXIST && rc != STRATA_ESTALE)
+        strata_client_destroy(client);
     return rc;
 }
 

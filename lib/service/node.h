@@ -4,6 +4,7 @@
 #ifndef STRATA_SVC_NODE_H
 #define STRATA_SVC_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "strata/client.h"
@@ -20,6 +21,19 @@ int svc_write_endpoints(const char *path, const char *service, const strata_pair
  * writer_file, unless *client is already connected. */
 int svc_writer_connect(const char *writer_file, int timeout_ms, strata_client_t **client,
                        strata_error_t *err);
+
+typedef bool svc_stop_fn(void *arg);
+
+/* Sends req to the writer that published writer_file (connecting *client
+ * first if needed) and waits up to timeout_ms for its reply, giving up at
+ * once with STRATA_EIO when that writer process is gone (killed, or a new
+ * one wrote the file): its reply would never come. stop (may be NULL) is
+ * asked every 250 ms; true ends the wait with STRATA_ECLOSED. The reply's
+ * own error status is returned with its message; a failure other than a
+ * refusal drops the connection, since a restarted writer may be elsewhere. */
+int svc_writer_call(const char *writer_file, int timeout_ms, strata_client_t **client,
+                    strata_request_t *req, strata_reply_t *rep, svc_stop_fn *stop, void *stop_arg,
+                    strata_error_t *err);
 
 /* The value of a reply's pair, or NULL. */
 const char *svc_reply_get(const strata_reply_t *rep, const char *name);

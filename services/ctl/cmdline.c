@@ -58,7 +58,8 @@ void ctl_usage(ctl_t *ctl, FILE *out)
     fprintf(out,
             "\nflags:\n"
             "  -s, --server ENDPOINT  node to talk to (default $STRATA_SERVER, else %s)\n"
-            "      --timeout MS       wait this long for each reply (default %d)\n"
+            "      --timeout MS       wait this long for each reply (default %d; snapshot\n"
+            "                         waits 600000 unless given)\n"
             "      --json             print one JSON document on stdout and nothing else\n"
             "                         (tail: one JSON object per line)\n"
             "      --async            writes are acknowledged before fsync (default: sync)\n"
@@ -241,8 +242,10 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             ctl->endpoint = optarg;
             break;
         case OPT_TIMEOUT:
-            if (s_parse_number(optarg, 1, INT32_MAX, &number))
+            if (s_parse_number(optarg, 1, INT32_MAX, &number)) {
                 ctl->timeout_ms = (int)number;
+                ctl->timeout_given = true;
+            }
             else
                 s_flag_error(cmd, "--timeout: '%s' is not a number of ms > 0", optarg);
             break;

@@ -69,6 +69,7 @@ typedef struct verb verb_t;
 typedef struct {
     const char *endpoint;
     int timeout_ms;
+    bool timeout_given; /* --timeout was on the command line */
     bool json;
     bool quiet;
     strata_durability_t durability;

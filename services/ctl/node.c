@@ -61,9 +61,10 @@ int ctl_snapshot(ctl_t *ctl, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    /* A snapshot flushes the memtable first: give it more than a read. */
+    /* A snapshot flushes the memtable first: without --timeout, give it
+     * more than a read; with one, the user's word stands. */
     int exit_code =
-        s_connect_service(ctl, "snapshotter", ctl->timeout_ms > 600000 ? ctl->timeout_ms : 600000);
+        s_connect_service(ctl, "snapshotter", ctl->timeout_given ? ctl->timeout_ms : 600000);
     if (exit_code)
         return exit_code;
     strata_reply_t reply;

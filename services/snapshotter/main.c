@@ -1,15 +1,13 @@
-/* strata-snapshotter: arguments, then the server (snapshotter.c) with the node's config until
- * SIGINT/SIGTERM. */
+/* strata-snapshotter: arguments and the node's config, then the server
+ * object (snapshotter.h) until SIGINT/SIGTERM. */
 #define _GNU_SOURCE
+#include <czmq.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "config.h"
-
-/* snapshotter.c: loads the config over default_config, runs until interrupted;
- * the process's exit code. */
-int snapshotter_main(const char *default_config, const char *config_file, bool print_config);
-const char *snapshotter_version(void);
+#include "log.h"
+#include "snapshotter.h"
 
 static const char default_config[] =
     "node\n"
@@ -37,9 +35,36 @@ int main(int argc, char **argv)
 {
     const char *config_file;
     bool print_config;
-    int rc = svc_parse_args(argc, argv, "strata-snapshotter", snapshotter_version(), usage,
+    int rc = svc_parse_args(argc, argv, "strata-snapshotter", SNAPSHOTTER_VERSION, usage,
                             &config_file, &print_config);
     if (rc >= 0)
         return rc;
-    return snapshotter_main(default_config, config_file, print_config);
+    svc_config_t *cfg = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    if (svc_config_load(default_config, config_file, &cfg, &err) ||
+        snapshotter_check_config(cfg, &err)) {
+        fprintf(stderr, "strata-snapshotter: %s\n", err.msg);
+        svc_config_destroy(&cfg);
+        return 2;
+    }
+    if (print_config) {
+        svc_config_print(cfg, stdout);
+        svc_config_destroy(&cfg);
+        return 0;
+    }
+    zsys_init();
+    snapshotter_t *s = NULL;
+    if ((rc = svc_log_init("strata-snapshotter", svc_config_get(cfg, "log/level"), &err)) == 0)
+        rc = snapshotter_new(cfg, &s, &err); /* takes cfg */
+    else
+        svc_config_destroy(&cfg);
+    if (rc) {
+        log_error("event=start_failed error=\"%s\"", err.msg);
+        fprintf(stderr, "strata-snapshotter: %s\n", err.msg);
+        return 1;
+    }
+    snapshotter_run(s);
+    snapshotter_destroy(&s);
+    return 0;
 }

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +360,69 @@ static bool snapshot_leaves_no_partial(void *arg)
     return count_entries(snap->snapshots, ".tmp-", "") == 0;
 }
 
+/* A writer that stops answering mid-checkpoint and is then killed: the
+ * snapshotter keeps answering ping meanwhile, fails the snapshot within a
+ * second of the kill naming the writer, and snapshots again once a writer
+ * is back. */
+START_TEST(a_writer_killed_mid_checkpoint_fails_the_snapshot_at_once)
+{
+    char *dir = ts_tempdir("snap-writer-gone");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    ts_snap_t snap;
+    ts_snap_start(&snap, data, NULL);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
+    uint64_t seq = 0;
+    for (uint64_t i = 0; i < 100; i++)
+        put_kv(client, i, 100, &seq);
+    strata_client_destroy(&client);
+
+    /* The writer freezes: the checkpoint request gets no answer. */
+    ck_assert_int_eq(kill(node.pid, SIGSTOP), 0);
+    strata_client_t *waiting = ts_connect(snap.endpoint, 60000);
+    strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = "snapshot"};
+    uint64_t id = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_send(waiting, &req, &id, &err), 0);
+    strata_client_t *pinger = ts_connect(snap.endpoint, 2000);
+    strata_reply_t rep;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(strata_client_control(pinger, "ping", NULL, 0, &rep, &err) == 0,
+                      "ping during a checkpoint: %s", err.msg);
+        strata_reply_clear(&rep);
+    }
+    strata_client_destroy(&pinger);
+    /* stratactl honours the user's --timeout (it used to raise any to 600 s). */
+    uint64_t asked_at = ts_now_ns();
+    int code = ctl(NULL, "snapshot", "--dir", data, "--timeout", "1000");
+    uint64_t asked_ms = (ts_now_ns() - asked_at) / 1000000;
+    ck_assert_int_eq(code, 4);
+    ck_assert_msg(asked_ms < 5000, "stratactl snapshot --timeout 1000 took %" PRIu64 " ms",
+                  asked_ms);
+    uint64_t killed_at = ts_now_ns();
+    ts_node_kill9(&node); /* SIGKILL ends a stopped process too */
+    int rc = strata_client_recv(waiting, 10000, &rep, &err);
+    uint64_t took_ms = (ts_now_ns() - killed_at) / 1000000;
+    ck_assert_msg(rc == 0, "no reply to the snapshot: %s", err.msg);
+    ck_assert_uint_eq(rep.request_id, id);
+    ck_assert_int_eq(rep.status, STRATA_EIO);
+    ck_assert_msg(strstr(rep.message, "went away"), "%s", rep.message);
+    ck_assert_msg(took_ms < 3000, "the failure took %" PRIu64 " ms after the kill", took_ms);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&waiting);
+
+    ts_node_start(&node, data, NULL);
+    snap_result_t r = take(&snap);
+    ck_assert_uint_ge(r.seq, seq);
+    ck_assert_int_eq(ts_snap_stop(&snap), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 START_TEST(snapshotter_kill9_mid_snapshot)
 {
     uint64_t seed = ts_seed("snapshotter-kill9");
@@ -430,6 +494,7 @@ int main(void)
     tcase_add_test(tc, snapshots_seal_prune_and_truncate_the_wal);
     tcase_add_test(tc, backup_and_restore_round_trip);
     tcase_add_test(tc, restore_refuses_a_damaged_backup_naming_the_file);
+    tcase_add_test(tc, a_writer_killed_mid_checkpoint_fails_the_snapshot_at_once);
     tcase_add_test(tc, snapshotter_kill9_mid_snapshot);
     suite_add_tcase(s, tc);
     return ts_run(s);
