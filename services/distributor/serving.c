@@ -3,10 +3,12 @@
  * subscriber list, stats) and the metrics it reports (proto/DISTRIBUTION.md). */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distributor.h"
+#include "metrics.h"
 #include "log.h"
 #include "node.h"
 #include "router.h"
@@ -736,56 +738,99 @@ fail:
                   err.msg[0] ? err.msg : strata_strerror(rc));
 }
 
-/* ---- stats ------------------------------------------------------------------- */
+/* ---- stats and metrics ---------------------------------------------------------- */
+
+/* Everything the stats reply and /metrics show, read at one moment. */
+typedef struct {
+    uint64_t covered, start_seq, live_entries, delayed_batches, heartbeats, laps, wal_catchups,
+        subscribers, replay_requests, replay_entries, deliveries, acks, offset_writes,
+        offset_write_failures;
+} figures_t;
+
+#define U(field) offsetof(figures_t, field), false, 0, 0
+static const svc_metric_t rows[] = {
+    {"covered_seq", "distributor_covered_seq", "Every entry up to this seq has been published.",
+     SVC_GAUGE, U(covered)},
+    {"start_seq", NULL, "The first seq this run published.", SVC_GAUGE, U(start_seq)},
+    {"live_entries", "distributor_live_entries_total", "Entries sent on the live stream.",
+     SVC_COUNTER, U(live_entries)},
+    {"delayed_batches", "distributor_delayed_batches_total", "Messages sent on the delayed stream.",
+     SVC_COUNTER, U(delayed_batches)},
+    {"heartbeats", "distributor_heartbeats_total", "Heartbeat messages sent.", SVC_COUNTER,
+     U(heartbeats)},
+    {"laps", "distributor_ring_laps_total",
+     "Times the ring overwrote the pump's cursor (gap filled from the WAL).", SVC_COUNTER, U(laps)},
+    {"wal_catchups", "distributor_wal_catchups_total", "Gaps filled from the WAL.", SVC_COUNTER,
+     U(wal_catchups)},
+    {"subscribers", NULL, "Durable sessions connected.", SVC_GAUGE, U(subscribers)},
+    {NULL, "distributor_replay_requests_total", "History replay pages served.", SVC_COUNTER,
+     U(replay_requests)},
+    {NULL, "distributor_replay_entries_total", "Entries sent in replay pages.", SVC_COUNTER,
+     U(replay_entries)},
+    {NULL, "distributor_deliveries_total", "Entries sent to durable sessions.", SVC_COUNTER,
+     U(deliveries)},
+    {NULL, "distributor_acks_total", "Acks received from durable subscribers.", SVC_COUNTER,
+     U(acks)},
+    {NULL, "distributor_offset_writes_total", "Offset batches stored via the writer.", SVC_COUNTER,
+     U(offset_writes)},
+    {NULL, "distributor_offset_write_failures_total", "Offset batches the writer did not store.",
+     SVC_COUNTER, U(offset_write_failures)},
+};
+
+/* on_loop: called from the loop, which alone may read the session table
+ * and the start seq (the metrics thread shows neither). */
+static void figures(dist_t *d, figures_t *f, bool on_loop)
+{
+    *f = (figures_t){.covered = atomic_load(&d->covered),
+                     .live_entries = atomic_load(&d->live_entries),
+                     .delayed_batches = atomic_load(&d->delayed_batches),
+                     .heartbeats = atomic_load(&d->heartbeats),
+                     .laps = atomic_load(&d->laps),
+                     .wal_catchups = atomic_load(&d->wal_catchups)};
+    if (on_loop) {
+        f->start_seq = d->start_seq;
+        f->subscribers = zhashx_size(d->subs);
+    }
+    pthread_mutex_lock(&d->stats_mu);
+    f->replay_requests = d->replay_requests;
+    f->replay_entries = d->replay_entries;
+    f->deliveries = d->deliveries;
+    f->acks = d->acks;
+    f->offset_writes = d->offset_writes;
+    f->offset_write_failures = d->offset_write_failures;
+    pthread_mutex_unlock(&d->stats_mu);
+}
+
+typedef struct {
+    strata_pair_t pairs[sizeof rows / sizeof rows[0]];
+    char values[sizeof rows / sizeof rows[0]][64];
+    size_t n;
+} pairs_t;
+
+static void add_pair(void *sink, const char *name, const char *value)
+{
+    pairs_t *p = sink;
+    snprintf(p->values[p->n], sizeof p->values[p->n], "%s", value);
+    p->pairs[p->n] = (strata_pair_t){name, p->values[p->n]};
+    p->n++;
+}
 
 static void stats_reply(dist_t *d, zframe_t *identity, bool delimited, uint64_t request_id)
 {
-    char values[8][32];
-    uint64_t v[8] = {atomic_load(&d->covered),      d->start_seq,
-                     atomic_load(&d->live_entries), atomic_load(&d->delayed_batches),
-                     atomic_load(&d->heartbeats),   atomic_load(&d->laps),
-                     atomic_load(&d->wal_catchups), zhashx_size(d->subs)};
-    static const char *names[8] = {"covered_seq", "start_seq", "live_entries", "delayed_batches",
-                                   "heartbeats",  "laps",      "wal_catchups", "subscribers"};
-    strata_pair_t pairs[8];
-    for (int i = 0; i < 8; i++) {
-        snprintf(values[i], sizeof values[i], "%" PRIu64, v[i]);
-        pairs[i] = (strata_pair_t){names[i], values[i]};
-    }
+    figures_t f;
+    figures(d, &f, true);
+    pairs_t p = {.n = 0};
+    svc_metrics_pairs(rows, sizeof rows / sizeof rows[0], &f, add_pair, &p);
     strata_reply_t rep = {
-        .request_id = request_id, .op = STRATA_OP_STATS, .pairs = pairs, .n_pairs = 8};
+        .request_id = request_id, .op = STRATA_OP_STATS, .pairs = p.pairs, .n_pairs = p.n};
     send_to(d, identity, delimited, &rep);
 }
 
 void write_metrics(void *arg, FILE *out)
 {
-    dist_t *d = arg;
-    prom_gauge(out, "distributor_covered_seq", "Every entry up to this seq has been published.",
-               (double)atomic_load(&d->covered));
-    prom_counter(out, "distributor_live_entries_total", "Entries sent on the live stream.",
-                 atomic_load(&d->live_entries));
-    prom_counter(out, "distributor_delayed_batches_total", "Messages sent on the delayed stream.",
-                 atomic_load(&d->delayed_batches));
-    prom_counter(out, "distributor_heartbeats_total", "Heartbeat messages sent.",
-                 atomic_load(&d->heartbeats));
-    prom_counter(out, "distributor_ring_laps_total",
-                 "Times the ring overwrote the pump's cursor (gap filled from the WAL).",
-                 atomic_load(&d->laps));
-    prom_counter(out, "distributor_wal_catchups_total", "Gaps filled from the WAL.",
-                 atomic_load(&d->wal_catchups));
-    pthread_mutex_lock(&d->stats_mu);
-    prom_counter(out, "distributor_replay_requests_total", "History replay pages served.",
-                 d->replay_requests);
-    prom_counter(out, "distributor_replay_entries_total", "Entries sent in replay pages.",
-                 d->replay_entries);
-    prom_counter(out, "distributor_deliveries_total", "Entries sent to durable sessions.",
-                 d->deliveries);
-    prom_counter(out, "distributor_acks_total", "Acks received from durable subscribers.", d->acks);
-    prom_counter(out, "distributor_offset_writes_total", "Offset batches stored via the writer.",
-                 d->offset_writes);
-    prom_counter(out, "distributor_offset_write_failures_total",
-                 "Offset batches the writer did not store.", d->offset_write_failures);
-    pthread_mutex_unlock(&d->stats_mu);
+    figures_t f;
+    figures(arg, &f, false);
+    svc_metrics_prom(rows, sizeof rows / sizeof rows[0], &f, out);
 }
 
 bool is_ready(void *arg)
