@@ -63,6 +63,13 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
     ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "connect: %s", err.msg);
     strata_reply_t rep;
     ck_assert_msg(strata_client_stats(client, &rep, &err) == 0, "stats: %s", err.msg);
+    /* The names and order proto/DISTRIBUTION.md gives. */
+    static const char *const names[] = {"covered_seq",     "start_seq",  "live_entries",
+                                        "delayed_batches", "heartbeats", "laps",
+                                        "wal_catchups",    "subscribers"};
+    ck_assert_uint_eq(rep.n_pairs, 8);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_str_eq(rep.pairs[i].name, names[i]);
     bool saw_subscribers = false;
     for (size_t i = 0; i < rep.n_pairs; i++)
         if (!strcmp(rep.pairs[i].name, "subscribers")) {
