@@ -58,10 +58,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 }
 
 int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
-                   svc_http_t **http_p, uint16_t *port, strata_error_t *err)
+                   svc_http_t **http_p, char *url, size_t url_cap, strata_error_t *err)
 {
     *http_p = NULL;
-    *port = 0;
+    snprintf(url, url_cap, "off");
     if (!strcmp(endpoint, "off"))
         return 0;
     char host[64];
@@ -96,7 +96,7 @@ int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *
         return strata_error_set(err, STRATA_EIO, "metrics/endpoint: cannot listen on %s", endpoint);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    *port = info ? info->port : (uint16_t)p;
+    snprintf(url, url_cap, "http://%s:%u/metrics", host, info ? info->port : (unsigned)p);
     *http_p = self;
     return 0;
 }

@@ -19,9 +19,9 @@ typedef void(svc_metrics_fn)(void *arg, FILE *out);
 typedef bool(svc_ready_fn)(void *arg);
 
 /* endpoint: "host:port" (IPv4 host, port 0 picks a free one) or "off".
- * *port gets the bound port (0 when off). */
+ * url gets "http://host:PORT/metrics" with the bound port, or "off". */
 int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
-                   svc_http_t **http_p, uint16_t *port, strata_error_t *err);
+                   svc_http_t **http_p, char *url, size_t url_cap, strata_error_t *err);
 void svc_http_stop(svc_http_t **http_p);
 
 /* Prometheus helpers. name without the strata_ prefix. */

@@ -1,6 +1,7 @@
 /* ROUTER framing shared by the services; see router.h. */
 #include "router.h"
 
+#include <limits.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -85,4 +86,24 @@ int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     (void)arg;
     return zsys_interrupted ? -1 : 0;
+}
+
+int svc_control_bind(const char *configured, const char *data_dir, const char *service,
+                     zsock_t **router, char *endpoint, size_t cap, strata_error_t *err)
+{
+    char bind_ep[PATH_MAX + 64];
+    if (*configured)
+        snprintf(bind_ep, sizeof bind_ep, "%s", configured);
+    else
+        snprintf(bind_ep, sizeof bind_ep, "ipc://%.4000s/%s.ctl", data_dir, service);
+    *router = zsock_new(ZMQ_ROUTER);
+    if (!*router || zsock_bind(*router, "%s", bind_ep) < 0) {
+        zsock_destroy(router);
+        return strata_error_set(err, STRATA_EIO, "%s/endpoint: cannot bind %s", service, bind_ep);
+    }
+    zsock_set_maxmsgsize(*router, STRATA_PROTO_MAX_MESSAGE);
+    char *last = zsock_last_endpoint(*router);
+    snprintf(endpoint, cap, "%s", last ? last : bind_ep);
+    zstr_free(&last);
+    return 0;
 }

@@ -36,4 +36,10 @@ int svc_router_serve_control(zsock_t *sock, svc_control_fn *fn, void *arg, const
  * loop with nothing else to do would never see it. */
 int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg);
 
+/* Binds a control ROUTER at configured, or at ipc://<data_dir>/<service>.ctl
+ * when it is empty, with the protocol's message cap; endpoint gets what it
+ * bound (a tcp port chosen for '*' included). */
+int svc_control_bind(const char *configured, const char *data_dir, const char *service,
+                     zsock_t **router, char *endpoint, size_t cap, strata_error_t *err);
+
 #endif

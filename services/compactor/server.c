@@ -360,30 +360,13 @@ int compactor_new(svc_config_t *cfg, compactor_t **compactor_p, strata_error_t *
              s->data_dir);
     if ((rc = claim_work_dir(s, err)))
         goto fail;
-    const char *ep = svc_config_get(s->cfg, "compactor/endpoint");
-    char bind_ep[PATH_MAX + 32];
-    if (*ep)
-        snprintf(bind_ep, sizeof bind_ep, "%s", ep);
-    else
-        snprintf(bind_ep, sizeof bind_ep, "ipc://%.4000s/compactor.ctl", s->data_dir);
-    s->router = zsock_new(ZMQ_ROUTER);
-    if (!s->router || zsock_bind(s->router, "%s", bind_ep) < 0) {
-        rc = strata_error_set(err, STRATA_EIO, "compactor/endpoint: cannot bind %s", bind_ep);
+    if ((rc = svc_control_bind(svc_config_get(s->cfg, "compactor/endpoint"), s->data_dir,
+                               "compactor", &s->router, s->endpoint, sizeof s->endpoint, err)))
         goto fail;
-    }
-    zsock_set_maxmsgsize(s->router, STRATA_PROTO_MAX_MESSAGE);
-    char *last = zsock_last_endpoint(s->router);
-    snprintf(s->endpoint, sizeof s->endpoint, "%s", last ? last : bind_ep);
-    zstr_free(&last);
-    uint16_t http_port = 0;
     const char *metrics = svc_config_get(s->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, &http_port, err)))
+    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, s->metrics_url,
+                             sizeof s->metrics_url, err)))
         goto fail;
-    if (s->http)
-        snprintf(s->metrics_url, sizeof s->metrics_url, "http://%.*s:%u/metrics",
-                 (int)(strrchr(metrics, ':') - metrics), metrics, http_port);
-    else
-        snprintf(s->metrics_url, sizeof s->metrics_url, "off");
     if ((rc = write_endpoints(s, err)))
         goto fail;
     if (pthread_create(&s->worker, NULL, compactor_worker, s) != 0) {

@@ -245,8 +245,7 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             if (s_parse_number(optarg, 1, INT32_MAX, &number)) {
                 ctl->timeout_ms = (int)number;
                 ctl->timeout_given = true;
-            }
-            else
+            } else
                 s_flag_error(cmd, "--timeout: '%s' is not a number of ms > 0", optarg);
             break;
         case OPT_JSON:

@@ -162,17 +162,10 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
         rc = strata_error_set(err, STRATA_EIO, "cannot create the inproc notify pair");
         goto fail;
     }
-    uint16_t http_port = 0;
     const char *metrics = svc_config_get(d->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, d, &d->http, &http_port, err)))
+    if ((rc = svc_http_start(metrics, write_metrics, is_ready, d, &d->http, d->metrics_url,
+                             sizeof d->metrics_url, err)))
         goto fail;
-    if (d->http) {
-        char host[64];
-        snprintf(host, sizeof host, "%.*s", (int)(strrchr(metrics, ':') - metrics), metrics);
-        snprintf(d->metrics_url, sizeof d->metrics_url, "http://%s:%u/metrics", host, http_port);
-    } else {
-        snprintf(d->metrics_url, sizeof d->metrics_url, "off");
-    }
     if ((rc = pump_tail_open(d, err)))
         goto fail;
     /* The pump owns the PUB sockets, the tail and the notify end from here on. */

@@ -109,8 +109,7 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
 }
 
 /* Sends one committed entry (raw is a private copy, already checked). */
-static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw,
-                          size_t raw_len)
+static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw, size_t raw_len)
 {
     if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
         goto covered;

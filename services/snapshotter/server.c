@@ -279,21 +279,9 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
     snprintf(s->writer_file, sizeof s->writer_file, "%.4000s/writer.endpoints", s->data_dir);
     snprintf(s->endpoints_file, sizeof s->endpoints_file, "%.4000s/snapshotter.endpoints",
              s->data_dir);
-    const char *ep = svc_config_get(s->cfg, "snapshotter/endpoint");
-    char bind_ep[PATH_MAX + 32];
-    if (*ep)
-        snprintf(bind_ep, sizeof bind_ep, "%s", ep);
-    else
-        snprintf(bind_ep, sizeof bind_ep, "ipc://%.4000s/snapshotter.ctl", s->data_dir);
-    s->router = zsock_new(ZMQ_ROUTER);
-    if (!s->router || zsock_bind(s->router, "%s", bind_ep) < 0) {
-        rc = strata_error_set(err, STRATA_EIO, "snapshotter/endpoint: cannot bind %s", bind_ep);
+    if ((rc = svc_control_bind(svc_config_get(s->cfg, "snapshotter/endpoint"), s->data_dir,
+                               "snapshotter", &s->router, s->endpoint, sizeof s->endpoint, err)))
         goto fail;
-    }
-    zsock_set_maxmsgsize(s->router, STRATA_PROTO_MAX_MESSAGE);
-    char *last = zsock_last_endpoint(s->router);
-    snprintf(s->endpoint, sizeof s->endpoint, "%s", last ? last : bind_ep);
-    zstr_free(&last);
     /* The worker's wake-up for the loop: a pipe of two inproc PAIRs, named
      * by this object's address so two objects in a process never meet. */
     char pipe_ep[64];
@@ -305,15 +293,10 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot create the worker's pipe");
         goto fail;
     }
-    uint16_t http_port = 0;
     const char *metrics = svc_config_get(s->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, &http_port, err)))
+    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, s->metrics_url,
+                             sizeof s->metrics_url, err)))
         goto fail;
-    if (s->http)
-        snprintf(s->metrics_url, sizeof s->metrics_url, "http://%.*s:%u/metrics",
-                 (int)(strrchr(metrics, ':') - metrics), metrics, http_port);
-    else
-        snprintf(s->metrics_url, sizeof s->metrics_url, "off");
     snapshotter_remove_partials(s);
     snapshotter_prune(s);
     if ((rc = write_endpoints(s, err)))

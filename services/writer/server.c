@@ -168,17 +168,10 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         strata_error_set(err, STRATA_EIO, "cannot bind the internal inproc sockets");
         goto fail;
     }
-    uint16_t http_port = 0;
     const char *metrics = svc_config_get(w->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, w, &w->http, &http_port, err)))
+    if ((rc = svc_http_start(metrics, write_metrics, is_ready, w, &w->http, w->metrics_url,
+                             sizeof w->metrics_url, err)))
         goto fail;
-    if (w->http) {
-        char host[64];
-        snprintf(host, sizeof host, "%.*s", (int)(strrchr(metrics, ':') - metrics), metrics);
-        snprintf(w->metrics_url, sizeof w->metrics_url, "http://%s:%u/metrics", host, http_port);
-    } else {
-        snprintf(w->metrics_url, sizeof w->metrics_url, "off");
-    }
     if (pthread_create(&w->sync_thread, NULL, sync_main, w) != 0) {
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the sync thread");
         goto fail;
