@@ -195,6 +195,7 @@ int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
     if (zsock_recv(pull, "p", &job) != 0 || !job)
         return 0;
     w->jobs_running--;
+    w->client_jobs_running -= job->from_client;
     if (job->rc) {
         send_error(w, job->sock, &job->envelope, job->request_id, job->rc, job->err.msg);
     } else {

@@ -70,10 +70,17 @@ static int parse_install(writer_t *w, job_t *job, const strata_request_t *req, c
 static void ctl_job(void *call)
 {
     ctx_t *c = call;
+    writer_t *w = c->w;
+    if (w->jobs_running >= MAX_JOBS ||
+        (!c->from_control && w->client_jobs_running >= MAX_CLIENT_JOBS))
+        return reply_error(c, STRATA_EBUSY,
+                           "control %s: %d jobs running (cap %d, %d from the client endpoint); "
+                           "retry when one finishes",
+                           c->req->verb, w->jobs_running, MAX_JOBS, MAX_CLIENT_JOBS);
     job_t *job = calloc(1, sizeof *job);
     if (!job)
         return reply_error(c, STRATA_ENOMEM, "out of memory");
-    job->w = c->w;
+    job->w = w;
     job->sock = c->sock;
     job->envelope = c->envelope;
     job->request_id = c->req->request_id;
@@ -106,6 +113,7 @@ static void ctl_job(void *call)
             return reply_error(c, STRATA_EINVAL, "%s", why);
         }
     }
+    job->from_client = !c->from_control;
     pthread_t t;
     if (pthread_create(&t, NULL, job_main, job) != 0) {
         job_free(job);
@@ -114,6 +122,7 @@ static void ctl_job(void *call)
     pthread_detach(t);
     c->envelope = NULL;
     c->w->jobs_running++;
+    c->w->client_jobs_running += job->from_client;
     log_info("event=%s_start", job->verb);
 }
 

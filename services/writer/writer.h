@@ -83,10 +83,19 @@ typedef struct {
     uint64_t start_ns;
 } staged_t;
 
+/* Slow control verbs (flush, compact, checkpoint, truncate_wal,
+ * install_compaction) run one thread each, at most MAX_JOBS at once and at
+ * most MAX_CLIENT_JOBS of them asked for on the client endpoint, so clients
+ * can never take the room the node's own compactor and snapshotter need.
+ * Past either cap a request is refused with STRATA_EBUSY. */
+#define MAX_JOBS        16
+#define MAX_CLIENT_JOBS 8
+
 typedef struct job {
     writer_t *w;
     zsock_t *sock;
     zmsg_t *envelope;
+    bool from_client; /* counts against MAX_CLIENT_JOBS */
     uint64_t request_id;
     char verb[32];
     char arg[PATH_MAX]; /* checkpoint: the destination */
@@ -143,8 +152,9 @@ struct writer {
     bool sync_stop, sync_failed;
     char sync_failure[512];
 
-    int jobs_running;
-    uint64_t recovery_ns; /* the open that replayed the WAL, at start */
+    int jobs_running;        /* job threads started and not yet reported back */
+    int client_jobs_running; /* of them, asked for on the client endpoint */
+    uint64_t recovery_ns;    /* the open that replayed the WAL, at start */
     state_waiter_t *state_waiters;
     bool external_compaction;
     unsigned ticks;

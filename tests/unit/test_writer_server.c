@@ -125,12 +125,78 @@ START_TEST(serves_in_process_and_stops_on_terminate)
 }
 END_TEST
 
+/* 1,500 pipelined flushes on each endpoint: each is done or refused with
+ * EBUSY at once (no thread or socket per request past the caps), and the
+ * writer serves on. It used to abort in zsock_new_checked. */
+START_TEST(a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+    const char *endpoints[2] = {writer_endpoint(w), writer_control_endpoint(w)};
+    for (int e = 0; e < 2; e++) {
+        strata_client_options_t opts = {.endpoint = endpoints[e], .timeout_ms = 30000};
+        strata_client_t *c = NULL;
+        ck_assert_int_eq(strata_client_connect(&opts, &c, &err), 0);
+        enum { FLOOD = 1500 };
+        for (int i = 0; i < FLOOD; i++) {
+            strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = "flush"};
+            uint64_t id;
+            ck_assert_msg(strata_client_send(c, &req, &id, &err) == 0, "send %d: %s", i, err.msg);
+        }
+        int done = 0, busy = 0;
+        for (int i = 0; i < FLOOD; i++) {
+            strata_reply_t rep;
+            ck_assert_msg(strata_client_recv(c, 30000, &rep, &err) == 0, "reply %d: %s", i,
+                          err.msg);
+            if (rep.status == 0) {
+                done++;
+            } else {
+                ck_assert_int_eq(rep.status, STRATA_EBUSY);
+                ck_assert_msg(strstr(rep.message, "control flush:") &&
+                                  strstr(rep.message, "jobs running (cap 16, 8 from the client"),
+                              "%s", rep.message);
+                busy++;
+            }
+            strata_reply_clear(&rep);
+        }
+        ck_assert_int_gt(done, 0);
+        ck_assert_int_gt(busy, 0);
+        ck_assert_int_eq(done + busy, FLOOD);
+        strata_client_destroy(&c);
+    }
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    uint64_t seq = 0;
+    ck_assert_int_eq(
+        strata_client_put(c, STRATA_DURABILITY_SYNC, "after", 5, "flood", 5, &seq, &err), 0);
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "after", 5, &value, &len, &err), 0);
+    ck_assert(len == 5 && !memcmp(value, "flood", 5));
+    free(value);
+    strata_client_destroy(&c);
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("writer_server");
     TCase *tc = tcase_create("writer_server");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, serves_in_process_and_stops_on_terminate);
+    tcase_add_test(tc, a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
