@@ -954,3 +954,25 @@ void strata_reply_clear(strata_reply_t *rep)
     }
     memset(rep, 0, sizeof *rep);
 }
+
+/* ------------------------------------------------------------------ */
+/* The node's reserved keys and topics                                 */
+
+bool strata_is_sys_key(strata_bytes_t key)
+{
+    return key.len >= STRATA_SYS_KEY_PREFIX_LEN &&
+           !memcmp(key.data, STRATA_SYS_KEY_PREFIX, STRATA_SYS_KEY_PREFIX_LEN);
+}
+
+int strata_check_client_write(const char *field, strata_bytes_t key, const char *topic,
+                              strata_error_t *err)
+{
+    if (strata_is_sys_key(key))
+        return strata_error_set(err, STRATA_EINVAL, "%s.key: the \\0strata/ prefix is reserved",
+                                field);
+    if (topic && topic[0] == STRATA_SYS_TOPIC_PREFIX)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "%s.topic: '%.64s' is reserved ($-prefixed topics are the node's)",
+                                field, topic);
+    return 0;
+}

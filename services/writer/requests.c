@@ -120,10 +120,15 @@ static void stage_or_fail(ctx_t *c, size_t ops_before, size_t n_ops, size_t byte
         flush_staged(w);
 }
 
-static bool is_sys_key(strata_bytes_t key)
+/* The node's own processes, on the control endpoint, may write its
+ * reserved keys; a client may not (strata_check_client_write). */
+static int check_write(ctx_t *c, const char *field, strata_bytes_t key, const char *topic)
 {
-    return key.len >= STRATA_SYS_KEY_PREFIX_LEN &&
-           !memcmp(key.data, STRATA_SYS_KEY_PREFIX, STRATA_SYS_KEY_PREFIX_LEN);
+    strata_error_t err;
+    if (c->from_control || strata_check_client_write(field, key, topic, &err) == 0)
+        return 0;
+    reply_error(c, STRATA_EINVAL, "%s", err.msg);
+    return STRATA_EINVAL;
 }
 
 /* Clients may not write the node's own keys; its processes, on the control
@@ -131,7 +136,7 @@ static bool is_sys_key(strata_bytes_t key)
  * skip them. */
 static int put_op(ctx_t *c, strata_bytes_t key, strata_bytes_t value)
 {
-    if (is_sys_key(key))
+    if (strata_is_sys_key(key))
         return c->from_control ? strata_batch_put_topic(c->w->batch, STRATA_SYS_TOPIC, key.data,
                                                         key.len, value.data, value.len)
                                : STRATA_EINVAL;
@@ -140,7 +145,7 @@ static int put_op(ctx_t *c, strata_bytes_t key, strata_bytes_t value)
 
 static int delete_op(ctx_t *c, strata_bytes_t key)
 {
-    if (is_sys_key(key) && !c->from_control)
+    if (strata_is_sys_key(key) && !c->from_control)
         return STRATA_EINVAL;
     return strata_batch_delete(c->w->batch, key.data, key.len);
 }
@@ -150,8 +155,8 @@ static void handle_put(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "put.key: empty");
-    if (is_sys_key(req->key) && !c->from_control)
-        return reply_error(c, STRATA_EINVAL, "put.key: the \\0strata/ prefix is reserved");
+    if (check_write(c, "put", req->key, NULL))
+        return;
     size_t before = strata_batch_count(c->w->batch);
     int rc = put_op(c, req->key, req->value);
     stage_or_fail(c, before, 1, req->key.len + req->value.len, rc, "put");
@@ -162,8 +167,8 @@ static void handle_delete(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "delete.key: empty");
-    if (is_sys_key(req->key) && !c->from_control)
-        return reply_error(c, STRATA_EINVAL, "delete.key: the \\0strata/ prefix is reserved");
+    if (check_write(c, "delete", req->key, NULL))
+        return;
     size_t before = strata_batch_count(c->w->batch);
     int rc = delete_op(c, req->key);
     stage_or_fail(c, before, 1, req->key.len, rc, "delete");
@@ -177,9 +182,10 @@ static void handle_batch(ctx_t *c)
     for (size_t i = 0; i < req->n_ops; i++) {
         if (req->ops[i].key.len == 0)
             return reply_error(c, STRATA_EINVAL, "batch.ops[%zu].key: empty", i);
-        if (is_sys_key(req->ops[i].key) && !c->from_control)
-            return reply_error(c, STRATA_EINVAL,
-                               "batch.ops[%zu].key: the \\0strata/ prefix is reserved", i);
+        char field[48];
+        snprintf(field, sizeof field, "batch.ops[%zu]", i);
+        if (check_write(c, field, req->ops[i].key, NULL))
+            return;
     }
     size_t before = strata_batch_count(c->w->batch), bytes = 0;
     int rc = 0;
@@ -206,6 +212,10 @@ static void handle_record(ctx_t *c)
     if (key_len <= 0 || !topic) {
         strata_record_clear(&rec);
         return reply_error(c, STRATA_EINVAL, "record: no key or topic for this type");
+    }
+    if (check_write(c, "record", (strata_bytes_t){(const uint8_t *)key, (size_t)key_len}, topic)) {
+        strata_record_clear(&rec);
+        return;
     }
     size_t before = strata_batch_count(c->w->batch);
     rc = strata_batch_put_topic(c->w->batch, topic, key, (size_t)key_len, req->value.data,

@@ -11,6 +11,7 @@
 
 #include "strata/client.h"
 #include "strata/db.h"
+#include "strata/record.h"
 #include "support.h"
 #include "writer.h"
 
@@ -190,12 +191,104 @@ START_TEST(a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on)
 }
 END_TEST
 
+/* A Raw record's bytes, topic and key as given. */
+static void raw_record(const char *topic, const void *key, size_t key_len, uint8_t **buf,
+                       size_t *len)
+{
+    strata_record_t rec = {.type = STRATA_RECORD_RAW};
+    snprintf(rec.u.raw.topic, sizeof rec.u.raw.topic, "%s", topic);
+    rec.u.raw.key.ptr = malloc(key_len);
+    memcpy(rec.u.raw.key.ptr, key, key_len);
+    rec.u.raw.key.len = key_len;
+    strata_error_t err;
+    ck_assert_msg(strata_record_encode(&rec, buf, len, &err) == 0, "encode: %s", err.msg);
+    strata_record_clear(&rec);
+}
+
+/* Keys under \0strata/ and $-topics are the node's: refused on every client
+ * write path, naming the field, and allowed to the node's own processes on
+ * the control endpoint. A durable subscriber's offset cannot be forged. */
+START_TEST(reserved_keys_and_topics_are_refused_on_every_client_write_path)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    static const char victim[] = "\0strata/sub/victim";
+    size_t victim_len = sizeof victim - 1;
+
+    ck_assert_int_eq(
+        strata_client_put(c, STRATA_DURABILITY_SYNC, victim, victim_len, "9", 1, NULL, &err),
+        STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "put.key: the \\0strata/ prefix is reserved");
+    ck_assert_int_eq(
+        strata_client_delete(c, STRATA_DURABILITY_SYNC, victim, victim_len, NULL, &err),
+        STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "delete.key: the \\0strata/ prefix is reserved");
+    strata_batch_op_t ops[2] = {
+        {.kind = STRATA_BATCH_PUT,
+         .key = {(const uint8_t *)"ok", 2},
+         .value = {(const uint8_t *)"v", 1}},
+        {.kind = STRATA_BATCH_DELETE, .key = {(const uint8_t *)victim, victim_len}}};
+    ck_assert_int_eq(strata_client_batch(c, STRATA_DURABILITY_SYNC, ops, 2, NULL, &err),
+                     STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "batch.ops[1].key: the \\0strata/ prefix is reserved");
+
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    raw_record("fills", victim, victim_len, &buf, &len);
+    ck_assert_int_eq(strata_client_record_put(c, STRATA_DURABILITY_SYNC, buf, len, NULL, &err),
+                     STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "record.key: the \\0strata/ prefix is reserved");
+    free(buf);
+    static const char *const topics[] = {"$sys", "$hb"};
+    for (int i = 0; i < 2; i++) {
+        raw_record(topics[i], "k", 1, &buf, &len);
+        ck_assert_int_eq(strata_client_record_put(c, STRATA_DURABILITY_SYNC, buf, len, NULL, &err),
+                         STRATA_EINVAL);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "record.topic: '%s' is reserved ($-prefixed topics are the node's)", topics[i]);
+        ck_assert_str_eq(err.msg, want);
+        free(buf);
+    }
+    /* An ordinary Raw record goes through; nothing refused was written. */
+    raw_record("fills", "k1", 2, &buf, &len);
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_client_record_put(c, STRATA_DURABILITY_SYNC, buf, len, &seq, &err), 0);
+    ck_assert_uint_eq(seq, 1);
+    free(buf);
+    void *value = NULL;
+    size_t vlen = 0;
+    ck_assert_int_eq(strata_client_get(c, victim, victim_len, &value, &vlen, &err),
+                     STRATA_ENOTFOUND);
+    strata_client_destroy(&c);
+
+    /* The node's own processes write offsets on the control endpoint. */
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    ck_assert_int_eq(
+        strata_client_put(ctl, STRATA_DURABILITY_SYNC, victim, victim_len, "9", 1, &seq, &err), 0);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("writer_server");
     TCase *tc = tcase_create("writer_server");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, serves_in_process_and_stops_on_terminate);
+    tcase_add_test(tc, reserved_keys_and_topics_are_refused_on_every_client_write_path);
     tcase_add_test(tc, a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on);
     suite_add_tcase(s, tc);
     return ts_run(s);

@@ -36,6 +36,9 @@
 #define STRATA_SYS_KEY_PREFIX     "\0strata/"
 #define STRATA_SYS_KEY_PREFIX_LEN 8u
 #define STRATA_SYS_TOPIC          "$sys"
+/* Topics beginning with this are the node's own ($sys, the distributor's
+ * $hb): no client write may use one. */
+#define STRATA_SYS_TOPIC_PREFIX '$'
 
 typedef enum {
     STRATA_OP_NONE = 0,
@@ -209,5 +212,16 @@ int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata
 void strata_reply_clear(strata_reply_t *rep);
 
 const char *strata_op_name(strata_op_t op);
+
+/* The one check every client write path (put, delete, batch ops, records)
+ * makes: a key under STRATA_SYS_KEY_PREFIX or a topic (may be NULL: the
+ * default) beginning with STRATA_SYS_TOPIC_PREFIX is the node's own.
+ * STRATA_EINVAL naming field, e.g. `record.key: the \0strata/ prefix is
+ * reserved` or `record.topic: '$sys' is reserved ($-prefixed topics are the
+ * node's)`. */
+int strata_check_client_write(const char *field, strata_bytes_t key, const char *topic,
+                              strata_error_t *err);
+/* Whether key lies in the node's reserved key space. */
+bool strata_is_sys_key(strata_bytes_t key);
 
 #endif
