@@ -4,6 +4,7 @@
  * input costs at most one bounded parse and gets an error naming the field. */
 #include "strata/codec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,22 +83,132 @@ static int check_count(strata_error_t *err, const char *field, size_t count, siz
     return strata_error_set(err, STRATA_ETOOBIG, "%s: %zu items, cap %zu", field, count, cap);
 }
 
+/* The offset of the first byte that does not continue valid UTF-8 (no
+ * overlong forms, surrogates or code points past U+10FFFF), or len. */
+static size_t utf8_bad(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        size_t n;
+        uint32_t min, cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1, min = 0x80, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, min = 0x800, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (len - i <= n)
+            return i;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+/* Protobuf strings must be UTF-8: strict readers (Python, Go, Java) refuse
+ * a message that carries anything else. */
+static int check_utf8(strata_error_t *err, const char *field, long index, const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    size_t bad = utf8_bad((const uint8_t *)text, len);
+    if (bad == len)
+        return 0;
+    if (index < 0)
+        return strata_error_set(err, STRATA_EINVAL, "%s: not UTF-8 at byte %zu", field, bad);
+    return strata_error_set(err, STRATA_EINVAL, "%s[%ld]: not UTF-8 at byte %zu", field, index,
+                            bad);
+}
+
 static int check_text(strata_error_t *err, const char *field, long index, const char *text)
 {
-    return check_len(err, field, index, text ? strlen(text) : 0, STRATA_PROTO_MAX_TEXT);
+    int rc = check_len(err, field, index, text ? strlen(text) : 0, STRATA_PROTO_MAX_TEXT);
+    return rc ? rc : check_utf8(err, field, index, text);
 }
 
 static int check_name(strata_error_t *err, const char *field, const char *name)
 {
-    return check_len(err, field, -1, name ? strlen(name) : 0, STRATA_PROTO_MAX_NAME);
+    int rc = check_len(err, field, -1, name ? strlen(name) : 0, STRATA_PROTO_MAX_NAME);
+    return rc ? rc : check_utf8(err, field, -1, name);
 }
 
 static int check_topics(strata_error_t *err, const char *field, size_t n, char **topics)
 {
     int rc = check_count(err, field, n, STRATA_PROTO_MAX_TOPICS);
-    for (size_t i = 0; !rc && i < n; i++)
+    for (size_t i = 0; !rc && i < n; i++) {
         rc = check_len(err, field, (long)i, strlen(topics[i]), STRATA_PROTO_MAX_TOPIC);
+        if (!rc)
+            rc = check_utf8(err, field, (long)i, topics[i]);
+    }
     return rc;
+}
+
+/* Copies of outgoing strings made valid UTF-8, freed with the frame. */
+typedef struct {
+    char **items;
+    size_t n, cap;
+} fixes_t;
+
+static bool fixes_room(fixes_t *f)
+{
+    if (f->n < f->cap)
+        return true;
+    size_t cap = f->cap * 2 + 8;
+    char **grown = realloc(f->items, cap * sizeof *grown);
+    if (!grown)
+        return false;
+    f->items = grown;
+    f->cap = cap;
+    return true;
+}
+
+/* text itself when it is UTF-8, else a copy with each offending byte
+ * written as \xNN: a reply never carries bytes a strict reader refuses,
+ * whatever a client sent or a file held. */
+static const char *text_out(fixes_t *f, const char *text)
+{
+    if (!text)
+        return "";
+    size_t len = strlen(text);
+    if (utf8_bad((const uint8_t *)text, len) == len)
+        return text;
+    if (!fixes_room(f))
+        return "?";
+    char *fixed = malloc(4 * len + 1);
+    if (!fixed)
+        return "?";
+    size_t o = 0;
+    const uint8_t *p = (const uint8_t *)text;
+    for (size_t i = 0; i < len;) {
+        size_t good = utf8_bad(p + i, len - i);
+        memcpy(fixed + o, p + i, good);
+        o += good;
+        i += good;
+        if (i < len)
+            o += (size_t)snprintf(fixed + o, 5, "\\x%02X", p[i++]);
+    }
+    fixed[o] = '\0';
+    f->items[f->n++] = fixed;
+    return fixed;
+}
+
+static void fixes_free(fixes_t *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->items[i]);
+    free(f->items);
 }
 
 /* Packs msg into a fresh buffer once its size is known to fit the cap. */
@@ -556,7 +667,8 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
     msg.version = rep->version ? rep->version : STRATA_PROTO_VERSION;
     msg.request_id = rep->request_id;
     msg.status = rep->status;
-    msg.message = to_pb_string(rep->message);
+    fixes_t fixes = {0};
+    msg.message = (char *)text_out(&fixes, rep->message);
     msg.body_case = rep->op == STRATA_OP_NONE ? STRATA__REPLY__BODY__NOT_SET
                                               : (Strata__Reply__BodyCase)(rep->op + BODY_CASE_BASE);
 
@@ -633,7 +745,7 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
         break;
     }
     case STRATA_OP_STATUS:
-        status.role = to_pb_string(rep->role);
+        status.role = (char *)text_out(&fixes, rep->role);
         status.term = rep->term;
         status.last_seq = rep->last_seq;
         status.durable_seq = rep->durable_seq;
@@ -651,8 +763,8 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
         }
         for (size_t i = 0; i < n; i++) {
             strata__pair__init(&pairs[i]);
-            pairs[i].name = to_pb_string(rep->pairs[i].name);
-            pairs[i].value = to_pb_string(rep->pairs[i].value);
+            pairs[i].name = (char *)text_out(&fixes, rep->pairs[i].name);
+            pairs[i].value = (char *)text_out(&fixes, rep->pairs[i].value);
             pair_ptrs[i] = &pairs[i];
         }
         if (rep->op == STRATA_OP_STATS) {
@@ -701,9 +813,24 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
         for (size_t i = 0; i < n; i++) {
             const strata_subscriber_info_t *in = &rep->subscribers[i];
             strata__subscriber_info__init(&infos[i]);
-            infos[i].name = to_pb_string(in->name);
+            infos[i].name = (char *)text_out(&fixes, in->name);
             infos[i].n_topics = in->n_topics;
             infos[i].topics = (char **)in->topics;
+            for (size_t t = 0; t < in->n_topics; t++)
+                if (text_out(&fixes, in->topics[t]) != in->topics[t]) {
+                    /* A name stored before names were checked: show it fixed. */
+                    char **fixed = calloc(in->n_topics, sizeof *fixed);
+                    if (!fixed || !fixes_room(&fixes)) {
+                        free(fixed);
+                        infos[i].n_topics = 0;
+                        break;
+                    }
+                    fixes.items[fixes.n++] = (char *)fixed;
+                    for (size_t u = 0; u < in->n_topics; u++)
+                        fixed[u] = (char *)text_out(&fixes, in->topics[u]);
+                    infos[i].topics = fixed;
+                    break;
+                }
             infos[i].acked_seq = in->acked_seq;
             infos[i].lag_records = in->lag_records;
             infos[i].lag_ms = in->lag_ms;
@@ -722,6 +849,7 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
     }
     rc = pack_frame(&msg.base, "reply", buf, len, err);
 done:
+    fixes_free(&fixes);
     free(infos);
     free(info_ptrs);
     free(values);

@@ -577,6 +577,52 @@ static void expect_request_error(const strata_request_t *in, int code, const cha
     free(buf);
 }
 
+/* Protobuf strings are UTF-8: a request carrying anything else in one is
+ * refused naming the field and the byte, and a reply never carries any,
+ * whatever it echoes, so strict readers (Python, Go, Java) can parse it. */
+START_TEST(strings_are_utf8_both_ways)
+{
+    strata_request_t verb = {.request_id = 70, .op = STRATA_OP_CONTROL, .verb = "pi\xffng"};
+    expect_request_error(&verb, STRATA_EINVAL, "control.verb: not UTF-8 at byte 2");
+    const char *args[] = {"ok", "\xc0\xaf"}; /* an overlong '/' */
+    strata_request_t arg = {
+        .request_id = 71, .op = STRATA_OP_CONTROL, .verb = "x", .args = args, .n_args = 2};
+    expect_request_error(&arg, STRATA_EINVAL, "control.args[1]: not UTF-8 at byte 0");
+    strata_request_t name = {.request_id = 72, .op = STRATA_OP_SUBSCRIBE, .name = "a\xed\xa0\x80"};
+    expect_request_error(&name, STRATA_EINVAL, "subscribe.name: not UTF-8 at byte 1");
+    const char *topics[] = {"orders", "tr\xe9s"}; /* Latin-1, not UTF-8 */
+    strata_request_t sub = {
+        .request_id = 73, .op = STRATA_OP_REPLAY, .topics = topics, .n_topics = 2};
+    expect_request_error(&sub, STRATA_EINVAL, "replay.topics[1]: not UTF-8 at byte 2");
+    /* Real UTF-8 (two, three and four bytes) passes. */
+    strata_request_t good = {.request_id = 74,
+                             .op = STRATA_OP_CONTROL,
+                             .verb = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
+    strata_request_t out;
+    request_round_trip(&good, &out);
+    ck_assert_str_eq(out.verb, good.verb);
+    strata_request_clear(&out);
+
+    strata_pair_t pairs[] = {{"path", "/data/\xff\xfe"}};
+    strata_reply_t rep = {
+        .request_id = 75, .status = STRATA_EINVAL, .message = "control.verb: 'p\x80' unknown"};
+    strata_reply_t back;
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(strata_reply_encode(&rep, &buf, &len, NULL), 0);
+    ck_assert_int_eq(strata_reply_decode(buf, len, &back, NULL), 0);
+    ck_assert_str_eq(back.message, "control.verb: 'p\\x80' unknown");
+    strata_reply_clear(&back);
+    free(buf);
+    strata_reply_t ctl = {.request_id = 76, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = 1};
+    ck_assert_int_eq(strata_reply_encode(&ctl, &buf, &len, NULL), 0);
+    ck_assert_int_eq(strata_reply_decode(buf, len, &back, NULL), 0);
+    ck_assert_str_eq(back.pairs[0].value, "/data/\\xFF\\xFE");
+    strata_reply_clear(&back);
+    free(buf);
+}
+END_TEST
+
 START_TEST(oversize_fields_are_rejected_by_the_cap_check)
 {
     size_t big = STRATA_PROTO_MAX_VALUE + 1;
@@ -1026,6 +1072,7 @@ int main(void)
     tcase_add_test(rt, status_and_stats_requests_round_trip);
     tcase_add_test(rt, control_request_round_trips);
     tcase_add_test(rt, install_compaction_round_trips_and_caps_its_lists);
+    tcase_add_test(rt, strings_are_utf8_both_ways);
     tcase_add_test(rt, record_request_round_trips_and_caps_its_value);
     tcase_add_test(rt, write_replies_round_trip);
     tcase_add_test(rt, get_reply_round_trips_found_and_missing);
