@@ -324,10 +324,17 @@ static void s_finding(void *arg, const strata_verify_problem_t *p)
 }
 
 /* A backup's or snapshot's SNAPSHOT listing, reported as findings. */
+typedef struct {
+    ctl_t *ctl;
+    unsigned reported;
+} s_snapshot_findings_t;
+
 static void s_snapshot_finding(void *arg, const char *problem)
 {
+    s_snapshot_findings_t *f = arg;
     strata_verify_problem_t p = {.kind = "snapshot", .message = problem, .fatal = true};
-    s_finding(arg, &p);
+    s_finding(f->ctl, &p);
+    f->reported++;
 }
 
 int ctl_verify(ctl_t *ctl, int argc, char **argv)
@@ -345,8 +352,11 @@ int ctl_verify(ctl_t *ctl, int argc, char **argv)
     bool has_meta = access(meta, F_OK) == 0;
     if (has_meta) {
         strata_error_t serr;
-        int src = strata_snapshot_check(argv[0], s_snapshot_finding, ctl, &serr);
-        if (src && src != STRATA_ECORRUPT) {
+        s_snapshot_findings_t found = {.ctl = ctl};
+        int src = strata_snapshot_check(argv[0], s_snapshot_finding, &found, &serr);
+        /* A SNAPSHOT file that does not parse names no file of the listing:
+         * its own error is the reason, and must be shown. */
+        if (src && (src != STRATA_ECORRUPT || found.reported == 0)) {
             strata_verify_problem_t p = {.file = STRATA_SNAPSHOT_FILE,
                                          .kind = "snapshot",
                                          .message = serr.msg,

@@ -297,8 +297,21 @@ START_TEST(restore_refuses_a_damaged_backup_naming_the_file)
     free(out);
     ck_assert_int_ne(access(restored, F_OK), 0);
 
-    /* Without its SNAPSHOT a directory is no backup at all. */
+    /* With the table whole again, a SNAPSHOT file that does not parse:
+     * verify says why, as restore does (it used to count the problem and
+     * print nothing about it). */
+    ts_file_read_at(path, 40, &byte, 1);
+    byte ^= 0x5a;
+    ts_file_write_at(path, 40, &byte, 1);
     char *meta = ts_path(backup, "SNAPSHOT");
+    ts_file_write_at(meta, 0, "XXXXXXXX", 8);
+    ck_assert_int_eq(ctl(&out, "verify", backup, NULL, NULL, NULL), 3);
+    ck_assert_msg(strstr(out, "problem ") && strstr(out, "SNAPSHOT line") &&
+                      strstr(out, "does not match"),
+                  "verify does not say why SNAPSHOT is bad: [%s]", out);
+    free(out);
+
+    /* Without its SNAPSHOT a directory is no backup at all. */
     ck_assert_int_eq(unlink(meta), 0);
     ck_assert_int_eq(ctl(NULL, "restore", backup, restored, NULL, NULL), 1);
     ck_assert_int_ne(access(restored, F_OK), 0);
