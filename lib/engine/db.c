@@ -1069,6 +1069,19 @@ uint64_t strata_db_last_seq(strata_db_t *self)
     return atomic_load_explicit(&self->visible_seq, memory_order_acquire);
 }
 
+int strata_db_write_status(strata_db_t *self, strata_error_t *err)
+{
+    int rc = atomic_load(&self->failed);
+    if (rc) {
+        pthread_mutex_lock(&self->mu);
+        if (err)
+            *err = self->failure;
+        pthread_mutex_unlock(&self->mu);
+        return rc;
+    }
+    return strata_wal_failure(self->wal, err);
+}
+
 void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats)
 {
     memset(stats, 0, sizeof *stats);

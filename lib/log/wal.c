@@ -861,6 +861,16 @@ int strata_wal_close(strata_wal_t **wal_p, strata_error_t *err)
 
 /* ---- accessors and maintenance ---------------------------------------- */
 
+int strata_wal_failure(strata_wal_t *self, strata_error_t *err)
+{
+    pthread_mutex_lock(&self->mu);
+    int rc = self->failed;
+    if (rc && err)
+        *err = self->failure;
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
 uint64_t strata_wal_last_seq(strata_wal_t *self)
 {
     return atomic_load(&self->last_seq);

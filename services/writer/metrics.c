@@ -208,8 +208,10 @@ void write_metrics(void *arg, FILE *out)
                  "# TYPE strata_role gauge\nstrata_role{role=\"standalone\"} 1\n");
 }
 
+/* Ready means writes are taken: a writer whose WAL or flush failed still
+ * serves reads but refuses every write until restarted, so it is not. */
 bool is_ready(void *arg)
 {
     writer_t *w = arg;
-    return __atomic_load_n(&w->ready, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&w->ready, __ATOMIC_ACQUIRE) && strata_db_write_status(w->db, NULL) == 0;
 }

@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -700,6 +702,81 @@ START_TEST(sigterm_answers_in_flight_writes_and_exits_cleanly)
 }
 END_TEST
 
+/* A write that fails on disk (here the file size limit, as a full disk
+ * would) stops writes, never retried as success; the writer serves reads
+ * and /readyz says not ready until it is restarted. */
+START_TEST(a_failed_wal_write_stops_writes_and_readiness)
+{
+    char *dir = ts_tempdir("writer-full");
+    char *data = ts_path(dir, "node");
+    /* The writer inherits a 2 MiB file size limit, with SIGXFSZ ignored so
+     * the write fails with EFBIG instead of killing it; this process puts
+     * its own limit back at once. */
+    struct rlimit saved, small = {.rlim_cur = 2u << 20, .rlim_max = RLIM_INFINITY};
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    small.rlim_max = saved.rlim_max;
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const char *const env[] = {"STRATA_WRITER_WAL_SEGMENT_MB=8", "STRATA_WRITER_RING_MB=1", NULL};
+    ts_node_t node;
+    ts_node_start(&node, data, env);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_xfsz);
+
+    char ready_url[300];
+    snprintf(ready_url, sizeof ready_url, "%.*s/readyz",
+             (int)(strstr(node.metrics, "/metrics") - node.metrics), node.metrics);
+    char *ready = http_get(ready_url);
+    ck_assert_ptr_nonnull(strstr(ready, "200 OK"));
+    free(ready);
+    strata_client_t *c = connect_to(&node, 5000);
+    strata_error_t err;
+    char value[4096];
+    memset(value, 'v', sizeof value);
+    int rc = 0;
+    uint64_t acked = 0;
+    for (uint64_t i = 0; i < 2000 && rc == 0; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%06" PRIu64, i);
+        rc = strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), value, sizeof value,
+                               NULL, &err);
+        acked += rc == 0;
+    }
+    ck_assert_msg(rc != 0, "2000 puts of 4 KiB fit a 2 MiB file limit");
+    ck_assert_uint_gt(acked, 0);
+    /* Every later write is refused too, and reads still work. */
+    ck_assert_int_ne(strata_client_put(c, STRATA_DURABILITY_ASYNC, "after", 5, "x", 1, NULL, &err),
+                     0);
+    void *got = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k000000", 7, &got, &len, &err), 0);
+    ck_assert_uint_eq(len, sizeof value);
+    free(got);
+    ready = http_get(ready_url);
+    ck_assert_msg(strstr(ready, "503"), "readyz after a failed write: %.80s", ready);
+    free(ready);
+    strata_client_destroy(&c);
+    ts_node_kill9(&node);
+
+    /* A restart without the limit serves every acknowledged write. */
+    ts_node_start(&node, data, env);
+    c = connect_to(&node, 5000);
+    for (uint64_t i = 0; i < acked; i += 97) {
+        char key[32];
+        snprintf(key, sizeof key, "k%06" PRIu64, i);
+        ck_assert_int_eq(strata_client_get(c, key, strlen(key), &got, &len, &err), 0);
+        free(got);
+    }
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "after", 5, "x", 1, NULL, &err),
+                     0);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 START_TEST(config_file_errors_name_the_key_and_env_overrides_apply)
 {
     char *dir = ts_tempdir("writer");
@@ -738,6 +815,7 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, many_clients_in_flight_share_group_commits);
     tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_write);
     tcase_add_test(tc, sigterm_answers_in_flight_writes_and_exits_cleanly);
+    tcase_add_test(tc, a_failed_wal_write_stops_writes_and_readiness);
     tcase_add_test(tc, config_file_errors_name_the_key_and_env_overrides_apply);
     suite_add_tcase(s, tc);
     return s;

@@ -259,4 +259,9 @@ typedef struct {
 } strata_db_stats_t;
 void strata_db_stats(strata_db_t *self, strata_db_stats_t *stats);
 
+/* 0 while writes are accepted. After a failure that stops them (a WAL
+ * write or fdatasync, a flush, a MANIFEST write: never retried as success),
+ * that error with its message; it lasts until the database is reopened. */
+int strata_db_write_status(strata_db_t *self, strata_error_t *err);
+
 #endif

@@ -143,6 +143,9 @@ int strata_wal_sync(strata_wal_t *self, strata_error_t *err);
  * makes the WAL read-only, as for appends. Thread-safe. */
 int strata_wal_sync_written(strata_wal_t *self, uint64_t *durable_seq, strata_error_t *err);
 
+/* 0 while appends are accepted; after a write, sync or truncation failure
+ * (sticky until the log is reopened), that error, its message in err. */
+int strata_wal_failure(strata_wal_t *self, strata_error_t *err);
 uint64_t strata_wal_last_seq(strata_wal_t *self);    /* last appended */
 uint64_t strata_wal_durable_seq(strata_wal_t *self); /* last covered by fdatasync */
 void strata_wal_set_term(strata_wal_t *self, uint64_t term);
