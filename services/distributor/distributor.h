@@ -126,6 +126,10 @@ struct dist {
     char live_ep[256], delayed_ep[256], history_ep[256], metrics_url[128];
     uint64_t delay_ms, heartbeat_ms, sndhwm, window, ack_timeout_ms, ack_flush_ms,
         session_timeout_ms;
+    /* What one client can make this process hold: a session's window in
+     * entries and its unacked entries in bytes, and how many durable
+     * names exist (each is a session object and a stored offset). */
+    uint64_t max_window, max_unacked_mb, max_sessions;
     svc_http_t *http;
     zsock_t *history, *notify, *notify_in;
     bool endpoints_written;

@@ -74,7 +74,9 @@ struct sub {
     strata_wal_cursor_t *cursor;
     uint64_t next_seq;            /* the cursor's position */
     uint64_t *fifo_seq, *fifo_ts; /* sent and not acked, in order */
+    uint32_t *fifo_bytes;         /* their encoded sizes */
     size_t fifo_head, fifo_len, fifo_cap;
+    uint64_t unacked_bytes; /* the sum of fifo_bytes */
     uint64_t progress_ns, heard_ns;
     uint64_t resends, delivered;
     uint64_t *ack_ids; /* ack requests waiting for the offset to be stored */
@@ -87,8 +89,11 @@ static void session_end(sub_t *s)
     strata_wal_cursor_close(&s->cursor);
     free(s->fifo_seq);
     free(s->fifo_ts);
+    free(s->fifo_bytes);
     s->fifo_seq = s->fifo_ts = NULL;
+    s->fifo_bytes = NULL;
     s->fifo_head = s->fifo_len = s->fifo_cap = 0;
+    s->unacked_bytes = 0;
     s->n_ack_ids = 0;
     s->connected = false;
 }
@@ -323,32 +328,46 @@ done:
     free(which);
 }
 
-static int fifo_push(sub_t *s, uint64_t seq, uint64_t ts)
+static int fifo_push(sub_t *s, uint64_t seq, uint64_t ts, uint32_t bytes)
 {
     if (s->fifo_len == s->fifo_cap) {
         size_t cap = s->fifo_cap ? s->fifo_cap * 2 : 64;
         uint64_t *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
-        if (!a || !b) {
+        uint32_t *c = malloc(cap * sizeof *c);
+        if (!a || !b || !c) {
             free(a);
             free(b);
+            free(c);
             return STRATA_ENOMEM;
         }
         for (size_t i = 0; i < s->fifo_len; i++) {
             a[i] = s->fifo_seq[(s->fifo_head + i) % s->fifo_cap];
             b[i] = s->fifo_ts[(s->fifo_head + i) % s->fifo_cap];
+            c[i] = s->fifo_bytes[(s->fifo_head + i) % s->fifo_cap];
         }
         free(s->fifo_seq);
         free(s->fifo_ts);
+        free(s->fifo_bytes);
         s->fifo_seq = a;
         s->fifo_ts = b;
+        s->fifo_bytes = c;
         s->fifo_head = 0;
         s->fifo_cap = cap;
     }
     size_t at = (s->fifo_head + s->fifo_len) % s->fifo_cap;
     s->fifo_seq[at] = seq;
     s->fifo_ts[at] = ts;
+    s->fifo_bytes[at] = bytes;
     s->fifo_len++;
+    s->unacked_bytes += bytes;
     return 0;
+}
+
+/* Whether the session may be sent more: within its window in entries and
+ * within the node's cap on unacked bytes. */
+static bool session_has_room(const dist_t *d, const sub_t *s)
+{
+    return s->fifo_len < s->window && s->unacked_bytes < d->max_unacked_mb << 20;
 }
 
 static int session_seek(dist_t *d, sub_t *s, uint64_t seq, strata_error_t *err)
@@ -360,6 +379,7 @@ static int session_seek(dist_t *d, sub_t *s, uint64_t seq, strata_error_t *err)
         return rc;
     s->next_seq = seq;
     s->fifo_len = 0;
+    s->unacked_bytes = 0; /* what was sent is sent again from seq */
     return 0;
 }
 
@@ -369,11 +389,11 @@ static void session_pump(dist_t *d, sub_t *s)
     uint64_t limit = atomic_load(&d->covered);
     uint8_t *blob = NULL;
     size_t len = 0, cap = 0;
-    while (s->connected && s->fifo_len < s->window && s->next_seq <= limit) {
+    while (s->connected && session_has_room(d, s) && s->next_seq <= limit) {
         uint32_t count = 0;
         uint64_t first = 0, last = 0;
         len = 0;
-        while (count < DELIVER_MAX_ENTRIES && len < PAGE_DEFAULT_BYTES && s->fifo_len < s->window) {
+        while (count < DELIVER_MAX_ENTRIES && len < PAGE_DEFAULT_BYTES && session_has_room(d, s)) {
             strata_entry_t e;
             const uint8_t *raw;
             size_t raw_len;
@@ -410,7 +430,14 @@ static void session_pump(dist_t *d, sub_t *s)
             count++;
             if (s->fifo_len == 0)
                 s->progress_ns = now_ns();
-            fifo_push(s, e.seq, e.timestamp_ns);
+            if (fifo_push(s, e.seq, e.timestamp_ns, (uint32_t)raw_len) != 0) {
+                send_error_to(d, s->identity, s->delimited, s->request_id, STRATA_ENOMEM,
+                              "session %s: out of memory; subscribe again", s->name);
+                log_warning("event=session_failed name=%s error=\"out of memory\"", s->name);
+                session_end(s);
+                free(blob);
+                return;
+            }
         }
         if (!count)
             break;
@@ -442,6 +469,10 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     if (!req->name || !*req->name)
         return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
                              "subscribe.name: empty");
+    if (req->window > d->max_window)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscribe.window: %u, cap %" PRIu64 " (distributor/max_window)",
+                             req->window, d->max_window);
     int rc = writer_connect(d, &err);
     if (rc)
         return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
@@ -461,9 +492,18 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
             return send_error_to(d, identity, delimited, req->request_id, rc,
                                  "reading the offset of %s: %s", req->name, err.msg);
         }
-        if (!s && !(s = sub_new(d, req->name)))
+        if (!s && zhashx_size(d->subs) >= d->max_sessions) {
+            free(value);
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
+                                 "subscribe.name: %zu durable sessions exist, the cap "
+                                 "(distributor/max_sessions)",
+                                 zhashx_size(d->subs));
+        }
+        if (!s && !(s = sub_new(d, req->name))) {
+            free(value);
             return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM,
                                  "out of memory");
+        }
         if (rc == 0) {
             rc = offset_decode(value, value_len, s, &err);
             free(value);
@@ -529,6 +569,7 @@ static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const stra
         s->dirty = true;
         s->progress_ns = now;
         while (s->fifo_len && s->fifo_seq[s->fifo_head] <= seq) {
+            s->unacked_bytes -= s->fifo_bytes[s->fifo_head];
             s->fifo_head = (s->fifo_head + 1) % s->fifo_cap;
             s->fifo_len--;
         }

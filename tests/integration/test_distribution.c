@@ -140,8 +140,8 @@ static void replay_range(strata_client_t *hist, uint64_t from, uint64_t to, entr
             strata_entry_t e;
             size_t used;
             ck_assert_msg(strata_entry_decode(rep.entries_blob.data + off,
-                                                  rep.entries_blob.len - off, 64u << 20, &e, &used,
-                                                  &err) == 0,
+                                              rep.entries_blob.len - off, 64u << 20, &e, &used,
+                                              &err) == 0,
                           "replay entry %u: %s", i, err.msg);
             fn(arg, &e);
             off += used;
@@ -529,7 +529,7 @@ START_TEST(delayed_stream_batches_per_topic)
             size_t used;
             strata_error_t err;
             ck_assert_msg(strata_entry_decode(zframe_data(body) + off, zframe_size(body) - off,
-                                                  1u << 20, &e, &used, &err) == 0,
+                                              1u << 20, &e, &used, &err) == 0,
                           "%s", err.msg);
             ck_assert_uint_eq(e.seq, last + 1);
             last = e.seq;
@@ -787,6 +787,126 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
 }
 END_TEST
 
+/* What one client can make the distributor hold is capped: a window past
+ * max_window is refused, new names past max_sessions are refused, and a
+ * session that never acks is sent at most max_unacked_mb of entries (plus
+ * the page in flight) until it acks. */
+START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
+{
+    char *dir = ts_tempdir("dist-caps");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    const char *const env[] = {"STRATA_DISTRIBUTOR_MAX_SESSIONS=3",
+                               "STRATA_DISTRIBUTOR_MAX_UNACKED_MB=1", NULL};
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    static char value[30000];
+    memset(value, 'x', sizeof value);
+    strata_error_t err;
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%03d", i);
+        ck_assert_int_eq(strata_client_put(w, STRATA_DURABILITY_ASYNC, key, strlen(key), value,
+                                           sizeof value, NULL, &err),
+                         0);
+    }
+    ck_assert_int_eq(strata_client_control(w, "ping", NULL, 0, &(strata_reply_t){0}, &err), 0);
+    strata_client_destroy(&w);
+
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+    strata_reply_t rep;
+    /* Everything written is published before the session starts. */
+    uint64_t covered = 0;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull;
+         covered < 100 && ts_now_ns() < deadline;) {
+        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
+        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
+        strata_reply_clear(&rep);
+    }
+    ck_assert_uint_ge(covered, 100);
+    strata_request_t huge = {.op = STRATA_OP_SUBSCRIBE, .name = "w", .window = UINT32_MAX};
+    ck_assert_int_eq(strata_client_call(hist, &huge, &rep, &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "subscribe.window: 4294967295, cap 65536 (distributor/max_window)");
+    strata_reply_clear(&rep);
+
+    /* A session from seq 1 that never acks: deliveries stop near 1 MiB.
+     * A raw DEALER, since a session's deliveries all answer one request. */
+    zsock_t *dealer = zsock_new_dealer(dist.history);
+    ck_assert_ptr_nonnull(dealer);
+    zsock_set_rcvtimeo(dealer, 1500);
+    strata_request_t sub = {.version = 0,
+                            .request_id = 77,
+                            .op = STRATA_OP_SUBSCRIBE,
+                            .name = "s1",
+                            .window = 10000,
+                            .seq = 1};
+    uint8_t *frame = NULL;
+    size_t frame_len = 0;
+    ck_assert_int_eq(strata_request_encode(&sub, &frame, &frame_len, &err), 0);
+    ck_assert_int_eq(zsock_send(dealer, "b", frame, frame_len), 0);
+    free(frame);
+    uint64_t bytes = 0, last = 0;
+    for (;;) {
+        zframe_t *f = zframe_recv(dealer);
+        if (!f)
+            break; /* nothing more for 1.5 s */
+        ck_assert_int_eq(strata_reply_decode(zframe_data(f), zframe_size(f), &rep, &err), 0);
+        ck_assert_msg(rep.status == 0, "%s", rep.message);
+        if (rep.op == STRATA_OP_DELIVER) {
+            bytes += rep.entries_blob.len;
+            last = rep.last_seq;
+        }
+        strata_reply_clear(&rep);
+        zframe_destroy(&f);
+    }
+    ck_assert_msg(bytes >= (1u << 20) && bytes < (1u << 20) + (1u << 20),
+                  "%" PRIu64 " bytes sent unacked with a 1 MiB cap", bytes);
+    ck_assert_uint_lt(last, 100);
+    /* An ack makes room again. */
+    strata_request_t ack = {.request_id = 78, .op = STRATA_OP_ACK, .name = "s1", .seq = last};
+    ck_assert_int_eq(strata_request_encode(&ack, &frame, &frame_len, &err), 0);
+    ck_assert_int_eq(zsock_send(dealer, "b", frame, frame_len), 0);
+    free(frame);
+    bool more = false;
+    for (int i = 0; i < 50 && !more; i++) {
+        zframe_t *f = zframe_recv(dealer);
+        if (!f)
+            break;
+        ck_assert_int_eq(strata_reply_decode(zframe_data(f), zframe_size(f), &rep, &err), 0);
+        more = rep.op == STRATA_OP_DELIVER && rep.first_seq > last;
+        strata_reply_clear(&rep);
+        zframe_destroy(&f);
+    }
+    ck_assert_msg(more, "no delivery after the ack");
+    zsock_destroy(&dealer);
+    strata_client_destroy(&hist);
+
+    /* Three names exist with s1; a fourth is refused, a known one is not. */
+    hist = ts_connect(dist.history, 10000);
+    const char *names[] = {"s2", "s3", "s4", "s1"};
+    for (int i = 0; i < 4; i++) {
+        strata_request_t r = {.op = STRATA_OP_SUBSCRIBE, .name = names[i]};
+        int rc = strata_client_call(hist, &r, &rep, &err);
+        if (i == 2) {
+            ck_assert_int_eq(rc, STRATA_EBUSY);
+            ck_assert_str_eq(err.msg, "subscribe.name: 3 durable sessions exist, the cap "
+                                      "(distributor/max_sessions)");
+        } else {
+            ck_assert_msg(rc == 0, "subscribe %s: %s", names[i], err.msg);
+        }
+        strata_reply_clear(&rep);
+    }
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *distribution_suite(void)
 {
     Suite *s = suite_create("distribution");
@@ -798,6 +918,7 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, distributor_restart_gap_is_detected_and_repaired);
     tcase_add_test(tc, delayed_stream_batches_per_topic);
     tcase_add_test(tc, durable_subscriber_survives_kill9_cycles);
+    tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
     suite_add_tcase(s, tc);
     return s;
 }
