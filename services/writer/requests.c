@@ -246,6 +246,7 @@ static void handle_get(ctx_t *c)
     size_t i = 0;
     uint64_t snapshot = strata_db_last_seq(c->w->db); /* one view for the whole multi-get */
     strata_read_options_t ro = {.snapshot_seq = snapshot};
+    size_t total = 0;
     for (; i < n; i++) {
         void *value = NULL;
         size_t len = 0;
@@ -257,6 +258,16 @@ static void handle_get(ctx_t *c)
         if (rc)
             break;
         values[i] = (strata_value_t){.found = true, .value = {value, len}};
+        /* Stop as soon as the reply cannot fit one message, rather than
+         * read every value first (1,024 of 1 MiB held 1 GiB). */
+        total += len + 16;
+        if (total > STRATA_PROTO_MAX_MESSAGE) {
+            rc = strata_error_set(&err, STRATA_ETOOBIG,
+                                  "the values up to this one exceed the reply cap of %u bytes; "
+                                  "ask for fewer keys",
+                                  STRATA_PROTO_MAX_MESSAGE);
+            break;
+        }
     }
     if (rc) {
         reply_error(c, rc, "%s key %zu: %s", strata_op_name(req->op), i, err.msg);

@@ -282,12 +282,59 @@ START_TEST(reserved_keys_and_topics_are_refused_on_every_client_write_path)
 }
 END_TEST
 
+/* A multi-get whose values cannot fit one reply stops reading at the value
+ * that passes the cap and answers ETOOBIG naming it; a smaller one works. */
+START_TEST(a_multi_get_past_the_reply_cap_stops_early)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    size_t big = STRATA_PROTO_MAX_VALUE;
+    char *value = malloc(big);
+    memset(value, 'b', big);
+    strata_bytes_t keys[12];
+    char names[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(names[i], sizeof names[i], "big%02d", i);
+        keys[i] = (strata_bytes_t){(const uint8_t *)names[i], strlen(names[i])};
+        ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_ASYNC, names[i], strlen(names[i]),
+                                           value, big, NULL, &err),
+                         0);
+    }
+    free(value);
+    strata_reply_t got;
+    ck_assert_int_eq(strata_client_multi_get(c, keys, 12, &got, &err), STRATA_ETOOBIG);
+    ck_assert_msg(
+        strstr(err.msg, "multi_get key 7: the values up to this one exceed the reply cap"), "%s",
+        err.msg);
+    strata_reply_clear(&got);
+    ck_assert_int_eq(strata_client_multi_get(c, keys, 4, &got, &err), 0);
+    ck_assert(got.n_values == 4 && got.values[3].found && got.values[3].value.len == big);
+    strata_reply_clear(&got);
+    strata_client_destroy(&c);
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("writer_server");
     TCase *tc = tcase_create("writer_server");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, serves_in_process_and_stops_on_terminate);
+    tcase_add_test(tc, a_multi_get_past_the_reply_cap_stops_early);
     tcase_add_test(tc, reserved_keys_and_topics_are_refused_on_every_client_write_path);
     tcase_add_test(tc, a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on);
     suite_add_tcase(s, tc);
