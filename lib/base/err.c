@@ -42,6 +42,8 @@ const char *strata_strerror(int code)
         return "log mismatch";
     case STRATA_EBUSY:
         return "busy: queue full";
+    case STRATA_EPERM:
+        return "not permitted for this key's role";
     }
     return "unknown error";
 }

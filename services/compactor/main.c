@@ -22,6 +22,11 @@ static const char default_config[] =
     "    cpu_percent = 100\n" /* of one core, while compacting */
     "writer\n"
     "    lz4 = false\n" /* the writer's: outputs are compressed as its flushes are */
+    /* the node's CURVE settings, shared by its processes (lib/service/curve.h) */
+    "security\n"
+    "    curve = false\n"
+    "    server_cert = \"\"\n"
+    "    clients_dir = \"\"\n"
     "metrics\n"
     "    endpoint = 127.0.0.1:7483\n"
     "log\n"

@@ -58,6 +58,10 @@ void ctl_usage(ctl_t *ctl, FILE *out)
     fprintf(out,
             "\nflags:\n"
             "  -s, --server ENDPOINT  node to talk to (default $STRATA_SERVER, else %s)\n"
+            "      --server-key KEY   CURVE: the server's public key (40 characters of Z85)\n"
+            "                         or its public certificate file ($STRATA_SERVER_KEY)\n"
+            "      --cert FILE        CURVE: this client's certificate with its secret key,\n"
+            "                         as stratactl keygen writes it ($STRATA_CERT)\n"
             "      --timeout MS       wait this long for each reply (default %d; snapshot\n"
             "                         waits 600000 unless given)\n"
             "      --json             print one JSON document on stdout and nothing else\n"
@@ -189,11 +193,17 @@ enum {
     OPT_SNAPSHOT,
     OPT_LEVEL,
     OPT_RANGE,
+    OPT_SERVER_KEY,
+    OPT_CERT,
+    OPT_ROLE,
 };
 
 static const struct option s_options[] = {
     {"server", required_argument, NULL, 's'},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"role", required_argument, NULL, OPT_ROLE},
     {"json", no_argument, NULL, OPT_JSON},
     {"async", no_argument, NULL, OPT_ASYNC},
     {"quiet", no_argument, NULL, 'q'},
@@ -345,6 +355,18 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             ctl->flags_given |= FLAG_RANGE;
             break;
         }
+        case OPT_SERVER_KEY:
+            ctl->server_key = optarg;
+            break;
+        case OPT_CERT:
+            ctl->cert = optarg;
+            break;
+        case OPT_ROLE:
+            if (strcmp(optarg, "client") && strcmp(optarg, "admin") && strcmp(optarg, "peer"))
+                s_flag_error(cmd, "--role: '%s' is not client, admin or peer", optarg);
+            ctl->role = optarg;
+            ctl->flags_given |= FLAG_ROLE;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -364,7 +386,8 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
 static const char *const s_flag_names[] = {
     "--limit",   "--page",    "--record",   "--from",  "--from-time",
     "--delayed", "--durable", "--count",    "--live",  "--delayed-endpoint",
-    "--history", "--dir",     "--snapshot", "--level", "--range"};
+    "--history", "--dir",     "--snapshot", "--level", "--range",
+    "--role"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)

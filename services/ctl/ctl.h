@@ -61,6 +61,7 @@ enum {
     FLAG_SNAPSHOT = 1u << 12,
     FLAG_LEVEL = 1u << 13,
     FLAG_RANGE = 1u << 14,
+    FLAG_ROLE = 1u << 15,
 };
 #define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
@@ -69,7 +70,10 @@ typedef struct verb verb_t;
 typedef struct {
     const char *endpoint;
     int timeout_ms;
-    bool timeout_given; /* --timeout was on the command line */
+    bool timeout_given;     /* --timeout was on the command line */
+    const char *server_key; /* --server-key: CURVE, the server's key or certificate */
+    const char *cert;       /* --cert: CURVE, this client's secret certificate */
+    const char *role;       /* keygen --role */
     bool json;
     bool quiet;
     strata_durability_t durability;
@@ -110,7 +114,7 @@ struct verb {
 
 verb_fn ctl_put, ctl_get, ctl_del, ctl_scan, ctl_status, ctl_stats, ctl_record_put, ctl_record_get,
     ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots, ctl_backup, ctl_restore, ctl_verify,
-    ctl_compact, ctl_help;
+    ctl_compact, ctl_keygen, ctl_help;
 
 strata_bytes_t ctl_arg_bytes(const char *arg);
 cJSON *ctl_doc(ctl_t *ctl);

@@ -63,6 +63,12 @@ const verb_t ctl_verbs[] = {
     {"restore", 2, 2, 0, false, "BACKUP DATADIR",
      "check every checksum of BACKUP, then copy it into DATADIR (new or empty)", ctl_restore, false,
      NULL},
+    {"keygen", 1, 1, FLAG_ROLE, false, "PATH",
+     "write a CURVE certificate: PATH (public, for a server's clients_dir or a client's "
+     "--server-key) and PATH_secret",
+     ctl_keygen, false,
+     "  --role client|admin|peer records the role a server grants this key (default client).\n"
+     "  PATH_secret is created mode 0600; keep it where only its owner reads it.\n"},
     {"verify", 1, 1, 0, false, "DATADIR",
      "check every WAL entry, SSTable block and the MANIFEST (and a backup's SNAPSHOT); "
      "exit 3 on any problem",
@@ -111,7 +117,10 @@ static int s_run(ctl_t *ctl, int argc, char **argv)
         return CTL_OK;
     }
     if (ctl->verb->needs_server) {
-        strata_client_options_t opts = {.endpoint = ctl->endpoint, .timeout_ms = ctl->timeout_ms};
+        strata_client_options_t opts = {.endpoint = ctl->endpoint,
+                                        .timeout_ms = ctl->timeout_ms,
+                                        .curve_server_key = ctl->server_key,
+                                        .curve_cert = ctl->cert};
         strata_error_t err;
         int rc = strata_client_connect(&opts, &ctl->client, &err);
         if (rc)
@@ -127,8 +136,11 @@ int main(int argc, char **argv)
     cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = ctl_xmalloc, .free_fn = free});
 
     const char *env_server = getenv("STRATA_SERVER");
+    const char *env_key = getenv("STRATA_SERVER_KEY"), *env_cert = getenv("STRATA_CERT");
     ctl_t ctl = {
         .endpoint = env_server && env_server[0] ? env_server : STRATA_CLIENT_DEFAULT_ENDPOINT,
+        .server_key = env_key && env_key[0] ? env_key : NULL,
+        .cert = env_cert && env_cert[0] ? env_cert : NULL,
         .timeout_ms = STRATA_CLIENT_DEFAULT_TIMEOUT_MS,
         .durability = STRATA_DURABILITY_SYNC,
         .level = -1,

@@ -386,3 +386,37 @@ int ctl_verify(ctl_t *ctl, int argc, char **argv)
     /* Problems are the answer, printed on stdout; the exit code says so. */
     return problems ? CTL_FAILED : CTL_OK;
 }
+
+int ctl_keygen(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    zcert_t *cert = zcert_new();
+    if (!cert)
+        return ctl_fail(ctl, CTL_FAILED, STRATA_ENOMEM, "keygen: cannot make a key pair");
+    zcert_set_meta(cert, "role", "%s", ctl->role ? ctl->role : "client");
+    char secret[PATH_MAX];
+    snprintf(secret, sizeof secret, "%s_secret", argv[0]);
+    /* The secret part is private from the moment it exists. */
+    mode_t old = umask(077);
+    int rc = zcert_save(cert, argv[0]);
+    umask(old);
+    if (rc == 0)
+        rc = chmod(argv[0], 0644);
+    if (rc != 0) {
+        zcert_destroy(&cert);
+        return ctl_fail(ctl, CTL_FAILED, STRATA_EIO, "keygen: cannot write %s and %s", argv[0],
+                        secret);
+    }
+    if (ctl->json) {
+        cJSON *doc = ctl_doc(ctl);
+        cJSON_AddStringToObject(doc, "public_key", zcert_public_txt(cert));
+        cJSON_AddStringToObject(doc, "role", ctl->role ? ctl->role : "client");
+        cJSON_AddStringToObject(doc, "public", argv[0]);
+        cJSON_AddStringToObject(doc, "secret", secret);
+    } else if (!ctl->quiet) {
+        printf("public key %s (role %s)\npublic %s\nsecret %s\n", zcert_public_txt(cert),
+               ctl->role ? ctl->role : "client", argv[0], secret);
+    }
+    zcert_destroy(&cert);
+    return CTL_OK;
+}

@@ -19,6 +19,11 @@ static const char default_config[] =
     "    interval_s = 1800\n"
     "    keep = 3\n"
     "    truncate_wal = true\n"
+    /* the node's CURVE settings, shared by its processes (lib/service/curve.h) */
+    "security\n"
+    "    curve = false\n"
+    "    server_cert = \"\"\n"
+    "    clients_dir = \"\"\n"
     "metrics\n"
     "    endpoint = 127.0.0.1:7482\n"
     "log\n"

@@ -277,6 +277,12 @@ static const svc_verb_t verbs[] = {
 void handle_control(ctx_t *c)
 {
     char why[512];
+    /* With CURVE, a TCP client's key says what it may do: any key the
+     * liveness and config verbs, only an admin key the rest. */
+    if (c->w->curve && !c->from_control && strcmp(c->req->verb, "ping") &&
+        strcmp(c->req->verb, "config") && (!c->role || strcmp(c->role, "admin")))
+        return reply_error(c, STRATA_EPERM, "control %s: needs the admin role; this key's is %s",
+                           c->req->verb, c->role ? c->role : "unknown");
     if (!svc_verbs_dispatch(verbs, sizeof verbs / sizeof verbs[0], c->req, c->from_control, c, why,
                             sizeof why))
         reply_error(c, STRATA_EINVAL, "%s", why);

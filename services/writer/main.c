@@ -26,6 +26,11 @@ static const char default_config[] = "node\n"
                                      /* compactor: strata-compactor compacts and installs its
                                         results here; internal: a thread of this process */
                                      "    compaction = compactor\n"
+                                     /* CURVE on the client endpoint: see lib/service/curve.h */
+                                     "security\n"
+                                     "    curve = false\n"
+                                     "    server_cert = \"\"\n"
+                                     "    clients_dir = \"\"\n"
                                      "metrics\n"
                                      "    endpoint = 127.0.0.1:7480\n"
                                      "log\n"
@@ -37,7 +42,10 @@ static void usage(FILE *out)
             "usage: strata-writer [-c FILE] [--print-config] [-h] [--version]\n"
             "  -c, --config FILE  ZPL config (also $STRATA_CONFIG); every key can be\n"
             "                     overridden by STRATA_<SECTION>_<KEY>, e.g.\n"
-            "                     STRATA_WRITER_ENDPOINT=tcp://0.0.0.0:7400\n"
+            "                     STRATA_WRITER_SYNC_INTERVAL_MS=5\n"
+            "  A client endpoint beyond loopback needs security/curve = true, a\n"
+            "  server_cert and a clients_dir (stratactl keygen makes the certificates):\n"
+            "  without CURVE any client on the network may write and run admin verbs.\n"
             "  --print-config     print the effective config and where each value came from\n"
             "Without a config it serves %s with data under ./strata-data.\n",
             "tcp://127.0.0.1:7400");

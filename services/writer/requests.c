@@ -493,6 +493,7 @@ static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
                    .envelope = msg,
                    .req = &req,
                    .from_control = sock == w->control,
+                   .role = sock == w->control ? NULL : svc_curve_role(w->curve, payload),
                    .start_ns = start};
         dispatch(&c);
         msg = c.envelope; /* NULL when a handler kept or sent it */

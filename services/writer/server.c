@@ -14,7 +14,9 @@ int on_tick(zloop_t *loop, int timer_id, void *arg)
     return zsys_interrupted ? -1 : 0;
 }
 
-zsock_t *bind_router(const char *endpoint, char *bound, size_t cap, strata_error_t *err)
+/* curve (may be NULL): the client endpoint's CURVE, set before the bind. */
+static zsock_t *bind_router(const char *endpoint, svc_curve_t *curve, char *bound, size_t cap,
+                            strata_error_t *err)
 {
     zsock_t *sock = zsock_new(ZMQ_ROUTER);
     if (!sock) {
@@ -25,6 +27,7 @@ zsock_t *bind_router(const char *endpoint, char *bound, size_t cap, strata_error
     zsock_set_sndhwm(sock, 100000);
     zsock_set_rcvhwm(sock, 100000);
     zsock_set_linger(sock, 2000); /* let final replies leave at shutdown */
+    svc_curve_serve(curve, sock);
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         strata_error_set(err, STRATA_EIO, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&sock);
@@ -50,6 +53,7 @@ static void writer_free(writer_t *w)
     svc_http_stop(&w->http);
     zsock_destroy(&w->router);
     zsock_destroy(&w->control);
+    svc_curve_close(&w->curve);
     zsock_destroy(&w->sync_pipe);
     zsock_destroy(&w->jobs);
     strata_batch_destroy(&w->batch);
@@ -152,10 +156,12 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         snprintf(control_cfg, sizeof control_cfg, "ipc://%s/writer.ctl", w->data_dir);
         control = control_cfg;
     }
+    if ((rc = svc_curve_open(w->cfg, &w->curve, err)))
+        goto fail;
     rc = STRATA_EIO;
-    if (!(w->router = bind_router(svc_config_get(w->cfg, "writer/endpoint"), w->endpoint,
+    if (!(w->router = bind_router(svc_config_get(w->cfg, "writer/endpoint"), w->curve, w->endpoint,
                                   sizeof w->endpoint, err)) ||
-        !(w->control = bind_router(control, w->control_ep, sizeof w->control_ep, err)))
+        !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err)))
         goto fail;
     snprintf(w->sync_pipe_ep, sizeof w->sync_pipe_ep, ">inproc://writer-sync-%p", (void *)w);
     snprintf(w->jobs_ep, sizeof w->jobs_ep, ">inproc://writer-jobs-%p", (void *)w);

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "curve.h"
 #include "http.h"
 #include "log.h"
 #include "node.h"
@@ -137,6 +138,7 @@ struct writer {
     strata_ring_t *_Atomic ring;
     char ring_path[PATH_MAX];
     svc_http_t *http;
+    svc_curve_t *curve; /* NULL: CURVE off */
     uint32_t scan_limit;
     bool ready, terminating;
 
@@ -188,6 +190,7 @@ typedef struct {
     zmsg_t *envelope;
     const strata_request_t *req;
     bool from_control;
+    const char *role; /* the CURVE key's role on the client endpoint; NULL: CURVE off */
     uint64_t start_ns;
 } ctx_t;
 

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -325,9 +326,9 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
 END_TEST
 
 static const char *const s_verbs[] = {
-    "put",    "get",         "del",        "scan",       "status", "stats",
-    "tail",   "subscribers", "snapshot",   "snapshots",  "backup", "restore",
-    "verify", "compact",     "record put", "record get", "help"};
+    "put",    "get",         "del",      "scan",       "status",     "stats",
+    "tail",   "subscribers", "snapshot", "snapshots",  "backup",     "restore",
+    "keygen", "verify",      "compact",  "record put", "record get", "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
 START_TEST(every_verb_has_help)
@@ -426,6 +427,57 @@ START_TEST(invalid_record_is_refused_before_sending)
     assert_error_line(&r, "record put", "OrderInsert.price");
     run_free(&r);
     close(fd);
+}
+END_TEST
+
+/* keygen writes a certificate pair (the secret part 0600) with its role, and
+ * stratactl talks to a CURVE writer with --server-key and --cert, and is
+ * never answered without them. */
+START_TEST(keygen_and_curve_flags_reach_a_curve_writer)
+{
+    char *dir = ts_tempdir("ctl-curve");
+    char *allowed = ts_path(dir, "allowed");
+    ck_assert_int_eq(mkdir(allowed, 0700), 0);
+    char server[1024], app[1024], app_public[1024];
+    snprintf(server, sizeof server, "%s/server", dir);
+    snprintf(app, sizeof app, "%s/app", dir);
+    snprintf(app_public, sizeof app_public, "%s/app.cert", allowed);
+    run_t r = run("keygen", server, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "public key "));
+    run_free(&r);
+    r = run("--json", "keygen", app, "--role", "admin", NULL);
+    ck_assert_int_eq(r.code, 0);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "role"), "admin");
+    ck_assert_uint_eq(strlen(json_string(doc, "public_key")), 40);
+    cJSON_Delete(doc);
+    run_free(&r);
+    char secret[1100];
+    snprintf(secret, sizeof secret, "%s_secret", app);
+    struct stat st;
+    ck_assert_int_eq(stat(secret, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(rename(app, app_public), 0); /* the public part goes to the allow-list */
+
+    char env_server[1100], env_clients[1100];
+    snprintf(env_server, sizeof env_server, "STRATA_SECURITY_SERVER_CERT=%s_secret", server);
+    snprintf(env_clients, sizeof env_clients, "STRATA_SECURITY_CLIENTS_DIR=%s", allowed);
+    const char *const env[] = {"STRATA_SECURITY_CURVE=true", env_server, env_clients, NULL};
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, env);
+    r = run("-s", node.endpoint, "--server-key", server, "--cert", secret, "put", "k", "v", NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = run("-s", node.endpoint, "--timeout", "1000", "get", "k", NULL);
+    ck_assert_int_eq(r.code, 4);
+    run_free(&r);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(allowed);
+    free(dir);
 }
 END_TEST
 
@@ -886,6 +938,7 @@ int main(void)
     tcase_add_test(offline, top_level_help_lists_verbs_and_exit_codes);
     tcase_add_test(offline, unreachable_server_exits_4);
     tcase_add_test(offline, invalid_record_is_refused_before_sending);
+    tcase_add_test(offline, keygen_and_curve_flags_reach_a_curve_writer);
     suite_add_tcase(s, offline);
 
     TCase *live = tcase_create("writer");

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -777,6 +778,105 @@ START_TEST(a_failed_wal_write_stops_writes_and_readiness)
 }
 END_TEST
 
+/* A client of a CURVE writer with the given certificate (NULL: none). */
+static strata_client_t *curve_client(const ts_node_t *node, const char *server_public,
+                                     const char *cert)
+{
+    strata_client_options_t opts = {.endpoint = node->endpoint,
+                                    .timeout_ms = 1500,
+                                    .curve_server_key = cert ? server_public : NULL,
+                                    .curve_cert = cert};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
+    return c;
+}
+
+/* With security/curve on, only keys in clients_dir get an answer, and only
+ * an admin key may run the control verbs beyond ping and config. */
+START_TEST(curve_admits_known_keys_and_roles_only)
+{
+    char *dir = ts_tempdir("writer-curve");
+    char *data = ts_path(dir, "node");
+    char *keys = ts_path(dir, "keys");
+    char *allowed = ts_path(dir, "allowed");
+    ck_assert_int_eq(mkdir(keys, 0700), 0);
+    ck_assert_int_eq(mkdir(allowed, 0700), 0);
+    char path[1024];
+    zcert_t *server = zcert_new();
+    snprintf(path, sizeof path, "%s/server", keys);
+    ck_assert_int_eq(zcert_save(server, path), 0);
+    static const char *const roles[] = {"client", "admin", NULL};
+    static const char *const names[] = {"app", "ops", "stranger"};
+    for (int i = 0; i < 3; i++) {
+        zcert_t *cert = zcert_new();
+        if (roles[i]) {
+            zcert_set_meta(cert, "role", "%s", roles[i]);
+            snprintf(path, sizeof path, "%s/%s.cert", allowed, names[i]);
+            ck_assert_int_eq(zcert_save_public(cert, path), 0);
+        }
+        snprintf(path, sizeof path, "%s/%s", keys, names[i]);
+        ck_assert_int_eq(zcert_save(cert, path), 0);
+        zcert_destroy(&cert);
+    }
+    char server_secret[1024], clients_dir[1024];
+    snprintf(server_secret, sizeof server_secret, "STRATA_SECURITY_SERVER_CERT=%s/server_secret",
+             keys);
+    snprintf(clients_dir, sizeof clients_dir, "STRATA_SECURITY_CLIENTS_DIR=%s", allowed);
+    const char *const env[] = {"STRATA_SECURITY_CURVE=true", server_secret, clients_dir, NULL};
+    ts_node_t node;
+    ts_node_start(&node, data, env);
+    char server_public[41];
+    snprintf(server_public, sizeof server_public, "%s", zcert_public_txt(server));
+    zcert_destroy(&server);
+
+    strata_error_t err;
+    char cert[1024];
+    /* No key, and a key the node does not know: never an answer. */
+    strata_client_t *c = curve_client(&node, server_public, NULL);
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ETIMEDOUT);
+    strata_client_destroy(&c);
+    snprintf(cert, sizeof cert, "%s/stranger_secret", keys);
+    c = curve_client(&node, server_public, cert);
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ETIMEDOUT);
+    strata_client_destroy(&c);
+
+    /* A client key writes and reads, and is refused flush. */
+    snprintf(cert, sizeof cert, "%s/app_secret", keys);
+    c = curve_client(&node, server_public, cert);
+    ck_assert_msg(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err) == 0,
+                  "put: %s", err.msg);
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &len, &err), 0);
+    free(value);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(c, "ping", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(strata_client_control(c, "flush", NULL, 0, &rep, &err), STRATA_EPERM);
+    ck_assert_str_eq(err.msg, "control flush: needs the admin role; this key's is client");
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+
+    /* An admin key may flush; the server key may also be its certificate. */
+    snprintf(cert, sizeof cert, "%s/ops_secret", keys);
+    snprintf(path, sizeof path, "%s/server", keys);
+    c = curve_client(&node, path, cert);
+    ck_assert_msg(strata_client_control(c, "flush", NULL, 0, &rep, &err) == 0, "flush: %s",
+                  err.msg);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(keys);
+    free(allowed);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 START_TEST(config_file_errors_name_the_key_and_env_overrides_apply)
 {
     char *dir = ts_tempdir("writer");
@@ -816,6 +916,7 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_write);
     tcase_add_test(tc, sigterm_answers_in_flight_writes_and_exits_cleanly);
     tcase_add_test(tc, a_failed_wal_write_stops_writes_and_readiness);
+    tcase_add_test(tc, curve_admits_known_keys_and_roles_only);
     tcase_add_test(tc, config_file_errors_name_the_key_and_env_overrides_apply);
     suite_add_tcase(s, tc);
     return s;

@@ -29,6 +29,13 @@ typedef struct strata_client strata_client_t;
 typedef struct {
     const char *endpoint; /* NULL: STRATA_CLIENT_DEFAULT_ENDPOINT */
     int timeout_ms;       /* per blocking call; 0: STRATA_CLIENT_DEFAULT_TIMEOUT_MS */
+    /* CURVE, for a server with security/curve on (both or neither): the
+     * server's public key as 40 characters of Z85, or the path of its
+     * public certificate; and the path of this client's certificate with
+     * its secret key (stratactl keygen writes both parts). A server that
+     * does not know the key never answers: calls time out. */
+    const char *curve_server_key;
+    const char *curve_cert;
 } strata_client_options_t;
 
 /* Creates the socket and starts connecting (ZMQ connects in the background,

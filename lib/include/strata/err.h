@@ -24,6 +24,7 @@ typedef enum {
     STRATA_ETRUNCATED = -14, /* the seq asked for is older than what the log retains */
     STRATA_ECONFLICT = -15,  /* a follower append does not match the log: see the hint */
     STRATA_EBUSY = -16,      /* a bounded queue is full: retry once it drains */
+    STRATA_EPERM = -17,      /* the caller's role (its CURVE key) may not do this */
 } strata_err_t;
 
 typedef struct {
