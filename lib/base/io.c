@@ -166,11 +166,11 @@ int strata_io_mkdirs(strata_io_t *io, const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        rc = io->mkdir(io, path, 0755);
+        rc = io->mkdir(io, path, 0700);
         *p = '/';
     }
     if (rc == 0)
-        rc = io->mkdir(io, path, 0755);
+        rc = io->mkdir(io, path, 0700);
     free(path);
     return rc;
 }

@@ -431,7 +431,7 @@ static int take_lock(strata_db_t *self, strata_error_t *err)
     char *path = NULL;
     if (asprintf(&path, "%s/LOCK", self->dir) < 0)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
-    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     int rc = 0;
     if (self->lock_fd < 0)
         rc = strata_error_set(err, STRATA_EIO, "open %s: %s", path, strerror(errno));

@@ -227,7 +227,7 @@ static char *meta_format(const strata_snapshot_meta_t *meta, size_t *len)
 
 static int write_file_durably(const char *path, const void *data, size_t len, strata_error_t *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return strata_error_set(err, STRATA_EIO, "create %s: %s", path, strerror(errno));
     int rc = write_all(fd, data, len) != 0 || fsync(fd) != 0 ? errno : 0;
@@ -444,7 +444,7 @@ static int make_parents(const char *root, const char *rel, strata_error_t *err)
         char *dir = path_join(root, copy);
         if (!dir)
             rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
-        else if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        else if (mkdir(dir, 0700) != 0 && errno != EEXIST)
             rc = strata_error_set(err, STRATA_EIO, "mkdir %s: %s", dir, strerror(errno));
         free(dir);
         *slash = '/';
@@ -460,7 +460,7 @@ static int copy_file(const char *from, const char *to, const strata_snapshot_fil
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return strata_error_set(err, STRATA_EIO, "open %s: %s", from, strerror(errno));
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         int e = errno;
         close(in);
@@ -548,13 +548,13 @@ int strata_snapshot_copy(const char *src, const char *dst, strata_snapshot_progr
     }
     /* A .tmp left by an interrupted copy was never renamed into place. */
     rc = strata_snapshot_remove(tmp, err);
-    if (rc == 0 && mkdir(tmp, 0755) != 0)
+    if (rc == 0 && mkdir(tmp, 0700) != 0)
         rc = strata_error_set(err, STRATA_EIO, "mkdir %s: %s", tmp, strerror(errno));
     /* The checkpoint's WAL directory is empty, so no file brings it along. */
     char *src_wal = path_join(src, "wal"), *dst_wal = path_join(tmp, "wal");
     struct stat wal_st;
     if (rc == 0 && src_wal && dst_wal && stat(src_wal, &wal_st) == 0 && S_ISDIR(wal_st.st_mode) &&
-        mkdir(dst_wal, 0755) != 0)
+        mkdir(dst_wal, 0700) != 0)
         rc = strata_error_set(err, STRATA_EIO, "mkdir %s: %s", dst_wal, strerror(errno));
     free(src_wal);
     free(dst_wal);

@@ -224,7 +224,7 @@ int strata_table_builder_new(const strata_table_options_t *opts, const char *pat
         strata_table_builder_abandon(&self);
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
-    int fd = self->io->open(self->io, self->tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = self->io->open(self->io, self->tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         int rc = strata_error_set(err, STRATA_EIO, "create %s: %s", self->tmp_path, strerror(-fd));
         strata_table_builder_abandon(&self);

@@ -605,7 +605,7 @@ static int write_new_manifest(vset_t *self, strata_error_t *err)
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto out;
     }
-    int fd = io->open(io, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int fd = io->open(io, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         rc = strata_error_set(err, STRATA_EIO, "create %s: %s", path, strerror(-fd));
         goto out;
@@ -645,7 +645,7 @@ static int write_new_manifest(vset_t *self, strata_error_t *err)
     /* CURRENT flips to the new MANIFEST in one rename. */
     char name[64];
     int n = snprintf(name, sizeof name, "MANIFEST-%06" PRIu64 "\n", number);
-    int cfd = io->open(io, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int cfd = io->open(io, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
     sys = cfd < 0 ? cfd : strata_io_pwrite_all(io, cfd, name, (size_t)n, 0);
     if (sys == 0)
         sys = io->fdatasync(io, cfd);

@@ -334,7 +334,7 @@ int strata_ring_create(const char *path, const strata_ring_options_t *opts, stra
     int rc = 0;
     int old_fd = -1;
     self->map_len = RING_HEADER_SIZE + capacity;
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         rc = sys_fail(err, "create temporary file", tmp);
         goto fail;

@@ -96,7 +96,7 @@ static int segment_create(strata_wal_t *self, uint64_t number, uint64_t first_se
     if (!path)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     int rc = 0;
-    int fd = io->open(io, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    int fd = io->open(io, path, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         rc = wal_io_fail(err, fd, "create", path);
         goto out;

@@ -28,7 +28,7 @@ int wal_write_durably(strata_io_t *io, const char *dir, const char *path, const 
     if (asprintf(&tmp, "%s.tmp", path) < 0)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     int rc = 0;
-    int fd = io->open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = io->open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int sys = fd;
     if (fd >= 0) {
         sys = strata_io_pwrite_all(io, fd, data, len, 0);

@@ -151,7 +151,7 @@ static int save_rollback(strata_wal_t *self, const uint8_t *data, size_t len, st
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto out;
     }
-    int sys = io->mkdir(io, dir, 0755);
+    int sys = io->mkdir(io, dir, 0700);
     if (sys < 0 && sys != -EEXIST) {
         rc = wal_io_fail(err, sys, "create", dir);
         goto out;

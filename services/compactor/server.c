@@ -238,11 +238,11 @@ static int write_endpoints(compactor_t *s, strata_error_t *err)
  * before its MANIFEST names it). */
 static int claim_work_dir(compactor_t *s, strata_error_t *err)
 {
-    if (mkdir(s->work_dir, 0755) != 0 && errno != EEXIST)
+    if (mkdir(s->work_dir, 0700) != 0 && errno != EEXIST)
         return strata_error_set(err, STRATA_EIO, "mkdir %s: %s", s->work_dir, strerror(errno));
     char lock[PATH_MAX + 32];
     snprintf(lock, sizeof lock, "%s/LOCK", s->work_dir);
-    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0)
         return strata_error_set(err, STRATA_EIO, "open %s: %s", lock, strerror(errno));
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)

@@ -272,7 +272,7 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         snprintf(s->snap_dir, sizeof s->snap_dir, "%s", snap_dir);
     else
         snprintf(s->snap_dir, sizeof s->snap_dir, "%.4000s/snapshots", s->data_dir);
-    if (mkdir(s->snap_dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(s->snap_dir, 0700) != 0 && errno != EEXIST) {
         rc = strata_error_set(err, STRATA_EIO, "mkdir %s: %s", s->snap_dir, strerror(errno));
         goto fail;
     }

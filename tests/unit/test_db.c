@@ -65,6 +65,40 @@ static void expect(strata_db_t *db, uint64_t snapshot, const char *key, const ch
     free(got);
 }
 
+/* A data directory is its owner's alone: directories 0700, files 0600,
+ * whatever the umask lets through. */
+static void assert_mode(const char *dir, const char *name, unsigned want)
+{
+    char *path = ts_path(dir, name);
+    struct stat st;
+    ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+    ck_assert_msg((st.st_mode & 0777) == want, "%s: mode %o, want %o", path, st.st_mode & 0777,
+                  want);
+    free(path);
+}
+
+START_TEST(data_files_are_private_to_their_owner)
+{
+    char *root = ts_tempdir("db");
+    char *dir = ts_path(root, "node");
+    mode_t old = umask(022);
+    strata_db_t *db = open_db(dir, 0);
+    ck_assert_int_eq(strata_db_put(db, NULL, "k", 1, "v", 1, NULL, NULL), 0);
+    ck_assert_int_eq(strata_db_flush(db, NULL), 0);
+    ck_assert_int_eq(strata_db_close(&db, NULL), 0);
+    umask(old);
+    assert_mode(root, "node", 0700);
+    assert_mode(dir, "wal", 0700);
+    assert_mode(dir, "wal/0000000000000001.wal", 0600);
+    assert_mode(dir, "wal/LOGSTATE", 0600);
+    assert_mode(dir, "CURRENT", 0600);
+    assert_mode(dir, "000002.sst", 0600);
+    ts_rmtree(root);
+    free(dir);
+    free(root);
+}
+END_TEST
+
 START_TEST(put_get_delete_and_overwrite)
 {
     char *dir = ts_tempdir("db");
@@ -597,6 +631,7 @@ int main(void)
     Suite *s = suite_create("db");
     TCase *tc = tcase_create("db");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, data_files_are_private_to_their_owner);
     tcase_add_test(tc, put_get_delete_and_overwrite);
     tcase_add_test(tc, reopen_recovers_every_write_and_the_seq);
     tcase_add_test(tc, long_wal_replays_into_small_memtables_and_flushes);
