@@ -84,6 +84,7 @@ static int load_numbers(dist_t *d, strata_error_t *err)
         {"distributor/max_window", &d->max_window, 1, 1000000},
         {"distributor/max_unacked_mb", &d->max_unacked_mb, 1, 65536},
         {"distributor/max_sessions", &d->max_sessions, 1, 1000000},
+        {"distributor/session_expire_s", &d->session_expire_s, 1, 3153600000ull},
         {"distributor/ack_timeout_ms", &d->ack_timeout_ms, 10, 3600000},
         {"distributor/ack_flush_ms", &d->ack_flush_ms, 1, 60000},
         {"distributor/session_timeout_ms", &d->session_timeout_ms, 100, 86400000},

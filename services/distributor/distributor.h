@@ -130,6 +130,7 @@ struct dist {
      * entries and its unacked entries in bytes, and how many durable
      * names exist (each is a session object and a stored offset). */
     uint64_t max_window, max_unacked_mb, max_sessions;
+    uint64_t session_expire_s; /* a durable name unused this long goes */
     svc_http_t *http;
     zsock_t *history, *notify, *notify_in;
     bool endpoints_written;

@@ -64,6 +64,7 @@ struct sub {
     uint64_t acked;  /* the highest ack received; stored catches up */
     bool dirty;
     uint64_t stored_ns;
+    uint64_t seen_wall_ns; /* last subscribe, ack or stored offset: for expiry */
 
     /* the session, when connected */
     bool connected;
@@ -160,6 +161,7 @@ static int offset_decode(const uint8_t *v, size_t len, sub_t *s, strata_error_t 
                                 s->name, len ? v[0] : 0);
     s->stored = s->acked = get_le64(v + 1);
     s->stored_ns = get_le64(v + 9);
+    s->seen_wall_ns = s->stored_ns;
     size_t n = (size_t)v[17] | (size_t)v[18] << 8, off = 19;
     if (n > STRATA_PROTO_MAX_TOPICS)
         return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: %zu topics", s->name, n);
@@ -307,6 +309,7 @@ void offsets_flush(dist_t *d)
         for (size_t j = 0; j < n; j++) {
             which[j]->stored = which[j]->acked;
             which[j]->dirty = false;
+            which[j]->seen_wall_ns = wall_ns();
             reply_acks(d, which[j]);
         }
     }
@@ -537,6 +540,7 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     s->window = req->window ? req->window : (uint32_t)d->window;
     s->connected = true;
     s->heard_ns = s->progress_ns = now_ns();
+    s->seen_wall_ns = wall_ns();
     if (s->dirty)
         offsets_flush(d); /* a new subscriber exists once its offset is stored */
     log_info("event=subscribed name=%s acked=%" PRIu64 " topics=%zu window=%u", s->name, s->acked,
@@ -561,6 +565,7 @@ static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const stra
     pthread_mutex_unlock(&d->stats_mu);
     uint64_t now = now_ns();
     s->heard_ns = now;
+    s->seen_wall_ns = wall_ns();
     uint64_t seq = req->seq;
     if (seq >= s->next_seq) /* never past what was read for it */
         seq = s->next_seq - 1;
@@ -949,12 +954,45 @@ int on_notify(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+/* A durable name nobody has used for session_expire_s (counted from its
+ * last subscribe or ack, or from its stored offset's time after a restart)
+ * goes, with its stored offset: made-up names cannot pile up for ever. */
+static void expire_names(dist_t *d)
+{
+    uint64_t now = wall_ns(), limit = d->session_expire_s * 1000000000ull;
+    char *gone[16];
+    size_t n = 0;
+    for (sub_t *s = zhashx_first(d->subs); s && n < 16; s = zhashx_next(d->subs))
+        if (!s->connected && !s->dirty && s->seen_wall_ns && now > s->seen_wall_ns &&
+            now - s->seen_wall_ns > limit)
+            gone[n++] = s->name;
+    strata_error_t err;
+    for (size_t i = 0; i < n; i++) {
+        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+        size_t nl = strlen(gone[i]);
+        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+        memcpy(key + SUB_KEY_PREFIX_LEN, gone[i], nl);
+        int rc = writer_connect(d, &err);
+        if (rc == 0)
+            rc = strata_client_delete(d->writer, STRATA_SYNC, key, SUB_KEY_PREFIX_LEN + nl, NULL,
+                                      &err);
+        if (rc) {
+            writer_reset(d);
+            log_warning("event=name_expiry_failed name=%s error=\"%s\"", gone[i], err.msg);
+            return; /* the next tick tries again */
+        }
+        log_info("event=name_expired name=%s idle_s=%" PRIu64, gone[i], d->session_expire_s);
+        zhashx_delete(d->subs, gone[i]);
+    }
+}
+
 /* Resends, session expiry, and the pump's wake-ups we may have coalesced. */
 int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
     dist_t *d = arg;
+    expire_names(d);
     uint64_t now = now_ns();
     for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
         if (!s->connected)

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -907,6 +908,67 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
 }
 END_TEST
 
+static bool subscriber_listed(strata_client_t *hist, const char *name)
+{
+    strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_call(hist, &req, &rep, &err), 0);
+    bool found = false;
+    for (size_t i = 0; i < rep.n_subscribers; i++)
+        found |= !strcmp(rep.subscribers[i].name, name);
+    strata_reply_clear(&rep);
+    return found;
+}
+
+/* A durable name nobody uses for session_expire_s goes, stored offset and
+ * all; one in use stays. */
+START_TEST(unused_durable_names_expire_with_their_offsets)
+{
+    char *dir = ts_tempdir("dist-expire");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    const char *const env[] = {"STRATA_DISTRIBUTOR_SESSION_EXPIRE_S=2",
+                               "STRATA_DISTRIBUTOR_SESSION_TIMEOUT_MS=300", NULL};
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+    strata_request_t sub = {.op = STRATA_OP_SUBSCRIBE, .name = "idle"};
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_call(hist, &sub, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    ck_assert(subscriber_listed(hist, "idle"));
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    static const char key[] = "\0strata/sub/idle";
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(w, key, sizeof key - 1, &value, &len, &err), 0);
+    free(value);
+    /* No acks, no session: after 2 s the name and its offset go. */
+    uint64_t deadline = ts_now_ns() + 20000000000ull;
+    bool listed = true;
+    while (listed && ts_now_ns() < deadline) {
+        listed = subscriber_listed(hist, "idle");
+        if (listed) {
+            struct timespec nap = {0, 100 * 1000000};
+            nanosleep(&nap, NULL); /* polling the list with a deadline */
+        }
+    }
+    ck_assert_msg(!listed, "the unused name is still listed");
+    ck_assert_int_eq(strata_client_get(w, key, sizeof key - 1, &value, &len, &err),
+                     STRATA_ENOTFOUND);
+    strata_client_destroy(&w);
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *distribution_suite(void)
 {
     Suite *s = suite_create("distribution");
@@ -919,6 +981,7 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, delayed_stream_batches_per_topic);
     tcase_add_test(tc, durable_subscriber_survives_kill9_cycles);
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
+    tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
     suite_add_tcase(s, tc);
     return s;
 }

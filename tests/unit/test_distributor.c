@@ -30,6 +30,7 @@ static svc_config_t *config_for(const char *dir)
              "    max_window = 65536\n"
              "    max_unacked_mb = 16\n"
              "    max_sessions = 1024\n"
+             "    session_expire_s = 604800\n"
              "    ack_timeout_ms = 2000\n"
              "    ack_flush_ms = 5\n"
              "    session_timeout_ms = 10000\n"
