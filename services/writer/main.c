@@ -26,6 +26,8 @@ static const char default_config[] = "node\n"
                                      /* compactor: strata-compactor compacts and installs its
                                         results here; internal: a thread of this process */
                                      "    compaction = compactor\n"
+                                     /* client connections, at most the fd limit less 256 */
+                                     "    max_clients = 10000\n"
                                      /* CURVE on the client endpoint: see lib/service/curve.h */
                                      "security\n"
                                      "    curve = false\n"

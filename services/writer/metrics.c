@@ -29,7 +29,7 @@ typedef struct {
     double stall_ms, recovery_ms;
     uint64_t stall_ns, recovery_ns, recovery_wal_bytes, recovery_wal_entries, compactions,
         compaction_read, compaction_written, compaction_cpu_ns, flush_written, user_bytes,
-        wal_segments, wal_bytes;
+        wal_segments, wal_bytes, clients, clients_refused;
 } figures_t;
 
 /* The last four members of a row: a uint64_t field, a double field shown with
@@ -76,6 +76,10 @@ static const svc_metric_t rows[] = {
     {"flushes_total", NULL, "Memtables written to L0 since open.", SVC_COUNTER, U(flushes)},
     {"stalls_total", "write_stalls_total", "Writes that waited for a flush.", SVC_COUNTER,
      U(stalls)},
+    {"clients", "writer_clients", "TCP connections to the client endpoint.", SVC_GAUGE,
+     U(clients)},
+    {"clients_refused_total", "writer_clients_refused_total",
+     "Connections closed at once past writer/max_clients.", SVC_COUNTER, U(clients_refused)},
     {"stall_ms_total", NULL, "Total time writes waited for flushes.", SVC_GAUGE, F(stall_ms, 3)},
     {NULL, "write_stall_seconds_total", "Total time writes waited for flushes.", SVC_COUNTER,
      S(stall_ns, 1e-9)},
@@ -144,6 +148,8 @@ static void figures(writer_t *w, figures_t *f, strata_db_stats_t *db)
     f->immutables = db->immutable_memtables;
     f->flushes = db->flushes;
     f->stalls = db->stalls;
+    f->clients = w->conncap ? svc_conncap_open(w->conncap) : 0;
+    f->clients_refused = w->conncap ? svc_conncap_refused(w->conncap) : 0;
     f->stall_ns = db->stall_ns;
     f->stall_ms = (double)db->stall_ns / 1e6;
     f->recovery_ns = w->recovery_ns;

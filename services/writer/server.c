@@ -51,6 +51,7 @@ static int write_endpoints(writer_t *w, strata_error_t *err)
 static void writer_free(writer_t *w)
 {
     svc_http_stop(&w->http);
+    svc_conncap_destroy(&w->conncap); /* its monitor before the socket it watches */
     zsock_destroy(&w->router);
     zsock_destroy(&w->control);
     svc_curve_close(&w->curve);
@@ -163,6 +164,15 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
                                   sizeof w->endpoint, err)) ||
         !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err)))
         goto fail;
+    /* A config without the key (an embedded test's) takes the default. */
+    uint64_t max_clients = 10000, cap = 0;
+    const char *mc = svc_config_get(w->cfg, "writer/max_clients");
+    if (mc && (rc = svc_config_u64(w->cfg, "writer/max_clients", &max_clients, err)))
+        goto fail;
+    if ((rc = svc_conncap_new(w->router, max_clients, &w->conncap, &cap, err)))
+        goto fail;
+    log_info("event=client_cap connections=%" PRIu64, cap);
+    rc = STRATA_EIO;
     snprintf(w->sync_pipe_ep, sizeof w->sync_pipe_ep, ">inproc://writer-sync-%p", (void *)w);
     snprintf(w->jobs_ep, sizeof w->jobs_ep, ">inproc://writer-jobs-%p", (void *)w);
     char bind_ep[128];
@@ -203,6 +213,7 @@ int writer_run(writer_t *w)
     zloop_reader(loop, w->control, on_request, w);
     zloop_reader(loop, w->sync_pipe, on_sync, w);
     zloop_reader(loop, w->jobs, on_job_done, w);
+    zloop_reader(loop, svc_conncap_sock(w->conncap), svc_conncap_handle, w->conncap);
     /* SIGTERM may land on any thread (ZMQ's, the sync thread, MHD's); the
      * handler only sets zsys_interrupted, which the loop checks after each
      * poll, so a timer bounds how long a quiet loop takes to notice. */

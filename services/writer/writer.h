@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "conncap.h"
 #include "curve.h"
 #include "http.h"
 #include "log.h"
@@ -138,7 +139,8 @@ struct writer {
     strata_ring_t *_Atomic ring;
     char ring_path[PATH_MAX];
     svc_http_t *http;
-    svc_curve_t *curve; /* NULL: CURVE off */
+    svc_curve_t *curve;     /* NULL: CURVE off */
+    svc_conncap_t *conncap; /* the client endpoint's connection cap */
     uint32_t scan_limit;
     bool ready, terminating;
 

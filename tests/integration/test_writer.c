@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -877,6 +878,83 @@ START_TEST(curve_admits_known_keys_and_roles_only)
 }
 END_TEST
 
+static uint64_t stat_of(strata_client_t *c, const char *name)
+{
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_msg(strata_client_stats(c, &rep, &err) == 0, "stats: %s", err.msg);
+    const char *v = pair_value(&rep, name);
+    ck_assert_msg(v != NULL, "stats has no %s", name);
+    uint64_t n = strtoull(v, NULL, 10);
+    strata_reply_clear(&rep);
+    return n;
+}
+
+/* 1,100 idle TCP connections against a writer that takes 768 (the cap is
+ * writer/max_clients, at most the descriptor limit less 256 kept for
+ * files): the rest are shut at once, it keeps serving, and it rolls its WAL
+ * segments (new files) as before. */
+START_TEST(an_fd_flood_is_capped_and_the_wal_still_rolls)
+{
+    char *dir = ts_tempdir("writer-fds");
+    char *data = ts_path(dir, "node");
+    /* This process opens the 1,100 sockets: room for them (a soft limit of
+     * 1,024 is common; raising it to the hard limit needs no privilege). */
+    struct rlimit lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    if (lim.rlim_cur < 4096) {
+        lim.rlim_cur = lim.rlim_max < 4096 ? lim.rlim_max : 4096;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    }
+    ck_assert_msg(lim.rlim_cur >= 1200, "RLIMIT_NOFILE hard limit %llu is too low for the test",
+                  (unsigned long long)lim.rlim_cur);
+    const char *const env[] = {"STRATA_WRITER_WAL_SEGMENT_MB=1", "STRATA_WRITER_RING_MB=1",
+                               "STRATA_WRITER_MAX_CLIENTS=768", NULL};
+    ts_node_t node;
+    ts_node_start(&node, data, env);
+    strata_client_t *c = connect_to(&node, 5000);
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "first", 5, "v", 1, NULL, &err),
+                     0);
+    unsigned port = 0;
+    ck_assert_int_eq(sscanf(node.endpoint, "tcp://127.0.0.1:%u", &port), 1);
+    enum { FLOOD = 1100 };
+    static int fds[FLOOD];
+    for (int i = 0; i < FLOOD; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(fds[i], 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    uint64_t deadline = ts_now_ns() + 20000000000ull, refused = 0;
+    while ((refused = stat_of(c, "clients_refused_total")) < FLOOD - 768 &&
+           ts_now_ns() < deadline) {
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL); /* polling the writer's count with a deadline */
+    }
+    ck_assert_uint_ge(refused, FLOOD - 768);
+    ck_assert_uint_le(stat_of(c, "clients"), 768);
+    /* 3 MiB through 1 MiB segments: new WAL files while the flood holds. */
+    static char value[64 * 1024];
+    memset(value, 'f', sizeof value);
+    for (int i = 0; i < 48; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "roll%02d", i);
+        ck_assert_msg(strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), value,
+                                        sizeof value, NULL, &err) == 0,
+                      "put %d during the flood: %s", i, err.msg);
+    }
+    for (int i = 0; i < FLOOD; i++)
+        close(fds[i]);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 START_TEST(config_file_errors_name_the_key_and_env_overrides_apply)
 {
     char *dir = ts_tempdir("writer");
@@ -917,6 +995,7 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, sigterm_answers_in_flight_writes_and_exits_cleanly);
     tcase_add_test(tc, a_failed_wal_write_stops_writes_and_readiness);
     tcase_add_test(tc, curve_admits_known_keys_and_roles_only);
+    tcase_add_test(tc, an_fd_flood_is_capped_and_the_wal_still_rolls);
     tcase_add_test(tc, config_file_errors_name_the_key_and_env_overrides_apply);
     suite_add_tcase(s, tc);
     return s;
