@@ -813,7 +813,6 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
                                            sizeof value, NULL, &err),
                          0);
     }
-    ck_assert_int_eq(strata_client_control(w, "ping", NULL, 0, &(strata_reply_t){0}, &err), 0);
     strata_client_destroy(&w);
 
     strata_client_t *hist = ts_connect(dist.history, 10000);
