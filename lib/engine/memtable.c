@@ -22,7 +22,7 @@
  * by one fault and one TLB entry instead of 512 of each. Filling a
  * memtable (a replay most of all) spends much of its time faulting pages
  * in, and sorting and linking reach across all of it. */
-#define ARENA_BLOCK_SIZE    ((size_t)2 << 20)
+#define ARENA_BLOCK_SIZE ((size_t)2 << 20)
 /* An entry bigger than this gets a block of its own, so starting a fresh
  * shared block never throws away more than a quarter of the old one. */
 #define ARENA_LARGE_ENTRY (ARENA_BLOCK_SIZE / 4)
@@ -163,8 +163,8 @@ static void prefault(void *mem, size_t size)
 static char *arena_new_block(strata_memtable_t *self, size_t size)
 {
     size_t total = sizeof(arena_block_t) + size;
-    arena_block_t *block = total == ARENA_BLOCK_SIZE ? aligned_alloc(ARENA_BLOCK_SIZE, total)
-                                                     : malloc(total);
+    arena_block_t *block =
+        total == ARENA_BLOCK_SIZE ? aligned_alloc(ARENA_BLOCK_SIZE, total) : malloc(total);
     if (!block)
         return NULL;
 #ifdef MADV_HUGEPAGE

@@ -61,6 +61,7 @@ typedef unsigned long long ull; /* for printf */
 
 /* The blocks the footer points at, in footer order. */
 enum { META_INDEX, META_FILTER, META_PROPS, META_COUNT };
-static const char *const meta_names[META_COUNT] __attribute__((unused)) = {"index", "filter", "properties"};
+static const char *const meta_names[META_COUNT]
+    __attribute__((unused)) = {"index", "filter", "properties"};
 
 #endif

@@ -20,8 +20,8 @@ static const svc_metric_t rows[] = {
      false, 0, 0},
     {"last_seq", "last_seq", "Last seq.", SVC_GAUGE, offsetof(snap_t, seq), false, 0, 0},
     {"batch_mean", NULL, "Mean batch.", SVC_GAUGE, offsetof(snap_t, mean), true, 0, 2},
-    {NULL, "wait_seconds_total", "Time waited.", SVC_COUNTER, offsetof(snap_t, wait_ns), false, 1e-9,
-     0},
+    {NULL, "wait_seconds_total", "Time waited.", SVC_COUNTER, offsetof(snap_t, wait_ns), false,
+     1e-9, 0},
 };
 
 static void collect(void *sink, const char *name, const char *value)

@@ -44,9 +44,8 @@ int strata_tail_open(const strata_tail_options_t *opts, strata_tail_t **tail_p,
  * WAL no longer holds: STRATA_ETRUNCATED) name file and seq in err; the tail drops its ring and
  * cursor and starts over from the same seq on the next call. Attaching is tried at most every 100
  * ms. */
-int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms,
-                     strata_entry_t *entry, const uint8_t **raw, size_t *raw_len,
-                     strata_error_t *err);
+int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, strata_entry_t *entry,
+                     const uint8_t **raw, size_t *raw_len, strata_error_t *err);
 
 /* The seq next() returns next; 0 before from_seq 0 has been resolved. */
 uint64_t strata_tail_next_seq(const strata_tail_t *self);
