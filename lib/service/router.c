@@ -2,6 +2,7 @@
 #include "router.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -84,8 +85,8 @@ int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
-    (void)arg;
-    return zsys_interrupted ? -1 : 0;
+    const _Atomic bool *stop = arg;
+    return zsys_interrupted || (stop && atomic_load(stop)) ? -1 : 0;
 }
 
 int svc_control_bind(const char *configured, const char *data_dir, const char *service,

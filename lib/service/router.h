@@ -33,7 +33,9 @@ int svc_router_serve_control(zsock_t *sock, svc_control_fn *fn, void *arg, const
 
 /* A zloop timer that ends the loop once zsys_interrupted is set: SIGTERM
  * may land on any thread (ZMQ's, MHD's), whose poll it does not wake, so a
- * loop with nothing else to do would never see it. */
+ * loop with nothing else to do would never see it. arg: NULL, or an
+ * _Atomic bool any thread may set to end the loop too (a server object's
+ * stop). */
 int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg);
 
 /* Binds a control ROUTER at configured, or at ipc://<data_dir>/<service>.ctl

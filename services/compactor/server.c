@@ -322,15 +322,6 @@ int compactor_check_config(svc_config_t *cfg, strata_error_t *err)
     return rc;
 }
 
-/* Stops the loop once interrupted or asked to stop. */
-static int on_tick(zloop_t *loop, int timer_id, void *arg)
-{
-    compactor_t *s = arg;
-    if (atomic_load(&s->stop_requested))
-        return -1;
-    return svc_interrupt_tick(loop, timer_id, NULL);
-}
-
 int compactor_new(svc_config_t *cfg, compactor_t **compactor_p, strata_error_t *err)
 {
     *compactor_p = NULL;
@@ -387,7 +378,7 @@ int compactor_run(compactor_t *s)
     if (!loop)
         return STRATA_ENOMEM;
     zloop_reader(loop, s->router, on_request, s);
-    zloop_timer(loop, 100, 0, on_tick, s);
+    zloop_timer(loop, 100, 0, svc_interrupt_tick, &s->stop_requested);
     atomic_store(&s->ready, true);
     log_info("event=ready node=%s endpoint=%s work_dir=%s l0_trigger=%u level1_mb=%" PRIu64
              " target_file_mb=%" PRIu64 " rate_mb_s=%" PRIu64 " cpu_percent=%" PRIu64

@@ -175,14 +175,6 @@ static int on_timer(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static int on_tick(zloop_t *loop, int timer_id, void *arg)
-{
-    snapshotter_t *s = arg;
-    if (atomic_load(&s->stop_requested))
-        return -1;
-    return svc_interrupt_tick(loop, timer_id, NULL);
-}
-
 /* ---- metrics and start-up ------------------------------------------------------- */
 
 /* Everything /metrics shows, read at one moment. */
@@ -320,7 +312,7 @@ int snapshotter_run(snapshotter_t *s)
         return STRATA_ENOMEM;
     zloop_reader(loop, s->router, on_request, s);
     zloop_reader(loop, s->woken, on_done, s);
-    zloop_timer(loop, 100, 0, on_tick, s);
+    zloop_timer(loop, 100, 0, svc_interrupt_tick, &s->stop_requested);
     if (s->interval_s > 0)
         zloop_timer(loop, s->interval_s * 1000, 0, on_timer, s);
     atomic_store(&s->ready, true);
