@@ -1,22 +1,29 @@
 /* strata-snapshotter's server object run in-process beside the writer's:
- * snapshots on request (sealed, listed, pruned to keep), ping while idle,
- * and a clean stop on request. The writer going away mid-checkpoint is
- * test_snapshot's, with real processes. */
+ * snapshots on request (sealed, listed, pruned to keep, holding the keys
+ * written before them), ping while idle, its /metrics page, and a clean
+ * stop on request. The writer going away mid-checkpoint is test_snapshot's,
+ * with real processes. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snapshotter.h"
 #include "strata/client.h"
+#include "strata/db.h"
 #include "strata/snapshot.h"
 #include "support.h"
 #include "writer.h"
 
-static svc_config_t *config_for(const char *dir)
+/* metrics: the process's metrics/endpoint, "off" or 127.0.0.1:0 for any port. */
+static svc_config_t *config_for(const char *dir, const char *metrics)
 {
     char text[1400];
     snprintf(text, sizeof text,
@@ -28,9 +35,9 @@ static svc_config_t *config_for(const char *dir)
              "    wal_truncation = flush\n    compaction = compactor\n"
              "snapshotter\n    endpoint = tcp://127.0.0.1:*\n    dir = \"\"\n"
              "    interval_s = 0\n    keep = 2\n    truncate_wal = true\n"
-             "metrics\n    endpoint = off\n"
+             "metrics\n    endpoint = %s\n"
              "log\n    level = warning\n",
-             dir);
+             dir, metrics);
     svc_config_t *cfg = NULL;
     strata_error_t err;
     ck_assert_msg(svc_config_load(text, NULL, &cfg, &err) == 0, "config: %s", err.msg);
@@ -58,12 +65,74 @@ static strata_client_t *connect_to(const char *endpoint)
     return c;
 }
 
+/* Fails the test when absent, so a missing pair is reported by name rather
+ * than as a crash in whatever reads the value. */
 static const char *pair(const strata_reply_t *rep, const char *name)
 {
     for (size_t i = 0; i < rep->n_pairs; i++)
         if (!strcmp(rep->pairs[i].name, name))
             return rep->pairs[i].value;
+    ck_abort_msg("reply has no pair '%s'", name);
     return NULL;
+}
+
+/* GET over a plain socket: enough HTTP for a test. */
+static char *http_get(const char *url)
+{
+    unsigned port = 0;
+    char path[128];
+    ck_assert_int_eq(sscanf(url, "http://127.0.0.1:%u%127s", &port, path), 2);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (len < cap - 1 && (got = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)got;
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+}
+
+/* The snapshot is opened as a database only through a copy: opening it in
+ * place would replay and write into a sealed directory. */
+static void assert_snapshot_holds(const char *dir, const char *snapshot, int rounds)
+{
+    strata_error_t err;
+    ck_assert_msg(strata_snapshot_check(snapshot, NULL, NULL, &err) == 0, "check: %s", err.msg);
+    char *copy = ts_path(dir, "restored");
+    ck_assert_msg(strata_snapshot_copy(snapshot, copy, NULL, NULL, &err) == 0, "copy: %s", err.msg);
+    strata_db_options_t opts;
+    strata_db_options_init(&opts);
+    opts.dir = copy;
+    strata_db_t *db = NULL;
+    ck_assert_msg(strata_db_open(&opts, &db, &err) == 0, "open: %s", err.msg);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 50; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "r%d-k%02d", round, i);
+            void *value = NULL;
+            size_t len = 0;
+            int rc = strata_db_get(db, NULL, key, strlen(key), &value, &len, &err);
+            if (round < rounds) {
+                ck_assert_msg(rc == 0, "%s: %s", key, err.msg);
+                ck_assert_uint_eq(len, 1);
+                ck_assert_int_eq(((char *)value)[0], 'v');
+            } else {
+                ck_assert_msg(rc == STRATA_ENOTFOUND, "%s: rc %d, written after the snapshot", key,
+                              rc);
+            }
+            free(value);
+        }
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    ts_rmtree(copy);
+    free(copy);
 }
 
 START_TEST(snapshots_beside_an_in_process_writer)
@@ -71,14 +140,14 @@ START_TEST(snapshots_beside_an_in_process_writer)
     char *dir = ts_tempdir("ssrv");
     writer_t *w = NULL;
     strata_error_t err;
-    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    ck_assert_msg(writer_new(config_for(dir, "off"), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t writer_loop;
     ck_assert_int_eq(pthread_create(&writer_loop, NULL, run_writer, w), 0);
     strata_client_t *c = connect_to(writer_endpoint(w));
 
     snapshotter_t *snap = NULL;
-    ck_assert_msg(snapshotter_new(config_for(dir), &snap, &err) == 0, "snapshotter_new: %s",
-                  err.msg);
+    ck_assert_msg(snapshotter_new(config_for(dir, "127.0.0.1:0"), &snap, &err) == 0,
+                  "snapshotter_new: %s", err.msg);
     const char *ep = snapshotter_endpoint(snap);
     ck_assert_msg(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && !strchr(ep, '*'), "endpoint %s", ep);
     pthread_t snap_loop;
@@ -116,8 +185,36 @@ START_TEST(snapshots_beside_an_in_process_writer)
     char want[64];
     snprintf(want, sizeof want, "snap-%020llu", (unsigned long long)seqs[2]);
     ck_assert_str_eq(names[1], want);
+    /* The older one kept holds two rounds, not the third written after it. */
+    char *older = ts_path(snapshots, names[0]);
+    assert_snapshot_holds(dir, older, 2);
+    free(older);
+    char *newest = ts_path(snapshots, names[1]);
+    assert_snapshot_holds(dir, newest, 3);
+    free(newest);
     strata_snapshot_list_free(names, count);
     free(snapshots);
+
+    /* Every figure is stored before the reply goes, so the page already
+     * shows all four requests: the last one, which found its snapshot
+     * standing, counts as taken too. */
+    char *page = http_get(snap->metrics_url);
+    ck_assert_msg(strstr(page, "HTTP/1.") == page, "%s", page);
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_total counter\nstrata_snapshots_total 4\n"),
+                  "%s", page);
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshot_failures_total counter\n"
+                               "strata_snapshot_failures_total 0\n"),
+                  "%s", page);
+    char line[96];
+    snprintf(line, sizeof line, "\nstrata_snapshot_last_seq %llu\n", (unsigned long long)seqs[2]);
+    ck_assert_msg(strstr(page, line), "%s", page);
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_kept gauge\nstrata_snapshots_kept 2\n"),
+                  "%s", page);
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshot_last_duration_seconds gauge\n"), "%s", page);
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshot_wal_segments_deleted_total counter\n"), "%s",
+                  page);
+    ck_assert_msg(!strstr(page, "_total_total"), "%s", page);
+    free(page);
     strata_client_destroy(&sc);
 
     snapshotter_stop(snap);
