@@ -20,7 +20,8 @@ typedef struct {
     svc_metric_kind_t kind;
     size_t offset;  /* of the value in the snapshot */
     bool is_double; /* a double there, else a uint64_t */
-    double scale;   /* /metrics shows value * scale (0: 1), e.g. ns to seconds */
+    double scale;   /* /metrics shows value * scale (0: 1), e.g. ns to seconds; 1e-9
+                     * divides by 1e9, for the exact quotient */
     int decimals;   /* the stats reply's digits after the point, for a double */
 } svc_metric_t;
 

@@ -1,6 +1,7 @@
 /* The shared metrics table: one snapshot, one set of rows, and from them the
  * stats pairs (names, integer and decimal values) and the Prometheus text
- * (HELP and TYPE before each family, counters and scaled gauges). */
+ * (HELP and TYPE before each family, counters and scaled gauges, a scaled
+ * figure exactly the quotient). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -54,11 +55,42 @@ START_TEST(stats_pairs_and_prometheus_text_come_from_the_same_rows)
 }
 END_TEST
 
+/* 9 ms times 1e-3 is one ulp off 9 / 1e3, the double nearest 0.009, and
+ * 1500000007 ns times 1e-9 off 1500000007 / 1e9: both must print as the
+ * quotient. */
+START_TEST(a_scaled_figure_is_the_quotient)
+{
+    typedef struct {
+        uint64_t ms, ns;
+    } figures_t;
+    static const svc_metric_t scaled[] = {
+        {NULL, "took_seconds", "Took.", SVC_GAUGE, offsetof(figures_t, ms), false, 1e-3, 0},
+        {NULL, "spent_seconds_total", "Spent.", SVC_COUNTER, offsetof(figures_t, ns), false, 1e-9,
+         0},
+    };
+    figures_t f = {.ms = 9, .ns = 1500000007};
+    /* else this test shows nothing */
+    ck_assert(9 * 1e-3 != 9 / 1e3 && 1500000007 * 1e-9 != 1500000007 / 1e9);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    svc_metrics_prom(scaled, 2, &f, out);
+    fclose(out);
+    char want[128];
+    snprintf(want, sizeof want, "\nstrata_took_seconds %.17g\n", 9 / 1e3);
+    ck_assert_msg(strstr(text, want), "want%sin\n%s", want, text);
+    snprintf(want, sizeof want, "\nstrata_spent_seconds_total %.17g\n", 1500000007 / 1e9);
+    ck_assert_msg(strstr(text, want), "want%sin\n%s", want, text);
+    free(text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
     tcase_add_test(tc, stats_pairs_and_prometheus_text_come_from_the_same_rows);
+    tcase_add_test(tc, a_scaled_figure_is_the_quotient);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
