@@ -4,6 +4,7 @@
 
 #include "strata/crc.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,4 +170,28 @@ bool ts_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_ms)
         usleep(1000); /* polling interval, bounded by the deadline above */
     }
     return true;
+}
+
+char *ts_http_get(const char *url)
+{
+    unsigned port = 0;
+    char path[128];
+    ck_assert_msg(sscanf(url, "http://127.0.0.1:%u%127s", &port, path) == 2, "url %s", url);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s", url);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    ssize_t got;
+    while (len < cap - 1 && (got = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)got;
+    buf[len] = '\0';
+    close(fd);
+    return buf;
 }

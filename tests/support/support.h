@@ -42,4 +42,9 @@ int ts_run(Suite *suite);
 /* Polls cond(arg) until it holds or timeout_ms passes; returns whether it held. */
 bool ts_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
 
+/* GET url (http://127.0.0.1:PORT/PATH, as an admin port reports itself)
+ * over a plain socket: the whole response, status line and headers too,
+ * malloc'd; at most 1 MiB. Aborts the test when it cannot connect. */
+char *ts_http_get(const char *url);
+
 #endif

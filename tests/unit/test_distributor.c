@@ -1,7 +1,8 @@
 /* strata-distributor's server object run in-process (dist_actor), as
  * main.c runs it: bound to tcp://127.0.0.1:*, found through the
  * distributor.endpoints it writes, answering on its history endpoint
- * before any writer exists, and gone (endpoints file removed) on $TERM. */
+ * before any writer exists (stats, and /metrics with the same figures), and
+ * gone (endpoints file removed) on $TERM. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
@@ -35,7 +36,7 @@ static svc_config_t *config_for(const char *dir)
              "    ack_flush_ms = 5\n"
              "    session_timeout_ms = 10000\n"
              "metrics\n"
-             "    endpoint = off\n"
+             "    endpoint = 127.0.0.1:0\n"
              "log\n"
              "    level = warning\n",
              dir);
@@ -81,6 +82,55 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
             saw_subscribers = true;
         }
     ck_assert(saw_subscribers);
+
+    /* The families dashboards know, each once with its type (counters end
+     * in _total exactly once), and the figures both outputs show agree. */
+    const char *metrics = zconfig_get(root, "distributor/metrics", "");
+    char *page = ts_http_get(metrics);
+    ck_assert_msg(strncmp(page, "HTTP/1.", 7) == 0 && strstr(page, " 200 "), "%s", page);
+    static const char *const gauges[] = {"distributor_covered_seq"};
+    static const char *const counters[] = {"distributor_live_entries_total",
+                                           "distributor_delayed_batches_total",
+                                           "distributor_heartbeats_total",
+                                           "distributor_ring_laps_total",
+                                           "distributor_wal_catchups_total",
+                                           "distributor_replay_requests_total",
+                                           "distributor_replay_entries_total",
+                                           "distributor_deliveries_total",
+                                           "distributor_acks_total",
+                                           "distributor_offset_writes_total",
+                                           "distributor_offset_write_failures_total"};
+    char line[128];
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
+        snprintf(line, sizeof line, "# TYPE strata_%s gauge\n", gauges[i]);
+        ck_assert_msg(strstr(page, line), "no %s in\n%s", line, page);
+    }
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        snprintf(line, sizeof line, "# TYPE strata_%s counter\n", counters[i]);
+        ck_assert_msg(strstr(page, line), "no %s in\n%s", line, page);
+    }
+    size_t families = 0;
+    for (const char *at = page; (at = strstr(at, "# TYPE ")) != NULL; at++)
+        families++;
+    ck_assert_uint_eq(families, 12);
+    ck_assert_msg(!strstr(page, "_total_total"), "%s", page);
+    static const char *const shared[][2] = {{"covered_seq", "distributor_covered_seq"},
+                                            {"live_entries", "distributor_live_entries_total"},
+                                            {"heartbeats", "distributor_heartbeats_total"}};
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
+        const char *value = NULL;
+        for (size_t j = 0; j < rep.n_pairs; j++)
+            if (!strcmp(rep.pairs[j].name, shared[i][0]))
+                value = rep.pairs[j].value;
+        ck_assert_ptr_nonnull(value);
+        snprintf(line, sizeof line, "\nstrata_%s ", shared[i][1]);
+        const char *shown = strstr(page, line);
+        ck_assert_msg(shown, "no %s in\n%s", line, page);
+        shown += strlen(line);
+        ck_assert_msg(strncmp(shown, value, strlen(value)) == 0 && shown[strlen(value)] == '\n',
+                      "%s: stats %s, /metrics %.20s", shared[i][0], value, shown);
+    }
+    free(page);
     strata_reply_clear(&rep);
     strata_client_destroy(&client);
     zconfig_destroy(&root);

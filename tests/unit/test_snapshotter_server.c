@@ -4,16 +4,12 @@
  * stop on request. The writer going away mid-checkpoint is test_snapshot's,
  * with real processes. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "snapshotter.h"
 #include "strata/client.h"
@@ -74,30 +70,6 @@ static const char *pair(const strata_reply_t *rep, const char *name)
             return rep->pairs[i].value;
     ck_abort_msg("reply has no pair '%s'", name);
     return NULL;
-}
-
-/* GET over a plain socket: enough HTTP for a test. */
-static char *http_get(const char *url)
-{
-    unsigned port = 0;
-    char path[128];
-    ck_assert_int_eq(sscanf(url, "http://127.0.0.1:%u%127s", &port, path), 2);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    ck_assert_int_eq(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t got;
-    while (len < cap - 1 && (got = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)got;
-    buf[len] = '\0';
-    close(fd);
-    return buf;
 }
 
 /* The snapshot is opened as a database only through a copy: opening it in
@@ -198,7 +170,7 @@ START_TEST(snapshots_beside_an_in_process_writer)
     /* Every figure is stored before the reply goes, so the page already
      * shows all four requests: the last one, which found its snapshot
      * standing, counts as taken too. */
-    char *page = http_get(snap->metrics_url);
+    char *page = ts_http_get(snap->metrics_url);
     ck_assert_msg(strstr(page, "HTTP/1.") == page, "%s", page);
     ck_assert_msg(strstr(page, "# TYPE strata_snapshots_total counter\nstrata_snapshots_total 4\n"),
                   "%s", page);
