@@ -2,6 +2,7 @@
  * round-trips, and hostile frames (garbage, truncations, mutations, unknown
  * versions, fields beyond their caps) get an error, never a crash. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1059,6 +1060,58 @@ START_TEST(mutated_frames_never_crash_the_decoder)
 }
 END_TEST
 
+/* The one rule every client write path applies (strata_check_client_write):
+ * exactly the keys under \0strata/ and the topics beginning `$` are the
+ * node's, and the message names the field the caller passed. */
+START_TEST(reserved_keys_and_topics_are_refused_naming_the_field)
+{
+    static const char offset[] = "\0strata/sub/victim";
+    strata_bytes_t sys = {(const uint8_t *)offset, sizeof offset - 1};
+    strata_error_t err;
+    ck_assert(strata_is_sys_key(sys));
+    ck_assert_int_eq(strata_check_client_write("record", sys, "fills", &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "record.key: the \\0strata/ prefix is reserved");
+    ck_assert_int_eq(strata_check_client_write("batch.ops[3]", sys, NULL, &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "batch.ops[3].key: the \\0strata/ prefix is reserved");
+    /* Both reserved: the key is named, as it is the one that does harm. */
+    ck_assert_int_eq(strata_check_client_write("record", sys, "$sys", &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "record.key: the \\0strata/ prefix is reserved");
+
+    static const char *const reserved[] = {"$sys", "$hb", "$"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        ck_assert_int_eq(strata_check_client_write("record", bytes_of("k"), reserved[i], &err),
+                         STRATA_EINVAL);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "record.topic: '%s' is reserved ($-prefixed topics are the node's)", reserved[i]);
+        ck_assert_str_eq(err.msg, want);
+    }
+    /* A topic past the message's room is cut, not overrun. */
+    char topic[200];
+    memset(topic, 'x', sizeof topic - 1);
+    topic[0] = '$';
+    topic[sizeof topic - 1] = '\0';
+    ck_assert_int_eq(strata_check_client_write("record", bytes_of("k"), topic, &err),
+                     STRATA_EINVAL);
+    ck_assert_uint_eq(strlen(err.msg), strlen("record.topic: '' is reserved ($-prefixed topics "
+                                              "are the node's)") +
+                                           64);
+
+    /* Next to the reserved space, not in it: a shorter prefix, another NUL
+     * key, a `$` not at the start, the default topic. */
+    static const char near[][10] = {"\0strata", "\0strata.", "\0other", "strata/"};
+    static const size_t near_len[] = {7, 8, 6, 7};
+    for (size_t i = 0; i < 4; i++) {
+        strata_bytes_t key = {(const uint8_t *)near[i], near_len[i]};
+        ck_assert_msg(!strata_is_sys_key(key), "near key %zu", i);
+        ck_assert_int_eq(strata_check_client_write("put", key, NULL, &err), 0);
+    }
+    ck_assert_int_eq(strata_check_client_write("record", bytes_of("k"), "orders", &err), 0);
+    ck_assert_int_eq(strata_check_client_write("record", bytes_of("k"), "a$b", &err), 0);
+    ck_assert_int_eq(strata_check_client_write("record", bytes_of("k"), "", &err), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codec");
@@ -1095,6 +1148,7 @@ int main(void)
     tcase_add_test(bad, every_truncation_of_a_valid_frame_is_rejected);
     tcase_add_test(bad, random_garbage_never_crashes_the_decoder);
     tcase_add_test(bad, mutated_frames_never_crash_the_decoder);
+    tcase_add_test(bad, reserved_keys_and_topics_are_refused_naming_the_field);
     suite_add_tcase(s, bad);
     return ts_run(s);
 }

@@ -4,6 +4,7 @@
  * on `terminate` with every acknowledged write readable after a reopen. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,158 @@ START_TEST(a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on)
 }
 END_TEST
 
+/* The other job verbs go through the same cap: 1,500 of each pipelined on
+ * the control endpoint is done (or, for an install with no inputs, refused
+ * by the engine after running as a job) or EBUSY at once, never a crash. */
+START_TEST(every_job_verb_is_capped)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+    strata_client_options_t opts = {.endpoint = writer_control_endpoint(w), .timeout_ms = 30000};
+    strata_client_t *ctl = NULL;
+    ck_assert_int_eq(strata_client_connect(&opts, &ctl, &err), 0);
+    static const char *const verbs[] = {"compact", "truncate_wal", "checkpoint",
+                                        "install_compaction"};
+    enum { FLOOD = 1500 };
+    for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
+        for (int i = 0; i < FLOOD; i++) {
+            char dest[PATH_MAX];
+            snprintf(dest, sizeof dest, "%s/cp%04d", dir, i);
+            const char *args[1] = {!strcmp(verbs[v], "checkpoint") ? dest : "0"};
+            strata_install_t none = {.level = 0};
+            strata_request_t req = {.op = STRATA_OP_CONTROL,
+                                    .verb = verbs[v],
+                                    .args = args,
+                                    .n_args = v == 1 || v == 2,
+                                    .install = v == 3 ? &none : NULL};
+            uint64_t id;
+            ck_assert_msg(strata_client_send(ctl, &req, &id, &err) == 0, "send %s %d: %s", verbs[v],
+                          i, err.msg);
+        }
+        int ran = 0, busy = 0;
+        char cap_msg[128];
+        snprintf(cap_msg, sizeof cap_msg, "control %s: ", verbs[v]);
+        for (int i = 0; i < FLOOD; i++) {
+            strata_reply_t rep;
+            ck_assert_msg(strata_client_recv(ctl, 30000, &rep, &err) == 0, "%s reply %d: %s",
+                          verbs[v], i, err.msg);
+            if (rep.status == STRATA_EBUSY) {
+                ck_assert_msg(!strncmp(rep.message, cap_msg, strlen(cap_msg)) &&
+                                  strstr(rep.message, "jobs running (cap 16, 8 from the client"),
+                              "%s", rep.message);
+                busy++;
+            } else if (v == 3) {
+                ck_assert_int_eq(rep.status, STRATA_EINVAL);
+                ck_assert_msg(strstr(rep.message, "install compaction: level 0 with 0 inputs"),
+                              "%s", rep.message);
+                ran++;
+            } else {
+                ck_assert_msg(rep.status == 0, "%s: %d %s", verbs[v], rep.status, rep.message);
+                ran++;
+            }
+            strata_reply_clear(&rep);
+        }
+        ck_assert_msg(ran > 0 && busy > 0, "%s: %d ran, %d busy", verbs[v], ran, busy);
+        ck_assert_int_eq(ran + busy, FLOOD);
+    }
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    ck_assert_int_eq(
+        strata_client_put(c, STRATA_DURABILITY_SYNC, "after", 5, "jobs", 4, NULL, &err), 0);
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "after", 5, &value, &len, &err), 0);
+    ck_assert(len == 4 && !memcmp(value, "jobs", 4));
+    free(value);
+    strata_client_destroy(&c);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* terminate pipelined behind a full set of jobs: the loop stops with them
+ * still running, and the stop waits for each and answers it, so no job's
+ * requester is left without a reply and every checkpoint is complete. */
+START_TEST(a_stop_waits_for_running_jobs_and_answers_them)
+{
+    char *dir = ts_tempdir("wsrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t loop;
+    ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    for (int i = 0; i < 2000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%05d", i);
+        ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_ASYNC, key, strlen(key), key,
+                                           strlen(key), NULL, &err),
+                         0);
+    }
+    strata_client_destroy(&c);
+    strata_client_options_t opts = {.endpoint = writer_control_endpoint(w), .timeout_ms = 30000};
+    strata_client_t *ctl = NULL;
+    ck_assert_int_eq(strata_client_connect(&opts, &ctl, &err), 0);
+    enum { JOBS = 16 };
+    uint64_t ids[JOBS], terminate_id = 0;
+    for (int i = 0; i < JOBS; i++) {
+        char dest[PATH_MAX];
+        snprintf(dest, sizeof dest, "%s/cp%02d", dir, i);
+        const char *args[1] = {dest};
+        strata_request_t req = {
+            .op = STRATA_OP_CONTROL, .verb = "checkpoint", .args = args, .n_args = 1};
+        ck_assert_int_eq(strata_client_send(ctl, &req, &ids[i], &err), 0);
+    }
+    strata_request_t stop = {.op = STRATA_OP_CONTROL, .verb = "terminate"};
+    ck_assert_int_eq(strata_client_send(ctl, &stop, &terminate_id, &err), 0);
+    /* The loop ends on terminate; the jobs' replies leave from the stop. */
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+    bool answered[JOBS] = {false}, terminated = false;
+    for (int i = 0; i < JOBS + 1; i++) {
+        strata_reply_t rep;
+        ck_assert_msg(strata_client_recv(ctl, 10000, &rep, &err) == 0, "reply %d of %d: %s", i,
+                      JOBS + 1, err.msg);
+        if (rep.request_id == terminate_id) {
+            ck_assert_int_eq(rep.status, 0);
+            terminated = true;
+        }
+        for (int j = 0; j < JOBS; j++) {
+            if (rep.request_id != ids[j])
+                continue;
+            ck_assert_msg(rep.status == 0, "checkpoint %d: %d %s", j, rep.status, rep.message);
+            answered[j] = true;
+            char *manifest = NULL;
+            char cp[PATH_MAX];
+            snprintf(cp, sizeof cp, "%s/cp%02d", dir, j);
+            DIR *d = opendir(cp);
+            ck_assert_msg(d, "checkpoint %d replied done but %s is missing", j, cp);
+            for (struct dirent *e; (e = readdir(d));)
+                if (!strncmp(e->d_name, "MANIFEST", 8))
+                    manifest = e->d_name;
+            ck_assert_msg(manifest, "checkpoint %d: no MANIFEST in %s", j, cp);
+            closedir(d);
+        }
+        strata_reply_clear(&rep);
+    }
+    ck_assert(terminated);
+    for (int j = 0; j < JOBS; j++)
+        ck_assert_msg(answered[j], "checkpoint %d has no reply", j);
+    strata_client_destroy(&ctl);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A Raw record's bytes, topic and key as given. */
 static void raw_record(const char *topic, const void *key, size_t key_len, uint8_t **buf,
                        size_t *len)
@@ -337,6 +490,8 @@ int main(void)
     tcase_add_test(tc, a_multi_get_past_the_reply_cap_stops_early);
     tcase_add_test(tc, reserved_keys_and_topics_are_refused_on_every_client_write_path);
     tcase_add_test(tc, a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on);
+    tcase_add_test(tc, every_job_verb_is_capped);
+    tcase_add_test(tc, a_stop_waits_for_running_jobs_and_answers_them);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
