@@ -194,6 +194,10 @@ int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
     job_t *job = NULL;
     if (zsock_recv(pull, "p", &job) != 0 || !job)
         return 0;
+    /* The thread has only its socket's close left: joining costs the loop
+     * microseconds and means no job thread or socket is left behind once
+     * writer_destroy returns (an embedding process may end ZMQ right then). */
+    pthread_join(job->thread, NULL);
     w->jobs_running--;
     w->client_jobs_running -= job->from_client;
     if (job->rc) {

@@ -114,12 +114,10 @@ static void ctl_job(void *call)
         }
     }
     job->from_client = !c->from_control;
-    pthread_t t;
-    if (pthread_create(&t, NULL, job_main, job) != 0) {
+    if (pthread_create(&job->thread, NULL, job_main, job) != 0) {
         job_free(job);
         return reply_error(c, STRATA_ENOMEM, "cannot start a thread for %s", c->req->verb);
     }
-    pthread_detach(t);
     c->envelope = NULL;
     c->w->jobs_running++;
     c->w->client_jobs_running += job->from_client;

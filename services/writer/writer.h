@@ -95,6 +95,7 @@ typedef struct {
 
 typedef struct job {
     writer_t *w;
+    pthread_t thread; /* joined when it reports back, so none outlives the server */
     zsock_t *sock;
     zmsg_t *envelope;
     bool from_client; /* counts against MAX_CLIENT_JOBS */
