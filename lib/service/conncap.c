@@ -3,9 +3,13 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <linux/sockios.h>
 
 #include "log.h"
 
@@ -14,7 +18,46 @@ struct svc_conncap {
     uint64_t cap;
     _Atomic uint64_t open; /* written by the loop, read by /metrics */
     _Atomic uint64_t refused;
+    _Atomic uint64_t shed;
+    pthread_mutex_t mu; /* fds: the loop adds and removes, any thread sheds */
+    int *fds;
+    size_t nfds, fds_cap;
+    uint64_t last_shed_ns;
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void fd_add(svc_conncap_t *c, int fd)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->nfds == c->fds_cap) {
+        size_t cap = c->fds_cap ? 2 * c->fds_cap : 64;
+        int *grown = realloc(c->fds, cap * sizeof *grown);
+        if (grown) {
+            c->fds = grown;
+            c->fds_cap = cap;
+        }
+    }
+    if (c->nfds < c->fds_cap) /* out of memory: that one cannot be shed */
+        c->fds[c->nfds++] = fd;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void fd_remove(svc_conncap_t *c, int fd)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->nfds; i++)
+        if (c->fds[i] == fd) {
+            c->fds[i] = c->fds[--c->nfds];
+            break;
+        }
+    pthread_mutex_unlock(&c->mu);
+}
 
 int svc_conncap_new(zsock_t *sock, uint64_t max_clients, svc_conncap_t **conncap_p, uint64_t *cap,
                     strata_error_t *err)
@@ -35,9 +78,11 @@ int svc_conncap_new(zsock_t *sock, uint64_t max_clients, svc_conncap_t **conncap
     svc_conncap_t *c = calloc(1, sizeof *c);
     if (!c)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
     c->cap = fds - SVC_CONNCAP_RESERVE < max_clients ? fds - SVC_CONNCAP_RESERVE : max_clients;
     c->monitor = zactor_new(zmonitor, sock);
     if (!c->monitor) {
+        pthread_mutex_destroy(&c->mu);
         free(c);
         return strata_error_set(err, STRATA_EIO, "cannot monitor the client endpoint");
     }
@@ -56,6 +101,8 @@ void svc_conncap_destroy(svc_conncap_t **conncap_p)
     if (!c)
         return;
     zactor_destroy(&c->monitor);
+    pthread_mutex_destroy(&c->mu);
+    free(c->fds);
     free(c);
     *conncap_p = NULL;
 }
@@ -74,17 +121,20 @@ int svc_conncap_handle(zloop_t *loop, zsock_t *sock, void *arg)
         return 0;
     char *event = zmsg_popstr(msg), *value = zmsg_popstr(msg);
     if (event && value && !strcmp(event, "ACCEPTED")) {
+        int fd = atoi(value);
+        fd_add(c, fd);
         if (c->open >= c->cap) {
             /* The descriptor is the new connection's: ZeroMQ sees it end and
              * closes it, and a DISCONNECTED follows. */
-            shutdown(atoi(value), SHUT_RDWR);
+            shutdown(fd, SHUT_RDWR);
             if (atomic_fetch_add(&c->refused, 1) % 1000 == 0)
                 log_warning("event=client_refused connections=%" PRIu64 " cap=%" PRIu64
                             " refused=%" PRIu64,
                             c->open, c->cap, atomic_load(&c->refused));
         }
         c->open++;
-    } else if (event && !strcmp(event, "DISCONNECTED") && c->open > 0) {
+    } else if (event && value && !strcmp(event, "DISCONNECTED") && c->open > 0) {
+        fd_remove(c, atoi(value));
         c->open--;
     }
     zstr_free(&event);
@@ -101,4 +151,38 @@ uint64_t svc_conncap_open(const svc_conncap_t *c)
 uint64_t svc_conncap_refused(const svc_conncap_t *c)
 {
     return atomic_load(&c->refused);
+}
+
+uint64_t svc_conncap_shed_count(const svc_conncap_t *c)
+{
+    return atomic_load(&c->shed);
+}
+
+int svc_conncap_shed(svc_conncap_t *c, uint64_t min_bytes, const char *why)
+{
+    int shed = 0;
+    pthread_mutex_lock(&c->mu);
+    uint64_t now = mono_ns();
+    if (now - c->last_shed_ns >= 10000000u) {
+        int victim = -1, queued = 0;
+        for (size_t i = 0; i < c->nfds; i++) {
+            int n = 0;
+            /* SIOCOUTQ: bytes the peer has not taken (TCP: not yet acked;
+             * a Unix socket: not yet read). */
+            if (ioctl(c->fds[i], SIOCOUTQ, &n) == 0 && n > queued) {
+                queued = n;
+                victim = c->fds[i];
+            }
+        }
+        if (victim >= 0 && (uint64_t)queued >= min_bytes) {
+            shutdown(victim, SHUT_RDWR);
+            c->last_shed_ns = now;
+            atomic_fetch_add(&c->shed, 1);
+            log_warning("event=slow_peer_closed fd=%d unsent_bytes=%d reason=\"%s\"", victim,
+                        queued, why);
+            shed = 1;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return shed;
 }

@@ -2,7 +2,9 @@
  * can never use up the process's file descriptors (the WAL must still be
  * able to open its next segment): ZeroMQ accepts without limit, so a
  * socket monitor counts accepted and closed connections, and one past the
- * cap is shut down as soon as it is accepted. At start the soft
+ * cap is shut down as soon as it is accepted. The monitor also knows each
+ * connection's descriptor, which lets an owner whose outgoing bytes are
+ * over their cap close the peer that stopped reading (svc_conncap_shed). At start the soft
  * RLIMIT_NOFILE is raised to the hard one. */
 #ifndef STRATA_SVC_CONNCAP_H
 #define STRATA_SVC_CONNCAP_H
@@ -27,8 +29,15 @@ void svc_conncap_destroy(svc_conncap_t **conncap_p);
 zsock_t *svc_conncap_sock(svc_conncap_t *c);
 /* Handles one monitor event; a zloop reader. */
 int svc_conncap_handle(zloop_t *loop, zsock_t *sock, void *arg);
-/* Connections held now, and refused since the start. */
+/* Connections held now, refused since the start, and shed. */
 uint64_t svc_conncap_open(const svc_conncap_t *c);
 uint64_t svc_conncap_refused(const svc_conncap_t *c);
+uint64_t svc_conncap_shed_count(const svc_conncap_t *c);
+/* Closes the connection with the most bytes waiting in its kernel send
+ * queue, the peer that is not reading, when one has at least min_bytes
+ * there and no connection was shed in the last 10 ms (ZeroMQ releases what
+ * it held for the last one in the meantime). Returns 1 when it closed one.
+ * Safe from any thread. */
+int svc_conncap_shed(svc_conncap_t *c, uint64_t min_bytes, const char *why);
 
 #endif

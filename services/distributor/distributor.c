@@ -57,8 +57,12 @@ static void dist_free(dist_t *d)
     svc_http_stop(&d->http);
     zsock_destroy(&d->history);
     zsock_destroy(&d->notify);
+    svc_conncap_destroy(&d->live.conncap); /* each monitor before the socket it watches */
+    svc_conncap_destroy(&d->delayed.conncap);
     zsock_destroy(&d->live.pub);
     zsock_destroy(&d->delayed.pub);
+    svc_outq_destroy(&d->live.outq); /* freed once ZeroMQ lets go of their last message */
+    svc_outq_destroy(&d->delayed.outq);
     zhashx_destroy(&d->live.topics);
     zhashx_destroy(&d->delayed.topics);
     zhashx_destroy(&d->subs);
@@ -88,8 +92,14 @@ static int load_numbers(dist_t *d, strata_error_t *err)
         {"distributor/ack_timeout_ms", &d->ack_timeout_ms, 10, 3600000},
         {"distributor/ack_flush_ms", &d->ack_flush_ms, 1, 60000},
         {"distributor/session_timeout_ms", &d->session_timeout_ms, 100, 86400000},
+        {"distributor/pub_queue_mb", &d->pub_queue_mb, 1, 65536},
+        {"distributor/max_subscribers", &d->max_subscribers, 1, 1000000},
     };
+    d->pub_queue_mb = 64;
+    d->max_subscribers = 10000;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (*keys[i].out && !svc_config_get(d->cfg, keys[i].key))
+            continue; /* set above: an embedding config without it keeps that */
         int rc = svc_config_u64(d->cfg, keys[i].key, keys[i].out, err);
         if (rc)
             return rc;
@@ -159,6 +169,20 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
                                  d->history_ep, sizeof d->history_ep, 100000, err)))
         goto fail;
     zsock_set_router_mandatory(d->history, 0);
+    tier_t *tiers[] = {&d->live, &d->delayed};
+    for (int i = 0; i < 2; i++) {
+        uint64_t cap = 0;
+        if (!(tiers[i]->outq = svc_outq_new(d->pub_queue_mb << 20))) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if ((rc =
+                 svc_conncap_new(tiers[i]->pub, d->max_subscribers, &tiers[i]->conncap, &cap, err)))
+            goto fail;
+        if (i == 0)
+            log_info("event=subscriber_cap connections=%" PRIu64 " per_stream", cap);
+    }
+    rc = STRATA_EIO;
     char ep[96];
     snprintf(ep, sizeof ep, "inproc://distributor-notify-%p", (void *)d);
     d->notify_in = zsock_new_pull(ep);
@@ -205,6 +229,9 @@ int dist_run(dist_t *d, zsock_t *pipe)
         return STRATA_ENOMEM;
     zloop_reader(loop, d->history, on_history, d);
     zloop_reader(loop, d->notify_in, on_notify, d);
+    zloop_reader(loop, svc_conncap_sock(d->live.conncap), svc_conncap_handle, d->live.conncap);
+    zloop_reader(loop, svc_conncap_sock(d->delayed.conncap), svc_conncap_handle,
+                 d->delayed.conncap);
     if (pipe)
         zloop_reader(loop, pipe, on_pipe, d);
     zloop_timer(loop, 10, 0, on_sessions_timer, d);

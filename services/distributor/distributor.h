@@ -13,7 +13,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "conncap.h"
 #include "http.h"
+#include "outq.h"
 #include "strata/client.h"
 #include "strata/codec.h"
 #include "strata/pubframe.h"
@@ -30,7 +32,10 @@
 #define NO_TOPIC              "kv" /* what a write without a topic is published under */
 /* A delayed batch is sent early past this, so a message stays well under
  * the subscribers' frame cap. */
-#define BATCH_MAX_BYTES    (4u << 20)
+#define BATCH_MAX_BYTES (4u << 20)
+/* Only a connection with this much in its kernel send queue is closed as
+ * the subscriber not reading: one that reads keeps it near empty. */
+#define SHED_MIN_BYTES     (64u << 10)
 #define WAL_MAX_ENTRY      (STRATA_PROTO_MAX_MESSAGE)
 #define PAGE_DEFAULT_BYTES (1u << 20)
 #define PAGE_MAX_BYTES     (4u << 20)
@@ -115,6 +120,12 @@ typedef struct {
     uint64_t last_send_ns;
     bool hb_now; /* a subscription arrived: heartbeat at once */
     uint64_t messages, entries, heartbeats;
+    /* The bytes ZeroMQ holds for this tier's subscribers, capped by
+     * distributor/pub_queue_mb: past it messages are dropped (subscribers
+     * see the gap) and the subscriber not reading is closed. */
+    svc_outq_t *outq;
+    svc_conncap_t *conncap;
+    _Atomic uint64_t dropped;
 } tier_t;
 
 typedef struct sub sub_t;
@@ -130,7 +141,8 @@ struct dist {
      * entries and its unacked entries in bytes, and how many durable
      * names exist (each is a session object and a stored offset). */
     uint64_t max_window, max_unacked_mb, max_sessions;
-    uint64_t session_expire_s; /* a durable name unused this long goes */
+    uint64_t session_expire_s;              /* a durable name unused this long goes */
+    uint64_t pub_queue_mb, max_subscribers; /* per tier */
     svc_http_t *http;
     zsock_t *history, *notify, *notify_in;
     bool endpoints_written;

@@ -17,6 +17,10 @@ static const char default_config[] =
     "    delay_ms = 100\n"
     "    heartbeat_ms = 100\n"
     "    sndhwm = 100000\n"
+    /* entry bytes ZeroMQ may hold for the subscribers of one stream */
+    "    pub_queue_mb = 64\n"
+    /* connections to each stream, at most the fd limit less 256 */
+    "    max_subscribers = 10000\n"
     "    window = 1000\n"
     "    max_window = 65536\n"
     "    max_unacked_mb = 16\n"

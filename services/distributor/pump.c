@@ -26,14 +26,27 @@ static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t
 }
 
 /* One message, three frames. PUB drops what a slow subscriber's queue has no
- * room for; the seqs make that visible to it, so we never block here. */
+ * room for; the seqs make that visible to it, so we never block here. The
+ * same holds past the tier's byte cap, where the subscriber that stopped
+ * reading (it holds the queue) is closed so the others get entries again. */
 static void pub_send(tier_t *t, const void *topic, size_t topic_len, const uint8_t *meta,
                      const void *body, size_t body_len)
 {
+    if (svc_outq_full(t->outq)) {
+        svc_conncap_shed(t->conncap, SHED_MIN_BYTES, "subscriber queue full");
+        atomic_fetch_add(&t->dropped, 1);
+        return;
+    }
+    void *copy = malloc(body_len ? body_len : 1);
+    if (!copy) {
+        atomic_fetch_add(&t->dropped, 1);
+        return;
+    }
+    memcpy(copy, body, body_len);
     void *s = zsock_resolve(t->pub);
     zmq_send(s, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(s, meta, META_BYTES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(s, body, body_len, ZMQ_DONTWAIT);
+    svc_outq_send(t->outq, s, copy, body_len, ZMQ_DONTWAIT);
     t->messages++;
 }
 

@@ -790,7 +790,7 @@ fail:
 typedef struct {
     uint64_t covered, start_seq, live_entries, delayed_batches, heartbeats, laps, wal_catchups,
         subscribers, replay_requests, replay_entries, deliveries, acks, offset_writes,
-        offset_write_failures;
+        offset_write_failures, pub_queue, dropped, shed, connections;
 } figures_t;
 
 #define U(field) offsetof(figures_t, field), false, 0, 0
@@ -810,6 +810,16 @@ static const svc_metric_t rows[] = {
      U(wal_catchups)},
     {"subscribers", NULL, "Durable sessions known, stored or connected.", SVC_GAUGE,
      U(subscribers)},
+    {"stream_connections", "distributor_stream_connections",
+     "Connections to the live and delayed streams.", SVC_GAUGE, U(connections)},
+    {"pub_queue_bytes", "distributor_pub_queue_bytes",
+     "Entry bytes ZeroMQ holds for live and delayed subscribers.", SVC_GAUGE, U(pub_queue)},
+    {"pub_dropped_total", "distributor_pub_dropped_total",
+     "Stream messages not sent because a stream's distributor/pub_queue_mb was reached.",
+     SVC_COUNTER, U(dropped)},
+    {"subscribers_shed_total", "distributor_subscribers_shed_total",
+     "Stream connections closed for not reading while their stream's queue was full.", SVC_COUNTER,
+     U(shed)},
     {NULL, "distributor_replay_requests_total", "History replay pages served.", SVC_COUNTER,
      U(replay_requests)},
     {NULL, "distributor_replay_entries_total", "Entries sent in replay pages.", SVC_COUNTER,
@@ -834,6 +844,15 @@ static void figures(dist_t *d, figures_t *f, bool on_loop)
                      .heartbeats = atomic_load(&d->heartbeats),
                      .laps = atomic_load(&d->laps),
                      .wal_catchups = atomic_load(&d->wal_catchups)};
+    tier_t *tiers[] = {&d->live, &d->delayed};
+    for (int i = 0; i < 2; i++) {
+        f->pub_queue += tiers[i]->outq ? svc_outq_bytes(tiers[i]->outq) : 0;
+        f->dropped += atomic_load(&tiers[i]->dropped);
+        if (tiers[i]->conncap) {
+            f->shed += svc_conncap_shed_count(tiers[i]->conncap);
+            f->connections += svc_conncap_open(tiers[i]->conncap);
+        }
+    }
     if (on_loop) {
         f->start_seq = d->start_seq;
         f->subscribers = zhashx_size(d->subs);

@@ -23,11 +23,7 @@ void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_re
             return;
         }
     }
-    zmsg_addmem(out, buf, len);
-    free(buf);
-    if (zmsg_send(&out, sock) != 0)
-        zmsg_destroy(&out);
-    (void)w;
+    svc_outq_send_after(w->outq, sock, &out, buf, len);
 }
 
 void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,

@@ -28,6 +28,8 @@ static const char default_config[] = "node\n"
                                      "    compaction = compactor\n"
                                      /* client connections, at most the fd limit less 256 */
                                      "    max_clients = 10000\n"
+                                     /* reply bytes queued for clients, all together */
+                                     "    reply_queue_mb = 64\n"
                                      /* CURVE on the client endpoint: see lib/service/curve.h */
                                      "security\n"
                                      "    curve = false\n"

@@ -29,7 +29,8 @@ typedef struct {
     double stall_ms, recovery_ms;
     uint64_t stall_ns, recovery_ns, recovery_wal_bytes, recovery_wal_entries, compactions,
         compaction_read, compaction_written, compaction_cpu_ns, flush_written, user_bytes,
-        wal_segments, wal_bytes, clients, clients_refused;
+        wal_segments, wal_bytes, clients, clients_refused, reply_queue, replies_refused,
+        clients_shed;
 } figures_t;
 
 /* The last four members of a row: a uint64_t field, a double field shown with
@@ -79,6 +80,15 @@ static const svc_metric_t rows[] = {
     {"clients", "writer_clients", "TCP connections to the client endpoint.", SVC_GAUGE, U(clients)},
     {"clients_refused_total", "writer_clients_refused_total",
      "Connections closed at once past writer/max_clients.", SVC_COUNTER, U(clients_refused)},
+    {"reply_queue_bytes", "writer_reply_queue_bytes",
+     "Reply bytes ZeroMQ holds for clients that have not taken them yet.", SVC_GAUGE,
+     U(reply_queue)},
+    {"replies_refused_total", "writer_busy_refusals_total",
+     "Requests answered EBUSY because writer/reply_queue_mb was reached.", SVC_COUNTER,
+     U(replies_refused)},
+    {"clients_shed_total", "writer_clients_shed_total",
+     "Connections closed for not reading while the reply queue was full.", SVC_COUNTER,
+     U(clients_shed)},
     {"stall_ms_total", NULL, "Total time writes waited for flushes.", SVC_GAUGE, F(stall_ms, 3)},
     {NULL, "write_stall_seconds_total", "Total time writes waited for flushes.", SVC_COUNTER,
      S(stall_ns, 1e-9)},
@@ -149,6 +159,9 @@ static void figures(writer_t *w, figures_t *f, strata_db_stats_t *db)
     f->stalls = db->stalls;
     f->clients = w->conncap ? svc_conncap_open(w->conncap) : 0;
     f->clients_refused = w->conncap ? svc_conncap_refused(w->conncap) : 0;
+    f->clients_shed = w->conncap ? svc_conncap_shed_count(w->conncap) : 0;
+    f->reply_queue = w->outq ? svc_outq_bytes(w->outq) : 0;
+    f->replies_refused = atomic_load(&w->replies_refused);
     f->stall_ns = db->stall_ns;
     f->stall_ms = (double)db->stall_ns / 1e6;
     f->recovery_ns = w->recovery_ns;

@@ -449,6 +449,13 @@ static void dispatch(ctx_t *c)
     reply_error(c, STRATA_EINVAL, "request: no body");
 }
 
+/* The reads, whose replies run to megabytes; every other reply is a few
+ * dozen bytes (a control verb's pairs at most a few KiB). */
+static bool big_reply(strata_op_t op)
+{
+    return op == STRATA_OP_GET || op == STRATA_OP_MULTI_GET || op == STRATA_OP_SCAN;
+}
+
 /* One ROUTER message: routing id, an optional empty delimiter, one payload
  * frame. Anything else gets an error reply, never a crash. */
 static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
@@ -487,6 +494,19 @@ static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
         pthread_mutex_unlock(&w->stats_mu);
         log_debug("event=bad_request bytes=%zu error=\"%s\"", zframe_size(payload), err.msg);
         send_error(w, sock, &msg, req.request_id, rc, err.msg);
+    } else if (sock == w->router && svc_outq_full(w->outq) && big_reply(req.op)) {
+        /* Refused unread: answering would only add to what is queued. The
+         * client that is not reading goes, so the others get served again;
+         * small answers (writes, status) still flow meanwhile. */
+        atomic_fetch_add(&w->replies_refused, 1);
+        svc_conncap_shed(w->conncap, SHED_MIN_BYTES, "reply queue full");
+        char text[160];
+        snprintf(text, sizeof text,
+                 "busy: %" PRIu64
+                 " bytes of replies are waiting for clients to read them (cap %" PRIu64
+                 ", writer/reply_queue_mb)",
+                 svc_outq_bytes(w->outq), svc_outq_cap(w->outq));
+        send_error(w, sock, &msg, req.request_id, STRATA_EBUSY, text);
     } else {
         ctx_t c = {.w = w,
                    .sock = sock,

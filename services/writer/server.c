@@ -54,6 +54,7 @@ static void writer_free(writer_t *w)
     svc_conncap_destroy(&w->conncap); /* its monitor before the socket it watches */
     zsock_destroy(&w->router);
     zsock_destroy(&w->control);
+    svc_outq_destroy(&w->outq); /* freed when ZeroMQ lets go of the last reply */
     svc_curve_close(&w->curve);
     zsock_destroy(&w->sync_pipe);
     zsock_destroy(&w->jobs);
@@ -172,6 +173,19 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
     if ((rc = svc_conncap_new(w->router, max_clients, &w->conncap, &cap, err)))
         goto fail;
     log_info("event=client_cap connections=%" PRIu64, cap);
+    uint64_t reply_mb = 64;
+    if (svc_config_get(w->cfg, "writer/reply_queue_mb") &&
+        (rc = svc_config_u64(w->cfg, "writer/reply_queue_mb", &reply_mb, err)))
+        goto fail;
+    if (reply_mb < 1 || reply_mb > 1048576) {
+        rc = strata_error_set(err, STRATA_EINVAL,
+                              "writer/reply_queue_mb: %" PRIu64 " not in [1, 1048576]", reply_mb);
+        goto fail;
+    }
+    if (!(w->outq = svc_outq_new(reply_mb << 20))) {
+        rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = STRATA_EIO;
     snprintf(w->sync_pipe_ep, sizeof w->sync_pipe_ep, ">inproc://writer-sync-%p", (void *)w);
     snprintf(w->jobs_ep, sizeof w->jobs_ep, ">inproc://writer-jobs-%p", (void *)w);

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "conncap.h"
+#include "outq.h"
 #include "curve.h"
 #include "http.h"
 #include "log.h"
@@ -51,6 +52,9 @@
 /* A staged group of writes goes to the engine at this size at the latest. */
 #define STAGE_MAX_REQUESTS 1024
 #define STAGE_MAX_BYTES    (4u << 20)
+/* A connection is only closed as the one not reading when at least this
+ * much waits in its kernel send queue: a reading client's is near empty. */
+#define SHED_MIN_BYTES (64u << 10)
 
 /* A sync-durability reply waiting for its seq to become durable. */
 typedef struct {
@@ -142,6 +146,10 @@ struct writer {
     svc_http_t *http;
     svc_curve_t *curve;     /* NULL: CURVE off */
     svc_conncap_t *conncap; /* the client endpoint's connection cap */
+    /* Reply bytes ZeroMQ still holds, all clients together; over the cap
+     * requests get EBUSY and the client not reading is closed. */
+    svc_outq_t *outq;
+    _Atomic uint64_t replies_refused;
     uint32_t scan_limit;
     bool ready, terminating;
 

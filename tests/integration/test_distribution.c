@@ -19,6 +19,7 @@
 
 #include "node.h"
 #include "strata/client.h"
+#include "strata/pubframe.h"
 #include "strata/ring.h"
 #include "strata/subscriber.h"
 #include "strata/wal.h"
@@ -907,6 +908,110 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
 }
 END_TEST
 
+static uint64_t dist_stat(strata_client_t *hist, const char *name)
+{
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_msg(strata_client_stats(hist, &rep, &err) == 0, "stats: %s", err.msg);
+    const char *v = ts_pair(&rep, name);
+    ck_assert_msg(v != NULL, "stats has no %s", name);
+    uint64_t n = strtoull(v, NULL, 10);
+    strata_reply_clear(&rep);
+    return n;
+}
+
+/* A live subscriber that stops reading while 100 MiB of entries go out:
+ * the distributor holds at most distributor/pub_queue_mb of them (8 MiB
+ * here), closes that subscriber, and a new one gets entries again. */
+START_TEST(a_live_subscriber_that_never_reads_is_bounded_and_closed)
+{
+    char *dir = ts_tempdir("dist-outq");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    const char *const env[] = {"STRATA_DISTRIBUTOR_PUB_QUEUE_MB=8", NULL};
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+
+    zsock_t *hog = zsock_new(ZMQ_SUB);
+    zsock_set_rcvhwm(hog, 1);
+    zsock_set_rcvbuf(hog, 4096);
+    zsock_set_subscribe(hog, "");
+    zsock_set_rcvtimeo(hog, 10000);
+    ck_assert_int_eq(zsock_connect(hog, "%s", dist.live), 0);
+    zmsg_t *first = zmsg_recv(hog); /* its subscription's heartbeat: it is attached */
+    ck_assert_ptr_nonnull(first);
+    zmsg_destroy(&first);
+    uint64_t base = ts_rss_kib(dist.pid), peak = base;
+
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    static char value[256 * 1024];
+    memset(value, 'q', sizeof value);
+    strata_error_t err;
+    for (int i = 0; i < 400; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "q%03d", i);
+        ck_assert_int_eq(strata_client_put(w, STRATA_DURABILITY_ASYNC, key, strlen(key), value,
+                                           sizeof value, NULL, &err),
+                         0);
+        if (i % 16 == 0) {
+            uint64_t r = ts_rss_kib(dist.pid);
+            peak = r > peak ? r : peak;
+        }
+    }
+    uint64_t deadline = ts_now_ns() + 30000000000ull;
+    while (
+        (dist_stat(hist, "subscribers_shed_total") < 1 || dist_stat(hist, "covered_seq") < 400) &&
+        ts_now_ns() < deadline) {
+        uint64_t r = ts_rss_kib(dist.pid);
+        peak = r > peak ? r : peak;
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the distributor's counts with a deadline */
+    }
+    fprintf(stderr,
+            "distributor never-reading subscriber: private RSS %" PRIu64 " KiB before, peak %" PRIu64
+            " KiB\n",
+            base, peak);
+    ck_assert_uint_ge(dist_stat(hist, "subscribers_shed_total"), 1);
+    ck_assert_uint_ge(dist_stat(hist, "covered_seq"), 400);
+    /* 8 MiB of queue, a 4 MiB delayed batch, one entry past the cap and
+     * allocator slack; without the cap the 100 MiB stay. */
+    ck_assert_msg(peak <= base + 40 * 1024,
+                  "distributor RSS grew from %" PRIu64 " to %" PRIu64 " KiB", base, peak);
+    zsock_destroy(&hog);
+
+    zsock_t *fresh = zsock_new(ZMQ_SUB);
+    zsock_set_subscribe(fresh, "");
+    zsock_set_rcvtimeo(fresh, 200);
+    ck_assert_int_eq(zsock_connect(fresh, "%s", dist.live), 0);
+    bool entry = false;
+    deadline = ts_now_ns() + 10000000000ull;
+    for (int i = 0; !entry && ts_now_ns() < deadline; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "after%d", i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_ASYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+        zmsg_t *m;
+        while (!entry && (m = zmsg_recv(fresh))) {
+            char *topic = zmsg_popstr(m);
+            entry = topic && strcmp(topic, STRATA_PUB_HB_TOPIC) != 0;
+            zstr_free(&topic);
+            zmsg_destroy(&m);
+        }
+    }
+    ck_assert_msg(entry, "no entry reached a new subscriber after the slow one went");
+    zsock_destroy(&fresh);
+    strata_client_destroy(&w);
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static bool subscriber_listed(strata_client_t *hist, const char *name)
 {
     strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
@@ -980,6 +1085,7 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, delayed_stream_batches_per_topic);
     tcase_add_test(tc, durable_subscriber_survives_kill9_cycles);
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
+    tcase_add_test(tc, a_live_subscriber_that_never_reads_is_bounded_and_closed);
     tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
     suite_add_tcase(s, tc);
     return s;

@@ -955,6 +955,88 @@ START_TEST(an_fd_flood_is_capped_and_the_wal_still_rolls)
 }
 END_TEST
 
+/* A client pipelines 2,000 gets of a 1 MiB value and never reads a reply
+ * (2 GiB of replies unbounded): the writer holds at most
+ * writer/reply_queue_mb of them (16 MiB here) plus one reply, answers
+ * EBUSY meanwhile, closes that client, and serves the others all along. */
+START_TEST(a_client_that_never_reads_is_bounded_and_closed)
+{
+    char *dir = ts_tempdir("writer-outq");
+    char *data = ts_path(dir, "node");
+    const char *const env[] = {"STRATA_WRITER_REPLY_QUEUE_MB=16", "STRATA_WRITER_RING_MB=1", NULL};
+    ts_node_t node;
+    ts_node_start(&node, data, env);
+    strata_client_t *c = connect_to(&node, 10000);
+    strata_error_t err;
+    static char value[1 << 20];
+    memset(value, 'v', sizeof value);
+    ck_assert_int_eq(
+        strata_client_put(c, STRATA_DURABILITY_SYNC, "big", 3, value, sizeof value, NULL, &err), 0);
+    void *got;
+    size_t got_len;
+    ck_assert_int_eq(strata_client_get(c, "big", 3, &got, &got_len, &err), 0);
+    free(got);
+    uint64_t base = ts_rss_kib(node.pid);
+
+    zsock_t *hog = zsock_new(ZMQ_DEALER);
+    zsock_set_rcvhwm(hog, 1);
+    zsock_set_rcvbuf(hog, 4096);
+    ck_assert_int_eq(zsock_connect(hog, "%s", node.endpoint), 0);
+    enum { GETS = 2000 };
+    for (int i = 0; i < GETS; i++) {
+        strata_request_t req = {
+            .request_id = (uint64_t)i + 1, .op = STRATA_OP_GET, .key = {(const uint8_t *)"big", 3}};
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(strata_request_encode(&req, &buf, &len, NULL), 0);
+        ck_assert_int_eq(zsock_send(hog, "b", buf, len), 0);
+        free(buf);
+    }
+    uint64_t peak = 0, deadline = ts_now_ns() + 30000000000ull;
+    while (stat_of(c, "clients_shed_total") < 1 && ts_now_ns() < deadline) {
+        uint64_t r = ts_rss_kib(node.pid);
+        peak = r > peak ? r : peak;
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the writer's count with a deadline */
+    }
+    uint64_t r = ts_rss_kib(node.pid);
+    peak = r > peak ? r : peak;
+    fprintf(stderr,
+            "writer never-reading client: private RSS %" PRIu64 " KiB before, peak %" PRIu64 " KiB\n", base,
+            peak);
+    ck_assert_uint_ge(stat_of(c, "clients_shed_total"), 1);
+    ck_assert_uint_ge(stat_of(c, "replies_refused_total"), 1);
+    /* 16 MiB of queue, one 1 MiB reply past it, the ring's sockets and
+     * allocator slack; without the cap it passes a gigabyte. */
+    ck_assert_msg(peak <= base + 48 * 1024, "writer RSS grew from %" PRIu64 " to %" PRIu64 " KiB",
+                  base, peak);
+    /* ZeroMQ lets go of the closed client's queue a moment later: EBUSY
+     * until then, and nothing else. */
+    int rc;
+    deadline = ts_now_ns() + 10000000000ull;
+    while ((rc = strata_client_get(c, "big", 3, &got, &got_len, &err)) == STRATA_EBUSY &&
+           ts_now_ns() < deadline) {
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the writer's queue with a deadline */
+    }
+    ck_assert_msg(rc == 0, "get: %s", err.msg);
+    ck_assert_uint_eq(got_len, sizeof value);
+    free(got);
+    zsock_destroy(&hog);
+    deadline = ts_now_ns() + 10000000000ull;
+    while (stat_of(c, "reply_queue_bytes") > 0 && ts_now_ns() < deadline) {
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the writer's count with a deadline */
+    }
+    ck_assert_uint_lt(stat_of(c, "reply_queue_bytes"), 1 << 20);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 START_TEST(config_file_errors_name_the_key_and_env_overrides_apply)
 {
     char *dir = ts_tempdir("writer");
@@ -996,6 +1078,7 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, a_failed_wal_write_stops_writes_and_readiness);
     tcase_add_test(tc, curve_admits_known_keys_and_roles_only);
     tcase_add_test(tc, an_fd_flood_is_capped_and_the_wal_still_rolls);
+    tcase_add_test(tc, a_client_that_never_reads_is_bounded_and_closed);
     tcase_add_test(tc, config_file_errors_name_the_key_and_env_overrides_apply);
     suite_add_tcase(s, tc);
     return s;

@@ -46,5 +46,8 @@ bool ts_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
  * over a plain socket: the whole response, status line and headers too,
  * malloc'd; at most 1 MiB. Aborts the test when it cannot connect. */
 char *ts_http_get(const char *url);
+/* A process's private resident memory (RssAnon), KiB: what it allocated,
+ * not the files and shared rings it maps. */
+uint64_t ts_rss_kib(int pid);
 
 #endif

@@ -69,11 +69,13 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
     strata_reply_t rep;
     ck_assert_msg(strata_client_stats(client, &rep, &err) == 0, "stats: %s", err.msg);
     /* The names and order proto/DISTRIBUTION.md gives. */
-    static const char *const names[] = {"covered_seq",     "start_seq",  "live_entries",
-                                        "delayed_batches", "heartbeats", "laps",
-                                        "wal_catchups",    "subscribers"};
-    ck_assert_uint_eq(rep.n_pairs, 8);
-    for (size_t i = 0; i < 8; i++)
+    static const char *const names[] = {
+        "covered_seq",     "start_seq",         "live_entries",
+        "delayed_batches", "heartbeats",        "laps",
+        "wal_catchups",    "subscribers",       "stream_connections",
+        "pub_queue_bytes", "pub_dropped_total", "subscribers_shed_total"};
+    ck_assert_uint_eq(rep.n_pairs, 12);
+    for (size_t i = 0; i < 12; i++)
         ck_assert_str_eq(rep.pairs[i].name, names[i]);
     bool saw_subscribers = false;
     for (size_t i = 0; i < rep.n_pairs; i++)
@@ -88,7 +90,8 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
     const char *metrics = zconfig_get(root, "distributor/metrics", "");
     char *page = ts_http_get(metrics);
     ck_assert_msg(strncmp(page, "HTTP/1.", 7) == 0 && strstr(page, " 200 "), "%s", page);
-    static const char *const gauges[] = {"distributor_covered_seq"};
+    static const char *const gauges[] = {
+        "distributor_covered_seq", "distributor_stream_connections", "distributor_pub_queue_bytes"};
     static const char *const counters[] = {"distributor_live_entries_total",
                                            "distributor_delayed_batches_total",
                                            "distributor_heartbeats_total",
@@ -99,7 +102,9 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
                                            "distributor_deliveries_total",
                                            "distributor_acks_total",
                                            "distributor_offset_writes_total",
-                                           "distributor_offset_write_failures_total"};
+                                           "distributor_offset_write_failures_total",
+                                           "distributor_pub_dropped_total",
+                                           "distributor_subscribers_shed_total"};
     char line[128];
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
         snprintf(line, sizeof line, "# TYPE strata_%s gauge\n", gauges[i]);
@@ -112,7 +117,7 @@ START_TEST(runs_in_process_bound_to_free_ports_and_stops_on_term)
     size_t families = 0;
     for (const char *at = page; (at = strstr(at, "# TYPE ")) != NULL; at++)
         families++;
-    ck_assert_uint_eq(families, 12);
+    ck_assert_uint_eq(families, 16);
     ck_assert_msg(!strstr(page, "_total_total"), "%s", page);
     static const char *const shared[][2] = {{"covered_seq", "distributor_covered_seq"},
                                             {"live_entries", "distributor_live_entries_total"},
