@@ -970,8 +970,8 @@ START_TEST(a_live_subscriber_that_never_reads_is_bounded_and_closed)
         nanosleep(&nap, NULL); /* polling the distributor's counts with a deadline */
     }
     fprintf(stderr,
-            "distributor never-reading subscriber: private RSS %" PRIu64 " KiB before, peak %" PRIu64
-            " KiB\n",
+            "distributor never-reading subscriber: private RSS %" PRIu64
+            " KiB before, peak %" PRIu64 " KiB\n",
             base, peak);
     ck_assert_uint_ge(dist_stat(hist, "subscribers_shed_total"), 1);
     ck_assert_uint_ge(dist_stat(hist, "covered_seq"), 400);

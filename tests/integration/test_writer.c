@@ -1002,8 +1002,9 @@ START_TEST(a_client_that_never_reads_is_bounded_and_closed)
     uint64_t r = ts_rss_kib(node.pid);
     peak = r > peak ? r : peak;
     fprintf(stderr,
-            "writer never-reading client: private RSS %" PRIu64 " KiB before, peak %" PRIu64 " KiB\n", base,
-            peak);
+            "writer never-reading client: private RSS %" PRIu64 " KiB before, peak %" PRIu64
+            " KiB\n",
+            base, peak);
     ck_assert_uint_ge(stat_of(c, "clients_shed_total"), 1);
     ck_assert_uint_ge(stat_of(c, "replies_refused_total"), 1);
     /* 16 MiB of queue, one 1 MiB reply past it, the ring's sockets and
