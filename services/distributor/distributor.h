@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "curve.h"
 #include "http.h"
 #include "strata/client.h"
 #include "strata/codec.h"
@@ -132,6 +133,7 @@ struct dist {
     uint64_t max_window, max_unacked_mb, max_sessions;
     uint64_t session_expire_s; /* a durable name unused this long goes */
     svc_http_t *http;
+    svc_curve_t *curve; /* NULL: security/curve off */
     zsock_t *history, *notify, *notify_in;
     bool endpoints_written;
 
