@@ -120,38 +120,6 @@ static void s_ids_remove(id_set_t *set, uint64_t id)
 
 /* ---- life cycle -------------------------------------------------------- */
 
-/* Makes the socket a CURVE client of the server key in opts. */
-static int client_curve(strata_client_t *self, const strata_client_options_t *opts,
-                        strata_error_t *err)
-{
-    const char *server = opts->curve_server_key;
-    if (!server || !opts->curve_cert)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "curve: needs both curve_server_key and curve_cert");
-    zcert_t *mine = zcert_load(opts->curve_cert);
-    if (!mine)
-        return strata_error_set(err, STRATA_EINVAL, "curve_cert: cannot read %s", opts->curve_cert);
-    char key[41];
-    if (strlen(server) == 40) {
-        snprintf(key, sizeof key, "%s", server);
-    } else {
-        zcert_t *theirs = zcert_load(server);
-        if (!theirs) {
-            zcert_destroy(&mine);
-            return strata_error_set(err, STRATA_EINVAL,
-                                    "curve_server_key: '%s' is neither 40 characters of Z85 nor "
-                                    "a certificate file",
-                                    server);
-        }
-        snprintf(key, sizeof key, "%s", zcert_public_txt(theirs));
-        zcert_destroy(&theirs);
-    }
-    zcert_apply(mine, self->dealer);
-    zcert_destroy(&mine);
-    zsock_set_curve_serverkey(self->dealer, key);
-    return 0;
-}
-
 int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
                           strata_error_t *err)
 {
@@ -182,8 +150,8 @@ int strata_client_connect(const strata_client_options_t *opts, strata_client_t *
     zsock_set_maxmsgsize(self->dealer, CLIENT_MAX_MESSAGE);
     zsock_set_sndhwm(self->dealer, CLIENT_HWM);
     zsock_set_rcvhwm(self->dealer, CLIENT_HWM);
-    if (opts && (opts->curve_server_key || opts->curve_cert)) {
-        int rc = client_curve(self, opts, err);
+    if (opts) {
+        int rc = client_curve_apply(self->dealer, opts->curve_server_key, opts->curve_cert, err);
         if (rc) {
             strata_client_destroy(&self);
             return rc;

@@ -3,6 +3,8 @@
 #include <czmq.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -15,6 +17,37 @@ static void s_init(void)
 void client_zsys_init_once(void)
 {
     pthread_once(&s_once, s_init);
+}
+
+int client_curve_apply(zsock_t *sock, const char *server_key, const char *cert, strata_error_t *err)
+{
+    if (!server_key && !cert)
+        return 0;
+    if (!server_key || !cert)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "curve: needs both curve_server_key and curve_cert");
+    zcert_t *mine = zcert_load(cert);
+    if (!mine)
+        return strata_error_set(err, STRATA_EINVAL, "curve_cert: cannot read %s", cert);
+    char key[41];
+    if (strlen(server_key) == 40) {
+        snprintf(key, sizeof key, "%s", server_key);
+    } else {
+        zcert_t *theirs = zcert_load(server_key);
+        if (!theirs) {
+            zcert_destroy(&mine);
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "curve_server_key: '%s' is neither 40 characters of Z85 nor "
+                                    "a certificate file",
+                                    server_key);
+        }
+        snprintf(key, sizeof key, "%s", zcert_public_txt(theirs));
+        zcert_destroy(&theirs);
+    }
+    zcert_apply(mine, sock);
+    zcert_destroy(&mine);
+    zsock_set_curve_serverkey(sock, key);
+    return 0;
 }
 
 int64_t client_mono_ms(void)

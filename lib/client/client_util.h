@@ -3,6 +3,7 @@
 #ifndef STRATA_CLIENT_UTIL_H
 #define STRATA_CLIENT_UTIL_H
 
+#include <czmq.h>
 #include <stdint.h>
 
 #include "strata/codec.h"
@@ -14,6 +15,14 @@
  * library that makes sockets calls this first; one pthread_once for all of
  * them, since two separate ones would race each other the same way. */
 void client_zsys_init_once(void);
+
+/* Makes sock a CURVE client, before its connect: server_key is the
+ * server's public key (40 characters of Z85) or the path of its public
+ * certificate, cert the path of this client's certificate with its secret
+ * key. Both NULL: nothing to do (a plain connection); one alone is
+ * EINVAL, as is a file that cannot be read. */
+int client_curve_apply(zsock_t *sock, const char *server_key, const char *cert,
+                       strata_error_t *err);
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t client_mono_ms(void);

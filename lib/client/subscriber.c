@@ -725,6 +725,9 @@ static int s_check_options(const strata_sub_options_t *opts, strata_error_t *err
                                     "topic %zu: %zu bytes, must be 1..%u (no topics: all)", i, len,
                                     STRATA_PROTO_MAX_TOPIC);
     }
+    if (!opts->curve_server_key != !opts->curve_cert)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "curve: needs both curve_server_key and curve_cert");
     if (opts->durable) {
         size_t len = strlen(opts->durable);
         if (len == 0 || len > STRATA_PROTO_MAX_NAME)
@@ -759,6 +762,9 @@ static int s_copy_options(strata_sub_t *self, const strata_sub_options_t *opts)
     self->from_time_ns = opts->from_seq ? 0 : opts->from_time_ns;
     self->window = opts->window;
     self->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    if ((opts->curve_server_key && !(self->curve_server_key = strdup(opts->curve_server_key))) ||
+        (opts->curve_cert && !(self->curve_cert = strdup(opts->curve_cert))))
+        return STRATA_ENOMEM;
     return 0;
 }
 
@@ -779,6 +785,9 @@ static int s_open_stream(strata_sub_t *self, strata_error_t *err)
     for (size_t i = 0; i < self->n_topics; i++)
         zsock_set_subscribe(self->stream, self->topics[i]);
     zsock_set_subscribe(self->stream, STRATA_PUB_HB_TOPIC);
+    int rc = client_curve_apply(self->stream, self->curve_server_key, self->curve_cert, err);
+    if (rc)
+        return rc;
     if (zsock_connect(self->stream, "%s", self->stream_endpoint) != 0)
         return strata_error_set(err, STRATA_EINVAL, "stream endpoint '%s': %s",
                                 self->stream_endpoint, zmq_strerror(zmq_errno()));
@@ -797,6 +806,9 @@ static int s_open_history(strata_sub_t *self, strata_error_t *err)
     zsock_set_maxmsgsize(self->history, SUB_MAX_MESSAGE);
     zsock_set_sndhwm(self->history, HISTORY_HWM);
     zsock_set_rcvhwm(self->history, HISTORY_HWM);
+    int rc = client_curve_apply(self->history, self->curve_server_key, self->curve_cert, err);
+    if (rc)
+        return rc;
     if (zsock_connect(self->history, "%s", self->history_endpoint) != 0)
         return strata_error_set(err, STRATA_EINVAL, "history endpoint '%s': %s",
                                 self->history_endpoint, zmq_strerror(zmq_errno()));
@@ -861,6 +873,8 @@ void strata_sub_close(strata_sub_t **sub_p)
     free(self->durable);
     free(self->stream_endpoint);
     free(self->history_endpoint);
+    free(self->curve_server_key);
+    free(self->curve_cert);
     free(self);
     *sub_p = NULL;
 }

@@ -91,6 +91,7 @@ struct strata_sub {
     uint64_t from_time_ns;
     uint32_t window;
     int timeout_ms;
+    char *curve_server_key, *curve_cert; /* NULL: no CURVE */
 
     zsock_t *stream; /* SUB; NULL for durable sessions */
     void *stream_handle;

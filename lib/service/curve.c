@@ -92,6 +92,16 @@ const char *svc_curve_role(svc_curve_t *curve, zframe_t *frame)
     return role && *role ? role : "client";
 }
 
+const char *svc_curve_key(svc_curve_t *curve, zframe_t *frame)
+{
+    if (!curve)
+        return NULL;
+    /* zauth answers the handshake with the client's key as the ZAP user
+     * id, and libzmq hands that on with every message as User-Id. */
+    const char *key = zframe_meta(frame, "User-Id");
+    return key && strlen(key) == 40 ? key : NULL;
+}
+
 const char *svc_curve_public(const svc_curve_t *curve)
 {
     return zcert_public_txt(curve->server);

@@ -33,6 +33,9 @@ void svc_curve_serve(svc_curve_t *curve, zsock_t *sock);
 /* The role of the client that sent frame, from its key; NULL when curve
  * is NULL (CURVE off) or the key is unknown. */
 const char *svc_curve_role(svc_curve_t *curve, zframe_t *frame);
+/* The public key (40 characters of Z85) of the client that sent frame,
+ * as the handshake proved it; NULL when curve is NULL (CURVE off). */
+const char *svc_curve_key(svc_curve_t *curve, zframe_t *frame);
 /* The public key of the server certificate, Z85 text. */
 const char *svc_curve_public(const svc_curve_t *curve);
 

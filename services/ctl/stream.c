@@ -108,6 +108,8 @@ int ctl_tail(ctl_t *ctl, int argc, char **argv)
         .from_time_ns = ctl->from_time_ns,
         .durable = ctl->durable,
         .timeout_ms = ctl->timeout_ms,
+        .curve_server_key = ctl->server_key,
+        .curve_cert = ctl->cert,
     };
     strata_sub_t *sub = NULL;
     strata_error_t err;
@@ -153,7 +155,10 @@ int ctl_subscribers(ctl_t *ctl, int argc, char **argv)
     int exit_code = s_distributor_endpoints(ctl, &eps);
     if (exit_code)
         return exit_code;
-    strata_client_options_t opts = {.endpoint = eps.history, .timeout_ms = ctl->timeout_ms};
+    strata_client_options_t opts = {.endpoint = eps.history,
+                                    .timeout_ms = ctl->timeout_ms,
+                                    .curve_server_key = ctl->server_key,
+                                    .curve_cert = ctl->cert};
     strata_error_t err;
     int rc = strata_client_connect(&opts, &ctl->client, &err);
     if (rc)

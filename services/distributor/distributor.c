@@ -13,8 +13,10 @@
 #include "log.h"
 #include "node.h"
 
-static zsock_t *bind_sock(int type, const char *endpoint, char *bound, size_t cap, uint64_t hwm,
-                          strata_error_t *err)
+/* curve (NULL when off): made a CURVE server before the bind, so no
+ * connection is ever accepted without the handshake. */
+static zsock_t *bind_sock(int type, const char *endpoint, svc_curve_t *curve, char *bound,
+                          size_t cap, uint64_t hwm, strata_error_t *err)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -27,6 +29,7 @@ static zsock_t *bind_sock(int type, const char *endpoint, char *bound, size_t ca
     zsock_set_linger(sock, 500);
     if (type == ZMQ_XPUB)
         zsock_set_xpub_verbose(sock, 1); /* every subscriber's $hb: heartbeat it at once */
+    svc_curve_serve(curve, sock);
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         strata_error_set(err, STRATA_EIO, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&sock);
@@ -63,6 +66,7 @@ static void dist_free(dist_t *d)
     zsock_destroy(&d->delayed.pub);
     svc_outq_destroy(&d->live.outq); /* freed once ZeroMQ lets go of their last message */
     svc_outq_destroy(&d->delayed.outq);
+    svc_curve_close(&d->curve);
     zhashx_destroy(&d->live.topics);
     zhashx_destroy(&d->delayed.topics);
     zhashx_destroy(&d->subs);
@@ -160,13 +164,16 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
     zhashx_set_destructor(d->delayed.topics, topic_state_free);
     zhashx_set_destructor(d->subs, sub_destroy);
 
+    if ((rc = svc_curve_open(d->cfg, &d->curve, err)))
+        goto fail;
     rc = STRATA_EIO;
-    if (!(d->live.pub = bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/live"), d->live_ep,
-                                  sizeof d->live_ep, d->sndhwm, err)) ||
-        !(d->delayed.pub = bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/delayed"),
-                                     d->delayed_ep, sizeof d->delayed_ep, d->sndhwm, err)) ||
+    if (!(d->live.pub = bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/live"), d->curve,
+                                  d->live_ep, sizeof d->live_ep, d->sndhwm, err)) ||
+        !(d->delayed.pub =
+              bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/delayed"), d->curve,
+                        d->delayed_ep, sizeof d->delayed_ep, d->sndhwm, err)) ||
         !(d->history = bind_sock(ZMQ_ROUTER, svc_config_get(d->cfg, "distributor/history"),
-                                 d->history_ep, sizeof d->history_ep, 100000, err)))
+                                 d->curve, d->history_ep, sizeof d->history_ep, 100000, err)))
         goto fail;
     zsock_set_router_mandatory(d->history, 0);
     tier_t *tiers[] = {&d->live, &d->delayed};
@@ -236,9 +243,9 @@ int dist_run(dist_t *d, zsock_t *pipe)
         zloop_reader(loop, pipe, on_pipe, d);
     zloop_timer(loop, 10, 0, on_sessions_timer, d);
     zloop_timer(loop, d->ack_flush_ms, 0, on_flush_timer, d);
-    log_info("event=ready node=%s live=%s delayed=%s history=%s metrics=%s dir=%s pid=%d",
+    log_info("event=ready node=%s live=%s delayed=%s history=%s metrics=%s curve=%s dir=%s pid=%d",
              svc_config_get(d->cfg, "node/name"), d->live_ep, d->delayed_ep, d->history_ep,
-             d->metrics_url, d->data_dir, (int)getpid());
+             d->metrics_url, d->curve ? "on" : "off", d->data_dir, (int)getpid());
     zloop_start(loop);
     zloop_destroy(&loop);
     log_info("event=stopping covered=%" PRIu64, atomic_load(&d->covered));

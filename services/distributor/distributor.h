@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "conncap.h"
+#include "curve.h"
 #include "http.h"
 #include "outq.h"
 #include "strata/client.h"
@@ -144,6 +145,7 @@ struct dist {
     uint64_t session_expire_s;              /* a durable name unused this long goes */
     uint64_t pub_queue_mb, max_subscribers; /* per tier */
     svc_http_t *http;
+    svc_curve_t *curve; /* NULL: security/curve off */
     zsock_t *history, *notify, *notify_in;
     bool endpoints_written;
 

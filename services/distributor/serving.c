@@ -13,6 +13,8 @@
 #include "node.h"
 #include "router.h"
 
+#define OWNER_KEY_LEN 40 /* a CURVE public key in Z85 */
+
 /* ---- topic filters ------------------------------------------------------- */
 
 /* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
@@ -65,6 +67,9 @@ struct sub {
     bool dirty;
     uint64_t stored_ns;
     uint64_t seen_wall_ns; /* last subscribe, ack or stored offset: for expiry */
+    /* The CURVE key that created the name (or first used it with CURVE
+     * on); empty: none, and any client may use it. */
+    char owner[OWNER_KEY_LEN + 1];
 
     /* the session, when connected */
     bool connected;
@@ -130,15 +135,19 @@ static void send_error_to(dist_t *d, zframe_t *identity, bool delimited, uint64_
     send_to(d, identity, delimited, &rep);
 }
 
-/* Offset record: version 1, acked u64, update time u64, topics. */
+/* Offset record: version 1, acked u64, update time u64, topics; version 2
+ * adds the owner's key (u8 length, then the Z85 text). A name without an
+ * owner is still written as version 1, so those records stay what older
+ * builds read. */
 static size_t offset_encode(const sub_t *s, uint8_t *out, size_t cap)
 {
-    size_t need = 1 + 8 + 8 + 2;
+    size_t owner_len = strlen(s->owner);
+    size_t need = 1 + 8 + 8 + 2 + (owner_len ? 1 + owner_len : 0);
     for (size_t i = 0; i < s->n_topics; i++)
         need += 2 + strlen(s->topics[i]);
     if (need > cap)
         return 0;
-    out[0] = 1;
+    out[0] = owner_len ? 2 : 1;
     put_le64(out + 1, s->acked);
     put_le64(out + 9, wall_ns());
     out[17] = (uint8_t)s->n_topics;
@@ -151,12 +160,17 @@ static size_t offset_encode(const sub_t *s, uint8_t *out, size_t cap)
         memcpy(out + off + 2, s->topics[i], len);
         off += 2 + len;
     }
+    if (owner_len) {
+        out[off] = (uint8_t)owner_len;
+        memcpy(out + off + 1, s->owner, owner_len);
+        off += 1 + owner_len;
+    }
     return off;
 }
 
 static int offset_decode(const uint8_t *v, size_t len, sub_t *s, strata_error_t *err)
 {
-    if (len < 19 || v[0] != 1)
+    if (len < 19 || (v[0] != 1 && v[0] != 2))
         return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: offset record version %u",
                                 s->name, len ? v[0] : 0);
     s->stored = s->acked = get_le64(v + 1);
@@ -178,9 +192,21 @@ static int offset_decode(const uint8_t *v, size_t len, sub_t *s, strata_error_t 
         }
         off += 2 + tl;
     }
+    char owner[OWNER_KEY_LEN + 1] = "";
+    if (v[0] == 2) {
+        size_t ol = off < len ? v[off] : SIZE_MAX;
+        if ((ol != 0 && ol != OWNER_KEY_LEN) || off + 1 + ol > len) {
+            strv_free(topics, n);
+            return strata_error_set(err, STRATA_ECORRUPT, "subscriber %s: owner key at offset %zu",
+                                    s->name, off);
+        }
+        memcpy(owner, v + off + 1, ol);
+        owner[ol] = '\0';
+    }
     strv_free(s->topics, s->n_topics);
     s->topics = topics;
     s->n_topics = n;
+    memcpy(s->owner, owner, sizeof owner);
     return 0;
 }
 
@@ -277,7 +303,7 @@ void offsets_flush(dist_t *d)
         return;
     strata_batch_op_t *ops = calloc(n, sizeof *ops);
     uint8_t *keys = malloc(n * (SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME));
-    size_t vcap = 19 + STRATA_PROTO_MAX_TOPICS * (2 + STRATA_PROTO_MAX_TOPIC);
+    size_t vcap = 19 + STRATA_PROTO_MAX_TOPICS * (2 + STRATA_PROTO_MAX_TOPIC) + 1 + OWNER_KEY_LEN;
     uint8_t *values = malloc(n * vcap);
     sub_t **which = calloc(n, sizeof *which);
     strata_error_t err;
@@ -464,8 +490,16 @@ static bool same_peer(const sub_t *s, zframe_t *identity)
     return s->connected && s->identity && zframe_eq(s->identity, identity);
 }
 
+/* key: the sender's CURVE key, NULL with CURVE off. Without CURVE there
+ * is no key to compare, so an owner stored while it was on is kept but
+ * not enforced until it is on again. */
+static bool owned_by_other(const sub_t *s, const char *key)
+{
+    return key && s->owner[0] && strcmp(s->owner, key) != 0;
+}
+
 static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
-                             const strata_request_t *req)
+                             const strata_request_t *req, const char *client_key)
 {
     strata_error_t err;
     strata_error_clear(&err);
@@ -516,7 +550,20 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
             fresh = true;
             /* New: from now, or from the seq asked for. */
             s->stored = s->acked = req->seq ? req->seq - 1 : atomic_load(&d->covered);
+            s->owner[0] = '\0';
         }
+    }
+    if (owned_by_other(s, client_key)) {
+        log_warning("event=session_refused name=%s key=%s", s->name, client_key);
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EPERM,
+                             "subscribe: durable session '%s' belongs to another client key",
+                             s->name);
+    }
+    if (client_key && !s->owner[0]) {
+        /* A new name, or one made while CURVE was off: the first key to
+         * use it with CURVE on keeps it. */
+        snprintf(s->owner, sizeof s->owner, "%s", client_key);
+        s->dirty = true;
     }
     if (req->n_topics) {
         char **topics = strv_dup(req->topics, req->n_topics);
@@ -553,9 +600,13 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     session_pump(d, s);
 }
 
-static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const strata_request_t *req)
+static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const strata_request_t *req,
+                       const char *key)
 {
     sub_t *s = req->name ? zhashx_lookup(d->subs, req->name) : NULL;
+    if (s && owned_by_other(s, key))
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EPERM,
+                             "ack: durable session '%s' belongs to another client key", s->name);
     if (!s || !same_peer(s, identity))
         return send_error_to(d, identity, delimited, req->request_id, STRATA_ENOTFOUND,
                              "ack: no session '%s' for this peer: subscribe again",
@@ -921,6 +972,8 @@ int on_history(zloop_t *loop, zsock_t *sock, void *arg)
                           "request: expected one payload frame, got %zu frames", frames);
         goto out;
     }
+    /* With CURVE on, the key the handshake proved: durable names are its. */
+    const char *key = svc_curve_key(d->curve, payload);
     strata_request_t req;
     strata_error_t err;
     int rc = strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err);
@@ -932,10 +985,10 @@ int on_history(zloop_t *loop, zsock_t *sock, void *arg)
             handle_replay(d, identity, delimited, &req);
             break;
         case STRATA_OP_SUBSCRIBE:
-            handle_subscribe(d, identity, delimited, &req);
+            handle_subscribe(d, identity, delimited, &req, key);
             break;
         case STRATA_OP_ACK:
-            handle_ack(d, identity, delimited, &req);
+            handle_ack(d, identity, delimited, &req, key);
             break;
         case STRATA_OP_SUBSCRIBERS:
             handle_subscribers(d, identity, delimited, &req);

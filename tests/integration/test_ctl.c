@@ -431,8 +431,8 @@ START_TEST(invalid_record_is_refused_before_sending)
 END_TEST
 
 /* keygen writes a certificate pair (the secret part 0600) with its role, and
- * stratactl talks to a CURVE writer with --server-key and --cert, and is
- * never answered without them. */
+ * stratactl talks to a CURVE writer and its distributor with --server-key
+ * and --cert, and is never answered without them. */
 START_TEST(keygen_and_curve_flags_reach_a_curve_writer)
 {
     char *dir = ts_tempdir("ctl-curve");
@@ -473,6 +473,38 @@ START_TEST(keygen_and_curve_flags_reach_a_curve_writer)
     r = run("-s", node.endpoint, "--timeout", "1000", "get", "k", NULL);
     ck_assert_int_eq(r.code, 4);
     run_free(&r);
+
+    /* The distributor takes the same keys on tail and subscribers; a durable
+     * name is app's, so another allowed key is refused it. */
+    char other[1024], other_public[1024], other_secret[1100];
+    snprintf(other, sizeof other, "%s/other", dir);
+    snprintf(other_public, sizeof other_public, "%s/other.cert", allowed);
+    snprintf(other_secret, sizeof other_secret, "%s_secret", other);
+    r = run("keygen", other, NULL);
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    ck_assert_int_eq(rename(other, other_public), 0);
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    r = run("--server-key", server, "--cert", secret, "tail", "--durable", "ops", "--dir", data,
+            "--from", "1", "--count", "1", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "\tk\tv\n") != NULL, "[%s]", r.out);
+    run_free(&r);
+    r = run("--server-key", server, "--cert", secret, "subscribers", "--dir", data, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "\nops ") != NULL, "[%s]", r.out);
+    run_free(&r);
+    r = run("--server-key", server, "--cert", other_secret, "tail", "--durable", "ops", "--dir",
+            data, "--count", "1", NULL);
+    ck_assert_msg(r.code == 3, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.err, "durable session 'ops' belongs to another client key"), "[%s]",
+                  r.err);
+    run_free(&r);
+    r = run("--timeout", "1000", "tail", "--dir", data, "--count", "1", NULL);
+    ck_assert_msg(r.code == 4, "exit %d [%s]", r.code, r.err);
+    run_free(&r);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
     ts_rmtree(dir);
     free(data);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1073,6 +1074,270 @@ START_TEST(unused_durable_names_expire_with_their_offsets)
 }
 END_TEST
 
+/* ---- CURVE ------------------------------------------------------------------ */
+
+/* A node key, two allowed client keys (a, b) and one the node does not
+ * know, with the environment that turns CURVE on for a process. */
+typedef struct {
+    char server_public[41];
+    char a[700], b[700], stranger[700]; /* the clients' secret certificates */
+    char a_public[41];
+    char server_cert[700], clients_dir[700];
+    const char *env[4];
+} curve_keys_t;
+
+static void curve_keys_make(const char *dir, curve_keys_t *k)
+{
+    char *keys = ts_path(dir, "keys");
+    char *allowed = ts_path(dir, "allowed");
+    ck_assert_int_eq(mkdir(keys, 0700), 0);
+    ck_assert_int_eq(mkdir(allowed, 0700), 0);
+    char path[512];
+    zcert_t *server = zcert_new();
+    snprintf(path, sizeof path, "%s/server", keys);
+    ck_assert_int_eq(zcert_save(server, path), 0);
+    snprintf(k->server_public, sizeof k->server_public, "%s", zcert_public_txt(server));
+    zcert_destroy(&server);
+    static const char *const names[] = {"a", "b", "stranger"};
+    char *secrets[] = {k->a, k->b, k->stranger};
+    for (int i = 0; i < 3; i++) {
+        zcert_t *cert = zcert_new();
+        if (i < 2) {
+            snprintf(path, sizeof path, "%s/%s.cert", allowed, names[i]);
+            ck_assert_int_eq(zcert_save_public(cert, path), 0);
+        }
+        if (i == 0)
+            snprintf(k->a_public, sizeof k->a_public, "%s", zcert_public_txt(cert));
+        snprintf(path, sizeof path, "%s/%s", keys, names[i]);
+        ck_assert_int_eq(zcert_save(cert, path), 0);
+        snprintf(secrets[i], sizeof k->a, "%s_secret", path);
+        zcert_destroy(&cert);
+    }
+    snprintf(k->server_cert, sizeof k->server_cert, "STRATA_SECURITY_SERVER_CERT=%s/server_secret",
+             keys);
+    snprintf(k->clients_dir, sizeof k->clients_dir, "STRATA_SECURITY_CLIENTS_DIR=%s", allowed);
+    k->env[0] = "STRATA_SECURITY_CURVE=true";
+    k->env[1] = k->server_cert;
+    k->env[2] = k->clients_dir;
+    k->env[3] = NULL;
+    free(keys);
+    free(allowed);
+}
+
+static void put_n(const ts_node_t *node, int n, const char *prefix)
+{
+    strata_client_t *w = ts_connect(node->endpoint, 10000);
+    strata_error_t err;
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s%03d", prefix, i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+    }
+    strata_client_destroy(&w);
+}
+
+/* Reads n entries within 10 s, each past the one before; returns the last seq. */
+static uint64_t read_n(strata_sub_t *sub, int n, uint64_t after)
+{
+    uint64_t deadline = ts_now_ns() + 10000000000ull, last = after;
+    for (int got = 0; got < n;) {
+        ck_assert_msg(ts_now_ns() < deadline, "%d of %d entries within 10 s", got, n);
+        strata_entry_t e;
+        strata_error_t err;
+        int rc = strata_sub_next(sub, 200, &e, NULL, NULL, &err);
+        if (rc == STRATA_ETIMEDOUT)
+            continue;
+        ck_assert_msg(rc == 0, "next: %s", err.msg);
+        ck_assert_uint_gt(e.seq, last);
+        last = e.seq;
+        got++;
+    }
+    return last;
+}
+
+static int curve_sub_open(const ts_dist_t *dist, const curve_keys_t *k, const char *cert,
+                          bool delayed, uint64_t from_seq, const char *durable, strata_sub_t **sub,
+                          strata_error_t *err)
+{
+    strata_sub_options_t o = {.stream_endpoint = delayed ? dist->delayed : dist->live,
+                              .history_endpoint = dist->history,
+                              .from_seq = from_seq,
+                              .durable = durable,
+                              .timeout_ms = 1500,
+                              .curve_server_key = cert ? k->server_public : NULL,
+                              .curve_cert = cert};
+    return strata_sub_open(&o, sub, err);
+}
+
+/* With security/curve on, the live and delayed streams and the history
+ * endpoint answer only keys in clients_dir: no key, or an unknown one,
+ * gets no heartbeat and no replay page. */
+START_TEST(curve_streams_and_history_serve_known_keys_only)
+{
+    char *dir = ts_tempdir("dist-curve");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    curve_keys_t k;
+    curve_keys_make(dir, &k);
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, k.env);
+    put_n(&node, 10, "c");
+
+    /* A known key: replay from seq 1, then live, then the delayed stream. */
+    strata_sub_t *sub = NULL;
+    strata_error_t err;
+    ck_assert_msg(curve_sub_open(&dist, &k, k.a, false, 1, NULL, &sub, &err) == 0, "open: %s",
+                  err.msg);
+    uint64_t last = read_n(sub, 10, 0);
+    strata_sub_t *delayed = NULL;
+    ck_assert_msg(curve_sub_open(&dist, &k, k.b, true, 0, NULL, &delayed, &err) == 0,
+                  "open delayed: %s", err.msg);
+    put_n(&node, 5, "d");
+    read_n(sub, 5, last);
+    read_n(delayed, 5, last);
+    strata_sub_close(&delayed);
+    strata_sub_close(&sub);
+
+    /* The streams are up; no key and an unknown key get nothing. */
+    const char *const certs[] = {NULL, k.stranger};
+    for (int i = 0; i < 2; i++) {
+        for (int tier = 0; tier < 2; tier++) {
+            ck_assert_int_eq(curve_sub_open(&dist, &k, certs[i], tier, 0, NULL, &sub, &err),
+                             STRATA_ETIMEDOUT);
+            ck_assert_ptr_null(sub);
+        }
+        ck_assert_int_eq(curve_sub_open(&dist, &k, certs[i], false, 1, NULL, &sub, &err),
+                         STRATA_ETIMEDOUT);
+        ck_assert_int_eq(curve_sub_open(&dist, &k, certs[i], false, 0, "n", &sub, &err),
+                         STRATA_ETIMEDOUT);
+        strata_client_options_t co = {.endpoint = dist.history,
+                                      .timeout_ms = 1000,
+                                      .curve_server_key = certs[i] ? k.server_public : NULL,
+                                      .curve_cert = certs[i]};
+        strata_client_t *c = NULL;
+        ck_assert_int_eq(strata_client_connect(&co, &c, &err), 0);
+        strata_reply_t rep;
+        ck_assert_int_eq(strata_client_stats(c, &rep, &err), STRATA_ETIMEDOUT);
+        strata_reply_clear(&rep);
+        strata_client_destroy(&c);
+    }
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Reads what arrives until the distributor has stored seq as acked. */
+static void wait_stored(strata_sub_t *sub, uint64_t seq)
+{
+    uint64_t deadline = ts_now_ns() + 10000000000ull;
+    while (strata_sub_durable_seq(sub) < seq) {
+        ck_assert_msg(ts_now_ns() < deadline, "ack %" PRIu64 " not stored within 10 s", seq);
+        strata_entry_t e;
+        strata_error_t err;
+        int rc = strata_sub_next(sub, 50, &e, NULL, NULL, &err);
+        ck_assert_msg(rc == 0 || rc == STRATA_ETIMEDOUT, "next: %s", err.msg);
+    }
+}
+
+static void assert_refused(const ts_dist_t *dist, const curve_keys_t *k, const char *cert,
+                           const char *name)
+{
+    strata_sub_t *sub = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(curve_sub_open(dist, k, cert, false, 0, name, &sub, &err), STRATA_EPERM);
+    char want[256];
+    snprintf(want, sizeof want, "subscribe: durable session '%s' belongs to another client key",
+             name);
+    ck_assert_msg(strstr(err.msg, want), "error: %s", err.msg);
+
+    strata_client_options_t co = {.endpoint = dist->history,
+                                  .timeout_ms = 5000,
+                                  .curve_server_key = k->server_public,
+                                  .curve_cert = cert};
+    strata_client_t *c = NULL;
+    ck_assert_int_eq(strata_client_connect(&co, &c, &err), 0);
+    strata_request_t ack = {.op = STRATA_OP_ACK, .name = name, .seq = 1};
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_call(c, &ack, &rep, &err), STRATA_EPERM);
+    snprintf(want, sizeof want, "ack: durable session '%s' belongs to another client key", name);
+    ck_assert_str_eq(err.msg, want);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+}
+
+/* A durable name belongs to the key that created it: another key's
+ * subscribe and ack are EPERM, before and after a distributor restart,
+ * while the owner resumes where it acked. A record stored before owners
+ * existed (version 1) still reads, and goes to the first key to use it. */
+START_TEST(durable_names_belong_to_the_key_that_made_them)
+{
+    char *dir = ts_tempdir("dist-owner");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    curve_keys_t k;
+    curve_keys_make(dir, &k);
+    /* An offset stored by an older distributor: version 1, acked 0, no topics. */
+    static const char legacy_key[] = "\0strata/sub/legacy";
+    uint8_t legacy[19] = {1};
+    strata_client_t *ctl = ts_connect(node.control, 10000);
+    strata_error_t err;
+    ck_assert_msg(strata_client_put(ctl, STRATA_DURABILITY_SYNC, legacy_key, sizeof legacy_key - 1,
+                                    legacy, sizeof legacy, NULL, &err) == 0,
+                  "put: %s", err.msg);
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, k.env);
+    put_n(&node, 10, "o");
+
+    strata_sub_t *sub = NULL;
+    ck_assert_msg(curve_sub_open(&dist, &k, k.a, false, 1, "audit", &sub, &err) == 0,
+                  "subscribe: %s", err.msg);
+    uint64_t last = read_n(sub, 10, 0);
+    ck_assert_int_eq(strata_sub_ack(sub, last, &err), 0);
+    wait_stored(sub, last);
+    assert_refused(&dist, &k, k.b, "audit");
+    strata_sub_close(&sub);
+
+    /* The owner is stored with the offset. */
+    static const char audit_key[] = "\0strata/sub/audit";
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(ctl, audit_key, sizeof audit_key - 1, &value, &len, &err),
+                     0);
+    ck_assert_uint_eq(((uint8_t *)value)[0], 2);
+    ck_assert_ptr_nonnull(memmem(value, len, k.a_public, 40));
+    free(value);
+
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ts_dist_start(&dist, data, k.env);
+    assert_refused(&dist, &k, k.b, "audit");
+    ck_assert_msg(curve_sub_open(&dist, &k, k.a, false, 0, "audit", &sub, &err) == 0,
+                  "resubscribe: %s", err.msg);
+    ck_assert_uint_eq(strata_sub_acked_seq(sub), last);
+    put_n(&node, 3, "p");
+    read_n(sub, 3, last);
+    strata_sub_close(&sub);
+
+    /* The old record: b takes it, a is refused. */
+    ck_assert_msg(curve_sub_open(&dist, &k, k.b, false, 0, "legacy", &sub, &err) == 0, "legacy: %s",
+                  err.msg);
+    strata_sub_close(&sub);
+    assert_refused(&dist, &k, k.a, "legacy");
+
+    strata_client_destroy(&ctl);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *distribution_suite(void)
 {
     Suite *s = suite_create("distribution");
@@ -1087,6 +1352,11 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
     tcase_add_test(tc, a_live_subscriber_that_never_reads_is_bounded_and_closed);
     tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("curve");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, curve_streams_and_history_serve_known_keys_only);
+    tcase_add_test(tc, durable_names_belong_to_the_key_that_made_them);
     suite_add_tcase(s, tc);
     return s;
 }

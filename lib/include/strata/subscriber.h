@@ -47,6 +47,15 @@ typedef struct {
                               from_seq then only applies to a name the node has not seen */
     uint32_t window;       /* durable: unacked entries in flight; 0: server default */
     int timeout_ms;        /* per history request, and for open's first heartbeat; 0: 5000 */
+    /* CURVE, for a distributor with security/curve on (both or neither),
+     * as strata_client_options_t takes them: the server's public key (40
+     * characters of Z85, or the path of its public certificate) and this
+     * client's certificate with its secret key. They apply to the stream
+     * and the history socket alike. A key the distributor does not know
+     * gets nothing: open times out. A durable name belongs to the key
+     * that created it; another key is refused with STRATA_EPERM. */
+    const char *curve_server_key;
+    const char *curve_cert;
 } strata_sub_options_t;
 
 /* Connects. A stream subscription waits for the stream's first heartbeat
