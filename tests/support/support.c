@@ -210,3 +210,18 @@ uint64_t ts_rss_kib(int pid)
     fclose(f);
     return kib;
 }
+
+bool ts_sanitized(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}

@@ -49,5 +49,8 @@ char *ts_http_get(const char *url);
 /* A process's private resident memory (RssAnon), KiB: what it allocated,
  * not the files and shared rings it maps. */
 uint64_t ts_rss_kib(int pid);
+/* Built with AddressSanitizer: freed memory sits in its quarantine, so a
+ * process's RSS says nothing about what it holds. */
+bool ts_sanitized(void);
 
 #endif

@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STRATA_RAFT_MAX_NODES 8u      /* voters and learners together */
-#define STRATA_RAFT_MAX_ACTIONS 64u   /* per event, at most */
-#define STRATA_RAFT_MAX_ENTRIES 256u  /* per append message, at most */
+#define STRATA_RAFT_MAX_NODES   8u   /* voters and learners together */
+#define STRATA_RAFT_MAX_ACTIONS 64u  /* per event, at most */
+#define STRATA_RAFT_MAX_ENTRIES 256u /* per append message, at most */
 
 typedef enum {
     STRATA_RAFT_FOLLOWER = 0,
@@ -60,7 +60,7 @@ typedef struct {
     uint32_t n_entries;
     /* append reply */
     bool ok;
-    uint64_t match_seq;           /* ok: the sender's log matches the leader's up to here, durably */
+    uint64_t match_seq; /* ok: the sender's log matches the leader's up to here, durably */
     uint64_t hint_seq, hint_term; /* !ok: retry from hint_seq (its term there is hint_term) */
     uint64_t ctx; /* the leader's send time, echoed: a majority's echo starts the read lease */
     /* snapshot offer */
@@ -87,11 +87,11 @@ typedef enum {
 
 typedef struct {
     strata_raft_act_type_t type;
-    uint64_t term, seq;       /* persist_meta: term; truncate: seq; commit: seq */
-    uint32_t vote;            /* persist_meta */
+    uint64_t term, seq;                 /* persist_meta: term; truncate: seq; commit: seq */
+    uint32_t vote;                      /* persist_meta */
     const strata_raft_entry_t *entries; /* append: valid until the next event */
     uint32_t n_entries;
-    strata_raft_msg_t msg; /* send */
+    strata_raft_msg_t msg;   /* send */
     strata_raft_role_t role; /* role */
     uint32_t leader;         /* role: 0 when none is known */
     uint64_t snap_seq, snap_term;
@@ -118,11 +118,11 @@ typedef struct {
     uint32_t learners[STRATA_RAFT_MAX_NODES];
     uint64_t heartbeat_ns;
     uint64_t election_min_ns, election_max_ns; /* randomized in [min, max) */
-    uint64_t lease_ns;      /* < election_min_ns * (1 - max_drift); 0: no read lease */
-    uint64_t seed;          /* for the randomized timeouts */
-    uint32_t max_entries;   /* per append message, <= STRATA_RAFT_MAX_ENTRIES */
-    uint32_t max_inflight;  /* append messages unanswered per follower */
-    uint32_t mutants;       /* STRATA_RAFT_MUT_*; 0 outside the simulator */
+    uint64_t lease_ns;     /* < election_min_ns * (1 - max_drift); 0: no read lease */
+    uint64_t seed;         /* for the randomized timeouts */
+    uint32_t max_entries;  /* per append message, <= STRATA_RAFT_MAX_ENTRIES */
+    uint32_t max_inflight; /* append messages unanswered per follower */
+    uint32_t mutants;      /* STRATA_RAFT_MUT_*; 0 outside the simulator */
 } strata_raft_config_t;
 
 /* What the host recovered: term, vote and incarnation from the metadata
