@@ -265,7 +265,7 @@ static int locate_frames(const uint8_t *buf, size_t len, const ProtobufCBinaryDa
         *frames = NULL;
         return parsed->len ? strata_error_set(err, STRATA_EINVAL, "append.frames: not found") : 0;
     }
-    if (f_len != parsed->len || memcmp(buf + a_at + f_at, parsed->data, f_len) != 0)
+    if (f_len != parsed->len || (f_len && memcmp(buf + a_at + f_at, parsed->data, f_len) != 0))
         return strata_error_set(err, STRATA_EINVAL, "append.frames: not found");
     *frames = buf + a_at + f_at;
     return 0;

@@ -184,6 +184,12 @@ START_TEST(append_entries_come_back_with_their_offsets)
     ck_assert_ptr_null(d.m.entries);
     ck_assert_uint_eq(d.frames_len, 0);
     free(buf);
+    /* A sender that writes the empty frames field out anyway. */
+    const uint8_t empty[] = {0x08, 1, 0x10, 1, 0x18, 2, 0x20, 1, 0x62, 2, 0x2a, 0};
+    ck_assert_msg(decode(empty, sizeof empty, &d) == 0, "%s", d.err.msg);
+    ck_assert_int_eq(d.m.type, STRATA_RAFT_MSG_APPEND);
+    ck_assert_uint_eq(d.m.n_entries, 0);
+    ck_assert_uint_eq(d.frames_len, 0);
 }
 END_TEST
 
