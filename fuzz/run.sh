@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # The file decoders write their input to a scratch directory first: on
 # tmpfs the fsyncs recovery does cost nothing.
 if [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
-targets="request reply record entry pubframe wal sstable snapshot manifest"
+targets="request reply record entry pubframe wal sstable snapshot manifest raftmsg"
 mkdir -p "$BUILD/fuzz/work" "$BUILD/fuzz/logs"
 for t in $targets; do echo "$t"; done | xargs -P "$JOBS" -I{} sh -c '
     t={}

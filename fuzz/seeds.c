@@ -14,6 +14,7 @@
 #include "strata/db.h"
 #include "strata/entry.h"
 #include "strata/pubframe.h"
+#include "strata/raft_msg.h"
 #include "strata/record.h"
 #include "strata/snapshot.h"
 #include "strata/sstable.h"
@@ -196,6 +197,83 @@ static void entries(void)
     put_seed("pubframe", "heartbeat", frame, n);
 }
 
+/* One message of each type; the append carries three entries. */
+static void raft_messages(void)
+{
+    uint8_t frames[1024];
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        strata_entry_t e = {.seq = (uint64_t)i + 11,
+                            .term = i ? 3 : 2,
+                            .timestamp_ns = 1700000000000000000ull,
+                            .type = STRATA_VALUE_PUT,
+                            .flags = i == 0 ? STRATA_ENTRY_GROUP_CONT : 0,
+                            .topic = (const uint8_t *)"orders",
+                            .topic_len = 6,
+                            .key = (const uint8_t *)"o/1",
+                            .key_len = 3,
+                            .value = (const uint8_t *)"value",
+                            .value_len = 5};
+        strata_entry_encode(frames + off, &e);
+        off += strata_entry_size(6, 3, 5);
+    }
+    strata_raft_msg_t msgs[] = {
+        {.type = STRATA_RAFT_MSG_VOTE,
+         .from = 1,
+         .to = 2,
+         .term = 3,
+         .incarnation = 9,
+         .last_seq = 10,
+         .last_term = 2,
+         .pre_vote = true},
+        {.type = STRATA_RAFT_MSG_VOTE_REPLY,
+         .from = 2,
+         .to = 1,
+         .term = 3,
+         .incarnation = 8,
+         .granted = true},
+        {.type = STRATA_RAFT_MSG_APPEND,
+         .from = 1,
+         .to = 2,
+         .term = 3,
+         .incarnation = 9,
+         .prev_seq = 10,
+         .prev_term = 2,
+         .commit_seq = 10,
+         .ctx = 5,
+         .n_entries = 3},
+        {.type = STRATA_RAFT_MSG_APPEND_REPLY,
+         .from = 2,
+         .to = 1,
+         .term = 3,
+         .incarnation = 8,
+         .ok = true,
+         .match_seq = 13,
+         .ctx = 5},
+        {.type = STRATA_RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 3, .term = 3, .incarnation = 9},
+        {.type = STRATA_RAFT_MSG_SNAPSHOT_OFFER,
+         .from = 1,
+         .to = 3,
+         .term = 3,
+         .incarnation = 9,
+         .snap_seq = 100,
+         .snap_term = 2},
+    };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        uint8_t *buf;
+        size_t len;
+        strata_error_t err;
+        bool append = msgs[i].type == STRATA_RAFT_MSG_APPEND;
+        if (strata_raft_msg_encode(&msgs[i], append ? frames : NULL, append ? off : 0, &buf, &len,
+                                   &err))
+            die("raft message", &err);
+        char name[32];
+        snprintf(name, sizeof name, "msg-%zu", i);
+        put_seed("raftmsg", name, buf, len);
+        free(buf);
+    }
+}
+
 static void files(void)
 {
     char dir[] = "/tmp/strata-seeds-XXXXXX";
@@ -275,6 +353,7 @@ int main(int argc, char **argv)
     replies();
     records();
     entries();
+    raft_messages();
     files();
     return 0;
 }
