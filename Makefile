@@ -16,7 +16,7 @@ FUZZ_LONG_SECONDS ?= 600
 # own message hand-off between threads as races.
 TSAN_TESTS = ^(test_memtable|test_wal|test_wal_cursor|test_replog|test_ring|test_tail|test_db|test_verify|test_model|test_iter|test_powercut)$$
 
-.PHONY: all deps build build-asan build-tsan build-fuzz run test test-release test-asan test-tsan test-fuzz fuzz fuzz-seeds bench format clean
+.PHONY: all deps build build-asan build-tsan build-fuzz run test test-release test-asan test-tsan test-fuzz fuzz fuzz-seeds soak-sim bench format clean
 
 all: build
 
@@ -46,6 +46,12 @@ run: build
 	@BUILD=$(BUILD) ./deploy/strata-node start --foreground --dir ./data/node
 
 test: test-release test-asan test-tsan test-fuzz
+
+# Opt-in: the consensus simulator's long run, SIM_SCHEDULES seeded schedules
+# alternating 3 and 5 nodes (make test runs 5,000 of each).
+SIM_SCHEDULES ?= 1000000
+soak-sim: build
+	@$(BUILD)/tests/raft_sim --schedules $(SIM_SCHEDULES)
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
