@@ -99,6 +99,7 @@ typedef struct {
 
 typedef struct {
     uint64_t term, data, chain;
+    uint64_t in_term; /* the term of the leader that committed it first */
     bool set;
 } committed_t;
 
@@ -420,7 +421,11 @@ static void commit_to(node_t *nd, uint64_t seq)
         if (durable < W.n / 2 + 1)
             fail("seq %" PRIu64 " (term %" PRIu64 ") committed by node %d is durable on %d of %d",
                  s, e->term, nd->id, durable, W.n);
-        *c = (committed_t){.term = e->term, .data = e->data, .chain = e->chain, .set = true};
+        *c = (committed_t){.term = e->term,
+                           .data = e->data,
+                           .chain = e->chain,
+                           .in_term = strata_raft_term(nd->core),
+                           .set = true};
         if (s > W.max_commit)
             W.max_commit = s;
     }
@@ -458,10 +463,13 @@ static void leader_complete(node_t *nd, uint64_t term)
     for (uint64_t s = nd->snap_seq + 1; s <= W.max_commit && !W.failed; s++) {
         committed_t *c = committed_at(s);
         ent_t *e = entry(nd, s, nd->len);
-        if (c->set && (!e || e->term != c->term))
-            fail("leader completeness: node %d leads term %" PRIu64
-                 " without committed seq %" PRIu64,
-                 nd->id, term, s);
+        /* Raft's leader completeness: what was committed in an earlier
+         * term is in every later leader's log (a stale leader of an older
+         * term may lack it, and cannot commit). */
+        if (c->set && c->in_term < term && (!e || e->term != c->term))
+            fail("leader completeness: node %d leads term %" PRIu64 " without seq %" PRIu64
+                 ", committed in term %" PRIu64,
+                 nd->id, term, s, c->in_term);
     }
 }
 
