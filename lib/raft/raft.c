@@ -768,8 +768,8 @@ size_t strata_raft_recv(strata_raft_t *r, const strata_raft_msg_t *m, uint64_t n
             if (c > r->verified)
                 r->verified = c;
             reply_append(r, true, 0, 0);
-        } else if (strata_raft_term_at(r, m->snap_seq) == m->snap_term &&
-                   m->snap_seq <= r->durable_seq) {
+        } else if (strata_raft_term_at(r, m->snap_seq) == m->snap_term) {
+            /* We hold it: it becomes durable (and acknowledged) as usual. */
             if (m->snap_seq > r->verified)
                 r->verified = m->snap_seq;
             reply_append(r, true, 0, 0);
@@ -823,8 +823,7 @@ size_t strata_raft_snapshot_installed(strata_raft_t *r, uint64_t seq, uint64_t t
     r->snap_seq = seq;
     r->snap_term = term;
     r->last_seq = r->durable_seq = seq;
-    if (seq > r->verified)
-        r->verified = seq;
+    r->verified = seq; /* nothing after it is ours any more */
     set_commit(r, seq); /* a snapshot holds only committed entries */
     if (r->leader && r->role != STRATA_RAFT_LEADER) {
         learn_commit(r, r->leader_commit);
