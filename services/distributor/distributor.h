@@ -34,9 +34,11 @@
 /* A delayed batch is sent early past this, so a message stays well under
  * the subscribers' frame cap. */
 #define BATCH_MAX_BYTES (4u << 20)
-/* Only a connection with this much in its kernel send queue is closed as
- * the subscriber not reading: one that reads keeps it near empty. */
-#define SHED_MIN_BYTES     (64u << 10)
+/* A connection is only closed as the one not reading when at least this
+ * much waits in its kernel send queue. A stalled peer's fills to its send
+ * buffer, which a slow start may leave near the kernel's 16 KiB default;
+ * a reading peer's is near empty, and the largest is taken anyway. */
+#define SHED_MIN_BYTES     (4u << 10)
 #define WAL_MAX_ENTRY      (STRATA_PROTO_MAX_MESSAGE)
 #define PAGE_DEFAULT_BYTES (1u << 20)
 #define PAGE_MAX_BYTES     (4u << 20)

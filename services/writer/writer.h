@@ -53,8 +53,10 @@
 #define STAGE_MAX_REQUESTS 1024
 #define STAGE_MAX_BYTES    (4u << 20)
 /* A connection is only closed as the one not reading when at least this
- * much waits in its kernel send queue: a reading client's is near empty. */
-#define SHED_MIN_BYTES (64u << 10)
+ * much waits in its kernel send queue. A stalled peer's fills to its send
+ * buffer, which a slow start may leave near the kernel's 16 KiB default;
+ * a reading peer's is near empty, and the largest is taken anyway. */
+#define SHED_MIN_BYTES (4u << 10)
 
 /* A sync-durability reply waiting for its seq to become durable. */
 typedef struct {
