@@ -931,8 +931,13 @@ static result_t run_schedule(int n, uint64_t seed, uint32_t mutants, bool flap)
          * until that cannot be. */
         if (!run_until(W.now + ET_MAX))
             goto out;
-        if (!(leader = settled_leader())) {
-            fail("liveness: no leader a second after the first one settled");
+        uint64_t since = W.now;
+        while (!(leader = settled_leader()) && W.now < since + SETTLE_BOUND)
+            if (!run_until(W.now + TICK))
+                goto out;
+        if (!leader) {
+            fail("liveness: no leader committed in its term %.1f s after a deposed one",
+                 (double)SETTLE_BOUND / 1e9);
             goto out;
         }
         uint64_t term = strata_raft_term(leader->core);
