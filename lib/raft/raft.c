@@ -823,7 +823,7 @@ size_t strata_raft_snapshot_installed(strata_raft_t *r, uint64_t seq, uint64_t t
     r->snap_seq = seq;
     r->snap_term = term;
     r->last_seq = r->durable_seq = seq;
-    r->verified = seq; /* nothing after it is ours any more */
+    r->verified = seq;  /* nothing after it is ours any more */
     set_commit(r, seq); /* a snapshot holds only committed entries */
     if (r->leader && r->role != STRATA_RAFT_LEADER) {
         learn_commit(r, r->leader_commit);
