@@ -875,11 +875,20 @@ static bool step(void)
     return !W.failed;
 }
 
+/* A schedule takes about 10,000 steps; a hundred times that is a message
+ * storm (a planted bug can make one), not progress. */
+#define MAX_STEPS 1000000u
+
 static bool run_until(uint64_t until)
 {
-    while (W.heap_len && W.heap[0].at <= until)
+    while (W.heap_len && W.heap[0].at <= until) {
+        if (W.steps > MAX_STEPS) {
+            fail("runaway: more than %u steps, %zu events pending", MAX_STEPS, W.heap_len);
+            return false;
+        }
         if (!step())
             return false;
+    }
     W.now = until;
     return true;
 }
