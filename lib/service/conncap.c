@@ -13,16 +13,22 @@
 
 #include "log.h"
 
+typedef struct {
+    int fd;
+    int unsent; /* SIOCOUTQ when last looked at */
+    bool shed;  /* shut down already: ZeroMQ has yet to see it */
+} conn_t;
+
 struct svc_conncap {
     zactor_t *monitor;
     uint64_t cap;
     _Atomic uint64_t open; /* written by the loop, read by /metrics */
     _Atomic uint64_t refused;
     _Atomic uint64_t shed;
-    pthread_mutex_t mu; /* fds: the loop adds and removes, any thread sheds */
-    int *fds;
-    size_t nfds, fds_cap;
-    uint64_t last_shed_ns;
+    pthread_mutex_t mu; /* conns: the loop adds and removes, any thread sheds */
+    conn_t *conns;
+    size_t nconns, conns_cap;
+    uint64_t last_look_ns;
 };
 
 static uint64_t mono_ns(void)
@@ -35,25 +41,25 @@ static uint64_t mono_ns(void)
 static void fd_add(svc_conncap_t *c, int fd)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->nfds == c->fds_cap) {
-        size_t cap = c->fds_cap ? 2 * c->fds_cap : 64;
-        int *grown = realloc(c->fds, cap * sizeof *grown);
+    if (c->nconns == c->conns_cap) {
+        size_t cap = c->conns_cap ? 2 * c->conns_cap : 64;
+        conn_t *grown = realloc(c->conns, cap * sizeof *grown);
         if (grown) {
-            c->fds = grown;
-            c->fds_cap = cap;
+            c->conns = grown;
+            c->conns_cap = cap;
         }
     }
-    if (c->nfds < c->fds_cap) /* out of memory: that one cannot be shed */
-        c->fds[c->nfds++] = fd;
+    if (c->nconns < c->conns_cap) /* out of memory: that one cannot be shed */
+        c->conns[c->nconns++] = (conn_t){.fd = fd};
     pthread_mutex_unlock(&c->mu);
 }
 
 static void fd_remove(svc_conncap_t *c, int fd)
 {
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->nfds; i++)
-        if (c->fds[i] == fd) {
-            c->fds[i] = c->fds[--c->nfds];
+    for (size_t i = 0; i < c->nconns; i++)
+        if (c->conns[i].fd == fd) {
+            c->conns[i] = c->conns[--c->nconns];
             break;
         }
     pthread_mutex_unlock(&c->mu);
@@ -102,7 +108,7 @@ void svc_conncap_destroy(svc_conncap_t **conncap_p)
         return;
     zactor_destroy(&c->monitor);
     pthread_mutex_destroy(&c->mu);
-    free(c->fds);
+    free(c->conns);
     free(c);
     *conncap_p = NULL;
 }
@@ -163,20 +169,33 @@ int svc_conncap_shed(svc_conncap_t *c, uint64_t min_bytes, const char *why)
     int shed = 0;
     pthread_mutex_lock(&c->mu);
     uint64_t now = mono_ns();
-    if (now - c->last_shed_ns >= 10000000u) {
+    if (now - c->last_look_ns >= 10000000u) {
+        /* A peer that is not reading is one whose unsent bytes were over
+         * min_bytes at the last look too, and have not gone down since: a
+         * reader with a big reply in flight drains it between two looks. */
+        bool looked = c->last_look_ns != 0 && now - c->last_look_ns < 1000000000u;
         int victim = -1, queued = 0;
-        for (size_t i = 0; i < c->nfds; i++) {
+        for (size_t i = 0; i < c->nconns; i++) {
+            conn_t *k = &c->conns[i];
             int n = 0;
             /* SIOCOUTQ: bytes the peer has not taken (TCP: not yet acked;
              * a Unix socket: not yet read). */
-            if (ioctl(c->fds[i], SIOCOUTQ, &n) == 0 && n > queued) {
+            if (ioctl(k->fd, SIOCOUTQ, &n) != 0)
+                n = 0;
+            bool stalled = looked && !k->shed && (uint64_t)n >= min_bytes &&
+                           (uint64_t)k->unsent >= min_bytes && n >= k->unsent;
+            k->unsent = n;
+            if (stalled && n > queued) {
                 queued = n;
-                victim = c->fds[i];
+                victim = k->fd;
             }
         }
-        if (victim >= 0 && (uint64_t)queued >= min_bytes) {
+        c->last_look_ns = now;
+        if (victim >= 0) {
             shutdown(victim, SHUT_RDWR);
-            c->last_shed_ns = now;
+            for (size_t i = 0; i < c->nconns; i++)
+                if (c->conns[i].fd == victim)
+                    c->conns[i].shed = true;
             atomic_fetch_add(&c->shed, 1);
             log_warning("event=slow_peer_closed fd=%d unsent_bytes=%d reason=\"%s\"", victim,
                         queued, why);

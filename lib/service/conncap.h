@@ -33,11 +33,13 @@ int svc_conncap_handle(zloop_t *loop, zsock_t *sock, void *arg);
 uint64_t svc_conncap_open(const svc_conncap_t *c);
 uint64_t svc_conncap_refused(const svc_conncap_t *c);
 uint64_t svc_conncap_shed_count(const svc_conncap_t *c);
-/* Closes the connection with the most bytes waiting in its kernel send
- * queue, the peer that is not reading, when one has at least min_bytes
- * there and no connection was shed in the last 10 ms (ZeroMQ releases what
- * it held for the last one in the meantime). Returns 1 when it closed one.
- * Safe from any thread. */
+/* Looks at every connection's kernel send queue (at most once per 10 ms)
+ * and closes the peer that is not reading: of those with at least
+ * min_bytes unsent at this look and at the previous one (within a second)
+ * and no fewer now, the one with the most. A reader with a large reply in
+ * flight drains it between two looks. Returns 1 when it closed one. Safe
+ * from any thread; the owner calls it while over its byte cap, from a
+ * timer too, since two looks are needed. */
 int svc_conncap_shed(svc_conncap_t *c, uint64_t min_bytes, const char *why);
 
 #endif

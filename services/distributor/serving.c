@@ -1065,6 +1065,12 @@ int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     dist_t *d = arg;
     expire_names(d);
+    /* A stream stuck at its cap with nothing new to publish must still
+     * lose its stalled subscriber: the shed needs two looks. */
+    tier_t *tiers[] = {&d->live, &d->delayed};
+    for (int i = 0; i < 2; i++)
+        if (tiers[i]->outq && svc_outq_full(tiers[i]->outq))
+            svc_conncap_shed(tiers[i]->conncap, SHED_MIN_BYTES, "subscriber queue full");
     uint64_t now = now_ns();
     for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
         if (!s->connected)

@@ -11,6 +11,10 @@ int on_tick(zloop_t *loop, int timer_id, void *arg)
         release_state_waiters(w, false);
     if (++w->ticks % 10 == 0)
         watch_l0(w);
+    /* A full queue with no request coming in must still lose its stalled
+     * client: the shed needs two looks. */
+    if (svc_outq_full(w->outq))
+        svc_conncap_shed(w->conncap, SHED_MIN_BYTES, "reply queue full");
     return zsys_interrupted ? -1 : 0;
 }
 
