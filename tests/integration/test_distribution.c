@@ -909,18 +909,6 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
 }
 END_TEST
 
-static uint64_t dist_stat(strata_client_t *hist, const char *name)
-{
-    strata_reply_t rep;
-    strata_error_t err;
-    ck_assert_msg(strata_client_stats(hist, &rep, &err) == 0, "stats: %s", err.msg);
-    const char *v = ts_pair(&rep, name);
-    ck_assert_msg(v != NULL, "stats has no %s", name);
-    uint64_t n = strtoull(v, NULL, 10);
-    strata_reply_clear(&rep);
-    return n;
-}
-
 /* A live subscriber that stops reading while 100 MiB of entries go out:
  * the distributor holds at most distributor/pub_queue_mb of them (8 MiB
  * here), closes that subscriber, and a new one gets entries again. */
@@ -957,16 +945,15 @@ START_TEST(a_live_subscriber_that_never_reads_is_bounded_and_closed)
                                            sizeof value, NULL, &err),
                          0);
         if (i % 16 == 0) {
-            uint64_t r = ts_rss_kib(dist.pid), q = dist_stat(hist, "pub_queue_bytes");
+            uint64_t r = ts_rss_kib(dist.pid), q = ts_stat(hist, "pub_queue_bytes");
             peak = r > peak ? r : peak;
             queue_peak = q > queue_peak ? q : queue_peak;
         }
     }
     uint64_t deadline = ts_now_ns() + 30000000000ull;
-    while (
-        (dist_stat(hist, "subscribers_shed_total") < 1 || dist_stat(hist, "covered_seq") < 400) &&
-        ts_now_ns() < deadline) {
-        uint64_t r = ts_rss_kib(dist.pid), q = dist_stat(hist, "pub_queue_bytes");
+    while ((ts_stat(hist, "subscribers_shed_total") < 1 || ts_stat(hist, "covered_seq") < 400) &&
+           ts_now_ns() < deadline) {
+        uint64_t r = ts_rss_kib(dist.pid), q = ts_stat(hist, "pub_queue_bytes");
         peak = r > peak ? r : peak;
         queue_peak = q > queue_peak ? q : queue_peak;
         struct timespec nap = {0, 20 * 1000000};
@@ -976,8 +963,8 @@ START_TEST(a_live_subscriber_that_never_reads_is_bounded_and_closed)
             "distributor never-reading subscriber: private RSS %" PRIu64
             " KiB before, peak %" PRIu64 " KiB; stream queue peak %" PRIu64 " bytes\n",
             base, peak, queue_peak);
-    ck_assert_uint_ge(dist_stat(hist, "subscribers_shed_total"), 1);
-    ck_assert_uint_ge(dist_stat(hist, "covered_seq"), 400);
+    ck_assert_uint_ge(ts_stat(hist, "subscribers_shed_total"), 1);
+    ck_assert_uint_ge(ts_stat(hist, "covered_seq"), 400);
     /* The queue: 8 MiB and one entry past it. The process: that, a 4 MiB
      * delayed batch and allocator slack; without the cap the 100 MiB stay. */
     ck_assert_uint_le(queue_peak, (8u << 20) + (1u << 20));

@@ -878,18 +878,6 @@ START_TEST(curve_admits_known_keys_and_roles_only)
 }
 END_TEST
 
-static uint64_t stat_of(strata_client_t *c, const char *name)
-{
-    strata_reply_t rep;
-    strata_error_t err;
-    ck_assert_msg(strata_client_stats(c, &rep, &err) == 0, "stats: %s", err.msg);
-    const char *v = pair_value(&rep, name);
-    ck_assert_msg(v != NULL, "stats has no %s", name);
-    uint64_t n = strtoull(v, NULL, 10);
-    strata_reply_clear(&rep);
-    return n;
-}
-
 /* 1,100 idle TCP connections against a writer that takes 768 (the cap is
  * writer/max_clients, at most the descriptor limit less 256 kept for
  * files): the rest are shut at once, it keeps serving, and it rolls its WAL
@@ -928,13 +916,13 @@ START_TEST(an_fd_flood_is_capped_and_the_wal_still_rolls)
         ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
     }
     uint64_t deadline = ts_now_ns() + 20000000000ull, refused = 0;
-    while ((refused = stat_of(c, "clients_refused_total")) < FLOOD - 768 &&
+    while ((refused = ts_stat(c, "clients_refused_total")) < FLOOD - 768 &&
            ts_now_ns() < deadline) {
         struct timespec nap = {0, 50 * 1000000};
         nanosleep(&nap, NULL); /* polling the writer's count with a deadline */
     }
     ck_assert_uint_ge(refused, FLOOD - 768);
-    ck_assert_uint_le(stat_of(c, "clients"), 768);
+    ck_assert_uint_le(ts_stat(c, "clients"), 768);
     /* 3 MiB through 1 MiB segments: new WAL files while the flood holds. */
     static char value[64 * 1024];
     memset(value, 'f', sizeof value);
@@ -993,8 +981,8 @@ START_TEST(a_client_that_never_reads_is_bounded_and_closed)
         free(buf);
     }
     uint64_t peak = 0, queue_peak = 0, deadline = ts_now_ns() + 30000000000ull;
-    while (stat_of(c, "clients_shed_total") < 1 && ts_now_ns() < deadline) {
-        uint64_t r = ts_rss_kib(node.pid), q = stat_of(c, "reply_queue_bytes");
+    while (ts_stat(c, "clients_shed_total") < 1 && ts_now_ns() < deadline) {
+        uint64_t r = ts_rss_kib(node.pid), q = ts_stat(c, "reply_queue_bytes");
         peak = r > peak ? r : peak;
         queue_peak = q > queue_peak ? q : queue_peak;
         struct timespec nap = {0, 20 * 1000000};
@@ -1006,8 +994,8 @@ START_TEST(a_client_that_never_reads_is_bounded_and_closed)
             "writer never-reading client: private RSS %" PRIu64 " KiB before, peak %" PRIu64
             " KiB; reply queue peak %" PRIu64 " bytes\n",
             base, peak, queue_peak);
-    ck_assert_uint_ge(stat_of(c, "clients_shed_total"), 1);
-    ck_assert_uint_ge(stat_of(c, "replies_refused_total"), 1);
+    ck_assert_uint_ge(ts_stat(c, "clients_shed_total"), 1);
+    ck_assert_uint_ge(ts_stat(c, "replies_refused_total"), 1);
     /* The queue: 16 MiB and one reply past it. The process: that, the
      * ring's sockets and allocator slack; without the cap it passes a
      * gigabyte. */
@@ -1033,14 +1021,14 @@ START_TEST(a_client_that_never_reads_is_bounded_and_closed)
      * seen to stay (its monitor never reports it closed); bounded by the
      * cap, and reads are served, which is what this asserts everywhere. */
     deadline = ts_now_ns() + 10000000000ull;
-    while (stat_of(c, "reply_queue_bytes") > 0 && ts_now_ns() < deadline) {
+    while (ts_stat(c, "reply_queue_bytes") > 0 && ts_now_ns() < deadline) {
         struct timespec nap = {0, 20 * 1000000};
         nanosleep(&nap, NULL); /* polling the writer's count with a deadline */
     }
-    uint64_t left = stat_of(c, "reply_queue_bytes");
+    uint64_t left = ts_stat(c, "reply_queue_bytes");
     fprintf(stderr,
             "writer never-reading client: %" PRIu64 " reply bytes left, %" PRIu64 " clients\n",
-            left, stat_of(c, "clients"));
+            left, ts_stat(c, "clients"));
     ck_assert_uint_lt(left, 16u << 20);
     if (!ts_sanitized())
         ck_assert_uint_lt(left, 1 << 20);

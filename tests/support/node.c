@@ -428,3 +428,15 @@ const char *ts_pair(const strata_reply_t *rep, const char *name)
     ck_abort_msg("no '%s' in the reply", name);
     return NULL;
 }
+
+uint64_t ts_stat(strata_client_t *c, const char *name)
+{
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_msg(strata_client_stats(c, &rep, &err) == 0, "stats: %s", err.msg);
+    const char *v = ts_pair(&rep, name);
+    ck_assert_msg(v != NULL, "stats has no %s", name);
+    uint64_t n = strtoull(v, NULL, 10);
+    strata_reply_clear(&rep);
+    return n;
+}

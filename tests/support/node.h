@@ -79,6 +79,9 @@ strata_client_t *ts_connect(const char *endpoint, int timeout_ms);
 /* The value of a control or stats reply's pair; fails the test naming it
  * when the reply has none. */
 const char *ts_pair(const strata_reply_t *rep, const char *name);
+/* One figure of a server's stats reply, as a number; fails the test when
+ * the call fails or the reply lacks it. */
+uint64_t ts_stat(strata_client_t *c, const char *name);
 
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */

@@ -107,6 +107,22 @@ static uint64_t time_out(strata_raft_t *r, uint64_t now, out_t *o)
     return now;
 }
 
+/* Node 1, a precandidate, gets node 2's pre-vote and then its vote: with
+ * its own, a majority of three. */
+static void win_with_node_2(strata_raft_t *r, uint64_t now, out_t *o)
+{
+    strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
+                           .from = 2,
+                           .to = 1,
+                           .term = strata_raft_term(r) + 1,
+                           .granted = true,
+                           .pre_vote = true};
+    recv(r, &g, now, o);
+    g.pre_vote = false;
+    recv(r, &g, now, o);
+    ck_assert_int_eq(strata_raft_role(r), STRATA_RAFT_LEADER);
+}
+
 /* Makes node 1 of a 3-node cluster the leader of term 1 with its no-op
  * durable and committed; returns the time. */
 static uint64_t elect_1(strata_raft_t *n[3], out_t *o)
@@ -344,16 +360,7 @@ START_TEST(r4_old_term_entry_not_committed_by_counting)
     strata_raft_t *l = node(1, 3, 2, 5, 1, 0);
     out_t o;
     uint64_t now = time_out(l, 1000 * MS, &o);
-    strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
-                           .from = 2,
-                           .to = 1,
-                           .term = 3,
-                           .granted = true,
-                           .pre_vote = true};
-    recv(l, &g, now, &o);
-    g.pre_vote = false;
-    recv(l, &g, now, &o);
-    ck_assert_int_eq(strata_raft_role(l), STRATA_RAFT_LEADER);
+    win_with_node_2(l, now, &o);
     persisted(l, 1, 5, now, &o);
     /* A follower holds 1..5 (term 1) durably, not the no-op. */
     strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
@@ -488,16 +495,7 @@ START_TEST(r7_lease_only_after_noop_commit)
     three(n);
     out_t o;
     uint64_t now = time_out(n[0], 1000 * MS, &o);
-    strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
-                           .from = 2,
-                           .to = 1,
-                           .term = 1,
-                           .granted = true,
-                           .pre_vote = true};
-    recv(n[0], &g, now, &o);
-    g.pre_vote = false;
-    recv(n[0], &g, now, &o);
-    ck_assert_int_eq(strata_raft_role(n[0]), STRATA_RAFT_LEADER);
+    win_with_node_2(n[0], now, &o);
     strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
                              .from = 2,
                              .to = 1,
@@ -730,16 +728,7 @@ START_TEST(r11_learner_never_votes_or_counts)
     strata_raft_t *lead = strata_raft_new(&lc, &ls, 0);
     uint64_t now = time_out(lead, 1000 * MS, &o);
     ck_assert_ptr_null(sent(&o, STRATA_RAFT_MSG_VOTE, 4)); /* learners are not asked */
-    strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
-                           .from = 2,
-                           .to = 1,
-                           .term = 1,
-                           .granted = true,
-                           .pre_vote = true};
-    recv(lead, &g, now, &o);
-    g.pre_vote = false;
-    recv(lead, &g, now, &o);
-    ck_assert_int_eq(strata_raft_role(lead), STRATA_RAFT_LEADER);
+    win_with_node_2(lead, now, &o);
     persisted(lead, 1, 1, now, &o);
     strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
                              .from = 4,
