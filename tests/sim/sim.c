@@ -493,6 +493,16 @@ static void install_snapshot(node_t *nd, uint64_t seq, uint64_t term, int depth)
 
 static void crash(node_t *nd);
 
+/* What a node had proposed and not acknowledged ends as "unknown". */
+static void drop_proposals(const node_t *nd)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < W.n_props; i++)
+        if (W.props[i].node != nd->id - 1)
+            W.props[keep++] = W.props[i];
+    W.n_props = keep;
+}
+
 static void run_actions(node_t *nd, const strata_raft_act_t *acts, size_t n, int depth)
 {
     for (size_t i = 0; i < n && !W.failed && nd->up; i++) {
@@ -550,11 +560,7 @@ static void run_actions(node_t *nd, const strata_raft_act_t *acts, size_t n, int
                 leader_complete(nd, a->term);
             } else {
                 /* A deposed leader answers what it had pending "unknown". */
-                size_t keep = 0;
-                for (size_t k = 0; k < W.n_props; k++)
-                    if (W.props[k].node != nd->id - 1)
-                        W.props[keep++] = W.props[k];
-                W.n_props = keep;
+                drop_proposals(nd);
             }
             break;
         case STRATA_RAFT_ACT_FETCH_SNAPSHOT:
@@ -632,11 +638,7 @@ static void crash(node_t *nd)
     nd->epoch++;
     nd->len = nd->durable_len; /* what was not synced is gone */
     nd->sync_pending = false;
-    size_t keep = 0; /* its proposals die with it */
-    for (size_t i = 0; i < W.n_props; i++)
-        if (W.props[i].node != nd->id - 1)
-            W.props[keep++] = W.props[i];
-    W.n_props = keep;
+    drop_proposals(nd); /* its proposals die with it */
 }
 
 static node_t *leader_node(void)
