@@ -268,7 +268,7 @@ static int s_node_start(s_node_t *node, const char *dir, bool compactor)
                                       immutable_var,
                                       "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
                                       "STRATA_WRITER_COMPACTION=compactor",
-                                      "STRATA_METRICS_ENDPOINT=127.0.0.1:0",
+                                      "STRATA_WRITER_METRICS=127.0.0.1:0",
                                       NULL};
     if (s_child_start(&node->writer, STRATA_WRITER_BIN, node->dir, "writer", writer_env,
                       "writer/endpoint", node->endpoint, sizeof node->endpoint) != 0)
@@ -281,7 +281,7 @@ static int s_node_start(s_node_t *node, const char *dir, bool compactor)
     snprintf(level1_var, sizeof level1_var, "STRATA_COMPACTOR_LEVEL1_MB=%d", LEVEL1_MB);
     snprintf(file_var, sizeof file_var, "STRATA_COMPACTOR_TARGET_FILE_MB=%d", TARGET_FILE_MB);
     const char *const compactor_env[] = {
-        data_dir_var, l0_var, level1_var, file_var, "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+        data_dir_var, l0_var, level1_var, file_var, "STRATA_COMPACTOR_METRICS=127.0.0.1:0", NULL};
     return s_child_start(&node->compactor, STRATA_COMPACTOR_BIN, node->dir, "compactor",
                          compactor_env, NULL, NULL, 0);
 }

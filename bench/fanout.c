@@ -1062,7 +1062,7 @@ static int s_distributor_start(s_distributor_t *d, bench_t *b)
                                "STRATA_DISTRIBUTOR_LIVE=tcp://127.0.0.1:*",
                                "STRATA_DISTRIBUTOR_DELAYED=tcp://127.0.0.1:*",
                                "STRATA_DISTRIBUTOR_HISTORY=tcp://127.0.0.1:*",
-                               "STRATA_METRICS_ENDPOINT=127.0.0.1:0",
+                               "STRATA_DISTRIBUTOR_METRICS=127.0.0.1:0",
                                NULL};
     char *const argv[] = {STRATA_DISTRIBUTOR_BIN, NULL};
     d->pid = bench_spawn(argv, env, d->log_path);

@@ -295,7 +295,7 @@ static int s_writer_start(s_server_t *writer, const char *dir)
     bench_alloc_or_die(data_dir_var);
     /* Ports the OS picks, so a node already running here does not collide. */
     const char *const env[] = {data_dir_var, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
-                               "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+                               "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
     char *const argv[] = {STRATA_WRITER_BIN, NULL};
     writer->pid = bench_spawn(argv, env, writer->log_path);
     free(data_dir_var);

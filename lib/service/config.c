@@ -70,6 +70,50 @@ static int apply_file(svc_config_t *cfg, const char *file, strata_error_t *err)
     return rc;
 }
 
+static void add_env_names(zhashx_t *names, zconfig_t *root)
+{
+    for (zconfig_t *sec = zconfig_child(root); sec; sec = zconfig_next(sec))
+        for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
+            char name[256];
+            env_name(zconfig_name(sec), zconfig_name(item), name, sizeof name);
+            zhashx_update(names, name, (void *)"");
+        }
+}
+
+/* A misspelled override would otherwise be ignored without a word, which
+ * is worse than a typo in the file: nothing on disk shows it. */
+static int check_environment(zconfig_t *defaults, strata_error_t *err)
+{
+    extern char **environ;
+    zconfig_t *registry = zconfig_str_load(svc_node_defaults);
+    zhashx_t *names = zhashx_new();
+    int rc = 0;
+    if (!registry || !names) {
+        rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+        goto done;
+    }
+    add_env_names(names, registry);
+    add_env_names(names, defaults);
+    for (const char *const *a = svc_env_allowed; *a; a++)
+        zhashx_update(names, *a, (void *)"");
+    for (char **e = environ; *e && !rc; e++) {
+        if (strncmp(*e, "STRATA_", 7))
+            continue;
+        char name[256];
+        size_t len = strcspn(*e, "=");
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), *e);
+        if (!zhashx_lookup(names, name))
+            rc = strata_error_set(err, STRATA_EINVAL,
+                                  "environment variable %s names no config key (overrides are "
+                                  "STRATA_<SECTION>_<KEY> of a key deploy/node.cfg lists)",
+                                  name);
+    }
+done:
+    zhashx_destroy(&names);
+    zconfig_destroy(&registry);
+    return rc;
+}
+
 int svc_config_load(const char *defaults, const char *file, svc_config_t **cfg_p,
                     strata_error_t *err)
 {
@@ -88,6 +132,8 @@ int svc_config_load(const char *defaults, const char *file, svc_config_t **cfg_p
     zhashx_set_duplicator(cfg->source, (zhashx_duplicator_fn *)strdup);
     zhashx_set_destructor(cfg->source, (zhashx_destructor_fn *)zstr_free);
     int rc = file ? apply_file(cfg, file, err) : 0;
+    if (!rc)
+        rc = check_environment(cfg->root, err);
     for (zconfig_t *sec = zconfig_child(cfg->root); sec && !rc; sec = zconfig_next(sec))
         for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
             char name[256];
@@ -154,12 +200,24 @@ int svc_config_bool(const svc_config_t *cfg, const char *path, bool *out, strata
     return 0;
 }
 
-void svc_config_print(const svc_config_t *cfg, FILE *out)
+static bool wanted(const char *const *only, const char *section, const char *path)
+{
+    if (!only)
+        return true;
+    for (; *only; only++)
+        if (!strcmp(*only, section) || !strcmp(*only, path))
+            return true;
+    return false;
+}
+
+void svc_config_print(const svc_config_t *cfg, FILE *out, const char *const *only)
 {
     for (zconfig_t *sec = zconfig_child(cfg->root); sec; sec = zconfig_next(sec))
         for (zconfig_t *item = zconfig_child(sec); item; item = zconfig_next(item)) {
             char path[256];
             snprintf(path, sizeof path, "%s/%s", zconfig_name(sec), zconfig_name(item));
+            if (!wanted(only, zconfig_name(sec), path))
+                continue;
             fprintf(out, "%-32s = %-32s # %s\n", path,
                     zconfig_value(item) ? zconfig_value(item) : "", source_of(cfg, path));
         }

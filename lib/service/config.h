@@ -1,8 +1,11 @@
-/* Service configuration: an embedded default ZPL tree (czmq zconfig), then
- * the node's ZPL file, then STRATA_<SECTION>_<KEY> environment variables,
- * later sources winning. Every key must exist in the defaults, so a typo in
- * a file is an error naming the file and the key rather than a silently
- * ignored setting. */
+/* Service configuration: the node registry's default ZPL tree (czmq
+ * zconfig), then the node's ZPL file, then STRATA_<SECTION>_<KEY>
+ * environment variables, later sources winning. One file serves every
+ * process of a node: each loads all of it and reads its own section and the
+ * shared ones. Every key must exist in the defaults, and every STRATA_
+ * variable must name one of the registry's keys or be one of
+ * svc_env_allowed, so a typo is an error naming the file and the key (or
+ * the variable) rather than a silently ignored setting. */
 #ifndef STRATA_SVC_CONFIG_H
 #define STRATA_SVC_CONFIG_H
 
@@ -14,7 +17,17 @@
 
 typedef struct svc_config svc_config_t;
 
-/* defaults: ZPL text, two levels (section/key). file: NULL for none. */
+/* Every section and key a node's config may hold, with its default: the
+ * shared `node`, `security` and `log`, then one section per process. */
+extern const char svc_node_defaults[];
+/* STRATA_ environment variables that are not config keys but are read
+ * elsewhere (the CLI, the launcher, the tests); NULL-terminated. */
+extern const char *const svc_env_allowed[];
+
+/* defaults: ZPL text, two levels (section/key): svc_node_defaults for a
+ * process; a test embedding a server may pass a tree of its own. file: NULL
+ * for none. STRATA_ variables are checked against svc_node_defaults and
+ * defaults together. */
 int svc_config_load(const char *defaults, const char *file, svc_config_t **cfg_p,
                     strata_error_t *err);
 void svc_config_destroy(svc_config_t **cfg_p);
@@ -26,8 +39,10 @@ const char *svc_config_get(const svc_config_t *cfg, const char *path);
 int svc_config_u64(const svc_config_t *cfg, const char *path, uint64_t *out, strata_error_t *err);
 int svc_config_bool(const svc_config_t *cfg, const char *path, bool *out, strata_error_t *err);
 
-/* The effective configuration, one "section/key = value  # source" per line. */
-void svc_config_print(const svc_config_t *cfg, FILE *out);
+/* The effective configuration, one "section/key = value  # source" per line.
+ * only: NULL-terminated "section" or "section/key" entries limiting what is
+ * printed to what the process reads; NULL prints everything. */
+void svc_config_print(const svc_config_t *cfg, FILE *out, const char *const *only);
 
 /* The command line every service takes: -c/--config FILE (default
  * $STRATA_CONFIG; empty means none), --print-config, -h/--help, --version.

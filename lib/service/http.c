@@ -57,30 +57,51 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return send_text(conn, MHD_HTTP_NOT_FOUND, strdup("not found\n"), 10, "text/plain");
 }
 
-int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
-                   svc_http_t **http_p, char *url, size_t url_cap, strata_error_t *err)
+static int parse(const char *key, const char *endpoint, char *host, size_t host_cap,
+                 struct sockaddr_in *sa, strata_error_t *err)
 {
-    *http_p = NULL;
-    snprintf(url, url_cap, "off");
-    if (!strcmp(endpoint, "off"))
-        return 0;
-    char host[64];
+    if (!endpoint)
+        return strata_error_set(err, STRATA_EINVAL, "config: no key '%s'", key);
     unsigned long p = 0;
     const char *colon = strrchr(endpoint, ':');
     char *end = NULL;
     if (colon)
         p = strtoul(colon + 1, &end, 10);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    if (!colon || (size_t)(colon - endpoint) >= sizeof host || !end || *end || colon[1] == '\0' ||
+    if (!colon || (size_t)(colon - endpoint) >= host_cap || !end || *end || colon[1] == '\0' ||
         p > 65535)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "metrics/endpoint: '%s' is not host:port or off", endpoint);
+        return strata_error_set(err, STRATA_EINVAL, "%s: '%s' is not host:port or off", key,
+                                endpoint);
     memcpy(host, endpoint, (size_t)(colon - endpoint));
     host[colon - endpoint] = '\0';
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return strata_error_set(err, STRATA_EINVAL, "metrics/endpoint: '%s' is not an IPv4 address",
-                                host);
-    sa.sin_port = htons((uint16_t)p);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET};
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return strata_error_set(err, STRATA_EINVAL, "%s: '%s' is not an IPv4 address", key, host);
+    sa->sin_port = htons((uint16_t)p);
+    return 0;
+}
+
+int svc_http_check(const char *key, const char *endpoint, strata_error_t *err)
+{
+    char host[64];
+    struct sockaddr_in sa;
+    return endpoint && !strcmp(endpoint, "off") ? 0
+                                                : parse(key, endpoint, host, sizeof host, &sa, err);
+}
+
+int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
+                   svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,
+                   strata_error_t *err)
+{
+    *http_p = NULL;
+    snprintf(url, url_cap, "off");
+    if (endpoint && !strcmp(endpoint, "off"))
+        return 0;
+    char host[64];
+    struct sockaddr_in sa;
+    int rc = parse(key, endpoint, host, sizeof host, &sa, err);
+    if (rc)
+        return rc;
+    unsigned p = ntohs(sa.sin_port);
     svc_http_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -93,7 +114,7 @@ int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *
                          MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!self->daemon) {
         free(self);
-        return strata_error_set(err, STRATA_EIO, "metrics/endpoint: cannot listen on %s", endpoint);
+        return strata_error_set(err, STRATA_EIO, "%s: cannot listen on %s", key, endpoint);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(url, url_cap, "http://%s:%u/metrics", host, info ? info->port : (unsigned)p);

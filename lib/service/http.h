@@ -18,10 +18,15 @@ typedef void(svc_metrics_fn)(void *arg, FILE *out);
 /* true when the service is ready for traffic (/readyz 200, else 503). */
 typedef bool(svc_ready_fn)(void *arg);
 
-/* endpoint: "host:port" (IPv4 host, port 0 picks a free one) or "off".
- * url gets "http://host:PORT/metrics" with the bound port, or "off". */
-int svc_http_start(const char *endpoint, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
-                   svc_http_t **http_p, char *url, size_t url_cap, strata_error_t *err);
+/* endpoint: "host:port" (IPv4 host, port 0 picks a free one) or "off", the
+ * value of the config key named key (which errors name). url gets
+ * "http://host:PORT/metrics" with the bound port, or "off". */
+int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
+                   svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,
+                   strata_error_t *err);
+/* The syntax checks of svc_http_start without listening: what a service's
+ * --print-config runs so that it refuses what a start would. */
+int svc_http_check(const char *key, const char *endpoint, strata_error_t *err);
 void svc_http_stop(svc_http_t **http_p);
 
 /* Prometheus helpers. name without the strata_ prefix. */

@@ -9,28 +9,8 @@
 #include "config.h"
 #include "log.h"
 
-static const char default_config[] =
-    "node\n"
-    "    name = node1\n"
-    "    data_dir = ./strata-data\n"
-    "compactor\n"
-    "    endpoint = \"\"\n" /* empty: ipc://<data_dir>/compactor.ctl */
-    "    l0_trigger = 4\n"
-    "    level1_mb = 64\n"
-    "    target_file_mb = 8\n"
-    "    rate_mb_s = 0\n"     /* bytes written per second; 0: unlimited */
-    "    cpu_percent = 100\n" /* of one core, while compacting */
-    "writer\n"
-    "    lz4 = false\n" /* the writer's: outputs are compressed as its flushes are */
-    /* the node's CURVE settings, shared by its processes (lib/service/curve.h) */
-    "security\n"
-    "    curve = false\n"
-    "    server_cert = \"\"\n"
-    "    clients_dir = \"\"\n"
-    "metrics\n"
-    "    endpoint = 127.0.0.1:7483\n"
-    "log\n"
-    "    level = info\n";
+/* What this process reads of the node config (svc_node_defaults). */
+static const char *const uses[] = {"node", "compactor", "writer/lz4", "security", "log", NULL};
 
 static void usage(FILE *out)
 {
@@ -51,14 +31,14 @@ int main(int argc, char **argv)
     svc_config_t *cfg = NULL;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(default_config, config_file, &cfg, &err) ||
+    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
         compactor_check_config(cfg, &err)) {
         fprintf(stderr, "strata-compactor: %s\n", err.msg);
         svc_config_destroy(&cfg);
         return 2;
     }
     if (print_config) {
-        svc_config_print(cfg, stdout);
+        svc_config_print(cfg, stdout, uses);
         svc_config_destroy(&cfg);
         return 0;
     }

@@ -285,7 +285,9 @@ static int load(compactor_t *s, strata_error_t *err)
         (rc = svc_config_u64(s->cfg, "compactor/target_file_mb", &target_mb, err)) ||
         (rc = svc_config_u64(s->cfg, "compactor/rate_mb_s", &rate_mb, err)) ||
         (rc = svc_config_u64(s->cfg, "compactor/cpu_percent", &s->cpu_percent, err)) ||
-        (rc = svc_config_bool(s->cfg, "writer/lz4", &lz4, err)))
+        (rc = svc_config_bool(s->cfg, "writer/lz4", &lz4, err)) ||
+        (rc =
+             svc_http_check("compactor/metrics", svc_config_get(s->cfg, "compactor/metrics"), err)))
         return rc;
     if (l0 < 2 || l0 > 64 || l1_mb < 1 || l1_mb > 1 << 20 || target_mb < 1 || target_mb > 4096 ||
         rate_mb > 100000 || s->cpu_percent < 1 || s->cpu_percent > 100)
@@ -354,9 +356,9 @@ int compactor_new(svc_config_t *cfg, compactor_t **compactor_p, strata_error_t *
     if ((rc = svc_control_bind(svc_config_get(s->cfg, "compactor/endpoint"), s->data_dir,
                                "compactor", &s->router, s->endpoint, sizeof s->endpoint, err)))
         goto fail;
-    const char *metrics = svc_config_get(s->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, s->metrics_url,
-                             sizeof s->metrics_url, err)))
+    const char *metrics = svc_config_get(s->cfg, "compactor/metrics");
+    if ((rc = svc_http_start("compactor/metrics", metrics, write_metrics, is_ready, s, &s->http,
+                             s->metrics_url, sizeof s->metrics_url, err)))
         goto fail;
     if ((rc = write_endpoints(s, err)))
         goto fail;

@@ -122,6 +122,8 @@ int dist_check_config(svc_config_t *cfg, strata_error_t *err)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     probe->cfg = cfg;
     int rc = load_numbers(probe, err);
+    if (!rc)
+        rc = svc_http_check("distributor/metrics", svc_config_get(cfg, "distributor/metrics"), err);
     free(probe);
     return rc;
 }
@@ -197,9 +199,9 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
         rc = strata_error_set(err, STRATA_EIO, "cannot create the inproc notify pair");
         goto fail;
     }
-    const char *metrics = svc_config_get(d->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, d, &d->http, d->metrics_url,
-                             sizeof d->metrics_url, err)))
+    const char *metrics = svc_config_get(d->cfg, "distributor/metrics");
+    if ((rc = svc_http_start("distributor/metrics", metrics, write_metrics, is_ready, d, &d->http,
+                             d->metrics_url, sizeof d->metrics_url, err)))
         goto fail;
     if ((rc = pump_tail_open(d, err)))
         goto fail;

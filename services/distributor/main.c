@@ -6,38 +6,8 @@
 #include "distributor.h"
 #include "log.h"
 
-static const char default_config[] =
-    "node\n"
-    "    name = node1\n"
-    "    data_dir = ./strata-data\n"
-    "distributor\n"
-    "    live = tcp://127.0.0.1:7410\n"
-    "    delayed = tcp://127.0.0.1:7411\n"
-    "    history = tcp://127.0.0.1:7412\n"
-    "    delay_ms = 100\n"
-    "    heartbeat_ms = 100\n"
-    "    sndhwm = 100000\n"
-    /* entry bytes ZeroMQ may hold for the subscribers of one stream */
-    "    pub_queue_mb = 64\n"
-    /* connections to each stream, at most the fd limit less 256 */
-    "    max_subscribers = 10000\n"
-    "    window = 1000\n"
-    "    max_window = 65536\n"
-    "    max_unacked_mb = 16\n"
-    "    max_sessions = 1024\n"
-    "    session_expire_s = 604800\n"
-    "    ack_timeout_ms = 2000\n"
-    "    ack_flush_ms = 5\n"
-    "    session_timeout_ms = 10000\n"
-    /* the node's CURVE settings, shared by its processes (lib/service/curve.h) */
-    "security\n"
-    "    curve = false\n"
-    "    server_cert = \"\"\n"
-    "    clients_dir = \"\"\n"
-    "metrics\n"
-    "    endpoint = 127.0.0.1:7481\n"
-    "log\n"
-    "    level = info\n";
+/* What this process reads of the node config (svc_node_defaults). */
+static const char *const uses[] = {"node", "distributor", "security", "log", NULL};
 
 static void usage(FILE *out)
 {
@@ -57,9 +27,9 @@ int main(int argc, char **argv)
     svc_config_t *cfg = NULL;
     strata_error_t err;
     strata_error_clear(&err);
-    rc = svc_config_load(default_config, config_file, &cfg, &err);
+    rc = svc_config_load(svc_node_defaults, config_file, &cfg, &err);
     if (rc == 0 && (rc = dist_check_config(cfg, &err)) == 0 && print_config) {
-        svc_config_print(cfg, stdout);
+        svc_config_print(cfg, stdout, uses);
         svc_config_destroy(&cfg);
         return 0;
     }

@@ -9,25 +9,8 @@
 #include "log.h"
 #include "snapshotter.h"
 
-static const char default_config[] =
-    "node\n"
-    "    name = node1\n"
-    "    data_dir = ./strata-data\n"
-    "snapshotter\n"
-    "    endpoint = \"\"\n" /* empty: ipc://<data_dir>/snapshotter.ctl */
-    "    dir = \"\"\n"      /* empty: <data_dir>/snapshots (same file system: hard links) */
-    "    interval_s = 1800\n"
-    "    keep = 3\n"
-    "    truncate_wal = true\n"
-    /* the node's CURVE settings, shared by its processes (lib/service/curve.h) */
-    "security\n"
-    "    curve = false\n"
-    "    server_cert = \"\"\n"
-    "    clients_dir = \"\"\n"
-    "metrics\n"
-    "    endpoint = 127.0.0.1:7482\n"
-    "log\n"
-    "    level = info\n";
+/* What this process reads of the node config (svc_node_defaults). */
+static const char *const uses[] = {"node", "snapshotter", "security", "log", NULL};
 
 static void usage(FILE *out)
 {
@@ -47,14 +30,14 @@ int main(int argc, char **argv)
     svc_config_t *cfg = NULL;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(default_config, config_file, &cfg, &err) ||
+    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
         snapshotter_check_config(cfg, &err)) {
         fprintf(stderr, "strata-snapshotter: %s\n", err.msg);
         svc_config_destroy(&cfg);
         return 2;
     }
     if (print_config) {
-        svc_config_print(cfg, stdout);
+        svc_config_print(cfg, stdout, uses);
         svc_config_destroy(&cfg);
         return 0;
     }

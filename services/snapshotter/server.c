@@ -224,7 +224,9 @@ static int load(snapshotter_t *s, strata_error_t *err)
     int rc;
     if ((rc = svc_config_u64(s->cfg, "snapshotter/interval_s", &s->interval_s, err)) ||
         (rc = svc_config_u64(s->cfg, "snapshotter/keep", &s->keep, err)) ||
-        (rc = svc_config_bool(s->cfg, "snapshotter/truncate_wal", &s->truncate_wal, err)))
+        (rc = svc_config_bool(s->cfg, "snapshotter/truncate_wal", &s->truncate_wal, err)) ||
+        (rc = svc_http_check("snapshotter/metrics", svc_config_get(s->cfg, "snapshotter/metrics"),
+                             err)))
         return rc;
     if (s->interval_s > 31 * 86400 || s->keep < 1 || s->keep > 1000)
         return strata_error_set(err, STRATA_EINVAL,
@@ -285,9 +287,9 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot create the worker's pipe");
         goto fail;
     }
-    const char *metrics = svc_config_get(s->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, s, &s->http, s->metrics_url,
-                             sizeof s->metrics_url, err)))
+    const char *metrics = svc_config_get(s->cfg, "snapshotter/metrics");
+    if ((rc = svc_http_start("snapshotter/metrics", metrics, write_metrics, is_ready, s, &s->http,
+                             s->metrics_url, sizeof s->metrics_url, err)))
         goto fail;
     snapshotter_remove_partials(s);
     snapshotter_prune(s);

@@ -233,7 +233,7 @@ static void ctl_config(void *call)
                                        "writer/wal_truncation",
                                        "writer/compaction",
                                        "writer/scan_limit",
-                                       "metrics/endpoint",
+                                       "writer/metrics",
                                        "log/level"};
     enum { N = sizeof keys / sizeof keys[0] };
     strata_pair_t pairs[N + 3];

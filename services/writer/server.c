@@ -169,24 +169,11 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
                                   sizeof w->endpoint, err)) ||
         !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err)))
         goto fail;
-    /* A config without the key (an embedded test's) takes the default. */
-    uint64_t max_clients = 10000, cap = 0;
-    const char *mc = svc_config_get(w->cfg, "writer/max_clients");
-    if (mc && (rc = svc_config_u64(w->cfg, "writer/max_clients", &max_clients, err)))
-        goto fail;
-    if ((rc = svc_conncap_new(w->router, max_clients, &w->conncap, &cap, err)))
+    uint64_t cap = 0;
+    if ((rc = svc_conncap_new(w->router, w->max_clients, &w->conncap, &cap, err)))
         goto fail;
     log_info("event=client_cap connections=%" PRIu64, cap);
-    uint64_t reply_mb = 64;
-    if (svc_config_get(w->cfg, "writer/reply_queue_mb") &&
-        (rc = svc_config_u64(w->cfg, "writer/reply_queue_mb", &reply_mb, err)))
-        goto fail;
-    if (reply_mb < 1 || reply_mb > 1048576) {
-        rc = strata_error_set(err, STRATA_EINVAL,
-                              "writer/reply_queue_mb: %" PRIu64 " not in [1, 1048576]", reply_mb);
-        goto fail;
-    }
-    if (!(w->outq = svc_outq_new(reply_mb << 20))) {
+    if (!(w->outq = svc_outq_new(w->reply_mb << 20))) {
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto fail;
     }
@@ -202,9 +189,9 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         strata_error_set(err, STRATA_EIO, "cannot bind the internal inproc sockets");
         goto fail;
     }
-    const char *metrics = svc_config_get(w->cfg, "metrics/endpoint");
-    if ((rc = svc_http_start(metrics, write_metrics, is_ready, w, &w->http, w->metrics_url,
-                             sizeof w->metrics_url, err)))
+    const char *metrics = svc_config_get(w->cfg, "writer/metrics");
+    if ((rc = svc_http_start("writer/metrics", metrics, write_metrics, is_ready, w, &w->http,
+                             w->metrics_url, sizeof w->metrics_url, err)))
         goto fail;
     if (pthread_create(&w->sync_thread, NULL, sync_main, w) != 0) {
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the sync thread");

@@ -153,6 +153,7 @@ struct writer {
     svc_outq_t *outq;
     _Atomic uint64_t replies_refused;
     uint32_t scan_limit;
+    uint64_t max_clients, reply_mb; /* from the config, read by open_db */
     bool ready, terminating;
 
     /* Pending sync replies, a ring in seq order. */
@@ -249,5 +250,8 @@ void watch_l0(writer_t *w);
 
 /* open.c */
 int open_db(writer_t *w, strata_error_t *err);
+/* The checks writer_new makes of the config's values, without opening
+ * anything: what --print-config runs. */
+int writer_check_config(svc_config_t *cfg, strata_error_t *err);
 
 #endif

@@ -168,7 +168,7 @@ void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env
     static unsigned started;
     snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
     static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=" TS_TCP_PORT,
-                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+                                           "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
     node->pid = spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, node->log, defaults, env);
     wait_ready(node->pid, "strata-writer", data_dir, node->log, node_ready, node);
 }
@@ -326,7 +326,7 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
     snprintf(dist->log, sizeof dist->log, "%s.distributor-%u.log", data_dir, started++);
     static const char *const defaults[] = {
         "STRATA_DISTRIBUTOR_LIVE=" TS_TCP_PORT, "STRATA_DISTRIBUTOR_DELAYED=" TS_TCP_PORT,
-        "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT, "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+        "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT, "STRATA_DISTRIBUTOR_METRICS=127.0.0.1:0", NULL};
     dist->pid =
         spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
     wait_ready(dist->pid, "strata-distributor", data_dir, dist->log, read_dist_endpoints, dist);
@@ -362,7 +362,7 @@ void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env
     snprintf(snap->log, sizeof snap->log, "%s.snapshotter-%u.log", data_dir, started++);
     /* Only on request unless a test asks for a period. */
     static const char *const defaults[] = {"STRATA_SNAPSHOTTER_INTERVAL_S=0",
-                                           "STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+                                           "STRATA_SNAPSHOTTER_METRICS=127.0.0.1:0", NULL};
     snap->pid =
         spawn(STRATA_SNAPSHOTTER_BIN, "strata-snapshotter", data_dir, snap->log, defaults, env);
     wait_ready(snap->pid, "strata-snapshotter", data_dir, snap->log, read_snap_endpoints, snap);
@@ -395,7 +395,7 @@ void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env
     snprintf(comp->dir, sizeof comp->dir, "%s", data_dir);
     static unsigned started;
     snprintf(comp->log, sizeof comp->log, "%s.compactor-%u.log", data_dir, started++);
-    static const char *const defaults[] = {"STRATA_METRICS_ENDPOINT=127.0.0.1:0", NULL};
+    static const char *const defaults[] = {"STRATA_COMPACTOR_METRICS=127.0.0.1:0", NULL};
     comp->pid = spawn(STRATA_COMPACTOR_BIN, "strata-compactor", data_dir, comp->log, defaults, env);
     wait_ready(comp->pid, "strata-compactor", data_dir, comp->log, read_comp_endpoints, comp);
 }

@@ -25,11 +25,10 @@ static svc_config_t *config_for(const char *dir)
              "    memtable_mb = 4\n    max_immutable_memtables = 4\n    sync_interval_ms = 10\n"
              "    wal_segment_mb = 4\n    lz4 = false\n    scan_limit = 1000\n    ring = off\n"
              "    ring_mb = 1\n    wal_retain_mb = 0\n    wal_retain_hours = 0\n"
-             "    wal_truncation = flush\n    compaction = compactor\n"
+             "    wal_truncation = flush\n    compaction = compactor\n    metrics = off\n"
              "compactor\n    endpoint = tcp://127.0.0.1:*\n    l0_trigger = 4\n"
              "    level1_mb = 64\n    target_file_mb = 8\n    rate_mb_s = 0\n"
-             "    cpu_percent = 100\n"
-             "metrics\n    endpoint = off\n"
+             "    cpu_percent = 100\n    metrics = off\n"
              "log\n    level = warning\n",
              dir);
     svc_config_t *cfg = NULL;

@@ -35,8 +35,7 @@ static svc_config_t *config_for(const char *dir)
              "    ack_timeout_ms = 2000\n"
              "    ack_flush_ms = 5\n"
              "    session_timeout_ms = 10000\n"
-             "metrics\n"
-             "    endpoint = 127.0.0.1:0\n"
+             "    metrics = 127.0.0.1:0\n"
              "log\n"
              "    level = warning\n",
              dir);

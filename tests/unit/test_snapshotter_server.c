@@ -18,7 +18,8 @@
 #include "support.h"
 #include "writer.h"
 
-/* metrics: the process's metrics/endpoint, "off" or 127.0.0.1:0 for any port. */
+/* metrics: the snapshotter's snapshotter/metrics, "off" or 127.0.0.1:0 for
+ * any port; the writer's is off. */
 static svc_config_t *config_for(const char *dir, const char *metrics)
 {
     char text[1400];
@@ -28,10 +29,9 @@ static svc_config_t *config_for(const char *dir, const char *metrics)
              "    memtable_mb = 4\n    max_immutable_memtables = 4\n    sync_interval_ms = 10\n"
              "    wal_segment_mb = 4\n    lz4 = false\n    scan_limit = 1000\n    ring = off\n"
              "    ring_mb = 1\n    wal_retain_mb = 0\n    wal_retain_hours = 0\n"
-             "    wal_truncation = flush\n    compaction = compactor\n"
+             "    wal_truncation = flush\n    compaction = compactor\n    metrics = off\n"
              "snapshotter\n    endpoint = tcp://127.0.0.1:*\n    dir = \"\"\n"
-             "    interval_s = 0\n    keep = 2\n    truncate_wal = true\n"
-             "metrics\n    endpoint = %s\n"
+             "    interval_s = 0\n    keep = 2\n    truncate_wal = true\n    metrics = %s\n"
              "log\n    level = warning\n",
              dir, metrics);
     svc_config_t *cfg = NULL;
