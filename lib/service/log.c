@@ -35,16 +35,27 @@ static void emit(strata_log_level_t level, const char *line)
     pthread_mutex_unlock(&s_emit_lock);
 }
 
-int svc_log_init(const char *ident, const char *level, strata_error_t *err)
+static int parse_level(const char *level, strata_error_t *err)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    int found = -1;
     for (int i = 0; i < 4; i++)
-        if (!strcmp(level, names[i]))
-            found = i;
+        if (level && !strcmp(level, names[i]))
+            return i;
+    strata_error_set(err, STRATA_EINVAL, "log/level: '%s' unknown (error, warning, info, debug)",
+                     level ? level : "");
+    return -1;
+}
+
+int svc_log_check(const char *level, strata_error_t *err)
+{
+    return parse_level(level, err) < 0 ? STRATA_EINVAL : 0;
+}
+
+int svc_log_init(const char *ident, const char *level, strata_error_t *err)
+{
+    int found = parse_level(level, err);
     if (found < 0)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "log/level: '%s' unknown (error, warning, info, debug)", level);
+        return STRATA_EINVAL;
     max_level = (strata_log_level_t)found;
     zsys_set_logident(ident);
     zsys_set_logstream(stderr);

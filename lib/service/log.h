@@ -7,6 +7,8 @@
 
 /* level: "error", "warning", "info" or "debug". */
 int svc_log_init(const char *ident, const char *level, strata_error_t *err);
+/* svc_log_init's check of level alone, for --print-config. */
+int svc_log_check(const char *level, strata_error_t *err);
 void svc_log(strata_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...)   svc_log(STRATA_LOG_ERROR, __VA_ARGS__)

@@ -28,7 +28,8 @@ int main(int argc, char **argv)
     strata_error_t err;
     strata_error_clear(&err);
     rc = svc_config_load(svc_node_defaults, config_file, &cfg, &err);
-    if (rc == 0 && (rc = dist_check_config(cfg, &err)) == 0 && print_config) {
+    if (rc == 0 && (rc = dist_check_config(cfg, &err)) == 0 &&
+        (rc = svc_log_check(svc_config_get(cfg, "log/level"), &err)) == 0 && print_config) {
         svc_config_print(cfg, stdout, uses);
         svc_config_destroy(&cfg);
         return 0;

@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     strata_error_t err;
     strata_error_clear(&err);
     if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-        writer_check_config(cfg, &err)) {
+        writer_check_config(cfg, &err) || svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
         fprintf(stderr, "strata-writer: %s\n", err.msg);
         svc_config_destroy(&cfg);
         return 2;
