@@ -78,8 +78,6 @@ static bool read_endpoints(ts_node_t *node)
 /* Generous: CI runs suites two at a time on two loaded cores. */
 #define TS_START_DEADLINE_NS (30 * 1000000000ull)
 
-/* Forks bin with the node's data dir, free ports (defaults, then env) and
- * its stderr in log; returns the child's pid. */
 static bool same_name(const char *a, const char *b)
 {
     size_t len = strcspn(a, "=");
@@ -93,18 +91,19 @@ static bool same_name(const char *a, const char *b)
 static char **child_environment(const char *dir_env, const char *const *defaults,
                                 const char *const *env)
 {
-    size_t n_own = 0, n_over = 1, n = 0;
+    size_t n_own = 0, n_over = dir_env ? 1 : 0, n = 0;
     while (environ[n_own])
         n_own++;
     for (size_t i = 0; defaults[i]; i++)
         n_over++;
     for (size_t i = 0; env && env[i]; i++)
         n_over++;
-    const char **over = calloc(n_over, sizeof *over);
+    const char **over = calloc(n_over + 1, sizeof *over);
     char **envp = calloc(n_own + n_over + 1, sizeof *envp);
     ck_assert(over != NULL && envp != NULL);
     size_t k = 0;
-    over[k++] = dir_env;
+    if (dir_env)
+        over[k++] = dir_env;
     for (size_t i = 0; defaults[i]; i++)
         over[k++] = defaults[i];
     for (size_t i = 0; env && env[i]; i++)
@@ -127,13 +126,18 @@ static char **child_environment(const char *dir_env, const char *const *defaults
     return envp;
 }
 
-static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *log,
-                   const char *const *defaults, const char *const *env)
+/* Forks bin with the node's data dir, free ports (defaults, then env) and
+ * its stderr in log; returns the child's pid. With a config file the
+ * process gets -c config and only env: the file says the rest. */
+static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *config,
+                   const char *log, const char *const *defaults, const char *const *env)
 {
+    static const char *const none[] = {NULL};
     char dir_env[600];
     snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
-    char **envp = child_environment(dir_env, defaults, env);
-    char *const argv[] = {(char *)name, NULL};
+    char **envp =
+        config ? child_environment(NULL, none, env) : child_environment(dir_env, defaults, env);
+    char *const argv[] = {(char *)name, config ? "-c" : NULL, (char *)config, NULL};
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -162,6 +166,12 @@ static bool node_ready(void *arg)
 
 void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env)
 {
+    ts_node_start_config(node, data_dir, NULL, env);
+}
+
+void ts_node_start_config(ts_node_t *node, const char *data_dir, const char *config,
+                          const char *const *env)
+{
     memset(node, 0, sizeof *node);
     snprintf(node->dir, sizeof node->dir, "%s", data_dir);
     mkdir(data_dir, 0755);
@@ -169,7 +179,8 @@ void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env
     snprintf(node->log, sizeof node->log, "%s.writer-%u.log", data_dir, started++);
     static const char *const defaults[] = {"STRATA_WRITER_ENDPOINT=" TS_TCP_PORT,
                                            "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
-    node->pid = spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, node->log, defaults, env);
+    node->pid =
+        spawn(STRATA_WRITER_BIN, "strata-writer", data_dir, config, node->log, defaults, env);
     wait_ready(node->pid, "strata-writer", data_dir, node->log, node_ready, node);
 }
 
@@ -320,6 +331,12 @@ static bool read_dist_endpoints(void *arg)
 
 void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env)
 {
+    ts_dist_start_config(dist, data_dir, NULL, env);
+}
+
+void ts_dist_start_config(ts_dist_t *dist, const char *data_dir, const char *config,
+                          const char *const *env)
+{
     memset(dist, 0, sizeof *dist);
     snprintf(dist->dir, sizeof dist->dir, "%s", data_dir);
     static unsigned started;
@@ -327,8 +344,8 @@ void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env
     static const char *const defaults[] = {
         "STRATA_DISTRIBUTOR_LIVE=" TS_TCP_PORT, "STRATA_DISTRIBUTOR_DELAYED=" TS_TCP_PORT,
         "STRATA_DISTRIBUTOR_HISTORY=" TS_TCP_PORT, "STRATA_DISTRIBUTOR_METRICS=127.0.0.1:0", NULL};
-    dist->pid =
-        spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, dist->log, defaults, env);
+    dist->pid = spawn(STRATA_DISTRIBUTOR_BIN, "strata-distributor", data_dir, config, dist->log,
+                      defaults, env);
     wait_ready(dist->pid, "strata-distributor", data_dir, dist->log, read_dist_endpoints, dist);
 }
 
@@ -356,6 +373,12 @@ static bool read_snap_endpoints(void *arg)
 
 void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env)
 {
+    ts_snap_start_config(snap, data_dir, NULL, env);
+}
+
+void ts_snap_start_config(ts_snap_t *snap, const char *data_dir, const char *config,
+                          const char *const *env)
+{
     memset(snap, 0, sizeof *snap);
     snprintf(snap->dir, sizeof snap->dir, "%s", data_dir);
     static unsigned started;
@@ -363,8 +386,8 @@ void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env
     /* Only on request unless a test asks for a period. */
     static const char *const defaults[] = {"STRATA_SNAPSHOTTER_INTERVAL_S=0",
                                            "STRATA_SNAPSHOTTER_METRICS=127.0.0.1:0", NULL};
-    snap->pid =
-        spawn(STRATA_SNAPSHOTTER_BIN, "strata-snapshotter", data_dir, snap->log, defaults, env);
+    snap->pid = spawn(STRATA_SNAPSHOTTER_BIN, "strata-snapshotter", data_dir, config, snap->log,
+                      defaults, env);
     wait_ready(snap->pid, "strata-snapshotter", data_dir, snap->log, read_snap_endpoints, snap);
 }
 
@@ -391,12 +414,19 @@ static bool read_comp_endpoints(void *arg)
 
 void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env)
 {
+    ts_comp_start_config(comp, data_dir, NULL, env);
+}
+
+void ts_comp_start_config(ts_comp_t *comp, const char *data_dir, const char *config,
+                          const char *const *env)
+{
     memset(comp, 0, sizeof *comp);
     snprintf(comp->dir, sizeof comp->dir, "%s", data_dir);
     static unsigned started;
     snprintf(comp->log, sizeof comp->log, "%s.compactor-%u.log", data_dir, started++);
     static const char *const defaults[] = {"STRATA_COMPACTOR_METRICS=127.0.0.1:0", NULL};
-    comp->pid = spawn(STRATA_COMPACTOR_BIN, "strata-compactor", data_dir, comp->log, defaults, env);
+    comp->pid =
+        spawn(STRATA_COMPACTOR_BIN, "strata-compactor", data_dir, config, comp->log, defaults, env);
     wait_ready(comp->pid, "strata-compactor", data_dir, comp->log, read_comp_endpoints, comp);
 }
 

@@ -23,6 +23,10 @@ typedef struct {
  * "NAME=value" strings (may be NULL). Fails the test when it does not come up,
  * printing its log. */
 void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env);
+/* The same with -c config (NULL: none), the file giving the data dir and
+ * the ports: only env is added to the test's environment. */
+void ts_node_start_config(ts_node_t *node, const char *data_dir, const char *config,
+                          const char *const *env);
 /* SIGTERM and wait; returns the exit status (or 128+signal). */
 int ts_node_stop(ts_node_t *node);
 /* SIGKILL and reap. */
@@ -41,6 +45,8 @@ typedef struct {
 } ts_dist_t;
 
 void ts_dist_start(ts_dist_t *dist, const char *data_dir, const char *const *env);
+void ts_dist_start_config(ts_dist_t *dist, const char *data_dir, const char *config,
+                          const char *const *env);
 int ts_dist_stop(ts_dist_t *dist);
 void ts_dist_kill9(ts_dist_t *dist);
 
@@ -56,6 +62,8 @@ typedef struct {
 } ts_snap_t;
 
 void ts_snap_start(ts_snap_t *snap, const char *data_dir, const char *const *env);
+void ts_snap_start_config(ts_snap_t *snap, const char *data_dir, const char *config,
+                          const char *const *env);
 int ts_snap_stop(ts_snap_t *snap);
 void ts_snap_kill9(ts_snap_t *snap);
 
@@ -70,6 +78,8 @@ typedef struct {
 } ts_comp_t;
 
 void ts_comp_start(ts_comp_t *comp, const char *data_dir, const char *const *env);
+void ts_comp_start_config(ts_comp_t *comp, const char *data_dir, const char *config,
+                          const char *const *env);
 int ts_comp_stop(ts_comp_t *comp);
 void ts_comp_kill9(ts_comp_t *comp);
 
