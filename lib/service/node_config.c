@@ -43,6 +43,9 @@ const char svc_node_defaults[] =
     /* reply bytes queued for clients, all together */
     "    reply_queue_mb = 64\n"
     "    metrics = 127.0.0.1:7480\n"
+    /* the node's election and replicator connect here (proto/TRANSPORT.md);
+       empty: ipc://<data_dir>/writer.raft */
+    "    raft = \"\"\n"
     "compactor\n"
     "    endpoint = \"\"\n" /* empty: ipc://<data_dir>/compactor.ctl */
     "    l0_trigger = 4\n"
@@ -77,7 +80,28 @@ const char svc_node_defaults[] =
     "    ack_timeout_ms = 2000\n"
     "    ack_flush_ms = 5\n"
     "    session_timeout_ms = 10000\n"
-    "    metrics = 127.0.0.1:7481\n";
+    "    metrics = 127.0.0.1:7481\n"
+    /* consensus (lib/raft/raft.md, proto/TRANSPORT.md); id 0: a single node
+       without it. Lists: "1,2,3"; peer lists: "1=tcp://host:port,2=..." with
+       every node, this one too */
+    "cluster\n"
+    "    id = 0\n"
+    "    voters = \"\"\n"
+    "    learners = \"\"\n"
+    "    election_peers = \"\"\n"
+    "    replicator_peers = \"\"\n"
+    "    client_peers = \"\"\n"
+    "    heartbeat_ms = 50\n"
+    "    election_min_ms = 500\n"
+    "    election_max_ms = 1000\n"
+    "    lease_ms = 400\n"
+    "election\n"
+    /* empty: all interfaces, the port of this node's election_peers entry */
+    "    bind = \"\"\n"
+    "    metrics = 127.0.0.1:7484\n"
+    "replicator\n"
+    "    bind = \"\"\n"
+    "    metrics = 127.0.0.1:7485\n";
 
 /* STRATA_ variables that are not config overrides but are read elsewhere:
  * the CLI's, the launcher's, the tests'. Without this list a process would
@@ -95,4 +119,6 @@ const char *const svc_env_allowed[] = {"STRATA_CONFIG",     /* every service: th
                                        "STRATA_COMPACTOR_BIN",
                                        "STRATA_SNAPSHOTTER_BIN",
                                        "STRATA_DISTRIBUTOR_BIN",
+                                       "STRATA_ELECTION_BIN",
+                                       "STRATA_REPLICATOR_BIN",
                                        NULL};
