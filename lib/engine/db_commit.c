@@ -230,3 +230,14 @@ int strata_db_term_at(strata_db_t *self, uint64_t seq, uint64_t *term)
 {
     return strata_wal_term_at(self->wal, seq, term);
 }
+
+int strata_db_log_terms(strata_db_t *self, uint64_t *first_seq, uint64_t **run_first_seq,
+                        uint64_t **run_term, size_t *n_runs, strata_error_t *err)
+{
+    return strata_wal_terms(self->wal, first_seq, run_first_seq, run_term, n_runs, err);
+}
+
+void strata_db_set_term(strata_db_t *self, uint64_t term)
+{
+    strata_wal_set_term(self->wal, term);
+}

@@ -61,6 +61,33 @@ int strata_wal_term_at(strata_wal_t *self, uint64_t seq, uint64_t *term)
     return rc;
 }
 
+int strata_wal_terms(strata_wal_t *self, uint64_t *first_seq, uint64_t **run_first_seq,
+                     uint64_t **run_term, size_t *n_runs, strata_error_t *err)
+{
+    *run_first_seq = *run_term = NULL;
+    *n_runs = 0;
+    pthread_mutex_lock(&self->mu);
+    *first_seq = self->n_segments ? self->segments[0].first_seq : self->next_seq;
+    size_t n = self->n_terms;
+    uint64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
+    uint64_t *terms = n ? malloc(n * sizeof *terms) : NULL;
+    if (n && (!seqs || !terms)) {
+        pthread_mutex_unlock(&self->mu);
+        free(seqs);
+        free(terms);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory copying %zu term runs", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        seqs[i] = self->terms[i].seq;
+        terms[i] = self->terms[i].term;
+    }
+    pthread_mutex_unlock(&self->mu);
+    *run_first_seq = seqs;
+    *run_term = terms;
+    *n_runs = n;
+    return 0;
+}
+
 /* ---- truncation ----------------------------------------------------------- */
 
 /* Appends the entries of buf[from, size) to *cut_buf, checking each. */

@@ -344,6 +344,55 @@ END_TEST
 /* A power cut at every sync point of a truncation: the reopened log is a
  * clean prefix of the old one that keeps everything up to the cut point,
  * and repeating the cut gives exactly the cut log. */
+/* The runs of terms a consensus core starts from: rebuilt by reopening,
+ * cut back by a truncation, and still naming the run the first retained
+ * entry belongs to after older segments are deleted. */
+START_TEST(term_runs_follow_reopen_truncation_and_retention)
+{
+    char *dir = ts_tempdir("replog");
+    make_two_term_log(dir, NULL, 200);
+    strata_wal_t *wal = wal_open(dir, NULL, 4096);
+    uint64_t first = 0, *seqs = NULL, *terms = NULL;
+    size_t n = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_wal_terms(wal, &first, &seqs, &terms, &n, &err), 0);
+    ck_assert_uint_eq(first, 1);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(seqs[0], 1);
+    ck_assert_uint_eq(terms[0], 1);
+    ck_assert_uint_eq(seqs[1], 101);
+    ck_assert_uint_eq(terms[1], 2);
+    free(seqs);
+    free(terms);
+
+    strata_wal_cut_t cut;
+    ck_assert_msg(strata_wal_truncate_after(wal, 90, &cut, &err) == 0, "%s", err.msg);
+    strata_wal_set_term(wal, 5);
+    leader_append(wal, 91, 180);
+    ck_assert_int_eq(strata_wal_terms(wal, &first, &seqs, &terms, &n, &err), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(seqs[1], 91);
+    ck_assert_uint_eq(terms[1], 5);
+    free(seqs);
+    free(terms);
+
+    uint32_t deleted = 0;
+    ck_assert_msg(strata_wal_delete_below(wal, 120, &deleted, &err) == 0, "%s", err.msg);
+    ck_assert_uint_gt(deleted, 0);
+    ck_assert_int_eq(strata_wal_terms(wal, &first, &seqs, &terms, &n, &err), 0);
+    ck_assert_uint_gt(first, 91);
+    ck_assert_uint_le(first, 120);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_le(seqs[n - 1], first);
+    ck_assert_uint_eq(terms[n - 1], 5);
+    free(seqs);
+    free(terms);
+    ck_assert_int_eq(strata_wal_close(&wal, NULL), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(power_cut_at_any_point_of_a_truncation_leaves_a_valid_prefix)
 {
     char *top = ts_tempdir("replog");
@@ -625,6 +674,7 @@ int main(void)
     tcase_add_test(tc, follower_append_stores_entries_byte_identical_and_checks_prev);
     tcase_add_test(tc, truncate_after_cuts_the_suffix_into_rollback_and_survives_reopen);
     tcase_add_test(tc, power_cut_at_any_point_of_a_truncation_leaves_a_valid_prefix);
+    tcase_add_test(tc, term_runs_follow_reopen_truncation_and_retention);
     tcase_add_test(tc, commit_below_durable_keeps_entries_invisible_until_committed);
     tcase_add_test(tc, uncommitted_bytes_have_a_cap);
     suite_add_tcase(s, tc);

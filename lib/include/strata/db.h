@@ -225,6 +225,11 @@ int strata_db_truncate_after(strata_db_t *self, uint64_t seq, strata_wal_cut_t *
 
 /* The term of the log entry at seq (strata_wal_term_at). */
 int strata_db_term_at(strata_db_t *self, uint64_t seq, uint64_t *term);
+/* The log's first seq and its runs of terms (strata_wal_terms). */
+int strata_db_log_terms(strata_db_t *self, uint64_t *first_seq, uint64_t **run_first_seq,
+                        uint64_t **run_term, size_t *n_runs, strata_error_t *err);
+/* The term written into entries appended from now on (a leader's). */
+void strata_db_set_term(strata_db_t *self, uint64_t term);
 
 /* Makes every acknowledged async write durable. */
 int strata_db_sync(strata_db_t *self, strata_error_t *err);

@@ -189,6 +189,14 @@ int strata_wal_append_entries(strata_wal_t *self, const uint8_t *entries, size_t
  * when the log does not hold seq. */
 int strata_wal_term_at(strata_wal_t *self, uint64_t seq, uint64_t *term);
 
+/* What a consensus core needs of the log at start: the first seq it holds
+ * (the next seq when it holds none) and, ascending, the first seq and the
+ * term of each run of entries of one term, in arrays the caller frees
+ * (both NULL when *n_runs is 0). A run may start below *first_seq when
+ * retention removed its head. */
+int strata_wal_terms(strata_wal_t *self, uint64_t *first_seq, uint64_t **run_first_seq,
+                     uint64_t **run_term, size_t *n_runs, strata_error_t *err);
+
 /* What strata_wal_truncate_after cut. */
 typedef struct {
     uint64_t first_seq, last_seq; /* the cut entries; 0 when nothing was cut */
