@@ -449,11 +449,11 @@ END_TEST
 
 START_TEST(absent_server_times_out_and_bad_options_are_einval)
 {
-    /* A port that was free a moment ago: connects are refused, nobody answers. */
+    /* A port held by a socket that never answers: freeing it instead would
+     * let another test's server take it meanwhile. */
     zsock_t *placeholder = zsock_new(ZMQ_DEALER);
     int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
     ck_assert_int_gt(port, 0);
-    zsock_destroy(&placeholder);
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
 
@@ -464,6 +464,7 @@ START_TEST(absent_server_times_out_and_bad_options_are_einval)
     strata_reply_clear(&reply);
     ck_assert_uint_eq(strata_client_in_flight(client), 0);
     strata_client_destroy(&client);
+    zsock_destroy(&placeholder);
 
     strata_client_options_t bad_endpoint = {.endpoint = "nonsense"};
     ck_assert_int_eq(strata_client_connect(&bad_endpoint, &client, &err), STRATA_EINVAL);

@@ -1119,10 +1119,10 @@ START_TEST(bad_options_are_einval_and_an_absent_distributor_times_out)
     ck_assert_msg(strstr(err.msg, "nonsense"), "names the endpoint: %s", err.msg);
     ck_assert_ptr_null(sub);
 
-    /* A port nobody listens on. */
+    /* A port held by a socket that never answers: freeing it instead would
+     * let another test's server take it meanwhile. */
     zsock_t *placeholder = zsock_new(ZMQ_DEALER);
     int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
-    zsock_destroy(&placeholder);
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     opts = (strata_sub_options_t){
@@ -1132,6 +1132,7 @@ START_TEST(bad_options_are_einval_and_an_absent_distributor_times_out)
     opts.durable = "app";
     ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_ETIMEDOUT);
     ck_assert_ptr_null(sub);
+    zsock_destroy(&placeholder);
 }
 END_TEST
 
