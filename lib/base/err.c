@@ -44,6 +44,8 @@ const char *strata_strerror(int code)
         return "busy: queue full";
     case STRATA_EPERM:
         return "not permitted for this key's role";
+    case STRATA_ENOTMASTER:
+        return "not the master";
     }
     return "unknown error";
 }

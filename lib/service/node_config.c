@@ -95,6 +95,9 @@ const char svc_node_defaults[] =
     "    election_min_ms = 500\n"
     "    election_max_ms = 1000\n"
     "    lease_ms = 400\n"
+    /* true: an empty data dir is a new cluster's first start, not a wiped
+       node (which rejoins as a learner) */
+    "    bootstrap = false\n"
     "election\n"
     /* empty: all interfaces, the port of this node's election_peers entry */
     "    bind = \"\"\n"

@@ -114,7 +114,17 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
         return 0;
     uint64_t now = now_ns();
     size_t released = 0;
-    while (w->pending_len) {
+    if (w->cx && rc) {
+        /* The core may already count on what this sync was to cover
+         * (raft.md R11): stop, and let recovery find what is on disk. */
+        log_error("event=consensus_fatal what=sync error=\"%s\"", message ? message : "");
+        _exit(70);
+    }
+    /* A cluster node's replies wait for their commit instead
+     * (consensus.c); the core learns what is durable. */
+    if (w->cx && loop)
+        consensus_durable(w);
+    while (w->pending_len && !w->cx) {
         pending_t *p = &w->pending[w->pending_head];
         if (!rc && p->seq > durable)
             break;
@@ -210,6 +220,8 @@ int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
             pairs[n++] = (strata_pair_t){"path", job->arg};
         } else if (!strcmp(job->verb, "truncate_wal")) {
             pairs[n++] = (strata_pair_t){"deleted", deleted};
+            if (job->deleted && w->cx)
+                consensus_compacted(w);
         } else if (!strcmp(job->verb, "install_compaction")) {
             snprintf(installed, sizeof installed, "%" PRIu64, job->installed);
             pairs[n++] = (strata_pair_t){"tables", installed};

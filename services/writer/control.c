@@ -106,6 +106,7 @@ static void ctl_job(void *call)
             return reply_error(c, STRATA_EINVAL, "control truncate_wal: '%s' is not a seq",
                                c->req->args[0]);
         }
+        job->arg_seq = consensus_truncate_floor(c->w, job->arg_seq);
     } else if (!strcmp(job->verb, "install_compaction")) {
         char why[256];
         if (parse_install(c->w, job, c->req, why, sizeof why) != 0) {

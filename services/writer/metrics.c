@@ -193,6 +193,19 @@ void stats_pairs(writer_t *w, pairs_t *p)
                                                "l4_files", "l5_files", "l6_files"};
     for (int i = 0; i < 7; i++)
         pair_add(p, level_names[i], "%u", db.level_files[i]);
+    consensus_stats_t cs;
+    consensus_stats(w, &cs);
+    pair_add(p, "role", "%s", cs.id ? cs.role : "standalone");
+    if (!cs.id)
+        return;
+    pair_add(p, "node_id", "%u", cs.id);
+    pair_add(p, "term", "%" PRIu64, cs.term);
+    pair_add(p, "leader", "%u", cs.leader);
+    pair_add(p, "commit_seq", "%" PRIu64, cs.commit_seq);
+    pair_add(p, "raft_received_total", "%" PRIu64, cs.received);
+    pair_add(p, "raft_sent_total", "%" PRIu64, cs.sent);
+    pair_add(p, "raft_dropped_total", "%" PRIu64, cs.dropped);
+    pair_add(p, "raft_refused_total", "%" PRIu64, cs.refused);
 }
 
 void write_metrics(void *arg, FILE *out)
@@ -222,8 +235,34 @@ void write_metrics(void *arg, FILE *out)
                  "# TYPE strata_level_bytes gauge\n");
     for (int i = 0; i < 7; i++)
         fprintf(out, "strata_level_bytes{level=\"%d\"} %" PRIu64 "\n", i, db.level_bytes[i]);
-    fprintf(out, "# HELP strata_role Role of this node (1 for the current one).\n"
-                 "# TYPE strata_role gauge\nstrata_role{role=\"standalone\"} 1\n");
+    consensus_stats_t cs;
+    consensus_stats(w, &cs);
+    fprintf(out,
+            "# HELP strata_role Role of this node (1 for the current one).\n"
+            "# TYPE strata_role gauge\nstrata_role{role=\"%s\"} 1\n",
+            cs.id ? cs.role : "standalone");
+    if (!cs.id)
+        return;
+    fprintf(out,
+            "# HELP strata_raft_term The node's current term.\n# TYPE strata_raft_term gauge\n"
+            "strata_raft_term %" PRIu64 "\n"
+            "# HELP strata_raft_leader The master's node id, 0 when none is known.\n"
+            "# TYPE strata_raft_leader gauge\nstrata_raft_leader %u\n"
+            "# HELP strata_raft_commit_seq Every entry up to this seq is committed.\n"
+            "# TYPE strata_raft_commit_seq gauge\nstrata_raft_commit_seq %" PRIu64 "\n"
+            "# HELP strata_raft_messages_received_total Peer messages taken by the core.\n"
+            "# TYPE strata_raft_messages_received_total counter\n"
+            "strata_raft_messages_received_total %" PRIu64 "\n"
+            "# HELP strata_raft_messages_sent_total Peer messages handed to a transport.\n"
+            "# TYPE strata_raft_messages_sent_total counter\n"
+            "strata_raft_messages_sent_total %" PRIu64 "\n"
+            "# HELP strata_raft_messages_dropped_total Peer messages with no transport to take "
+            "them.\n# TYPE strata_raft_messages_dropped_total counter\n"
+            "strata_raft_messages_dropped_total %" PRIu64 "\n"
+            "# HELP strata_raft_messages_refused_total Frames on the raft endpoint that were "
+            "refused.\n# TYPE strata_raft_messages_refused_total counter\n"
+            "strata_raft_messages_refused_total %" PRIu64 "\n",
+            cs.term, cs.leader, cs.commit_seq, cs.received, cs.sent, cs.dropped, cs.refused);
 }
 
 /* Ready means writes are taken: a writer whose WAL or flush failed still

@@ -34,6 +34,7 @@ typedef struct {
     uint64_t memtable_mb, max_imm, interval, segment_mb, scan_limit, retain_mb, retain_hours;
     uint64_t ring_mb, max_clients, reply_mb;
     bool lz4, snapshot_truncation, external_compaction;
+    uint32_t cluster_id;
 } options_t;
 
 static int read_options(svc_config_t *cfg, options_t *o, strata_error_t *err)
@@ -84,6 +85,14 @@ static int read_options(svc_config_t *cfg, options_t *o, strata_error_t *err)
                                 "writer/reply_queue_mb: %" PRIu64 " not in [1, 1048576]",
                                 o->reply_mb);
     if ((rc = svc_http_check("writer/metrics", svc_config_get(cfg, "writer/metrics"), err)))
+        return rc;
+    cluster_options_t *co = malloc(sizeof *co);
+    if (!co)
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    rc = cluster_read_options(cfg, co, err);
+    o->cluster_id = co->id;
+    free(co);
+    if (rc)
         return rc;
     o->snapshot_truncation = !strcmp(truncation, "snapshot");
     o->external_compaction = !strcmp(compaction, "compactor");
@@ -144,6 +153,8 @@ int open_db(writer_t *w, strata_error_t *err)
     opts.wal_retain_bytes = o.retain_mb << 20;
     opts.wal_retain_ms = o.retain_hours * 3600 * 1000;
     opts.manual_wal_truncation = o.snapshot_truncation;
+    /* In a cluster the consensus core says what is committed. */
+    opts.commit_mode = o.cluster_id ? STRATA_COMMIT_EXTERNAL : STRATA_COMMIT_LOCAL;
     w->external_compaction = o.external_compaction;
     opts.disable_auto_compaction = w->external_compaction;
     uint64_t start = now_ns();

@@ -56,6 +56,10 @@ void flush_staged(writer_t *w)
     strata_error_clear(&err);
     int rc = strata_db_write(w->db, &unsynced, w->batch, &first, &err);
     uint64_t seq = first, now = now_ns(), want = 0;
+    /* A cluster node acknowledges every write at its commit, whatever its
+     * durability: a write only this node holds can be cut by the next
+     * master. */
+    bool at_commit = w->cx != NULL;
     size_t ops = 0, async_replies = 0;
     for (size_t i = 0; i < w->n_staged; i++) {
         staged_t *s = &w->staged[i];
@@ -67,7 +71,7 @@ void flush_staged(writer_t *w)
         uint64_t last = seq + s->n_ops - 1;
         seq += s->n_ops;
         ops += s->n_ops;
-        if (s->durability == STRATA_DURABILITY_ASYNC) {
+        if (s->durability == STRATA_DURABILITY_ASYNC && !at_commit) {
             strata_reply_t rep = {.request_id = s->request_id, .op = s->op, .seq = last};
             send_reply(w, s->sock, &s->envelope, &rep);
             async_replies++;
@@ -98,9 +102,45 @@ void flush_staged(writer_t *w)
     pthread_mutex_unlock(&w->stats_mu);
     w->n_staged = 0;
     w->staged_bytes = 0;
+    w->staged_ops = 0;
     strata_batch_clear(w->batch);
     if (want)
         want_sync(w, want);
+    if (at_commit && !rc)
+        consensus_proposed(w, seq - 1);
+}
+
+/* A cluster node takes writes only as master, and an atomic group must fit
+ * one append to a follower, whose WAL takes whole groups only
+ * (proto/RAFT.md): at most STRATA_RAFT_MAX_ENTRIES entries and the message
+ * cap less room for the entries' headers. Staged requests share a group,
+ * so they go out before one that would not fit with them. */
+#define CLUSTER_GROUP_BYTES (STRATA_RAFT_MSG_MAX - 64 * 1024)
+#define ENTRY_OVERHEAD      64 /* header and topic, generously */
+
+static bool cluster_gate(ctx_t *c, size_t n_ops, size_t bytes)
+{
+    writer_t *w = c->w;
+    if (!w->cx)
+        return false;
+    char msg[768];
+    if (consensus_refuse_write(w, msg, sizeof msg)) {
+        reply_error(c, STRATA_ENOTMASTER, "%s", msg);
+        return true;
+    }
+    size_t need = bytes + n_ops * ENTRY_OVERHEAD;
+    if (n_ops > STRATA_RAFT_MAX_ENTRIES || need > CLUSTER_GROUP_BYTES) {
+        reply_error(c, STRATA_ETOOBIG,
+                    "%s: %zu ops of %zu bytes; a cluster node takes at most %u ops and %u bytes "
+                    "in one request",
+                    strata_op_name(c->req->op), n_ops, bytes, STRATA_RAFT_MAX_ENTRIES,
+                    (unsigned)(CLUSTER_GROUP_BYTES - n_ops * ENTRY_OVERHEAD));
+        return true;
+    }
+    if (w->staged_ops + n_ops > STRATA_RAFT_MAX_ENTRIES ||
+        w->staged_bytes + w->staged_ops * ENTRY_OVERHEAD + need > CLUSTER_GROUP_BYTES)
+        flush_staged(w);
+    return false;
 }
 
 /* Adds ops for one request; on failure the batch is cut back to where it
@@ -116,6 +156,7 @@ static void stage_or_fail(ctx_t *c, size_t ops_before, size_t n_ops, size_t byte
         return reply_error(c, rc, "%s: %s", what, strata_strerror(rc));
     }
     w->staged_bytes += bytes;
+    w->staged_ops += n_ops;
     if (w->n_staged >= STAGE_MAX_REQUESTS || w->staged_bytes >= STAGE_MAX_BYTES)
         flush_staged(w);
 }
@@ -155,7 +196,7 @@ static void handle_put(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "put.key: empty");
-    if (check_write(c, "put", req->key, NULL))
+    if (check_write(c, "put", req->key, NULL) || cluster_gate(c, 1, req->key.len + req->value.len))
         return;
     size_t before = strata_batch_count(c->w->batch);
     int rc = put_op(c, req->key, req->value);
@@ -167,7 +208,7 @@ static void handle_delete(ctx_t *c)
     const strata_request_t *req = c->req;
     if (req->key.len == 0)
         return reply_error(c, STRATA_EINVAL, "delete.key: empty");
-    if (check_write(c, "delete", req->key, NULL))
+    if (check_write(c, "delete", req->key, NULL) || cluster_gate(c, 1, req->key.len))
         return;
     size_t before = strata_batch_count(c->w->batch);
     int rc = delete_op(c, req->key);
@@ -187,11 +228,15 @@ static void handle_batch(ctx_t *c)
         if (check_write(c, field, req->ops[i].key, NULL))
             return;
     }
-    size_t before = strata_batch_count(c->w->batch), bytes = 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->n_ops; i++)
+        bytes += req->ops[i].key.len + req->ops[i].value.len;
+    if (cluster_gate(c, req->n_ops, bytes))
+        return;
+    size_t before = strata_batch_count(c->w->batch);
     int rc = 0;
     for (size_t i = 0; i < req->n_ops && !rc; i++) {
         const strata_batch_op_t *op = &req->ops[i];
-        bytes += op->key.len + op->value.len;
         rc = op->kind == STRATA_BATCH_PUT ? put_op(c, op->key, op->value) : delete_op(c, op->key);
     }
     stage_or_fail(c, before, req->n_ops, bytes, rc, "batch");
@@ -214,6 +259,10 @@ static void handle_record(ctx_t *c)
         return reply_error(c, STRATA_EINVAL, "record: no key or topic for this type");
     }
     if (check_write(c, "record", (strata_bytes_t){(const uint8_t *)key, (size_t)key_len}, topic)) {
+        strata_record_clear(&rec);
+        return;
+    }
+    if (cluster_gate(c, 1, (size_t)key_len + req->value.len)) {
         strata_record_clear(&rec);
         return;
     }
@@ -384,10 +433,12 @@ static void handle_status(ctx_t *c)
 {
     strata_db_stats_t db;
     strata_db_stats(c->w->db, &db);
+    consensus_stats_t cs;
+    consensus_stats(c->w, &cs);
     strata_reply_t rep = {.request_id = c->req->request_id,
                           .op = STRATA_OP_STATUS,
-                          .role = "standalone",
-                          .term = 0,
+                          .role = cs.id ? cs.role : "standalone",
+                          .term = cs.term,
                           .last_seq = db.last_seq,
                           .durable_seq = db.durable_seq};
     reply(c, &rep);

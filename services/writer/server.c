@@ -48,8 +48,9 @@ static int write_endpoints(writer_t *w, strata_error_t *err)
     strata_pair_t pairs[] = {{"endpoint", w->endpoint},
                              {"control", w->control_ep},
                              {"metrics", w->metrics_url},
-                             {"ring", w->ring_path[0] ? w->ring_path : "off"}};
-    return svc_write_endpoints(w->endpoints_file, "writer", pairs, 4, err);
+                             {"ring", w->ring_path[0] ? w->ring_path : "off"},
+                             {"raft", consensus_endpoint(w)}};
+    return svc_write_endpoints(w->endpoints_file, "writer", pairs, w->cx ? 5 : 4, err);
 }
 
 static void writer_free(writer_t *w)
@@ -62,6 +63,7 @@ static void writer_free(writer_t *w)
     svc_curve_close(&w->curve);
     zsock_destroy(&w->sync_pipe);
     zsock_destroy(&w->jobs);
+    consensus_close(w);
     strata_batch_destroy(&w->batch);
     if (w->db) {
         strata_error_t err;
@@ -108,8 +110,13 @@ static void drain(writer_t *w)
         on_sync(NULL, w->sync_pipe, w);
     for (size_t i = 0; i < w->pending_len; i++) {
         pending_t *p = &w->pending[(w->pending_head + i) % w->pending_cap];
-        send_error(w, p->sock, &p->envelope, p->request_id, STRATA_EREADONLY,
-                   w->sync_failure[0] ? w->sync_failure : "shutting down before the sync");
+        if (w->cx)
+            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_ENOTMASTER,
+                       "shutting down before this write committed; the write may or may not "
+                       "commit (outcome unknown)");
+        else
+            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_EREADONLY,
+                       w->sync_failure[0] ? w->sync_failure : "shutting down before the sync");
     }
     w->pending_len = 0;
     while (w->jobs_running > 0)
@@ -153,7 +160,7 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = open_db(w, err)))
+    if ((rc = open_db(w, err)) || (rc = consensus_open(w, err)))
         goto fail;
 
     char control_cfg[PATH_MAX + 32];
@@ -223,6 +230,7 @@ int writer_run(writer_t *w)
      * handler only sets zsys_interrupted, which the loop checks after each
      * poll, so a timer bounds how long a quiet loop takes to notice. */
     zloop_timer(loop, 100, 0, on_tick, w);
+    consensus_attach(w, loop);
     __atomic_store_n(&w->ready, true, __ATOMIC_RELEASE);
     log_info("event=ready node=%s endpoint=%s control=%s metrics=%s dir=%s pid=%d",
              svc_config_get(w->cfg, "node/name"), w->endpoint, w->control_ep, w->metrics_url,

@@ -41,6 +41,8 @@
 #include "strata/db.h"
 #include "strata/histogram.h"
 #include "strata/io.h"
+#include "strata/raft.h"
+#include "strata/raft_msg.h"
 #include "strata/record.h"
 #include "strata/ring.h"
 
@@ -79,6 +81,26 @@ typedef struct {
 } stats_t;
 
 typedef struct writer writer_t;
+
+/* The cluster section of the config (consensus.c); id 0: a single node. */
+typedef struct {
+    uint32_t id;
+    uint32_t voters[STRATA_RAFT_MAX_NODES], n_voters;
+    uint32_t learners[STRATA_RAFT_MAX_NODES], n_learners;
+    char client[256][256]; /* each node's client endpoint, by id */
+    uint64_t heartbeat_ms, election_min_ms, election_max_ms, lease_ms;
+    bool bootstrap;
+} cluster_options_t;
+
+typedef struct consensus consensus_t;
+
+typedef struct {
+    uint32_t id; /* 0: a single node, the rest is empty */
+    const char *role;
+    uint64_t term, commit_seq;
+    uint32_t leader;
+    uint64_t received, sent, dropped, refused;
+} consensus_stats_t;
 
 /* A write request applied to the staging batch, not yet to the engine. */
 typedef struct {
@@ -177,7 +199,10 @@ struct writer {
     uint64_t l0_warned; /* L0 file count last warned about; 0: not backlogged */
 
     staged_t *staged;
-    size_t n_staged, cap_staged, staged_bytes;
+    size_t n_staged, cap_staged, staged_bytes, staged_ops;
+
+    /* The consensus host; NULL on a single node. */
+    consensus_t *cx;
 
     pthread_mutex_t stats_mu; /* the loop writes, the HTTP thread reads */
     stats_t stats;
@@ -247,6 +272,24 @@ int on_request(zloop_t *loop, zsock_t *sock, void *arg);
 void handle_control(ctx_t *c);
 void release_state_waiters(writer_t *w, bool everything);
 void watch_l0(writer_t *w);
+
+/* consensus.c */
+int cluster_read_options(svc_config_t *cfg, cluster_options_t *o, strata_error_t *err);
+int consensus_open(writer_t *w, strata_error_t *err); /* after open_db; no-op for id 0 */
+void consensus_attach(writer_t *w, zloop_t *loop);
+void consensus_close(writer_t *w);
+const char *consensus_endpoint(const writer_t *w);
+/* What the WAL made durable, for the core. */
+void consensus_durable(writer_t *w);
+/* The leader wrote client entries up to last_seq. */
+void consensus_proposed(writer_t *w, uint64_t last_seq);
+/* True, with the client's message, when this node may not take writes. */
+bool consensus_refuse_write(writer_t *w, char *msg, size_t cap);
+void consensus_stats(const writer_t *w, consensus_stats_t *s);
+/* The highest truncate_wal bound that keeps what followers still need. */
+uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq);
+/* WAL segments were deleted: the core learns where the log starts now. */
+void consensus_compacted(writer_t *w);
 
 /* open.c */
 int open_db(writer_t *w, strata_error_t *err);

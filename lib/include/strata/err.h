@@ -25,6 +25,7 @@ typedef enum {
     STRATA_ECONFLICT = -15,  /* a follower append does not match the log: see the hint */
     STRATA_EBUSY = -16,      /* a bounded queue is full: retry once it drains */
     STRATA_EPERM = -17,      /* the caller's role (its CURVE key) may not do this */
+    STRATA_ENOTMASTER = -18, /* a cluster node that is not the master: the message names it */
 } strata_err_t;
 
 typedef struct {

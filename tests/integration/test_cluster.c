@@ -1,0 +1,156 @@
+/* A writer that hosts the consensus core (cluster/id set): real
+ * strata-writer processes, talked to over ZeroMQ. A node's whole cluster
+ * needs its election and replicator; what one writer does on its own is
+ * here: a one-voter cluster commits every write through the core, a voter
+ * that reaches no peer takes no writes, a disk that was never bootstrapped
+ * does not vote. */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node.h"
+#include "strata/client.h"
+#include "support.h"
+
+/* The node's status, polled until its role is want or 15 s pass. */
+static uint64_t wait_role(const char *endpoint, const char *want)
+{
+    strata_client_t *c = ts_connect(endpoint, 2000);
+    uint64_t deadline = ts_now_ns() + 15000000000ull, term = 0;
+    char role[32] = "";
+    while (ts_now_ns() < deadline) {
+        strata_reply_t rep;
+        strata_error_t err;
+        if (strata_client_status(c, &rep, &err) == 0) {
+            snprintf(role, sizeof role, "%s", rep.role ? rep.role : "");
+            term = rep.term;
+            strata_reply_clear(&rep);
+            if (!strcmp(role, want))
+                break;
+        }
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the role with a deadline */
+    }
+    strata_client_destroy(&c);
+    ck_assert_msg(!strcmp(role, want), "%s: role '%s', want %s", endpoint, role, want);
+    return term;
+}
+
+static const char *const one_voter[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
+                                        "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
+                                        "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+
+START_TEST(a_one_voter_cluster_commits_every_write_through_the_core)
+{
+    char *dir = ts_tempdir("cluster1");
+    ts_node_t node;
+    ts_node_start(&node, dir, one_voter);
+    uint64_t term = wait_role(node.endpoint, "leader");
+    ck_assert_uint_ge(term, 1);
+    strata_client_t *c = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    uint64_t seq = 0;
+    /* Both durabilities are acknowledged at the commit. */
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k1", 2, "v1", 2, &seq, &err), 0);
+    ck_assert_uint_ge(seq, 2); /* the term's no-op came first */
+    uint64_t seq2 = 0;
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_ASYNC, "k2", 2, "v2", 2, &seq2, &err),
+                     0);
+    ck_assert_uint_eq(seq2, seq + 1);
+    void *value = NULL;
+    size_t value_len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k2", 2, &value, &value_len, &err), 0);
+    ck_assert_uint_eq(value_len, 2);
+    free(value);
+    ck_assert_uint_ge(ts_stat(c, "commit_seq"), seq2);
+    ck_assert_uint_eq(ts_stat(c, "term"), term);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+
+    /* A restart is a new election: a higher term, its own no-op, the data
+     * kept. */
+    ts_node_start(&node, dir, one_voter);
+    uint64_t term2 = wait_role(node.endpoint, "leader");
+    ck_assert_uint_gt(term2, term);
+    c = ts_connect(node.endpoint, 10000);
+    ck_assert_int_eq(strata_client_get(c, "k1", 2, &value, &value_len, &err), 0);
+    ck_assert(value_len == 2 && memcmp(value, "v1", 2) == 0);
+    free(value);
+    uint64_t seq3 = 0;
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k3", 2, "v3", 2, &seq3, &err),
+                     0);
+    ck_assert_uint_eq(seq3, seq2 + 2);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(a_voter_that_reaches_no_peer_takes_no_writes)
+{
+    char *dir = ts_tempdir("cluster3");
+    const char *const env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
+                               "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
+                               "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
+                               "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+    ts_node_t node;
+    ts_node_start(&node, dir, env);
+    strata_client_t *c = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ENOTMASTER);
+    ck_assert_msg(strstr(err.msg, "not master: no master is known in term"), "%s", err.msg);
+    /* Reads are served from what this node holds. */
+    void *value = NULL;
+    size_t value_len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &value_len, &err), STRATA_ENOTFOUND);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_status(c, &rep, &err), 0);
+    ck_assert_msg(strcmp(rep.role, "leader") != 0, "role %s", rep.role);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(an_empty_disk_that_was_not_bootstrapped_does_not_vote)
+{
+    char *dir = ts_tempdir("cluster-fresh");
+    const char *const env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
+                               "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400", NULL};
+    ts_node_t node;
+    ts_node_start(&node, dir, env);
+    wait_role(node.endpoint, "learner");
+    strata_client_t *c = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ENOTMASTER);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+static Suite *cluster_suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("one_writer");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, a_one_voter_cluster_commits_every_write_through_the_core);
+    tcase_add_test(tc, a_voter_that_reaches_no_peer_takes_no_writes);
+    tcase_add_test(tc, an_empty_disk_that_was_not_bootstrapped_does_not_vote);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ts_run(cluster_suite());
+}
