@@ -785,6 +785,11 @@ size_t strata_raft_recv(strata_raft_t *r, const strata_raft_msg_t *m, uint64_t n
     return done(r, acts);
 }
 
+bool strata_raft_accepts_proposals(const strata_raft_t *r)
+{
+    return r->role == STRATA_RAFT_LEADER && !r->transfer_to;
+}
+
 size_t strata_raft_propose(strata_raft_t *r, uint64_t last_seq, uint64_t now_ns, bool *ok,
                            const strata_raft_act_t **acts)
 {

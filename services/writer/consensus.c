@@ -47,6 +47,8 @@ struct consensus {
     strata_raft_role_t role;
     uint64_t term;
     uint32_t leader;
+    uint64_t contact_ns[STRATA_RAFT_MSG_MAX_NODE + 1]; /* last message from each node */
+    uint64_t noop_seq; /* this term's no-op, as leader; UINT64_MAX until written */
     /* Copies for the stats and /metrics threads. */
     _Atomic uint64_t term_a, commit_a, received, sent, dropped, refused;
     _Atomic int role_a;
@@ -396,6 +398,7 @@ static void leader_noop(writer_t *w, const strata_raft_entry_t *e)
                          seq, e->seq);
         fatal("noop", &err);
     }
+    w->cx->noop_seq = seq;
     want_sync(w, seq);
 }
 
@@ -452,6 +455,8 @@ static void set_role(writer_t *w, const strata_raft_act_t *a)
              a->term, a->leader);
     if (was_leader && a->role != STRATA_RAFT_LEADER)
         fail_uncommitted(w);
+    if (!was_leader && a->role == STRATA_RAFT_LEADER)
+        cx->noop_seq = UINT64_MAX;
     send_role(w, NULL);
 }
 
@@ -529,16 +534,50 @@ void consensus_proposed(writer_t *w, uint64_t last_seq)
     bool ok = false;
     size_t n = strata_raft_propose(w->cx->core, last_seq, now_ns(), &ok, &acts);
     run(w, n, acts);
-    if (!ok)
-        log_error("event=propose_refused last_seq=%" PRIu64, last_seq);
+    if (!ok) {
+        /* The log now holds entries the core does not know of: only a
+         * restart makes the two agree again (it reads the log). */
+        strata_error_t err;
+        strata_error_set(&err, STRATA_EINVAL, "the core refused entries up to seq %" PRIu64,
+                         last_seq);
+        fatal("propose", &err);
+    }
+}
+
+/* R4: a new master serves nothing before its no-op commits, since only
+ * then has it applied everything earlier masters acknowledged. */
+static bool noop_pending(writer_t *w, char *msg, size_t cap)
+{
+    consensus_t *cx = w->cx;
+    if (cx->role != STRATA_RAFT_LEADER || strata_db_commit_seq(w->db) >= cx->noop_seq)
+        return false;
+    snprintf(msg, cap,
+             "not master yet: elected in term %" PRIu64
+             ", this node has not committed its first entry; retry in a moment",
+             cx->term);
+    return true;
+}
+
+bool consensus_refuse_read(writer_t *w, char *msg, size_t cap)
+{
+    return w->cx && noop_pending(w, msg, cap);
 }
 
 bool consensus_refuse_write(writer_t *w, char *msg, size_t cap)
 {
     consensus_t *cx = w->cx;
-    if (!cx || cx->role == STRATA_RAFT_LEADER)
+    if (!cx)
         return false;
-    if (cx->leader)
+    if (noop_pending(w, msg, cap))
+        return true;
+    if (strata_raft_accepts_proposals(cx->core))
+        return false;
+    if (cx->role == STRATA_RAFT_LEADER)
+        snprintf(msg, cap,
+                 "not master: this node is handing the office over (term %" PRIu64
+                 "); retry in a moment",
+                 cx->term);
+    else if (cx->leader)
         snprintf(msg, cap, "not master: the master is node %u at %s (term %" PRIu64 ")", cx->leader,
                  cx->o.client[cx->leader], cx->term);
     else
@@ -615,6 +654,7 @@ static void handle_msg(writer_t *w, zframe_t *id, zmsg_t *msg)
         return;
     }
     atomic_fetch_add(&cx->received, 1);
+    cx->contact_ns[m.from] = now_ns();
     cx->in = &m;
     cx->in_frames = frames;
     cx->in_frames_len = frames_len;
@@ -648,6 +688,72 @@ static int on_raft(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+/* ---- operator verbs ------------------------------------------------------- */
+
+static uint32_t node_at(const consensus_t *cx, uint32_t i)
+{
+    return i < cx->o.n_voters ? cx->o.voters[i] : cx->o.learners[i - cx->o.n_voters];
+}
+
+int consensus_transfer(writer_t *w, uint32_t *to, char *why, size_t cap)
+{
+    consensus_t *cx = w->cx;
+    if (!cx) {
+        snprintf(why, cap, "this node is not part of a cluster (cluster/id 0)");
+        return STRATA_EINVAL;
+    }
+    if (consensus_refuse_write(w, why, cap))
+        return STRATA_ENOTMASTER;
+    if (!*to) {
+        uint64_t best = 0;
+        for (uint32_t i = 0; i < cx->o.n_voters; i++) {
+            uint32_t v = cx->o.voters[i];
+            uint64_t match = v == cx->o.id ? 0 : strata_raft_match(cx->core, v);
+            if (v != cx->o.id && (!*to || match > best)) {
+                *to = v;
+                best = match;
+            }
+        }
+        if (!*to) {
+            snprintf(why, cap, "no other voter to hand over to");
+            return STRATA_EINVAL;
+        }
+    }
+    bool voter = false;
+    for (uint32_t i = 0; i < cx->o.n_voters; i++)
+        voter |= cx->o.voters[i] == *to;
+    if (!voter || *to == cx->o.id) {
+        snprintf(why, cap, "node %u is not another voter of this cluster", *to);
+        return STRATA_EINVAL;
+    }
+    const strata_raft_act_t *acts;
+    size_t n = strata_raft_transfer(cx->core, *to, now_ns(), &acts);
+    run(w, n, acts);
+    log_info("event=transfer to=%u term=%" PRIu64, *to, cx->term);
+    return 0;
+}
+
+void consensus_peer_pairs(writer_t *w, pairs_t *p)
+{
+    consensus_t *cx = w->cx;
+    uint64_t now = now_ns();
+    for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
+        uint32_t id = node_at(cx, i);
+        if (id == cx->o.id)
+            continue;
+        char name[48];
+        if (cx->role == STRATA_RAFT_LEADER) {
+            snprintf(name, sizeof name, "peer_%u_match", id);
+            pair_add(p, name, "%" PRIu64, strata_raft_match(cx->core, id));
+        }
+        snprintf(name, sizeof name, "peer_%u_contact_ms", id);
+        if (cx->contact_ns[id])
+            pair_add(p, name, "%" PRIu64, (now - cx->contact_ns[id]) / 1000000);
+        else
+            pair_add(p, name, "never");
+    }
+}
+
 /* ---- start and stop ------------------------------------------------------- */
 
 /* The term of the entry just below the log's first, from the runs (0 when
@@ -671,7 +777,7 @@ uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq)
      * from (match 0) holds nothing back, or a dead node would keep every
      * segment. */
     for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
-        uint32_t peer = i < cx->o.n_voters ? cx->o.voters[i] : cx->o.learners[i - cx->o.n_voters];
+        uint32_t peer = node_at(cx, i);
         uint64_t match = peer == cx->o.id ? 0 : strata_raft_match(cx->core, peer);
         if (match && match + 1 < below_seq)
             below_seq = match + 1;

@@ -257,6 +257,32 @@ static void ctl_terminate(void *call)
     c->w->terminating = true;
 }
 
+/* Leadership transfer (raft.md R8): answered once the core has taken it;
+ * the new master shows in status within an election timeout. */
+static void ctl_transfer(void *call)
+{
+    ctx_t *c = call;
+    uint32_t to = 0;
+    char why[256];
+    if (!strcmp(c->req->verb, "transfer")) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = strtoul(c->req->args[0], &end, 10);
+        if (errno || end == c->req->args[0] || *end || v < 1 || v > 255)
+            return reply_error(c, STRATA_EINVAL, "control transfer: '%s' is not a node id 1..255",
+                               c->req->args[0]);
+        to = (uint32_t)v;
+    }
+    int rc = consensus_transfer(c->w, &to, why, sizeof why);
+    if (rc)
+        return reply_error(c, rc, "control %s: %s", c->req->verb, why);
+    char target[16];
+    snprintf(target, sizeof target, "%u", to);
+    strata_pair_t pairs[] = {{"verb", c->req->verb}, {"to", target}};
+    pairs_t p = {pairs, NULL, 2, 2};
+    reply_pairs(c, STRATA_OP_CONTROL, &p);
+}
+
 static const svc_verb_t verbs[] = {
     {"ping", 0, 0, false, ctl_ping, "liveness and version"},
     {"config", 0, 0, false, ctl_config, "effective configuration"},
@@ -271,6 +297,10 @@ static const svc_verb_t verbs[] = {
     {"install_compaction", 0, 0, true, ctl_job,
      "(job in control.install): install a compactor's result as one version edit"},
     {"terminate", 0, 0, true, ctl_terminate, "graceful shutdown (control endpoint only)"},
+    {"transfer", 1, 1, false, ctl_transfer,
+     "NODE: hand the master's office to NODE once it has caught up (cluster master only)"},
+    {"step_down", 0, 0, false, ctl_transfer,
+     "hand the master's office to the most up-to-date other voter (cluster master only)"},
 };
 
 void handle_control(ctx_t *c)

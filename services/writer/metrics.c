@@ -206,6 +206,7 @@ void stats_pairs(writer_t *w, pairs_t *p)
     pair_add(p, "raft_sent_total", "%" PRIu64, cs.sent);
     pair_add(p, "raft_dropped_total", "%" PRIu64, cs.dropped);
     pair_add(p, "raft_refused_total", "%" PRIu64, cs.refused);
+    consensus_peer_pairs(w, p);
 }
 
 void write_metrics(void *arg, FILE *out)

@@ -478,9 +478,12 @@ static void dispatch(ctx_t *c)
         return handle_record(c);
     case STRATA_OP_GET:
     case STRATA_OP_MULTI_GET:
-        return handle_get(c);
-    case STRATA_OP_SCAN:
-        return handle_scan(c);
+    case STRATA_OP_SCAN: {
+        char why[256];
+        if (consensus_refuse_read(c->w, why, sizeof why))
+            return reply_error(c, STRATA_ENOTMASTER, "%s", why);
+        return c->req->op == STRATA_OP_SCAN ? handle_scan(c) : handle_get(c);
+    }
     case STRATA_OP_STATUS:
         return handle_status(c);
     case STRATA_OP_STATS:

@@ -285,11 +285,19 @@ void consensus_durable(writer_t *w);
 void consensus_proposed(writer_t *w, uint64_t last_seq);
 /* True, with the client's message, when this node may not take writes. */
 bool consensus_refuse_write(writer_t *w, char *msg, size_t cap);
+/* The same for reads: a new master that has not committed its no-op may
+ * not have applied what earlier masters acknowledged (R4). */
+bool consensus_refuse_read(writer_t *w, char *msg, size_t cap);
 void consensus_stats(const writer_t *w, consensus_stats_t *s);
 /* The highest truncate_wal bound that keeps what followers still need. */
 uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq);
 /* WAL segments were deleted: the core learns where the log starts now. */
 void consensus_compacted(writer_t *w);
+/* Starts a leadership transfer to *to (0: the voter with the highest
+ * match, set in *to). 0, or an error code with why. */
+int consensus_transfer(writer_t *w, uint32_t *to, char *why, size_t cap);
+/* name=value pairs per other node (match and last contact), for stats. */
+void consensus_peer_pairs(writer_t *w, pairs_t *p);
 
 /* open.c */
 int open_db(writer_t *w, strata_error_t *err);

@@ -28,8 +28,14 @@ static uint64_t wait_role(const char *endpoint, const char *want)
             snprintf(role, sizeof role, "%s", rep.role ? rep.role : "");
             term = rep.term;
             strata_reply_clear(&rep);
-            if (!strcmp(role, want))
+            /* A new master serves once its first entry is committed. */
+            void *value = NULL;
+            size_t len = 0;
+            if (!strcmp(role, want) &&
+                (strcmp(want, "leader") ||
+                 strata_client_get(c, "?", 1, &value, &len, &err) != STRATA_ENOTMASTER))
                 break;
+            free(value);
         }
         struct timespec nap = {0, 20 * 1000000};
         nanosleep(&nap, NULL); /* polling the role with a deadline */

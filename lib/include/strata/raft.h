@@ -186,6 +186,9 @@ uint64_t strata_raft_term_at(const strata_raft_t *r, uint64_t seq);
  * before it ends as long as clocks run within the drift bound. */
 uint64_t strata_raft_lease_until(const strata_raft_t *r);
 uint64_t strata_raft_match(const strata_raft_t *r, uint32_t peer);
+/* Whether strata_raft_propose would take entries now: a leader that is not
+ * handing over (R8). The host checks before it appends client entries. */
+bool strata_raft_accepts_proposals(const strata_raft_t *r);
 
 const char *strata_raft_role_name(strata_raft_role_t role);
 const char *strata_raft_msg_name(strata_raft_msg_type_t type);
