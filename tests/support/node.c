@@ -440,6 +440,46 @@ void ts_comp_kill9(ts_comp_t *comp)
     kill9_pid(&comp->pid);
 }
 
+static bool read_relay_endpoints(void *arg)
+{
+    ts_relay_t *relay = arg;
+    zconfig_t *cfg = own_endpoints(relay->dir, relay->kind, relay->pid);
+    if (!cfg)
+        return false;
+    copy_key(cfg, relay->kind, "control", relay->control, sizeof relay->control);
+    copy_key(cfg, relay->kind, "metrics", relay->metrics, sizeof relay->metrics);
+    copy_key(cfg, relay->kind, "bind", relay->bind, sizeof relay->bind);
+    zconfig_destroy(&cfg);
+    return true;
+}
+
+void ts_relay_start_config(ts_relay_t *relay, const char *kind, const char *data_dir,
+                           const char *config, const char *const *env)
+{
+    memset(relay, 0, sizeof *relay);
+    snprintf(relay->dir, sizeof relay->dir, "%s", data_dir);
+    snprintf(relay->kind, sizeof relay->kind, "%s", kind);
+    static unsigned started;
+    snprintf(relay->log, sizeof relay->log, "%s.%s-%u.log", data_dir, kind, started++);
+    bool election = !strcmp(kind, "election");
+    char prog[32];
+    snprintf(prog, sizeof prog, "strata-%s", kind);
+    static const char *const none[] = {NULL};
+    relay->pid = spawn(election ? STRATA_ELECTION_BIN : STRATA_REPLICATOR_BIN, prog, data_dir,
+                       config, relay->log, none, env);
+    wait_ready(relay->pid, prog, data_dir, relay->log, read_relay_endpoints, relay);
+}
+
+int ts_relay_stop(ts_relay_t *relay)
+{
+    return stop_pid(&relay->pid, relay->log);
+}
+
+void ts_relay_kill9(ts_relay_t *relay)
+{
+    kill9_pid(&relay->pid);
+}
+
 strata_client_t *ts_connect(const char *endpoint, int timeout_ms)
 {
     strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};

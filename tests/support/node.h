@@ -83,6 +83,24 @@ void ts_comp_start_config(ts_comp_t *comp, const char *data_dir, const char *con
 int ts_comp_stop(ts_comp_t *comp);
 void ts_comp_kill9(ts_comp_t *comp);
 
+/* A Raft transport, strata-election or strata-replicator (kind "election"
+ * or "replicator"), started with -c config beside a node's writer; ready
+ * once it has written <kind>.endpoints. */
+typedef struct {
+    pid_t pid;
+    char dir[512];
+    char kind[16];
+    char control[600]; /* ipc://DIR/<kind>.ctl */
+    char metrics[256];
+    char bind[256];
+    char log[600];
+} ts_relay_t;
+
+void ts_relay_start_config(ts_relay_t *relay, const char *kind, const char *data_dir,
+                           const char *config, const char *const *env);
+int ts_relay_stop(ts_relay_t *relay);
+void ts_relay_kill9(ts_relay_t *relay);
+
 /* A client of endpoint with a timeout per call; fails the test when it
  * cannot be made. */
 strata_client_t *ts_connect(const char *endpoint, int timeout_ms);

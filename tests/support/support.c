@@ -225,3 +225,26 @@ bool ts_sanitized(void)
     return false;
 #endif
 }
+
+int ts_free_port(void)
+{
+    /* Above Linux's ephemeral range (32768..60999), as node.c's endpoints:
+     * a process restarted on its port must not find it taken by an
+     * outgoing connection meanwhile. */
+    static uint64_t state;
+    if (!state)
+        state = ts_now_ns() | 1;
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = 61000 + (int)(ts_rand(&state) % 4536);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(fd, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+        close(fd);
+        if (rc == 0)
+            return port;
+    }
+    ck_abort_msg("no free port in 61000..65535");
+    return -1;
+}

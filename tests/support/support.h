@@ -46,6 +46,10 @@ bool ts_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
  * over a plain socket: the whole response, status line and headers too,
  * malloc'd; at most 1 MiB. Aborts the test when it cannot connect. */
 char *ts_http_get(const char *url);
+/* A TCP port on 127.0.0.1 that nothing holds now, from 61000..65535, for
+ * a config that must name its ports before any process binds them (a
+ * cluster's peer lists). Aborts the test when none is found. */
+int ts_free_port(void);
 /* A process's private resident memory (RssAnon), KiB: what it allocated,
  * not the files and shared rings it maps. */
 uint64_t ts_rss_kib(int pid);
