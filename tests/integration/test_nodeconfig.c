@@ -2,8 +2,8 @@
  * holds every key of the registry with its default; writer, compactor,
  * snapshotter and distributor all start from the same file and serve; a
  * misspelled key in any section, or a misspelled STRATA_ variable, stops
- * every one of them with a message naming it, at start and with
- * --print-config alike. */
+ * every one of them, and strata-election and strata-replicator, with a
+ * message naming it, at start and with --print-config alike. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
@@ -27,11 +27,17 @@
 
 extern char **environ;
 
-static const char *const sections[] = {"node",      "security",    "log",        "writer",
-                                       "compactor", "snapshotter", "distributor"};
+static const char *const sections[] = {"node",      "security",    "log",         "writer",
+                                       "compactor", "snapshotter", "distributor", "cluster",
+                                       "election",  "replicator"};
 enum { N_SECTIONS = sizeof sections / sizeof sections[0] };
-static const char *const bins[] = {STRATA_WRITER_BIN, STRATA_COMPACTOR_BIN, STRATA_SNAPSHOTTER_BIN,
-                                   STRATA_DISTRIBUTOR_BIN};
+/* sections[FIRST_PROCESS..END_PROCESS): the processes that serve from the
+ * example as it is, metrics on free ports; election and replicator need
+ * cluster/id (test_transport starts them). */
+enum { FIRST_PROCESS = 3, END_PROCESS = 7 };
+static const char *const bins[] = {STRATA_WRITER_BIN,      STRATA_COMPACTOR_BIN,
+                                   STRATA_SNAPSHOTTER_BIN, STRATA_DISTRIBUTOR_BIN,
+                                   STRATA_ELECTION_BIN,    STRATA_REPLICATOR_BIN};
 enum { N_BINS = sizeof bins / sizeof bins[0] };
 
 /* deploy/node.cfg with data under data_dir, every port free, and
@@ -45,7 +51,7 @@ static void write_config(const char *path, const char *data_dir, const char *typ
     zconfig_put(root, "distributor/live", "tcp://127.0.0.1:*");
     zconfig_put(root, "distributor/delayed", "tcp://127.0.0.1:*");
     zconfig_put(root, "distributor/history", "tcp://127.0.0.1:*");
-    for (size_t i = 3; i < N_SECTIONS; i++) {
+    for (size_t i = FIRST_PROCESS; i < END_PROCESS; i++) {
         char key[64];
         snprintf(key, sizeof key, "%s/metrics", sections[i]);
         zconfig_put(root, key, "127.0.0.1:0");
@@ -268,7 +274,9 @@ START_TEST(a_misspelled_variable_stops_every_process)
         "STRATA_NODE_DATADIR=x",         "STRATA_SECURITY_CURV=true",
         "STRATA_LOG_LEVL=debug",         "STRATA_WRITER_MEMTABEL_MB=4",
         "STRATA_COMPACTOR_L0_TRIGER=4",  "STRATA_SNAPSHOTER_KEEP=2",
-        "STRATA_DISTRIBUTOR_WINDOWS=10", "STRATA_METRICS_ENDPOINT=127.0.0.1:0"};
+        "STRATA_DISTRIBUTOR_WINDOWS=10", "STRATA_METRICS_ENDPOINT=127.0.0.1:0",
+        "STRATA_CLUSTER_VOTER=1",        "STRATA_ELECTION_BINDS=x",
+        "STRATA_REPLICATOR_BINDS=x"};
     for (size_t t = 0; t < sizeof typos / sizeof typos[0]; t++) {
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)strcspn(typos[t], "="), typos[t]);
