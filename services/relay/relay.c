@@ -236,6 +236,18 @@ int relay_check_config(const relay_kind_t *kind, svc_config_t *cfg, strata_error
     return rc;
 }
 
+static zsock_t *raft_socket(int type)
+{
+    zsock_t *s = zsock_new(type);
+    if (!s)
+        return NULL;
+    zsock_set_sndhwm(s, RELAY_HWM);
+    zsock_set_rcvhwm(s, RELAY_HWM);
+    zsock_set_maxmsgsize(s, RELAY_MAX_FRAME);
+    zsock_set_linger(s, 0);
+    return s;
+}
+
 /* ---- the writer ------------------------------------------------------------------ */
 
 static void put_le(uint8_t *p, uint64_t v, size_t width)
@@ -281,15 +293,13 @@ static void connect_writer(relay_t *r, const char *ep)
         zloop_reader_end(r->loop, r->writer);
         zsock_destroy(&r->writer);
     }
-    zsock_t *s = zsock_new(ZMQ_DEALER);
+    /* Not ZMQ_IMMEDIATE, unlike the peers: the HELLO said at connect must
+     * wait in the queue until the connection is up. */
+    zsock_t *s = raft_socket(ZMQ_DEALER);
     if (!s) {
         log_error("event=writer_socket_failed");
         return;
     }
-    zsock_set_sndhwm(s, RELAY_HWM);
-    zsock_set_rcvhwm(s, RELAY_HWM);
-    zsock_set_maxmsgsize(s, RELAY_MAX_FRAME);
-    zsock_set_linger(s, 0);
     if (zsock_connect(s, "%s", ep) < 0) {
         log_warning("event=writer_connect_failed raft=%s error=\"%s\"", ep, zmq_strerror(errno));
         zsock_destroy(&s);
@@ -628,18 +638,6 @@ static int on_control(zloop_t *loop, zsock_t *sock, void *arg)
 
 /* ---- start-up and stop ----------------------------------------------------------- */
 
-static zsock_t *raft_socket(int type)
-{
-    zsock_t *s = zsock_new(type);
-    if (!s)
-        return NULL;
-    zsock_set_sndhwm(s, RELAY_HWM);
-    zsock_set_rcvhwm(s, RELAY_HWM);
-    zsock_set_maxmsgsize(s, RELAY_MAX_FRAME);
-    zsock_set_linger(s, 0);
-    return s;
-}
-
 static int open_sockets(relay_t *r, strata_error_t *err)
 {
     char key[64];
@@ -659,6 +657,8 @@ static int open_sockets(relay_t *r, strata_error_t *err)
             return strata_error_set(err, STRATA_EINVAL, "%s: node %" PRIu32 ": cannot connect %s",
                                     r->kind->peers_key, id, p->endpoint);
     }
+    /* Its queues keep ZeroMQ's default cap of 1000 messages, each at most
+     * the client protocol's message size. */
     return svc_control_bind("", r->data_dir, r->kind->kind, &r->control_sock, r->control,
                             sizeof r->control, err);
 }
@@ -769,8 +769,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s [-c FILE] [--print-config] [-h] [--version]\n"
-            "Carries %s between this node's writer and the same process on the\n"
-            "other nodes (proto/TRANSPORT.md).\n",
+            "Carries %s\nbetween this node's writer and the same process on the other nodes\n"
+            "(proto/TRANSPORT.md).\n",
             usage_kind->prog, usage_kind->summary);
 }
 
