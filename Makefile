@@ -16,7 +16,7 @@ FUZZ_LONG_SECONDS ?= 600
 # own message hand-off between threads as races.
 TSAN_TESTS = ^(test_memtable|test_wal|test_wal_cursor|test_replog|test_ring|test_tail|test_db|test_verify|test_model|test_iter|test_powercut)$$
 
-.PHONY: all deps build build-asan build-tsan build-fuzz run test test-release test-asan test-tsan test-fuzz fuzz fuzz-seeds soak-sim bench format clean
+.PHONY: all deps build build-asan build-tsan build-fuzz run cluster test test-release test-asan test-tsan test-fuzz fuzz fuzz-seeds soak-sim bench format clean
 
 all: build
 
@@ -45,6 +45,11 @@ build-fuzz: deps
 run: build
 	@BUILD=$(BUILD) ./deploy/strata-node start --foreground --dir ./data/node
 
+# A local 3-node cluster in the foreground (deploy/strata-cluster), data in
+# ./data/cluster; Ctrl-C stops it.
+cluster: build
+	@BUILD=$(BUILD) ./deploy/strata-cluster start --foreground --dir ./data/cluster
+
 test: test-release test-asan test-tsan test-fuzz
 
 # Opt-in: the consensus simulator's long run, SIM_SCHEDULES seeded schedules
@@ -56,8 +61,9 @@ soak-sim: build
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The cluster suites (label cluster) run once, in the release build.
 test-asan: build-asan
-	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE '^cluster$$'
 
 test-tsan: build-tsan
 	@cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'

@@ -49,6 +49,8 @@ struct consensus {
     uint32_t leader;
     uint64_t contact_ns[STRATA_RAFT_MSG_MAX_NODE + 1]; /* last message from each node */
     uint64_t noop_seq; /* this term's no-op, as leader; UINT64_MAX until written */
+    /* Stats pair names hold pointers: the names live here. */
+    char match_name[2 * STRATA_RAFT_MAX_NODES][32], contact_name[2 * STRATA_RAFT_MAX_NODES][32];
     /* Copies for the stats and /metrics threads. */
     _Atomic uint64_t term_a, commit_a, received, sent, dropped, refused;
     _Atomic int role_a;
@@ -741,16 +743,14 @@ void consensus_peer_pairs(writer_t *w, pairs_t *p)
         uint32_t id = node_at(cx, i);
         if (id == cx->o.id)
             continue;
-        char name[48];
-        if (cx->role == STRATA_RAFT_LEADER) {
-            snprintf(name, sizeof name, "peer_%u_match", id);
-            pair_add(p, name, "%" PRIu64, strata_raft_match(cx->core, id));
-        }
-        snprintf(name, sizeof name, "peer_%u_contact_ms", id);
+        snprintf(cx->match_name[i], sizeof cx->match_name[i], "peer_%u_match", id);
+        snprintf(cx->contact_name[i], sizeof cx->contact_name[i], "peer_%u_contact_ms", id);
+        if (cx->role == STRATA_RAFT_LEADER)
+            pair_add(p, cx->match_name[i], "%" PRIu64, strata_raft_match(cx->core, id));
         if (cx->contact_ns[id])
-            pair_add(p, name, "%" PRIu64, (now - cx->contact_ns[id]) / 1000000);
+            pair_add(p, cx->contact_name[i], "%" PRIu64, (now - cx->contact_ns[id]) / 1000000);
         else
-            pair_add(p, name, "never");
+            pair_add(p, cx->contact_name[i], "never");
     }
 }
 

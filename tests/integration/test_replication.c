@@ -1,0 +1,380 @@
+/* A three-node cluster of real processes on loopback (tests/support/cluster.h):
+ * writes from several clients while the master's writer is killed, and the
+ * partial failures of a node (its election or its replicator killed, a
+ * slave restarted, a slave's disk wiped). After each the cluster settles
+ * and every acknowledged write is on every node, the committed logs are
+ * identical and no term had two masters. */
+#include <check.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+#include "strata/client.h"
+#include "support.h"
+
+#define CLIENTS 3
+
+typedef struct {
+    ts_cluster_t *cl;
+    int idx;
+    _Atomic bool stop;
+    /* what the server acknowledged: key number and seq */
+    uint32_t *acked;
+    _Atomic uint64_t n_acked;
+    uint64_t unknown, refused;
+    _Atomic uint64_t last_ack_ns;
+    _Atomic int last_ack_node;
+    pthread_t thread;
+} client_t;
+
+static void key_of(char *key, size_t cap, int client, uint32_t i)
+{
+    snprintf(key, cap, "c%d-%06" PRIu32, client, i);
+}
+
+static strata_client_t *connect_to(ts_member_t *m)
+{
+    /* Short, so a client stuck on a dead master moves on soon and the
+     * failover time measures the cluster rather than the client. */
+    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 250};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    return strata_client_connect(&opts, &c, &err) == 0 ? c : NULL;
+}
+
+/* Puts keys in order; a write the server refused outright (not master) is
+ * tried again on the next node, one whose outcome is unknown (a timeout, a
+ * master deposed before the commit) is skipped: the checks below ask only
+ * that acknowledged keys are everywhere. */
+static void *client_main(void *arg)
+{
+    client_t *w = arg;
+    int node = w->idx % w->cl->n;
+    strata_client_t *c = connect_to(&w->cl->m[node]);
+    uint32_t i = 0;
+    while (!atomic_load(&w->stop) && i < 200000) {
+        char key[32];
+        key_of(key, sizeof key, w->idx, i);
+        strata_error_t err;
+        uint64_t seq = 0;
+        int rc = c ? strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), key,
+                                       strlen(key), &seq, &err)
+                   : STRATA_ETIMEDOUT;
+        if (rc == 0) {
+            w->acked[atomic_load(&w->n_acked)] = i;
+            atomic_fetch_add(&w->n_acked, 1);
+            atomic_store(&w->last_ack_ns, ts_now_ns());
+            atomic_store(&w->last_ack_node, node + 1);
+            i++;
+            continue;
+        }
+        if (rc == STRATA_ETIMEDOUT || (rc == STRATA_ENOTMASTER && strstr(err.msg, "unknown"))) {
+            w->unknown++;
+            i++;
+        } else {
+            w->refused++;
+        }
+        strata_client_destroy(&c);
+        node = (node + 1) % w->cl->n;
+        c = connect_to(&w->cl->m[node]);
+        struct timespec nap = {0, 5 * 1000000};
+        nanosleep(&nap, NULL); /* a short backoff between nodes, not a wait for state */
+    }
+    strata_client_destroy(&c);
+    return NULL;
+}
+
+static void clients_start(ts_cluster_t *cl, client_t *ws)
+{
+    for (int k = 0; k < CLIENTS; k++) {
+        ws[k] = (client_t){.cl = cl, .idx = k};
+        ws[k].acked = calloc(200000, sizeof *ws[k].acked);
+        ck_assert_int_eq(pthread_create(&ws[k].thread, NULL, client_main, &ws[k]), 0);
+    }
+}
+
+static void clients_stop(client_t *ws)
+{
+    for (int k = 0; k < CLIENTS; k++)
+        atomic_store(&ws[k].stop, true);
+    for (int k = 0; k < CLIENTS; k++)
+        pthread_join(ws[k].thread, NULL);
+}
+
+static uint64_t acked_total(client_t *ws)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < CLIENTS; k++)
+        n += atomic_load(&ws[k].n_acked);
+    return n;
+}
+
+/* Waits until the clients have had more acknowledgements than before. */
+static void wait_progress(client_t *ws, uint64_t more, unsigned timeout_ms)
+{
+    uint64_t want = acked_total(ws) + more, deadline = ts_now_ns() + timeout_ms * 1000000ull;
+    while (acked_total(ws) < want && ts_now_ns() < deadline) {
+        struct timespec nap = {0, 10 * 1000000};
+        nanosleep(&nap, NULL); /* polling the clients' counts with a deadline */
+    }
+    ck_assert_msg(acked_total(ws) >= want, "no %" PRIu64 " acknowledged writes in %u ms", more,
+                  timeout_ms);
+}
+
+/* One more write through the master, so a follower that kept a deposed
+ * master's unreplicated tail meets a conflicting entry and cuts it. */
+static void final_write(ts_cluster_t *cl)
+{
+    int master = ts_cluster_master(cl, 15000, NULL);
+    ck_assert_int_gt(master, 0);
+    strata_client_t *c = connect_to(&cl->m[master - 1]);
+    ck_assert_ptr_nonnull(c);
+    strata_error_t err;
+    ck_assert_msg(strata_client_put(c, STRATA_DURABILITY_SYNC, "final", 5, "x", 1, NULL, &err) == 0,
+                  "%s", err.msg);
+    strata_client_destroy(&c);
+}
+
+/* Every key a client had acknowledged, read on every node. */
+static void check_acked_everywhere(ts_cluster_t *cl, client_t *ws)
+{
+    for (int i = 0; i < cl->n; i++) {
+        strata_client_t *c = connect_to(&cl->m[i]);
+        ck_assert_ptr_nonnull(c);
+        for (int k = 0; k < CLIENTS; k++)
+            for (uint64_t j = 0; j < atomic_load(&ws[k].n_acked); j++) {
+                char key[32];
+                key_of(key, sizeof key, k, ws[k].acked[j]);
+                void *value = NULL;
+                size_t len = 0;
+                strata_error_t err;
+                int rc = strata_client_get(c, key, strlen(key), &value, &len, &err);
+                ck_assert_msg(rc == 0 && len == strlen(key) && !memcmp(value, key, len),
+                              "node%d: acknowledged %s: rc %d", i + 1, key, rc);
+                free(value);
+            }
+        strata_client_destroy(&c);
+    }
+}
+
+static void settle_and_check(ts_cluster_t *cl, client_t *ws)
+{
+    final_write(cl);
+    uint64_t commit = ts_cluster_settle(cl, 1, 30000);
+    ck_assert_msg(commit > 0, "the nodes did not agree on one commit seq within 30 s");
+    check_acked_everywhere(cl, ws);
+    ts_cluster_check_logs(cl, commit);
+    int terms = ts_cluster_check_one_master_per_term(cl);
+    uint64_t unknown = 0;
+    for (int k = 0; k < CLIENTS; k++)
+        unknown += ws[k].unknown;
+    fprintf(stderr,
+            "settled at commit %" PRIu64 ": %" PRIu64 " acknowledged writes on every node, %" PRIu64
+            " with an unknown outcome, %d terms with a master, logs identical\n",
+            commit, acked_total(ws), unknown, terms);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+START_TEST(the_masters_writer_killed_ten_times_loses_no_acknowledged_write)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-kill");
+    ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
+    client_t ws[CLIENTS];
+    clients_start(&cl, ws);
+    enum { CYCLES = 10 };
+    uint64_t took_ms[CYCLES];
+    for (int cycle = 0; cycle < CYCLES; cycle++) {
+        wait_progress(ws, 30, 10000);
+        int master = ts_cluster_master(&cl, 10000, NULL);
+        ck_assert_int_gt(master, 0);
+        uint64_t t0 = ts_now_ns();
+        ts_node_kill9(&cl.m[master - 1].writer);
+        /* The first write another node acknowledges. */
+        uint64_t deadline = t0 + 10000000000ull, first = 0;
+        while (!first && ts_now_ns() < deadline) {
+            for (int k = 0; k < CLIENTS; k++)
+                if (atomic_load(&ws[k].last_ack_ns) > t0 &&
+                    atomic_load(&ws[k].last_ack_node) != master &&
+                    (!first || atomic_load(&ws[k].last_ack_ns) < first))
+                    first = atomic_load(&ws[k].last_ack_ns);
+            struct timespec nap = {0, 5 * 1000000};
+            nanosleep(&nap, NULL); /* polling the clients' acknowledgements */
+        }
+        ck_assert_msg(first, "cycle %d: no write acknowledged within 10 s of killing node%d", cycle,
+                      master);
+        took_ms[cycle] = (first - t0) / 1000000;
+        fprintf(stderr,
+                "cycle %d: killed node%d's writer; a new master acknowledged after %" PRIu64
+                " ms\n",
+                cycle, master, took_ms[cycle]);
+        ck_assert_uint_lt(took_ms[cycle], 5000);
+        ts_member_start_writer(&cl.m[master - 1]);
+    }
+    clients_stop(ws);
+    qsort(took_ms, CYCLES, sizeof took_ms[0], cmp_u64);
+    fprintf(
+        stderr,
+        "failover (kill -9 of the master's writer to the first acknowledged write): p50 %" PRIu64
+        " ms, max %" PRIu64 " ms over %d cycles\n",
+        took_ms[CYCLES / 2], took_ms[CYCLES - 1], CYCLES);
+    settle_and_check(&cl, ws);
+    for (int k = 0; k < CLIENTS; k++)
+        free(ws[k].acked);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
+START_TEST(killing_the_masters_election_process_changes_nothing)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-election");
+    uint64_t term = 0;
+    int master = ts_cluster_master(&cl, 15000, &term);
+    ck_assert_int_gt(master, 0);
+    client_t ws[CLIENTS];
+    clients_start(&cl, ws);
+    wait_progress(ws, 30, 10000);
+    ts_relay_kill9(&cl.m[master - 1].election);
+    /* Three election timeouts: appends keep every follower's timer reset. */
+    uint64_t until = ts_now_ns() + 3000000000ull;
+    while (ts_now_ns() < until) {
+        wait_progress(ws, 10, 5000);
+        for (int i = 0; i < cl.n; i++) {
+            char role[32];
+            uint64_t t = 0;
+            ck_assert(ts_member_status(&cl.m[i], role, sizeof role, &t));
+            ck_assert_msg(t == term, "node%d is in term %" PRIu64 ", was %" PRIu64, i + 1, t, term);
+            ck_assert_msg(!strcmp(role, i + 1 == master ? "leader" : "follower"), "node%d: %s",
+                          i + 1, role);
+        }
+    }
+    ts_member_start_election(&cl.m[master - 1]);
+    clients_stop(ws);
+    settle_and_check(&cl, ws);
+    for (int k = 0; k < CLIENTS; k++)
+        free(ws[k].acked);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
+START_TEST(killing_the_masters_replicator_makes_it_step_down)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-replicator");
+    uint64_t term = 0;
+    int master = ts_cluster_master(&cl, 15000, &term);
+    ck_assert_int_gt(master, 0);
+    client_t ws[CLIENTS];
+    clients_start(&cl, ws);
+    wait_progress(ws, 30, 10000);
+    uint64_t t0 = ts_now_ns();
+    ts_relay_kill9(&cl.m[master - 1].replicator);
+    /* CheckQuorum: no follower answers it, so it steps down within an
+     * election timeout (1 s at most here) and the others elect a master. */
+    char role[32] = "leader";
+    uint64_t t = 0;
+    while (ts_now_ns() < t0 + 5000000000ull) {
+        if (ts_member_status(&cl.m[master - 1], role, sizeof role, &t) && strcmp(role, "leader"))
+            break;
+        struct timespec nap = {0, 10 * 1000000};
+        nanosleep(&nap, NULL); /* polling its role with a deadline */
+    }
+    uint64_t stepped_ms = (ts_now_ns() - t0) / 1000000;
+    fprintf(stderr, "the master without its replicator stepped down after %" PRIu64 " ms\n",
+            stepped_ms);
+    ck_assert_msg(strcmp(role, "leader"), "node%d still leads 5 s after its replicator died",
+                  master);
+    ck_assert_uint_lt(stepped_ms, 2000);
+    int next = ts_cluster_master(&cl, 10000, NULL);
+    ck_assert_int_gt(next, 0);
+    ck_assert_int_ne(next, master);
+    wait_progress(ws, 30, 10000);
+    ts_member_start_replicator(&cl.m[master - 1]);
+    clients_stop(ws);
+    settle_and_check(&cl, ws);
+    for (int k = 0; k < CLIENTS; k++)
+        free(ws[k].acked);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
+START_TEST(a_slave_restarted_or_wiped_catches_up)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-slave");
+    int master = ts_cluster_master(&cl, 15000, NULL);
+    ck_assert_int_gt(master, 0);
+    int slave = master % cl.n + 1;
+    ts_member_t *s = &cl.m[slave - 1];
+    client_t ws[CLIENTS];
+    clients_start(&cl, ws);
+    wait_progress(ws, 30, 10000);
+
+    /* Killed and restarted: it copies what it missed. */
+    ts_node_kill9(&s->writer);
+    wait_progress(ws, 200, 10000);
+    ts_member_start_writer(s);
+    wait_progress(ws, 30, 10000);
+
+    /* Wiped: an empty data dir without bootstrap is a replaced disk. It
+     * copies the log as a learner, then votes again. */
+    ts_relay_stop(&s->replicator);
+    ts_relay_stop(&s->election);
+    ts_node_kill9(&s->writer);
+    wait_progress(ws, 100, 10000);
+    ts_rmtree(s->data);
+    ts_member_no_bootstrap(&cl, s);
+    ts_member_start_writer(s);
+    ts_member_start_election(s);
+    ts_member_start_replicator(s);
+    char role[32] = "";
+    uint64_t deadline = ts_now_ns() + 20000000000ull;
+    bool was_learner = false;
+    while (ts_now_ns() < deadline) {
+        if (ts_member_status(s, role, sizeof role, NULL)) {
+            was_learner |= !strcmp(role, "learner");
+            if (!strcmp(role, "follower"))
+                break;
+        }
+        struct timespec nap = {0, 5 * 1000000};
+        nanosleep(&nap, NULL); /* polling its role with a deadline */
+    }
+    ck_assert_msg(was_learner, "the wiped node was never a learner");
+    ck_assert_msg(!strcmp(role, "follower"), "the wiped node is %s after 20 s", role);
+    wait_progress(ws, 30, 10000);
+    clients_stop(ws);
+    settle_and_check(&cl, ws);
+    for (int k = 0; k < CLIENTS; k++)
+        free(ws[k].acked);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
+static Suite *replication_suite(void)
+{
+    Suite *s = suite_create("replication");
+    TCase *tc = tcase_create("three_nodes");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, the_masters_writer_killed_ten_times_loses_no_acknowledged_write);
+    tcase_add_test(tc, killing_the_masters_election_process_changes_nothing);
+    tcase_add_test(tc, killing_the_masters_replicator_makes_it_step_down);
+    tcase_add_test(tc, a_slave_restarted_or_wiped_catches_up);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ts_run(replication_suite());
+}

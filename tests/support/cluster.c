@@ -1,0 +1,322 @@
+/* See cluster.h. */
+#define _GNU_SOURCE
+#include "cluster.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "strata/client.h"
+#include "strata/wal.h"
+#include "support.h"
+
+static void nap_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void write_config(ts_cluster_t *cl, ts_member_t *m, bool bootstrap, const int (*ports)[3])
+{
+    char voters[64] = "", election[512] = "", replicator[512] = "", client[512] = "";
+    for (int i = 0; i < cl->n; i++) {
+        char item[96];
+        snprintf(item, sizeof item, "%s%d", i ? "," : "", i + 1);
+        strcat(voters, item);
+        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][1]);
+        strcat(election, item);
+        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][2]);
+        strcat(replicator, item);
+        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][0]);
+        strcat(client, item);
+    }
+    FILE *f = fopen(m->cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "node\n    name = node%d\n    data_dir = \"%s\"\n"
+            "writer\n    endpoint = \"%s\"\n    metrics = \"127.0.0.1:0\"\n"
+            "election\n    metrics = \"127.0.0.1:0\"\n"
+            "replicator\n    metrics = \"127.0.0.1:0\"\n"
+            "cluster\n    id = %d\n    voters = \"%s\"\n    election_peers = \"%s\"\n"
+            "    replicator_peers = \"%s\"\n    client_peers = \"%s\"\n    bootstrap = %s\n",
+            m->id, m->data, m->client, m->id, voters, election, replicator, client,
+            bootstrap ? "true" : "false");
+    fclose(f);
+}
+
+/* The ports stay fixed for the cluster's life: peers name them. */
+static int s_ports[TS_CLUSTER_MAX][3];
+
+void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
+{
+    memset(cl, 0, sizeof *cl);
+    cl->n = n;
+    cl->root = ts_tempdir(tag);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++)
+            s_ports[i][k] = ts_free_port();
+    for (int i = 0; i < n; i++) {
+        ts_member_t *m = &cl->m[i];
+        m->id = i + 1;
+        snprintf(m->root, sizeof m->root, "%s/node%d", cl->root, m->id);
+        snprintf(m->data, sizeof m->data, "%s/data", m->root);
+        snprintf(m->cfg, sizeof m->cfg, "%s/node.cfg", m->root);
+        snprintf(m->client, sizeof m->client, "tcp://127.0.0.1:%d", s_ports[i][0]);
+        ck_assert_int_eq(mkdir(m->root, 0755), 0);
+        write_config(cl, m, true, (const int(*)[3])s_ports);
+    }
+    for (int i = 0; i < n; i++) {
+        ts_member_start_writer(&cl->m[i]);
+        ts_member_start_election(&cl->m[i]);
+        ts_member_start_replicator(&cl->m[i]);
+    }
+}
+
+void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m)
+{
+    write_config(cl, m, false, (const int(*)[3])s_ports);
+}
+
+void ts_member_start_writer(ts_member_t *m)
+{
+    ts_node_start_config(&m->writer, m->data, m->cfg, NULL);
+}
+
+void ts_member_start_election(ts_member_t *m)
+{
+    ts_relay_start_config(&m->election, "election", m->data, m->cfg, NULL);
+}
+
+void ts_member_start_replicator(ts_member_t *m)
+{
+    ts_relay_start_config(&m->replicator, "replicator", m->data, m->cfg, NULL);
+}
+
+void ts_cluster_destroy(ts_cluster_t *cl)
+{
+    for (int i = 0; i < cl->n; i++) {
+        ts_member_t *m = &cl->m[i];
+        if (m->replicator.pid > 0)
+            ts_relay_stop(&m->replicator);
+        if (m->election.pid > 0)
+            ts_relay_stop(&m->election);
+        if (m->writer.pid > 0)
+            ts_node_stop(&m->writer);
+    }
+    ts_rmtree(cl->root);
+    free(cl->root);
+    cl->root = NULL;
+}
+
+bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term)
+{
+    if (m->writer.pid <= 0)
+        return false;
+    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    if (strata_client_connect(&opts, &c, &err) != 0)
+        return false;
+    strata_reply_t rep;
+    bool ok = strata_client_status(c, &rep, &err) == 0;
+    if (ok) {
+        snprintf(role, cap, "%s", rep.role ? rep.role : "");
+        if (term)
+            *term = rep.term;
+    }
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+    return ok;
+}
+
+int ts_cluster_master(ts_cluster_t *cl, unsigned timeout_ms, uint64_t *term)
+{
+    uint64_t deadline = ts_now_ns() + (uint64_t)timeout_ms * 1000000;
+    do {
+        for (int i = 0; i < cl->n; i++) {
+            char role[32];
+            uint64_t t = 0;
+            ts_member_t *m = &cl->m[i];
+            if (!ts_member_status(m, role, sizeof role, &t) || strcmp(role, "leader"))
+                continue;
+            /* Serving: its first entry of the term is committed. */
+            strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
+            strata_client_t *c = NULL;
+            strata_error_t err;
+            if (strata_client_connect(&opts, &c, &err) != 0)
+                continue;
+            void *value = NULL;
+            size_t len = 0;
+            int rc = strata_client_get(c, "?", 1, &value, &len, &err);
+            free(value);
+            strata_client_destroy(&c);
+            if (rc == 0 || rc == STRATA_ENOTFOUND) {
+                if (term)
+                    *term = t;
+                return m->id;
+            }
+        }
+        nap_ms(20); /* polling the nodes' roles with a deadline */
+    } while (ts_now_ns() < deadline);
+    return 0;
+}
+
+static bool figures(ts_member_t *m, uint64_t *commit, uint64_t *last)
+{
+    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    if (m->writer.pid <= 0 || strata_client_connect(&opts, &c, &err) != 0)
+        return false;
+    strata_reply_t rep;
+    bool ok = strata_client_stats(c, &rep, &err) == 0;
+    *commit = *last = 0;
+    for (size_t i = 0; ok && i < rep.n_pairs; i++) {
+        if (!strcmp(rep.pairs[i].name, "commit_seq"))
+            *commit = strtoull(rep.pairs[i].value, NULL, 10);
+        else if (!strcmp(rep.pairs[i].name, "last_seq"))
+            *last = strtoull(rep.pairs[i].value, NULL, 10);
+    }
+    strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+    return ok;
+}
+
+uint64_t ts_cluster_settle(ts_cluster_t *cl, uint64_t min_commit, unsigned timeout_ms)
+{
+    uint64_t deadline = ts_now_ns() + (uint64_t)timeout_ms * 1000000;
+    do {
+        uint64_t want = 0;
+        bool same = true, any = false;
+        for (int i = 0; i < cl->n && same; i++) {
+            uint64_t commit, last;
+            if (cl->m[i].writer.pid <= 0)
+                continue;
+            if (!figures(&cl->m[i], &commit, &last) || commit != last || (any && commit != want) ||
+                commit < min_commit)
+                same = false;
+            want = commit;
+            any = true;
+        }
+        if (same && any)
+            return want;
+        nap_ms(50); /* polling the nodes' commit seqs with a deadline */
+    } while (ts_now_ns() < deadline);
+    return 0;
+}
+
+typedef struct {
+    uint64_t seq, term;
+    uint8_t *raw;
+    size_t len;
+} logged_t;
+
+static size_t read_log(const char *data, uint64_t upto, logged_t **out)
+{
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s/wal", data);
+    strata_wal_cursor_t *cur = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_wal_cursor_open(wal, 0, &cur, &err) == 0, "%s: %s", wal, err.msg);
+    logged_t *v = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        strata_entry_t e;
+        const uint8_t *raw;
+        size_t len;
+        int rc = strata_wal_cursor_next(cur, upto, &e, &raw, &len, &err);
+        if (rc == STRATA_ETIMEDOUT)
+            break;
+        ck_assert_msg(rc == 0, "%s: %s", wal, err.msg);
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            v = realloc(v, cap * sizeof *v);
+            ck_assert_ptr_nonnull(v);
+        }
+        v[n].seq = e.seq;
+        v[n].term = e.term;
+        v[n].raw = malloc(len);
+        memcpy(v[n].raw, raw, len);
+        v[n].len = len;
+        n++;
+    }
+    strata_wal_cursor_close(&cur);
+    *out = v;
+    return n;
+}
+
+static void free_log(logged_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].raw);
+    free(v);
+}
+
+void ts_cluster_check_logs(ts_cluster_t *cl, uint64_t upto)
+{
+    logged_t *first = NULL;
+    size_t n_first = read_log(cl->m[0].data, upto, &first);
+    ck_assert_uint_gt(n_first, 0);
+    ck_assert_uint_eq(first[n_first - 1].seq, upto);
+    for (int i = 1; i < cl->n; i++) {
+        logged_t *other = NULL;
+        size_t n = read_log(cl->m[i].data, upto, &other);
+        /* A log may start later (retention); from there it must agree. */
+        size_t a = 0, b = 0;
+        while (a < n_first && b < n && first[a].seq < other[b].seq)
+            a++;
+        ck_assert_uint_eq(n_first - a, n - b);
+        for (; a < n_first; a++, b++)
+            ck_assert_msg(first[a].seq == other[b].seq && first[a].term == other[b].term &&
+                              first[a].len == other[b].len &&
+                              !memcmp(first[a].raw, other[b].raw, first[a].len),
+                          "node1 and node%d differ at seq %" PRIu64 " (terms %" PRIu64
+                          " and %" PRIu64 ")",
+                          i + 1, first[a].seq, first[a].term, other[b].term);
+        free_log(other, n);
+    }
+    free_log(first, n_first);
+}
+
+int ts_cluster_check_one_master_per_term(ts_cluster_t *cl)
+{
+    enum { MAX_TERMS = 4096 };
+    static int leader_of[MAX_TERMS];
+    memset(leader_of, 0, sizeof leader_of);
+    int terms = 0;
+    for (int i = 0; i < cl->n; i++) {
+        DIR *d = opendir(cl->m[i].root);
+        ck_assert_ptr_nonnull(d);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            /* node.c names a writer's log <data dir>.writer-<n>.log */
+            if (!strstr(de->d_name, ".writer-"))
+                continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", cl->m[i].root, de->d_name);
+            FILE *f = fopen(path, "r");
+            ck_assert_ptr_nonnull(f);
+            char line[1024];
+            while (fgets(line, sizeof line, f)) {
+                const char *at = strstr(line, "event=role role=leader term=");
+                if (!at)
+                    continue;
+                uint64_t t = strtoull(at + strlen("event=role role=leader term="), NULL, 10);
+                ck_assert_uint_lt(t, MAX_TERMS);
+                ck_assert_msg(!leader_of[t] || leader_of[t] == i + 1,
+                              "term %" PRIu64 " had two masters: node%d and node%d", t,
+                              leader_of[t], i + 1);
+                terms += !leader_of[t];
+                leader_of[t] = i + 1;
+            }
+            fclose(f);
+        }
+        closedir(d);
+    }
+    return terms;
+}

@@ -1,0 +1,63 @@
+/* A Strata cluster of real processes on loopback for tests: each node a
+ * strata-writer with its strata-election and strata-replicator, one config
+ * file per node (deploy/node.cfg's keys), free ports, data under one
+ * temporary root. */
+#ifndef STRATA_TEST_CLUSTER_H
+#define STRATA_TEST_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node.h"
+
+#define TS_CLUSTER_MAX 5
+
+typedef struct {
+    int id;
+    char root[512]; /* node<ID>: logs and the config */
+    char data[600]; /* node<ID>/data: the data dir */
+    char cfg[640];
+    char client[64]; /* tcp://127.0.0.1:PORT */
+    ts_node_t writer;
+    ts_relay_t election, replicator;
+} ts_member_t;
+
+typedef struct {
+    int n;
+    char *root;
+    ts_member_t m[TS_CLUSTER_MAX];
+} ts_cluster_t;
+
+/* Writes the configs (bootstrap true) and starts every node's writer,
+ * election and replicator. */
+void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag);
+/* Stops every process still running and removes the data. */
+void ts_cluster_destroy(ts_cluster_t *cl);
+
+/* The processes of one node. */
+void ts_member_start_writer(ts_member_t *m);
+void ts_member_start_election(ts_member_t *m);
+void ts_member_start_replicator(ts_member_t *m);
+/* Rewrites the node's config with bootstrap = false: an empty data dir
+ * is then a replaced disk. */
+void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m);
+
+/* The node (1..n) whose writer is master and serves (its first entry of
+ * the term committed), waiting up to timeout_ms; 0 when none did. *term
+ * (may be NULL) gets its term. */
+int ts_cluster_master(ts_cluster_t *cl, unsigned timeout_ms, uint64_t *term);
+/* A node's writer's status: role into role (cap bytes) and term; false
+ * when it does not answer. */
+bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term);
+/* Waits up to timeout_ms until every running writer has the same
+ * commit_seq and last_seq, at least min_commit; returns that commit seq
+ * (0 when they did not agree in time). */
+uint64_t ts_cluster_settle(ts_cluster_t *cl, uint64_t min_commit, unsigned timeout_ms);
+/* Compares (seq, term, entry bytes) of every node's WAL up to seq; fails
+ * the test naming the first difference. */
+void ts_cluster_check_logs(ts_cluster_t *cl, uint64_t upto);
+/* Every "event=role role=leader term=T" its writers logged: fails the
+ * test when two nodes led in one term. Returns how many terms had one. */
+int ts_cluster_check_one_master_per_term(ts_cluster_t *cl);
+
+#endif
