@@ -98,6 +98,11 @@ const char svc_node_defaults[] =
     /* true: an empty data dir is a new cluster's first start, not a wiped
        node (which rejoins as a learner) */
     "    bootstrap = false\n"
+    /* writes that do not say: quorum (acknowledged once durable on a
+       majority) or async (once durable on the master) */
+    "    replication = quorum\n"
+    /* async writes are refused when no follower answered for this long */
+    "    max_lag_ms = 1000\n"
     "election\n"
     /* empty: all interfaces, the port of this node's election_peers entry */
     "    bind = \"\"\n"

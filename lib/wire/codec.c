@@ -255,11 +255,15 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     if (req->durability != STRATA_DURABILITY_SYNC && req->durability != STRATA_DURABILITY_ASYNC)
         return strata_error_set(err, STRATA_EINVAL, "request.durability: %d unknown",
                                 (int)req->durability);
+    if ((unsigned)req->replication > STRATA_REPLICATION_ASYNC)
+        return strata_error_set(err, STRATA_EINVAL, "request.replication: %d unknown",
+                                (int)req->replication);
 
     Strata__Request msg = STRATA__REQUEST__INIT;
     msg.version = req->version ? req->version : STRATA_PROTO_VERSION;
     msg.request_id = req->request_id;
     msg.durability = (Strata__Durability)req->durability;
+    msg.replication = (Strata__Replication)req->replication;
     msg.body_case = (Strata__Request__BodyCase)(req->op + BODY_CASE_BASE);
 
     Strata__PutRequest put = STRATA__PUT_REQUEST__INIT;
@@ -516,10 +520,14 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
         msg->durability != STRATA__DURABILITY__DURABILITY_ASYNC)
         return strata_error_set(err, STRATA_EINVAL, "request.durability: %d unknown",
                                 (int)msg->durability);
+    if ((unsigned)msg->replication > STRATA__REPLICATION__REPLICATION_ASYNC)
+        return strata_error_set(err, STRATA_EINVAL, "request.replication: %d unknown",
+                                (int)msg->replication);
     if ((rc = check_request_caps(msg, err)))
         return rc;
 
     out->durability = (strata_durability_t)msg->durability;
+    out->replication = (strata_replication_t)msg->replication;
     out->op = (strata_op_t)(msg->body_case - BODY_CASE_BASE);
     switch (msg->body_case) {
     case STRATA__REQUEST__BODY_PUT:

@@ -83,23 +83,34 @@ void want_sync(writer_t *w, uint64_t seq)
     pthread_mutex_unlock(&w->sync_mu);
 }
 
-int pending_push(writer_t *w, const pending_t *p)
+int pending_push(pending_ring_t *r, const pending_t *p)
 {
-    if (w->pending_len == w->pending_cap) {
-        size_t cap = w->pending_cap ? w->pending_cap * 2 : 1024;
+    if (r->len == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
         pending_t *grown = malloc(cap * sizeof *grown);
         if (!grown)
             return STRATA_ENOMEM;
-        for (size_t i = 0; i < w->pending_len; i++)
-            grown[i] = w->pending[(w->pending_head + i) % w->pending_cap];
-        free(w->pending);
-        w->pending = grown;
-        w->pending_cap = cap;
-        w->pending_head = 0;
+        for (size_t i = 0; i < r->len; i++)
+            grown[i] = r->items[(r->head + i) % r->cap];
+        free(r->items);
+        r->items = grown;
+        r->cap = cap;
+        r->head = 0;
     }
-    w->pending[(w->pending_head + w->pending_len) % w->pending_cap] = *p;
-    w->pending_len++;
+    r->items[(r->head + r->len) % r->cap] = *p;
+    r->len++;
     return 0;
+}
+
+pending_t *pending_front(pending_ring_t *r)
+{
+    return r->len ? &r->items[r->head] : NULL;
+}
+
+void pending_pop(pending_ring_t *r)
+{
+    r->head = (r->head + 1) % r->cap;
+    r->len--;
 }
 
 /* The sync thread reports one round: release every reply it covered, or
@@ -120,12 +131,12 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
         log_error("event=consensus_fatal what=sync error=\"%s\"", message ? message : "");
         _exit(70);
     }
-    /* A cluster node's replies wait for their commit instead
-     * (consensus.c); the core learns what is durable. */
+    /* On a cluster node the core learns what is durable; quorum writes
+     * wait for their commit instead (consensus.c). */
     if (w->cx && loop)
         consensus_durable(w);
-    while (w->pending_len && !w->cx) {
-        pending_t *p = &w->pending[w->pending_head];
+    pending_t *p;
+    while ((p = pending_front(&w->pending))) {
         if (!rc && p->seq > durable)
             break;
         if (rc) {
@@ -138,8 +149,7 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
             strata_histogram_record(w->stats.write_sync_ns, now - p->start_ns);
             pthread_mutex_unlock(&w->stats_mu);
         }
-        w->pending_head = (w->pending_head + 1) % w->pending_cap;
-        w->pending_len--;
+        pending_pop(&w->pending);
         released++;
     }
     pthread_mutex_lock(&w->stats_mu);
@@ -151,7 +161,7 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
         if (released)
             strata_histogram_record(w->stats.sync_batch, released);
     }
-    w->stats.pending = w->pending_len;
+    w->stats.pending = w->pending.len + w->committing.len;
     pthread_mutex_unlock(&w->stats_mu);
     if (rc) {
         snprintf(w->sync_failure, sizeof w->sync_failure, "%s", message);

@@ -202,6 +202,20 @@ int cluster_read_options(svc_config_t *cfg, cluster_options_t *o, strata_error_t
     if (svc_config_get(cfg, "cluster/bootstrap") &&
         (rc = svc_config_bool(cfg, "cluster/bootstrap", &o->bootstrap, err)))
         return rc;
+    const char *mode = svc_config_get(cfg, "cluster/replication");
+    if (!mode || !strcmp(mode, "quorum"))
+        o->replication = STRATA_REPLICATION_QUORUM;
+    else if (!strcmp(mode, "async"))
+        o->replication = STRATA_REPLICATION_ASYNC;
+    else
+        return strata_error_set(err, STRATA_EINVAL,
+                                "cluster/replication: '%s', needs quorum or async", mode);
+    if ((rc = opt_u64(cfg, "cluster/max_lag_ms", 1000, &o->max_lag_ms, err)))
+        return rc;
+    if (o->max_lag_ms < 1 || o->max_lag_ms > 3600000)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "cluster/max_lag_ms: %" PRIu64 " not in [1, 3600000]",
+                                o->max_lag_ms);
     return 0;
 }
 
@@ -408,38 +422,38 @@ static void leader_noop(writer_t *w, const strata_raft_entry_t *e)
 static void release_committed(writer_t *w, uint64_t commit)
 {
     uint64_t now = now_ns();
-    while (w->pending_len) {
-        pending_t *p = &w->pending[w->pending_head];
-        if (p->seq > commit)
-            break;
+    pending_t *p;
+    while ((p = pending_front(&w->committing)) && p->seq <= commit) {
         send_write_reply(w, p);
         pthread_mutex_lock(&w->stats_mu);
         strata_histogram_record(w->stats.write_sync_ns, now - p->start_ns);
         pthread_mutex_unlock(&w->stats_mu);
-        w->pending_head = (w->pending_head + 1) % w->pending_cap;
-        w->pending_len--;
+        pending_pop(&w->committing);
     }
     pthread_mutex_lock(&w->stats_mu);
-    w->stats.pending = w->pending_len;
+    w->stats.pending = w->pending.len + w->committing.len;
     pthread_mutex_unlock(&w->stats_mu);
 }
 
 /* A leader that lost its office cannot tell whether what it had not yet
- * committed will be: the next leader may keep it or cut it. */
+ * committed will be: the next leader may keep it or cut it. Nor is an
+ * async write not yet durable here safe to acknowledge any more. */
 static void fail_uncommitted(writer_t *w)
 {
     consensus_t *cx = w->cx;
-    while (w->pending_len) {
-        pending_t *p = &w->pending[w->pending_head];
-        char msg[256];
-        snprintf(msg, sizeof msg,
-                 "not master: this node stopped being master in term %" PRIu64
-                 " before seq %" PRIu64 " committed; the write may or may not commit (outcome "
-                 "unknown)",
-                 cx->term, p->seq);
-        send_error(w, p->sock, &p->envelope, p->request_id, STRATA_ENOTMASTER, msg);
-        w->pending_head = (w->pending_head + 1) % w->pending_cap;
-        w->pending_len--;
+    pending_ring_t *rings[] = {&w->committing, &w->pending};
+    for (int i = 0; i < 2; i++) {
+        pending_t *p;
+        while ((p = pending_front(rings[i]))) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "not master: this node stopped being master in term %" PRIu64
+                     " before seq %" PRIu64 " %s; the write may or may not commit (outcome "
+                     "unknown)",
+                     cx->term, p->seq, i ? "was durable here" : "committed");
+            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_ENOTMASTER, msg);
+            pending_pop(rings[i]);
+        }
     }
 }
 
@@ -584,6 +598,46 @@ bool consensus_refuse_write(writer_t *w, char *msg, size_t cap)
                  cx->o.client[cx->leader], cx->term);
     else
         snprintf(msg, cap, "not master: no master is known in term %" PRIu64, cx->term);
+    return true;
+}
+
+static strata_replication_t mode_of(const consensus_t *cx, const strata_request_t *req)
+{
+    return req->replication == STRATA_REPLICATION_DEFAULT ? cx->o.replication : req->replication;
+}
+
+bool consensus_at_commit(writer_t *w, const strata_request_t *req)
+{
+    return w->cx && mode_of(w->cx, req) == STRATA_REPLICATION_QUORUM;
+}
+
+bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size_t cap)
+{
+    consensus_t *cx = w->cx;
+    if (!cx || mode_of(cx, req) != STRATA_REPLICATION_ASYNC)
+        return false;
+    /* Redis's min-replicas-max-lag: what a failover can lose stays within
+     * max_lag_ms of writes. A node alone in its cluster has nobody to lag. */
+    uint64_t now = now_ns(), newest = 0;
+    bool peers = false;
+    for (uint32_t i = 0; i < cx->o.n_voters; i++) {
+        uint32_t v = cx->o.voters[i];
+        if (v == cx->o.id)
+            continue;
+        peers = true;
+        if (cx->contact_ns[v] > newest)
+            newest = cx->contact_ns[v];
+    }
+    if (!peers || (newest && now - newest <= cx->o.max_lag_ms * 1000000ull))
+        return false;
+    if (newest)
+        snprintf(msg, cap,
+                 "async write refused: no follower has answered for %" PRIu64
+                 " ms, over cluster/max_lag_ms %" PRIu64,
+                 (now - newest) / 1000000, cx->o.max_lag_ms);
+    else
+        snprintf(msg, cap,
+                 "async write refused: no follower has answered yet (cluster/max_lag_ms)");
     return true;
 }
 

@@ -41,6 +41,7 @@ static int stage(ctx_t *c, size_t n_ops)
                                           .request_id = c->req->request_id,
                                           .op = c->req->op,
                                           .durability = c->req->durability,
+                                          .at_commit = consensus_at_commit(w, c->req),
                                           .n_ops = n_ops,
                                           .start_ns = c->start_ns};
     c->envelope = NULL;
@@ -56,10 +57,9 @@ void flush_staged(writer_t *w)
     strata_error_clear(&err);
     int rc = strata_db_write(w->db, &unsynced, w->batch, &first, &err);
     uint64_t seq = first, now = now_ns(), want = 0;
-    /* A cluster node acknowledges every write at its commit, whatever its
-     * durability: a write only this node holds can be cut by the next
-     * master. */
-    bool at_commit = w->cx != NULL;
+    /* A quorum write on a cluster node is acknowledged at its commit,
+     * whatever its durability: a write only this node holds can be cut by
+     * the next master. */
     size_t ops = 0, async_replies = 0;
     for (size_t i = 0; i < w->n_staged; i++) {
         staged_t *s = &w->staged[i];
@@ -71,7 +71,7 @@ void flush_staged(writer_t *w)
         uint64_t last = seq + s->n_ops - 1;
         seq += s->n_ops;
         ops += s->n_ops;
-        if (s->durability == STRATA_DURABILITY_ASYNC && !at_commit) {
+        if (s->durability == STRATA_DURABILITY_ASYNC && !s->at_commit) {
             strata_reply_t rep = {.request_id = s->request_id, .op = s->op, .seq = last};
             send_reply(w, s->sock, &s->envelope, &rep);
             async_replies++;
@@ -83,7 +83,7 @@ void flush_staged(writer_t *w)
                        .op = s->op,
                        .seq = last,
                        .start_ns = s->start_ns};
-        if (pending_push(w, &p) != 0) {
+        if (pending_push(s->at_commit ? &w->committing : &w->pending, &p) != 0) {
             send_error(w, s->sock, &s->envelope, s->request_id, STRATA_ENOMEM,
                        "out of memory queueing the reply");
             continue;
@@ -98,7 +98,7 @@ void flush_staged(writer_t *w)
             if (w->staged[i].durability == STRATA_DURABILITY_ASYNC)
                 strata_histogram_record(w->stats.write_async_ns, now - w->staged[i].start_ns);
     }
-    w->stats.pending = w->pending_len;
+    w->stats.pending = w->pending.len + w->committing.len;
     pthread_mutex_unlock(&w->stats_mu);
     w->n_staged = 0;
     w->staged_bytes = 0;
@@ -106,7 +106,7 @@ void flush_staged(writer_t *w)
     strata_batch_clear(w->batch);
     if (want)
         want_sync(w, want);
-    if (at_commit && !rc)
+    if (w->cx && !rc)
         consensus_proposed(w, seq - 1);
 }
 
@@ -126,6 +126,10 @@ static bool cluster_gate(ctx_t *c, size_t n_ops, size_t bytes)
     char msg[768];
     if (consensus_refuse_write(w, msg, sizeof msg)) {
         reply_error(c, STRATA_ENOTMASTER, "%s", msg);
+        return true;
+    }
+    if (consensus_lagging(w, c->req, msg, sizeof msg)) {
+        reply_error(c, STRATA_EBUSY, "%s", msg);
         return true;
     }
     size_t need = bytes + n_ops * ENTRY_OVERHEAD;

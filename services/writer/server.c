@@ -80,7 +80,8 @@ static void writer_free(writer_t *w)
     strata_histogram_destroy(&w->stats.read_ns);
     strata_histogram_destroy(&w->stats.sync_ns);
     strata_histogram_destroy(&w->stats.sync_batch);
-    free(w->pending);
+    free(w->pending.items);
+    free(w->committing.items);
     free(w->staged);
     svc_config_destroy(&w->cfg);
     pthread_mutex_destroy(&w->sync_mu);
@@ -96,7 +97,7 @@ static void drain(writer_t *w)
     w->sync_stop = true;
     pthread_cond_signal(&w->sync_cv);
     pthread_mutex_unlock(&w->sync_mu);
-    while (w->pending_len) {
+    while (w->pending.len) {
         pthread_mutex_lock(&w->sync_mu);
         bool failed = w->sync_failed;
         pthread_mutex_unlock(&w->sync_mu);
@@ -108,17 +109,19 @@ static void drain(writer_t *w)
     pthread_join(w->sync_thread, NULL);
     while (zsock_events(w->sync_pipe) & ZMQ_POLLIN)
         on_sync(NULL, w->sync_pipe, w);
-    for (size_t i = 0; i < w->pending_len; i++) {
-        pending_t *p = &w->pending[(w->pending_head + i) % w->pending_cap];
-        if (w->cx)
-            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_ENOTMASTER,
-                       "shutting down before this write committed; the write may or may not "
-                       "commit (outcome unknown)");
-        else
-            send_error(w, p->sock, &p->envelope, p->request_id, STRATA_EREADONLY,
-                       w->sync_failure[0] ? w->sync_failure : "shutting down before the sync");
+    pending_t *p;
+    while ((p = pending_front(&w->pending))) {
+        send_error(w, p->sock, &p->envelope, p->request_id, STRATA_EREADONLY,
+                   w->sync_failure[0] ? w->sync_failure : "shutting down before the sync");
+        pending_pop(&w->pending);
     }
-    w->pending_len = 0;
+    /* Nothing commits while the node stops. */
+    while ((p = pending_front(&w->committing))) {
+        send_error(w, p->sock, &p->envelope, p->request_id, STRATA_ENOTMASTER,
+                   "shutting down before this write committed; the write may or may not "
+                   "commit (outcome unknown)");
+        pending_pop(&w->committing);
+    }
     while (w->jobs_running > 0)
         on_job_done(NULL, w->jobs, w);
     release_state_waiters(w, true);
@@ -249,7 +252,7 @@ void writer_destroy(writer_t **writer_p)
     *writer_p = NULL;
     __atomic_store_n(&w->ready, false, __ATOMIC_RELEASE);
     log_info("event=stopping reason=%s pending=%zu", w->terminating ? "terminate" : "signal",
-             w->pending_len);
+             w->pending.len + w->committing.len);
     drain(w);
     unlink(w->endpoints_file);
     strata_db_stats_t st;

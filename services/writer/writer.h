@@ -71,6 +71,11 @@ typedef struct {
 } pending_t;
 
 typedef struct {
+    pending_t *items;
+    size_t head, len, cap;
+} pending_ring_t;
+
+typedef struct {
     uint64_t requests, writes, write_ops, reads, errors, malformed, syncs, sync_failures;
     size_t pending;                     /* copy of the loop's pending_len for the HTTP thread */
     strata_histogram_t *write_sync_ns;  /* request in to reply out, sync durability */
@@ -90,6 +95,8 @@ typedef struct {
     char client[256][256]; /* each node's client endpoint, by id */
     uint64_t heartbeat_ms, election_min_ms, election_max_ms, lease_ms;
     bool bootstrap;
+    strata_replication_t replication; /* the node's default: quorum or async */
+    uint64_t max_lag_ms; /* async writes are refused past this long without a follower's answer */
 } cluster_options_t;
 
 typedef struct consensus consensus_t;
@@ -109,6 +116,7 @@ typedef struct {
     uint64_t request_id;
     strata_op_t op;
     strata_durability_t durability;
+    bool at_commit; /* a cluster node's quorum write: replied at its commit */
     size_t n_ops;
     uint64_t start_ns;
 } staged_t;
@@ -179,8 +187,9 @@ struct writer {
     bool ready, terminating;
 
     /* Pending sync replies, a ring in seq order. */
-    pending_t *pending;
-    size_t pending_head, pending_len, pending_cap;
+    /* Replies waiting, each ring in seq order: for their fdatasync, and
+     * on a cluster node for their commit. */
+    pending_ring_t pending, committing;
 
     /* The sync thread and what it is asked to cover. */
     pthread_t sync_thread;
@@ -248,7 +257,10 @@ void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t reques
 void send_write_reply(writer_t *w, pending_t *p);
 void *sync_main(void *arg);
 void want_sync(writer_t *w, uint64_t seq);
-int pending_push(writer_t *w, const pending_t *p);
+int pending_push(pending_ring_t *r, const pending_t *p);
+/* The oldest reply waiting; NULL when none does. */
+pending_t *pending_front(pending_ring_t *r);
+void pending_pop(pending_ring_t *r);
 int on_sync(zloop_t *loop, zsock_t *pipe, void *arg);
 void job_free(job_t *job);
 void *job_main(void *arg);
@@ -285,6 +297,12 @@ void consensus_durable(writer_t *w);
 void consensus_proposed(writer_t *w, uint64_t last_seq);
 /* True, with the client's message, when this node may not take writes. */
 bool consensus_refuse_write(writer_t *w, char *msg, size_t cap);
+/* Whether this write is replied at its commit (quorum), after its
+ * replication mode or the node's default. */
+bool consensus_at_commit(writer_t *w, const strata_request_t *req);
+/* An async write with no follower heard from within max_lag_ms: true,
+ * with the client's message. */
+bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size_t cap);
 /* The same for reads: a new master that has not committed its no-op may
  * not have applied what earlier masters acknowledged (R4). */
 bool consensus_refuse_read(writer_t *w, char *msg, size_t cap);

@@ -801,6 +801,18 @@ START_TEST(frames_without_body_or_with_unknown_enums_are_rejected)
                      STRATA_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.msg, "request.durability: 5"));
     strata_request_clear(&req);
+    /* version=1, replication=3, status {} */
+    const uint8_t bad_replication[] = {0x08, 0x01, 0x20, 0x03, 0x82, 0x01, 0x00};
+    ck_assert_int_eq(strata_request_decode(bad_replication, sizeof bad_replication, &req, &err),
+                     STRATA_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "request.replication: 3 unknown"));
+    strata_request_clear(&req);
+    /* ... and replication=2 (async) decodes. */
+    const uint8_t async_replication[] = {0x08, 0x01, 0x20, 0x02, 0x82, 0x01, 0x00};
+    ck_assert_int_eq(strata_request_decode(async_replication, sizeof async_replication, &req, &err),
+                     0);
+    ck_assert_int_eq(req.replication, STRATA_REPLICATION_ASYNC);
+    strata_request_clear(&req);
     /* version=1, batch { ops { kind=9 } } */
     const uint8_t bad_kind[] = {0x08, 0x01, 0x62, 0x04, 0x0a, 0x02, 0x08, 0x09};
     ck_assert_int_eq(strata_request_decode(bad_kind, sizeof bad_kind, &req, &err), STRATA_EINVAL);

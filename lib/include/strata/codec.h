@@ -65,6 +65,14 @@ typedef enum {
 #define STRATA_DURABILITY_SYNC  STRATA_SYNC
 #define STRATA_DURABILITY_ASYNC STRATA_ASYNC
 
+/* When a cluster master acknowledges a write (PROTOCOL.md, "Cluster
+ * nodes"); a single node ignores it. */
+typedef enum {
+    STRATA_REPLICATION_DEFAULT = 0, /* the node's cluster/replication */
+    STRATA_REPLICATION_QUORUM = 1,  /* durable on a majority of the voters */
+    STRATA_REPLICATION_ASYNC = 2,   /* durable on the master, as durability says */
+} strata_replication_t;
+
 typedef enum {
     STRATA_BATCH_PUT = 0,
     STRATA_BATCH_DELETE = 1,
@@ -101,6 +109,7 @@ typedef struct {
     uint64_t request_id;
     strata_op_t op;
     strata_durability_t durability;
+    strata_replication_t replication;
     strata_bytes_t key;           /* put, delete, get */
     strata_bytes_t value;         /* put, record */
     const strata_batch_op_t *ops; /* batch */
