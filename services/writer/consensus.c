@@ -50,7 +50,18 @@ struct consensus {
     uint64_t contact_ns[STRATA_RAFT_MSG_MAX_NODE + 1]; /* last message from each node */
     uint64_t noop_seq; /* this term's no-op, as leader; UINT64_MAX until written */
     /* Stats pair names hold pointers: the names live here. */
-    char match_name[2 * STRATA_RAFT_MAX_NODES][32], contact_name[2 * STRATA_RAFT_MAX_NODES][32];
+    char match_name[2 * STRATA_RAFT_MAX_NODES][32], contact_name[2 * STRATA_RAFT_MAX_NODES][32],
+        lag_name[2 * STRATA_RAFT_MAX_NODES][32];
+    /* For /metrics, whose thread may not touch the core: per node, copied
+     * at each tick. */
+    pthread_mutex_t peers_mu;
+    struct {
+        uint32_t id;
+        uint64_t match, lag; /* on the master; else 0 */
+        uint64_t contact_ns;
+    } peers[2 * STRATA_RAFT_MAX_NODES];
+    uint32_t n_peers;
+    bool peers_master;
     /* Copies for the stats and /metrics threads. */
     _Atomic uint64_t term_a, commit_a, received, sent, dropped, refused;
     _Atomic int role_a;
@@ -641,6 +652,27 @@ bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size
     return true;
 }
 
+/* The copy /metrics reads. */
+static void copy_peers(consensus_t *cx)
+{
+    pthread_mutex_lock(&cx->peers_mu);
+    cx->n_peers = 0;
+    cx->peers_master = cx->role == STRATA_RAFT_LEADER;
+    uint64_t last = strata_raft_last_seq(cx->core);
+    for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
+        uint32_t id = i < cx->o.n_voters ? cx->o.voters[i] : cx->o.learners[i - cx->o.n_voters];
+        if (id == cx->o.id)
+            continue;
+        uint64_t match = cx->peers_master ? strata_raft_match(cx->core, id) : 0;
+        cx->peers[cx->n_peers].id = id;
+        cx->peers[cx->n_peers].match = match;
+        cx->peers[cx->n_peers].lag = cx->peers_master && last > match ? last - match : 0;
+        cx->peers[cx->n_peers].contact_ns = cx->contact_ns[id];
+        cx->n_peers++;
+    }
+    pthread_mutex_unlock(&cx->peers_mu);
+}
+
 static int on_tick_raft(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
@@ -649,7 +681,39 @@ static int on_tick_raft(zloop_t *loop, int timer_id, void *arg)
     const strata_raft_act_t *acts;
     size_t n = strata_raft_tick(w->cx->core, now_ns(), &acts);
     run(w, n, acts);
+    copy_peers(w->cx);
     return 0;
+}
+
+void consensus_write_metrics(writer_t *w, FILE *out)
+{
+    consensus_t *cx = w->cx;
+    if (!cx)
+        return;
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&cx->peers_mu);
+    if (cx->peers_master) {
+        fprintf(out, "# HELP strata_raft_peer_match_seq The seq up to which a follower's log "
+                     "matches the master's, durably.\n# TYPE strata_raft_peer_match_seq gauge\n");
+        for (uint32_t i = 0; i < cx->n_peers; i++)
+            fprintf(out, "strata_raft_peer_match_seq{peer=\"%u\"} %" PRIu64 "\n", cx->peers[i].id,
+                    cx->peers[i].match);
+        fprintf(out, "# HELP strata_raft_peer_lag_records Entries the master has that a "
+                     "follower has not confirmed.\n# TYPE strata_raft_peer_lag_records gauge\n");
+        for (uint32_t i = 0; i < cx->n_peers; i++)
+            fprintf(out, "strata_raft_peer_lag_records{peer=\"%u\"} %" PRIu64 "\n", cx->peers[i].id,
+                    cx->peers[i].lag);
+    }
+    fprintf(out, "# HELP strata_raft_peer_contact_seconds Since the last message from a node "
+                 "(-1: none yet).\n# TYPE strata_raft_peer_contact_seconds gauge\n");
+    for (uint32_t i = 0; i < cx->n_peers; i++) {
+        if (cx->peers[i].contact_ns)
+            fprintf(out, "strata_raft_peer_contact_seconds{peer=\"%u\"} %.3f\n", cx->peers[i].id,
+                    (double)(now - cx->peers[i].contact_ns) / 1e9);
+        else
+            fprintf(out, "strata_raft_peer_contact_seconds{peer=\"%u\"} -1\n", cx->peers[i].id);
+    }
+    pthread_mutex_unlock(&cx->peers_mu);
 }
 
 static uint64_t get_le(const uint8_t *p, int bytes)
@@ -799,8 +863,12 @@ void consensus_peer_pairs(writer_t *w, pairs_t *p)
             continue;
         snprintf(cx->match_name[i], sizeof cx->match_name[i], "peer_%u_match", id);
         snprintf(cx->contact_name[i], sizeof cx->contact_name[i], "peer_%u_contact_ms", id);
-        if (cx->role == STRATA_RAFT_LEADER)
-            pair_add(p, cx->match_name[i], "%" PRIu64, strata_raft_match(cx->core, id));
+        snprintf(cx->lag_name[i], sizeof cx->lag_name[i], "peer_%u_lag", id);
+        if (cx->role == STRATA_RAFT_LEADER) {
+            uint64_t match = strata_raft_match(cx->core, id), last = strata_raft_last_seq(cx->core);
+            pair_add(p, cx->match_name[i], "%" PRIu64, match);
+            pair_add(p, cx->lag_name[i], "%" PRIu64, last > match ? last - match : 0);
+        }
         if (cx->contact_ns[id])
             pair_add(p, cx->contact_name[i], "%" PRIu64, (now - cx->contact_ns[id]) / 1000000);
         else
@@ -864,6 +932,7 @@ int consensus_open(writer_t *w, strata_error_t *err)
     consensus_t *cx = calloc(1, sizeof *cx);
     if (!cx)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    pthread_mutex_init(&cx->peers_mu, NULL);
     w->cx = cx;
     cx->o = o;
     snprintf(cx->wal_dir, sizeof cx->wal_dir, "%s/wal", w->data_dir);
@@ -982,6 +1051,7 @@ void consensus_close(writer_t *w)
         zframe_destroy(&cx->tr[k].id);
     close_cursor(cx);
     free(cx->frames);
+    pthread_mutex_destroy(&cx->peers_mu);
     free(cx);
 }
 

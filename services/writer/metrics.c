@@ -264,6 +264,7 @@ void write_metrics(void *arg, FILE *out)
             "refused.\n# TYPE strata_raft_messages_refused_total counter\n"
             "strata_raft_messages_refused_total %" PRIu64 "\n",
             cs.term, cs.leader, cs.commit_seq, cs.received, cs.sent, cs.dropped, cs.refused);
+    consensus_write_metrics(w, out);
 }
 
 /* Ready means writes are taken: a writer whose WAL or flush failed still

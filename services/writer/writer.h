@@ -307,6 +307,8 @@ bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size
  * not have applied what earlier masters acknowledged (R4). */
 bool consensus_refuse_read(writer_t *w, char *msg, size_t cap);
 void consensus_stats(const writer_t *w, consensus_stats_t *s);
+/* Per-node figures in Prometheus text, for the /metrics thread. */
+void consensus_write_metrics(writer_t *w, FILE *out);
 /* The highest truncate_wal bound that keeps what followers still need. */
 uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq);
 /* WAL segments were deleted: the core learns where the log starts now. */
