@@ -264,6 +264,7 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     msg.request_id = req->request_id;
     msg.durability = (Strata__Durability)req->durability;
     msg.replication = (Strata__Replication)req->replication;
+    msg.min_seq = req->min_seq;
     msg.body_case = (Strata__Request__BodyCase)(req->op + BODY_CASE_BASE);
 
     Strata__PutRequest put = STRATA__PUT_REQUEST__INIT;
@@ -528,6 +529,7 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
 
     out->durability = (strata_durability_t)msg->durability;
     out->replication = (strata_replication_t)msg->replication;
+    out->min_seq = msg->min_seq;
     out->op = (strata_op_t)(msg->body_case - BODY_CASE_BASE);
     switch (msg->body_case) {
     case STRATA__REQUEST__BODY_PUT:
@@ -675,6 +677,7 @@ int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, s
     msg.version = rep->version ? rep->version : STRATA_PROTO_VERSION;
     msg.request_id = rep->request_id;
     msg.status = rep->status;
+    msg.applied_seq = rep->applied_seq;
     fixes_t fixes = {0};
     msg.message = (char *)text_out(&fixes, rep->message);
     msg.body_case = rep->op == STRATA_OP_NONE ? STRATA__REPLY__BODY__NOT_SET
@@ -975,6 +978,7 @@ int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata
 
     out->status = msg->status;
     out->message = msg->message;
+    out->applied_seq = msg->applied_seq;
     out->op = msg->body_case == STRATA__REPLY__BODY__NOT_SET
                   ? STRATA_OP_NONE
                   : (strata_op_t)(msg->body_case - BODY_CASE_BASE);

@@ -325,8 +325,11 @@ static void handle_get(ctx_t *c)
     if (rc) {
         reply_error(c, rc, "%s key %zu: %s", strata_op_name(req->op), i, err.msg);
     } else {
-        strata_reply_t rep = {
-            .request_id = req->request_id, .op = req->op, .values = values, .n_values = n};
+        strata_reply_t rep = {.request_id = req->request_id,
+                              .op = req->op,
+                              .applied_seq = snapshot,
+                              .values = values,
+                              .n_values = n};
         reply(c, &rep);
         read_done(c);
     }
@@ -347,7 +350,10 @@ static void handle_scan(ctx_t *c)
 {
     const strata_request_t *req = c->req;
     uint32_t limit = req->scan_limit ? req->scan_limit : c->w->scan_limit;
+    /* One view for the page, so its applied_seq says what it reflects. */
+    uint64_t snapshot = strata_db_last_seq(c->w->db);
     strata_read_options_t ro = {
+        .snapshot_seq = snapshot,
         .lower_bound = req->scan_start.len ? req->scan_start.data : NULL,
         .lower_len = req->scan_start.len,
         .upper_bound = req->scan_end.len ? req->scan_end.data : NULL,
@@ -421,6 +427,7 @@ static void handle_scan(ctx_t *c)
         }
         strata_reply_t rep = {.request_id = req->request_id,
                               .op = STRATA_OP_SCAN,
+                              .applied_seq = snapshot,
                               .entries = entries,
                               .n_entries = n,
                               .next_cursor = next};
@@ -486,6 +493,13 @@ static void dispatch(ctx_t *c)
         char why[256];
         if (consensus_refuse_read(c->w, why, sizeof why))
             return reply_error(c, STRATA_ENOTMASTER, "%s", why);
+        uint64_t applied = strata_db_last_seq(c->w->db);
+        if (c->req->min_seq > applied)
+            return reply_error(c, STRATA_EBUSY,
+                               "%s.min_seq: %" PRIu64
+                               " is past what this node has applied (%" PRIu64
+                               "); retry, or read from the master",
+                               strata_op_name(c->req->op), c->req->min_seq, applied);
         return c->req->op == STRATA_OP_SCAN ? handle_scan(c) : handle_get(c);
     }
     case STRATA_OP_STATUS:

@@ -73,6 +73,20 @@ START_TEST(a_one_voter_cluster_commits_every_write_through_the_core)
     free(value);
     ck_assert_uint_ge(ts_stat(c, "commit_seq"), seq2);
     ck_assert_uint_eq(ts_stat(c, "term"), term);
+    /* Reads say what they reflect, and wait for nothing: a min_seq past
+     * what the node applied is refused. */
+    strata_request_t get = {
+        .op = STRATA_OP_GET, .key = {(const uint8_t *)"k2", 2}, .min_seq = seq2};
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_client_call(c, &get, &rep, &err), 0);
+    ck_assert_uint_ge(rep.applied_seq, seq2);
+    strata_reply_clear(&rep);
+    get.min_seq = seq2 + 1000;
+    ck_assert_int_eq(strata_client_call(c, &get, &rep, &err), STRATA_EBUSY);
+    strata_reply_clear(&rep);
+    ck_assert_msg(strstr(err.msg, "get.min_seq: ") &&
+                      strstr(err.msg, "is past what this node has applied"),
+                  "%s", err.msg);
     strata_client_destroy(&c);
     ck_assert_int_eq(ts_node_stop(&node), 0);
 

@@ -110,6 +110,7 @@ typedef struct {
     strata_op_t op;
     strata_durability_t durability;
     strata_replication_t replication;
+    uint64_t min_seq;             /* get, multi-get, scan: answered once applied (0: now) */
     strata_bytes_t key;           /* put, delete, get */
     strata_bytes_t value;         /* put, record */
     const strata_batch_op_t *ops; /* batch */
@@ -172,6 +173,7 @@ typedef struct {
     int32_t status;               /* 0 or a negative strata_err_t */
     const char *message;          /* NULL or "" when status is 0 */
     uint64_t seq;                 /* put, delete, batch, record: last sequence number written */
+    uint64_t applied_seq;         /* get, multi-get, scan: every seq up to it is reflected */
     const strata_value_t *values; /* get (exactly one), multi-get */
     size_t n_values;
     const strata_kv_t *entries; /* scan */
