@@ -21,7 +21,7 @@ typedef struct {
     uint32_t inflight;
     uint64_t acked_ctx;   /* latest leader send time this peer echoed in an ok reply */
     uint64_t incarnation; /* 0 until heard from */
-    bool active;          /* heard from since the last CheckQuorum round */
+    uint64_t heard_at;    /* its last message, or the start of our term as leader */
     bool granted, refused;
 } peer_t;
 
@@ -42,7 +42,7 @@ struct strata_raft {
     uint64_t leader_ctx, leader_commit;
 
     /* time */
-    uint64_t now, election_at, heartbeat_at, quorum_at, heard_leader_at;
+    uint64_t now, election_at, heartbeat_at, heard_leader_at;
     uint64_t votes_from; /* no vote before: a restarted node may have heard a leader */
     uint64_t rng;
     bool heard_leader;
@@ -305,7 +305,7 @@ static void become_leader(strata_raft_t *r)
         p->match = 0;
         p->inflight = 0;
         p->acked_ctx = 0;
-        p->active = true;
+        p->heard_at = r->now; /* a new leader gives every peer a full window */
     }
     emit_role(r);
     /* R4: a no-op in the new term; entries of older terms commit only
@@ -318,7 +318,6 @@ static void become_leader(strata_raft_t *r)
         a->n_entries = 1;
     }
     r->heartbeat_at = r->now + r->cfg.heartbeat_ns;
-    r->quorum_at = r->now + r->cfg.election_min_ns;
     for (uint32_t i = 0; i < r->n_peers; i++)
         send_append(r, &r->peers[i], true);
 }
@@ -655,18 +654,15 @@ size_t strata_raft_tick(strata_raft_t *r, uint64_t now_ns, const strata_raft_act
 {
     begin(r, now_ns);
     if (r->role == STRATA_RAFT_LEADER) {
-        if (r->now >= r->quorum_at) {
-            /* R6: CheckQuorum: a leader cut off from a majority steps down. */
-            uint32_t active = r->voter ? 1 : 0;
-            for (uint32_t i = 0; i < r->n_peers; i++) {
-                active += r->peers[i].voter && r->peers[i].active;
-                r->peers[i].active = false;
-            }
-            r->quorum_at = r->now + r->cfg.election_min_ns;
-            if (active < quorum(r)) {
-                become_follower(r, r->term, 0);
-                return done(r, acts);
-            }
+        /* R6: CheckQuorum over a sliding window: a leader that has not
+         * heard from a majority for election_min steps down, within one
+         * tick of that, rather than at the end of a fixed round. */
+        uint32_t active = r->voter ? 1 : 0;
+        for (uint32_t i = 0; i < r->n_peers; i++)
+            active += r->peers[i].voter && r->now - r->peers[i].heard_at < r->cfg.election_min_ns;
+        if (active < quorum(r)) {
+            become_follower(r, r->term, 0);
+            return done(r, acts);
         }
         if (r->transfer_to && r->now >= r->transfer_until)
             r->transfer_to = 0;
@@ -702,7 +698,7 @@ size_t strata_raft_recv(strata_raft_t *r, const strata_raft_msg_t *m, uint64_t n
     peer_t *p = peer(r, m->from);
     if (!p || m->to != r->cfg.id)
         return done(r, acts);
-    p->active = true;
+    p->heard_at = r->now;
     if (m->incarnation && p->incarnation != m->incarnation) {
         /* R9: a new disk: what it had acknowledged is gone. */
         if (p->incarnation) {

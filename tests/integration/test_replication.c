@@ -309,8 +309,8 @@ START_TEST(killing_the_masters_replicator_makes_it_step_down)
     wait_progress(ws, 30, 10000);
     uint64_t t0 = ts_now_ns();
     ts_relay_kill9(&cl.m[master - 1].replicator);
-    /* CheckQuorum: no follower answers it, so it steps down within an
-     * election timeout (1 s at most here) and the others elect a master. */
+    /* CheckQuorum: no follower answers it, so it steps down within
+     * election_min of their last answers and the others elect a master. */
     char role[32] = "leader";
     uint64_t t = 0;
     while (ts_now_ns() < t0 + 5000000000ull) {
@@ -324,7 +324,7 @@ START_TEST(killing_the_masters_replicator_makes_it_step_down)
             stepped_ms);
     ck_assert_msg(strcmp(role, "leader"), "node%d still leads 5 s after its replicator died",
                   master);
-    ck_assert_uint_lt(stepped_ms, 2000);
+    ck_assert_uint_le(stepped_ms, 1000); /* within the election timeout */
     int next = ts_cluster_master(&cl, 10000, NULL);
     ck_assert_int_gt(next, 0);
     ck_assert_int_ne(next, master);
