@@ -64,8 +64,8 @@ void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
         ts_member_t *m = &cl->m[i];
         m->id = i + 1;
         snprintf(m->root, sizeof m->root, "%s/node%d", cl->root, m->id);
-        snprintf(m->data, sizeof m->data, "%s/data", m->root);
-        snprintf(m->cfg, sizeof m->cfg, "%s/node.cfg", m->root);
+        snprintf(m->data, sizeof m->data, "%s/node%d/data", cl->root, m->id);
+        snprintf(m->cfg, sizeof m->cfg, "%s/node%d/node.cfg", cl->root, m->id);
         snprintf(m->client, sizeof m->client, "tcp://127.0.0.1:%d", s_ports[i][0]);
         ck_assert_int_eq(mkdir(m->root, 0755), 0);
         write_config(cl, m, true, (const int(*)[3])s_ports);
