@@ -42,9 +42,18 @@ typedef struct {
 
 struct strata_client {
     zsock_t *dealer;
-    void *handle; /* the libzmq socket under dealer */
-    char *endpoint;
+    void *handle;   /* the libzmq socket under dealer */
+    char *endpoint; /* the one in use: a list entry or a master's hint */
     int timeout_ms;
+    /* Failover (options.endpoints given): the list, the entry the rotation
+     * is at, and whether the last call left this endpoint useless (no reply,
+     * not the master) so the next call starts on the next one. */
+    char **endpoints;
+    size_t n_endpoints;
+    size_t position;
+    bool failover;
+    bool move_on;
+    char *curve_server_key, *curve_cert; /* kept to secure each new socket */
     uint64_t next_request_id;
     id_set_t in_flight;
     zlist_t *stash; /* of stashed_reply_t, oldest first; never longer than in_flight */
@@ -118,53 +127,139 @@ static void s_ids_remove(id_set_t *set, uint64_t id)
     set->count--;
 }
 
+/* Drops every id whose reply has not arrived: the survivors are re-placed
+ * into cleared slots so no probe run is left broken. */
+static void s_ids_keep_stashed(id_set_t *set)
+{
+    size_t n_kept = 0;
+    for (size_t i = 0; i < set->n_slots; i++)
+        n_kept += set->slots[i].id != 0 && set->slots[i].stashed;
+    id_slot_t *kept = n_kept ? malloc(n_kept * sizeof *kept) : NULL;
+    if (n_kept && !kept)
+        return; /* out of memory: the stale ids only make recv wait for nothing */
+    for (size_t i = 0, k = 0; i < set->n_slots; i++)
+        if (set->slots[i].id != 0 && set->slots[i].stashed)
+            kept[k++] = set->slots[i];
+    if (set->n_slots)
+        memset(set->slots, 0, set->n_slots * sizeof *set->slots);
+    set->count = 0;
+    for (size_t i = 0; i < n_kept; i++)
+        s_ids_place(set, kept[i]);
+    free(kept);
+}
+
 /* ---- life cycle -------------------------------------------------------- */
+
+/* A new socket connected to endpoint, in place of the current one. Requests
+ * still in flight on the old one lose their replies with it, so their ids
+ * are forgotten; replies already stashed stay for recv. */
+static int s_open(strata_client_t *self, const char *endpoint, strata_error_t *err)
+{
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    char *copy = strdup(endpoint);
+    if (!dealer || !copy) {
+        zsock_destroy(&dealer);
+        free(copy);
+        return strata_error_set(err, STRATA_ENOMEM, "client: cannot create the socket: %s",
+                                zmq_strerror(zmq_errno()));
+    }
+    /* Linger 0: destroy must not hang on an absent server. The high-water
+     * marks leave room for deep pipelines before sends start to wait. */
+    zsock_set_linger(dealer, 0);
+    zsock_set_maxmsgsize(dealer, CLIENT_MAX_MESSAGE);
+    zsock_set_sndhwm(dealer, CLIENT_HWM);
+    zsock_set_rcvhwm(dealer, CLIENT_HWM);
+    int rc = client_curve_apply(dealer, self->curve_server_key, self->curve_cert, err);
+    if (rc == 0 && zsock_connect(dealer, "%s", endpoint) != 0)
+        rc = strata_error_set(err, STRATA_EINVAL, "endpoint '%s': %s", endpoint,
+                              zmq_strerror(zmq_errno()));
+    if (rc) {
+        zsock_destroy(&dealer);
+        free(copy);
+        return rc;
+    }
+    zsock_destroy(&self->dealer);
+    self->dealer = dealer;
+    self->handle = zsock_resolve(dealer);
+    free(self->endpoint);
+    self->endpoint = copy;
+    s_ids_keep_stashed(&self->in_flight);
+    return 0;
+}
+
+static char *s_strdup_or_null(const char *text, bool *failed)
+{
+    char *copy = text ? strdup(text) : NULL;
+    if (text && !copy)
+        *failed = true;
+    return copy;
+}
 
 int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
                           strata_error_t *err)
 {
     *client_p = NULL;
-    const char *endpoint = opts && opts->endpoint ? opts->endpoint : STRATA_CLIENT_DEFAULT_ENDPOINT;
     int timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : STRATA_CLIENT_DEFAULT_TIMEOUT_MS;
     if (timeout_ms < 0)
         return strata_error_set(err, STRATA_EINVAL, "timeout_ms: %d, must be >= 0", timeout_ms);
+    size_t n_endpoints = opts && opts->endpoints ? opts->n_endpoints : 0;
+    if (opts && opts->n_endpoints && !opts->endpoints)
+        return strata_error_set(err, STRATA_EINVAL, "endpoints: NULL with n_endpoints %zu",
+                                opts->n_endpoints);
+    for (size_t i = 0; i < n_endpoints; i++)
+        if (!opts->endpoints[i] || !opts->endpoints[i][0])
+            return strata_error_set(err, STRATA_EINVAL, "endpoints[%zu]: empty", i);
 
     strata_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
     self->timeout_ms = timeout_ms;
     self->next_request_id = 1;
-    self->endpoint = strdup(endpoint);
     self->stash = zlist_new();
-    client_zsys_init_once();
-    self->dealer = zsock_new(ZMQ_DEALER);
-    if (!self->endpoint || !self->stash || !self->dealer) {
-        strata_client_destroy(&self);
-        return strata_error_set(err, STRATA_ENOMEM, "client: cannot create the socket: %s",
-                                zmq_strerror(zmq_errno()));
-    }
-    self->handle = zsock_resolve(self->dealer);
-    /* Linger 0: destroy must not hang on an absent server. The high-water
-     * marks leave room for deep pipelines before sends start to wait. */
-    zsock_set_linger(self->dealer, 0);
-    zsock_set_maxmsgsize(self->dealer, CLIENT_MAX_MESSAGE);
-    zsock_set_sndhwm(self->dealer, CLIENT_HWM);
-    zsock_set_rcvhwm(self->dealer, CLIENT_HWM);
+    bool failed = !self->stash;
     if (opts) {
-        int rc = client_curve_apply(self->dealer, opts->curve_server_key, opts->curve_cert, err);
+        self->curve_server_key = s_strdup_or_null(opts->curve_server_key, &failed);
+        self->curve_cert = s_strdup_or_null(opts->curve_cert, &failed);
+    }
+    if (n_endpoints) {
+        self->failover = true;
+        self->endpoints = calloc(n_endpoints, sizeof *self->endpoints);
+        failed |= !self->endpoints;
+        for (size_t i = 0; self->endpoints && i < n_endpoints; i++) {
+            self->endpoints[i] = s_strdup_or_null(opts->endpoints[i], &failed);
+            self->n_endpoints++;
+        }
+    }
+    if (failed) {
+        strata_client_destroy(&self);
+        return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
+    }
+    client_zsys_init_once();
+    /* Every endpoint of the list is checked now, so a typo in the third one
+     * does not wait for a failover to show. */
+    for (size_t i = n_endpoints; i-- > 0;) {
+        int rc = s_open(self, self->endpoints[i], err);
         if (rc) {
             strata_client_destroy(&self);
             return rc;
         }
     }
-    if (zsock_connect(self->dealer, "%s", endpoint) != 0) {
-        int rc = strata_error_set(err, STRATA_EINVAL, "endpoint '%s': %s", endpoint,
-                                  zmq_strerror(zmq_errno()));
-        strata_client_destroy(&self);
-        return rc;
+    if (!n_endpoints) {
+        const char *endpoint =
+            opts && opts->endpoint ? opts->endpoint : STRATA_CLIENT_DEFAULT_ENDPOINT;
+        int rc = s_open(self, endpoint, err);
+        if (rc) {
+            strata_client_destroy(&self);
+            return rc;
+        }
     }
     *client_p = self;
     return 0;
+}
+
+const char *strata_client_endpoint(const strata_client_t *self)
+{
+    return self->endpoint;
 }
 
 void strata_client_destroy(strata_client_t **client_p)
@@ -183,6 +278,11 @@ void strata_client_destroy(strata_client_t **client_p)
     zsock_destroy(&self->dealer);
     free(self->in_flight.slots);
     free(self->endpoint);
+    for (size_t i = 0; i < self->n_endpoints; i++)
+        free(self->endpoints[i]);
+    free(self->endpoints);
+    free(self->curve_server_key);
+    free(self->curve_cert);
     free(self);
     *client_p = NULL;
 }
@@ -350,23 +450,138 @@ int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *re
 
 /* ---- blocking calls ---------------------------------------------------- */
 
-int strata_client_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
-                       strata_error_t *err)
+/* Failover retries at once the first time, then waits this long, doubling
+ * up to the cap: an election takes a few hundred ms, so the first tries are
+ * quick and the later ones do not hammer the nodes. */
+#define BACKOFF_FIRST_MS 5
+#define BACKOFF_MAX_MS   200
+#define HINT_MAX         512
+
+static bool s_is_write(strata_op_t op)
+{
+    return op == STRATA_OP_PUT || op == STRATA_OP_DELETE || op == STRATA_OP_BATCH ||
+           op == STRATA_OP_RECORD;
+}
+
+/* The endpoint a "not master" answer names: `not master: the master is node
+ * N at ENDPOINT (term T)`. */
+static bool s_master_hint(const char *message, char *out, size_t cap)
+{
+    const char *named = message ? strstr(message, "the master is node ") : NULL;
+    const char *at = named ? strstr(named, " at ") : NULL;
+    if (!at)
+        return false;
+    at += 4;
+    size_t len = strcspn(at, " ");
+    if (len == 0 || len >= cap)
+        return false;
+    memcpy(out, at, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* Moves to endpoint, or with NULL to the list's next entry. A hint that is
+ * an entry of the list moves the rotation there, so "next" after it means
+ * the entry after the master, not one already tried. */
+static int s_move(strata_client_t *self, const char *endpoint, strata_error_t *err)
+{
+    if (!endpoint) {
+        self->position = (self->position + 1) % self->n_endpoints;
+        endpoint = self->endpoints[self->position];
+    } else {
+        for (size_t i = 0; i < self->n_endpoints; i++)
+            if (!strcmp(self->endpoints[i], endpoint))
+                self->position = i;
+    }
+    if (!strcmp(endpoint, self->endpoint))
+        return 0;
+    return s_open(self, endpoint, err);
+}
+
+/* One request to the endpoint in use, its reply or why none came. */
+static int s_call_once(strata_client_t *self, strata_request_t *req, int64_t deadline,
+                       strata_reply_t *reply, strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
-    int64_t deadline = client_deadline_ms(self->timeout_ms);
     uint64_t request_id = 0;
     int rc = s_send(self, req, deadline, &request_id, err);
     if (rc)
         return rc;
     rc = s_wait(self, request_id, deadline, self->timeout_ms, reply, err);
-    if (rc) {
-        /* Forget the id so a reply arriving after we gave up is dropped. */
+    if (rc) /* forget the id so a reply arriving after we gave up is dropped */
         s_ids_remove(&self->in_flight, request_id);
-        return rc;
+    return rc;
+}
+
+/* With failover, a request another node could have served is sent there:
+ * STATUS ENOTMASTER says this node did not run it (unless it says the
+ * outcome is unknown: then a write may have been taken and is never sent
+ * again). The hint in the answer is followed, else the list's next entry
+ * is tried, waiting a little more each time, until the call's deadline. */
+int strata_client_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
+                       strata_error_t *err)
+{
+    memset(reply, 0, sizeof *reply);
+    int64_t started = client_mono_ms();
+    int64_t deadline = client_deadline_ms(self->timeout_ms);
+    if (self->move_on) {
+        self->move_on = false;
+        int rc = s_move(self, NULL, err);
+        if (rc)
+            return rc;
     }
-    if (reply->status < 0)
+    unsigned tries = 0;
+    int backoff_ms = 0;
+    for (;;) {
+        tries++;
+        int rc = s_call_once(self, req, deadline, reply, err);
+        if (rc == STRATA_ETIMEDOUT) {
+            self->move_on = self->failover;
+            if (s_is_write(req->op))
+                strata_error_set(err, rc,
+                                 "no reply from %s within %d ms: the %s's outcome is unknown "
+                                 "(it may or may not have been applied; it was not sent again)",
+                                 self->endpoint, self->timeout_ms, strata_op_name(req->op));
+            return rc;
+        }
+        if (rc)
+            return rc;
+        if (!self->failover || reply->status != STRATA_ENOTMASTER)
+            break;
+        if (reply->message && strstr(reply->message, "outcome unknown")) {
+            self->move_on = true;
+            break;
+        }
+        char hint[HINT_MAX];
+        bool hinted =
+            s_master_hint(reply->message, hint, sizeof hint) && strcmp(hint, self->endpoint) != 0;
+        /* A master elected a moment ago answers so until its first entry
+         * commits: it is the node to wait for. */
+        bool stay = !hinted && reply->message && !strncmp(reply->message, "not master yet", 14);
+        int wait_ms = backoff_ms;
+        backoff_ms = backoff_ms
+                         ? (backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2)
+                         : BACKOFF_FIRST_MS;
+        if (client_remaining_ms(deadline) <= wait_ms)
+            break;
+        if (wait_ms > 0)
+            nanosleep(&(struct timespec){.tv_nsec = (long)wait_ms * 1000000L}, NULL);
+        strata_reply_clear(reply);
+        if (stay)
+            continue;
+        /* A hint that does not parse as an endpoint is no reason to stop:
+         * the list's next entry may know better. */
+        if (!hinted || s_move(self, hint, err) != 0)
+            if ((rc = s_move(self, NULL, err)) != 0)
+                return rc;
+    }
+    if (reply->status < 0) {
+        if (tries > 1)
+            return strata_error_set(err, reply->status, "%s (%u tries in %lld ms, the last at %s)",
+                                    reply->message, tries, (long long)(client_mono_ms() - started),
+                                    self->endpoint);
         return strata_error_set(err, reply->status, "%s", reply->message);
+    }
     if (reply->op != req->op)
         return strata_error_set(err, STRATA_EINVAL, "reply to %s carries a %s body",
                                 strata_op_name(req->op), strata_op_name(reply->op));

@@ -23,11 +23,17 @@
  *   missing  get: found = false
  *   garbage  a frame that is no Reply at all
  *   version  a Reply of version 7 (parses, carries the id, is refused)
- *   delim    an empty delimiter frame before the Reply */
+ *   delim    an empty delimiter frame before the Reply
+ * A fake playing a cluster node that is not the master answers writes and
+ * control with STATUS ENOTMASTER and its not_master message, the first
+ * `refuse` of them (-1: all); seq_base tells its seqs from another fake's. */
 
 typedef struct {
     int port;
     unsigned requests; /* touched only by the actor */
+    const char *not_master;
+    int refuse;
+    uint64_t seq_base;
 } fake_args_t;
 
 static zmsg_t *s_envelope(zframe_t *routing)
@@ -55,7 +61,13 @@ static void s_send_reply(zsock_t *router, zframe_t *routing, const strata_reply_
         zmsg_send(&msg, router);
 }
 
-static void s_answer(zsock_t *router, zlist_t *held, zmsg_t *msg)
+static bool s_refused_op(strata_op_t op)
+{
+    return op == STRATA_OP_PUT || op == STRATA_OP_DELETE || op == STRATA_OP_BATCH ||
+           op == STRATA_OP_RECORD || op == STRATA_OP_CONTROL;
+}
+
+static void s_answer(fake_args_t *args, zsock_t *router, zlist_t *held, zmsg_t *msg)
 {
     zframe_t *routing = zmsg_pop(msg);
     zframe_t *payload = zmsg_last(msg);
@@ -97,8 +109,14 @@ static void s_answer(zsock_t *router, zlist_t *held, zmsg_t *msg)
         rep.n_pairs = 1;
         break;
     default:
-        rep.seq = req.request_id * 10;
+        rep.seq = args->seq_base + req.request_id * 10;
         break;
+    }
+    if (args->not_master && s_refused_op(req.op) && args->refuse != 0) {
+        if (args->refuse > 0)
+            args->refuse--;
+        rep = (strata_reply_t){
+            .request_id = req.request_id, .status = STRATA_ENOTMASTER, .message = args->not_master};
     }
     if (strcmp(key, "fail") == 0)
         rep = (strata_reply_t){.request_id = req.request_id,
@@ -141,7 +159,7 @@ static void s_fake_server(zsock_t *pipe, void *arg)
         void *which = zpoller_wait(poller, -1);
         if (which == router) {
             zmsg_t *msg = zmsg_recv(router);
-            s_answer(router, held, msg);
+            s_answer(args, router, held, msg);
             zmsg_destroy(&msg);
             continue;
         }
@@ -172,6 +190,20 @@ typedef struct {
 static void s_fake_start(fake_t *fake)
 {
     memset(fake, 0, sizeof *fake);
+    fake->actor = zactor_new(s_fake_server, &fake->args);
+    ck_assert_ptr_nonnull(fake->actor);
+    ck_assert_int_gt(fake->args.port, 0);
+    snprintf(fake->endpoint, sizeof fake->endpoint, "tcp://127.0.0.1:%d", fake->args.port);
+}
+
+/* A fake cluster node: not the master when not_master is given (for the
+ * first `refuse` writes; -1 all), its seqs offset by seq_base. */
+static void s_fake_node_start(fake_t *fake, const char *not_master, int refuse, uint64_t seq_base)
+{
+    memset(fake, 0, sizeof *fake);
+    fake->args.not_master = not_master;
+    fake->args.refuse = refuse;
+    fake->args.seq_base = seq_base;
     fake->actor = zactor_new(s_fake_server, &fake->args);
     ck_assert_ptr_nonnull(fake->actor);
     ck_assert_int_gt(fake->args.port, 0);
@@ -495,6 +527,209 @@ START_TEST(in_flight_is_capped)
 }
 END_TEST
 
+/* ---- failover ------------------------------------------------------------- */
+
+static strata_client_t *s_connect_list(const char *const *endpoints, size_t n, int timeout_ms)
+{
+    strata_client_options_t opts = {
+        .endpoints = endpoints, .n_endpoints = n, .timeout_ms = timeout_ms};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    int rc = strata_client_connect(&opts, &client, &err);
+    ck_assert_msg(rc == 0, "connect: %s", err.msg);
+    return client;
+}
+
+#define MASTER_SEQS 1000000u
+
+START_TEST(failover_follows_the_masters_hint_outside_the_list)
+{
+    fake_t master, slave;
+    s_fake_node_start(&master, NULL, 0, MASTER_SEQS);
+    char hint[160];
+    snprintf(hint, sizeof hint, "not master: the master is node 2 at %s (term 5)", master.endpoint);
+    s_fake_node_start(&slave, hint, -1, 0);
+
+    const char *const list[] = {slave.endpoint};
+    strata_client_t *client = s_connect_list(list, 1, 5000);
+    ck_assert_str_eq(strata_client_endpoint(client), slave.endpoint);
+    strata_error_t err;
+    uint64_t seq = 0;
+    int rc = strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err);
+    ck_assert_msg(rc == 0, "put: %s", err.msg);
+    /* The slave saw id 1; the master answered the resend, id 2. */
+    ck_assert_uint_eq(seq, MASTER_SEQS + 20);
+    ck_assert_str_eq(strata_client_endpoint(client), master.endpoint);
+
+    /* The client stays with the master: reads and writes go there. */
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     0);
+    ck_assert_uint_eq(seq, MASTER_SEQS + 30);
+    strata_reply_t reply;
+    ck_assert_int_eq(
+        strata_client_control(client, "transfer", (const char *[]){"3"}, 1, &reply, &err), 0);
+    ck_assert_str_eq(reply.pairs[0].name, "transfer");
+    strata_reply_clear(&reply);
+    ck_assert_str_eq(strata_client_endpoint(client), master.endpoint);
+    strata_client_destroy(&client);
+    zactor_destroy(&slave.actor);
+    zactor_destroy(&master.actor);
+}
+END_TEST
+
+START_TEST(failover_without_a_hint_tries_the_next_entry)
+{
+    fake_t lost, master;
+    s_fake_node_start(&lost, "not master: no master is known in term 4", -1, 0);
+    s_fake_node_start(&master, NULL, 0, MASTER_SEQS);
+    const char *const list[] = {lost.endpoint, master.endpoint};
+    strata_client_t *client = s_connect_list(list, 2, 5000);
+    strata_error_t err;
+    uint64_t seq = 0;
+    int rc = strata_client_delete(client, STRATA_DURABILITY_SYNC, "k", 1, &seq, &err);
+    ck_assert_msg(rc == 0, "delete: %s", err.msg);
+    ck_assert_uint_eq(seq, MASTER_SEQS + 20);
+    ck_assert_str_eq(strata_client_endpoint(client), master.endpoint);
+    strata_client_destroy(&client);
+    zactor_destroy(&lost.actor);
+    zactor_destroy(&master.actor);
+}
+END_TEST
+
+START_TEST(a_new_master_is_waited_for_where_it_is)
+{
+    /* Three "not master yet" answers, then writes: the client must keep
+     * asking the same node, not wander off to the other one. */
+    fake_t fresh, other;
+    s_fake_node_start(&fresh,
+                      "not master yet: elected in term 7, this node has not committed its "
+                      "first entry; retry in a moment",
+                      3, MASTER_SEQS);
+    s_fake_node_start(&other, "not master: no master is known in term 7", -1, 0);
+    const char *const list[] = {fresh.endpoint, other.endpoint};
+    strata_client_t *client = s_connect_list(list, 2, 5000);
+    strata_error_t err;
+    uint64_t seq = 0;
+    int rc = strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err);
+    ck_assert_msg(rc == 0, "put: %s", err.msg);
+    ck_assert_uint_eq(seq, MASTER_SEQS + 40);
+    ck_assert_str_eq(strata_client_endpoint(client), fresh.endpoint);
+    strata_client_destroy(&client);
+    zactor_destroy(&fresh.actor);
+    zactor_destroy(&other.actor);
+}
+END_TEST
+
+START_TEST(an_outcome_unknown_write_is_not_sent_again)
+{
+    static const char lost_write[] = "not master: this node stopped being master in term 3 "
+                                     "before seq 9 committed; the write may or may not commit "
+                                     "(outcome unknown)";
+    fake_t deposed, master;
+    s_fake_node_start(&deposed, lost_write, -1, 0);
+    s_fake_node_start(&master, NULL, 0, MASTER_SEQS);
+    const char *const list[] = {deposed.endpoint, master.endpoint};
+    strata_client_t *client = s_connect_list(list, 2, 5000);
+    strata_error_t err;
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     STRATA_ENOTMASTER);
+    ck_assert_str_eq(err.msg, lost_write);
+    ck_assert_str_eq(strata_client_endpoint(client), deposed.endpoint);
+    /* The next call starts on the next node. */
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     0);
+    ck_assert_uint_eq(seq, MASTER_SEQS + 20);
+    ck_assert_str_eq(strata_client_endpoint(client), master.endpoint);
+    strata_client_destroy(&client);
+    zactor_destroy(&deposed.actor);
+    zactor_destroy(&master.actor);
+}
+END_TEST
+
+START_TEST(a_write_without_reply_is_reported_as_unknown_and_the_next_call_moves_on)
+{
+    zsock_t *placeholder = zsock_new(ZMQ_DEALER); /* holds a port nobody answers on */
+    int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
+    ck_assert_int_gt(port, 0);
+    char silent[64];
+    snprintf(silent, sizeof silent, "tcp://127.0.0.1:%d", port);
+    fake_t master;
+    s_fake_node_start(&master, NULL, 0, MASTER_SEQS);
+    const char *const list[] = {silent, master.endpoint};
+    strata_client_t *client = s_connect_list(list, 2, 300);
+    strata_error_t err;
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     STRATA_ETIMEDOUT);
+    ck_assert_msg(strstr(err.msg, silent) && strstr(err.msg, "outcome is unknown"), "%s", err.msg);
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     0);
+    ck_assert_str_eq(strata_client_endpoint(client), master.endpoint);
+
+    /* A read that times out says nothing of an outcome. */
+    const char *const only_silent[] = {silent};
+    strata_client_t *reader = s_connect_list(only_silent, 1, 300);
+    strata_reply_t reply;
+    ck_assert_int_eq(strata_client_status(reader, &reply, &err), STRATA_ETIMEDOUT);
+    strata_reply_clear(&reply);
+    ck_assert_msg(strstr(err.msg, "outcome") == NULL, "%s", err.msg);
+    strata_client_destroy(&reader);
+    strata_client_destroy(&client);
+    zactor_destroy(&master.actor);
+    zsock_destroy(&placeholder);
+}
+END_TEST
+
+START_TEST(no_master_anywhere_gives_up_at_the_timeout)
+{
+    fake_t a, b;
+    s_fake_node_start(&a, "not master: no master is known in term 2", -1, 0);
+    s_fake_node_start(&b, "not master: no master is known in term 2", -1, 0);
+    const char *const list[] = {a.endpoint, b.endpoint};
+    strata_client_t *client = s_connect_list(list, 2, 400);
+    strata_error_t err;
+    uint64_t started = ts_now_ns();
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ENOTMASTER);
+    uint64_t waited_ms = (ts_now_ns() - started) / 1000000;
+    ck_assert_uint_lt(waited_ms, 3000);
+    ck_assert_msg(strstr(err.msg, "no master is known in term 2") && strstr(err.msg, " tries in "),
+                  "%s", err.msg);
+    strata_client_destroy(&client);
+    zactor_destroy(&a.actor);
+    zactor_destroy(&b.actor);
+}
+END_TEST
+
+START_TEST(a_single_endpoint_returns_not_master_as_it_came)
+{
+    fake_t master, slave;
+    s_fake_node_start(&master, NULL, 0, MASTER_SEQS);
+    char hint[160];
+    snprintf(hint, sizeof hint, "not master: the master is node 2 at %s (term 5)", master.endpoint);
+    s_fake_node_start(&slave, hint, -1, 0);
+    strata_client_t *client = s_connect(slave.endpoint, 5000);
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
+                     STRATA_ENOTMASTER);
+    ck_assert_str_eq(err.msg, hint);
+    ck_assert_str_eq(strata_client_endpoint(client), slave.endpoint);
+    strata_client_destroy(&client);
+
+    const char *const bad[] = {slave.endpoint, "nonsense"};
+    strata_client_options_t opts = {.endpoints = bad, .n_endpoints = 2};
+    ck_assert_int_eq(strata_client_connect(&opts, &client, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "nonsense") != NULL, "names the endpoint: %s", err.msg);
+    const char *const empty[] = {""};
+    opts = (strata_client_options_t){.endpoints = empty, .n_endpoints = 1};
+    ck_assert_int_eq(strata_client_connect(&opts, &client, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "endpoints[0]") != NULL, "names the entry: %s", err.msg);
+    zactor_destroy(&slave.actor);
+    zactor_destroy(&master.actor);
+}
+END_TEST
+
 /* czmq's first initialisation is not thread-safe; the client makes it so.
  * Each Check test runs in a fresh process, so this is the first use here. */
 static pthread_barrier_t s_barrier;
@@ -535,6 +770,13 @@ int main(void)
     tcase_add_test(tc, absent_server_times_out_and_bad_options_are_einval);
     tcase_add_test(tc, in_flight_is_capped);
     tcase_add_test(tc, clients_may_be_created_from_many_threads_at_once);
+    tcase_add_test(tc, failover_follows_the_masters_hint_outside_the_list);
+    tcase_add_test(tc, failover_without_a_hint_tries_the_next_entry);
+    tcase_add_test(tc, a_new_master_is_waited_for_where_it_is);
+    tcase_add_test(tc, an_outcome_unknown_write_is_not_sent_again);
+    tcase_add_test(tc, a_write_without_reply_is_reported_as_unknown_and_the_next_call_moves_on);
+    tcase_add_test(tc, no_master_anywhere_gives_up_at_the_timeout);
+    tcase_add_test(tc, a_single_endpoint_returns_not_master_as_it_came);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

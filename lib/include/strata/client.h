@@ -7,7 +7,31 @@
  * send returned. Both may be mixed: a blocking call keeps replies to other
  * requests that arrive meanwhile for a later recv.
  *
- * One client is one socket: use it from one thread at a time. */
+ * One client is one socket: use it from one thread at a time.
+ *
+ * Failover. Given a list of a cluster's endpoints (options.endpoints), the
+ * client still talks to one node at a time, the first of the list to begin
+ * with; strata_client_endpoint names it. A blocking call answered STATUS
+ * ENOTMASTER (proto/PROTOCOL.md, "Cluster nodes") was not run by that node,
+ * so the client sends it again elsewhere: to the master the answer names
+ * (`... the master is node N at ENDPOINT ...`, whether or not ENDPOINT is in
+ * the list), to the same node when it was elected a moment ago (`not master
+ * yet`), else to the list's next entry; at once the first time, then after 5 ms,
+ * doubling up to 200 ms between tries, all within the call's timeout. When the timeout
+ * runs out first, the call returns the last ENOTMASTER with its message and
+ * how many tries it took. Reads go to whatever node is in use, which serves
+ * what it has committed. Never sent again:
+ *   - a write (put, delete, batch, record) answered ENOTMASTER with
+ *     "outcome unknown": the node had taken it and lost the office before it
+ *     committed, so it may yet commit;
+ *   - any call that got no reply in time: STRATA_ETIMEDOUT, and for a write
+ *     a message saying its outcome is unknown (writes are not idempotent).
+ * After either, the next call starts on the list's next entry. Moving to
+ * another node drops requests sent with strata_client_send whose replies
+ * have not arrived: their ids no longer count as in flight. The pipelined
+ * calls themselves never move; their replies carry ENOTMASTER as is.
+ * Without a list (endpoint alone) the client stays on its one endpoint and
+ * returns every answer as it came. */
 #ifndef STRATA_CLIENT_H
 #define STRATA_CLIENT_H
 
@@ -27,8 +51,12 @@ typedef struct strata_client strata_client_t;
 #define STRATA_CLIENT_MAX_IN_FLIGHT 100000u
 
 typedef struct {
-    const char *endpoint; /* NULL: STRATA_CLIENT_DEFAULT_ENDPOINT */
-    int timeout_ms;       /* per blocking call; 0: STRATA_CLIENT_DEFAULT_TIMEOUT_MS */
+    const char *endpoint; /* NULL: STRATA_CLIENT_DEFAULT_ENDPOINT; ignored with endpoints */
+    /* A cluster's client endpoints, for failover (above); the client copies
+     * them. n_endpoints 0: endpoint alone, no failover. */
+    const char *const *endpoints;
+    size_t n_endpoints;
+    int timeout_ms; /* per blocking call; 0: STRATA_CLIENT_DEFAULT_TIMEOUT_MS */
     /* CURVE, for a server with security/curve on (both or neither): the
      * server's public key as 40 characters of Z85, or the path of its
      * public certificate; and the path of this client's certificate with
@@ -40,11 +68,15 @@ typedef struct {
 
 /* Creates the socket and starts connecting (ZMQ connects in the background,
  * so an absent server shows up as STRATA_ETIMEDOUT on the first call).
- * STRATA_EINVAL names a malformed endpoint. */
+ * STRATA_EINVAL names a malformed endpoint (every entry of a list is
+ * checked) or an empty entry. */
 int strata_client_connect(const strata_client_options_t *opts, strata_client_t **client_p,
                           strata_error_t *err);
 /* Closes at once, dropping replies still in flight; nulls *client_p. */
 void strata_client_destroy(strata_client_t **client_p);
+/* The endpoint in use: the one given, a list entry, or a master's hint.
+ * Valid until the next call on self. */
+const char *strata_client_endpoint(const strata_client_t *self);
 
 /* ---- blocking calls ----------------------------------------------------
  * Each returns 0 or a negative strata_err_t: the server's status when it
