@@ -3,7 +3,8 @@
  * needs its election and replicator; what one writer does on its own is
  * here: a one-voter cluster commits every write through the core, a voter
  * that reaches no peer takes no writes, a disk that was never bootstrapped
- * does not vote. */
+ * does not vote, and a client given both kinds of node writes to the
+ * master. */
 #include <check.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,6 +49,12 @@ static uint64_t wait_role(const char *endpoint, const char *want)
 static const char *const one_voter[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
                                         "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
                                         "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+
+/* A voter of three that reaches neither peer: never master. */
+static const char *const lone_voter[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
+                                         "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
+                                         "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
+                                         "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
 
 START_TEST(a_one_voter_cluster_commits_every_write_through_the_core)
 {
@@ -113,12 +120,8 @@ END_TEST
 START_TEST(a_voter_that_reaches_no_peer_takes_no_writes)
 {
     char *dir = ts_tempdir("cluster3");
-    const char *const env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
-                               "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
-                               "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
-                               "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
     ts_node_t node;
-    ts_node_start(&node, dir, env);
+    ts_node_start(&node, dir, lone_voter);
     strata_client_t *c = ts_connect(node.endpoint, 10000);
     strata_error_t err;
     ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, NULL, &err),
@@ -158,6 +161,50 @@ START_TEST(an_empty_disk_that_was_not_bootstrapped_does_not_vote)
 }
 END_TEST
 
+START_TEST(a_client_given_the_list_finds_the_master)
+{
+    /* Two real writers standing for two nodes: one that knows no master,
+     * one that is master of its own one-voter cluster. */
+    char *lost_dir = ts_tempdir("cluster-lost"), *master_dir = ts_tempdir("cluster-master");
+    ts_node_t lost, master;
+    ts_node_start(&lost, lost_dir, lone_voter);
+    ts_node_start(&master, master_dir, one_voter);
+    wait_role(master.endpoint, "leader");
+
+    const char *const list[] = {lost.endpoint, master.endpoint};
+    strata_client_options_t opts = {.endpoints = list, .n_endpoints = 2, .timeout_ms = 10000};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_connect(&opts, &c, &err), 0);
+    ck_assert_str_eq(strata_client_endpoint(c), lost.endpoint);
+    /* A read is served where the client is. */
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &len, &err), STRATA_ENOTFOUND);
+    ck_assert_str_eq(strata_client_endpoint(c), lost.endpoint);
+
+    uint64_t seq = 0;
+    int rc = strata_client_put(c, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err);
+    ck_assert_msg(rc == 0, "put: %s", err.msg);
+    ck_assert_str_eq(strata_client_endpoint(c), master.endpoint);
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &len, &err), 0);
+    ck_assert(len == 1 && memcmp(value, "v", 1) == 0);
+    free(value);
+    strata_client_destroy(&c);
+
+    /* The write is on the master only. */
+    c = ts_connect(lost.endpoint, 10000);
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &len, &err), STRATA_ENOTFOUND);
+    strata_client_destroy(&c);
+    ck_assert_int_eq(ts_node_stop(&lost), 0);
+    ck_assert_int_eq(ts_node_stop(&master), 0);
+    ts_rmtree(lost_dir);
+    ts_rmtree(master_dir);
+    free(lost_dir);
+    free(master_dir);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -166,6 +213,7 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, a_one_voter_cluster_commits_every_write_through_the_core);
     tcase_add_test(tc, a_voter_that_reaches_no_peer_takes_no_writes);
     tcase_add_test(tc, an_empty_disk_that_was_not_bootstrapped_does_not_vote);
+    tcase_add_test(tc, a_client_given_the_list_finds_the_master);
     suite_add_tcase(s, tc);
     return s;
 }
