@@ -72,6 +72,8 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "  -h, --help             this text; `stratactl help VERB` for one verb\n"
             "  Flags may follow the verb; `--` ends them (for a key starting with '-').\n"
             "  `stratactl tail --help` lists the distributor's flags (tail, subscribers).\n"
+            "  `stratactl help cluster` lists the cluster verbs and their flags\n"
+            "  (--servers EP,..., --cluster FILE).\n"
             "\nexit codes:\n",
             STRATA_CLIENT_DEFAULT_ENDPOINT, STRATA_CLIENT_DEFAULT_TIMEOUT_MS);
     for (size_t i = 0; i < ctl_n_exit_codes; i++)
@@ -196,6 +198,8 @@ enum {
     OPT_SERVER_KEY,
     OPT_CERT,
     OPT_ROLE,
+    OPT_SERVERS,
+    OPT_CLUSTER,
 };
 
 static const struct option s_options[] = {
@@ -224,6 +228,8 @@ static const struct option s_options[] = {
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"level", required_argument, NULL, OPT_LEVEL},
     {"range", required_argument, NULL, OPT_RANGE},
+    {"servers", required_argument, NULL, OPT_SERVERS},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
     {NULL, 0, NULL, 0},
 };
 
@@ -367,6 +373,14 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             ctl->role = optarg;
             ctl->flags_given |= FLAG_ROLE;
             break;
+        case OPT_SERVERS:
+            ctl->servers = optarg;
+            ctl->flags_given |= FLAG_SERVERS;
+            break;
+        case OPT_CLUSTER:
+            ctl->cluster = optarg;
+            ctl->flags_given |= FLAG_CLUSTER;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -387,7 +401,7 @@ static const char *const s_flag_names[] = {
     "--limit",   "--page",    "--record",   "--from",  "--from-time",
     "--delayed", "--durable", "--count",    "--live",  "--delayed-endpoint",
     "--history", "--dir",     "--snapshot", "--level", "--range",
-    "--role"};
+    "--role",    "--servers", "--cluster"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)

@@ -2,7 +2,8 @@
  * gets, the verb row, exit codes, and the helpers the verb files share.
  * main.c holds the verb table and the command line; data.c the data verbs,
  * stream.c tail and subscribers, node.c snapshots, backup, restore,
- * compact and verify, output.c the printing and JSON helpers. */
+ * compact and verify, cluster.c the cluster verbs, output.c the printing
+ * and JSON helpers. */
 #ifndef STRATA_CTL_H
 #define STRATA_CTL_H
 
@@ -62,7 +63,10 @@ enum {
     FLAG_LEVEL = 1u << 13,
     FLAG_RANGE = 1u << 14,
     FLAG_ROLE = 1u << 15,
+    FLAG_SERVERS = 1u << 16,
+    FLAG_CLUSTER = 1u << 17,
 };
+#define FLAGS_CLUSTER     (FLAG_SERVERS | FLAG_CLUSTER)
 #define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
 typedef struct verb verb_t;
@@ -91,6 +95,8 @@ typedef struct {
     const char *snapshot; /* backup --snapshot: a name under snapshots/ or a path */
     int level;            /* compact --level; -1: every level */
     const char *range;    /* compact --range lo..hi */
+    const char *servers;  /* cluster --servers EP1,EP2,... */
+    const char *cluster;  /* cluster --cluster FILE: one client endpoint per line */
     const verb_t *verb;
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
@@ -114,7 +120,8 @@ struct verb {
 
 verb_fn ctl_put, ctl_get, ctl_del, ctl_scan, ctl_status, ctl_stats, ctl_record_put, ctl_record_get,
     ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots, ctl_backup, ctl_restore, ctl_verify,
-    ctl_compact, ctl_keygen, ctl_help;
+    ctl_compact, ctl_keygen, ctl_help, ctl_cluster_status, ctl_cluster_transfer,
+    ctl_cluster_step_down;
 
 strata_bytes_t ctl_arg_bytes(const char *arg);
 cJSON *ctl_doc(ctl_t *ctl);

@@ -85,6 +85,19 @@ const verb_t ctl_verbs[] = {
      "  --range LO..HI limits L1+ to tables overlapping [LO, HI] (either side may be\n"
      "  empty); L0 always goes whole, since its tables overlap. Progress goes to stderr\n"
      "  on a terminal (not with --json or -q).\n"},
+    {"cluster status", 0, 0, FLAGS_CLUSTER, false, "[--servers EP,EP,... | --cluster FILE]",
+     "every node's role, term, leader, commit, last and durable seq, and its peers",
+     ctl_cluster_status, false,
+     "  The nodes are --servers, else the lines of --cluster FILE (one client endpoint per\n"
+     "  line, as deploy/strata-cluster writes DIR/cluster.endpoints), else -s alone.\n"
+     "  A node that does not answer within --timeout is shown unreachable: exit 4.\n"},
+    {"cluster transfer", 1, 1, FLAGS_CLUSTER, false, "NODE [--servers EP,... | --cluster FILE]",
+     "ask the master to hand its office to voter NODE", ctl_cluster_transfer, false,
+     "  The master is found among the nodes as cluster status lists them, then by the\n"
+     "  \"not master\" answers' hints. Success means the hand-over has started.\n"},
+    {"cluster step-down", 0, 0, FLAGS_CLUSTER, false, "[--servers EP,... | --cluster FILE]",
+     "ask the master to hand its office to the voter most caught up", ctl_cluster_step_down, false,
+     NULL},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", ctl_help, false, NULL},
 };
 const size_t ctl_n_verbs = sizeof ctl_verbs / sizeof ctl_verbs[0];

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -289,7 +290,7 @@ END_TEST
 
 START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
 {
-    static const char *const cases[][6] = {
+    static const char *const cases[][7] = {
         {"put", "k", NULL},
         {"put", "k", "v", "w", NULL},
         {"get", NULL},
@@ -313,6 +314,16 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
         {"--bogus", "status", NULL},
         {"-s", "not-an-endpoint", "status", NULL},
         {"help", "frobnicate", NULL},
+        {"cluster", NULL},
+        {"cluster", "transfer", NULL},
+        {"cluster", "transfer", "0", NULL},
+        {"cluster", "transfer", "two", NULL},
+        {"cluster", "step-down", "2", NULL},
+        {"cluster", "status", "--servers", "tcp://127.0.0.1:1,,tcp://127.0.0.1:2", NULL},
+        {"cluster", "status", "--cluster", "/nonexistent/cluster.endpoints", NULL},
+        {"cluster", "status", "--servers", "a", "--cluster", "b", NULL},
+        {"cluster", "status", "--servers", "not-an-endpoint", NULL},
+        {"status", "--servers", "tcp://127.0.0.1:1", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_t r = run_argv(cases[i]);
@@ -325,10 +336,27 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
 }
 END_TEST
 
-static const char *const s_verbs[] = {
-    "put",    "get",         "del",      "scan",       "status",     "stats",
-    "tail",   "subscribers", "snapshot", "snapshots",  "backup",     "restore",
-    "keygen", "verify",      "compact",  "record put", "record get", "help"};
+static const char *const s_verbs[] = {"put",
+                                      "get",
+                                      "del",
+                                      "scan",
+                                      "status",
+                                      "stats",
+                                      "tail",
+                                      "subscribers",
+                                      "snapshot",
+                                      "snapshots",
+                                      "backup",
+                                      "restore",
+                                      "keygen",
+                                      "verify",
+                                      "compact",
+                                      "record put",
+                                      "record get",
+                                      "cluster status",
+                                      "cluster transfer",
+                                      "cluster step-down",
+                                      "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
 START_TEST(every_verb_has_help)
@@ -683,7 +711,8 @@ START_TEST(status_and_stats_report_the_node)
 
     r = ctl("status");
     ck_assert_int_eq(r.code, 0);
-    ck_assert_msg(strstr(r.out, "role         standalone\n") != NULL, "[%s]", r.out);
+    ck_assert_msg(strstr(r.out, "role         standalone\nterm         0\n") != NULL, "[%s]",
+                  r.out);
     ck_assert_ptr_nonnull(strstr(r.out, "durable_seq"));
     run_free(&r);
 
@@ -796,6 +825,23 @@ START_TEST(server_errors_exit_3_with_the_server_message)
     assert_error_line(&r, "put", "key");
     run_free(&r);
     free(key);
+}
+END_TEST
+
+START_TEST(cluster_verbs_on_a_single_node)
+{
+    /* -s alone is the list; a single node is no cluster. */
+    run_t r = ctl("cluster", "transfer", "2");
+    ck_assert_msg(r.code == 3, "exit %d [%s]", r.code, r.err);
+    assert_error_line(&r, "cluster transfer",
+                      "control transfer: this node is not part of a cluster (cluster/id 0)");
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+
+    r = ctl("cluster", "status");
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, s_node.endpoint) && strstr(r.out, " standalone "), "[%s]", r.out);
+    run_free(&r);
 }
 END_TEST
 
@@ -959,6 +1005,194 @@ START_TEST(tail_errors_name_what_was_wrong)
 }
 END_TEST
 
+/* ---- cluster verbs, against a cluster's master and a voter with no master ---- */
+
+static char *s_cluster_dir;
+static ts_node_t s_master, s_lost;
+
+/* The master of a one-voter cluster, and a voter of three that reaches
+ * neither peer, so never master and knows none. */
+static const char *const s_master_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
+                                           "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
+                                           "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+static const char *const s_lost_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
+                                         "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
+                                         "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
+                                         "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+
+static void cluster_setup(void)
+{
+    s_cluster_dir = ts_tempdir("ctl-cluster");
+    char *master = ts_path(s_cluster_dir, "master"), *lost = ts_path(s_cluster_dir, "lost");
+    ts_node_start(&s_master, master, s_master_env);
+    ts_node_start(&s_lost, lost, s_lost_env);
+    free(master);
+    free(lost);
+    /* Polled until the master has won its election and committed its
+     * first entry (a read is then not refused), or 15 s pass; a follower
+     * answers reads too, so the role is checked first. */
+    strata_client_t *c = ts_connect(s_master.endpoint, 2000);
+    uint64_t deadline = ts_now_ns() + 15000000000ull;
+    bool serving = false;
+    while (!serving && ts_now_ns() < deadline) {
+        strata_reply_t rep;
+        strata_error_t err;
+        bool leads =
+            strata_client_status(c, &rep, &err) == 0 && rep.role && !strcmp(rep.role, "leader");
+        strata_reply_clear(&rep);
+        void *value = NULL;
+        size_t len = 0;
+        serving = leads && strata_client_get(c, "?", 1, &value, &len, &err) == STRATA_ENOTFOUND;
+        if (!serving)
+            nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL); /* the poll period */
+    }
+    strata_client_destroy(&c);
+    ck_assert_msg(serving, "%s never became a serving master", s_master.endpoint);
+}
+
+static void cluster_teardown(void)
+{
+    ck_assert_int_eq(ts_node_stop(&s_lost), 0);
+    ck_assert_int_eq(ts_node_stop(&s_master), 0);
+    ts_rmtree(s_cluster_dir);
+    free(s_cluster_dir);
+}
+
+static const cJSON *json_node(const cJSON *doc, const char *endpoint)
+{
+    const cJSON *row;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItem(doc, "nodes"))
+    {
+        if (!strcmp(json_string(row, "endpoint"), endpoint))
+            return row;
+    }
+    ck_abort_msg("no node %s in the document", endpoint);
+    return NULL;
+}
+
+/* The line of the table naming endpoint. */
+static void table_line(const char *out, const char *endpoint, char *line, size_t cap)
+{
+    const char *at = strstr(out, endpoint);
+    ck_assert_msg(at != NULL, "no line for %s in [%s]", endpoint, out);
+    size_t len = strcspn(at, "\n");
+    ck_assert_uint_lt(len, cap);
+    memcpy(line, at, len);
+    line[len] = '\0';
+}
+
+START_TEST(cluster_status_shows_every_node_and_the_silent_ones)
+{
+    char dead[64], servers[1024], line[1024];
+    int fd = reserve_dead_port(dead, sizeof dead);
+    snprintf(servers, sizeof servers, "%s,%s,%s", s_master.endpoint, s_lost.endpoint, dead);
+
+    run_t r = run("--timeout", "1000", "--servers", servers, "cluster", "status", NULL);
+    ck_assert_msg(r.code == 4, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, "ENDPOINT") && strstr(r.out, "COMMIT_SEQ") &&
+                      strstr(r.out, "PEERS"),
+                  "header: [%s]", r.out);
+    table_line(r.out, s_master.endpoint, line, sizeof line);
+    ck_assert_msg(strstr(line, " leader "), "master: [%s]", line);
+    table_line(r.out, s_lost.endpoint, line, sizeof line);
+    ck_assert_msg(!strstr(line, " leader ") && strstr(line, "2: contact never") &&
+                      strstr(line, "3: contact never"),
+                  "lost: [%s]", line);
+    table_line(r.out, dead, line, sizeof line);
+    ck_assert_msg(strstr(line, " unreachable ") && strstr(line, "no reply"), "dead: [%s]", line);
+    assert_error_line(&r, "cluster status", "1 of 3 nodes unreachable");
+    run_free(&r);
+
+    r = run("--timeout", "1000", "--json", "--servers", servers, "cluster", "status", NULL);
+    ck_assert_msg(r.code == 4, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "count"), 3);
+    ck_assert_int_eq((int)json_number(doc, "unreachable"), 1);
+    const cJSON *master = json_node(doc, s_master.endpoint);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(master, "reachable")));
+    ck_assert_str_eq(json_string(master, "role"), "leader");
+    ck_assert_int_eq((int)json_number(master, "node_id"), 1);
+    ck_assert_int_eq((int)json_number(master, "leader"), 1);
+    ck_assert(json_number(master, "term") >= 1);
+    ck_assert(json_number(master, "commit_seq") >= 1);
+    ck_assert(json_number(master, "last_seq") >= json_number(master, "commit_seq"));
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(master, "durable_seq")));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(master, "peers")), 0);
+    const cJSON *lost = json_node(doc, s_lost.endpoint);
+    ck_assert_str_ne(json_string(lost, "role"), "leader");
+    ck_assert_int_eq((int)json_number(lost, "leader"), 0);
+    const cJSON *peers = cJSON_GetObjectItem(lost, "peers");
+    ck_assert_int_eq(cJSON_GetArraySize(peers), 2);
+    const cJSON *peer = cJSON_GetArrayItem(peers, 0);
+    ck_assert_int_eq((int)json_number(peer, "node_id"), 2);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "contact_ms")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "match")));
+    const cJSON *silent = json_node(doc, dead);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(silent, "reachable")));
+    ck_assert_ptr_nonnull(strstr(json_string(silent, "error"), "no reply"));
+    cJSON_Delete(doc);
+    run_free(&r);
+    close(fd);
+
+    /* --cluster FILE, as deploy/strata-cluster writes it; all answer: 0. */
+    char *file = ts_path(s_cluster_dir, "cluster.endpoints");
+    FILE *out = fopen(file, "w");
+    ck_assert_ptr_nonnull(out);
+    fprintf(out, "# the two nodes\n%s\n\n  %s  \n", s_master.endpoint, s_lost.endpoint);
+    fclose(out);
+    r = run("--cluster", file, "cluster", "status", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_msg(strstr(r.out, s_master.endpoint) && strstr(r.out, s_lost.endpoint), "[%s]",
+                  r.out);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+    free(file);
+}
+END_TEST
+
+START_TEST(status_shows_the_role_and_term_of_a_cluster_node)
+{
+    run_t r = run("-s", s_master.endpoint, "status", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    unsigned long long term = 0;
+    const char *at = strstr(r.out, "role         leader\nterm         ");
+    ck_assert_msg(at &&
+                      sscanf(at + strlen("role         leader\nterm         "), "%llu", &term) == 1,
+                  "[%s]", r.out);
+    ck_assert_uint_ge(term, 1);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(step_down_and_transfer_reach_the_master)
+{
+    /* The voter that knows no master comes first: the verb must still
+     * reach the master, which has no other voter. */
+    char servers[1024];
+    snprintf(servers, sizeof servers, "%s,%s", s_lost.endpoint, s_master.endpoint);
+    run_t r = run("--servers", servers, "cluster", "step-down", NULL);
+    ck_assert_msg(r.code == 3, "exit %d [%s]", r.code, r.err);
+    assert_error_line(&r, "cluster step-down", "no other voter to hand over to");
+    run_free(&r);
+
+    r = run("--json", "--servers", servers, "cluster", "transfer", "2", NULL);
+    ck_assert_msg(r.code == 3, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "code"), 3);
+    ck_assert_int_eq((int)json_number(doc, "status"), STRATA_EINVAL);
+    ck_assert_ptr_nonnull(
+        strstr(json_string(doc, "error"), "node 2 is not another voter of this cluster"));
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* Only the masterless voter: its "not master" answer is the error. */
+    r = run("--timeout", "500", "-s", s_lost.endpoint, "cluster", "step-down", NULL);
+    ck_assert_msg(r.code == 3, "exit %d [%s]", r.code, r.err);
+    assert_error_line(&r, "cluster step-down", "not master: no master is known in term");
+    run_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -981,6 +1215,7 @@ int main(void)
     tcase_add_test(live, status_and_stats_report_the_node);
     tcase_add_test(live, records_are_written_and_read_back);
     tcase_add_test(live, server_errors_exit_3_with_the_server_message);
+    tcase_add_test(live, cluster_verbs_on_a_single_node);
     suite_add_tcase(s, live);
 
     TCase *dist = tcase_create("distributor");
@@ -989,5 +1224,12 @@ int main(void)
     tcase_add_test(dist, tail_durable_resumes_after_its_ack_and_subscribers_lists_it);
     tcase_add_test(dist, tail_errors_name_what_was_wrong);
     suite_add_tcase(s, dist);
+
+    TCase *cluster = tcase_create("cluster");
+    tcase_add_checked_fixture(cluster, cluster_setup, cluster_teardown);
+    tcase_add_test(cluster, cluster_status_shows_every_node_and_the_silent_ones);
+    tcase_add_test(cluster, status_shows_the_role_and_term_of_a_cluster_node);
+    tcase_add_test(cluster, step_down_and_transfer_reach_the_master);
+    suite_add_tcase(s, cluster);
     return ts_run(s);
 }
