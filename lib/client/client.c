@@ -498,13 +498,16 @@ static int s_move(strata_client_t *self, const char *endpoint, strata_error_t *e
     return s_open(self, endpoint, err);
 }
 
-/* One request to the endpoint in use, its reply or why none came. */
+/* One request to the endpoint in use, its reply or why none came. *sent
+ * says whether the request left, i.e. whether a failure leaves its outcome
+ * unknown. */
 static int s_call_once(strata_client_t *self, strata_request_t *req, int64_t deadline,
-                       strata_reply_t *reply, strata_error_t *err)
+                       strata_reply_t *reply, bool *sent, strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
     uint64_t request_id = 0;
     int rc = s_send(self, req, deadline, &request_id, err);
+    *sent = rc == 0;
     if (rc)
         return rc;
     rc = s_wait(self, request_id, deadline, self->timeout_ms, reply, err);
@@ -534,10 +537,11 @@ int strata_client_call(strata_client_t *self, strata_request_t *req, strata_repl
     int backoff_ms = 0;
     for (;;) {
         tries++;
-        int rc = s_call_once(self, req, deadline, reply, err);
+        bool sent = false;
+        int rc = s_call_once(self, req, deadline, reply, &sent, err);
         if (rc == STRATA_ETIMEDOUT) {
             self->move_on = self->failover;
-            if (s_is_write(req->op))
+            if (sent && s_is_write(req->op))
                 strata_error_set(err, rc,
                                  "no reply from %s within %d ms: the %s's outcome is unknown "
                                  "(it may or may not have been applied; it was not sent again)",
