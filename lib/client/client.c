@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Room for the routing envelope around the largest frame the protocol allows. */
 #define CLIENT_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
@@ -55,6 +57,9 @@ struct strata_client {
     bool move_on;
     char *curve_server_key, *curve_cert; /* kept to secure each new socket */
     uint64_t next_request_id;
+    uint64_t session;   /* 0: none */
+    int retry_ms;       /* a session write's budget for resends */
+    uint64_t resend_id; /* set while a write is sent again: its id */
     id_set_t in_flight;
     zlist_t *stash; /* of stashed_reply_t, oldest first; never longer than in_flight */
 };
@@ -215,6 +220,18 @@ int strata_client_connect(const strata_client_options_t *opts, strata_client_t *
         return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
     self->timeout_ms = timeout_ms;
     self->next_request_id = 1;
+    if (opts && opts->retry_ms < 0) {
+        free(self);
+        return strata_error_set(err, STRATA_EINVAL, "retry_ms: %d, must be >= 0", opts->retry_ms);
+    }
+    if (opts && opts->sessions) {
+        /* Any two sessions must differ, a restarted client's too. */
+        while (!self->session)
+            if (getrandom(&self->session, sizeof self->session, 0) != sizeof self->session)
+                self->session =
+                    (uint64_t)client_mono_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 32;
+        self->retry_ms = opts->retry_ms ? opts->retry_ms : 10000;
+    }
     self->stash = zlist_new();
     bool failed = !self->stash;
     if (opts) {
@@ -294,6 +311,12 @@ size_t strata_client_in_flight(const strata_client_t *self)
 
 /* ---- sending ----------------------------------------------------------- */
 
+static bool s_is_write(strata_op_t op)
+{
+    return op == STRATA_OP_PUT || op == STRATA_OP_DELETE || op == STRATA_OP_BATCH ||
+           op == STRATA_OP_RECORD;
+}
+
 static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline,
                   uint64_t *request_id, strata_error_t *err)
 {
@@ -302,7 +325,9 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
                                 self->in_flight.count, (unsigned)STRATA_CLIENT_MAX_IN_FLIGHT);
     if (s_ids_reserve(&self->in_flight) != 0)
         return strata_error_set(err, STRATA_ENOMEM, "client: out of memory");
-    req->request_id = self->next_request_id++;
+    req->request_id = self->resend_id ? self->resend_id : self->next_request_id++;
+    if (self->session && s_is_write(req->op))
+        req->session = self->session;
     int rc =
         client_send_request(self->handle, self->endpoint, req, deadline, self->timeout_ms, err);
     if (rc)
@@ -457,12 +482,6 @@ int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *re
 #define BACKOFF_MAX_MS   200
 #define HINT_MAX         512
 
-static bool s_is_write(strata_op_t op)
-{
-    return op == STRATA_OP_PUT || op == STRATA_OP_DELETE || op == STRATA_OP_BATCH ||
-           op == STRATA_OP_RECORD;
-}
-
 /* The endpoint a "not master" answer names: `not master: the master is node
  * N at ENDPOINT (term T)`. */
 static bool s_master_hint(const char *message, char *out, size_t cap)
@@ -521,8 +540,40 @@ static int s_call_once(strata_client_t *self, strata_request_t *req, int64_t dea
  * outcome is unknown: then a write may have been taken and is never sent
  * again). The hint in the answer is followed, else the list's next entry
  * is tried, waiting a little more each time, until the call's deadline. */
+static int s_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
+                  strata_error_t *err);
+
+/* A session's write whose outcome is unknown goes again, with its request
+ * id, to the next endpoint: the server applies a request id once. */
 int strata_client_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
                        strata_error_t *err)
+{
+    if (!self->session || !s_is_write(req->op))
+        return s_call(self, req, reply, err);
+    req->session = self->session;
+    int64_t until = client_mono_ms() + self->retry_ms;
+    unsigned sends = 0;
+    for (;;) {
+        int rc = s_call(self, req, reply, err);
+        sends++;
+        bool unknown = (rc == STRATA_ETIMEDOUT && strstr(err->msg, "outcome is unknown")) ||
+                       (rc == STRATA_ENOTMASTER && strstr(err->msg, "outcome unknown"));
+        if (!unknown || client_mono_ms() >= until) {
+            self->resend_id = 0;
+            if (unknown)
+                strata_error_set(err, rc,
+                                 "%s (sent %u times with request id %" PRIu64
+                                 " of session %016" PRIx64 " over %d ms)",
+                                 err->msg, sends, req->request_id, self->session, self->retry_ms);
+            return rc;
+        }
+        self->resend_id = req->request_id;
+        strata_reply_clear(reply);
+    }
+}
+
+static int s_call(strata_client_t *self, strata_request_t *req, strata_reply_t *reply,
+                  strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
     int64_t started = client_mono_ms();

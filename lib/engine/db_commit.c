@@ -160,6 +160,11 @@ int strata_db_commit(strata_db_t *self, uint64_t seq, strata_error_t *err)
     return 0;
 }
 
+uint64_t strata_db_appended_seq(strata_db_t *self)
+{
+    return strata_wal_last_seq(self->wal);
+}
+
 uint64_t strata_db_commit_seq(strata_db_t *self)
 {
     pthread_mutex_lock(&self->write_mu);

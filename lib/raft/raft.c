@@ -22,6 +22,7 @@ typedef struct {
     uint64_t acked_ctx;   /* latest leader send time this peer echoed in an ok reply */
     uint64_t incarnation; /* 0 until heard from */
     uint64_t heard_at;    /* its last message, or the start of our term as leader */
+    uint64_t hb_match;    /* match at the previous heartbeat: no progress since means loss */
     bool granted, refused;
 } peer_t;
 
@@ -303,6 +304,7 @@ static void become_leader(strata_raft_t *r)
         peer_t *p = &r->peers[i];
         p->next = r->last_seq + 1;
         p->match = 0;
+        p->hb_match = 0;
         p->inflight = 0;
         p->acked_ctx = 0;
         p->heard_at = r->now; /* a new leader gives every peer a full window */
@@ -670,12 +672,14 @@ size_t strata_raft_tick(strata_raft_t *r, uint64_t now_ns, const strata_raft_act
             r->heartbeat_at = r->now + r->cfg.heartbeat_ns;
             for (uint32_t i = 0; i < r->n_peers; i++) {
                 peer_t *p = &r->peers[i];
-                /* A probe at where we believe it is; entries when there
-                 * is room, so a lost message is sent again. */
-                if (p->inflight && p->next > p->match + 1) {
+                /* Appends unanswered and no progress for a heartbeat: one
+                 * may be lost, so go back to what it has and send again.
+                 * A follower that is answering keeps its pipeline. */
+                if (p->inflight && p->next > p->match + 1 && p->match == p->hb_match) {
                     p->next = p->match + 1;
                     p->inflight = 0;
                 }
+                p->hb_match = p->match;
                 send_append(r, p, true);
             }
         }

@@ -265,6 +265,7 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     msg.durability = (Strata__Durability)req->durability;
     msg.replication = (Strata__Replication)req->replication;
     msg.min_seq = req->min_seq;
+    msg.session = req->session;
     msg.body_case = (Strata__Request__BodyCase)(req->op + BODY_CASE_BASE);
 
     Strata__PutRequest put = STRATA__PUT_REQUEST__INIT;
@@ -530,6 +531,7 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
     out->durability = (strata_durability_t)msg->durability;
     out->replication = (strata_replication_t)msg->replication;
     out->min_seq = msg->min_seq;
+    out->session = msg->session;
     out->op = (strata_op_t)(msg->body_case - BODY_CASE_BASE);
     switch (msg->body_case) {
     case STRATA__REQUEST__BODY_PUT:

@@ -38,7 +38,8 @@ void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t reques
 
 void send_write_reply(writer_t *w, pending_t *p)
 {
-    strata_reply_t rep = {.request_id = p->request_id, .op = p->op, .seq = p->seq};
+    strata_reply_t rep = {
+        .request_id = p->request_id, .op = p->op, .seq = p->reply_seq ? p->reply_seq : p->seq};
     send_reply(w, p->sock, &p->envelope, &rep);
 }
 

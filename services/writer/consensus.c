@@ -34,9 +34,13 @@ struct consensus {
     char endpoint[PATH_MAX + 32];
     transport_t tr[TR_KINDS];
     char wal_dir[PATH_MAX + 8];
-    /* Entries for appends a peer is sent, read back from the WAL. */
-    strata_wal_cursor_t *cursor;
-    uint64_t cursor_next; /* the seq the cursor returns next; 0: seek first */
+    /* Entries for appends a peer is sent, read back from the WAL: a cursor
+     * per peer, since a seek rereads the segment from its start and two
+     * followers sharing one would seek at every send. */
+    struct {
+        strata_wal_cursor_t *cursor;
+        uint64_t next; /* the seq the cursor returns next; 0: seek first */
+    } readers[STRATA_RAFT_MSG_MAX_NODE + 1];
     uint8_t *frames;
     size_t frames_cap;
     /* The append being handled, whose frames an APPEND action stores. */
@@ -273,25 +277,30 @@ static void send_role(writer_t *w, zframe_t *to)
 
 static void close_cursor(consensus_t *cx)
 {
-    strata_wal_cursor_close(&cx->cursor);
-    cx->cursor_next = 0;
+    for (size_t i = 0; i <= STRATA_RAFT_MSG_MAX_NODE; i++) {
+        strata_wal_cursor_close(&cx->readers[i].cursor);
+        cx->readers[i].next = 0;
+    }
 }
 
 /* The entries of an append to a peer: from prev_seq + 1, at least n of
  * them where the log has them, ending where an atomic group ends (a
  * follower's WAL takes whole groups only), within the message caps. */
-static int attach(consensus_t *cx, uint64_t prev_seq, uint32_t n, size_t *len_p, uint32_t *count_p,
-                  strata_error_t *err)
+static int attach(consensus_t *cx, uint32_t peer, uint64_t prev_seq, uint32_t n, size_t *len_p,
+                  uint32_t *count_p, strata_error_t *err)
 {
     int rc;
-    if (!cx->cursor && (rc = strata_wal_cursor_open(cx->wal_dir, 0, &cx->cursor, err)))
+    strata_wal_cursor_t **cursor = &cx->readers[peer].cursor;
+    uint64_t *next = &cx->readers[peer].next;
+    if (!*cursor && (rc = strata_wal_cursor_open(cx->wal_dir, 0, cursor, err)))
         return rc;
-    if (cx->cursor_next != prev_seq + 1) {
-        if ((rc = strata_wal_cursor_seek(cx->cursor, prev_seq + 1, err))) {
-            close_cursor(cx);
+    if (*next != prev_seq + 1) {
+        if ((rc = strata_wal_cursor_seek(*cursor, prev_seq + 1, err))) {
+            strata_wal_cursor_close(cursor);
+            *next = 0;
             return rc;
         }
-        cx->cursor_next = prev_seq + 1;
+        *next = prev_seq + 1;
     }
     size_t len = 0, boundary_len = 0;
     uint32_t count = 0, boundary_count = 0;
@@ -299,15 +308,16 @@ static int attach(consensus_t *cx, uint64_t prev_seq, uint32_t n, size_t *len_p,
         strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
-        rc = strata_wal_cursor_next(cx->cursor, 0, &e, &raw, &raw_len, err);
+        rc = strata_wal_cursor_next(*cursor, 0, &e, &raw, &raw_len, err);
         if (rc == STRATA_ETIMEDOUT)
             break;
         if (rc) {
-            close_cursor(cx);
+            strata_wal_cursor_close(cursor);
+            *next = 0;
             return rc;
         }
         if (len + raw_len > STRATA_RAFT_MSG_MAX - 64 * 1024) {
-            cx->cursor_next = 0; /* read past what goes: seek next time */
+            *next = 0; /* read past what goes: seek next time */
             break;
         }
         if (len + raw_len > cx->frames_cap) {
@@ -316,7 +326,7 @@ static int attach(consensus_t *cx, uint64_t prev_seq, uint32_t n, size_t *len_p,
                 cap *= 2;
             uint8_t *grown = realloc(cx->frames, cap);
             if (!grown) {
-                close_cursor(cx);
+                *next = 0;
                 return strata_error_set(err, STRATA_ENOMEM, "out of memory reading the WAL");
             }
             cx->frames = grown;
@@ -325,7 +335,7 @@ static int attach(consensus_t *cx, uint64_t prev_seq, uint32_t n, size_t *len_p,
         memcpy(cx->frames + len, raw, raw_len);
         len += raw_len;
         count++;
-        cx->cursor_next = e.seq + 1;
+        *next = e.seq + 1;
         if (!(e.flags & STRATA_ENTRY_GROUP_CONT)) {
             boundary_len = len;
             boundary_count = count;
@@ -334,7 +344,7 @@ static int attach(consensus_t *cx, uint64_t prev_seq, uint32_t n, size_t *len_p,
         }
     }
     if (boundary_count != count)
-        cx->cursor_next = 0;
+        *next = 0;
     *len_p = boundary_len;
     *count_p = boundary_count;
     return 0;
@@ -358,7 +368,7 @@ static void send_msg(writer_t *w, const strata_raft_msg_t *m)
     strata_error_t err;
     if (m->type == STRATA_RAFT_MSG_APPEND && m->n_entries) {
         uint32_t count = 0;
-        if (attach(cx, m->prev_seq, m->n_entries, &frames_len, &count, &err) != 0) {
+        if (attach(cx, m->to, m->prev_seq, m->n_entries, &frames_len, &count, &err) != 0) {
             log_warning("event=append_unreadable to=%u from_seq=%" PRIu64 " error=\"%s\"", m->to,
                         m->prev_seq + 1, err.msg);
             atomic_fetch_add(&cx->dropped, 1);
@@ -446,6 +456,11 @@ static void release_committed(writer_t *w, uint64_t commit)
     pthread_mutex_unlock(&w->stats_mu);
 }
 
+void consensus_release(writer_t *w)
+{
+    release_committed(w, strata_db_commit_seq(w->db));
+}
+
 /* A leader that lost its office cannot tell whether what it had not yet
  * committed will be: the next leader may keep it or cut it. Nor is an
  * async write not yet durable here safe to acknowledge any more. */
@@ -484,6 +499,10 @@ static void set_role(writer_t *w, const strata_raft_act_t *a)
         fail_uncommitted(w);
     if (!was_leader && a->role == STRATA_RAFT_LEADER)
         cx->noop_seq = UINT64_MAX;
+    /* What the map holds of writes not committed may be cut now; the log
+     * has the rest. */
+    if (was_leader != (a->role == STRATA_RAFT_LEADER))
+        sessions_forget(w);
     send_role(w, NULL);
 }
 

@@ -28,6 +28,8 @@ static const strata_write_options_t unsynced = {.durability = STRATA_ASYNC};
 static int stage(ctx_t *c, size_t n_ops)
 {
     writer_t *w = c->w;
+    if (w->n_staged == 0)
+        w->stage_base = strata_db_appended_seq(w->db) + 1;
     if (w->n_staged == w->cap_staged) {
         size_t cap = w->cap_staged ? w->cap_staged * 2 : 256;
         staged_t *grown = realloc(w->staged, cap * sizeof *grown);
@@ -42,6 +44,7 @@ static int stage(ctx_t *c, size_t n_ops)
                                           .op = c->req->op,
                                           .durability = c->req->durability,
                                           .at_commit = consensus_at_commit(w, c->req),
+                                          .session_op = c->req->session != 0,
                                           .n_ops = n_ops,
                                           .start_ns = c->start_ns};
     c->envelope = NULL;
@@ -56,6 +59,11 @@ void flush_staged(writer_t *w)
     strata_error_t err;
     strata_error_clear(&err);
     int rc = strata_db_write(w->db, &unsynced, w->batch, &first, &err);
+    /* Session records named their seqs before the write (sessions.c): the
+     * loop is the log's only appender, so they cannot be off. */
+    if (!rc && first != w->stage_base)
+        log_error("event=stage_base_mismatch expected=%" PRIu64 " got=%" PRIu64, w->stage_base,
+                  first);
     uint64_t seq = first, now = now_ns(), want = 0;
     /* A quorum write on a cluster node is acknowledged at its commit,
      * whatever its durability: a write only this node holds can be cut by
@@ -70,9 +78,10 @@ void flush_staged(writer_t *w)
         }
         uint64_t last = seq + s->n_ops - 1;
         seq += s->n_ops;
-        ops += s->n_ops;
+        ops += s->n_ops - s->session_op;
         if (s->durability == STRATA_DURABILITY_ASYNC && !s->at_commit) {
-            strata_reply_t rep = {.request_id = s->request_id, .op = s->op, .seq = last};
+            strata_reply_t rep = {
+                .request_id = s->request_id, .op = s->op, .seq = last - s->session_op};
             send_reply(w, s->sock, &s->envelope, &rep);
             async_replies++;
             continue;
@@ -82,6 +91,7 @@ void flush_staged(writer_t *w)
                        .request_id = s->request_id,
                        .op = s->op,
                        .seq = last,
+                       .reply_seq = s->session_op ? last - 1 : 0,
                        .start_ns = s->start_ns};
         if (pending_push(s->at_commit ? &w->committing : &w->pending, &p) != 0) {
             send_error(w, s->sock, &s->envelope, s->request_id, STRATA_ENOMEM,
@@ -122,7 +132,8 @@ static bool cluster_gate(ctx_t *c, size_t n_ops, size_t bytes)
 {
     writer_t *w = c->w;
     if (!w->cx)
-        return false;
+        return session_duplicate(c);
+    n_ops += c->req->session != 0; /* its session's record */
     char msg[768];
     if (consensus_refuse_write(w, msg, sizeof msg)) {
         reply_error(c, STRATA_ENOTMASTER, "%s", msg);
@@ -144,7 +155,7 @@ static bool cluster_gate(ctx_t *c, size_t n_ops, size_t bytes)
     if (w->staged_ops + n_ops > STRATA_RAFT_MAX_ENTRIES ||
         w->staged_bytes + w->staged_ops * ENTRY_OVERHEAD + need > CLUSTER_GROUP_BYTES)
         flush_staged(w);
-    return false;
+    return session_duplicate(c);
 }
 
 /* Adds ops for one request; on failure the batch is cut back to where it
@@ -153,10 +164,13 @@ static void stage_or_fail(ctx_t *c, size_t ops_before, size_t n_ops, size_t byte
                           const char *what)
 {
     writer_t *w = c->w;
+    if (!rc && !(rc = session_record(c, n_ops)) && c->req->session)
+        n_ops++;
     if (!rc)
         rc = stage(c, n_ops);
     if (rc) {
         strata_batch_truncate(w->batch, ops_before);
+        session_unrecord(c); /* it may have recorded what was not staged */
         return reply_error(c, rc, "%s: %s", what, strata_strerror(rc));
     }
     w->staged_bytes += bytes;

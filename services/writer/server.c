@@ -64,6 +64,7 @@ static void writer_free(writer_t *w)
     zsock_destroy(&w->sync_pipe);
     zsock_destroy(&w->jobs);
     consensus_close(w);
+    sessions_destroy(w);
     strata_batch_destroy(&w->batch);
     if (w->db) {
         strata_error_t err;

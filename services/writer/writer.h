@@ -60,13 +60,14 @@
  * a reading peer's is near empty, and the largest is taken anyway. */
 #define SHED_MIN_BYTES (4u << 10)
 
-/* A sync-durability reply waiting for its seq to become durable. */
+/* A write's reply waiting for its seq to become durable or committed. */
 typedef struct {
     zsock_t *sock;
     zmsg_t *envelope;
     uint64_t request_id;
     strata_op_t op;
-    uint64_t seq;
+    uint64_t seq;       /* what must be durable or committed */
+    uint64_t reply_seq; /* the reply's seq, when not seq (a session's record follows) */
     uint64_t start_ns;
 } pending_t;
 
@@ -116,7 +117,8 @@ typedef struct {
     uint64_t request_id;
     strata_op_t op;
     strata_durability_t durability;
-    bool at_commit; /* a cluster node's quorum write: replied at its commit */
+    bool at_commit;  /* a cluster node's quorum write: replied at its commit */
+    bool session_op; /* its last op records its session (sessions.c) */
     size_t n_ops;
     uint64_t start_ns;
 } staged_t;
@@ -213,6 +215,10 @@ struct writer {
     /* The consensus host; NULL on a single node. */
     consensus_t *cx;
 
+    /* Client sessions: the last write of each (sessions.c). */
+    zhashx_t *sessions;
+    uint64_t stage_base; /* the seq the staged batch's first op gets */
+
     pthread_mutex_t stats_mu; /* the loop writes, the HTTP thread reads */
     stats_t stats;
 };
@@ -307,6 +313,8 @@ bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size
  * not have applied what earlier masters acknowledged (R4). */
 bool consensus_refuse_read(writer_t *w, char *msg, size_t cap);
 void consensus_stats(const writer_t *w, consensus_stats_t *s);
+/* Answers the replies whose writes are committed. */
+void consensus_release(writer_t *w);
 /* Per-node figures in Prometheus text, for the /metrics thread. */
 void consensus_write_metrics(writer_t *w, FILE *out);
 /* The highest truncate_wal bound that keeps what followers still need. */
@@ -318,6 +326,19 @@ void consensus_compacted(writer_t *w);
 int consensus_transfer(writer_t *w, uint32_t *to, char *why, size_t cap);
 /* name=value pairs per other node (match and last contact), for stats. */
 void consensus_peer_pairs(writer_t *w, pairs_t *p);
+
+/* sessions.c */
+/* A write of a session that was already applied (answered as the original
+ * was, or when that commits) or is older than its last: true when handled. */
+bool session_duplicate(ctx_t *c);
+/* Adds the op that records the request in its session, after its n_ops
+ * ops; 0 or an error code. */
+int session_record(ctx_t *c, size_t n_ops);
+/* Takes back session_record's note when the request was not staged. */
+void session_unrecord(ctx_t *c);
+/* Forgets what is not in the log for sure (a change of role). */
+void sessions_forget(writer_t *w);
+void sessions_destroy(writer_t *w);
 
 /* open.c */
 int open_db(writer_t *w, strata_error_t *err);

@@ -6,6 +6,7 @@
  * does not vote, and a client given both kinds of node writes to the
  * master. */
 #include <check.h>
+#include <czmq.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,110 @@ START_TEST(a_client_given_the_list_finds_the_master)
 }
 END_TEST
 
+/* One request on a raw DEALER, so a test can send the same request id
+ * twice: the reply's status and seq. */
+static int raw_put(zsock_t *dealer, uint64_t session, uint64_t request_id, const char *key,
+                   const char *value, uint64_t *seq, char *message, size_t cap)
+{
+    strata_request_t req = {.request_id = request_id,
+                            .op = STRATA_OP_PUT,
+                            .session = session,
+                            .key = {(const uint8_t *)key, strlen(key)},
+                            .value = {(const uint8_t *)value, strlen(value)}};
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(&req, &frame, &len, &err), 0);
+    ck_assert_int_eq(zsock_send(dealer, "b", frame, len), 0);
+    free(frame);
+    zframe_t *f = zframe_recv(dealer);
+    ck_assert_ptr_nonnull(f);
+    strata_reply_t rep;
+    ck_assert_int_eq(strata_reply_decode(zframe_data(f), zframe_size(f), &rep, &err), 0);
+    ck_assert_uint_eq(rep.request_id, request_id);
+    int status = rep.status;
+    *seq = rep.seq;
+    snprintf(message, cap, "%s", rep.message ? rep.message : "");
+    strata_reply_clear(&rep);
+    zframe_destroy(&f);
+    return status;
+}
+
+static uint64_t last_seq_of(const char *endpoint)
+{
+    strata_client_t *c = ts_connect(endpoint, 10000);
+    uint64_t v = ts_stat(c, "last_seq");
+    strata_client_destroy(&c);
+    return v;
+}
+
+/* A session's request id is applied once: sent again it is answered with
+ * the first seq and writes nothing, an older one is refused, and the record
+ * outlives a restart (it is in the log). On a single node and on a cluster
+ * node alike. */
+static void sessions_apply_each_request_once(const char *const *env)
+{
+    char *dir = ts_tempdir("sessions");
+    ts_node_t node;
+    ts_node_start(&node, dir, env);
+    if (env)
+        wait_role(node.endpoint, "leader");
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zsock_set_rcvtimeo(d, 5000);
+    ck_assert_int_eq(zsock_connect(d, "%s", node.endpoint), 0);
+    const uint64_t session = 0x5e55101100000001ull;
+    char msg[512];
+    uint64_t seq = 0, again = 0;
+    ck_assert_int_eq(raw_put(d, session, 7, "s-key", "one", &seq, msg, sizeof msg), 0);
+    uint64_t last = last_seq_of(node.endpoint);
+    ck_assert_int_eq(raw_put(d, session, 7, "s-key", "two", &again, msg, sizeof msg), 0);
+    ck_assert_uint_eq(again, seq);
+    ck_assert_uint_eq(last_seq_of(node.endpoint), last); /* nothing written */
+    ck_assert_int_eq(raw_put(d, session, 6, "s-key", "old", &again, msg, sizeof msg),
+                     STRATA_ECONFLICT);
+    ck_assert_msg(strstr(msg, "request 6 of session 5e55101100000001 is older than its last "
+                              "write, request 7"),
+                  "%s", msg);
+    uint64_t next = 0;
+    ck_assert_int_eq(raw_put(d, session, 8, "s-key", "three", &next, msg, sizeof msg), 0);
+    ck_assert_uint_gt(next, seq);
+    zsock_destroy(&d);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+
+    ts_node_start(&node, dir, env);
+    if (env)
+        wait_role(node.endpoint, "leader");
+    d = zsock_new(ZMQ_DEALER);
+    zsock_set_rcvtimeo(d, 5000);
+    ck_assert_int_eq(zsock_connect(d, "%s", node.endpoint), 0);
+    ck_assert_int_eq(raw_put(d, session, 8, "s-key", "four", &again, msg, sizeof msg), 0);
+    ck_assert_uint_eq(again, next);
+    strata_client_t *c = ts_connect(node.endpoint, 10000);
+    void *value = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_get(c, "s-key", 5, &value, &len, &err), 0);
+    ck_assert(len == 5 && !memcmp(value, "three", 5));
+    free(value);
+    strata_client_destroy(&c);
+    zsock_destroy(&d);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(a_session_applies_each_request_once_on_a_single_node)
+{
+    sessions_apply_each_request_once(NULL);
+}
+END_TEST
+
+START_TEST(a_session_applies_each_request_once_on_a_cluster_node)
+{
+    sessions_apply_each_request_once(one_voter);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -213,6 +318,8 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, a_one_voter_cluster_commits_every_write_through_the_core);
     tcase_add_test(tc, a_voter_that_reaches_no_peer_takes_no_writes);
     tcase_add_test(tc, an_empty_disk_that_was_not_bootstrapped_does_not_vote);
+    tcase_add_test(tc, a_session_applies_each_request_once_on_a_single_node);
+    tcase_add_test(tc, a_session_applies_each_request_once_on_a_cluster_node);
     tcase_add_test(tc, a_client_given_the_list_finds_the_master);
     suite_add_tcase(s, tc);
     return s;

@@ -17,6 +17,7 @@
 
 #include "cluster.h"
 #include "strata/client.h"
+#include "strata/wal.h"
 #include "support.h"
 
 #define CLIENTS 3
@@ -25,7 +26,8 @@ typedef struct {
     ts_cluster_t *cl;
     int idx;
     _Atomic bool stop;
-    bool async; /* REPLICATION_ASYNC writes */
+    bool async;    /* REPLICATION_ASYNC writes */
+    bool sessions; /* one client over every node, resending what is unknown */
     /* what the server acknowledged: key number, seq, when */
     uint32_t *acked;
     uint64_t *acked_seq, *acked_ns;
@@ -56,6 +58,43 @@ static strata_client_t *connect_to(ts_member_t *m)
  * tried again on the next node, one whose outcome is unknown (a timeout, a
  * master deposed before the commit) is skipped: the checks below ask only
  * that acknowledged keys are everywhere. */
+/* A session client: the library follows the master and resends a write
+ * whose outcome is unknown; the cluster applies each once. */
+static void *session_client_main(void *arg)
+{
+    client_t *w = arg;
+    const char *eps[TS_CLUSTER_MAX];
+    for (int i = 0; i < w->cl->n; i++)
+        eps[i] = w->cl->m[i].client;
+    strata_client_options_t opts = {.endpoints = eps,
+                                    .n_endpoints = (size_t)w->cl->n,
+                                    .timeout_ms = 250,
+                                    .sessions = true,
+                                    .retry_ms = 30000};
+    strata_client_t *c = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(strata_client_connect(&opts, &c, &err), 0);
+    for (uint32_t i = 0; !atomic_load(&w->stop) && i < 200000; i++) {
+        char key[32];
+        key_of(key, sizeof key, w->idx, i);
+        uint64_t seq = 0;
+        if (strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), key, strlen(key), &seq,
+                              &err) != 0) {
+            w->unknown++;
+            continue;
+        }
+        uint64_t n = atomic_load(&w->n_acked);
+        w->acked[n] = i;
+        w->acked_seq[n] = seq;
+        w->acked_ns[n] = ts_now_ns();
+        w->acked_node[n] = 0;
+        atomic_fetch_add(&w->n_acked, 1);
+        atomic_store(&w->last_ack_ns, ts_now_ns());
+    }
+    strata_client_destroy(&c);
+    return NULL;
+}
+
 static void *client_main(void *arg)
 {
     client_t *w = arg;
@@ -107,16 +146,23 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-static void clients_start(ts_cluster_t *cl, client_t *ws, bool async)
+static void clients_start_mode(ts_cluster_t *cl, client_t *ws, bool async, bool sessions)
 {
     for (int k = 0; k < CLIENTS; k++) {
-        ws[k] = (client_t){.cl = cl, .idx = k, .async = async};
+        ws[k] = (client_t){.cl = cl, .idx = k, .async = async, .sessions = sessions};
         ws[k].acked = calloc(200000, sizeof *ws[k].acked);
         ws[k].acked_seq = calloc(200000, sizeof *ws[k].acked_seq);
         ws[k].acked_ns = calloc(200000, sizeof *ws[k].acked_ns);
         ws[k].acked_node = calloc(200000, sizeof *ws[k].acked_node);
-        ck_assert_int_eq(pthread_create(&ws[k].thread, NULL, client_main, &ws[k]), 0);
+        ck_assert_int_eq(pthread_create(&ws[k].thread, NULL,
+                                        ws[k].sessions ? session_client_main : client_main, &ws[k]),
+                         0);
     }
+}
+
+static void clients_start(ts_cluster_t *cl, client_t *ws, bool async)
+{
+    clients_start_mode(cl, ws, async, false);
 }
 
 static void clients_free(client_t *ws)
@@ -497,6 +543,72 @@ START_TEST(async_writes_a_failover_loses_are_the_masters_unreplicated_tail)
 }
 END_TEST
 
+/* Clients with sessions through five failovers: each write they were told
+ * was applied is in the log exactly once, and none was given up on. */
+START_TEST(session_clients_apply_every_write_exactly_once_across_failovers)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-sessions");
+    ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
+    client_t ws[CLIENTS];
+    clients_start_mode(&cl, ws, false, true);
+    for (int cycle = 0; cycle < 5; cycle++) {
+        wait_progress(ws, 50, 20000);
+        int master = ts_cluster_master(&cl, 10000, NULL);
+        ck_assert_int_gt(master, 0);
+        ts_node_kill9(&cl.m[master - 1].writer);
+        ck_assert_int_gt(ts_cluster_master(&cl, 10000, NULL), 0);
+        ts_member_start_writer(&cl.m[master - 1]);
+    }
+    wait_progress(ws, 50, 20000);
+    clients_stop(ws);
+    final_write(&cl);
+    uint64_t commit = ts_cluster_settle(&cl, 1, 30000);
+    ck_assert_msg(commit > 0, "the nodes did not agree on one commit seq within 30 s");
+    ts_cluster_check_logs(&cl, commit);
+    check_acked_everywhere(&cl, ws);
+    uint64_t unknown = 0;
+    for (int k = 0; k < CLIENTS; k++)
+        unknown += ws[k].unknown;
+    ck_assert_uint_eq(unknown, 0);
+    /* Exactly once: every client key appears once in the committed log. */
+    uint32_t *count[CLIENTS];
+    for (int k = 0; k < CLIENTS; k++)
+        count[k] = calloc(200000, sizeof *count[k]);
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s/wal", cl.m[0].data);
+    strata_wal_cursor_t *cur = NULL;
+    strata_error_t err;
+    ck_assert_int_eq(strata_wal_cursor_open(wal, 0, &cur, &err), 0);
+    strata_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    while (strata_wal_cursor_next(cur, commit, &e, &raw, &raw_len, &err) == 0) {
+        int k;
+        unsigned i;
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)(e.key_len < 31 ? e.key_len : 31),
+                 (const char *)e.key);
+        if (sscanf(key, "c%d-%u", &k, &i) == 2 && k >= 0 && k < CLIENTS && i < 200000)
+            count[k][i]++;
+    }
+    strata_wal_cursor_close(&cur);
+    uint64_t writes = 0;
+    for (int k = 0; k < CLIENTS; k++) {
+        for (uint64_t j = 0; j < atomic_load(&ws[k].n_acked); j++) {
+            uint32_t i = ws[k].acked[j];
+            ck_assert_msg(count[k][i] == 1, "c%d-%06u is in the log %u times", k, i, count[k][i]);
+            writes++;
+        }
+        free(count[k]);
+    }
+    fprintf(stderr, "sessions: %" PRIu64 " writes across 5 failovers, each in the log once\n",
+            writes);
+    clients_free(ws);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
 static Suite *replication_suite(void)
 {
     Suite *s = suite_create("replication");
@@ -507,6 +619,7 @@ static Suite *replication_suite(void)
     tcase_add_test(tc, killing_the_masters_replicator_makes_it_step_down);
     tcase_add_test(tc, a_slave_restarted_or_wiped_catches_up);
     tcase_add_test(tc, async_writes_a_failover_loses_are_the_masters_unreplicated_tail);
+    tcase_add_test(tc, session_clients_apply_every_write_exactly_once_across_failovers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -64,6 +64,15 @@ typedef struct {
      * does not know the key never answers: calls time out. */
     const char *curve_server_key;
     const char *curve_cert;
+    /* A session (a random id the client picks): every write carries it
+     * with its request id, so the server applies each at most once
+     * (proto/PROTOCOL.md, "Sessions"). Then a write whose outcome is
+     * unknown (no reply within timeout_ms, or a master that stepped down
+     * before its commit) is sent again with the same request id, to the
+     * next endpoint, until retry_ms (0: 10000) has passed since the call
+     * began; only then is it reported unknown. */
+    bool sessions;
+    int retry_ms;
 } strata_client_options_t;
 
 /* Creates the socket and starts connecting (ZMQ connects in the background,

@@ -111,6 +111,7 @@ typedef struct {
     strata_durability_t durability;
     strata_replication_t replication;
     uint64_t min_seq;             /* get, multi-get, scan: answered once applied (0: now) */
+    uint64_t session;             /* writes: the client's session (0: none); request_id orders it */
     strata_bytes_t key;           /* put, delete, get */
     strata_bytes_t value;         /* put, record */
     const strata_batch_op_t *ops; /* batch */
