@@ -214,6 +214,28 @@ START_TEST(r1_new_term_is_persisted_before_the_vote_requests)
 }
 END_TEST
 
+START_TEST(r1_term_learned_from_an_append_is_persisted_before_the_reply)
+{
+    strata_raft_t *r = node(2, 3, 1, 1, 1, 0);
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 2,
+                           .term = 3,
+                           .prev_seq = 1,
+                           .prev_term = 1};
+    out_t o;
+    recv(r, &a, 0, &o);
+    size_t meta, reply;
+    ck_assert_ptr_nonnull(find(&o, STRATA_RAFT_ACT_PERSIST_META, &meta));
+    ck_assert_ptr_nonnull(find(&o, STRATA_RAFT_ACT_SEND, &reply));
+    ck_assert_uint_eq(o.acts[meta].term, 3);
+    ck_assert_uint_eq(o.acts[meta].vote, 0);
+    ck_assert_uint_lt(meta, reply);
+    ck_assert(o.acts[reply].msg.ok && o.acts[reply].msg.term == 3);
+    strata_raft_free(&r);
+}
+END_TEST
+
 /* ---- R2 ------------------------------------------------------------------ */
 
 START_TEST(r2_vote_refused_to_a_shorter_log_at_the_same_term)
@@ -258,6 +280,75 @@ START_TEST(r2_one_vote_per_term)
     v.from = 2;
     recv(r, &v, 601 * MS, &o);
     ck_assert(!sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 2)->granted);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r2_vote_refused_to_a_longer_log_of_an_older_term)
+{
+    strata_raft_t *r = node(2, 3, 2, 2, 2, 0);
+    strata_raft_msg_t v = {
+        .type = STRATA_RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 3, .last_seq = 9, .last_term = 1};
+    out_t o;
+    recv(r, &v, 600 * MS, &o);
+    ck_assert(!sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 1)->granted);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r2_vote_judged_against_the_fsynced_tip)
+{
+    /* Entries 3 and 4 of term 2 arrived but are not durable: a candidate
+     * whose log ends at (2, 1) is as up to date as what this node keeps. */
+    strata_raft_entry_t e[2] = {{.seq = 3, .term = 2}, {.seq = 4, .term = 2}};
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 2,
+                           .term = 2,
+                           .prev_seq = 2,
+                           .prev_term = 1,
+                           .entries = e,
+                           .n_entries = 2};
+    strata_raft_msg_t v = {
+        .type = STRATA_RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 3, .last_seq = 2, .last_term = 1};
+    strata_raft_t *r = node(2, 3, 1, 2, 1, 0);
+    out_t o;
+    recv(r, &a, 0, &o);
+    ck_assert_uint_eq(strata_raft_last_seq(r), 4);
+    ck_assert_uint_eq(strata_raft_durable_seq(r), 2);
+    recv(r, &v, 600 * MS, &o);
+    ck_assert(sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 3)->granted);
+    strata_raft_free(&r);
+
+    /* Once durable, they count. */
+    r = node(2, 3, 1, 2, 1, 0);
+    recv(r, &a, 0, &o);
+    persisted(r, 2, 4, 0, &o);
+    recv(r, &v, 600 * MS, &o);
+    ck_assert(!sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 3)->granted);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r2_candidate_offers_its_fsynced_tip)
+{
+    strata_raft_entry_t e[2] = {{.seq = 3, .term = 2}, {.seq = 4, .term = 2}};
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 2,
+                           .to = 1,
+                           .term = 2,
+                           .prev_seq = 2,
+                           .prev_term = 1,
+                           .entries = e,
+                           .n_entries = 2};
+    strata_raft_t *r = node(1, 3, 1, 2, 1, 0);
+    out_t o;
+    recv(r, &a, 0, &o);
+    time_out(r, 1000 * MS, &o);
+    const strata_raft_msg_t *pv = sent(&o, STRATA_RAFT_MSG_VOTE, 3);
+    ck_assert_ptr_nonnull(pv);
+    ck_assert_uint_eq(pv->last_seq, 2);
+    ck_assert_uint_eq(pv->last_term, 1);
     strata_raft_free(&r);
 }
 END_TEST
@@ -337,6 +428,71 @@ START_TEST(r3_follower_acks_only_durable_entries)
     ck_assert(rep && rep->ok);
     ck_assert_uint_eq(rep->match_seq, 2);
     strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r3_matching_entries_are_kept)
+{
+    /* A late duplicate of an earlier append must not cut what followed it. */
+    strata_raft_t *r = node(2, 3, 1, 4, 1, 0);
+    strata_raft_entry_t e[2] = {{.seq = 2, .term = 1}, {.seq = 3, .term = 1}};
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 2,
+                           .term = 1,
+                           .prev_seq = 1,
+                           .prev_term = 1,
+                           .entries = e,
+                           .n_entries = 2};
+    out_t o;
+    recv(r, &a, 0, &o);
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_TRUNCATE, NULL));
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_APPEND, NULL));
+    ck_assert_uint_eq(strata_raft_last_seq(r), 4);
+    ck_assert(sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1)->ok);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r3_follower_acks_only_entries_the_leader_verified)
+{
+    /* Durable up to 4 from an older term; this term's leader vouched to 2. */
+    strata_raft_t *r = node(2, 3, 1, 4, 1, 0);
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 2,
+                           .term = 2,
+                           .prev_seq = 2,
+                           .prev_term = 1};
+    out_t o;
+    recv(r, &a, 0, &o);
+    const strata_raft_msg_t *rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1);
+    ck_assert(rep && rep->ok);
+    ck_assert_uint_eq(rep->match_seq, 2);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r3_leader_retries_from_the_hint)
+{
+    /* Leader of term 2 over seqs 1..4 of term 1; its no-op is seq 5. */
+    strata_raft_t *l = node(1, 3, 1, 4, 1, 0);
+    out_t o;
+    uint64_t now = time_out(l, 1000 * MS, &o);
+    win_with_node_2(l, now, &o);
+    strata_raft_msg_t no = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
+                            .from = 2,
+                            .to = 1,
+                            .term = 2,
+                            .hint_seq = 2,
+                            .hint_term = 1};
+    recv(l, &no, now, &o);
+    const strata_raft_msg_t *a = sent(&o, STRATA_RAFT_MSG_APPEND, 2);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(a->prev_seq, 1);
+    ck_assert_uint_eq(a->prev_term, 1);
+    ck_assert_uint_eq(a->n_entries, 4);
+    strata_raft_free(&l);
 }
 END_TEST
 
@@ -428,6 +584,48 @@ START_TEST(r5_stale_leader_learns_term_and_steps_down)
     ck_assert_uint_eq(strata_raft_term(n[0]), 5);
     ck_assert_ptr_nonnull(find(&o, STRATA_RAFT_ACT_PERSIST_META, NULL));
     strata_raft_free(&f);
+    free3(n);
+}
+END_TEST
+
+START_TEST(r5_stale_append_is_not_applied)
+{
+    strata_raft_t *r = node(2, 3, 5, 2, 1, 0);
+    strata_raft_entry_t e = {.seq = 3, .term = 3};
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 2,
+                           .term = 3,
+                           .prev_seq = 2,
+                           .prev_term = 1,
+                           .commit_seq = 3,
+                           .entries = &e,
+                           .n_entries = 1};
+    out_t o;
+    recv(r, &a, 0, &o);
+    const strata_raft_msg_t *rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1);
+    ck_assert(rep && !rep->ok && rep->term == 5);
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_APPEND, NULL));
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_COMMIT, NULL));
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_PERSIST_META, NULL));
+    ck_assert_uint_eq(strata_raft_last_seq(r), 2);
+    ck_assert_uint_eq(strata_raft_leader(r), 0);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r5_higher_term_append_deposes_a_leader)
+{
+    strata_raft_t *n[3];
+    three(n);
+    out_t o;
+    uint64_t now = elect_1(n, &o);
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 4};
+    recv(n[0], &a, now, &o);
+    ck_assert_int_eq(strata_raft_role(n[0]), STRATA_RAFT_FOLLOWER);
+    ck_assert_uint_eq(strata_raft_term(n[0]), 4);
+    ck_assert_uint_eq(strata_raft_leader(n[0]), 3);
+    ck_assert(sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 3)->ok);
     free3(n);
 }
 END_TEST
@@ -779,12 +977,59 @@ START_TEST(new_refuses_bad_config)
     ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
     cfg = config(0, 3);
     ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.n_voters = 0; /* nobody */
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.n_learners = STRATA_RAFT_MAX_NODES;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.heartbeat_ns = 0;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.election_max_ns = cfg.election_min_ns - 1;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.max_entries = 0;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    cfg = config(1, 3);
+    cfg.max_inflight = 0;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    /* a recovered vote no peer message could name */
+    strata_raft_state_t vote = {.vote = 256};
+    cfg = config(1, 3);
+    ck_assert_ptr_null(strata_raft_new(&cfg, &vote, 0));
     /* a run of terms that starts past the log's end */
     uint64_t first[1] = {9}, terms[1] = {1};
     strata_raft_state_t bad = {
         .last_seq = 5, .run_first_seq = first, .run_term = terms, .n_runs = 1};
     cfg = config(1, 3);
     ck_assert_ptr_null(strata_raft_new(&cfg, &bad, 0));
+    /* runs that start at the snapshot, or out of order */
+    uint64_t at_snap[2] = {2, 3}, unordered[2] = {3, 3}, two_terms[2] = {1, 2};
+    strata_raft_state_t runs = {.snap_seq = 2,
+                                .snap_term = 1,
+                                .last_seq = 4,
+                                .run_first_seq = at_snap,
+                                .run_term = two_terms,
+                                .n_runs = 2};
+    ck_assert_ptr_null(strata_raft_new(&cfg, &runs, 0));
+    runs.snap_seq = runs.snap_term = 0;
+    runs.run_first_seq = unordered;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &runs, 0));
+    /* one run per entry: the core keeps 4096 runs, and a longer history
+     * cannot be taken in */
+    static uint64_t many[4097];
+    for (uint64_t i = 0; i < 4097; i++)
+        many[i] = i + 1;
+    strata_raft_state_t long_history = {
+        .last_seq = 4096, .run_first_seq = many, .run_term = many, .n_runs = 4096};
+    strata_raft_t *r = strata_raft_new(&cfg, &long_history, 0);
+    ck_assert_ptr_nonnull(r);
+    strata_raft_free(&r);
+    long_history.last_seq = 4097;
+    long_history.n_runs = 4097;
+    ck_assert_ptr_null(strata_raft_new(&cfg, &long_history, 0));
 }
 END_TEST
 
@@ -794,16 +1039,25 @@ static Suite *raft_suite(void)
     TCase *tc = tcase_create("rules");
     tcase_add_test(tc, r1_vote_is_persisted_before_the_reply);
     tcase_add_test(tc, r1_new_term_is_persisted_before_the_vote_requests);
+    tcase_add_test(tc, r1_term_learned_from_an_append_is_persisted_before_the_reply);
     tcase_add_test(tc, r2_vote_refused_to_a_shorter_log_at_the_same_term);
     tcase_add_test(tc, r2_a_higher_last_term_wins_over_a_longer_log);
     tcase_add_test(tc, r2_one_vote_per_term);
+    tcase_add_test(tc, r2_vote_refused_to_a_longer_log_of_an_older_term);
+    tcase_add_test(tc, r2_vote_judged_against_the_fsynced_tip);
+    tcase_add_test(tc, r2_candidate_offers_its_fsynced_tip);
     tcase_add_test(tc, r3_conflicting_suffix_is_truncated_before_append);
     tcase_add_test(tc, r3_mismatch_is_refused_with_a_hint);
     tcase_add_test(tc, r3_follower_acks_only_durable_entries);
+    tcase_add_test(tc, r3_matching_entries_are_kept);
+    tcase_add_test(tc, r3_follower_acks_only_entries_the_leader_verified);
+    tcase_add_test(tc, r3_leader_retries_from_the_hint);
     tcase_add_test(tc, r4_new_leader_appends_a_noop);
     tcase_add_test(tc, r4_old_term_entry_not_committed_by_counting);
     tcase_add_test(tc, r4_leader_does_not_count_its_unsynced_entries);
     tcase_add_test(tc, r5_stale_leader_learns_term_and_steps_down);
+    tcase_add_test(tc, r5_stale_append_is_not_applied);
+    tcase_add_test(tc, r5_higher_term_append_deposes_a_leader);
     tcase_add_test(tc, r6_prevote_does_not_change_terms);
     tcase_add_test(tc, r6_leader_without_quorum_steps_down);
     tcase_add_test(tc, r6_votes_refused_while_leader_heard);
