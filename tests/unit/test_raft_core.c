@@ -107,20 +107,27 @@ static uint64_t time_out(strata_raft_t *r, uint64_t now, out_t *o)
     return now;
 }
 
-/* Node 1, a precandidate, gets node 2's pre-vote and then its vote: with
- * its own, a majority of three. */
-static void win_with_node_2(strata_raft_t *r, uint64_t now, out_t *o)
+/* Node 1, a precandidate, gets the pre-votes and then the votes of nodes
+ * 2..last: with its own, a majority of up to 2 * last - 1 voters. */
+static void win_with_nodes_to(uint32_t last, strata_raft_t *r, uint64_t now, out_t *o)
 {
     strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
-                           .from = 2,
                            .to = 1,
                            .term = strata_raft_term(r) + 1,
                            .granted = true,
                            .pre_vote = true};
-    recv(r, &g, now, o);
+    for (g.from = 2; g.from <= last; g.from++)
+        recv(r, &g, now, o);
     g.pre_vote = false;
-    recv(r, &g, now, o);
+    for (g.from = 2; g.from <= last; g.from++)
+        recv(r, &g, now, o);
     ck_assert_int_eq(strata_raft_role(r), STRATA_RAFT_LEADER);
+}
+
+/* The same with node 2 alone: a majority of three. */
+static void win_with_node_2(strata_raft_t *r, uint64_t now, out_t *o)
+{
+    win_with_nodes_to(2, r, now, o);
 }
 
 /* Makes node 1 of a 3-node cluster the leader of term 1 with its no-op
@@ -668,6 +675,45 @@ START_TEST(r6_leader_without_quorum_steps_down)
 }
 END_TEST
 
+START_TEST(r6_refused_prevote_leaves_the_term_alone)
+{
+    strata_raft_t *r = node(1, 3, 4, 0, 0, 0);
+    out_t o;
+    uint64_t now = time_out(r, 1000 * MS, &o);
+    strata_raft_msg_t no = {
+        .type = STRATA_RAFT_MSG_VOTE_REPLY, .from = 2, .to = 1, .term = 4, .pre_vote = true};
+    recv(r, &no, now, &o);
+    no.from = 3;
+    recv(r, &no, now, &o);
+    ck_assert_int_eq(strata_raft_role(r), STRATA_RAFT_FOLLOWER);
+    ck_assert_uint_eq(strata_raft_term(r), 4);
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_PERSIST_META, NULL));
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r6_leader_hearing_a_majority_stays)
+{
+    strata_raft_t *n[3];
+    three(n);
+    out_t o;
+    uint64_t now = elect_1(n, &o);
+    strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
+                             .from = 2,
+                             .to = 1,
+                             .term = 1,
+                             .ok = true,
+                             .match_seq = 1};
+    for (uint64_t t = now + 50 * MS; t <= now + 5 * 500 * MS; t += 50 * MS) {
+        tick(n[0], t, &o);
+        ack.ctx = t;
+        recv(n[0], &ack, t, &o);
+        ck_assert_int_eq(strata_raft_role(n[0]), STRATA_RAFT_LEADER);
+    }
+    free3(n);
+}
+END_TEST
+
 START_TEST(r6_votes_refused_while_leader_heard)
 {
     strata_raft_t *f = node(2, 3, 1, 0, 0, 0);
@@ -709,6 +755,37 @@ START_TEST(r7_lease_only_after_noop_commit)
     ck_assert_uint_eq(strata_raft_commit(n[0]), 1);
     ck_assert_uint_eq(strata_raft_lease_until(n[0]), now + 400 * MS);
     free3(n);
+}
+END_TEST
+
+START_TEST(r7_lease_base_is_the_quorum_th_echoed_ctx)
+{
+    strata_raft_t *l = node(1, 5, 0, 0, 0, 0);
+    out_t o;
+    uint64_t t1 = time_out(l, 1000 * MS, &o);
+    win_with_nodes_to(3, l, t1, &o); /* its first appends carry ctx t1 */
+    uint64_t t2 = t1 + 50 * MS;
+    tick(l, t2, &o); /* a heartbeat round with ctx t2 */
+    persisted(l, 1, 1, t2, &o);
+    strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
+                             .from = 2,
+                             .to = 1,
+                             .term = 1,
+                             .ok = true,
+                             .match_seq = 1,
+                             .ctx = t2};
+    recv(l, &ack, t2 + MS, &o);
+    ack.from = 3;
+    ack.ctx = t1;
+    recv(l, &ack, t2 + MS, &o);
+    ck_assert_uint_eq(strata_raft_commit(l), 1);
+    /* Of {self, t2, t1, none, none} the third is t1, not the newest echo. */
+    ck_assert_uint_eq(strata_raft_lease_until(l), t1 + 400 * MS);
+    ack.from = 4;
+    ack.ctx = t2;
+    recv(l, &ack, t2 + 2 * MS, &o);
+    ck_assert_uint_eq(strata_raft_lease_until(l), t2 + 400 * MS);
+    strata_raft_free(&l);
 }
 END_TEST
 
@@ -898,6 +975,26 @@ START_TEST(r10_offer_of_what_is_committed_here_is_not_installed)
 }
 END_TEST
 
+START_TEST(r10_offer_of_an_entry_held_is_answered_not_fetched)
+{
+    /* Holds (6, 1) durably, not known to be committed. */
+    strata_raft_t *r = node(2, 3, 1, 7, 1, 0);
+    strata_raft_msg_t off = {.type = STRATA_RAFT_MSG_SNAPSHOT_OFFER,
+                             .from = 1,
+                             .to = 2,
+                             .term = 1,
+                             .snap_seq = 6,
+                             .snap_term = 1};
+    out_t o;
+    recv(r, &off, 0, &o);
+    ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_FETCH_SNAPSHOT, NULL));
+    const strata_raft_msg_t *rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1);
+    ck_assert(rep && rep->ok);
+    ck_assert_uint_eq(rep->match_seq, 6);
+    strata_raft_free(&r);
+}
+END_TEST
+
 /* ---- R11 ----------------------------------------------------------------- */
 
 START_TEST(r11_learner_never_votes_or_counts)
@@ -915,6 +1012,10 @@ START_TEST(r11_learner_never_votes_or_counts)
     strata_raft_msg_t v = {.type = STRATA_RAFT_MSG_VOTE, .from = 1, .to = 4, .term = 1};
     recv(l, &v, 6000 * MS, &o);
     ck_assert(!sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 1)->granted);
+    strata_raft_msg_t tn = {.type = STRATA_RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 4, .term = 1};
+    recv(l, &tn, 6000 * MS, &o);
+    ck_assert_int_eq(strata_raft_role(l), STRATA_RAFT_LEARNER);
+    ck_assert_ptr_null(sent(&o, STRATA_RAFT_MSG_VOTE, 0));
     strata_raft_free(&l);
 
     /* A leader of 3 voters and a learner: the learner's ack alone does not
@@ -926,6 +1027,14 @@ START_TEST(r11_learner_never_votes_or_counts)
     strata_raft_t *lead = strata_raft_new(&lc, &ls, 0);
     uint64_t now = time_out(lead, 1000 * MS, &o);
     ck_assert_ptr_null(sent(&o, STRATA_RAFT_MSG_VOTE, 4)); /* learners are not asked */
+    strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
+                           .from = 4,
+                           .to = 1,
+                           .term = 1,
+                           .granted = true,
+                           .pre_vote = true};
+    recv(lead, &g, now, &o);
+    ck_assert_int_eq(strata_raft_role(lead), STRATA_RAFT_PRECANDIDATE); /* nor counted */
     win_with_node_2(lead, now, &o);
     persisted(lead, 1, 1, now, &o);
     strata_raft_msg_t ack = {.type = STRATA_RAFT_MSG_APPEND_REPLY,
@@ -960,6 +1069,30 @@ START_TEST(r12_commit_never_goes_back)
     ck_assert_uint_eq(strata_raft_commit(r), 8);
     ck_assert_ptr_null(find(&o, STRATA_RAFT_ACT_COMMIT, NULL));
     strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r12_sends_past_the_action_cap_wait_for_the_heartbeat)
+{
+    strata_raft_config_t cfg = config(1, 3);
+    cfg.max_entries = 1;
+    cfg.max_inflight = 1000;
+    strata_raft_state_t st = {.incarnation = 1};
+    strata_raft_t *l = strata_raft_new(&cfg, &st, 0);
+    out_t o;
+    uint64_t now = time_out(l, 1000 * MS, &o);
+    win_with_node_2(l, now, &o);
+    const strata_raft_act_t *a;
+    bool ok = false;
+    size_t n = strata_raft_propose(l, 1000, now, &ok, &a);
+    ck_assert(ok);
+    ck_assert_uint_le(n, STRATA_RAFT_MAX_ACTIONS);
+    keep(&o, a, n);
+    /* node 2's window of a thousand one-entry appends filled the event */
+    ck_assert_ptr_null(sent(&o, STRATA_RAFT_MSG_APPEND, 3));
+    tick(l, now + 50 * MS, &o);
+    ck_assert_ptr_nonnull(sent(&o, STRATA_RAFT_MSG_APPEND, 3));
+    strata_raft_free(&l);
 }
 END_TEST
 
@@ -1060,8 +1193,11 @@ static Suite *raft_suite(void)
     tcase_add_test(tc, r5_higher_term_append_deposes_a_leader);
     tcase_add_test(tc, r6_prevote_does_not_change_terms);
     tcase_add_test(tc, r6_leader_without_quorum_steps_down);
+    tcase_add_test(tc, r6_refused_prevote_leaves_the_term_alone);
+    tcase_add_test(tc, r6_leader_hearing_a_majority_stays);
     tcase_add_test(tc, r6_votes_refused_while_leader_heard);
     tcase_add_test(tc, r7_lease_only_after_noop_commit);
+    tcase_add_test(tc, r7_lease_base_is_the_quorum_th_echoed_ctx);
     tcase_add_test(tc, r7_no_lease_after_timeout_now);
     tcase_add_test(tc, r7_restarted_node_refuses_votes_for_election_min);
     tcase_add_test(tc, r8_transfer_sends_timeout_now_when_caught_up);
@@ -1069,8 +1205,10 @@ static Suite *raft_suite(void)
     tcase_add_test(tc, r9_new_incarnation_resets_match);
     tcase_add_test(tc, r10_behind_follower_gets_snapshot_offer);
     tcase_add_test(tc, r10_offer_of_what_is_committed_here_is_not_installed);
+    tcase_add_test(tc, r10_offer_of_an_entry_held_is_answered_not_fetched);
     tcase_add_test(tc, r11_learner_never_votes_or_counts);
     tcase_add_test(tc, r12_commit_never_goes_back);
+    tcase_add_test(tc, r12_sends_past_the_action_cap_wait_for_the_heartbeat);
     tcase_add_test(tc, new_refuses_bad_config);
     suite_add_tcase(s, tc);
     return s;
