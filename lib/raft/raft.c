@@ -3,6 +3,7 @@
  * lib/raft/raft.md by the same number: R1 durable term and vote ... R12. */
 #include "strata/raft.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -873,19 +874,88 @@ size_t strata_raft_transfer(strata_raft_t *r, uint32_t to, uint64_t now_ns,
 
 /* ---- construction and queries ------------------------------------------- */
 
-strata_raft_t *strata_raft_new(const strata_raft_config_t *cfg, const strata_raft_state_t *st,
-                               uint64_t now_ns)
+#define REFUSE(...) strata_error_set(err, STRATA_EINVAL, "raft core: " __VA_ARGS__)
+
+static int check_config(const strata_raft_config_t *cfg, strata_error_t *err)
 {
-    if (!cfg->id || cfg->n_voters + cfg->n_learners == 0 ||
-        cfg->n_voters + cfg->n_learners > STRATA_RAFT_MAX_NODES || !cfg->heartbeat_ns ||
-        cfg->election_min_ns <= cfg->heartbeat_ns || cfg->election_max_ns < cfg->election_min_ns ||
-        cfg->lease_ns >= cfg->election_min_ns || !cfg->max_entries ||
-        cfg->max_entries > STRATA_RAFT_MAX_ENTRIES || !cfg->max_inflight || st->n_runs > MAX_RUNS ||
-        st->vote > 255)
+    /* Each count alone first: their sum could wrap past the bound. */
+    if (cfg->n_voters > STRATA_RAFT_MAX_NODES || cfg->n_learners > STRATA_RAFT_MAX_NODES ||
+        cfg->n_voters + cfg->n_learners == 0 ||
+        cfg->n_voters + cfg->n_learners > STRATA_RAFT_MAX_NODES)
+        return REFUSE("config.n_voters + n_learners: %u + %u, not 1..%u nodes", cfg->n_voters,
+                      cfg->n_learners, STRATA_RAFT_MAX_NODES);
+    if (cfg->id < 1 || cfg->id > STRATA_RAFT_MAX_NODE_ID)
+        return REFUSE("config.id: %u, not a node id (1..%u)", cfg->id, STRATA_RAFT_MAX_NODE_ID);
+    /* A node listed twice would be two peers of one id, the second never
+     * heard from: a voter counted twice towards a majority, or one that can
+     * never be part of it. */
+    static const char *const list[2] = {"voters", "learners"};
+    const uint32_t *ids[2] = {cfg->voters, cfg->learners};
+    const uint32_t n[2] = {cfg->n_voters, cfg->n_learners};
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < n[l]; i++) {
+            uint32_t id = ids[l][i];
+            if (id < 1 || id > STRATA_RAFT_MAX_NODE_ID)
+                return REFUSE("config.%s[%u]: %u, not a node id (1..%u)", list[l], i, id,
+                              STRATA_RAFT_MAX_NODE_ID);
+            for (int k = 0; k <= l; k++)
+                for (uint32_t j = 0; j < (k == l ? i : n[k]); j++)
+                    if (ids[k][j] == id)
+                        return REFUSE("config.%s[%u]: %u, the same as config.%s[%u]", list[l], i,
+                                      id, list[k], j);
+        }
+    if (!cfg->heartbeat_ns)
+        return REFUSE("config.heartbeat_ns: 0, not above 0");
+    if (cfg->election_min_ns <= cfg->heartbeat_ns)
+        return REFUSE("config.election_min_ns: %" PRIu64 ", not above heartbeat_ns %" PRIu64,
+                      cfg->election_min_ns, cfg->heartbeat_ns);
+    if (cfg->election_max_ns < cfg->election_min_ns)
+        return REFUSE("config.election_max_ns: %" PRIu64 ", below election_min_ns %" PRIu64,
+                      cfg->election_max_ns, cfg->election_min_ns);
+    if (cfg->lease_ns >= cfg->election_min_ns)
+        return REFUSE("config.lease_ns: %" PRIu64 ", not below election_min_ns %" PRIu64,
+                      cfg->lease_ns, cfg->election_min_ns);
+    if (!cfg->max_entries || cfg->max_entries > STRATA_RAFT_MAX_ENTRIES)
+        return REFUSE("config.max_entries: %u, not 1..%u", cfg->max_entries,
+                      STRATA_RAFT_MAX_ENTRIES);
+    if (!cfg->max_inflight)
+        return REFUSE("config.max_inflight: 0, not above 0");
+    return 0;
+}
+
+static int check_state(const strata_raft_state_t *st, strata_error_t *err)
+{
+    if (st->n_runs > MAX_RUNS)
+        return REFUSE("state.n_runs: %zu, more than the %u kept", st->n_runs, MAX_RUNS);
+    if (st->vote > STRATA_RAFT_MAX_NODE_ID)
+        return REFUSE("state.vote: %u, neither 0 nor a node id (1..%u)", st->vote,
+                      STRATA_RAFT_MAX_NODE_ID);
+    for (size_t i = 0; i < st->n_runs; i++) {
+        uint64_t first = st->run_first_seq[i];
+        if (first <= st->snap_seq)
+            return REFUSE("state.run_first_seq[%zu]: %" PRIu64 ", not above snap_seq %" PRIu64, i,
+                          first, st->snap_seq);
+        if (first > st->last_seq)
+            return REFUSE("state.run_first_seq[%zu]: %" PRIu64 ", past last_seq %" PRIu64, i, first,
+                          st->last_seq);
+        if (i && first <= st->run_first_seq[i - 1])
+            return REFUSE("state.run_first_seq[%zu]: %" PRIu64 ", not above run_first_seq[%zu] "
+                          "%" PRIu64,
+                          i, first, i - 1, st->run_first_seq[i - 1]);
+    }
+    return 0;
+}
+
+strata_raft_t *strata_raft_new(const strata_raft_config_t *cfg, const strata_raft_state_t *st,
+                               uint64_t now_ns, strata_error_t *err)
+{
+    if (check_config(cfg, err) || check_state(st, err))
         return NULL;
     strata_raft_t *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        strata_error_set(err, STRATA_ENOMEM, "raft core: out of memory");
         return NULL;
+    }
     r->cfg = *cfg;
 #ifndef STRATA_RAFT_MUTANTS
     r->cfg.mutants = 0;
@@ -899,11 +969,6 @@ strata_raft_t *strata_raft_new(const strata_raft_config_t *cfg, const strata_raf
     r->snap_seq = st->snap_seq;
     r->snap_term = st->snap_term;
     for (size_t i = 0; i < st->n_runs; i++) {
-        if (st->run_first_seq[i] <= r->snap_seq || st->run_first_seq[i] > st->last_seq ||
-            (i && st->run_first_seq[i] <= st->run_first_seq[i - 1])) {
-            free(r);
-            return NULL;
-        }
         r->run_first[i] = st->run_first_seq[i];
         r->run_term[i] = st->run_term[i];
     }

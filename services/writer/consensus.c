@@ -1001,15 +1001,15 @@ int consensus_open(writer_t *w, strata_error_t *err)
                                  .max_inflight = 4};
     memcpy(rcfg.voters, o.voters, sizeof o.voters);
     memcpy(rcfg.learners, o.learners, sizeof o.learners);
-    cx->core = strata_raft_new(&rcfg, &state, now_ns());
+    strata_error_t why = {0};
+    cx->core = strata_raft_new(&rcfg, &state, now_ns(), &why);
     free(run_first);
     free(run_term);
     if (!cx->core)
-        return strata_error_set(err, STRATA_EINVAL,
-                                "cluster: the consensus core refused the configuration or the "
-                                "log's state (first_seq %" PRIu64 ", last_seq %" PRIu64
+        return strata_error_set(err, why.code,
+                                "cluster: %s (the log: first_seq %" PRIu64 ", last_seq %" PRIu64
                                 ", %zu runs of terms)",
-                                first, st.appended_seq, n_runs);
+                                why.msg, first, st.appended_seq, n_runs);
     cx->role = strata_raft_role(cx->core);
     cx->term = strata_raft_term(cx->core);
     atomic_store(&cx->role_a, (int)cx->role);

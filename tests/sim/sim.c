@@ -611,9 +611,10 @@ static void start(node_t *nd)
                               .n_runs = runs,
                               .commit_seq = nd->snap_seq};
     strata_raft_config_t cfg = config_for(nd->id);
-    nd->core = strata_raft_new(&cfg, &st, local_now(nd));
+    strata_error_t err = {0};
+    nd->core = strata_raft_new(&cfg, &st, local_now(nd), &err);
     if (!nd->core) {
-        fail("node %d: strata_raft_new refused its recovered state", nd->id);
+        fail("node %d: strata_raft_new refused its recovered state: %s", nd->id, err.msg);
         return;
     }
     nd->up = true;

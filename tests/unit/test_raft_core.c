@@ -50,7 +50,7 @@ static strata_raft_t *node(uint32_t id, uint32_t voters, uint64_t term, uint64_t
                               .run_first_seq = first,
                               .run_term = terms,
                               .n_runs = last ? 1 : 0};
-    strata_raft_t *r = strata_raft_new(&cfg, &st, now);
+    strata_raft_t *r = strata_raft_new(&cfg, &st, now, NULL);
     ck_assert_ptr_nonnull(r);
     return r;
 }
@@ -867,7 +867,7 @@ START_TEST(r9_fresh_voter_does_not_vote_until_caught_up)
 {
     strata_raft_config_t cfg = config(3, 3);
     strata_raft_state_t st = {.incarnation = 7, .fresh = true};
-    strata_raft_t *r = strata_raft_new(&cfg, &st, 0);
+    strata_raft_t *r = strata_raft_new(&cfg, &st, 0, NULL);
     ck_assert_int_eq(strata_raft_role(r), STRATA_RAFT_LEARNER);
     out_t o;
     strata_raft_msg_t v = {.type = STRATA_RAFT_MSG_VOTE, .from = 1, .to = 3, .term = 4};
@@ -1003,7 +1003,7 @@ START_TEST(r11_learner_never_votes_or_counts)
     cfg.n_learners = 1;
     cfg.learners[0] = 4;
     strata_raft_state_t st = {.incarnation = 1};
-    strata_raft_t *l = strata_raft_new(&cfg, &st, 0);
+    strata_raft_t *l = strata_raft_new(&cfg, &st, 0, NULL);
     ck_assert_int_eq(strata_raft_role(l), STRATA_RAFT_LEARNER);
     out_t o;
     for (uint64_t t = 0; t < 5000; t += 10)
@@ -1024,7 +1024,7 @@ START_TEST(r11_learner_never_votes_or_counts)
     lc.n_learners = 1;
     lc.learners[0] = 4;
     strata_raft_state_t ls = {.incarnation = 1};
-    strata_raft_t *lead = strata_raft_new(&lc, &ls, 0);
+    strata_raft_t *lead = strata_raft_new(&lc, &ls, 0, NULL);
     uint64_t now = time_out(lead, 1000 * MS, &o);
     ck_assert_ptr_null(sent(&o, STRATA_RAFT_MSG_VOTE, 4)); /* learners are not asked */
     strata_raft_msg_t g = {.type = STRATA_RAFT_MSG_VOTE_REPLY,
@@ -1078,7 +1078,7 @@ START_TEST(r12_sends_past_the_action_cap_wait_for_the_heartbeat)
     cfg.max_entries = 1;
     cfg.max_inflight = 1000;
     strata_raft_state_t st = {.incarnation = 1};
-    strata_raft_t *l = strata_raft_new(&cfg, &st, 0);
+    strata_raft_t *l = strata_raft_new(&cfg, &st, 0, NULL);
     out_t o;
     uint64_t now = time_out(l, 1000 * MS, &o);
     win_with_node_2(l, now, &o);
@@ -1096,48 +1096,63 @@ START_TEST(r12_sends_past_the_action_cap_wait_for_the_heartbeat)
 }
 END_TEST
 
+/* strata_raft_new refuses cfg with st, naming the field and its value. */
+static void refused(const strata_raft_config_t *cfg, const strata_raft_state_t *st, const char *why)
+{
+    strata_error_t err = {0};
+    ck_assert_ptr_null(strata_raft_new(cfg, st, 0, &err));
+    ck_assert_int_eq(err.code, STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, why);
+}
+
 START_TEST(new_refuses_bad_config)
 {
     strata_raft_state_t st = {0};
     strata_raft_config_t cfg = config(1, 3);
     cfg.lease_ns = cfg.election_min_ns; /* a lease as long as the election timeout */
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st,
+            "raft core: config.lease_ns: 500000000, not below election_min_ns 500000000");
     cfg = config(1, 3);
     cfg.election_min_ns = cfg.heartbeat_ns;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st,
+            "raft core: config.election_min_ns: 50000000, not above heartbeat_ns 50000000");
     cfg = config(1, 3);
     cfg.max_entries = STRATA_RAFT_MAX_ENTRIES + 1;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.max_entries: 257, not 1..256");
     cfg = config(0, 3);
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.id: 0, not a node id (1..255)");
     cfg = config(1, 3);
     cfg.n_voters = 0; /* nobody */
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.n_voters + n_learners: 0 + 0, not 1..8 nodes");
     cfg = config(1, 3);
     cfg.n_learners = STRATA_RAFT_MAX_NODES;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.n_voters + n_learners: 3 + 8, not 1..8 nodes");
+    cfg = config(1, 3);
+    cfg.n_voters = UINT32_MAX; /* a sum that wraps to 1 */
+    cfg.n_learners = 2;
+    refused(&cfg, &st, "raft core: config.n_voters + n_learners: 4294967295 + 2, not 1..8 nodes");
     cfg = config(1, 3);
     cfg.heartbeat_ns = 0;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.heartbeat_ns: 0, not above 0");
     cfg = config(1, 3);
     cfg.election_max_ns = cfg.election_min_ns - 1;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st,
+            "raft core: config.election_max_ns: 499999999, below election_min_ns 500000000");
     cfg = config(1, 3);
     cfg.max_entries = 0;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.max_entries: 0, not 1..256");
     cfg = config(1, 3);
     cfg.max_inflight = 0;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &st, 0));
+    refused(&cfg, &st, "raft core: config.max_inflight: 0, not above 0");
     /* a recovered vote no peer message could name */
     strata_raft_state_t vote = {.vote = 256};
     cfg = config(1, 3);
-    ck_assert_ptr_null(strata_raft_new(&cfg, &vote, 0));
+    refused(&cfg, &vote, "raft core: state.vote: 256, neither 0 nor a node id (1..255)");
     /* a run of terms that starts past the log's end */
     uint64_t first[1] = {9}, terms[1] = {1};
     strata_raft_state_t bad = {
         .last_seq = 5, .run_first_seq = first, .run_term = terms, .n_runs = 1};
-    cfg = config(1, 3);
-    ck_assert_ptr_null(strata_raft_new(&cfg, &bad, 0));
+    refused(&cfg, &bad, "raft core: state.run_first_seq[0]: 9, past last_seq 5");
     /* runs that start at the snapshot, or out of order */
     uint64_t at_snap[2] = {2, 3}, unordered[2] = {3, 3}, two_terms[2] = {1, 2};
     strata_raft_state_t runs = {.snap_seq = 2,
@@ -1146,10 +1161,10 @@ START_TEST(new_refuses_bad_config)
                                 .run_first_seq = at_snap,
                                 .run_term = two_terms,
                                 .n_runs = 2};
-    ck_assert_ptr_null(strata_raft_new(&cfg, &runs, 0));
+    refused(&cfg, &runs, "raft core: state.run_first_seq[0]: 2, not above snap_seq 2");
     runs.snap_seq = runs.snap_term = 0;
     runs.run_first_seq = unordered;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &runs, 0));
+    refused(&cfg, &runs, "raft core: state.run_first_seq[1]: 3, not above run_first_seq[0] 3");
     /* one run per entry: the core keeps 4096 runs, and a longer history
      * cannot be taken in */
     static uint64_t many[4097];
@@ -1157,12 +1172,56 @@ START_TEST(new_refuses_bad_config)
         many[i] = i + 1;
     strata_raft_state_t long_history = {
         .last_seq = 4096, .run_first_seq = many, .run_term = many, .n_runs = 4096};
-    strata_raft_t *r = strata_raft_new(&cfg, &long_history, 0);
+    strata_raft_t *r = strata_raft_new(&cfg, &long_history, 0, NULL);
     ck_assert_ptr_nonnull(r);
     strata_raft_free(&r);
     long_history.last_seq = 4097;
     long_history.n_runs = 4097;
-    ck_assert_ptr_null(strata_raft_new(&cfg, &long_history, 0));
+    refused(&cfg, &long_history, "raft core: state.n_runs: 4097, more than the 4096 kept");
+}
+END_TEST
+
+/* The peer codec carries ids 1..255 only, and a restart refuses a recorded
+ * vote above 255: a voter 256 could never be heard, and alone it would vote
+ * for itself and then fail to restart. */
+START_TEST(new_refuses_node_ids_outside_1_to_255)
+{
+    strata_raft_state_t st = {0};
+    strata_raft_config_t cfg = config(1, 3);
+    cfg.id = cfg.voters[0] = 256;
+    refused(&cfg, &st, "raft core: config.id: 256, not a node id (1..255)");
+    cfg = config(1, 3);
+    cfg.voters[2] = 300;
+    refused(&cfg, &st, "raft core: config.voters[2]: 300, not a node id (1..255)");
+    cfg = config(1, 3);
+    cfg.voters[2] = 0;
+    refused(&cfg, &st, "raft core: config.voters[2]: 0, not a node id (1..255)");
+    cfg = config(1, 3);
+    cfg.n_learners = 1;
+    cfg.learners[0] = 256;
+    refused(&cfg, &st, "raft core: config.learners[0]: 256, not a node id (1..255)");
+}
+END_TEST
+
+/* A node listed twice would be two peers with one id, the second never
+ * heard from: a majority that counts a voter twice, or one that cannot be
+ * reached. */
+START_TEST(new_refuses_a_node_listed_twice)
+{
+    strata_raft_state_t st = {0};
+    strata_raft_config_t cfg = config(1, 3);
+    cfg.voters[2] = 2;
+    refused(&cfg, &st, "raft core: config.voters[2]: 2, the same as config.voters[1]");
+    cfg = config(1, 3);
+    cfg.voters[1] = 1;
+    refused(&cfg, &st, "raft core: config.voters[1]: 1, the same as config.voters[0]");
+    cfg = config(1, 3);
+    cfg.n_learners = 2;
+    cfg.learners[0] = 4;
+    cfg.learners[1] = 3;
+    refused(&cfg, &st, "raft core: config.learners[1]: 3, the same as config.voters[2]");
+    cfg.learners[1] = 4;
+    refused(&cfg, &st, "raft core: config.learners[1]: 4, the same as config.learners[0]");
 }
 END_TEST
 
@@ -1210,6 +1269,8 @@ static Suite *raft_suite(void)
     tcase_add_test(tc, r12_commit_never_goes_back);
     tcase_add_test(tc, r12_sends_past_the_action_cap_wait_for_the_heartbeat);
     tcase_add_test(tc, new_refuses_bad_config);
+    tcase_add_test(tc, new_refuses_node_ids_outside_1_to_255);
+    tcase_add_test(tc, new_refuses_a_node_listed_twice);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,7 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata/err.h"
+
 #define STRATA_RAFT_MAX_NODES   8u   /* voters and learners together */
+#define STRATA_RAFT_MAX_NODE_ID 255u /* node ids are 1..255, what the peer codec carries */
 #define STRATA_RAFT_MAX_ACTIONS 64u  /* per event, at most */
 #define STRATA_RAFT_MAX_ENTRIES 256u /* per append message, at most */
 
@@ -111,7 +114,7 @@ enum {
 };
 
 typedef struct {
-    uint32_t id; /* this node, 1..255 */
+    uint32_t id; /* this node; every id here is 1..255 and appears once */
     uint32_t n_voters;
     uint32_t voters[STRATA_RAFT_MAX_NODES];
     uint32_t n_learners;
@@ -144,9 +147,10 @@ typedef struct {
 
 typedef struct strata_raft strata_raft_t;
 
-/* Returns NULL on a bad config or out of memory. */
+/* Returns NULL on a bad config or state (STRATA_EINVAL, err naming the
+ * field and its value) or out of memory (STRATA_ENOMEM). */
 strata_raft_t *strata_raft_new(const strata_raft_config_t *cfg, const strata_raft_state_t *st,
-                               uint64_t now_ns);
+                               uint64_t now_ns, strata_error_t *err);
 void strata_raft_free(strata_raft_t **r_p);
 
 /* Events. Each returns the number of actions written to *acts (an array

@@ -14,7 +14,7 @@
 
 #define STRATA_RAFT_MSG_VERSION  1u
 #define STRATA_RAFT_MSG_MAX      (8u << 20) /* one encoded message, frames included */
-#define STRATA_RAFT_MSG_MAX_NODE 255u       /* node ids are 1..255 */
+#define STRATA_RAFT_MSG_MAX_NODE STRATA_RAFT_MAX_NODE_ID
 
 /* Encodes m, with frames[0..frames_len) as an append's entries, into a
  * malloc'd *out. The frames are checked as the receiver will check them and
