@@ -171,6 +171,7 @@ int strata_raft_msg_encode(const strata_raft_msg_t *m, const uint8_t *frames, si
     case STRATA_RAFT_MSG_SNAPSHOT_OFFER:
         offer.snap_seq = m->snap_seq;
         offer.snap_term = m->snap_term;
+        offer.ctx = m->ctx;
         msg.snapshot_offer = &offer;
         break;
     }
@@ -347,6 +348,7 @@ int strata_raft_msg_decode(const uint8_t *buf, size_t len, strata_raft_msg_t *m,
     case STRATA__RAFT__MESSAGE__BODY_SNAPSHOT_OFFER:
         m->snap_seq = msg->snapshot_offer->snap_seq;
         m->snap_term = msg->snapshot_offer->snap_term;
+        m->ctx = msg->snapshot_offer->ctx;
         break;
     default: /* timeout_now: the envelope says it all */
         break;

@@ -41,6 +41,8 @@ struct strata_raft {
     uint64_t run_first[MAX_RUNS], run_term[MAX_RUNS];
     size_t n_runs;
     uint64_t verified; /* follower: matches this term's leader up to here */
+    /* follower: the latest ctx and commit of this term's leader; ctx is a
+     * time on that leader's clock, so it is 0 until that leader sends one */
     uint64_t leader_ctx, leader_commit;
 
     /* time */
@@ -215,6 +217,8 @@ static void set_commit(strata_raft_t *r, uint64_t seq)
 static void become_follower(strata_raft_t *r, uint64_t term, uint32_t leader)
 {
     bool changed = r->role != STRATA_RAFT_FOLLOWER || r->leader != leader || term != r->term;
+    if (r->leader != leader || term != r->term)
+        r->leader_ctx = 0; /* R7: what it holds is a time on another leader's clock */
     if (term > r->term) {
         r->term = term;
         r->vote = 0;
@@ -265,6 +269,7 @@ static void campaign(strata_raft_t *r, bool pre, bool transfer)
 {
     if (!can_vote(r))
         return;
+    r->leader_ctx = 0; /* R7: it leaves its leader, and its leader's clock */
     if (pre && !MUT(r, NO_PREVOTE)) {
         /* R6: PreVote: ask whether we could win before disturbing anyone. */
         r->role = STRATA_RAFT_PRECANDIDATE;
@@ -330,11 +335,13 @@ static void become_leader(strata_raft_t *r)
 static void send_append(strata_raft_t *r, peer_t *p, bool entries)
 {
     if (p->next <= r->snap_seq) {
-        /* R10: what it needs is gone from our log. */
+        /* R10: what it needs is gone from our log. The ctx comes back in
+         * the reply, which may be a new follower's first (R7). */
         strata_raft_msg_t m = {.type = STRATA_RAFT_MSG_SNAPSHOT_OFFER,
                                .to = p->id,
                                .snap_seq = r->snap_seq,
-                               .snap_term = r->snap_term};
+                               .snap_term = r->snap_term,
+                               .ctx = r->now};
         send(r, &m);
         return;
     }
@@ -761,6 +768,7 @@ size_t strata_raft_recv(strata_raft_t *r, const strata_raft_msg_t *m, uint64_t n
         r->leader = m->from;
         r->heard_leader = true;
         r->heard_leader_at = r->now;
+        r->leader_ctx = m->ctx;
         reset_election(r);
         if (m->snap_seq <= r->commit || m->snap_seq <= r->snap_seq) {
             /* Committed here already (an offer after a stale refusal):

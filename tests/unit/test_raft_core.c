@@ -789,6 +789,80 @@ START_TEST(r7_lease_base_is_the_quorum_th_echoed_ctx)
 }
 END_TEST
 
+/* A lease counts from a time this leader sent something a majority
+ * received. A reply that echoed the previous leader's ctx would hand the new
+ * leader a time on another node's clock, which its only check (not after
+ * its own now) cannot tell from one of its own. */
+START_TEST(r7_offer_replies_echo_the_offering_leaders_ctx)
+{
+    strata_raft_t *r = node(2, 3, 4, 4, 1, 0);
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 3,
+                           .to = 2,
+                           .term = 4,
+                           .prev_seq = 4,
+                           .prev_term = 1,
+                           .ctx = 777 * MS};
+    out_t o;
+    recv(r, &a, 1000 * MS, &o);
+    /* Node 1 leads term 5 and opens with an offer of an entry we hold. */
+    strata_raft_msg_t off = {.type = STRATA_RAFT_MSG_SNAPSHOT_OFFER,
+                             .from = 1,
+                             .to = 2,
+                             .term = 5,
+                             .snap_seq = 3,
+                             .snap_term = 1,
+                             .ctx = 5000 * MS};
+    recv(r, &off, 1001 * MS, &o);
+    const strata_raft_msg_t *rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1);
+    ck_assert(rep && rep->ok);
+    ck_assert_uint_eq(rep->ctx, 5000 * MS);
+    /* Then one of a snapshot we lack: the reply once it is installed. */
+    off.snap_seq = 8;
+    off.snap_term = 4;
+    off.ctx = 5100 * MS;
+    recv(r, &off, 1002 * MS, &o);
+    ck_assert_ptr_nonnull(find(&o, STRATA_RAFT_ACT_FETCH_SNAPSHOT, NULL));
+    const strata_raft_act_t *acts;
+    size_t k = strata_raft_snapshot_installed(r, 8, 4, 1003 * MS, &acts);
+    keep(&o, acts, k);
+    rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 1);
+    ck_assert(rep && rep->ok && rep->match_seq == 8);
+    ck_assert_uint_eq(rep->ctx, 5100 * MS);
+    strata_raft_free(&r);
+}
+END_TEST
+
+START_TEST(r7_no_ctx_echoed_to_a_leader_not_heard_from)
+{
+    /* Learner 4 holds a time of leader 1's clock when a higher term names
+     * node 2 its leader without sending one. */
+    strata_raft_config_t cfg = config(4, 3);
+    cfg.n_learners = 1;
+    cfg.learners[0] = 4;
+    strata_raft_state_t st = {.incarnation = 1};
+    strata_raft_t *l = strata_raft_new(&cfg, &st, 0, NULL);
+    strata_raft_entry_t e = {.seq = 1, .term = 1};
+    strata_raft_msg_t a = {.type = STRATA_RAFT_MSG_APPEND,
+                           .from = 1,
+                           .to = 4,
+                           .term = 1,
+                           .entries = &e,
+                           .n_entries = 1,
+                           .ctx = 777 * MS};
+    out_t o;
+    recv(l, &a, 1000 * MS, &o);
+    strata_raft_msg_t tn = {.type = STRATA_RAFT_MSG_TIMEOUT_NOW, .from = 2, .to = 4, .term = 2};
+    recv(l, &tn, 1001 * MS, &o);
+    ck_assert_uint_eq(strata_raft_leader(l), 2);
+    persisted(l, 1, 1, 1002 * MS, &o);
+    const strata_raft_msg_t *rep = sent(&o, STRATA_RAFT_MSG_APPEND_REPLY, 2);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_uint_eq(rep->ctx, 0);
+    strata_raft_free(&l);
+}
+END_TEST
+
 START_TEST(r7_no_lease_after_timeout_now)
 {
     strata_raft_t *n[3];
@@ -1257,6 +1331,8 @@ static Suite *raft_suite(void)
     tcase_add_test(tc, r6_votes_refused_while_leader_heard);
     tcase_add_test(tc, r7_lease_only_after_noop_commit);
     tcase_add_test(tc, r7_lease_base_is_the_quorum_th_echoed_ctx);
+    tcase_add_test(tc, r7_offer_replies_echo_the_offering_leaders_ctx);
+    tcase_add_test(tc, r7_no_ctx_echoed_to_a_leader_not_heard_from);
     tcase_add_test(tc, r7_no_lease_after_timeout_now);
     tcase_add_test(tc, r7_restarted_node_refuses_votes_for_election_min);
     tcase_add_test(tc, r8_transfer_sends_timeout_now_when_caught_up);

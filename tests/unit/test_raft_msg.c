@@ -114,7 +114,7 @@ START_TEST(every_type_round_trips)
     cases[3].ctx = 12345;
     cases[4] = base(STRATA_RAFT_MSG_TIMEOUT_NOW);
     cases[5] = base(STRATA_RAFT_MSG_SNAPSHOT_OFFER);
-    cases[5].snap_seq = 1 << 20, cases[5].snap_term = 3;
+    cases[5].snap_seq = 1 << 20, cases[5].snap_term = 3, cases[5].ctx = 4242;
     for (int i = 0; i < 6; i++) {
         cases[i].from = (uint32_t)i + 1;
         cases[i].to = 255;

@@ -37,7 +37,7 @@ typedef enum {
     STRATA_RAFT_MSG_APPEND,        /* term, prev_seq, prev_term, commit_seq, entries, ctx */
     STRATA_RAFT_MSG_APPEND_REPLY,  /* term, ok, match_seq or hint_seq/hint_term, ctx */
     STRATA_RAFT_MSG_TIMEOUT_NOW,   /* term: campaign at once (leadership transfer) */
-    STRATA_RAFT_MSG_SNAPSHOT_OFFER /* term, snap_seq, snap_term: the log you need is gone */
+    STRATA_RAFT_MSG_SNAPSHOT_OFFER /* term, snap_seq, snap_term, ctx: the log you need is gone */
 } strata_raft_msg_type_t;
 
 /* The core looks only at seq and term; data is the host's (the simulator
@@ -65,7 +65,10 @@ typedef struct {
     bool ok;
     uint64_t match_seq; /* ok: the sender's log matches the leader's up to here, durably */
     uint64_t hint_seq, hint_term; /* !ok: retry from hint_seq (its term there is hint_term) */
-    uint64_t ctx; /* the leader's send time, echoed: a majority's echo starts the read lease */
+    /* append and offer: the leader's send time; append reply: the one of
+     * the leader's messages it answers, echoed (a majority's echo starts
+     * the read lease) */
+    uint64_t ctx;
     /* snapshot offer */
     uint64_t snap_seq, snap_term;
 } strata_raft_msg_t;
