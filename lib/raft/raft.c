@@ -765,7 +765,12 @@ size_t strata_raft_recv(strata_raft_t *r, const strata_raft_msg_t *m, uint64_t n
             break;
         if (r->role != STRATA_RAFT_FOLLOWER && r->role != STRATA_RAFT_LEARNER)
             become_follower(r, m->term, m->from);
-        r->leader = m->from;
+        if (r->leader != m->from) {
+            /* After a vote the leader is unknown, and this may be its
+             * first word: the host learns it only from a ROLE. */
+            r->leader = m->from;
+            emit_role(r);
+        }
         r->heard_leader = true;
         r->heard_leader_at = r->now;
         r->leader_ctx = m->ctx;

@@ -1069,6 +1069,30 @@ START_TEST(r10_offer_of_an_entry_held_is_answered_not_fetched)
 }
 END_TEST
 
+START_TEST(r10_an_offer_names_the_leader_to_the_host)
+{
+    /* Having voted in term 2, node 2 first hears the winner through an
+     * offer: the host must learn who leads, as it would from an append. */
+    strata_raft_t *r = node(2, 3, 1, 0, 0, 0);
+    strata_raft_msg_t v = {.type = STRATA_RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 2};
+    out_t o;
+    recv(r, &v, 600 * MS, &o);
+    ck_assert(sent(&o, STRATA_RAFT_MSG_VOTE_REPLY, 1)->granted);
+    strata_raft_msg_t off = {.type = STRATA_RAFT_MSG_SNAPSHOT_OFFER,
+                             .from = 1,
+                             .to = 2,
+                             .term = 2,
+                             .snap_seq = 5,
+                             .snap_term = 1};
+    recv(r, &off, 601 * MS, &o);
+    const strata_raft_act_t *role = find(&o, STRATA_RAFT_ACT_ROLE, NULL);
+    ck_assert_ptr_nonnull(role);
+    ck_assert_uint_eq(role->leader, 1);
+    ck_assert_uint_eq(role->term, 2);
+    strata_raft_free(&r);
+}
+END_TEST
+
 /* ---- R11 ----------------------------------------------------------------- */
 
 START_TEST(r11_learner_never_votes_or_counts)
@@ -1341,6 +1365,7 @@ static Suite *raft_suite(void)
     tcase_add_test(tc, r10_behind_follower_gets_snapshot_offer);
     tcase_add_test(tc, r10_offer_of_what_is_committed_here_is_not_installed);
     tcase_add_test(tc, r10_offer_of_an_entry_held_is_answered_not_fetched);
+    tcase_add_test(tc, r10_an_offer_names_the_leader_to_the_host);
     tcase_add_test(tc, r11_learner_never_votes_or_counts);
     tcase_add_test(tc, r12_commit_never_goes_back);
     tcase_add_test(tc, r12_sends_past_the_action_cap_wait_for_the_heartbeat);
