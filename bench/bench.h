@@ -38,6 +38,7 @@ int bench_service(bench_t *b);
 int bench_fanout(bench_t *b);
 int bench_recovery(bench_t *b);
 int bench_compaction(bench_t *b);
+int bench_cluster(bench_t *b);
 
 /* What one case measured; bench_case_report prints and emits it. */
 typedef struct {

@@ -35,6 +35,10 @@ static const bench_verb_t s_verbs[] = {
     {"compaction", bench_compaction,
      "a paced 50k writes/s for a fixed time, with and without compaction: compactor CPU share, "
      "write amplification and p99 write latency, vs RocksDB (--quick: under two minutes)"},
+    {"cluster", bench_cluster,
+     "sync puts, 64 and 1 in flight: one writer alone vs the master of a 3-node cluster of "
+     "real processes on loopback (writer, election, replicator per node) (--quick: under two "
+     "minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])

@@ -1,0 +1,663 @@
+/* strata-bench cluster: what replication costs a sync put. One strata-writer
+ * alone against a 3-node cluster of real processes on loopback (a writer,
+ * strata-election and strata-replicator per node), both driven the same way
+ * over one connection: a sync put is acknowledged by the single node after
+ * its fdatasync, and by the cluster's master once a majority of the voters
+ * holds it durably (proto/PROTOCOL.md, "Cluster nodes"). */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strata/client.h"
+
+/* bench/CMakeLists.txt names the built binaries; these are for other builds. */
+#ifndef STRATA_WRITER_BIN
+#define STRATA_WRITER_BIN "build/services/writer/strata-writer"
+#endif
+#ifndef STRATA_ELECTION_BIN
+#define STRATA_ELECTION_BIN "build/services/election/strata-election"
+#endif
+#ifndef STRATA_REPLICATOR_BIN
+#define STRATA_REPLICATOR_BIN "build/services/replicator/strata-replicator"
+#endif
+
+/* Medians of reps runs, the systems taking turns, as in the service verb:
+ * this machine is noisy. --quick must finish in under two minutes: 2 shapes
+ * x 2 systems x 3 reps x 2 s is 24 s, plus starting four nodes, an election
+ * and the followers catching up after each cluster run. */
+#define QUICK_REPS        3
+#define QUICK_REP_SECONDS 2.0
+#define FULL_REPS         5
+#define FULL_REP_SECONDS  5.0
+#define MAX_REPS          (FULL_REPS > QUICK_REPS ? FULL_REPS : QUICK_REPS)
+
+#define NODES             3
+#define MAX_CHILDREN      (3 * NODES)
+#define MAX_IN_FLIGHT     64
+#define REPLY_TIMEOUT_MS  10000
+#define POLL_TIMEOUT_MS   500
+#define START_DEADLINE_S  15.0
+#define MASTER_DEADLINE_S 30.0
+#define SETTLE_DEADLINE_S 30.0
+#define STOP_GRACE_S      30.0 /* a clean stop may end with a flush and an fsync */
+
+typedef struct {
+    char name[48]; /* e.g. "strata-writer (node2)" */
+    pid_t pid;     /* 0 when not running (or reaped) */
+    char *log_path;
+} s_child_t;
+
+/* One system under test: its processes and its writers' client endpoints. */
+typedef struct {
+    const char *name; /* the rows' system: "single" or "cluster3" */
+    s_child_t children[MAX_CHILDREN];
+    unsigned n_children;
+    char *data_dirs[NODES];
+    s_child_t *writers[NODES];
+    char endpoints[NODES][256];
+    unsigned n_nodes;
+    unsigned master;     /* index into endpoints */
+    uint64_t started_ns; /* when its processes were started */
+} s_system_t;
+
+static void s_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *s_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *s_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return bench_alloc_or_die(s);
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+static s_child_t *s_spawn(s_system_t *sys, const char *name, char *const argv[],
+                          const char *const env[], char *log_path)
+{
+    s_child_t *child = &sys->children[sys->n_children++];
+    snprintf(child->name, sizeof child->name, "%s", name);
+    child->log_path = log_path;
+    child->pid = bench_spawn(argv, env, log_path);
+    if (child->pid < 0)
+        child->pid = 0;
+    return child->pid > 0 ? child : NULL;
+}
+
+/* Waits for <data_dir>/<service>.endpoints; a child that ended is reaped
+ * there, so it must not be signalled again (its pid may be reused). */
+static int s_wait_ready(s_child_t *child, const char *data_dir, const char *service,
+                        const char *key, char *out, size_t out_size)
+{
+    int rc = bench_wait_endpoints(child->pid, child->name, data_dir, service, key, out, out_size,
+                                  START_DEADLINE_S, child->log_path);
+    if (rc != 0 && waitpid(child->pid, NULL, WNOHANG) != 0)
+        child->pid = 0;
+    return rc;
+}
+
+/* The first child that has ended since it started, reaped and reported with
+ * its log's tail; NULL when all run. */
+static const s_child_t *s_find_ended(s_system_t *sys)
+{
+    for (unsigned i = 0; i < sys->n_children; i++) {
+        s_child_t *child = &sys->children[i];
+        int status;
+        if (child->pid > 0 && waitpid(child->pid, &status, WNOHANG) == child->pid) {
+            char how[64];
+            bench_describe_status(status, how, sizeof how);
+            fprintf(stderr, "strata-bench: cluster: %s (pid %d) ended (%s)\n", child->name,
+                    (int)child->pid, how);
+            bench_show_log_tail(child->log_path);
+            child->pid = 0;
+            return child;
+        }
+    }
+    return NULL;
+}
+
+/* Relays before writers, so no writer is left talking to a dead relay, and
+ * every writer stops with nothing in flight. */
+static int s_system_stop(s_system_t *sys)
+{
+    int rc = 0;
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned i = sys->n_children; i-- > 0;) {
+            s_child_t *child = &sys->children[i];
+            bool writer = strncmp(child->name, "strata-writer", 13) == 0;
+            if (child->pid <= 0 || writer != (pass == 1))
+                continue;
+            pid_t pid = child->pid;
+            child->pid = 0;
+            if (bench_stop_child(pid, child->name, STOP_GRACE_S, child->log_path) != 0)
+                rc = -1;
+        }
+    return rc;
+}
+
+static void s_system_release(s_system_t *sys)
+{
+    for (unsigned i = 0; i < sys->n_children; i++)
+        free(sys->children[i].log_path);
+    for (unsigned i = 0; i < sys->n_nodes; i++)
+        free(sys->data_dirs[i]);
+}
+
+/* One writer with no cluster config, its ports chosen by the OS. */
+static int s_single_start(s_system_t *sys, const char *dir)
+{
+    sys->name = "single";
+    sys->n_nodes = 1;
+    sys->data_dirs[0] = bench_path(dir, "single");
+    if (mkdir(sys->data_dirs[0], 0755) != 0) {
+        fprintf(stderr, "strata-bench: mkdir %s: %s\n", sys->data_dirs[0], strerror(errno));
+        return -1;
+    }
+    char *data_dir_var = s_printf("STRATA_NODE_DATA_DIR=%s", sys->data_dirs[0]);
+    const char *const env[] = {data_dir_var, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
+                               "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
+    char *const argv[] = {STRATA_WRITER_BIN, NULL};
+    sys->writers[0] =
+        s_spawn(sys, "strata-writer (single)", argv, env, bench_path(dir, "single-writer.log"));
+    free(data_dir_var);
+    if (!sys->writers[0])
+        return -1;
+    return s_wait_ready(sys->writers[0], sys->data_dirs[0], "writer", "writer/endpoint",
+                        sys->endpoints[0], sizeof sys->endpoints[0]);
+}
+
+/* n loopback ports free right now, all distinct: each socket stays bound
+ * until all are picked. Another process may still take one before a node
+ * binds it; that node then fails to start and says so in its log. */
+static int s_free_ports(int *ports, unsigned n)
+{
+    int fds[MAX_CHILDREN];
+    unsigned opened = 0;
+    int rc = 0;
+    for (; opened < n && rc == 0; opened++) {
+        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof addr;
+        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0) {
+            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
+            rc = -1;
+        } else {
+            ports[opened] = ntohs(addr.sin_port);
+        }
+    }
+    for (unsigned i = 0; i < opened; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
+}
+
+/* The config tests/support/cluster.c and deploy/strata-cluster write: the
+ * node's one file, every peer list naming all three nodes. */
+static int s_write_config(const char *path, unsigned id, const char *data_dir, const int *ports)
+{
+    char voters[32] = "", election[256] = "", replicator[256] = "", client[256] = "";
+    for (unsigned i = 0; i < NODES; i++) {
+        const char *sep = i ? "," : "";
+        size_t at;
+        at = strlen(voters);
+        snprintf(voters + at, sizeof voters - at, "%s%u", sep, i + 1);
+        at = strlen(client);
+        snprintf(client + at, sizeof client - at, "%s%u=tcp://127.0.0.1:%d", sep, i + 1,
+                 ports[3 * i]);
+        at = strlen(election);
+        snprintf(election + at, sizeof election - at, "%s%u=tcp://127.0.0.1:%d", sep, i + 1,
+                 ports[3 * i + 1]);
+        at = strlen(replicator);
+        snprintf(replicator + at, sizeof replicator - at, "%s%u=tcp://127.0.0.1:%d", sep, i + 1,
+                 ports[3 * i + 2]);
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "strata-bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "node\n    name = node%u\n    data_dir = \"%s\"\n"
+            "writer\n    endpoint = \"tcp://127.0.0.1:%d\"\n    metrics = \"127.0.0.1:0\"\n"
+            "election\n    metrics = \"127.0.0.1:0\"\n"
+            "replicator\n    metrics = \"127.0.0.1:0\"\n"
+            "cluster\n    id = %u\n    voters = \"%s\"\n    election_peers = \"%s\"\n"
+            "    replicator_peers = \"%s\"\n    client_peers = \"%s\"\n    bootstrap = true\n",
+            id, data_dir, ports[3 * (id - 1)], id, voters, election, replicator, client);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "strata-bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The node's role from its writer's status ("" when it does not answer). */
+static void s_role(const char *endpoint, char *role, size_t size)
+{
+    strata_client_options_t options = {.endpoint = endpoint, .timeout_ms = POLL_TIMEOUT_MS};
+    strata_client_t *client = NULL;
+    strata_reply_t reply = {0};
+    role[0] = '\0';
+    if (strata_client_connect(&options, &client, NULL) == 0 &&
+        strata_client_status(client, &reply, NULL) == 0)
+        snprintf(role, size, "%s", reply.role ? reply.role : "");
+    strata_reply_clear(&reply);
+    strata_client_destroy(&client);
+}
+
+/* A new master answers ENOTMASTER until its first entry commits; any other
+ * answer to a get (the key is absent) means it takes writes. */
+static bool s_serves(const char *endpoint)
+{
+    strata_client_options_t options = {.endpoint = endpoint, .timeout_ms = POLL_TIMEOUT_MS};
+    strata_client_t *client = NULL;
+    void *value = NULL;
+    size_t len = 0;
+    int rc = STRATA_ETIMEDOUT;
+    if (strata_client_connect(&options, &client, NULL) == 0)
+        rc = strata_client_get(client, "?", 1, &value, &len, NULL);
+    free(value);
+    strata_client_destroy(&client);
+    return rc == 0 || rc == STRATA_ENOTFOUND;
+}
+
+static int s_wait_master(s_system_t *sys)
+{
+    uint64_t deadline = bench_now_ns() + (uint64_t)(MASTER_DEADLINE_S * 1e9);
+    char roles[NODES][32];
+    do {
+        if (s_find_ended(sys))
+            return -1;
+        for (unsigned i = 0; i < sys->n_nodes; i++) {
+            s_role(sys->endpoints[i], roles[i], sizeof roles[i]);
+            if (strcmp(roles[i], "leader") == 0 && s_serves(sys->endpoints[i])) {
+                sys->master = i;
+                printf("cluster3: node%u is master, serving %.2f s after the nodes started\n",
+                       i + 1, (double)(bench_now_ns() - sys->started_ns) / 1e9);
+                return 0;
+            }
+        }
+        s_sleep_ms(20);
+    } while (bench_now_ns() < deadline);
+    fprintf(stderr,
+            "strata-bench: cluster: no master serving after %.0f s (roles:", MASTER_DEADLINE_S);
+    for (unsigned i = 0; i < sys->n_nodes; i++)
+        fprintf(stderr, " node%u %s", i + 1, roles[i][0] ? roles[i] : "unreachable");
+    fprintf(stderr, ")\n");
+    for (unsigned i = 0; i < sys->n_children; i++)
+        bench_show_log_tail(sys->children[i].log_path);
+    return -1;
+}
+
+static int s_cluster_start(s_system_t *sys, const char *dir)
+{
+    sys->name = "cluster3";
+    sys->n_nodes = NODES;
+    int ports[MAX_CHILDREN]; /* node i: client, election, replicator at 3i.. */
+    if (s_free_ports(ports, MAX_CHILDREN) != 0)
+        return -1;
+    /* The configs name the data dirs absolutely: they must not depend on
+     * where a process resolves them, and the writer's raft socket lives
+     * there. */
+    char *root = realpath(dir, NULL);
+    if (!root) {
+        fprintf(stderr, "strata-bench: realpath %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    char *configs[NODES] = {NULL};
+    for (unsigned i = 0; i < NODES && rc == 0; i++) {
+        char *node_dir = s_printf("%s/node%u", root, i + 1);
+        sys->data_dirs[i] = s_printf("%s/data", node_dir);
+        configs[i] = s_printf("%s/node.cfg", node_dir);
+        snprintf(sys->endpoints[i], sizeof sys->endpoints[i], "tcp://127.0.0.1:%d", ports[3 * i]);
+        if (mkdir(node_dir, 0755) != 0 || mkdir(sys->data_dirs[i], 0755) != 0) {
+            fprintf(stderr, "strata-bench: mkdir under %s: %s\n", node_dir, strerror(errno));
+            rc = -1;
+        } else {
+            rc = s_write_config(configs[i], i + 1, sys->data_dirs[i], ports);
+        }
+        free(node_dir);
+    }
+    /* All nine start at once: an election needs a majority up, and waiting
+     * for each in turn would only add up their start-up times. */
+    static const char *const kinds[] = {"writer", "election", "replicator"};
+    static const char *const bins[] = {STRATA_WRITER_BIN, STRATA_ELECTION_BIN,
+                                       STRATA_REPLICATOR_BIN};
+    s_child_t *children[NODES][3] = {{NULL}};
+    sys->started_ns = bench_now_ns();
+    for (unsigned i = 0; i < NODES && rc == 0; i++)
+        for (unsigned k = 0; k < 3 && rc == 0; k++) {
+            char name[48];
+            snprintf(name, sizeof name, "strata-%s (node%u)", kinds[k], i + 1);
+            char *const argv[] = {(char *)bins[k], "-c", configs[i], NULL};
+            const char *const env[] = {NULL};
+            children[i][k] =
+                s_spawn(sys, name, argv, env, s_printf("%s/node%u/%s.log", root, i + 1, kinds[k]));
+            if (!children[i][k])
+                rc = -1;
+        }
+    for (unsigned i = 0; i < NODES && rc == 0; i++) {
+        sys->writers[i] = children[i][0];
+        for (unsigned k = 0; k < 3 && rc == 0; k++)
+            rc = s_wait_ready(children[i][k], sys->data_dirs[i], kinds[k],
+                              k == 0 ? "writer/endpoint" : NULL, NULL, 0);
+    }
+    if (rc == 0)
+        rc = s_wait_master(sys);
+    for (unsigned i = 0; i < NODES; i++)
+        free(configs[i]);
+    free(root);
+    return rc;
+}
+
+/* ---- the clients --------------------------------------------------------- */
+
+static bool s_stats(const char *endpoint, const char *const names[], uint64_t values[], size_t n)
+{
+    strata_client_options_t options = {.endpoint = endpoint, .timeout_ms = REPLY_TIMEOUT_MS};
+    strata_client_t *client = NULL;
+    strata_reply_t reply = {0};
+    size_t found = 0;
+    if (strata_client_connect(&options, &client, NULL) == 0 &&
+        strata_client_stats(client, &reply, NULL) == 0)
+        for (size_t i = 0; i < reply.n_pairs; i++)
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(reply.pairs[i].name, names[j]) == 0) {
+                    values[j] = strtoull(reply.pairs[i].value, NULL, 10);
+                    found++;
+                }
+    strata_reply_clear(&reply);
+    strata_client_destroy(&client);
+    return found == n;
+}
+
+/* The master's fdatasync rounds, so a case can say how many puts one carried. */
+static bool s_syncs(const s_system_t *sys, uint64_t *syncs)
+{
+    static const char *const names[] = {"syncs_total"};
+    return s_stats(sys->endpoints[sys->master], names, syncs, 1);
+}
+
+/* Waits until every node holds and has committed what the master has, so a
+ * follower still catching up does not load the disk under the next run,
+ * whichever system's it is. Only a warning when it does not: the figures
+ * are still what they are. */
+static void s_settle(const s_system_t *sys)
+{
+    static const char *const names[] = {"commit_seq", "last_seq"};
+    uint64_t deadline = bench_now_ns() + (uint64_t)(SETTLE_DEADLINE_S * 1e9);
+    if (sys->n_nodes < 2)
+        return;
+    do {
+        uint64_t want[2] = {0, 0}, got[2] = {0, 0};
+        bool settled = s_stats(sys->endpoints[sys->master], names, want, 2) && want[0] == want[1];
+        for (unsigned i = 0; i < sys->n_nodes && settled; i++)
+            settled =
+                s_stats(sys->endpoints[i], names, got, 2) && got[0] == want[0] && got[1] == want[1];
+        if (settled)
+            return;
+        s_sleep_ms(20);
+    } while (bench_now_ns() < deadline);
+    fprintf(stderr,
+            "strata-bench: cluster: warning: the followers had not caught up %.0f s after "
+            "a run\n",
+            SETTLE_DEADLINE_S);
+}
+
+/* Sync puts of fresh random keys on one connection to the master, depth in
+ * flight, for seconds. A put's latency runs from just before its send to
+ * just after its reply arrives. */
+static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, double seconds,
+                      bench_case_t *c)
+{
+    const char *endpoint = sys->endpoints[sys->master];
+    strata_client_options_t options = {.endpoint = endpoint, .timeout_ms = REPLY_TIMEOUT_MS};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = strata_client_connect(&options, &client, &err);
+    if (rc != 0) {
+        fprintf(stderr, "strata-bench: %s %s: connect %s: %s (%s)\n", c->bench, sys->name, endpoint,
+                strata_strerror(rc), err.msg);
+        return -1;
+    }
+    /* One untimed round trip, so connection set-up stays out of the case. */
+    void *value = NULL;
+    size_t value_len = 0;
+    rc = strata_client_get(client, "?", 1, &value, &value_len, &err);
+    free(value);
+    if (rc != 0 && rc != STRATA_ENOTFOUND) {
+        fprintf(stderr, "strata-bench: %s %s: warm-up get: %s (%s)\n", c->bench, sys->name,
+                strata_strerror(rc), err.msg);
+        strata_client_destroy(&client);
+        return -1;
+    }
+    uint64_t syncs_before = 0, syncs_after = 0;
+    bool count_syncs = s_syncs(sys, &syncs_before);
+
+    uint64_t rng = seed, tokens[MAX_IN_FLIGHT], sent_ns[MAX_IN_FLIGHT];
+    uint8_t key[BENCH_KEY_BYTES];
+    unsigned in_flight = 0;
+    uint64_t start_ns = bench_now_ns(), deadline_ns = start_ns + (uint64_t)(seconds * 1e9);
+    rc = 0;
+    for (;;) {
+        uint64_t now = bench_now_ns();
+        while (rc == 0 && in_flight < depth && now < deadline_ns) {
+            bench_random_key(&rng, key);
+            /* Quorum said outright, so a node's cluster/replication cannot
+             * change what is measured; the single node ignores it. */
+            strata_request_t req = {.op = STRATA_OP_PUT,
+                                    .durability = STRATA_DURABILITY_SYNC,
+                                    .replication = STRATA_REPLICATION_QUORUM,
+                                    .key = {key, BENCH_KEY_BYTES},
+                                    .value = {bench_value(), BENCH_VALUE_BYTES}};
+            rc = strata_client_send(client, &req, &tokens[in_flight], &err);
+            if (rc != 0) {
+                fprintf(stderr, "strata-bench: %s %s: send: %s (%s)\n", c->bench, sys->name,
+                        strata_strerror(rc), err.msg);
+                break;
+            }
+            sent_ns[in_flight++] = now;
+            now = bench_now_ns();
+        }
+        if (rc != 0 || in_flight == 0)
+            break;
+        strata_reply_t reply = {0};
+        rc = strata_client_recv(client, REPLY_TIMEOUT_MS, &reply, &err);
+        now = bench_now_ns();
+        unsigned slot = 0;
+        while (slot < in_flight && tokens[slot] != reply.request_id)
+            slot++;
+        if (rc != 0)
+            fprintf(stderr, "strata-bench: %s %s: recv: %s (%s)\n", c->bench, sys->name,
+                    strata_strerror(rc), err.msg);
+        else if (reply.status != 0)
+            fprintf(stderr, "strata-bench: %s %s: put: %s: %s\n", c->bench, sys->name,
+                    strata_strerror(reply.status), reply.message ? reply.message : "");
+        else if (slot == in_flight)
+            fprintf(stderr,
+                    "strata-bench: %s %s: a reply to request %llu, which is not in "
+                    "flight\n",
+                    c->bench, sys->name, (unsigned long long)reply.request_id);
+        rc = rc != 0 || reply.status != 0 || slot == in_flight ? -1 : 0;
+        strata_reply_clear(&reply);
+        if (rc != 0)
+            break;
+        strata_histogram_record(c->latency, now - sent_ns[slot]);
+        c->ops++;
+        in_flight--;
+        tokens[slot] = tokens[in_flight];
+        sent_ns[slot] = sent_ns[in_flight];
+    }
+    c->seconds = (double)(bench_now_ns() - start_ns) / 1e9;
+    strata_client_destroy(&client);
+    if (rc == 0 && count_syncs && s_syncs(sys, &syncs_after) && syncs_after > syncs_before)
+        c->group_size = (double)c->ops / (double)(syncs_after - syncs_before);
+    return rc;
+}
+
+/* ---- the verb ------------------------------------------------------------ */
+
+static double s_ops_per_s(const bench_case_t *c)
+{
+    return c->seconds > 0 ? (double)c->ops / c->seconds : 0.0;
+}
+
+/* The index of the run with the median ops/s among n. */
+static unsigned s_median_run(const bench_case_t *runs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        unsigned below = 0, equal = 0;
+        for (unsigned j = 0; j < n; j++) {
+            below += s_ops_per_s(&runs[j]) < s_ops_per_s(&runs[i]);
+            equal += s_ops_per_s(&runs[j]) == s_ops_per_s(&runs[i]);
+        }
+        if (below <= n / 2 && n / 2 < below + equal)
+            return i;
+    }
+    return 0;
+}
+
+/* bench_ratio_report names its row strata/<anchor>; here both sides are
+ * Strata, so the row is cluster3/single, with the two ratios that say what
+ * replication costs: throughput and the tail. */
+static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_case_t *single)
+{
+    char system[32], ops_cell[16] = "-", p99_cell[16] = "-";
+    snprintf(system, sizeof system, "%s/%s", cluster->system, single->system);
+    double single_ops = s_ops_per_s(single);
+    uint64_t single_p99 = strata_histogram_percentile(single->latency, 99.0);
+    uint64_t cluster_p99 = strata_histogram_percentile(cluster->latency, 99.0);
+    if (single_ops > 0 && cluster->ops > 0) {
+        double ratio = s_ops_per_s(cluster) / single_ops;
+        snprintf(ops_cell, sizeof ops_cell, "%.2fx", ratio);
+        bench_emit(b, cluster->bench, system, "ops_per_s_ratio", ratio, "x, higher is better");
+    }
+    if (single_p99 > 0 && cluster->ops > 0) {
+        double ratio = (double)cluster_p99 / (double)single_p99;
+        snprintf(p99_cell, sizeof p99_cell, "%.2fx", ratio);
+        bench_emit(b, cluster->bench, system, "latency_p99_ratio", ratio, "x, lower is better");
+    }
+    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", cluster->bench, system, "", ops_cell, "",
+           p99_cell, "", "");
+    fflush(stdout);
+}
+
+static uint64_t s_seed_for(uint64_t seed, const char *name, unsigned rep)
+{
+    for (const char *p = name; *p; p++)
+        seed = seed * 31 + (uint8_t)*p;
+    return seed * 31 + rep;
+}
+
+/* One depth: reps runs per system, single first on even reps and the cluster
+ * first on odd ones, so drift in the machine hits both alike. */
+static int s_compare(bench_t *b, s_system_t *systems[2], unsigned depth, unsigned reps,
+                     double seconds)
+{
+    char name[48];
+    snprintf(name, sizeof name, "cluster.put_sync.p%u", depth);
+    bench_case_t runs[2][MAX_REPS];
+    int rc = 0;
+    for (unsigned rep = 0; rep < reps; rep++)
+        for (unsigned k = 0; k < 2; k++) {
+            unsigned s = rep % 2 == 0 ? k : 1 - k;
+            bench_case_t *c = &runs[s][rep];
+            bench_case_init(c, name, systems[s]->name);
+            /* Every run writes keys of its own: a rerun with the same seed
+             * writes the same ones, and no run overwrites another's. */
+            if (rc == 0 && s_run_case(systems[s], depth, s_seed_for(b->seed, name, rep * 2 + s),
+                                      seconds, c) != 0) {
+                rc = -1;
+                s_find_ended(systems[s]);
+            }
+            if (rc == 0)
+                s_settle(systems[s]);
+        }
+    const bench_case_t *median[2];
+    for (unsigned s = 0; s < 2; s++) {
+        median[s] = &runs[s][s_median_run(runs[s], reps)];
+        bench_case_report(b, median[s]);
+    }
+    s_ratio_report(b, median[1], median[0]);
+    for (unsigned s = 0; s < 2; s++)
+        for (unsigned rep = 0; rep < reps; rep++)
+            bench_case_release(&runs[s][rep]);
+    return rc;
+}
+
+int bench_cluster(bench_t *b)
+{
+    /* Ctrl-C should end the bench at once, as in the other verbs; czmq would
+     * otherwise catch it for the client sockets. */
+    zsys_handler_set(NULL);
+    uint64_t verb_start_ns = bench_now_ns();
+    unsigned reps = b->quick ? QUICK_REPS : FULL_REPS;
+    double seconds = b->quick ? QUICK_REP_SECONDS : FULL_REP_SECONDS;
+    static const char *const bins[] = {STRATA_WRITER_BIN, STRATA_ELECTION_BIN,
+                                       STRATA_REPLICATOR_BIN};
+    for (size_t i = 0; i < sizeof bins / sizeof bins[0]; i++)
+        if (access(bins[i], X_OK) != 0) {
+            fprintf(stderr, "strata-bench: cluster: no %s (%s); build it first\n", bins[i],
+                    strerror(errno));
+            return 1;
+        }
+    char *dir = bench_case_dir(b, "cluster");
+    s_system_t single = {.name = "single"}, cluster = {.name = "cluster3"};
+    s_system_t *systems[2] = {&single, &cluster};
+    int failed = 0;
+    if (s_single_start(&single, dir) != 0 || s_cluster_start(&cluster, dir) != 0) {
+        failed = 1;
+        goto done;
+    }
+    printf("single: strata-writer (pid %d) at %s, no cluster config\n", (int)single.writers[0]->pid,
+           single.endpoints[0]);
+    for (unsigned i = 0; i < NODES; i++)
+        printf("cluster3: node%u strata-writer (pid %d) at %s%s, with strata-election and "
+               "strata-replicator\n",
+               i + 1, (int)cluster.writers[i]->pid, cluster.endpoints[i],
+               i == cluster.master ? " (master)" : "");
+    printf("TCP loopback, %d-byte keys, %d-byte values, sync puts (cluster: acknowledged once a "
+           "majority\nholds them durably) of fresh keys on one connection to the master. pN: N "
+           "requests pipelined.\nEach row is the median by ops/s of %u runs of %.1f s, the "
+           "systems taking turns; group is\nputs per fdatasync on the master.\n",
+           BENCH_KEY_BYTES, BENCH_VALUE_BYTES, reps, seconds);
+
+    bench_table_header("cluster put, sync: one writer alone vs the master of a 3-node cluster");
+    static const unsigned depths[] = {MAX_IN_FLIGHT, 1};
+    for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++)
+        if (s_compare(b, systems, depths[i], reps, seconds) != 0)
+            failed = 1;
+
+done:
+    for (unsigned s = 0; s < 2; s++) {
+        if (s_system_stop(systems[s]) != 0)
+            failed = 1;
+        s_system_release(systems[s]);
+    }
+    free(dir);
+    printf("cluster: %.0f s\n", (double)(bench_now_ns() - verb_start_ns) / 1e9);
+    return failed;
+}
