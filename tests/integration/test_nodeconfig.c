@@ -71,49 +71,8 @@ static void write_config(const char *path, const char *data_dir, const char *typ
  * wrongly starts to serve, so the test fails rather than hangs. */
 static int run(const char *bin, const char *config, bool print, const char *extra_env, char **out)
 {
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **envp = calloc(n + 2, sizeof *envp);
-    ck_assert_ptr_nonnull(envp);
-    memcpy(envp, environ, n * sizeof *envp);
-    envp[n] = (char *)extra_env;
     const char *argv[] = {bin, "-c", config, print ? "--print-config" : NULL, NULL};
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        alarm(30);
-        execve(bin, (char *const *)argv, envp);
-        _exit(127);
-    }
-    free(envp);
-    close(fds[1]);
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    for (;;) {
-        if (len + 1024 > cap)
-            ck_assert_ptr_nonnull(buf = realloc(buf, cap *= 2));
-        ssize_t got = read(fds[0], buf + len, cap - len - 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fds[0]);
-    buf[len] = '\0';
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return ts_run_output(argv, extra_env, TS_STDOUT | TS_STDERR, 30, out);
 }
 
 START_TEST(the_example_holds_every_key_with_its_default)

@@ -417,39 +417,8 @@ END_TEST
  * wrongly starts to serve. */
 static int run_stderr(const char *bin, const char *config, char **out)
 {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        alarm(30);
-        execl(bin, bin, "-c", config, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    for (;;) {
-        if (len + 1024 > cap)
-            ck_assert_ptr_nonnull(buf = realloc(buf, cap *= 2));
-        ssize_t n = read(fds[0], buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fds[0]);
-    buf[len] = '\0';
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const char *argv[] = {bin, "-c", config, NULL};
+    return ts_run_output(argv, NULL, TS_STDERR, 30, out);
 }
 
 START_TEST(a_bad_cluster_config_stops_the_process_naming_the_key)

@@ -274,19 +274,33 @@ bool ts_node_alive(ts_node_t *node)
     return true;
 }
 
-int ts_run_capture(const char *const *argv, char **out)
+int ts_run_output(const char *const *argv, const char *extra_env, int streams, unsigned alarm_s,
+                  char **out)
 {
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    ck_assert_ptr_nonnull(envp);
+    memcpy(envp, environ, n * sizeof *envp);
+    envp[n] = (char *)extra_env;
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        dup2(fds[1], 1);
+        if (streams & TS_STDOUT)
+            dup2(fds[1], 1);
+        if (streams & TS_STDERR)
+            dup2(fds[1], 2);
         close(fds[0]);
         close(fds[1]);
-        execv(argv[0], (char *const *)argv);
+        if (alarm_s) /* a process that wrongly starts to serve fails the test */
+            alarm(alarm_s);
+        execve(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
+    free(envp);
     close(fds[1]);
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -296,12 +310,12 @@ int ts_run_capture(const char *const *argv, char **out)
             buf = realloc(buf, cap);
             ck_assert_ptr_nonnull(buf);
         }
-        ssize_t n = read(fds[0], buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
+        ssize_t got = read(fds[0], buf + len, cap - len - 1);
+        if (got < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (got <= 0)
             break;
-        len += (size_t)n;
+        len += (size_t)got;
     }
     close(fds[0]);
     if (!buf)
@@ -313,6 +327,11 @@ int ts_run_capture(const char *const *argv, char **out)
     else
         free(buf);
     return rc;
+}
+
+int ts_run_capture(const char *const *argv, char **out)
+{
+    return ts_run_output(argv, NULL, TS_STDOUT, 0, out);
 }
 
 static bool read_dist_endpoints(void *arg)

@@ -114,5 +114,12 @@ uint64_t ts_stat(strata_client_t *c, const char *name);
 /* Runs argv (argv[0] is the binary) with stdout captured into *out (malloc'd,
  * NUL-terminated; may be NULL to discard) and returns its exit status. */
 int ts_run_capture(const char *const *argv, char **out);
+/* The same with the test's environment plus extra_env ("NAME=value", may be
+ * NULL), the streams chosen (TS_STDOUT, TS_STDERR or both) into *out, and
+ * SIGALRM after alarm_s seconds (0: none). */
+#define TS_STDOUT 1
+#define TS_STDERR 2
+int ts_run_output(const char *const *argv, const char *extra_env, int streams, unsigned alarm_s,
+                  char **out);
 
 #endif
