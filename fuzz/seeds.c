@@ -179,17 +179,19 @@ static void entries(void)
     memcpy(frame + n, "orders", 6);
     n += 6;
     strata_pub_meta_t meta = {
-        .kind = STRATA_PUB_ENTRIES, .count = 3, .instance = 7, .start_seq = 1};
-    strata_pub_meta_encode(&meta, frame + n);
-    n += STRATA_PUB_META_BYTES;
+        .kind = STRATA_PUB_ENTRIES, .count = 3, .instance = 7, .start_seq = 1, .term = 1};
+    n += strata_pub_meta_encode(&meta, frame + n);
     put_seed("pubframe", "entries", frame, n);
+    /* What distributors before meta version 2 send. */
+    meta.version = 1;
+    put_seed("pubframe", "entries-v1", frame, 7 + strata_pub_meta_encode(&meta, frame + 7));
     n = 0;
     frame[n++] = 3;
     memcpy(frame + n, STRATA_PUB_HB_TOPIC, 3);
     n += 3;
-    meta = (strata_pub_meta_t){.kind = STRATA_PUB_HEARTBEAT, .instance = 7, .start_seq = 1};
-    strata_pub_meta_encode(&meta, frame + n);
-    n += STRATA_PUB_META_BYTES;
+    meta =
+        (strata_pub_meta_t){.kind = STRATA_PUB_HEARTBEAT, .instance = 7, .start_seq = 1, .term = 1};
+    n += strata_pub_meta_encode(&meta, frame + n);
     size_t body = n;
     n += 12;
     n += strata_pub_hb_put_topic(frame + n, "orders", 6, 3);

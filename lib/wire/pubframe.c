@@ -10,16 +10,34 @@
 #include "coding.h"
 #include "strata/codec.h"
 
-void strata_pub_meta_encode(const strata_pub_meta_t *meta, uint8_t out[STRATA_PUB_META_BYTES])
+size_t strata_pub_meta_size(uint8_t version)
 {
-    memset(out, 0, STRATA_PUB_META_BYTES);
-    out[0] = STRATA_PUB_META_VERSION;
+    switch (version) {
+    case 1:
+        return STRATA_PUB_META_V1_BYTES;
+    case 2:
+        return STRATA_PUB_META_BYTES;
+    default:
+        return 0;
+    }
+}
+
+size_t strata_pub_meta_encode(const strata_pub_meta_t *meta, uint8_t out[STRATA_PUB_META_BYTES])
+{
+    /* Version 1 stays encodable so tests can show old frames still decode. */
+    uint8_t version = meta->version == 1 ? 1 : STRATA_PUB_META_VERSION;
+    size_t size = strata_pub_meta_size(version);
+    memset(out, 0, size);
+    out[0] = version;
     out[1] = meta->kind;
     out[2] = meta->tier;
     put_u32(out + 4, meta->count);
     put_u64(out + 8, meta->prev_seq);
     put_u64(out + 16, meta->instance);
     put_u64(out + 24, meta->start_seq);
+    if (version >= 2)
+        put_u64(out + 32, meta->term);
+    return size;
 }
 
 const char *strata_pub_topic_text(char *out, size_t cap, const uint8_t *topic, size_t len)
@@ -51,19 +69,28 @@ int strata_pub_meta_decode(const uint8_t *topic, size_t topic_len, const uint8_t
     if (topic_len > STRATA_PROTO_MAX_TOPIC)
         return strata_error_set(err, STRATA_EINVAL, "topic of %zu bytes, cap %u", topic_len,
                                 STRATA_PROTO_MAX_TOPIC);
-    if (meta_len != STRATA_PUB_META_BYTES)
-        return strata_error_set(err, STRATA_EINVAL, "topic '%s': meta of %zu bytes, expected %u",
-                                text, meta_len, STRATA_PUB_META_BYTES);
-    if (meta[0] != STRATA_PUB_META_VERSION)
+    if (meta_len == 0)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "topic '%s': meta of 0 bytes, expected %u (version 1) or %u "
+                                "(version 2)",
+                                text, STRATA_PUB_META_V1_BYTES, STRATA_PUB_META_BYTES);
+    size_t want = strata_pub_meta_size(meta[0]);
+    if (want == 0)
         return strata_error_set(err, STRATA_EVERSION,
-                                "topic '%s': meta version %u, this build reads %u (dropped)", text,
-                                meta[0], STRATA_PUB_META_VERSION);
+                                "topic '%s': meta version %u, this build reads 1 and 2 (dropped)",
+                                text, meta[0]);
+    if (meta_len != want)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "topic '%s': meta of %zu bytes, expected %zu for version %u", text,
+                                meta_len, want, meta[0]);
+    out->version = meta[0];
     out->kind = meta[1];
     out->tier = meta[2];
     out->count = get_u32(meta + 4);
     out->prev_seq = get_u64(meta + 8);
     out->instance = get_u64(meta + 16);
     out->start_seq = get_u64(meta + 24);
+    out->term = out->version >= 2 ? get_u64(meta + 32) : 0;
     if (out->tier > STRATA_PUB_DELAYED)
         return strata_error_set(err, STRATA_EINVAL, "topic '%s': tier %u unknown", text, out->tier);
     if (out->start_seq == 0)

@@ -160,6 +160,7 @@ struct dist {
     uint64_t instance, start_seq;
     uint64_t next_flush_ns, last_notify_ns, notified;
     _Atomic uint64_t covered; /* every entry <= this has gone out on the live stream */
+    uint64_t covered_term;    /* the term of the entry at covered (0: none); heartbeats carry it */
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
     _Atomic uint64_t live_entries, delayed_batches, heartbeats;
     atomic_bool ring_ready;

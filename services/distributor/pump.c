@@ -14,9 +14,10 @@
 /* ---- the pump: ring to PUB ------------------------------------------------ */
 
 static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t prev,
-                        uint64_t instance, uint64_t start_seq)
+                        uint64_t instance, uint64_t start_seq, uint64_t term)
 {
-    strata_pub_meta_t meta = {.kind = (uint8_t)kind,
+    strata_pub_meta_t meta = {.term = term,
+                              .kind = (uint8_t)kind,
                               .tier = (uint8_t)tier,
                               .count = count,
                               .prev_seq = prev,
@@ -76,7 +77,7 @@ static topic_state_t *topic_get(dist_t *d, tier_t *t, const uint8_t *topic, size
 static void heartbeat(dist_t *d, tier_t *t, uint64_t covered)
 {
     uint8_t meta[META_BYTES];
-    meta_encode(meta, KIND_HEARTBEAT, t->tier, 0, 0, d->instance, d->start_seq);
+    meta_encode(meta, KIND_HEARTBEAT, t->tier, 0, 0, d->instance, d->start_seq, d->covered_term);
     size_t cap = STRATA_PUB_HB_HEADER + HB_TOPICS_PER_MESSAGE * (2 + STRATA_PROTO_MAX_TOPIC + 8);
     uint8_t *body = malloc(cap);
     if (!body)
@@ -101,8 +102,6 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
 {
     if (!ts->count)
         return;
-    uint8_t meta[META_BYTES];
-    meta_encode(meta, KIND_ENTRIES, 1, ts->count, ts->last, d->instance, d->start_seq);
     const uint8_t *last_entry = NULL;
     /* The batch's last seq is its last entry's: walk to it. */
     size_t off = 0;
@@ -112,6 +111,10 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
         last_entry = ts->buf + off;
         off += 40 + payload;
     }
+    /* A batch may span a term change: it carries its last entry's term. */
+    uint8_t meta[META_BYTES];
+    meta_encode(meta, KIND_ENTRIES, 1, ts->count, ts->last, d->instance, d->start_seq,
+                get_le64(last_entry + 24));
     pub_send(&d->delayed, ts->name, strlen(ts->name), meta, ts->buf, ts->len);
     ts->last = get_le64(last_entry + 16);
     d->delayed.entries += ts->count;
@@ -133,7 +136,7 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
         goto covered;
     }
     uint8_t meta[META_BYTES];
-    meta_encode(meta, KIND_ENTRIES, 0, 1, live->last, d->instance, d->start_seq);
+    meta_encode(meta, KIND_ENTRIES, 0, 1, live->last, d->instance, d->start_seq, e->term);
     pub_send(&d->live, live->name, strlen(live->name), meta, raw, raw_len);
     live->last = e->seq;
     d->live.entries++;
@@ -158,6 +161,7 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
     later->len += raw_len;
     later->count++;
 covered:
+    d->covered_term = e->term;
     atomic_store(&d->covered, e->seq);
 }
 
@@ -177,6 +181,34 @@ static int locate_ring(void *arg, char *out, size_t cap)
     return rc;
 }
 
+/* The term of the entry at seq, read from the WAL: the heartbeats sent
+ * before this instance publishes its first entry carry it. 0 for seq 0 or
+ * when the WAL no longer holds it (logged). */
+static uint64_t term_at(dist_t *d, uint64_t seq)
+{
+    if (seq == 0)
+        return 0;
+    strata_wal_cursor_t *c = NULL;
+    strata_entry_t e = {0};
+    const uint8_t *raw;
+    size_t raw_len;
+    strata_error_t err;
+    int rc = strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, &err);
+    if (rc == 0)
+        rc = strata_wal_cursor_seek(c, seq, &err);
+    if (rc == 0)
+        rc = strata_wal_cursor_next(c, seq, &e, &raw, &raw_len, &err);
+    if (rc == 0 && e.seq != seq)
+        rc = strata_error_set(&err, STRATA_ENOTFOUND, "the WAL's entry there has seq %" PRIu64,
+                              e.seq);
+    strata_wal_cursor_close(&c);
+    if (rc) {
+        log_error("event=term_unknown seq=%" PRIu64 " error=\"%s\"", seq, err.msg);
+        return 0;
+    }
+    return e.term;
+}
+
 /* Publishes the tail's next entry, if one comes within timeout_ms. The
  * tail (lib/log/tail.c) fills whatever the ring lacks from the WAL, so
  * covered moves one seq at a time. */
@@ -192,6 +224,7 @@ static void pump_step(dist_t *d, int timeout_ms)
     strata_tail_stats(d->tail, &after);
     if (!d->start_seq && strata_tail_start_seq(d->tail)) {
         d->start_seq = strata_tail_start_seq(d->tail);
+        d->covered_term = term_at(d, d->start_seq - 1);
         atomic_store(&d->covered, d->start_seq - 1);
     }
     if (after.ring_attaches != before.ring_attaches)

@@ -519,9 +519,9 @@ START_TEST(delayed_stream_batches_per_topic)
             continue;
         }
         ck_assert(zframe_streq(topic, "kv"));
-        ck_assert_int_eq(zframe_size(meta), 32);
+        ck_assert_int_eq(zframe_size(meta), 40);
         const uint8_t *mb = zframe_data(meta);
-        ck_assert_int_eq(mb[0], 1); /* version */
+        ck_assert_int_eq(mb[0], 2); /* version */
         ck_assert_int_eq(mb[1], 1); /* entries */
         ck_assert_int_eq(mb[2], 1); /* delayed tier */
         uint32_t count =

@@ -1,6 +1,7 @@
 /* Pins the PUB message codec (strata/pubframe.h, proto/DISTRIBUTION.md):
- * meta and heartbeat bodies round-trip, and every short frame, bad kind,
- * tier, version or count is rejected with the field named in the error. */
+ * meta and heartbeat bodies round-trip, version 1 metas (no term) still
+ * decode, and every short frame, bad kind, tier, version or count is
+ * rejected with the field named in the error. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,9 @@ static void encode(uint8_t *m, uint8_t kind, uint8_t tier, uint32_t count, uint6
                               .count = count,
                               .prev_seq = prev,
                               .instance = 0x1122334455667788ull,
-                              .start_seq = 42};
-    strata_pub_meta_encode(&meta, m);
+                              .start_seq = 42,
+                              .term = 0x2122232425262728ull};
+    ck_assert_uint_eq(strata_pub_meta_encode(&meta, m), STRATA_PUB_META_BYTES);
 }
 
 static void expect_meta_error(const char *topic, const uint8_t *m, size_t len, int code,
@@ -49,12 +51,51 @@ START_TEST(meta_round_trips_for_entries_and_heartbeats)
     ck_assert_uint_eq(out.prev_seq, 41);
     ck_assert_uint_eq(out.instance, 0x1122334455667788ull);
     ck_assert_uint_eq(out.start_seq, 42);
+    ck_assert_uint_eq(out.version, 2);
+    ck_assert_uint_eq(out.term, 0x2122232425262728ull);
 
     encode(m, STRATA_PUB_HEARTBEAT, STRATA_PUB_LIVE, 0, 0);
     ck_assert_int_eq(strata_pub_meta_decode(TOPIC(STRATA_PUB_HB_TOPIC), m, sizeof m, &out, &err),
                      0);
     ck_assert_uint_eq(out.kind, STRATA_PUB_HEARTBEAT);
     ck_assert_uint_eq(out.tier, STRATA_PUB_LIVE);
+    ck_assert_uint_eq(out.term, 0x2122232425262728ull);
+}
+END_TEST
+
+/* Revision 6 readers keep reading what distributors before it send. */
+START_TEST(version_1_metas_still_decode_with_term_0)
+{
+    uint8_t m[STRATA_PUB_META_BYTES];
+    strata_pub_meta_t v1 = {.version = 1,
+                            .kind = STRATA_PUB_ENTRIES,
+                            .tier = STRATA_PUB_DELAYED,
+                            .count = 3,
+                            .prev_seq = 9,
+                            .instance = 5,
+                            .start_seq = 2,
+                            .term = 77};
+    ck_assert_uint_eq(strata_pub_meta_encode(&v1, m), STRATA_PUB_META_V1_BYTES);
+    ck_assert_uint_eq(m[0], 1);
+    strata_pub_meta_t out;
+    strata_error_t err;
+    ck_assert_int_eq(
+        strata_pub_meta_decode(TOPIC("orders"), m, STRATA_PUB_META_V1_BYTES, &out, &err), 0);
+    ck_assert_uint_eq(out.version, 1);
+    ck_assert_uint_eq(out.count, 3);
+    ck_assert_uint_eq(out.prev_seq, 9);
+    ck_assert_uint_eq(out.start_seq, 2);
+    ck_assert_uint_eq(out.term, 0); /* version 1 has no term: it is not made up */
+
+    /* A version 1 meta has 32 bytes exactly, a version 2 meta 40. */
+    expect_meta_error("orders", m, STRATA_PUB_META_BYTES, STRATA_EINVAL,
+                      "meta of 40 bytes, expected 32 for version 1");
+    encode(m, STRATA_PUB_ENTRIES, STRATA_PUB_LIVE, 1, 0);
+    expect_meta_error("orders", m, STRATA_PUB_META_V1_BYTES, STRATA_EINVAL,
+                      "meta of 32 bytes, expected 40 for version 2");
+    ck_assert_uint_eq(strata_pub_meta_size(1), 32);
+    ck_assert_uint_eq(strata_pub_meta_size(2), 40);
+    ck_assert_uint_eq(strata_pub_meta_size(3), 0);
 }
 END_TEST
 
@@ -70,6 +111,8 @@ START_TEST(meta_layout_is_little_endian_at_the_spec_offsets)
     ck_assert_uint_eq(m[15], 0x0a);
     ck_assert_uint_eq(m[16], 0x88);
     ck_assert_uint_eq(m[24], 42);
+    ck_assert_uint_eq(m[32], 0x28); /* term, version 2 */
+    ck_assert_uint_eq(m[39], 0x21);
 }
 END_TEST
 
@@ -77,11 +120,14 @@ START_TEST(every_short_or_long_meta_is_rejected_naming_its_size)
 {
     uint8_t m[STRATA_PUB_META_BYTES + 1];
     encode(m, STRATA_PUB_ENTRIES, STRATA_PUB_LIVE, 1, 0);
-    for (size_t len = 0; len <= sizeof m; len++) {
+    expect_meta_error("orders", m, 0, STRATA_EINVAL,
+                      "topic 'orders': meta of 0 bytes, expected 32 (version 1) or 40 (version 2)");
+    for (size_t len = 1; len <= sizeof m; len++) {
         if (len == STRATA_PUB_META_BYTES)
             continue;
-        char want[64];
-        snprintf(want, sizeof want, "topic 'orders': meta of %zu bytes, expected 32", len);
+        char want[80];
+        snprintf(want, sizeof want, "topic 'orders': meta of %zu bytes, expected 40 for version 2",
+                 len);
         expect_meta_error("orders", m, len, STRATA_EINVAL, want);
     }
 }
@@ -91,8 +137,11 @@ START_TEST(bad_version_tier_kind_count_and_start_seq_are_named)
 {
     uint8_t m[STRATA_PUB_META_BYTES];
     encode(m, STRATA_PUB_ENTRIES, STRATA_PUB_LIVE, 1, 0);
-    m[0] = 2;
-    expect_meta_error("orders", m, sizeof m, STRATA_EVERSION, "meta version 2");
+    m[0] = 3;
+    expect_meta_error("orders", m, sizeof m, STRATA_EVERSION,
+                      "meta version 3, this build reads 1 and 2");
+    m[0] = 0;
+    expect_meta_error("orders", m, sizeof m, STRATA_EVERSION, "meta version 0");
     encode(m, STRATA_PUB_ENTRIES, 2, 1, 0);
     expect_meta_error("orders", m, sizeof m, STRATA_EINVAL, "tier 2 unknown");
     encode(m, 9, STRATA_PUB_LIVE, 1, 0);
@@ -250,6 +299,7 @@ int main(void)
     TCase *meta = tcase_create("meta");
     tcase_add_test(meta, meta_round_trips_for_entries_and_heartbeats);
     tcase_add_test(meta, meta_layout_is_little_endian_at_the_spec_offsets);
+    tcase_add_test(meta, version_1_metas_still_decode_with_term_0);
     tcase_add_test(meta, every_short_or_long_meta_is_rejected_naming_its_size);
     tcase_add_test(meta, bad_version_tier_kind_count_and_start_seq_are_named);
     tcase_add_test(meta, topics_are_quoted_escaped_and_capped);
