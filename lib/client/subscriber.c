@@ -258,8 +258,10 @@ static int s_parse_pub(const strata_sub_t *self, zmsg_t *msg, pub_msg_t *out, st
     strata_error_t detail;
     int rc = strata_pub_meta_decode(out->topic, out->topic_len, zframe_data(meta),
                                     zframe_size(meta), &m, &detail);
+    out->version = m.version;
     out->kind = m.kind;
     out->count = m.count;
+    out->term = m.term;
     out->prev_seq = m.prev_seq;
     out->instance = m.instance;
     out->start_seq = m.start_seq;
@@ -364,7 +366,20 @@ static int s_check_entries(strata_sub_t *self, const pub_msg_t *m, strata_error_
             rc = strata_error_set(err, STRATA_EINVAL,
                                   "%s: first seq %" PRIu64 " is not after prev_seq %" PRIu64, what,
                                   e->seq, m->prev_seq);
+        else if (i > 0 && e->term < batch->items[i - 1].entry.term)
+            rc = strata_error_set(err, STRATA_EINVAL,
+                                  "%s: entry %zu (seq %" PRIu64 ") has term %" PRIu64
+                                  " after term %" PRIu64,
+                                  what, i, e->seq, e->term, batch->items[i - 1].entry.term);
     }
+    /* Version 2 says the last entry's term; a meta that disagrees with the
+     * entries it carries cannot be trusted about anything else either. */
+    if (rc == 0 && m->version >= 2 && batch->items[batch->n_items - 1].entry.term != m->term)
+        rc = strata_error_set(err, STRATA_EINVAL,
+                              "%s: meta term %" PRIu64 ", but its last entry (seq %" PRIu64
+                              ") has term %" PRIu64,
+                              what, m->term, batch->items[batch->n_items - 1].entry.seq,
+                              batch->items[batch->n_items - 1].entry.term);
     if (rc)
         batch->n_items = 0;
     return rc;
@@ -427,6 +442,8 @@ static int s_on_stream(strata_sub_t *self, zmsg_t **msg_p, strata_error_t *err)
         zmsg_destroy(msg_p);
         return rc;
     }
+    if (m.term > self->term)
+        self->term = m.term;
     if (m.instance != self->instance) {
         /* What the old instance sent and we did not see is unknowable from
          * the stream: replay every subscribed prefix up to where the new one starts. */
@@ -452,20 +469,36 @@ static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, stra
 {
     *rc = 0;
     for (;;) {
-        int ready = sub_poll(self->stream_handle, self->stream_endpoint,
-                             client_remaining_ms(deadline), err);
+        long wait_ms = client_remaining_ms(deadline);
+        long silent_for = 0;
+        if (self->n_nodes > 1) {
+            /* With other nodes to go to, a silent stream is not waited on
+             * past failover_ms, whatever the caller's timeout. */
+            long left = (long)(self->last_stream_ms + self->failover_ms - client_mono_ms());
+            if (left <= 0) {
+                self->fail_over = true;
+                return NULL;
+            }
+            if (wait_ms < 0 || wait_ms > left) {
+                silent_for = left;
+                wait_ms = left;
+            }
+        }
+        int ready = sub_poll(self->stream_handle, self->stream_endpoint, wait_ms, err);
         if (ready < 0) {
             *rc = ready;
             return NULL;
         }
         if (ready == 0) {
-            if (client_remaining_ms(deadline) == 0)
+            if (silent_for == 0 && client_remaining_ms(deadline) == 0)
                 return NULL;
-            continue; /* a signal that is not an interrupt */
+            continue; /* a signal that is not an interrupt, or the failover check */
         }
         zmsg_t *msg = zmsg_recv(self->stream);
-        if (msg)
+        if (msg) {
+            self->last_stream_ms = client_mono_ms();
             return msg;
+        }
         if (zsys_interrupted) {
             *rc = strata_error_set(err, STRATA_ECLOSED, "interrupted");
             return NULL;
@@ -488,6 +521,38 @@ static zmsg_t *s_stream_message(strata_sub_t *self, int64_t deadline, int *rc, s
     return s_stream_recv(self, deadline, rc, err);
 }
 
+static int s_open_stream(strata_sub_t *self, strata_error_t *err);
+static int s_open_history(strata_sub_t *self, strata_error_t *err);
+
+/* Moves to the next node: new sockets, and nothing kept that came from the
+ * old node but what its seqs taught (B and every L[t]). A repair in
+ * progress is dropped rather than finished elsewhere, because the next
+ * node may not have reached its end yet and a replay stops at what a node
+ * has published; the next node's first heartbeat and seqs find the same
+ * gap again, up to what that node has. */
+static int s_switch_node(strata_sub_t *self, strata_error_t *err)
+{
+    self->fail_over = false;
+    zsock_destroy(&self->stream);
+    zsock_destroy(&self->history);
+    self->stream_handle = self->history_handle = NULL;
+    zmsg_destroy(&self->postponed);
+    zmsg_t *msg;
+    while ((msg = zlist_pop(self->early)))
+        zmsg_destroy(&msg);
+    self->repair.active = false;
+    /* No instance matches 0: the next node's first message is a new one. */
+    self->instance = 0;
+    self->node = (self->node + 1) % self->n_nodes;
+    self->stream_endpoint = self->node_streams[self->node];
+    self->history_endpoint = self->node_histories[self->node];
+    self->last_stream_ms = client_mono_ms();
+    int rc = s_open_history(self, err);
+    if (rc == 0)
+        rc = s_open_stream(self, err);
+    return rc;
+}
+
 static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *entry,
                          const uint8_t **raw, size_t *raw_len, strata_error_t *err)
 {
@@ -497,12 +562,26 @@ static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *ent
             return 0;
         sub_batch_release(&self->batch);
         int rc;
+        if (self->fail_over) {
+            if ((rc = s_switch_node(self, err)))
+                return rc;
+            self->stats.failovers++;
+            continue;
+        }
         if (self->repair.active) {
-            if ((rc = sub_repair_step(self, err)))
+            rc = sub_repair_step(self, err);
+            if (rc == STRATA_ETIMEDOUT && self->n_nodes > 1) {
+                /* The node stopped answering mid-repair: another has it. */
+                self->fail_over = true;
+                continue;
+            }
+            if (rc)
                 return rc;
             continue;
         }
         zmsg_t *msg = s_stream_message(self, deadline, &rc, err);
+        if (!msg && self->fail_over)
+            continue;
         if (!msg)
             return rc ? rc
                       : strata_error_set(err, STRATA_ETIMEDOUT, "%s: nothing within %d ms",
@@ -518,10 +597,24 @@ static int s_next_stream(strata_sub_t *self, int timeout_ms, strata_entry_t *ent
 static int s_stream_start(strata_sub_t *self, strata_error_t *err)
 {
     int64_t deadline = client_deadline_ms(self->timeout_ms);
+    size_t tried = 1;
     pub_msg_t hb;
+    self->last_stream_ms = client_mono_ms();
     for (;;) {
         int rc = 0;
         zmsg_t *msg = s_stream_recv(self, deadline, &rc, err);
+        if (!msg && self->fail_over && tried < self->n_nodes) {
+            /* This node is silent: open on the next one. */
+            if ((rc = s_switch_node(self, err)))
+                return rc;
+            tried++;
+            continue;
+        }
+        if (!msg && self->fail_over)
+            return strata_error_set(err, STRATA_ETIMEDOUT,
+                                    "no heartbeat from any of the %zu nodes within %d ms each "
+                                    "(last tried %s; are the distributors up?)",
+                                    self->n_nodes, self->failover_ms, self->stream_endpoint);
         if (!msg)
             return rc ? rc
                       : strata_error_set(err, STRATA_ETIMEDOUT,
@@ -544,6 +637,7 @@ static int s_stream_start(strata_sub_t *self, strata_error_t *err)
         return rc;
     self->instance = hb.instance;
     self->start_seq = hb.start_seq;
+    self->term = hb.term;
     /* Where the stream stands: a fresh instance may not have covered what
      * it did not publish, but everything before its start_seq is history. */
     uint64_t stands = covered > hb.start_seq - 1 ? covered : hb.start_seq - 1;
@@ -725,6 +819,30 @@ static int s_check_options(const strata_sub_options_t *opts, strata_error_t *err
                                     "topic %zu: %zu bytes, must be 1..%u (no topics: all)", i, len,
                                     STRATA_PROTO_MAX_TOPIC);
     }
+    if (opts->failover_ms < 0)
+        return strata_error_set(err, STRATA_EINVAL, "failover_ms: %d, must be >= 0",
+                                opts->failover_ms);
+    if (opts->nodes || opts->n_nodes) {
+        if (!opts->nodes || opts->n_nodes == 0 || opts->n_nodes > STRATA_SUB_MAX_NODES)
+            return strata_error_set(err, STRATA_EINVAL, "nodes: %zu (%s), must be 1..%u",
+                                    opts->n_nodes, opts->nodes ? "given" : "NULL",
+                                    STRATA_SUB_MAX_NODES);
+        if (opts->stream_endpoint || opts->history_endpoint)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "nodes: given with stream_endpoint or history_endpoint too; "
+                                    "put every endpoint in nodes");
+        if (opts->durable)
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "nodes: a durable session lives on one node's distributor; "
+                                    "give its endpoints, not nodes");
+        for (size_t i = 0; i < opts->n_nodes; i++)
+            if (!opts->nodes[i].stream_endpoint || !*opts->nodes[i].stream_endpoint ||
+                !opts->nodes[i].history_endpoint || !*opts->nodes[i].history_endpoint)
+                return strata_error_set(err, STRATA_EINVAL,
+                                        "node %zu: needs both stream_endpoint and "
+                                        "history_endpoint",
+                                        i);
+    }
     if (!opts->curve_server_key != !opts->curve_cert)
         return strata_error_set(err, STRATA_EINVAL,
                                 "curve: needs both curve_server_key and curve_cert");
@@ -742,12 +860,27 @@ static int s_check_options(const strata_sub_options_t *opts, strata_error_t *err
 
 static int s_copy_options(strata_sub_t *self, const strata_sub_options_t *opts)
 {
-    self->stream_endpoint =
-        strdup(opts->stream_endpoint ? opts->stream_endpoint : STRATA_SUB_DEFAULT_LIVE);
-    self->history_endpoint =
-        strdup(opts->history_endpoint ? opts->history_endpoint : STRATA_SUB_DEFAULT_HISTORY);
-    if (!self->stream_endpoint || !self->history_endpoint)
+    size_t n = opts->n_nodes ? opts->n_nodes : 1;
+    self->node_streams = calloc(n, sizeof *self->node_streams);
+    self->node_histories = calloc(n, sizeof *self->node_histories);
+    if (!self->node_streams || !self->node_histories)
         return STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *stream = opts->n_nodes           ? opts->nodes[i].stream_endpoint
+                             : opts->stream_endpoint ? opts->stream_endpoint
+                                                     : STRATA_SUB_DEFAULT_LIVE;
+        const char *history = opts->n_nodes            ? opts->nodes[i].history_endpoint
+                              : opts->history_endpoint ? opts->history_endpoint
+                                                       : STRATA_SUB_DEFAULT_HISTORY;
+        self->node_streams[i] = strdup(stream);
+        self->node_histories[i] = strdup(history);
+        self->n_nodes++;
+        if (!self->node_streams[i] || !self->node_histories[i])
+            return STRATA_ENOMEM;
+    }
+    self->stream_endpoint = self->node_streams[0];
+    self->history_endpoint = self->node_histories[0];
+    self->failover_ms = opts->failover_ms ? opts->failover_ms : DEFAULT_FAILOVER_MS;
     if (opts->durable && !(self->durable = strdup(opts->durable)))
         return STRATA_ENOMEM;
     self->topics = calloc(opts->n_topics + 1, sizeof *self->topics);
@@ -871,8 +1004,12 @@ void strata_sub_close(strata_sub_t **sub_p)
         free(self->topics[i]);
     free(self->topics);
     free(self->durable);
-    free(self->stream_endpoint);
-    free(self->history_endpoint);
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        free(self->node_streams[i]);
+        free(self->node_histories[i]);
+    }
+    free(self->node_streams);
+    free(self->node_histories);
     free(self->curve_server_key);
     free(self->curve_cert);
     free(self);
@@ -918,4 +1055,14 @@ uint64_t strata_sub_durable_seq(const strata_sub_t *self)
 void strata_sub_stats(const strata_sub_t *self, strata_sub_stats_t *stats)
 {
     *stats = self->stats;
+}
+
+size_t strata_sub_node(const strata_sub_t *self)
+{
+    return self->node;
+}
+
+uint64_t strata_sub_term(const strata_sub_t *self)
+{
+    return self->term;
 }

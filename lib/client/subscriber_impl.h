@@ -25,11 +25,12 @@
 #define SUB_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
 /* Messages queued on the SUB side before ZeroMQ drops: generous, because a
  * repair blocks reading; what is dropped anyway is repaired from history. */
-#define SUB_RCVHWM         1000000
-#define HISTORY_HWM        100000
-#define DEFAULT_TIMEOUT_MS 5000
-#define KEEPALIVE_MS       1000
-#define NO_TOPIC           "kv" /* what a write without a topic is published under */
+#define SUB_RCVHWM          1000000
+#define HISTORY_HWM         100000
+#define DEFAULT_TIMEOUT_MS  5000
+#define KEEPALIVE_MS        1000
+#define DEFAULT_FAILOVER_MS 1000
+#define NO_TOPIC            "kv" /* what a write without a topic is published under */
 
 /* One entry ready to hand out; its pointers are into the batch's owner. */
 typedef struct {
@@ -66,11 +67,13 @@ typedef struct {
 typedef struct {
     const uint8_t *topic;
     size_t topic_len;
+    uint8_t version;
     uint8_t kind;
     uint32_t count;
     uint64_t prev_seq;
     uint64_t instance;
     uint64_t start_seq;
+    uint64_t term; /* 0 from a version 1 meta */
     const uint8_t *body;
     size_t body_len;
 } pub_msg_t;
@@ -82,8 +85,15 @@ typedef struct {
 } topic_key_t;
 
 struct strata_sub {
-    char *stream_endpoint;
-    char *history_endpoint;
+    /* Every node's endpoints (one without the options' nodes); the two
+     * below point at the node read now. */
+    char **node_streams, **node_histories;
+    size_t n_nodes, node;
+    int failover_ms;
+    int64_t last_stream_ms; /* when the node's stream last sent anything */
+    bool fail_over;         /* the node went silent: move on before reading more */
+    const char *stream_endpoint;
+    const char *history_endpoint;
     char *durable; /* NULL: a stream subscription */
     char **topics;
     size_t n_topics;
@@ -105,6 +115,7 @@ struct strata_sub {
     uint64_t base_seq;
     uint64_t instance;
     uint64_t start_seq;
+    uint64_t term;          /* the highest term a stream message carried */
     uint64_t time_floor_ns; /* from_time: entries committed before it are skipped */
     zlist_t *early;         /* zmsg_t that arrived before the first heartbeat */
     zmsg_t *postponed;      /* the message whose gap the repair is filling */

@@ -3,7 +3,8 @@
  * with WAL entries carrying real CRCs. Live delivery, gaps found by
  * prev_seq, by heartbeat and by a new instance, repaired from history in
  * pages; the Clone hand-off from a seq or a time; durable sessions (dedup,
- * acks, keepalives, resubscribe after ENOTFOUND); hostile frames. Every
+ * acks, keepalives, resubscribe after ENOTFOUND); hostile frames; meta
+ * versions 1 and 2 (the term); failover between two fakes. Every
  * wait is on an event with a deadline: the fake tells the test what it did. */
 #include <check.h>
 #include <czmq.h>
@@ -22,6 +23,7 @@
 #define MAX_TOPICS 8
 #define ENTRY_MAX  256
 #define TS_PER_SEQ 1000 /* the fake commits seq s at time s * 1000 ns */
+#define TERM       1    /* every entry the fake writes is of this term */
 
 /* ---- WAL entries and PUB frames, built as lib/log/wal.md and proto/DISTRIBUTION.md say */
 
@@ -48,7 +50,7 @@ static size_t s_encode_entry(uint8_t *out, uint64_t seq, const char *topic, cons
 {
     size_t tl = strlen(topic), kl = strlen(key), vl = strlen(value);
     strata_entry_t e = {.seq = seq,
-                        .term = 1,
+                        .term = TERM,
                         .timestamp_ns = seq * TS_PER_SEQ,
                         .type = STRATA_VALUE_PUT,
                         .topic = (const uint8_t *)topic,
@@ -61,16 +63,22 @@ static size_t s_encode_entry(uint8_t *out, uint64_t seq, const char *topic, cons
     return strata_entry_size(tl, kl, vl);
 }
 
-static void s_meta(uint8_t *meta, uint8_t version, uint8_t kind, uint32_t count, uint64_t prev,
-                   uint64_t instance, uint64_t start_seq)
+/* Writes a meta frame at version (1: 32 bytes, no term; else 40 with term
+ * at offset 32) and returns its size. */
+static size_t s_meta(uint8_t *meta, uint8_t version, uint8_t kind, uint32_t count, uint64_t prev,
+                     uint64_t instance, uint64_t start_seq, uint64_t term)
 {
-    memset(meta, 0, 32);
+    memset(meta, 0, 40);
     meta[0] = version;
     meta[1] = kind;
     put32(meta + 4, count);
     put64(meta + 8, prev);
     put64(meta + 16, instance);
     put64(meta + 24, start_seq);
+    if (version == 1)
+        return 32;
+    put64(meta + 32, term);
+    return 40;
 }
 
 /* ---- the fake distributor ------------------------------------------------ */
@@ -94,6 +102,7 @@ typedef struct {
     uint64_t hb_publish;   /* > 0: publish this seq just before that heartbeat */
     uint64_t oldest;       /* replays from below it are ETRUNCATED */
     uint64_t stored_acked; /* the durable offset */
+    uint8_t meta_version;  /* what it sends: 1, or 0 for 2 */
     /* The actor's own. */
     int pub_port, history_port;
     zsock_t *xpub, *router;
@@ -171,12 +180,13 @@ static void s_publish(fake_t *f, uint64_t first, uint64_t last, bool drop)
             count++;
         }
     }
-    uint8_t meta[32];
-    s_meta(meta, 1, 1, count, sent->last, f->instance, f->start_seq);
+    uint8_t meta[40];
+    size_t meta_len = s_meta(meta, f->meta_version ? f->meta_version : 2, 1, count, sent->last,
+                             f->instance, f->start_seq, TERM);
     if (!drop) {
         zmsg_t *msg = zmsg_new();
         zmsg_addstr(msg, topic);
-        zmsg_addmem(msg, meta, sizeof meta);
+        zmsg_addmem(msg, meta, meta_len);
         zmsg_addmem(msg, zchunk_data(body), zchunk_size(body));
         zmsg_send(&msg, f->xpub);
     }
@@ -199,11 +209,12 @@ static void s_heartbeat(fake_t *f)
         put64(body + n + 2 + len, f->sent[i].last);
         n += 2 + len + 8;
     }
-    uint8_t meta[32];
-    s_meta(meta, 1, 2, 0, 0, f->instance, f->start_seq);
+    uint8_t meta[40];
+    size_t meta_len = s_meta(meta, f->meta_version ? f->meta_version : 2, 2, 0, 0, f->instance,
+                             f->start_seq, f->covered ? TERM : 0);
     zmsg_t *msg = zmsg_new();
     zmsg_addstr(msg, "$hb");
-    zmsg_addmem(msg, meta, sizeof meta);
+    zmsg_addmem(msg, meta, meta_len);
     zmsg_addmem(msg, body, n);
     zmsg_send(&msg, f->xpub);
 }
@@ -583,6 +594,7 @@ static void s_expect(strata_sub_t *sub, uint64_t seq, const char *topic)
     ck_assert_uint_eq(e.topic_len, strlen(topic));
     ck_assert_mem_eq(e.topic, topic, e.topic_len);
     ck_assert_uint_eq(e.timestamp_ns, seq * TS_PER_SEQ);
+    ck_assert_uint_eq(e.term, TERM);
     ck_assert_uint_eq(raw_len, 40 + e.topic_len + e.key_len + e.value_len);
     ck_assert_ptr_eq(e.topic, raw + 40);
     char value[64];
@@ -1036,17 +1048,23 @@ START_TEST(garbage_messages_are_errors_and_their_gaps_are_repaired)
     strata_sub_t *sub = s_open_live(&fake, NULL, 0);
     s_append(&fake, "orders", "o1");
     s_append(&fake, "orders", "o2");
-    uint8_t entry[ENTRY_MAX], meta[32];
+    uint8_t entry[ENTRY_MAX], meta[40];
     size_t len = s_encode_entry(entry, 1, "orders", "o1", "value of o1");
 
-    s_meta(meta, 2, 1, 1, 0, 7, 1);
+    s_meta(meta, 3, 1, 1, 0, 7, 1, TERM);
+    s_raw(&fake, "orders", meta, 40, entry, len, 3);
+    s_expect_error(sub, STRATA_EVERSION, "meta version 3");
+    s_meta(meta, 2, 1, 1, 0, 7, 1, TERM + 4);
+    s_raw(&fake, "orders", meta, 40, entry, len, 3);
+    s_expect_error(sub, STRATA_EINVAL, "meta term 5, but its last entry (seq 1) has term 1");
+    s_meta(meta, 2, 1, 1, 0, 7, 1, TERM);
     s_raw(&fake, "orders", meta, 32, entry, len, 3);
-    s_expect_error(sub, STRATA_EVERSION, "meta version 2");
+    s_expect_error(sub, STRATA_EINVAL, "meta of 32 bytes, expected 40 for version 2");
 
-    s_meta(meta, 1, 1, 2, 0, 7, 1);
+    s_meta(meta, 1, 1, 2, 0, 7, 1, 0);
     s_raw(&fake, "orders", meta, 32, entry, len, 3);
     s_expect_error(sub, STRATA_EINVAL, "count 2 cannot fit");
-    s_meta(meta, 1, 1, 1, 0, 7, 1);
+    s_meta(meta, 1, 1, 1, 0, 7, 1, 0);
     uint8_t twice[2 * ENTRY_MAX];
     memcpy(twice, entry, len);
     memcpy(twice + len, entry, len);
@@ -1058,10 +1076,10 @@ START_TEST(garbage_messages_are_errors_and_their_gaps_are_repaired)
     s_expect_error(sub, STRATA_ECORRUPT, "bad crc");
     /* Broken and claiming a new instance from seq 1000: dropped before it
      * can start a replay of everything below 1000. */
-    s_meta(meta, 1, 1, 1, 0, 99, 1000);
+    s_meta(meta, 1, 1, 1, 0, 99, 1000, 0);
     s_raw(&fake, "orders", meta, 32, entry, len, 3);
     s_expect_error(sub, STRATA_ECORRUPT, "bad crc");
-    s_meta(meta, 1, 1, 1, 0, 7, 1);
+    s_meta(meta, 1, 1, 1, 0, 7, 1, 0);
     entry[len - 1] ^= 0x20;
 
     s_raw(&fake, "orders", meta, 31, entry, len, 3);
@@ -1070,10 +1088,10 @@ START_TEST(garbage_messages_are_errors_and_their_gaps_are_repaired)
     s_expect_error(sub, STRATA_EINVAL, "2 frames");
     s_raw(&fake, "trades", meta, 32, entry, len, 3);
     s_expect_error(sub, STRATA_EINVAL, "another topic");
-    s_meta(meta, 1, 2, 0, 0, 7, 1);
+    s_meta(meta, 1, 2, 0, 0, 7, 1, 0);
     s_raw(&fake, "$hb", meta, 32, (const uint8_t *)"short", 5, 3);
     s_expect_error(sub, STRATA_EINVAL, "heartbeat of 5 bytes");
-    s_meta(meta, 1, 9, 1, 0, 7, 1);
+    s_meta(meta, 1, 9, 1, 0, 7, 1, 0);
     s_raw(&fake, "orders", meta, 32, entry, len, 3);
     s_expect_error(sub, STRATA_EINVAL, "kind 9 unknown");
 
@@ -1132,7 +1150,104 @@ START_TEST(bad_options_are_einval_and_an_absent_distributor_times_out)
     opts.durable = "app";
     ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_ETIMEDOUT);
     ck_assert_ptr_null(sub);
+
+    /* Nodes: every node needs both endpoints, and replaces the single pair. */
+    strata_sub_node_t nodes[2] = {{endpoint, endpoint}, {endpoint, NULL}};
+    opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 2};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "node 1: needs both"), "message: %s", err.msg);
+    opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 1, .stream_endpoint = endpoint};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "put every endpoint in nodes"), "message: %s", err.msg);
+    opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 1, .durable = "app"};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "durable session lives on one node"), "message: %s", err.msg);
+    opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = STRATA_SUB_MAX_NODES + 1};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
+    opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 1, .failover_ms = -1};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "failover_ms: -1"), "message: %s", err.msg);
+    /* Two silent nodes: open tries each for failover_ms, then says so. */
+    nodes[1].history_endpoint = endpoint;
+    opts = (strata_sub_options_t){
+        .nodes = nodes, .n_nodes = 2, .failover_ms = 100, .timeout_ms = WAIT_MS};
+    ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_ETIMEDOUT);
+    ck_assert_msg(strstr(err.msg, "no heartbeat from any of the 2 nodes"), "message: %s", err.msg);
+    ck_assert_ptr_null(sub);
     zsock_destroy(&placeholder);
+}
+END_TEST
+
+/* ---- terms and failover -------------------------------------------------------- */
+
+/* A distributor before meta version 2 is still read (its term reads 0);
+ * a version 2 one says the term, and every entry carries its own. */
+START_TEST(meta_version_1_is_read_and_version_2_carries_the_term)
+{
+    for (uint8_t version = 1; version <= 2; version++) {
+        fake_t state = {.expect_subs = 2, .meta_version = version};
+        fake_handle_t fake = s_fake_start(&state);
+        strata_sub_t *sub = s_open_live(&fake, NULL, 0);
+        s_append(&fake, "orders", "o1");
+        s_append(&fake, "orders", "o2");
+        s_seqs(&fake, "publish", 1, 1);
+        s_seqs(&fake, "publish", 2, 2);
+        s_expect(sub, 1, "orders"); /* checks e.term */
+        s_expect(sub, 2, "orders");
+        s_expect_nothing(sub);
+        ck_assert_uint_eq(strata_sub_term(sub), version == 1 ? 0 : TERM);
+        strata_sub_close(&sub);
+        s_fake_stop(&fake);
+    }
+}
+END_TEST
+
+/* Node A goes silent after delivering 1..3; node B, which has published
+ * up to 4, is read from where A stopped: 4 from B's history (its heartbeat
+ * says orders reached 4), 5 live, nothing twice and nothing missing. */
+START_TEST(a_silent_node_is_left_for_the_next_without_gap_or_duplicate)
+{
+    fake_t state_a = {.expect_subs = 2}, state_b = {.expect_subs = 2};
+    fake_handle_t a = s_fake_start(&state_a), b = s_fake_start(&state_b);
+    fake_handle_t *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        s_append(both[i], "orders", "o1");
+        s_append(both[i], "trades", "t1");
+        s_append(both[i], "orders", "o2");
+        s_append(both[i], "orders", "o3");
+        s_append(both[i], "trades", "t2");
+    }
+    strata_sub_node_t nodes[2] = {{a.stream, a.history}, {b.stream, b.history}};
+    strata_sub_options_t opts = {
+        .nodes = nodes, .n_nodes = 2, .failover_ms = 300, .timeout_ms = WAIT_MS};
+    strata_sub_t *sub = s_open(&opts);
+    ck_assert_uint_eq(strata_sub_node(sub), 0);
+    s_seqs(&a, "publish", 1, 1);
+    s_seqs(&a, "publish", 2, 2);
+    s_seqs(&a, "publish", 3, 3);
+    s_expect(sub, 1, "orders");
+    s_expect(sub, 2, "trades");
+    s_expect(sub, 3, "orders");
+    /* B publishes 1..4 before the subscriber reaches it: only its history
+     * and its heartbeat can tell of them. */
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        s_seqs(&b, "publish", seq, seq);
+    s_fake_stop(&a);
+
+    s_expect(sub, 4, "orders");
+    ck_assert_uint_eq(strata_sub_node(sub), 1);
+    ck_assert(s_saw(&b, "replay 4 4 orders t=0"));
+    s_seqs(&b, "publish", 5, 5);
+    s_expect(sub, 5, "trades");
+    s_expect_nothing(sub);
+    strata_sub_stats_t stats;
+    strata_sub_stats(sub, &stats);
+    ck_assert_uint_eq(stats.failovers, 1);
+    ck_assert_uint_eq(stats.delivered, 5);
+    ck_assert_uint_eq(stats.duplicates, 0);
+    ck_assert_uint_eq(strata_sub_term(sub), TERM);
+    strata_sub_close(&sub);
+    s_fake_stop(&b);
 }
 END_TEST
 
@@ -1159,6 +1274,10 @@ int main(void)
     TCase *bad = tcase_create("hostile");
     tcase_add_test(bad, garbage_messages_are_errors_and_their_gaps_are_repaired);
     tcase_add_test(bad, bad_options_are_einval_and_an_absent_distributor_times_out);
+    TCase *nodes = tcase_create("nodes");
+    tcase_add_test(nodes, meta_version_1_is_read_and_version_2_carries_the_term);
+    tcase_add_test(nodes, a_silent_node_is_left_for_the_next_without_gap_or_duplicate);
+    suite_add_tcase(s, nodes);
     suite_add_tcase(s, bad);
     return ts_run(s);
 }

@@ -17,7 +17,24 @@
  * SUB socket queues up to a million messages while a repair runs; whatever
  * ZeroMQ still drops (or a distributor restart loses) is found by seq and
  * repaired the same way. Local zero-copy readers use strata/ring.h.
- * One subscriber is used from one thread. */
+ * One subscriber is used from one thread.
+ *
+ * Every entry carries the term of the leader that wrote it (entry->term,
+ * from its WAL bytes); a stream message's meta frame says the term too, and
+ * the subscriber checks that they agree (proto/DISTRIBUTION.md).
+ *
+ * Cluster failover (stream subscriptions): given the endpoints of every
+ * node's distributor (nodes), the subscriber reads one node at a time and,
+ * when that node's stream sends nothing, heartbeats included, for
+ * failover_ms (or its history endpoint does not answer a repair within
+ * timeout_ms), moves to the next node in the list and carries on from
+ * where it was: the new node's heartbeat and seqs show what this
+ * subscriber has not been given, which is replayed from that node's
+ * history before its live stream is delivered, so no entry is skipped or
+ * delivered twice (a committed seq means the same entry on every node).
+ * A node that is behind resends what was already delivered; it is dropped
+ * as a duplicate. Failover is decided by silence only: a node whose
+ * distributor keeps heartbeating while its writer is down is not left. */
 #ifndef STRATA_SUBSCRIBER_H
 #define STRATA_SUBSCRIBER_H
 
@@ -33,6 +50,16 @@ typedef struct strata_sub strata_sub_t;
 #define STRATA_SUB_DEFAULT_LIVE    "tcp://127.0.0.1:7410"
 #define STRATA_SUB_DEFAULT_DELAYED "tcp://127.0.0.1:7411"
 #define STRATA_SUB_DEFAULT_HISTORY "tcp://127.0.0.1:7412"
+
+/* Most nodes a subscriber fails over between. */
+#define STRATA_SUB_MAX_NODES 16
+
+/* One node's distributor: its stream (the same tier on every node) and its
+ * history endpoint. */
+typedef struct {
+    const char *stream_endpoint;
+    const char *history_endpoint;
+} strata_sub_node_t;
 
 typedef struct {
     const char *stream_endpoint;  /* live or delayed PUB; NULL: STRATA_SUB_DEFAULT_LIVE */
@@ -56,6 +83,15 @@ typedef struct {
      * that created it; another key is refused with STRATA_EPERM. */
     const char *curve_server_key;
     const char *curve_cert;
+    /* A cluster: every node's endpoints (1..STRATA_SUB_MAX_NODES, both set
+     * for each), instead of stream_endpoint and history_endpoint (which
+     * must then be NULL). Open starts at nodes[0] (trying the next when a
+     * node sends no heartbeat within failover_ms); not for durable
+     * sessions, whose offsets live on one node's distributor. The CURVE
+     * key, when given, must be every node's. */
+    const strata_sub_node_t *nodes;
+    size_t n_nodes;
+    int failover_ms; /* with nodes: silence that moves to the next node; 0: 1000 */
 } strata_sub_options_t;
 
 /* Connects. A stream subscription waits for the stream's first heartbeat
@@ -104,8 +140,15 @@ typedef struct {
     uint64_t gaps;         /* gaps detected on the stream (prev_seq, heartbeat, new instance) */
     uint64_t duplicates;   /* entries dropped as already delivered */
     uint64_t resubscribes; /* durable sessions reopened after the distributor lost one */
+    uint64_t failovers;    /* moves to another node (options' nodes) */
 } strata_sub_stats_t;
 void strata_sub_stats(const strata_sub_t *self, strata_sub_stats_t *stats);
+
+/* Stream subscriptions: the index in the options' nodes of the node read
+ * now (0 without nodes), and the highest term its stream messages have
+ * carried (0 before any, or from a distributor that sends meta version 1). */
+size_t strata_sub_node(const strata_sub_t *self);
+uint64_t strata_sub_term(const strata_sub_t *self);
 
 void strata_sub_close(strata_sub_t **sub_p);
 
