@@ -97,10 +97,24 @@ void ts_member_start_replicator(ts_member_t *m)
     ts_relay_start_config(&m->replicator, "replicator", m->data, m->cfg, NULL);
 }
 
+void ts_member_start_distributor(ts_member_t *m)
+{
+    /* The config names no distributor ports, and every node's distributor
+     * shares the host: free ports above the ephemeral range (as node.c
+     * picks them), given as the environment overrides. */
+    static const char *const ports[] = {"STRATA_DISTRIBUTOR_LIVE=tcp://127.0.0.1:![61000-65535]",
+                                        "STRATA_DISTRIBUTOR_DELAYED=tcp://127.0.0.1:![61000-65535]",
+                                        "STRATA_DISTRIBUTOR_HISTORY=tcp://127.0.0.1:![61000-65535]",
+                                        "STRATA_DISTRIBUTOR_METRICS=127.0.0.1:0", NULL};
+    ts_dist_start_config(&m->dist, m->data, m->cfg, ports);
+}
+
 void ts_cluster_destroy(ts_cluster_t *cl)
 {
     for (int i = 0; i < cl->n; i++) {
         ts_member_t *m = &cl->m[i];
+        if (m->dist.pid > 0)
+            ts_dist_stop(&m->dist);
         if (m->replicator.pid > 0)
             ts_relay_stop(&m->replicator);
         if (m->election.pid > 0)

@@ -20,6 +20,7 @@ typedef struct {
     char client[64]; /* tcp://127.0.0.1:PORT */
     ts_node_t writer;
     ts_relay_t election, replicator;
+    ts_dist_t dist; /* pid 0 until ts_member_start_distributor */
 } ts_member_t;
 
 typedef struct {
@@ -38,6 +39,9 @@ void ts_cluster_destroy(ts_cluster_t *cl);
 void ts_member_start_writer(ts_member_t *m);
 void ts_member_start_election(ts_member_t *m);
 void ts_member_start_replicator(ts_member_t *m);
+/* A strata-distributor on the node's writer, with the node's config and
+ * free ports (dist.live, dist.history); ts_cluster_destroy stops it. */
+void ts_member_start_distributor(ts_member_t *m);
 /* Rewrites the node's config with bootstrap = false: an empty data dir
  * is then a replaced disk. */
 void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m);
