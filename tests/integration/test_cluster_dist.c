@@ -235,6 +235,10 @@ START_TEST(a_subscriber_sees_every_committed_write_once_across_master_and_distri
                   .times = calloc(MAX_KEYS, sizeof(uint32_t))};
     strata_error_t err;
     ck_assert_msg(strata_sub_open(&opts, &r.sub, &err) == 0, "open: %s", err.msg);
+    /* Open moves on from a node that sends no heartbeat within failover_ms;
+     * the test is about a subscriber on the slave, so it must be there. */
+    ck_assert_msg(strata_sub_node(r.sub) == 0, "open skipped node%d's distributor (see %s)", slave,
+                  cl.m[slave - 1].dist.log);
     ck_assert_int_eq(pthread_create(&r.thread, NULL, reader_main, &r), 0);
 
     writer_t w = {.cl = &cl, .acked_seq = calloc(MAX_KEYS, sizeof(uint64_t))};

@@ -108,7 +108,9 @@ int strata_sub_open(const strata_sub_options_t *opts, strata_sub_t **sub_p, stra
  * Returns 0; STRATA_ETIMEDOUT when nothing arrived within timeout_ms (0
  * polls, -1 waits forever), or when the history endpoint did not answer a
  * repair or a resubscribe within the options' timeout (retried by the next
- * call; err says which); STRATA_ECLOSED when a signal set zsys_interrupted.
+ * call; err says which; with nodes, a repair that is not answered moves to
+ * the next node instead, and so does a stream silent for failover_ms,
+ * within the same call); STRATA_ECLOSED when a signal set zsys_interrupted.
  * Any other error concerns one message or one repair and the next call goes
  * on after it: a message that fails a check (STRATA_EVERSION for another
  * meta version, STRATA_ECORRUPT for a bad CRC, STRATA_EINVAL for frames,
