@@ -470,17 +470,18 @@ static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, stra
     *rc = 0;
     for (;;) {
         long wait_ms = client_remaining_ms(deadline);
-        long silent_for = 0;
+        bool failover_due = false, failover_check = false;
         if (self->n_nodes > 1) {
             /* With other nodes to go to, a silent stream is not waited on
-             * past failover_ms, whatever the caller's timeout. */
+             * past failover_ms, whatever the caller's timeout. Silence is
+             * an empty socket: a caller that comes back late finds what
+             * arrived meanwhile queued, and reads it first. */
             long left = (long)(self->last_stream_ms + self->failover_ms - client_mono_ms());
             if (left <= 0) {
-                self->fail_over = true;
-                return NULL;
-            }
-            if (wait_ms < 0 || wait_ms > left) {
-                silent_for = left;
+                failover_due = true;
+                wait_ms = 0;
+            } else if (wait_ms < 0 || wait_ms > left) {
+                failover_check = true;
                 wait_ms = left;
             }
         }
@@ -489,8 +490,12 @@ static zmsg_t *s_stream_recv(strata_sub_t *self, int64_t deadline, int *rc, stra
             *rc = ready;
             return NULL;
         }
+        if (ready == 0 && failover_due) {
+            self->fail_over = true;
+            return NULL;
+        }
         if (ready == 0) {
-            if (silent_for == 0 && client_remaining_ms(deadline) == 0)
+            if (!failover_check && client_remaining_ms(deadline) == 0)
                 return NULL;
             continue; /* a signal that is not an interrupt, or the failover check */
         }
