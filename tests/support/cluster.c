@@ -64,6 +64,8 @@ void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
         ts_member_t *m = &cl->m[i];
         m->id = i + 1;
         snprintf(m->root, sizeof m->root, "%s/node%d", cl->root, m->id);
+        /* From cl->root, not m->root: GCC's -Wrestrict takes one member of
+         * *m written from another as an overlap once ts_member_t is this big. */
         snprintf(m->data, sizeof m->data, "%s/node%d/data", cl->root, m->id);
         snprintf(m->cfg, sizeof m->cfg, "%s/node%d/node.cfg", cl->root, m->id);
         snprintf(m->client, sizeof m->client, "tcp://127.0.0.1:%d", s_ports[i][0]);
