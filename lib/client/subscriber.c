@@ -838,7 +838,7 @@ static int s_check_options(const strata_sub_options_t *opts, strata_error_t *err
                                     "put every endpoint in nodes");
         if (opts->durable)
             return strata_error_set(err, STRATA_EINVAL,
-                                    "nodes: a durable session lives on one node's distributor; "
+                                    "nodes: a durable session is held by one node's distributor; "
                                     "give its endpoints, not nodes");
         for (size_t i = 0; i < opts->n_nodes; i++)
             if (!opts->nodes[i].stream_endpoint || !*opts->nodes[i].stream_endpoint ||

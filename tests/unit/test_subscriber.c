@@ -1161,7 +1161,7 @@ START_TEST(bad_options_are_einval_and_an_absent_distributor_times_out)
     ck_assert_msg(strstr(err.msg, "put every endpoint in nodes"), "message: %s", err.msg);
     opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 1, .durable = "app"};
     ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
-    ck_assert_msg(strstr(err.msg, "durable session lives on one node"), "message: %s", err.msg);
+    ck_assert_msg(strstr(err.msg, "durable session is held by one node"), "message: %s", err.msg);
     opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = STRATA_SUB_MAX_NODES + 1};
     ck_assert_int_eq(strata_sub_open(&opts, &sub, &err), STRATA_EINVAL);
     opts = (strata_sub_options_t){.nodes = nodes, .n_nodes = 1, .failover_ms = -1};

@@ -87,7 +87,7 @@ typedef struct {
      * for each), instead of stream_endpoint and history_endpoint (which
      * must then be NULL). Open starts at nodes[0] (trying the next when a
      * node sends no heartbeat within failover_ms); not for durable
-     * sessions, whose offsets live on one node's distributor. The CURVE
+     * sessions, whose session and unacked window one distributor holds. The CURVE
      * key, when given, must be every node's. */
     const strata_sub_node_t *nodes;
     size_t n_nodes;
