@@ -1202,24 +1202,36 @@ START_TEST(meta_version_1_is_read_and_version_2_carries_the_term)
 }
 END_TEST
 
+static bool s_failovers_reach(strata_sub_t *sub, uint64_t n)
+{
+    strata_sub_stats_t stats;
+    strata_sub_stats(sub, &stats);
+    return stats.failovers >= n;
+}
+
 /* Node A goes silent after delivering 1..3; node B, which has published
  * up to 4, is read from where A stopped: 4 from B's history (its heartbeat
- * says orders reached 4), 5 live, nothing twice and nothing missing. */
+ * says orders reached 4), 5 live. Then B goes silent and C, which is
+ * behind (it published up to 3), resends 4 and 5: dropped as duplicates,
+ * and 6 delivered. Nothing twice and nothing missing. */
 START_TEST(a_silent_node_is_left_for_the_next_without_gap_or_duplicate)
 {
-    fake_t state_a = {.expect_subs = 2}, state_b = {.expect_subs = 2};
-    fake_handle_t a = s_fake_start(&state_a), b = s_fake_start(&state_b);
-    fake_handle_t *both[] = {&a, &b};
-    for (int i = 0; i < 2; i++) {
-        s_append(both[i], "orders", "o1");
-        s_append(both[i], "trades", "t1");
-        s_append(both[i], "orders", "o2");
-        s_append(both[i], "orders", "o3");
-        s_append(both[i], "trades", "t2");
+    fake_t state_a = {.expect_subs = 2}, state_b = {.expect_subs = 2}, state_c = {.expect_subs = 2};
+    fake_handle_t a = s_fake_start(&state_a), b = s_fake_start(&state_b),
+                  c = s_fake_start(&state_c);
+    fake_handle_t *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        s_append(all[i], "orders", "o1");
+        s_append(all[i], "trades", "t1");
+        s_append(all[i], "orders", "o2");
+        s_append(all[i], "orders", "o3");
+        s_append(all[i], "trades", "t2");
+        s_append(all[i], "orders", "o4");
     }
-    strata_sub_node_t nodes[2] = {{a.stream, a.history}, {b.stream, b.history}};
+    strata_sub_node_t nodes[3] = {
+        {a.stream, a.history}, {b.stream, b.history}, {c.stream, c.history}};
     strata_sub_options_t opts = {
-        .nodes = nodes, .n_nodes = 2, .failover_ms = 300, .timeout_ms = WAIT_MS};
+        .nodes = nodes, .n_nodes = 3, .failover_ms = 300, .timeout_ms = WAIT_MS};
     strata_sub_t *sub = s_open(&opts);
     ck_assert_uint_eq(strata_sub_node(sub), 0);
     s_seqs(&a, "publish", 1, 1);
@@ -1256,8 +1268,23 @@ START_TEST(a_silent_node_is_left_for_the_next_without_gap_or_duplicate)
     ck_assert_uint_eq(stats.delivered, 5);
     ck_assert_uint_eq(stats.duplicates, 0);
     ck_assert_uint_eq(strata_sub_term(sub), TERM);
-    strata_sub_close(&sub);
+
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        s_seqs(&c, "publish", seq, seq);
     s_fake_stop(&b);
+    s_pump_until(sub, s_failovers_reach, 2);
+    ck_assert_uint_eq(strata_sub_node(sub), 2);
+    s_wait(&c, "sub $hb"); /* C's heartbeat is out: what it publishes now reaches us */
+    for (uint64_t seq = 4; seq <= 6; seq++)
+        s_seqs(&c, "publish", seq, seq);
+    s_expect(sub, 6, "orders");
+    s_expect_nothing(sub);
+    strata_sub_stats(sub, &stats);
+    ck_assert_uint_eq(stats.delivered, 6);
+    ck_assert_uint_eq(stats.duplicates, 2);
+    ck_assert_uint_eq(stats.gaps, 1); /* B's heartbeat only */
+    strata_sub_close(&sub);
+    s_fake_stop(&c);
 }
 END_TEST
 
