@@ -116,6 +116,10 @@ typedef struct {
     strata_wal_recovery_t *report;
     uint64_t expected_seq; /* seq the next entry must carry; 0 = take the first we see */
     uint64_t entries_replayed;
+    /* verify beside a live writer: a listed segment was gone when read (its
+     * truncation after a flush), so where the log reaches is unknown until
+     * an entry or a segment header after it is read */
+    bool vanished;
 } wal_recover_t;
 
 /* "create <path>: <strerror>" style I/O failures; returns STRATA_EIO. */

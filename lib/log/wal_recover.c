@@ -412,8 +412,10 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
             /* A segment listed and gone since was deleted by a live
              * writer's truncation: the log now starts after it. */
             bool gone = access(path, F_OK) != 0 && errno == ENOENT;
-            if (gone)
+            if (gone) {
                 r->expected_seq = 0;
+                r->vanished = true;
+            }
             else
                 verify_damage(self, r, path, 0,
                               rc == STRATA_ETOOBIG ? "oversize segment" : "unreadable", err->msg);
@@ -572,7 +574,8 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
     /* Every entry read intact, and still short of what was durable: the
      * end of the newest segment went missing. */
     uint64_t reached = r->expected_seq ? r->expected_seq - 1 : 0;
-    if (rc == 0 && state_binds(self) && !self->damage_found && count > 0 &&
+    bool unknown_reach = r->vanished && !r->expected_seq; /* truncated while read, then nothing */
+    if (rc == 0 && state_binds(self) && !self->damage_found && count > 0 && !unknown_reach &&
         newest >= self->state_newest && reached < self->state_reach)
         rc = state_loss(self, r, path ? path : self->dir, 0, "short log", err,
                         "%s: the log ends at seq %" PRIu64 ", but %s/LOGSTATE records seq %" PRIu64
