@@ -415,8 +415,7 @@ int wal_recover(strata_wal_t *self, wal_recover_t *r, strata_error_t *err)
             if (gone) {
                 r->expected_seq = 0;
                 r->vanished = true;
-            }
-            else
+            } else
                 verify_damage(self, r, path, 0,
                               rc == STRATA_ETOOBIG ? "oversize segment" : "unreadable", err->msg);
             strata_error_clear(err);
