@@ -606,7 +606,21 @@ static bool noop_pending(writer_t *w, char *msg, size_t cap)
 
 bool consensus_refuse_read(writer_t *w, char *msg, size_t cap)
 {
-    return w->cx && noop_pending(w, msg, cap);
+    consensus_t *cx = w->cx;
+    if (!cx || cx->role != STRATA_RAFT_LEADER)
+        return false; /* a slave answers from what it applied, saying which */
+    if (noop_pending(w, msg, cap))
+        return true;
+    /* R7: a master answers only while a majority's answers hold its lease:
+     * once that lapses another node may be master and have committed more.
+     * Alone in its cluster it needs nobody's answer. */
+    if (cx->o.n_voters == 1 || now_ns() < strata_raft_lease_until(cx->core))
+        return false;
+    snprintf(msg, cap,
+             "not master: no read lease (no majority answered within cluster/lease_ms) in term "
+             "%" PRIu64 "; retry in a moment",
+             cx->term);
+    return true;
 }
 
 bool consensus_refuse_write(writer_t *w, char *msg, size_t cap)

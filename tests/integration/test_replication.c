@@ -616,6 +616,53 @@ START_TEST(session_clients_apply_every_write_exactly_once_across_failovers)
 }
 END_TEST
 
+/* R7: a master whose followers stop answering stops answering reads once
+ * its lease lapses, before another node could be elected and commit. */
+START_TEST(a_master_cut_off_from_its_followers_stops_answering_reads)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-lease");
+    int master = ts_cluster_master(&cl, 15000, NULL);
+    ck_assert_int_gt(master, 0);
+    strata_client_t *c = connect_to(&cl.m[master - 1]);
+    ck_assert_ptr_nonnull(c);
+    strata_error_t err;
+    void *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(strata_client_get(c, "k", 1, &value, &len, &err), STRATA_ENOTFOUND);
+    for (int i = 0; i < cl.n; i++)
+        if (i + 1 != master)
+            kill(cl.m[i].replicator.pid, SIGSTOP);
+    uint64_t t0 = ts_now_ns(), refused_ms = 0;
+    int rc = 0;
+    while (ts_now_ns() < t0 + 3000000000ull) {
+        rc = strata_client_get(c, "k", 1, &value, &len, &err);
+        free(value);
+        value = NULL;
+        if (rc == STRATA_ENOTMASTER) {
+            refused_ms = (ts_now_ns() - t0) / 1000000;
+            break;
+        }
+        struct timespec nap = {0, 5 * 1000000};
+        nanosleep(&nap, NULL); /* polling the master's answer with a deadline */
+    }
+    for (int i = 0; i < cl.n; i++)
+        if (i + 1 != master)
+            kill(cl.m[i].replicator.pid, SIGCONT);
+    ck_assert_msg(rc == STRATA_ENOTMASTER, "the cut-off master still answered reads after 3 s");
+    ck_assert_msg(strstr(err.msg, "no read lease"), "%s", err.msg);
+    fprintf(stderr, "a master cut off from its followers refused reads after %" PRIu64 " ms\n",
+            refused_ms);
+    /* The lease is 400 ms from the last round a majority answered, below
+     * the earliest election (500 ms); the bound leaves room for a loaded
+     * machine answering this client late. */
+    ck_assert_uint_lt(refused_ms, 1000);
+    strata_client_destroy(&c);
+    ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
 static Suite *replication_suite(void)
 {
     Suite *s = suite_create("replication");
@@ -627,6 +674,7 @@ static Suite *replication_suite(void)
     tcase_add_test(tc, a_slave_restarted_or_wiped_catches_up);
     tcase_add_test(tc, async_writes_a_failover_loses_are_the_masters_unreplicated_tail);
     tcase_add_test(tc, session_clients_apply_every_write_exactly_once_across_failovers);
+    tcase_add_test(tc, a_master_cut_off_from_its_followers_stops_answering_reads);
     suite_add_tcase(s, tc);
     return s;
 }
