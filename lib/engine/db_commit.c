@@ -165,6 +165,11 @@ uint64_t strata_db_appended_seq(strata_db_t *self)
     return strata_wal_last_seq(self->wal);
 }
 
+uint64_t strata_db_durable_seq(strata_db_t *self)
+{
+    return strata_wal_durable_seq(self->wal);
+}
+
 uint64_t strata_db_commit_seq(strata_db_t *self)
 {
     pthread_mutex_lock(&self->write_mu);

@@ -564,13 +564,12 @@ static void run(writer_t *w, size_t n, const strata_raft_act_t *acts)
 void consensus_durable(writer_t *w)
 {
     consensus_t *cx = w->cx;
-    strata_db_stats_t st;
-    strata_db_stats(w->db, &st);
-    uint64_t term = 0;
-    if (!st.durable_seq || strata_db_term_at(w->db, st.durable_seq, &term) != 0)
+    /* Not strata_db_stats: it walks every level, and this runs per sync. */
+    uint64_t durable = strata_db_durable_seq(w->db), term = 0;
+    if (!durable || strata_db_term_at(w->db, durable, &term) != 0)
         return;
     const strata_raft_act_t *acts;
-    size_t n = strata_raft_persisted(cx->core, term, st.durable_seq, now_ns(), &acts);
+    size_t n = strata_raft_persisted(cx->core, term, durable, now_ns(), &acts);
     run(w, n, acts);
 }
 

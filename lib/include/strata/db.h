@@ -207,8 +207,9 @@ void strata_db_snapshot_release(strata_db_t *self, uint64_t seq);
 int strata_db_commit(strata_db_t *self, uint64_t seq, strata_error_t *err);
 /* The commit seq as the owner last set it (LOCAL: the last applied seq). */
 uint64_t strata_db_commit_seq(strata_db_t *self);
-/* The last seq in the log, committed or not. */
+/* The last seq in the log, committed or not, and the last fdatasync'd. */
 uint64_t strata_db_appended_seq(strata_db_t *self);
+uint64_t strata_db_durable_seq(strata_db_t *self);
 
 /* strata_wal_append_entries on the db's log: a follower's entries, kept
  * invisible until committed. STRATA_EBUSY when the uncommitted entries
