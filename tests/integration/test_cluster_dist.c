@@ -42,13 +42,10 @@ static void key_of(char *key, size_t cap, uint32_t i)
     snprintf(key, cap, "k%06" PRIu32, i);
 }
 
+/* Short, so a write stuck on a dead master moves on soon. */
 static strata_client_t *connect_to(ts_member_t *m)
 {
-    /* Short, so a write stuck on a dead master moves on soon. */
-    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 250};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    return strata_client_connect(&opts, &c, &err) == 0 ? c : NULL;
+    return ts_member_connect(m, 250);
 }
 
 /* Puts keys in order, with no topic (published as "kv"). A write refused

@@ -44,20 +44,13 @@ static void key_of(char *key, size_t cap, int client, uint32_t i)
     snprintf(key, cap, "c%d-%06" PRIu32, client, i);
 }
 
+/* Short, so a client stuck on a dead master moves on soon and the failover
+ * time measures the cluster rather than the client. */
 static strata_client_t *connect_to(ts_member_t *m)
 {
-    /* Short, so a client stuck on a dead master moves on soon and the
-     * failover time measures the cluster rather than the client. */
-    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 250};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    return strata_client_connect(&opts, &c, &err) == 0 ? c : NULL;
+    return ts_member_connect(m, 250);
 }
 
-/* Puts keys in order; a write the server refused outright (not master) is
- * tried again on the next node, one whose outcome is unknown (a timeout, a
- * master deposed before the commit) is skipped: the checks below ask only
- * that acknowledged keys are everywhere. */
 /* A session client: the library follows the master and resends a write
  * whose outcome is unknown; the cluster applies each once. */
 static void *session_client_main(void *arg)
@@ -95,6 +88,10 @@ static void *session_client_main(void *arg)
     return NULL;
 }
 
+/* Puts keys in order; a write the server refused outright (not master) is
+ * tried again on the next node, one whose outcome is unknown (a timeout, a
+ * master deposed before the commit) is skipped: the checks below ask only
+ * that acknowledged keys are everywhere. */
 static void *client_main(void *arg)
 {
     client_t *w = arg;

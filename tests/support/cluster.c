@@ -129,15 +129,20 @@ void ts_cluster_destroy(ts_cluster_t *cl)
     cl->root = NULL;
 }
 
-bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term)
+strata_client_t *ts_member_connect(ts_member_t *m, int timeout_ms)
 {
-    if (m->writer.pid <= 0)
-        return false;
-    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
+    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = timeout_ms};
     strata_client_t *c = NULL;
     strata_error_t err;
-    if (strata_client_connect(&opts, &c, &err) != 0)
+    return strata_client_connect(&opts, &c, &err) == 0 ? c : NULL;
+}
+
+bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term)
+{
+    strata_client_t *c = m->writer.pid > 0 ? ts_member_connect(m, 500) : NULL;
+    if (!c)
         return false;
+    strata_error_t err;
     strata_reply_t rep;
     bool ok = strata_client_status(c, &rep, &err) == 0;
     if (ok) {
@@ -161,10 +166,9 @@ int ts_cluster_master(ts_cluster_t *cl, unsigned timeout_ms, uint64_t *term)
             if (!ts_member_status(m, role, sizeof role, &t) || strcmp(role, "leader"))
                 continue;
             /* Serving: its first entry of the term is committed. */
-            strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
-            strata_client_t *c = NULL;
+            strata_client_t *c = ts_member_connect(m, 500);
             strata_error_t err;
-            if (strata_client_connect(&opts, &c, &err) != 0)
+            if (!c)
                 continue;
             void *value = NULL;
             size_t len = 0;
@@ -184,10 +188,9 @@ int ts_cluster_master(ts_cluster_t *cl, unsigned timeout_ms, uint64_t *term)
 
 static bool figures(ts_member_t *m, uint64_t *commit, uint64_t *last)
 {
-    strata_client_options_t opts = {.endpoint = m->client, .timeout_ms = 500};
-    strata_client_t *c = NULL;
+    strata_client_t *c = m->writer.pid > 0 ? ts_member_connect(m, 500) : NULL;
     strata_error_t err;
-    if (m->writer.pid <= 0 || strata_client_connect(&opts, &c, &err) != 0)
+    if (!c)
         return false;
     strata_reply_t rep;
     bool ok = strata_client_stats(c, &rep, &err) == 0;

@@ -50,6 +50,8 @@ void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m);
  * the term committed), waiting up to timeout_ms; 0 when none did. *term
  * (may be NULL) gets its term. */
 int ts_cluster_master(ts_cluster_t *cl, unsigned timeout_ms, uint64_t *term);
+/* A client of the node's writer; NULL when it cannot be made. */
+strata_client_t *ts_member_connect(ts_member_t *m, int timeout_ms);
 /* A node's writer's status: role into role (cap bytes) and term; false
  * when it does not answer. */
 bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term);
