@@ -21,8 +21,10 @@ typedef struct {
 
 static void key_of(uint64_t session, uint8_t key[SESSION_KEY_LEN])
 {
+    char hex[17]; /* the key holds the 16 digits, not snprintf's NUL */
+    snprintf(hex, sizeof hex, "%016" PRIx64, session);
     memcpy(key, SESSION_KEY_PREFIX, sizeof SESSION_KEY_PREFIX - 1);
-    snprintf((char *)key + sizeof SESSION_KEY_PREFIX - 1, 17, "%016" PRIx64, session);
+    memcpy(key + sizeof SESSION_KEY_PREFIX - 1, hex, 16);
 }
 
 static void session_free(void **item)
