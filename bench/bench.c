@@ -80,9 +80,23 @@ void bench_table_header(const char *title)
            "p50 us", "p99 us", "p999 us", "group");
 }
 
-static double s_ops_per_s(const bench_case_t *c)
+double bench_ops_per_s(const bench_case_t *c)
 {
     return c->seconds > 0 ? (double)c->ops / c->seconds : 0.0;
+}
+
+unsigned bench_median_run(const bench_case_t *runs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        unsigned below = 0, equal = 0;
+        for (unsigned j = 0; j < n; j++) {
+            below += bench_ops_per_s(&runs[j]) < bench_ops_per_s(&runs[i]);
+            equal += bench_ops_per_s(&runs[j]) == bench_ops_per_s(&runs[i]);
+        }
+        if (below <= n / 2 && n / 2 < below + equal)
+            return i;
+    }
+    return 0;
 }
 
 static const struct {
@@ -104,12 +118,12 @@ void bench_case_report(bench_t *b, const bench_case_t *c)
     if (c->group_size > 0)
         snprintf(group, sizeof group, "%.2f", c->group_size);
     printf("%-22s %-15s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
-           (unsigned long long)c->ops, s_ops_per_s(c), (double)latency_ns[0] / 1000.0,
+           (unsigned long long)c->ops, bench_ops_per_s(c), (double)latency_ns[0] / 1000.0,
            (double)latency_ns[1] / 1000.0, (double)latency_ns[2] / 1000.0, group);
     fflush(stdout);
 
     bench_emit(b, c->bench, c->system, "ops", (double)c->ops, "ops");
-    bench_emit(b, c->bench, c->system, "ops_per_s", s_ops_per_s(c), "ops/s");
+    bench_emit(b, c->bench, c->system, "ops_per_s", bench_ops_per_s(c), "ops/s");
     for (size_t i = 0; i < PERCENTILE_COUNT; i++)
         bench_emit(b, c->bench, c->system, s_percentiles[i].metric, (double)latency_ns[i], "ns");
     if (c->group_size > 0)
@@ -121,9 +135,9 @@ void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case
     /* A failed or empty case has no ratio; print dashes, emit nothing. */
     double ratio[1 + PERCENTILE_COUNT];
     bool valid[1 + PERCENTILE_COUNT];
-    double anchor_ops = s_ops_per_s(anchor);
+    double anchor_ops = bench_ops_per_s(anchor);
     valid[0] = anchor_ops > 0 && strata->ops > 0;
-    ratio[0] = valid[0] ? s_ops_per_s(strata) / anchor_ops : 0;
+    ratio[0] = valid[0] ? bench_ops_per_s(strata) / anchor_ops : 0;
     for (size_t i = 0; i < PERCENTILE_COUNT; i++) {
         uint64_t s = strata_histogram_percentile(strata->latency, s_percentiles[i].percent);
         uint64_t r = strata_histogram_percentile(anchor->latency, s_percentiles[i].percent);

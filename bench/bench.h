@@ -57,6 +57,10 @@ void bench_case_release(bench_case_t *c);
 
 void bench_table_header(const char *title);
 void bench_case_report(bench_t *b, const bench_case_t *c);
+/* A case's ops per second (0 for a case that did not run). */
+double bench_ops_per_s(const bench_case_t *c);
+/* The index of the run with the median ops/s among n runs of one case. */
+unsigned bench_median_run(const bench_case_t *runs, unsigned n);
 /* The strata/<anchor's system> row, e.g. strata/rocksdb: throughput ratio
  * (higher is better for strata) and latency ratios (lower is better). */
 void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *anchor);

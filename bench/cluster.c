@@ -520,26 +520,6 @@ static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, doub
 
 /* ---- the verb ------------------------------------------------------------ */
 
-static double s_ops_per_s(const bench_case_t *c)
-{
-    return c->seconds > 0 ? (double)c->ops / c->seconds : 0.0;
-}
-
-/* The index of the run with the median ops/s among n. */
-static unsigned s_median_run(const bench_case_t *runs, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        unsigned below = 0, equal = 0;
-        for (unsigned j = 0; j < n; j++) {
-            below += s_ops_per_s(&runs[j]) < s_ops_per_s(&runs[i]);
-            equal += s_ops_per_s(&runs[j]) == s_ops_per_s(&runs[i]);
-        }
-        if (below <= n / 2 && n / 2 < below + equal)
-            return i;
-    }
-    return 0;
-}
-
 /* bench_ratio_report names its row strata/<anchor>; here both sides are
  * Strata, so the row is cluster3/single, with the two ratios that say what
  * replication costs: throughput and the tail. */
@@ -547,11 +527,11 @@ static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_
 {
     char system[32], ops_cell[16] = "-", p99_cell[16] = "-";
     snprintf(system, sizeof system, "%s/%s", cluster->system, single->system);
-    double single_ops = s_ops_per_s(single);
+    double single_ops = bench_ops_per_s(single);
     uint64_t single_p99 = strata_histogram_percentile(single->latency, 99.0);
     uint64_t cluster_p99 = strata_histogram_percentile(cluster->latency, 99.0);
     if (single_ops > 0 && cluster->ops > 0) {
-        double ratio = s_ops_per_s(cluster) / single_ops;
+        double ratio = bench_ops_per_s(cluster) / single_ops;
         snprintf(ops_cell, sizeof ops_cell, "%.2fx", ratio);
         bench_emit(b, cluster->bench, system, "ops_per_s_ratio", ratio, "x, higher is better");
     }
@@ -598,7 +578,7 @@ static int s_compare(bench_t *b, s_system_t *systems[2], unsigned depth, unsigne
         }
     const bench_case_t *median[2];
     for (unsigned s = 0; s < 2; s++) {
-        median[s] = &runs[s][s_median_run(runs[s], reps)];
+        median[s] = &runs[s][bench_median_run(runs[s], reps)];
         bench_case_report(b, median[s]);
     }
     s_ratio_report(b, median[1], median[0]);

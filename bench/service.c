@@ -715,26 +715,6 @@ static uint64_t s_seed_for(uint64_t seed, const char *name, unsigned rep)
     return seed * 31 + rep;
 }
 
-static double s_ops_per_s(const bench_case_t *c)
-{
-    return c->seconds > 0 ? (double)c->ops / c->seconds : 0.0;
-}
-
-/* The index of the run with the median ops/s among n. */
-static unsigned s_median_run(const bench_case_t *runs, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        unsigned below = 0, equal = 0;
-        for (unsigned j = 0; j < n; j++) {
-            below += s_ops_per_s(&runs[j]) < s_ops_per_s(&runs[i]);
-            equal += s_ops_per_s(&runs[j]) == s_ops_per_s(&runs[i]);
-        }
-        if (below <= n / 2 && n / 2 < below + equal)
-            return i;
-    }
-    return 0;
-}
-
 /* One op at one shape: reps runs per system, Strata first on even reps and
  * Redis first on odd ones, so drift in the machine hits both alike; reports
  * each system's median run and their ratio. */
@@ -770,7 +750,7 @@ static int s_compare(s_ctx_t *ctx, s_op_t op, const s_shape_t *shape)
     }
     const bench_case_t *median[2] = {NULL, NULL};
     for (unsigned s = 0; s < n_systems; s++) {
-        median[s] = &runs[s][s_median_run(runs[s], ctx->reps)];
+        median[s] = &runs[s][bench_median_run(runs[s], ctx->reps)];
         bench_case_report(ctx->b, median[s]);
     }
     if (median[1])
