@@ -21,14 +21,16 @@ typedef struct {
     size_t n;
 } nodes_t;
 
-static void s_nodes_free(nodes_t *nodes)
+static void s_nodes_destroy(nodes_t **nodes_p)
 {
-    for (size_t i = 0; i < nodes->n; i++) {
+    nodes_t *nodes = *nodes_p;
+    for (size_t i = 0; nodes && i < nodes->n; i++) {
         free(nodes->nodes[i].endpoint);
         strata_client_destroy(&nodes->nodes[i].client);
         strata_reply_clear(&nodes->nodes[i].stats);
     }
-    nodes->n = 0;
+    free(nodes);
+    *nodes_p = NULL;
 }
 
 static int s_add(ctl_t *ctl, nodes_t *nodes, const char *from, const char *text, size_t len)
@@ -325,20 +327,28 @@ static void s_print(ctl_t *ctl, const nodes_t *nodes, size_t unreachable)
     }
 }
 
-int ctl_cluster_status(ctl_t *ctl, int argc, char **argv)
+/* The nodes the command line names, each asked for its stats. */
+static int s_gather(ctl_t *ctl, nodes_t **nodes_p)
 {
-    (void)argc;
-    (void)argv;
     nodes_t *nodes = ctl_xmalloc(sizeof *nodes);
     nodes->n = 0;
     int exit_code = s_list(ctl, nodes);
     if (exit_code == CTL_OK)
         exit_code = s_ask_all(ctl, nodes);
-    if (exit_code) {
-        s_nodes_free(nodes);
-        free(nodes);
+    if (exit_code)
+        s_nodes_destroy(&nodes);
+    *nodes_p = nodes;
+    return exit_code;
+}
+
+int ctl_cluster_status(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    nodes_t *nodes = NULL;
+    int exit_code = s_gather(ctl, &nodes);
+    if (exit_code)
         return exit_code;
-    }
     size_t unreachable = 0, failed = 0;
     for (size_t i = 0; i < nodes->n; i++) {
         unreachable += nodes->nodes[i].rc == STRATA_ETIMEDOUT;
@@ -358,8 +368,7 @@ int ctl_cluster_status(ctl_t *ctl, int argc, char **argv)
                 break;
             }
     }
-    s_nodes_free(nodes);
-    free(nodes);
+    s_nodes_destroy(&nodes);
     return exit_code;
 }
 
@@ -369,16 +378,10 @@ int ctl_cluster_status(ctl_t *ctl, int argc, char **argv)
  * master" hints from there. */
 static int s_to_master(ctl_t *ctl, const char *verb, const char *const *args, size_t n_args)
 {
-    nodes_t *nodes = ctl_xmalloc(sizeof *nodes);
-    nodes->n = 0;
-    int exit_code = s_list(ctl, nodes);
-    if (exit_code == CTL_OK)
-        exit_code = s_ask_all(ctl, nodes);
-    if (exit_code) {
-        s_nodes_free(nodes);
-        free(nodes);
+    nodes_t *nodes = NULL;
+    int exit_code = s_gather(ctl, &nodes);
+    if (exit_code)
         return exit_code;
-    }
     const char *order[MAX_NODES];
     size_t n_order = 0, master = SIZE_MAX;
     uint64_t master_term = 0;
@@ -430,8 +433,7 @@ static int s_to_master(ctl_t *ctl, const char *verb, const char *const *args, si
         }
         strata_reply_clear(&reply);
     }
-    s_nodes_free(nodes);
-    free(nodes);
+    s_nodes_destroy(&nodes);
     return exit_code;
 }
 
