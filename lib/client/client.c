@@ -558,7 +558,10 @@ int strata_client_call(strata_client_t *self, strata_request_t *req, strata_repl
         sends++;
         bool unknown = (rc == STRATA_ETIMEDOUT && strstr(err->msg, "outcome is unknown")) ||
                        (rc == STRATA_ENOTMASTER && strstr(err->msg, "outcome unknown"));
-        if (!unknown || client_mono_ms() >= until) {
+        /* No master for a whole call (an election takes longer than
+         * timeout_ms): the session makes going on safe, so go on. */
+        bool again = unknown || rc == STRATA_ENOTMASTER;
+        if (!again || client_mono_ms() >= until) {
             self->resend_id = 0;
             if (unknown)
                 strata_error_set(err, rc,

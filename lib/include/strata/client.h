@@ -70,7 +70,8 @@ typedef struct {
      * unknown (no reply within timeout_ms, or a master that stepped down
      * before its commit) is sent again with the same request id, to the
      * next endpoint, until retry_ms (0: 10000) has passed since the call
-     * began; only then is it reported unknown. */
+     * began; only then is it reported unknown. A write refused for want of
+     * a master is tried again the same way. */
     bool sessions;
     int retry_ms;
 } strata_client_options_t;
