@@ -942,6 +942,14 @@ int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *dele
     return strata_wal_delete_below(wal, below_seq, deleted, err);
 }
 
+uint64_t strata_db_wal_bytes_from(strata_db_t *self, uint64_t seq)
+{
+    pthread_mutex_lock(&self->mu);
+    strata_wal_t *wal = self->wal;
+    pthread_mutex_unlock(&self->mu);
+    return wal ? strata_wal_bytes_from(wal, seq) : 0;
+}
+
 uint64_t strata_db_snapshot_acquire(strata_db_t *self)
 {
     pthread_mutex_lock(&self->mu);

@@ -913,6 +913,18 @@ static bool retained(const strata_wal_t *self, uint64_t newer_bytes, uint64_t no
     return true;
 }
 
+uint64_t strata_wal_bytes_from(strata_wal_t *self, uint64_t seq)
+{
+    uint64_t bytes = 0;
+    pthread_mutex_lock(&self->mu);
+    /* Segment i holds seqs [first_seq(i), first_seq(i+1)). */
+    for (size_t i = 0; i < self->n_segments; i++)
+        if (i + 1 == self->n_segments || self->segments[i + 1].first_seq > seq)
+            bytes += self->segments[i].bytes;
+    pthread_mutex_unlock(&self->mu);
+    return bytes;
+}
+
 int strata_wal_delete_below(strata_wal_t *self, uint64_t checkpoint_seq, uint32_t *deleted,
                             strata_error_t *err)
 {

@@ -103,6 +103,9 @@ const char svc_node_defaults[] =
     "    replication = quorum\n"
     /* async writes are refused when no follower answered for this long */
     "    max_lag_ms = 1000\n"
+    /* the master keeps WAL a follower still needs up to this many MiB; a
+       follower further behind copies the master's newest snapshot */
+    "    follower_retain_mb = 4096\n"
     "election\n"
     /* empty: all interfaces, the port of this node's election_peers entry */
     "    bind = \"\"\n"

@@ -98,17 +98,14 @@ static int take_snapshot(snapshotter_t *s, snap_result_t *res, strata_error_t *e
     uint64_t term = 0;
     int rc = writer_control(s, "checkpoint", tmp, &rep, err);
     if (rc == 0) {
-        const char *seq = svc_reply_get(&rep, "seq");
+        const char *seq = svc_reply_get(&rep, "seq"), *t = svc_reply_get(&rep, "term");
         res->seq = seq ? strtoull(seq, NULL, 10) : 0;
+        /* The entry's term, which a follower installing the snapshot
+         * starts its log after. */
+        term = t ? strtoull(t, NULL, 10) : 0;
         if (!seq)
             rc = strata_error_set(err, STRATA_EIO, "the writer's checkpoint reply has no seq");
     }
-    strata_reply_clear(&rep);
-    strata_request_t status = {.op = STRATA_OP_STATUS};
-    strata_error_t status_err;
-    if (rc == 0 && svc_writer_call(s->writer_file, 5000, &s->writer, &status, &rep, stopping, s,
-                                   &status_err) == 0)
-        term = rep.term;
     strata_reply_clear(&rep);
     strata_snapshot_meta_t meta = {0};
     if (rc == 0)

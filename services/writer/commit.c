@@ -193,7 +193,13 @@ void *job_main(void *arg)
     else if (!strcmp(job->verb, "compact"))
         job->rc = strata_db_compact(job->w->db, &job->err);
     else if (!strcmp(job->verb, "checkpoint"))
+    {
         job->rc = strata_db_checkpoint(job->w->db, job->arg, &job->seq, &job->err);
+        /* What a follower installing it needs (the log's start); the WAL
+         * still holds the entry, since only a snapshot past it truncates. */
+        if (job->rc == 0 && job->seq && strata_db_term_at(job->w->db, job->seq, &job->term) != 0)
+            job->term = 0;
+    }
     else if (!strcmp(job->verb, "truncate_wal"))
         job->rc = strata_db_truncate_wal(job->w->db, job->arg_seq, &job->deleted, &job->err);
     else if (!strcmp(job->verb, "install_compaction"))
@@ -220,14 +226,16 @@ int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
     if (job->rc) {
         send_error(w, job->sock, &job->envelope, job->request_id, job->rc, job->err.msg);
     } else {
-        char ms[32], seq[32], deleted[16], installed[32];
+        char ms[32], seq[32], deleted[16], installed[32], term[32];
         snprintf(ms, sizeof ms, "%.3f", (double)(now_ns() - job->start_ns) / 1e6);
         snprintf(seq, sizeof seq, "%" PRIu64, job->seq);
         snprintf(deleted, sizeof deleted, "%" PRIu32, job->deleted);
-        strata_pair_t pairs[4] = {{"verb", job->verb}, {"ms", ms}};
+        snprintf(term, sizeof term, "%" PRIu64, job->term);
+        strata_pair_t pairs[5] = {{"verb", job->verb}, {"ms", ms}};
         size_t n = 2;
         if (!strcmp(job->verb, "checkpoint")) {
             pairs[n++] = (strata_pair_t){"seq", seq};
+            pairs[n++] = (strata_pair_t){"term", term};
             pairs[n++] = (strata_pair_t){"path", job->arg};
         } else if (!strcmp(job->verb, "truncate_wal")) {
             pairs[n++] = (strata_pair_t){"deleted", deleted};

@@ -227,6 +227,16 @@ int cluster_read_options(svc_config_t *cfg, cluster_options_t *o, strata_error_t
                                 "cluster/replication: '%s', needs quorum or async", mode);
     if ((rc = opt_u64(cfg, "cluster/max_lag_ms", 1000, &o->max_lag_ms, err)))
         return rc;
+    if ((rc = opt_u64(cfg, "cluster/follower_retain_mb", 4096, &o->follower_retain_mb, err)))
+        return rc;
+    if (o->follower_retain_mb > 1048576)
+        return strata_error_set(err, STRATA_EINVAL,
+                                "cluster/follower_retain_mb: %" PRIu64 " not in [0, 1048576]",
+                                o->follower_retain_mb);
+    bool rep_found[STRATA_RAFT_MSG_MAX_NODE + 1] = {false};
+    if ((rc = parse_peers("cluster/replicator_peers", opt_str(cfg, "cluster/replicator_peers"),
+                          rep_found, o->replicator, err)))
+        return rc;
     if (o->max_lag_ms < 1 || o->max_lag_ms > 3600000)
         return strata_error_set(err, STRATA_EINVAL,
                                 "cluster/max_lag_ms: %" PRIu64 " not in [1, 3600000]",
@@ -550,10 +560,10 @@ static void run(writer_t *w, size_t n, const strata_raft_act_t *acts)
             set_role(w, a);
             break;
         case STRATA_RAFT_ACT_FETCH_SNAPSHOT:
-            log_warning("event=snapshot_needed snap_seq=%" PRIu64 " snap_term=%" PRIu64
-                        " error=\"the leader no longer holds the entries this node needs; "
-                        "this writer cannot install a snapshot\"",
-                        a->snap_seq, a->snap_term);
+            /* Offers repeat with every heartbeat; one copy runs at a time
+             * (bootstrap_start says so). */
+            if (cx->leader)
+                bootstrap_start(w, cx->leader, cx->o.replicator[cx->leader], a->snap_seq);
             break;
         }
     }
@@ -714,6 +724,12 @@ static int on_tick_raft(zloop_t *loop, int timer_id, void *arg)
     size_t n = strata_raft_tick(w->cx->core, now_ns(), &acts);
     run(w, n, acts);
     copy_peers(w->cx);
+    if (bootstrap_copied(w)) {
+        /* The engine is swapped before it opens: a restart in place. */
+        log_info("event=restarting reason=\"a copied snapshot to install\"");
+        w->restart = w->terminating = true;
+        return -1;
+    }
     return 0;
 }
 
@@ -929,12 +945,23 @@ uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq)
         return below_seq;
     /* R10: a follower catching up reads from this log; one never heard
      * from (match 0) holds nothing back, or a dead node would keep every
-     * segment. */
+     * segment. Nor does one so far behind that keeping its part of the log
+     * would pass follower_retain_mb: it copies a snapshot instead. */
+    uint64_t cap = cx->o.follower_retain_mb << 20;
     for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
         uint32_t peer = node_at(cx, i);
         uint64_t match = peer == cx->o.id ? 0 : strata_raft_match(cx->core, peer);
-        if (match && match + 1 < below_seq)
+        if (!match || match + 1 >= below_seq)
+            continue;
+        uint64_t held = strata_db_wal_bytes_from(w->db, match + 1);
+        if (held <= cap)
             below_seq = match + 1;
+        else
+            log_warning("event=follower_retention_exceeded peer=%u match_seq=%" PRIu64
+                        " wal_bytes=%" PRIu64 " follower_retain_mb=%" PRIu64
+                        " error=\"the WAL node %u needs passes cluster/follower_retain_mb; it will "
+                        "copy a snapshot\"",
+                        peer, match, held, cx->o.follower_retain_mb, peer);
     }
     return below_seq;
 }
@@ -984,7 +1011,12 @@ int consensus_open(writer_t *w, strata_error_t *err)
         return rc;
     strata_db_stats_t st;
     strata_db_stats(w->db, &st);
-    uint64_t snap_term = snap_term_of(first, run_first, run_term, n_runs);
+    uint64_t snap_term = snap_term_of(first, run_first, run_term, n_runs), mark_seq, mark_term;
+    /* A log that starts at an installed snapshot: the WAL has no entry of
+     * the snapshot's term, and voting needs it (R10). */
+    if (!snap_term && bootstrap_mark(w->data_dir, &mark_seq, &mark_term) == 0 &&
+        mark_seq == first - 1)
+        snap_term = mark_term;
     /* The core takes the runs that start inside the log. */
     size_t skip = 0;
     while (skip + 1 < n_runs && run_first[skip + 1] <= first)
@@ -1075,6 +1107,7 @@ void consensus_close(writer_t *w)
     consensus_t *cx = w->cx;
     if (!cx)
         return;
+    bootstrap_destroy(w);
     w->cx = NULL;
     strata_raft_free(&cx->core);
     strata_raft_meta_close(&cx->meta);

@@ -30,32 +30,38 @@ int main(int argc, char **argv)
                             &print_config);
     if (rc >= 0)
         return rc;
-    svc_config_t *cfg = NULL;
-    strata_error_t err;
-    strata_error_clear(&err);
-    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-        writer_check_config(cfg, &err) || svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
-        fprintf(stderr, "strata-writer: %s\n", err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
-    if (print_config) {
-        svc_config_print(cfg, stdout, uses);
-        svc_config_destroy(&cfg);
-        return 0;
-    }
     zsys_init();
-    writer_t *w = NULL;
-    if ((rc = svc_log_init("strata-writer", svc_config_get(cfg, "log/level"), &err)) == 0)
-        rc = writer_new(cfg, &w, &err); /* takes cfg */
-    else
-        svc_config_destroy(&cfg);
-    if (rc) {
-        log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "strata-writer: %s\n", err.msg);
-        return 1;
+    for (bool again = true; again;) {
+        svc_config_t *cfg = NULL;
+        strata_error_t err;
+        strata_error_clear(&err);
+        if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
+            writer_check_config(cfg, &err) ||
+            svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
+            fprintf(stderr, "strata-writer: %s\n", err.msg);
+            svc_config_destroy(&cfg);
+            return 2;
+        }
+        if (print_config) {
+            svc_config_print(cfg, stdout, uses);
+            svc_config_destroy(&cfg);
+            return 0;
+        }
+        writer_t *w = NULL;
+        if ((rc = svc_log_init("strata-writer", svc_config_get(cfg, "log/level"), &err)) == 0)
+            rc = writer_new(cfg, &w, &err); /* takes cfg */
+        else
+            svc_config_destroy(&cfg);
+        if (rc) {
+            log_error("event=start_failed error=\"%s\"", err.msg);
+            fprintf(stderr, "strata-writer: %s\n", err.msg);
+            return 1;
+        }
+        writer_run(w);
+        /* A restart in place (a snapshot to install) keeps the pid that
+         * writer.endpoints and the node's other processes know. */
+        again = writer_restarting(w) && !zsys_interrupted;
+        writer_destroy(&w);
     }
-    writer_run(w);
-    writer_destroy(&w);
     return 0;
 }

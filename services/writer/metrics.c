@@ -206,6 +206,9 @@ void stats_pairs(writer_t *w, pairs_t *p)
     pair_add(p, "raft_sent_total", "%" PRIu64, cs.sent);
     pair_add(p, "raft_dropped_total", "%" PRIu64, cs.dropped);
     pair_add(p, "raft_refused_total", "%" PRIu64, cs.refused);
+    uint64_t copied = 0;
+    pair_add(p, "bootstrap", "%s", bootstrap_progress(w, &copied));
+    pair_add(p, "bootstrap_bytes", "%" PRIu64, copied);
     consensus_peer_pairs(w, p);
 }
 

@@ -478,9 +478,10 @@ void reply_pairs(ctx_t *c, strata_op_t op, pairs_t *p)
 
 static void handle_stats(ctx_t *c)
 {
-    strata_pair_t pairs[64];
-    char values[64][64];
-    pairs_t p = {pairs, values, 0, 64};
+    /* Room for every figure with 8 nodes (each other node has three). */
+    strata_pair_t pairs[96];
+    char values[96][64];
+    pairs_t p = {pairs, values, 0, 96};
     stats_pairs(c->w, &p);
     reply_pairs(c, STRATA_OP_STATS, &p);
 }

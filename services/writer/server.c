@@ -164,7 +164,8 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = open_db(w, err)) || (rc = consensus_open(w, err)))
+    if ((rc = bootstrap_install(w->data_dir, err)) || (rc = open_db(w, err)) ||
+        (rc = consensus_open(w, err)))
         goto fail;
 
     char control_cfg[PATH_MAX + 32];
@@ -262,6 +263,11 @@ void writer_destroy(writer_t **writer_p)
     free(w);
     log_info("event=stopped last_seq=%" PRIu64 " durable_seq=%" PRIu64, st.last_seq,
              st.durable_seq);
+}
+
+bool writer_restarting(const writer_t *w)
+{
+    return w->restart;
 }
 
 const char *writer_endpoint(const writer_t *w)

@@ -93,11 +93,13 @@ typedef struct {
     uint32_t id;
     uint32_t voters[STRATA_RAFT_MAX_NODES], n_voters;
     uint32_t learners[STRATA_RAFT_MAX_NODES], n_learners;
-    char client[256][256]; /* each node's client endpoint, by id */
+    char client[256][256];     /* each node's client endpoint, by id */
+    char replicator[256][256]; /* each node's replicator peer endpoint, by id */
     uint64_t heartbeat_ms, election_min_ms, election_max_ms, lease_ms;
     bool bootstrap;
     strata_replication_t replication; /* the node's default: quorum or async */
     uint64_t max_lag_ms; /* async writes are refused past this long without a follower's answer */
+    uint64_t follower_retain_mb; /* WAL kept for a lagging follower, at most */
 } cluster_options_t;
 
 typedef struct consensus consensus_t;
@@ -144,6 +146,7 @@ typedef struct job {
     int rc;
     strata_error_t err;
     uint64_t seq;     /* checkpoint: the seq it is consistent at */
+    uint64_t term;    /* checkpoint: the term of the entry at seq (0: none known) */
     uint32_t deleted; /* truncate_wal: segments deleted */
     uint64_t start_ns;
     /* install_compaction: the result, and the storage its arrays point at */
@@ -187,6 +190,9 @@ struct writer {
     uint32_t scan_limit;
     uint64_t max_clients, reply_mb; /* from the config, read by open_db */
     bool ready, terminating;
+    /* The loop ended to start again in place (a snapshot to install). */
+    bool restart;
+    struct bootstrap *boot; /* bootstrap.c; NULL until a copy is asked for */
 
     /* Pending sync replies, a ring in seq order. */
     /* Replies waiting, each ring in seq order: for their fdatasync, and
@@ -252,6 +258,8 @@ typedef struct {
 int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err); /* takes cfg */
 int writer_run(writer_t *w); /* until interrupted or told to terminate */
 void writer_destroy(writer_t **writer_p);
+/* The run ended to start again in place (main.c runs a new writer). */
+bool writer_restarting(const writer_t *w);
 const char *writer_endpoint(const writer_t *w);
 const char *writer_control_endpoint(const writer_t *w);
 int on_tick(zloop_t *loop, int timer_id, void *arg);
@@ -290,6 +298,25 @@ int on_request(zloop_t *loop, zsock_t *sock, void *arg);
 void handle_control(ctx_t *c);
 void release_state_waiters(writer_t *w, bool everything);
 void watch_l0(writer_t *w);
+
+/* bootstrap.c: copying the master's snapshot and installing it. */
+/* Starts a copy of node leader's newest snapshot from its replicator at
+ * endpoint, unless one runs or has finished (or failed under a second
+ * ago); min_seq: the copy must reach at least this seq. */
+void bootstrap_start(writer_t *w, uint32_t leader, const char *endpoint, uint64_t min_seq);
+bool bootstrap_running(writer_t *w);
+/* The copy is whole and named in bootstrap/INSTALL: restart to install. */
+bool bootstrap_copied(writer_t *w);
+void bootstrap_destroy(writer_t *w); /* stops and joins a running copy */
+/* idle, copying, copied or failed, and the bytes the current or last copy
+ * fetched. */
+const char *bootstrap_progress(writer_t *w, uint64_t *bytes);
+/* Before the engine opens: installs the copy bootstrap/INSTALL names, if
+ * any, as the data dir's database (finishing one a crash interrupted). */
+int bootstrap_install(const char *data_dir, strata_error_t *err);
+/* The (seq, term) the newest install left the log starting after; -1 when
+ * no install did. */
+int bootstrap_mark(const char *data_dir, uint64_t *seq, uint64_t *term);
 
 /* consensus.c */
 int cluster_read_options(svc_config_t *cfg, cluster_options_t *o, strata_error_t *err);

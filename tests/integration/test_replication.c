@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "strata/client.h"
@@ -438,6 +439,118 @@ START_TEST(a_slave_restarted_or_wiped_catches_up)
 }
 END_TEST
 
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static size_t wal_segments(const char *data)
+{
+    char wal[1024];
+    snprintf(wal, sizeof wal, "%s/wal", data);
+    DIR *d = opendir(wal);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strstr(de->d_name, ".wal") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* A slave down while the master's log moved on by more than
+ * cluster/follower_retain_mb, and a snapshot let the master delete that
+ * part: on its return it copies the master's newest snapshot from the
+ * master's replicator, installs it and follows on from its seq, and
+ * stratactl verify finds its data dir sound. */
+START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
+{
+    /* Small segments, no retention for subscribers and 1 MiB for a
+     * follower, so a few MiB of writes pass it. Every node's process reads
+     * these (the environment overrides the config). */
+    setenv("STRATA_WRITER_WAL_SEGMENT_MB", "1", 1);
+    setenv("STRATA_WRITER_WAL_RETAIN_MB", "0", 1);
+    setenv("STRATA_WRITER_WAL_RETAIN_HOURS", "0", 1);
+    setenv("STRATA_CLUSTER_FOLLOWER_RETAIN_MB", "1", 1);
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-behind");
+    int master = ts_cluster_master(&cl, 15000, NULL);
+    ck_assert_int_gt(master, 0);
+    ts_member_t *m = &cl.m[master - 1];
+    int slave = master % cl.n + 1;
+    ts_member_t *s = &cl.m[slave - 1];
+    client_t ws[CLIENTS];
+    clients_start(&cl, ws, false);
+    wait_progress(ws, 30, 10000);
+    ts_node_kill9(&s->writer);
+
+    /* 4 MiB while it is down. */
+    strata_client_t *c = connect_to(m);
+    ck_assert_ptr_nonnull(c);
+    static char value[4096];
+    memset(value, 'v', sizeof value);
+    for (int i = 0; i < 1024; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "bulk-%04d", i);
+        strata_error_t err;
+        ck_assert_msg(strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), value,
+                                        sizeof value, NULL, &err) == 0,
+                      "put %s: %s", key, err.msg);
+    }
+    strata_client_destroy(&c);
+    const char *const snap_env[] = {"STRATA_SNAPSHOTTER_METRICS=127.0.0.1:0",
+                                    "STRATA_SNAPSHOTTER_INTERVAL_S=0", NULL};
+    ts_snap_t snap;
+    ts_snap_start_config(&snap, m->data, m->cfg, snap_env);
+    strata_client_t *sc = ts_connect(snap.endpoint, 60000);
+    strata_reply_t rep;
+    strata_error_t err;
+    ck_assert_msg(strata_client_control(sc, "snapshot", NULL, 0, &rep, &err) == 0, "snapshot: %s",
+                  err.msg);
+    uint64_t snap_seq = strtoull(ts_pair(&rep, "seq"), NULL, 10);
+    uint64_t deleted = strtoull(ts_pair(&rep, "wal_segments_deleted"), NULL, 10);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&sc);
+    ck_assert_msg(deleted >= 2,
+                  "the master's snapshot at seq %" PRIu64 " deleted %" PRIu64
+                  " WAL segments; the stopped slave should hold back none",
+                  snap_seq, deleted);
+    fprintf(stderr, "master node%d: snapshot at seq %" PRIu64 ", %" PRIu64 " segments deleted\n",
+            master, snap_seq, deleted);
+
+    uint64_t back_at = ts_now_ns();
+    ts_member_start_writer(s);
+    uint64_t deadline = ts_now_ns() + 60000000000ull;
+    while (!file_exists(s->data, "raft-snapshot") && ts_now_ns() < deadline) {
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling for the install with a deadline */
+    }
+    ck_assert_msg(file_exists(s->data, "raft-snapshot"),
+                  "node%d installed no snapshot within 60 s of its return", slave);
+    fprintf(stderr, "node%d installed the master's snapshot %.0f ms after its return\n", slave,
+            (double)(ts_now_ns() - back_at) / 1e6);
+    char before[64];
+    snprintf(before, sizeof before, "wal.before-snap-%020" PRIu64, snap_seq);
+    ck_assert_msg(file_exists(s->data, before), "node%d kept no %s", slave, before);
+    wait_progress(ws, 30, 20000);
+    clients_stop(ws);
+    settle_and_check(&cl, ws);
+    ck_assert_uint_gt(wal_segments(s->data), 0);
+
+    /* The installed node's data dir checks out, beside its running writer. */
+    char *out = NULL;
+    const char *argv[] = {STRATACTL_BIN, "verify", s->data, NULL};
+    int code = ts_run_capture(argv, &out);
+    ck_assert_msg(code == 0, "stratactl verify %s: exit %d\n%s", s->data, code, out ? out : "");
+    free(out);
+    ts_snap_stop(&snap);
+    clients_free(ws);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
 static bool present(strata_client_t *c, int client, uint32_t i)
 {
     char key[32];
@@ -669,6 +782,7 @@ static Suite *replication_suite(void)
     tcase_add_test(tc, killing_the_masters_election_process_changes_nothing);
     tcase_add_test(tc, killing_the_masters_replicator_makes_it_step_down);
     tcase_add_test(tc, a_slave_restarted_or_wiped_catches_up);
+    tcase_add_test(tc, a_slave_behind_retention_copies_the_masters_snapshot);
     tcase_add_test(tc, async_writes_a_failover_loses_are_the_masters_unreplicated_tail);
     tcase_add_test(tc, session_clients_apply_every_write_exactly_once_across_failovers);
     tcase_add_test(tc, a_master_cut_off_from_its_followers_stops_answering_reads);

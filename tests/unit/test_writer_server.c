@@ -5,14 +5,17 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "strata/client.h"
 #include "strata/db.h"
 #include "strata/record.h"
+#include "strata/snapshot.h"
 #include "support.h"
 #include "writer.h"
 
@@ -480,6 +483,196 @@ START_TEST(a_multi_get_past_the_reply_cap_stops_early)
 }
 END_TEST
 
+/* ---- snapshot install (bootstrap.c) ---- */
+
+static strata_db_t *open_db_at(const char *dir)
+{
+    strata_db_options_t o;
+    strata_db_options_init(&o);
+    o.dir = dir;
+    strata_db_t *db = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_db_open(&o, &db, &err) == 0, "open %s: %s", dir, err.msg);
+    return db;
+}
+
+/* n keys PREFIX-i (value = key); the first half flushed to a table. */
+static uint64_t fill(strata_db_t *db, const char *prefix, int n)
+{
+    strata_error_t err;
+    uint64_t seq = 0;
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s-%04d", prefix, i);
+        ck_assert_int_eq(strata_db_put(db, NULL, key, strlen(key), key, strlen(key), &seq, &err),
+                         0);
+        if (i == n / 2)
+            ck_assert_int_eq(strata_db_flush(db, &err), 0);
+    }
+    return seq;
+}
+
+static bool has(strata_db_t *db, const char *prefix, int i)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s-%04d", prefix, i);
+    void *v = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    int rc = strata_db_get(db, NULL, key, strlen(key), &v, &len, &err);
+    ck_assert_msg(rc == 0 || rc == STRATA_ENOTFOUND, "get %s: %s", key, err.msg);
+    bool found = rc == 0 && len == strlen(key) && !memcmp(v, key, len);
+    free(v);
+    return found;
+}
+
+/* A leader's sealed snapshot of 300 keys, copied into node/bootstrap/ and
+ * named by INSTALL, as the copy thread leaves it. Returns its seq. */
+static uint64_t stage_copy(const char *root, const char *node, char *name, size_t cap)
+{
+    char *leader = ts_path(root, "leader");
+    strata_db_t *db = open_db_at(leader);
+    fill(db, "lead", 300);
+    char boot[1024], tmp[1100], final[1100];
+    snprintf(boot, sizeof boot, "%s/bootstrap", node);
+    ck_assert_int_eq(strata_io_mkdirs(strata_io_posix(), boot), 0);
+    snprintf(tmp, sizeof tmp, "%s/incoming", boot);
+    uint64_t seq = 0;
+    strata_error_t err;
+    ck_assert_msg(strata_db_checkpoint(db, tmp, &seq, &err) == 0, "checkpoint: %s", err.msg);
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    ck_assert_msg(strata_snapshot_seal(tmp, seq, 3, "leader", NULL, &err) == 0, "seal: %s",
+                  err.msg);
+    snprintf(name, cap, "snap-%020" PRIu64, seq);
+    snprintf(final, sizeof final, "%s/%s", boot, name);
+    ck_assert_int_eq(rename(tmp, final), 0);
+    char install[1100];
+    snprintf(install, sizeof install, "%s/INSTALL", boot);
+    FILE *f = fopen(install, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", name);
+    fclose(f);
+    ts_rmtree(leader);
+    free(leader);
+    return seq;
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+START_TEST(an_install_interrupted_by_a_crash_is_finished_by_the_next_start)
+{
+    char *root = ts_tempdir("boot-install");
+    char *node = ts_path(root, "node");
+    strata_db_t *db = open_db_at(node);
+    fill(db, "old", 500); /* its tables share numbers with the leader's */
+    strata_error_t err;
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    char name[64];
+    uint64_t seq = stage_copy(root, node, name, sizeof name);
+
+    /* As a crash leaves it: the old log moved aside, CURRENT gone, some
+     * of the old tables still there. */
+    char wal[1100], before[1200], current[1100];
+    snprintf(wal, sizeof wal, "%s/wal", node);
+    snprintf(before, sizeof before, "%s/wal.before-%s", node, name);
+    snprintf(current, sizeof current, "%s/CURRENT", node);
+    ck_assert_int_eq(rename(wal, before), 0);
+    ck_assert_int_eq(unlink(current), 0);
+
+    ck_assert_msg(bootstrap_install(node, &err) == 0, "install: %s", err.msg);
+    ck_assert(!exists_in(node, "bootstrap/INSTALL"));
+    char copy[1200];
+    snprintf(copy, sizeof copy, "bootstrap/%s", name);
+    ck_assert_msg(!exists_in(node, copy), "the copy %s is still there", copy);
+    ck_assert_msg(access(before, F_OK) == 0, "the old log is not in %s", before);
+    uint64_t mark_seq = 0, mark_term = 0;
+    ck_assert_int_eq(bootstrap_mark(node, &mark_seq, &mark_term), 0);
+    ck_assert_uint_eq(mark_seq, seq);
+    ck_assert_uint_eq(mark_term, 3);
+
+    db = open_db_at(node);
+    for (int i = 0; i < 300; i++)
+        ck_assert_msg(has(db, "lead", i), "lead-%04d missing after the install", i);
+    for (int i = 0; i < 500; i += 7)
+        ck_assert_msg(!has(db, "old", i), "old-%04d survived the install", i);
+    strata_db_stats_t st;
+    strata_db_stats(db, &st);
+    ck_assert_uint_eq(st.last_seq, seq);
+    ck_assert_uint_eq(st.flushed_seq, seq);
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    /* A second start has nothing to do. */
+    ck_assert_int_eq(bootstrap_install(node, &err), 0);
+    ts_rmtree(root);
+    free(node);
+    free(root);
+}
+END_TEST
+
+START_TEST(a_damaged_copy_is_discarded_before_it_touches_the_data_dir)
+{
+    char *root = ts_tempdir("boot-damaged");
+    char *node = ts_path(root, "node");
+    strata_db_t *db = open_db_at(node);
+    fill(db, "old", 200);
+    strata_error_t err;
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    char name[64];
+    stage_copy(root, node, name, sizeof name);
+    /* One flipped byte in the copy's MANIFEST. */
+    char boot[1100];
+    snprintf(boot, sizeof boot, "%s/bootstrap/%s", node, name);
+    strata_snapshot_meta_t meta = {0};
+    ck_assert_int_eq(strata_snapshot_read(boot, &meta, &err), 0);
+    char victim[1400] = "";
+    for (size_t i = 0; i < meta.n_files; i++)
+        if (!strncmp(meta.files[i].name, "MANIFEST-", 9))
+            snprintf(victim, sizeof victim, "%s/%s", boot, meta.files[i].name);
+    strata_snapshot_meta_free(&meta);
+    ck_assert(victim[0]);
+    uint8_t b;
+    ts_file_read_at(victim, 0, &b, 1);
+    b ^= 0x40;
+    ts_file_write_at(victim, 0, &b, 1);
+
+    ck_assert_int_eq(bootstrap_install(node, &err), 0);
+    ck_assert(!exists_in(node, "bootstrap/INSTALL"));
+    ck_assert(!exists_in(node, "raft-snapshot"));
+    char before[200];
+    snprintf(before, sizeof before, "wal.before-%s", name);
+    ck_assert(!exists_in(node, before));
+    db = open_db_at(node);
+    for (int i = 0; i < 200; i++)
+        ck_assert_msg(has(db, "old", i), "old-%04d lost", i);
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+
+    /* Damage found once the old log is aside: the start fails, naming it. */
+    stage_copy(root, node, name, sizeof name);
+    snprintf(boot, sizeof boot, "%s/bootstrap/%s", node, name);
+    ck_assert_int_eq(strata_snapshot_read(boot, &meta, &err), 0);
+    for (size_t i = 0; i < meta.n_files; i++)
+        if (!strncmp(meta.files[i].name, "MANIFEST-", 9))
+            snprintf(victim, sizeof victim, "%s/%s", boot, meta.files[i].name);
+    strata_snapshot_meta_free(&meta);
+    ts_file_read_at(victim, 0, &b, 1);
+    b ^= 0x40;
+    ts_file_write_at(victim, 0, &b, 1);
+    char wal[1100], moved[1300];
+    snprintf(wal, sizeof wal, "%s/wal", node);
+    snprintf(moved, sizeof moved, "%s/wal.before-%s", node, name);
+    ck_assert_int_eq(rename(wal, moved), 0);
+    ck_assert_int_ne(bootstrap_install(node, &err), 0);
+    ck_assert_msg(strstr(err.msg, name) && strstr(err.msg, "damaged"), "error: %s", err.msg);
+    ts_rmtree(root);
+    free(node);
+    free(root);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("writer_server");
@@ -491,6 +684,8 @@ int main(void)
     tcase_add_test(tc, a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on);
     tcase_add_test(tc, every_job_verb_is_capped);
     tcase_add_test(tc, a_stop_waits_for_running_jobs_and_answers_them);
+    tcase_add_test(tc, an_install_interrupted_by_a_crash_is_finished_by_the_next_start);
+    tcase_add_test(tc, a_damaged_copy_is_discarded_before_it_touches_the_data_dir);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

@@ -160,6 +160,8 @@ int strata_db_checkpoint(strata_db_t *self, const char *dest, uint64_t *seq, str
  * keep for subscribers. *deleted (may be NULL) gets the count. */
 int strata_db_truncate_wal(strata_db_t *self, uint64_t below_seq, uint32_t *deleted,
                            strata_error_t *err);
+/* strata_wal_bytes_from on the db's log (0 while it is closed). */
+uint64_t strata_db_wal_bytes_from(strata_db_t *self, uint64_t seq);
 
 /* ---- compaction in another process (the node's strata-compactor) ----
  * The compactor reads the version from the MANIFEST, merges tables into

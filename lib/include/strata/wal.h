@@ -150,6 +150,10 @@ uint64_t strata_wal_last_seq(strata_wal_t *self);    /* last appended */
 uint64_t strata_wal_durable_seq(strata_wal_t *self); /* last covered by fdatasync */
 void strata_wal_set_term(strata_wal_t *self, uint64_t term);
 
+/* The bytes of the segments that hold seq and every later one: what
+ * deleting nothing below seq keeps on disk. Thread-safe. */
+uint64_t strata_wal_bytes_from(strata_wal_t *self, uint64_t seq);
+
 /* Deletes whole segments whose last seq is < checkpoint_seq, oldest first,
  * never the active segment, and none that retention keeps (retain_bytes,
  * retain_ms). *deleted (may be NULL) gets the count. */
