@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "router.h"
+#include "snapserve.h"
 #include "strata/codec.h"
 #include "strata/raft_msg.h"
 #include "verbs.h"
@@ -35,6 +36,10 @@
 /* The writer counts as gone after this many heartbeats without a word. */
 #define WRITER_SILENT_BEATS 10
 #define MAX_NODE            STRATA_RAFT_MSG_MAX_NODE
+/* The rows of stats and /metrics (row_template): every kind's, then the
+ * snapshot server's. */
+#define N_ROWS          13
+#define N_SNAPSHOT_ROWS 3
 
 typedef struct {
     bool listed; /* in the peers list */
@@ -54,17 +59,22 @@ struct relay {
     char bind[300], control[PATH_MAX + 32], metrics_url[128];
     char writer_raft[PATH_MAX + 64]; /* the endpoint the writer DEALER is connected to */
     zsock_t *router, *control_sock, *writer;
+    snapserve_t *snapshots; /* NULL unless the kind serves snapshots */
+    char snapshots_dir[PATH_MAX];
     svc_http_t *http;
     zloop_t *loop;
     int64_t last_from_writer_ms, last_lookup_ms;
     /* Read by the metrics thread. */
     _Atomic uint64_t term, role, leader, commit, has_role, writer_connected;
     _Atomic uint64_t to_peers, from_peers, dropped, refused;
+    _Atomic uint64_t snapshot_requests, snapshot_bytes, snapshot_errors;
     _Atomic bool ready, stop_requested;
     bool clean_stop;
-    /* Built from the kind: strata_<kind>_... */
-    char metric_names[10][64];
-    svc_metric_t rows[10];
+    /* Built from the kind: strata_<kind>_...; the snapshot rows only for
+     * a kind that serves snapshots. */
+    char metric_names[N_ROWS][64];
+    svc_metric_t rows[N_ROWS];
+    size_t n_rows;
 };
 
 /* ---- config ---------------------------------------------------------------------- */
@@ -427,14 +437,12 @@ static int on_beat(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- peers ----------------------------------------------------------------------- */
 
-static int on_peer(zloop_t *loop, zsock_t *sock, void *arg)
+/* A peer's MSG, checked and handed to the writer; anything else is
+ * refused. msg is the routing id and the frames after it. */
+static void peer_msg(relay_t *r, zmsg_t *msg)
 {
-    relay_t *r = arg;
-    zmsg_t *msg = zmsg_recv(sock);
-    if (!msg)
-        return zsys_interrupted ? -1 : 0;
-    zframe_t *routing = zmsg_first(msg), *verb = zmsg_next(msg), *body = zmsg_next(msg);
-    (void)routing;
+    zmsg_first(msg); /* the routing id */
+    zframe_t *verb = zmsg_next(msg), *body = zmsg_next(msg);
     strata_raft_msg_t m;
     strata_raft_entry_t entries[STRATA_RAFT_MAX_ENTRIES];
     const uint8_t *frames;
@@ -465,6 +473,48 @@ static int on_peer(zloop_t *loop, zsock_t *sock, void *arg)
             atomic_fetch_add(&r->from_peers, 1);
         }
     }
+}
+
+/* A SNAPLIST or SNAPREAD: the answer goes back to the requester without
+ * blocking (the ROUTER is ZMQ_ROUTER_MANDATORY, so a requester gone or
+ * with a full queue fails the first frame), else it is dropped and
+ * counted; the requester asks again when its wait ends. */
+static void peer_snapshot_request(relay_t *r, zmsg_t *msg)
+{
+    zframe_t *routing = zmsg_pop(msg);
+    snapserve_outcome_t outcome;
+    zmsg_t *answer = snapserve_answer(r->snapshots, msg, &outcome);
+    atomic_fetch_add(&r->snapshot_requests, 1);
+    if (outcome.error)
+        atomic_fetch_add(&r->snapshot_errors, 1);
+    if (zframe_send(&routing, r->router, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0) {
+        atomic_fetch_add(&r->dropped, 1);
+        log_debug("event=snapshot_answer_dropped error=\"%s\"", zmq_strerror(errno));
+        zframe_destroy(&routing);
+        zmsg_destroy(&answer);
+        return;
+    }
+    /* Past the routing id the rest of the message is queued whole. */
+    zframe_t *frame;
+    while ((frame = zmsg_pop(answer)) != NULL)
+        if (zframe_send(&frame, r->router, (zmsg_size(answer) ? ZFRAME_MORE : 0) | ZFRAME_DONTWAIT))
+            zframe_destroy(&frame);
+    zmsg_destroy(&answer);
+    atomic_fetch_add(&r->snapshot_bytes, outcome.data_bytes);
+}
+
+static int on_peer(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    relay_t *r = arg;
+    zmsg_t *msg = zmsg_recv(sock);
+    if (!msg)
+        return zsys_interrupted ? -1 : 0;
+    zmsg_first(msg); /* the routing id */
+    zframe_t *verb = zmsg_next(msg);
+    if (r->snapshots && verb && snapserve_handles(verb))
+        peer_snapshot_request(r, msg);
+    else
+        peer_msg(r, msg);
     zmsg_destroy(&msg);
     return 0;
 }
@@ -475,6 +525,7 @@ static int on_peer(zloop_t *loop, zsock_t *sock, void *arg)
 typedef struct {
     uint64_t node_id, term, role, leader, commit, writer_connected;
     uint64_t to_peers, from_peers, dropped, refused;
+    uint64_t snapshot_requests, snapshot_bytes, snapshot_errors;
 } figures_t;
 
 static void snapshot(relay_t *r, figures_t *f)
@@ -488,7 +539,10 @@ static void snapshot(relay_t *r, figures_t *f)
                      .to_peers = atomic_load(&r->to_peers),
                      .from_peers = atomic_load(&r->from_peers),
                      .dropped = atomic_load(&r->dropped),
-                     .refused = atomic_load(&r->refused)};
+                     .refused = atomic_load(&r->refused),
+                     .snapshot_requests = atomic_load(&r->snapshot_requests),
+                     .snapshot_bytes = atomic_load(&r->snapshot_bytes),
+                     .snapshot_errors = atomic_load(&r->snapshot_errors)};
 }
 
 #define U(field) offsetof(figures_t, field), false, 0, 0
@@ -512,8 +566,15 @@ static const svc_metric_t row_template[] = {
      SVC_COUNTER, U(dropped)},
     {"refused_total", "refused_total",
      "messages refused: undecodable, wrong to or from, unknown verb", SVC_COUNTER, U(refused)},
+    /* The last N_SNAPSHOT_ROWS: only a kind that serves snapshots shows them. */
+    {"snapshot_requests_total", "snapshot_requests_total", "SNAPLIST and SNAPREAD requests",
+     SVC_COUNTER, U(snapshot_requests)},
+    {"snapshot_bytes_served_total", "snapshot_bytes_served_total",
+     "snapshot file bytes sent in SNAPDATA answers", SVC_COUNTER, U(snapshot_bytes)},
+    {"snapshot_errors_total", "snapshot_errors_total", "snapshot requests answered SNAPERR",
+     SVC_COUNTER, U(snapshot_errors)},
 };
-#define N_ROWS (sizeof row_template / sizeof row_template[0])
+_Static_assert(sizeof row_template / sizeof row_template[0] == N_ROWS, "N_ROWS is the table's");
 
 static const char *role_name(relay_t *r)
 {
@@ -530,7 +591,7 @@ static void write_metrics(void *arg, FILE *out)
     relay_t *r = arg;
     figures_t f;
     snapshot(r, &f);
-    svc_metrics_prom(r->rows, N_ROWS, &f, out);
+    svc_metrics_prom(r->rows, r->n_rows, &f, out);
     const char *k = r->kind->kind;
     fprintf(out,
             "# HELP strata_%s_peer_sent_total messages from the writer handed to each peer\n"
@@ -587,7 +648,7 @@ static void verb_stats(void *arg)
     p.n = 0;
     figures_t f;
     snapshot(r, &f);
-    svc_metrics_pairs(r->rows, N_ROWS, &f, add_pair, &p);
+    svc_metrics_pairs(r->rows, r->n_rows, &f, add_pair, &p);
     add_pair(&p, "role_name", role_name(r));
     p.pairs[p.n++] = (strata_pair_t){"writer_raft", r->writer_raft}; /* too long to copy */
     for (uint32_t id = 1; id <= MAX_NODE; id++)
@@ -645,6 +706,10 @@ static int open_sockets(relay_t *r, strata_error_t *err)
     if (!(r->router = raft_socket(ZMQ_ROUTER)) || zsock_bind(r->router, "%s", r->bind) < 0)
         return strata_error_set(err, STRATA_EIO, "%s: cannot bind %s: %s", key, r->bind,
                                 zmq_strerror(errno));
+    /* Snapshot answers are the only thing sent on it: a send to a requester
+     * that is gone or not reading fails instead of vanishing uncounted. */
+    if (r->snapshots)
+        zsock_set_router_mandatory(r->router, 1);
     for (uint32_t id = 1; id <= MAX_NODE; id++) {
         peer_t *p = &r->peers[id];
         if (!p->listed || id == r->id)
@@ -673,7 +738,8 @@ int relay_new(const relay_kind_t *kind, svc_config_t *cfg, relay_t **relay_p, st
     }
     r->kind = kind;
     r->cfg = cfg;
-    for (size_t i = 0; i < N_ROWS; i++) {
+    r->n_rows = kind->serves_snapshots ? N_ROWS : N_ROWS - N_SNAPSHOT_ROWS;
+    for (size_t i = 0; i < r->n_rows; i++) {
         r->rows[i] = row_template[i];
         snprintf(r->metric_names[i], sizeof r->metric_names[i], "%s_%s", kind->kind,
                  row_template[i].metric);
@@ -689,6 +755,18 @@ int relay_new(const relay_kind_t *kind, svc_config_t *cfg, relay_t **relay_p, st
         goto fail;
     }
     snprintf(r->writer_file, sizeof r->writer_file, "%.4000s/writer.endpoints", r->data_dir);
+    if (kind->serves_snapshots) {
+        /* As strata-snapshotter reads it, which writes there. */
+        const char *snapshots = svc_config_get(r->cfg, "snapshotter/dir");
+        if (*snapshots)
+            snprintf(r->snapshots_dir, sizeof r->snapshots_dir, "%s", snapshots);
+        else
+            snprintf(r->snapshots_dir, sizeof r->snapshots_dir, "%.4000s/snapshots", r->data_dir);
+        if (!(r->snapshots = snapserve_new(r->snapshots_dir))) {
+            rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
     snprintf(r->endpoints_file, sizeof r->endpoints_file, "%.4000s/%s.endpoints", r->data_dir,
              kind->kind);
     if (!(r->loop = zloop_new())) {
@@ -728,6 +806,8 @@ int relay_run(relay_t *r)
              "heartbeat_ms=%" PRIu64 " pid=%d",
              svc_config_get(r->cfg, "node/name"), r->kind->kind, r->id, r->bind, r->control,
              r->metrics_url, r->heartbeat_ms, (int)getpid());
+    if (r->snapshots)
+        log_info("event=serving_snapshots dir=%s", r->snapshots_dir);
     zloop_start(r->loop);
     log_info("event=stopping");
     r->clean_stop = true;
@@ -754,6 +834,7 @@ void relay_destroy(relay_t **relay_p)
     zsock_destroy(&r->writer);
     zsock_destroy(&r->router);
     zsock_destroy(&r->control_sock);
+    snapserve_destroy(&r->snapshots);
     svc_config_destroy(&r->cfg);
     if (r->clean_stop)
         log_info("event=stopped");
@@ -770,8 +851,11 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: %s [-c FILE] [--print-config] [-h] [--version]\n"
             "Carries %s\nbetween this node's writer and the same process on the other nodes\n"
-            "(proto/TRANSPORT.md).\n",
-            usage_kind->prog, usage_kind->summary);
+            "(proto/TRANSPORT.md).\n%s",
+            usage_kind->prog, usage_kind->summary,
+            usage_kind->serves_snapshots
+                ? "Serves this node's newest snapshot to the other nodes.\n"
+                : "");
 }
 
 int relay_main(const relay_kind_t *kind, int argc, char **argv)
@@ -794,7 +878,9 @@ int relay_main(const relay_kind_t *kind, int argc, char **argv)
         return 2;
     }
     if (print_config) {
-        const char *const uses[] = {"node", "cluster", kind->kind, "log", NULL};
+        const char *const uses[] = {
+            "node", "cluster", kind->kind, "log", kind->serves_snapshots ? "snapshotter/dir" : NULL,
+            NULL};
         svc_config_print(cfg, stdout, uses);
         svc_config_destroy(&cfg);
         return 0;

@@ -24,6 +24,9 @@ typedef struct {
     const char *peers_key; /* "cluster/election_peers" */
     const char *prog;      /* "strata-election" */
     const char *summary;   /* one line for --help: which messages it carries */
+    /* Answers SNAPLIST and SNAPREAD on the peer ROUTER from the snapshots
+     * directory (snapserve.h). */
+    bool serves_snapshots;
 } relay_kind_t;
 
 typedef struct relay relay_t;

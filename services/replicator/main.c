@@ -7,6 +7,7 @@ static const relay_kind_t replicator = {
     .peers_key = "cluster/replicator_peers",
     .prog = "strata-replicator",
     .summary = "append, append_reply and snapshot_offer messages",
+    .serves_snapshots = true,
 };
 
 int main(int argc, char **argv)

@@ -6,7 +6,10 @@
  * running is dropped and counted; one with the wrong `to` is refused at the
  * receiving node and never reaches its writer; the writer's ROLE shows in
  * stats; a writer that restarts, on the same or another endpoint, is found
- * again; a bad cluster config stops the process naming the key. */
+ * again; a bad cluster config stops the process naming the key. The
+ * replicator serves its newest snapshot to a DEALER as a follower's writer
+ * would copy it, and answers every wrong request with SNAPERR; the
+ * election answers no snapshot request. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
@@ -23,6 +26,7 @@
 #include "strata/client.h"
 #include "strata/entry.h"
 #include "strata/raft_msg.h"
+#include "strata/snapshot.h"
 #include "support.h"
 
 #define HEARTBEAT_MS 20
@@ -413,6 +417,375 @@ START_TEST(the_transport_carries_its_kind_between_writers)
 }
 END_TEST
 
+/* ---- copying a snapshot ---------------------------------------------------------- */
+
+#define SNAP_MAX_READ (1u << 20)
+
+/* A follower's side of a snapshot copy: a DEALER on a relay's peer
+ * endpoint, and what it asked and got, to hold the relay's counters to. */
+typedef struct {
+    zsock_t *sock;
+    uint64_t requests, errors, bytes;
+} requester_t;
+
+static void requester_connect(requester_t *q, ts_relay_t *relay)
+{
+    memset(q, 0, sizeof *q);
+    q->sock = zsock_new(ZMQ_DEALER);
+    ck_assert_ptr_nonnull(q->sock);
+    zsock_set_linger(q->sock, 0);
+    char *port = strrchr(relay->bind, ':');
+    ck_assert_ptr_nonnull(port);
+    ck_assert_int_eq(zsock_connect(q->sock, "tcp://127.0.0.1%s", port), 0);
+}
+
+/* Sends verb and frames; the answer, or NULL when none came in time. */
+static zmsg_t *ask_within(requester_t *q, const char *verb, const void *const *frames,
+                          const size_t *lens, size_t n_frames, int timeout_ms)
+{
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, verb);
+    for (size_t i = 0; i < n_frames; i++)
+        zmsg_addmem(msg, frames[i], lens[i]);
+    ck_assert_int_eq(zmsg_send(&msg, q->sock), 0);
+    q->requests++;
+    zsock_set_rcvtimeo(q->sock, timeout_ms);
+    return zmsg_recv(q->sock);
+}
+
+static zmsg_t *ask(requester_t *q, const char *verb, const void *const *frames, const size_t *lens,
+                   size_t n_frames)
+{
+    zmsg_t *answer = ask_within(q, verb, frames, lens, n_frames, DEADLINE_MS);
+    ck_assert_msg(answer != NULL, "no answer to %s", verb);
+    return answer;
+}
+
+static void put_u64(uint8_t *p, uint64_t v, size_t width)
+{
+    for (size_t i = 0; i < width; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static zmsg_t *snap_read(requester_t *q, const char *name, const char *path, uint64_t offset,
+                         uint32_t length)
+{
+    uint8_t off[8], len[4];
+    put_u64(off, offset, 8);
+    put_u64(len, length, 4);
+    const void *frames[] = {name, path, off, len};
+    const size_t lens[] = {strlen(name), strlen(path), 8, 4};
+    return ask(q, "SNAPREAD", frames, lens, 4);
+}
+
+/* answer is a SNAPERR whose text holds want and also (may be NULL); frees it. */
+static void expect_snaperr(requester_t *q, zmsg_t *answer, const char *want, const char *also)
+{
+    char *verb = zmsg_popstr(answer);
+    char *text = zmsg_popstr(answer);
+    ck_assert_msg(verb && !strcmp(verb, "SNAPERR"), "'%s' (%s), want SNAPERR naming '%s'",
+                  verb ? verb : "", text ? text : "", want);
+    ck_assert_uint_eq(zmsg_size(answer), 0);
+    ck_assert_msg(text && strstr(text, want) && (!also || strstr(text, also)),
+                  "SNAPERR '%s' names not '%s' and '%s'", text ? text : "", want, also ? also : "");
+    q->errors++;
+    free(verb);
+    free(text);
+    zmsg_destroy(&answer);
+}
+
+/* A SNAPDATA for name, path and offset; its data is returned (the caller
+ * frees it). */
+static zframe_t *expect_snapdata(requester_t *q, zmsg_t *answer, const char *name, const char *path,
+                                 uint64_t offset)
+{
+    char *verb = zmsg_popstr(answer);
+    zframe_t *first = zmsg_first(answer);
+    ck_assert_msg(verb && !strcmp(verb, "SNAPDATA"), "%s at %s offset %" PRIu64 ": got %s %.*s",
+                  path, name, offset, verb ? verb : "nothing", first ? (int)zframe_size(first) : 0,
+                  first ? (const char *)zframe_data(first) : "");
+    free(verb);
+    ck_assert_uint_eq(zmsg_size(answer), 4);
+    uint8_t off[8];
+    put_u64(off, offset, 8);
+    ck_assert(same_bytes(zmsg_first(answer), (const uint8_t *)name, strlen(name)));
+    ck_assert(same_bytes(zmsg_next(answer), (const uint8_t *)path, strlen(path)));
+    ck_assert(same_bytes(zmsg_next(answer), off, 8));
+    zframe_t *data = zmsg_next(answer);
+    zmsg_remove(answer, data);
+    zmsg_destroy(&answer);
+    q->bytes += zframe_size(data);
+    return data;
+}
+
+/* The whole of a file. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    *len = (size_t)ts_file_size(path);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    ck_assert_ptr_nonnull(buf);
+    if (*len)
+        ts_file_read_at(path, 0, buf, *len);
+    return buf;
+}
+
+static void write_file(const char *dir, const char *name, uint64_t seed, size_t len)
+{
+    char *path = ts_path(dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "create %s", path);
+    uint64_t state = seed | 1;
+    for (size_t i = 0; i < len; i++)
+        fputc((int)(ts_rand(&state) & 0xff), f);
+    ck_assert_int_eq(fclose(f), 0);
+    free(path);
+}
+
+/* <snapshots>/snap-<seq> with a few files, one over 2 MiB so a copy takes
+ * several chunks, one in wal/, one empty; sealed as the snapshotter seals. */
+static char *make_snapshot(const char *snapshots, uint64_t seq, strata_snapshot_meta_t *meta)
+{
+    char name[32];
+    snprintf(name, sizeof name, "snap-%020" PRIu64, seq);
+    char *dir = ts_path(snapshots, name);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    char *wal = ts_path(dir, "wal");
+    ck_assert_int_eq(mkdir(wal, 0755), 0);
+    free(wal);
+    write_file(dir, "CURRENT", seq, 16);
+    write_file(dir, "000007.sst", seq * 7, (5u << 19) + 12345);
+    write_file(dir, "wal/000001.log", seq * 11, 4000);
+    write_file(dir, "empty", seq, 0);
+    strata_error_t err;
+    ck_assert_msg(strata_snapshot_seal(dir, seq, 7, "node1", meta, &err) == 0, "seal: %s", err.msg);
+    ck_assert_uint_eq(meta->n_files, 4);
+    return dir;
+}
+
+/* SNAPLIST offers want_name with the exact bytes of its SNAPSHOT. */
+static void expect_listed(requester_t *q, const char *snapshots, const char *want_name)
+{
+    zmsg_t *answer = ask(q, "SNAPLIST", NULL, NULL, 0);
+    char *verb = zmsg_popstr(answer), *name = zmsg_popstr(answer);
+    ck_assert_msg(!strcmp(verb, "SNAPLIST"), "SNAPLIST answered %s: %s", verb, name);
+    ck_assert_str_eq(name, want_name);
+    ck_assert_uint_eq(zmsg_size(answer), 1);
+    char snapshot_file[700];
+    snprintf(snapshot_file, sizeof snapshot_file, "%s/%s/SNAPSHOT", snapshots, want_name);
+    size_t len;
+    uint8_t *want = slurp(snapshot_file, &len);
+    ck_assert_msg(same_bytes(zmsg_first(answer), want, len),
+                  "SNAPLIST's frame is not the bytes of %s", snapshot_file);
+    free(want);
+    free(verb);
+    free(name);
+    zmsg_destroy(&answer);
+}
+
+/* Every file the snapshot lists, in chunks of 1 MiB and 300,000 bytes in
+ * turn, comes back as it is on disk; at its end a read gives 0 bytes. */
+static void copy_and_compare(requester_t *q, const char *dir, const char *name,
+                             const strata_snapshot_meta_t *meta)
+{
+    for (size_t i = 0; i < meta->n_files; i++) {
+        const strata_snapshot_file_t *f = &meta->files[i];
+        uint8_t *copy = malloc(f->size + 1);
+        uint64_t offset = 0;
+        for (unsigned k = 0; offset < f->size; k++) {
+            uint32_t length = k % 2 ? 300000 : SNAP_MAX_READ;
+            zframe_t *data = expect_snapdata(q, snap_read(q, name, f->name, offset, length), name,
+                                             f->name, offset);
+            uint64_t want = f->size - offset < length ? f->size - offset : length;
+            ck_assert_uint_eq(zframe_size(data), want);
+            memcpy(copy + offset, zframe_data(data), zframe_size(data));
+            offset += zframe_size(data);
+            zframe_destroy(&data);
+        }
+        zframe_t *end =
+            expect_snapdata(q, snap_read(q, name, f->name, f->size, 100), name, f->name, f->size);
+        ck_assert_uint_eq(zframe_size(end), 0);
+        zframe_destroy(&end);
+        char *path = ts_path(dir, f->name);
+        size_t len;
+        uint8_t *disk = slurp(path, &len);
+        ck_assert_uint_eq(len, f->size);
+        ck_assert_msg(memcmp(copy, disk, len) == 0, "%s came back changed", path);
+        free(disk);
+        free(path);
+        free(copy);
+    }
+}
+
+START_TEST(the_replicator_serves_its_newest_snapshot)
+{
+    char *dir = ts_tempdir("transport");
+    char election_peers[256], replicator_peers[256];
+    peer_list(election_peers, sizeof election_peers);
+    peer_list(replicator_peers, sizeof replicator_peers);
+    fake_node_t n;
+    node_setup(&n, dir, 1, election_peers, replicator_peers);
+    ts_relay_start_config(&n.relay, "replicator", n.data, n.cfg, NULL);
+    requester_t q;
+    requester_connect(&q, &n.relay);
+    char *snapshots = ts_path(n.data, "snapshots");
+
+    /* No directory yet; then one with only what is not sealed. */
+    expect_snaperr(&q, ask(&q, "SNAPLIST", NULL, NULL, 0), "no snapshot in ", "/snapshots");
+    ck_assert_int_eq(mkdir(snapshots, 0755), 0);
+    char *half = ts_path(snapshots, ".tmp-1-1");
+    char *unsealed = ts_path(snapshots, "snap-00000000000000000099");
+    ck_assert_int_eq(mkdir(half, 0755), 0);
+    ck_assert_int_eq(mkdir(unsealed, 0755), 0);
+    expect_snaperr(&q, ask(&q, "SNAPLIST", NULL, NULL, 0), "no snapshot in ", "/snapshots");
+
+    strata_snapshot_meta_t meta42, meta43;
+    char *snap42 = make_snapshot(snapshots, 42, &meta42);
+    const char *name42 = "snap-00000000000000000042", *name43 = "snap-00000000000000000043";
+    expect_listed(&q, snapshots, name42);
+    copy_and_compare(&q, snap42, name42, &meta42);
+
+    /* Each wrong request gets a SNAPERR naming what is wrong. */
+    char *sst = ts_path(snap42, "000007.sst");
+    uint64_t sst_size = ts_file_size(sst);
+    expect_snaperr(&q, snap_read(&q, "snap-00000000000000000077", "CURRENT", 0, 10),
+                   "snap-00000000000000000077", "gone");
+    expect_snaperr(&q, snap_read(&q, "snap-00000000000000000099", "CURRENT", 0, 10),
+                   "snap-00000000000000000099", NULL);
+    expect_snaperr(&q, snap_read(&q, "snap-42", "CURRENT", 0, 10), "name", "'snap-42'");
+    expect_snaperr(&q, snap_read(&q, "../snapshots", "CURRENT", 0, 10), "name", "../snapshots");
+    expect_snaperr(&q, snap_read(&q, name42, "../x", 0, 10), "path", "'../x'");
+    expect_snaperr(&q, snap_read(&q, name42, "SNAPSHOT", 0, 10), "path", "'SNAPSHOT'");
+    expect_snaperr(&q, snap_read(&q, name42, "wal", 0, 10), "path", "'wal'");
+    char past[32];
+    snprintf(past, sizeof past, "%" PRIu64, sst_size + 1);
+    expect_snaperr(&q, snap_read(&q, name42, "000007.sst", sst_size + 1, 10), "offset", past);
+    expect_snaperr(&q, snap_read(&q, name42, "000007.sst", 0, 0), "length", "length: 0,");
+    expect_snaperr(&q, snap_read(&q, name42, "000007.sst", 0, SNAP_MAX_READ + 1), "length",
+                   "1048577");
+    const void *frames[] = {name42, "CURRENT", "\0\0\0\0\0\0\0", "\x10\0\0\0\0\0\0\0"};
+    size_t lens[] = {strlen(name42), 7, 7, 4};
+    expect_snaperr(&q, ask(&q, "SNAPREAD", frames, lens, 4), "offset", "7 bytes");
+    lens[2] = 8;
+    lens[3] = 8;
+    expect_snaperr(&q, ask(&q, "SNAPREAD", frames, lens, 4), "length", "8 bytes");
+    expect_snaperr(&q, ask(&q, "SNAPREAD", frames, lens, 3), "SNAPREAD", "frames");
+    expect_snaperr(&q, ask(&q, "SNAPLIST", frames, lens, 1), "SNAPLIST", "frames");
+
+    /* A SNAPSHOT renamed into place anew (sealed again, with one more
+     * file) is read again, not the parse kept from before. */
+    write_file(snap42, "extra", 5, 10);
+    strata_snapshot_meta_t resealed;
+    strata_error_t err;
+    ck_assert_msg(strata_snapshot_seal(snap42, 42, 7, "node1", &resealed, &err) == 0, "seal: %s",
+                  err.msg);
+    strata_snapshot_meta_free(&resealed);
+    zframe_t *extra =
+        expect_snapdata(&q, snap_read(&q, name42, "extra", 0, 100), name42, "extra", 0);
+    ck_assert_uint_eq(zframe_size(extra), 10);
+    zframe_destroy(&extra);
+
+    /* A file shorter than SNAPSHOT lists: an error naming it, never short data. */
+    ts_file_truncate(sst, sst_size - 1000);
+    char at[32];
+    snprintf(at, sizeof at, "offset %" PRIu64, sst_size - 1000);
+    expect_snaperr(&q, snap_read(&q, name42, "000007.sst", sst_size - 2000, SNAP_MAX_READ),
+                   "snap-00000000000000000042/000007.sst", at);
+    zframe_t *data =
+        expect_snapdata(&q, snap_read(&q, name42, "000007.sst", 0, 4096), name42, "000007.sst", 0);
+    ck_assert_uint_eq(zframe_size(data), 4096);
+    zframe_destroy(&data);
+
+    /* A newer one is offered; the older can still be read until it goes. */
+    char *snap43 = make_snapshot(snapshots, 43, &meta43);
+    expect_listed(&q, snapshots, name43);
+    copy_and_compare(&q, snap43, name43, &meta43);
+    data = expect_snapdata(&q, snap_read(&q, name42, "CURRENT", 0, 100), name42, "CURRENT", 0);
+    ck_assert_uint_eq(zframe_size(data), 16);
+    zframe_destroy(&data);
+    ts_rmtree(snap42);
+    expect_snaperr(&q, snap_read(&q, name42, "CURRENT", 0, 100), name42, "gone");
+    expect_listed(&q, snapshots, name43);
+
+    /* The counters hold every request, every SNAPERR and every byte. */
+    wait_stat(&n.relay, "snapshot_requests_total", q.requests);
+    strata_reply_t rep;
+    stats(&n.relay, &rep);
+    char want[128];
+    snprintf(want, sizeof want, "%" PRIu64, q.requests);
+    ck_assert_str_eq(ts_pair(&rep, "snapshot_requests_total"), want);
+    snprintf(want, sizeof want, "%" PRIu64, q.errors);
+    ck_assert_str_eq(ts_pair(&rep, "snapshot_errors_total"), want);
+    snprintf(want, sizeof want, "%" PRIu64, q.bytes);
+    ck_assert_str_eq(ts_pair(&rep, "snapshot_bytes_served_total"), want);
+    ck_assert_str_eq(ts_pair(&rep, "refused_total"), "0");
+    strata_reply_clear(&rep);
+    char *page = ts_http_get(n.relay.metrics);
+    snprintf(want, sizeof want, "strata_replicator_snapshot_bytes_served_total %" PRIu64, q.bytes);
+    ck_assert_msg(strstr(page, want), "no '%s' in:\n%s", want, page);
+    ck_assert_msg(strstr(page, "# TYPE strata_replicator_snapshot_errors_total counter"),
+                  "no snapshot_errors_total counter in:\n%s", page);
+    free(page);
+
+    strata_snapshot_meta_free(&meta42);
+    strata_snapshot_meta_free(&meta43);
+    zsock_destroy(&q.sock);
+    node_teardown(&n);
+    free(sst);
+    free(snap42);
+    free(snap43);
+    free(half);
+    free(unsealed);
+    free(snapshots);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(the_election_answers_no_snapshot_request)
+{
+    char *dir = ts_tempdir("transport");
+    char election_peers[256], replicator_peers[256];
+    peer_list(election_peers, sizeof election_peers);
+    peer_list(replicator_peers, sizeof replicator_peers);
+    fake_node_t n;
+    node_setup(&n, dir, 1, election_peers, replicator_peers);
+    ts_relay_start_config(&n.relay, "election", n.data, n.cfg, NULL);
+    char *snapshots = ts_path(n.data, "snapshots");
+    ck_assert_int_eq(mkdir(snapshots, 0755), 0);
+    strata_snapshot_meta_t meta;
+    char *snap = make_snapshot(snapshots, 42, &meta);
+    requester_t q;
+    requester_connect(&q, &n.relay);
+
+    /* Refused and counted as any unknown verb is; once counted, the relay
+     * is done with it, and no answer came. */
+    uint64_t refused = relay_stat(&n.relay, "refused_total");
+    zmsg_t *answer = ask_within(&q, "SNAPLIST", NULL, NULL, 0, 0);
+    ck_assert_ptr_null(answer);
+    wait_stat(&n.relay, "refused_total", refused + 1);
+    zsock_set_rcvtimeo(q.sock, 200);
+    answer = zmsg_recv(q.sock);
+    ck_assert_msg(answer == NULL, "the election answered SNAPLIST");
+    strata_reply_t rep;
+    stats(&n.relay, &rep);
+    for (size_t i = 0; i < rep.n_pairs; i++)
+        ck_assert_msg(strncmp(rep.pairs[i].name, "snapshot_", 9) != 0,
+                      "the election's stats show %s", rep.pairs[i].name);
+    strata_reply_clear(&rep);
+    char *page = ts_http_get(n.relay.metrics);
+    ck_assert_msg(!strstr(page, "snapshot"), "the election's metrics show snapshots:\n%s", page);
+    free(page);
+
+    strata_snapshot_meta_free(&meta);
+    zsock_destroy(&q.sock);
+    node_teardown(&n);
+    free(snap);
+    free(snapshots);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* Runs bin -c config; stderr into *out. An alarm ends a process that
  * wrongly starts to serve. */
 static int run_stderr(const char *bin, const char *config, char **out)
@@ -462,6 +835,8 @@ static Suite *transport_suite(void)
     TCase *tc = tcase_create("transport");
     tcase_add_loop_test(tc, the_transport_carries_its_kind_between_writers, 0, 2);
     tcase_add_loop_test(tc, a_bad_cluster_config_stops_the_process_naming_the_key, 0, 2);
+    tcase_add_test(tc, the_replicator_serves_its_newest_snapshot);
+    tcase_add_test(tc, the_election_answers_no_snapshot_request);
     suite_add_tcase(s, tc);
     return s;
 }
