@@ -23,11 +23,11 @@
 #include "strata/crc.h"
 #include "strata/snapshot.h"
 
-#define CHUNK_BYTES    (1u << 20) /* TRANSPORT.md's cap on a SNAPREAD */
+#define CHUNK_BYTES     (1u << 20) /* TRANSPORT.md's cap on a SNAPREAD */
 #define CALL_TIMEOUT_MS 10000
-#define CALL_TRIES     3
-#define RETRY_AFTER_MS 1000 /* after a failed copy, before the next may start */
-#define MARK_FILE      "raft-snapshot"
+#define CALL_TRIES      3
+#define RETRY_AFTER_MS  1000 /* after a failed copy, before the next may start */
+#define MARK_FILE       "raft-snapshot"
 
 struct bootstrap {
     pthread_t thread;
@@ -152,11 +152,10 @@ static int snap_error(copy_t *c, zmsg_t *rep, const char *want)
 {
     char *verb = zmsg_popstr(rep);
     char *text = verb && !strcmp(verb, "SNAPERR") ? zmsg_popstr(rep) : NULL;
-    int rc = text ? strata_error_set(c->err, STRATA_EIO, "node %u's replicator: %s", c->b->leader,
-                                     text)
-                  : strata_error_set(c->err, STRATA_ECORRUPT,
-                                     "node %u's replicator answered %s to %s", c->b->leader,
-                                     verb ? verb : "(nothing)", want);
+    int rc =
+        text ? strata_error_set(c->err, STRATA_EIO, "node %u's replicator: %s", c->b->leader, text)
+             : strata_error_set(c->err, STRATA_ECORRUPT, "node %u's replicator answered %s to %s",
+                                c->b->leader, verb ? verb : "(nothing)", want);
     zstr_free(&verb);
     zstr_free(&text);
     return rc;
@@ -193,8 +192,8 @@ static int list(copy_t *c, char *name, size_t name_cap, zframe_t **listing)
         snprintf(name, name_cap, "%.*s", (int)zframe_size(n), (const char *)zframe_data(n));
         if (!snapshot_name_ok(name))
             rc = strata_error_set(c->err, STRATA_ECORRUPT,
-                                  "node %u's replicator listed a snapshot named '%s'",
-                                  c->b->leader, name);
+                                  "node %u's replicator listed a snapshot named '%s'", c->b->leader,
+                                  name);
         else
             *listing = zframe_dup(zmsg_next(rep));
     }
@@ -231,8 +230,8 @@ static int fetch_file(copy_t *c, const char *name, const strata_snapshot_file_t 
                  *o = zmsg_next(rep), *data = zmsg_next(rep);
         if (zmsg_size(rep) != 5 || !zframe_streq(verb, "SNAPDATA")) {
             rc = snap_error(c, rep, "SNAPREAD");
-        } else if (!zframe_streq(n, name) || !zframe_streq(p, f->name) ||
-                   zframe_size(o) != 8 || get_u64(o) != off || zframe_size(data) > want ||
+        } else if (!zframe_streq(n, name) || !zframe_streq(p, f->name) || zframe_size(o) != 8 ||
+                   get_u64(o) != off || zframe_size(data) > want ||
                    (zframe_size(data) == 0 && want > 0)) {
             rc = strata_error_set(c->err, STRATA_ECORRUPT,
                                   "node %u's replicator answered SNAPREAD %s %s at %" PRIu64
@@ -242,8 +241,8 @@ static int fetch_file(copy_t *c, const char *name, const strata_snapshot_file_t 
             int sys = strata_io_pwrite_all(strata_io_posix(), fd, zframe_data(data),
                                            zframe_size(data), off);
             if (sys)
-                rc = strata_error_set(c->err, STRATA_EIO, "write %s offset %" PRIu64 ": %s",
-                                      path, off, strerror(-sys));
+                rc = strata_error_set(c->err, STRATA_EIO, "write %s offset %" PRIu64 ": %s", path,
+                                      off, strerror(-sys));
             off += zframe_size(data);
             c->b->bytes_fetched += zframe_size(data);
         }
@@ -330,8 +329,9 @@ static int clear_bootstrap_dir(const char *dir, const char *keep, strata_error_t
 {
     DIR *d = opendir(dir);
     if (!d)
-        return errno == ENOENT ? 0 : strata_error_set(err, STRATA_EIO, "open %s: %s", dir,
-                                                      strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : strata_error_set(err, STRATA_EIO, "open %s: %s", dir, strerror(errno));
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
@@ -402,8 +402,8 @@ static int copy(struct bootstrap *b, strata_error_t *err)
         goto out;
     if (meta.seq < b->min_seq) {
         rc = strata_error_set(err, STRATA_EINVAL,
-                              "node %u's newest snapshot %s is at seq %" PRIu64
-                              ", below %" PRIu64 ", where its log begins",
+                              "node %u's newest snapshot %s is at seq %" PRIu64 ", below %" PRIu64
+                              ", where its log begins",
                               b->leader, name, meta.seq, b->min_seq);
         goto out;
     }
@@ -440,15 +440,13 @@ static void *bootstrap_main(void *arg)
     int rc = copy(b, &err);
     if (rc) {
         snprintf(b->error, sizeof b->error, "%s", err.msg);
-        log_error("event=bootstrap_failed leader=%u endpoint=%s fetched=%" PRIu64
-                  " error=\"%s\"",
+        log_error("event=bootstrap_failed leader=%u endpoint=%s fetched=%" PRIu64 " error=\"%s\"",
                   b->leader, b->endpoint, atomic_load(&b->bytes_fetched), err.msg);
     } else {
         log_info("event=bootstrap_copied leader=%u seq=%" PRIu64 " term=%" PRIu64
                  " files=%zu fetched=%" PRIu64 " resumed_bytes=%" PRIu64 " ms=%.1f",
                  b->leader, b->seq, b->term, b->files, atomic_load(&b->bytes_fetched),
-                 b->bytes_resumed,
-                 (double)(now_ns() - start) / 1e6);
+                 b->bytes_resumed, (double)(now_ns() - start) / 1e6);
     }
     atomic_store(&b->state, rc ? BOOT_FAILED : BOOT_DONE);
     return NULL;
@@ -540,8 +538,7 @@ void bootstrap_destroy(writer_t *w)
 /* The engine's own files in the data dir: what a snapshot replaces. */
 static bool engine_file(const char *name)
 {
-    if (!strcmp(name, "CURRENT") || !strcmp(name, "CURRENT.tmp") ||
-        !strncmp(name, "MANIFEST-", 9))
+    if (!strcmp(name, "CURRENT") || !strcmp(name, "CURRENT.tmp") || !strncmp(name, "MANIFEST-", 9))
         return true;
     size_t digits = strspn(name, "0123456789");
     return digits > 0 && !strncmp(name + digits, ".sst", 4);
@@ -578,8 +575,9 @@ int bootstrap_install(const char *data_dir, strata_error_t *err)
     snprintf(marker, sizeof marker, "%s/INSTALL", dir);
     FILE *f = fopen(marker, "r");
     if (!f)
-        return errno == ENOENT ? 0 : strata_error_set(err, STRATA_EIO, "open %s: %s", marker,
-                                                      strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : strata_error_set(err, STRATA_EIO, "open %s: %s", marker, strerror(errno));
     char name[64] = "";
     bool read_ok = fgets(name, sizeof name, f) != NULL;
     fclose(f);
@@ -643,8 +641,7 @@ int bootstrap_install(const char *data_dir, strata_error_t *err)
         snprintf(from, sizeof from, "%s/%s", snap, fname);
         snprintf(to, sizeof to, "%s/%s", data_dir, fname);
         if (link(from, to) != 0)
-            rc = strata_error_set(err, STRATA_EIO, "link %s to %s: %s", from, to,
-                                  strerror(errno));
+            rc = strata_error_set(err, STRATA_EIO, "link %s to %s: %s", from, to, strerror(errno));
     }
     if (rc == 0)
         rc = sync_dir(data_dir, err);
@@ -664,9 +661,9 @@ int bootstrap_install(const char *data_dir, strata_error_t *err)
      * term that was, and the vote check needs it. */
     if (rc == 0) {
         char mark[128];
-        int n = snprintf(mark, sizeof mark, "strata raft-snapshot 1\nseq %" PRIu64
-                                            "\nterm %" PRIu64 "\n",
-                         meta.seq, meta.term);
+        int n = snprintf(mark, sizeof mark,
+                         "strata raft-snapshot 1\nseq %" PRIu64 "\nterm %" PRIu64 "\n", meta.seq,
+                         meta.term);
         rc = write_durable(data_dir, MARK_FILE, mark, (size_t)n, err);
     }
     /* 5. Done: the copy's tables live on through the links. */

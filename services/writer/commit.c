@@ -192,15 +192,13 @@ void *job_main(void *arg)
         job->rc = strata_db_flush(job->w->db, &job->err);
     else if (!strcmp(job->verb, "compact"))
         job->rc = strata_db_compact(job->w->db, &job->err);
-    else if (!strcmp(job->verb, "checkpoint"))
-    {
+    else if (!strcmp(job->verb, "checkpoint")) {
         job->rc = strata_db_checkpoint(job->w->db, job->arg, &job->seq, &job->err);
         /* What a follower installing it needs (the log's start); the WAL
          * still holds the entry, since only a snapshot past it truncates. */
         if (job->rc == 0 && job->seq && strata_db_term_at(job->w->db, job->seq, &job->term) != 0)
             job->term = 0;
-    }
-    else if (!strcmp(job->verb, "truncate_wal"))
+    } else if (!strcmp(job->verb, "truncate_wal"))
         job->rc = strata_db_truncate_wal(job->w->db, job->arg_seq, &job->deleted, &job->err);
     else if (!strcmp(job->verb, "install_compaction"))
         job->rc =

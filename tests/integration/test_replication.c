@@ -18,6 +18,8 @@
 
 #include "cluster.h"
 #include "strata/client.h"
+#include "strata/io.h"
+#include "strata/snapshot.h"
 #include "strata/wal.h"
 #include "support.h"
 
@@ -460,6 +462,66 @@ static size_t wal_segments(const char *data)
     return n;
 }
 
+/* The whole of the writer's current log (node.c keeps it in node->log). */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(text);
+    size_t got = fread(text, 1, (size_t)len, f);
+    text[got] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void copy_prefix(const char *from, const char *to, uint64_t len, bool flip)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(buf);
+    ts_file_read_at(from, 0, buf, len);
+    if (flip)
+        buf[len / 2] ^= 0x01;
+    FILE *f = fopen(to, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ts_file_write_at(to, 0, buf, len);
+    free(buf);
+}
+
+/* What a copy killed half-way leaves in the slave's bootstrap/: the
+ * master's listing, the first half of one table, and the first half of
+ * another with a byte changed (a copy must find that by its CRC). */
+static void stage_partial_copy(const char *master_data, const char *slave_data, uint64_t seq)
+{
+    char name[64], snap[1024], part[1024];
+    snprintf(name, sizeof name, "snap-%020" PRIu64, seq);
+    snprintf(snap, sizeof snap, "%s/snapshots/%s", master_data, name);
+    snprintf(part, sizeof part, "%s/bootstrap/%s.part", slave_data, name);
+    ck_assert_int_eq(strata_io_mkdirs(strata_io_posix(), part), 0);
+    strata_snapshot_meta_t meta = {0};
+    strata_error_t err;
+    ck_assert_msg(strata_snapshot_read(snap, &meta, &err) == 0, "%s", err.msg);
+    char from[1200], to[1200];
+    snprintf(from, sizeof from, "%s/SNAPSHOT", snap);
+    snprintf(to, sizeof to, "%s/SNAPSHOT", part);
+    copy_prefix(from, to, ts_file_size(from), false);
+    int tables = 0;
+    for (size_t i = 0; i < meta.n_files && tables < 2; i++) {
+        if (!strstr(meta.files[i].name, ".sst") || meta.files[i].size < 2)
+            continue;
+        snprintf(from, sizeof from, "%s/%s", snap, meta.files[i].name);
+        snprintf(to, sizeof to, "%s/%s", part, meta.files[i].name);
+        copy_prefix(from, to, meta.files[i].size / 2, tables == 1);
+        tables++;
+    }
+    strata_snapshot_meta_free(&meta);
+    ck_assert_msg(tables == 2, "the master's snapshot %s has fewer than two tables", snap);
+}
+
 /* A slave down while the master's log moved on by more than
  * cluster/follower_retain_mb, and a snapshot let the master delete that
  * part: on its return it copies the master's newest snapshot from the
@@ -467,13 +529,14 @@ static size_t wal_segments(const char *data)
  * stratactl verify finds its data dir sound. */
 START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
 {
-    /* Small segments, no retention for subscribers and 1 MiB for a
-     * follower, so a few MiB of writes pass it. Every node's process reads
+    /* Small segments and memtables, no retention for subscribers and 1 MiB
+     * for a follower, so a few MiB of writes pass it. Every node's process reads
      * these (the environment overrides the config). */
     setenv("STRATA_WRITER_WAL_SEGMENT_MB", "1", 1);
     setenv("STRATA_WRITER_WAL_RETAIN_MB", "0", 1);
     setenv("STRATA_WRITER_WAL_RETAIN_HOURS", "0", 1);
     setenv("STRATA_CLUSTER_FOLLOWER_RETAIN_MB", "1", 1);
+    setenv("STRATA_WRITER_MEMTABLE_MB", "1", 1); /* several tables in the snapshot */
     ts_cluster_t cl;
     ts_cluster_start(&cl, 3, "repl-behind");
     int master = ts_cluster_master(&cl, 15000, NULL);
@@ -520,6 +583,7 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     fprintf(stderr, "master node%d: snapshot at seq %" PRIu64 ", %" PRIu64 " segments deleted\n",
             master, snap_seq, deleted);
 
+    stage_partial_copy(m->data, s->data, snap_seq);
     uint64_t back_at = ts_now_ns();
     ts_member_start_writer(s);
     uint64_t deadline = ts_now_ns() + 60000000000ull;
@@ -534,6 +598,19 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     char before[64];
     snprintf(before, sizeof before, "wal.before-snap-%020" PRIu64, snap_seq);
     ck_assert_msg(file_exists(s->data, before), "node%d kept no %s", slave, before);
+    /* It went on from the partial copy, and fetched the damaged table again. */
+    char *log = read_text(s->writer.log);
+    ck_assert_msg(strstr(log, "event=bootstrap_copy ") && strstr(log, "resumed=1"),
+                  "node%d did not continue the partial copy:\n%s", slave, log);
+    ck_assert_msg(strstr(log, "event=bootstrap_crc_mismatch"),
+                  "node%d did not catch the damaged table by its CRC", slave);
+    const char *copied = strstr(log, "event=bootstrap_copied");
+    ck_assert_msg(copied && !strstr(copied, "resumed_bytes=0 "), "node%d resumed nothing: %s",
+                  slave, copied ? copied : "(no event=bootstrap_copied)");
+    ck_assert_msg(strstr(log, "event=snapshot_installed"), "node%d logged no install", slave);
+    const char *end = strchr(copied, '\n');
+    fprintf(stderr, "node%d: %.*s\n", slave, end ? (int)(end - copied) : 200, copied);
+    free(log);
     wait_progress(ws, 30, 20000);
     clients_stop(ws);
     settle_and_check(&cl, ws);
