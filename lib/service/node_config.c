@@ -109,6 +109,9 @@ const char svc_node_defaults[] =
     "election\n"
     /* empty: all interfaces, the port of this node's election_peers entry */
     "    bind = \"\"\n"
+    /* where the node's role is published (XPUB); empty:
+       ipc://<data_dir>/election.roles */
+    "    roles = \"\"\n"
     "    metrics = 127.0.0.1:7484\n"
     "replicator\n"
     "    bind = \"\"\n"

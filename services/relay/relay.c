@@ -60,6 +60,11 @@ struct relay {
     char writer_raft[PATH_MAX + 64]; /* the endpoint the writer DEALER is connected to */
     zsock_t *router, *control_sock, *writer;
     snapserve_t *snapshots; /* NULL unless the kind serves snapshots */
+    zsock_t *roles;         /* XPUB; NULL unless the kind publishes roles */
+    char roles_ep[PATH_MAX + 32];
+    peer_t clients[MAX_NODE + 1]; /* cluster/client_peers, named in what roles says */
+    uint64_t beats, last_published[4];
+    bool published;
     char snapshots_dir[PATH_MAX];
     svc_http_t *http;
     zloop_t *loop;
@@ -230,6 +235,14 @@ static int load(relay_t *r, strata_error_t *err)
         parse_tcp(r->peers[r->id].endpoint, strlen(r->peers[r->id].endpoint), &port);
         snprintf(r->bind, sizeof r->bind, "tcp://*:%u", port);
     }
+    if (r->kind->publishes_roles) {
+        if ((rc = parse_peers(r->cfg, "cluster/client_peers", r->clients, err)))
+            return rc;
+        snprintf(key, sizeof key, "%s/roles", r->kind->kind);
+        const char *roles = svc_config_get(r->cfg, key);
+        if (roles && *roles)
+            snprintf(r->roles_ep, sizeof r->roles_ep, "%s", roles);
+    }
     snprintf(key, sizeof key, "%s/metrics", r->kind->kind);
     return svc_http_check(key, svc_config_get(r->cfg, key), err);
 }
@@ -371,6 +384,65 @@ static void writer_role(relay_t *r, zmsg_t *msg)
     atomic_store(&r->has_role, 1);
 }
 
+/* ---- the node's role, published --------------------------------------------------- */
+
+#define ROLE_NONE          255u /* no ROLE from the writer yet */
+#define ROLES_REPEAT_BEATS 10u  /* a repeat this often tells subscribers it is alive */
+
+/* ROLE, term (8), role (1), leader (4), writer heard (1), the master's
+ * client endpoint: at every change, at every new subscription and every
+ * ROLES_REPEAT_BEATS heartbeats. */
+static void publish_role(relay_t *r)
+{
+    if (!r->roles)
+        return;
+    uint64_t term = atomic_load(&r->term), leader = atomic_load(&r->leader);
+    uint64_t role = atomic_load(&r->has_role) ? atomic_load(&r->role) : ROLE_NONE;
+    uint64_t heard = atomic_load(&r->writer_connected);
+    uint8_t t[8], ro = (uint8_t)role, l[4], h = (uint8_t)heard;
+    put_le(t, term, 8);
+    put_le(l, leader, 4);
+    const char *master = leader && leader <= MAX_NODE && r->clients[leader].listed
+                             ? r->clients[leader].endpoint
+                             : "";
+    void *s = zsock_resolve(r->roles);
+    /* A PUB never blocks: a subscriber with a full queue misses this one
+     * and gets the next. */
+    zmq_send(s, "ROLE", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, t, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, &ro, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, l, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, &h, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, master, strlen(master), ZMQ_DONTWAIT);
+    r->last_published[0] = term;
+    r->last_published[1] = role;
+    r->last_published[2] = leader;
+    r->last_published[3] = heard;
+    r->published = true;
+}
+
+static void publish_if_changed(relay_t *r)
+{
+    uint64_t now[4] = {atomic_load(&r->term),
+                       atomic_load(&r->has_role) ? atomic_load(&r->role) : ROLE_NONE,
+                       atomic_load(&r->leader), atomic_load(&r->writer_connected)};
+    if (!r->published || memcmp(now, r->last_published, sizeof now))
+        publish_role(r);
+}
+
+/* A subscription (or its end) arrived: the new subscriber learns the role
+ * at once instead of at the next change. */
+static int on_roles(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    relay_t *r = arg;
+    zframe_t *f = zframe_recv(sock);
+    if (f && zframe_size(f) > 0 && zframe_data(f)[0] == 1)
+        publish_role(r);
+    zframe_destroy(&f);
+    return 0;
+}
+
 static bool is_role(zmsg_t *msg)
 {
     static const size_t widths[] = {8, 1, 4, 8};
@@ -402,6 +474,7 @@ static int on_writer(zloop_t *loop, zsock_t *sock, void *arg)
         r->last_from_writer_ms = zclock_mono();
         if (!atomic_exchange(&r->writer_connected, 1))
             log_info("event=writer_connected raft=%s", r->writer_raft);
+        publish_if_changed(r);
     } else {
         atomic_fetch_add(&r->refused, 1);
         log_warning("event=writer_frame_refused frames=%zu", zmsg_size(msg));
@@ -421,6 +494,10 @@ static int on_beat(zloop_t *loop, int timer_id, void *arg)
         log_warning("event=writer_silent raft=%s ms=%" PRId64, r->writer_raft,
                     now - r->last_from_writer_ms);
     }
+    if (++r->beats % ROLES_REPEAT_BEATS == 0)
+        publish_role(r);
+    else
+        publish_if_changed(r);
     if (!r->writer || (!atomic_load(&r->writer_connected) && now - r->last_lookup_ms >= gone)) {
         char ep[sizeof r->writer_raft];
         lookup_writer(r, ep, sizeof ep);
@@ -722,6 +799,26 @@ static int open_sockets(relay_t *r, strata_error_t *err)
             return strata_error_set(err, STRATA_EINVAL, "%s: node %" PRIu32 ": cannot connect %s",
                                     r->kind->peers_key, id, p->endpoint);
     }
+    if (r->kind->publishes_roles) {
+        char key_roles[64];
+        snprintf(key_roles, sizeof key_roles, "%s/roles", r->kind->kind);
+        if (!r->roles_ep[0])
+            snprintf(r->roles_ep, sizeof r->roles_ep, "ipc://%.4000s/%s.roles", r->data_dir,
+                     r->kind->kind);
+        /* Each message is under 300 bytes, and ZeroMQ's default cap of
+         * 1000 per subscriber bounds what one that does not read holds. */
+        if (!(r->roles = zsock_new(ZMQ_XPUB)))
+            return strata_error_set(err, STRATA_ENOMEM, "out of sockets");
+        zsock_set_xpub_verbose(r->roles, 1);
+        zsock_set_linger(r->roles, 0);
+        if (zsock_bind(r->roles, "%s", r->roles_ep) < 0)
+            return strata_error_set(err, STRATA_EIO, "%s: cannot bind %s: %s", key_roles,
+                                    r->roles_ep, zmq_strerror(errno));
+        char *last = zsock_last_endpoint(r->roles);
+        if (last)
+            snprintf(r->roles_ep, sizeof r->roles_ep, "%s", last);
+        zstr_free(&last);
+    }
     /* Its queues keep ZeroMQ's default cap of 1000 messages, each at most
      * the client protocol's message size. */
     return svc_control_bind("", r->data_dir, r->kind->kind, &r->control_sock, r->control,
@@ -781,9 +878,11 @@ int relay_new(const relay_kind_t *kind, svc_config_t *cfg, relay_t **relay_p, st
                              r->metrics_url, sizeof r->metrics_url, err)))
         goto fail;
     char *bound = zsock_last_endpoint(r->router);
-    strata_pair_t pairs[] = {
-        {"control", r->control}, {"metrics", r->metrics_url}, {"bind", bound ? bound : r->bind}};
-    rc = svc_write_endpoints(r->endpoints_file, kind->kind, pairs, 3, err);
+    strata_pair_t pairs[] = {{"control", r->control},
+                             {"metrics", r->metrics_url},
+                             {"bind", bound ? bound : r->bind},
+                             {"roles", r->roles_ep}};
+    rc = svc_write_endpoints(r->endpoints_file, kind->kind, pairs, r->roles ? 4 : 3, err);
     zstr_free(&bound);
     if (rc)
         goto fail;
@@ -798,6 +897,8 @@ int relay_run(relay_t *r)
 {
     zloop_reader(r->loop, r->router, on_peer, r);
     zloop_reader(r->loop, r->control_sock, on_control, r);
+    if (r->roles)
+        zloop_reader(r->loop, r->roles, on_roles, r);
     zloop_timer(r->loop, r->heartbeat_ms, 0, on_beat, r);
     zloop_timer(r->loop, 100, 0, svc_interrupt_tick, &r->stop_requested);
     on_beat(r->loop, 0, r); /* the writer may be there already */
@@ -834,6 +935,7 @@ void relay_destroy(relay_t **relay_p)
     zsock_destroy(&r->writer);
     zsock_destroy(&r->router);
     zsock_destroy(&r->control_sock);
+    zsock_destroy(&r->roles);
     snapserve_destroy(&r->snapshots);
     svc_config_destroy(&r->cfg);
     if (r->clean_stop)

@@ -27,6 +27,9 @@ typedef struct {
     /* Answers SNAPLIST and SNAPREAD on the peer ROUTER from the snapshots
      * directory (snapserve.h). */
     bool serves_snapshots;
+    /* Publishes the writer's role to the node's processes on an XPUB at
+     * <kind>/roles (proto/TRANSPORT.md, "The node's role, published"). */
+    bool publishes_roles;
 } relay_kind_t;
 
 typedef struct relay relay_t;

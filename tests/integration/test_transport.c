@@ -9,7 +9,9 @@
  * again; a bad cluster config stops the process naming the key. The
  * replicator serves its newest snapshot to a DEALER as a follower's writer
  * would copy it, and answers every wrong request with SNAPERR; the
- * election answers no snapshot request. */
+ * election answers no snapshot request, and publishes the writer's role
+ * to every subscriber: at once, at each change, when the writer falls
+ * silent and again every ten heartbeats. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
@@ -87,6 +89,10 @@ static void write_config(const char *path, const char *data, const char *id, con
     zconfig_put(root, "cluster/voters", voters);
     zconfig_put(root, "cluster/election_peers", election_peers);
     zconfig_put(root, "cluster/replicator_peers", replicator_peers);
+    /* Client endpoints are only named (in what the election publishes),
+     * never connected to. */
+    zconfig_put(root, "cluster/client_peers",
+                "1=tcp://127.0.0.1:7101,2=tcp://127.0.0.1:7102,3=tcp://127.0.0.1:7103");
     char beat[16];
     snprintf(beat, sizeof beat, "%d", HEARTBEAT_MS);
     zconfig_put(root, "cluster/heartbeat_ms", beat);
@@ -786,6 +792,108 @@ START_TEST(the_election_answers_no_snapshot_request)
 }
 END_TEST
 
+typedef struct {
+    uint64_t term, leader;
+    unsigned role, writer;
+    char master[64];
+} published_t;
+
+/* The next ROLE the election publishes, within timeout_ms; false when none. */
+static bool next_role(zsock_t *sub, int timeout_ms, published_t *out)
+{
+    zsock_set_rcvtimeo(sub, timeout_ms);
+    zmsg_t *m = zmsg_recv(sub);
+    if (!m)
+        return false;
+    ck_assert_uint_eq(zmsg_size(m), 6);
+    zframe_t *f[6];
+    f[0] = zmsg_first(m);
+    for (int i = 1; i < 6; i++)
+        f[i] = zmsg_next(m);
+    ck_assert(zframe_streq(f[0], "ROLE"));
+    ck_assert_uint_eq(zframe_size(f[1]), 8);
+    ck_assert_uint_eq(zframe_size(f[2]), 1);
+    ck_assert_uint_eq(zframe_size(f[3]), 4);
+    ck_assert_uint_eq(zframe_size(f[4]), 1);
+    memset(out, 0, sizeof *out);
+    for (int i = 7; i >= 0; i--)
+        out->term = out->term << 8 | zframe_data(f[1])[i];
+    out->role = zframe_data(f[2])[0];
+    for (int i = 3; i >= 0; i--)
+        out->leader = out->leader << 8 | zframe_data(f[3])[i];
+    out->writer = zframe_data(f[4])[0];
+    snprintf(out->master, sizeof out->master, "%.*s", (int)zframe_size(f[5]),
+             (const char *)zframe_data(f[5]));
+    zmsg_destroy(&m);
+    return true;
+}
+
+START_TEST(the_election_publishes_the_writers_role)
+{
+    char *dir = ts_tempdir("transport");
+    char election_peers[256], replicator_peers[256];
+    peer_list(election_peers, sizeof election_peers);
+    peer_list(replicator_peers, sizeof replicator_peers);
+    fake_node_t n;
+    node_setup(&n, dir, 1, election_peers, replicator_peers);
+    ts_relay_start_config(&n.relay, "election", n.data, n.cfg, NULL);
+    zmsg_t *hello = writer_expect(&n, "election", "HELLO", DEADLINE_MS);
+    ck_assert_ptr_nonnull(hello);
+    zmsg_destroy(&hello);
+
+    char *file = ts_path(n.data, "election.endpoints");
+    zconfig_t *eps = zconfig_load(file);
+    ck_assert_ptr_nonnull(eps);
+    const char *roles = zconfig_get(eps, "election/roles", NULL);
+    ck_assert_msg(roles && !strncmp(roles, "ipc://", 6), "election.endpoints has roles '%s'",
+                  roles ? roles : "(none)");
+    zsock_t *sub = zsock_new_sub(roles, "");
+    ck_assert_ptr_nonnull(sub);
+    zconfig_destroy(&eps);
+    free(file);
+
+    /* A new subscriber hears at once: no ROLE from the writer yet. */
+    published_t p;
+    ck_assert_msg(next_role(sub, 2000, &p), "nothing published to a new subscriber");
+    ck_assert_uint_eq(p.role, 255);
+    ck_assert_str_eq(p.master, "");
+
+    /* The writer's ROLE, with the master's client endpoint. */
+    uint8_t term[8] = {7}, role[1] = {0}, leader[4] = {2}, commit[8] = {42};
+    const void *frames[] = {term, role, leader, commit};
+    const size_t lens[] = {8, 1, 4, 8};
+    writer_send(&n, "ROLE", frames, lens, 4);
+    uint64_t deadline = ts_now_ns() + DEADLINE_MS * 1000000ull;
+    bool seen = false;
+    while (!seen && ts_now_ns() < deadline && next_role(sub, 1000, &p))
+        seen = p.term == 7;
+    ck_assert_msg(seen, "the writer's ROLE of term 7 was not published");
+    ck_assert_uint_eq(p.role, 0);
+    ck_assert_uint_eq(p.leader, 2);
+    ck_assert_uint_eq(p.writer, 1);
+    ck_assert_str_eq(p.master, "tcp://127.0.0.1:7102");
+
+    /* Nothing changes: it is said again within ten heartbeats. */
+    uint64_t before = ts_now_ns();
+    ck_assert(next_role(sub, 20 * HEARTBEAT_MS, &p));
+    ck_assert_uint_eq(p.term, 7);
+    ck_assert_uint_le((ts_now_ns() - before) / 1000000, 20 * HEARTBEAT_MS);
+
+    /* The writer falls silent: said at once, with writer 0. */
+    seen = false;
+    deadline = ts_now_ns() + DEADLINE_MS * 1000000ull;
+    while (!seen && ts_now_ns() < deadline && next_role(sub, 1000, &p))
+        seen = p.writer == 0;
+    ck_assert_msg(seen, "a silent writer was not published");
+    ck_assert_uint_eq(p.term, 7);
+
+    zsock_destroy(&sub);
+    node_teardown(&n);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* Runs bin -c config; stderr into *out. An alarm ends a process that
  * wrongly starts to serve. */
 static int run_stderr(const char *bin, const char *config, char **out)
@@ -835,6 +943,7 @@ static Suite *transport_suite(void)
     TCase *tc = tcase_create("transport");
     tcase_add_loop_test(tc, the_transport_carries_its_kind_between_writers, 0, 2);
     tcase_add_loop_test(tc, a_bad_cluster_config_stops_the_process_naming_the_key, 0, 2);
+    tcase_add_test(tc, the_election_publishes_the_writers_role);
     tcase_add_test(tc, the_replicator_serves_its_newest_snapshot);
     tcase_add_test(tc, the_election_answers_no_snapshot_request);
     suite_add_tcase(s, tc);
