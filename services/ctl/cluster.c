@@ -177,12 +177,13 @@ static bool s_pair_u64(const node_t *node, const char *name, uint64_t *out)
     return true;
 }
 
-/* What a node says of one peer: peer_<id>_match (only on the master) and
- * peer_<id>_contact_ms (ms since its last message, or "never"). */
+/* What a node says of one peer: peer_<id>_match, _lag and _lag_ms (only
+ * on the master) and peer_<id>_contact_ms (ms since its last message, or
+ * "never"). */
 typedef struct {
     unsigned id;
-    bool has_match, has_contact, never;
-    uint64_t match, contact_ms;
+    bool has_match, has_lag, has_lag_ms, has_contact, never;
+    uint64_t match, lag, lag_ms, contact_ms;
 } peer_t;
 
 static size_t s_peers(const node_t *node, peer_t *peers, size_t cap)
@@ -196,7 +197,8 @@ static size_t s_peers(const node_t *node, peer_t *peers, size_t cap)
             continue;
         const char *what = name + used;
         bool is_match = !strcmp(what, "match"), is_contact = !strcmp(what, "contact_ms");
-        if (!is_match && !is_contact)
+        bool is_lag = !strcmp(what, "lag"), is_lag_ms = !strcmp(what, "lag_ms");
+        if (!is_match && !is_contact && !is_lag && !is_lag_ms)
             continue;
         size_t at = 0;
         while (at < n && peers[at].id != id)
@@ -213,6 +215,12 @@ static size_t s_peers(const node_t *node, peer_t *peers, size_t cap)
         if (is_match && numeric) {
             peer->has_match = true;
             peer->match = number;
+        } else if (is_lag && numeric) {
+            peer->has_lag = true;
+            peer->lag = number;
+        } else if (is_lag_ms && numeric) {
+            peer->has_lag_ms = true;
+            peer->lag_ms = number;
         } else if (is_contact && numeric) {
             peer->has_contact = true;
             peer->contact_ms = number;
@@ -274,6 +282,14 @@ static void s_print(ctl_t *ctl, const nodes_t *nodes, size_t unreachable)
                     ctl_json_add_u64(peer, "match", peers[p].match);
                 else
                     cJSON_AddNullToObject(peer, "match");
+                if (peers[p].has_lag)
+                    ctl_json_add_u64(peer, "lag", peers[p].lag);
+                else
+                    cJSON_AddNullToObject(peer, "lag");
+                if (peers[p].has_lag_ms)
+                    ctl_json_add_u64(peer, "lag_ms", peers[p].lag_ms);
+                else
+                    cJSON_AddNullToObject(peer, "lag_ms");
                 if (peers[p].has_contact)
                     ctl_json_add_u64(peer, "contact_ms", peers[p].contact_ms);
                 else
@@ -318,6 +334,8 @@ static void s_print(ctl_t *ctl, const nodes_t *nodes, size_t unreachable)
             printf("%s%u:", p ? ", " : "", peers[p].id);
             if (peers[p].has_match)
                 printf(" match %" PRIu64 ",", peers[p].match);
+            if (peers[p].has_lag && peers[p].has_lag_ms)
+                printf(" lag %" PRIu64 " (%" PRIu64 " ms),", peers[p].lag, peers[p].lag_ms);
             if (peers[p].has_contact)
                 printf(" contact %" PRIu64 " ms ago", peers[p].contact_ms);
             else

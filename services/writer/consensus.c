@@ -21,6 +21,11 @@ static const char *const tr_name[TR_KINDS] = {"election", "replicator"};
 #define NOOP_KEY     "\0strata/raft/term"
 #define NOOP_KEY_LEN (sizeof NOOP_KEY - 1)
 
+/* Ticks come every heartbeat_ms / 5 (10 ms by default): 8192 samples of a
+ * growing log reach back 80 s, which is as much lag in ms as stats shows
+ * (past it, the oldest sample's age). */
+#define LAG_SAMPLES 8192u
+
 typedef struct {
     zframe_t *id; /* routing id of the latest HELLO; NULL: none yet */
     uint64_t heard_ns;
@@ -55,15 +60,22 @@ struct consensus {
     uint64_t noop_seq; /* this term's no-op, as leader; UINT64_MAX until written */
     /* Stats pair names hold pointers: the names live here. */
     char match_name[2 * STRATA_RAFT_MAX_NODES][32], contact_name[2 * STRATA_RAFT_MAX_NODES][32],
-        lag_name[2 * STRATA_RAFT_MAX_NODES][32];
+        lag_name[2 * STRATA_RAFT_MAX_NODES][32], lag_ms_name[2 * STRATA_RAFT_MAX_NODES][32];
     /* For /metrics, whose thread may not touch the core: per node, copied
      * at each tick. */
     pthread_mutex_t peers_mu;
     struct {
         uint32_t id;
-        uint64_t match, lag; /* on the master; else 0 */
+        uint64_t match, lag, lag_ms; /* on the master; else 0 */
         uint64_t contact_ns;
     } peers[2 * STRATA_RAFT_MAX_NODES];
+    /* When the master's log reached each length, sampled at ticks where it
+     * grew: a follower's lag in time is how long ago the log first held the
+     * entry after its match. A ring, oldest overwritten. */
+    struct {
+        uint64_t last_seq, at_ns;
+    } grew[LAG_SAMPLES];
+    uint32_t grew_head, grew_len;
     uint32_t n_peers;
     bool peers_master;
     /* Copies for the stats and /metrics threads. */
@@ -695,12 +707,50 @@ bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size
 }
 
 /* The copy /metrics reads. */
+static void sample_growth(consensus_t *cx, uint64_t last, uint64_t now)
+{
+    if (cx->role != STRATA_RAFT_LEADER) {
+        cx->grew_len = 0;
+        return;
+    }
+    uint32_t newest = (cx->grew_head + LAG_SAMPLES - 1) % LAG_SAMPLES;
+    if (cx->grew_len && cx->grew[newest].last_seq >= last)
+        return;
+    cx->grew[cx->grew_head].last_seq = last;
+    cx->grew[cx->grew_head].at_ns = now;
+    cx->grew_head = (cx->grew_head + 1) % LAG_SAMPLES;
+    if (cx->grew_len < LAG_SAMPLES)
+        cx->grew_len++;
+}
+
+/* Since the master's log first held the entry after match (0: it holds
+ * none); the oldest sample bounds it. */
+static uint64_t lag_ms(const consensus_t *cx, uint64_t match, uint64_t last, uint64_t now)
+{
+    if (match >= last || !cx->grew_len)
+        return 0;
+    uint32_t oldest = (cx->grew_head + LAG_SAMPLES - cx->grew_len) % LAG_SAMPLES;
+    /* The earliest sample whose log already held match + 1: the samples
+     * grow, since a master's log only grows, so a binary search. */
+    uint32_t lo = 0, hi = cx->grew_len - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cx->grew[(oldest + mid) % LAG_SAMPLES].last_seq > match)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    uint64_t since = cx->grew[(oldest + lo) % LAG_SAMPLES].at_ns;
+    return now > since ? (now - since) / 1000000 : 0;
+}
+
 static void copy_peers(consensus_t *cx)
 {
+    uint64_t last = strata_raft_last_seq(cx->core), now = now_ns();
+    sample_growth(cx, last, now);
     pthread_mutex_lock(&cx->peers_mu);
     cx->n_peers = 0;
     cx->peers_master = cx->role == STRATA_RAFT_LEADER;
-    uint64_t last = strata_raft_last_seq(cx->core);
     for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
         uint32_t id = i < cx->o.n_voters ? cx->o.voters[i] : cx->o.learners[i - cx->o.n_voters];
         if (id == cx->o.id)
@@ -709,6 +759,7 @@ static void copy_peers(consensus_t *cx)
         cx->peers[cx->n_peers].id = id;
         cx->peers[cx->n_peers].match = match;
         cx->peers[cx->n_peers].lag = cx->peers_master && last > match ? last - match : 0;
+        cx->peers[cx->n_peers].lag_ms = cx->peers_master ? lag_ms(cx, match, last, now) : 0;
         cx->peers[cx->n_peers].contact_ns = cx->contact_ns[id];
         cx->n_peers++;
     }
@@ -751,6 +802,12 @@ void consensus_write_metrics(writer_t *w, FILE *out)
         for (uint32_t i = 0; i < cx->n_peers; i++)
             fprintf(out, "strata_raft_peer_lag_records{peer=\"%u\"} %" PRIu64 "\n", cx->peers[i].id,
                     cx->peers[i].lag);
+        fprintf(out, "# HELP strata_raft_peer_lag_seconds Since the master's log first held the "
+                     "entry after what a follower confirmed (0: it has them all).\n# TYPE "
+                     "strata_raft_peer_lag_seconds gauge\n");
+        for (uint32_t i = 0; i < cx->n_peers; i++)
+            fprintf(out, "strata_raft_peer_lag_seconds{peer=\"%u\"} %.3f\n", cx->peers[i].id,
+                    (double)cx->peers[i].lag_ms / 1e3);
     }
     fprintf(out, "# HELP strata_raft_peer_contact_seconds Since the last message from a node "
                  "(-1: none yet).\n# TYPE strata_raft_peer_contact_seconds gauge\n");
@@ -912,10 +969,12 @@ void consensus_peer_pairs(writer_t *w, pairs_t *p)
         snprintf(cx->match_name[i], sizeof cx->match_name[i], "peer_%u_match", id);
         snprintf(cx->contact_name[i], sizeof cx->contact_name[i], "peer_%u_contact_ms", id);
         snprintf(cx->lag_name[i], sizeof cx->lag_name[i], "peer_%u_lag", id);
+        snprintf(cx->lag_ms_name[i], sizeof cx->lag_ms_name[i], "peer_%u_lag_ms", id);
         if (cx->role == STRATA_RAFT_LEADER) {
             uint64_t match = strata_raft_match(cx->core, id), last = strata_raft_last_seq(cx->core);
             pair_add(p, cx->match_name[i], "%" PRIu64, match);
             pair_add(p, cx->lag_name[i], "%" PRIu64, last > match ? last - match : 0);
+            pair_add(p, cx->lag_ms_name[i], "%" PRIu64, lag_ms(cx, match, last, now));
         }
         if (cx->contact_ns[id])
             pair_add(p, cx->contact_name[i], "%" PRIu64, (now - cx->contact_ns[id]) / 1000000);

@@ -1127,6 +1127,8 @@ START_TEST(cluster_status_shows_every_node_and_the_silent_ones)
     ck_assert_int_eq((int)json_number(peer, "node_id"), 2);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "contact_ms")));
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "match")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "lag")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(peer, "lag_ms")));
     const cJSON *silent = json_node(doc, dead);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(silent, "reachable")));
     ck_assert_ptr_nonnull(strstr(json_string(silent, "error"), "no reply"));

@@ -547,6 +547,7 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     client_t ws[CLIENTS];
     clients_start(&cl, ws, false);
     wait_progress(ws, 30, 10000);
+    uint64_t killed_at = ts_now_ns();
     ts_node_kill9(&s->writer);
 
     /* 4 MiB while it is down. */
@@ -562,6 +563,17 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
                                         sizeof value, NULL, &err) == 0,
                       "put %s: %s", key, err.msg);
     }
+    /* The master reports the stopped slave's lag in entries and in time. */
+    char lag_name[32], lag_ms_name[32];
+    snprintf(lag_name, sizeof lag_name, "peer_%d_lag", slave);
+    snprintf(lag_ms_name, sizeof lag_ms_name, "peer_%d_lag_ms", slave);
+    uint64_t lag = ts_stat(c, lag_name), lag_ms = ts_stat(c, lag_ms_name);
+    uint64_t down_ms = (ts_now_ns() - killed_at) / 1000000;
+    fprintf(stderr, "node%d down %" PRIu64 " ms: lag %" PRIu64 " entries, %" PRIu64 " ms\n", slave,
+            down_ms, lag, lag_ms);
+    ck_assert_uint_ge(lag, 1024);
+    ck_assert_msg(lag_ms + 100 >= down_ms / 2 && lag_ms <= down_ms + 100,
+                  "lag %" PRIu64 " ms for a node down %" PRIu64 " ms", lag_ms, down_ms);
     strata_client_destroy(&c);
     const char *const snap_env[] = {"STRATA_SNAPSHOTTER_METRICS=127.0.0.1:0",
                                     "STRATA_SNAPSHOTTER_INTERVAL_S=0", NULL};
@@ -615,6 +627,14 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     clients_stop(ws);
     settle_and_check(&cl, ws);
     ck_assert_uint_gt(wal_segments(s->data), 0);
+    int now_master = ts_cluster_master(&cl, 15000, NULL);
+    ck_assert_int_gt(now_master, 0);
+    if (now_master != slave) {
+        c = connect_to(&cl.m[now_master - 1]);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_uint_eq(ts_stat(c, lag_ms_name), 0);
+        strata_client_destroy(&c);
+    }
 
     /* The installed node's data dir checks out, beside its running writer. */
     char *out = NULL;
