@@ -1,5 +1,6 @@
 /* Layered ZPL configuration; see config.h for the precedence. */
 #include "config.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <czmq.h>
@@ -260,5 +261,28 @@ int svc_parse_args(int argc, char **argv, const char *prog, const char *version,
     }
     if (*config_file && !**config_file)
         *config_file = NULL;
+    return -1;
+}
+
+int svc_config_start(const char *prog, const char *file, bool print_config,
+                     int (*check)(svc_config_t *cfg, strata_error_t *err), const char *const *only,
+                     svc_config_t **cfg_p)
+{
+    svc_config_t *cfg = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    *cfg_p = NULL;
+    if (svc_config_load(svc_node_defaults, file, &cfg, &err) || check(cfg, &err) ||
+        svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        svc_config_destroy(&cfg);
+        return 2;
+    }
+    if (print_config) {
+        svc_config_print(cfg, stdout, only);
+        svc_config_destroy(&cfg);
+        return 0;
+    }
+    *cfg_p = cfg;
     return -1;
 }

@@ -44,6 +44,15 @@ int svc_config_bool(const svc_config_t *cfg, const char *path, bool *out, strata
  * printed to what the process reads; NULL prints everything. */
 void svc_config_print(const svc_config_t *cfg, FILE *out, const char *const *only);
 
+/* A service's config at start: loads the node's (svc_node_defaults and
+ * file), checks it with check and the log level, and with print_config
+ * prints what the process reads (only). Returns -1 with *cfg_p to go on,
+ * else the exit code: 0 after printing, 2 for a bad config (said on stderr
+ * as "prog: why"), so --print-config refuses what a start would. */
+int svc_config_start(const char *prog, const char *file, bool print_config,
+                     int (*check)(svc_config_t *cfg, strata_error_t *err), const char *const *only,
+                     svc_config_t **cfg_p);
+
 /* The command line every service takes: -c/--config FILE (default
  * $STRATA_CONFIG; empty means none), --print-config, -h/--help, --version.
  * Returns -1 to go on with *config_file and *print_config set, else the exit

@@ -29,20 +29,11 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     svc_config_t *cfg = NULL;
+    if ((rc = svc_config_start("strata-compactor", config_file, print_config,
+                               compactor_check_config, uses, &cfg)) >= 0)
+        return rc;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-        compactor_check_config(cfg, &err) ||
-        svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
-        fprintf(stderr, "strata-compactor: %s\n", err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
-    if (print_config) {
-        svc_config_print(cfg, stdout, uses);
-        svc_config_destroy(&cfg);
-        return 0;
-    }
     zsys_init();
     compactor_t *c = NULL;
     if ((rc = svc_log_init("strata-compactor", svc_config_get(cfg, "log/level"), &err)) == 0)

@@ -25,20 +25,11 @@ int main(int argc, char **argv)
         return rc;
 
     svc_config_t *cfg = NULL;
+    if ((rc = svc_config_start("strata-distributor", config_file, print_config, dist_check_config,
+                               uses, &cfg)) >= 0)
+        return rc;
     strata_error_t err;
     strata_error_clear(&err);
-    rc = svc_config_load(svc_node_defaults, config_file, &cfg, &err);
-    if (rc == 0 && (rc = dist_check_config(cfg, &err)) == 0 &&
-        (rc = svc_log_check(svc_config_get(cfg, "log/level"), &err)) == 0 && print_config) {
-        svc_config_print(cfg, stdout, uses);
-        svc_config_destroy(&cfg);
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "strata-distributor: %s\n", err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
     zsys_init();
     dist_t *dist = NULL;
     if ((rc = svc_log_init("strata-distributor", svc_config_get(cfg, "log/level"), &err)) ||

@@ -960,6 +960,14 @@ static void usage(FILE *out)
                 : "");
 }
 
+/* relay_main's kind, for svc_config_start's check (one kind per process). */
+static const relay_kind_t *s_main_kind;
+
+static int check_main_kind(svc_config_t *cfg, strata_error_t *err)
+{
+    return relay_check_config(s_main_kind, cfg, err);
+}
+
 int relay_main(const relay_kind_t *kind, int argc, char **argv)
 {
     usage_kind = kind;
@@ -969,24 +977,16 @@ int relay_main(const relay_kind_t *kind, int argc, char **argv)
         svc_parse_args(argc, argv, kind->prog, RELAY_VERSION, usage, &config_file, &print_config);
     if (rc >= 0)
         return rc;
+    const char *const uses[] = {
+        "node", "cluster", kind->kind, "log", kind->serves_snapshots ? "snapshotter/dir" : NULL,
+        NULL};
+    s_main_kind = kind;
     svc_config_t *cfg = NULL;
+    if ((rc = svc_config_start(kind->prog, config_file, print_config, check_main_kind, uses,
+                               &cfg)) >= 0)
+        return rc;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-        relay_check_config(kind, cfg, &err) ||
-        svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
-        fprintf(stderr, "%s: %s\n", kind->prog, err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
-    if (print_config) {
-        const char *const uses[] = {
-            "node", "cluster", kind->kind, "log", kind->serves_snapshots ? "snapshotter/dir" : NULL,
-            NULL};
-        svc_config_print(cfg, stdout, uses);
-        svc_config_destroy(&cfg);
-        return 0;
-    }
     zsys_init();
     relay_t *r = NULL;
     if ((rc = svc_log_init(kind->prog, svc_config_get(cfg, "log/level"), &err)) == 0)

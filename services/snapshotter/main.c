@@ -28,20 +28,11 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     svc_config_t *cfg = NULL;
+    if ((rc = svc_config_start("strata-snapshotter", config_file, print_config,
+                               snapshotter_check_config, uses, &cfg)) >= 0)
+        return rc;
     strata_error_t err;
     strata_error_clear(&err);
-    if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-        snapshotter_check_config(cfg, &err) ||
-        svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
-        fprintf(stderr, "strata-snapshotter: %s\n", err.msg);
-        svc_config_destroy(&cfg);
-        return 2;
-    }
-    if (print_config) {
-        svc_config_print(cfg, stdout, uses);
-        svc_config_destroy(&cfg);
-        return 0;
-    }
     zsys_init();
     snapshotter_t *s = NULL;
     if ((rc = svc_log_init("strata-snapshotter", svc_config_get(cfg, "log/level"), &err)) == 0)

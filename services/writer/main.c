@@ -30,23 +30,14 @@ int main(int argc, char **argv)
                             &print_config);
     if (rc >= 0)
         return rc;
-    zsys_init();
     for (bool again = true; again;) {
         svc_config_t *cfg = NULL;
+        if ((rc = svc_config_start("strata-writer", config_file, print_config, writer_check_config,
+                                   uses, &cfg)) >= 0)
+            return rc;
+        zsys_init(); /* once; a no-op after */
         strata_error_t err;
         strata_error_clear(&err);
-        if (svc_config_load(svc_node_defaults, config_file, &cfg, &err) ||
-            writer_check_config(cfg, &err) ||
-            svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
-            fprintf(stderr, "strata-writer: %s\n", err.msg);
-            svc_config_destroy(&cfg);
-            return 2;
-        }
-        if (print_config) {
-            svc_config_print(cfg, stdout, uses);
-            svc_config_destroy(&cfg);
-            return 0;
-        }
         writer_t *w = NULL;
         if ((rc = svc_log_init("strata-writer", svc_config_get(cfg, "log/level"), &err)) == 0)
             rc = writer_new(cfg, &w, &err); /* takes cfg */

@@ -132,6 +132,17 @@ static void node_teardown(fake_node_t *n)
     free(n->cfg);
 }
 
+/* Node 1 of three, the others never running, with its transport of kind
+ * started. */
+static void lone_node(fake_node_t *n, const char *dir, const char *kind)
+{
+    char election_peers[256], replicator_peers[256];
+    peer_list(election_peers, sizeof election_peers);
+    peer_list(replicator_peers, sizeof replicator_peers);
+    node_setup(n, dir, 1, election_peers, replicator_peers);
+    ts_relay_start_config(&n->relay, kind, n->data, n->cfg, NULL);
+}
+
 /* The next message to the fake writer whose verb (frame 1) is verb, within
  * timeout_ms; every HELLO on the way is checked and its sender kept. NULL
  * when none came. */
@@ -625,12 +636,8 @@ static void copy_and_compare(requester_t *q, const char *dir, const char *name,
 START_TEST(the_replicator_serves_its_newest_snapshot)
 {
     char *dir = ts_tempdir("transport");
-    char election_peers[256], replicator_peers[256];
-    peer_list(election_peers, sizeof election_peers);
-    peer_list(replicator_peers, sizeof replicator_peers);
     fake_node_t n;
-    node_setup(&n, dir, 1, election_peers, replicator_peers);
-    ts_relay_start_config(&n.relay, "replicator", n.data, n.cfg, NULL);
+    lone_node(&n, dir, "replicator");
     requester_t q;
     requester_connect(&q, &n.relay);
     char *snapshots = ts_path(n.data, "snapshots");
@@ -750,12 +757,8 @@ END_TEST
 START_TEST(the_election_answers_no_snapshot_request)
 {
     char *dir = ts_tempdir("transport");
-    char election_peers[256], replicator_peers[256];
-    peer_list(election_peers, sizeof election_peers);
-    peer_list(replicator_peers, sizeof replicator_peers);
     fake_node_t n;
-    node_setup(&n, dir, 1, election_peers, replicator_peers);
-    ts_relay_start_config(&n.relay, "election", n.data, n.cfg, NULL);
+    lone_node(&n, dir, "election");
     char *snapshots = ts_path(n.data, "snapshots");
     ck_assert_int_eq(mkdir(snapshots, 0755), 0);
     strata_snapshot_meta_t meta;
@@ -831,12 +834,8 @@ static bool next_role(zsock_t *sub, int timeout_ms, published_t *out)
 START_TEST(the_election_publishes_the_writers_role)
 {
     char *dir = ts_tempdir("transport");
-    char election_peers[256], replicator_peers[256];
-    peer_list(election_peers, sizeof election_peers);
-    peer_list(replicator_peers, sizeof replicator_peers);
     fake_node_t n;
-    node_setup(&n, dir, 1, election_peers, replicator_peers);
-    ts_relay_start_config(&n.relay, "election", n.data, n.cfg, NULL);
+    lone_node(&n, dir, "election");
     zmsg_t *hello = writer_expect(&n, "election", "HELLO", DEADLINE_MS);
     ck_assert_ptr_nonnull(hello);
     zmsg_destroy(&hello);
