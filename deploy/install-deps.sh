@@ -8,7 +8,8 @@ libzmq3-dev libczmq-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
 libmicrohttpd-dev libcjson-dev
 librocksdb-dev libleveldb-dev redis-server libhiredis-dev
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev
+iproute2"
 
 missing=""
 for p in $PACKAGES; do

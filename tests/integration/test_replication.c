@@ -22,239 +22,7 @@
 #include "strata/snapshot.h"
 #include "strata/wal.h"
 #include "support.h"
-
-#define CLIENTS 3
-
-typedef struct {
-    ts_cluster_t *cl;
-    int idx;
-    _Atomic bool stop;
-    bool async;    /* REPLICATION_ASYNC writes */
-    bool sessions; /* one client over every node, resending what is unknown */
-    /* what the server acknowledged: key number, seq, when */
-    uint32_t *acked;
-    uint64_t *acked_seq, *acked_ns;
-    int *acked_node;
-    _Atomic uint64_t n_acked;
-    uint64_t unknown, refused;
-    _Atomic uint64_t last_ack_ns;
-    _Atomic int last_ack_node;
-    pthread_t thread;
-} client_t;
-
-static void key_of(char *key, size_t cap, int client, uint32_t i)
-{
-    snprintf(key, cap, "c%d-%06" PRIu32, client, i);
-}
-
-/* Short, so a client stuck on a dead master moves on soon and the failover
- * time measures the cluster rather than the client. */
-static strata_client_t *connect_to(ts_member_t *m)
-{
-    return ts_member_connect(m, 250);
-}
-
-/* A session client: the library follows the master and resends a write
- * whose outcome is unknown; the cluster applies each once. */
-static void *session_client_main(void *arg)
-{
-    client_t *w = arg;
-    const char *eps[TS_CLUSTER_MAX];
-    for (int i = 0; i < w->cl->n; i++)
-        eps[i] = w->cl->m[i].client;
-    strata_client_options_t opts = {.endpoints = eps,
-                                    .n_endpoints = (size_t)w->cl->n,
-                                    .timeout_ms = 250,
-                                    .sessions = true,
-                                    .retry_ms = 30000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_int_eq(strata_client_connect(&opts, &c, &err), 0);
-    for (uint32_t i = 0; !atomic_load(&w->stop) && i < 200000; i++) {
-        char key[32];
-        key_of(key, sizeof key, w->idx, i);
-        uint64_t seq = 0;
-        if (strata_client_put(c, STRATA_DURABILITY_SYNC, key, strlen(key), key, strlen(key), &seq,
-                              &err) != 0) {
-            w->unknown++;
-            continue;
-        }
-        uint64_t n = atomic_load(&w->n_acked);
-        w->acked[n] = i;
-        w->acked_seq[n] = seq;
-        w->acked_ns[n] = ts_now_ns();
-        w->acked_node[n] = 0;
-        atomic_fetch_add(&w->n_acked, 1);
-        atomic_store(&w->last_ack_ns, ts_now_ns());
-    }
-    strata_client_destroy(&c);
-    return NULL;
-}
-
-/* Puts keys in order; a write the server refused outright (not master) is
- * tried again on the next node, one whose outcome is unknown (a timeout, a
- * master deposed before the commit) is skipped: the checks below ask only
- * that acknowledged keys are everywhere. */
-static void *client_main(void *arg)
-{
-    client_t *w = arg;
-    int node = w->idx % w->cl->n;
-    strata_client_t *c = connect_to(&w->cl->m[node]);
-    uint32_t i = 0;
-    while (!atomic_load(&w->stop) && i < 200000) {
-        char key[32];
-        key_of(key, sizeof key, w->idx, i);
-        strata_error_t err;
-        uint64_t seq = 0;
-        strata_request_t req = {.op = STRATA_OP_PUT,
-                                .durability = STRATA_DURABILITY_SYNC,
-                                .replication =
-                                    w->async ? STRATA_REPLICATION_ASYNC : STRATA_REPLICATION_QUORUM,
-                                .key = {(const uint8_t *)key, strlen(key)},
-                                .value = {(const uint8_t *)key, strlen(key)}};
-        strata_reply_t rep;
-        int rc = c ? strata_client_call(c, &req, &rep, &err) : STRATA_ETIMEDOUT;
-        if (c) {
-            seq = rep.seq;
-            strata_reply_clear(&rep);
-        }
-        if (rc == 0) {
-            uint64_t n = atomic_load(&w->n_acked);
-            w->acked[n] = i;
-            w->acked_seq[n] = seq;
-            w->acked_ns[n] = ts_now_ns();
-            w->acked_node[n] = node + 1;
-            atomic_fetch_add(&w->n_acked, 1);
-            atomic_store(&w->last_ack_ns, ts_now_ns());
-            atomic_store(&w->last_ack_node, node + 1);
-            i++;
-            continue;
-        }
-        if (rc == STRATA_ETIMEDOUT || (rc == STRATA_ENOTMASTER && strstr(err.msg, "unknown"))) {
-            w->unknown++;
-            i++;
-        } else {
-            w->refused++;
-        }
-        strata_client_destroy(&c);
-        node = (node + 1) % w->cl->n;
-        c = connect_to(&w->cl->m[node]);
-        struct timespec nap = {0, 5 * 1000000};
-        nanosleep(&nap, NULL); /* a short backoff between nodes, not a wait for state */
-    }
-    strata_client_destroy(&c);
-    return NULL;
-}
-
-static void clients_start_mode(ts_cluster_t *cl, client_t *ws, bool async, bool sessions)
-{
-    for (int k = 0; k < CLIENTS; k++) {
-        ws[k] = (client_t){.cl = cl, .idx = k, .async = async, .sessions = sessions};
-        ws[k].acked = calloc(200000, sizeof *ws[k].acked);
-        ws[k].acked_seq = calloc(200000, sizeof *ws[k].acked_seq);
-        ws[k].acked_ns = calloc(200000, sizeof *ws[k].acked_ns);
-        ws[k].acked_node = calloc(200000, sizeof *ws[k].acked_node);
-        ck_assert_int_eq(pthread_create(&ws[k].thread, NULL,
-                                        ws[k].sessions ? session_client_main : client_main, &ws[k]),
-                         0);
-    }
-}
-
-static void clients_start(ts_cluster_t *cl, client_t *ws, bool async)
-{
-    clients_start_mode(cl, ws, async, false);
-}
-
-static void clients_free(client_t *ws)
-{
-    for (int k = 0; k < CLIENTS; k++) {
-        free(ws[k].acked);
-        free(ws[k].acked_seq);
-        free(ws[k].acked_ns);
-        free(ws[k].acked_node);
-    }
-}
-
-static void clients_stop(client_t *ws)
-{
-    for (int k = 0; k < CLIENTS; k++)
-        atomic_store(&ws[k].stop, true);
-    for (int k = 0; k < CLIENTS; k++)
-        pthread_join(ws[k].thread, NULL);
-}
-
-static uint64_t acked_total(client_t *ws)
-{
-    uint64_t n = 0;
-    for (int k = 0; k < CLIENTS; k++)
-        n += atomic_load(&ws[k].n_acked);
-    return n;
-}
-
-/* Waits until the clients have had more acknowledgements than before. */
-static void wait_progress(client_t *ws, uint64_t more, unsigned timeout_ms)
-{
-    uint64_t want = acked_total(ws) + more, deadline = ts_now_ns() + timeout_ms * 1000000ull;
-    while (acked_total(ws) < want && ts_now_ns() < deadline) {
-        struct timespec nap = {0, 10 * 1000000};
-        nanosleep(&nap, NULL); /* polling the clients' counts with a deadline */
-    }
-    ck_assert_msg(acked_total(ws) >= want, "no %" PRIu64 " acknowledged writes in %u ms", more,
-                  timeout_ms);
-}
-
-/* One more write through the master, so a follower that kept a deposed
- * master's unreplicated tail meets a conflicting entry and cuts it. */
-static void final_write(ts_cluster_t *cl)
-{
-    int master = ts_cluster_master(cl, 15000, NULL);
-    ck_assert_int_gt(master, 0);
-    strata_client_t *c = connect_to(&cl->m[master - 1]);
-    ck_assert_ptr_nonnull(c);
-    strata_error_t err;
-    ck_assert_msg(strata_client_put(c, STRATA_DURABILITY_SYNC, "final", 5, "x", 1, NULL, &err) == 0,
-                  "%s", err.msg);
-    strata_client_destroy(&c);
-}
-
-/* Every key a client had acknowledged, read on every node. */
-static void check_acked_everywhere(ts_cluster_t *cl, client_t *ws)
-{
-    for (int i = 0; i < cl->n; i++) {
-        strata_client_t *c = connect_to(&cl->m[i]);
-        ck_assert_ptr_nonnull(c);
-        for (int k = 0; k < CLIENTS; k++)
-            for (uint64_t j = 0; j < atomic_load(&ws[k].n_acked); j++) {
-                char key[32];
-                key_of(key, sizeof key, k, ws[k].acked[j]);
-                void *value = NULL;
-                size_t len = 0;
-                strata_error_t err;
-                int rc = strata_client_get(c, key, strlen(key), &value, &len, &err);
-                ck_assert_msg(rc == 0 && len == strlen(key) && !memcmp(value, key, len),
-                              "node%d: acknowledged %s: rc %d", i + 1, key, rc);
-                free(value);
-            }
-        strata_client_destroy(&c);
-    }
-}
-
-static void settle_and_check(ts_cluster_t *cl, client_t *ws)
-{
-    final_write(cl);
-    uint64_t commit = ts_cluster_settle(cl, 1, 30000);
-    ck_assert_msg(commit > 0, "the nodes did not agree on one commit seq within 30 s");
-    check_acked_everywhere(cl, ws);
-    ts_cluster_check_logs(cl, commit);
-    int terms = ts_cluster_check_one_master_per_term(cl);
-    uint64_t unknown = 0;
-    for (int k = 0; k < CLIENTS; k++)
-        unknown += ws[k].unknown;
-    fprintf(stderr,
-            "settled at commit %" PRIu64 ": %" PRIu64 " acknowledged writes on every node, %" PRIu64
-            " with an unknown outcome, %d terms with a master, logs identical\n",
-            commit, acked_total(ws), unknown, terms);
-}
+#include "writers.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -267,12 +35,12 @@ START_TEST(the_masters_writer_killed_ten_times_loses_no_acknowledged_write)
     ts_cluster_t cl;
     ts_cluster_start(&cl, 3, "repl-kill");
     ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, false);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, false);
     enum { CYCLES = 10 };
     uint64_t took_ms[CYCLES];
     for (int cycle = 0; cycle < CYCLES; cycle++) {
-        wait_progress(ws, 30, 10000);
+        ts_writers_wait(ws, 30, 10000);
         int master = ts_cluster_master(&cl, 10000, NULL);
         ck_assert_int_gt(master, 0);
         uint64_t t0 = ts_now_ns();
@@ -280,7 +48,7 @@ START_TEST(the_masters_writer_killed_ten_times_loses_no_acknowledged_write)
         /* The first write another node acknowledges. */
         uint64_t deadline = t0 + 10000000000ull, first = 0;
         while (!first && ts_now_ns() < deadline) {
-            for (int k = 0; k < CLIENTS; k++)
+            for (int k = 0; k < TS_WRITERS; k++)
                 if (atomic_load(&ws[k].last_ack_ns) > t0 &&
                     atomic_load(&ws[k].last_ack_node) != master &&
                     (!first || atomic_load(&ws[k].last_ack_ns) < first))
@@ -298,15 +66,15 @@ START_TEST(the_masters_writer_killed_ten_times_loses_no_acknowledged_write)
         ck_assert_uint_lt(took_ms[cycle], 5000);
         ts_member_start_writer(&cl.m[master - 1]);
     }
-    clients_stop(ws);
+    ts_writers_stop(ws);
     qsort(took_ms, CYCLES, sizeof took_ms[0], cmp_u64);
     fprintf(
         stderr,
         "failover (kill -9 of the master's writer to the first acknowledged write): p50 %" PRIu64
         " ms, max %" PRIu64 " ms over %d cycles\n",
         took_ms[CYCLES / 2], took_ms[CYCLES - 1], CYCLES);
-    settle_and_check(&cl, ws);
-    clients_free(ws);
+    ts_writers_settle_and_check(&cl, ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -318,15 +86,15 @@ START_TEST(killing_the_masters_election_process_changes_nothing)
     uint64_t term = 0;
     int master = ts_cluster_master(&cl, 15000, &term);
     ck_assert_int_gt(master, 0);
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, false);
-    wait_progress(ws, 30, 10000);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, false);
+    ts_writers_wait(ws, 30, 10000);
     ts_relay_kill9(&cl.m[master - 1].election);
     /* Three election timeouts: appends keep every follower's timer reset. */
     uint64_t until = ts_now_ns() + 3000000000ull;
     int looked[TS_CLUSTER_MAX] = {0};
     while (ts_now_ns() < until) {
-        wait_progress(ws, 10, 5000);
+        ts_writers_wait(ws, 10, 5000);
         for (int i = 0; i < cl.n; i++) {
             char role[32];
             uint64_t t = 0;
@@ -343,9 +111,9 @@ START_TEST(killing_the_masters_election_process_changes_nothing)
     for (int i = 0; i < cl.n; i++)
         ck_assert_msg(looked[i] > 0, "node%d never answered a status call", i + 1);
     ts_member_start_election(&cl.m[master - 1]);
-    clients_stop(ws);
-    settle_and_check(&cl, ws);
-    clients_free(ws);
+    ts_writers_stop(ws);
+    ts_writers_settle_and_check(&cl, ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -357,9 +125,9 @@ START_TEST(killing_the_masters_replicator_makes_it_step_down)
     uint64_t term = 0;
     int master = ts_cluster_master(&cl, 15000, &term);
     ck_assert_int_gt(master, 0);
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, false);
-    wait_progress(ws, 30, 10000);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, false);
+    ts_writers_wait(ws, 30, 10000);
     uint64_t t0 = ts_now_ns();
     ts_relay_kill9(&cl.m[master - 1].replicator);
     /* CheckQuorum: no follower answers it, so it steps down within
@@ -381,11 +149,11 @@ START_TEST(killing_the_masters_replicator_makes_it_step_down)
     int next = ts_cluster_master(&cl, 10000, NULL);
     ck_assert_int_gt(next, 0);
     ck_assert_int_ne(next, master);
-    wait_progress(ws, 30, 10000);
+    ts_writers_wait(ws, 30, 10000);
     ts_member_start_replicator(&cl.m[master - 1]);
-    clients_stop(ws);
-    settle_and_check(&cl, ws);
-    clients_free(ws);
+    ts_writers_stop(ws);
+    ts_writers_settle_and_check(&cl, ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -398,22 +166,22 @@ START_TEST(a_slave_restarted_or_wiped_catches_up)
     ck_assert_int_gt(master, 0);
     int slave = master % cl.n + 1;
     ts_member_t *s = &cl.m[slave - 1];
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, false);
-    wait_progress(ws, 30, 10000);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, false);
+    ts_writers_wait(ws, 30, 10000);
 
     /* Killed and restarted: it copies what it missed. */
     ts_node_kill9(&s->writer);
-    wait_progress(ws, 200, 10000);
+    ts_writers_wait(ws, 200, 10000);
     ts_member_start_writer(s);
-    wait_progress(ws, 30, 10000);
+    ts_writers_wait(ws, 30, 10000);
 
     /* Wiped: an empty data dir without bootstrap is a replaced disk. It
      * copies the log as a learner, then votes again. */
     ts_relay_stop(&s->replicator);
     ts_relay_stop(&s->election);
     ts_node_kill9(&s->writer);
-    wait_progress(ws, 100, 10000);
+    ts_writers_wait(ws, 100, 10000);
     ts_rmtree(s->data);
     ts_member_no_bootstrap(&cl, s);
     ts_member_start_writer(s);
@@ -433,10 +201,10 @@ START_TEST(a_slave_restarted_or_wiped_catches_up)
     }
     ck_assert_msg(was_learner, "the wiped node was never a learner");
     ck_assert_msg(!strcmp(role, "follower"), "the wiped node is %s after 20 s", role);
-    wait_progress(ws, 30, 10000);
-    clients_stop(ws);
-    settle_and_check(&cl, ws);
-    clients_free(ws);
+    ts_writers_wait(ws, 30, 10000);
+    ts_writers_stop(ws);
+    ts_writers_settle_and_check(&cl, ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -544,14 +312,14 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     ts_member_t *m = &cl.m[master - 1];
     int slave = master % cl.n + 1;
     ts_member_t *s = &cl.m[slave - 1];
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, false);
-    wait_progress(ws, 30, 10000);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, false);
+    ts_writers_wait(ws, 30, 10000);
     uint64_t killed_at = ts_now_ns();
     ts_node_kill9(&s->writer);
 
     /* 4 MiB while it is down. */
-    strata_client_t *c = connect_to(m);
+    strata_client_t *c = ts_writer_connect(m);
     ck_assert_ptr_nonnull(c);
     static char value[4096];
     memset(value, 'v', sizeof value);
@@ -623,14 +391,14 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     const char *end = strchr(copied, '\n');
     fprintf(stderr, "node%d: %.*s\n", slave, end ? (int)(end - copied) : 200, copied);
     free(log);
-    wait_progress(ws, 30, 20000);
-    clients_stop(ws);
-    settle_and_check(&cl, ws);
+    ts_writers_wait(ws, 30, 20000);
+    ts_writers_stop(ws);
+    ts_writers_settle_and_check(&cl, ws);
     ck_assert_uint_gt(wal_segments(s->data), 0);
     int now_master = ts_cluster_master(&cl, 15000, NULL);
     ck_assert_int_gt(now_master, 0);
     if (now_master != slave) {
-        c = connect_to(&cl.m[now_master - 1]);
+        c = ts_writer_connect(&cl.m[now_master - 1]);
         ck_assert_ptr_nonnull(c);
         ck_assert_uint_eq(ts_stat(c, lag_ms_name), 0);
         strata_client_destroy(&c);
@@ -643,7 +411,7 @@ START_TEST(a_slave_behind_retention_copies_the_masters_snapshot)
     ck_assert_msg(code == 0, "stratactl verify %s: exit %d\n%s", s->data, code, out ? out : "");
     free(out);
     ts_snap_stop(&snap);
-    clients_free(ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -651,7 +419,7 @@ END_TEST
 static bool present(strata_client_t *c, int client, uint32_t i)
 {
     char key[32];
-    key_of(key, sizeof key, client, i);
+    ts_writer_key(key, sizeof key, client, i);
     void *value = NULL;
     size_t len = 0;
     strata_error_t err;
@@ -670,13 +438,13 @@ START_TEST(async_writes_a_failover_loses_are_the_masters_unreplicated_tail)
     ts_cluster_t cl;
     ts_cluster_start(&cl, 3, "repl-async");
     ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
-    client_t ws[CLIENTS];
-    clients_start(&cl, ws, true);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start(&cl, ws, true);
     enum { CYCLES = 3 };
     uint64_t kill_ns[CYCLES];
     int killed[CYCLES];
     for (int cycle = 0; cycle < CYCLES; cycle++) {
-        wait_progress(ws, 200, 10000);
+        ts_writers_wait(ws, 200, 10000);
         killed[cycle] = ts_cluster_master(&cl, 10000, NULL);
         ck_assert_int_gt(killed[cycle], 0);
         /* The followers' replicators paused: what the master acknowledges
@@ -684,7 +452,7 @@ START_TEST(async_writes_a_failover_loses_are_the_masters_unreplicated_tail)
         for (int i = 0; i < cl.n; i++)
             if (i + 1 != killed[cycle])
                 kill(cl.m[i].replicator.pid, SIGSTOP);
-        wait_progress(ws, 50, 10000);
+        ts_writers_wait(ws, 50, 10000);
         kill_ns[cycle] = ts_now_ns();
         ts_node_kill9(&cl.m[killed[cycle] - 1].writer);
         for (int i = 0; i < cl.n; i++)
@@ -693,20 +461,20 @@ START_TEST(async_writes_a_failover_loses_are_the_masters_unreplicated_tail)
         ck_assert_int_gt(ts_cluster_master(&cl, 10000, NULL), 0);
         ts_member_start_writer(&cl.m[killed[cycle] - 1]);
     }
-    wait_progress(ws, 30, 10000);
-    clients_stop(ws);
-    final_write(&cl);
+    ts_writers_wait(ws, 30, 10000);
+    ts_writers_stop(ws);
+    ts_cluster_final_write(&cl);
     uint64_t commit = ts_cluster_settle(&cl, 1, 30000);
     ck_assert_msg(commit > 0, "the nodes did not agree on one commit seq within 30 s");
     ts_cluster_check_logs(&cl, commit);
     ts_cluster_check_one_master_per_term(&cl);
 
-    strata_client_t *c = connect_to(&cl.m[0]);
+    strata_client_t *c = ts_writer_connect(&cl.m[0]);
     ck_assert_ptr_nonnull(c);
     uint64_t lost = 0, window_ms = 0, acked = 0;
     for (int cycle = 0; cycle < CYCLES; cycle++) {
         uint64_t from = cycle ? kill_ns[cycle - 1] : 0, highest_kept = 0, lowest_lost = UINT64_MAX;
-        for (int k = 0; k < CLIENTS; k++)
+        for (int k = 0; k < TS_WRITERS; k++)
             for (uint64_t j = 0; j < atomic_load(&ws[k].n_acked); j++) {
                 if (ws[k].acked_ns[j] <= from || ws[k].acked_ns[j] > kill_ns[cycle] ||
                     ws[k].acked_node[j] != killed[cycle])
@@ -752,7 +520,7 @@ START_TEST(async_writes_a_failover_loses_are_the_masters_unreplicated_tail)
             " lost, all above what their masters had replicated, acknowledged at most %" PRIu64
             " ms before the kill\n",
             CYCLES, acked, lost, window_ms);
-    clients_free(ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -764,30 +532,30 @@ START_TEST(session_clients_apply_every_write_exactly_once_across_failovers)
     ts_cluster_t cl;
     ts_cluster_start(&cl, 3, "repl-sessions");
     ck_assert_int_gt(ts_cluster_master(&cl, 15000, NULL), 0);
-    client_t ws[CLIENTS];
-    clients_start_mode(&cl, ws, false, true);
+    ts_writer_t ws[TS_WRITERS];
+    ts_writers_start_mode(&cl, ws, false, true);
     for (int cycle = 0; cycle < 5; cycle++) {
-        wait_progress(ws, 50, 20000);
+        ts_writers_wait(ws, 50, 20000);
         int master = ts_cluster_master(&cl, 10000, NULL);
         ck_assert_int_gt(master, 0);
         ts_node_kill9(&cl.m[master - 1].writer);
         ck_assert_int_gt(ts_cluster_master(&cl, 10000, NULL), 0);
         ts_member_start_writer(&cl.m[master - 1]);
     }
-    wait_progress(ws, 50, 20000);
-    clients_stop(ws);
-    final_write(&cl);
+    ts_writers_wait(ws, 50, 20000);
+    ts_writers_stop(ws);
+    ts_cluster_final_write(&cl);
     uint64_t commit = ts_cluster_settle(&cl, 1, 30000);
     ck_assert_msg(commit > 0, "the nodes did not agree on one commit seq within 30 s");
     ts_cluster_check_logs(&cl, commit);
-    check_acked_everywhere(&cl, ws);
+    ts_writers_check_everywhere(&cl, ws);
     uint64_t unknown = 0;
-    for (int k = 0; k < CLIENTS; k++)
+    for (int k = 0; k < TS_WRITERS; k++)
         unknown += ws[k].unknown;
     ck_assert_uint_eq(unknown, 0);
     /* Exactly once: every client key appears once in the committed log. */
-    uint32_t *count[CLIENTS];
-    for (int k = 0; k < CLIENTS; k++)
+    uint32_t *count[TS_WRITERS];
+    for (int k = 0; k < TS_WRITERS; k++)
         count[k] = calloc(200000, sizeof *count[k]);
     char wal[700];
     snprintf(wal, sizeof wal, "%s/wal", cl.m[0].data);
@@ -803,12 +571,12 @@ START_TEST(session_clients_apply_every_write_exactly_once_across_failovers)
         char key[32];
         snprintf(key, sizeof key, "%.*s", (int)(e.key_len < 31 ? e.key_len : 31),
                  (const char *)e.key);
-        if (sscanf(key, "c%d-%u", &k, &i) == 2 && k >= 0 && k < CLIENTS && i < 200000)
+        if (sscanf(key, "c%d-%u", &k, &i) == 2 && k >= 0 && k < TS_WRITERS && i < 200000)
             count[k][i]++;
     }
     strata_wal_cursor_close(&cur);
     uint64_t writes = 0;
-    for (int k = 0; k < CLIENTS; k++) {
+    for (int k = 0; k < TS_WRITERS; k++) {
         for (uint64_t j = 0; j < atomic_load(&ws[k].n_acked); j++) {
             uint32_t i = ws[k].acked[j];
             ck_assert_msg(count[k][i] == 1, "c%d-%06u is in the log %u times", k, i, count[k][i]);
@@ -818,7 +586,7 @@ START_TEST(session_clients_apply_every_write_exactly_once_across_failovers)
     }
     fprintf(stderr, "sessions: %" PRIu64 " writes across 5 failovers, each in the log once\n",
             writes);
-    clients_free(ws);
+    ts_writers_free(ws);
     ts_cluster_destroy(&cl);
 }
 END_TEST
@@ -831,7 +599,7 @@ START_TEST(a_master_cut_off_from_its_followers_stops_answering_reads)
     ts_cluster_start(&cl, 3, "repl-lease");
     int master = ts_cluster_master(&cl, 15000, NULL);
     ck_assert_int_gt(master, 0);
-    strata_client_t *c = connect_to(&cl.m[master - 1]);
+    strata_client_t *c = ts_writer_connect(&cl.m[master - 1]);
     ck_assert_ptr_nonnull(c);
     strata_error_t err;
     void *value = NULL;

@@ -13,6 +13,7 @@
 
 #include "strata/client.h"
 #include "strata/wal.h"
+#include "netns.h"
 #include "support.h"
 
 static void nap_ms(unsigned ms)
@@ -28,11 +29,12 @@ static void write_config(ts_cluster_t *cl, ts_member_t *m, bool bootstrap, const
         char item[96];
         snprintf(item, sizeof item, "%s%d", i ? "," : "", i + 1);
         strcat(voters, item);
-        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][1]);
+        const char *host = cl->m[i].host;
+        snprintf(item, sizeof item, "%s%d=tcp://%s:%d", i ? "," : "", i + 1, host, ports[i][1]);
         strcat(election, item);
-        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][2]);
+        snprintf(item, sizeof item, "%s%d=tcp://%s:%d", i ? "," : "", i + 1, host, ports[i][2]);
         strcat(replicator, item);
-        snprintf(item, sizeof item, "%s%d=tcp://127.0.0.1:%d", i ? "," : "", i + 1, ports[i][0]);
+        snprintf(item, sizeof item, "%s%d=tcp://%s:%d", i ? "," : "", i + 1, host, ports[i][0]);
         strcat(client, item);
     }
     FILE *f = fopen(m->cfg, "w");
@@ -52,23 +54,30 @@ static void write_config(ts_cluster_t *cl, ts_member_t *m, bool bootstrap, const
 /* The ports stay fixed for the cluster's life: peers name them. */
 static int s_ports[TS_CLUSTER_MAX][3];
 
-void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
+static void start(ts_cluster_t *cl, int n, const char *tag, const char (*ns)[24],
+                  const char (*ips)[48])
 {
     memset(cl, 0, sizeof *cl);
     cl->n = n;
     cl->root = ts_tempdir(tag);
+    /* Each namespace has ports of its own: fixed ones will do there. */
     for (int i = 0; i < n; i++)
         for (int k = 0; k < 3; k++)
-            s_ports[i][k] = ts_free_port();
+            s_ports[i][k] = ns ? 7400 + 10 * k : ts_free_port();
     for (int i = 0; i < n; i++) {
         ts_member_t *m = &cl->m[i];
         m->id = i + 1;
+        snprintf(m->host, sizeof m->host, "%s", ips ? ips[i] : "127.0.0.1");
+        snprintf(m->netns, sizeof m->netns, "%s", ns ? ns[i] : "");
+    }
+    for (int i = 0; i < n; i++) {
+        ts_member_t *m = &cl->m[i];
         snprintf(m->root, sizeof m->root, "%s/node%d", cl->root, m->id);
         /* From cl->root, not m->root: GCC's -Wrestrict takes one member of
          * *m written from another as an overlap once ts_member_t is this big. */
         snprintf(m->data, sizeof m->data, "%s/node%d/data", cl->root, m->id);
         snprintf(m->cfg, sizeof m->cfg, "%s/node%d/node.cfg", cl->root, m->id);
-        snprintf(m->client, sizeof m->client, "tcp://127.0.0.1:%d", s_ports[i][0]);
+        snprintf(m->client, sizeof m->client, "tcp://%s:%d", m->host, s_ports[i][0]);
         ck_assert_int_eq(mkdir(m->root, 0755), 0);
         write_config(cl, m, true, (const int(*)[3])s_ports);
     }
@@ -79,6 +88,17 @@ void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
     }
 }
 
+void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag)
+{
+    start(cl, n, tag, NULL, NULL);
+}
+
+void ts_cluster_start_netns(ts_cluster_t *cl, int n, const char *tag, const char (*ns)[24],
+                            const char (*ips)[48])
+{
+    start(cl, n, tag, ns, ips);
+}
+
 void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m)
 {
     write_config(cl, m, false, (const int(*)[3])s_ports);
@@ -86,17 +106,23 @@ void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m)
 
 void ts_member_start_writer(ts_member_t *m)
 {
+    ts_spawn_netns(m->netns);
     ts_node_start_config(&m->writer, m->data, m->cfg, NULL);
+    ts_spawn_netns(NULL);
 }
 
 void ts_member_start_election(ts_member_t *m)
 {
+    ts_spawn_netns(m->netns);
     ts_relay_start_config(&m->election, "election", m->data, m->cfg, NULL);
+    ts_spawn_netns(NULL);
 }
 
 void ts_member_start_replicator(ts_member_t *m)
 {
+    ts_spawn_netns(m->netns);
     ts_relay_start_config(&m->replicator, "replicator", m->data, m->cfg, NULL);
+    ts_spawn_netns(NULL);
 }
 
 void ts_member_start_distributor(ts_member_t *m)
@@ -108,7 +134,9 @@ void ts_member_start_distributor(ts_member_t *m)
                                         "STRATA_DISTRIBUTOR_DELAYED=tcp://127.0.0.1:![61000-65535]",
                                         "STRATA_DISTRIBUTOR_HISTORY=tcp://127.0.0.1:![61000-65535]",
                                         "STRATA_DISTRIBUTOR_METRICS=127.0.0.1:0", NULL};
+    ts_spawn_netns(m->netns);
     ts_dist_start_config(&m->dist, m->data, m->cfg, ports);
+    ts_spawn_netns(NULL);
 }
 
 void ts_cluster_destroy(ts_cluster_t *cl)

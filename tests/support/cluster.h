@@ -17,7 +17,9 @@ typedef struct {
     char root[512]; /* node<ID>: logs and the config */
     char data[600]; /* node<ID>/data: the data dir */
     char cfg[640];
-    char client[64]; /* tcp://127.0.0.1:PORT */
+    char client[64]; /* tcp://HOST:PORT */
+    char host[48];   /* its address: 127.0.0.1, or its namespace's */
+    char netns[24];  /* its processes' network namespace; "" for the test's */
     ts_node_t writer;
     ts_relay_t election, replicator;
     ts_dist_t dist; /* pid 0 until ts_member_start_distributor */
@@ -32,6 +34,9 @@ typedef struct {
 /* Writes the configs (bootstrap true) and starts every node's writer,
  * election and replicator. */
 void ts_cluster_start(ts_cluster_t *cl, int n, const char *tag);
+/* The same with node i in bed's namespace i at bed's address i (netns.h). */
+void ts_cluster_start_netns(ts_cluster_t *cl, int n, const char *tag, const char (*ns)[24],
+                            const char (*ips)[48]);
 /* Stops every process still running and removes the data. */
 void ts_cluster_destroy(ts_cluster_t *cl);
 

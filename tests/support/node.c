@@ -6,6 +6,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "netns.h"
 #include "support.h"
 
 #ifndef STRATA_WRITER_BIN
@@ -129,6 +131,28 @@ static char **child_environment(const char *dir_env, const char *const *defaults
 /* Forks bin with the node's data dir, free ports (defaults, then env) and
  * its stderr in log; returns the child's pid. With a config file the
  * process gets -c config and only env: the file says the rest. */
+static char s_netns[32];
+
+void ts_spawn_netns(const char *ns)
+{
+    snprintf(s_netns, sizeof s_netns, "%s", ns ? ns : "");
+}
+
+/* In the child: into the namespace ts_spawn_netns named, if any. */
+static void join_netns(void)
+{
+    if (!s_netns[0])
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/var/run/netns/%s", s_netns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "cannot join network namespace %s: %s\n", s_netns, strerror(errno));
+        _exit(126);
+    }
+    close(fd);
+}
+
 static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *config,
                    const char *log, const char *const *defaults, const char *const *env)
 {
@@ -143,6 +167,7 @@ static pid_t spawn(const char *bin, const char *name, const char *data_dir, cons
     if (pid == 0) {
         /* A test that dies (a Check timeout) must not leave processes behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        join_netns();
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
