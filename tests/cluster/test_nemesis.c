@@ -2,8 +2,13 @@
  * (tests/support/netns.h; root only), three writing clients in quorum mode
  * throughout, and a nemesis that runs episodes drawn from a printed seed
  * (STRATA_TEST_SEED repeats a run): the master or a follower cut off from
- * the network, kill -9 of the master's writer or of any one process of any
- * node, and SIGSTOP pauses of the master's or a follower's writer. Each
+ * the network (its link down) or from the other nodes only (nftables in its
+ * namespace; a master cut so, which the clients still reach, must stop
+ * acknowledging within its election timeout), a follower that stops
+ * hearing the master (one way), the followers cut from each other (a
+ * non-transitive partition), 20% loss between the master and a follower,
+ * kill -9 of the master's writer or of any one process of any node, and
+ * SIGSTOP pauses of the master's or a follower's writer. Each
  * episode ends healed, with a master serving and writes acknowledged again.
  * After the last the nodes settle: every acknowledged write is on every
  * node, the committed logs are identical and no term had two masters.
@@ -55,12 +60,45 @@ typedef enum {
     KILL_ANY_PROCESS,
     PAUSE_MASTER,
     PAUSE_FOLLOWER,
+    SPLIT_MASTER,
+    SPLIT_FOLLOWER,
+    ONE_WAY,
+    BRIDGE,
+    LOSS,
     N_FAULTS
 } fault_t;
 
-static const char *const fault_names[N_FAULTS] = {
-    "isolate the master",  "isolate a follower",        "kill -9 the master's writer",
-    "kill -9 one process", "pause the master's writer", "pause a follower's writer"};
+static const char *const fault_names[N_FAULTS] = {"isolate the master",
+                                                  "isolate a follower",
+                                                  "kill -9 the master's writer",
+                                                  "kill -9 one process",
+                                                  "pause the master's writer",
+                                                  "pause a follower's writer",
+                                                  "cut the master from the other nodes",
+                                                  "cut a follower from the other nodes",
+                                                  "a follower stops hearing the master",
+                                                  "cut the followers from each other",
+                                                  "20% loss between the master and a follower"};
+
+/* Acknowledgements node gave in (from, to]: a master cut off from a
+ * majority must give none once its election timeout has passed. */
+static uint64_t acks_from(ts_writer_t *ws, int node, uint64_t from, uint64_t to)
+{
+    uint64_t n_from = 0;
+    for (int k = 0; k < TS_WRITERS; k++) {
+        uint64_t n = atomic_load(&ws[k].n_acked);
+        for (uint64_t j = 0; j < n; j++)
+            n_from +=
+                ws[k].acked_node[j] == node && ws[k].acked_ns[j] > from && ws[k].acked_ns[j] <= to;
+    }
+    return n_from;
+}
+
+static void heal_all(void)
+{
+    for (int i = 0; i < NODES; i++)
+        ts_netns_heal(&s_bed, i);
+}
 
 /* The first write a node other than old acknowledged after since; 0 when
  * none has yet. */
@@ -154,6 +192,50 @@ START_TEST(a_nemesis_loses_no_acknowledged_write)
             ck_assert_int_eq(kill(p->writer.pid, SIGCONT), 0);
             break;
         }
+        case SPLIT_MASTER:
+        case SPLIT_FOLLOWER: {
+            int node = f == SPLIT_MASTER ? master : follower;
+            snprintf(what, sizeof what, "%s (node%d)", fault_names[f], node);
+            for (int j = 1; j <= NODES; j++)
+                if (j != node)
+                    ts_netns_cut(&s_bed, node - 1, j - 1, true);
+            nap_ms(hold);
+            uint64_t healed = ts_now_ns();
+            heal_all();
+            /* The clients still reach it: past an election timeout (and a
+             * reply in flight) it acknowledges nothing. */
+            if (f == SPLIT_MASTER) {
+                uint64_t late = acks_from(ws, master, t0 + 1200000000ull, healed);
+                ck_assert_msg(late == 0,
+                              "episode %d: node%d, cut from the others, acknowledged %" PRIu64
+                              " writes more than 1.2 s after the cut (seed %" PRIu64 ")",
+                              e, master, late, seed);
+            }
+            break;
+        }
+        case ONE_WAY:
+            snprintf(what, sizeof what, "%s (node%d from node%d)", fault_names[f], follower,
+                     master);
+            ts_netns_cut(&s_bed, follower - 1, master - 1, false);
+            nap_ms(hold);
+            heal_all();
+            break;
+        case BRIDGE: {
+            int other = follower % NODES + 1 == master ? master % NODES + 1 : follower % NODES + 1;
+            snprintf(what, sizeof what, "%s (node%d, node%d)", fault_names[f], follower, other);
+            ts_netns_cut(&s_bed, follower - 1, other - 1, true);
+            ts_netns_cut(&s_bed, other - 1, follower - 1, true);
+            nap_ms(hold);
+            heal_all();
+            break;
+        }
+        case LOSS:
+            snprintf(what, sizeof what, "%s (node%d, node%d)", fault_names[f], master, follower);
+            ts_netns_loss(&s_bed, master - 1, follower - 1, 20);
+            ts_netns_loss(&s_bed, follower - 1, master - 1, 20);
+            nap_ms(hold);
+            heal_all();
+            break;
         case N_FAULTS:
             break;
         }
@@ -164,7 +246,7 @@ START_TEST(a_nemesis_loses_no_acknowledged_write)
                       what, seed);
         ts_writers_wait(ws, 20, 20000);
         char took[64] = "";
-        if (f == ISOLATE_MASTER || f == KILL_MASTER_WRITER) {
+        if (f == ISOLATE_MASTER || f == KILL_MASTER_WRITER || f == SPLIT_MASTER) {
             uint64_t first = first_ack_elsewhere(ws, master, t0);
             if (first) {
                 failover_ms[n_failovers++] = (first - t0) / 1000000;

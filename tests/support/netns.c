@@ -105,3 +105,34 @@ void ts_netns_link(const ts_netns_t *bed, int i, bool up)
 {
     ts_sh("ip link set %s %s", bed->veth[i], up ? "up" : "down");
 }
+
+/* The table and its two chains, made on first use. */
+static void nft_table(const ts_netns_t *bed, int i)
+{
+    ts_sh("ip netns exec %s nft 'add table inet nemesis; "
+          "add chain inet nemesis in { type filter hook input priority 0; policy accept; }; "
+          "add chain inet nemesis out { type filter hook output priority 0; policy accept; }'",
+          bed->ns[i]);
+}
+
+void ts_netns_cut(const ts_netns_t *bed, int i, int j, bool both_ways)
+{
+    nft_table(bed, i);
+    ts_sh("ip netns exec %s nft add rule inet nemesis in ip saddr %s drop", bed->ns[i], bed->ip[j]);
+    if (both_ways)
+        ts_sh("ip netns exec %s nft add rule inet nemesis out ip daddr %s drop", bed->ns[i],
+              bed->ip[j]);
+}
+
+void ts_netns_loss(const ts_netns_t *bed, int i, int j, int percent)
+{
+    nft_table(bed, i);
+    ts_sh("ip netns exec %s nft add rule inet nemesis in ip saddr %s numgen random mod 100 "
+          "'<' %d drop",
+          bed->ns[i], bed->ip[j], percent);
+}
+
+void ts_netns_heal(const ts_netns_t *bed, int i)
+{
+    ts_sh("ip netns exec %s nft delete table inet nemesis 2>/dev/null || true", bed->ns[i]);
+}

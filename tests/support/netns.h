@@ -36,6 +36,15 @@ void ts_netns_sweep(void);
  * connections too) or up again. */
 void ts_netns_link(const ts_netns_t *bed, int i, bool up);
 
+/* Inside node i's namespace (nftables, table inet nemesis): drop what comes
+ * from node j, and with both_ways what goes to it; the test's own traffic
+ * (from the bridge's address) still passes. */
+void ts_netns_cut(const ts_netns_t *bed, int i, int j, bool both_ways);
+/* Drop percent of what node i receives from node j, at random. */
+void ts_netns_loss(const ts_netns_t *bed, int i, int j, int percent);
+/* Removes every rule cut and loss put into node i's namespace. */
+void ts_netns_heal(const ts_netns_t *bed, int i);
+
 /* Processes the support library starts from now on (node.c) join this
  * namespace; NULL or "" for the test's own. */
 void ts_spawn_netns(const char *ns);
