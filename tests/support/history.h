@@ -1,6 +1,7 @@
 /* Client operation histories for the cluster fault tests: a thread-safe
  * writer that logs one JSON line per operation and a reader that loads a
- * file back, refusing any malformed line. history.md specifies the format. */
+ * file back, refusing any malformed line. history.md specifies the format;
+ * checkers.h holds the checks run on a loaded history. */
 #ifndef STRATA_TEST_HISTORY_H
 #define STRATA_TEST_HISTORY_H
 
