@@ -60,10 +60,33 @@ static void *session_client_main(void *arg)
     return NULL;
 }
 
-/* Puts keys in order; a write the server refused outright (not master) is
- * tried again on the next node, one whose outcome is unknown (a timeout, a
- * master deposed before the commit) is skipped: the checks below ask only
- * that acknowledged keys are everywhere. */
+/* With a history: one line of client k's list "c<k>" (value i). After an
+ * info its process is retired (history.md), so the next gets a new id. */
+static void record(ts_writer_t *w, ts_op_type_t type, uint32_t i, int node, uint64_t term,
+                   uint64_t seq)
+{
+    if (!w->history)
+        return;
+    char list[16];
+    snprintf(list, sizeof list, "c%d", w->idx);
+    ts_op_t op = {.process = w->idx * 1000000 + w->retired,
+                  .type = type,
+                  .f = TS_APPEND,
+                  .key = list,
+                  .vkind = TS_V_INT,
+                  .value = i,
+                  .node = node,
+                  .term = term,
+                  .seq = seq};
+    ck_assert_int_eq(ts_history_log(w->history, &op), 0);
+    if (type == TS_INFO)
+        w->retired++;
+}
+
+/* Puts keys in order; a write the server refused outright (not master) or
+ * whose outcome is unknown (a timeout, a master deposed before the commit)
+ * is skipped, and the next goes to the next node: the checks below ask
+ * that acknowledged keys are everywhere and refused ones nowhere. */
 static void *client_main(void *arg)
 {
     ts_writer_t *w = arg;
@@ -73,6 +96,7 @@ static void *client_main(void *arg)
     while (!atomic_load(&w->stop) && i < 200000) {
         char key[32];
         ts_writer_key(key, sizeof key, w->idx, i);
+        record(w, TS_INVOKE, i, node + 1, 0, 0);
         strata_error_t err;
         uint64_t seq = 0;
         strata_request_t req = {.op = STRATA_OP_PUT,
@@ -83,11 +107,14 @@ static void *client_main(void *arg)
                                 .value = {(const uint8_t *)key, strlen(key)}};
         strata_reply_t rep;
         int rc = c ? strata_client_call(c, &req, &rep, &err) : STRATA_ETIMEDOUT;
+        uint64_t term = 0;
         if (c) {
             seq = rep.seq;
+            term = rep.term;
             strata_reply_clear(&rep);
         }
         if (rc == 0) {
+            record(w, TS_OK, i, node + 1, term, seq);
             uint64_t n = atomic_load(&w->n_acked);
             w->acked[n] = i;
             w->acked_seq[n] = seq;
@@ -100,11 +127,13 @@ static void *client_main(void *arg)
             continue;
         }
         if (rc == STRATA_ETIMEDOUT || (rc == STRATA_ENOTMASTER && strstr(err.msg, "unknown"))) {
+            record(w, TS_INFO, i, node + 1, 0, 0);
             w->unknown++;
-            i++;
         } else {
+            record(w, TS_FAIL, i, node + 1, 0, 0);
             w->refused++;
         }
+        i++;
         strata_client_destroy(&c);
         node = (node + 1) % w->cl->n;
         c = ts_writer_connect(&w->cl->m[node]);
@@ -115,10 +144,12 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions)
+static void start(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions,
+                  ts_history_t *history)
 {
     for (int k = 0; k < TS_WRITERS; k++) {
-        ws[k] = (ts_writer_t){.cl = cl, .idx = k, .async = async, .sessions = sessions};
+        ws[k] = (ts_writer_t){
+            .cl = cl, .idx = k, .async = async, .sessions = sessions, .history = history};
         ws[k].acked = calloc(200000, sizeof *ws[k].acked);
         ws[k].acked_seq = calloc(200000, sizeof *ws[k].acked_seq);
         ws[k].acked_ns = calloc(200000, sizeof *ws[k].acked_ns);
@@ -127,6 +158,16 @@ void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool s
                                         ws[k].sessions ? session_client_main : client_main, &ws[k]),
                          0);
     }
+}
+
+void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions)
+{
+    start(cl, ws, async, sessions, NULL);
+}
+
+void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, ts_history_t *history)
+{
+    start(cl, ws, false, false, history);
 }
 
 void ts_writers_start(ts_cluster_t *cl, ts_writer_t *ws, bool async)
@@ -223,4 +264,78 @@ void ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws)
             "settled at commit %" PRIu64 ": %" PRIu64 " acknowledged writes on every node, %" PRIu64
             " with an unknown outcome, %d terms with a master, logs identical\n",
             commit, ts_writers_acked(ws), unknown, terms);
+}
+
+size_t ts_writers_final_reads(ts_cluster_t *cl, ts_op_t **reads_p)
+{
+    ts_op_t *reads = calloc((size_t)cl->n * TS_WRITERS, sizeof *reads);
+    ck_assert_ptr_nonnull(reads);
+    size_t n = 0;
+    for (int i = 0; i < cl->n; i++) {
+        strata_client_t *c = ts_member_connect(&cl->m[i], 10000);
+        ck_assert_ptr_nonnull(c);
+        for (int k = 0; k < TS_WRITERS; k++) {
+            char start[16], end[16], *list = malloc(16);
+            ck_assert_ptr_nonnull(list);
+            snprintf(start, sizeof start, "c%d-", k);
+            snprintf(end, sizeof end, "c%d.", k); /* '.' follows '-' */
+            snprintf(list, 16, "c%d", k);
+            int64_t *values = NULL;
+            size_t n_values = 0, cap = 0;
+            strata_bytes_t cursor = {NULL, 0};
+            char *held = NULL;
+            for (;;) {
+                strata_reply_t rep;
+                strata_error_t err;
+                int rc = strata_client_scan(
+                    c, (strata_bytes_t){(const uint8_t *)start, strlen(start)},
+                    (strata_bytes_t){(const uint8_t *)end, strlen(end)}, 1000, cursor, &rep, &err);
+                ck_assert_msg(rc == 0, "node%d: scan %s: %s", i + 1, start, err.msg);
+                for (size_t e = 0; e < rep.n_entries; e++) {
+                    if (n_values == cap) {
+                        cap = cap ? 2 * cap : 1024;
+                        values = realloc(values, cap * sizeof *values);
+                        ck_assert_ptr_nonnull(values);
+                    }
+                    const strata_kv_t *kv = &rep.entries[e];
+                    char key[32];
+                    snprintf(key, sizeof key, "%.*s", (int)kv->key.len,
+                             (const char *)kv->key.data);
+                    values[n_values++] = strtoll(key + strlen(start), NULL, 10);
+                }
+                free(held);
+                held = NULL;
+                if (!rep.next_cursor.len) {
+                    strata_reply_clear(&rep);
+                    break;
+                }
+                held = malloc(rep.next_cursor.len);
+                ck_assert_ptr_nonnull(held);
+                memcpy(held, rep.next_cursor.data, rep.next_cursor.len);
+                cursor = (strata_bytes_t){(const uint8_t *)held, rep.next_cursor.len};
+                strata_reply_clear(&rep);
+            }
+            free(held);
+            reads[n++] = (ts_op_t){.process = 0,
+                                   .type = TS_OK,
+                                   .f = TS_READ,
+                                   .key = list,
+                                   .vkind = TS_V_LIST,
+                                   .list = values,
+                                   .list_len = n_values,
+                                   .node = i + 1};
+        }
+        strata_client_destroy(&c);
+    }
+    *reads_p = reads;
+    return n;
+}
+
+void ts_writers_final_reads_free(ts_op_t *reads, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((void *)reads[i].key);
+        free((void *)reads[i].list);
+    }
+    free(reads);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cluster.h"
+#include "history.h"
 #include "strata/client.h"
 
 #define TS_WRITERS 3
@@ -30,6 +31,10 @@ typedef struct {
     _Atomic uint64_t last_ack_ns;
     _Atomic int last_ack_node;
     pthread_t thread;
+    /* NULL, or where each write is logged as an append of its number to
+     * the list "c<idx>" (history.md) */
+    ts_history_t *history;
+    int retired; /* processes retired by an info: the id's low part */
 } ts_writer_t;
 
 /* The key of a client's n-th write. */
@@ -42,6 +47,13 @@ strata_client_t *ts_writer_connect(ts_member_t *m);
  * every node that resends what is unknown. */
 void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions);
 void ts_writers_start(ts_cluster_t *cl, ts_writer_t *ws, bool async);
+/* Quorum writers that log every write to history. */
+void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, ts_history_t *history);
+/* What every node holds of each writer's list: one read (ok, a list of the
+ * numbers of the keys it has) per node and writer, for ts_check_appends;
+ * free with ts_writers_final_reads_free. */
+size_t ts_writers_final_reads(ts_cluster_t *cl, ts_op_t **reads);
+void ts_writers_final_reads_free(ts_op_t *reads, size_t n);
 void ts_writers_stop(ts_writer_t *ws);
 void ts_writers_free(ts_writer_t *ws);
 uint64_t ts_writers_acked(ts_writer_t *ws);
