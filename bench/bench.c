@@ -15,10 +15,13 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -296,6 +299,66 @@ char *bench_path(const char *dir, const char *name)
     if (asprintf(&path, "%s/%s", dir, name) < 0)
         path = NULL;
     return bench_alloc_or_die(path);
+}
+
+char *bench_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return bench_alloc_or_die(s);
+}
+
+void bench_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+char *bench_find_in_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char *copy = bench_alloc_or_die(strdup(path));
+    char *found = NULL, *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = bench_path(*dir ? dir : ".", name);
+        if (access(candidate, X_OK) == 0)
+            found = candidate;
+        else
+            free(candidate);
+    }
+    free(copy);
+    return found;
+}
+
+int bench_free_ports(int *ports, unsigned n)
+{
+    int *fds = bench_alloc_or_die(calloc(n ? n : 1, sizeof *fds));
+    unsigned opened = 0;
+    int rc = 0;
+    for (; opened < n && rc == 0; opened++) {
+        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof addr;
+        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0) {
+            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
+            rc = -1;
+        } else {
+            ports[opened] = ntohs(addr.sin_port);
+        }
+    }
+    for (unsigned i = 0; i < opened; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    return rc;
 }
 
 /* environ with extra replacing any variable of the same name. Built before

@@ -9,14 +9,10 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "strata/client.h"
@@ -70,24 +66,6 @@ typedef struct {
     unsigned master;     /* index into endpoints */
     uint64_t started_ns; /* when its processes were started */
 } s_system_t;
-
-static void s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *s_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *s_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return bench_alloc_or_die(s);
-}
 
 /* ---- processes ----------------------------------------------------------- */
 
@@ -172,7 +150,7 @@ static int s_single_start(s_system_t *sys, const char *dir)
         fprintf(stderr, "strata-bench: mkdir %s: %s\n", sys->data_dirs[0], strerror(errno));
         return -1;
     }
-    char *data_dir_var = s_printf("STRATA_NODE_DATA_DIR=%s", sys->data_dirs[0]);
+    char *data_dir_var = bench_printf("STRATA_NODE_DATA_DIR=%s", sys->data_dirs[0]);
     const char *const env[] = {data_dir_var, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
                                "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
     char *const argv[] = {STRATA_WRITER_BIN, NULL};
@@ -183,33 +161,6 @@ static int s_single_start(s_system_t *sys, const char *dir)
         return -1;
     return s_wait_ready(sys->writers[0], sys->data_dirs[0], "writer", "writer/endpoint",
                         sys->endpoints[0], sizeof sys->endpoints[0]);
-}
-
-/* n loopback ports free right now, all distinct: each socket stays bound
- * until all are picked. Another process may still take one before a node
- * binds it; that node then fails to start and says so in its log. */
-static int s_free_ports(int *ports, unsigned n)
-{
-    int fds[MAX_CHILDREN];
-    unsigned opened = 0;
-    int rc = 0;
-    for (; opened < n && rc == 0; opened++) {
-        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in addr = {.sin_family = AF_INET,
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof addr;
-        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
-            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0) {
-            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
-            rc = -1;
-        } else {
-            ports[opened] = ntohs(addr.sin_port);
-        }
-    }
-    for (unsigned i = 0; i < opened; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    return rc;
 }
 
 /* The config tests/support/cluster.c and deploy/strata-cluster write: the
@@ -298,7 +249,7 @@ static int s_wait_master(s_system_t *sys)
                 return 0;
             }
         }
-        s_sleep_ms(20);
+        bench_sleep_ms(20);
     } while (bench_now_ns() < deadline);
     fprintf(stderr,
             "strata-bench: cluster: no master serving after %.0f s (roles:", MASTER_DEADLINE_S);
@@ -315,7 +266,7 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
     sys->name = "cluster3";
     sys->n_nodes = NODES;
     int ports[MAX_CHILDREN]; /* node i: client, election, replicator at 3i.. */
-    if (s_free_ports(ports, MAX_CHILDREN) != 0)
+    if (bench_free_ports(ports, MAX_CHILDREN) != 0)
         return -1;
     /* The configs name the data dirs absolutely: they must not depend on
      * where a process resolves them, and the writer's raft socket lives
@@ -328,9 +279,9 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
     int rc = 0;
     char *configs[NODES] = {NULL};
     for (unsigned i = 0; i < NODES && rc == 0; i++) {
-        char *node_dir = s_printf("%s/node%u", root, i + 1);
-        sys->data_dirs[i] = s_printf("%s/data", node_dir);
-        configs[i] = s_printf("%s/node.cfg", node_dir);
+        char *node_dir = bench_printf("%s/node%u", root, i + 1);
+        sys->data_dirs[i] = bench_printf("%s/data", node_dir);
+        configs[i] = bench_printf("%s/node.cfg", node_dir);
         snprintf(sys->endpoints[i], sizeof sys->endpoints[i], "tcp://127.0.0.1:%d", ports[3 * i]);
         if (mkdir(node_dir, 0755) != 0 || mkdir(sys->data_dirs[i], 0755) != 0) {
             fprintf(stderr, "strata-bench: mkdir under %s: %s\n", node_dir, strerror(errno));
@@ -353,8 +304,8 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
             snprintf(name, sizeof name, "strata-%s (node%u)", kinds[k], i + 1);
             char *const argv[] = {(char *)bins[k], "-c", configs[i], NULL};
             const char *const env[] = {NULL};
-            children[i][k] =
-                s_spawn(sys, name, argv, env, s_printf("%s/node%u/%s.log", root, i + 1, kinds[k]));
+            children[i][k] = s_spawn(sys, name, argv, env,
+                                     bench_printf("%s/node%u/%s.log", root, i + 1, kinds[k]));
             if (!children[i][k])
                 rc = -1;
         }
@@ -418,7 +369,7 @@ static void s_settle(const s_system_t *sys)
                 s_stats(sys->endpoints[i], names, got, 2) && got[0] == want[0] && got[1] == want[1];
         if (settled)
             return;
-        s_sleep_ms(20);
+        bench_sleep_ms(20);
     } while (bench_now_ns() < deadline);
     fprintf(stderr,
             "strata-bench: cluster: warning: the followers had not caught up %.0f s after "
