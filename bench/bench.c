@@ -79,7 +79,7 @@ void bench_emit(bench_t *b, const char *bench, const char *system, const char *m
 void bench_table_header(const char *title)
 {
     printf("\n%s\n", title);
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", "bench", "system", "ops", "ops/s",
+    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", "bench", "system", "ops", "ops/s",
            "p50 us", "p99 us", "p999 us", "group");
 }
 
@@ -120,7 +120,7 @@ void bench_case_report(bench_t *b, const bench_case_t *c)
     char group[16] = "-";
     if (c->group_size > 0)
         snprintf(group, sizeof group, "%.2f", c->group_size);
-    printf("%-22s %-15s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
+    printf("%-22s %-19s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
            (unsigned long long)c->ops, bench_ops_per_s(c), (double)latency_ns[0] / 1000.0,
            (double)latency_ns[1] / 1000.0, (double)latency_ns[2] / 1000.0, group);
     fflush(stdout);
@@ -156,7 +156,7 @@ void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case
     }
     char system[32];
     snprintf(system, sizeof system, "strata/%s", anchor->system);
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", strata->bench, system, "", cell[0],
+    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", strata->bench, system, "", cell[0],
            cell[1], cell[2], cell[3], "");
     fflush(stdout);
 
