@@ -169,6 +169,7 @@ static int s_proc_start(cluster_redis_t *self, s_proc_t *proc, const char *confi
  * once (diskless, without the default 5 s wait for more replicas). */
 static int s_node_start(cluster_redis_t *self, unsigned i, int master_port)
 {
+    /* A master's list ends where --replicaof would begin. */
     char port[16];
     snprintf(port, sizeof port, "%d", master_port);
     const char *const args[] = {"--save",
