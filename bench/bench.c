@@ -15,10 +15,13 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -76,7 +79,7 @@ void bench_emit(bench_t *b, const char *bench, const char *system, const char *m
 void bench_table_header(const char *title)
 {
     printf("\n%s\n", title);
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", "bench", "system", "ops", "ops/s",
+    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", "bench", "system", "ops", "ops/s",
            "p50 us", "p99 us", "p999 us", "group");
 }
 
@@ -117,7 +120,7 @@ void bench_case_report(bench_t *b, const bench_case_t *c)
     char group[16] = "-";
     if (c->group_size > 0)
         snprintf(group, sizeof group, "%.2f", c->group_size);
-    printf("%-22s %-15s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
+    printf("%-22s %-19s %12llu %10.0f %10.2f %10.2f %10.2f %7s\n", c->bench, c->system,
            (unsigned long long)c->ops, bench_ops_per_s(c), (double)latency_ns[0] / 1000.0,
            (double)latency_ns[1] / 1000.0, (double)latency_ns[2] / 1000.0, group);
     fflush(stdout);
@@ -153,7 +156,7 @@ void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case
     }
     char system[32];
     snprintf(system, sizeof system, "strata/%s", anchor->system);
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", strata->bench, system, "", cell[0],
+    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", strata->bench, system, "", cell[0],
            cell[1], cell[2], cell[3], "");
     fflush(stdout);
 
@@ -296,6 +299,66 @@ char *bench_path(const char *dir, const char *name)
     if (asprintf(&path, "%s/%s", dir, name) < 0)
         path = NULL;
     return bench_alloc_or_die(path);
+}
+
+char *bench_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return bench_alloc_or_die(s);
+}
+
+void bench_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+char *bench_find_in_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char *copy = bench_alloc_or_die(strdup(path));
+    char *found = NULL, *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = bench_path(*dir ? dir : ".", name);
+        if (access(candidate, X_OK) == 0)
+            found = candidate;
+        else
+            free(candidate);
+    }
+    free(copy);
+    return found;
+}
+
+int bench_free_ports(int *ports, unsigned n)
+{
+    int *fds = bench_alloc_or_die(calloc(n ? n : 1, sizeof *fds));
+    unsigned opened = 0;
+    int rc = 0;
+    for (; opened < n && rc == 0; opened++) {
+        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof addr;
+        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0) {
+            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
+            rc = -1;
+        } else {
+            ports[opened] = ntohs(addr.sin_port);
+        }
+    }
+    for (unsigned i = 0; i < opened; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    return rc;
 }
 
 /* environ with extra replacing any variable of the same name. Built before

@@ -145,6 +145,35 @@ int bench_wait_endpoints(pid_t pid, const char *name, const char *dir, const cha
  * 0 when it exited with code 0, else -1 with a warning and the log's tail. */
 int bench_stop_child(pid_t pid, const char *name, double grace_s, const char *log_path);
 
+/* "fmt" formatted into a malloc'd string; exits on out of memory. */
+char *bench_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void bench_sleep_ms(long ms);
+/* The first executable name on PATH, malloc'd; NULL if there is none. */
+char *bench_find_in_path(const char *name);
+/* n loopback TCP ports free right now, all distinct: each socket stays bound
+ * until all are picked. Another process may still take one before the
+ * server meant for it binds it; that server then fails to start. Returns 0,
+ * or -1 with the reason on stderr. */
+int bench_free_ports(int *ports, unsigned n);
+
+/* ---- redis-server (bench/redis.c: the service and cluster verbs' anchor) */
+
+struct redisContext;
+/* A hiredis connection to 127.0.0.1:port, connect_timeout_ms to connect
+ * and reply_timeout_ms per reply; NULL or one with ->err set on failure
+ * (the caller redisFree()s either). */
+struct redisContext *bench_redis_connect(int port, long connect_timeout_ms, long reply_timeout_ms);
+/* Starts redis-server bin in dir (which must exist) on 127.0.0.1:*port, or
+ * on a free port when *port is 0 (a fresh one is tried when another process
+ * takes it first), with stdout and stderr in log_path and no daemonizing:
+ * config_file (NULL: none) first, then --port, --bind, --dir, then args
+ * (NULL-terminated). Waits until it answers PING; version (may be NULL)
+ * gets its redis_version. Returns its pid, or -1 with the reason and the
+ * log's tail on stderr (the child is gone). */
+pid_t bench_redis_start(const char *bin, const char *dir, const char *log_path,
+                        const char *config_file, const char *const args[], int *port, char *version,
+                        size_t version_size);
+
 /* Prints what failed and RocksDB's error, frees it and clears *error; true
  * when there was one. */
 bool bench_rocksdb_failed(const char *what, char **error);

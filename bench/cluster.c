@@ -1,22 +1,26 @@
-/* strata-bench cluster: what replication costs a sync put. One strata-writer
- * alone against a 3-node cluster of real processes on loopback (a writer,
- * strata-election and strata-replicator per node), both driven the same way
- * over one connection: a sync put is acknowledged by the single node after
- * its fdatasync, and by the cluster's master once a majority of the voters
- * holds it durably (proto/PROTOCOL.md, "Cluster nodes"). */
+/* strata-bench cluster: what replication costs a sync put, and what a
+ * failover costs. One strata-writer alone, a 3-node cluster of real
+ * processes on loopback (a writer, strata-election and strata-replicator per
+ * node) and Redis with two replicas (cluster_redis.c), all driven the same
+ * way over one connection: a sync put is acknowledged by the single node
+ * after its fdatasync, by the cluster's master once a majority of the voters
+ * holds it durably (proto/PROTOCOL.md, "Cluster nodes"), and by Redis once
+ * WAIT 1 says a replica has it. Then the cluster's master writer and the
+ * Redis master (under three Sentinels) are killed in turn while a client
+ * writes: the time to the first write a new master acknowledges, and the
+ * acknowledged writes the new master lacks. */
 #define _GNU_SOURCE
-#include "bench.h"
+#include "cluster.h"
 
 #include <czmq.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdarg.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "strata/client.h"
@@ -33,14 +37,20 @@
 #endif
 
 /* Medians of reps runs, the systems taking turns, as in the service verb:
- * this machine is noisy. --quick must finish in under two minutes: 2 shapes
- * x 2 systems x 3 reps x 2 s is 24 s, plus starting four nodes, an election
- * and the followers catching up after each cluster run. */
+ * this machine is noisy. --quick must finish in under three minutes: 3
+ * shapes x 3 systems x 3 reps x 2 s is 54 s, plus starting ten servers and
+ * three Sentinels, the replicas catching up after each run, and 3 kills per
+ * system of about 5 s each (Redis: 1 s until Sentinel calls the master
+ * down, its failover, and its pause before the next one, which the Strata
+ * kill in between covers). */
 #define QUICK_REPS        3
 #define QUICK_REP_SECONDS 2.0
+#define QUICK_KILLS       3
 #define FULL_REPS         5
 #define FULL_REP_SECONDS  5.0
+#define FULL_KILLS        10
 #define MAX_REPS          (FULL_REPS > QUICK_REPS ? FULL_REPS : QUICK_REPS)
+#define CONTENDERS        3 /* single, cluster3, redis-repl */
 
 #define NODES             3
 #define MAX_CHILDREN      (3 * NODES)
@@ -51,6 +61,12 @@
 #define MASTER_DEADLINE_S 30.0
 #define SETTLE_DEADLINE_S 30.0
 #define STOP_GRACE_S      30.0 /* a clean stop may end with a flush and an fsync */
+
+#define WRITES_BEFORE_KILL    20
+#define WRITES_AFTER_FAILOVER 20
+#define MAX_ROUND_WRITES      (1u << 20)
+#define FAILOVER_DEADLINE_S   60.0
+#define READ_TRIES            3
 
 typedef struct {
     char name[48]; /* e.g. "strata-writer (node2)" */
@@ -69,25 +85,10 @@ typedef struct {
     unsigned n_nodes;
     unsigned master;     /* index into endpoints */
     uint64_t started_ns; /* when its processes were started */
+    char *configs[NODES];
+    unsigned writer_starts[NODES];
+    int killed; /* the node whose writer was killed and not started again; -1 */
 } s_system_t;
-
-static void s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *s_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *s_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return bench_alloc_or_die(s);
-}
 
 /* ---- processes ----------------------------------------------------------- */
 
@@ -158,8 +159,10 @@ static void s_system_release(s_system_t *sys)
 {
     for (unsigned i = 0; i < sys->n_children; i++)
         free(sys->children[i].log_path);
-    for (unsigned i = 0; i < sys->n_nodes; i++)
+    for (unsigned i = 0; i < sys->n_nodes; i++) {
         free(sys->data_dirs[i]);
+        free(sys->configs[i]);
+    }
 }
 
 /* One writer with no cluster config, its ports chosen by the OS. */
@@ -172,7 +175,7 @@ static int s_single_start(s_system_t *sys, const char *dir)
         fprintf(stderr, "strata-bench: mkdir %s: %s\n", sys->data_dirs[0], strerror(errno));
         return -1;
     }
-    char *data_dir_var = s_printf("STRATA_NODE_DATA_DIR=%s", sys->data_dirs[0]);
+    char *data_dir_var = bench_printf("STRATA_NODE_DATA_DIR=%s", sys->data_dirs[0]);
     const char *const env[] = {data_dir_var, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:*",
                                "STRATA_WRITER_METRICS=127.0.0.1:0", NULL};
     char *const argv[] = {STRATA_WRITER_BIN, NULL};
@@ -183,33 +186,6 @@ static int s_single_start(s_system_t *sys, const char *dir)
         return -1;
     return s_wait_ready(sys->writers[0], sys->data_dirs[0], "writer", "writer/endpoint",
                         sys->endpoints[0], sizeof sys->endpoints[0]);
-}
-
-/* n loopback ports free right now, all distinct: each socket stays bound
- * until all are picked. Another process may still take one before a node
- * binds it; that node then fails to start and says so in its log. */
-static int s_free_ports(int *ports, unsigned n)
-{
-    int fds[MAX_CHILDREN];
-    unsigned opened = 0;
-    int rc = 0;
-    for (; opened < n && rc == 0; opened++) {
-        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in addr = {.sin_family = AF_INET,
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof addr;
-        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
-            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0) {
-            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
-            rc = -1;
-        } else {
-            ports[opened] = ntohs(addr.sin_port);
-        }
-    }
-    for (unsigned i = 0; i < opened; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    return rc;
 }
 
 /* The config tests/support/cluster.c and deploy/strata-cluster write: the
@@ -293,12 +269,10 @@ static int s_wait_master(s_system_t *sys)
             s_role(sys->endpoints[i], roles[i], sizeof roles[i]);
             if (strcmp(roles[i], "leader") == 0 && s_serves(sys->endpoints[i])) {
                 sys->master = i;
-                printf("cluster3: node%u is master, serving %.2f s after the nodes started\n",
-                       i + 1, (double)(bench_now_ns() - sys->started_ns) / 1e9);
                 return 0;
             }
         }
-        s_sleep_ms(20);
+        bench_sleep_ms(20);
     } while (bench_now_ns() < deadline);
     fprintf(stderr,
             "strata-bench: cluster: no master serving after %.0f s (roles:", MASTER_DEADLINE_S);
@@ -315,7 +289,7 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
     sys->name = "cluster3";
     sys->n_nodes = NODES;
     int ports[MAX_CHILDREN]; /* node i: client, election, replicator at 3i.. */
-    if (s_free_ports(ports, MAX_CHILDREN) != 0)
+    if (bench_free_ports(ports, MAX_CHILDREN) != 0)
         return -1;
     /* The configs name the data dirs absolutely: they must not depend on
      * where a process resolves them, and the writer's raft socket lives
@@ -326,17 +300,17 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
         return -1;
     }
     int rc = 0;
-    char *configs[NODES] = {NULL};
+    sys->killed = -1;
     for (unsigned i = 0; i < NODES && rc == 0; i++) {
-        char *node_dir = s_printf("%s/node%u", root, i + 1);
-        sys->data_dirs[i] = s_printf("%s/data", node_dir);
-        configs[i] = s_printf("%s/node.cfg", node_dir);
+        char *node_dir = bench_printf("%s/node%u", root, i + 1);
+        sys->data_dirs[i] = bench_printf("%s/data", node_dir);
+        sys->configs[i] = bench_printf("%s/node.cfg", node_dir);
         snprintf(sys->endpoints[i], sizeof sys->endpoints[i], "tcp://127.0.0.1:%d", ports[3 * i]);
         if (mkdir(node_dir, 0755) != 0 || mkdir(sys->data_dirs[i], 0755) != 0) {
             fprintf(stderr, "strata-bench: mkdir under %s: %s\n", node_dir, strerror(errno));
             rc = -1;
         } else {
-            rc = s_write_config(configs[i], i + 1, sys->data_dirs[i], ports);
+            rc = s_write_config(sys->configs[i], i + 1, sys->data_dirs[i], ports);
         }
         free(node_dir);
     }
@@ -351,10 +325,10 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
         for (unsigned k = 0; k < 3 && rc == 0; k++) {
             char name[48];
             snprintf(name, sizeof name, "strata-%s (node%u)", kinds[k], i + 1);
-            char *const argv[] = {(char *)bins[k], "-c", configs[i], NULL};
+            char *const argv[] = {(char *)bins[k], "-c", sys->configs[i], NULL};
             const char *const env[] = {NULL};
-            children[i][k] =
-                s_spawn(sys, name, argv, env, s_printf("%s/node%u/%s.log", root, i + 1, kinds[k]));
+            children[i][k] = s_spawn(sys, name, argv, env,
+                                     bench_printf("%s/node%u/%s.log", root, i + 1, kinds[k]));
             if (!children[i][k])
                 rc = -1;
         }
@@ -366,8 +340,9 @@ static int s_cluster_start(s_system_t *sys, const char *dir)
     }
     if (rc == 0)
         rc = s_wait_master(sys);
-    for (unsigned i = 0; i < NODES; i++)
-        free(configs[i]);
+    if (rc == 0)
+        printf("cluster3: node%u is master, serving %.2f s after the nodes started\n",
+               sys->master + 1, (double)(bench_now_ns() - sys->started_ns) / 1e9);
     free(root);
     return rc;
 }
@@ -418,7 +393,7 @@ static void s_settle(const s_system_t *sys)
                 s_stats(sys->endpoints[i], names, got, 2) && got[0] == want[0] && got[1] == want[1];
         if (settled)
             return;
-        s_sleep_ms(20);
+        bench_sleep_ms(20);
     } while (bench_now_ns() < deadline);
     fprintf(stderr,
             "strata-bench: cluster: warning: the followers had not caught up %.0f s after "
@@ -518,29 +493,288 @@ static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, doub
     return rc;
 }
 
+/* ---- Strata as a contender and under failover ----------------------------- */
+
+static int s_contender_run(void *self, unsigned depth, uint64_t seed, double seconds,
+                           bench_case_t *c)
+{
+    s_system_t *sys = self;
+    int rc = s_run_case(sys, depth, seed, seconds, c);
+    if (rc != 0)
+        s_find_ended(sys);
+    return rc;
+}
+
+static void s_contender_settle(void *self)
+{
+    s_settle(self);
+}
+
+static cluster_contender_t s_contender(s_system_t *sys)
+{
+    return (cluster_contender_t){sys->name, sys, s_contender_run, s_contender_settle};
+}
+
+/* A client over the whole endpoint list: it follows the master's "not
+ * master" hints, and gives up on a silent node after CLUSTER_WRITER_TIMEOUT_MS. */
+static void *s_client_new(void *self)
+{
+    s_system_t *sys = self;
+    const char *endpoints[NODES];
+    for (unsigned i = 0; i < sys->n_nodes; i++)
+        endpoints[i] = sys->endpoints[i];
+    strata_client_options_t options = {.endpoints = endpoints,
+                                       .n_endpoints = sys->n_nodes,
+                                       .timeout_ms = CLUSTER_WRITER_TIMEOUT_MS};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = strata_client_connect(&options, &client, &err);
+    if (rc != 0)
+        fprintf(stderr, "strata-bench: cluster: connect: %s (%s)\n", strata_strerror(rc), err.msg);
+    return client;
+}
+
+static void s_client_destroy(void **client_p)
+{
+    strata_client_t *client = *client_p;
+    strata_client_destroy(&client);
+    *client_p = NULL;
+}
+
+/* A sync put acknowledged once a majority holds it durably. */
+static int s_put(void *arg, const char *key, char *node, char *why)
+{
+    strata_client_t *client = arg;
+    strata_bytes_t bytes = {(const uint8_t *)key, strlen(key)};
+    strata_request_t req = {.op = STRATA_OP_PUT,
+                            .durability = STRATA_DURABILITY_SYNC,
+                            .replication = STRATA_REPLICATION_QUORUM,
+                            .key = bytes,
+                            .value = bytes};
+    strata_reply_t reply;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = strata_client_call(client, &req, &reply, &err);
+    strata_reply_clear(&reply);
+    if (rc == 0)
+        snprintf(node, CLUSTER_NAME_BYTES, "%s", strata_client_endpoint(client));
+    else
+        snprintf(why, CLUSTER_WHY_BYTES, "%s (%s)", strata_strerror(rc), err.msg);
+    return rc == 0;
+}
+
+static int s_present(void *arg, const char *key)
+{
+    strata_client_t *client = arg;
+    void *value = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    strata_error_clear(&err);
+    int rc = strata_client_get(client, key, strlen(key), &value, &len, &err);
+    bool same = rc == 0 && len == strlen(key) && memcmp(value, key, len) == 0;
+    free(value);
+    if (rc == STRATA_ENOTFOUND)
+        return 0;
+    if (same)
+        return 1;
+    fprintf(stderr, "strata-bench: cluster: get %s at %s: %s\n", key,
+            strata_client_endpoint(client), rc == 0 ? "another value" : err.msg);
+    return -1;
+}
+
+/* kill -9 of the master's writer; its election and replicator go on. */
+static int s_kill_master(void *self, char *killed, uint64_t *kill_ns)
+{
+    s_system_t *sys = self;
+    if (s_wait_master(sys) != 0)
+        return -1;
+    s_child_t *writer = sys->writers[sys->master];
+    snprintf(killed, CLUSTER_NAME_BYTES, "%s", sys->endpoints[sys->master]);
+    *kill_ns = bench_now_ns();
+    kill(writer->pid, SIGKILL);
+    waitpid(writer->pid, NULL, 0);
+    writer->pid = 0;
+    sys->killed = (int)sys->master;
+    return 0;
+}
+
+/* The killed writer again, with its config and data: it rejoins as a
+ * follower and catches up from the new master. */
+static int s_recover(void *self)
+{
+    s_system_t *sys = self;
+    if (sys->killed < 0)
+        return -1;
+    unsigned i = (unsigned)sys->killed;
+    sys->killed = -1;
+    s_child_t *writer = sys->writers[i];
+    char *log_path = bench_printf("%.*s.start%u.log", (int)strlen(writer->log_path) - 4,
+                                  writer->log_path, ++sys->writer_starts[i] + 1);
+    free(writer->log_path);
+    writer->log_path = log_path;
+    char *const argv[] = {STRATA_WRITER_BIN, "-c", sys->configs[i], NULL};
+    const char *const env[] = {NULL};
+    writer->pid = bench_spawn(argv, env, writer->log_path);
+    if (writer->pid < 0) {
+        writer->pid = 0;
+        return -1;
+    }
+    if (s_wait_ready(writer, sys->data_dirs[i], "writer", "writer/endpoint", NULL, 0) != 0 ||
+        s_wait_master(sys) != 0)
+        return -1;
+    s_settle(sys);
+    return 0;
+}
+
+static cluster_failover_ops_t s_failover_ops(s_system_t *sys)
+{
+    return (cluster_failover_ops_t){sys->name, sys,       s_client_new,  s_client_destroy,
+                                    s_put,     s_present, s_kill_master, s_recover};
+}
+
+/* ---- a failover round ---------------------------------------------------- */
+
+/* One kill: a writer thread puts fresh keys one at a time through the
+ * failover, and the calling thread kills the master under it. */
+typedef struct {
+    const cluster_failover_ops_t *ops;
+    void *client;
+    char prefix[48];
+    char killed[CLUSTER_NAME_BYTES]; /* written before kill_ns */
+    _Atomic uint64_t kill_ns;        /* 0 until the master is killed */
+    _Atomic uint64_t first_ack_ns;   /* the first write another node acknowledged after it */
+    _Atomic uint64_t n_acked;
+    _Atomic bool stop;
+    uint32_t *acked;             /* the numbers of the keys acknowledged, n_acked of them */
+    char why[CLUSTER_WHY_BYTES]; /* why the last write was not acknowledged; read after join */
+    pthread_t thread;
+} s_round_t;
+
+static void s_round_key(const s_round_t *round, uint32_t n, char key[64])
+{
+    snprintf(key, 64, "%s%06u", round->prefix, n);
+}
+
+static void *s_round_writer(void *arg)
+{
+    s_round_t *round = arg;
+    char key[64], node[CLUSTER_NAME_BYTES], why[CLUSTER_WHY_BYTES];
+    for (uint32_t n = 0; n < MAX_ROUND_WRITES && !atomic_load(&round->stop); n++) {
+        s_round_key(round, n, key);
+        if (!round->ops->put(round->client, key, node, why)) {
+            memcpy(round->why, why, sizeof why);
+            continue;
+        }
+        uint64_t now = bench_now_ns(), count = atomic_load(&round->n_acked);
+        round->acked[count] = n;
+        atomic_store(&round->n_acked, count + 1);
+        uint64_t kill_ns = atomic_load(&round->kill_ns);
+        if (kill_ns && now > kill_ns && atomic_load(&round->first_ack_ns) == 0 &&
+            strcmp(node, round->killed) != 0)
+            atomic_store(&round->first_ack_ns, now);
+    }
+    return NULL;
+}
+
+/* Until the writer has want acknowledgements (and, with after_kill, one
+ * from the new master), or the deadline. */
+static bool s_round_wait(s_round_t *round, uint64_t want, bool after_kill, double seconds)
+{
+    uint64_t deadline = bench_now_ns() + (uint64_t)(seconds * 1e9);
+    while (bench_now_ns() < deadline) {
+        if (atomic_load(&round->n_acked) >= want &&
+            (!after_kill || atomic_load(&round->first_ack_ns) != 0))
+            return true;
+        bench_sleep_ms(1);
+    }
+    return false;
+}
+
+/* Writes, kills the master, times the first write a new master
+ * acknowledges, brings the killed node back, then reads back every key
+ * acknowledged in the round from the master. */
+static int s_failover_round(const cluster_failover_ops_t *ops, unsigned kill, double *failover_ms,
+                            uint64_t *acked, uint64_t *lost)
+{
+    s_round_t round = {.ops = ops};
+    snprintf(round.prefix, sizeof round.prefix, "failover-%s-%u-", ops->name, kill);
+    round.client = ops->client_new(ops->self);
+    if (!round.client)
+        return -1;
+    round.acked = bench_alloc_or_die(calloc(MAX_ROUND_WRITES, sizeof *round.acked));
+    if (pthread_create(&round.thread, NULL, s_round_writer, &round) != 0) {
+        fprintf(stderr, "strata-bench: cannot start a thread\n");
+        exit(EXIT_FAILURE);
+    }
+    const char *missing = NULL;
+    uint64_t kill_ns = 0;
+    int rc = 0;
+    if (!s_round_wait(&round, WRITES_BEFORE_KILL, false, FAILOVER_DEADLINE_S))
+        missing = "writes acknowledged before the kill";
+    else if ((rc = ops->kill_master(ops->self, round.killed, &kill_ns)) == 0) {
+        atomic_store(&round.kill_ns, kill_ns);
+        if (!s_round_wait(&round, 0, true, FAILOVER_DEADLINE_S))
+            missing = "a write acknowledged by a new master";
+        else if (!s_round_wait(&round, atomic_load(&round.n_acked) + WRITES_AFTER_FAILOVER, true,
+                               FAILOVER_DEADLINE_S))
+            missing = "more writes acknowledged by the new master";
+    }
+    atomic_store(&round.stop, true);
+    pthread_join(round.thread, NULL);
+    if (missing) {
+        fprintf(stderr,
+                "strata-bench: cluster: %s kill %u: no %s within %.0f s (the last write: %s)\n",
+                ops->name, kill + 1, missing, FAILOVER_DEADLINE_S, round.why[0] ? round.why : "-");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = ops->recover(ops->self);
+    uint64_t n_acked = atomic_load(&round.n_acked);
+    if (rc == 0)
+        *failover_ms = (double)(atomic_load(&round.first_ack_ns) - kill_ns) / 1e6;
+    *acked = n_acked;
+    *lost = 0;
+    for (uint64_t i = 0; i < n_acked && rc == 0; i++) {
+        char key[64];
+        s_round_key(&round, round.acked[i], key);
+        /* A read that timed out on this busy machine says nothing yet. */
+        int present = -1;
+        for (unsigned tries = 0; tries < READ_TRIES && present < 0; tries++)
+            present = ops->present(round.client, key);
+        if (present < 0)
+            rc = -1;
+        else if (present == 0)
+            (*lost)++;
+    }
+    ops->client_destroy(&round.client);
+    free(round.acked);
+    return rc;
+}
+
 /* ---- the verb ------------------------------------------------------------ */
 
-/* bench_ratio_report names its row strata/<anchor>; here both sides are
- * Strata, so the row is cluster3/single, with the two ratios that say what
- * replication costs: throughput and the tail. */
-static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_case_t *single)
+/* bench_ratio_report names its row strata/<anchor>; here the row is
+ * <cluster>/<anchor> (cluster3/single, cluster3/redis-repl), with the two
+ * ratios that say what replication costs: throughput and the tail. */
+static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_case_t *anchor)
 {
     char system[32], ops_cell[16] = "-", p99_cell[16] = "-";
-    snprintf(system, sizeof system, "%s/%s", cluster->system, single->system);
-    double single_ops = bench_ops_per_s(single);
-    uint64_t single_p99 = strata_histogram_percentile(single->latency, 99.0);
+    snprintf(system, sizeof system, "%s/%s", cluster->system, anchor->system);
+    double anchor_ops = bench_ops_per_s(anchor);
+    uint64_t anchor_p99 = strata_histogram_percentile(anchor->latency, 99.0);
     uint64_t cluster_p99 = strata_histogram_percentile(cluster->latency, 99.0);
-    if (single_ops > 0 && cluster->ops > 0) {
-        double ratio = bench_ops_per_s(cluster) / single_ops;
+    if (anchor_ops > 0 && cluster->ops > 0) {
+        double ratio = bench_ops_per_s(cluster) / anchor_ops;
         snprintf(ops_cell, sizeof ops_cell, "%.2fx", ratio);
         bench_emit(b, cluster->bench, system, "ops_per_s_ratio", ratio, "x, higher is better");
     }
-    if (single_p99 > 0 && cluster->ops > 0) {
-        double ratio = (double)cluster_p99 / (double)single_p99;
+    if (anchor_p99 > 0 && cluster->ops > 0) {
+        double ratio = (double)cluster_p99 / (double)anchor_p99;
         snprintf(p99_cell, sizeof p99_cell, "%.2fx", ratio);
         bench_emit(b, cluster->bench, system, "latency_p99_ratio", ratio, "x, lower is better");
     }
-    printf("%-22s %-15s %12s %10s %10s %10s %10s %7s\n", cluster->bench, system, "", ops_cell, "",
+    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", cluster->bench, system, "", ops_cell, "",
            p99_cell, "", "");
     fflush(stdout);
 }
@@ -552,39 +786,130 @@ static uint64_t s_seed_for(uint64_t seed, const char *name, unsigned rep)
     return seed * 31 + rep;
 }
 
-/* One depth: reps runs per system, single first on even reps and the cluster
- * first on odd ones, so drift in the machine hits both alike. */
-static int s_compare(bench_t *b, s_system_t *systems[2], unsigned depth, unsigned reps,
-                     double seconds)
+/* One depth: reps runs per system, a different system first on each rep,
+ * so drift in the machine hits all alike. contenders[1] is the cluster,
+ * compared with each of the others. */
+static int s_compare(bench_t *b, const cluster_contender_t *contenders, unsigned n, unsigned depth,
+                     unsigned reps, double seconds)
 {
     char name[48];
     snprintf(name, sizeof name, "cluster.put_sync.p%u", depth);
-    bench_case_t runs[2][MAX_REPS];
+    bench_case_t runs[CONTENDERS][MAX_REPS];
     int rc = 0;
     for (unsigned rep = 0; rep < reps; rep++)
-        for (unsigned k = 0; k < 2; k++) {
-            unsigned s = rep % 2 == 0 ? k : 1 - k;
+        for (unsigned k = 0; k < n; k++) {
+            unsigned s = (rep + k) % n;
             bench_case_t *c = &runs[s][rep];
-            bench_case_init(c, name, systems[s]->name);
+            bench_case_init(c, name, contenders[s].name);
             /* Every run writes keys of its own: a rerun with the same seed
              * writes the same ones, and no run overwrites another's. */
-            if (rc == 0 && s_run_case(systems[s], depth, s_seed_for(b->seed, name, rep * 2 + s),
-                                      seconds, c) != 0) {
+            if (rc == 0 &&
+                contenders[s].run_case(contenders[s].self, depth,
+                                       s_seed_for(b->seed, name, rep * n + s), seconds, c) != 0)
                 rc = -1;
-                s_find_ended(systems[s]);
-            }
             if (rc == 0)
-                s_settle(systems[s]);
+                contenders[s].settle(contenders[s].self);
         }
-    const bench_case_t *median[2];
-    for (unsigned s = 0; s < 2; s++) {
+    const bench_case_t *median[CONTENDERS];
+    for (unsigned s = 0; s < n; s++) {
         median[s] = &runs[s][bench_median_run(runs[s], reps)];
         bench_case_report(b, median[s]);
     }
-    s_ratio_report(b, median[1], median[0]);
-    for (unsigned s = 0; s < 2; s++)
+    for (unsigned s = 0; s < n; s++)
+        if (s != 1)
+            s_ratio_report(b, median[1], median[s]);
+    for (unsigned s = 0; s < n; s++)
         for (unsigned rep = 0; rep < reps; rep++)
             bench_case_release(&runs[s][rep]);
+    return rc;
+}
+
+/* What the kills of one system measured. */
+typedef struct {
+    const char *system;
+    unsigned kills; /* completed */
+    double failover_ms[FULL_KILLS];
+    uint64_t acked, lost;
+} s_failover_t;
+
+static int s_compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double s_failover_p50(const s_failover_t *fo)
+{
+    double sorted[FULL_KILLS];
+    memcpy(sorted, fo->failover_ms, fo->kills * sizeof sorted[0]);
+    qsort(sorted, fo->kills, sizeof sorted[0], s_compare_doubles);
+    return fo->kills % 2 ? sorted[fo->kills / 2]
+                         : (sorted[fo->kills / 2 - 1] + sorted[fo->kills / 2]) / 2;
+}
+
+static void s_failover_report(bench_t *b, const s_failover_t *fo, unsigned n)
+{
+    static const char *const bench = "cluster.failover";
+    printf("\n%-22s %-23s %6s %10s %10s %10s %10s\n", "bench", "system", "kills", "p50 ms",
+           "max ms", "acked", "lost");
+    for (unsigned s = 0; s < n; s++) {
+        char p50_cell[16] = "-", max_cell[16] = "-";
+        if (fo[s].kills > 0) {
+            double p50 = s_failover_p50(&fo[s]), max = 0;
+            for (unsigned k = 0; k < fo[s].kills; k++)
+                max = fo[s].failover_ms[k] > max ? fo[s].failover_ms[k] : max;
+            snprintf(p50_cell, sizeof p50_cell, "%.0f", p50);
+            snprintf(max_cell, sizeof max_cell, "%.0f", max);
+            bench_emit(b, bench, fo[s].system, "failover_ms_p50", p50, "ms");
+            bench_emit(b, bench, fo[s].system, "failover_ms_max", max, "ms");
+        }
+        bench_emit(b, bench, fo[s].system, "kills", fo[s].kills, "kills");
+        bench_emit(b, bench, fo[s].system, "acked", (double)fo[s].acked, "writes");
+        bench_emit(b, bench, fo[s].system, "lost_acked", (double)fo[s].lost, "writes");
+        printf("%-22s %-23s %6u %10s %10s %10llu %10llu\n", bench, fo[s].system, fo[s].kills,
+               p50_cell, max_cell, (unsigned long long)fo[s].acked, (unsigned long long)fo[s].lost);
+    }
+    /* fo[1] is the cluster, as in the throughput rows. */
+    for (unsigned s = 0; s < n; s++) {
+        if (s == 1 || fo[s].kills == 0 || fo[1].kills == 0)
+            continue;
+        char system[48], cell[16];
+        snprintf(system, sizeof system, "%s/%s", fo[1].system, fo[s].system);
+        double ratio = s_failover_p50(&fo[1]) / s_failover_p50(&fo[s]);
+        snprintf(cell, sizeof cell, "%.2fx", ratio);
+        bench_emit(b, bench, system, "failover_ms_p50_ratio", ratio, "x, lower is better");
+        printf("%-22s %-23s %6s %10s\n", bench, system, "", cell);
+    }
+    fflush(stdout);
+}
+
+/* kills rounds per system, the systems taking turns: Sentinel starts no
+ * failover soon after the last one, and that pause passes while the other
+ * system is being killed. */
+static int s_failovers(const cluster_failover_ops_t *ops, s_failover_t *fo, unsigned n,
+                       unsigned kills)
+{
+    int rc = 0;
+    bool failed[CONTENDERS] = {false};
+    for (unsigned kill = 0; kill < kills; kill++)
+        for (unsigned s = 0; s < n; s++) {
+            if (failed[s])
+                continue;
+            double ms = 0;
+            uint64_t acked = 0, lost = 0;
+            if (s_failover_round(&ops[s], kill, &ms, &acked, &lost) != 0) {
+                failed[s] = true;
+                rc = -1;
+                continue;
+            }
+            fo[s].failover_ms[fo[s].kills++] = ms;
+            fo[s].acked += acked;
+            fo[s].lost += lost;
+            printf("%s kill %u: the first write acknowledged by a new master %.0f ms after the "
+                   "kill; %llu acknowledged, %llu of them missing after\n",
+                   ops[s].name, kill + 1, ms, (unsigned long long)acked, (unsigned long long)lost);
+            fflush(stdout);
+        }
     return rc;
 }
 
@@ -596,6 +921,7 @@ int bench_cluster(bench_t *b)
     uint64_t verb_start_ns = bench_now_ns();
     unsigned reps = b->quick ? QUICK_REPS : FULL_REPS;
     double seconds = b->quick ? QUICK_REP_SECONDS : FULL_REP_SECONDS;
+    unsigned kills = b->quick ? QUICK_KILLS : FULL_KILLS;
     static const char *const bins[] = {STRATA_WRITER_BIN, STRATA_ELECTION_BIN,
                                        STRATA_REPLICATOR_BIN};
     for (size_t i = 0; i < sizeof bins / sizeof bins[0]; i++)
@@ -604,11 +930,19 @@ int bench_cluster(bench_t *b)
                     strerror(errno));
             return 1;
         }
+    char *redis_bin = bench_find_in_path("redis-server");
+    if (!redis_bin) {
+        fprintf(stderr, "strata-bench: cluster: redis-server is not on PATH: the verb compares "
+                        "against Redis with replicas and Sentinel (deploy/install-deps.sh installs "
+                        "it; Debian: apt-get install redis-server)\n");
+        return 1;
+    }
     char *dir = bench_case_dir(b, "cluster");
-    s_system_t single = {.name = "single"}, cluster = {.name = "cluster3"};
-    s_system_t *systems[2] = {&single, &cluster};
+    s_system_t single = {.name = "single", .killed = -1}, cluster = {.name = "cluster3"};
+    cluster_redis_t *redis = NULL;
     int failed = 0;
-    if (s_single_start(&single, dir) != 0 || s_cluster_start(&cluster, dir) != 0) {
+    if (s_single_start(&single, dir) != 0 || s_cluster_start(&cluster, dir) != 0 ||
+        !(redis = cluster_redis_new(redis_bin, dir))) {
         failed = 1;
         goto done;
     }
@@ -619,24 +953,53 @@ int bench_cluster(bench_t *b)
                "strata-replicator\n",
                i + 1, (int)cluster.writers[i]->pid, cluster.endpoints[i],
                i == cluster.master ? " (master)" : "");
-    printf("TCP loopback, %d-byte keys, %d-byte values, sync puts (cluster: acknowledged once a "
-           "majority\nholds them durably) of fresh keys on one connection to the master. pN: N "
-           "requests pipelined.\nEach row is the median by ops/s of %u runs of %.1f s, the "
-           "systems taking turns; group is\nputs per fdatasync on the master.\n",
+    cluster_redis_describe(redis);
+    printf("TCP loopback, %d-byte keys, %d-byte values, fresh keys on one connection to the "
+           "master. single:\nsync puts; cluster3: sync puts acknowledged once a majority holds "
+           "them durably; redis-repl:\nSET then WAIT 1 (appendfsync always on the master, "
+           "acknowledged once a replica has it;\nWAIT holds its connection, so Redis serves a "
+           "connection's pairs one after another).\npN: N requests (SET+WAIT pairs) pipelined. "
+           "Each row is the median by ops/s of %u runs\nof %.1f s, the systems taking turns; "
+           "group is puts per fdatasync on the master.\n",
            BENCH_KEY_BYTES, BENCH_VALUE_BYTES, reps, seconds);
 
-    bench_table_header("cluster put, sync: one writer alone vs the master of a 3-node cluster");
-    static const unsigned depths[] = {MAX_IN_FLIGHT, 1};
+    bench_table_header("cluster put, sync: one writer alone, a 3-node cluster's master, Redis "
+                       "with two replicas");
+    const cluster_contender_t contenders[CONTENDERS] = {s_contender(&single), s_contender(&cluster),
+                                                        cluster_redis_contender(redis)};
+    static const unsigned depths[] = {MAX_IN_FLIGHT, 16, 1};
     for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++)
-        if (s_compare(b, systems, depths[i], reps, seconds) != 0)
+        if (s_compare(b, contenders, CONTENDERS, depths[i], reps, seconds) != 0)
             failed = 1;
 
+    /* The failovers load the disk on their own. */
+    if (s_system_stop(&single) != 0)
+        failed = 1;
+    printf("\nfailover: kill -9 of the master (cluster3: its strata-writer) while one client "
+           "writes fresh\nkeys one at a time, %u times each, the systems taking turns. The time "
+           "runs from the kill\nto the first write a new master acknowledges: cluster3 a quorum "
+           "put through a client\nthat follows \"not master\" hints; redis-sentinel SET+WAIT 1 "
+           "to the master the Sentinels\nname. Either client gives up on a write after %d ms. "
+           "The killed node then starts again\nas a replica; lost counts acknowledged keys the "
+           "master does not have once it is in sync.\n",
+           kills, CLUSTER_WRITER_TIMEOUT_MS);
+    const cluster_failover_ops_t ops[CONTENDERS - 1] = {cluster_redis_failover(redis),
+                                                        s_failover_ops(&cluster)};
+    s_failover_t fo[CONTENDERS - 1] = {{.system = ops[0].name}, {.system = ops[1].name}};
+    if (s_failovers(ops, fo, CONTENDERS - 1, kills) != 0)
+        failed = 1;
+    s_failover_report(b, fo, CONTENDERS - 1);
+
 done:
+    if (cluster_redis_destroy(&redis) != 0)
+        failed = 1;
+    s_system_t *systems[2] = {&single, &cluster};
     for (unsigned s = 0; s < 2; s++) {
         if (s_system_stop(systems[s]) != 0)
             failed = 1;
         s_system_release(systems[s]);
     }
+    free(redis_bin);
     free(dir);
     printf("cluster: %.0f s\n", (double)(bench_now_ns() - verb_start_ns) / 1e9);
     return failed;

@@ -36,9 +36,10 @@ static const bench_verb_t s_verbs[] = {
      "a paced 50k writes/s for a fixed time, with and without compaction: compactor CPU share, "
      "write amplification and p99 write latency, vs RocksDB (--quick: under two minutes)"},
     {"cluster", bench_cluster,
-     "sync puts, 64 and 1 in flight: one writer alone vs the master of a 3-node cluster of "
-     "real processes on loopback (writer, election, replicator per node) (--quick: under two "
-     "minutes)"},
+     "sync puts, 64, 16 and 1 in flight: one writer alone, the master of a 3-node cluster of "
+     "real processes on loopback (writer, election, replicator per node), and Redis with two "
+     "replicas (SET+WAIT 1); then kill -9 of the master under writes, vs Redis Sentinel: "
+     "failover time and acknowledged writes lost (--quick: under three minutes)"},
     {"all", s_bench_all, "every verb above, in order"},
 };
 #define VERB_COUNT (sizeof s_verbs / sizeof s_verbs[0])
@@ -66,7 +67,8 @@ static void s_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", s_verbs[i].name, s_verbs[i].help);
     fprintf(out, "\n"
                  "options:\n"
-                 "  --quick      shorter cases: each verb finishes in under two minutes\n"
+                 "  --quick      shorter cases: each verb finishes in under two minutes (cluster:\n"
+                 "               three)\n"
                  "  --json FILE  also append one JSON line per metric to FILE\n"
                  "  --dir DIR    put data in a fresh directory under DIR (default ./bench-data,\n"
                  "               else $TMPDIR); use a real disk: on tmpfs fdatasync is free\n"

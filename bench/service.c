@@ -8,18 +8,12 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "strata/client.h"
@@ -134,12 +128,6 @@ typedef struct {
     uint64_t preload_count;
 } s_ctx_t;
 
-static void s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int s_lane_fail(s_lane_t *lane, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int s_lane_fail(s_lane_t *lane, const char *fmt, ...)
 {
@@ -154,16 +142,6 @@ static int s_lane_fail(s_lane_t *lane, const char *fmt, ...)
 }
 
 /* ---- child processes ----------------------------------------------------- */
-
-/* True when the child has exited (and is reaped), with the reason in buf. */
-static bool s_child_exited(pid_t pid, char *buf, size_t size)
-{
-    int status;
-    if (waitpid(pid, &status, WNOHANG) != pid)
-        return false;
-    bench_describe_status(status, buf, size);
-    return true;
-}
 
 /* SIGTERM, up to STOP_GRACE_S for a clean exit, then SIGKILL. Returns 0 for
  * a clean exit (code 0), -1 otherwise, with a warning on stderr. */
@@ -312,20 +290,9 @@ static int s_writer_start(s_server_t *writer, const char *dir)
 
 /* ---- the Redis side ------------------------------------------------------ */
 
-static redisContext *s_redis_connect_to(int port, long timeout_ms)
-{
-    struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *ctx = redisConnectWithTimeout("127.0.0.1", port, timeout);
-    if (ctx && !ctx->err) {
-        struct timeval reply_timeout = {REPLY_TIMEOUT_MS / 1000, 0};
-        redisSetTimeout(ctx, reply_timeout);
-    }
-    return ctx;
-}
-
 static int s_redis_connect(s_lane_t *lane)
 {
-    redisContext *ctx = s_redis_connect_to(lane->server->port, 5000);
+    redisContext *ctx = bench_redis_connect(lane->server->port, 5000, REPLY_TIMEOUT_MS);
     if (!ctx || ctx->err) {
         s_lane_fail(lane, "redis connect 127.0.0.1:%d: %s", lane->server->port,
                     ctx ? ctx->errstr : "out of memory");
@@ -384,83 +351,6 @@ static int s_redis_recv(s_lane_t *lane, s_op_t op, uint64_t *token)
 static const s_driver_t s_redis_driver = {"redis", s_redis_connect, s_redis_disconnect,
                                           s_redis_send, s_redis_recv};
 
-/* The first executable redis-server on PATH; NULL if there is none. */
-static char *s_find_in_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    char *copy = bench_alloc_or_die(strdup(path));
-    char *found = NULL, *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-        char *candidate = bench_path(*dir ? dir : ".", name);
-        if (access(candidate, X_OK) == 0)
-            found = candidate;
-        else
-            free(candidate);
-    }
-    free(copy);
-    return found;
-}
-
-/* A TCP port free right now on loopback. Another process may take it before
- * redis binds it; the caller retries on a fresh port when redis dies. */
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    close(fd);
-    return port;
-}
-
-/* PING until PONG or START_DEADLINE_S; false as soon as the child dies. */
-static bool s_redis_wait_ready(s_server_t *redis, char *version, size_t version_size)
-{
-    uint64_t deadline = bench_now_ns() + (uint64_t)(START_DEADLINE_S * 1e9);
-    for (;;) {
-        char how[64];
-        if (s_child_exited(redis->pid, how, sizeof how)) {
-            redis->pid = 0;
-            fprintf(stderr, "strata-bench: redis-server ended (%s) before it was ready\n", how);
-            bench_show_log_tail(redis->log_path);
-            return false;
-        }
-        redisContext *ctx = s_redis_connect_to(redis->port, 200);
-        bool ready = false;
-        if (ctx && !ctx->err) {
-            redisReply *reply = redisCommand(ctx, "PING");
-            ready = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
-            freeReplyObject(reply);
-            reply = ready ? redisCommand(ctx, "INFO server") : NULL;
-            const char *field = reply && reply->type == REDIS_REPLY_STRING
-                                    ? strstr(reply->str, "redis_version:")
-                                    : NULL;
-            if (field)
-                snprintf(version, version_size, "%.*s", (int)strcspn(field + 14, "\r\n"),
-                         field + 14);
-            freeReplyObject(reply);
-        }
-        redisFree(ctx);
-        if (ready)
-            return true;
-        if (bench_now_ns() >= deadline) {
-            fprintf(stderr,
-                    "strata-bench: redis-server on port %d not answering PING after %.0f s\n",
-                    redis->port, START_DEADLINE_S);
-            bench_show_log_tail(redis->log_path);
-            return false;
-        }
-        s_sleep_ms(10);
-    }
-}
-
 /* redis-server with an append-only file fsynced per appendfsync (always or
  * everysec) and no RDB snapshots, in its own directory. */
 static int s_redis_start(s_server_t *redis, const char *redis_bin, const char *dir,
@@ -476,46 +366,16 @@ static int s_redis_start(s_server_t *redis, const char *redis_bin, const char *d
         fprintf(stderr, "strata-bench: mkdir %s: %s\n", redis->dir, strerror(errno));
         return -1;
     }
-    /* A port freed by s_free_port can be taken before redis binds it; redis
-     * then exits at once and a fresh port is tried. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        redis->port = s_free_port();
-        if (redis->port < 0) {
-            fprintf(stderr, "strata-bench: no free loopback port: %s\n", strerror(errno));
-            return -1;
-        }
-        char port[16];
-        snprintf(port, sizeof port, "%d", redis->port);
-        char *const argv[] = {(char *)redis_bin,
-                              "--port",
-                              port,
-                              "--bind",
-                              "127.0.0.1",
-                              "--dir",
-                              redis->dir,
-                              "--save",
-                              "",
-                              "--appendonly",
-                              "yes",
-                              "--appendfsync",
-                              (char *)appendfsync,
-                              "--daemonize",
-                              "no",
-                              NULL};
-        const char *const env[] = {NULL};
-        redis->pid = bench_spawn(argv, env, redis->log_path);
-        if (redis->pid < 0) {
-            redis->pid = 0;
-            return -1;
-        }
-        if (s_redis_wait_ready(redis, version, version_size))
-            return 0;
-        if (redis->pid > 0) {
-            s_stop(redis, "redis-server");
-            return -1;
-        }
+    const char *const args[] = {"--save",    "",  "--appendonly", "yes", "--appendfsync",
+                                appendfsync, NULL};
+    redis->port = 0;
+    redis->pid = bench_redis_start(redis_bin, redis->dir, redis->log_path, NULL, args, &redis->port,
+                                   version, version_size);
+    if (redis->pid < 0) {
+        redis->pid = 0;
+        return -1;
     }
-    return -1;
+    return 0;
 }
 
 /* ---- lanes: N connections x depth requests in flight --------------------- */
@@ -810,7 +670,7 @@ int bench_service(bench_t *b)
                 STRATA_WRITER_BIN, strerror(errno));
         return 1;
     }
-    char *redis_bin = s_find_in_path("redis-server");
+    char *redis_bin = bench_find_in_path("redis-server");
     if (!redis_bin)
         fprintf(stderr, "strata-bench: service: redis-server is not on PATH (Debian: apt-get "
                         "install redis-server); the redis rows are skipped\n");
