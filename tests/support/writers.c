@@ -299,8 +299,7 @@ size_t ts_writers_final_reads(ts_cluster_t *cl, ts_op_t **reads_p)
                     }
                     const strata_kv_t *kv = &rep.entries[e];
                     char key[32];
-                    snprintf(key, sizeof key, "%.*s", (int)kv->key.len,
-                             (const char *)kv->key.data);
+                    snprintf(key, sizeof key, "%.*s", (int)kv->key.len, (const char *)kv->key.data);
                     values[n_values++] = strtoll(key + strlen(start), NULL, 10);
                 }
                 free(held);
