@@ -114,6 +114,16 @@ static void assert_clean(capture_t *c)
     ck_assert_msg(!captured(c) || !captured(c)[0], "unexpected lines:\n%s", captured(c));
 }
 
+/* The register checker passes history without a line. */
+static void assert_linearizable(const ts_op_t *history, size_t n)
+{
+    capture_t c;
+    capture_start(&c);
+    ck_assert_uint_eq(ts_check_registers(history, n, 0, &c.r), 0);
+    assert_clean(&c);
+    capture_end(&c);
+}
+
 /* Some line starts with kind and holds every one of the words. */
 static void assert_line(capture_t *c, ts_problem_t kind, const char *const *words, size_t n)
 {
@@ -289,11 +299,7 @@ START_TEST(a_linearizable_concurrent_register_history_passes)
         op(2, TS_FAIL, TS_WRITE, "r1", 3), INV(3, TS_READ, "r1", 0),
         read_ok(3, "r1", 2, false),
     };
-    capture_t c;
-    capture_start(&c);
-    ck_assert_uint_eq(ts_check_registers(history, N(history), 0, &c.r), 0);
-    assert_clean(&c);
-    capture_end(&c);
+    assert_linearizable(history, N(history));
 }
 END_TEST
 
@@ -412,11 +418,8 @@ START_TEST(a_lost_then_overwritten_write_hides_from_a_register_not_from_appends)
     const ts_op_t registers[] = {INV(1, TS_WRITE, "r1", 1), OK(1, TS_WRITE, "r1", 1),
                                  INV(1, TS_WRITE, "r1", 2), OK(1, TS_WRITE, "r1", 2),
                                  INV(2, TS_READ, "r1", 0),  read_ok(2, "r1", 2, false)};
+    assert_linearizable(registers, N(registers));
     capture_t c;
-    capture_start(&c);
-    ck_assert_uint_eq(ts_check_registers(registers, N(registers), 0, &c.r), 0);
-    assert_clean(&c);
-    capture_end(&c);
 
     const ts_op_t appends[] = {INV(1, TS_APPEND, "k1", 1), OK(1, TS_APPEND, "k1", 1),
                                INV(1, TS_APPEND, "k1", 2), OK(1, TS_APPEND, "k1", 2)};
@@ -436,11 +439,7 @@ START_TEST(register_keys_are_checked_apart)
     const ts_op_t history[] = {INV(1, TS_WRITE, "a", 1), OK(1, TS_WRITE, "a", 1),
                                INV(1, TS_WRITE, "b", 2), OK(1, TS_WRITE, "b", 2),
                                INV(2, TS_READ, "a", 0),  read_ok(2, "a", 1, false)};
-    capture_t c;
-    capture_start(&c);
-    ck_assert_uint_eq(ts_check_registers(history, N(history), 0, &c.r), 0);
-    assert_clean(&c);
-    capture_end(&c);
+    assert_linearizable(history, N(history));
 }
 END_TEST
 
