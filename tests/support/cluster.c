@@ -77,7 +77,8 @@ static void start(ts_cluster_t *cl, int n, const char *tag, const char (*ns)[24]
          * *m written from another as an overlap once ts_member_t is this big. */
         snprintf(m->data, sizeof m->data, "%s/node%d/data", cl->root, m->id);
         snprintf(m->cfg, sizeof m->cfg, "%s/node%d/node.cfg", cl->root, m->id);
-        snprintf(m->client, sizeof m->client, "tcp://%s:%d", m->host, s_ports[i][0]);
+        snprintf(m->client, sizeof m->client, "tcp://%s:%d", ips ? ips[i] : "127.0.0.1",
+                 s_ports[i][0]);
         ck_assert_int_eq(mkdir(m->root, 0755), 0);
         write_config(cl, m, true, (const int(*)[3])s_ports);
     }
