@@ -563,6 +563,20 @@ static int remove_engine_files(const char *data_dir, strata_error_t *err)
     return rc ? rc : sync_dir(data_dir, err);
 }
 
+/* Whether dir exists and holds anything. */
+static bool dir_has_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *de;
+    bool any = false;
+    while (!any && (de = readdir(d)))
+        any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    closedir(d);
+    return any;
+}
+
 static void log_problem(void *arg, const char *problem)
 {
     log_error("event=bootstrap_check snapshot=%s problem=\"%s\"", (const char *)arg, problem);
@@ -615,9 +629,22 @@ int bootstrap_install(const char *data_dir, strata_error_t *err)
                                 snap, err->msg, before, data_dir);
     }
     /* 1. The old log is kept aside (it may hold a deposed master's
-     * unreplicated tail), in one rename. */
-    if (!begun && access(wal, F_OK) == 0 && rename(wal, before) != 0)
-        rc = strata_error_set(err, STRATA_EIO, "rename %s: %s", wal, strerror(errno));
+     * unreplicated tail), in one rename. Only an empty log, which a pass
+     * cut short by a crash made, is removed: a log that holds anything is
+     * never deleted, even when an earlier install of the same snapshot
+     * left its name taken. */
+    if (dir_has_entries(wal)) {
+        char aside[PATH_MAX + 160];
+        if (begun)
+            snprintf(aside, sizeof aside, "%s.%" PRIu64, before, now_ns());
+        else
+            snprintf(aside, sizeof aside, "%s", before);
+        if (rename(wal, aside) != 0)
+            rc = strata_error_set(err, STRATA_EIO, "rename %s to %s: %s", wal, aside,
+                                  strerror(errno));
+        else
+            log_info("event=old_log_kept dir=%s", aside);
+    }
     if (rc == 0)
         rc = sync_dir(data_dir, err);
     /* 2. The old tables go; a second pass after a crash removes what the

@@ -607,6 +607,24 @@ START_TEST(an_install_interrupted_by_a_crash_is_finished_by_the_next_start)
     ck_assert_int_eq(strata_db_close(&db, &err), 0);
     /* A second start has nothing to do. */
     ck_assert_int_eq(bootstrap_install(node, &err), 0);
+
+    /* The node writes on, then copies the same snapshot again: its log goes
+     * aside under another name, never deleted. */
+    db = open_db_at(node);
+    fill(db, "new", 10);
+    ck_assert_int_eq(strata_db_close(&db, &err), 0);
+    char again[64];
+    ck_assert_uint_eq(stage_copy(root, node, again, sizeof again), seq);
+    ck_assert_str_eq(again, name);
+    ck_assert_msg(bootstrap_install(node, &err) == 0, "install again: %s", err.msg);
+    DIR *d = opendir(node);
+    ck_assert_ptr_nonnull(d);
+    size_t kept = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        kept += !strncmp(de->d_name, "wal.before-", 11);
+    closedir(d);
+    ck_assert_uint_eq(kept, 2);
     ts_rmtree(root);
     free(node);
     free(root);
