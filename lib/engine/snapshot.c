@@ -626,6 +626,17 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool strata_snapshot_name_ok(const void *name, size_t len)
+{
+    const char *s = name;
+    if (len != 25 || memcmp(s, "snap-", 5) != 0)
+        return false;
+    for (size_t i = 5; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
 int strata_snapshot_list(const char *snapshots_dir, char ***names_p, size_t *count_p,
                          strata_error_t *err)
 {

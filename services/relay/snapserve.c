@@ -96,19 +96,6 @@ static void s_printable(const void *data, size_t len, char *out, size_t cap)
     out[used] = '\0';
 }
 
-/* "snap-" and exactly 20 digits: what a snapshot is named, and all a
- * request may name, so no other directory can be asked for. */
-static bool s_name_ok(const void *data, size_t len)
-{
-    const char *s = data;
-    if (len != NAME_LEN || memcmp(s, "snap-", 5) != 0)
-        return false;
-    for (size_t i = 5; i < NAME_LEN; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
 static zmsg_t *s_error(snapserve_outcome_t *outcome, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -208,7 +195,7 @@ static zmsg_t *s_list(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
      * damaged since it was listed gives way to the one before. */
     zmsg_t *reply = NULL;
     for (size_t i = count; i-- > 0 && !reply;)
-        if (s_name_ok(names[i], strlen(names[i])))
+        if (strata_snapshot_name_ok(names[i], strlen(names[i])))
             reply = s_offer(self, names[i]);
     strata_snapshot_list_free(names, count);
     return reply ? reply : s_error(outcome, "no snapshot in %s", self->dir);
@@ -249,7 +236,7 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
     zframe_t *name_frame = zmsg_next(request), *path_frame = zmsg_next(request);
     zframe_t *offset_frame = zmsg_next(request), *length_frame = zmsg_next(request);
     char shown[PRINTABLE_CAP];
-    if (!s_name_ok(zframe_data(name_frame), zframe_size(name_frame))) {
+    if (!strata_snapshot_name_ok(zframe_data(name_frame), zframe_size(name_frame))) {
         s_printable(zframe_data(name_frame), zframe_size(name_frame), shown, sizeof shown);
         return s_error(outcome, "SNAPREAD name: '%s' is not snap- and 20 digits", shown);
     }

@@ -77,16 +77,6 @@ static int write_durable(const char *dir, const char *name, const void *data, si
     return sync_dir(dir, err);
 }
 
-static bool snapshot_name_ok(const char *name)
-{
-    if (strncmp(name, "snap-", 5) || strlen(name) != 25)
-        return false;
-    for (const char *p = name + 5; *p; p++)
-        if (*p < '0' || *p > '9')
-            return false;
-    return true;
-}
-
 /* ---- the copy ------------------------------------------------------------ */
 
 typedef struct {
@@ -190,7 +180,7 @@ static int list(copy_t *c, char *name, size_t name_cap, zframe_t **listing)
     } else {
         zframe_t *n = zmsg_next(rep);
         snprintf(name, name_cap, "%.*s", (int)zframe_size(n), (const char *)zframe_data(n));
-        if (!snapshot_name_ok(name))
+        if (!strata_snapshot_name_ok(name, strlen(name)))
             rc = strata_error_set(c->err, STRATA_ECORRUPT,
                                   "node %u's replicator listed a snapshot named '%s'", c->b->leader,
                                   name);
@@ -596,7 +586,7 @@ int bootstrap_install(const char *data_dir, strata_error_t *err)
     bool read_ok = fgets(name, sizeof name, f) != NULL;
     fclose(f);
     name[strcspn(name, "\n")] = '\0';
-    if (!read_ok || !snapshot_name_ok(name))
+    if (!read_ok || !strata_snapshot_name_ok(name, strlen(name)))
         return strata_error_set(err, STRATA_ECORRUPT,
                                 "%s: '%s' is not a snapshot name (snap- and 20 digits)", marker,
                                 name);

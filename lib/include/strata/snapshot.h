@@ -60,6 +60,10 @@ typedef void (*strata_snapshot_progress_fn)(void *arg, const char *file, uint64_
 int strata_snapshot_copy(const char *src, const char *dst, strata_snapshot_progress_fn progress,
                          void *arg, strata_error_t *err);
 
+/* Whether the len bytes at name are a snapshot's name: "snap-" and exactly
+ * 20 digits. What names a remote copy may ask for or be offered. */
+bool strata_snapshot_name_ok(const void *name, size_t len);
+
 /* The sealed snapshots under a snapshots directory ("snap-<seq>" entries
  * with a valid SNAPSHOT), oldest first; *names is malloc'd, each name
  * too. Others (a half-written ".tmp-*") are not listed. */
