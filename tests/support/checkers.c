@@ -899,3 +899,56 @@ size_t ts_check_acks(const ts_op_t *history, size_t n, const ts_node_log_t *logs
     free(usable);
     return problems(r) - before;
 }
+
+/* (key, value) pairs some final read holds, sorted for bsearch. */
+typedef struct {
+    const char *key;
+    int64_t value;
+} held_t;
+
+static int cmp_held(const void *a, const void *b)
+{
+    const held_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->value > y->value) - (x->value < y->value);
+}
+
+size_t ts_check_async_appends(const ts_op_t *history, size_t n, const ts_op_t *final_reads,
+                              size_t n_reads, const ts_window_t *windows, size_t n_windows,
+                              size_t *excused, ts_report_t *report)
+{
+    size_t n_held = 0;
+    for (size_t i = 0; i < n_reads; i++)
+        if (final_reads[i].vkind == TS_V_LIST)
+            n_held += final_reads[i].list_len;
+    held_t *held = xcalloc(n_held ? n_held : 1, sizeof *held);
+    n_held = 0;
+    for (size_t i = 0; i < n_reads; i++)
+        for (size_t j = 0; final_reads[i].vkind == TS_V_LIST && j < final_reads[i].list_len; j++)
+            held[n_held++] = (held_t){key_of(&final_reads[i]), final_reads[i].list[j]};
+    qsort(held, n_held, sizeof *held, cmp_held);
+    ts_op_t *ops = xcalloc(n ? n : 1, sizeof *ops);
+    memcpy(ops, history, n * sizeof *ops);
+    size_t ex = 0;
+    for (size_t i = 0; i < n; i++) {
+        ts_op_t *op = &ops[i];
+        if (op->type != TS_OK || op->f != TS_APPEND || op->vkind != TS_V_INT)
+            continue;
+        held_t want = {key_of(op), op->value};
+        if (bsearch(&want, held, n_held, sizeof *held, cmp_held))
+            continue;
+        for (size_t w = 0; w < n_windows; w++)
+            if (op->t >= windows[w].from && op->t <= windows[w].to) {
+                /* lost as async mode allows: it did not happen */
+                op->type = TS_FAIL;
+                ex++;
+                break;
+            }
+    }
+    size_t found = ts_check_appends(ops, n, final_reads, n_reads, report);
+    free(ops);
+    free(held);
+    if (excused)
+        *excused = ex;
+    return found;
+}

@@ -47,6 +47,21 @@ const char *ts_problem_name(ts_problem_t kind);
 size_t ts_check_appends(const ts_op_t *history, size_t n, const ts_op_t *final_reads,
                         size_t n_reads, ts_report_t *report);
 
+/* A stretch of the history's clock (ts_op_t.t) around one fault. */
+typedef struct {
+    uint64_t from, to;
+} ts_window_t;
+
+/* ts_check_appends for writes acknowledged in async replication mode,
+ * which a failover may lose, but only those acknowledged close to it: an
+ * ok append whose value no final read holds, acknowledged (its ok's t)
+ * inside one of windows, is taken as failed rather than lost and counted
+ * in *excused (may be NULL); one outside every window is reported lost, as
+ * are all other findings of ts_check_appends. */
+size_t ts_check_async_appends(const ts_op_t *history, size_t n, const ts_op_t *final_reads,
+                              size_t n_reads, const ts_window_t *windows, size_t n_windows,
+                              size_t *excused, ts_report_t *report);
+
 /* The search budget per key that max_states 0 selects: a few hundred
  * operations per key stay well inside it. */
 #define TS_REGISTER_MAX_STATES 2000000

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "checkers.h"
 #include "strata/client.h"
+#include "strata/entry.h"
 #include "strata/wal.h"
 #include "netns.h"
 #include "support.h"
@@ -140,10 +142,28 @@ void ts_member_start_distributor(ts_member_t *m)
     ts_spawn_netns(NULL);
 }
 
+void ts_member_start_snapshotter(ts_member_t *m, const char *const *env)
+{
+    ts_spawn_netns(m->netns);
+    ts_snap_start_config(&m->snap, m->data, m->cfg, env);
+    ts_spawn_netns(NULL);
+}
+
+void ts_member_start_compactor(ts_member_t *m)
+{
+    ts_spawn_netns(m->netns);
+    ts_comp_start_config(&m->comp, m->data, m->cfg, NULL);
+    ts_spawn_netns(NULL);
+}
+
 void ts_cluster_destroy(ts_cluster_t *cl)
 {
     for (int i = 0; i < cl->n; i++) {
         ts_member_t *m = &cl->m[i];
+        if (m->snap.pid > 0)
+            ts_snap_stop(&m->snap);
+        if (m->comp.pid > 0)
+            ts_comp_stop(&m->comp);
         if (m->dist.pid > 0)
             ts_dist_stop(&m->dist);
         if (m->replicator.pid > 0)
@@ -258,20 +278,16 @@ uint64_t ts_cluster_settle(ts_cluster_t *cl, uint64_t min_commit, unsigned timeo
     return 0;
 }
 
-typedef struct {
-    uint64_t seq, term;
-    uint8_t *raw;
-    size_t len;
-} logged_t;
-
-static size_t read_log(const char *data, uint64_t upto, logged_t **out)
+/* A node's WAL up to upto as the log checker takes it: each entry's seq,
+ * term and stored CRC (which covers every other byte of it). */
+static ts_log_entry_t *read_log(const char *data, uint64_t upto, size_t *n_p)
 {
     char wal[700];
     snprintf(wal, sizeof wal, "%s/wal", data);
     strata_wal_cursor_t *cur = NULL;
     strata_error_t err;
     ck_assert_msg(strata_wal_cursor_open(wal, 0, &cur, &err) == 0, "%s: %s", wal, err.msg);
-    logged_t *v = NULL;
+    ts_log_entry_t *v = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
         strata_entry_t e;
@@ -281,94 +297,193 @@ static size_t read_log(const char *data, uint64_t upto, logged_t **out)
         if (rc == STRATA_ETIMEDOUT)
             break;
         ck_assert_msg(rc == 0, "%s: %s", wal, err.msg);
+        ck_assert_uint_ge(len, 4);
         if (n == cap) {
             cap = cap ? 2 * cap : 1024;
             v = realloc(v, cap * sizeof *v);
             ck_assert_ptr_nonnull(v);
         }
-        v[n].seq = e.seq;
-        v[n].term = e.term;
-        v[n].raw = malloc(len);
-        memcpy(v[n].raw, raw, len);
-        v[n].len = len;
-        n++;
+        v[n++] = (ts_log_entry_t){.seq = e.seq,
+                                  .term = e.term,
+                                  .crc = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 |
+                                         (uint32_t)raw[2] << 16 | (uint32_t)raw[3] << 24};
     }
     strata_wal_cursor_close(&cur);
-    *out = v;
-    return n;
+    *n_p = n;
+    return v;
 }
 
-static void free_log(logged_t *v, size_t n)
+/* Every node's log up to upto, each committed there (settled). */
+static void read_logs(ts_cluster_t *cl, uint64_t upto, ts_node_log_t *logs)
 {
-    for (size_t i = 0; i < n; i++)
-        free(v[i].raw);
-    free(v);
+    for (int i = 0; i < cl->n; i++) {
+        size_t n = 0;
+        ts_log_entry_t *entries = read_log(cl->m[i].data, upto, &n);
+        logs[i] =
+            (ts_node_log_t){.node = cl->m[i].id, .entries = entries, .n = n, .commit_seq = upto};
+    }
+    ck_assert_msg(logs[0].n > 0 && logs[0].entries[logs[0].n - 1].seq == upto,
+                  "node1's log does not reach the commit seq %" PRIu64, upto);
+}
+
+static void free_logs(ts_node_log_t *logs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free((void *)logs[i].entries);
 }
 
 void ts_cluster_check_logs(ts_cluster_t *cl, uint64_t upto)
 {
-    logged_t *first = NULL;
-    size_t n_first = read_log(cl->m[0].data, upto, &first);
-    ck_assert_uint_gt(n_first, 0);
-    ck_assert_uint_eq(first[n_first - 1].seq, upto);
-    for (int i = 1; i < cl->n; i++) {
-        logged_t *other = NULL;
-        size_t n = read_log(cl->m[i].data, upto, &other);
-        /* A log may start later (retention); from there it must agree. */
-        size_t a = 0, b = 0;
-        while (a < n_first && b < n && first[a].seq != other[b].seq) {
-            if (first[a].seq < other[b].seq)
-                a++;
-            else
-                b++;
+    ts_node_log_t logs[TS_CLUSTER_MAX];
+    read_logs(cl, upto, logs);
+    ts_report_t report = {.out = stderr};
+    size_t problems = ts_check_logs(logs, (size_t)cl->n, &report);
+    free_logs(logs, cl->n);
+    ck_assert_msg(problems == 0, "the nodes' committed logs differ (lines above)");
+}
+
+/* Every "event=role role=leader term=T" line of node i's writer logs. */
+static void collect_leaders(ts_cluster_t *cl, int i, ts_leader_t **v, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(cl->m[i].root);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        /* node.c names a writer's log <data dir>.writer-<n>.log */
+        if (!strstr(de->d_name, ".writer-"))
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", cl->m[i].root, de->d_name);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        char line[1024];
+        static const char mark[] = "event=role role=leader term=";
+        while (fgets(line, sizeof line, f)) {
+            const char *at = strstr(line, mark);
+            if (!at)
+                continue;
+            if (*n == *cap) {
+                *cap = *cap ? 2 * *cap : 64;
+                *v = realloc(*v, *cap * sizeof **v);
+                ck_assert_ptr_nonnull(*v);
+            }
+            (*v)[(*n)++] =
+                (ts_leader_t){.term = strtoull(at + strlen(mark), NULL, 10), .node = cl->m[i].id};
         }
-        ck_assert_uint_eq(n_first - a, n - b);
-        for (; a < n_first; a++, b++)
-            ck_assert_msg(first[a].seq == other[b].seq && first[a].term == other[b].term &&
-                              first[a].len == other[b].len &&
-                              !memcmp(first[a].raw, other[b].raw, first[a].len),
-                          "node1 and node%d differ at seq %" PRIu64 " (terms %" PRIu64
-                          " and %" PRIu64 ")",
-                          i + 1, first[a].seq, first[a].term, other[b].term);
-        free_log(other, n);
+        fclose(f);
     }
-    free_log(first, n_first);
+    closedir(d);
+}
+
+static int cmp_term(const void *a, const void *b)
+{
+    uint64_t x = ((const ts_leader_t *)a)->term, y = ((const ts_leader_t *)b)->term;
+    return x < y ? -1 : x > y;
 }
 
 int ts_cluster_check_one_master_per_term(ts_cluster_t *cl)
 {
-    enum { MAX_TERMS = 4096 };
-    static int leader_of[MAX_TERMS];
-    memset(leader_of, 0, sizeof leader_of);
+    ts_leader_t *leaders = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < cl->n; i++)
+        collect_leaders(cl, i, &leaders, &n, &cap);
+    ts_report_t report = {.out = stderr};
+    size_t problems = ts_check_leaders(leaders, n, &report);
+    qsort(leaders, n, sizeof *leaders, cmp_term);
     int terms = 0;
+    for (size_t j = 0; j < n; j++)
+        terms += leaders[j].term && (j == 0 || leaders[j].term != leaders[j - 1].term);
+    free(leaders);
+    ck_assert_msg(problems == 0, "a term had two masters (lines above)");
+    return terms;
+}
+
+/* The entries one rollback file of node set aside: their seqs must run
+ * from first to last without a gap. */
+static void read_rollback(const char *path, int node, uint64_t first, uint64_t last,
+                          ts_rollback_t *rb)
+{
+    size_t len = (size_t)ts_file_size(path);
+    uint8_t *buf = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(buf);
+    ts_file_read_at(path, 0, buf, len);
+    ck_assert_uint_ge(last, first);
+    uint64_t *terms = calloc(last - first + 1, sizeof *terms);
+    ck_assert_ptr_nonnull(terms);
+    size_t off = 0;
+    uint64_t want = first;
+    while (off < len) {
+        strata_entry_t e;
+        size_t used = 0;
+        strata_error_t err;
+        ck_assert_msg(strata_entry_decode(buf + off, len - off, 0, &e, &used, &err) == 0,
+                      "%s: offset %zu: %s", path, off, err.msg);
+        ck_assert_msg(e.seq == want && e.seq <= last,
+                      "%s: offset %zu: seq %" PRIu64 ", not %" PRIu64, path, off, e.seq, want);
+        terms[want++ - first] = e.term;
+        off += used;
+    }
+    ck_assert_msg(want == last + 1, "%s: ends at seq %" PRIu64 ", its name says %" PRIu64, path,
+                  want - 1, last);
+    free(buf);
+    *rb = (ts_rollback_t){.node = node, .first_seq = first, .last_seq = last, .terms = terms};
+}
+
+size_t ts_cluster_rollbacks(ts_cluster_t *cl, ts_rollback_t **out)
+{
+    ts_rollback_t *v = NULL;
+    size_t n = 0, cap = 0;
     for (int i = 0; i < cl->n; i++) {
-        DIR *d = opendir(cl->m[i].root);
-        ck_assert_ptr_nonnull(d);
+        char dir[700];
+        snprintf(dir, sizeof dir, "%s/wal/rollback", cl->m[i].data);
+        DIR *d = opendir(dir);
+        if (!d)
+            continue; /* the node never cut its log */
         struct dirent *de;
         while ((de = readdir(d))) {
-            /* node.c names a writer's log <data dir>.writer-<n>.log */
-            if (!strstr(de->d_name, ".writer-"))
+            uint64_t first, last;
+            char tail[16];
+            if (sscanf(de->d_name, "%20" SCNu64 "-%20" SCNu64 ".%15s", &first, &last, tail) != 3 ||
+                strcmp(tail, "entries"))
                 continue;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s", cl->m[i].root, de->d_name);
-            FILE *f = fopen(path, "r");
-            ck_assert_ptr_nonnull(f);
-            char line[1024];
-            while (fgets(line, sizeof line, f)) {
-                const char *at = strstr(line, "event=role role=leader term=");
-                if (!at)
-                    continue;
-                uint64_t t = strtoull(at + strlen("event=role role=leader term="), NULL, 10);
-                ck_assert_uint_lt(t, MAX_TERMS);
-                ck_assert_msg(!leader_of[t] || leader_of[t] == i + 1,
-                              "term %" PRIu64 " had two masters: node%d and node%d", t,
-                              leader_of[t], i + 1);
-                terms += !leader_of[t];
-                leader_of[t] = i + 1;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                v = realloc(v, cap * sizeof *v);
+                ck_assert_ptr_nonnull(v);
             }
-            fclose(f);
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            read_rollback(path, cl->m[i].id, first, last, &v[n++]);
         }
         closedir(d);
     }
-    return terms;
+    *out = v;
+    return n;
+}
+
+void ts_cluster_rollbacks_free(ts_rollback_t *rollbacks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)rollbacks[i].terms);
+    free(rollbacks);
+}
+
+size_t ts_cluster_check_acks(ts_cluster_t *cl, const ts_op_t *history, size_t n, uint64_t upto,
+                             size_t *n_rolled_back)
+{
+    ts_node_log_t logs[TS_CLUSTER_MAX];
+    read_logs(cl, upto, logs);
+    ts_rollback_t *rollbacks = NULL;
+    size_t n_rollbacks = ts_cluster_rollbacks(cl, &rollbacks);
+    ts_report_t report = {.out = stderr};
+    size_t problems =
+        ts_check_acks(history, n, logs, (size_t)cl->n, rollbacks, n_rollbacks, &report);
+    if (n_rolled_back) {
+        *n_rolled_back = 0;
+        for (size_t i = 0; i < n_rollbacks; i++)
+            *n_rolled_back += rollbacks[i].last_seq - rollbacks[i].first_seq + 1;
+    }
+    ts_cluster_rollbacks_free(rollbacks, n_rollbacks);
+    free_logs(logs, cl->n);
+    return problems;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "checkers.h"
 #include "node.h"
 
 #define TS_CLUSTER_MAX 5
@@ -23,6 +24,8 @@ typedef struct {
     ts_node_t writer;
     ts_relay_t election, replicator;
     ts_dist_t dist; /* pid 0 until ts_member_start_distributor */
+    ts_snap_t snap; /* pid 0 until ts_member_start_snapshotter */
+    ts_comp_t comp; /* pid 0 until ts_member_start_compactor */
 } ts_member_t;
 
 typedef struct {
@@ -47,6 +50,11 @@ void ts_member_start_replicator(ts_member_t *m);
 /* A strata-distributor on the node's writer, with the node's config and
  * free ports (dist.live, dist.history); ts_cluster_destroy stops it. */
 void ts_member_start_distributor(ts_member_t *m);
+/* A strata-snapshotter and a strata-compactor on the node's writer, with
+ * its config (env: the snapshotter's overrides, e.g. its interval; may be
+ * NULL); ts_cluster_destroy stops them. */
+void ts_member_start_snapshotter(ts_member_t *m, const char *const *env);
+void ts_member_start_compactor(ts_member_t *m);
 /* Rewrites the node's config with bootstrap = false: an empty data dir
  * is then a replaced disk. */
 void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m);
@@ -64,11 +72,23 @@ bool ts_member_status(ts_member_t *m, char *role, size_t cap, uint64_t *term);
  * commit_seq and last_seq, at least min_commit; returns that commit seq
  * (0 when they did not agree in time). */
 uint64_t ts_cluster_settle(ts_cluster_t *cl, uint64_t min_commit, unsigned timeout_ms);
-/* Compares (seq, term, entry bytes) of every node's WAL up to seq; fails
- * the test naming the first difference. */
+/* Every node's WAL up to upto (a commit seq all of them reached) through
+ * ts_check_logs, comparing (seq, term, CRC): fails the test on a divergent
+ * line. */
 void ts_cluster_check_logs(ts_cluster_t *cl, uint64_t upto);
-/* Every "event=role role=leader term=T" its writers logged: fails the
- * test when two nodes led in one term. Returns how many terms had one. */
+/* Every "event=role role=leader term=T" its writers logged, through
+ * ts_check_leaders: fails the test when two nodes led in one term. Returns
+ * how many terms had one. */
 int ts_cluster_check_one_master_per_term(ts_cluster_t *cl);
+/* What every node's WAL set aside in rollback/, one ts_rollback_t per
+ * file; free with ts_cluster_rollbacks_free. Fails the test on a file that
+ * does not decode. */
+size_t ts_cluster_rollbacks(ts_cluster_t *cl, ts_rollback_t **rollbacks);
+void ts_cluster_rollbacks_free(ts_rollback_t *rollbacks, size_t n);
+/* ts_check_acks on history against every node's WAL up to upto (settled)
+ * and their rollbacks: the problems found (reported to stderr);
+ * *n_rolled_back (may be NULL) gets how many entries the rollbacks hold. */
+size_t ts_cluster_check_acks(ts_cluster_t *cl, const ts_op_t *history, size_t n, uint64_t upto,
+                             size_t *n_rolled_back);
 
 #endif

@@ -165,9 +165,10 @@ void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool s
     start(cl, ws, async, sessions, NULL);
 }
 
-void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, ts_history_t *history)
+void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, bool async,
+                              ts_history_t *history)
 {
-    start(cl, ws, false, false, history);
+    start(cl, ws, async, false, history);
 }
 
 void ts_writers_start(ts_cluster_t *cl, ts_writer_t *ws, bool async)
@@ -249,7 +250,7 @@ void ts_writers_check_everywhere(ts_cluster_t *cl, ts_writer_t *ws)
     }
 }
 
-void ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws)
+uint64_t ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws)
 {
     ts_cluster_final_write(cl);
     uint64_t commit = ts_cluster_settle(cl, 1, 30000);
@@ -264,6 +265,7 @@ void ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws)
             "settled at commit %" PRIu64 ": %" PRIu64 " acknowledged writes on every node, %" PRIu64
             " with an unknown outcome, %d terms with a master, logs identical\n",
             commit, ts_writers_acked(ws), unknown, terms);
+    return commit;
 }
 
 size_t ts_writers_final_reads(ts_cluster_t *cl, ts_op_t **reads_p)

@@ -47,8 +47,9 @@ strata_client_t *ts_writer_connect(ts_member_t *m);
  * every node that resends what is unknown. */
 void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions);
 void ts_writers_start(ts_cluster_t *cl, ts_writer_t *ws, bool async);
-/* Quorum writers that log every write to history. */
-void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, ts_history_t *history);
+/* Writers (quorum, or async) that log every write to history. */
+void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, bool async,
+                              ts_history_t *history);
 /* What every node holds of each writer's list: one read (ok, a list of the
  * numbers of the keys it has) per node and writer, for ts_check_appends;
  * free with ts_writers_final_reads_free. */
@@ -65,7 +66,8 @@ void ts_cluster_final_write(ts_cluster_t *cl);
 /* Every key a client had acknowledged, read on every node. */
 void ts_writers_check_everywhere(ts_cluster_t *cl, ts_writer_t *ws);
 /* A final write, the nodes agreeing on one commit seq, every acknowledged
- * write everywhere, identical logs and one master per term; prints a line. */
-void ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws);
+ * write everywhere, identical logs and one master per term; prints a line
+ * and returns the commit seq the nodes agreed on. */
+uint64_t ts_writers_settle_and_check(ts_cluster_t *cl, ts_writer_t *ws);
 
 #endif
