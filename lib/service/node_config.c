@@ -129,6 +129,7 @@ const char *const svc_env_allowed[] = {"STRATA_CONFIG",     /* every service: th
                                        "STRATA_TEST_SEED",          /* tests */
                                        "STRATA_TEST_TRACE",         /* tests */
                                        "STRATA_SOAK",               /* tests */
+                                       "STRATA_STABILITY_S",        /* tests */
                                        "STRATA_WRITER_BIN", /* tests and benchmarks: the binaries */
                                        "STRATA_COMPACTOR_BIN",
                                        "STRATA_SNAPSHOTTER_BIN",

@@ -107,25 +107,91 @@ void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m)
     write_config(cl, m, false, (const int(*)[3])s_ports);
 }
 
+/* What a start of one of the node's processes runs under: its namespace,
+ * and the environment and wrapper its fault fields ask for. */
+typedef struct {
+    char preload[1024], faketime[64], slowdisk[700], offset[24];
+    const char *env[5];
+} faults_t;
+
+static const char *const *faults_on(ts_member_t *m, faults_t *f)
+{
+    memset(f, 0, sizeof *f);
+    int n = 0;
+    const char *libs[2];
+    int n_libs = 0;
+    if (m->faketime[0]) {
+        libs[n_libs] = ts_libfaketime();
+        ck_assert_msg(libs[n_libs] != NULL, "libfaketime is not installed (the Debian package "
+                                            "faketime; deploy/install-deps.sh)");
+        n_libs++;
+        snprintf(f->faketime, sizeof f->faketime, "FAKETIME=%s", m->faketime);
+        f->env[n++] = f->faketime;
+    }
+    if (m->slowdisk) {
+        libs[n_libs++] = ts_slowdisk_lib();
+        snprintf(m->slowdisk_ctl, sizeof m->slowdisk_ctl, "%s/slowdisk", m->root);
+        snprintf(f->slowdisk, sizeof f->slowdisk, "TS_SLOWDISK=%s", m->slowdisk_ctl);
+        f->env[n++] = f->slowdisk;
+    }
+    if (n_libs) {
+        snprintf(f->preload, sizeof f->preload, "LD_PRELOAD=%s%s%s", libs[0], n_libs > 1 ? ":" : "",
+                 n_libs > 1 ? libs[1] : "");
+        f->env[n++] = f->preload;
+    }
+    f->env[n] = NULL;
+    ts_spawn_netns(m->netns);
+    snprintf(f->offset, sizeof f->offset, "%ld", m->monotonic_s);
+    const char *const timens[] = {"unshare",    "--time",  "--monotonic", f->offset,
+                                  "--boottime", f->offset, NULL};
+    ts_spawn_wrap(m->monotonic_s ? timens : NULL);
+    return f->env;
+}
+
+static void faults_off(void)
+{
+    ts_spawn_netns(NULL);
+    ts_spawn_wrap(NULL);
+}
+
 void ts_member_start_writer(ts_member_t *m)
 {
-    ts_spawn_netns(m->netns);
-    ts_node_start_config(&m->writer, m->data, m->cfg, NULL);
-    ts_spawn_netns(NULL);
+    faults_t f;
+    ts_node_start_config(&m->writer, m->data, m->cfg, faults_on(m, &f));
+    faults_off();
 }
 
 void ts_member_start_election(ts_member_t *m)
 {
-    ts_spawn_netns(m->netns);
-    ts_relay_start_config(&m->election, "election", m->data, m->cfg, NULL);
-    ts_spawn_netns(NULL);
+    faults_t f;
+    ts_relay_start_config(&m->election, "election", m->data, m->cfg, faults_on(m, &f));
+    faults_off();
 }
 
 void ts_member_start_replicator(ts_member_t *m)
 {
-    ts_spawn_netns(m->netns);
-    ts_relay_start_config(&m->replicator, "replicator", m->data, m->cfg, NULL);
-    ts_spawn_netns(NULL);
+    faults_t f;
+    ts_relay_start_config(&m->replicator, "replicator", m->data, m->cfg, faults_on(m, &f));
+    faults_off();
+}
+
+void ts_member_restart(ts_member_t *m)
+{
+    if (m->replicator.pid > 0)
+        ts_relay_stop(&m->replicator);
+    if (m->election.pid > 0)
+        ts_relay_stop(&m->election);
+    if (m->writer.pid > 0)
+        ts_node_stop(&m->writer);
+    ts_member_start_writer(m);
+    ts_member_start_election(m);
+    ts_member_start_replicator(m);
+}
+
+void ts_member_slowdisk(ts_member_t *m, unsigned delay_us)
+{
+    snprintf(m->slowdisk_ctl, sizeof m->slowdisk_ctl, "%s/slowdisk", m->root);
+    ts_slowdisk_set(m->slowdisk_ctl, delay_us);
 }
 
 void ts_member_start_distributor(ts_member_t *m)

@@ -26,6 +26,19 @@ typedef struct {
     ts_dist_t dist; /* pid 0 until ts_member_start_distributor */
     ts_snap_t snap; /* pid 0 until ts_member_start_snapshotter */
     ts_comp_t comp; /* pid 0 until ts_member_start_compactor */
+    /* Clock and disk faults of the node's writer, election and replicator,
+     * taken up whenever ts_member_start_* starts one (ts_member_restart for
+     * all three); all off in a new cluster. */
+    /* libfaketime's FAKETIME, e.g. "+0 x1.05": every clock, CLOCK_MONOTONIC
+     * too, 5% fast from each process's start; "" for none. */
+    char faketime[32];
+    /* CLOCK_MONOTONIC and CLOCK_BOOTTIME this many seconds ahead, in a time
+     * namespace of their own (unshare --time); 0 for none. */
+    long monotonic_s;
+    /* The slow-disk shim preloaded; ts_member_slowdisk sets its delay in
+     * slowdisk_ctl (node<ID>/slowdisk). */
+    bool slowdisk;
+    char slowdisk_ctl[640];
 } ts_member_t;
 
 typedef struct {
@@ -55,6 +68,13 @@ void ts_member_start_distributor(ts_member_t *m);
  * NULL); ts_cluster_destroy stops them. */
 void ts_member_start_snapshotter(ts_member_t *m, const char *const *env);
 void ts_member_start_compactor(ts_member_t *m);
+/* Stops the node's replicator, election and writer (SIGTERM) and starts
+ * them again, with the faults its fields name now. */
+void ts_member_restart(ts_member_t *m);
+/* The extra time each fsync and fdatasync of the node's processes takes,
+ * from their next call on, running processes too (those started with
+ * m->slowdisk set); 0: none. */
+void ts_member_slowdisk(ts_member_t *m, unsigned delay_us);
 /* Rewrites the node's config with bootstrap = false: an empty data dir
  * is then a replaced disk. */
 void ts_member_no_bootstrap(ts_cluster_t *cl, ts_member_t *m);

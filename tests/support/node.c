@@ -25,6 +25,9 @@
 #ifndef STRATA_DISTRIBUTOR_BIN
 #error "STRATA_DISTRIBUTOR_BIN must name the strata-distributor binary"
 #endif
+#ifndef STRATA_SLOWDISK_LIB
+#error "STRATA_SLOWDISK_LIB must name the slow-disk shim (libstrata_slowdisk.so)"
+#endif
 
 extern char **environ;
 
@@ -128,9 +131,6 @@ static char **child_environment(const char *dir_env, const char *const *defaults
     return envp;
 }
 
-/* Forks bin with the node's data dir, free ports (defaults, then env) and
- * its stderr in log; returns the child's pid. With a config file the
- * process gets -c config and only env: the file says the rest. */
 static char s_netns[32];
 
 void ts_spawn_netns(const char *ns)
@@ -153,6 +153,42 @@ static void join_netns(void)
     close(fd);
 }
 
+#define TS_WRAP_MAX 8
+static char s_wrap[TS_WRAP_MAX][256];
+static char s_wrap_path[512]; /* s_wrap[0] found on PATH */
+static int s_n_wrap;
+
+void ts_spawn_wrap(const char *const *prefix)
+{
+    s_n_wrap = 0;
+    for (; prefix && prefix[s_n_wrap]; s_n_wrap++) {
+        ck_assert_int_lt(s_n_wrap, TS_WRAP_MAX);
+        ck_assert_uint_lt(strlen(prefix[s_n_wrap]), sizeof s_wrap[0]);
+        snprintf(s_wrap[s_n_wrap], sizeof s_wrap[0], "%s", prefix[s_n_wrap]);
+    }
+    if (!s_n_wrap)
+        return;
+    /* Looked up here: between fork and exec only execve is safe. */
+    snprintf(s_wrap_path, sizeof s_wrap_path, "%s", s_wrap[0]);
+    const char *dirs = getenv("PATH");
+    if (strchr(s_wrap[0], '/') || !dirs)
+        return;
+    for (const char *d = dirs; *d;) {
+        size_t len = strcspn(d, ":");
+        char cand[512];
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)len, d, s_wrap[0]);
+        if (access(cand, X_OK) == 0) {
+            snprintf(s_wrap_path, sizeof s_wrap_path, "%s", cand);
+            return;
+        }
+        d += len + (d[len] == ':');
+    }
+    ck_abort_msg("ts_spawn_wrap: %s is not on PATH", s_wrap[0]);
+}
+
+/* Forks bin with the node's data dir, free ports (defaults, then env) and
+ * its stderr in log; returns the child's pid. With a config file the
+ * process gets -c config and only env: the file says the rest. */
 static pid_t spawn(const char *bin, const char *name, const char *data_dir, const char *config,
                    const char *log, const char *const *defaults, const char *const *env)
 {
@@ -161,7 +197,18 @@ static pid_t spawn(const char *bin, const char *name, const char *data_dir, cons
     snprintf(dir_env, sizeof dir_env, "STRATA_NODE_DATA_DIR=%s", data_dir);
     char **envp =
         config ? child_environment(NULL, none, env) : child_environment(dir_env, defaults, env);
-    char *const argv[] = {(char *)name, config ? "-c" : NULL, (char *)config, NULL};
+    /* Under a wrapper the service's argv[0] is its path: the wrapper execs that. */
+    char *argv[TS_WRAP_MAX + 4];
+    int argc = 0;
+    for (int i = 0; i < s_n_wrap; i++)
+        argv[argc++] = s_wrap[i];
+    argv[argc++] = s_n_wrap ? (char *)bin : (char *)name;
+    if (config) {
+        argv[argc++] = "-c";
+        argv[argc++] = (char *)config;
+    }
+    argv[argc] = NULL;
+    const char *exe = s_n_wrap ? s_wrap_path : bin;
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -174,7 +221,7 @@ static pid_t spawn(const char *bin, const char *name, const char *data_dir, cons
             dup2(fd, 1);
             close(fd);
         }
-        execve(bin, argv, envp);
+        execve(exe, argv, envp);
         _exit(127);
     }
     free(envp);
@@ -553,4 +600,35 @@ uint64_t ts_stat(strata_client_t *c, const char *name)
     uint64_t n = strtoull(v, NULL, 10);
     strata_reply_clear(&rep);
     return n;
+}
+
+const char *ts_libfaketime(void)
+{
+    static const char *const candidates[] = {
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1", "/usr/local/lib/faketime/libfaketimeMT.so.1", NULL};
+    const char *own = getenv("TS_LIBFAKETIME");
+    if (own && *own)
+        return access(own, R_OK) == 0 ? own : NULL;
+    for (size_t i = 0; candidates[i]; i++)
+        if (access(candidates[i], R_OK) == 0)
+            return candidates[i];
+    return NULL;
+}
+
+const char *ts_slowdisk_lib(void)
+{
+    return STRATA_SLOWDISK_LIB;
+}
+
+void ts_slowdisk_set(const char *path, unsigned delay_us)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    ck_assert_msg(f != NULL, "%s: %s", tmp, strerror(errno));
+    fprintf(f, "%u\n", delay_us);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_msg(rename(tmp, path) == 0, "rename %s: %s", tmp, strerror(errno));
 }

@@ -101,6 +101,33 @@ void ts_relay_start_config(ts_relay_t *relay, const char *kind, const char *data
 int ts_relay_stop(ts_relay_t *relay);
 void ts_relay_kill9(ts_relay_t *relay);
 
+/* Processes the support library starts from now on run as prefix followed
+ * by their own command line (the service's path, then its arguments); NULL
+ * or an empty list for none. prefix[0] is looked up on PATH now and must
+ * exec the rest in place, without a fork, so the recorded pid is the
+ * service's own and kill -9 and SIGSTOP reach it: env, nice, or
+ * "unshare --time --monotonic N" (util-linux 2.38 execs in place; with
+ * --fork it would not). The faketime program forks and waits, so it cannot
+ * be one: preload libfaketime through env instead (cluster.h, faketime).
+ * A wrapper that forks shows as a start that never gets ready, since the
+ * endpoints file names a pid other than the one started. The strings are
+ * copied. */
+void ts_spawn_wrap(const char *const *prefix);
+
+/* The libfaketime for threaded programs (libfaketimeMT.so.1 of Debian's
+ * faketime package, or $TS_LIBFAKETIME); NULL when it is not
+ * installed. */
+const char *ts_libfaketime(void);
+/* The slow-disk shim built for the tests (tests/support/slowdisk.c): with
+ * LD_PRELOAD naming it and TS_SLOWDISK naming a control file, every
+ * fsync and fdatasync of the process first sleeps the microseconds the file
+ * holds, read at every call. Not STRATA_...: the services refuse an
+ * environment variable of theirs that names no config key. */
+const char *ts_slowdisk_lib(void);
+/* Writes delay_us into the control file at path (a new file renamed into
+ * place, so the shim never reads a half-written one); 0 for a fast disk. */
+void ts_slowdisk_set(const char *path, unsigned delay_us);
+
 /* A client of endpoint with a timeout per call; fails the test when it
  * cannot be made. */
 strata_client_t *ts_connect(const char *endpoint, int timeout_ms);

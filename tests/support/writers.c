@@ -39,7 +39,7 @@ static void *session_client_main(void *arg)
     strata_client_t *c = NULL;
     strata_error_t err;
     ck_assert_int_eq(strata_client_connect(&opts, &c, &err), 0);
-    for (uint32_t i = 0; !atomic_load(&w->stop) && i < 200000; i++) {
+    for (uint32_t i = 0; !atomic_load(&w->stop) && i < TS_WRITER_MAX_OPS; i++) {
         char key[32];
         ts_writer_key(key, sizeof key, w->idx, i);
         uint64_t seq = 0;
@@ -93,7 +93,7 @@ static void *client_main(void *arg)
     int node = w->idx % w->cl->n;
     strata_client_t *c = ts_writer_connect(&w->cl->m[node]);
     uint32_t i = 0;
-    while (!atomic_load(&w->stop) && i < 200000) {
+    while (!atomic_load(&w->stop) && i < TS_WRITER_MAX_OPS) {
         char key[32];
         ts_writer_key(key, sizeof key, w->idx, i);
         record(w, TS_INVOKE, i, node + 1, 0, 0);
@@ -150,10 +150,10 @@ static void start(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions,
     for (int k = 0; k < TS_WRITERS; k++) {
         ws[k] = (ts_writer_t){
             .cl = cl, .idx = k, .async = async, .sessions = sessions, .history = history};
-        ws[k].acked = calloc(200000, sizeof *ws[k].acked);
-        ws[k].acked_seq = calloc(200000, sizeof *ws[k].acked_seq);
-        ws[k].acked_ns = calloc(200000, sizeof *ws[k].acked_ns);
-        ws[k].acked_node = calloc(200000, sizeof *ws[k].acked_node);
+        ws[k].acked = calloc(TS_WRITER_MAX_OPS, sizeof *ws[k].acked);
+        ws[k].acked_seq = calloc(TS_WRITER_MAX_OPS, sizeof *ws[k].acked_seq);
+        ws[k].acked_ns = calloc(TS_WRITER_MAX_OPS, sizeof *ws[k].acked_ns);
+        ws[k].acked_node = calloc(TS_WRITER_MAX_OPS, sizeof *ws[k].acked_node);
         ck_assert_int_eq(pthread_create(&ws[k].thread, NULL,
                                         ws[k].sessions ? session_client_main : client_main, &ws[k]),
                          0);

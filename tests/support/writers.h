@@ -15,6 +15,10 @@
 #include "strata/client.h"
 
 #define TS_WRITERS 3
+/* Writes one client makes at most: ten minutes of quorum writes at a few
+ * hundred a second each (a soak's window) fit. The arrays take the pages
+ * they touch only. */
+#define TS_WRITER_MAX_OPS 1000000
 
 typedef struct {
     ts_cluster_t *cl;
