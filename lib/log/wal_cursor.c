@@ -17,6 +17,7 @@
 
 #define CURSOR_CHUNK   (1u << 20) /* sequential read size */
 #define CURSOR_RETRIES 16         /* listings that raced the writer's deletions */
+#define CURSOR_MARKS   1024       /* group starts remembered in the current segment */
 
 struct strata_wal_cursor {
     char *dir;
@@ -38,6 +39,16 @@ struct strata_wal_cursor {
     size_t buf_cap;
     uint64_t buf_off;
     size_t buf_len;
+    /* Group starts read in the current segment, ascending, at least
+     * mark_every seqs apart: a seek back into what was read starts from the
+     * nearest one instead of the segment's first entry (a replicator
+     * resending a few entries would otherwise reread up to a whole segment
+     * each time). */
+    struct {
+        uint64_t seq, off;
+    } marks[CURSOR_MARKS];
+    size_t n_marks;
+    uint64_t mark_every;
 };
 
 typedef enum {
@@ -76,6 +87,28 @@ static void leave_segment(strata_wal_cursor_t *self)
     free(self->path);
     self->path = NULL;
     forget_buffer(self);
+    self->n_marks = 0;
+    self->mark_every = 64;
+}
+
+/* The group starting at off (expected_seq) was read whole. When the marks
+ * are full every other one goes and they grow twice as far apart. */
+static void note_mark(strata_wal_cursor_t *self)
+{
+    size_t n = self->n_marks;
+    if (n && self->expected_seq < self->marks[n - 1].seq + self->mark_every)
+        return;
+    if (n && self->off <= self->marks[n - 1].off)
+        return;
+    if (n == CURSOR_MARKS) {
+        for (size_t i = 0; i < n / 2; i++)
+            self->marks[i] = self->marks[2 * i];
+        self->n_marks = n = n / 2;
+        self->mark_every *= 2;
+    }
+    self->marks[n].seq = self->expected_seq;
+    self->marks[n].off = self->off;
+    self->n_marks = n + 1;
 }
 
 /* Makes file bytes [off, off + need) available in buf, reading a chunk
@@ -468,6 +501,26 @@ void strata_wal_cursor_close(strata_wal_cursor_t **cursor_p)
 int strata_wal_cursor_seek(strata_wal_cursor_t *self, uint64_t seq, strata_error_t *err)
 {
     strata_error_clear(err);
+    struct stat st;
+    if (self && self->fd >= 0 && self->n_marks && seq >= self->marks[0].seq &&
+        seq <= self->expected_seq && stat(self->path, &st) == 0) {
+        /* Back into what this segment gave, still in the log: from the
+         * nearest mark. */
+        size_t lo = 0, hi = self->n_marks - 1;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo + 1) / 2;
+            if (self->marks[mid].seq <= seq)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        self->off = self->marks[lo].off;
+        self->expected_seq = self->marks[lo].seq;
+        self->group_end = 0;
+        self->target_seq = seq;
+        self->target_ts = 0;
+        return 0;
+    }
     return position(self, seq, 0, false, err);
 }
 
@@ -497,10 +550,12 @@ int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata
             uint64_t end = 0, bad_off = 0;
             const char *kind = NULL;
             rc = find_group_end(self, &st, &end, &bad_off, &kind, err);
-            if (rc == 0 && st != READ_ENTRY)
+            if (rc == 0 && st != READ_ENTRY) {
                 rc = end_of_segment(self, err); /* 0: more to read, or moved on */
-            else if (rc == 0)
+            } else if (rc == 0) {
+                note_mark(self);
                 self->group_end = end;
+            }
             if (rc)
                 return rc;
             continue;
@@ -514,8 +569,10 @@ int strata_wal_cursor_next(strata_wal_cursor_t *self, uint64_t limit_seq, strata
             return rc;
         if (st != READ_ENTRY || e.seq != self->expected_seq) {
             /* Whole a moment ago: the file changed under us, so a writer's
-             * recovery cut it. Look at the group again. */
+             * recovery cut it. Look at the group again; what was marked
+             * past the cut is gone. */
             self->group_end = 0;
+            self->n_marks = 0;
             continue;
         }
         if (limit_seq && e.seq > limit_seq)

@@ -23,7 +23,7 @@ typedef struct {
     uint64_t acked_ctx;   /* latest leader send time this peer echoed in an ok reply */
     uint64_t incarnation; /* 0 until heard from */
     uint64_t heard_at;    /* its last message, or the start of our term as leader */
-    uint64_t hb_match;    /* match at the previous heartbeat: no progress since means loss */
+    uint64_t progress_at; /* when match last moved, or appends went out to an idle pipeline */
     bool granted, refused;
 } peer_t;
 
@@ -310,7 +310,7 @@ static void become_leader(strata_raft_t *r)
         peer_t *p = &r->peers[i];
         p->next = r->last_seq + 1;
         p->match = 0;
-        p->hb_match = 0;
+        p->progress_at = r->now;
         p->inflight = 0;
         p->acked_ctx = 0;
         p->heard_at = r->now; /* a new leader gives every peer a full window */
@@ -332,6 +332,18 @@ static void become_leader(strata_raft_t *r)
 
 /* ---- leader ------------------------------------------------------------- */
 
+/* Flow control by what the follower made durable, not by messages: a
+ * follower answers each append at once and again when its entries are
+ * durable, so replies outnumber appends and counting them lets a follower
+ * that writes slower than it receives be sent far more than it can hold;
+ * its transport then drops, it refuses what follows a gap, and the leader
+ * sends the same entries over and over. At most max_inflight full appends
+ * past its durable match are on their way. */
+static bool window_open(const strata_raft_t *r, const peer_t *p)
+{
+    return p->next - 1 - p->match < (uint64_t)r->cfg.max_inflight * r->cfg.max_entries;
+}
+
 static void send_append(strata_raft_t *r, peer_t *p, bool entries)
 {
     if (p->next <= r->snap_seq) {
@@ -347,7 +359,7 @@ static void send_append(strata_raft_t *r, peer_t *p, bool entries)
     }
     uint64_t prev = p->next - 1;
     uint32_t n = 0;
-    if (entries && p->inflight < r->cfg.max_inflight && r->last_seq > prev) {
+    if (entries && p->inflight < r->cfg.max_inflight && r->last_seq > prev && window_open(r, p)) {
         uint64_t avail = r->last_seq - prev;
         n = avail < r->cfg.max_entries ? (uint32_t)avail : r->cfg.max_entries;
     }
@@ -360,6 +372,8 @@ static void send_append(strata_raft_t *r, peer_t *p, bool entries)
                            .ctx = r->now};
     send(r, &m);
     if (n) {
+        if (!p->inflight)
+            p->progress_at = r->now;
         p->next = prev + n + 1; /* pipelined: the next message follows on */
         p->inflight++;
     }
@@ -368,7 +382,8 @@ static void send_append(strata_raft_t *r, peer_t *p, bool entries)
 static void send_pending(strata_raft_t *r, peer_t *p)
 {
     while (r->role == STRATA_RAFT_LEADER && p->next <= r->last_seq && p->next > r->snap_seq &&
-           p->inflight < r->cfg.max_inflight && r->n_acts + 4 < STRATA_RAFT_MAX_ACTIONS)
+           p->inflight < r->cfg.max_inflight && window_open(r, p) &&
+           r->n_acts + 4 < STRATA_RAFT_MAX_ACTIONS)
         send_append(r, p, true);
 }
 
@@ -437,8 +452,10 @@ static void on_append_reply(strata_raft_t *r, peer_t *p, const strata_raft_msg_t
     if (p->inflight)
         p->inflight--;
     if (m->ok) {
-        if (m->match_seq > p->match)
+        if (m->match_seq > p->match) {
             p->match = m->match_seq > r->last_seq ? r->last_seq : m->match_seq;
+            p->progress_at = r->now;
+        }
         if (p->next < p->match + 1)
             p->next = p->match + 1;
         if (p->voter && m->ctx > p->acked_ctx && m->ctx <= r->now)
@@ -680,14 +697,19 @@ size_t strata_raft_tick(strata_raft_t *r, uint64_t now_ns, const strata_raft_act
             r->heartbeat_at = r->now + r->cfg.heartbeat_ns;
             for (uint32_t i = 0; i < r->n_peers; i++) {
                 peer_t *p = &r->peers[i];
-                /* Appends unanswered and no progress for a heartbeat: one
-                 * may be lost, so go back to what it has and send again.
-                 * A follower that is answering keeps its pipeline. */
-                if (p->inflight && p->next > p->match + 1 && p->match == p->hb_match) {
+                /* Appends unanswered and no progress for half the
+                 * shortest election timeout: a reply may be lost, so go
+                 * back to what it has and send again. Not sooner: a
+                 * follower catching up on a loaded machine can take longer
+                 * than a heartbeat to make an append durable, and resending
+                 * what it is still writing only buries it deeper. A lost
+                 * append shows sooner, as the next append or heartbeat it
+                 * refuses. */
+                if (p->inflight && p->next > p->match + 1 &&
+                    r->now - p->progress_at >= r->cfg.election_min_ns / 2) {
                     p->next = p->match + 1;
                     p->inflight = 0;
                 }
-                p->hb_match = p->match;
                 send_append(r, p, true);
             }
         }

@@ -55,6 +55,7 @@ void *sync_main(void *arg)
             pthread_cond_wait(&w->sync_cv, &w->sync_mu);
         if (w->sync_want <= w->sync_done)
             break; /* stopping with nothing left to cover */
+        uint64_t epoch = w->sync_epoch;
         pthread_mutex_unlock(&w->sync_mu);
         uint64_t start = now_ns(), durable = 0;
         strata_error_t err;
@@ -66,7 +67,7 @@ void *sync_main(void *arg)
             w->sync_failed = true;
             break;
         }
-        if (durable > w->sync_done)
+        if (durable > w->sync_done && epoch == w->sync_epoch)
             w->sync_done = durable;
     }
     pthread_mutex_unlock(&w->sync_mu);

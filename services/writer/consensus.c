@@ -44,7 +44,9 @@ struct consensus {
      * followers sharing one would seek at every send. */
     struct {
         strata_wal_cursor_t *cursor;
-        uint64_t next; /* the seq the cursor returns next; 0: seek first */
+        uint64_t next;      /* the seq the cursor returns next; 0: seek first */
+        uint64_t core_next; /* where the core thinks the last append ended, plus one */
+        uint64_t last_term; /* the term of the last entry that append carried */
     } readers[STRATA_RAFT_MSG_MAX_NODE + 1];
     uint8_t *frames;
     size_t frames_cap;
@@ -302,30 +304,45 @@ static void close_cursor(consensus_t *cx)
     for (size_t i = 0; i <= STRATA_RAFT_MSG_MAX_NODE; i++) {
         strata_wal_cursor_close(&cx->readers[i].cursor);
         cx->readers[i].next = 0;
+        cx->readers[i].core_next = 0;
     }
 }
 
-/* The entries of an append to a peer: from prev_seq + 1, at least n of
+/* The entries of an append to a peer: from *prev_seq + 1, at least n of
  * them where the log has them, ending where an atomic group ends (a
- * follower's WAL takes whole groups only), within the message caps. */
-static int attach(consensus_t *cx, uint32_t peer, uint64_t prev_seq, uint32_t n, size_t *len_p,
-                  uint32_t *count_p, strata_error_t *err)
+ * follower's WAL takes whole groups only), within the message caps.
+ *
+ * Finishing a group often carries an append past the n entries the core
+ * counted, so the core's next append to that peer starts a few entries
+ * before where the cursor stands. Seeking back rereads the segment from its
+ * start (up to its whole size, every append, for a follower catching up),
+ * so such an append continues from the cursor instead: *prev_seq and
+ * *prev_term move up to the last entry sent, which the follower checks as
+ * usual. Any other start (a resend after a refusal) is honoured. */
+static int attach(consensus_t *cx, uint32_t peer, uint64_t *prev_seq, uint64_t *prev_term,
+                  uint32_t n, size_t *len_p, uint32_t *count_p, strata_error_t *err)
 {
     int rc;
     strata_wal_cursor_t **cursor = &cx->readers[peer].cursor;
     uint64_t *next = &cx->readers[peer].next;
     if (!*cursor && (rc = strata_wal_cursor_open(cx->wal_dir, 0, cursor, err)))
         return rc;
-    if (*next != prev_seq + 1) {
-        if ((rc = strata_wal_cursor_seek(*cursor, prev_seq + 1, err))) {
+    if (*next && *prev_seq + 1 == cx->readers[peer].core_next && *next > *prev_seq + 1) {
+        *prev_seq = *next - 1;
+        *prev_term = cx->readers[peer].last_term;
+    }
+    cx->readers[peer].core_next = *prev_seq + n + 1;
+    if (*next != *prev_seq + 1) {
+        if ((rc = strata_wal_cursor_seek(*cursor, *prev_seq + 1, err))) {
             strata_wal_cursor_close(cursor);
             *next = 0;
             return rc;
         }
-        *next = prev_seq + 1;
+        *next = *prev_seq + 1;
     }
     size_t len = 0, boundary_len = 0;
     uint32_t count = 0, boundary_count = 0;
+    uint64_t boundary_term = 0;
     while (count < STRATA_RAFT_MAX_ENTRIES) {
         strata_entry_t e;
         const uint8_t *raw;
@@ -361,12 +378,15 @@ static int attach(consensus_t *cx, uint32_t peer, uint64_t prev_seq, uint32_t n,
         if (!(e.flags & STRATA_ENTRY_GROUP_CONT)) {
             boundary_len = len;
             boundary_count = count;
+            boundary_term = e.term;
             if (count >= n)
                 break;
         }
     }
     if (boundary_count != count)
         *next = 0;
+    if (boundary_count)
+        cx->readers[peer].last_term = boundary_term;
     *len_p = boundary_len;
     *count_p = boundary_count;
     return 0;
@@ -390,7 +410,8 @@ static void send_msg(writer_t *w, const strata_raft_msg_t *m)
     strata_error_t err;
     if (m->type == STRATA_RAFT_MSG_APPEND && m->n_entries) {
         uint32_t count = 0;
-        if (attach(cx, m->to, m->prev_seq, m->n_entries, &frames_len, &count, &err) != 0) {
+        if (attach(cx, m->to, &out.prev_seq, &out.prev_term, m->n_entries, &frames_len, &count,
+                   &err) != 0) {
             log_warning("event=append_unreadable to=%u from_seq=%" PRIu64 " error=\"%s\"", m->to,
                         m->prev_seq + 1, err.msg);
             atomic_fetch_add(&cx->dropped, 1);
@@ -544,6 +565,16 @@ static void run(writer_t *w, size_t n, const strata_raft_act_t *acts)
             close_cursor(cx);
             if (strata_db_truncate_after(w->db, a->seq, &cut, &err) != 0)
                 fatal("truncate", &err);
+            /* What the sync thread covered past the cut is gone: entries
+             * appended there again need a sync of their own, or the
+             * follower never reports them durable. */
+            pthread_mutex_lock(&w->sync_mu);
+            if (w->sync_want > a->seq)
+                w->sync_want = a->seq;
+            if (w->sync_done > a->seq)
+                w->sync_done = a->seq;
+            w->sync_epoch++;
+            pthread_mutex_unlock(&w->sync_mu);
             if (cut.entries)
                 log_warning("event=log_truncated after_seq=%" PRIu64 " first_seq=%" PRIu64
                             " last_seq=%" PRIu64 " entries=%" PRIu64 " rollback=%s",

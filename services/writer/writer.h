@@ -204,6 +204,9 @@ struct writer {
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
     uint64_t sync_want, sync_done;
+    /* Bumped when a follower cuts its log: a sync that started before the
+     * cut may report a durable seq the log no longer reaches. */
+    uint64_t sync_epoch;
     bool sync_stop, sync_failed;
     char sync_failure[512];
 

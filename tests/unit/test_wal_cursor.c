@@ -344,6 +344,33 @@ START_TEST(seek_lands_on_the_seq_in_any_segment)
 }
 END_TEST
 
+START_TEST(seeks_back_within_a_segment_land_on_the_seq)
+{
+    /* One segment of 20,000 entries: seeks back into what the cursor read
+     * start from a mark it kept, not from the segment's first entry. */
+    char *dir = make_log(20000, 64u << 20, NULL);
+    ck_assert_uint_eq(count_segments(dir), 1);
+    strata_wal_cursor_t *c = open_cursor(dir);
+    for (uint64_t seq = 1; seq <= 20000; seq++)
+        expect_next(c, 0, seq);
+    uint64_t rng = ts_seed("seeks_back_within_a_segment_land_on_the_seq");
+    for (int i = 0; i < 200; i++) {
+        uint64_t seq = 1 + ts_rand(&rng) % 20000;
+        seek(c, seq);
+        for (uint64_t s = seq; s < seq + 70 && s <= 20000; s++)
+            expect_next(c, 0, s);
+    }
+    seek(c, 20000); /* the last, then the end */
+    expect_next(c, 0, 20000);
+    expect_end(c, 0);
+    seek(c, 1);
+    expect_next(c, 0, 1);
+    strata_wal_cursor_close(&c);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(seek_past_the_end_waits_there_for_the_writer)
 {
     char *dir = ts_tempdir("walcur");
@@ -834,6 +861,7 @@ int main(void)
     tcase_add_test(tc, reads_every_entry_of_a_multi_segment_log_with_the_written_bytes);
     tcase_add_test(tc, follows_a_log_another_thread_is_appending);
     tcase_add_test(tc, limit_seq_holds_the_cursor_back);
+    tcase_add_test(tc, seeks_back_within_a_segment_land_on_the_seq);
     tcase_add_test(tc, seek_lands_on_the_seq_in_any_segment);
     tcase_add_test(tc, seek_past_the_end_waits_there_for_the_writer);
     tcase_add_test(tc, cursor_on_an_empty_directory_waits_for_the_first_segment);
