@@ -1,8 +1,10 @@
 /* The cluster verb's Redis side: a master and two replicas on loopback, each
  * with appendonly yes and appendfsync always in its own directory, written
- * with SET followed by WAIT 1 (acknowledged once a replica has the write);
- * and three Sentinels (quorum 2) that fail the master over when it is
- * killed. cluster.c drives it through the two tables of cluster.h. */
+ * with SET followed by WAIT 1 (acknowledged once a replica has the write) or
+ * with SET alone (acknowledged once the master has it on disk, the replicas
+ * copying it afterwards); and three Sentinels (quorum 2) that fail the
+ * master over when it is killed. cluster.c drives it through the two tables
+ * of cluster.h. */
 #define _GNU_SOURCE
 #include "cluster.h"
 
@@ -432,11 +434,12 @@ void cluster_redis_describe(const cluster_redis_t *self)
 
 /* ---- the throughput cases ------------------------------------------------ */
 
-/* SET then WAIT 1 per request, depth pairs in flight on one connection.
- * Replies come back in order, so the oldest send time is the one due. */
-static int s_run_case(void *arg, unsigned depth, uint64_t seed, double seconds, bench_case_t *c)
+/* SET, then WAIT 1 when wait, per request, depth requests in flight on one
+ * connection. Replies come back in order, so the oldest send time is the
+ * one due. */
+static int s_run(cluster_redis_t *self, bool wait, unsigned depth, uint64_t seed, double seconds,
+                 bench_case_t *c)
 {
-    cluster_redis_t *self = arg;
     int port = self->nodes[self->master].port;
     redisContext *ctx = bench_redis_connect(port, 5000, REPLY_TIMEOUT_MS);
     redisReply *reply = ctx && !ctx->err ? redisCommand(ctx, "PING") : NULL;
@@ -461,7 +464,7 @@ static int s_run_case(void *arg, unsigned depth, uint64_t seed, double seconds, 
             bench_random_key(&rng, key);
             if (redisAppendCommand(ctx, "SET %b %b", key, (size_t)BENCH_KEY_BYTES, bench_value(),
                                    (size_t)BENCH_VALUE_BYTES) != REDIS_OK ||
-                redisAppendCommand(ctx, "WAIT 1 %d", WAIT_TIMEOUT_MS) != REDIS_OK) {
+                (wait && redisAppendCommand(ctx, "WAIT 1 %d", WAIT_TIMEOUT_MS) != REDIS_OK)) {
                 fprintf(stderr, "strata-bench: %s %s: append: %s\n", c->bench, c->system,
                         ctx->errstr);
                 rc = -1;
@@ -473,23 +476,23 @@ static int s_run_case(void *arg, unsigned depth, uint64_t seed, double seconds, 
         }
         if (rc != 0 || in_flight == 0)
             break;
-        redisReply *set = NULL, *wait = NULL;
+        redisReply *set = NULL, *acks = NULL;
         if (redisGetReply(ctx, (void **)&set) != REDIS_OK ||
-            redisGetReply(ctx, (void **)&wait) != REDIS_OK) {
+            (wait && redisGetReply(ctx, (void **)&acks) != REDIS_OK)) {
             fprintf(stderr, "strata-bench: %s %s: reply: %s\n", c->bench, c->system, ctx->errstr);
             rc = -1;
         } else if (set->type != REDIS_REPLY_STATUS) {
             fprintf(stderr, "strata-bench: %s %s: SET: %s\n", c->bench, c->system,
                     set->type == REDIS_REPLY_ERROR ? set->str : "not a status reply");
             rc = -1;
-        } else if (wait->type != REDIS_REPLY_INTEGER || wait->integer < 1) {
+        } else if (wait && (acks->type != REDIS_REPLY_INTEGER || acks->integer < 1)) {
             fprintf(stderr, "strata-bench: %s %s: WAIT 1 %d: no replica acknowledged\n", c->bench,
                     c->system, WAIT_TIMEOUT_MS);
             rc = -1;
         }
         now = bench_now_ns();
         freeReplyObject(set);
-        freeReplyObject(wait);
+        freeReplyObject(acks);
         if (rc != 0)
             break;
         strata_histogram_record(c->latency, now - sent_ns[oldest]);
@@ -504,6 +507,16 @@ static int s_run_case(void *arg, unsigned depth, uint64_t seed, double seconds, 
     return rc;
 }
 
+static int s_run_wait(void *arg, unsigned depth, uint64_t seed, double seconds, bench_case_t *c)
+{
+    return s_run(arg, true, depth, seed, seconds, c);
+}
+
+static int s_run_nowait(void *arg, unsigned depth, uint64_t seed, double seconds, bench_case_t *c)
+{
+    return s_run(arg, false, depth, seed, seconds, c);
+}
+
 static void s_settle(void *arg)
 {
     cluster_redis_t *self = arg;
@@ -514,7 +527,12 @@ static void s_settle(void *arg)
 
 cluster_contender_t cluster_redis_contender(cluster_redis_t *self)
 {
-    return (cluster_contender_t){"redis-repl", self, s_run_case, s_settle};
+    return (cluster_contender_t){"redis-repl", self, s_run_wait, s_settle};
+}
+
+cluster_contender_t cluster_redis_contender_async(cluster_redis_t *self)
+{
+    return (cluster_contender_t){"redis-async", self, s_run_nowait, s_settle};
 }
 
 /* ---- failover ------------------------------------------------------------ */
