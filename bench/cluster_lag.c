@@ -1,8 +1,9 @@
 /* The cluster verb's replica lag: a cluster's master driven at a paced rate
  * of batched sync puts, quorum then async replication, while a thread per
- * follower asks it, about every millisecond, what it has applied. A record's lag on a follower runs
- * from the master's acknowledgement to the first answer of that follower that reflects the record.
- * cluster.c calls it with its cluster's endpoints. */
+ * follower asks it, about every millisecond, what it has applied. A
+ * record's lag on a follower runs from the master's acknowledgement to the
+ * first answer of that follower that reflects the record. cluster.c calls
+ * it with its cluster's endpoints. */
 #define _GNU_SOURCE
 #include "cluster.h"
 
@@ -93,9 +94,10 @@ typedef struct {
  * rate seconds from the start, each sent once due (late ones at once)
  * while fewer than LAG_MAX_IN_FLIGHT wait for their acknowledgement; none
  * is sent after the last one's due time. Fills acks (capacity total) and
- * *n_acks, and *seconds with the time to the last reply; *refused counts the batches the master
- * refused for followers silent over cluster/max_lag_ms (STATUS EBUSY), which is how it holds back a
- * writer the followers cannot keep up with. 0, or -1 with the reason on stderr. */
+ * *n_acks, and *seconds with the time to the last reply; *refused counts
+ * the batches the master refused for followers silent over
+ * cluster/max_lag_ms (STATUS EBUSY), which is how it holds back a writer
+ * the followers cannot keep up with. 0, or -1 with the reason on stderr. */
 static int s_drive(const char *master, strata_replication_t replication, double rate,
                    uint64_t total, uint64_t seed, s_ack_t *acks, uint64_t *n_acks,
                    uint64_t *refused, char *refusal, size_t refusal_size,
