@@ -5,7 +5,10 @@
  * way over one connection: a sync put is acknowledged by the single node
  * after its fdatasync, by the cluster's master once a majority of the voters
  * holds it durably (proto/PROTOCOL.md, "Cluster nodes"), and by Redis once
- * WAIT 1 says a replica has it. Then the cluster's master writer and the
+ * WAIT 1 says a replica has it. Then async replication, acknowledged once
+ * the master alone has the write on disk (Redis: SET without WAIT), and
+ * how far the cluster's followers trail a master written at 100,000
+ * records/s (cluster_lag.c). Then the cluster's master writer and the
  * Redis master (under three Sentinels) are killed in turn while a client
  * writes: the time to the first write a new master acknowledges, and the
  * acknowledged writes the new master lacks. */
@@ -37,20 +40,36 @@
 #endif
 
 /* Medians of reps runs, the systems taking turns, as in the service verb:
- * this machine is noisy. --quick must finish in under three minutes: 3
- * shapes x 3 systems x 3 reps x 2 s is 54 s, plus starting ten servers and
- * three Sentinels, the replicas catching up after each run, and 3 kills per
- * system of about 5 s each (Redis: 1 s until Sentinel calls the master
- * down, its failover, and its pause before the next one, which the Strata
- * kill in between covers). */
-#define QUICK_REPS        3
-#define QUICK_REP_SECONDS 2.0
-#define QUICK_KILLS       3
-#define FULL_REPS         5
-#define FULL_REP_SECONDS  5.0
-#define FULL_KILLS        10
+ * this machine is noisy. --quick must finish in under three minutes: sync
+ * puts at 3 depths x 3 systems x 3 reps x 2 s is 54 s and async puts at 3
+ * depths x 2 systems x 3 reps x 1.5 s 27 s, plus starting ten servers and
+ * three Sentinels, the replicas catching up after each run, twice 3 s of
+ * paced writes for the replica lag, 10 cluster kills of about 3 s each and 3
+ * Redis kills of about 5 s (1 s until Sentinel calls the master down, its
+ * failover, and its pause before the next one, which a cluster kill in
+ * between covers). Redis gets fewer kills than the cluster in --quick for
+ * that pause: ten of them, most without a cluster kill to cover it, would
+ * not fit. */
+#define QUICK_REPS           3
+#define QUICK_REP_SECONDS    2.0
+#define QUICK_ASYNC_SECONDS  1.5
+#define QUICK_LAG_SECONDS    3.0
+#define QUICK_KILLS          10
+#define QUICK_SENTINEL_KILLS 3
+#define FULL_REPS            5
+#define FULL_REP_SECONDS     5.0
+#define FULL_ASYNC_SECONDS   5.0
+#define FULL_LAG_SECONDS     10.0
+#define FULL_KILLS           10
+#define FULL_SENTINEL_KILLS  10
+#define MAX_KILLS            10
+_Static_assert(QUICK_KILLS <= MAX_KILLS && QUICK_SENTINEL_KILLS <= MAX_KILLS &&
+                   FULL_KILLS <= MAX_KILLS && FULL_SENTINEL_KILLS <= MAX_KILLS,
+               "a system's failover times are kept for MAX_KILLS kills");
 #define MAX_REPS          (FULL_REPS > QUICK_REPS ? FULL_REPS : QUICK_REPS)
 #define CONTENDERS        3 /* single, cluster3, redis-repl */
+#define ASYNC_CONTENDERS  2 /* redis-async, cluster3-async */
+#define LAG_RECORDS_PER_S 100000.0
 
 #define NODES             3
 #define MAX_CHILDREN      (3 * NODES)
@@ -402,10 +421,12 @@ static void s_settle(const s_system_t *sys)
 }
 
 /* Sync puts of fresh random keys on one connection to the master, depth in
- * flight, for seconds. A put's latency runs from just before its send to
- * just after its reply arrives. */
-static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, double seconds,
-                      bench_case_t *c)
+ * flight, for seconds, acknowledged as replication says (said outright, so
+ * a node's cluster/replication cannot change what is measured; the single
+ * node ignores it). A put's latency runs from just before its send to just
+ * after its reply arrives. */
+static int s_run_case(const s_system_t *sys, strata_replication_t replication, unsigned depth,
+                      uint64_t seed, double seconds, bench_case_t *c)
 {
     const char *endpoint = sys->endpoints[sys->master];
     strata_client_options_t options = {.endpoint = endpoint, .timeout_ms = REPLY_TIMEOUT_MS};
@@ -441,11 +462,9 @@ static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, doub
         uint64_t now = bench_now_ns();
         while (rc == 0 && in_flight < depth && now < deadline_ns) {
             bench_random_key(&rng, key);
-            /* Quorum said outright, so a node's cluster/replication cannot
-             * change what is measured; the single node ignores it. */
             strata_request_t req = {.op = STRATA_OP_PUT,
                                     .durability = STRATA_DURABILITY_SYNC,
-                                    .replication = STRATA_REPLICATION_QUORUM,
+                                    .replication = replication,
                                     .key = {key, BENCH_KEY_BYTES},
                                     .value = {bench_value(), BENCH_VALUE_BYTES}};
             rc = strata_client_send(client, &req, &tokens[in_flight], &err);
@@ -495,14 +514,29 @@ static int s_run_case(const s_system_t *sys, unsigned depth, uint64_t seed, doub
 
 /* ---- Strata as a contender and under failover ----------------------------- */
 
-static int s_contender_run(void *self, unsigned depth, uint64_t seed, double seconds,
-                           bench_case_t *c)
+static int s_contender_run(s_system_t *sys, strata_replication_t replication, unsigned depth,
+                           uint64_t seed, double seconds, bench_case_t *c)
 {
-    s_system_t *sys = self;
-    int rc = s_run_case(sys, depth, seed, seconds, c);
+    /* On this busy machine an election can move the office between runs;
+     * each run writes to whichever node holds it then. */
+    if (sys->n_nodes > 1 && s_wait_master(sys) != 0)
+        return -1;
+    int rc = s_run_case(sys, replication, depth, seed, seconds, c);
     if (rc != 0)
         s_find_ended(sys);
     return rc;
+}
+
+static int s_contender_run_quorum(void *self, unsigned depth, uint64_t seed, double seconds,
+                                  bench_case_t *c)
+{
+    return s_contender_run(self, STRATA_REPLICATION_QUORUM, depth, seed, seconds, c);
+}
+
+static int s_contender_run_async(void *self, unsigned depth, uint64_t seed, double seconds,
+                                 bench_case_t *c)
+{
+    return s_contender_run(self, STRATA_REPLICATION_ASYNC, depth, seed, seconds, c);
 }
 
 static void s_contender_settle(void *self)
@@ -512,7 +546,14 @@ static void s_contender_settle(void *self)
 
 static cluster_contender_t s_contender(s_system_t *sys)
 {
-    return (cluster_contender_t){sys->name, sys, s_contender_run, s_contender_settle};
+    return (cluster_contender_t){sys->name, sys, s_contender_run_quorum, s_contender_settle};
+}
+
+/* The cluster's rows of async puts: acknowledged once the master has them
+ * on disk, the followers copying them afterwards. */
+static cluster_contender_t s_contender_async(s_system_t *sys)
+{
+    return (cluster_contender_t){"cluster3-async", sys, s_contender_run_async, s_contender_settle};
 }
 
 /* A client over the whole endpoint list: it follows the master's "not
@@ -755,11 +796,12 @@ static int s_failover_round(const cluster_failover_ops_t *ops, unsigned kill, do
 /* ---- the verb ------------------------------------------------------------ */
 
 /* bench_ratio_report names its row strata/<anchor>; here the row is
- * <cluster>/<anchor> (cluster3/single, cluster3/redis-repl), with the two
- * ratios that say what replication costs: throughput and the tail. */
+ * <cluster>/<anchor> (cluster3/single, cluster3/redis-repl,
+ * cluster3-async/redis-async), with the two ratios that say what
+ * replication costs: throughput and the tail. */
 static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_case_t *anchor)
 {
-    char system[32], ops_cell[16] = "-", p99_cell[16] = "-";
+    char system[40], ops_cell[16] = "-", p99_cell[16] = "-";
     snprintf(system, sizeof system, "%s/%s", cluster->system, anchor->system);
     double anchor_ops = bench_ops_per_s(anchor);
     uint64_t anchor_p99 = strata_histogram_percentile(anchor->latency, 99.0);
@@ -774,8 +816,12 @@ static void s_ratio_report(bench_t *b, const bench_case_t *cluster, const bench_
         snprintf(p99_cell, sizeof p99_cell, "%.2fx", ratio);
         bench_emit(b, cluster->bench, system, "latency_p99_ratio", ratio, "x, lower is better");
     }
-    printf("%-22s %-19s %12s %10s %10s %10s %10s %7s\n", cluster->bench, system, "", ops_cell, "",
-           p99_cell, "", "");
+    /* A name longer than bench_case_report's column takes from the empty
+     * ops column after it, so the ratios stay under their figures. */
+    int overflow = (int)strlen(system) - 19;
+    int ops_width = overflow > 0 ? (overflow < 12 ? 12 - overflow : 0) : 12;
+    printf("%-22s %-19s %*s %10s %10s %10s %10s %7s\n", cluster->bench, system, ops_width, "",
+           ops_cell, "", p99_cell, "", "");
     fflush(stdout);
 }
 
@@ -786,14 +832,14 @@ static uint64_t s_seed_for(uint64_t seed, const char *name, unsigned rep)
     return seed * 31 + rep;
 }
 
-/* One depth: reps runs per system, a different system first on each rep,
- * so drift in the machine hits all alike. contenders[1] is the cluster,
- * compared with each of the others. */
-static int s_compare(bench_t *b, const cluster_contender_t *contenders, unsigned n, unsigned depth,
-                     unsigned reps, double seconds)
+/* One depth of op (put_sync, put_async): reps runs per system, a different
+ * system first on each rep, so drift in the machine hits all alike.
+ * contenders[1] is the cluster, compared with each of the others. */
+static int s_compare(bench_t *b, const char *op, const cluster_contender_t *contenders, unsigned n,
+                     unsigned depth, unsigned reps, double seconds)
 {
     char name[48];
-    snprintf(name, sizeof name, "cluster.put_sync.p%u", depth);
+    snprintf(name, sizeof name, "cluster.%s.p%u", op, depth);
     bench_case_t runs[CONTENDERS][MAX_REPS];
     int rc = 0;
     for (unsigned rep = 0; rep < reps; rep++)
@@ -824,11 +870,34 @@ static int s_compare(bench_t *b, const cluster_contender_t *contenders, unsigned
     return rc;
 }
 
+/* The paced writes of cluster_lag.c against sys's master, its other
+ * nodes the followers watched. */
+static int s_lag(bench_t *b, s_system_t *sys, double seconds)
+{
+    if (s_wait_master(sys) != 0)
+        return -1;
+    const char *followers[NODES];
+    unsigned n = 0;
+    for (unsigned i = 0; i < sys->n_nodes; i++)
+        if (i != sys->master)
+            followers[n++] = sys->endpoints[i];
+    int rc = cluster_lag_bench(b, sys->endpoints[sys->master], followers, n, LAG_RECORDS_PER_S,
+                               seconds, s_seed_for(b->seed, "cluster.replica_lag", 0));
+    if (rc != 0)
+        s_find_ended(sys);
+    /* Writes the followers could not keep up with may have cost the master
+     * its office. */
+    if (s_wait_master(sys) != 0)
+        return -1;
+    s_settle(sys);
+    return rc;
+}
+
 /* What the kills of one system measured. */
 typedef struct {
     const char *system;
-    unsigned kills; /* completed */
-    double failover_ms[FULL_KILLS];
+    unsigned planned, kills; /* kills meant, completed */
+    double failover_ms[MAX_KILLS];
     uint64_t acked, lost;
 } s_failover_t;
 
@@ -840,7 +909,7 @@ static int s_compare_doubles(const void *a, const void *b)
 
 static double s_failover_p50(const s_failover_t *fo)
 {
-    double sorted[FULL_KILLS];
+    double sorted[MAX_KILLS];
     memcpy(sorted, fo->failover_ms, fo->kills * sizeof sorted[0]);
     qsort(sorted, fo->kills, sizeof sorted[0], s_compare_doubles);
     return fo->kills % 2 ? sorted[fo->kills / 2]
@@ -883,17 +952,19 @@ static void s_failover_report(bench_t *b, const s_failover_t *fo, unsigned n)
     fflush(stdout);
 }
 
-/* kills rounds per system, the systems taking turns: Sentinel starts no
- * failover soon after the last one, and that pause passes while the other
- * system is being killed. */
-static int s_failovers(const cluster_failover_ops_t *ops, s_failover_t *fo, unsigned n,
-                       unsigned kills)
+/* fo[s].planned rounds per system, the systems taking turns while both
+ * have rounds left: Sentinel starts no failover soon after the last one,
+ * and that pause passes while the other system is being killed. */
+static int s_failovers(const cluster_failover_ops_t *ops, s_failover_t *fo, unsigned n)
 {
     int rc = 0;
     bool failed[CONTENDERS] = {false};
+    unsigned kills = 0;
+    for (unsigned s = 0; s < n; s++)
+        kills = fo[s].planned > kills ? fo[s].planned : kills;
     for (unsigned kill = 0; kill < kills; kill++)
         for (unsigned s = 0; s < n; s++) {
-            if (failed[s])
+            if (failed[s] || kill >= fo[s].planned)
                 continue;
             double ms = 0;
             uint64_t acked = 0, lost = 0;
@@ -921,7 +992,10 @@ int bench_cluster(bench_t *b)
     uint64_t verb_start_ns = bench_now_ns();
     unsigned reps = b->quick ? QUICK_REPS : FULL_REPS;
     double seconds = b->quick ? QUICK_REP_SECONDS : FULL_REP_SECONDS;
+    double async_seconds = b->quick ? QUICK_ASYNC_SECONDS : FULL_ASYNC_SECONDS;
+    double lag_seconds = b->quick ? QUICK_LAG_SECONDS : FULL_LAG_SECONDS;
     unsigned kills = b->quick ? QUICK_KILLS : FULL_KILLS;
+    unsigned sentinel_kills = b->quick ? QUICK_SENTINEL_KILLS : FULL_SENTINEL_KILLS;
     static const char *const bins[] = {STRATA_WRITER_BIN, STRATA_ELECTION_BIN,
                                        STRATA_REPLICATOR_BIN};
     for (size_t i = 0; i < sizeof bins / sizeof bins[0]; i++)
@@ -969,24 +1043,60 @@ int bench_cluster(bench_t *b)
                                                         cluster_redis_contender(redis)};
     static const unsigned depths[] = {MAX_IN_FLIGHT, 16, 1};
     for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++)
-        if (s_compare(b, contenders, CONTENDERS, depths[i], reps, seconds) != 0)
+        if (s_compare(b, "put_sync", contenders, CONTENDERS, depths[i], reps, seconds) != 0)
             failed = 1;
-
-    /* The failovers load the disk on their own. */
+    /* The single writer has nothing more to show; it would only share the
+     * disk from here on. */
     if (s_system_stop(&single) != 0)
         failed = 1;
+
+    /* Redis keeps appendfsync always here: its SET is then answered after
+     * the master's own fsync, as the cluster's async put is after the
+     * master's fdatasync, so the one difference from the sync rows on both
+     * sides is not waiting for a replica. */
+    printf("\ncluster3-async: sync puts acknowledged once the master has them on disk "
+           "(replication async),\nthe followers copying them afterwards; redis-async: SET "
+           "alone (appendfsync always on the\nmaster, no WAIT). Each row is the median by "
+           "ops/s of %u runs of %.1f s.\n",
+           reps, async_seconds);
+    bench_table_header("cluster put, async replication: a 3-node cluster's master, Redis with two "
+                       "replicas without WAIT");
+    const cluster_contender_t async_contenders[ASYNC_CONTENDERS] = {
+        cluster_redis_contender_async(redis), s_contender_async(&cluster)};
+    for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++)
+        if (s_compare(b, "put_async", async_contenders, ASYNC_CONTENDERS, depths[i], reps,
+                      async_seconds) != 0)
+            failed = 1;
+
+    printf("\nreplica lag: batches of 100 sync puts paced at %.0f records/s for %.1f s on "
+           "one\nconnection to cluster3's master (at most 64 batches in flight), quorum "
+           "(cluster3), then\nasync replication (cluster3-async), each follower asked about "
+           "every millisecond what it\nhas applied. records/s is what the master "
+           "acknowledged, below the target when it\ncannot keep up; ack is a batch's send to its "
+           "acknowledgement. A record's lag runs from\nthe master's acknowledgement to the first "
+           "answer of a follower that has applied it (0\nwhen it had before the "
+           "acknowledgement); p50/p99/max over every record on both\nfollowers. Times in ms.\n",
+           LAG_RECORDS_PER_S, lag_seconds);
+    if (s_lag(b, &cluster, lag_seconds) != 0)
+        failed = 1;
+
     printf("\nfailover: kill -9 of the master (cluster3: its strata-writer) while one client "
-           "writes fresh\nkeys one at a time, %u times each, the systems taking turns. The time "
-           "runs from the kill\nto the first write a new master acknowledges: cluster3 a quorum "
-           "put through a client\nthat follows \"not master\" hints; redis-sentinel SET+WAIT 1 "
-           "to the master the Sentinels\nname. Either client gives up on a write after %d ms. "
-           "The killed node then starts again\nas a replica; lost counts acknowledged keys the "
-           "master does not have once it is in sync.\n",
-           kills, CLUSTER_WRITER_TIMEOUT_MS);
+           "writes fresh\nkeys one at a time, cluster3 %u times, redis-sentinel %u times, the "
+           "systems taking turns\nwhile both have kills left. The time runs from the kill to the "
+           "first write a new master\nacknowledges: cluster3 a quorum put through a client that "
+           "follows \"not master\" hints;\nredis-sentinel SET+WAIT 1 to the master the Sentinels "
+           "name. Either client gives up on a\nwrite after %d ms. The killed node then starts "
+           "again as a replica; lost counts\nacknowledged keys the master does not have once it "
+           "is in sync.\n",
+           kills, sentinel_kills, CLUSTER_WRITER_TIMEOUT_MS);
+    if (sentinel_kills < kills)
+        printf("--quick kills Redis fewer times: each kill waits out Sentinel's pause between "
+               "failovers.\n");
     const cluster_failover_ops_t ops[CONTENDERS - 1] = {cluster_redis_failover(redis),
                                                         s_failover_ops(&cluster)};
-    s_failover_t fo[CONTENDERS - 1] = {{.system = ops[0].name}, {.system = ops[1].name}};
-    if (s_failovers(ops, fo, CONTENDERS - 1, kills) != 0)
+    s_failover_t fo[CONTENDERS - 1] = {{.system = ops[0].name, .planned = sentinel_kills},
+                                       {.system = ops[1].name, .planned = kills}};
+    if (s_failovers(ops, fo, CONTENDERS - 1) != 0)
         failed = 1;
     s_failover_report(b, fo, CONTENDERS - 1);
 

@@ -1,8 +1,9 @@
-/* What the cluster verb's two files share: cluster.c runs the verb and
- * Strata's side (one writer alone, a 3-node cluster), cluster_redis.c the
- * Redis side (a master with two replicas, three Sentinels). Each system is a
- * row of two small tables: how to drive it for the throughput cases and how
- * to kill its master and write through the failover. */
+/* What the cluster verb's files share: cluster.c runs the verb and Strata's
+ * side (one writer alone, a 3-node cluster), cluster_redis.c the Redis side
+ * (a master with two replicas, three Sentinels), cluster_lag.c the
+ * cluster's replica lag. Each system is a row of two small tables: how to
+ * drive it for the throughput cases and how to kill its master and write
+ * through the failover. */
 #ifndef STRATA_BENCH_CLUSTER_H
 #define STRATA_BENCH_CLUSTER_H
 
@@ -71,7 +72,23 @@ cluster_redis_t *cluster_redis_new(const char *redis_bin, const char *dir);
 int cluster_redis_destroy(cluster_redis_t **self_p);
 /* One line per process, for the verb's header. */
 void cluster_redis_describe(const cluster_redis_t *self);
+/* SET then WAIT 1: "redis-repl". */
 cluster_contender_t cluster_redis_contender(cluster_redis_t *self);
+/* SET alone, still fsynced on the master before its reply: "redis-async". */
+cluster_contender_t cluster_redis_contender_async(cluster_redis_t *self);
 cluster_failover_ops_t cluster_redis_failover(cluster_redis_t *self);
+
+/* ---- cluster_lag.c ------------------------------------------------------ */
+
+/* Drives master with batched sync puts of fresh keys at rate records/s for
+ * seconds, twice: quorum replication (the rows' system "cluster3"), then
+ * async ("cluster3-async"). Prints and emits the cluster.replica_lag rows:
+ * the rate achieved, a batch's acknowledgement latency, and p50/p99/max of
+ * the time from the master's acknowledgement of a record to a follower
+ * having applied it, over every record on every follower. Waits for the
+ * followers to apply each run's last batch. 0, or -1 with the reason on
+ * stderr. */
+int cluster_lag_bench(bench_t *b, const char *master, const char *const *followers,
+                      unsigned n_followers, double rate, double seconds, uint64_t seed);
 
 #endif
