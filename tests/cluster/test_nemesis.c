@@ -10,8 +10,11 @@
  * (one way), the followers cut from each other (a non-transitive
  * partition), 20% loss between the master and a follower, kill -9 of the
  * master's writer or of any one process of any node, and SIGSTOP pauses of
- * the master's or a follower's writer. Each episode ends healed, with a
- * master serving and writes acknowledged again.
+ * the master's or a follower's writer, a node's processes restarted with
+ * every clock 5% fast or slow (libfaketime) or with the monotonic clock an
+ * hour ahead (a time namespace), and a node's fsyncs made 20-200 ms slower
+ * (tests/support/slowdisk.c). Each episode ends healed, with a master
+ * serving and writes acknowledged again.
  *
  * Quorum mode: three clients append to lists and two read and write
  * registers on the master (registers.h). After the last episode the nodes
@@ -89,6 +92,9 @@ typedef enum {
     ONE_WAY,
     BRIDGE,
     LOSS,
+    CLOCK_RATE,
+    CLOCK_JUMP,
+    SLOW_DISK,
     N_FAULTS
 } fault_t;
 
@@ -102,7 +108,10 @@ static const char *const fault_names[N_FAULTS] = {"isolate the master",
                                                   "cut a follower from the other nodes",
                                                   "a follower stops hearing the master",
                                                   "cut the followers from each other",
-                                                  "20% loss between the master and a follower"};
+                                                  "20% loss between the master and a follower",
+                                                  "a node's clocks 5% fast or slow",
+                                                  "a node's monotonic clock an hour ahead",
+                                                  "a slow disk"};
 
 /* The faults of the async run: those that depose the master. */
 static const fault_t master_faults[] = {ISOLATE_MASTER, KILL_MASTER_WRITER, SPLIT_MASTER};
@@ -214,6 +223,12 @@ static void run_start(run_t *r, const char *tag, bool async)
     r->seed = r->rng = ts_seed(tag);
     ts_cluster_start_netns(&r->cl, NODES, tag, (const char(*)[24])s_bed.ns,
                            (const char(*)[48])s_bed.ip);
+    /* Every node's syncs through the slow-disk shim, fast until a fault
+     * slows one. */
+    for (int i = 0; i < NODES; i++) {
+        r->cl.m[i].slowdisk = true;
+        ts_member_restart(&r->cl.m[i]);
+    }
     ck_assert_int_gt(ts_cluster_master(&r->cl, 15000, NULL), 0);
     for (int i = 0; i < NODES; i++) {
         ts_member_start_distributor(&r->cl.m[i]);
@@ -242,7 +257,9 @@ static void run_episode(run_t *r, int e, fault_t f)
     int follower = (master + (int)(ts_rand(&r->rng) % (NODES - 1))) % NODES + 1;
     uint64_t hold = 500 + ts_rand(&r->rng) % 2000;
     ts_member_t *m = &cl->m[master - 1], *fm = &cl->m[follower - 1];
-    uint64_t t0 = ts_now_ns();
+    /* The fault takes effect between t0 and t_on: applying a cut runs a few
+     * commands. */
+    uint64_t t0 = ts_now_ns(), t_on = t0;
     char what[96];
     snprintf(what, sizeof what, "%s", fault_names[f]);
     switch (f) {
@@ -251,6 +268,7 @@ static void run_episode(run_t *r, int e, fault_t f)
         int node = f == ISOLATE_MASTER ? master : follower;
         snprintf(what, sizeof what, "%s (node%d)", fault_names[f], node);
         ts_netns_link(&s_bed, node - 1, false);
+        t_on = ts_now_ns();
         nap_ms(hold);
         ts_netns_link(&s_bed, node - 1, true);
         break;
@@ -285,6 +303,7 @@ static void run_episode(run_t *r, int e, fault_t f)
         for (int j = 1; j <= NODES; j++)
             if (j != node)
                 ts_netns_cut(&s_bed, node - 1, j - 1, true);
+        t_on = ts_now_ns();
         nap_ms(hold);
         uint64_t healed = ts_now_ns();
         heal_all();
@@ -293,7 +312,7 @@ static void run_episode(run_t *r, int e, fault_t f)
          * stops once no follower answered for max_lag_ms. */
         if (f == SPLIT_MASTER) {
             uint64_t after_ms = ws[0].async ? MAX_LAG_MS + HEARTBEAT_MS + 200 : 1200;
-            uint64_t late = acks_from(ws, master, t0 + after_ms * 1000000ull, healed);
+            uint64_t late = acks_from(ws, master, t_on + after_ms * 1000000ull, healed);
             ck_assert_msg(late == 0,
                           "episode %d: node%d, cut from the others, acknowledged %" PRIu64
                           " writes more than %" PRIu64 " ms after the cut (seed %" PRIu64 ")",
@@ -323,14 +342,46 @@ static void run_episode(run_t *r, int e, fault_t f)
         nap_ms(hold);
         heal_all();
         break;
+    case CLOCK_RATE:
+    case CLOCK_JUMP: {
+        /* Its writer, election and replicator restarted under the clock,
+         * long enough for their timers to run a while by it. */
+        int node = 1 + (int)(ts_rand(&r->rng) % NODES);
+        ts_member_t *v = &cl->m[node - 1];
+        bool fast = ts_rand(&r->rng) % 2;
+        hold *= 3;
+        if (f == CLOCK_RATE)
+            snprintf(v->faketime, sizeof v->faketime, "+0 x%s", fast ? "1.05" : "0.95");
+        else
+            v->monotonic_s = 3600;
+        snprintf(what, sizeof what, "%s (node%d%s%s)", fault_names[f], node,
+                 f == CLOCK_RATE ? (fast ? ", fast" : ", slow") : "",
+                 node == master ? ", the master" : "");
+        ts_member_restart(v);
+        nap_ms(hold);
+        v->faketime[0] = '\0';
+        v->monotonic_s = 0;
+        ts_member_restart(v);
+        break;
+    }
+    case SLOW_DISK: {
+        int node = 1 + (int)(ts_rand(&r->rng) % NODES);
+        unsigned delay_us = 20000 + (unsigned)(ts_rand(&r->rng) % 180000);
+        snprintf(what, sizeof what, "%s (node%d%s, %u ms per sync)", fault_names[f], node,
+                 node == master ? ", the master" : "", delay_us / 1000);
+        ts_member_slowdisk(&cl->m[node - 1], delay_us);
+        nap_ms(hold);
+        ts_member_slowdisk(&cl->m[node - 1], 0);
+        break;
+    }
     case N_FAULTS:
         break;
     }
     /* What async mode may lose: writes acknowledged within max_lag_ms (and
-     * a heartbeat) of the master's loss, which is t0. */
+     * a heartbeat) of the master's loss, which is between t0 and t_on. */
     uint64_t w = (MAX_LAG_MS + HEARTBEAT_MS) * 1000000ull;
     if (r->n_windows < sizeof r->windows / sizeof r->windows[0])
-        r->windows[r->n_windows++] = (ts_window_t){t0 > w ? t0 - w : 0, t0 + w};
+        r->windows[r->n_windows++] = (ts_window_t){t0 > w ? t0 - w : 0, t_on + w};
     int after = ts_cluster_master(cl, 15000, NULL);
     ck_assert_msg(after > 0, "episode %d (%s): no master within 15 s of healing (seed %" PRIu64 ")",
                   e, what, r->seed);
