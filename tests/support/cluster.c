@@ -175,7 +175,8 @@ void ts_member_start_replicator(ts_member_t *m)
     faults_off();
 }
 
-void ts_member_restart(ts_member_t *m)
+/* Stops the node's replicator, election and writer, those still running. */
+static void stop_core(ts_member_t *m)
 {
     if (m->replicator.pid > 0)
         ts_relay_stop(&m->replicator);
@@ -183,6 +184,11 @@ void ts_member_restart(ts_member_t *m)
         ts_relay_stop(&m->election);
     if (m->writer.pid > 0)
         ts_node_stop(&m->writer);
+}
+
+void ts_member_restart(ts_member_t *m)
+{
+    stop_core(m);
     ts_member_start_writer(m);
     ts_member_start_election(m);
     ts_member_start_replicator(m);
@@ -232,12 +238,7 @@ void ts_cluster_destroy(ts_cluster_t *cl)
             ts_comp_stop(&m->comp);
         if (m->dist.pid > 0)
             ts_dist_stop(&m->dist);
-        if (m->replicator.pid > 0)
-            ts_relay_stop(&m->replicator);
-        if (m->election.pid > 0)
-            ts_relay_stop(&m->election);
-        if (m->writer.pid > 0)
-            ts_node_stop(&m->writer);
+        stop_core(m);
     }
     ts_rmtree(cl->root);
     free(cl->root);
