@@ -52,8 +52,7 @@ strata_client_t *ts_writer_connect(ts_member_t *m);
 void ts_writers_start_mode(ts_cluster_t *cl, ts_writer_t *ws, bool async, bool sessions);
 void ts_writers_start(ts_cluster_t *cl, ts_writer_t *ws, bool async);
 /* Writers (quorum, or async) that log every write to history. */
-void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, bool async,
-                              ts_history_t *history);
+void ts_writers_start_history(ts_cluster_t *cl, ts_writer_t *ws, bool async, ts_history_t *history);
 /* What every node holds of each writer's list: one read (ok, a list of the
  * numbers of the keys it has) per node and writer, for ts_check_appends;
  * free with ts_writers_final_reads_free. */
