@@ -40,8 +40,9 @@ struct consensus {
     transport_t tr[TR_KINDS];
     char wal_dir[PATH_MAX + 8];
     /* Entries for appends a peer is sent, read back from the WAL: a cursor
-     * per peer, since a seek rereads the segment from its start and two
-     * followers sharing one would seek at every send. */
+     * per peer, since two followers at different places sharing one would
+     * seek at every send, and a seek outside what the cursor read in its
+     * segment rereads that segment from its start. */
     struct {
         strata_wal_cursor_t *cursor;
         uint64_t next;      /* the seq the cursor returns next; 0: seek first */
@@ -314,9 +315,9 @@ static void close_cursor(consensus_t *cx)
  *
  * Finishing a group often carries an append past the n entries the core
  * counted, so the core's next append to that peer starts a few entries
- * before where the cursor stands. Seeking back rereads the segment from its
- * start (up to its whole size, every append, for a follower catching up),
- * so such an append continues from the cursor instead: *prev_seq and
+ * before where the cursor stands. Rather than seek back (from the cursor's
+ * nearest mark) and send those entries twice, such an append continues
+ * from the cursor: *prev_seq and
  * *prev_term move up to the last entry sent, which the follower checks as
  * usual. Any other start (a resend after a refusal) is honoured. */
 static int attach(consensus_t *cx, uint32_t peer, uint64_t *prev_seq, uint64_t *prev_term,
