@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config git
 libzmq3-dev libczmq-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
-libmicrohttpd-dev libcjson-dev
+libmicrohttpd-dev libcjson-dev libsystemd-dev systemd
 librocksdb-dev libleveldb-dev redis-server libhiredis-dev
 clang libclang-rt-14-dev
 iproute2 nftables faketime"

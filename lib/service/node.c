@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +30,15 @@ int svc_write_endpoints(const char *path, const char *service, const strata_pair
     zconfig_destroy(&root);
     if (rc != 0 || rename(tmp, path) != 0)
         return strata_error_set(err, STRATA_EIO, "cannot write %s", path);
+    /* libsystemd rather than a datagram by hand: $NOTIFY_SOCKET may name an
+     * abstract socket, and systemd checks the sender's credentials. */
+    sd_notify(0, "READY=1");
     return 0;
+}
+
+void svc_notify_stopping(void)
+{
+    sd_notify(0, "STOPPING=1");
 }
 
 int svc_writer_connect(const char *writer_file, int timeout_ms, strata_client_t **client,

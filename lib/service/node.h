@@ -13,9 +13,17 @@
 
 /* Writes path (<data_dir>/<service>.endpoints) holding <service>/pid and
  * <service>/<name> = value for each of the n pairs, through a temp file and
- * a rename, so a reader never sees half of it. */
+ * a rename, so a reader never sees half of it. The file says the process
+ * serves, so this is also where it tells systemd READY=1 (a no-op without
+ * $NOTIFY_SOCKET). */
 int svc_write_endpoints(const char *path, const char *service, const strata_pair_t *pairs, size_t n,
                         strata_error_t *err);
+
+/* Tells systemd (Type=notify) that a clean stop has begun, so that it waits
+ * for the final fsync rather than counting the time as a hang; call it once,
+ * when the service's loop has ended for good (not for a restart in place).
+ * A no-op without $NOTIFY_SOCKET. */
+void svc_notify_stopping(void);
 
 /* Connects *client to the control endpoint the writer published in
  * writer_file, unless *client is already connected. */

@@ -8,6 +8,7 @@
 #include "compactor.h"
 #include "config.h"
 #include "log.h"
+#include "node.h"
 
 /* What this process reads of the node config (svc_node_defaults). */
 static const char *const uses[] = {"node", "compactor", "writer/lz4", "security", "log", NULL};
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
         return 1;
     }
     compactor_run(c);
+    svc_notify_stopping();
     compactor_destroy(&c);
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "distributor.h"
 #include "log.h"
+#include "node.h"
 
 /* What this process reads of the node config (svc_node_defaults). */
 static const char *const uses[] = {"node", "distributor", "security", "log", NULL};
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
         return 1;
     }
     dist_run(dist, NULL);
+    svc_notify_stopping();
     dist_destroy(&dist);
     log_info("event=stopped");
     return 0;

@@ -999,6 +999,7 @@ int relay_main(const relay_kind_t *kind, int argc, char **argv)
         return 1;
     }
     relay_run(r);
+    svc_notify_stopping();
     relay_destroy(&r);
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "node.h"
 #include "snapshotter.h"
 
 /* What this process reads of the node config (svc_node_defaults). */
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         return 1;
     }
     snapshotter_run(s);
+    svc_notify_stopping();
     snapshotter_destroy(&s);
     return 0;
 }

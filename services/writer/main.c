@@ -52,6 +52,8 @@ int main(int argc, char **argv)
         /* A restart in place (a snapshot to install) keeps the pid that
          * writer.endpoints and the node's other processes know. */
         again = writer_restarting(w) && !zsys_interrupted;
+        if (!again)
+            svc_notify_stopping();
         writer_destroy(&w);
     }
     return 0;
