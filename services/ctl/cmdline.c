@@ -37,6 +37,11 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             snprintf(code, sizeof code, "%d", ctl_exit_codes[i].code);
             cJSON_AddStringToObject(codes, code, ctl_exit_codes[i].meaning);
         }
+        cJSON *check = cJSON_AddObjectToObject(ctl->doc, "check_exit_codes");
+        cJSON_AddStringToObject(check, "0", "OK");
+        cJSON_AddStringToObject(check, "1", "WARNING");
+        cJSON_AddStringToObject(check, "2", "CRITICAL");
+        cJSON_AddStringToObject(check, "3", "UNKNOWN (usage errors too)");
         return;
     }
     fputs("usage: stratactl [flags] VERB [args]\n\nverbs:\n", out);
@@ -74,10 +79,13 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "  `stratactl tail --help` lists the distributor's flags (tail, subscribers).\n"
             "  `stratactl help cluster` lists the cluster verbs and their flags\n"
             "  (--servers EP,..., --cluster FILE).\n"
+            "  `stratactl help check` lists check's flags (--process, --max-lag-ms,\n"
+            "  --disk-warn, --disk-crit).\n"
             "\nexit codes:\n",
             STRATA_CLIENT_DEFAULT_ENDPOINT, STRATA_CLIENT_DEFAULT_TIMEOUT_MS);
     for (size_t i = 0; i < ctl_n_exit_codes; i++)
         fprintf(out, "  %d  %s\n", ctl_exit_codes[i].code, ctl_exit_codes[i].meaning);
+    fputs("check's are Nagios's: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage errors too)\n", out);
 }
 
 /* "record put" takes two words; a word that only starts such names (e.g.
@@ -200,6 +208,10 @@ enum {
     OPT_ROLE,
     OPT_SERVERS,
     OPT_CLUSTER,
+    OPT_PROCESS,
+    OPT_MAX_LAG,
+    OPT_DISK_WARN,
+    OPT_DISK_CRIT,
 };
 
 static const struct option s_options[] = {
@@ -230,6 +242,10 @@ static const struct option s_options[] = {
     {"range", required_argument, NULL, OPT_RANGE},
     {"servers", required_argument, NULL, OPT_SERVERS},
     {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"process", required_argument, NULL, OPT_PROCESS},
+    {"max-lag-ms", required_argument, NULL, OPT_MAX_LAG},
+    {"disk-warn", required_argument, NULL, OPT_DISK_WARN},
+    {"disk-crit", required_argument, NULL, OPT_DISK_CRIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -381,6 +397,25 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             ctl->cluster = optarg;
             ctl->flags_given |= FLAG_CLUSTER;
             break;
+        case OPT_PROCESS:
+            ctl->processes = optarg;
+            ctl->flags_given |= FLAG_PROCESS;
+            break;
+        case OPT_MAX_LAG:
+            if (!s_parse_number(optarg, 0, UINT32_MAX, &ctl->max_lag_ms))
+                s_flag_error(cmd, "--max-lag-ms: '%s' is not a number of ms", optarg);
+            ctl->flags_given |= FLAG_MAX_LAG;
+            break;
+        case OPT_DISK_WARN:
+        case OPT_DISK_CRIT:
+            if (s_parse_number(optarg, 0, 100, &number))
+                *(opt == OPT_DISK_WARN ? &ctl->disk_warn_pct : &ctl->disk_crit_pct) =
+                    (unsigned)number;
+            else
+                s_flag_error(cmd, "%s: '%s' is not a percentage in 0..100",
+                             opt == OPT_DISK_WARN ? "--disk-warn" : "--disk-crit", optarg);
+            ctl->flags_given |= opt == OPT_DISK_WARN ? FLAG_DISK_WARN : FLAG_DISK_CRIT;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -394,14 +429,18 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
     }
     cmd->argc = argc - optind;
     cmd->argv = argv + optind;
+    /* An error names the verb, and check's usage errors take its exit code. */
+    if (cmd->argc > 0)
+        ctl->verb_word = cmd->argv[0];
     return cmd->error[0] ? ctl_fail(ctl, CTL_USAGE, 0, "%s", cmd->error) : CTL_OK;
 }
 
 static const char *const s_flag_names[] = {
-    "--limit",   "--page",    "--record",   "--from",  "--from-time",
-    "--delayed", "--durable", "--count",    "--live",  "--delayed-endpoint",
-    "--history", "--dir",     "--snapshot", "--level", "--range",
-    "--role",    "--servers", "--cluster"};
+    "--limit",     "--page",     "--record",   "--from",    "--from-time",
+    "--delayed",   "--durable",  "--count",    "--live",    "--delayed-endpoint",
+    "--history",   "--dir",      "--snapshot", "--level",   "--range",
+    "--role",      "--servers",  "--cluster",  "--process", "--max-lag-ms",
+    "--disk-warn", "--disk-crit"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)

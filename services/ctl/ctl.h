@@ -65,7 +65,23 @@ enum {
     FLAG_ROLE = 1u << 15,
     FLAG_SERVERS = 1u << 16,
     FLAG_CLUSTER = 1u << 17,
+    FLAG_PROCESS = 1u << 18,
+    FLAG_MAX_LAG = 1u << 19,
+    FLAG_DISK_WARN = 1u << 20,
+    FLAG_DISK_CRIT = 1u << 21,
 };
+#define FLAGS_CHECK (FLAG_DIR | FLAG_PROCESS | FLAG_MAX_LAG | FLAG_DISK_WARN | FLAG_DISK_CRIT)
+
+/* check's defaults: the data dir strata-node and deploy/node.cfg use, a
+ * probe short enough for a container healthcheck, and thresholds with room
+ * for a compaction's temporary doubling. */
+#define CTL_CHECK_DEFAULT_DIR   "./strata-data"
+#define CTL_CHECK_TIMEOUT_MS    2000
+#define CTL_CHECK_MAX_LAG_MS    5000
+#define CTL_CHECK_DISK_WARN_PCT 80
+#define CTL_CHECK_DISK_CRIT_PCT 90
+/* check's exit codes are Nagios's, usage errors included (3, UNKNOWN). */
+#define CTL_CHECK_UNKNOWN 3
 #define FLAGS_CLUSTER     (FLAG_SERVERS | FLAG_CLUSTER)
 #define FLAGS_DISTRIBUTOR (FLAG_LIVE_EP | FLAG_DELAYED_EP | FLAG_HISTORY_EP | FLAG_DIR)
 
@@ -91,12 +107,16 @@ typedef struct {
     const char *durable;                           /* tail --durable */
     uint64_t count;                                /* tail --count; 0: until interrupted */
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
-    const char *dir;      /* --dir: a data dir holding distributor.endpoints */
-    const char *snapshot; /* backup --snapshot: a name under snapshots/ or a path */
-    int level;            /* compact --level; -1: every level */
-    const char *range;    /* compact --range lo..hi */
-    const char *servers;  /* cluster --servers EP1,EP2,... */
-    const char *cluster;  /* cluster --cluster FILE: one client endpoint per line */
+    const char *dir;        /* --dir: a data dir holding distributor.endpoints */
+    const char *snapshot;   /* backup --snapshot: a name under snapshots/ or a path */
+    int level;              /* compact --level; -1: every level */
+    const char *range;      /* compact --range lo..hi */
+    const char *servers;    /* cluster --servers EP1,EP2,... */
+    const char *cluster;    /* cluster --cluster FILE: one client endpoint per line */
+    const char *processes;  /* check --process NAME,...; NULL: every process of the node */
+    uint64_t max_lag_ms;    /* check --max-lag-ms */
+    unsigned disk_warn_pct; /* check --disk-warn */
+    unsigned disk_crit_pct; /* check --disk-crit */
     const verb_t *verb;
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
@@ -121,7 +141,7 @@ struct verb {
 verb_fn ctl_put, ctl_get, ctl_del, ctl_scan, ctl_status, ctl_stats, ctl_record_put, ctl_record_get,
     ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots, ctl_backup, ctl_restore, ctl_verify,
     ctl_compact, ctl_keygen, ctl_help, ctl_cluster_status, ctl_cluster_transfer,
-    ctl_cluster_step_down;
+    ctl_cluster_step_down, ctl_check;
 
 strata_bytes_t ctl_arg_bytes(const char *arg);
 cJSON *ctl_doc(ctl_t *ctl);

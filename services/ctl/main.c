@@ -98,6 +98,27 @@ const verb_t ctl_verbs[] = {
     {"cluster step-down", 0, 0, FLAGS_CLUSTER, false, "[--servers EP,... | --cluster FILE]",
      "ask the master to hand its office to the voter most caught up", ctl_cluster_step_down, false,
      NULL},
+    {"check", 0, 0, FLAGS_CHECK, false,
+     "[--dir DATADIR] [--process NAME[,NAME...]] [--max-lag-ms MS] [--disk-warn PCT] "
+     "[--disk-crit PCT]",
+     "the node's health for healthchecks and monitoring; Nagios exit codes", ctl_check, false,
+     "  Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a usage error). The first line is\n"
+     "  'STATE: summary', then one line per check, 'name: STATE: detail'.\n"
+     "  --dir DATADIR      the node's data dir (default $STRATA_NODE_DATA_DIR, else\n"
+     "                     " CTL_CHECK_DEFAULT_DIR ")\n"
+     "  --process NAMES    only these of writer, election, replicator, compactor,\n"
+     "                     distributor, snapshotter (default: the writer, a cluster node's\n"
+     "                     election and replicator, and every other process that published\n"
+     "                     DATADIR/NAME.endpoints)\n"
+     "  --timeout MS       per probe (default 2000 for check)\n"
+     "  --max-lag-ms MS    WARNING beyond this replication lag (default 5000)\n"
+     "  --disk-warn PCT, --disk-crit PCT  WARNING / CRITICAL when the file system of\n"
+     "                     DATADIR is this full (default 80 and 90)\n"
+     "  Each process is reached through what it published in DATADIR/NAME.endpoints:\n"
+     "  its HTTP /readyz, else its control endpoint; one that does not answer is\n"
+     "  CRITICAL. The writer's stats give its role and term (a cluster node without a\n"
+     "  master, or a learner, is a WARNING) and, in a cluster, the replication lag.\n"
+     "  DATADIR must have free space and take a new file.\n"},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", ctl_help, false, NULL},
 };
 const size_t ctl_n_verbs = sizeof ctl_verbs / sizeof ctl_verbs[0];
@@ -157,6 +178,9 @@ int main(int argc, char **argv)
         .timeout_ms = STRATA_CLIENT_DEFAULT_TIMEOUT_MS,
         .durability = STRATA_DURABILITY_SYNC,
         .level = -1,
+        .max_lag_ms = CTL_CHECK_MAX_LAG_MS,
+        .disk_warn_pct = CTL_CHECK_DISK_WARN_PCT,
+        .disk_crit_pct = CTL_CHECK_DISK_CRIT_PCT,
     };
     int exit_code = s_run(&ctl, argc, argv);
     if (ctl.json && ctl.doc) {

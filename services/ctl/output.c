@@ -99,6 +99,10 @@ int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     const char *verb = ctl->verb ? ctl->verb->name : ctl->verb_word;
+    /* A monitor reads check's exit code as Nagios's: 2 would be CRITICAL. */
+    bool check = verb && !strcmp(verb, "check");
+    if (check && exit_code != CTL_OK)
+        exit_code = CTL_CHECK_UNKNOWN;
     /* -q: a missing key is an answer, not a problem; the exit code says it. */
     bool silent = ctl->quiet && exit_code == CTL_NOT_FOUND;
     if (!silent)
@@ -112,6 +116,8 @@ int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
             cJSON_AddNumberToObject(ctl->doc, "status", status);
         if (verb)
             cJSON_AddStringToObject(ctl->doc, "verb", verb);
+        if (check)
+            cJSON_AddStringToObject(ctl->doc, "state", "UNKNOWN");
     }
     return exit_code;
 }
