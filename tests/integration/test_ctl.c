@@ -356,6 +356,7 @@ static const char *const s_verbs[] = {"put",
                                       "cluster status",
                                       "cluster transfer",
                                       "cluster step-down",
+                                      "check",
                                       "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
