@@ -1,5 +1,6 @@
 /* Layered ZPL configuration; see config.h for the precedence. */
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -8,6 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 struct svc_config {
     zconfig_t *root;
@@ -264,6 +266,63 @@ int svc_parse_args(int argc, char **argv, const char *prog, const char *version,
     return -1;
 }
 
+/* The ZeroMQ endpoints a service binds (empty: a default derived at start).
+ * Checked for their form here, so that a typo is refused by --print-config
+ * as by the bind it would fail. */
+static const char *const s_bind_keys[] = {
+    "writer/endpoint",      "writer/control",   "writer/raft",         "compactor/endpoint",
+    "snapshotter/endpoint", "distributor/live", "distributor/delayed", "distributor/history",
+    "election/bind",        "election/roles",   "replicator/bind",     NULL};
+
+static int check_endpoint(const svc_config_t *cfg, const char *path, strata_error_t *err)
+{
+    const char *value = svc_config_get(cfg, path);
+    if (!value || !*value)
+        return 0;
+    if (!strncmp(value, "tcp://", 6)) {
+        const char *colon = strrchr(value + 6, ':');
+        const char *port = colon ? colon + 1 : "";
+        char *end = NULL;
+        unsigned long n = strtoul(port, &end, 10);
+        /* czmq's forms too: * or ! for any free port, *[first-last] or
+         * ![first-last] for one in a range. */
+        bool port_ok = port[0] == '*' || port[0] == '!' || (*port && !*end && n <= 65535);
+        if (colon && colon > value + 6 && port_ok)
+            return 0;
+    } else if (!strncmp(value, "ipc://", 6)) {
+        /* A unix socket's path has to fit sockaddr_un. */
+        if (value[6] && strlen(value + 6) < sizeof(((struct sockaddr_un *)0)->sun_path))
+            return 0;
+        if (value[6])
+            return strata_error_set(err, STRATA_EINVAL,
+                                    "config %s: '%s' is longer than a unix socket path may be "
+                                    "(%zu bytes) (from %s)",
+                                    path, value, sizeof(((struct sockaddr_un *)0)->sun_path) - 1,
+                                    source_of(cfg, path));
+    } else if (!strncmp(value, "inproc://", 9) && value[9]) {
+        return 0;
+    }
+    return strata_error_set(err, STRATA_EINVAL,
+                            "config %s: '%s' is not tcp://HOST:PORT (PORT a number, * or !), "
+                            "ipc://PATH or inproc://NAME (from %s)",
+                            path, value, source_of(cfg, path));
+}
+
+/* The checks of what several processes read, run by each that reads it. */
+static int check_shared(svc_config_t *cfg, const char *const *only, strata_error_t *err)
+{
+    int rc = 0;
+    if (wanted(only, "security", "security/curve"))
+        rc = svc_curve_check(cfg, err);
+    for (const char *const *key = s_bind_keys; *key && !rc; key++) {
+        char section[64];
+        snprintf(section, sizeof section, "%.*s", (int)strcspn(*key, "/"), *key);
+        if (wanted(only, section, *key))
+            rc = check_endpoint(cfg, *key, err);
+    }
+    return rc;
+}
+
 int svc_config_start(const char *prog, const char *file, bool print_config,
                      int (*check)(svc_config_t *cfg, strata_error_t *err), const char *const *only,
                      svc_config_t **cfg_p)
@@ -273,7 +332,7 @@ int svc_config_start(const char *prog, const char *file, bool print_config,
     strata_error_clear(&err);
     *cfg_p = NULL;
     if (svc_config_load(svc_node_defaults, file, &cfg, &err) || check(cfg, &err) ||
-        svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
+        check_shared(cfg, only, &err) || svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         svc_config_destroy(&cfg);
         return 2;

@@ -10,9 +10,11 @@ struct svc_curve {
     zactor_t *auth;        /* czmq's ZAP handler: admits only clients */
 };
 
-int svc_curve_open(svc_config_t *cfg, svc_curve_t **curve_p, strata_error_t *err)
+/* The security section's values and files, loaded into a new *c (NULL
+ * with 0 when CURVE is off). */
+static int s_load(svc_config_t *cfg, svc_curve_t **c_p, strata_error_t *err)
 {
-    *curve_p = NULL;
+    *c_p = NULL;
     bool on = false;
     if (!svc_config_get(cfg, "security/curve"))
         return 0; /* a config without the section (an embedded test's): off */
@@ -45,6 +47,26 @@ int svc_curve_open(svc_config_t *cfg, svc_curve_t **curve_p, strata_error_t *err
                                 "security/clients_dir: %s is not a directory of certificates",
                                 clients);
     }
+    *c_p = c;
+    return 0;
+}
+
+int svc_curve_check(svc_config_t *cfg, strata_error_t *err)
+{
+    svc_curve_t *c = NULL;
+    int rc = s_load(cfg, &c, err);
+    svc_curve_close(&c);
+    return rc;
+}
+
+int svc_curve_open(svc_config_t *cfg, svc_curve_t **curve_p, strata_error_t *err)
+{
+    svc_curve_t *c = NULL;
+    *curve_p = NULL;
+    int rc = s_load(cfg, &c, err);
+    if (rc || !c)
+        return rc;
+    const char *clients = svc_config_get(cfg, "security/clients_dir");
     c->auth = zactor_new(zauth, NULL);
     if (!c->auth || zstr_sendx(c->auth, "CURVE", clients, NULL) != 0 || zsock_wait(c->auth) != 0) {
         svc_curve_close(&c);

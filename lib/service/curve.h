@@ -28,6 +28,10 @@ typedef struct svc_curve svc_curve_t;
  * and the file. One per process: ZeroMQ has one handler per context. */
 int svc_curve_open(svc_config_t *cfg, svc_curve_t **curve_p, strata_error_t *err);
 void svc_curve_close(svc_curve_t **curve_p);
+/* svc_curve_open's checks of the values and the certificate files, without
+ * the handler: what every process reading the section runs at start and for
+ * --print-config. */
+int svc_curve_check(svc_config_t *cfg, strata_error_t *err);
 /* Makes sock a CURVE server with this node's key; before its bind. */
 void svc_curve_serve(svc_curve_t *curve, zsock_t *sock);
 /* The role of the client that sent frame, from its key; NULL when curve

@@ -3,7 +3,8 @@
  * snapshotter and distributor all start from the same file and serve; a
  * misspelled key in any section, or a misspelled STRATA_ variable, stops
  * every one of them, and strata-election and strata-replicator, with a
- * message naming it, at start and with --print-config alike. */
+ * message naming it, at start and with --print-config alike; and so does a
+ * bad value. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
@@ -257,6 +258,90 @@ START_TEST(a_misspelled_variable_stops_every_process)
 }
 END_TEST
 
+/* A cluster node's config (id 1 of three voters, free ports), so that
+ * strata-election and strata-replicator get as far as their own keys. */
+static void write_cluster_config(const char *path, const char *data_dir)
+{
+    write_config(path, data_dir, NULL);
+    zconfig_t *root = zconfig_load(path);
+    ck_assert_ptr_nonnull(root);
+    char peers[3][256];
+    static const char *const keys[] = {"cluster/election_peers", "cluster/replicator_peers",
+                                       "cluster/client_peers"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(peers[k], sizeof peers[k],
+                 "1=tcp://127.0.0.1:%d,2=tcp://127.0.0.1:%d,"
+                 "3=tcp://127.0.0.1:%d",
+                 ts_free_port(), ts_free_port(), ts_free_port());
+        zconfig_put(root, keys[k], peers[k]);
+    }
+    zconfig_put(root, "cluster/id", "1");
+    zconfig_put(root, "cluster/voters", "1,2,3");
+    zconfig_put(root, "election/metrics", "127.0.0.1:0");
+    zconfig_put(root, "replicator/metrics", "127.0.0.1:0");
+    ck_assert_int_eq(zconfig_save(root, path), 0);
+    zconfig_destroy(&root);
+}
+
+START_TEST(print_config_refuses_the_values_a_start_refuses)
+{
+    char *dir = ts_tempdir("nodecfg");
+    char *data = ts_path(dir, "node");
+    char *cfg = ts_path(dir, "node.cfg");
+    write_cluster_config(cfg, data);
+    /* Each process's own keys, and the shared ones it reads: a number, a
+     * switch, an endpoint, a metrics address, the security section, the
+     * log level. */
+    static const struct {
+        size_t bin;
+        const char *env, *key;
+    } bad[] = {
+        {0, "STRATA_WRITER_MEMTABLE_MB=abc", "writer/memtable_mb"},
+        {0, "STRATA_WRITER_LZ4=maybe", "writer/lz4"},
+        {0, "STRATA_WRITER_ENDPOINT=tcp://127.0.0.1:port", "writer/endpoint"},
+        {0, "STRATA_WRITER_METRICS=nowhere", "writer/metrics"},
+        {0, "STRATA_SECURITY_CURVE=maybe", "security/curve"},
+        {0, "STRATA_SECURITY_CURVE=true", "security/server_cert"},
+        {0, "STRATA_LOG_LEVEL=loud", "log/level"},
+        {1, "STRATA_COMPACTOR_L0_TRIGGER=abc", "compactor/l0_trigger"},
+        {1, "STRATA_COMPACTOR_ENDPOINT=compactor.ctl", "compactor/endpoint"},
+        {1, "STRATA_SECURITY_CURVE=maybe", "security/curve"},
+        {2, "STRATA_SNAPSHOTTER_KEEP=abc", "snapshotter/keep"},
+        {2, "STRATA_SNAPSHOTTER_TRUNCATE_WAL=maybe", "snapshotter/truncate_wal"},
+        {3, "STRATA_DISTRIBUTOR_WINDOW=abc", "distributor/window"},
+        {3, "STRATA_DISTRIBUTOR_LIVE=live", "distributor/live"},
+        {3, "STRATA_SECURITY_CURVE=maybe", "security/curve"},
+        {4, "STRATA_CLUSTER_HEARTBEAT_MS=abc", "cluster/heartbeat_ms"},
+        {4, "STRATA_ELECTION_METRICS=nowhere", "election/metrics"},
+        {4, "STRATA_ELECTION_BIND=tcp://*", "election/bind"},
+        {5, "STRATA_REPLICATOR_METRICS=nowhere", "replicator/metrics"},
+        {5, "STRATA_REPLICATOR_BIND=ipc://", "replicator/bind"},
+    };
+    for (size_t b = 0; b < N_BINS; b++) {
+        char *out = NULL;
+        int rc = run(bins[b], cfg, true, NULL, &out);
+        ck_assert_msg(rc == 0, "%s --print-config of the good config: exit %d: %s", bins[b], rc,
+                      out);
+        free(out);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (int print = 1; print >= 0; print--) {
+            char *out = NULL;
+            int rc = run(bins[bad[i].bin], cfg, print, bad[i].env, &out);
+            ck_assert_msg(rc != 0, "%s%s with %s: exit 0", bins[bad[i].bin],
+                          print ? " --print-config" : "", bad[i].env);
+            ck_assert_msg(strstr(out, bad[i].key), "%s%s with %s: the message does not name %s: %s",
+                          bins[bad[i].bin], print ? " --print-config" : "", bad[i].env, bad[i].key,
+                          out);
+            free(out);
+        }
+    ts_rmtree(dir);
+    free(cfg);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 static Suite *nodeconfig_suite(void)
 {
     Suite *s = suite_create("nodeconfig");
@@ -265,6 +350,7 @@ static Suite *nodeconfig_suite(void)
     tcase_add_test(tc, one_file_serves_every_process);
     tcase_add_test(tc, a_misspelled_key_in_any_section_stops_every_process);
     tcase_add_test(tc, a_misspelled_variable_stops_every_process);
+    tcase_add_test(tc, print_config_refuses_the_values_a_start_refuses);
     suite_add_tcase(s, tc);
     return s;
 }
