@@ -330,13 +330,13 @@ static void s_replication(checker_t *c, const strata_reply_t *rep, const char *r
 }
 
 /* The writer's role and term from its stats, over its control endpoint (the
- * node's own, which needs no CURVE key). Returns whether it is a cluster node. */
-static bool s_role(checker_t *c, const char *dir, uint64_t max_lag_ms)
+ * node's own, which needs no CURVE key), and a cluster node's replication. */
+static void s_role(checker_t *c, const char *dir, uint64_t max_lag_ms)
 {
     published_t p;
     s_read_published(dir, "writer", &p);
     if (!p.root)
-        return false; /* the writer's own check says so */
+        return; /* the writer's own check says so */
     zconfig_destroy(&p.root);
     strata_client_t *client = NULL;
     strata_error_t err;
@@ -353,7 +353,7 @@ static bool s_role(checker_t *c, const char *dir, uint64_t max_lag_ms)
         s_add(c, "role", STATE_CRITICAL, "no stats from the writer at %s: %s", p.control,
               err.msg[0] ? err.msg : strata_strerror(rc));
         strata_reply_clear(&rep);
-        return false;
+        return;
     }
     const char *role = s_pair(&rep, "role");
     role = role ? role : "unknown";
@@ -389,7 +389,6 @@ static bool s_role(checker_t *c, const char *dir, uint64_t max_lag_ms)
     if (cluster)
         s_replication(c, &rep, role, leader, max_lag_ms);
     strata_reply_clear(&rep);
-    return cluster;
 }
 
 /* ---- the data dir's disk ---------------------------------------------------- */
@@ -527,29 +526,22 @@ int ctl_check(ctl_t *ctl, int argc, char **argv)
         s_add(&c, "dir", STATE_CRITICAL, "%s: %s", dir,
               stat_rc ? strerror(errno) : "not a directory");
     } else {
-        bool cluster = false;
-        if (!scoped || want[0])
-            cluster = s_role(&c, dir, ctl->max_lag_ms);
-        /* The writer always; a cluster node's consensus pair too; the others
-         * when they published a file, since a node may run without them. */
+        /* The writer publishes its raft endpoint only on a cluster node. */
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/writer.endpoints", dir);
         zconfig_t *writer = zconfig_load(path);
-        cluster = cluster || (writer && zconfig_locate(writer, "writer/raft"));
+        bool cluster = writer && zconfig_locate(writer, "writer/raft");
         zconfig_destroy(&writer);
-        size_t role_checks = c.n;
+        /* The writer always; a cluster node's consensus pair too; the others
+         * when they published a file, since a node may run without them. */
         for (size_t i = 0; i < N_PROCESSES; i++) {
             if (scoped && !want[i])
                 continue;
             bool consensus = i == 1 || i == 2;
             s_probe(&c, s_processes[i], dir, scoped || i == 0 || (consensus && cluster));
         }
-        /* Processes first, then what the writer said about its role. */
-        check_t moved[MAX_CHECKS];
-        size_t n_role = role_checks, n_proc = c.n - role_checks;
-        memcpy(moved, c.checks, n_role * sizeof *moved);
-        memmove(c.checks, c.checks + n_role, n_proc * sizeof *moved);
-        memcpy(c.checks + n_proc, moved, n_role * sizeof *moved);
+        if (!scoped || want[0])
+            s_role(&c, dir, ctl->max_lag_ms);
         s_disk(&c, dir, ctl->disk_warn_pct, ctl->disk_crit_pct);
         s_writable(&c, dir);
     }

@@ -267,6 +267,73 @@ START_TEST(a_killed_writer_is_critical)
 }
 END_TEST
 
+/* ---- cluster nodes: a one-voter master, and a voter that reaches no peer ----- */
+
+static ts_node_t s_master, s_lost;
+
+static void cluster_setup(void)
+{
+    static const char *const master_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
+                                             "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
+                                             "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+    static const char *const lost_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
+                                           "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
+                                           "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
+                                           "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+    s_dir = ts_tempdir("check-cluster");
+    char *master = ts_path(s_dir, "master"), *lost = ts_path(s_dir, "lost");
+    ts_node_start(&s_master, master, master_env);
+    ts_node_start(&s_lost, lost, lost_env);
+    free(master);
+    free(lost);
+}
+
+static void cluster_teardown(void)
+{
+    ts_node_stop(&s_master);
+    ts_node_stop(&s_lost);
+    ts_rmtree(s_dir);
+    free(s_dir);
+}
+
+static bool is_leader(void *arg)
+{
+    (void)arg;
+    run_t r = check_run("--dir", s_master.dir, "--process", "writer");
+    bool leader = r.code == 0 && has_line(r.out, "role: OK: leader");
+    free(r.out);
+    return leader;
+}
+
+START_TEST(a_cluster_node_needs_its_consensus_pair_and_a_master)
+{
+    ck_assert(ts_wait_for(is_leader, NULL, 15000));
+    run_t r = check_run("--dir", s_master.dir, "--process", "writer", "--json");
+    ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.out);
+    cJSON *doc = cJSON_Parse(r.out);
+    ck_assert_msg(doc, "not JSON: %s", r.out);
+    const cJSON *role = check_row(doc, "role");
+    ck_assert_str_eq(cJSON_GetObjectItem(role, "role")->valuestring, "leader");
+    ck_assert(cJSON_GetObjectItem(role, "term")->valuedouble >= 1);
+    ck_assert_str_eq(state_of(check_row(doc, "replication")), "OK");
+    cJSON_Delete(doc);
+    free(r.out);
+
+    /* Without --process, a cluster node's election and replicator must run. */
+    r = check_run("--dir", s_master.dir, "--timeout", "500");
+    ck_assert_msg(r.code == 2, "exit %d: %s", r.code, r.out);
+    ck_assert_msg(has_line(r.out, "election: CRITICAL: not running"), "%s", r.out);
+    ck_assert_msg(has_line(r.out, "replicator: CRITICAL: not running"), "%s", r.out);
+    free(r.out);
+
+    r = check_run("--dir", s_lost.dir, "--process", "writer");
+    ck_assert_msg(r.code == 1, "exit %d: %s", r.code, r.out);
+    ck_assert_msg(!strncmp(r.out, "WARNING: role: ", 15), "%s", r.out);
+    ck_assert_msg(has_line(r.out, "replication: WARNING: no master known"), "%s", r.out);
+    free(r.out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("check");
@@ -286,5 +353,11 @@ int main(void)
     tcase_add_test(node, a_killed_distributor_is_critical_despite_its_file);
     tcase_add_test(node, a_killed_writer_is_critical);
     suite_add_tcase(s, node);
+
+    TCase *cluster = tcase_create("cluster");
+    tcase_set_timeout(cluster, 120);
+    tcase_add_checked_fixture(cluster, cluster_setup, cluster_teardown);
+    tcase_add_test(cluster, a_cluster_node_needs_its_consensus_pair_and_a_master);
+    suite_add_tcase(s, cluster);
     return ts_run(s);
 }
