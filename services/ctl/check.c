@@ -25,6 +25,7 @@ static const char *const s_processes[] = {"writer",    "election",    "replicato
                                           "compactor", "distributor", "snapshotter"};
 enum { N_PROCESSES = sizeof s_processes / sizeof s_processes[0] };
 
+/* A process each, then role, replication, disk and writable. */
 enum { MAX_CHECKS = N_PROCESSES + 4 };
 
 typedef struct {
@@ -202,9 +203,13 @@ static void s_probe_control(checker_t *c, const char *name, const published_t *p
     strata_reply_t reply;
     memset(&reply, 0, sizeof reply);
     int rc = s_client(c, p->control, &client, &err);
-    if (!rc && (!strcmp(name, "writer") || !strcmp(name, "distributor")))
+    if (rc) {
+        s_add(c, name, STATE_CRITICAL, "cannot connect to %s: %s", p->control, err.msg);
+        return;
+    }
+    if (!strcmp(name, "writer") || !strcmp(name, "distributor"))
         rc = strata_client_stats(client, &reply, &err);
-    else if (!rc)
+    else
         rc = strata_client_control(client, "ping", NULL, 0, &reply, &err);
     strata_reply_clear(&reply);
     strata_client_destroy(&client);

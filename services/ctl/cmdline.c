@@ -68,7 +68,7 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "      --cert FILE        CURVE: this client's certificate with its secret key,\n"
             "                         as stratactl keygen writes it ($STRATA_CERT)\n"
             "      --timeout MS       wait this long for each reply (default %d; snapshot\n"
-            "                         waits 600000 unless given)\n"
+            "                         waits 600000 and check 2000 unless given)\n"
             "      --json             print one JSON document on stdout and nothing else\n"
             "                         (tail: one JSON object per line)\n"
             "      --async            writes are acknowledged before fsync (default: sync)\n"
