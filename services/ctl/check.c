@@ -383,8 +383,8 @@ static void s_role(checker_t *c, const char *dir, uint64_t max_lag_ms)
         k = s_add(c, "role", STATE_WARNING,
                   "%s, node %" PRIu64 ", term %" PRIu64 ": no master known", role,
                   s_pair_u64(&rep, "node_id"), term);
-    cJSON_AddStringToObject(k->numbers = cJSON_CreateObject(), "role", role);
     s_number(k, "term", (double)term);
+    cJSON_AddStringToObject(k->numbers, "role", role); /* the one string among the figures */
     if (cluster) {
         s_number(k, "node_id", (double)s_pair_u64(&rep, "node_id"));
         s_number(k, "leader", (double)leader);
