@@ -95,8 +95,8 @@ typedef struct {
  * while fewer than LAG_MAX_IN_FLIGHT wait for their acknowledgement; none
  * is sent after the last one's due time. Fills acks (capacity total) and
  * *n_acks, and *seconds with the time to the last reply; *refused counts
- * the batches the master refused for followers silent over
- * cluster/max_lag_ms (STATUS EBUSY), which is how it holds back a writer
+ * the batches the master refused for followers silent or behind by more
+ * than cluster/max_lag_ms (STATUS EBUSY), which is how it holds back a writer
  * the followers cannot keep up with. 0, or -1 with the reason on stderr. */
 static int s_drive(const char *master, strata_replication_t replication, double rate,
                    uint64_t total, uint64_t seed, s_ack_t *acks, uint64_t *n_acks,

@@ -101,7 +101,7 @@ const char svc_node_defaults[] =
     /* writes that do not say: quorum (acknowledged once durable on a
        majority) or async (once durable on the master) */
     "    replication = quorum\n"
-    /* async writes are refused when no follower answered for this long */
+    /* async writes are refused while the nearest follower lags this long */
     "    max_lag_ms = 1000\n"
     /* the master keeps WAL a follower still needs up to this many MiB; a
        follower further behind copies the master's newest snapshot */

@@ -708,33 +708,53 @@ bool consensus_at_commit(writer_t *w, const strata_request_t *req)
     return w->cx && mode_of(w->cx, req) == STRATA_REPLICATION_QUORUM;
 }
 
+static uint64_t lag_ms(const consensus_t *cx, uint64_t match, uint64_t last, uint64_t now);
+
 bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size_t cap)
 {
     consensus_t *cx = w->cx;
     if (!cx || mode_of(cx, req) != STRATA_REPLICATION_ASYNC)
         return false;
-    /* Redis's min-replicas-max-lag: what a failover can lose stays within
-     * max_lag_ms of writes. A node alone in its cluster has nobody to lag. */
-    uint64_t now = now_ns(), newest = 0;
+    /* Redis's min-replicas-max-lag, measured by what a failover would lose:
+     * the new master is the nearest follower, so its lag bounds the loss.
+     * Silence alone is not enough: a follower that answers every heartbeat
+     * while its disk falls seconds behind would make a failover lose
+     * seconds of writes. A node alone in its cluster has nobody to lag. */
+    uint64_t now = now_ns(), last = strata_raft_last_seq(cx->core);
+    uint64_t best = UINT64_MAX, best_silent = 0, best_records = 0;
     bool peers = false;
     for (uint32_t i = 0; i < cx->o.n_voters; i++) {
         uint32_t v = cx->o.voters[i];
         if (v == cx->o.id)
             continue;
         peers = true;
-        if (cx->contact_ns[v] > newest)
-            newest = cx->contact_ns[v];
+        if (!cx->contact_ns[v])
+            continue;
+        uint64_t match = strata_raft_match(cx->core, v);
+        uint64_t silent = now > cx->contact_ns[v] ? (now - cx->contact_ns[v]) / 1000000 : 0;
+        uint64_t behind = lag_ms(cx, match, last, now);
+        uint64_t lag = silent > behind ? silent : behind;
+        if (lag < best) {
+            best = lag;
+            best_silent = silent;
+            best_records = last > match ? last - match : 0;
+        }
     }
-    if (!peers || (newest && now - newest <= cx->o.max_lag_ms * 1000000ull))
+    if (!peers || best <= cx->o.max_lag_ms)
         return false;
-    if (newest)
+    if (best == UINT64_MAX)
+        snprintf(msg, cap,
+                 "async write refused: no follower has answered yet (cluster/max_lag_ms)");
+    else if (best_silent == best)
         snprintf(msg, cap,
                  "async write refused: no follower has answered for %" PRIu64
                  " ms, over cluster/max_lag_ms %" PRIu64,
-                 (now - newest) / 1000000, cx->o.max_lag_ms);
+                 best, cx->o.max_lag_ms);
     else
         snprintf(msg, cap,
-                 "async write refused: no follower has answered yet (cluster/max_lag_ms)");
+                 "async write refused: the nearest follower is %" PRIu64 " ms (%" PRIu64
+                 " records) behind, over cluster/max_lag_ms %" PRIu64,
+                 best, best_records, cx->o.max_lag_ms);
     return true;
 }
 

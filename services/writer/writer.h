@@ -98,7 +98,7 @@ typedef struct {
     uint64_t heartbeat_ms, election_min_ms, election_max_ms, lease_ms;
     bool bootstrap;
     strata_replication_t replication; /* the node's default: quorum or async */
-    uint64_t max_lag_ms; /* async writes are refused past this long without a follower's answer */
+    uint64_t max_lag_ms; /* async writes are refused while the nearest follower lags this long */
     uint64_t follower_retain_mb; /* WAL kept for a lagging follower, at most */
 } cluster_options_t;
 
@@ -336,8 +336,8 @@ bool consensus_refuse_write(writer_t *w, char *msg, size_t cap);
 /* Whether this write is replied at its commit (quorum), after its
  * replication mode or the node's default. */
 bool consensus_at_commit(writer_t *w, const strata_request_t *req);
-/* An async write with no follower heard from within max_lag_ms: true,
- * with the client's message. */
+/* An async write while the nearest voter is silent or behind by more than
+ * max_lag_ms: true, with the client's message. */
 bool consensus_lagging(writer_t *w, const strata_request_t *req, char *msg, size_t cap);
 /* The same for reads: a new master that has not committed its no-op may
  * not have applied what earlier masters acknowledged (R4). */

@@ -441,6 +441,74 @@ static bool present(strata_client_t *c, int client, uint32_t i)
     return rc == 0;
 }
 
+/* One async put of key to member m: 0, or the error and its message. */
+static int async_put(ts_member_t *m, const char *key, strata_error_t *err)
+{
+    strata_client_t *c = ts_writer_connect(m);
+    ck_assert_ptr_nonnull(c);
+    strata_request_t req = {.op = STRATA_OP_PUT,
+                            .durability = STRATA_DURABILITY_SYNC,
+                            .replication = STRATA_REPLICATION_ASYNC,
+                            .key = {(const uint8_t *)key, strlen(key)},
+                            .value = {(const uint8_t *)key, strlen(key)}};
+    strata_reply_t rep;
+    int rc = strata_client_call(c, &req, &rep, err);
+    if (rc == 0)
+        strata_reply_clear(&rep);
+    strata_client_destroy(&c);
+    return rc;
+}
+
+/* max_lag_ms bounds what a failover loses, so it counts a follower's
+ * durable progress, not only its answers: followers whose fsyncs take 2 s
+ * answer every heartbeat, yet fall over a second behind, and the master
+ * refuses async writes until one catches up. */
+START_TEST(async_writes_are_refused_while_the_nearest_follower_lags)
+{
+    ts_cluster_t cl;
+    ts_cluster_start(&cl, 3, "repl-async-lag");
+    for (int i = 0; i < cl.n; i++) {
+        cl.m[i].slowdisk = true;
+        ts_member_restart(&cl.m[i]);
+    }
+    int master = ts_cluster_master(&cl, 15000, NULL);
+    ck_assert_int_gt(master, 0);
+    strata_error_t err;
+    ck_assert_msg(async_put(&cl.m[master - 1], "lag/0", &err) == 0, "async put: %s", err.msg);
+    for (int i = 0; i < cl.n; i++)
+        if (i + 1 != master)
+            ts_member_slowdisk(&cl.m[i], 2000000);
+    uint64_t deadline = ts_now_ns() + 20000000000ull;
+    int rc = 0, n = 1;
+    while (ts_now_ns() < deadline) {
+        char key[32];
+        snprintf(key, sizeof key, "lag/%d", n++);
+        rc = async_put(&cl.m[master - 1], key, &err);
+        if (rc != 0)
+            break;
+        usleep(20000); /* a steady trickle of writes for the followers to fall behind on */
+    }
+    ck_assert_msg(rc == STRATA_EBUSY,
+                  "no async write refused within 20 s of 2 s fsyncs (rc %d: %s)", rc,
+                  rc ? err.msg : "");
+    ck_assert_msg(strstr(err.msg, "nearest follower is") && strstr(err.msg, "behind"),
+                  "refused for silence, not lag, though the followers answer: %s", err.msg);
+    char refusal[sizeof err.msg];
+    snprintf(refusal, sizeof refusal, "%s", err.msg);
+    ck_assert_int_eq(ts_cluster_master(&cl, 1000, NULL), master);
+    for (int i = 0; i < cl.n; i++)
+        ts_member_slowdisk(&cl.m[i], 0);
+    deadline = ts_now_ns() + 20000000000ull;
+    do {
+        rc = async_put(&cl.m[master - 1], "lag/after", &err);
+    } while (rc == STRATA_EBUSY && ts_now_ns() < deadline && usleep(20000) == 0);
+    ck_assert_msg(rc == 0, "async writes still refused 20 s after the disks were fast: %s",
+                  err.msg);
+    fprintf(stderr, "async-lag: %d writes accepted, then refused: %s\n", n - 2, refusal);
+    ts_cluster_destroy(&cl);
+}
+END_TEST
+
 /* Async writes are acknowledged before any follower has them, so a
  * failover may lose some: only the killed master's unreplicated tail (seqs
  * above everything of its that survived), acknowledged within max_lag_ms of
@@ -661,6 +729,7 @@ static Suite *replication_suite(void)
     tcase_add_test(tc, a_slave_restarted_or_wiped_catches_up);
     tcase_add_test(tc, a_slave_behind_retention_copies_the_masters_snapshot);
     tcase_add_test(tc, async_writes_a_failover_loses_are_the_masters_unreplicated_tail);
+    tcase_add_test(tc, async_writes_are_refused_while_the_nearest_follower_lags);
     tcase_add_test(tc, session_clients_apply_every_write_exactly_once_across_failovers);
     tcase_add_test(tc, a_master_cut_off_from_its_followers_stops_answering_reads);
     suite_add_tcase(s, tc);
