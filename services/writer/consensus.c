@@ -781,6 +781,11 @@ static uint64_t lag_ms(const consensus_t *cx, uint64_t match, uint64_t last, uin
 {
     if (match >= last || !cx->grew_len)
         return 0;
+    /* The log grew past match since the newest sample, which may be from
+     * long ago when the log stood still: less than a tick behind. */
+    uint32_t newest = (cx->grew_head + LAG_SAMPLES - 1) % LAG_SAMPLES;
+    if (cx->grew[newest].last_seq <= match)
+        return 0;
     uint32_t oldest = (cx->grew_head + LAG_SAMPLES - cx->grew_len) % LAG_SAMPLES;
     /* The earliest sample whose log already held match + 1: the samples
      * grow, since a master's log only grows, so a binary search. */
