@@ -92,22 +92,34 @@ version=$("$BUILD/services/ctl/stratactl" --version | awk '{print $2}')
 [ -n "$TAG" ] || TAG="strata:$version"
 
 # The packages holding the libraries the binaries ask for by name (DT_NEEDED);
-# apt brings in what those need in turn.
-packages_of_binaries() {
+# apt brings in what those need in turn. One dpkg -S for them all: it reads
+# every package's file list each time.
+library_paths() {
     for bin in $BINARIES; do
         libs=$(objdump -p "$bin" | awk '$1 == "NEEDED" { print $2 }')
         resolved=$(ldd "$bin")
         for lib in $libs; do
             path=$(echo "$resolved" | awk -v lib="$lib" '$1 == lib && $3 ~ /^\// { print $3; exit }')
             [ -n "$path" ] || die "$bin: ldd does not find $lib"
-            pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null) ||
-                die "$bin: $lib ($path) belongs to no Debian package"
-            echo "${pkg%%:*}"
+            echo "$path"
         done
     done
 }
-PACKAGES=$(packages_of_binaries)
-PACKAGES=$(echo "$PACKAGES" | sort -u | tr '\n' ' ')
+PATHS=$(library_paths | sort -u)
+# shellcheck disable=SC2086 # a list of paths without blanks
+OWNERS=$(dpkg -S $PATHS 2>/dev/null) || true
+PACKAGES=""
+for path in $PATHS; do
+    # dpkg knows a library by the path its package installed it at, which on
+    # a merged /usr may be ldd's or the real one.
+    pkg=$(echo "$OWNERS" | awk -v p="$path" -v r="$(readlink -f "$path")" '
+        { n = index($0, ": "); file = substr($0, n + 2) }
+        file == p || file == r { print substr($0, 1, n - 1); exit }')
+    [ -n "$pkg" ] || pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null) ||
+        die "$path belongs to no Debian package"
+    PACKAGES="$PACKAGES ${pkg%%:*}"
+done
+PACKAGES=$(echo "$PACKAGES" | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')
 PACKAGES=${PACKAGES% }
 [ -n "$PACKAGES" ] || die "found no runtime packages for the binaries"
 say "runtime packages: $PACKAGES"
