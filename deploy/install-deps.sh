@@ -9,7 +9,8 @@ check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
 libmicrohttpd-dev libcjson-dev libsystemd-dev systemd
 librocksdb-dev libleveldb-dev redis-server libhiredis-dev
 clang libclang-rt-14-dev
-iproute2 nftables faketime"
+iproute2 nftables faketime
+docker.io docker-compose mmdebstrap"
 
 missing=""
 for p in $PACKAGES; do
@@ -25,6 +26,19 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# A dockerd that manages iptables sets the FORWARD policy to DROP, which cuts
+# the bridge the cluster tests put their network namespaces on; the Docker
+# installed here (and started at once where systemd runs) leaves the host's
+# firewall alone. Published ports still work, through docker-proxy.
+case " $missing " in *" docker.io "*)
+    if [ ! -e /etc/docker/daemon.json ]; then
+        mkdir -p /etc/docker
+        printf '{\n  "iptables": false,\n  "ip-forward": false,\n  "ip-masq": false\n}\n' \
+            >/etc/docker/daemon.json
+        echo "install-deps: wrote /etc/docker/daemon.json: Docker without iptables rules" >&2
+    fi
+    ;;
+esac
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
