@@ -212,15 +212,26 @@ say "master: node$master ($MASTER_EP)"
 # Keys are k000000 on, the value of each fixed by its key, so that a write
 # retried after a lost answer writes the same again. A line per acknowledged
 # write: key, endpoint, ms since the epoch.
+# A loaded machine can make the master step down with no fault injected;
+# a write it refused is asked of whoever is master next, within a minute.
 i=0
+retry_until=0
 while [ "$i" -lt "$PHASE1_KEYS" ]; do
     key=$(printf 'k%06d' "$i")
-    "$ctl" --timeout 5000 -s "$MASTER_EP" put "$key" "v-$key" >/dev/null ||
-        fail "put $key on the master $MASTER_EP"
-    echo "$key $MASTER_EP $(date +%s%3N)" >>"$work/acked"
-    i=$((i + 1))
+    if "$ctl" --timeout 5000 -s "$MASTER_EP" put "$key" "v-$key" >"$work/put.out" 2>&1; then
+        echo "$key $MASTER_EP $(date +%s%3N)" >>"$work/acked"
+        i=$((i + 1))
+        retry_until=0
+        continue
+    fi
+    [ "$retry_until" -ne 0 ] || retry_until=$(($(date +%s) + 60))
+    [ "$(date +%s)" -lt "$retry_until" ] ||
+        fail "put $key: no master took it within 60 s: $(cat "$work/put.out")"
+    say "put $key on $MASTER_EP: $(cat "$work/put.out"); asking the master again"
+    wait_until 30 have_master || fail "no master within 30 s: $(status_table)"
 done
-say "$PHASE1_KEYS quorum writes acknowledged by node$master"
+master=$(node_of "$MASTER_EP")
+say "$PHASE1_KEYS quorum writes acknowledged"
 
 # The stream from a follower's distributor, history then live, through its
 # published ports: the first PHASE1_KEYS records are those writes in order.
@@ -261,12 +272,13 @@ wait_until 60 acked_at_least $((PHASE1_KEYS + 50)) || fail "the writing client g
 
 writer_cid=$("$COMPOSE" ps -q "node$master-writer")
 kill_ms=$(date +%s%3N)
+KILLED_EP=$MASTER_EP
 "$DOCKER" kill "$writer_cid" >/dev/null || fail "docker kill node$master-writer"
 say "killed node$master-writer's container at $(acked) acknowledged writes"
 
 # The first write acknowledged after the kill, by another node.
 acked_after_kill() {
-    awk -v t="$kill_ms" -v old="$MASTER_EP" '$3 > t && $2 != old { print; exit }' "$work/acked"
+    awk -v t="$kill_ms" -v old="$KILLED_EP" '$3 > t && $2 != old { print; exit }' "$work/acked"
 }
 first_after() { [ -n "$(acked_after_kill)" ]; }
 wait_until 30 first_after || fail "no write acknowledged by another node within 30 s of the kill: $(status_table)"
@@ -280,7 +292,12 @@ wait_until 60 acked_at_least "$target" || fail "no $AFTER_FAILOVER_KEYS more ack
 touch "$work/stop-writing"
 wait "$WRITER_PID" || fail "the writing client"
 WRITER_PID=""
-[ "$(leader)" = "$NEW_EP" ] || fail "node$new is not the master: $(status_table)"
+# The master's lease and heartbeats keep it in office unless the machine
+# starves it; the check below reads from whichever node is master now.
+wait_until 30 have_master || fail "no master within 30 s after the failover: $(status_table)"
+[ "$MASTER_EP" = "$NEW_EP" ] || say "node$(node_of "$MASTER_EP") is master now, not node$new"
+NEW_EP=$MASTER_EP
+new=$(node_of "$NEW_EP")
 
 # Every acknowledged write, with its value, read on one node.
 awk '{ print $1 "\tv-" $1 }' "$work/acked" | sort -u >"$work/expected"
@@ -300,17 +317,17 @@ say "all $(wc -l <"$work/expected") acknowledged writes on the new master node$n
 healthy() { [ "$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$1")" = healthy ]; }
 wait_until 120 healthy "$writer_cid" || fail "node$master-writer not healthy within 120 s of its start"
 role_is_follower() {
-    "$ctl" --timeout 1000 -s "$MASTER_EP" status 2>/dev/null | grep -q '^role[[:space:]]*follower$'
+    "$ctl" --timeout 1000 -s "$KILLED_EP" status 2>/dev/null | grep -q '^role[[:space:]]*follower$'
 }
 wait_until 60 role_is_follower || fail "node$master not a follower within 60 s: $(status_table)"
 commit_of() { status_table | awk -v ep="$1" '$1 == ep { print $6 " " $7 }'; }
 caught_up() {
     leader_commit=$(commit_of "$NEW_EP" | cut -d' ' -f1)
-    mine=$(commit_of "$MASTER_EP")
+    mine=$(commit_of "$KILLED_EP")
     [ -n "$leader_commit" ] && [ "$mine" = "$leader_commit $leader_commit" ]
 }
 wait_until 60 caught_up || fail "node$master did not catch up within 60 s: $(status_table)"
-check_all_acked "$MASTER_EP"
+check_all_acked "$KILLED_EP"
 say "node$master rejoined as a follower, caught up to commit $(commit_of "$NEW_EP" | cut -d' ' -f1), all acknowledged writes there"
 
 # Its other processes lived on beside the killed writer (restarts, if a
