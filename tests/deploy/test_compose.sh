@@ -270,6 +270,10 @@ acked() { wc -l <"$work/acked"; }
 acked_at_least() { [ "$(acked)" -ge "$1" ]; }
 wait_until 60 acked_at_least $((PHASE1_KEYS + 50)) || fail "the writing client got no 50 acks in 60 s"
 
+# The master now, which a loaded machine may have moved since the writes
+# above: the kill must hit the node in office.
+wait_until 30 have_master || fail "no master within 30 s before the kill: $(status_table)"
+master=$(node_of "$MASTER_EP")
 writer_cid=$("$COMPOSE" ps -q "node$master-writer")
 kill_ms=$(date +%s%3N)
 KILLED_EP=$MASTER_EP
