@@ -649,6 +649,43 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* What each cycle's child reported, and every seq delivered in order. */
+typedef struct {
+    uint64_t offset, durable;
+    size_t first, n; /* its S lines in delivered[] */
+} cycle_t;
+
+typedef struct {
+    uint64_t *delivered;
+    size_t n_delivered, cap;
+    uint64_t max_seen; /* the highest seq any child delivered */
+} report_t;
+
+/* Takes one line of a child's report, in both loops below: a child goes
+ * on delivering and acking between the moment the parent decides to kill
+ * it and its death, so the lines read after the kill are deliveries like
+ * any other. Left out of max_seen, a child that reached the loader's end in
+ * that interval left the final run (which resumes after the acked seq)
+ * nothing to deliver, and the test waiting for seqs already delivered. */
+static void take_line(report_t *rep, cycle_t *run, const char *line)
+{
+    uint64_t v = strtoull(line + 2, NULL, 10);
+    if (line[0] == 'O') {
+        run->offset = v;
+    } else if (line[0] == 'S') {
+        if (rep->n_delivered == rep->cap) {
+            rep->cap *= 2;
+            rep->delivered = realloc(rep->delivered, rep->cap * sizeof *rep->delivered);
+            ck_assert_ptr_nonnull(rep->delivered);
+        }
+        rep->delivered[rep->n_delivered++] = v;
+        if (v > rep->max_seen)
+            rep->max_seen = v;
+    } else if (line[0] == 'D' && v > run->durable) {
+        run->durable = v;
+    }
+}
+
 START_TEST(durable_subscriber_survives_kill9_cycles)
 {
     char *dir = ts_tempdir("dist-durable");
@@ -666,14 +703,10 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
 
     /* What each cycle's child reported; checked once the loader has
      * recorded every seq it was given. */
-    typedef struct {
-        uint64_t offset, durable;
-        size_t first, n; /* its S lines in delivered[] */
-    } cycle_t;
     cycle_t *runs = calloc((size_t)cycles + 1, sizeof *runs);
-    size_t cap = 1u << 20, n_delivered = 0;
-    uint64_t *delivered = malloc(cap * sizeof *delivered);
-    uint64_t max_seen = 0;
+    report_t report = {.cap = 1u << 20};
+    report.delivered = malloc(report.cap * sizeof *report.delivered);
+    ck_assert_ptr_nonnull(report.delivered);
     for (int cycle = 0; cycle <= cycles; cycle++) {
         bool last_cycle = cycle == cycles;
         if (last_cycle)
@@ -682,54 +715,36 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
         child_start(&c, &dist);
         cycle_t *run = &runs[cycle];
         run->offset = UINT64_MAX;
-        run->first = n_delivered;
+        run->first = report.n_delivered;
         uint64_t lines = 0, kill_after = 20 + ts_rand(&rng) % 400;
         char line[64];
         watchdog_t dog = {.pid = c.pid, .heard_ns = ts_now_ns()};
         pthread_t dog_thread;
         ck_assert_int_eq(pthread_create(&dog_thread, NULL, watchdog_main, &dog), 0);
+        /* The final run may find nothing left to deliver: its predecessor
+         * can have delivered and acked up to the loader's end before it
+         * died. It has subscribed once its O line is read, so the loop may
+         * end there. */
         while (fgets(line, sizeof line, c.out)) {
             atomic_store(&dog.heard_ns, ts_now_ns());
-            uint64_t v = strtoull(line + 2, NULL, 10);
-            if (line[0] == 'O') {
-                run->offset = v;
-            } else if (line[0] == 'S') {
-                if (n_delivered == cap) {
-                    cap *= 2;
-                    delivered = realloc(delivered, cap * sizeof *delivered);
-                    ck_assert_ptr_nonnull(delivered);
-                }
-                delivered[n_delivered++] = v;
-                if (v > max_seen)
-                    max_seen = v;
-            } else if (line[0] == 'D' && v > run->durable) {
-                run->durable = v;
-            }
+            take_line(&report, run, line);
             lines++;
-            if (last_cycle ? max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
+            if (last_cycle ? report.max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
                 break;
         }
+        /* Killed first, then the watchdog joined: the join can wait out the
+         * watchdog's 100 ms sleep, and the kill should land where
+         * kill_after put it. */
+        kill(c.pid, SIGKILL);
         atomic_store(&dog.done, true);
         pthread_join(dog_thread, NULL);
-        kill(c.pid, SIGKILL);
         int status;
         waitpid(c.pid, &status, 0);
         /* What the child printed before it died still counts. */
-        while (fgets(line, sizeof line, c.out)) {
-            uint64_t v = strtoull(line + 2, NULL, 10);
-            if (line[0] == 'S') {
-                if (n_delivered == cap) {
-                    cap *= 2;
-                    delivered = realloc(delivered, cap * sizeof *delivered);
-                    ck_assert_ptr_nonnull(delivered);
-                }
-                delivered[n_delivered++] = v;
-            } else if (line[0] == 'D' && v > run->durable) {
-                run->durable = v;
-            }
-        }
+        while (fgets(line, sizeof line, c.out))
+            take_line(&report, run, line);
         fclose(c.out);
-        run->n = n_delivered - run->first;
+        run->n = report.n_delivered - run->first;
         ck_assert_msg(run->offset != UINT64_MAX, "cycle %d: the child never subscribed", cycle);
     }
 
@@ -742,7 +757,7 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
                       k, run->offset, prev_durable, seed);
         uint64_t expect = run->offset;
         for (size_t i = 0; i < run->n; i++) {
-            uint64_t v = delivered[run->first + i];
+            uint64_t v = report.delivered[run->first + i];
             uint64_t want = loader_next(&loader, expect);
             ck_assert_msg(v == want,
                           "cycle %d: seq %" PRIu64 " delivered, %" PRIu64
@@ -756,18 +771,20 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
             expect = v;
         }
         for (size_t i = 0; i < run->n; i++)
-            if (delivered[run->first + i] > max_before)
-                max_before = delivered[run->first + i];
+            if (report.delivered[run->first + i] > max_before)
+                max_before = report.delivered[run->first + i];
         if (run->durable > prev_durable)
             prev_durable = run->durable;
     }
-    ck_assert_msg(max_seen == last, "the final run stopped at %" PRIu64 " of %" PRIu64, max_seen,
-                  last);
+    ck_assert_msg(report.max_seen == last,
+                  "the final run stopped at %" PRIu64 " of %" PRIu64 " (resumed after %" PRIu64
+                  ", seed %" PRIu64 ")",
+                  report.max_seen, last, runs[cycles].offset, seed);
     printf("durable: %d kill -9 cycles over seqs %" PRIu64 "..%" PRIu64 ", %zu deliveries, "
            "about %" PRIu64 " repeated above a durable ack (seed %" PRIu64 ")\n",
-           cycles, runs[0].offset + 1, last, n_delivered, dups, seed);
+           cycles, runs[0].offset + 1, last, report.n_delivered, dups, seed);
     free(runs);
-    free(delivered);
+    free(report.delivered);
 
     /* The subscriber list shows it with its offset. */
     strata_client_t *hist = ts_connect(dist.history, 10000);
