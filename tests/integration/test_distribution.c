@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -686,7 +687,37 @@ static void take_line(report_t *rep, cycle_t *run, const char *line)
     }
 }
 
-START_TEST(durable_subscriber_survives_kill9_cycles)
+/* Waits, at most a minute, until the distributor's subscriber list shows d1
+ * acked at seq, telling the watchdog that the child is not stalled. */
+static void wait_acked(const ts_dist_t *dist, watchdog_t *dog, uint64_t seq)
+{
+    strata_client_t *hist = ts_connect(dist->history, 10000);
+    uint64_t acked = 0, deadline = ts_now_ns() + 60ull * 1000000000ull;
+    while (acked < seq) {
+        ck_assert_msg(ts_now_ns() < deadline, "d1 acked %" PRIu64 " of %" PRIu64 " after 60 s",
+                      acked, seq);
+        atomic_store(&dog->heard_ns, ts_now_ns());
+        strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
+        strata_reply_t rep;
+        strata_error_t err;
+        ck_assert_int_eq(strata_client_call(hist, &req, &rep, &err), 0);
+        for (size_t i = 0; i < rep.n_subscribers; i++)
+            if (!strcmp(rep.subscribers[i].name, "d1"))
+                acked = rep.subscribers[i].acked_seq;
+        strata_reply_clear(&rep);
+        usleep(10000); /* polling interval, bounded by the deadline above */
+    }
+    strata_client_destroy(&hist);
+}
+
+/* cycles runs of a durable subscriber killed with SIGKILL while a loader
+ * writes, then a final run after the loader has stopped, which must reach
+ * the loader's end; every seq once per run, in order, none missing.
+ * drain: the loader stops before the second-to-last run instead, and that
+ * run is killed only once it has acked the loader's last seq, every
+ * delivery of it read after the decision to kill it; the final run then
+ * resumes at the end with nothing left to deliver. */
+static void kill9_cycles(const char *tag, int cycles, bool drain)
 {
     char *dir = ts_tempdir("dist-durable");
     char *data = ts_path(dir, "node");
@@ -695,9 +726,8 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     ts_node_start(&node, data, NULL);
     ts_dist_t dist;
     ts_dist_start(&dist, data, env);
-    uint64_t seed = ts_seed("durable-kill9");
+    uint64_t seed = ts_seed(tag);
     uint64_t rng = seed;
-    const int cycles = ts_soak() ? 100 : 20;
     loader_t loader;
     loader_start(&loader, node.endpoint, 0, 10, 2000, 4u << 20);
 
@@ -708,15 +738,26 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     report.delivered = malloc(report.cap * sizeof *report.delivered);
     ck_assert_ptr_nonnull(report.delivered);
     for (int cycle = 0; cycle <= cycles; cycle++) {
-        bool last_cycle = cycle == cycles;
-        if (last_cycle)
+        bool last_cycle = cycle == cycles, drained = drain && cycle == cycles - 1;
+        if (drained) {
+            /* Past what the runs so far delivered, so that the drained run
+             * has something to deliver after the decision to kill it. */
+            while (atomic_load(&loader.last_seq) <= report.max_seen)
+                usleep(1000); /* the loader is running: bounded by its pace */
+            loader_join(&loader);
+        } else if (last_cycle && !drain) {
             loader_join(&loader); /* the final run must reach the loader's end */
+        }
         child_t c;
         child_start(&c, &dist);
+        /* The drained run's backlog must fit in the pipe while this
+         * process waits for its acks without reading. */
+        if (drained)
+            ck_assert_int_ge(fcntl(fileno(c.out), F_SETPIPE_SZ, 1 << 20), 1 << 20);
         cycle_t *run = &runs[cycle];
         run->offset = UINT64_MAX;
         run->first = report.n_delivered;
-        uint64_t lines = 0, kill_after = 20 + ts_rand(&rng) % 400;
+        uint64_t lines = 0, kill_after = drained ? 1 : 20 + ts_rand(&rng) % 400;
         char line[64];
         watchdog_t dog = {.pid = c.pid, .heard_ns = ts_now_ns()};
         pthread_t dog_thread;
@@ -732,6 +773,8 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
             if (last_cycle ? report.max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
                 break;
         }
+        if (drained)
+            wait_acked(&dist, &dog, atomic_load(&loader.last_seq));
         /* Killed first, then the watchdog joined: the join can wait out the
          * watchdog's 100 ms sleep, and the kill should land where
          * kill_after put it. */
@@ -776,6 +819,13 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
         if (run->durable > prev_durable)
             prev_durable = run->durable;
     }
+    if (drain) {
+        ck_assert_msg(runs[cycles - 1].n > 0 &&
+                          report.delivered[runs[cycles - 1].first + runs[cycles - 1].n - 1] == last,
+                      "the drained run did not end at %" PRIu64, last);
+        ck_assert_uint_eq(runs[cycles].offset, last);
+        ck_assert_uint_eq(runs[cycles].n, 0);
+    }
     ck_assert_msg(report.max_seen == last,
                   "the final run stopped at %" PRIu64 " of %" PRIu64 " (resumed after %" PRIu64
                   ", seed %" PRIu64 ")",
@@ -804,6 +854,20 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     free(data);
     ts_rmtree(dir);
     free(dir);
+}
+
+START_TEST(durable_subscriber_survives_kill9_cycles)
+{
+    kill9_cycles("durable-kill9", ts_soak() ? 100 : 20, false);
+}
+END_TEST
+
+/* A subscriber killed after it acked everything: the next resumes at the
+ * end. The test's own bookkeeping too: the drained run's deliveries are
+ * all read after the decision to kill it, and must still count. */
+START_TEST(durable_subscriber_killed_after_acking_everything_resumes_at_the_end)
+{
+    kill9_cycles("durable-drain", 3, true);
 }
 END_TEST
 
@@ -1364,6 +1428,7 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, distributor_restart_gap_is_detected_and_repaired);
     tcase_add_test(tc, delayed_stream_batches_per_topic);
     tcase_add_test(tc, durable_subscriber_survives_kill9_cycles);
+    tcase_add_test(tc, durable_subscriber_killed_after_acking_everything_resumes_at_the_end);
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
     tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
     suite_add_tcase(s, tc);
