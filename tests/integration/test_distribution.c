@@ -692,6 +692,19 @@ static void take_line(report_t *rep, cycle_t *run, const char *line)
     }
 }
 
+/* A figure from the distributor's /metrics page. */
+static uint64_t dist_metric(const ts_dist_t *dist, const char *name)
+{
+    char *page = ts_http_get(dist->metrics);
+    char want[128];
+    snprintf(want, sizeof want, "\nstrata_%s ", name);
+    const char *at = strstr(page, want);
+    ck_assert_msg(at, "no '%s' in:\n%s", want + 1, page);
+    uint64_t v = strtoull(at + strlen(want), NULL, 10);
+    free(page);
+    return v;
+}
+
 /* Waits until the distributor's subscriber list shows d1 acked at seq,
  * failing after a minute without progress (a loaded machine can take
  * minutes over a backlog of thousands), and telling the watchdog that the
@@ -841,9 +854,13 @@ static void kill9_cycles(const char *tag, int cycles, bool drain)
                   "the final run stopped at %" PRIu64 " of %" PRIu64 " (resumed after %" PRIu64
                   ", seed %" PRIu64 ")",
                   report.max_seen, last, runs[cycles].offset, seed);
+    /* Acks per offset write show whether the distributor coalesces them. */
     printf("durable: %d kill -9 cycles over seqs %" PRIu64 "..%" PRIu64 ", %zu deliveries, "
-           "about %" PRIu64 " repeated above a durable ack (seed %" PRIu64 ")\n",
-           cycles, runs[0].offset + 1, last, report.n_delivered, dups, seed);
+           "about %" PRIu64 " repeated above a durable ack, %" PRIu64 " acks stored in %" PRIu64
+           " offset writes (seed %" PRIu64 ")\n",
+           cycles, runs[0].offset + 1, last, report.n_delivered, dups,
+           dist_metric(&dist, "distributor_acks_total"),
+           dist_metric(&dist, "distributor_offset_writes_total"), seed);
     free(runs);
     free(report.delivered);
 
