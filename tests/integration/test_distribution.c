@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <czmq.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -639,7 +640,12 @@ static void *watchdog_main(void *arg)
 {
     watchdog_t *w = arg;
     while (!atomic_load(&w->done)) {
-        if (ts_now_ns() - atomic_load(&w->heard_ns) > 60ull * 1000000000ull) {
+        /* heard_ns is read before the clock: the other order lets a line
+         * read in between make heard_ns the later of the two, and the
+         * unsigned difference wrap into a kill of a child that was
+         * delivering all along (seen under ASan on a loaded machine). */
+        uint64_t heard = atomic_load(&w->heard_ns), now = ts_now_ns();
+        if (now > heard && now - heard > 60ull * 1000000000ull) {
             fprintf(stderr, "durable child %d silent for 60 s: killed\n", (int)w->pid);
             kill(w->pid, SIGKILL);
             break;
@@ -649,7 +655,93 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-START_TEST(durable_subscriber_survives_kill9_cycles)
+/* What each cycle's child reported, and every seq delivered in order. */
+typedef struct {
+    uint64_t offset, durable;
+    size_t first, n; /* its S lines in delivered[] */
+} cycle_t;
+
+typedef struct {
+    uint64_t *delivered;
+    size_t n_delivered, cap;
+    uint64_t max_seen; /* the highest seq any child delivered */
+} report_t;
+
+/* Takes one line of a child's report, in both loops below: a child goes
+ * on delivering and acking between the moment the parent decides to kill
+ * it and its death, so the lines read after the kill are deliveries like
+ * any other. Left out of max_seen, a child that reached the loader's end in
+ * that interval left the final run (which resumes after the acked seq)
+ * nothing to deliver, and the test waiting for seqs already delivered. */
+static void take_line(report_t *rep, cycle_t *run, const char *line)
+{
+    uint64_t v = strtoull(line + 2, NULL, 10);
+    if (line[0] == 'O') {
+        run->offset = v;
+    } else if (line[0] == 'S') {
+        if (rep->n_delivered == rep->cap) {
+            rep->cap *= 2;
+            rep->delivered = realloc(rep->delivered, rep->cap * sizeof *rep->delivered);
+            ck_assert_ptr_nonnull(rep->delivered);
+        }
+        rep->delivered[rep->n_delivered++] = v;
+        if (v > rep->max_seen)
+            rep->max_seen = v;
+    } else if (line[0] == 'D' && v > run->durable) {
+        run->durable = v;
+    }
+}
+
+/* A figure from the distributor's /metrics page. */
+static uint64_t dist_metric(const ts_dist_t *dist, const char *name)
+{
+    char *page = ts_http_get(dist->metrics);
+    char want[128];
+    snprintf(want, sizeof want, "\nstrata_%s ", name);
+    const char *at = strstr(page, want);
+    ck_assert_msg(at, "no '%s' in:\n%s", want + 1, page);
+    uint64_t v = strtoull(at + strlen(want), NULL, 10);
+    free(page);
+    return v;
+}
+
+/* Waits until the distributor's subscriber list shows d1 acked at seq,
+ * failing after a minute without progress (a loaded machine can take
+ * minutes over a backlog of thousands), and telling the watchdog that the
+ * child is not stalled while it progresses. */
+static void wait_acked(const ts_dist_t *dist, watchdog_t *dog, uint64_t seq)
+{
+    strata_client_t *hist = ts_connect(dist->history, 10000);
+    uint64_t acked = 0, moved_ns = ts_now_ns();
+    while (acked < seq) {
+        uint64_t before = acked;
+        ck_assert_msg(ts_now_ns() - moved_ns < 60ull * 1000000000ull,
+                      "d1 acked %" PRIu64 " of %" PRIu64 ", and no further for 60 s", acked, seq);
+        strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
+        strata_reply_t rep;
+        strata_error_t err;
+        ck_assert_int_eq(strata_client_call(hist, &req, &rep, &err), 0);
+        for (size_t i = 0; i < rep.n_subscribers; i++)
+            if (!strcmp(rep.subscribers[i].name, "d1"))
+                acked = rep.subscribers[i].acked_seq;
+        strata_reply_clear(&rep);
+        if (acked > before) {
+            moved_ns = ts_now_ns();
+            atomic_store(&dog->heard_ns, moved_ns);
+        }
+        usleep(10000); /* polling interval, bounded by the check above */
+    }
+    strata_client_destroy(&hist);
+}
+
+/* cycles runs of a durable subscriber killed with SIGKILL while a loader
+ * writes, then a final run after the loader has stopped, which must reach
+ * the loader's end; every seq once per run, in order, none missing.
+ * drain: the loader stops before the second-to-last run instead, and that
+ * run is killed only once it has acked the loader's last seq, every
+ * delivery of it read after the decision to kill it; the final run then
+ * resumes at the end with nothing left to deliver. */
+static void kill9_cycles(const char *tag, int cycles, bool drain)
 {
     char *dir = ts_tempdir("dist-durable");
     char *data = ts_path(dir, "node");
@@ -658,78 +750,68 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     ts_node_start(&node, data, NULL);
     ts_dist_t dist;
     ts_dist_start(&dist, data, env);
-    uint64_t seed = ts_seed("durable-kill9");
+    uint64_t seed = ts_seed(tag);
     uint64_t rng = seed;
-    const int cycles = ts_soak() ? 100 : 20;
     loader_t loader;
     loader_start(&loader, node.endpoint, 0, 10, 2000, 4u << 20);
 
     /* What each cycle's child reported; checked once the loader has
      * recorded every seq it was given. */
-    typedef struct {
-        uint64_t offset, durable;
-        size_t first, n; /* its S lines in delivered[] */
-    } cycle_t;
     cycle_t *runs = calloc((size_t)cycles + 1, sizeof *runs);
-    size_t cap = 1u << 20, n_delivered = 0;
-    uint64_t *delivered = malloc(cap * sizeof *delivered);
-    uint64_t max_seen = 0;
+    report_t report = {.cap = 1u << 20};
+    report.delivered = malloc(report.cap * sizeof *report.delivered);
+    ck_assert_ptr_nonnull(report.delivered);
     for (int cycle = 0; cycle <= cycles; cycle++) {
-        bool last_cycle = cycle == cycles;
-        if (last_cycle)
+        bool last_cycle = cycle == cycles, drained = drain && cycle == cycles - 1;
+        if (drained) {
+            /* Past what the runs so far delivered, so that the drained run
+             * has something to deliver after the decision to kill it. */
+            while (atomic_load(&loader.last_seq) <= report.max_seen)
+                usleep(1000); /* the loader is running: bounded by its pace */
+            loader_join(&loader);
+        } else if (last_cycle && !drain) {
             loader_join(&loader); /* the final run must reach the loader's end */
+        }
         child_t c;
         child_start(&c, &dist);
+        /* The drained run's backlog must fit in the pipe while this
+         * process waits for its acks without reading. */
+        if (drained)
+            ck_assert_int_ge(fcntl(fileno(c.out), F_SETPIPE_SZ, 1 << 20), 1 << 20);
         cycle_t *run = &runs[cycle];
         run->offset = UINT64_MAX;
-        run->first = n_delivered;
-        uint64_t lines = 0, kill_after = 20 + ts_rand(&rng) % 400;
+        run->first = report.n_delivered;
+        uint64_t lines = 0, kill_after = drained ? 1 : 20 + ts_rand(&rng) % 400;
         char line[64];
         watchdog_t dog = {.pid = c.pid, .heard_ns = ts_now_ns()};
         pthread_t dog_thread;
         ck_assert_int_eq(pthread_create(&dog_thread, NULL, watchdog_main, &dog), 0);
+        /* The final run may find nothing left to deliver: its predecessor
+         * can have delivered and acked up to the loader's end before it
+         * died. It has subscribed once its O line is read, so the loop may
+         * end there. */
         while (fgets(line, sizeof line, c.out)) {
             atomic_store(&dog.heard_ns, ts_now_ns());
-            uint64_t v = strtoull(line + 2, NULL, 10);
-            if (line[0] == 'O') {
-                run->offset = v;
-            } else if (line[0] == 'S') {
-                if (n_delivered == cap) {
-                    cap *= 2;
-                    delivered = realloc(delivered, cap * sizeof *delivered);
-                    ck_assert_ptr_nonnull(delivered);
-                }
-                delivered[n_delivered++] = v;
-                if (v > max_seen)
-                    max_seen = v;
-            } else if (line[0] == 'D' && v > run->durable) {
-                run->durable = v;
-            }
+            take_line(&report, run, line);
             lines++;
-            if (last_cycle ? max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
+            if (last_cycle ? report.max_seen >= atomic_load(&loader.last_seq) : lines >= kill_after)
                 break;
         }
+        if (drained)
+            wait_acked(&dist, &dog, atomic_load(&loader.last_seq));
+        /* Killed first, then the watchdog joined: the join can wait out the
+         * watchdog's 100 ms sleep, and the kill should land where
+         * kill_after put it. */
+        kill(c.pid, SIGKILL);
         atomic_store(&dog.done, true);
         pthread_join(dog_thread, NULL);
-        kill(c.pid, SIGKILL);
         int status;
         waitpid(c.pid, &status, 0);
         /* What the child printed before it died still counts. */
-        while (fgets(line, sizeof line, c.out)) {
-            uint64_t v = strtoull(line + 2, NULL, 10);
-            if (line[0] == 'S') {
-                if (n_delivered == cap) {
-                    cap *= 2;
-                    delivered = realloc(delivered, cap * sizeof *delivered);
-                    ck_assert_ptr_nonnull(delivered);
-                }
-                delivered[n_delivered++] = v;
-            } else if (line[0] == 'D' && v > run->durable) {
-                run->durable = v;
-            }
-        }
+        while (fgets(line, sizeof line, c.out))
+            take_line(&report, run, line);
         fclose(c.out);
-        run->n = n_delivered - run->first;
+        run->n = report.n_delivered - run->first;
         ck_assert_msg(run->offset != UINT64_MAX, "cycle %d: the child never subscribed", cycle);
     }
 
@@ -742,7 +824,7 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
                       k, run->offset, prev_durable, seed);
         uint64_t expect = run->offset;
         for (size_t i = 0; i < run->n; i++) {
-            uint64_t v = delivered[run->first + i];
+            uint64_t v = report.delivered[run->first + i];
             uint64_t want = loader_next(&loader, expect);
             ck_assert_msg(v == want,
                           "cycle %d: seq %" PRIu64 " delivered, %" PRIu64
@@ -756,18 +838,31 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
             expect = v;
         }
         for (size_t i = 0; i < run->n; i++)
-            if (delivered[run->first + i] > max_before)
-                max_before = delivered[run->first + i];
+            if (report.delivered[run->first + i] > max_before)
+                max_before = report.delivered[run->first + i];
         if (run->durable > prev_durable)
             prev_durable = run->durable;
     }
-    ck_assert_msg(max_seen == last, "the final run stopped at %" PRIu64 " of %" PRIu64, max_seen,
-                  last);
+    if (drain) {
+        ck_assert_msg(runs[cycles - 1].n > 0 &&
+                          report.delivered[runs[cycles - 1].first + runs[cycles - 1].n - 1] == last,
+                      "the drained run did not end at %" PRIu64, last);
+        ck_assert_uint_eq(runs[cycles].offset, last);
+        ck_assert_uint_eq(runs[cycles].n, 0);
+    }
+    ck_assert_msg(report.max_seen == last,
+                  "the final run stopped at %" PRIu64 " of %" PRIu64 " (resumed after %" PRIu64
+                  ", seed %" PRIu64 ")",
+                  report.max_seen, last, runs[cycles].offset, seed);
+    /* Acks per offset write show whether the distributor coalesces them. */
     printf("durable: %d kill -9 cycles over seqs %" PRIu64 "..%" PRIu64 ", %zu deliveries, "
-           "about %" PRIu64 " repeated above a durable ack (seed %" PRIu64 ")\n",
-           cycles, runs[0].offset + 1, last, n_delivered, dups, seed);
+           "about %" PRIu64 " repeated above a durable ack, %" PRIu64 " acks stored in %" PRIu64
+           " offset writes (seed %" PRIu64 ")\n",
+           cycles, runs[0].offset + 1, last, report.n_delivered, dups,
+           dist_metric(&dist, "distributor_acks_total"),
+           dist_metric(&dist, "distributor_offset_writes_total"), seed);
     free(runs);
-    free(delivered);
+    free(report.delivered);
 
     /* The subscriber list shows it with its offset. */
     strata_client_t *hist = ts_connect(dist.history, 10000);
@@ -787,6 +882,20 @@ START_TEST(durable_subscriber_survives_kill9_cycles)
     free(data);
     ts_rmtree(dir);
     free(dir);
+}
+
+START_TEST(durable_subscriber_survives_kill9_cycles)
+{
+    kill9_cycles("durable-kill9", ts_soak() ? 100 : 20, false);
+}
+END_TEST
+
+/* A subscriber killed after it acked everything: the next resumes at the
+ * end. The test's own bookkeeping too: the drained run's deliveries are
+ * all read after the decision to kill it, and must still count. */
+START_TEST(durable_subscriber_killed_after_acking_everything_resumes_at_the_end)
+{
+    kill9_cycles("durable-drain", 3, true);
 }
 END_TEST
 
@@ -1347,6 +1456,7 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, distributor_restart_gap_is_detected_and_repaired);
     tcase_add_test(tc, delayed_stream_batches_per_topic);
     tcase_add_test(tc, durable_subscriber_survives_kill9_cycles);
+    tcase_add_test(tc, durable_subscriber_killed_after_acking_everything_resumes_at_the_end);
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
     tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
     suite_add_tcase(s, tc);
