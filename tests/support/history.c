@@ -457,7 +457,7 @@ static int parse_line(parser_t *p, ts_op_t *op)
         seen[field] = true;
         if (expect(p, ':') < 0)
             return -1;
-        int rc = 0, name_idx;
+        int rc = 0, name_idx = 0;
         switch (field) {
         case F_P:
         case F_NODE:
