@@ -82,6 +82,12 @@ teardown() {
                 done
             done
             "$COMPOSE" ps >&2
+            # What the health checks said, for a container that never turned
+            # healthy.
+            for cid in $("$COMPOSE" ps -q 2>/dev/null); do
+                "$DOCKER" inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}: {{range .State.Health.Log}}[exit {{.ExitCode}}] {{.Output}}{{end}}{{end}}' \
+                    "$cid" 2>/dev/null | grep -v ' healthy: ' | tail -c 3000 >&2
+            done
         fi
         "$COMPOSE" down --volumes --remove-orphans --timeout 30 >"$work/down.log" 2>&1 ||
             { echo "test_compose: docker-compose down failed:" >&2; cat "$work/down.log" >&2; }
