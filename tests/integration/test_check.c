@@ -273,17 +273,10 @@ static ts_node_t s_master, s_lost;
 
 static void cluster_setup(void)
 {
-    static const char *const master_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
-                                             "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
-                                             "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
-    static const char *const lost_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
-                                           "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
-                                           "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
-                                           "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
     s_dir = ts_tempdir("check-cluster");
     char *master = ts_path(s_dir, "master"), *lost = ts_path(s_dir, "lost");
-    ts_node_start(&s_master, master, master_env);
-    ts_node_start(&s_lost, lost, lost_env);
+    ts_node_start(&s_master, master, ts_env_sole_voter);
+    ts_node_start(&s_lost, lost, ts_env_unreachable_voter);
     free(master);
     free(lost);
 }

@@ -1011,22 +1011,12 @@ END_TEST
 static char *s_cluster_dir;
 static ts_node_t s_master, s_lost;
 
-/* The master of a one-voter cluster, and a voter of three that reaches
- * neither peer, so never master and knows none. */
-static const char *const s_master_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
-                                           "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
-                                           "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
-static const char *const s_lost_env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
-                                         "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
-                                         "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
-                                         "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
-
 static void cluster_setup(void)
 {
     s_cluster_dir = ts_tempdir("ctl-cluster");
     char *master = ts_path(s_cluster_dir, "master"), *lost = ts_path(s_cluster_dir, "lost");
-    ts_node_start(&s_master, master, s_master_env);
-    ts_node_start(&s_lost, lost, s_lost_env);
+    ts_node_start(&s_master, master, ts_env_sole_voter);
+    ts_node_start(&s_lost, lost, ts_env_unreachable_voter);
     free(master);
     free(lost);
     /* Polled until the master has won its election and committed its

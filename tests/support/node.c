@@ -632,3 +632,12 @@ void ts_slowdisk_set(const char *path, unsigned delay_us)
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_msg(rename(tmp, path) == 0, "rename %s: %s", tmp, strerror(errno));
 }
+
+const char *const ts_env_sole_voter[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
+                                         "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400",
+                                         "STRATA_CLUSTER_BOOTSTRAP=true", NULL};
+const char *const ts_env_unreachable_voter[] = {
+    "STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1,2,3",
+    "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400,"
+    "2=tcp://127.0.0.1:7401,3=tcp://127.0.0.1:7402",
+    "STRATA_CLUSTER_BOOTSTRAP=true", NULL};

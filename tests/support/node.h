@@ -23,6 +23,11 @@ typedef struct {
  * "NAME=value" strings (may be NULL). Fails the test when it does not come up,
  * printing its log. */
 void ts_node_start(ts_node_t *node, const char *data_dir, const char *const *env);
+/* Environments for ts_node_start making a cluster node of one writer: the
+ * master of a one-voter cluster, and a voter of three that reaches neither
+ * peer, so is never master and knows none. */
+extern const char *const ts_env_sole_voter[];
+extern const char *const ts_env_unreachable_voter[];
 /* The same with -c config (NULL: none), the file giving the data dir and
  * the ports: only env is added to the test's environment. */
 void ts_node_start_config(ts_node_t *node, const char *data_dir, const char *config,
