@@ -21,6 +21,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -74,6 +76,80 @@ void bench_emit(bench_t *b, const char *bench, const char *system, const char *m
             "\"unit\":\"%s\"}\n",
             bench, system, metric, value, unit);
     fflush(b->json);
+}
+
+/* One thread's CPU time on record (schedstat's first field, in ns) and its
+ * context switches (status), added to out. False when it is gone. */
+static bool s_thread_usage(const char *task_dir, bench_usage_t *out)
+{
+    char path[512], line[256];
+    snprintf(path, sizeof path, "%s/schedstat", task_dir);
+    FILE *f = fopen(path, "r");
+    unsigned long long run_ns = 0;
+    bool ok = f && fscanf(f, "%llu", &run_ns) == 1;
+    if (f)
+        fclose(f);
+    if (!ok)
+        return false;
+    snprintf(path, sizeof path, "%s/status", task_dir);
+    if (!(f = fopen(path, "r")))
+        return false;
+    unsigned long long switches = 0, n;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %llu", &n) == 1 ||
+            sscanf(line, "nonvoluntary_ctxt_switches: %llu", &n) == 1)
+            switches += n;
+    fclose(f);
+    out->cpu_ns += (double)run_ns;
+    out->ctx_switches += (double)switches;
+    return true;
+}
+
+int bench_usage(pid_t pid, bench_usage_t *out)
+{
+    *out = (bench_usage_t){0};
+    if (pid == 0) {
+        /* getrusage counts threads that have ended, which the client's
+         * lanes have by the time the case is over. */
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) != 0)
+            return -1;
+        out->cpu_ns = ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+                      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+        out->ctx_switches = (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
+        return 0;
+    }
+    /* A server's threads live as long as it does, so their sum is its own. */
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    unsigned threads = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char task[320];
+        snprintf(task, sizeof task, "%s/%s", dir, e->d_name);
+        threads += s_thread_usage(task, out);
+    }
+    closedir(d);
+    return threads > 0 ? 0 : -1;
+}
+
+void bench_case_costs(bench_case_t *c, const bench_usage_t *server_before,
+                      const bench_usage_t *server_after, const bench_usage_t *client_before,
+                      const bench_usage_t *client_after)
+{
+    if (c->ops == 0)
+        return;
+    double per_1k = 1000.0 / (double)c->ops;
+    c->has_costs = true;
+    c->server_cpu_ms_per_1k = (server_after->cpu_ns - server_before->cpu_ns) / 1e6 * per_1k;
+    c->server_ctx_per_1k = (server_after->ctx_switches - server_before->ctx_switches) * per_1k;
+    c->client_cpu_ms_per_1k = (client_after->cpu_ns - client_before->cpu_ns) / 1e6 * per_1k;
+    c->client_ctx_per_1k = (client_after->ctx_switches - client_before->ctx_switches) * per_1k;
 }
 
 void bench_table_header(const char *title)
@@ -131,6 +207,18 @@ void bench_case_report(bench_t *b, const bench_case_t *c)
         bench_emit(b, c->bench, c->system, s_percentiles[i].metric, (double)latency_ns[i], "ns");
     if (c->group_size > 0)
         bench_emit(b, c->bench, c->system, "group_size", c->group_size, "writes/group");
+    if (c->has_costs) {
+        printf("%-22s %-19s per 1k requests: server %.1f ms CPU, %.0f switches; client %.1f ms "
+               "CPU, %.0f switches\n",
+               "", "", c->server_cpu_ms_per_1k, c->server_ctx_per_1k, c->client_cpu_ms_per_1k,
+               c->client_ctx_per_1k);
+        bench_emit(b, c->bench, c->system, "server_cpu_per_1k", c->server_cpu_ms_per_1k, "ms");
+        bench_emit(b, c->bench, c->system, "server_ctx_switches_per_1k", c->server_ctx_per_1k,
+                   "switches");
+        bench_emit(b, c->bench, c->system, "client_cpu_per_1k", c->client_cpu_ms_per_1k, "ms");
+        bench_emit(b, c->bench, c->system, "client_ctx_switches_per_1k", c->client_ctx_per_1k,
+                   "switches");
+    }
 }
 
 void bench_ratio_report(bench_t *b, const bench_case_t *strata, const bench_case_t *anchor)

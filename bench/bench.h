@@ -22,6 +22,7 @@ typedef struct {
     FILE *json;      /* NULL without --json */
     uint64_t seed;
     double case_seconds; /* how long each timed case runs */
+    const char *only;    /* --only: run the cases whose name holds it; NULL: all */
 } bench_t;
 
 /* One verb: a row of main.c's table, its body in bench_<name>.c. */
@@ -48,6 +49,11 @@ typedef struct {
     double seconds; /* wall time of the whole case */
     strata_histogram_t *latency;
     double group_size; /* writes per group commit; 0 when not measured */
+    /* What the case cost the server process and this (client) process, per
+     * 1,000 requests: CPU ms and context switches. has_costs: measured. */
+    bool has_costs;
+    double server_cpu_ms_per_1k, server_ctx_per_1k;
+    double client_cpu_ms_per_1k, client_ctx_per_1k;
 } bench_case_t;
 
 /* Empty case with a fresh histogram; exits on out of memory (a bench has
@@ -69,6 +75,20 @@ void bench_emit(bench_t *b, const char *bench, const char *system, const char *m
                 const char *unit);
 
 uint64_t bench_now_ns(void);
+
+/* CPU time and context switches (voluntary and not) a process has spent so
+ * far, summed over its threads: pid 0 is this process, threads that have
+ * ended included. */
+typedef struct {
+    double cpu_ns;
+    double ctx_switches;
+} bench_usage_t;
+/* Returns 0, or -1 when the process cannot be read (it ended). */
+int bench_usage(pid_t pid, bench_usage_t *out);
+/* Fills c's per-1k-request costs from usages taken before and after it. */
+void bench_case_costs(bench_case_t *c, const bench_usage_t *server_before,
+                      const bench_usage_t *server_after, const bench_usage_t *client_before,
+                      const bench_usage_t *client_after);
 
 /* splitmix64: deterministic for a seed, and every 64-bit output distinct,
  * so keys drawn from it do not collide. */

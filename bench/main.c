@@ -76,6 +76,8 @@ static void s_usage(FILE *out)
                  "               else $TMPDIR); use a real disk: on tmpfs fdatasync is free\n"
                  "  --seed N     key generator seed (default fixed, so runs are comparable)\n"
                  "  --keep       do not delete the data directory at the end\n"
+                 "  --only TEXT  service: run only the cases whose name holds TEXT (get.p64,\n"
+                 "               put_sync), to profile one\n"
                  "  -h, --help   this text\n"
                  "\n"
                  "exit codes: 0 ok, 1 a case failed, 2 usage or setup error\n");
@@ -140,13 +142,10 @@ static uint64_t s_timer_overhead_ns(void)
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"json", required_argument, NULL, 'j'},
-        {"dir", required_argument, NULL, 'd'},
-        {"seed", required_argument, NULL, 's'},
-        {"keep", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"quick", no_argument, NULL, 'q'},     {"json", required_argument, NULL, 'j'},
+        {"dir", required_argument, NULL, 'd'}, {"seed", required_argument, NULL, 's'},
+        {"keep", no_argument, NULL, 'k'},      {"only", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     bench_t b = {.seed = UINT64_C(0x5742A7A5EED), .case_seconds = 10.0};
     const char *json_path = NULL, *dir_option = NULL;
@@ -176,6 +175,9 @@ int main(int argc, char **argv)
         }
         case 'k':
             keep = true;
+            break;
+        case 'o':
+            b.only = optarg;
             break;
         case 'h':
             s_usage(stdout);

@@ -195,7 +195,9 @@ static int s_strata_send(s_lane_t *lane, s_op_t op, const uint8_t *key, uint64_t
     }
     strata_error_t err;
     strata_error_clear(&err);
-    int rc = strata_client_send(lane->conn, &req, token, &err);
+    /* Queued until recv has no reply at hand, as hiredis's appended
+     * commands wait for its next read. */
+    int rc = strata_client_queue(lane->conn, &req, token, &err);
     if (rc != 0)
         return s_lane_fail(lane, "strata send: %s (%s)", strata_strerror(rc), err.msg);
     return 0;
@@ -523,6 +525,9 @@ static int s_run_case(s_ctx_t *ctx, const s_server_t *server, const s_run_t *run
                 fprintf(stderr, "strata-bench: cannot start thread %u\n", i);
                 exit(EXIT_FAILURE);
             }
+        bench_usage_t server_before, server_after, client_before, client_after;
+        bool costs =
+            bench_usage(server->pid, &server_before) == 0 && bench_usage(0, &client_before) == 0;
         uint64_t start_ns = bench_now_ns();
         deadline_ns = start_ns + (uint64_t)(run->seconds * 1e9);
         pthread_barrier_wait(&start); /* publishes deadline_ns to the lanes */
@@ -540,6 +545,9 @@ static int s_run_case(s_ctx_t *ctx, const s_server_t *server, const s_run_t *run
                 end_ns = lanes[i].end_ns;
         }
         c->seconds = (double)(end_ns - start_ns) / 1e9;
+        if (costs && bench_usage(server->pid, &server_after) == 0 &&
+            bench_usage(0, &client_after) == 0)
+            bench_case_costs(c, &server_before, &server_after, &client_before, &client_after);
         pthread_barrier_destroy(&start);
     }
     for (unsigned i = 0; i < connected; i++) {
@@ -585,6 +593,8 @@ static int s_compare(s_ctx_t *ctx, s_op_t op, const s_shape_t *shape)
     unsigned n_systems = ctx->redis ? 2 : 1;
     char name[48];
     snprintf(name, sizeof name, "service.%s.%s", s_op_name(op), shape->name);
+    if (ctx->b->only && !strstr(name, ctx->b->only))
+        return 0;
     bench_case_t runs[2][FULL_REPS > QUICK_REPS ? FULL_REPS : QUICK_REPS];
     int rc = 0;
     for (unsigned rep = 0; rep < ctx->reps; rep++) {

@@ -18,6 +18,10 @@
 #define CLIENT_MAX_MESSAGE ((int64_t)STRATA_PROTO_MAX_MESSAGE + (64 << 10))
 #define CLIENT_HWM         100000
 #define ID_SET_MIN_SLOTS   64
+/* strata_client_send queues up to this many requests, or bytes, before they
+ * leave as one message (PROTOCOL.md, "Several requests in one message"). */
+#define CLIENT_BATCH_MAX   128
+#define CLIENT_BATCH_BYTES (256u << 10)
 
 /* A reply that arrived while a blocking call waited for another one, kept
  * for strata_client_recv. rc is its decode result. */
@@ -62,6 +66,14 @@ struct strata_client {
     uint64_t resend_id; /* set while a write is sent again: its id */
     id_set_t in_flight;
     zlist_t *stash; /* of stashed_reply_t, oldest first; never longer than in_flight */
+    /* Requests sent and not yet handed to ZeroMQ, encoded: they leave
+     * together when a reply is to be waited for, a call is made, or the
+     * batch is full. One message then carries what a pipelining caller
+     * sent in a row, and the server answers it in as few. */
+    uint8_t *queued[CLIENT_BATCH_MAX];
+    size_t queued_len[CLIENT_BATCH_MAX];
+    uint64_t queued_id[CLIENT_BATCH_MAX];
+    size_t n_queued, queued_bytes;
 };
 
 /* ---- id set ------------------------------------------------------------ */
@@ -153,6 +165,33 @@ static void s_ids_keep_stashed(id_set_t *set)
     free(kept);
 }
 
+/* ---- the send queue ---------------------------------------------------- */
+
+/* Forgets what is queued: none of it left, so no reply is to be waited for. */
+static void s_queue_drop(strata_client_t *self)
+{
+    for (size_t i = 0; i < self->n_queued; i++) {
+        free(self->queued[i]);
+        s_ids_remove(&self->in_flight, self->queued_id[i]);
+    }
+    self->n_queued = self->queued_bytes = 0;
+}
+
+/* Hands what is queued to ZeroMQ as one message. On failure none of it
+ * counts as in flight any more. */
+static int s_flush(strata_client_t *self, int64_t deadline, strata_error_t *err)
+{
+    if (self->n_queued == 0)
+        return 0;
+    int rc = client_send_frames(self->handle, self->endpoint, self->queued, self->queued_len,
+                                self->n_queued, deadline, self->timeout_ms, err);
+    if (rc)
+        for (size_t i = 0; i < self->n_queued; i++)
+            s_ids_remove(&self->in_flight, self->queued_id[i]);
+    self->n_queued = self->queued_bytes = 0;
+    return rc;
+}
+
 /* ---- life cycle -------------------------------------------------------- */
 
 /* A new socket connected to endpoint, in place of the current one. Requests
@@ -189,6 +228,7 @@ static int s_open(strata_client_t *self, const char *endpoint, strata_error_t *e
     free(self->endpoint);
     self->endpoint = copy;
     s_ids_keep_stashed(&self->in_flight);
+    s_queue_drop(self);
     return 0;
 }
 
@@ -292,6 +332,10 @@ void strata_client_destroy(strata_client_t **client_p)
         }
         zlist_destroy(&self->stash);
     }
+    /* Linger is 0: what ZeroMQ still holds is dropped with the socket, and
+     * so is what never reached it. */
+    for (size_t i = 0; i < self->n_queued; i++)
+        free(self->queued[i]);
     zsock_destroy(&self->dealer);
     free(self->in_flight.slots);
     free(self->endpoint);
@@ -317,7 +361,9 @@ static bool s_is_write(strata_op_t op)
            op == STRATA_OP_RECORD;
 }
 
-static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline,
+/* queue: leave it with the others queued until a flush (strata_client_queue);
+ * otherwise it leaves now, with whatever was queued before it. */
+static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline, bool queue,
                   uint64_t *request_id, strata_error_t *err)
 {
     if (self->in_flight.count >= STRATA_CLIENT_MAX_IN_FLIGHT)
@@ -328,11 +374,20 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
     req->request_id = self->resend_id ? self->resend_id : self->next_request_id++;
     if (self->session && s_is_write(req->op))
         req->session = self->session;
-    int rc =
-        client_send_request(self->handle, self->endpoint, req, deadline, self->timeout_ms, err);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = strata_request_encode(req, &buf, &len, err);
     if (rc)
         return rc;
     s_ids_place(&self->in_flight, (id_slot_t){.id = req->request_id});
+    self->queued[self->n_queued] = buf;
+    self->queued_len[self->n_queued] = len;
+    self->queued_id[self->n_queued] = req->request_id;
+    self->n_queued++;
+    self->queued_bytes += len;
+    if (!queue || self->n_queued == CLIENT_BATCH_MAX || self->queued_bytes >= CLIENT_BATCH_BYTES)
+        if ((rc = s_flush(self, deadline, err)) != 0)
+            return rc;
     if (request_id)
         *request_id = req->request_id;
     return 0;
@@ -341,33 +396,21 @@ static int s_send(strata_client_t *self, strata_request_t *req, int64_t deadline
 int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
                        strata_error_t *err)
 {
-    return s_send(self, req, client_deadline_ms(self->timeout_ms), request_id, err);
+    return s_send(self, req, client_deadline_ms(self->timeout_ms), false, request_id, err);
+}
+
+int strata_client_queue(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
+                        strata_error_t *err)
+{
+    return s_send(self, req, client_deadline_ms(self->timeout_ms), true, request_id, err);
+}
+
+int strata_client_flush(strata_client_t *self, strata_error_t *err)
+{
+    return s_flush(self, client_deadline_ms(self->timeout_ms), err);
 }
 
 /* ---- receiving --------------------------------------------------------- */
-
-/* Reads one whole message without waiting and keeps its last frame (the
- * reply; anything before it is envelope). False when none is queued. */
-static bool s_read_message(strata_client_t *self, zmq_msg_t *frame)
-{
-    zmq_msg_init(frame);
-    if (zmq_msg_recv(frame, self->handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(frame);
-        return false;
-    }
-    while (zmq_msg_more(frame)) {
-        zmq_msg_t next;
-        zmq_msg_init(&next);
-        /* The rest of a multipart message is already here: this cannot block. */
-        if (zmq_msg_recv(&next, self->handle, 0) < 0) {
-            zmq_msg_close(&next);
-            break;
-        }
-        zmq_msg_move(frame, &next);
-        zmq_msg_close(&next);
-    }
-    return true;
-}
 
 /* The decode result as the API promises it: a reply that does not parse is
  * EINVAL, whatever the decoder's finer code (its message names the cause). */
@@ -382,8 +425,8 @@ static int s_decode_rc(int rc)
  * replies to ids not in flight (a timed-out call, a duplicate) are dropped.
  * A frame too broken to carry an id is handed out only when it can belong
  * to nobody else: to recv, or to the one call in flight. */
-static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, strata_reply_t *reply,
-                    int *rc, strata_error_t *err)
+static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, bool may_take,
+                    strata_reply_t *reply, int *rc, strata_error_t *err)
 {
     strata_reply_t got;
     strata_error_t decode_err;
@@ -395,8 +438,8 @@ static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, st
     if (anonymous && wanted && self->in_flight.count == 1 && s_ids_find(&self->in_flight, wanted))
         id = wanted;
     id_slot_t *slot = s_ids_find(&self->in_flight, id);
-    bool take =
-        (anonymous && wanted == 0) || (slot && !slot->stashed && (wanted == 0 || id == wanted));
+    bool take = may_take && ((anonymous && wanted == 0) ||
+                             (slot && !slot->stashed && (wanted == 0 || id == wanted)));
     if (take) {
         if (slot)
             s_ids_remove(&self->in_flight, id);
@@ -428,15 +471,30 @@ static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, st
 static int s_wait(strata_client_t *self, uint64_t wanted, int64_t deadline, int timeout_ms,
                   strata_reply_t *reply, strata_error_t *err)
 {
+    int rc = s_flush(self, deadline, err);
+    if (rc)
+        return rc;
     for (;;) {
-        zmq_msg_t frame;
-        while (s_read_message(self, &frame)) {
-            int rc = 0;
-            bool taken = s_route(self, &frame, wanted, reply, &rc, err);
+        /* A message holds one reply per frame (an empty one is a REQ-style
+         * delimiter): once the one wanted is taken, the rest of its message
+         * is read too, and stashed. */
+        bool taken = false, more = false;
+        for (;;) {
+            zmq_msg_t frame;
+            zmq_msg_init(&frame);
+            if (zmq_msg_recv(&frame, self->handle, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&frame);
+                break;
+            }
+            more = zmq_msg_more(&frame);
+            if (zmq_msg_size(&frame) > 0 && s_route(self, &frame, wanted, !taken, reply, &rc, err))
+                taken = true;
             zmq_msg_close(&frame);
-            if (taken)
-                return rc;
+            if (taken && !more)
+                break;
         }
+        if (taken)
+            return rc;
         long wait_ms = client_remaining_ms(deadline);
         if (wait_ms == 0)
             return strata_error_set(err, STRATA_ETIMEDOUT, "no reply from %s within %d ms",
@@ -525,7 +583,7 @@ static int s_call_once(strata_client_t *self, strata_request_t *req, int64_t dea
 {
     memset(reply, 0, sizeof *reply);
     uint64_t request_id = 0;
-    int rc = s_send(self, req, deadline, &request_id, err);
+    int rc = s_send(self, req, deadline, false, &request_id, err);
     *sent = rc == 0;
     if (rc)
         return rc;

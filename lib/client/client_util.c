@@ -76,6 +76,54 @@ static void s_free_frame(void *data, void *hint)
     free(data);
 }
 
+/* One frame, MORE when others follow. A frame sent is ZeroMQ's; on failure
+ * frame is still the caller's to close. */
+static int s_send_frame(void *handle, const char *endpoint, zmq_msg_t *frame, int more,
+                        int64_t deadline, int timeout_ms, strata_error_t *err)
+{
+    /* DONTWAIT and poll so a full send queue costs at most the deadline.
+     * Only a message's first frame can find it full: the high-water mark
+     * counts whole messages. */
+    while (zmq_msg_send(frame, handle, ZMQ_DONTWAIT | more) < 0) {
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+            return strata_error_set(err, STRATA_EIO, "send to %s: %s", endpoint,
+                                    zmq_strerror(zmq_errno()));
+        long wait_ms = client_remaining_ms(deadline);
+        if (wait_ms == 0)
+            return strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
+                                    endpoint, timeout_ms);
+        zmq_pollitem_t item = {.socket = handle, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&item, 1, wait_ms) < 0 && zmq_errno() != EINTR)
+            return strata_error_set(err, STRATA_EIO, "poll %s: %s", endpoint,
+                                    zmq_strerror(zmq_errno()));
+        if (zsys_interrupted)
+            return strata_error_set(err, STRATA_ECLOSED, "interrupted");
+    }
+    return 0;
+}
+
+int client_send_frames(void *handle, const char *endpoint, uint8_t *const *bufs, const size_t *lens,
+                       size_t n, int64_t deadline, int timeout_ms, strata_error_t *err)
+{
+    int rc = 0;
+    size_t i = 0;
+    for (; i < n && rc == 0; i++) {
+        zmq_msg_t frame;
+        if (zmq_msg_init_data(&frame, bufs[i], lens[i], s_free_frame, NULL) != 0) {
+            free(bufs[i]);
+            rc = strata_error_set(err, STRATA_ENOMEM, "send to %s: out of memory", endpoint);
+            break;
+        }
+        rc = s_send_frame(handle, endpoint, &frame, i + 1 < n ? ZMQ_SNDMORE : 0, deadline,
+                          timeout_ms, err);
+        if (rc)
+            zmq_msg_close(&frame); /* frees bufs[i] */
+    }
+    for (; i < n; i++)
+        free(bufs[i]);
+    return rc;
+}
+
 int client_send_request(void *handle, const char *endpoint, const strata_request_t *req,
                         int64_t deadline, int timeout_ms, strata_error_t *err)
 {
@@ -84,36 +132,5 @@ int client_send_request(void *handle, const char *endpoint, const strata_request
     int rc = strata_request_encode(req, &buf, &len, err);
     if (rc)
         return rc;
-    zmq_msg_t frame;
-    if (zmq_msg_init_data(&frame, buf, len, s_free_frame, NULL) != 0) {
-        free(buf);
-        return strata_error_set(err, STRATA_ENOMEM, "send to %s: out of memory", endpoint);
-    }
-    /* DONTWAIT and poll so a full send queue costs at most the deadline. */
-    while (zmq_msg_send(&frame, handle, ZMQ_DONTWAIT) < 0) {
-        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
-            rc = strata_error_set(err, STRATA_EIO, "send to %s: %s", endpoint,
-                                  zmq_strerror(zmq_errno()));
-            break;
-        }
-        long wait_ms = client_remaining_ms(deadline);
-        if (wait_ms == 0) {
-            rc = strata_error_set(err, STRATA_ETIMEDOUT, "send to %s: queue full for %d ms",
-                                  endpoint, timeout_ms);
-            break;
-        }
-        zmq_pollitem_t item = {.socket = handle, .events = ZMQ_POLLOUT};
-        if (zmq_poll(&item, 1, wait_ms) < 0 && zmq_errno() != EINTR) {
-            rc = strata_error_set(err, STRATA_EIO, "poll %s: %s", endpoint,
-                                  zmq_strerror(zmq_errno()));
-            break;
-        }
-        if (zsys_interrupted) {
-            rc = strata_error_set(err, STRATA_ECLOSED, "interrupted");
-            break;
-        }
-    }
-    if (rc)
-        zmq_msg_close(&frame);
-    return rc;
+    return client_send_frames(handle, endpoint, &buf, &len, 1, deadline, timeout_ms, err);
 }

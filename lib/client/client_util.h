@@ -37,5 +37,10 @@ long client_remaining_ms(int64_t deadline);
  * timeout_ms only name things in errors. */
 int client_send_request(void *handle, const char *endpoint, const strata_request_t *req,
                         int64_t deadline, int timeout_ms, strata_error_t *err);
+/* As client_send_request for n encoded requests, sent as one message of n
+ * frames. Each bufs[i] was malloc'd and is ZeroMQ's or freed here,
+ * whatever the result. */
+int client_send_frames(void *handle, const char *endpoint, uint8_t *const *bufs, const size_t *lens,
+                       size_t n, int64_t deadline, int timeout_ms, strata_error_t *err);
 
 #endif

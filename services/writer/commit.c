@@ -4,6 +4,104 @@
 #define _GNU_SOURCE
 #include "writer.h"
 
+static size_t multi_slot(const uint8_t *id, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ id[i]) * 1099511628211ull;
+    return (size_t)(h % MULTI_IDS);
+}
+
+void multi_id_add(writer_t *w, zframe_t *routing_id)
+{
+    size_t len = zframe_size(routing_id);
+    if (len == 0 || len > MULTI_ID_MAX)
+        return;
+    uint8_t *slot = w->multi_ids[multi_slot(zframe_data(routing_id), len)];
+    slot[0] = (uint8_t)len;
+    memcpy(slot + 1, zframe_data(routing_id), len);
+}
+
+static bool multi_id_has(const writer_t *w, const zframe_t *routing_id)
+{
+    size_t len = zframe_size((zframe_t *)routing_id);
+    if (len == 0 || len > MULTI_ID_MAX)
+        return false;
+    const uint8_t *data = zframe_data((zframe_t *)routing_id);
+    const uint8_t *slot = w->multi_ids[multi_slot(data, len)];
+    return slot[0] == len && memcmp(slot + 1, data, len) == 0;
+}
+
+static void batch_send(writer_t *w, reply_batch_t *b)
+{
+    zframe_t *f;
+    /* As svc_outq_send_after: a failed frame (only at shutdown) still lets
+     * the message end, so the socket is never left inside one. */
+    while ((f = zmsg_pop(b->envelope))) {
+        zframe_send(&f, b->sock, ZFRAME_MORE);
+        zframe_destroy(&f);
+    }
+    zmsg_destroy(&b->envelope);
+    void *handle = zsock_resolve(b->sock);
+    for (size_t i = 0; i < b->n; i++)
+        svc_outq_send(w->outq, handle, b->frames[i].buf, b->frames[i].len,
+                      i + 1 < b->n ? ZMQ_SNDMORE : 0);
+    b->n = b->bytes = 0;
+}
+
+void replies_flush(writer_t *w)
+{
+    for (size_t i = 0; i < w->n_batches; i++)
+        batch_send(w, &w->batches[i]);
+    w->n_batches = 0;
+    w->batching = false;
+}
+
+/* Adds a reply to its connection's batch, when it has one or may start
+ * one; false when it must go on its own. */
+static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf, size_t len)
+{
+    zframe_t *id = zmsg_first(*envelope_p);
+    if (!w->batching || sock != w->router || !id || !multi_id_has(w, id))
+        return false;
+    size_t id_len = zframe_size(id);
+    reply_batch_t *b = NULL;
+    for (size_t i = 0; i < w->n_batches && !b; i++)
+        if (w->batches[i].id_len == id_len && !memcmp(w->batches[i].id, zframe_data(id), id_len) &&
+            zmsg_size(w->batches[i].envelope) == zmsg_size(*envelope_p))
+            b = &w->batches[i];
+    if (!b) {
+        if (w->n_batches == REPLY_BATCHES) {
+            bool was = w->batching;
+            replies_flush(w);
+            w->batching = was;
+        }
+        b = &w->batches[w->n_batches++];
+        b->sock = sock;
+        b->envelope = *envelope_p;
+        *envelope_p = NULL;
+        b->id_len = id_len;
+        memcpy(b->id, zframe_data(id), id_len);
+    } else {
+        zmsg_destroy(envelope_p);
+    }
+    b->frames[b->n].buf = buf;
+    b->frames[b->n].len = len;
+    b->n++;
+    b->bytes += len;
+    if (b->n == REPLY_FRAMES_MAX || b->bytes >= REPLY_BATCH_BYTES) {
+        /* Sent now, and its envelope with it: the next reply starts over. */
+        zmsg_t *again = zmsg_dup(b->envelope);
+        batch_send(w, b);
+        if (again) {
+            b->envelope = again;
+        } else {
+            w->batches[b - w->batches] = w->batches[--w->n_batches];
+        }
+    }
+    return true;
+}
+
 void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_reply_t *rep)
 {
     uint8_t *buf = NULL;
@@ -23,6 +121,8 @@ void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_re
             return;
         }
     }
+    if (out && batch_add(w, sock, &out, buf, len))
+        return;
     svc_outq_send_after(w->outq, sock, &out, buf, len);
 }
 
@@ -138,6 +238,7 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
     if (w->cx && loop)
         consensus_durable(w);
     pending_t *p;
+    w->batching = true;
     while ((p = pending_front(&w->pending))) {
         if (!rc && p->seq > durable)
             break;
@@ -154,6 +255,7 @@ int on_sync(zloop_t *loop, zsock_t *pipe, void *arg)
         pending_pop(&w->pending);
         released++;
     }
+    replies_flush(w);
     pthread_mutex_lock(&w->stats_mu);
     strata_histogram_record(w->stats.sync_ns, took);
     if (rc) {

@@ -488,6 +488,8 @@ static void release_committed(writer_t *w, uint64_t commit)
 {
     uint64_t now = now_ns();
     pending_t *p;
+    bool was = w->batching;
+    w->batching = true;
     while ((p = pending_front(&w->committing)) && p->seq <= commit) {
         send_write_reply(w, p);
         pthread_mutex_lock(&w->stats_mu);
@@ -495,6 +497,8 @@ static void release_committed(writer_t *w, uint64_t commit)
         pthread_mutex_unlock(&w->stats_mu);
         pending_pop(&w->committing);
     }
+    if (!was)
+        replies_flush(w);
     pthread_mutex_lock(&w->stats_mu);
     w->stats.pending = w->pending.len + w->committing.len;
     pthread_mutex_unlock(&w->stats_mu);

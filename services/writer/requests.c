@@ -543,35 +543,14 @@ static bool big_reply(strata_op_t op)
     return op == STRATA_OP_GET || op == STRATA_OP_MULTI_GET || op == STRATA_OP_SCAN;
 }
 
-/* One ROUTER message: routing id, an optional empty delimiter, one payload
- * frame. Anything else gets an error reply, never a crash. */
-static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
+/* One request frame, its envelope its own (the routing id, perhaps a
+ * delimiter). */
+static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, zframe_t *payload,
+                           uint64_t start)
 {
-    uint64_t start = now_ns();
-    size_t frames = zmsg_size(msg);
-    zframe_t *payload = zmsg_last(msg);
-    zmsg_remove(msg, payload); /* msg is now the envelope */
     pthread_mutex_lock(&w->stats_mu);
     w->stats.requests++;
     pthread_mutex_unlock(&w->stats_mu);
-    bool delimited =
-        frames == 3 && zframe_size(zmsg_first(msg)) > 0 && zframe_size(zmsg_next(msg)) == 0;
-    if (frames != 2 && !delimited) {
-        pthread_mutex_lock(&w->stats_mu);
-        w->stats.malformed++;
-        pthread_mutex_unlock(&w->stats_mu);
-        while (zmsg_size(msg) > 1) {
-            zframe_t *extra = zmsg_last(msg);
-            zmsg_remove(msg, extra);
-            zframe_destroy(&extra);
-        }
-        char text[128];
-        snprintf(text, sizeof text, "request: expected one payload frame, got %zu frames",
-                 frames - 1);
-        send_error(w, sock, &msg, 0, STRATA_EINVAL, text);
-        zframe_destroy(&payload);
-        return;
-    }
     strata_request_t req;
     strata_error_t err;
     int rc = strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err);
@@ -580,7 +559,7 @@ static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
         w->stats.malformed++;
         pthread_mutex_unlock(&w->stats_mu);
         log_debug("event=bad_request bytes=%zu error=\"%s\"", zframe_size(payload), err.msg);
-        send_error(w, sock, &msg, req.request_id, rc, err.msg);
+        send_error(w, sock, &envelope, req.request_id, rc, err.msg);
     } else if (sock == w->router && svc_outq_full(w->outq) && big_reply(req.op)) {
         /* Refused unread: answering would only add to what is queued. The
          * client that is not reading goes, so the others get served again;
@@ -593,32 +572,83 @@ static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
                  " bytes of replies are waiting for clients to read them (cap %" PRIu64
                  ", writer/reply_queue_mb)",
                  svc_outq_bytes(w->outq), svc_outq_cap(w->outq));
-        send_error(w, sock, &msg, req.request_id, STRATA_EBUSY, text);
+        send_error(w, sock, &envelope, req.request_id, STRATA_EBUSY, text);
     } else {
         ctx_t c = {.w = w,
                    .sock = sock,
-                   .envelope = msg,
+                   .envelope = envelope,
                    .req = &req,
                    .from_control = sock == w->control,
                    .role = sock == w->control ? NULL : svc_curve_role(w->curve, payload),
                    .start_ns = start};
         dispatch(&c);
-        msg = c.envelope; /* NULL when a handler kept or sent it */
+        envelope = c.envelope; /* NULL when a handler kept or sent it */
     }
-    zmsg_destroy(&msg);
+    zmsg_destroy(&envelope);
     strata_request_clear(&req);
-    zframe_destroy(&payload);
+}
+
+/* One ROUTER message: the routing id, an optional empty delimiter, then one
+ * request per frame (PROTOCOL.md). Anything else gets an error reply, never
+ * a crash. */
+static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
+{
+    uint64_t start = now_ns();
+    zframe_t *id = zmsg_pop(msg);
+    zmsg_t *envelope = zmsg_new();
+    if (!envelope) {
+        zframe_destroy(&id);
+        zmsg_destroy(&msg);
+        return;
+    }
+    zmsg_append(envelope, &id);
+    /* An empty frame first is the delimiter, unless it is all there is: a
+     * request is never empty, so then it is a malformed one. */
+    if (zmsg_size(msg) > 1 && zframe_size(zmsg_first(msg)) == 0) {
+        zframe_t *delimiter = zmsg_pop(msg);
+        zmsg_append(envelope, &delimiter);
+    }
+    size_t n = zmsg_size(msg);
+    if (n > REQUEST_FRAMES_MAX) {
+        pthread_mutex_lock(&w->stats_mu);
+        w->stats.requests++;
+        w->stats.malformed++;
+        pthread_mutex_unlock(&w->stats_mu);
+        char text[128];
+        snprintf(text, sizeof text, "request: %zu request frames in one message, cap %u", n,
+                 (unsigned)REQUEST_FRAMES_MAX);
+        send_error(w, sock, &envelope, 0, STRATA_EINVAL, text);
+        zmsg_destroy(&msg);
+        return;
+    }
+    if (n > 1 && sock == w->router)
+        multi_id_add(w, zmsg_first(envelope));
+    zframe_t *payload;
+    while ((payload = zmsg_pop(msg))) {
+        zmsg_t *own = zmsg_size(msg) ? zmsg_dup(envelope) : envelope;
+        if (own) {
+            if (own == envelope)
+                envelope = NULL;
+            handle_request(w, sock, own, payload, start);
+        }
+        zframe_destroy(&payload);
+    }
+    zmsg_destroy(&envelope);
+    zmsg_destroy(&msg);
 }
 
 int on_request(zloop_t *loop, zsock_t *sock, void *arg)
 {
     writer_t *w = arg;
+    w->batching = true;
     for (int i = 0; i < DRAIN_MAX && !w->terminating; i++) {
         if (i > 0 && !(zsock_events(sock) & ZMQ_POLLIN))
             break;
         zmsg_t *msg = zmsg_recv(sock);
-        if (!msg)
+        if (!msg) {
+            replies_flush(w);
             return zsys_interrupted ? -1 : 0;
+        }
         if (zmsg_size(msg) < 2) { /* ROUTER always adds the id; be safe */
             zmsg_destroy(&msg);
             continue;
@@ -626,6 +656,7 @@ int on_request(zloop_t *loop, zsock_t *sock, void *arg)
         handle_message(w, sock, msg);
     }
     flush_staged(w);
+    replies_flush(w);
     return w->terminating ? -1 : 0;
 }
 

@@ -84,6 +84,8 @@ static void writer_free(writer_t *w)
     free(w->pending.items);
     free(w->committing.items);
     free(w->staged);
+    free(w->multi_ids);
+    free(w->batches);
     svc_config_destroy(&w->cfg);
     pthread_mutex_destroy(&w->sync_mu);
     pthread_cond_destroy(&w->sync_cv);
@@ -142,6 +144,15 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
     pthread_cond_init(&w->sync_cv, NULL);
     pthread_mutex_init(&w->stats_mu, NULL);
     w->cfg = cfg;
+    w->multi_ids = calloc(MULTI_IDS, sizeof *w->multi_ids);
+    w->batches = calloc(REPLY_BATCHES, sizeof *w->batches);
+    if (!w->multi_ids || !w->batches) {
+        free(w->multi_ids);
+        free(w->batches);
+        free(w);
+        svc_config_destroy(&cfg);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
     int rc;
     const char *dir = svc_config_get(w->cfg, "node/data_dir");
     if ((rc = strata_io_mkdirs(strata_io_posix(), dir)) != 0) {

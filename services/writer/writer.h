@@ -54,6 +54,19 @@
 /* A staged group of writes goes to the engine at this size at the latest. */
 #define STAGE_MAX_REQUESTS 1024
 #define STAGE_MAX_BYTES    (4u << 20)
+/* Several requests in one message (PROTOCOL.md, "Several requests in one
+ * message"): at most this many request frames, and the replies to such a
+ * connection go back at most this many, or this many bytes, per message. */
+#define REQUEST_FRAMES_MAX 1024
+#define REPLY_FRAMES_MAX   256
+#define REPLY_BATCH_BYTES  (256u << 10)
+/* Connections that have sent several requests in one message, by routing id:
+ * a direct-mapped table, so a collision forgets one (its replies go one per
+ * message again, which is always allowed) and memory stays fixed. */
+#define MULTI_IDS    4096
+#define MULTI_ID_MAX 16
+/* Connections with replies gathered at once; one more flushes them all. */
+#define REPLY_BATCHES 64
 /* A connection is only closed as the one not reading when at least this
  * much waits in its kernel send queue. A stalled peer's fills to its send
  * buffer, which a slow start may leave near the kernel's 16 KiB default;
@@ -87,6 +100,20 @@ typedef struct {
 } stats_t;
 
 typedef struct writer writer_t;
+
+/* Replies gathered for one connection, sent as one message by
+ * replies_flush: the first reply's envelope, then a frame per reply. */
+typedef struct {
+    zsock_t *sock;
+    zmsg_t *envelope;
+    uint8_t id[MULTI_ID_MAX];
+    size_t id_len;
+    struct {
+        void *buf;
+        size_t len;
+    } frames[REPLY_FRAMES_MAX];
+    size_t n, bytes;
+} reply_batch_t;
 
 /* The cluster section of the config (consensus.c); id 0: a single node. */
 typedef struct {
@@ -228,6 +255,14 @@ struct writer {
     zhashx_t *sessions;
     uint64_t stage_base; /* the seq the staged batch's first op gets */
 
+    /* Replies to connections in multi_ids are gathered while batching is
+     * set (a loop callback that answers many requests) and sent per
+     * connection when it ends. */
+    uint8_t (*multi_ids)[MULTI_ID_MAX + 1]; /* [0]: the id's length, 0 for none */
+    bool batching;
+    reply_batch_t *batches; /* REPLY_BATCHES of them */
+    size_t n_batches;
+
     pthread_mutex_t stats_mu; /* the loop writes, the HTTP thread reads */
     stats_t stats;
 };
@@ -272,6 +307,12 @@ void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_re
 void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,
                 const char *msg);
 void send_write_reply(writer_t *w, pending_t *p);
+/* Replies gathered since batching began go out, one message per connection,
+ * and batching ends. */
+void replies_flush(writer_t *w);
+/* A connection that sent several requests in one message may get several
+ * replies in one from now on. */
+void multi_id_add(writer_t *w, zframe_t *routing_id);
 void *sync_main(void *arg);
 void want_sync(writer_t *w, uint64_t seq);
 int pending_push(pending_ring_t *r, const pending_t *p);

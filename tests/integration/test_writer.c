@@ -366,14 +366,6 @@ START_TEST(malformed_and_oversize_frames_get_errors_not_crashes)
     ck_assert_ptr_nonnull(strstr(r.message, "request"));
     strata_reply_clear(&r);
 
-    m = zmsg_new();
-    zmsg_addstr(m, "one");
-    zmsg_addstr(m, "two");
-    ck_assert_int_eq(raw_call(s, m, &r), 0);
-    ck_assert_int_eq(r.status, STRATA_EINVAL);
-    ck_assert_ptr_nonnull(strstr(r.message, "frames"));
-    strata_reply_clear(&r);
-
     /* A well-formed request of a version we do not speak: EVERSION, id kept. */
     strata_request_t req = {.version = 7, .request_id = 4242, .op = STRATA_OP_STATUS};
     uint8_t *buf;
@@ -429,6 +421,144 @@ START_TEST(malformed_and_oversize_frames_get_errors_not_crashes)
     assert_value(c, "still", "alive");
     strata_client_destroy(&c);
     ck_assert(ts_node_alive(&node));
+    zsock_destroy(&s);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
+/* Reads replies on a raw DEALER until n have come, however they are spread
+ * over messages; returns how many messages carried them. */
+static int raw_replies(zsock_t *s, strata_reply_t *replies, int n)
+{
+    int got = 0, messages = 0;
+    while (got < n) {
+        zmsg_t *in = zmsg_recv(s);
+        ck_assert_msg(in != NULL, "%d of %d replies, then nothing", got, n);
+        messages++;
+        for (zframe_t *f = zmsg_first(in); f; f = zmsg_next(in)) {
+            ck_assert_int_lt(got, n);
+            ck_assert_int_eq(
+                strata_reply_decode(zframe_data(f), zframe_size(f), &replies[got], NULL), 0);
+            got++;
+        }
+        zmsg_destroy(&in);
+    }
+    return messages;
+}
+
+static void add_request(zmsg_t *m, const strata_request_t *req)
+{
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(strata_request_encode(req, &buf, &len, NULL), 0);
+    zmsg_addmem(m, buf, len);
+    free(buf);
+}
+
+START_TEST(several_requests_in_one_message_are_answered_each)
+{
+    char *dir = ts_tempdir("writer");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    zsock_t *s = zsock_new_dealer(node.endpoint);
+    zsock_set_rcvtimeo(s, 5000);
+
+    /* Sync and async puts, a get of what the first put wrote, a request
+     * that does not parse and a status, in one message: each gets its own
+     * reply, matched by request id, whichever messages carry them. */
+    enum { N = 6 };
+    zmsg_t *m = zmsg_new();
+    add_request(m, &(strata_request_t){.request_id = 1,
+                                       .op = STRATA_OP_PUT,
+                                       .durability = STRATA_DURABILITY_SYNC,
+                                       .key = {(const uint8_t *)"a", 1},
+                                       .value = {(const uint8_t *)"1", 1}});
+    add_request(m, &(strata_request_t){.request_id = 2,
+                                       .op = STRATA_OP_PUT,
+                                       .durability = STRATA_DURABILITY_ASYNC,
+                                       .key = {(const uint8_t *)"b", 1},
+                                       .value = {(const uint8_t *)"2", 1}});
+    add_request(m, &(strata_request_t){
+                       .request_id = 3, .op = STRATA_OP_GET, .key = {(const uint8_t *)"a", 1}});
+    zmsg_addstr(m, "\xff not a request");
+    add_request(m, &(strata_request_t){.request_id = 5, .op = STRATA_OP_STATUS});
+    add_request(m, &(strata_request_t){
+                       .request_id = 6, .op = STRATA_OP_GET, .key = {(const uint8_t *)"b", 1}});
+    ck_assert_int_eq(zmsg_send(&m, s), 0);
+    strata_reply_t r[N];
+    int messages = raw_replies(s, r, N);
+    ck_assert_int_le(messages, N);
+    bool seen[N + 1] = {false};
+    for (int i = 0; i < N; i++) {
+        uint64_t id = r[i].request_id;
+        ck_assert_uint_le(id, N);
+        ck_assert(!seen[id]);
+        seen[id] = true;
+        if (id == 0) { /* the frame that did not parse */
+            ck_assert_int_eq(r[i].status, STRATA_EINVAL);
+            ck_assert_ptr_nonnull(strstr(r[i].message, "malformed"));
+            continue;
+        }
+        ck_assert_msg(r[i].status == 0, "request %llu: %s", (unsigned long long)id,
+                      r[i].message ? r[i].message : "");
+        if (id == 3 || id == 6) {
+            /* Reads see every write received before them. */
+            ck_assert_uint_eq(r[i].n_values, 1);
+            ck_assert(r[i].values[0].found);
+            ck_assert_mem_eq(r[i].values[0].value.data, id == 3 ? "1" : "2", 1);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        strata_reply_clear(&r[i]);
+
+    /* Past the cap of request frames: one error for the whole message,
+     * none of it run. */
+    m = zmsg_new();
+    for (int i = 0; i < 1025; i++)
+        add_request(m, &(strata_request_t){.request_id = 100 + (uint64_t)i,
+                                           .op = STRATA_OP_PUT,
+                                           .key = {(const uint8_t *)"c", 1},
+                                           .value = {(const uint8_t *)"3", 1}});
+    ck_assert_int_eq(zmsg_send(&m, s), 0);
+    ck_assert_int_eq(raw_replies(s, r, 1), 1);
+    ck_assert_int_eq(r[0].status, STRATA_EINVAL);
+    ck_assert_uint_eq(r[0].request_id, 0);
+    ck_assert_str_eq(r[0].message, "request: 1025 request frames in one message, cap 1024");
+    strata_reply_clear(&r[0]);
+    m = zmsg_new();
+    add_request(m, &(strata_request_t){
+                       .request_id = 7, .op = STRATA_OP_GET, .key = {(const uint8_t *)"c", 1}});
+    ck_assert_int_eq(zmsg_send(&m, s), 0);
+    ck_assert_int_eq(raw_replies(s, r, 1), 1);
+    ck_assert_int_eq(r[0].status, 0);
+    ck_assert(!r[0].values[0].found);
+    strata_reply_clear(&r[0]);
+
+    /* A connection that never sends two requests in one message gets one
+     * reply per message, however many it has in flight. */
+    zsock_t *single = zsock_new_dealer(node.endpoint);
+    zsock_set_rcvtimeo(single, 5000);
+    for (int i = 0; i < 50; i++) {
+        m = zmsg_new();
+        add_request(m, &(strata_request_t){.request_id = 1 + (uint64_t)i,
+                                           .op = STRATA_OP_PUT,
+                                           .durability = STRATA_DURABILITY_SYNC,
+                                           .key = {(const uint8_t *)"d", 1},
+                                           .value = {(const uint8_t *)"4", 1}});
+        ck_assert_int_eq(zmsg_send(&m, single), 0);
+    }
+    strata_reply_t many[50];
+    ck_assert_int_eq(raw_replies(single, many, 50), 50);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(many[i].status, 0);
+        strata_reply_clear(&many[i]);
+    }
+    zsock_destroy(&single);
+
     zsock_destroy(&s);
     ck_assert_int_eq(ts_node_stop(&node), 0);
     ts_rmtree(dir);
@@ -1085,6 +1215,7 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, every_verb_answers_over_tcp);
     tcase_add_test(tc, typed_records_are_validated_and_keyed_by_the_writer);
     tcase_add_test(tc, malformed_and_oversize_frames_get_errors_not_crashes);
+    tcase_add_test(tc, several_requests_in_one_message_are_answered_each);
     tcase_add_test(tc, many_clients_in_flight_share_group_commits);
     tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_write);
     tcase_add_test(tc, sigterm_answers_in_flight_writes_and_exits_cleanly);

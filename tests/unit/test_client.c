@@ -31,6 +31,7 @@
 typedef struct {
     int port;
     unsigned requests; /* touched only by the actor */
+    unsigned messages; /* request messages received; touched only by the actor */
     const char *not_master;
     int refuse;
     uint64_t seq_base;
@@ -158,8 +159,20 @@ static void s_fake_server(zsock_t *pipe, void *arg)
     for (;;) {
         void *which = zpoller_wait(poller, -1);
         if (which == router) {
+            /* One request per frame after the routing id (the client
+             * sends what it queued as one message): each is answered on
+             * its own, as [routing, request]. */
             zmsg_t *msg = zmsg_recv(router);
-            s_answer(args, router, held, msg);
+            args->messages++;
+            zframe_t *routing = zmsg_pop(msg);
+            zframe_t *payload;
+            while ((payload = zmsg_pop(msg))) {
+                zmsg_t *one = s_envelope(routing);
+                zmsg_append(one, &payload);
+                s_answer(args, router, held, one);
+                zmsg_destroy(&one);
+            }
+            zframe_destroy(&routing);
             zmsg_destroy(&msg);
             continue;
         }
@@ -392,6 +405,63 @@ START_TEST(pipelined_replies_match_their_request_ids_out_of_order)
     ck_assert_uint_eq(strata_client_in_flight(client), 0);
     strata_client_destroy(&client);
     zactor_destroy(&fake.actor);
+}
+END_TEST
+
+/* Queued requests stay in the client until a wait needs them gone, then
+ * leave together: the fake sees one message per flush, however many
+ * requests it carries. */
+START_TEST(queued_requests_leave_together)
+{
+    fake_t fake;
+    s_fake_start(&fake);
+    strata_client_t *client = s_connect(fake.endpoint, 5000);
+    strata_error_t err;
+    strata_reply_t reply;
+    uint64_t sum = 0, expected = 0;
+    /* 10, left by the recv that has no reply at hand; then 200: the first
+     * 128 leave when the queue is full, the rest by an explicit flush. */
+    for (int i = 0; i < 10; i++) {
+        strata_request_t req = s_put_request("k");
+        uint64_t id = 0;
+        ck_assert_int_eq(strata_client_queue(client, &req, &id, &err), 0);
+        expected += id;
+    }
+    ck_assert_uint_eq(strata_client_in_flight(client), 10);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_msg(strata_client_recv(client, 5000, &reply, &err) == 0, "recv %d: %s", i,
+                      err.msg);
+        sum += reply.request_id;
+        strata_reply_clear(&reply);
+    }
+    for (int i = 0; i < 200; i++) {
+        strata_request_t req = s_put_request("k");
+        uint64_t id = 0;
+        ck_assert_int_eq(strata_client_queue(client, &req, &id, &err), 0);
+        expected += id;
+    }
+    ck_assert_int_eq(strata_client_flush(client, &err), 0);
+    ck_assert_int_eq(strata_client_flush(client, &err), 0); /* nothing left: a no-op */
+    for (int i = 0; i < 200; i++) {
+        ck_assert_msg(strata_client_recv(client, 5000, &reply, &err) == 0, "recv %d: %s", i,
+                      err.msg);
+        sum += reply.request_id;
+        strata_reply_clear(&reply);
+    }
+    ck_assert_uint_eq(sum, expected);
+    /* A blocking call takes what is queued along, ahead of itself. */
+    strata_request_t req = s_put_request("k");
+    uint64_t queued_id = 0;
+    ck_assert_int_eq(strata_client_queue(client, &req, &queued_id, &err), 0);
+    uint64_t seq = 0;
+    ck_assert_int_eq(strata_client_put(client, STRATA_DURABILITY_SYNC, "k", 1, "v", 1, &seq, &err),
+                     0);
+    ck_assert_int_eq(strata_client_recv(client, 5000, &reply, &err), 0);
+    ck_assert_uint_eq(reply.request_id, queued_id);
+    strata_reply_clear(&reply);
+    strata_client_destroy(&client);
+    zactor_destroy(&fake.actor);
+    ck_assert_uint_eq(fake.args.messages, 4);
 }
 END_TEST
 
@@ -765,6 +835,7 @@ int main(void)
     tcase_add_test(tc, timed_out_call_drops_its_late_reply);
     tcase_add_test(tc, pipelined_replies_match_their_request_ids_out_of_order);
     tcase_add_test(tc, deep_pipeline_completes);
+    tcase_add_test(tc, queued_requests_leave_together);
     tcase_add_test(tc, duplicate_replies_are_dropped);
     tcase_add_test(tc, broken_replies_are_einval_and_delimiters_are_skipped);
     tcase_add_test(tc, absent_server_times_out_and_bad_options_are_einval);

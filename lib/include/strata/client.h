@@ -139,6 +139,19 @@ int strata_client_call(strata_client_t *self, strata_request_t *req, strata_repl
  * for the client's timeout. */
 int strata_client_send(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
                        strata_error_t *err);
+/* As strata_client_send, but req waits in the client with the others queued
+ * and they leave together, as one message (proto/PROTOCOL.md, "Several
+ * requests in one message"), when strata_client_flush is called, when recv
+ * has no reply at hand and must wait, when a blocking call or a send is
+ * made, or once 128 requests or 256 KiB are queued. A caller keeping many
+ * requests in flight queues each and recvs the replies: the requests and
+ * replies then cross in a few messages, not one each. On an error the
+ * requests queued with it are dropped too (none of them left) and no
+ * longer count as in flight. */
+int strata_client_queue(strata_client_t *self, strata_request_t *req, uint64_t *request_id,
+                        strata_error_t *err);
+/* Sends what strata_client_queue left waiting; 0 when nothing was. */
+int strata_client_flush(strata_client_t *self, strata_error_t *err);
 /* The next reply to any request sent, waiting up to timeout_ms (-1: forever,
  * 0: poll). Fills *reply (clear it after). The reply's own status is in
  * reply->status; the return is 0 when a reply arrived, STRATA_ETIMEDOUT when
