@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "writer.h"
 
+#include <assert.h>
+
 static size_t multi_slot(const uint8_t *id, size_t len)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -34,6 +36,7 @@ static bool multi_id_has(const writer_t *w, const zframe_t *routing_id)
 
 static void batch_send(writer_t *w, reply_batch_t *b)
 {
+    assert(b->n > 0); /* an envelope alone would leave the socket inside a message */
     zframe_t *f;
     /* As svc_outq_send_after: a failed frame (only at shutdown) still lets
      * the message end, so the socket is never left inside one. */
@@ -91,13 +94,8 @@ static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf
     b->bytes += len;
     if (b->n == REPLY_FRAMES_MAX || b->bytes >= REPLY_BATCH_BYTES) {
         /* Sent now, and its envelope with it: the next reply starts over. */
-        zmsg_t *again = zmsg_dup(b->envelope);
         batch_send(w, b);
-        if (again) {
-            b->envelope = again;
-        } else {
-            w->batches[b - w->batches] = w->batches[--w->n_batches];
-        }
+        *b = w->batches[--w->n_batches];
     }
     return true;
 }

@@ -58,7 +58,7 @@
  * message"): at most this many request frames, and the replies to such a
  * connection go back at most this many, or this many bytes, per message. */
 #define REQUEST_FRAMES_MAX 1024
-#define REPLY_FRAMES_MAX   256
+#define REPLY_FRAMES_MAX   64
 #define REPLY_BATCH_BYTES  (256u << 10)
 /* Connections that have sent several requests in one message, by routing id:
  * a direct-mapped table, so a collision forgets one (its replies go one per

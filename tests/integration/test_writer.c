@@ -515,6 +515,25 @@ START_TEST(several_requests_in_one_message_are_answered_each)
     for (int i = 0; i < N; i++)
         strata_reply_clear(&r[i]);
 
+    /* More replies than one message takes: they come in several, whole,
+     * and the connection serves on after them. */
+    enum { MANY = 600 };
+    m = zmsg_new();
+    for (int i = 0; i < MANY; i++)
+        add_request(m,
+                    &(strata_request_t){.request_id = 1000 + (uint64_t)i, .op = STRATA_OP_STATUS});
+    ck_assert_int_eq(zmsg_send(&m, s), 0);
+    strata_reply_t *lots = calloc(MANY, sizeof *lots);
+    ck_assert_int_ge(raw_replies(s, lots, MANY), 2);
+    uint64_t id_sum = 0;
+    for (int i = 0; i < MANY; i++) {
+        ck_assert_int_eq(lots[i].status, 0);
+        id_sum += lots[i].request_id;
+        strata_reply_clear(&lots[i]);
+    }
+    free(lots);
+    ck_assert_uint_eq(id_sum, (uint64_t)MANY * 1000 + (uint64_t)MANY * (MANY - 1) / 2);
+
     /* Past the cap of request frames: one error for the whole message,
      * none of it run. */
     m = zmsg_new();
