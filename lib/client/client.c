@@ -23,12 +23,13 @@
 #define CLIENT_BATCH_MAX   128
 #define CLIENT_BATCH_BYTES (256u << 10)
 
-/* A reply that arrived while a blocking call waited for another one, kept
- * for strata_client_recv. rc is its decode result. */
+/* A reply that arrived while a blocking call waited for another one, or
+ * with others in one message, kept for strata_client_recv. rc is its decode
+ * result, and err its error, kept only for a failed decode. */
 typedef struct {
     strata_reply_t reply;
     int rc;
-    strata_error_t err;
+    strata_error_t *err;
 } stashed_reply_t;
 
 /* Ids sent whose replies have not been handed out: an open-addressing set
@@ -65,7 +66,11 @@ struct strata_client {
     int retry_ms;       /* a session write's budget for resends */
     uint64_t resend_id; /* set while a write is sent again: its id */
     id_set_t in_flight;
-    zlist_t *stash; /* of stashed_reply_t, oldest first; never longer than in_flight */
+    /* A ring, oldest first; never longer than in_flight. A pipelining
+     * caller has most of its replies pass through it, so it grows once and
+     * allocates nothing per reply after that. */
+    stashed_reply_t *stash;
+    size_t stash_head, stash_len, stash_cap;
     /* Requests sent and not yet handed to ZeroMQ, encoded: they leave
      * together when a reply is to be waited for, a call is made, or the
      * batch is full. One message then carries what a pipelining caller
@@ -163,6 +168,37 @@ static void s_ids_keep_stashed(id_set_t *set)
     for (size_t i = 0; i < n_kept; i++)
         s_ids_place(set, kept[i]);
     free(kept);
+}
+
+/* ---- the stash ----------------------------------------------------------- */
+
+static bool s_stash_push(strata_client_t *self, const stashed_reply_t *item)
+{
+    if (self->stash_len == self->stash_cap) {
+        size_t cap = self->stash_cap ? self->stash_cap * 2 : 64;
+        stashed_reply_t *grown = malloc(cap * sizeof *grown);
+        if (!grown)
+            return false;
+        for (size_t i = 0; i < self->stash_len; i++)
+            grown[i] = self->stash[(self->stash_head + i) % self->stash_cap];
+        free(self->stash);
+        self->stash = grown;
+        self->stash_cap = cap;
+        self->stash_head = 0;
+    }
+    self->stash[(self->stash_head + self->stash_len) % self->stash_cap] = *item;
+    self->stash_len++;
+    return true;
+}
+
+static bool s_stash_pop(strata_client_t *self, stashed_reply_t *item)
+{
+    if (self->stash_len == 0)
+        return false;
+    *item = self->stash[self->stash_head];
+    self->stash_head = (self->stash_head + 1) % self->stash_cap;
+    self->stash_len--;
+    return true;
 }
 
 /* ---- the send queue ---------------------------------------------------- */
@@ -272,8 +308,7 @@ int strata_client_connect(const strata_client_options_t *opts, strata_client_t *
                     (uint64_t)client_mono_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 32;
         self->retry_ms = opts->retry_ms ? opts->retry_ms : 10000;
     }
-    self->stash = zlist_new();
-    bool failed = !self->stash;
+    bool failed = false;
     if (opts) {
         self->curve_server_key = s_strdup_or_null(opts->curve_server_key, &failed);
         self->curve_cert = s_strdup_or_null(opts->curve_cert, &failed);
@@ -324,14 +359,12 @@ void strata_client_destroy(strata_client_t **client_p)
     strata_client_t *self = client_p ? *client_p : NULL;
     if (!self)
         return;
-    if (self->stash) {
-        stashed_reply_t *item;
-        while ((item = zlist_pop(self->stash))) {
-            strata_reply_clear(&item->reply);
-            free(item);
-        }
-        zlist_destroy(&self->stash);
+    stashed_reply_t item;
+    while (s_stash_pop(self, &item)) {
+        strata_reply_clear(&item.reply);
+        free(item.err);
     }
+    free(self->stash);
     /* Linger is 0: what ZeroMQ still holds is dropped with the socket, and
      * so is what never reached it. */
     for (size_t i = 0; i < self->n_queued; i++)
@@ -453,15 +486,16 @@ static bool s_route(strata_client_t *self, zmq_msg_t *frame, uint64_t wanted, bo
         strata_reply_clear(&got);
         return false;
     }
-    stashed_reply_t *item = malloc(sizeof *item);
-    if (!item || zlist_append(self->stash, item) != 0) {
+    stashed_reply_t item = {.reply = got, .rc = decode_rc};
+    if (decode_rc && (item.err = malloc(sizeof *item.err)))
+        *item.err = decode_err;
+    if ((decode_rc && !item.err) || !s_stash_push(self, &item)) {
         /* Out of memory: the reply is lost, so its id must not stay in flight. */
-        free(item);
+        free(item.err);
         strata_reply_clear(&got);
         s_ids_remove(&self->in_flight, id);
         return false;
     }
-    *item = (stashed_reply_t){.reply = got, .rc = decode_rc, .err = decode_err};
     slot->stashed = true;
     return false;
 }
@@ -514,15 +548,16 @@ int strata_client_recv(strata_client_t *self, int timeout_ms, strata_reply_t *re
                        strata_error_t *err)
 {
     memset(reply, 0, sizeof *reply);
-    stashed_reply_t *item = zlist_pop(self->stash);
-    if (item) {
-        *reply = item->reply;
-        int rc = item->rc;
-        if (err)
-            *err = item->err;
+    stashed_reply_t item;
+    if (s_stash_pop(self, &item)) {
+        *reply = item.reply;
+        if (err && item.err)
+            *err = *item.err;
+        else
+            strata_error_clear(err);
         s_ids_remove(&self->in_flight, reply->request_id);
-        free(item);
-        return rc;
+        free(item.err);
+        return item.rc;
     }
     /* Only replies to ids in flight are ever handed out: with none, waiting
      * (perhaps forever) cannot succeed. */

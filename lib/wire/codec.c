@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_fast.h"
 #include "strata.pb-c.h"
 
 /* Body cases are the op numbers shifted by this, in both Request and Reply. */
@@ -624,6 +625,14 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
     return 0;
 }
 
+int strata_request_decode_view(const void *buf, size_t len, strata_request_t *out,
+                               strata_error_t *err)
+{
+    if (codec_fast_request(buf, len, out))
+        return 0;
+    return strata_request_decode(buf, len, out, err);
+}
+
 void strata_request_clear(strata_request_t *req)
 {
     if (!req)
@@ -665,6 +674,15 @@ static void to_pb_value(Strata__Value *pb, const strata_value_t *value)
 }
 
 int strata_reply_encode(const strata_reply_t *rep, uint8_t **buf, size_t *len, strata_error_t *err)
+{
+    int rc;
+    if (codec_fast_reply(rep, buf, len, &rc, err))
+        return rc;
+    return codec_reply_encode_pb(rep, buf, len, err);
+}
+
+int codec_reply_encode_pb(const strata_reply_t *rep, uint8_t **buf, size_t *len,
+                          strata_error_t *err)
 {
     if (rep->op != STRATA_OP_NONE && !reply_op_is_known(rep->op))
         return strata_error_set(err, STRATA_EINVAL, "reply.op: %d unknown", (int)rep->op);
@@ -965,6 +983,13 @@ static strata_pair_t *from_pb_pairs(size_t n, Strata__Pair **pb)
 
 int strata_reply_decode(const void *buf, size_t len, strata_reply_t *out, strata_error_t *err)
 {
+    if (codec_fast_reply_decode(buf, len, out))
+        return 0;
+    return codec_reply_decode_pb(buf, len, out, err);
+}
+
+int codec_reply_decode_pb(const void *buf, size_t len, strata_reply_t *out, strata_error_t *err)
+{
     memset(out, 0, sizeof *out);
     int rc = check_frame_size(len, "reply", err);
     if (rc)
@@ -1087,7 +1112,9 @@ void strata_reply_clear(strata_reply_t *rep)
 {
     if (!rep)
         return;
-    if (rep->decoded_) {
+    if (rep->decoded_ == &codec_fast_marker) {
+        free((void *)rep->values);
+    } else if (rep->decoded_) {
         free((void *)rep->values);
         free((void *)rep->entries);
         free((void *)rep->pairs);

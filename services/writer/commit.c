@@ -61,8 +61,10 @@ void replies_flush(writer_t *w)
 }
 
 /* Adds a reply to its connection's batch, when it has one or may start
- * one; false when it must go on its own. */
-static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf, size_t len)
+ * one; false when it must go on its own. A borrowed envelope stays the
+ * caller's; an owned one is the batch's or destroyed. */
+static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, bool borrowed, void *buf,
+                      size_t len)
 {
     zframe_t *id = zmsg_first(*envelope_p);
     if (!w->batching || sock != w->router || !id || !multi_id_has(w, id))
@@ -74,6 +76,9 @@ static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf
             zmsg_size(w->batches[i].envelope) == zmsg_size(*envelope_p))
             b = &w->batches[i];
     if (!b) {
+        zmsg_t *own = borrowed ? zmsg_dup(*envelope_p) : *envelope_p;
+        if (!own)
+            return false;
         if (w->n_batches == REPLY_BATCHES) {
             bool was = w->batching;
             replies_flush(w);
@@ -81,11 +86,12 @@ static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf
         }
         b = &w->batches[w->n_batches++];
         b->sock = sock;
-        b->envelope = *envelope_p;
-        *envelope_p = NULL;
+        b->envelope = own;
         b->id_len = id_len;
         memcpy(b->id, zframe_data(id), id_len);
-    } else {
+        if (!borrowed)
+            *envelope_p = NULL;
+    } else if (!borrowed) {
         zmsg_destroy(envelope_p);
     }
     b->frames[b->n].buf = buf;
@@ -100,13 +106,12 @@ static bool batch_add(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, void *buf
     return true;
 }
 
-void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_reply_t *rep)
+static void reply_out(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, bool borrowed,
+                      const strata_reply_t *rep)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     strata_error_t err;
-    zmsg_t *out = *envelope_p;
-    *envelope_p = NULL;
     if (strata_reply_encode(rep, &buf, &len, &err) != 0) {
         /* A reply we built that does not encode (a scan page too big, say)
          * still owes the client an answer. */
@@ -115,22 +120,53 @@ void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_re
                                    .status = err.code ? err.code : STRATA_EINVAL,
                                    .message = err.msg};
         if (strata_reply_encode(&fallback, &buf, &len, NULL) != 0) {
-            zmsg_destroy(&out);
+            if (!borrowed)
+                zmsg_destroy(envelope_p);
             return;
         }
     }
-    if (out && batch_add(w, sock, &out, buf, len))
+    if (*envelope_p && batch_add(w, sock, envelope_p, borrowed, buf, len))
         return;
+    zmsg_t *out = borrowed ? zmsg_dup(*envelope_p) : *envelope_p;
+    if (!borrowed)
+        *envelope_p = NULL;
+    if (!out) { /* out of memory, or no envelope to address it with */
+        free(buf);
+        return;
+    }
     svc_outq_send_after(w->outq, sock, &out, buf, len);
+}
+
+void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_reply_t *rep)
+{
+    reply_out(w, sock, envelope_p, false, rep);
+}
+
+void send_reply_borrowed(writer_t *w, zsock_t *sock, zmsg_t *envelope, const strata_reply_t *rep)
+{
+    reply_out(w, sock, &envelope, true, rep);
+}
+
+static void count_error(writer_t *w)
+{
+    pthread_mutex_lock(&w->stats_mu);
+    w->stats.errors++;
+    pthread_mutex_unlock(&w->stats_mu);
+}
+
+void send_error_borrowed(writer_t *w, zsock_t *sock, zmsg_t *envelope, uint64_t request_id,
+                         int code, const char *message)
+{
+    strata_reply_t rep = {.request_id = request_id, .status = code, .message = message};
+    count_error(w);
+    send_reply_borrowed(w, sock, envelope, &rep);
 }
 
 void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,
                 const char *message)
 {
     strata_reply_t rep = {.request_id = request_id, .status = code, .message = message};
-    pthread_mutex_lock(&w->stats_mu);
-    w->stats.errors++;
-    pthread_mutex_unlock(&w->stats_mu);
+    count_error(w);
     send_reply(w, sock, envelope_p, &rep);
 }
 

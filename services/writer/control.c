@@ -82,7 +82,6 @@ static void ctl_job(void *call)
         return reply_error(c, STRATA_ENOMEM, "out of memory");
     job->w = w;
     job->sock = c->sock;
-    job->envelope = c->envelope;
     job->request_id = c->req->request_id;
     job->start_ns = now_ns();
     snprintf(job->verb, sizeof job->verb, "%s", c->req->verb);
@@ -119,7 +118,7 @@ static void ctl_job(void *call)
         job_free(job);
         return reply_error(c, STRATA_ENOMEM, "cannot start a thread for %s", c->req->verb);
     }
-    c->envelope = NULL;
+    job->envelope = ctx_envelope(c); /* read only when the job reports back, on this thread */
     c->w->jobs_running++;
     c->w->client_jobs_running += job->from_client;
     log_info("event=%s_start", job->verb);
@@ -165,11 +164,12 @@ static void ctl_compaction_state(void *call)
     uint64_t generation = 0, smallest = 0;
     strata_db_compaction_state(c->w->db, &generation, &smallest);
     state_waiter_t *waiter = wait_ms && generation == have ? calloc(1, sizeof *waiter) : NULL;
-    if (!waiter)
-        return state_reply(c->w, c->sock, &c->envelope, c->req->request_id);
+    if (!waiter) {
+        zmsg_t *envelope = ctx_envelope(c);
+        return state_reply(c->w, c->sock, &envelope, c->req->request_id);
+    }
     waiter->sock = c->sock;
-    waiter->envelope = c->envelope;
-    c->envelope = NULL;
+    waiter->envelope = ctx_envelope(c);
     waiter->request_id = c->req->request_id;
     waiter->generation = have;
     waiter->deadline_ns = now_ns() + wait_ms * 1000000;

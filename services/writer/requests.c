@@ -11,12 +11,27 @@ void reply_error(ctx_t *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    send_error(c->w, c->sock, &c->envelope, c->req->request_id, code, msg);
+    if (c->envelope_shared)
+        send_error_borrowed(c->w, c->sock, c->envelope, c->req->request_id, code, msg);
+    else
+        send_error(c->w, c->sock, &c->envelope, c->req->request_id, code, msg);
 }
 
 void reply(ctx_t *c, const strata_reply_t *rep)
 {
-    send_reply(c->w, c->sock, &c->envelope, rep);
+    if (c->envelope_shared)
+        send_reply_borrowed(c->w, c->sock, c->envelope, rep);
+    else
+        send_reply(c->w, c->sock, &c->envelope, rep);
+}
+
+zmsg_t *ctx_envelope(ctx_t *c)
+{
+    if (c->envelope_shared)
+        return zmsg_dup(c->envelope);
+    zmsg_t *envelope = c->envelope;
+    c->envelope = NULL;
+    return envelope;
 }
 
 /* Writes that arrive together are staged and go to the engine as one WAL
@@ -39,7 +54,7 @@ static int stage(ctx_t *c, size_t n_ops)
         w->cap_staged = cap;
     }
     w->staged[w->n_staged++] = (staged_t){.sock = c->sock,
-                                          .envelope = c->envelope,
+                                          .envelope = ctx_envelope(c),
                                           .request_id = c->req->request_id,
                                           .op = c->req->op,
                                           .durability = c->req->durability,
@@ -47,7 +62,6 @@ static int stage(ctx_t *c, size_t n_ops)
                                           .session_op = c->req->session != 0,
                                           .n_ops = n_ops,
                                           .start_ns = c->start_ns};
-    c->envelope = NULL;
     return 0;
 }
 
@@ -545,21 +559,24 @@ static bool big_reply(strata_op_t op)
 
 /* One request frame, its envelope its own (the routing id, perhaps a
  * delimiter). */
-static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, zframe_t *payload,
-                           uint64_t start)
+static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, bool shared,
+                           zframe_t *payload, uint64_t start)
 {
     pthread_mutex_lock(&w->stats_mu);
     w->stats.requests++;
     pthread_mutex_unlock(&w->stats_mu);
     strata_request_t req;
     strata_error_t err;
-    int rc = strata_request_decode(zframe_data(payload), zframe_size(payload), &req, &err);
+    int rc = strata_request_decode_view(zframe_data(payload), zframe_size(payload), &req, &err);
     if (rc) {
         pthread_mutex_lock(&w->stats_mu);
         w->stats.malformed++;
         pthread_mutex_unlock(&w->stats_mu);
         log_debug("event=bad_request bytes=%zu error=\"%s\"", zframe_size(payload), err.msg);
-        send_error(w, sock, &envelope, req.request_id, rc, err.msg);
+        if (shared)
+            send_error_borrowed(w, sock, envelope, req.request_id, rc, err.msg);
+        else
+            send_error(w, sock, &envelope, req.request_id, rc, err.msg);
     } else if (sock == w->router && svc_outq_full(w->outq) && big_reply(req.op)) {
         /* Refused unread: answering would only add to what is queued. The
          * client that is not reading goes, so the others get served again;
@@ -572,11 +589,15 @@ static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, zframe_
                  " bytes of replies are waiting for clients to read them (cap %" PRIu64
                  ", writer/reply_queue_mb)",
                  svc_outq_bytes(w->outq), svc_outq_cap(w->outq));
-        send_error(w, sock, &envelope, req.request_id, STRATA_EBUSY, text);
+        if (shared)
+            send_error_borrowed(w, sock, envelope, req.request_id, STRATA_EBUSY, text);
+        else
+            send_error(w, sock, &envelope, req.request_id, STRATA_EBUSY, text);
     } else {
         ctx_t c = {.w = w,
                    .sock = sock,
                    .envelope = envelope,
+                   .envelope_shared = shared,
                    .req = &req,
                    .from_control = sock == w->control,
                    .role = sock == w->control ? NULL : svc_curve_role(w->curve, payload),
@@ -584,7 +605,8 @@ static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, zframe_
         dispatch(&c);
         envelope = c.envelope; /* NULL when a handler kept or sent it */
     }
-    zmsg_destroy(&envelope);
+    if (!shared)
+        zmsg_destroy(&envelope);
     strata_request_clear(&req);
 }
 
@@ -623,17 +645,16 @@ static void handle_message(writer_t *w, zsock_t *sock, zmsg_t *msg)
     }
     if (n > 1 && sock == w->router)
         multi_id_add(w, zmsg_first(envelope));
+    /* One request has the envelope; several share it, and what keeps it
+     * (a write waiting for its sync) takes a copy. */
+    bool shared = n > 1;
     zframe_t *payload;
     while ((payload = zmsg_pop(msg))) {
-        zmsg_t *own = zmsg_size(msg) ? zmsg_dup(envelope) : envelope;
-        if (own) {
-            if (own == envelope)
-                envelope = NULL;
-            handle_request(w, sock, own, payload, start);
-        }
+        handle_request(w, sock, envelope, shared, payload, start);
         zframe_destroy(&payload);
     }
-    zmsg_destroy(&envelope);
+    if (shared)
+        zmsg_destroy(&envelope);
     zmsg_destroy(&msg);
 }
 

@@ -124,13 +124,12 @@ bool session_duplicate(ctx_t *c)
      * its record (the op after its last) is as safe as the original's
      * reply required. A cluster node waits for the commit. */
     pending_t p = {.sock = c->sock,
-                   .envelope = c->envelope,
+                   .envelope = ctx_envelope(c),
                    .request_id = req->request_id,
                    .op = req->op,
                    .seq = s.seq + 1,
                    .reply_seq = s.seq,
                    .start_ns = c->start_ns};
-    c->envelope = NULL;
     if (!w->cx) {
         pthread_mutex_lock(&w->sync_mu);
         bool durable = p.seq <= w->sync_done;

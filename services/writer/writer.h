@@ -286,6 +286,10 @@ typedef struct {
     writer_t *w;
     zsock_t *sock;
     zmsg_t *envelope;
+    /* The envelope is the message's, which carries several requests: a
+     * handler that keeps it takes a copy (ctx_envelope), and a reply sent
+     * at once borrows it. */
+    bool envelope_shared;
     const strata_request_t *req;
     bool from_control;
     const char *role; /* the CURVE key's role on the client endpoint; NULL: CURVE off */
@@ -307,6 +311,11 @@ void send_reply(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, const strata_re
 void send_error(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, uint64_t request_id, int code,
                 const char *msg);
 void send_write_reply(writer_t *w, pending_t *p);
+/* As send_reply and send_error, with the envelope borrowed: it stays the
+ * caller's. */
+void send_reply_borrowed(writer_t *w, zsock_t *sock, zmsg_t *envelope, const strata_reply_t *rep);
+void send_error_borrowed(writer_t *w, zsock_t *sock, zmsg_t *envelope, uint64_t request_id,
+                         int code, const char *message);
 /* Replies gathered since batching began go out, one message per connection,
  * and batching ends. */
 void replies_flush(writer_t *w);
@@ -334,6 +343,8 @@ bool is_ready(void *arg);
 /* requests.c */
 void reply_error(ctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void reply(ctx_t *c, const strata_reply_t *rep);
+/* The request's envelope, the caller's to keep (NULL: out of memory). */
+zmsg_t *ctx_envelope(ctx_t *c);
 void reply_pairs(ctx_t *c, strata_op_t op, pairs_t *p);
 void flush_staged(writer_t *w);
 int on_request(zloop_t *loop, zsock_t *sock, void *arg);

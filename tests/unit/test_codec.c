@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_fast.h"
 #include "strata/codec.h"
 #include "support.h"
 
@@ -954,18 +955,67 @@ static void free_frames(frame_t *frames, size_t n)
         free(frames[i].buf);
 }
 
-/* Decodes buf both ways; returns the result of decoding it as kind. */
+/* The fields the server's fast path fills, equal in both decodes. */
+static void assert_requests_eq(const strata_request_t *a, const strata_request_t *b)
+{
+    ck_assert_uint_eq(a->version, b->version);
+    ck_assert_uint_eq(a->request_id, b->request_id);
+    ck_assert_int_eq(a->op, b->op);
+    ck_assert_int_eq(a->durability, b->durability);
+    ck_assert_int_eq(a->replication, b->replication);
+    ck_assert_uint_eq(a->min_seq, b->min_seq);
+    ck_assert_uint_eq(a->session, b->session);
+    assert_bytes_eq(a->key, b->key);
+    assert_bytes_eq(a->value, b->value);
+}
+
+/* The fields of a write or get reply, equal in both decodes. */
+static void assert_replies_eq(const strata_reply_t *a, const strata_reply_t *b)
+{
+    ck_assert_uint_eq(a->version, b->version);
+    ck_assert_uint_eq(a->request_id, b->request_id);
+    ck_assert_int_eq(a->status, b->status);
+    ck_assert_str_eq(a->message ? a->message : "(null)", b->message ? b->message : "(null)");
+    ck_assert_int_eq(a->op, b->op);
+    ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert_uint_eq(a->applied_seq, b->applied_seq);
+    if (a->op == STRATA_OP_GET) {
+        ck_assert_uint_eq(a->n_values, b->n_values);
+        ck_assert_int_eq(a->values[0].found, b->values[0].found);
+        assert_bytes_eq(a->values[0].value, b->values[0].value);
+    }
+}
+
+/* Decodes buf both ways; returns the result of decoding it as kind. A
+ * request is decoded by protobuf-c and by the server's fast path too, and
+ * the two must agree on the result, the error and every field. */
 static int decode_as(const uint8_t *buf, size_t len, bool is_reply)
 {
     strata_error_t err;
     int rc;
     if (is_reply) {
-        strata_reply_t rep;
+        strata_reply_t rep, pb;
+        strata_error_t pb_err;
         rc = strata_reply_decode(buf, len, &rep, &err);
+        int pb_rc = codec_reply_decode_pb(buf, len, &pb, &pb_err);
+        ck_assert_int_eq(rc, pb_rc);
+        if (rc == 0)
+            assert_replies_eq(&rep, &pb);
+        else
+            ck_assert_str_eq(err.msg, pb_err.msg);
+        strata_reply_clear(&pb);
         strata_reply_clear(&rep);
     } else {
-        strata_request_t req;
+        strata_request_t req, view;
+        strata_error_t view_err;
         rc = strata_request_decode(buf, len, &req, &err);
+        int view_rc = strata_request_decode_view(buf, len, &view, &view_err);
+        ck_assert_int_eq(view_rc, rc);
+        if (rc == 0)
+            assert_requests_eq(&view, &req);
+        else
+            ck_assert_str_eq(view_err.msg, err.msg);
+        strata_request_clear(&view);
         strata_request_clear(&req);
     }
     if (rc)
@@ -1072,6 +1122,88 @@ START_TEST(mutated_frames_never_crash_the_decoder)
 }
 END_TEST
 
+/* The server's hot path reads puts, deletes and gets and writes their
+ * successful replies by hand (lib/wire/codec_fast.c): it must take every
+ * such frame protobuf-c writes, read the same fields from it, and write
+ * replies byte for byte as protobuf-c does. */
+START_TEST(fast_paths_agree_with_protobuf_c)
+{
+    uint64_t rng = ts_seed("codec fast paths");
+    static uint8_t data[2048];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)ts_rand(&rng);
+    /* Field values around the varint length boundaries. */
+    static const uint64_t numbers[] = {0,     1,          127,        128,      16383,
+                                       16384, UINT32_MAX, UINT64_MAX, 1u << 31, 300};
+#define PICK() numbers[ts_rand(&rng) % (sizeof numbers / sizeof numbers[0])]
+    static const strata_op_t ops[] = {STRATA_OP_PUT, STRATA_OP_DELETE, STRATA_OP_GET};
+    for (int round = 0; round < 20000; round++) {
+        strata_op_t op = ops[ts_rand(&rng) % 3];
+        strata_request_t in = {.request_id = PICK(),
+                               .op = op,
+                               .durability = (strata_durability_t)(ts_rand(&rng) % 2),
+                               .replication = (strata_replication_t)(ts_rand(&rng) % 3),
+                               .min_seq = op == STRATA_OP_GET ? PICK() : 0,
+                               .session = op != STRATA_OP_GET ? PICK() : 0,
+                               .key = {data, ts_rand(&rng) % 200}};
+        if (op == STRATA_OP_PUT)
+            in.value = (strata_bytes_t){data + 200, ts_rand(&rng) % 1800};
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        ck_assert_int_eq(strata_request_encode(&in, &buf, &len, NULL), 0);
+        strata_request_t fast, full;
+        ck_assert_msg(codec_fast_request(buf, len, &fast), "round %d: the fast path refused a %s",
+                      round, strata_op_name(op));
+        ck_assert_int_eq(strata_request_decode(buf, len, &full, NULL), 0);
+        assert_requests_eq(&fast, &full);
+        strata_request_clear(&full);
+        free(buf);
+
+        strata_value_t value = {.found = ts_rand(&rng) % 2,
+                                .value = {data, ts_rand(&rng) % 3 ? ts_rand(&rng) % 2048 : 0}};
+        strata_reply_t rep = {.request_id = PICK(),
+                              .op = ts_rand(&rng) % 2 ? STRATA_OP_GET : ops[ts_rand(&rng) % 2],
+                              .seq = PICK(),
+                              .applied_seq = ts_rand(&rng) % 2 ? PICK() : 0,
+                              .version = (uint32_t)(ts_rand(&rng) % 2),
+                              .values = &value,
+                              .n_values = 1};
+        uint8_t *fast_buf = NULL, *pb_buf = NULL;
+        size_t fast_len = 0, pb_len = 0;
+        int rc = -1;
+        ck_assert(codec_fast_reply(&rep, &fast_buf, &fast_len, &rc, NULL));
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(codec_reply_encode_pb(&rep, &pb_buf, &pb_len, NULL), 0);
+        ck_assert_uint_eq(fast_len, pb_len);
+        ck_assert_msg(memcmp(fast_buf, pb_buf, pb_len) == 0, "round %d: %s reply bytes differ",
+                      round, strata_op_name(rep.op));
+        strata_reply_t fast_rep, pb_rep;
+        ck_assert(codec_fast_reply_decode(fast_buf, fast_len, &fast_rep));
+        ck_assert_int_eq(codec_reply_decode_pb(fast_buf, fast_len, &pb_rep, NULL), 0);
+        assert_replies_eq(&fast_rep, &pb_rep);
+        strata_reply_clear(&fast_rep);
+        strata_reply_clear(&pb_rep);
+        free(fast_buf);
+        free(pb_buf);
+    }
+#undef PICK
+    /* Replies the fast path leaves alone: errors, other bodies, other
+     * versions. */
+    strata_reply_t others[] = {
+        {.request_id = 1, .status = STRATA_EINVAL, .message = "put.key: too long"},
+        {.request_id = 2, .op = STRATA_OP_STATUS, .role = "master"},
+        {.request_id = 3, .op = STRATA_OP_PUT, .version = 7},
+        {.request_id = 4, .op = STRATA_OP_PUT, .message = "a success that says something"},
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rc = 0;
+        ck_assert(!codec_fast_reply(&others[i], &buf, &len, &rc, NULL));
+    }
+}
+END_TEST
+
 /* The one rule every client write path applies (strata_check_client_write):
  * exactly the keys under \0strata/ and the topics beginning `$` are the
  * node's, and the message names the field the caller passed. */
@@ -1129,6 +1261,7 @@ int main(void)
     Suite *s = suite_create("codec");
     TCase *rt = tcase_create("round_trip");
     tcase_add_test(rt, put_request_round_trips);
+    tcase_add_test(rt, fast_paths_agree_with_protobuf_c);
     tcase_add_test(rt, delete_request_defaults_to_sync);
     tcase_add_test(rt, batch_request_round_trips);
     tcase_add_test(rt, get_request_round_trips);

@@ -213,6 +213,11 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
  * still address its error reply. Never crashes on hostile input. */
 int strata_request_decode(const void *buf, size_t len, strata_request_t *out, strata_error_t *err);
 
+/* As strata_request_decode, but a put, delete or get may point into buf
+ * instead of copies: buf must outlive out. The server's hot path. */
+int strata_request_decode_view(const void *buf, size_t len, strata_request_t *out,
+                               strata_error_t *err);
+
 /* Frees what decode allocated and zeroes req; safe on a zeroed request. */
 void strata_request_clear(strata_request_t *req);
 
