@@ -465,32 +465,56 @@ static uint64_t key_window(const memtable_node_t *node, size_t offset)
     return window;
 }
 
-/* LSD radix sort on window, a byte per pass, skipping the bytes that every
- * record shares. Returns whichever of recs and scratch holds the result. */
-static staged_rec_t *radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n)
+/* Buckets this small are finished by insertion sort: they fit in a few
+ * cache lines, where another 256-way pass would cost more than it saves. */
+#define SMALL_BUCKET 32
+
+static void insertion_sort_by_window(staged_rec_t *recs, size_t n)
 {
-    size_t counts[8][256];
-    memset(counts, 0, sizeof counts);
-    for (size_t i = 0; i < n; i++)
-        for (int byte = 0; byte < 8; byte++)
-            counts[byte][(recs[i].window >> (8 * byte)) & 0xff]++;
-    for (int byte = 0; byte < 8; byte++) {
-        size_t *count = counts[byte];
-        if (count[(recs[0].window >> (8 * byte)) & 0xff] == n)
+    for (size_t i = 1; i < n; i++) {
+        staged_rec_t rec = recs[i];
+        size_t j = i;
+        while (j > 0 && recs[j - 1].window > rec.window) {
+            recs[j] = recs[j - 1];
+            j--;
+        }
+        recs[j] = rec;
+    }
+}
+
+/* MSD radix sort on window, a byte per level from the top, recursing only
+ * into buckets that are still big. Random keys are ordered after two
+ * passes over the records, where an LSD sort makes one per byte of the
+ * window; a byte that every record of a bucket shares costs only a count.
+ * Equal windows end in one run, in no particular order. */
+static void radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n, int shift)
+{
+    while (shift >= 0 && n > SMALL_BUCKET) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(recs[i].window >> shift) & 0xff]++;
+        if (count[(recs[0].window >> shift) & 0xff] == n) {
+            shift -= 8;
             continue;
-        size_t offset = 0;
+        }
+        size_t start[256], offset = 0;
         for (int digit = 0; digit < 256; digit++) {
-            size_t here = count[digit];
-            count[digit] = offset;
-            offset += here;
+            start[digit] = offset;
+            offset += count[digit];
         }
         for (size_t i = 0; i < n; i++)
-            scratch[count[(recs[i].window >> (8 * byte)) & 0xff]++] = recs[i];
-        staged_rec_t *sorted = scratch;
-        scratch = recs;
-        recs = sorted;
+            scratch[start[(recs[i].window >> shift) & 0xff]++] = recs[i];
+        memcpy(recs, scratch, n * sizeof *recs);
+        offset = 0;
+        for (int digit = 0; digit < 256; digit++) {
+            if (count[digit] > 1)
+                radix_sort(recs + offset, scratch + offset, count[digit], shift - 8);
+            offset += count[digit];
+        }
+        return;
     }
-    return recs;
+    if (shift >= 0)
+        insertion_sort_by_window(recs, n);
 }
 
 static int staged_rec_compare(const void *a, const void *b)
@@ -580,9 +604,7 @@ static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, 
             __builtin_prefetch(recs[i + 8].node);
         recs[i].window = key_window(recs[i].node, offset);
     }
-    staged_rec_t *sorted = radix_sort(recs, scratch, n);
-    if (sorted != recs)
-        memcpy(recs, sorted, n * sizeof *recs);
+    radix_sort(recs, scratch, n, 56);
     for (size_t start = 0; start < n;) {
         size_t end = start + 1;
         while (end < n && recs[end].window == recs[start].window)
