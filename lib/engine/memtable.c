@@ -51,6 +51,13 @@ _Static_assert(sizeof(memtable_node_t) % sizeof(memtable_link_t) == 0 &&
                    sizeof(memtable_node_t) % ARENA_ALIGN == 0,
                "node header must keep the tower and value_len aligned");
 
+/* A staged node and the 8 bytes of its key after the staged keys' common
+ * prefix, which order most pairs without touching the node. */
+typedef struct {
+    uint64_t window;
+    memtable_node_t *node;
+} staged_rec_t;
+
 typedef struct arena_block {
     struct arena_block *older;
 } arena_block_t;
@@ -72,10 +79,10 @@ struct strata_memtable {
     arena_block_t *blocks; /* newest first */
     uint64_t rng;
 
-    /* Entries staged for publish, in staging order; writer only. Every
-     * staged key shares its first staged_common bytes, which the sort
-     * skips. */
-    memtable_node_t **staged;
+    /* Entries staged for publish, in staging order, each with the window
+     * at offset 0 of its key; writer only. Every staged key shares its
+     * first staged_common bytes, which the sort skips. */
+    staged_rec_t *staged;
     size_t n_staged, cap_staged;
     size_t staged_common;
 };
@@ -412,6 +419,21 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
 
 /* ---- bulk loading -------------------------------------------------------- */
 
+/* Big-endian, so that integer order is byte order; bytes past the end of
+ * the key read as zero, and the tie that makes is broken by the full
+ * compare. */
+static uint64_t key_window(const unsigned char *key, size_t key_len, size_t offset)
+{
+    uint64_t window = 0;
+    if (key_len >= offset + sizeof window) {
+        memcpy(&window, key + offset, sizeof window);
+        return __builtin_bswap64(window);
+    }
+    for (size_t i = 0; i < sizeof window; i++)
+        window = window << 8 | (offset + i < key_len ? key[offset + i] : 0);
+    return window;
+}
+
 int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
                           const void *key, size_t key_len, const void *value, size_t value_len)
 {
@@ -419,7 +441,7 @@ int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_ty
     /* Room first, so that a failure leaves no node behind. */
     if (self->n_staged == self->cap_staged) {
         size_t cap = self->cap_staged ? self->cap_staged * 2 : 1024;
-        memtable_node_t **grown = realloc(self->staged, cap * sizeof *grown);
+        staged_rec_t *grown = realloc(self->staged, cap * sizeof *grown);
         if (!grown)
             return STRATA_ENOMEM;
         self->staged = grown;
@@ -431,66 +453,70 @@ int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_ty
     if (self->n_staged == 0) {
         self->staged_common = key_len;
     } else {
-        const unsigned char *first = node_key(self->staged[0]);
+        const unsigned char *first = node_key(self->staged[0].node);
         size_t common = self->staged_common < key_len ? self->staged_common : key_len;
         size_t same = 0;
         while (same < common && first[same] == ((const unsigned char *)key)[same])
             same++;
         self->staged_common = same;
     }
-    self->staged[self->n_staged++] = node;
+    /* Taken here, from the key in hand: at publish it would cost a
+     * cache miss on every node. */
+    self->staged[self->n_staged++] =
+        (staged_rec_t){.window = key_window(key, key_len, 0), .node = node};
     return 0;
 }
 
-/* A staged node and the 8 bytes of its key after the staged keys' common
- * prefix, which order most pairs without touching the node. */
-typedef struct {
-    uint64_t window;
-    memtable_node_t *node;
-} staged_rec_t;
+/* Buckets this small are finished by insertion sort: they fit in a few
+ * cache lines, where another 256-way pass would cost more than it saves. */
+#define SMALL_BUCKET 32
 
-/* Big-endian, so that integer order is byte order; bytes past the end of
- * the key read as zero, and the tie that makes is broken by the full
- * compare. */
-static uint64_t key_window(const memtable_node_t *node, size_t offset)
+static void insertion_sort_by_window(staged_rec_t *recs, size_t n)
 {
-    const unsigned char *key = node_key(node);
-    uint64_t window = 0;
-    if (node->key_len >= offset + sizeof window) {
-        memcpy(&window, key + offset, sizeof window);
-        return __builtin_bswap64(window);
+    for (size_t i = 1; i < n; i++) {
+        staged_rec_t rec = recs[i];
+        size_t j = i;
+        while (j > 0 && recs[j - 1].window > rec.window) {
+            recs[j] = recs[j - 1];
+            j--;
+        }
+        recs[j] = rec;
     }
-    for (size_t i = 0; i < sizeof window; i++)
-        window = window << 8 | (offset + i < node->key_len ? key[offset + i] : 0);
-    return window;
 }
 
-/* LSD radix sort on window, a byte per pass, skipping the bytes that every
- * record shares. Returns whichever of recs and scratch holds the result. */
-static staged_rec_t *radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n)
+/* MSD radix sort on window, a byte per level from the top, recursing only
+ * into buckets that are still big. Random keys are ordered after two
+ * passes over the records, where an LSD sort makes one per byte of the
+ * window; a byte that every record of a bucket shares costs only a count.
+ * Equal windows end in one run, in no particular order. */
+static void radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n, int shift)
 {
-    size_t counts[8][256];
-    memset(counts, 0, sizeof counts);
-    for (size_t i = 0; i < n; i++)
-        for (int byte = 0; byte < 8; byte++)
-            counts[byte][(recs[i].window >> (8 * byte)) & 0xff]++;
-    for (int byte = 0; byte < 8; byte++) {
-        size_t *count = counts[byte];
-        if (count[(recs[0].window >> (8 * byte)) & 0xff] == n)
+    while (shift >= 0 && n > SMALL_BUCKET) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(recs[i].window >> shift) & 0xff]++;
+        if (count[(recs[0].window >> shift) & 0xff] == n) {
+            shift -= 8;
             continue;
-        size_t offset = 0;
+        }
+        size_t start[256], offset = 0;
         for (int digit = 0; digit < 256; digit++) {
-            size_t here = count[digit];
-            count[digit] = offset;
-            offset += here;
+            start[digit] = offset;
+            offset += count[digit];
         }
         for (size_t i = 0; i < n; i++)
-            scratch[count[(recs[i].window >> (8 * byte)) & 0xff]++] = recs[i];
-        staged_rec_t *sorted = scratch;
-        scratch = recs;
-        recs = sorted;
+            scratch[start[(recs[i].window >> shift) & 0xff]++] = recs[i];
+        memcpy(recs, scratch, n * sizeof *recs);
+        offset = 0;
+        for (int digit = 0; digit < 256; digit++) {
+            if (count[digit] > 1)
+                radix_sort(recs + offset, scratch + offset, count[digit], shift - 8);
+            offset += count[digit];
+        }
+        return;
     }
-    return recs;
+    if (shift >= 0)
+        insertion_sort_by_window(recs, n);
 }
 
 static int staged_rec_compare(const void *a, const void *b)
@@ -569,20 +595,14 @@ static void sort_run(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t
         qsort(recs, n, sizeof *recs, staged_rec_compare);
 }
 
-/* Sorts recs into memtable order, given that all their keys share their
- * first offset bytes: by the window after those, then each run of equal
- * windows on its own. The result is in recs; scratch is as long. */
-static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
-                           int depth)
+/* Sorts recs, whose windows are set, into memtable order, given that all
+ * their keys share their first offset bytes: by the window after those,
+ * then each run of equal windows on its own. The result is in recs;
+ * scratch is as long. */
+static void sort_windowed(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                          int depth)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 < n)
-            __builtin_prefetch(recs[i + 8].node);
-        recs[i].window = key_window(recs[i].node, offset);
-    }
-    staged_rec_t *sorted = radix_sort(recs, scratch, n);
-    if (sorted != recs)
-        memcpy(recs, sorted, n * sizeof *recs);
+    radix_sort(recs, scratch, n, 56);
     for (size_t start = 0; start < n;) {
         size_t end = start + 1;
         while (end < n && recs[end].window == recs[start].window)
@@ -591,6 +611,17 @@ static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, 
             sort_run(recs + start, scratch + start, end - start, offset, depth);
         start = end;
     }
+}
+
+static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                           int depth)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 < n)
+            __builtin_prefetch(recs[i + 8].node);
+        recs[i].window = key_window(node_key(recs[i].node), recs[i].node->key_len, offset);
+    }
+    sort_windowed(recs, scratch, n, offset, depth);
 }
 
 /* Links sorted nodes, each after the last one on every level it shares
@@ -610,6 +641,11 @@ static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_
         int max_height = atomic_load_explicit(&self->max_height, memory_order_relaxed);
         if (node->height > max_height)
             max_height = node->height;
+        /* With nothing after prev[0], the last node linked, there is nothing
+         * after prev[level] on any level either (it is the last node of
+         * that level before prev[0]), so no level needs a search. */
+        if (!atomic_load_explicit(node_link(prev[0], 0), memory_order_relaxed))
+            max_height = 0;
         /* prev[level] is at or before the last node linked, so it is before
          * this one. Once the search moves right of it on a level, it is
          * past the last node, hence past prev of every level below. */
@@ -639,16 +675,18 @@ void strata_memtable_publish(strata_memtable_t *self)
     size_t n = self->n_staged;
     if (n == 0)
         return;
-    staged_rec_t *recs = malloc(2 * n * sizeof *recs);
-    if (recs) {
-        for (size_t i = 0; i < n; i++)
-            recs[i].node = self->staged[i];
-        sort_by_window(recs, recs + n, n, self->staged_common, 0);
+    staged_rec_t *recs = self->staged;
+    staged_rec_t *scratch = malloc(n * sizeof *scratch);
+    if (scratch) {
+        if (self->staged_common == 0)
+            sort_windowed(recs, scratch, n, 0, 0);
+        else
+            sort_by_window(recs, scratch, n, self->staged_common, 0);
+        free(scratch);
         link_sorted(self, recs, n);
-        free(recs);
     } else {
         for (size_t i = 0; i < n; i++)
-            node_insert(self, self->staged[i]);
+            node_insert(self, recs[i].node);
     }
     count_added(self, n);
     free(self->staged);
