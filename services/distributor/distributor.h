@@ -34,6 +34,14 @@
 /* A delayed batch is sent early past this, so a message stays well under
  * the subscribers' frame cap. */
 #define BATCH_MAX_BYTES (4u << 20)
+/* A live message holds the entries of one topic that were already in the
+ * ring together, up to this many bytes (a larger entry goes alone): one
+ * message, not one per entry, is what a backlog costs to send, and the
+ * cap keeps the first entry's wait for the last one short. */
+#define LIVE_BATCH_MAX_BYTES (64u << 10)
+/* Entries the pump takes in one go before it looks at subscriptions and
+ * heartbeats; the live message open at the end of it goes out then. */
+#define PUMP_BURST_ENTRIES 256
 /* A connection is only closed as the one not reading when at least this
  * much waits in its kernel send queue. A stalled peer's fills to its send
  * buffer, which a slow start may leave near the kernel's 16 KiB default;
@@ -116,6 +124,15 @@ typedef struct {
     char name[];
 } topic_state_t;
 
+/* The live message being built (pump.c): consecutive entries of one topic. */
+typedef struct {
+    topic_state_t *topic; /* NULL while empty */
+    uint8_t *buf;         /* malloc'd: handed to ZeroMQ when sent */
+    size_t len, cap;
+    uint32_t count;
+    uint64_t last_seq, last_term;
+} live_batch_t;
+
 typedef struct {
     zsock_t *pub;
     int tier;         /* 0 live, 1 delayed */
@@ -161,6 +178,10 @@ struct dist {
     uint64_t next_flush_ns, last_notify_ns, notified;
     _Atomic uint64_t covered; /* every entry <= this has gone out on the live stream */
     uint64_t covered_term;    /* the term of the entry at covered (0: none); heartbeats carry it */
+    /* The last entry taken from the tail: covered once the live message
+     * holding it has gone out. */
+    uint64_t read_seq, read_term;
+    live_batch_t live_batch;
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
     _Atomic uint64_t live_entries, delayed_batches, heartbeats;
     atomic_bool ring_ready;

@@ -26,29 +26,38 @@ static void meta_encode(uint8_t *m, int kind, int tier, uint32_t count, uint64_t
     strata_pub_meta_encode(&meta, m);
 }
 
-/* One message, three frames. PUB drops what a slow subscriber's queue has no
+/* One message, three frames; body must come from malloc and is ZeroMQ's
+ * (or freed) from here on. PUB drops what a slow subscriber's queue has no
  * room for; the seqs make that visible to it, so we never block here. The
  * same holds past the tier's byte cap, where the subscriber that stopped
  * reading (it holds the queue) is closed so the others get entries again. */
 static void pub_send(tier_t *t, const void *topic, size_t topic_len, const uint8_t *meta,
-                     const void *body, size_t body_len)
+                     void *body, size_t body_len)
 {
     if (svc_outq_full(t->outq)) {
         svc_conncap_shed(t->conncap, SHED_MIN_BYTES, "subscriber queue full");
         atomic_fetch_add(&t->dropped, 1);
+        free(body);
         return;
     }
+    void *s = zsock_resolve(t->pub);
+    zmq_send(s, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, meta, META_BYTES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    svc_outq_send(t->outq, s, body, body_len, ZMQ_DONTWAIT);
+    t->messages++;
+}
+
+/* pub_send of a body the caller keeps. */
+static void pub_send_copy(tier_t *t, const void *topic, size_t topic_len, const uint8_t *meta,
+                          const void *body, size_t body_len)
+{
     void *copy = malloc(body_len ? body_len : 1);
     if (!copy) {
         atomic_fetch_add(&t->dropped, 1);
         return;
     }
     memcpy(copy, body, body_len);
-    void *s = zsock_resolve(t->pub);
-    zmq_send(s, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(s, meta, META_BYTES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    svc_outq_send(t->outq, s, copy, body_len, ZMQ_DONTWAIT);
-    t->messages++;
+    pub_send(t, topic, topic_len, meta, copy, body_len);
 }
 
 static topic_state_t *topic_get(dist_t *d, tier_t *t, const uint8_t *topic, size_t len)
@@ -89,7 +98,7 @@ static void heartbeat(dist_t *d, tier_t *t, uint64_t covered)
         for (; ts && n < HB_TOPICS_PER_MESSAGE; ts = zhashx_next(t->topics), n++)
             off += strata_pub_hb_put_topic(body + off, ts->name, strlen(ts->name), ts->last);
         strata_pub_hb_put_header(body, covered, n);
-        pub_send(t, HB_TOPIC, strlen(HB_TOPIC), meta, body, off);
+        pub_send_copy(t, HB_TOPIC, strlen(HB_TOPIC), meta, body, off);
     } while (ts);
     free(body);
     t->heartbeats++;
@@ -115,7 +124,7 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
     uint8_t meta[META_BYTES];
     meta_encode(meta, KIND_ENTRIES, 1, ts->count, ts->last, d->instance, d->start_seq,
                 get_le64(last_entry + 24));
-    pub_send(&d->delayed, ts->name, strlen(ts->name), meta, ts->buf, ts->len);
+    pub_send_copy(&d->delayed, ts->name, strlen(ts->name), meta, ts->buf, ts->len);
     ts->last = get_le64(last_entry + 16);
     d->delayed.entries += ts->count;
     d->delayed.last_send_ns = now_ns();
@@ -124,7 +133,81 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
     ts->count = 0;
 }
 
-/* Sends one committed entry (raw is a private copy, already checked). */
+/* Sends the open live message, if any, then says everything read so far
+ * is covered: a heartbeat or a replay never runs ahead of the stream. */
+static void live_flush(dist_t *d)
+{
+    live_batch_t *b = &d->live_batch;
+    if (b->count) {
+        topic_state_t *ts = b->topic;
+        uint8_t meta[META_BYTES];
+        meta_encode(meta, KIND_ENTRIES, 0, b->count, ts->last, d->instance, d->start_seq,
+                    b->last_term);
+        /* The outq counts what malloc holds: give back what the batch did
+         * not fill (in place). */
+        if (b->cap - b->len > b->len / 4) {
+            uint8_t *fitted = realloc(b->buf, b->len);
+            if (fitted)
+                b->buf = fitted;
+        }
+        pub_send(&d->live, ts->name, strlen(ts->name), meta, b->buf, b->len);
+        ts->last = b->last_seq;
+        d->live.entries += b->count;
+        d->live.last_send_ns = now_ns();
+        atomic_fetch_add(&d->live_entries, b->count);
+        *b = (live_batch_t){0};
+    }
+    d->covered_term = d->read_term;
+    atomic_store(&d->covered, d->read_seq);
+}
+
+/* Adds an entry to the open live message: entries of one topic read in
+ * one burst travel together, in seq order, so the stream's order across
+ * topics stays the log's. */
+static void live_add(dist_t *d, topic_state_t *ts, const strata_entry_t *e, const uint8_t *raw,
+                     size_t raw_len)
+{
+    live_batch_t *b = &d->live_batch;
+    if (b->count && (b->topic != ts || b->len + raw_len > LIVE_BATCH_MAX_BYTES)) {
+        uint64_t read_seq = d->read_seq, read_term = d->read_term;
+        d->read_seq = b->last_seq; /* covered stops before this entry */
+        d->read_term = b->last_term;
+        live_flush(d);
+        d->read_seq = read_seq;
+        d->read_term = read_term;
+    }
+    if (b->len + raw_len > b->cap) {
+        /* A lone entry costs one exact malloc (the common case when the
+         * pump keeps up); a second one means a backlog: room for more. */
+        size_t cap = b->cap ? 2 * b->cap : raw_len;
+        if (b->cap && cap < 16 * raw_len)
+            cap = 16 * raw_len;
+        if (cap > LIVE_BATCH_MAX_BYTES)
+            cap = LIVE_BATCH_MAX_BYTES;
+        if (cap < b->len + raw_len)
+            cap = b->len + raw_len;
+        uint8_t *grown = realloc(b->buf, cap);
+        if (!grown) {
+            /* Not sent, but counted as sent: the next message's prev_seq
+             * shows subscribers the gap, as for any dropped message. */
+            log_error("event=out_of_memory seq=%" PRIu64, e->seq);
+            atomic_fetch_add(&d->live.dropped, 1);
+            ts->last = e->seq;
+            return;
+        }
+        b->buf = grown;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, raw, raw_len);
+    b->len += raw_len;
+    b->count++;
+    b->topic = ts;
+    b->last_seq = e->seq;
+    b->last_term = e->term;
+}
+
+/* Takes one committed entry (raw is a private copy, already checked) into
+ * the live message and the topic's delayed batch. */
 static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw, size_t raw_len)
 {
     if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
@@ -135,13 +218,7 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
         log_error("event=out_of_memory seq=%" PRIu64, e->seq);
         goto covered;
     }
-    uint8_t meta[META_BYTES];
-    meta_encode(meta, KIND_ENTRIES, 0, 1, live->last, d->instance, d->start_seq, e->term);
-    pub_send(&d->live, live->name, strlen(live->name), meta, raw, raw_len);
-    live->last = e->seq;
-    d->live.entries++;
-    d->live.last_send_ns = now_ns();
-    atomic_fetch_add(&d->live_entries, 1);
+    live_add(d, live, e, raw, raw_len);
 
     if (later->len + raw_len > BATCH_MAX_BYTES)
         delayed_flush(d, later);
@@ -161,8 +238,8 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
     later->len += raw_len;
     later->count++;
 covered:
-    d->covered_term = e->term;
-    atomic_store(&d->covered, e->seq);
+    d->read_seq = e->seq;
+    d->read_term = e->term;
 }
 
 /* Where the writer's ring is (its endpoints file says, "off" when it has
@@ -209,10 +286,10 @@ static uint64_t term_at(dist_t *d, uint64_t seq)
     return e.term;
 }
 
-/* Publishes the tail's next entry, if one comes within timeout_ms. The
- * tail (lib/log/tail.c) fills whatever the ring lacks from the WAL, so
- * covered moves one seq at a time. */
-static void pump_step(dist_t *d, int timeout_ms)
+/* Takes the tail's next entry, if one comes within timeout_ms; true when
+ * one did. The tail (lib/log/tail.c) fills whatever the ring lacks from
+ * the WAL, so the pump reads one seq at a time. */
+static bool pump_step(dist_t *d, int timeout_ms)
 {
     strata_entry_t e;
     const uint8_t *raw;
@@ -224,15 +301,16 @@ static void pump_step(dist_t *d, int timeout_ms)
     strata_tail_stats(d->tail, &after);
     if (!d->start_seq && strata_tail_start_seq(d->tail)) {
         d->start_seq = strata_tail_start_seq(d->tail);
-        d->covered_term = term_at(d, d->start_seq - 1);
-        atomic_store(&d->covered, d->start_seq - 1);
+        d->read_seq = d->start_seq - 1;
+        d->read_term = term_at(d, d->read_seq);
+        live_flush(d); /* nothing to send: covered and its term */
     }
     if (after.ring_attaches != before.ring_attaches)
         log_info("event=ring_attached next_seq=%" PRIu64, strata_tail_next_seq(d->tail));
     if (after.wal_refills != before.wal_refills)
-        log_info("event=wal_catchup from=%" PRIu64, atomic_load(&d->covered) + 1);
+        log_info("event=wal_catchup from=%" PRIu64, d->read_seq + 1);
     if (before.ring_attached && !after.ring_attached)
-        log_info("event=ring_stale covered=%" PRIu64, atomic_load(&d->covered));
+        log_info("event=ring_stale covered=%" PRIu64, d->read_seq);
     atomic_store(&d->laps, after.laps);
     atomic_store(&d->wal_catchups, after.wal_refills);
     atomic_store(&d->ring_reopens, after.ring_attaches);
@@ -240,8 +318,8 @@ static void pump_step(dist_t *d, int timeout_ms)
     if (rc == 0)
         publish_entry(d, &e, raw, raw_len);
     else if (rc != STRATA_ETIMEDOUT)
-        log_error("event=tail_failed seq=%" PRIu64 " error=\"%s\"", atomic_load(&d->covered) + 1,
-                  err.msg);
+        log_error("event=tail_failed seq=%" PRIu64 " error=\"%s\"", d->read_seq + 1, err.msg);
+    return rc == 0;
 }
 
 int pump_tail_open(dist_t *d, strata_error_t *err)
@@ -287,13 +365,11 @@ void *pump_main(void *arg)
         int timeout = due > now ? (int)((due - now) / 1000000ull) : 0;
         if (timeout > 100)
             timeout = 100;
-        /* Read a burst before looking at anything else. */
-        for (int i = 0; i < 256; i++) {
-            uint64_t before = atomic_load(&d->covered);
-            pump_step(d, i == 0 ? timeout : 0);
-            if (atomic_load(&d->covered) == before)
-                break;
-        }
+        /* Read a burst before looking at anything else; what it read goes
+         * out without waiting for more. */
+        for (int i = 0; i < PUMP_BURST_ENTRIES && pump_step(d, i == 0 ? timeout : 0); i++)
+            ;
+        live_flush(d);
         now = now_ns();
         check_subscriptions(&d->live);
         check_subscriptions(&d->delayed);
@@ -314,6 +390,7 @@ void *pump_main(void *arg)
         }
         notify_main(d, false);
     }
+    live_flush(d);
     notify_main(d, true);
     return NULL;
 }
