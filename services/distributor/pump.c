@@ -327,7 +327,8 @@ int pump_tail_open(dist_t *d, strata_error_t *err)
     strata_tail_options_t opts = {.ring_locate = locate_ring,
                                   .ring_locate_arg = d,
                                   .wal_dir = d->wal_dir,
-                                  .max_entry_bytes = WAL_MAX_ENTRY};
+                                  .max_entry_bytes = WAL_MAX_ENTRY,
+                                  .spin_us = PUMP_SPIN_US};
     return strata_tail_open(&opts, &d->tail, err);
 }
 

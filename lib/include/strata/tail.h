@@ -29,6 +29,9 @@ typedef struct {
      * first attach (strata_tail_start_seq says which once attached). */
     uint64_t from_seq;
     uint32_t max_entry_bytes; /* the WAL cursor's cap; 0: its default */
+    /* How long next() busy-waits on the ring before it sleeps (the ring
+     * reader's spin_us; 0: the ring's default, 1: hardly at all). */
+    uint32_t spin_us;
 } strata_tail_options_t;
 
 /* Copies what it needs from opts; attaches lazily, in next(). */
