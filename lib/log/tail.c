@@ -280,6 +280,13 @@ int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, st
     return STRATA_ETIMEDOUT;
 }
 
+bool strata_tail_pending(const strata_tail_t *self)
+{
+    if (self->fill_limit)
+        return true;
+    return self->ring && strata_ring_reader_pending(self->ring);
+}
+
 uint64_t strata_tail_next_seq(const strata_tail_t *self)
 {
     return self->started ? self->covered + 1 : 0;

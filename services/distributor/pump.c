@@ -368,12 +368,19 @@ void *pump_main(void *arg)
             timeout = 100;
         /* Read a burst before looking at anything else; what it read goes
          * out without waiting for more. */
-        for (int i = 0; i < PUMP_BURST_ENTRIES && pump_step(d, i == 0 ? timeout : 0); i++)
-            ;
+        for (int i = 0; i < PUMP_BURST_ENTRIES && (i == 0 || strata_tail_pending(d->tail)); i++)
+            if (!pump_step(d, i == 0 ? timeout : 0))
+                break;
         live_flush(d);
         now = now_ns();
-        check_subscriptions(&d->live);
-        check_subscriptions(&d->delayed);
+        /* Each look is a poll(2) inside ZeroMQ: once a millisecond is soon
+         * enough for a new subscriber's heartbeat, and a pump woken per
+         * entry does not pay it per entry. */
+        if (now - d->subs_checked_ns >= SUBS_CHECK_NS) {
+            check_subscriptions(&d->live);
+            check_subscriptions(&d->delayed);
+            d->subs_checked_ns = now;
+        }
         uint64_t covered = atomic_load(&d->covered);
         if (d->start_seq &&
             (d->live.hb_now || now - d->live.last_send_ns >= d->heartbeat_ms * 1000000ull))

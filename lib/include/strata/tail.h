@@ -50,6 +50,11 @@ int strata_tail_open(const strata_tail_options_t *opts, strata_tail_t **tail_p,
 int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, strata_entry_t *entry,
                      const uint8_t **raw, size_t *raw_len, strata_error_t *err);
 
+/* True when next() would return at once: a gap being filled from the WAL,
+ * or the ring has more past the cursor (strata_ring_reader_pending). False
+ * says a next(0) would most likely find nothing; no syscall either way. */
+bool strata_tail_pending(const strata_tail_t *self);
+
 /* The seq next() returns next; 0 before from_seq 0 has been resolved. */
 uint64_t strata_tail_next_seq(const strata_tail_t *self);
 
