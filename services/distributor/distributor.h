@@ -127,6 +127,8 @@ typedef struct {
     uint64_t last; /* last seq sent on this topic and tier */
     uint8_t *buf;  /* delayed: entries waiting for the next batch */
     size_t len, cap;
+    size_t last_off; /* delayed: where the batch's last entry starts */
+    size_t name_len;
     uint32_t count;
     char name[];
 } topic_state_t;
@@ -189,6 +191,8 @@ struct dist {
      * holding it has gone out. */
     uint64_t read_seq, read_term;
     live_batch_t live_batch;
+    topic_state_t *last_live, *last_delayed; /* the previous entry's topic */
+    bool ring_ready_known;                   /* ring_ready has been stored once */
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
     _Atomic uint64_t live_entries, delayed_batches, heartbeats;
     atomic_bool ring_ready;

@@ -60,6 +60,18 @@ static void pub_send_copy(tier_t *t, const void *topic, size_t topic_len, const 
     pub_send(t, topic, topic_len, meta, copy, body_len);
 }
 
+/* Whether ts is the state of topic (empty: NO_TOPIC, as topic_get files it). */
+static bool topic_is(const topic_state_t *ts, const uint8_t *topic, size_t len)
+{
+    if (len == 0) {
+        topic = (const uint8_t *)NO_TOPIC;
+        len = strlen(NO_TOPIC);
+    }
+    if (len > STRATA_PROTO_MAX_TOPIC)
+        len = STRATA_PROTO_MAX_TOPIC;
+    return ts->name_len == len && memcmp(ts->name, topic, len) == 0;
+}
+
 static topic_state_t *topic_get(dist_t *d, tier_t *t, const uint8_t *topic, size_t len)
 {
     char name[STRATA_PROTO_MAX_TOPIC + 1];
@@ -78,6 +90,7 @@ static topic_state_t *topic_get(dist_t *d, tier_t *t, const uint8_t *topic, size
     if (!ts)
         return NULL;
     memcpy(ts->name, name, len + 1);
+    ts->name_len = len;
     ts->last = d->start_seq - 1;
     zhashx_insert(t->topics, ts->name, ts);
     return ts;
@@ -111,15 +124,7 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
 {
     if (!ts->count)
         return;
-    const uint8_t *last_entry = NULL;
-    /* The batch's last seq is its last entry's: walk to it. */
-    size_t off = 0;
-    while (off < ts->len) {
-        uint32_t payload = (uint32_t)ts->buf[off + 4] | (uint32_t)ts->buf[off + 5] << 8 |
-                           (uint32_t)ts->buf[off + 6] << 16 | (uint32_t)ts->buf[off + 7] << 24;
-        last_entry = ts->buf + off;
-        off += 40 + payload;
-    }
+    const uint8_t *last_entry = ts->buf + ts->last_off;
     /* A batch may span a term change: it carries its last entry's term. */
     uint8_t meta[META_BYTES];
     meta_encode(meta, KIND_ENTRIES, 1, ts->count, ts->last, d->instance, d->start_seq,
@@ -212,8 +217,12 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
 {
     if (e->topic_len > 0 && e->topic[0] == '$') /* the node's own: never on PUB */
         goto covered;
-    topic_state_t *live = topic_get(d, &d->live, e->topic, e->topic_len);
-    topic_state_t *later = topic_get(d, &d->delayed, e->topic, e->topic_len);
+    topic_state_t *live = d->last_live, *later = d->last_delayed;
+    /* Runs of one topic are the common case: look up only when it changes. */
+    if (!live || !topic_is(live, e->topic, e->topic_len)) {
+        live = d->last_live = topic_get(d, &d->live, e->topic, e->topic_len);
+        later = d->last_delayed = topic_get(d, &d->delayed, e->topic, e->topic_len);
+    }
     if (!live || !later) {
         log_error("event=out_of_memory seq=%" PRIu64, e->seq);
         goto covered;
@@ -235,6 +244,7 @@ static void publish_entry(dist_t *d, const strata_entry_t *e, const uint8_t *raw
         later->cap = cap;
     }
     memcpy(later->buf + later->len, raw, raw_len);
+    later->last_off = later->len;
     later->len += raw_len;
     later->count++;
 covered:
@@ -295,31 +305,50 @@ static bool pump_step(dist_t *d, int timeout_ms)
     const uint8_t *raw;
     size_t raw_len;
     strata_error_t err;
-    strata_tail_stats_t before, after;
-    strata_tail_stats(d->tail, &before);
     int rc = strata_tail_next(d->tail, 0, timeout_ms, &e, &raw, &raw_len, &err);
-    strata_tail_stats(d->tail, &after);
     if (!d->start_seq && strata_tail_start_seq(d->tail)) {
         d->start_seq = strata_tail_start_seq(d->tail);
         d->read_seq = d->start_seq - 1;
         d->read_term = term_at(d, d->read_seq);
         live_flush(d); /* nothing to send: covered and its term */
     }
-    if (after.ring_attaches != before.ring_attaches)
-        log_info("event=ring_attached next_seq=%" PRIu64, strata_tail_next_seq(d->tail));
-    if (after.wal_refills != before.wal_refills)
-        log_info("event=wal_catchup from=%" PRIu64, d->read_seq + 1);
-    if (before.ring_attached && !after.ring_attached)
-        log_info("event=ring_stale covered=%" PRIu64, d->read_seq);
-    atomic_store(&d->laps, after.laps);
-    atomic_store(&d->wal_catchups, after.wal_refills);
-    atomic_store(&d->ring_reopens, after.ring_attaches);
-    atomic_store(&d->ring_ready, after.ring_attached);
     if (rc == 0)
         publish_entry(d, &e, raw, raw_len);
     else if (rc != STRATA_ETIMEDOUT)
         log_error("event=tail_failed seq=%" PRIu64 " error=\"%s\"", d->read_seq + 1, err.msg);
     return rc == 0;
+}
+
+/* Takes what the tail has at once, up to PUMP_BURST_ENTRIES, waiting up to
+ * timeout_ms for the first, and sends it: the message leaves right after
+ * its last entry is read, with no poll that finds nothing in between. The
+ * tail's counters are looked at once per burst, not per entry. */
+static void pump_burst(dist_t *d, int timeout_ms)
+{
+    strata_tail_stats_t before, after;
+    strata_tail_stats(d->tail, &before);
+    uint64_t from = d->read_seq + 1;
+    for (int i = 0; i < PUMP_BURST_ENTRIES && (i == 0 || strata_tail_pending(d->tail)); i++)
+        if (!pump_step(d, i == 0 ? timeout_ms : 0))
+            break;
+    strata_tail_stats(d->tail, &after);
+    if (after.ring_attaches != before.ring_attaches)
+        log_info("event=ring_attached next_seq=%" PRIu64, strata_tail_next_seq(d->tail));
+    if (after.wal_refills != before.wal_refills)
+        log_info("event=wal_catchup from=%" PRIu64, from);
+    if (before.ring_attached && !after.ring_attached)
+        log_info("event=ring_stale covered=%" PRIu64, d->read_seq);
+    if (after.laps != before.laps)
+        atomic_store(&d->laps, after.laps);
+    if (after.wal_refills != before.wal_refills)
+        atomic_store(&d->wal_catchups, after.wal_refills);
+    if (after.ring_attaches != before.ring_attaches)
+        atomic_store(&d->ring_reopens, after.ring_attaches);
+    if (after.ring_attached != before.ring_attached || !d->ring_ready_known) {
+        atomic_store(&d->ring_ready, after.ring_attached);
+        d->ring_ready_known = true;
+    }
+    live_flush(d);
 }
 
 int pump_tail_open(dist_t *d, strata_error_t *err)
@@ -366,12 +395,7 @@ void *pump_main(void *arg)
         int timeout = due > now ? (int)((due - now) / 1000000ull) : 0;
         if (timeout > 100)
             timeout = 100;
-        /* Read a burst before looking at anything else; what it read goes
-         * out without waiting for more. */
-        for (int i = 0; i < PUMP_BURST_ENTRIES && (i == 0 || strata_tail_pending(d->tail)); i++)
-            if (!pump_step(d, i == 0 ? timeout : 0))
-                break;
-        live_flush(d);
+        pump_burst(d, timeout);
         now = now_ns();
         /* Each look is a poll(2) inside ZeroMQ: once a millisecond is soon
          * enough for a new subscriber's heartbeat, and a pump woken per
