@@ -200,6 +200,9 @@ struct dist {
     /* main thread */
     strata_client_t *writer;
     zhashx_t *subs; /* name -> sub_t */
+    /* Durable sessions connected (at least; recounted every sessions
+     * tick): while 0 the pump does not wake this thread per publish. */
+    _Atomic uint32_t sessions_connected;
     struct {
         strata_wal_cursor_t *cursor;
         uint64_t next_seq, used_ns;

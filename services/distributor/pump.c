@@ -374,8 +374,13 @@ static void check_subscriptions(tier_t *t)
     }
 }
 
+/* Tells the main thread how far the stream is, for its durable sessions;
+ * with none connected there is nothing to wake it for (a subscribe reads
+ * covered itself). */
 static void notify_main(dist_t *d, bool force)
 {
+    if (!force && atomic_load(&d->sessions_connected) == 0)
+        return;
     uint64_t covered = atomic_load(&d->covered), now = now_ns();
     if (covered == d->notified || (!force && now - d->last_notify_ns < 1000000))
         return;
