@@ -138,30 +138,35 @@ static void delayed_flush(dist_t *d, topic_state_t *ts)
     ts->count = 0;
 }
 
-/* Sends the open live message, if any, then says everything read so far
- * is covered: a heartbeat or a replay never runs ahead of the stream. */
-static void live_flush(dist_t *d)
+/* Sends the open live message, if any. */
+static void live_send(dist_t *d)
 {
     live_batch_t *b = &d->live_batch;
-    if (b->count) {
-        topic_state_t *ts = b->topic;
-        uint8_t meta[META_BYTES];
-        meta_encode(meta, KIND_ENTRIES, 0, b->count, ts->last, d->instance, d->start_seq,
-                    b->last_term);
-        /* The outq counts what malloc holds: give back what the batch did
-         * not fill (in place). */
-        if (b->cap - b->len > b->len / 4) {
-            uint8_t *fitted = realloc(b->buf, b->len);
-            if (fitted)
-                b->buf = fitted;
-        }
-        pub_send(&d->live, ts->name, strlen(ts->name), meta, b->buf, b->len);
-        ts->last = b->last_seq;
-        d->live.entries += b->count;
-        d->live.last_send_ns = now_ns();
-        atomic_fetch_add(&d->live_entries, b->count);
-        *b = (live_batch_t){0};
+    if (!b->count)
+        return;
+    topic_state_t *ts = b->topic;
+    uint8_t meta[META_BYTES];
+    meta_encode(meta, KIND_ENTRIES, 0, b->count, ts->last, d->instance, d->start_seq, b->last_term);
+    /* The outq counts what malloc holds: give back what the batch did not
+     * fill (in place). */
+    if (b->cap - b->len > b->len / 4) {
+        uint8_t *fitted = realloc(b->buf, b->len);
+        if (fitted)
+            b->buf = fitted;
     }
+    pub_send(&d->live, ts->name, strlen(ts->name), meta, b->buf, b->len);
+    ts->last = b->last_seq;
+    d->live.entries += b->count;
+    d->live.last_send_ns = now_ns();
+    atomic_fetch_add(&d->live_entries, b->count);
+    *b = (live_batch_t){0};
+}
+
+/* Sends the open live message, then says everything read so far is
+ * covered: a heartbeat or a replay never runs ahead of the stream. */
+static void live_flush(dist_t *d)
+{
+    live_send(d);
     d->covered_term = d->read_term;
     atomic_store(&d->covered, d->read_seq);
 }
@@ -173,14 +178,8 @@ static void live_add(dist_t *d, topic_state_t *ts, const strata_entry_t *e, cons
                      size_t raw_len)
 {
     live_batch_t *b = &d->live_batch;
-    if (b->count && (b->topic != ts || b->len + raw_len > LIVE_BATCH_MAX_BYTES)) {
-        uint64_t read_seq = d->read_seq, read_term = d->read_term;
-        d->read_seq = b->last_seq; /* covered stops before this entry */
-        d->read_term = b->last_term;
-        live_flush(d);
-        d->read_seq = read_seq;
-        d->read_term = read_term;
-    }
+    if (b->count && (b->topic != ts || b->len + raw_len > LIVE_BATCH_MAX_BYTES))
+        live_send(d);
     if (b->len + raw_len > b->cap) {
         /* A lone entry costs one exact malloc (the common case when the
          * pump keeps up); a second one means a backlog: room for more. */
@@ -194,8 +193,10 @@ static void live_add(dist_t *d, topic_state_t *ts, const strata_entry_t *e, cons
         uint8_t *grown = realloc(b->buf, cap);
         if (!grown) {
             /* Not sent, but counted as sent: the next message's prev_seq
-             * shows subscribers the gap, as for any dropped message. */
+             * shows subscribers the gap, as for any dropped message. What
+             * is open goes first, so its own prev_seq stays right. */
             log_error("event=out_of_memory seq=%" PRIu64, e->seq);
+            live_send(d);
             atomic_fetch_add(&d->live.dropped, 1);
             ts->last = e->seq;
             return;
