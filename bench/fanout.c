@@ -25,6 +25,7 @@
 #include <zmq.h>
 
 #include "strata/entry.h"
+#include "strata/pubframe.h"
 #include "strata/ring.h"
 
 /* The entries: topic "market", an 8-byte key (the seq, big-endian) and a
@@ -1139,25 +1140,28 @@ static int s_distributor_read(s_reader_t *r)
             continue;
         }
         uint64_t now = bench_now_ns();
-        const uint8_t *meta = zmq_msg_data(&frames[1]);
-        if (zmq_msg_size(&frames[1]) != 32 || meta[0] != 1) {
-            rc = s_reader_fail(r, S_READER_FAILED, "meta frame of %zu bytes, version %u",
-                               zmq_msg_size(&frames[1]), zmq_msg_size(&frames[1]) ? meta[0] : 0);
+        /* The library's own decoder, as every subscriber's: a new meta
+         * version is read here as soon as the distributor sends it. */
+        strata_pub_meta_t meta;
+        strata_error_t err;
+        if (strata_pub_meta_decode(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+                                   zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &meta,
+                                   &err) != 0) {
+            rc = s_reader_fail(r, S_READER_FAILED, "%s", err.msg);
             continue;
         }
-        if (meta[1] == 2) { /* a heartbeat */
+        if (meta.kind == STRATA_PUB_HEARTBEAT) {
             if (atomic_load(&r->slot->state) == S_READER_STARTING)
                 s_reader_ready(r);
             continue;
         }
-        uint32_t count = s_get_le32(meta + 4);
         const uint8_t *entry = zmq_msg_data(&frames[2]);
-        if (meta[1] != 1 || zmq_msg_size(&frames[2]) != (size_t)count * run->size) {
-            rc = s_reader_fail(r, S_READER_FAILED, "kind %u message of %u entries in %zu bytes",
-                               meta[1], count, zmq_msg_size(&frames[2]));
+        if (zmq_msg_size(&frames[2]) != (size_t)meta.count * run->size) {
+            rc = s_reader_fail(r, S_READER_FAILED, "a message of %" PRIu32 " entries in %zu bytes",
+                               meta.count, zmq_msg_size(&frames[2]));
             continue;
         }
-        for (uint32_t i = 0; i < count && rc == 0; i++, entry += run->size) {
+        for (uint32_t i = 0; i < meta.count && rc == 0; i++, entry += run->size) {
             uint64_t seq = s_seq_of(entry);
             /* Before this run's first: what an earlier run left in flight. */
             if (seq < run->first_seq && r->expected_seq == run->first_seq)

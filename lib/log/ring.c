@@ -1045,6 +1045,15 @@ int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_e
     }
 }
 
+bool strata_ring_reader_pending(const strata_ring_reader_t *self)
+{
+    if (!self)
+        return false;
+    return self->lapped ||
+           atomic_load_explicit(&self->shared->head, memory_order_acquire) > self->pos ||
+           atomic_load_explicit(&self->shared->closed, memory_order_acquire);
+}
+
 bool strata_ring_reader_intact(const strata_ring_reader_t *self)
 {
     if (!self || !self->has_last)

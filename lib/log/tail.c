@@ -21,6 +21,7 @@ struct strata_tail {
     void *ring_locate_arg;
     char *wal_dir;
     uint32_t max_entry_bytes;
+    uint32_t spin_us;
 
     strata_ring_reader_t *ring;
     strata_wal_cursor_t *cursor;
@@ -66,6 +67,7 @@ int strata_tail_open(const strata_tail_options_t *opts, strata_tail_t **tail_p, 
     self->ring_locate = opts->ring_locate;
     self->ring_locate_arg = opts->ring_locate_arg;
     self->max_entry_bytes = opts->max_entry_bytes;
+    self->spin_us = opts->spin_us;
     if (opts->from_seq) {
         self->started = true;
         self->start_seq = opts->from_seq;
@@ -118,7 +120,7 @@ static int tail_attach(strata_tail_t *self, strata_error_t *err)
     /* Everything, '$' topics included: the stream has no holes. */
     static const char *const all[] = {"", "$"};
     strata_ring_reader_options_t ro = {
-        .start = STRATA_RING_FROM_NEWEST, .topics = all, .n_topics = 2};
+        .start = STRATA_RING_FROM_NEWEST, .topics = all, .n_topics = 2, .spin_us = self->spin_us};
     if (self->started) {
         ro.start = STRATA_RING_FROM_SEQ;
         ro.from_seq = self->covered + 1;
@@ -276,6 +278,13 @@ int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, st
         tail_drop_ring(self);
     }
     return STRATA_ETIMEDOUT;
+}
+
+bool strata_tail_pending(const strata_tail_t *self)
+{
+    if (self->fill_limit)
+        return true;
+    return self->ring && strata_ring_reader_pending(self->ring);
 }
 
 uint64_t strata_tail_next_seq(const strata_tail_t *self)

@@ -586,6 +586,7 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     s->request_id = req->request_id;
     s->window = req->window ? req->window : (uint32_t)d->window;
     s->connected = true;
+    atomic_fetch_add(&d->sessions_connected, 1); /* the pump notifies from now on */
     s->heard_ns = s->progress_ns = now_ns();
     s->seen_wall_ns = wall_ns();
     if (s->dirty)
@@ -1096,9 +1097,11 @@ int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
         if (tiers[i]->outq && svc_outq_full(tiers[i]->outq))
             svc_conncap_shed(tiers[i]->conncap, SHED_MIN_BYTES, "subscriber queue full");
     uint64_t now = now_ns();
+    uint32_t connected = 0;
     for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
         if (!s->connected)
             continue;
+        connected++;
         if (now - s->heard_ns > d->session_timeout_ms * 1000000ull) {
             log_info("event=session_expired name=%s acked=%" PRIu64, s->name, s->acked);
             session_end(s);
@@ -1119,6 +1122,8 @@ int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
         }
         session_pump(d, s);
     }
+    /* An ended session is counted until the next tick: one more notify. */
+    atomic_store(&d->sessions_connected, connected);
     return zsys_interrupted ? -1 : 0;
 }
 

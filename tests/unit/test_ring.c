@@ -1138,6 +1138,28 @@ START_TEST(oversize_entry_is_a_marker_then_seek_past_it_continues)
 }
 END_TEST
 
+START_TEST(pending_says_whether_next_has_something_without_waiting)
+{
+    ring_dir_t d = ring_dir();
+    strata_ring_t *ring = create_ring(d.path, 64 * KIB, 1);
+    strata_ring_reader_t *reader = open_reader(d.path, STRATA_RING_FROM_NEWEST, 0, NULL, 0);
+    ck_assert(!strata_ring_reader_pending(reader));
+    append_range(ring, 1, 2, "t", 8);
+    ck_assert(!strata_ring_reader_pending(reader)); /* appended, not published */
+    strata_ring_publish(ring, 2);
+    ck_assert(strata_ring_reader_pending(reader));
+    expect_entry(reader, 1, "t", 8);
+    ck_assert(strata_ring_reader_pending(reader));
+    expect_entry(reader, 2, "t", 8);
+    ck_assert(!strata_ring_reader_pending(reader));
+    strata_ring_close(&ring, true);
+    ck_assert(strata_ring_reader_pending(reader)); /* the close, as STRATA_ESTALE */
+    expect_rc(reader, STRATA_ESTALE);
+    strata_ring_reader_close(&reader);
+    ring_dir_remove(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
@@ -1160,6 +1182,7 @@ int main(void)
     tcase_add_test(tc, a_ring_moved_away_from_its_path_is_stale);
     tcase_add_test(tc, close_is_stale_only_after_everything_published_is_read);
     tcase_add_test(tc, oversize_entry_is_a_marker_then_seek_past_it_continues);
+    tcase_add_test(tc, pending_says_whether_next_has_something_without_waiting);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

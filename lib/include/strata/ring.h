@@ -110,6 +110,13 @@ int strata_ring_reader_open(const char *path, const strata_ring_reader_options_t
 int strata_ring_reader_next(strata_ring_reader_t *self, int timeout_ms, strata_entry_t *entry,
                             const uint8_t **raw, size_t *raw_len);
 
+/* True when next() has something to say without waiting: a record
+ * published past the cursor (it may yet be filtered out), a lap or a
+ * close. A few loads, no syscall: for a caller that takes what is there
+ * and then does other work rather than poll with next(0), which checks
+ * the ring's path (a stat) each time it finds nothing. */
+bool strata_ring_reader_pending(const strata_ring_reader_t *self);
+
 /* True while the entry last returned by next() has not been overwritten:
  * check it after using the entry in place and before trusting what was
  * read (a seqlock-style validation; the producer never waits for readers).

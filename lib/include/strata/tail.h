@@ -29,6 +29,9 @@ typedef struct {
      * first attach (strata_tail_start_seq says which once attached). */
     uint64_t from_seq;
     uint32_t max_entry_bytes; /* the WAL cursor's cap; 0: its default */
+    /* How long next() busy-waits on the ring before it sleeps (the ring
+     * reader's spin_us; 0: the ring's default, 1: hardly at all). */
+    uint32_t spin_us;
 } strata_tail_options_t;
 
 /* Copies what it needs from opts; attaches lazily, in next(). */
@@ -46,6 +49,11 @@ int strata_tail_open(const strata_tail_options_t *opts, strata_tail_t **tail_p,
  * ms. */
 int strata_tail_next(strata_tail_t *self, uint64_t limit_seq, int timeout_ms, strata_entry_t *entry,
                      const uint8_t **raw, size_t *raw_len, strata_error_t *err);
+
+/* True when next() would return at once: a gap being filled from the WAL,
+ * or the ring has more past the cursor (strata_ring_reader_pending). False
+ * says a next(0) would most likely find nothing; no syscall either way. */
+bool strata_tail_pending(const strata_tail_t *self);
 
 /* The seq next() returns next; 0 before from_seq 0 has been resolved. */
 uint64_t strata_tail_next_seq(const strata_tail_t *self);
