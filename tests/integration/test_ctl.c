@@ -7,6 +7,7 @@
 #include <cJSON.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 typedef struct {
     int code; /* exit status, or 128 + signal */
     char *out;
+    size_t out_len; /* stdout may hold NULs */
     char *err;
 } run_t;
 
@@ -61,9 +63,11 @@ typedef struct {
     const char *verb;
 } pending_t;
 
-/* Starts stratactl with argv (NULL-terminated, without the binary) and
- * server_env as $STRATA_SERVER (NULL: unset). */
-static pending_t run_spawn(const char *server_env, const char *const *argv)
+/* Starts stratactl with argv (NULL-terminated, without the binary),
+ * server_env as $STRATA_SERVER (NULL: unset) and stdin from the file
+ * stdin_path (NULL: the test's). */
+static pending_t run_spawn_in(const char *server_env, const char *stdin_path,
+                              const char *const *argv)
 {
     const char *full[MAX_ARGS + 2] = {STRATACTL_BIN};
     size_t n = 1;
@@ -85,6 +89,12 @@ static pending_t run_spawn(const char *server_env, const char *const *argv)
         close(out_pipe[1]);
         close(err_pipe[0]);
         close(err_pipe[1]);
+        if (stdin_path) {
+            int in = open(stdin_path, O_RDONLY);
+            if (in < 0 || dup2(in, 0) < 0)
+                _exit(126);
+            close(in);
+        }
         if (server_env)
             setenv("STRATA_SERVER", server_env, 1);
         else
@@ -95,6 +105,11 @@ static pending_t run_spawn(const char *server_env, const char *const *argv)
     close(out_pipe[1]);
     close(err_pipe[1]);
     return (pending_t){.pid = pid, .out_fd = out_pipe[0], .err_fd = err_pipe[0], .verb = argv[0]};
+}
+
+static pending_t run_spawn(const char *server_env, const char *const *argv)
+{
+    return run_spawn_in(server_env, NULL, argv);
 }
 
 /* Whether the child has exited, without reaping it. */
@@ -144,6 +159,7 @@ static run_t run_wait(pending_t p)
             }
         }
     }
+    r.out_len = out_len;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -259,6 +275,40 @@ static void order_argv(const char **argv, const char *server, const char *replac
     argv[n] = NULL;
 }
 
+/* Writes len bytes to a new file dir/name; returns its path (malloc'd). */
+static char *write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char *path = ts_path(dir, name);
+    FILE *out = fopen(path, "wb");
+    ck_assert_ptr_nonnull(out);
+    ck_assert_uint_eq(fwrite(data, 1, len, out), len);
+    ck_assert_int_eq(fclose(out), 0);
+    return path;
+}
+
+/* run() with stdin from the file at stdin_path. */
+static run_t run_in(const char *stdin_path, const char *first, ...)
+{
+    const char *argv[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *arg = first; arg; arg = va_arg(ap, const char *)) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        argv[n++] = arg;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    return run_wait(run_spawn_in(NULL, stdin_path, argv));
+}
+
+/* stdout must be exactly the len bytes at want. */
+static void assert_out_bytes(const run_t *r, const void *want, size_t len)
+{
+    ck_assert_msg(r->out_len == len && memcmp(r->out, want, len) == 0,
+                  "stdout: %zu bytes, want %zu: [%s]", r->out_len, len, r->out);
+}
+
 /* ---- without a server ---------------------------------------------------------- */
 
 START_TEST(no_verb_is_a_usage_error)
@@ -338,6 +388,8 @@ END_TEST
 
 static const char *const s_verbs[] = {"put",
                                       "get",
+                                      "mget",
+                                      "batch",
                                       "del",
                                       "scan",
                                       "status",
@@ -635,8 +687,8 @@ START_TEST(odd_bytes_are_escaped_and_dash_keys_need_double_dash)
     ck_assert_int_eq(r.code, 0);
     cJSON *doc = parse_json(&r);
     ck_assert_str_eq(json_string(doc, "key"), "tab\tkey");
-    /* Each byte is the code point of the same value: 0xff is U+00FF. */
-    ck_assert_str_eq(json_string(doc, "value"), "a\x01\\z\xc3\xbf");
+    /* 0xff is not UTF-8: the value is base64, and says so. */
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(doc, "value"), "base64"), "YQFcev8=");
     cJSON_Delete(doc);
     run_free(&r);
 
@@ -646,6 +698,193 @@ START_TEST(odd_bytes_are_escaped_and_dash_keys_need_double_dash)
     r = ctl("get", "--", "-dash");
     ck_assert_int_eq(r.code, 0);
     ck_assert_str_eq(r.out, "v\n");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(utf8_is_text_and_other_bytes_are_marked_base64)
+{
+    /* café in UTF-8 stays café: plain, --json, scan, mget. */
+    run_t r = ctl("put", "caf\xc3\xa9", "cr\xc3\xa8me");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "caf\xc3\xa9");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "cr\xc3\xa8me\n");
+    run_free(&r);
+    r = ctl("--json", "get", "caf\xc3\xa9");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "\"key\":\t\"caf\xc3\xa9\"") != NULL, "[%s]", r.out);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "value"), "cr\xc3\xa8me");
+    cJSON_Delete(doc);
+    run_free(&r);
+    r = ctl("--json", "scan", "caf", "cag");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "entries"), 0);
+    ck_assert_str_eq(json_string(entry, "key"), "caf\xc3\xa9");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* A lone 0xe9 (Latin-1 é) is not UTF-8: escaped as text, base64 in JSON. */
+    r = ctl("put", "latin1", "caf\xe9");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("get", "latin1");
+    ck_assert_str_eq(r.out, "caf\\xe9\n");
+    run_free(&r);
+    r = ctl("--json", "scan", "latin1", "latin2");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "entries"), 0);
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(entry, "value"), "base64"), "Y2Fm6Q==");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* --raw: the bytes and nothing else; --hex: hex and a newline. */
+    r = ctl("get", "--raw", "latin1");
+    ck_assert_int_eq(r.code, 0);
+    assert_out_bytes(&r, "caf\xe9", 4);
+    run_free(&r);
+    r = ctl("get", "--hex", "latin1");
+    ck_assert_str_eq(r.out, "636166e9\n");
+    run_free(&r);
+    r = ctl("scan", "latin1", "latin2", "--hex");
+    ck_assert_str_eq(r.out, "6c6174696e31\t636166e9\n");
+    run_free(&r);
+    r = ctl("--json", "get", "--raw", "latin1");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+
+    /* stats: figures are JSON numbers. */
+    r = ctl("--json", "stats");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    ck_assert(json_number(doc, "writes_total") >= 2);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(values_come_from_stdin_or_a_file_up_to_the_cap)
+{
+    unsigned char every_byte[256];
+    for (int i = 0; i < 256; i++)
+        every_byte[i] = (unsigned char)i;
+    char *path = write_file(s_dir, "bytes", every_byte, sizeof every_byte);
+    run_t r = ctl("put", "file-key", "--file", path);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "file-key", "--raw");
+    assert_out_bytes(&r, every_byte, sizeof every_byte);
+    run_free(&r);
+    r = run_in(path, "-s", s_node.endpoint, "put", "stdin-key", "-x", NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "stdin-key", "--raw");
+    assert_out_bytes(&r, every_byte, sizeof every_byte);
+    run_free(&r);
+    free(path);
+
+    /* Exactly the cap goes through; one byte more is refused, saying why. */
+    size_t cap = STRATA_PROTO_MAX_VALUE;
+    char *big = malloc(cap + 1);
+    memset(big, 'v', cap + 1);
+    char *at_cap = write_file(s_dir, "at-cap", big, cap);
+    char *over = write_file(s_dir, "over-cap", big, cap + 1);
+    free(big);
+    r = ctl("put", "big", "--file", at_cap);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("put", "big", "--file", over);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "put", "more than 1048576 bytes, the protocol's cap for a value");
+    run_free(&r);
+    r = run_in(over, "-s", s_node.endpoint, "put", "big", "--stdin", NULL);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "put", "stdin: more than 1048576 bytes");
+    run_free(&r);
+    /* One source of the value, no more. */
+    r = ctl("put", "k", "v", "--file", at_cap);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = ctl("put", "k");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    free(at_cap);
+    free(over);
+}
+END_TEST
+
+START_TEST(mget_reads_several_keys_and_marks_the_missing)
+{
+    run_t r = ctl("batch", "put", "m1", "one", "put", "m2", "caf\xe9");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("mget", "m1", "nope", "m2");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.out, "m1\tone\nnope\t(not found)\nm2\tcaf\\xe9\n");
+    assert_error_line(&r, "mget", "1 of 3 keys not found");
+    run_free(&r);
+    r = ctl("mget", "m1", "m2");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("--json", "mget", "m1", "nope", "m2");
+    ck_assert_int_eq(r.code, 1);
+    cJSON *doc = parse_json(&r);
+    cJSON *entries = cJSON_GetObjectItem(doc, "entries");
+    ck_assert_str_eq(json_string(cJSON_GetArrayItem(entries, 0), "value"), "one");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 1), "value")));
+    ck_assert_str_eq(
+        json_string(cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 2), "value"), "base64"),
+        "Y2Fm6Q==");
+    ck_assert_int_eq((int)json_number(doc, "missing"), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(batch_writes_arguments_and_stdin_lines_atomically)
+{
+    static const char lines[] = "# a comment, then a blank line\n"
+                                "\n"
+                                "put \"bin\\x00key\" \"v\\xff\"\n"
+                                "  put\tspaced \"two words\"\r\n"
+                                "del b1\n";
+    char *path = write_file(s_dir, "batch.txt", lines, sizeof lines - 1);
+    /* Arguments first, then the lines: b1 is put, then deleted. */
+    run_t r = run_in(path, "-s", s_node.endpoint, "batch", "put", "b1", "x", "put", "b2", "y",
+                     "--stdin", NULL);
+    free(path);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    unsigned long long seq = 0, ops = 0;
+    ck_assert_msg(sscanf(r.out, "seq %llu ops %llu", &seq, &ops) == 2, "[%s]", r.out);
+    ck_assert_uint_eq(ops, 5);
+    run_free(&r);
+    r = ctl("scan", "bin", "bio", "--hex");
+    ck_assert_str_eq(r.out, "62696e006b6579\t76ff\n");
+    run_free(&r);
+    r = ctl("mget", "b1", "b2", "spaced");
+    ck_assert_str_eq(r.out, "b1\t(not found)\nb2\ty\nspaced\ttwo words\n");
+    run_free(&r);
+
+    /* A bad line anywhere writes nothing, and names the line. */
+    static const char bad[] = "put ok 1\nput k \"unterminated\n";
+    path = write_file(s_dir, "bad.txt", bad, sizeof bad - 1);
+    r = run_in(path, "-s", s_node.endpoint, "batch", "--stdin", NULL);
+    ck_assert_int_eq(r.code, 2);
+    assert_error_line(&r, "batch", "stdin line 2, word 3: no closing quote");
+    run_free(&r);
+    free(path);
+    r = ctl("get", "ok");
+    ck_assert_int_eq(r.code, 1);
+    run_free(&r);
+    r = ctl("batch", "put", "k");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = ctl("batch");
+    ck_assert_int_eq(r.code, 2);
     run_free(&r);
 }
 END_TEST
@@ -737,7 +976,7 @@ START_TEST(status_and_stats_report_the_node)
     ck_assert_int_eq(r.code, 0);
     doc = parse_json(&r);
     ck_assert_int_ge(cJSON_GetArraySize(doc), 2);
-    ck_assert_int_ge(atoi(json_string(doc, "writes_total")), 1);
+    ck_assert(json_number(doc, "writes_total") >= 1);
     cJSON_Delete(doc);
     run_free(&r);
 }
@@ -1204,6 +1443,10 @@ int main(void)
     tcase_add_checked_fixture(live, writer_setup, writer_teardown);
     tcase_add_test(live, put_get_del_round_trip);
     tcase_add_test(live, odd_bytes_are_escaped_and_dash_keys_need_double_dash);
+    tcase_add_test(live, utf8_is_text_and_other_bytes_are_marked_base64);
+    tcase_add_test(live, values_come_from_stdin_or_a_file_up_to_the_cap);
+    tcase_add_test(live, mget_reads_several_keys_and_marks_the_missing);
+    tcase_add_test(live, batch_writes_arguments_and_stdin_lines_atomically);
     tcase_add_test(live, scan_pages_through_the_cursor);
     tcase_add_test(live, status_and_stats_report_the_node);
     tcase_add_test(live, records_are_written_and_read_back);
