@@ -496,6 +496,78 @@ START_TEST(unreachable_server_exits_4)
 }
 END_TEST
 
+START_TEST(record_help_lists_every_type_and_its_fields)
+{
+    run_t r = run("record", "--help", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    static const char *const wanted[] = {"usage: stratactl [flags] record put",
+                                         "usage: stratactl [flags] record get",
+                                         "OrderInsert",
+                                         "OrderCancel",
+                                         "TradeExecuted",
+                                         "AccountUpdate",
+                                         "MarketTick",
+                                         "Raw",
+                                         "exchange_order_id",
+                                         "timestamp_ns",
+                                         "direction buy|sell"};
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
+        ck_assert_msg(strstr(r.out, wanted[i]) != NULL, "no '%s' in [%s]", wanted[i], r.out);
+    run_free(&r);
+}
+END_TEST
+
+/* Every verb that talks to a process gives up after --timeout, not 5 s,
+ * with a message naming the endpoint and the wait. */
+START_TEST(unreachable_endpoint_fails_within_the_timeout)
+{
+    char dead[64];
+    int fd = reserve_dead_port(dead, sizeof dead);
+    static const char *const verbs[][6] = {
+        {"status"},
+        {"stats"},
+        {"get", "k"},
+        {"get", "k", "--raw"},
+        {"mget", "a", "b"},
+        {"put", "k", "v"},
+        {"del", "k"},
+        {"batch", "put", "k", "v"},
+        {"scan"},
+        {"record", "get", "k"},
+        {"cluster", "status"},
+        {"cluster", "step-down"},
+        {"cluster", "transfer", "2"},
+    };
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        const char *argv[12] = {"-s", dead, "--timeout", "300"};
+        memcpy(argv + 4, verbs[i], sizeof verbs[i]);
+        uint64_t started = ts_now_ns();
+        run_t r = run_argv(argv);
+        uint64_t ms = (ts_now_ns() - started) / 1000000;
+        ck_assert_msg(r.code == 4, "%s: exit %d [%s]", verbs[i][0], r.code, r.err);
+        ck_assert_msg(ms < 1500, "%s %s: %llu ms", verbs[i][0], verbs[i][1] ? verbs[i][1] : "",
+                      (unsigned long long)ms);
+        ck_assert_msg(strstr(r.err, "within 300 ms") && strstr(r.err, dead), "%s: [%s]",
+                      verbs[i][0], r.err);
+        run_free(&r);
+    }
+    /* The distributor's verbs: its endpoints given as flags. */
+    const char *tail[] = {"--timeout", "300", "tail", "--live", dead, "--history", dead, NULL};
+    const char *subscribers[] = {"--timeout", "300", "subscribers", "--history", dead, NULL};
+    const char *const *dist_verbs[] = {tail, subscribers};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t started = ts_now_ns();
+        run_t r = run_argv(dist_verbs[i]);
+        uint64_t ms = (ts_now_ns() - started) / 1000000;
+        ck_assert_msg(r.code == 4, "%s: exit %d [%s]", dist_verbs[i][2], r.code, r.err);
+        ck_assert_msg(ms < 1500, "%s: %llu ms", dist_verbs[i][2], (unsigned long long)ms);
+        ck_assert_msg(strstr(r.err, "within 300 ms"), "%s: [%s]", dist_verbs[i][2], r.err);
+        run_free(&r);
+    }
+    close(fd);
+}
+END_TEST
+
 START_TEST(invalid_record_is_refused_before_sending)
 {
     /* The server's validation runs here first: the record never leaves. */
@@ -1186,6 +1258,57 @@ START_TEST(tail_replays_from_a_seq_then_goes_live)
 }
 END_TEST
 
+/* UTC ISO-8601 with ns, as --from-time and --to take it. */
+static void iso_time(uint64_t ns, char *out, size_t cap)
+{
+    time_t seconds = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    char whole[32];
+    strftime(whole, sizeof whole, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%09lluZ", whole, (unsigned long long)(ns % 1000000000ull));
+}
+
+START_TEST(tail_to_stops_at_a_seq_or_a_commit_time)
+{
+    unsigned long long first = put_seq("t1", "a");
+    put_seq("t2", "b");
+    put_seq("t3", "c");
+    char from[32], to[32];
+    snprintf(from, sizeof from, "%llu", first);
+    snprintf(to, sizeof to, "%llu", first + 1);
+
+    /* No --count: --to alone ends it, after t2. */
+    run_t r = run("tail", "kv", "--dir", s_node.dir, "--from", from, "--to", to, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    char want[128];
+    snprintf(want, sizeof want, "%llu\t\tt1\ta\n%llu\t\tt2\tb\n", first, first + 1);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+
+    /* --to TIME: the commit time of t2 (from --json) includes t2, not t3. */
+    r = run("tail", "kv", "--json", "--dir", s_node.dir, "--from", to, "--count", "1", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    char until[64];
+    iso_time((uint64_t)json_number(doc, "timestamp_ns"), until, sizeof until);
+    cJSON_Delete(doc);
+    run_free(&r);
+    r = run("tail", "kv", "--dir", s_node.dir, "--from", from, "--to", until, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+
+    r = run("tail", "--dir", s_node.dir, "--from", to, "--to", from, NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = run("tail", "--dir", s_node.dir, "--to", "yesterday", NULL);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--to") != NULL, "[%s]", r.err);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(tail_durable_resumes_after_its_ack_and_subscribers_lists_it)
 {
     unsigned long long first = put_seq("d1", "a");
@@ -1436,6 +1559,9 @@ int main(void)
     tcase_add_test(offline, top_level_help_lists_verbs_and_exit_codes);
     tcase_add_test(offline, unreachable_server_exits_4);
     tcase_add_test(offline, invalid_record_is_refused_before_sending);
+    tcase_add_test(offline, record_help_lists_every_type_and_its_fields);
+    tcase_add_test(offline, unreachable_endpoint_fails_within_the_timeout);
+    tcase_set_timeout(offline, 60); /* a dozen runs of --timeout 300 */
     tcase_add_test(offline, keygen_and_curve_flags_reach_a_curve_writer);
     suite_add_tcase(s, offline);
 
@@ -1459,6 +1585,7 @@ int main(void)
     tcase_add_test(dist, tail_replays_from_a_seq_then_goes_live);
     tcase_add_test(dist, tail_durable_resumes_after_its_ack_and_subscribers_lists_it);
     tcase_add_test(dist, tail_errors_name_what_was_wrong);
+    tcase_add_test(dist, tail_to_stops_at_a_seq_or_a_commit_time);
     suite_add_tcase(s, dist);
 
     TCase *cluster = tcase_create("cluster");
