@@ -413,6 +413,16 @@ static int s_to_master(ctl_t *ctl, const char *verb, const char *const *args, si
             master_term = term;
         }
     }
+    /* Not one node answered within --timeout: asking them again would
+     * double the wait the user gave. */
+    size_t silent = 0;
+    for (size_t i = 0; i < nodes->n; i++)
+        silent += nodes->nodes[i].rc == STRATA_ETIMEDOUT;
+    if (silent == nodes->n) {
+        exit_code = ctl_fail(ctl, CTL_UNREACHABLE, STRATA_ETIMEDOUT, "%s", nodes->nodes[0].error);
+        s_nodes_destroy(&nodes);
+        return exit_code;
+    }
     if (master != SIZE_MAX)
         order[n_order++] = nodes->nodes[master].endpoint;
     for (int pass = 0; pass < 2; pass++)

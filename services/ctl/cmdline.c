@@ -67,11 +67,15 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "                         or its public certificate file ($STRATA_SERVER_KEY)\n"
             "      --cert FILE        CURVE: this client's certificate with its secret key,\n"
             "                         as stratactl keygen writes it ($STRATA_CERT)\n"
-            "      --timeout MS       wait this long for each reply (default %d; snapshot\n"
-            "                         waits 600000 and check 2000 unless given)\n"
+            "      --timeout MS       any verb: wait this long for each reply (default %d;\n"
+            "                         snapshot waits 600000 and check 2000 unless given)\n"
             "      --json             print one JSON document on stdout and nothing else\n"
             "                         (tail: one JSON object per line)\n"
             "      --async            writes are acknowledged before fsync (default: sync)\n"
+            "  -x, --stdin            put: the value is stdin's bytes; batch: ops from stdin\n"
+            "      --file PATH        put: the value is the file's bytes (at most 1 MiB)\n"
+            "      --raw              get: the value's bytes exactly, nothing added\n"
+            "      --hex              get, mget, scan, tail: keys and values as hex\n"
             "  -q, --quiet            no output for writes, no message for a missing key\n"
             "      --version          print the version\n"
             "  -h, --help             this text; `stratactl help VERB` for one verb\n"
@@ -212,6 +216,10 @@ enum {
     OPT_MAX_LAG,
     OPT_DISK_WARN,
     OPT_DISK_CRIT,
+    OPT_FILE,
+    OPT_RAW,
+    OPT_HEX,
+    OPT_TO,
 };
 
 static const struct option s_options[] = {
@@ -246,6 +254,11 @@ static const struct option s_options[] = {
     {"max-lag-ms", required_argument, NULL, OPT_MAX_LAG},
     {"disk-warn", required_argument, NULL, OPT_DISK_WARN},
     {"disk-crit", required_argument, NULL, OPT_DISK_CRIT},
+    {"stdin", no_argument, NULL, 'x'},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"raw", no_argument, NULL, OPT_RAW},
+    {"hex", no_argument, NULL, OPT_HEX},
+    {"to", required_argument, NULL, OPT_TO},
     {NULL, 0, NULL, 0},
 };
 
@@ -268,7 +281,7 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
     uint64_t number;
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":s:qh", s_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":s:qhx", s_options, NULL)) != -1) {
         switch (opt) {
         case 's':
             ctl->endpoint = optarg;
@@ -416,6 +429,36 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
                              opt == OPT_DISK_WARN ? "--disk-warn" : "--disk-crit", optarg);
             ctl->flags_given |= opt == OPT_DISK_WARN ? FLAG_DISK_WARN : FLAG_DISK_CRIT;
             break;
+        case 'x':
+            ctl->from_stdin = true;
+            ctl->flags_given |= FLAG_STDIN;
+            break;
+        case OPT_FILE:
+            ctl->file = optarg;
+            ctl->flags_given |= FLAG_FILE;
+            break;
+        case OPT_RAW:
+            ctl->raw = true;
+            ctl->flags_given |= FLAG_RAW;
+            break;
+        case OPT_HEX:
+            ctl->hex = true;
+            ctl->flags_given |= FLAG_HEX;
+            break;
+        case OPT_TO:
+            /* Digits are a seq; a time is ISO-8601 (ns since the epoch would
+             * read as a seq). */
+            if (s_parse_number(optarg, 1, UINT64_MAX, &ctl->to_seq))
+                ctl->to_time_ns = 0;
+            else if (strchr(optarg, 'T') && s_parse_time(optarg, &ctl->to_time_ns))
+                ctl->to_seq = 0;
+            else
+                s_flag_error(cmd,
+                             "--to: '%s' is neither a seq > 0 nor a UTC time like "
+                             "2026-11-24T10:00:00Z",
+                             optarg);
+            ctl->flags_given |= FLAG_TO;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -436,11 +479,12 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
 }
 
 static const char *const s_flag_names[] = {
-    "--limit",     "--page",     "--record",   "--from",    "--from-time",
-    "--delayed",   "--durable",  "--count",    "--live",    "--delayed-endpoint",
-    "--history",   "--dir",      "--snapshot", "--level",   "--range",
-    "--role",      "--servers",  "--cluster",  "--process", "--max-lag-ms",
-    "--disk-warn", "--disk-crit"};
+    "--limit",     "--page",      "--record",   "--from",    "--from-time",
+    "--delayed",   "--durable",   "--count",    "--live",    "--delayed-endpoint",
+    "--history",   "--dir",       "--snapshot", "--level",   "--range",
+    "--role",      "--servers",   "--cluster",  "--process", "--max-lag-ms",
+    "--disk-warn", "--disk-crit", "--stdin",    "--file",    "--raw",
+    "--hex",       "--to"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)
@@ -451,6 +495,16 @@ int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)
     ctl->verb_word = cmd->argv[0];
     if (!verb && !is_group)
         return ctl_fail(ctl, CTL_USAGE, 0, "unknown verb (stratactl --help lists them)");
+    if (!verb && cmd->help && cmd->argc == 1) {
+        /* "record --help" is "help record": every verb of the group. */
+        static const verb_t *help;
+        for (size_t i = 0; !help && i < ctl_n_verbs; i++)
+            if (ctl_verbs[i].handler == ctl_help)
+                help = &ctl_verbs[i];
+        ctl->verb = help;
+        cmd->help = false;
+        return CTL_OK;
+    }
     if (!verb)
         return ctl_fail(ctl, CTL_USAGE, 0, "needs a sub-verb (stratactl help %s)", cmd->argv[0]);
     ctl->verb = verb;
@@ -464,6 +518,10 @@ int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)
             return ctl_fail(ctl, CTL_USAGE, 0, "%s is not a flag of %s", s_flag_names[i],
                             verb->name);
         }
+    if (ctl->raw + ctl->hex + ctl->json > 1) {
+        ctl_verb_usage(ctl, stderr, verb);
+        return ctl_fail(ctl, CTL_USAGE, 0, "--raw, --hex and --json exclude each other");
+    }
     if (cmd->argc < verb->min_args || cmd->argc > verb->max_args) {
         ctl_verb_usage(ctl, stderr, verb);
         if (verb->min_args == verb->max_args)

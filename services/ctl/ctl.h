@@ -69,6 +69,11 @@ enum {
     FLAG_MAX_LAG = 1u << 19,
     FLAG_DISK_WARN = 1u << 20,
     FLAG_DISK_CRIT = 1u << 21,
+    FLAG_STDIN = 1u << 22,
+    FLAG_FILE = 1u << 23,
+    FLAG_RAW = 1u << 24,
+    FLAG_HEX = 1u << 25,
+    FLAG_TO = 1u << 26,
 };
 #define FLAGS_CHECK (FLAG_DIR | FLAG_PROCESS | FLAG_MAX_LAG | FLAG_DISK_WARN | FLAG_DISK_CRIT)
 
@@ -106,6 +111,12 @@ typedef struct {
     bool delayed;                                  /* tail --delayed */
     const char *durable;                           /* tail --durable */
     uint64_t count;                                /* tail --count; 0: until interrupted */
+    uint64_t to_seq;                               /* tail --to SEQ; 0: none */
+    uint64_t to_time_ns;                           /* tail --to TIME; 0: none */
+    bool from_stdin;                               /* -x, --stdin: put's value, batch's lines */
+    const char *file;                              /* put --file: the value's file */
+    bool raw;                                      /* --raw: the value's bytes exactly */
+    bool hex;                                      /* --hex: keys and values as hex */
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
     const char *dir;        /* --dir: a data dir holding distributor.endpoints */
     const char *snapshot;   /* backup --snapshot: a name under snapshots/ or a path */
@@ -138,10 +149,10 @@ struct verb {
     const char *details; /* more help for `VERB --help`; may be NULL */
 };
 
-verb_fn ctl_put, ctl_get, ctl_del, ctl_scan, ctl_status, ctl_stats, ctl_record_put, ctl_record_get,
-    ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots, ctl_backup, ctl_restore, ctl_verify,
-    ctl_compact, ctl_keygen, ctl_help, ctl_cluster_status, ctl_cluster_transfer,
-    ctl_cluster_step_down, ctl_check;
+verb_fn ctl_put, ctl_get, ctl_mget, ctl_batch, ctl_del, ctl_scan, ctl_status, ctl_stats,
+    ctl_record_put, ctl_record_get, ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots,
+    ctl_backup, ctl_restore, ctl_verify, ctl_compact, ctl_keygen, ctl_help, ctl_cluster_status,
+    ctl_cluster_transfer, ctl_cluster_step_down, ctl_check;
 
 strata_bytes_t ctl_arg_bytes(const char *arg);
 cJSON *ctl_doc(ctl_t *ctl);
@@ -151,7 +162,12 @@ int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
 int ctl_fail_call(ctl_t *ctl, int rc, const strata_error_t *err);
 void ctl_json_add_u64(cJSON *obj, const char *name, uint64_t value);
 cJSON *ctl_json_bytes(const void *data, size_t len);
+cJSON *ctl_json_scalar(const char *text);
+bool ctl_utf8_valid(const void *data, size_t len);
+bool ctl_is_text(const void *data, size_t len);
 void ctl_print_bytes(FILE *out, const void *data, size_t len);
+void ctl_print_hex(FILE *out, const void *data, size_t len);
+void ctl_print_field(const ctl_t *ctl, FILE *out, const void *data, size_t len);
 void ctl_print_record(ctl_t *ctl, const strata_entry_t *e);
 int ctl_record_build(const char *type_name, const char *const *pairs, size_t n_pairs,
                      uint8_t **msgpack, size_t *len, char *topic, size_t topic_cap, char *key,

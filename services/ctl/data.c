@@ -1,4 +1,5 @@
-/* The data verbs: put, get, del, scan, status, stats, record put/get. */
+/* The data verbs: put, get, mget, del, batch, scan, status, stats, record
+ * put/get. */
 #define _GNU_SOURCE
 #include "ctl.h"
 
@@ -16,12 +17,82 @@ static int s_print_write(ctl_t *ctl, const char *key, uint64_t seq)
     return CTL_OK;
 }
 
+/* Reads all of in (named for messages) into *data (malloc'd), refusing more
+ * than cap bytes: the protocol's value cap, said in the message. */
+static int s_read_all(ctl_t *ctl, FILE *in, const char *name, size_t cap, char **data, size_t *len)
+{
+    size_t size = 0, allocated = 64 << 10;
+    char *buf = ctl_xmalloc(allocated);
+    for (;;) {
+        if (size == allocated) {
+            allocated *= 2;
+            char *grown = realloc(buf, allocated);
+            if (!grown) {
+                free(buf);
+                return ctl_fail(ctl, CTL_FAILED, STRATA_ENOMEM, "%s: out of memory", name);
+            }
+            buf = grown;
+        }
+        size_t got = fread(buf + size, 1, allocated - size, in);
+        size += got;
+        if (size > cap) {
+            free(buf);
+            return ctl_fail(ctl, CTL_FAILED, STRATA_ETOOBIG,
+                            "%s: more than %zu bytes, the protocol's cap for a value (%zu KiB)",
+                            name, cap, cap >> 10);
+        }
+        if (got == 0)
+            break;
+    }
+    if (ferror(in)) {
+        free(buf);
+        return ctl_fail(ctl, CTL_FAILED, STRATA_EIO, "%s: %s", name, strerror(errno));
+    }
+    *data = buf;
+    *len = size;
+    return CTL_OK;
+}
+
+/* put's value: the second argument, stdin's bytes (-x) or a file's (--file). */
+static int s_put_value(ctl_t *ctl, int argc, char **argv, char **owned, strata_bytes_t *value)
+{
+    int sources = (argc == 2) + ctl->from_stdin + (ctl->file != NULL);
+    if (sources != 1)
+        return ctl_fail(ctl, CTL_USAGE, 0,
+                        "the value comes from one of: the VALUE argument, -x/--stdin, --file");
+    *owned = NULL;
+    if (argc == 2) {
+        *value = ctl_arg_bytes(argv[1]);
+        return CTL_OK;
+    }
+    size_t len = 0;
+    int exit_code;
+    if (ctl->from_stdin) {
+        exit_code = s_read_all(ctl, stdin, "stdin", STRATA_PROTO_MAX_VALUE, owned, &len);
+    } else {
+        FILE *in = fopen(ctl->file, "rb");
+        if (!in)
+            return ctl_fail(ctl, CTL_USAGE, STRATA_EIO, "--file %s: %s", ctl->file,
+                            strerror(errno));
+        exit_code = s_read_all(ctl, in, ctl->file, STRATA_PROTO_MAX_VALUE, owned, &len);
+        fclose(in);
+    }
+    *value = (strata_bytes_t){.data = (const uint8_t *)*owned, .len = len};
+    return exit_code;
+}
+
 int ctl_put(ctl_t *ctl, int argc, char **argv)
 {
+    char *owned = NULL;
+    strata_bytes_t value = {0};
+    int exit_code = s_put_value(ctl, argc, argv, &owned, &value);
+    if (exit_code)
+        return exit_code;
     strata_error_t err;
     uint64_t seq = 0;
-    int rc = strata_client_put(ctl->client, ctl->durability, argv[0], strlen(argv[0]), argv[1],
-                               strlen(argv[1]), &seq, &err);
+    int rc = strata_client_put(ctl->client, ctl->durability, argv[0], strlen(argv[0]), value.data,
+                               value.len, &seq, &err);
+    free(owned);
     if (rc)
         return ctl_fail_call(ctl, rc, &err);
     return s_print_write(ctl, argv[0], seq);
@@ -74,8 +145,10 @@ static int s_get_value(ctl_t *ctl, const char *key, bool want_record)
         fputs(record_json, stdout);
         if (len_json == 0 || record_json[len_json - 1] != '\n')
             putchar('\n');
+    } else if (ctl->raw) {
+        fwrite(value, 1, len, stdout);
     } else {
-        ctl_print_bytes(stdout, value, len);
+        ctl_print_field(ctl, stdout, value, len);
         putchar('\n');
     }
     free(record_json);
@@ -85,7 +158,60 @@ static int s_get_value(ctl_t *ctl, const char *key, bool want_record)
 
 int ctl_get(ctl_t *ctl, int argc, char **argv)
 {
+    if (ctl->record && (ctl->raw || ctl->hex))
+        return ctl_fail(ctl, CTL_USAGE, 0, "--record excludes --raw and --hex");
     return s_get_value(ctl, argv[0], ctl->record);
+}
+
+/* One multi_get for every key; "KEY<TAB>VALUE" per key in order, a missing
+ * one "KEY<TAB>(not found)". Exit 1 when any is missing. */
+int ctl_mget(ctl_t *ctl, int argc, char **argv)
+{
+    strata_bytes_t *keys = ctl_xmalloc((size_t)argc * sizeof *keys);
+    for (int i = 0; i < argc; i++)
+        keys[i] = ctl_arg_bytes(argv[i]);
+    strata_error_t err;
+    strata_reply_t reply;
+    int rc = strata_client_multi_get(ctl->client, keys, (size_t)argc, &reply, &err);
+    free(keys);
+    if (rc == 0 && reply.n_values != (size_t)argc)
+        rc = strata_error_set(&err, STRATA_EINVAL, "multi_get: %zu values for %d keys",
+                              reply.n_values, argc);
+    if (rc) {
+        strata_reply_clear(&reply);
+        return ctl_fail_call(ctl, rc, &err);
+    }
+    cJSON *entries = ctl->json ? cJSON_AddArrayToObject(ctl_doc(ctl), "entries") : NULL;
+    size_t missing = 0;
+    for (int i = 0; i < argc; i++) {
+        const strata_value_t *v = &reply.values[i];
+        missing += !v->found;
+        if (entries) {
+            cJSON *item = cJSON_CreateObject();
+            cJSON_AddItemToObject(item, "key", ctl_json_bytes(argv[i], strlen(argv[i])));
+            cJSON_AddItemToObject(item, "value",
+                                  v->found ? ctl_json_bytes(v->value.data, v->value.len)
+                                           : cJSON_CreateNull());
+            cJSON_AddItemToArray(entries, item);
+            continue;
+        }
+        ctl_print_field(ctl, stdout, argv[i], strlen(argv[i]));
+        putchar('\t');
+        if (v->found)
+            ctl_print_field(ctl, stdout, v->value.data, v->value.len);
+        else
+            fputs("(not found)", stdout);
+        putchar('\n');
+    }
+    if (entries) {
+        ctl_json_add_u64(ctl->doc, "count", (uint64_t)argc);
+        ctl_json_add_u64(ctl->doc, "missing", missing);
+    }
+    strata_reply_clear(&reply);
+    /* The values found are the answer; the exit code says some are not. */
+    if (missing && !ctl->quiet)
+        fprintf(stderr, "stratactl: mget: %zu of %d keys not found\n", missing, argc);
+    return missing ? CTL_NOT_FOUND : CTL_OK;
 }
 
 int ctl_record_get(ctl_t *ctl, int argc, char **argv)
@@ -122,9 +248,9 @@ int ctl_scan(ctl_t *ctl, int argc, char **argv)
                 cJSON_AddItemToObject(item, "value", ctl_json_bytes(e->value.data, e->value.len));
                 cJSON_AddItemToArray(entries, item);
             } else {
-                ctl_print_bytes(stdout, e->key.data, e->key.len);
+                ctl_print_field(ctl, stdout, e->key.data, e->key.len);
                 putchar('\t');
-                ctl_print_bytes(stdout, e->value.data, e->value.len);
+                ctl_print_field(ctl, stdout, e->value.data, e->value.len);
                 putchar('\n');
             }
             count++;
@@ -192,7 +318,8 @@ int ctl_stats(ctl_t *ctl, int argc, char **argv)
     }
     for (size_t i = 0; i < reply.n_pairs; i++) {
         if (ctl->json)
-            cJSON_AddStringToObject(ctl_doc(ctl), reply.pairs[i].name, reply.pairs[i].value);
+            cJSON_AddItemToObject(ctl_doc(ctl), reply.pairs[i].name,
+                                  ctl_json_scalar(reply.pairs[i].value));
         else
             printf("%-*s  %s\n", width, reply.pairs[i].name, reply.pairs[i].value);
     }

@@ -15,33 +15,79 @@ const ctl_exit_code_t ctl_exit_codes[] = {
 const size_t ctl_n_exit_codes = sizeof ctl_exit_codes / sizeof ctl_exit_codes[0];
 
 const verb_t ctl_verbs[] = {
-    {"put", 2, 2, 0, true, "KEY VALUE", "write VALUE under KEY", ctl_put, false, NULL},
-    {"get", 1, 1, FLAG_RECORD, true, "KEY [--record]",
-     "print KEY's value (--record: decoded as a typed record)", ctl_get, false, NULL},
+    {"put", 1, 2, FLAG_STDIN | FLAG_FILE, true, "KEY VALUE | KEY -x | KEY --file PATH",
+     "write VALUE (or stdin's bytes, or the file's) under KEY", ctl_put, false,
+     "  -x, --stdin        the value is stdin's bytes, all of them (as redis-cli -x)\n"
+     "  --file PATH        the value is the file's bytes\n"
+     "  A value over the protocol's cap of 1 MiB is refused before sending (exit 3).\n"},
+    {"get", 1, 1, FLAG_RECORD | FLAG_RAW | FLAG_HEX, true, "KEY [--record | --raw | --hex]",
+     "print KEY's value (--record: decoded as a typed record)", ctl_get, false,
+     "  Text: UTF-8 as is, control characters and bytes that are not UTF-8 as \\xNN.\n"
+     "  --raw              the value's bytes exactly, nothing added (no newline)\n"
+     "  --hex              the value as lowercase hex, then a newline\n"},
+    {"mget", 1, STRATA_PROTO_MAX_MULTI_GET, FLAG_HEX, true, "KEY... [--hex]",
+     "print several keys' values read at one point (one multi_get)", ctl_mget, false,
+     "  One line per key, in order: KEY<TAB>VALUE, or KEY<TAB>(not found); exit 1 when\n"
+     "  any key is missing (the others are still printed).\n"},
     {"del", 1, 1, 0, true, "KEY", "delete KEY", ctl_del, false, NULL},
-    {"scan", 0, 2, FLAG_LIMIT | FLAG_PAGE, true, "[START [END]] [--limit N] [--page N]",
+    {"batch", 0, 3 * STRATA_PROTO_MAX_BATCH_OPS, FLAG_STDIN, true,
+     "[put KEY VALUE | del KEY]... [--stdin]", "write several puts and deletes atomically",
+     ctl_batch, false,
+     "  The ops of the arguments first, then with --stdin (or -x) one op per line:\n"
+     "    put KEY VALUE\n"
+     "    del KEY\n"
+     "  Words are separated by spaces or tabs. A word is bare (its bytes as they are)\n"
+     "  or \"quoted\", where \\\\ \\\" \\n \\r \\t \\0 and \\xHH are one byte each.\n"
+     "  Blank lines and lines starting with # are skipped. At most 1024 ops; prints\n"
+     "  'seq N ops M', N the last op's seq. A bad line writes nothing (exit 2).\n"},
+    {"scan", 0, 2, FLAG_LIMIT | FLAG_PAGE | FLAG_HEX, true,
+     "[START [END]] [--limit N] [--page N] [--hex]",
      "list keys in [START, END), paging with the cursor", ctl_scan, false, NULL},
     {"status", 0, 0, 0, true, "", "role, term, last and durable seq", ctl_status, false, NULL},
     {"stats", 0, 0, 0, true, "", "the server's counters", ctl_stats, false, NULL},
     {"record put", 1, 1 + MAX_RECORD_FIELDS, 0, true, "TYPE field=value ...",
      "write a typed record (proto/RECORDS.md); prints seq, topic and key", ctl_record_put, false,
-     NULL},
+     "  Every field is required. id(N): 1..N printable ASCII bytes, no '/'; f64: a\n"
+     "  finite number; u64: a whole number > 0; enum: one of the names given.\n"
+     "  OrderInsert (topic orders, key o/ORDER_ID): order_id id(40), user_id id(32),\n"
+     "    instrument_id id(16), direction buy|sell, offset open|close, price f64 > 0,\n"
+     "    volume f64 > 0, timestamp_ns u64\n"
+     "  OrderCancel (orders, o/ORDER_ID): order_id, user_id, instrument_id, timestamp_ns\n"
+     "  TradeExecuted (trades, t/TRADE_ID): trade_id id(40), order_id id(40),\n"
+     "    exchange_order_id id(40), instrument_id, direction buy|sell, price f64 > 0,\n"
+     "    volume f64 > 0, timestamp_ns\n"
+     "  AccountUpdate (accounts, a/USER_ID): user_id, balance f64, available f64,\n"
+     "    frozen f64 >= 0, margin f64 >= 0, timestamp_ns\n"
+     "  MarketTick (market, m/INSTRUMENT_ID/TIMESTAMP_NS): instrument_id, last f64 >= 0,\n"
+     "    bid f64 >= 0, ask f64 >= 0, volume f64 >= 0, timestamp_ns\n"
+     "  Raw (topic and key from the record): topic id(32) not starting with $,\n"
+     "    key 1..1024 bytes, data 0..1 MiB\n"
+     "  e.g. stratactl record put OrderCancel order_id=A1 user_id=u1 instrument_id=X\n"
+     "       timestamp_ns=1700000000000000001\n"},
     {"record get", 1, 1, 0, true, "KEY", "print KEY's value decoded as a typed record",
      ctl_record_get, false, NULL},
     {"tail", 0, STRATA_PROTO_MAX_TOPICS,
-     FLAG_FROM | FLAG_FROM_TIME | FLAG_DELAYED | FLAG_DURABLE | FLAG_COUNT | FLAGS_DISTRIBUTOR,
-     false, "[TOPIC...] [--from SEQ | --from-time T] [--delayed] [--durable NAME] [--count N]",
+     FLAG_FROM | FLAG_FROM_TIME | FLAG_TO | FLAG_DELAYED | FLAG_DURABLE | FLAG_COUNT | FLAG_HEX |
+         FLAGS_DISTRIBUTOR,
+     false,
+     "[TOPIC...] [--from SEQ | --from-time T] [--to SEQ|T] [--delayed] [--durable NAME] "
+     "[--count N] [--hex]",
      "print records as they arrive from the distributor (--json: JSON lines)", ctl_tail, true,
      "  TOPIC is a prefix; none: every topic not beginning with '$'.\n"
      "  One line per record: seq, topic, key, value (tab-separated). A typed record's value\n"
-     "  is shown as its JSON, other values as text when printable, else as 0x-hex.\n"
+     "  is shown as its JSON, other values as text when they are UTF-8 without control\n"
+     "  characters, else as 0x-hex.\n"
      "  --json prints one JSON object per line (JSON lines), not one document.\n"
      "  --from SEQ / --from-time T  replay history from there, then go on live; T is ns\n"
      "                     since the epoch or UTC ISO-8601, e.g. 2026-11-24T10:00:00Z\n"
      "  --delayed          the delayed (batched) stream instead of the live one\n"
      "  --durable NAME     a durable session: resumes after NAME's acked seq; each record\n"
      "                     is acked once printed\n"
+     "  --to SEQ | --to T  stop after seq SEQ, or after the last record committed at or\n"
+     "                     before T (UTC ISO-8601 only: digits are a seq); tail ends (exit\n"
+     "                     0) at SEQ itself or at the first record past either, unprinted\n"
      "  --count N          stop after N records (exit 0); Ctrl-C also exits 0\n"
+     "  --hex              keys and values as lowercase hex\n"
      "  --live, --delayed-endpoint, --history ENDPOINT, --dir DATADIR  where the\n"
      "                     distributor is: flags, else DATADIR/distributor.endpoints,\n"
      "                     else " STRATA_SUB_DEFAULT_LIVE ", " STRATA_SUB_DEFAULT_DELAYED

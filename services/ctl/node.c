@@ -83,7 +83,7 @@ int ctl_snapshot(ctl_t *ctl, int argc, char **argv)
             else if (!strcmp(name, "existed"))
                 cJSON_AddBoolToObject(doc, name, !strcmp(value, "true"));
             else
-                cJSON_AddItemToObject(doc, name, cJSON_CreateRaw(value));
+                cJSON_AddItemToObject(doc, name, ctl_json_scalar(value));
         }
     } else {
         printf("seq %s path %s files %s bytes %s ms %s%s\n", s_pair(&reply, "seq"),

@@ -1,4 +1,4 @@
-/* Printing for stratactl: escaped bytes, errors with their exit codes, typed
+/* Printing for stratactl: bytes as text, hex or JSON, errors with their exit codes, typed
  * records as text and JSON. */
 #define _GNU_SOURCE
 #include "ctl.h"
@@ -17,19 +17,95 @@ void *ctl_xmalloc(size_t size)
     return p;
 }
 
-/* Bytes for a terminal: printable ASCII as is, everything else as \xNN (and
- * the backslash doubled), so one entry stays on one line. */
+/* The length (1..4) of the well-formed UTF-8 sequence at p, with its code
+ * point in *cp, or 0 when p does not start one: overlong forms, surrogates
+ * and code points past U+10FFFF are not well-formed (RFC 3629). */
+static size_t s_utf8_sequence(const unsigned char *p, size_t left, uint32_t *cp)
+{
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+                 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > left)
+        return 0;
+    uint32_t value = p[0] & (0xff >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        value = value << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (value < min_for_len[len] || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff))
+        return 0;
+    *cp = value;
+    return len;
+}
+
+bool ctl_utf8_valid(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = s_utf8_sequence(p + i, len - i, &cp)))
+            return false;
+    return true;
+}
+
+/* C0 and C1 controls and DEL: a terminal acts on them rather than showing them. */
+static bool s_is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+}
+
+bool ctl_is_text(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = s_utf8_sequence(p + i, len - i, &cp)) || s_is_control(cp))
+            return false;
+    return true;
+}
+
+/* Bytes for a terminal: well-formed UTF-8 as is, but controls and bytes
+ * that are not UTF-8 as \xNN (and the backslash doubled), so one entry
+ * stays on one line and the escapes read back unambiguously. */
 void ctl_print_bytes(FILE *out, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] == '\\')
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n) {
+        n = s_utf8_sequence(p + i, len - i, &cp);
+        if (n && p[i] == '\\') {
             fputs("\\\\", out);
-        else if (p[i] >= 0x20 && p[i] < 0x7f)
-            fputc(p[i], out);
-        else
-            fprintf(out, "\\x%02x", p[i]);
+        } else if (n && !s_is_control(cp)) {
+            fwrite(p + i, 1, n, out);
+        } else {
+            n = n ? n : 1;
+            for (size_t j = 0; j < n; j++)
+                fprintf(out, "\\x%02x", p[i + j]);
+        }
     }
+}
+
+void ctl_print_hex(FILE *out, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        fprintf(out, "%02x", p[i]);
+}
+
+/* A key or value in text output: hex with --hex, else escaped as above. */
+void ctl_print_field(const ctl_t *ctl, FILE *out, const void *data, size_t len)
+{
+    if (ctl->hex)
+        ctl_print_hex(out, data, len);
+    else
+        ctl_print_bytes(out, data, len);
 }
 
 /* The same escaping into a string for a message; cut short when it fills
@@ -46,13 +122,41 @@ const char *ctl_escape(char *buf, size_t cap, const void *data, size_t len)
     return buf;
 }
 
-/* Bytes as a JSON string: each byte becomes the code point of the same value
- * (the convention of strata_record_to_json), so any bytes, NULs included,
- * survive and ASCII stays readable. Written by hand because a cJSON string
- * ends at the first NUL. */
+/* RFC 4648 base64 with padding; malloc'd and NUL-terminated. */
+static char *s_base64(const unsigned char *p, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *text = ctl_xmalloc((len + 2) / 3 * 4 + 1), *t = text;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t group = (uint32_t)p[i] << 16;
+        if (i + 1 < len)
+            group |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < len)
+            group |= p[i + 2];
+        *t++ = alphabet[group >> 18 & 63];
+        *t++ = alphabet[group >> 12 & 63];
+        *t++ = i + 1 < len ? alphabet[group >> 6 & 63] : '=';
+        *t++ = i + 2 < len ? alphabet[group & 63] : '=';
+    }
+    *t = '\0';
+    return text;
+}
+
+/* Bytes for JSON (services/ctl/README.md, "JSON"): well-formed UTF-8 is a
+ * JSON string of the same characters; anything else is the object
+ * {"base64": "..."}, so no reader mistakes bytes for text. The string is
+ * escaped by hand because a cJSON string ends at the first NUL. */
 cJSON *ctl_json_bytes(const void *data, size_t len)
 {
     const unsigned char *p = data;
+    if (!ctl_utf8_valid(p, len)) {
+        char *base64 = s_base64(p, len);
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddStringToObject(obj, "base64", base64);
+        free(base64);
+        return obj;
+    }
     char *text = ctl_xmalloc(6 * len + 3);
     size_t n = 0;
     text[n++] = '"';
@@ -60,7 +164,7 @@ cJSON *ctl_json_bytes(const void *data, size_t len)
         if (p[i] == '"' || p[i] == '\\') {
             text[n++] = '\\';
             text[n++] = (char)p[i];
-        } else if (p[i] < 0x20 || p[i] >= 0x7f) {
+        } else if (p[i] < 0x20) {
             n += (size_t)sprintf(text + n, "\\u%04x", p[i]);
         } else {
             text[n++] = (char)p[i];
@@ -71,6 +175,32 @@ cJSON *ctl_json_bytes(const void *data, size_t len)
     cJSON *item = cJSON_CreateRaw(text);
     free(text);
     return item;
+}
+
+/* A server's figure as JSON: a number when the text is one (an integer or
+ * a decimal, in JSON's grammar, kept digit for digit), else a string. */
+cJSON *ctl_json_scalar(const char *text)
+{
+    const char *p = text;
+    p += *p == '-';
+    bool number = *p >= '0' && *p <= '9';
+    if (number && *p == '0')
+        p++;
+    else
+        while (*p >= '0' && *p <= '9')
+            p++;
+    if (number && *p == '.') {
+        number = p[1] >= '0' && p[1] <= '9';
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    }
+    if (number && (*p == 'e' || *p == 'E')) {
+        p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+        number = *p >= '0' && *p <= '9';
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return number && *p == '\0' ? cJSON_CreateRaw(text) : cJSON_CreateString(text);
 }
 
 /* A uint64 printed exactly: cJSON numbers are doubles and lose digits past 2^53. */
@@ -208,14 +338,6 @@ static char *s_record_line(const void *value, size_t len)
     return json;
 }
 
-static bool s_printable(const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] < 0x20 || p[i] >= 0x7f)
-            return false;
-    return true;
-}
-
 /* One record, one line: "seq<TAB>topic<TAB>key<TAB>value", or with --json
  * one JSON object. Flushed, so a pipe sees each record as it comes. */
 void ctl_print_record(ctl_t *ctl, const strata_entry_t *e)
@@ -241,18 +363,19 @@ void ctl_print_record(ctl_t *ctl, const strata_entry_t *e)
         printf("%" PRIu64 "\t", e->seq);
         ctl_print_bytes(stdout, e->topic, e->topic_len);
         putchar('\t');
-        ctl_print_bytes(stdout, e->key, e->key_len);
+        ctl_print_field(ctl, stdout, e->key, e->key_len);
         putchar('\t');
         if (deleted) {
             fputs("(deleted)", stdout);
+        } else if (ctl->hex) {
+            ctl_print_hex(stdout, e->value, e->value_len);
         } else if (record) {
             fputs(record, stdout);
-        } else if (s_printable(e->value, e->value_len)) {
+        } else if (ctl_is_text(e->value, e->value_len)) {
             fwrite(e->value, 1, e->value_len, stdout);
         } else {
             fputs("0x", stdout);
-            for (uint32_t i = 0; i < e->value_len; i++)
-                printf("%02x", e->value[i]);
+            ctl_print_hex(stdout, e->value, e->value_len);
         }
         putchar('\n');
     }

@@ -95,6 +95,11 @@ int ctl_tail(ctl_t *ctl, int argc, char **argv)
         if (!argv[i][0] || strlen(argv[i]) > STRATA_PROTO_MAX_TOPIC)
             return ctl_fail(ctl, CTL_USAGE, 0, "topic %d: 1 to %u bytes", i + 1,
                             STRATA_PROTO_MAX_TOPIC);
+    if (ctl->to_seq && ctl->from_seq > ctl->to_seq)
+        return ctl_fail(ctl, CTL_USAGE, 0, "--to %" PRIu64 " is before --from %" PRIu64,
+                        ctl->to_seq, ctl->from_seq);
+    if (ctl->to_time_ns && ctl->from_time_ns > ctl->to_time_ns)
+        return ctl_fail(ctl, CTL_USAGE, 0, "--to is before --from-time");
     dist_endpoints_t eps;
     int exit_code = s_distributor_endpoints(ctl, &eps);
     if (exit_code)
@@ -128,10 +133,16 @@ int ctl_tail(ctl_t *ctl, int argc, char **argv)
         strata_entry_t e;
         rc = strata_sub_next(sub, -1, &e, NULL, NULL, &err);
         if (rc == 0) {
+            /* --to: the first record past it ends tail unprinted (and unacked). */
+            if ((ctl->to_seq && e.seq > ctl->to_seq) ||
+                (ctl->to_time_ns && e.timestamp_ns > ctl->to_time_ns))
+                break;
             ctl_print_record(ctl, &e);
             printed++;
             if (ctl->durable && (rc = strata_sub_ack(sub, e.seq, &err)) == 0)
                 acked = e.seq;
+            if (rc == 0 && ctl->to_seq && e.seq == ctl->to_seq)
+                break;
         }
         if (rc == 0)
             continue;

@@ -7,6 +7,7 @@
 #include <cJSON.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 typedef struct {
     int code; /* exit status, or 128 + signal */
     char *out;
+    size_t out_len; /* stdout may hold NULs */
     char *err;
 } run_t;
 
@@ -61,9 +63,11 @@ typedef struct {
     const char *verb;
 } pending_t;
 
-/* Starts stratactl with argv (NULL-terminated, without the binary) and
- * server_env as $STRATA_SERVER (NULL: unset). */
-static pending_t run_spawn(const char *server_env, const char *const *argv)
+/* Starts stratactl with argv (NULL-terminated, without the binary),
+ * server_env as $STRATA_SERVER (NULL: unset) and stdin from the file
+ * stdin_path (NULL: the test's). */
+static pending_t run_spawn_in(const char *server_env, const char *stdin_path,
+                              const char *const *argv)
 {
     const char *full[MAX_ARGS + 2] = {STRATACTL_BIN};
     size_t n = 1;
@@ -85,6 +89,12 @@ static pending_t run_spawn(const char *server_env, const char *const *argv)
         close(out_pipe[1]);
         close(err_pipe[0]);
         close(err_pipe[1]);
+        if (stdin_path) {
+            int in = open(stdin_path, O_RDONLY);
+            if (in < 0 || dup2(in, 0) < 0)
+                _exit(126);
+            close(in);
+        }
         if (server_env)
             setenv("STRATA_SERVER", server_env, 1);
         else
@@ -95,6 +105,11 @@ static pending_t run_spawn(const char *server_env, const char *const *argv)
     close(out_pipe[1]);
     close(err_pipe[1]);
     return (pending_t){.pid = pid, .out_fd = out_pipe[0], .err_fd = err_pipe[0], .verb = argv[0]};
+}
+
+static pending_t run_spawn(const char *server_env, const char *const *argv)
+{
+    return run_spawn_in(server_env, NULL, argv);
 }
 
 /* Whether the child has exited, without reaping it. */
@@ -144,6 +159,7 @@ static run_t run_wait(pending_t p)
             }
         }
     }
+    r.out_len = out_len;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -259,6 +275,40 @@ static void order_argv(const char **argv, const char *server, const char *replac
     argv[n] = NULL;
 }
 
+/* Writes len bytes to a new file dir/name; returns its path (malloc'd). */
+static char *write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char *path = ts_path(dir, name);
+    FILE *out = fopen(path, "wb");
+    ck_assert_ptr_nonnull(out);
+    ck_assert_uint_eq(fwrite(data, 1, len, out), len);
+    ck_assert_int_eq(fclose(out), 0);
+    return path;
+}
+
+/* run() with stdin from the file at stdin_path. */
+static run_t run_in(const char *stdin_path, const char *first, ...)
+{
+    const char *argv[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *arg = first; arg; arg = va_arg(ap, const char *)) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        argv[n++] = arg;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    return run_wait(run_spawn_in(NULL, stdin_path, argv));
+}
+
+/* stdout must be exactly the len bytes at want. */
+static void assert_out_bytes(const run_t *r, const void *want, size_t len)
+{
+    ck_assert_msg(r->out_len == len && memcmp(r->out, want, len) == 0,
+                  "stdout: %zu bytes, want %zu: [%s]", r->out_len, len, r->out);
+}
+
 /* ---- without a server ---------------------------------------------------------- */
 
 START_TEST(no_verb_is_a_usage_error)
@@ -338,6 +388,8 @@ END_TEST
 
 static const char *const s_verbs[] = {"put",
                                       "get",
+                                      "mget",
+                                      "batch",
                                       "del",
                                       "scan",
                                       "status",
@@ -440,6 +492,78 @@ START_TEST(unreachable_server_exits_4)
     ck_assert_ptr_nonnull(strstr(json_string(doc, "error"), endpoint));
     cJSON_Delete(doc);
     run_free(&r);
+    close(fd);
+}
+END_TEST
+
+START_TEST(record_help_lists_every_type_and_its_fields)
+{
+    run_t r = run("record", "--help", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    static const char *const wanted[] = {"usage: stratactl [flags] record put",
+                                         "usage: stratactl [flags] record get",
+                                         "OrderInsert",
+                                         "OrderCancel",
+                                         "TradeExecuted",
+                                         "AccountUpdate",
+                                         "MarketTick",
+                                         "Raw",
+                                         "exchange_order_id",
+                                         "timestamp_ns",
+                                         "direction buy|sell"};
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
+        ck_assert_msg(strstr(r.out, wanted[i]) != NULL, "no '%s' in [%s]", wanted[i], r.out);
+    run_free(&r);
+}
+END_TEST
+
+/* Every verb that talks to a process gives up after --timeout, not 5 s,
+ * with a message naming the endpoint and the wait. */
+START_TEST(unreachable_endpoint_fails_within_the_timeout)
+{
+    char dead[64];
+    int fd = reserve_dead_port(dead, sizeof dead);
+    static const char *const verbs[][6] = {
+        {"status"},
+        {"stats"},
+        {"get", "k"},
+        {"get", "k", "--raw"},
+        {"mget", "a", "b"},
+        {"put", "k", "v"},
+        {"del", "k"},
+        {"batch", "put", "k", "v"},
+        {"scan"},
+        {"record", "get", "k"},
+        {"cluster", "status"},
+        {"cluster", "step-down"},
+        {"cluster", "transfer", "2"},
+    };
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        const char *argv[12] = {"-s", dead, "--timeout", "300"};
+        memcpy(argv + 4, verbs[i], sizeof verbs[i]);
+        uint64_t started = ts_now_ns();
+        run_t r = run_argv(argv);
+        uint64_t ms = (ts_now_ns() - started) / 1000000;
+        ck_assert_msg(r.code == 4, "%s: exit %d [%s]", verbs[i][0], r.code, r.err);
+        ck_assert_msg(ms < 1500, "%s %s: %llu ms", verbs[i][0], verbs[i][1] ? verbs[i][1] : "",
+                      (unsigned long long)ms);
+        ck_assert_msg(strstr(r.err, "within 300 ms") && strstr(r.err, dead), "%s: [%s]",
+                      verbs[i][0], r.err);
+        run_free(&r);
+    }
+    /* The distributor's verbs: its endpoints given as flags. */
+    const char *tail[] = {"--timeout", "300", "tail", "--live", dead, "--history", dead, NULL};
+    const char *subscribers[] = {"--timeout", "300", "subscribers", "--history", dead, NULL};
+    const char *const *dist_verbs[] = {tail, subscribers};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t started = ts_now_ns();
+        run_t r = run_argv(dist_verbs[i]);
+        uint64_t ms = (ts_now_ns() - started) / 1000000;
+        ck_assert_msg(r.code == 4, "%s: exit %d [%s]", dist_verbs[i][2], r.code, r.err);
+        ck_assert_msg(ms < 1500, "%s: %llu ms", dist_verbs[i][2], (unsigned long long)ms);
+        ck_assert_msg(strstr(r.err, "within 300 ms"), "%s: [%s]", dist_verbs[i][2], r.err);
+        run_free(&r);
+    }
     close(fd);
 }
 END_TEST
@@ -635,8 +759,8 @@ START_TEST(odd_bytes_are_escaped_and_dash_keys_need_double_dash)
     ck_assert_int_eq(r.code, 0);
     cJSON *doc = parse_json(&r);
     ck_assert_str_eq(json_string(doc, "key"), "tab\tkey");
-    /* Each byte is the code point of the same value: 0xff is U+00FF. */
-    ck_assert_str_eq(json_string(doc, "value"), "a\x01\\z\xc3\xbf");
+    /* 0xff is not UTF-8: the value is base64, and says so. */
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(doc, "value"), "base64"), "YQFcev8=");
     cJSON_Delete(doc);
     run_free(&r);
 
@@ -646,6 +770,193 @@ START_TEST(odd_bytes_are_escaped_and_dash_keys_need_double_dash)
     r = ctl("get", "--", "-dash");
     ck_assert_int_eq(r.code, 0);
     ck_assert_str_eq(r.out, "v\n");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(utf8_is_text_and_other_bytes_are_marked_base64)
+{
+    /* café in UTF-8 stays café: plain, --json, scan, mget. */
+    run_t r = ctl("put", "caf\xc3\xa9", "cr\xc3\xa8me");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "caf\xc3\xa9");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(r.out, "cr\xc3\xa8me\n");
+    run_free(&r);
+    r = ctl("--json", "get", "caf\xc3\xa9");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "\"key\":\t\"caf\xc3\xa9\"") != NULL, "[%s]", r.out);
+    cJSON *doc = parse_json(&r);
+    ck_assert_str_eq(json_string(doc, "value"), "cr\xc3\xa8me");
+    cJSON_Delete(doc);
+    run_free(&r);
+    r = ctl("--json", "scan", "caf", "cag");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "entries"), 0);
+    ck_assert_str_eq(json_string(entry, "key"), "caf\xc3\xa9");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* A lone 0xe9 (Latin-1 é) is not UTF-8: escaped as text, base64 in JSON. */
+    r = ctl("put", "latin1", "caf\xe9");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("get", "latin1");
+    ck_assert_str_eq(r.out, "caf\\xe9\n");
+    run_free(&r);
+    r = ctl("--json", "scan", "latin1", "latin2");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "entries"), 0);
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(entry, "value"), "base64"), "Y2Fm6Q==");
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    /* --raw: the bytes and nothing else; --hex: hex and a newline. */
+    r = ctl("get", "--raw", "latin1");
+    ck_assert_int_eq(r.code, 0);
+    assert_out_bytes(&r, "caf\xe9", 4);
+    run_free(&r);
+    r = ctl("get", "--hex", "latin1");
+    ck_assert_str_eq(r.out, "636166e9\n");
+    run_free(&r);
+    r = ctl("scan", "latin1", "latin2", "--hex");
+    ck_assert_str_eq(r.out, "6c6174696e31\t636166e9\n");
+    run_free(&r);
+    r = ctl("--json", "get", "--raw", "latin1");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+
+    /* stats: figures are JSON numbers. */
+    r = ctl("--json", "stats");
+    ck_assert_int_eq(r.code, 0);
+    doc = parse_json(&r);
+    ck_assert(json_number(doc, "writes_total") >= 2);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(values_come_from_stdin_or_a_file_up_to_the_cap)
+{
+    unsigned char every_byte[256];
+    for (int i = 0; i < 256; i++)
+        every_byte[i] = (unsigned char)i;
+    char *path = write_file(s_dir, "bytes", every_byte, sizeof every_byte);
+    run_t r = ctl("put", "file-key", "--file", path);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "file-key", "--raw");
+    assert_out_bytes(&r, every_byte, sizeof every_byte);
+    run_free(&r);
+    r = run_in(path, "-s", s_node.endpoint, "put", "stdin-key", "-x", NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("get", "stdin-key", "--raw");
+    assert_out_bytes(&r, every_byte, sizeof every_byte);
+    run_free(&r);
+    free(path);
+
+    /* Exactly the cap goes through; one byte more is refused, saying why. */
+    size_t cap = STRATA_PROTO_MAX_VALUE;
+    char *big = malloc(cap + 1);
+    memset(big, 'v', cap + 1);
+    char *at_cap = write_file(s_dir, "at-cap", big, cap);
+    char *over = write_file(s_dir, "over-cap", big, cap + 1);
+    free(big);
+    r = ctl("put", "big", "--file", at_cap);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("put", "big", "--file", over);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "put", "more than 1048576 bytes, the protocol's cap for a value");
+    run_free(&r);
+    r = run_in(over, "-s", s_node.endpoint, "put", "big", "--stdin", NULL);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "put", "stdin: more than 1048576 bytes");
+    run_free(&r);
+    /* One source of the value, no more. */
+    r = ctl("put", "k", "v", "--file", at_cap);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = ctl("put", "k");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    free(at_cap);
+    free(over);
+}
+END_TEST
+
+START_TEST(mget_reads_several_keys_and_marks_the_missing)
+{
+    run_t r = ctl("batch", "put", "m1", "one", "put", "m2", "caf\xe9");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("mget", "m1", "nope", "m2");
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_str_eq(r.out, "m1\tone\nnope\t(not found)\nm2\tcaf\\xe9\n");
+    assert_error_line(&r, "mget", "1 of 3 keys not found");
+    run_free(&r);
+    r = ctl("mget", "m1", "m2");
+    ck_assert_int_eq(r.code, 0);
+    run_free(&r);
+    r = ctl("--json", "mget", "m1", "nope", "m2");
+    ck_assert_int_eq(r.code, 1);
+    cJSON *doc = parse_json(&r);
+    cJSON *entries = cJSON_GetObjectItem(doc, "entries");
+    ck_assert_str_eq(json_string(cJSON_GetArrayItem(entries, 0), "value"), "one");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 1), "value")));
+    ck_assert_str_eq(
+        json_string(cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 2), "value"), "base64"),
+        "Y2Fm6Q==");
+    ck_assert_int_eq((int)json_number(doc, "missing"), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(batch_writes_arguments_and_stdin_lines_atomically)
+{
+    static const char lines[] = "# a comment, then a blank line\n"
+                                "\n"
+                                "put \"bin\\x00key\" \"v\\xff\"\n"
+                                "  put\tspaced \"two words\"\r\n"
+                                "del b1\n";
+    char *path = write_file(s_dir, "batch.txt", lines, sizeof lines - 1);
+    /* Arguments first, then the lines: b1 is put, then deleted. */
+    run_t r = run_in(path, "-s", s_node.endpoint, "batch", "put", "b1", "x", "put", "b2", "y",
+                     "--stdin", NULL);
+    free(path);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    unsigned long long seq = 0, ops = 0;
+    ck_assert_msg(sscanf(r.out, "seq %llu ops %llu", &seq, &ops) == 2, "[%s]", r.out);
+    ck_assert_uint_eq(ops, 5);
+    run_free(&r);
+    r = ctl("scan", "bin", "bio", "--hex");
+    ck_assert_str_eq(r.out, "62696e006b6579\t76ff\n");
+    run_free(&r);
+    r = ctl("mget", "b1", "b2", "spaced");
+    ck_assert_str_eq(r.out, "b1\t(not found)\nb2\ty\nspaced\ttwo words\n");
+    run_free(&r);
+
+    /* A bad line anywhere writes nothing, and names the line. */
+    static const char bad[] = "put ok 1\nput k \"unterminated\n";
+    path = write_file(s_dir, "bad.txt", bad, sizeof bad - 1);
+    r = run_in(path, "-s", s_node.endpoint, "batch", "--stdin", NULL);
+    ck_assert_int_eq(r.code, 2);
+    assert_error_line(&r, "batch", "stdin line 2, word 3: no closing quote");
+    run_free(&r);
+    free(path);
+    r = ctl("get", "ok");
+    ck_assert_int_eq(r.code, 1);
+    run_free(&r);
+    r = ctl("batch", "put", "k");
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = ctl("batch");
+    ck_assert_int_eq(r.code, 2);
     run_free(&r);
 }
 END_TEST
@@ -737,7 +1048,7 @@ START_TEST(status_and_stats_report_the_node)
     ck_assert_int_eq(r.code, 0);
     doc = parse_json(&r);
     ck_assert_int_ge(cJSON_GetArraySize(doc), 2);
-    ck_assert_int_ge(atoi(json_string(doc, "writes_total")), 1);
+    ck_assert(json_number(doc, "writes_total") >= 1);
     cJSON_Delete(doc);
     run_free(&r);
 }
@@ -943,6 +1254,57 @@ START_TEST(tail_replays_from_a_seq_then_goes_live)
     ck_assert_int_eq(sscanf(r.out, "%llu\t", &seq), 1);
     ck_assert(seq > first + 2 && seq <= last);
     ck_assert_msg(strstr(r.out, "\tlive\tx\n") != NULL, "[%s]", r.out);
+    run_free(&r);
+}
+END_TEST
+
+/* UTC ISO-8601 with ns, as --from-time and --to take it. */
+static void iso_time(uint64_t ns, char *out, size_t cap)
+{
+    time_t seconds = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    char whole[32];
+    strftime(whole, sizeof whole, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%09lluZ", whole, (unsigned long long)(ns % 1000000000ull));
+}
+
+START_TEST(tail_to_stops_at_a_seq_or_a_commit_time)
+{
+    unsigned long long first = put_seq("t1", "a");
+    put_seq("t2", "b");
+    put_seq("t3", "c");
+    char from[32], to[32];
+    snprintf(from, sizeof from, "%llu", first);
+    snprintf(to, sizeof to, "%llu", first + 1);
+
+    /* No --count: --to alone ends it, after t2. */
+    run_t r = run("tail", "kv", "--dir", s_node.dir, "--from", from, "--to", to, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    char want[128];
+    snprintf(want, sizeof want, "%llu\t\tt1\ta\n%llu\t\tt2\tb\n", first, first + 1);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+
+    /* --to TIME: the commit time of t2 (from --json) includes t2, not t3. */
+    r = run("tail", "kv", "--json", "--dir", s_node.dir, "--from", to, "--count", "1", NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    cJSON *doc = parse_json(&r);
+    char until[64];
+    iso_time((uint64_t)json_number(doc, "timestamp_ns"), until, sizeof until);
+    cJSON_Delete(doc);
+    run_free(&r);
+    r = run("tail", "kv", "--dir", s_node.dir, "--from", from, "--to", until, NULL);
+    ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+
+    r = run("tail", "--dir", s_node.dir, "--from", to, "--to", from, NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = run("tail", "--dir", s_node.dir, "--to", "yesterday", NULL);
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "--to") != NULL, "[%s]", r.err);
     run_free(&r);
 }
 END_TEST
@@ -1186,6 +1548,140 @@ START_TEST(step_down_and_transfer_reach_the_master)
 }
 END_TEST
 
+/* ---- the READMEs' examples, against a whole node ------------------------------ */
+
+static ts_dist_t s_docs_dist;
+static ts_snap_t s_docs_snap;
+static ts_comp_t s_docs_comp;
+
+static void docs_setup(void)
+{
+    writer_setup();
+    ts_dist_start(&s_docs_dist, s_node.dir, NULL);
+    ts_snap_start(&s_docs_snap, s_node.dir, NULL);
+    ts_comp_start(&s_docs_comp, s_node.dir, NULL);
+}
+
+static void docs_teardown(void)
+{
+    ck_assert_int_eq(ts_comp_stop(&s_docs_comp), 0);
+    ck_assert_int_eq(ts_snap_stop(&s_docs_snap), 0);
+    ck_assert_int_eq(ts_dist_stop(&s_docs_dist), 0);
+    writer_teardown();
+}
+
+/* The source tree: this file is SOURCE/tests/integration/test_ctl.c. */
+static void source_path(const char *relative, char *out, size_t cap)
+{
+    const char *tail = strstr(__FILE__, "tests/integration/test_ctl.c");
+    ck_assert_msg(tail != NULL && __FILE__[0] == '/', "__FILE__ is %s", __FILE__);
+    snprintf(out, cap, "%.*s%s", (int)(tail - __FILE__), __FILE__, relative);
+}
+
+/* Runs line with sh in dir, stratactl on PATH and $STRATA_SERVER the node. */
+static run_t run_shell(const char *dir, const char *bin_dir, const char *line)
+{
+    int out_pipe[2], err_pipe[2];
+    ck_assert_int_eq(pipe(out_pipe), 0);
+    ck_assert_int_eq(pipe(err_pipe), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        close(err_pipe[0]);
+        close(err_pipe[1]);
+        char path[4096];
+        snprintf(path, sizeof path, "%s:%s", bin_dir,
+                 getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+        setenv("PATH", path, 1);
+        setenv("STRATA_SERVER", s_node.endpoint, 1);
+        if (chdir(dir) != 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    return run_wait(
+        (pending_t){.pid = pid, .out_fd = out_pipe[0], .err_fd = err_pipe[0], .verb = line});
+}
+
+/* Every stratactl line of readme's blocks tagged `sh tested` (continued
+ * lines joined, '#' lines skipped), run in order in dir; returns how many. */
+static int run_tested_blocks(const char *readme, const char *dir, const char *bin_dir)
+{
+    char path[1024];
+    source_path(readme, path, sizeof path);
+    FILE *in = fopen(path, "r");
+    ck_assert_msg(in != NULL, "cannot read %s", path);
+    char line[4096], command[8192] = "";
+    bool tested = false;
+    int ran = 0, number = 0;
+    while (fgets(line, sizeof line, in)) {
+        number++;
+        line[strcspn(line, "\n")] = '\0';
+        const char *text = line + strspn(line, " ");
+        if (strncmp(text, "```", 3) == 0) {
+            tested = !tested && strcmp(text, "```sh tested") == 0;
+            continue;
+        }
+        if (!tested || (!command[0] && (!text[0] || text[0] == '#')))
+            continue;
+        size_t len = strlen(text);
+        bool continued = len > 0 && text[len - 1] == '\\';
+        size_t used = strlen(command), take = continued ? len - 1 : len;
+        ck_assert_uint_lt(used + take, sizeof command);
+        memcpy(command + used, text, take);
+        command[used + take] = '\0';
+        if (continued)
+            continue;
+        ck_assert_msg(strncmp(command, "stratactl ", 10) == 0 ||
+                          strncmp(command, "./build/services/ctl/stratactl ", 31) == 0 ||
+                          strstr(command, "| stratactl ") || strstr(command, "&& stratactl "),
+                      "%s:%d: not a stratactl line in a tested block: %s", readme, number, command);
+        run_t r = run_shell(dir, bin_dir, command);
+        ck_assert_msg(r.code == 0, "%s:%d: exit %d: %s\nstdout [%s]\nstderr [%s]", readme, number,
+                      r.code, command, r.out, r.err);
+        run_free(&r);
+        command[0] = '\0';
+        ran++;
+    }
+    fclose(in);
+    ck_assert_msg(!tested, "%s: a tested block is not closed", readme);
+    return ran;
+}
+
+START_TEST(readme_examples_run)
+{
+    /* A working dir where the READMEs' paths lead to the test's node and binary. */
+    char *work = ts_path(s_dir, "work");
+    char *bin = ts_path(work, "build/services/ctl");
+    char *data = ts_path(work, "data");
+    char link_path[1024];
+    static const char *const dirs[] = {"", "/build", "/build/services", "/build/services/ctl",
+                                       "/data"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(link_path, sizeof link_path, "%s%s", work, dirs[i]);
+        ck_assert_int_eq(mkdir(link_path, 0700), 0);
+    }
+    snprintf(link_path, sizeof link_path, "%s/stratactl", bin);
+    ck_assert_int_eq(symlink(STRATACTL_BIN, link_path), 0);
+    snprintf(link_path, sizeof link_path, "%s/node", data);
+    ck_assert_int_eq(symlink(s_node.dir, link_path), 0);
+    snprintf(link_path, sizeof link_path, "%s/strata-data", work);
+    ck_assert_int_eq(symlink(s_node.dir, link_path), 0);
+
+    ck_assert_int_ge(run_tested_blocks("README.md", work, bin), 10);
+    ck_assert_int_ge(run_tested_blocks("services/ctl/README.md", work, bin), 15);
+    free(data);
+    free(bin);
+    free(work);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -1197,6 +1693,9 @@ int main(void)
     tcase_add_test(offline, top_level_help_lists_verbs_and_exit_codes);
     tcase_add_test(offline, unreachable_server_exits_4);
     tcase_add_test(offline, invalid_record_is_refused_before_sending);
+    tcase_add_test(offline, record_help_lists_every_type_and_its_fields);
+    tcase_add_test(offline, unreachable_endpoint_fails_within_the_timeout);
+    tcase_set_timeout(offline, 60); /* a dozen runs of --timeout 300 */
     tcase_add_test(offline, keygen_and_curve_flags_reach_a_curve_writer);
     suite_add_tcase(s, offline);
 
@@ -1204,6 +1703,10 @@ int main(void)
     tcase_add_checked_fixture(live, writer_setup, writer_teardown);
     tcase_add_test(live, put_get_del_round_trip);
     tcase_add_test(live, odd_bytes_are_escaped_and_dash_keys_need_double_dash);
+    tcase_add_test(live, utf8_is_text_and_other_bytes_are_marked_base64);
+    tcase_add_test(live, values_come_from_stdin_or_a_file_up_to_the_cap);
+    tcase_add_test(live, mget_reads_several_keys_and_marks_the_missing);
+    tcase_add_test(live, batch_writes_arguments_and_stdin_lines_atomically);
     tcase_add_test(live, scan_pages_through_the_cursor);
     tcase_add_test(live, status_and_stats_report_the_node);
     tcase_add_test(live, records_are_written_and_read_back);
@@ -1216,7 +1719,14 @@ int main(void)
     tcase_add_test(dist, tail_replays_from_a_seq_then_goes_live);
     tcase_add_test(dist, tail_durable_resumes_after_its_ack_and_subscribers_lists_it);
     tcase_add_test(dist, tail_errors_name_what_was_wrong);
+    tcase_add_test(dist, tail_to_stops_at_a_seq_or_a_commit_time);
     suite_add_tcase(s, dist);
+
+    TCase *docs = tcase_create("docs");
+    tcase_add_checked_fixture(docs, docs_setup, docs_teardown);
+    tcase_set_timeout(docs, 120);
+    tcase_add_test(docs, readme_examples_run);
+    suite_add_tcase(s, docs);
 
     TCase *cluster = tcase_create("cluster");
     tcase_add_checked_fixture(cluster, cluster_setup, cluster_teardown);
