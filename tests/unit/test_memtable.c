@@ -833,6 +833,147 @@ START_TEST(unpublished_entries_are_freed_with_the_memtable)
 }
 END_TEST
 
+/* ---- the point index ---- */
+
+/* Keys that share all but their last bytes, as a counter's keys do: the hash
+ * must still tell them apart. */
+static size_t index_key(uint32_t id, char *key)
+{
+    return (size_t)sprintf(key, "user:%010u", id);
+}
+
+START_TEST(index_finds_every_key_and_misses_absent_ones)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    char key[32];
+    for (uint32_t id = 0; id < 5000; id += 2) {
+        size_t key_len = index_key(id, key);
+        ck_assert_int_eq(
+            strata_memtable_add(mt, id + 1, STRATA_VALUE_PUT, key, key_len, key, key_len), 0);
+    }
+    for (uint32_t id = 0; id < 5000; id++) {
+        size_t key_len = index_key(id, key);
+        if (id % 2) {
+            assert_absent(mt, key, key_len, UINT64_MAX);
+            continue;
+        }
+        assert_get(mt, key, UINT64_MAX, STRATA_VALUE_PUT, id + 1, key);
+        assert_get(mt, key, id + 1, STRATA_VALUE_PUT, id + 1, key);
+        /* A prefix or an extension of a present key is another key. */
+        assert_absent(mt, key, key_len - 1, UINT64_MAX);
+        key[key_len] = '0';
+        assert_absent(mt, key, key_len + 1, UINT64_MAX);
+    }
+    assert_absent(mt, "", 0, UINT64_MAX);
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
+START_TEST(index_answers_newest_and_older_snapshots_search_the_list)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    add_put(mt, 1, "k", "v1");
+    add_put(mt, 2, "other", "o2");
+    add_put(mt, 5, "k", "v5");
+    add_put(mt, 9, "k", "v9");
+    assert_get(mt, "k", UINT64_MAX, STRATA_VALUE_PUT, 9, "v9");
+    assert_get(mt, "k", 9, STRATA_VALUE_PUT, 9, "v9");
+    assert_get(mt, "k", 8, STRATA_VALUE_PUT, 5, "v5");
+    assert_get(mt, "k", 4, STRATA_VALUE_PUT, 1, "v1");
+    assert_absent(mt, "k", 1, 0);
+    /* An entry older than the indexed one does not replace it. */
+    add_put(mt, 3, "k", "v3");
+    assert_get(mt, "k", UINT64_MAX, STRATA_VALUE_PUT, 9, "v9");
+    assert_get(mt, "k", 4, STRATA_VALUE_PUT, 3, "v3");
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
+START_TEST(index_returns_delete_markers_like_the_list)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    add_put(mt, 1, "k", "alive");
+    ck_assert_int_eq(strata_memtable_add(mt, 2, STRATA_VALUE_DELETE, "k", 1, NULL, 0), 0);
+    ck_assert_int_eq(strata_memtable_add(mt, 3, STRATA_VALUE_DELETE, "never-put", 9, NULL, 0), 0);
+    assert_get(mt, "k", UINT64_MAX, STRATA_VALUE_DELETE, 2, "");
+    assert_get(mt, "k", 1, STRATA_VALUE_PUT, 1, "alive");
+    assert_get(mt, "never-put", UINT64_MAX, STRATA_VALUE_DELETE, 3, "");
+    assert_absent(mt, "never-put", 9, 2);
+    add_put(mt, 4, "k", "again");
+    assert_get(mt, "k", UINT64_MAX, STRATA_VALUE_PUT, 4, "again");
+    assert_get(mt, "k", 3, STRATA_VALUE_DELETE, 2, "");
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
+/* The same entries added and bulk loaded: the bulk-loaded memtable has no
+ * index, so the difference is the index, which bytes must count. */
+START_TEST(index_memory_is_counted_and_stays_a_fraction_of_the_entries)
+{
+    enum { KEYS = 100000 };
+    strata_memtable_t *added = strata_memtable_new();
+    strata_memtable_t *staged = strata_memtable_new();
+    char key[32];
+    unsigned char value[100] = {0};
+    for (uint32_t id = 0; id < KEYS; id++) {
+        size_t key_len = index_key(id, key);
+        ck_assert_int_eq(
+            strata_memtable_add(added, id + 1, STRATA_VALUE_PUT, key, key_len, value, sizeof value),
+            0);
+        ck_assert_int_eq(strata_memtable_stage(staged, id + 1, STRATA_VALUE_PUT, key, key_len,
+                                               value, sizeof value),
+                         0);
+    }
+    strata_memtable_publish(staged);
+    size_t index_bytes = strata_memtable_bytes(added) - strata_memtable_bytes(staged);
+    /* 8-byte slots at most 3/4 full, the tables it outgrew beside it. */
+    ck_assert_uint_ge(index_bytes, KEYS * 8 * 4 / 3);
+    ck_assert_uint_le(index_bytes, KEYS * 8 * 8 / 3 * 2);
+    ck_assert_uint_le(index_bytes, strata_memtable_bytes(staged) / 3);
+    strata_memtable_unref(&added);
+    strata_memtable_unref(&staged);
+}
+END_TEST
+
+/* Replay fills memtables by staging; their gets search the list, and adds
+ * after the publish stay findable beside the staged entries. */
+START_TEST(bulk_loaded_memtable_answers_gets_without_an_index)
+{
+    strata_memtable_t *mt = strata_memtable_new();
+    char key[32];
+    add_put(mt, 1, "added-first", "a1");
+    for (uint32_t id = 0; id < 3000; id += 2) {
+        size_t key_len = index_key(id, key);
+        ck_assert_int_eq(
+            strata_memtable_stage(mt, id + 2, STRATA_VALUE_PUT, key, key_len, key, key_len), 0);
+    }
+    ck_assert_int_eq(
+        strata_memtable_stage(mt, 5000, STRATA_VALUE_DELETE, "added-first", 11, NULL, 0), 0);
+    strata_memtable_publish(mt);
+    add_put(mt, 5001, "added-after", "a5001");
+    size_t key_len = index_key(0, key);
+    ck_assert_int_eq(strata_memtable_add(mt, 5002, STRATA_VALUE_PUT, key, key_len, "new", 3), 0);
+
+    for (uint32_t id = 2; id < 3000; id++) {
+        key_len = index_key(id, key);
+        if (id % 2)
+            assert_absent(mt, key, key_len, UINT64_MAX);
+        else
+            assert_get(mt, key, UINT64_MAX, STRATA_VALUE_PUT, id + 2, key);
+    }
+    key_len = index_key(0, key);
+    char staged_value[32];
+    memcpy(staged_value, key, key_len + 1);
+    assert_get(mt, key, UINT64_MAX, STRATA_VALUE_PUT, 5002, "new");
+    assert_get(mt, key, 5001, STRATA_VALUE_PUT, 2, staged_value);
+    assert_get(mt, "added-first", UINT64_MAX, STRATA_VALUE_DELETE, 5000, "");
+    assert_get(mt, "added-first", 4999, STRATA_VALUE_PUT, 1, "a1");
+    assert_get(mt, "added-after", UINT64_MAX, STRATA_VALUE_PUT, 5001, "a5001");
+    assert_absent(mt, "added-never", 11, UINT64_MAX);
+    strata_memtable_unref(&mt);
+}
+END_TEST
+
 /* ---- one writer, several readers ---- */
 
 enum {
@@ -1077,6 +1218,94 @@ START_TEST(readers_never_see_torn_or_unordered_state_during_publishes)
 }
 END_TEST
 
+/* One writer adds distinct keys (and rewrites some) through table sizes
+ * from the first to 2^19 slots while a reader checks every key it knows is
+ * published, newest at the latest snapshot and exactly that version at its
+ * own, and that keys never written stay absent. */
+enum { GROWTH_KEYS = 300000 };
+
+typedef struct {
+    strata_memtable_t *mt;
+    _Atomic uint64_t published; /* seqs 1..published have been added */
+    atomic_bool done;
+    char failure[256];
+    uint64_t checks;
+} growth_t;
+
+/* Seq s writes key (s - 1) % GROWTH_KEYS: the first GROWTH_KEYS seqs add
+ * new keys, the rest rewrite the first ones. */
+static uint32_t growth_key_of(uint64_t seq)
+{
+    return (uint32_t)((seq - 1) % GROWTH_KEYS);
+}
+
+/* Checks the seq's key in g->mt, knowing that seq is published. */
+static void growth_check(growth_t *g, uint64_t seq)
+{
+    char key[32];
+    size_t key_len = index_key(growth_key_of(seq), key);
+    uint64_t found_seq = 0;
+    const void *value = NULL;
+    size_t value_len = 0;
+    if (!strata_memtable_get(g->mt, key, key_len, UINT64_MAX, NULL, &value, &value_len,
+                             &found_seq) ||
+        found_seq < seq || growth_key_of(found_seq) != growth_key_of(seq) ||
+        value_len != sizeof found_seq || memcmp(value, &found_seq, sizeof found_seq))
+        snprintf(g->failure, sizeof g->failure, "seq %llu: latest get found %llu",
+                 (unsigned long long)seq, (unsigned long long)found_seq);
+    else if (!strata_memtable_get(g->mt, key, key_len, seq, NULL, NULL, NULL, &found_seq) ||
+             found_seq != seq)
+        snprintf(g->failure, sizeof g->failure, "seq %llu: get at it found %llu",
+                 (unsigned long long)seq, (unsigned long long)found_seq);
+    key_len = index_key(GROWTH_KEYS + (uint32_t)seq, key);
+    if (strata_memtable_get(g->mt, key, key_len, UINT64_MAX, NULL, NULL, NULL, NULL))
+        snprintf(g->failure, sizeof g->failure, "key never written found");
+    g->checks++;
+}
+
+/* Each round checks every seq published since the last one, and as many
+ * older ones drawn at random, which tables grown since must still hold. */
+static void *growth_reader(void *arg)
+{
+    growth_t *g = arg;
+    uint64_t rng = test_rng(20);
+    uint64_t checked = 0;
+    bool last_round = false;
+    while (!last_round && !g->failure[0]) {
+        last_round = atomic_load_explicit(&g->done, memory_order_acquire);
+        uint64_t published = atomic_load_explicit(&g->published, memory_order_acquire);
+        for (uint64_t seq = checked + 1; seq <= published && !g->failure[0]; seq++) {
+            growth_check(g, seq);
+            if (!g->failure[0])
+                growth_check(g, 1 + ts_rand(&rng) % seq);
+        }
+        checked = published;
+    }
+    return NULL;
+}
+
+START_TEST(index_grows_while_readers_find_every_published_key)
+{
+    growth_t g = {.mt = strata_memtable_new()};
+    atomic_init(&g.published, 0);
+    atomic_init(&g.done, false);
+    pthread_t reader;
+    ck_assert_int_eq(pthread_create(&reader, NULL, growth_reader, &g), 0);
+    for (uint64_t seq = 1; seq <= GROWTH_KEYS + GROWTH_KEYS / 4; seq++) {
+        char key[32];
+        size_t key_len = index_key(growth_key_of(seq), key);
+        ck_assert_int_eq(
+            strata_memtable_add(g.mt, seq, STRATA_VALUE_PUT, key, key_len, &seq, sizeof seq), 0);
+        atomic_store_explicit(&g.published, seq, memory_order_release);
+    }
+    atomic_store_explicit(&g.done, true, memory_order_release);
+    ck_assert_int_eq(pthread_join(reader, NULL), 0);
+    ck_assert_msg(!g.failure[0], "reader: %s", g.failure);
+    ck_assert_uint_gt(g.checks, 0);
+    strata_memtable_unref(&g.mt);
+}
+END_TEST
+
 int main(void)
 {
     g_seed = ts_seed("test_memtable");
@@ -1111,10 +1340,20 @@ int main(void)
     tcase_add_test(bulk, unpublished_entries_are_freed_with_the_memtable);
     suite_add_tcase(s, bulk);
 
+    TCase *index = tcase_create("index");
+    tcase_set_timeout(index, 120);
+    tcase_add_test(index, index_finds_every_key_and_misses_absent_ones);
+    tcase_add_test(index, index_answers_newest_and_older_snapshots_search_the_list);
+    tcase_add_test(index, index_returns_delete_markers_like_the_list);
+    tcase_add_test(index, index_memory_is_counted_and_stays_a_fraction_of_the_entries);
+    tcase_add_test(index, bulk_loaded_memtable_answers_gets_without_an_index);
+    suite_add_tcase(s, index);
+
     TCase *concurrency = tcase_create("concurrency");
     tcase_set_timeout(concurrency, 240);
     tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_writes);
     tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_publishes);
+    tcase_add_test(concurrency, index_grows_while_readers_find_every_published_key);
     suite_add_tcase(s, concurrency);
 
     SRunner *sr = srunner_create(s);

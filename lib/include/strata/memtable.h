@@ -1,8 +1,9 @@
 /* The memtable: an arena skiplist of (key, seq) -> value, one writer and any
  * number of lock-free readers. Entries are ordered by key bytes ascending,
  * then seq descending, so the first entry at or after (key, snapshot_seq) is
- * the newest version visible to a read at snapshot_seq. Used by db.c; the
- * flush to SSTables walks it with an iterator. */
+ * the newest version visible to a read at snapshot_seq. A hash index beside
+ * it maps each key to its newest entry, for gets. Used by db.c; the flush to
+ * SSTables walks it with an iterator. */
 #ifndef STRATA_MEMTABLE_H
 #define STRATA_MEMTABLE_H
 
@@ -35,7 +36,9 @@ int strata_memtable_add(strata_memtable_t *self, uint64_t seq, strata_value_type
  * Readers see nothing staged until publish links it, and each entry becomes
  * visible whole as with add. Single writer only, like add, which may be
  * mixed with them. A memtable must be published before anyone iterates it
- * for a flush. stage returns 0, or STRATA_ENOMEM and stages nothing. */
+ * for a flush. Publishing turns the memtable's get index off: its gets
+ * search the list from then on. stage returns 0, or STRATA_ENOMEM and
+ * stages nothing. */
 int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_type_t type,
                           const void *key, size_t key_len, const void *value, size_t value_len);
 /* Cannot fail: without memory for the sort it links entry by entry. */
@@ -45,13 +48,18 @@ void strata_memtable_publish(strata_memtable_t *self);
  * of key with seq <= snapshot_seq. Returns 1 and fills the out parameters
  * (any of which may be NULL) when there is one, even a delete marker; returns
  * 0 when the memtable holds no such entry. *value points into the arena and
- * stays valid while the caller holds a reference to the memtable. */
+ * stays valid while the caller holds a reference to the memtable. Costs a
+ * hash probe when the newest entry of key is at or below snapshot_seq or
+ * there is none, a list search otherwise. Every entry whose add returned
+ * before the caller learnt of its seq (through a release/acquire pair) is
+ * seen. */
 int strata_memtable_get(const strata_memtable_t *self, const void *key, size_t key_len,
                         uint64_t snapshot_seq, strata_value_type_t *type, const void **value,
                         size_t *value_len, uint64_t *seq);
 
-/* Bytes used by the arena (nodes, keys, values): the size that triggers the
- * switch to immutable. Approximate under a concurrent writer. */
+/* Bytes used by the arena (nodes, keys, values) and the get index (21 to 43
+ * bytes per distinct key): the size that triggers the switch to immutable.
+ * Approximate under a concurrent writer. */
 size_t strata_memtable_bytes(const strata_memtable_t *self);
 /* Entries added or published so far. */
 uint64_t strata_memtable_count(const strata_memtable_t *self);
