@@ -40,10 +40,12 @@ build-fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_FUZZ=ON -DSTRATA_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all fuzz_seeds
 
-# The main job: a local node in the foreground (deploy/strata-node); Ctrl-C
-# stops it. $(BUILD)/examples/strata-demo still runs the embedded engine alone.
+# The main job: a local node in the foreground (deploy/strata-node), in its
+# default data dir, ./strata-data (or $$STRATA_NODE_DATA_DIR), as for the
+# processes and stratactl; Ctrl-C stops it. $(BUILD)/examples/strata-demo
+# still runs the embedded engine alone.
 run: build
-	@BUILD=$(BUILD) ./deploy/strata-node start --foreground --dir ./data/node
+	@BUILD=$(BUILD) ./deploy/strata-node start --foreground
 
 # A local 3-node cluster in the foreground (deploy/strata-cluster), data in
 # ./data/cluster; Ctrl-C stops it.

@@ -4,13 +4,17 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct svc_http {
     struct MHD_Daemon *daemon;
+    int listen_fd; /* bound and listening, until the daemon takes it */
     svc_metrics_fn *metrics;
     svc_ready_fn *ready;
     void *arg;
@@ -88,9 +92,8 @@ int svc_http_check(const char *key, const char *endpoint, strata_error_t *err)
                                                 : parse(key, endpoint, host, sizeof host, &sa, err);
 }
 
-int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
-                   svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,
-                   strata_error_t *err)
+int svc_http_listen(const char *key, const char *endpoint, svc_http_t **http_p, char *url,
+                    size_t url_cap, strata_error_t *err)
 {
     *http_p = NULL;
     snprintf(url, url_cap, "off");
@@ -101,32 +104,68 @@ int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metric
     int rc = parse(key, endpoint, host, sizeof host, &sa, err);
     if (rc)
         return rc;
-    unsigned p = ntohs(sa.sin_port);
     svc_http_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    int one = 1;
+    self->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* SO_REUSEADDR as MHD's own sockets have it: a restart must not wait
+     * out TIME_WAIT. */
+    if (self->listen_fd < 0 ||
+        setsockopt(self->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(self->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(self->listen_fd, 64) != 0) {
+        rc = strata_error_set(err, STRATA_EIO, "%s: cannot listen on %s: %s", key, endpoint,
+                              strerror(errno));
+        if (self->listen_fd >= 0)
+            close(self->listen_fd);
+        free(self);
+        return rc;
+    }
+    socklen_t len = sizeof sa;
+    getsockname(self->listen_fd, (struct sockaddr *)&sa, &len);
+    snprintf(url, url_cap, "http://%s:%u/metrics", host, (unsigned)ntohs(sa.sin_port));
+    *http_p = self;
+    return 0;
+}
+
+int svc_http_serve(svc_http_t *self, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
+                   strata_error_t *err)
+{
+    if (!self)
+        return 0;
     self->metrics = metrics;
     self->ready = ready;
     self->arg = arg;
-    self->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
-                         self, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-    if (!self->daemon) {
-        free(self);
-        return strata_error_set(err, STRATA_EIO, "%s: cannot listen on %s", key, endpoint);
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(url, url_cap, "http://%s:%u/metrics", host, info ? info->port : (unsigned)p);
-    *http_p = self;
+    /* MHD owns the socket from here: its stop closes it. */
+    self->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+                                    NULL, handle, self, MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
+                                    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
+                                    10u, MHD_OPTION_END);
+    if (!self->daemon)
+        return strata_error_set(err, STRATA_EIO, "cannot start the metrics HTTP server");
+    self->listen_fd = -1;
     return 0;
+}
+
+int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
+                   svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,
+                   strata_error_t *err)
+{
+    int rc = svc_http_listen(key, endpoint, http_p, url, url_cap, err);
+    if (!rc && (rc = svc_http_serve(*http_p, metrics, ready, arg, err)))
+        svc_http_stop(http_p);
+    return rc;
 }
 
 void svc_http_stop(svc_http_t **http_p)
 {
     if (!http_p || !*http_p)
         return;
-    MHD_stop_daemon((*http_p)->daemon);
+    if ((*http_p)->daemon)
+        MHD_stop_daemon((*http_p)->daemon);
+    if ((*http_p)->listen_fd >= 0)
+        close((*http_p)->listen_fd);
     free(*http_p);
     *http_p = NULL;
 }

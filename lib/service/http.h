@@ -24,6 +24,15 @@ typedef bool(svc_ready_fn)(void *arg);
 int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
                    svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,
                    strata_error_t *err);
+/* svc_http_start in two steps, so that a service can bind its port before it
+ * creates anything on disk and serve once its callbacks have something to
+ * read: listen binds (a clash fails here) and queues connections; serve
+ * starts answering them. *http_p stays NULL for "off"; serve and stop
+ * accept that. */
+int svc_http_listen(const char *key, const char *endpoint, svc_http_t **http_p, char *url,
+                    size_t url_cap, strata_error_t *err);
+int svc_http_serve(svc_http_t *http, svc_metrics_fn *metrics, svc_ready_fn *ready, void *arg,
+                   strata_error_t *err);
 /* The syntax checks of svc_http_start without listening: what a service's
  * --print-config runs so that it refuses what a start would. */
 int svc_http_check(const char *key, const char *endpoint, strata_error_t *err);

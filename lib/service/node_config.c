@@ -126,6 +126,7 @@ const char *const svc_env_allowed[] = {"STRATA_CONFIG",     /* every service: th
                                        "STRATA_CERT",       /* stratactl */
                                        "STRATA_NODE_START_TIMEOUT", /* deploy/strata-node */
                                        "STRATA_NODE_STOP_TIMEOUT",  /* deploy/strata-node */
+                                       "STRATA_NODE_LOG_MAX_KB",    /* deploy/strata-node */
                                        "STRATA_TEST_SEED",          /* tests */
                                        "STRATA_TEST_TRACE",         /* tests */
                                        "STRATA_SOAK",               /* tests */

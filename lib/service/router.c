@@ -108,3 +108,8 @@ int svc_control_bind(const char *configured, const char *data_dir, const char *s
     zstr_free(&last);
     return 0;
 }
+
+bool svc_endpoint_is_ipc(const char *endpoint)
+{
+    return endpoint && !strncmp(endpoint, "ipc://", 6);
+}

@@ -44,4 +44,9 @@ int svc_interrupt_tick(zloop_t *loop, int timer_id, void *arg);
 int svc_control_bind(const char *configured, const char *data_dir, const char *service,
                      zsock_t **router, char *endpoint, size_t cap, strata_error_t *err);
 
+/* true for an ipc:// endpoint: a file, so bound only once its directory
+ * exists, after the TCP ones (a port clash must fail a start before it
+ * creates anything on disk). */
+bool svc_endpoint_is_ipc(const char *endpoint);
+
 #endif

@@ -266,6 +266,11 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         snprintf(s->snap_dir, sizeof s->snap_dir, "%s", snap_dir);
     else
         snprintf(s->snap_dir, sizeof s->snap_dir, "%.4000s/snapshots", s->data_dir);
+    /* The metrics port before anything on disk: a clash fails the start
+     * without leaving a snapshots dir behind. */
+    if ((rc = svc_http_listen("snapshotter/metrics", svc_config_get(s->cfg, "snapshotter/metrics"),
+                              &s->http, s->metrics_url, sizeof s->metrics_url, err)))
+        goto fail;
     if (mkdir(s->snap_dir, 0700) != 0 && errno != EEXIST) {
         rc = strata_error_set(err, STRATA_EIO, "mkdir %s: %s", s->snap_dir, strerror(errno));
         goto fail;
@@ -287,9 +292,7 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot create the worker's pipe");
         goto fail;
     }
-    const char *metrics = svc_config_get(s->cfg, "snapshotter/metrics");
-    if ((rc = svc_http_start("snapshotter/metrics", metrics, write_metrics, is_ready, s, &s->http,
-                             s->metrics_url, sizeof s->metrics_url, err)))
+    if ((rc = svc_http_serve(s->http, write_metrics, is_ready, s, err)))
         goto fail;
     snapshotter_remove_partials(s);
     snapshotter_prune(s);

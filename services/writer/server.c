@@ -132,6 +132,30 @@ static void drain(writer_t *w)
 
 /* ---- the server object ------------------------------------------------- */
 
+/* node/data_dir, created if it is missing (*created says so). Only the
+ * writer creates it; the node's other processes refuse a missing one. */
+static int open_data_dir(writer_t *w, bool *created, strata_error_t *err)
+{
+    const char *dir = svc_config_get(w->cfg, "node/data_dir");
+    struct stat st;
+    *created = stat(dir, &st) != 0 && errno == ENOENT;
+    int rc = strata_io_mkdirs(strata_io_posix(), dir);
+    if (rc != 0)
+        return strata_error_set(err, STRATA_EIO, "node/data_dir %s: cannot create: %s", dir,
+                                strerror(-rc));
+    if (!realpath(dir, w->data_dir))
+        return strata_error_set(err, STRATA_EIO, "node/data_dir %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* true when dir holds no database yet (no CURRENT names a MANIFEST). */
+static bool holds_no_database(const char *dir)
+{
+    char current[PATH_MAX + 16];
+    snprintf(current, sizeof current, "%s/CURRENT", dir);
+    return access(current, F_OK) != 0 && errno == ENOENT;
+}
+
 int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
 {
     *writer_p = NULL;
@@ -154,16 +178,22 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     int rc;
-    const char *dir = svc_config_get(w->cfg, "node/data_dir");
-    if ((rc = strata_io_mkdirs(strata_io_posix(), dir)) != 0) {
-        rc = strata_error_set(err, STRATA_EIO, "node/data_dir %s: cannot create: %s", dir,
-                              strerror(-rc));
+    /* The TCP ports first: a clash must fail the start before anything is
+     * created on disk. An ipc endpoint lives in the data dir, so it is
+     * bound once the dir exists. */
+    const char *endpoint = svc_config_get(w->cfg, "writer/endpoint");
+    if ((rc = svc_curve_open(w->cfg, &w->curve, err)))
         goto fail;
-    }
-    if (!realpath(dir, w->data_dir)) {
-        rc = strata_error_set(err, STRATA_EIO, "node/data_dir %s: %s", dir, strerror(errno));
+    rc = STRATA_EIO;
+    if (!svc_endpoint_is_ipc(endpoint) &&
+        !(w->router = bind_router(endpoint, w->curve, w->endpoint, sizeof w->endpoint, err)))
         goto fail;
-    }
+    if ((rc = svc_http_listen("writer/metrics", svc_config_get(w->cfg, "writer/metrics"), &w->http,
+                              w->metrics_url, sizeof w->metrics_url, err)))
+        goto fail;
+    bool created_dir = false;
+    if ((rc = open_data_dir(w, &created_dir, err)))
+        goto fail;
     snprintf(w->endpoints_file, sizeof w->endpoints_file, "%s/writer.endpoints", w->data_dir);
     w->stats.write_sync_ns = strata_histogram_new();
     w->stats.write_async_ns = strata_histogram_new();
@@ -175,8 +205,17 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = bootstrap_install(w->data_dir, err)) || (rc = open_db(w, err)) ||
-        (rc = consensus_open(w, err)))
+    if ((rc = bootstrap_install(w->data_dir, err)))
+        goto fail;
+    bool new_database = holds_no_database(w->data_dir);
+    if ((rc = open_db(w, err)))
+        goto fail;
+    /* Once, so that a mistyped path, which would otherwise start an empty
+     * node without a word, shows in the log. */
+    if (new_database)
+        log_info("event=initialised dir=%s created_dir=%s", w->data_dir,
+                 created_dir ? "yes" : "no");
+    if ((rc = consensus_open(w, err)))
         goto fail;
 
     char control_cfg[PATH_MAX + 32];
@@ -185,11 +224,9 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         snprintf(control_cfg, sizeof control_cfg, "ipc://%s/writer.ctl", w->data_dir);
         control = control_cfg;
     }
-    if ((rc = svc_curve_open(w->cfg, &w->curve, err)))
-        goto fail;
     rc = STRATA_EIO;
-    if (!(w->router = bind_router(svc_config_get(w->cfg, "writer/endpoint"), w->curve, w->endpoint,
-                                  sizeof w->endpoint, err)) ||
+    if ((!w->router &&
+         !(w->router = bind_router(endpoint, w->curve, w->endpoint, sizeof w->endpoint, err))) ||
         !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err)))
         goto fail;
     uint64_t cap = 0;
@@ -212,9 +249,7 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         strata_error_set(err, STRATA_EIO, "cannot bind the internal inproc sockets");
         goto fail;
     }
-    const char *metrics = svc_config_get(w->cfg, "writer/metrics");
-    if ((rc = svc_http_start("writer/metrics", metrics, write_metrics, is_ready, w, &w->http,
-                             w->metrics_url, sizeof w->metrics_url, err)))
+    if ((rc = svc_http_serve(w->http, write_metrics, is_ready, w, err)))
         goto fail;
     if (pthread_create(&w->sync_thread, NULL, sync_main, w) != 0) {
         rc = strata_error_set(err, STRATA_ENOMEM, "cannot start the sync thread");

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "conncap.h"
 #include "outq.h"
+#include "router.h"
 #include "curve.h"
 #include "http.h"
 #include "log.h"

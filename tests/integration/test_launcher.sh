@@ -1,6 +1,9 @@
 #!/bin/sh
-# deploy/strata-node as an operator uses it: start a node in the background,
-# use it with stratactl, check status, stop it, and see status say stopped.
+# deploy/strata-node as an operator uses it: start a node in the background
+# in a dir that does not exist yet, use it with stratactl, check status, see
+# a killed process restarted and a big log rotated, stop it, see status say
+# stopped and no socket left, restart it. And the start order of the
+# services: a port clash fails a start before anything is created on disk.
 # Args: SOURCE_DIR BUILD_DIR. Ports are chosen free (tcp *, metrics port 0).
 set -eu
 src=$1
@@ -22,9 +25,16 @@ export STRATA_DISTRIBUTOR_DELAYED='tcp://127.0.0.1:*'
 export STRATA_DISTRIBUTOR_HISTORY='tcp://127.0.0.1:*'
 ctl="$build/services/ctl/stratactl"
 
+# Within the limits of a test: restarts and log rotation are seen in seconds.
+export STRATA_NODE_LOG_MAX_KB=4
 "$src/deploy/strata-node" start --dir "$dir/node" >"$dir/start.out" 2>&1 ||
     { cat "$dir/start.out" >&2; fail "start"; }
 grep -q "stratactl" "$dir/start.out" || fail "start printed no stratactl example"
+[ "$(grep -c "event=initialised dir=$dir/node " "$dir/node/writer.log")" -eq 1 ] ||
+    fail "the writer did not log event=initialised once for the new data dir"
+for name in compactor distributor snapshotter; do
+    ! grep -q "event=initialised" "$dir/node/$name.log" || fail "$name logged event=initialised"
+done
 endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/writer.endpoints")
 [ -n "$endpoint" ] || fail "no endpoint in writer.endpoints"
 
@@ -40,7 +50,68 @@ line=$(timeout 30 "$ctl" tail kv --dir "$dir/node" --from "$seq" --count 1) || f
 "$ctl" snapshots --dir "$dir/node" | grep -q "snap-0*$seq " || fail "snapshots"
 # ... and the compactor: a manual compaction runs to the end.
 "$ctl" compact --dir "$dir/node" | grep -q "done" || fail "compact"
-"$src/deploy/strata-node" status --dir "$dir/node" >/dev/null || fail "status while running"
+"$src/deploy/strata-node" status --dir "$dir/node" >"$dir/status.out" || fail "status while running"
+for name in writer compactor distributor snapshotter; do
+    grep -q "^$name: running, pid [0-9]*, ready$" "$dir/status.out" ||
+        fail "status does not say $name runs and is ready: $(cat "$dir/status.out")"
+done
+
+# A killed process is restarted by the supervisor, and the log says so.
+old_pid=$(cat "$dir/node/compactor.pid")
+kill -KILL "$old_pid"
+waited=0
+until grep -q "event=restarted process=compactor" "$dir/node/strata-node.log"; do
+    [ "$waited" -lt 100 ] || fail "compactor not restarted within 10 s: $(cat "$dir/node/strata-node.log")"
+    sleep 0.1
+    waited=$((waited + 1))
+done
+grep -q "event=exited process=compactor pid=$old_pid status=137 .*restart_in_s=0.5" \
+    "$dir/node/strata-node.log" || fail "the exit is not logged: $(cat "$dir/node/strata-node.log")"
+new_pid=$(cat "$dir/node/compactor.pid")
+[ "$new_pid" != "$old_pid" ] || fail "compactor pid unchanged"
+kill -0 "$new_pid" || fail "the restarted compactor is not running"
+waited=0
+until "$src/deploy/strata-node" status --dir "$dir/node" >"$dir/status.out" &&
+    grep -q "^compactor: running, pid $new_pid, ready$" "$dir/status.out"; do
+    [ "$waited" -lt 100 ] || fail "status after the restart: $(cat "$dir/status.out")"
+    sleep 0.1
+    waited=$((waited + 1))
+done
+"$ctl" compact --dir "$dir/node" | grep -q "done" || fail "compact after the compactor's restart"
+
+# A log past STRATA_NODE_LOG_MAX_KB is rotated, and the process keeps logging.
+head -c 8192 /dev/zero | tr '\0' 'x' >>"$dir/node/snapshotter.log"
+waited=0
+until [ -f "$dir/node/snapshotter.log.1" ]; do
+    [ "$waited" -lt 150 ] || fail "snapshotter.log not rotated within 15 s"
+    sleep 0.1
+    waited=$((waited + 1))
+done
+[ "$(wc -c <"$dir/node/snapshotter.log")" -lt 4096 ] || fail "snapshotter.log not truncated"
+"$ctl" snapshot --dir "$dir/node" >/dev/null || fail "snapshot after the rotation"
+grep -q "event=" "$dir/node/snapshotter.log" || fail "nothing logged after the rotation"
+
+# A port clash fails a start before anything is on disk: the writer's
+# endpoint and metrics port, the compactor's and snapshotter's metrics.
+metrics=$(sed -n 's/^ *metrics = "http:\/\/\([^/]*\)\/metrics"$/\1/p' "$dir/node/writer.endpoints")
+[ -n "$metrics" ] || fail "no metrics in writer.endpoints"
+for clash in "STRATA_WRITER_ENDPOINT=$endpoint" "STRATA_WRITER_METRICS=$metrics"; do
+    if env "$clash" STRATA_NODE_DATA_DIR="$dir/fresh/data" \
+        "$build/services/writer/strata-writer" >"$dir/clash.out" 2>&1; then
+        fail "a writer started with $clash, a port in use"
+    fi
+    grep -q "in use" "$dir/clash.out" || fail "no word of the clash: $(cat "$dir/clash.out")"
+    [ ! -e "$dir/fresh" ] || fail "a writer that failed to bind ($clash) left $dir/fresh/data"
+done
+mkdir "$dir/empty"
+for name in compactor snapshotter; do
+    var=STRATA_$(echo "$name" | tr '[:lower:]' '[:upper:]')_METRICS
+    if env "$var=$metrics" STRATA_NODE_DATA_DIR="$dir/empty" \
+        "$build/services/$name/strata-$name" >"$dir/clash.out" 2>&1; then
+        fail "$name started with its metrics port in use"
+    fi
+    [ -z "$(ls "$dir/empty")" ] || fail "$name that failed to bind left $(ls "$dir/empty")"
+done
 # A second start on the same directory is refused.
 if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
     fail "second start succeeded"
@@ -50,6 +121,9 @@ fi
 [ ! -e "$dir/node/distributor.endpoints" ] || fail "distributor.endpoints left after stop"
 [ ! -e "$dir/node/snapshotter.endpoints" ] || fail "snapshotter.endpoints left after stop"
 [ ! -e "$dir/node/compactor.endpoints" ] || fail "compactor.endpoints left after stop"
+for file in writer.ctl compactor.ctl snapshotter.ctl distributor.ctl writer.pid strata-node.pid; do
+    [ ! -e "$dir/node/$file" ] || fail "$file left after stop"
+done
 set +e
 "$src/deploy/strata-node" status --dir "$dir/node" >/dev/null 2>&1
 rc=$?
@@ -60,5 +134,11 @@ set -e
 "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1 || fail "restart"
 endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/writer.endpoints")
 [ "$("$ctl" -s "$endpoint" get launcher-key)" = "launcher-value" ] || fail "get after restart"
+[ "$(grep -c "event=initialised" "$dir/node/writer.log")" -eq 1 ] ||
+    fail "event=initialised logged again for an existing database"
+# restart: stop, then start, the node serving again with the same data.
+"$src/deploy/strata-node" restart --dir "$dir/node" >/dev/null 2>&1 || fail "restart verb"
+endpoint=$(sed -n 's/^ *endpoint = "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$dir/node/writer.endpoints")
+[ "$("$ctl" -s "$endpoint" get launcher-key)" = "launcher-value" ] || fail "get after the restart verb"
 "$src/deploy/strata-node" stop --dir "$dir/node" >/dev/null 2>&1 || fail "second stop"
 echo "test_launcher: ok"
