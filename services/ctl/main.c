@@ -165,6 +165,41 @@ const verb_t ctl_verbs[] = {
      "  CRITICAL. The writer's stats give its role and term (a cluster node without a\n"
      "  master, or a learner, is a WARNING) and, in a cluster, the replication lag.\n"
      "  DATADIR must have free space and take a new file.\n"},
+    {"dump wal", 1, 64, FLAG_FROM | FLAG_COUNT | FLAG_HEX, false,
+     "PATH... [--from SEQ] [--count N] [--hex]",
+     "print a WAL's entries offline: seq, term, topic, key, value (--json: JSON lines)",
+     ctl_dump_wal, true,
+     "  PATH is a data dir (its wal/), a WAL directory or one segment file. One line per\n"
+     "  entry: seq, term, topic, key, value, tab-separated (values as tail shows them).\n"
+     "  --from SEQ, --count N  start at seq SEQ, stop after N entries\n"
+     "  Damage is named on stderr, 'problem FILE offset N: kind' (exit 3), after the\n"
+     "  entries before it; a torn tail is a warning. A summary goes to stderr.\n"},
+    {"dump sst", 1, 64, FLAG_FROM | FLAG_COUNT | FLAG_HEX | FLAG_STATS, false,
+     "TABLE... [--stats] [--from SEQ] [--count N] [--hex]",
+     "print an SSTable's entries (seq, key, value) or with --stats its properties", ctl_dump_sst,
+     true,
+     "  Entries in table order (key ascending, then seq descending); --from skips\n"
+     "  entries below seq SEQ. --stats: entries, deletes, seq range, data blocks, key\n"
+     "  and value bytes, smallest and largest key. A damaged block is named with its\n"
+     "  file and offset (exit 3) after the entries before it.\n"},
+    {"dump manifest", 1, 64, FLAG_HEX, false, "DATADIR|MANIFEST...",
+     "print a MANIFEST's version edits: flushed, last seq, tables added and deleted",
+     ctl_dump_manifest, true,
+     "  A data dir's MANIFEST is the one its CURRENT names. One line per edit, then\n"
+     "  one indented line per table added or deleted; a torn final record (ignored\n"
+     "  by recovery) is a warning on stderr, damage before it an error (exit 3).\n"},
+    {"dump snapshot", 1, 64, FLAG_HEX, false, "SNAPSHOTDIR...",
+     "print a snapshot's SNAPSHOT listing, its MANIFEST's edits and each table's properties",
+     ctl_dump_snapshot, true, NULL},
+    {"repair", 1, 1, FLAG_DRY_RUN, false, "DATADIR [--dry-run]",
+     "keep the good prefix of a damaged WAL, moving what is cut into DATADIR/wal-repair-TIME/",
+     ctl_repair, false,
+     "  Offline: refused while a writer holds DATADIR/LOCK. Each damaged segment is first\n"
+     "  copied whole into DATADIR/wal-repair-<UTC time>/ (as NAME.before-repair), then\n"
+     "  the log is cut after its last good entry and the later segments are moved\n"
+     "  there too; every file and directory is fsync'd. Nothing is deleted. Prints what\n"
+     "  was kept (segments, seq range, last good seq) and cut (file, offset, bytes).\n"
+     "  --dry-run          only say what is damaged and what would be kept\n"},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", ctl_help, false, NULL},
 };
 const size_t ctl_n_verbs = sizeof ctl_verbs / sizeof ctl_verbs[0];
