@@ -78,6 +78,8 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "      --hex              get, mget, scan, tail, dump: keys and values as hex\n"
             "      --stats            dump sst: the table's properties, not its entries\n"
             "      --dry-run          repair: say what is damaged, change nothing\n"
+            "      --control ENDPOINT snapshot, compact, backup: the running process's\n"
+            "                         control endpoint (instead of --dir DATADIR)\n"
             "  -q, --quiet            no output for writes, no message for a missing key\n"
             "      --version          print the version\n"
             "  -h, --help             this text; `stratactl help VERB` for one verb\n"
@@ -226,6 +228,7 @@ enum {
     OPT_TO,
     OPT_STATS,
     OPT_DRY_RUN,
+    OPT_CONTROL,
 };
 
 static const struct option s_options[] = {
@@ -267,6 +270,7 @@ static const struct option s_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"stats", no_argument, NULL, OPT_STATS},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"control", required_argument, NULL, OPT_CONTROL},
     {NULL, 0, NULL, 0},
 };
 
@@ -475,6 +479,10 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
             ctl->dry_run = true;
             ctl->flags_given |= FLAG_DRY_RUN;
             break;
+        case OPT_CONTROL:
+            ctl->control = optarg;
+            ctl->flags_given |= FLAG_CONTROL;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -500,7 +508,7 @@ static const char *const s_flag_names[] = {
     "--history",   "--dir",       "--snapshot", "--level",   "--range",
     "--role",      "--servers",   "--cluster",  "--process", "--max-lag-ms",
     "--disk-warn", "--disk-crit", "--stdin",    "--file",    "--raw",
-    "--hex",       "--to",        "--stats",    "--dry-run"};
+    "--hex",       "--to",        "--stats",    "--dry-run", "--control"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)

@@ -76,6 +76,7 @@ enum {
     FLAG_TO = 1u << 26,
     FLAG_STATS = 1u << 27,
     FLAG_DRY_RUN = 1u << 28,
+    FLAG_CONTROL = 1u << 29,
 };
 #define FLAGS_CHECK (FLAG_DIR | FLAG_PROCESS | FLAG_MAX_LAG | FLAG_DISK_WARN | FLAG_DISK_CRIT)
 
@@ -124,6 +125,7 @@ typedef struct {
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
     const char *dir;        /* --dir: a data dir holding distributor.endpoints */
     const char *snapshot;   /* backup --snapshot: a name under snapshots/ or a path */
+    const char *control;    /* snapshot, compact, backup --control: the process's endpoint */
     int level;              /* compact --level; -1: every level */
     const char *range;      /* compact --range lo..hi */
     const char *servers;    /* cluster --servers EP1,EP2,... */

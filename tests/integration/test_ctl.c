@@ -1815,6 +1815,52 @@ static void docs_teardown(void)
     writer_teardown();
 }
 
+START_TEST(admin_verbs_reach_a_running_node_by_its_control_endpoint)
+{
+    run_t r = ctl("put", "k", "v");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+
+    r = run("--json", "snapshot", "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "seq"), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = run("compact", "--control", s_docs_comp.endpoint, NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "compaction "), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+
+    /* backup --control: a snapshot now, holding the write made after the last. */
+    r = ctl("put", "k2", "v2");
+    run_free(&r);
+    char *dest = ts_path(s_dir, "backup");
+    r = run("backup", dest, "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "seq 2 files "), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    r = run("dump", "wal", dest, NULL); /* a snapshot's wal/ is empty */
+    ck_assert_msg(r.code == 0 && r.out[0] == '\0', "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    r = run("verify", dest, NULL);
+    ck_assert_msg(r.code == 0, "[%s][%s]", r.out, r.err);
+    run_free(&r);
+
+    /* The two ways to name the process exclude each other; one is needed. */
+    r = run("snapshot", "--dir", s_node.dir, "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = run("compact", NULL);
+    ck_assert_int_eq(r.code, 2);
+    assert_error_line(&r, "compact", "needs --dir DATADIR or --control ENDPOINT");
+    run_free(&r);
+    r = run("backup", dest, "--control", s_docs_snap.endpoint, "--snapshot", "x", NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    free(dest);
+}
+END_TEST
+
 /* The source tree: this file is SOURCE/tests/integration/test_ctl.c. */
 static void source_path(const char *relative, char *out, size_t cap)
 {
@@ -1978,6 +2024,7 @@ int main(void)
     tcase_add_checked_fixture(docs, docs_setup, docs_teardown);
     tcase_set_timeout(docs, 120);
     tcase_add_test(docs, readme_examples_run);
+    tcase_add_test(docs, admin_verbs_reach_a_running_node_by_its_control_endpoint);
     suite_add_tcase(s, docs);
 
     TCase *cluster = tcase_create("cluster");
