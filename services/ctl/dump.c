@@ -181,10 +181,15 @@ static int s_dump_wal_one(ctl_t *ctl, const char *path, s_window_t *w)
     if (complete || rc == STRATA_ECORRUPT) {
         strata_error_t verr;
         int vrc = strata_wal_verify(dir, 0, s_wal_damage, &found, NULL, &verr);
-        if (vrc && vrc != STRATA_ECORRUPT)
-            found.problems++, s_note(ctl, "%s: %s", path, verr.msg);
-        if (rc == STRATA_ECORRUPT && found.problems == 0)
-            found.problems++, s_note(ctl, "%s: %s", path, err.msg);
+        /* Verify failing to run, or the cursor's damage that verify did
+         * not see, is still reported. */
+        const char *unexplained = vrc && vrc != STRATA_ECORRUPT                  ? verr.msg
+                                  : rc == STRATA_ECORRUPT && found.problems == 0 ? err.msg
+                                                                                 : NULL;
+        if (unexplained) {
+            found.problems++;
+            s_note(ctl, "%s: %s", path, unexplained);
+        }
     }
     s_wal_tmp_remove(tmp);
     s_note(ctl, "%s: %" PRIu64 " entries read, last seq %" PRIu64 "%s", path, entries, last_seq,
@@ -332,8 +337,9 @@ static int s_print_edit(void *arg, const strata_manifest_edit_t *e)
     return 0;
 }
 
-static int s_dump_manifest_one(ctl_t *ctl, const char *path)
+static int s_dump_manifest_one(ctl_t *ctl, const char *path, s_window_t *w)
 {
+    (void)w; /* edits have no seq to window */
     char manifest[PATH_MAX] = "";
     uint64_t end = 0;
     strata_error_t err;
@@ -353,7 +359,7 @@ static int s_dump_manifest_one(ctl_t *ctl, const char *path)
 
 /* ---- dump snapshot --------------------------------------------------------------- */
 
-static int s_dump_snapshot_one(ctl_t *ctl, const char *path)
+static int s_dump_snapshot_one(ctl_t *ctl, const char *path, s_window_t *w)
 {
     strata_snapshot_meta_t meta;
     strata_error_t err;
@@ -389,7 +395,7 @@ static int s_dump_snapshot_one(ctl_t *ctl, const char *path)
                    meta.files[i].size, meta.files[i].crc32c);
     }
     /* Its MANIFEST says which tables make it up; each table's header. */
-    int exit_code = s_dump_manifest_one(ctl, path);
+    int exit_code = s_dump_manifest_one(ctl, path, w);
     for (size_t i = 0; exit_code == CTL_OK && i < meta.n_files; i++) {
         const char *name = meta.files[i].name;
         size_t len = strlen(name);
@@ -414,46 +420,37 @@ static int s_dump_snapshot_one(ctl_t *ctl, const char *path)
 
 /* ---- the dump verbs ------------------------------------------------------------- */
 
-int ctl_dump_wal(ctl_t *ctl, int argc, char **argv)
+/* Dumps each path in turn, --count across them all; the worst exit code. */
+static int s_dump_each(ctl_t *ctl, int argc, char **argv,
+                       int (*dump)(ctl_t *, const char *, s_window_t *))
 {
     s_window_t w = {0};
     int worst = CTL_OK;
     for (int i = 0; i < argc && !s_window_done(ctl, &w); i++) {
-        int exit_code = s_dump_wal_one(ctl, argv[i], &w);
+        int exit_code = dump(ctl, argv[i], &w);
         worst = exit_code > worst ? exit_code : worst;
     }
     return worst;
+}
+
+int ctl_dump_wal(ctl_t *ctl, int argc, char **argv)
+{
+    return s_dump_each(ctl, argc, argv, s_dump_wal_one);
 }
 
 int ctl_dump_sst(ctl_t *ctl, int argc, char **argv)
 {
-    s_window_t w = {0};
-    int worst = CTL_OK;
-    for (int i = 0; i < argc && !s_window_done(ctl, &w); i++) {
-        int exit_code = s_dump_sst_one(ctl, argv[i], &w);
-        worst = exit_code > worst ? exit_code : worst;
-    }
-    return worst;
+    return s_dump_each(ctl, argc, argv, s_dump_sst_one);
 }
 
 int ctl_dump_manifest(ctl_t *ctl, int argc, char **argv)
 {
-    int worst = CTL_OK;
-    for (int i = 0; i < argc; i++) {
-        int exit_code = s_dump_manifest_one(ctl, argv[i]);
-        worst = exit_code > worst ? exit_code : worst;
-    }
-    return worst;
+    return s_dump_each(ctl, argc, argv, s_dump_manifest_one);
 }
 
 int ctl_dump_snapshot(ctl_t *ctl, int argc, char **argv)
 {
-    int worst = CTL_OK;
-    for (int i = 0; i < argc; i++) {
-        int exit_code = s_dump_snapshot_one(ctl, argv[i]);
-        worst = exit_code > worst ? exit_code : worst;
-    }
-    return worst;
+    return s_dump_each(ctl, argc, argv, s_dump_snapshot_one);
 }
 
 /* ---- repair ----------------------------------------------------------------------- */
