@@ -8,14 +8,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coding.h"
 #include "strata/crc.h"
+#include "strata/manifest.h"
 
 #define MANIFEST_MAGIC      "STRATAMF"
 #define MANIFEST_VERSION    1u
@@ -724,6 +727,95 @@ static int read_current(const vset_t *self, uint64_t *number, strata_error_t *er
     return 0;
 }
 
+/* Walks a MANIFEST's records (header checked first), decoding each into an
+ * edit for fn. Stops at a torn final record (*end short of size) or at
+ * damage before it (STRATA_ECORRUPT naming name and offset); *end is where
+ * the good records end. The one parser of the format: recovery, the
+ * read-only open and strata_manifest_read all go through it. */
+typedef int (*record_fn)(void *arg, uint64_t offset, edit_t *edit, uint64_t next_file,
+                         strata_error_t *err);
+
+static int manifest_scan(const uint8_t *data, uint64_t size, const char *name, record_fn fn,
+                         void *arg, uint64_t *end, strata_error_t *err)
+{
+    *end = 0;
+    if (size < MANIFEST_HEADER || memcmp(data, MANIFEST_MAGIC, 8) != 0)
+        return strata_error_set(err, STRATA_ECORRUPT, "%s offset 0: bad magic", name);
+    uint32_t version = get_u32(data + 8);
+    if (version != MANIFEST_VERSION)
+        return strata_error_set(err, STRATA_EVERSION,
+                                "%s offset 8: MANIFEST format version %u, this build reads %u",
+                                name, version, MANIFEST_VERSION);
+    uint64_t off = MANIFEST_HEADER;
+    int rc = 0;
+    while (off < size) {
+        /* A record cut short at the end is the tail of an edit whose
+         * fdatasync never returned: it never took effect. */
+        if (size - off < 8)
+            break;
+        uint32_t crc = get_u32(data + off);
+        uint32_t len = get_u32(data + off + 4);
+        if (len > MANIFEST_MAX_RECORD) {
+            rc = strata_error_set(err, STRATA_ECORRUPT,
+                                  "%s offset %" PRIu64 ": record length %u over the cap", name, off,
+                                  len);
+            break;
+        }
+        if (size - off - 8 < len)
+            break;
+        bool last = off + 8 + len == size;
+        if (strata_crc32c(0, data + off + 4, 4 + (size_t)len) != crc) {
+            if (last)
+                break; /* torn final record */
+            rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset %" PRIu64 ": bad record crc",
+                                  name, off);
+            break;
+        }
+        edit_t edit;
+        edit_init(&edit);
+        uint64_t next_file = 0;
+        const char *bad = decode_edit(data + off + 8, len, &edit, &next_file);
+        if (bad) {
+            edit_clear(&edit);
+            rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset %" PRIu64 ": bad %s", name, off,
+                                  bad);
+            break;
+        }
+        rc = fn(arg, off, &edit, next_file, err);
+        edit_clear(&edit);
+        if (rc)
+            break;
+        off += 8 + len;
+    }
+    *end = off;
+    return rc;
+}
+
+typedef struct {
+    vset_t *self;
+    version_t *v;
+} replay_t;
+
+static int replay_edit(void *arg, uint64_t offset, edit_t *edit, uint64_t next_file,
+                       strata_error_t *err)
+{
+    (void)offset;
+    replay_t *r = arg;
+    if (next_file)
+        r->self->next_file = next_file;
+    if (edit->has_flushed_seq)
+        r->self->flushed_seq = edit->flushed_seq;
+    if (edit->has_last_seq && edit->last_seq > r->self->last_seq)
+        r->self->last_seq = edit->last_seq;
+    version_t *next = NULL;
+    int rc = version_apply(r->self, r->v, edit, &next, err);
+    if (rc)
+        return rc;
+    version_unref(&r->v);
+    r->v = next;
+    return 0;
+}
+
 /* Replays the MANIFEST named by CURRENT into self->current. report (may
  * be NULL) gets which MANIFEST it was and any torn tail. */
 static int recover_manifest(vset_t *self, manifest_report_t *report, strata_error_t *err)
@@ -749,68 +841,14 @@ static int recover_manifest(vset_t *self, manifest_report_t *report, strata_erro
         return rc;
     }
     const char *name_only = strrchr(path, '/') + 1;
-    if (size < MANIFEST_HEADER || memcmp(data, MANIFEST_MAGIC, 8) != 0) {
-        rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset 0: bad magic", name_only);
-        goto out;
-    }
-    uint32_t version = get_u32(data + 8);
-    if (version != MANIFEST_VERSION) {
-        rc = strata_error_set(err, STRATA_EVERSION,
-                              "%s offset 8: MANIFEST format version %u, this build reads %u",
-                              name_only, version, MANIFEST_VERSION);
-        goto out;
-    }
-    uint64_t off = MANIFEST_HEADER;
-    version_t *v = version_new(self);
-    if (!v) {
+    replay_t replay = {.self = self, .v = version_new(self)};
+    if (!replay.v) {
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto out;
     }
-    while (off < size) {
-        /* A record cut short at the end is the tail of an edit whose
-         * fdatasync never returned: it never took effect. */
-        if (size - off < 8)
-            break;
-        uint32_t crc = get_u32(data + off);
-        uint32_t len = get_u32(data + off + 4);
-        if (len > MANIFEST_MAX_RECORD) {
-            rc = strata_error_set(err, STRATA_ECORRUPT,
-                                  "%s offset %" PRIu64 ": record length %u over the cap", name_only,
-                                  off, len);
-            break;
-        }
-        if (size - off - 8 < len)
-            break;
-        bool last = off + 8 + len == size;
-        if (strata_crc32c(0, data + off + 4, 4 + (size_t)len) != crc) {
-            if (last)
-                break; /* torn final record */
-            rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset %" PRIu64 ": bad record crc",
-                                  name_only, off);
-            break;
-        }
-        edit_t edit;
-        edit_init(&edit);
-        const char *bad = decode_edit(data + off + 8, len, &edit, &self->next_file);
-        if (bad) {
-            edit_clear(&edit);
-            rc = strata_error_set(err, STRATA_ECORRUPT, "%s offset %" PRIu64 ": bad %s", name_only,
-                                  off, bad);
-            break;
-        }
-        if (edit.has_flushed_seq)
-            self->flushed_seq = edit.flushed_seq;
-        if (edit.has_last_seq && edit.last_seq > self->last_seq)
-            self->last_seq = edit.last_seq;
-        version_t *next = NULL;
-        rc = version_apply(self, v, &edit, &next, err);
-        edit_clear(&edit);
-        if (rc)
-            break;
-        version_unref(&v);
-        v = next;
-        off += 8 + len;
-    }
+    uint64_t off = 0;
+    rc = manifest_scan(data, size, name_only, replay_edit, &replay, &off, err);
+    version_t *v = replay.v;
     if (rc) {
         version_unref(&v);
         goto out;
@@ -1067,4 +1105,86 @@ uint64_t vset_flushed_seq(const vset_t *self)
 uint64_t vset_last_seq(const vset_t *self)
 {
     return self->last_seq;
+}
+
+/* ---- reading edits for tools -------------------------------------------- */
+
+typedef struct {
+    strata_manifest_edit_fn fn;
+    void *arg;
+} dump_t;
+
+static int dump_edit(void *arg, uint64_t offset, edit_t *edit, uint64_t next_file,
+                     strata_error_t *err)
+{
+    dump_t *d = arg;
+    strata_manifest_add_t *adds = calloc(edit->n_adds ? edit->n_adds : 1, sizeof *adds);
+    strata_manifest_delete_t *deletes =
+        calloc(edit->n_deletes ? edit->n_deletes : 1, sizeof *deletes);
+    if (!adds || !deletes) {
+        free(adds);
+        free(deletes);
+        return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < edit->n_adds; i++) {
+        const vfile_t *f = edit->adds[i].file;
+        adds[i] = (strata_manifest_add_t){
+            edit->adds[i].level, f->number,   f->size,         f->entries, f->min_seq,
+            f->max_seq,          f->smallest, f->smallest_len, f->largest, f->largest_len};
+    }
+    for (size_t i = 0; i < edit->n_deletes; i++)
+        deletes[i] = (strata_manifest_delete_t){edit->deletes[i].level, edit->deletes[i].number};
+    strata_manifest_edit_t out = {.offset = offset,
+                                  .has_flushed_seq = edit->has_flushed_seq,
+                                  .has_last_seq = edit->has_last_seq,
+                                  .has_next_file = next_file != 0,
+                                  .flushed_seq = edit->flushed_seq,
+                                  .last_seq = edit->last_seq,
+                                  .next_file = next_file,
+                                  .adds = adds,
+                                  .n_adds = edit->n_adds,
+                                  .deletes = deletes,
+                                  .n_deletes = edit->n_deletes};
+    int rc = d->fn(d->arg, &out);
+    free(adds);
+    free(deletes);
+    return rc;
+}
+
+int strata_manifest_read(const char *path, strata_manifest_edit_fn fn, void *arg, char *manifest,
+                         uint64_t *torn_offset, strata_error_t *err)
+{
+    strata_io_t *io = strata_io_posix();
+    char file[PATH_MAX];
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return strata_error_set(err, STRATA_ENOTFOUND, "%s: %s", path, strerror(errno));
+    snprintf(file, sizeof file, "%s", path);
+    if (S_ISDIR(st.st_mode)) {
+        vset_t probe = {.dir = (char *)path, .io = io};
+        uint64_t number = 0;
+        int rc = read_current(&probe, &number, err);
+        if (rc == STRATA_ENOTFOUND)
+            return strata_error_set(err, STRATA_ENOTFOUND, "%s: no CURRENT", path);
+        if (rc)
+            return rc;
+        snprintf(file, sizeof file, "%s/MANIFEST-%06" PRIu64, path, number);
+    }
+    if (manifest)
+        snprintf(manifest, PATH_MAX, "%s", file);
+    uint8_t *data = NULL;
+    uint64_t size = 0;
+    int rc = read_whole(io, file, &data, &size, err);
+    if (rc == STRATA_ENOTFOUND)
+        return strata_error_set(err, STRATA_ENOTFOUND, "%s: missing", file);
+    if (rc)
+        return rc;
+    dump_t d = {fn, arg};
+    uint64_t end = 0;
+    const char *name = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    rc = manifest_scan(data, size, name, dump_edit, &d, &end, err);
+    if (torn_offset)
+        *torn_offset = end;
+    free(data);
+    return rc;
 }

@@ -75,7 +75,11 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "  -x, --stdin            put: the value is stdin's bytes; batch: ops from stdin\n"
             "      --file PATH        put: the value is the file's bytes (at most 1 MiB)\n"
             "      --raw              get: the value's bytes exactly, nothing added\n"
-            "      --hex              get, mget, scan, tail: keys and values as hex\n"
+            "      --hex              get, mget, scan, tail, dump: keys and values as hex\n"
+            "      --stats            dump sst: the table's properties, not its entries\n"
+            "      --dry-run          repair: say what is damaged, change nothing\n"
+            "      --control ENDPOINT snapshot, compact, backup: the running process's\n"
+            "                         control endpoint (instead of --dir DATADIR)\n"
             "  -q, --quiet            no output for writes, no message for a missing key\n"
             "      --version          print the version\n"
             "  -h, --help             this text; `stratactl help VERB` for one verb\n"
@@ -83,6 +87,8 @@ void ctl_usage(ctl_t *ctl, FILE *out)
             "  `stratactl tail --help` lists the distributor's flags (tail, subscribers).\n"
             "  `stratactl help cluster` lists the cluster verbs and their flags\n"
             "  (--servers EP,..., --cluster FILE).\n"
+            "  `stratactl help dump` lists the offline dump verbs and their flags\n"
+            "  (--from SEQ, --count N, --stats).\n"
             "  `stratactl help check` lists check's flags (--process, --max-lag-ms,\n"
             "  --disk-warn, --disk-crit).\n"
             "\nexit codes:\n",
@@ -220,6 +226,9 @@ enum {
     OPT_RAW,
     OPT_HEX,
     OPT_TO,
+    OPT_STATS,
+    OPT_DRY_RUN,
+    OPT_CONTROL,
 };
 
 static const struct option s_options[] = {
@@ -259,6 +268,9 @@ static const struct option s_options[] = {
     {"raw", no_argument, NULL, OPT_RAW},
     {"hex", no_argument, NULL, OPT_HEX},
     {"to", required_argument, NULL, OPT_TO},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"control", required_argument, NULL, OPT_CONTROL},
     {NULL, 0, NULL, 0},
 };
 
@@ -459,6 +471,18 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
                              optarg);
             ctl->flags_given |= FLAG_TO;
             break;
+        case OPT_STATS:
+            ctl->stats = true;
+            ctl->flags_given |= FLAG_STATS;
+            break;
+        case OPT_DRY_RUN:
+            ctl->dry_run = true;
+            ctl->flags_given |= FLAG_DRY_RUN;
+            break;
+        case OPT_CONTROL:
+            ctl->control = optarg;
+            ctl->flags_given |= FLAG_CONTROL;
+            break;
         case ':':
             s_flag_error(cmd, "%s needs a value", argv[optind - 1]);
             break;
@@ -484,7 +508,7 @@ static const char *const s_flag_names[] = {
     "--history",   "--dir",       "--snapshot", "--level",   "--range",
     "--role",      "--servers",   "--cluster",  "--process", "--max-lag-ms",
     "--disk-warn", "--disk-crit", "--stdin",    "--file",    "--raw",
-    "--hex",       "--to"};
+    "--hex",       "--to",        "--stats",    "--dry-run", "--control"};
 
 /* Picks the verb and checks its arity and flags: the one place they are checked. */
 int ctl_select(ctl_t *ctl, ctl_cmdline_t *cmd)

@@ -2,8 +2,8 @@
  * gets, the verb row, exit codes, and the helpers the verb files share.
  * main.c holds the verb table and the command line; data.c the data verbs,
  * stream.c tail and subscribers, node.c snapshots, backup, restore,
- * compact and verify, cluster.c the cluster verbs, output.c the printing
- * and JSON helpers. */
+ * compact and verify, dump.c the offline dump verbs and repair, cluster.c
+ * the cluster verbs, output.c the printing and JSON helpers. */
 #ifndef STRATA_CTL_H
 #define STRATA_CTL_H
 
@@ -74,6 +74,9 @@ enum {
     FLAG_RAW = 1u << 24,
     FLAG_HEX = 1u << 25,
     FLAG_TO = 1u << 26,
+    FLAG_STATS = 1u << 27,
+    FLAG_DRY_RUN = 1u << 28,
+    FLAG_CONTROL = 1u << 29,
 };
 #define FLAGS_CHECK (FLAG_DIR | FLAG_PROCESS | FLAG_MAX_LAG | FLAG_DISK_WARN | FLAG_DISK_CRIT)
 
@@ -117,9 +120,12 @@ typedef struct {
     const char *file;                              /* put --file: the value's file */
     bool raw;                                      /* --raw: the value's bytes exactly */
     bool hex;                                      /* --hex: keys and values as hex */
+    bool stats;                                    /* dump sst --stats: properties only */
+    bool dry_run;                                  /* repair --dry-run */
     const char *live_ep, *delayed_ep, *history_ep; /* distributor endpoints given as flags */
     const char *dir;        /* --dir: a data dir holding distributor.endpoints */
     const char *snapshot;   /* backup --snapshot: a name under snapshots/ or a path */
+    const char *control;    /* snapshot, compact, backup --control: the process's endpoint */
     int level;              /* compact --level; -1: every level */
     const char *range;      /* compact --range lo..hi */
     const char *servers;    /* cluster --servers EP1,EP2,... */
@@ -152,7 +158,8 @@ struct verb {
 verb_fn ctl_put, ctl_get, ctl_mget, ctl_batch, ctl_del, ctl_scan, ctl_status, ctl_stats,
     ctl_record_put, ctl_record_get, ctl_tail, ctl_subscribers, ctl_snapshot, ctl_snapshots,
     ctl_backup, ctl_restore, ctl_verify, ctl_compact, ctl_keygen, ctl_help, ctl_cluster_status,
-    ctl_cluster_transfer, ctl_cluster_step_down, ctl_check;
+    ctl_cluster_transfer, ctl_cluster_step_down, ctl_check, ctl_dump_wal, ctl_dump_sst,
+    ctl_dump_manifest, ctl_dump_snapshot, ctl_repair;
 
 strata_bytes_t ctl_arg_bytes(const char *arg);
 cJSON *ctl_doc(ctl_t *ctl);
@@ -169,6 +176,9 @@ void ctl_print_bytes(FILE *out, const void *data, size_t len);
 void ctl_print_hex(FILE *out, const void *data, size_t len);
 void ctl_print_field(const ctl_t *ctl, FILE *out, const void *data, size_t len);
 void ctl_print_record(ctl_t *ctl, const strata_entry_t *e);
+/* What ctl_print_entry shows beside seq, key and value. */
+enum { CTL_ENTRY_TERM = 1u << 0, CTL_ENTRY_TOPIC = 1u << 1, CTL_ENTRY_TIME = 1u << 2 };
+void ctl_print_entry(ctl_t *ctl, const strata_entry_t *e, unsigned fields);
 int ctl_record_build(const char *type_name, const char *const *pairs, size_t n_pairs,
                      uint8_t **msgpack, size_t *len, char *topic, size_t topic_cap, char *key,
                      size_t key_cap, size_t *key_len, strata_error_t *err);

@@ -95,17 +95,25 @@ const verb_t ctl_verbs[] = {
     {"subscribers", 0, 0, FLAG_HISTORY_EP | FLAG_DIR, false, "[--history ENDPOINT | --dir DATADIR]",
      "durable subscribers: topics, acked seq, lag, unacked, resends, connected", ctl_subscribers,
      false, NULL},
-    {"snapshot", 0, 0, FLAG_DIR, false, "--dir DATADIR",
+    {"snapshot", 0, 0, FLAG_DIR | FLAG_CONTROL, false, "--dir DATADIR | --control ENDPOINT",
      "take a snapshot now through the node's strata-snapshotter; prints its seq and path",
-     ctl_snapshot, false, NULL},
+     ctl_snapshot, false,
+     "  --dir DATADIR      the snapshotter that published DATADIR/snapshotter.endpoints\n"
+     "  --control ENDPOINT the snapshotter's control endpoint itself (ipc:// or tcp://)\n"},
     {"snapshots", 0, 0, FLAG_DIR, false, "--dir DATADIR",
      "the node's sealed snapshots: name, seq, term, time, files, bytes", ctl_snapshots, false,
      NULL},
-    {"backup", 1, 1, FLAG_DIR | FLAG_SNAPSHOT, false, "DEST --dir DATADIR [--snapshot NAME|PATH]",
-     "copy the newest (or the named) snapshot to DEST, checking every file's checksum", ctl_backup,
-     false,
+    {"backup", 1, 1, FLAG_DIR | FLAG_SNAPSHOT | FLAG_CONTROL, false,
+     "DEST --dir DATADIR [--snapshot NAME|PATH] | DEST --control ENDPOINT",
+     "copy the newest (or the named, or with --control a new) snapshot to DEST, checking "
+     "every file's checksum",
+     ctl_backup, false,
      "  DEST must not exist or be an empty directory; the copy is built in DEST.tmp and\n"
-     "  renamed when whole. Progress goes to stderr (not with --json or -q).\n"},
+     "  renamed when whole. Progress goes to stderr (not with --json or -q).\n"
+     "  --dir DATADIR      the newest sealed snapshot on disk (or --snapshot's); no\n"
+     "                     process needed\n"
+     "  --control ENDPOINT ask the running snapshotter there for a snapshot now, then\n"
+     "                     copy it (its directory must be readable from here)\n"},
     {"restore", 2, 2, 0, false, "BACKUP DATADIR",
      "check every checksum of BACKUP, then copy it into DATADIR (new or empty)", ctl_restore, false,
      NULL},
@@ -122,15 +130,17 @@ const verb_t ctl_verbs[] = {
      "  Read-only: safe beside a running writer. One line per finding on stdout:\n"
      "  'problem FILE offset N: what' or 'warning ...' (a torn WAL tail, an orphan table:\n"
      "  nothing acknowledged is lost), then a summary line.\n"},
-    {"compact", 0, 0, FLAG_DIR | FLAG_LEVEL | FLAG_RANGE, false,
-     "--dir DATADIR [--level N] [--range LO..HI]",
+    {"compact", 0, 0, FLAG_DIR | FLAG_CONTROL | FLAG_LEVEL | FLAG_RANGE, false,
+     "--dir DATADIR | --control ENDPOINT [--level N] [--range LO..HI]",
      "compact now through the node's strata-compactor and wait, showing progress", ctl_compact,
      false,
      "  No --level: every level from L0 down to the deepest holding the range, so the\n"
      "  range ends up in one level. --level N: only L N into L N+1 (N in 0..5).\n"
      "  --range LO..HI limits L1+ to tables overlapping [LO, HI] (either side may be\n"
      "  empty); L0 always goes whole, since its tables overlap. Progress goes to stderr\n"
-     "  on a terminal (not with --json or -q).\n"},
+     "  on a terminal (not with --json or -q).\n"
+     "  --dir DATADIR finds the compactor through DATADIR/compactor.endpoints;\n"
+     "  --control ENDPOINT is its control endpoint itself.\n"},
     {"cluster status", 0, 0, FLAGS_CLUSTER, false, "[--servers EP,EP,... | --cluster FILE]",
      "every node's role, term, leader, commit, last and durable seq, and its peers",
      ctl_cluster_status, false,
@@ -165,6 +175,41 @@ const verb_t ctl_verbs[] = {
      "  CRITICAL. The writer's stats give its role and term (a cluster node without a\n"
      "  master, or a learner, is a WARNING) and, in a cluster, the replication lag.\n"
      "  DATADIR must have free space and take a new file.\n"},
+    {"dump wal", 1, 64, FLAG_FROM | FLAG_COUNT | FLAG_HEX, false,
+     "PATH... [--from SEQ] [--count N] [--hex]",
+     "print a WAL's entries offline: seq, term, topic, key, value (--json: JSON lines)",
+     ctl_dump_wal, true,
+     "  PATH is a data dir (its wal/), a WAL directory or one segment file. One line per\n"
+     "  entry: seq, term, topic, key, value, tab-separated (values as tail shows them).\n"
+     "  --from SEQ, --count N  start at seq SEQ, stop after N entries\n"
+     "  Damage is named on stderr, 'problem FILE offset N: kind' (exit 3), after the\n"
+     "  entries before it; a torn tail is a warning. A summary goes to stderr.\n"},
+    {"dump sst", 1, 64, FLAG_FROM | FLAG_COUNT | FLAG_HEX | FLAG_STATS, false,
+     "TABLE... [--stats] [--from SEQ] [--count N] [--hex]",
+     "print an SSTable's entries (seq, key, value) or with --stats its properties", ctl_dump_sst,
+     true,
+     "  Entries in table order (key ascending, then seq descending); --from skips\n"
+     "  entries below seq SEQ. --stats: entries, deletes, seq range, data blocks, key\n"
+     "  and value bytes, smallest and largest key. A damaged block is named with its\n"
+     "  file and offset (exit 3) after the entries before it.\n"},
+    {"dump manifest", 1, 64, FLAG_HEX, false, "DATADIR|MANIFEST...",
+     "print a MANIFEST's version edits: flushed, last seq, tables added and deleted",
+     ctl_dump_manifest, true,
+     "  A data dir's MANIFEST is the one its CURRENT names. One line per edit, then\n"
+     "  one indented line per table added or deleted; a torn final record (ignored\n"
+     "  by recovery) is a warning on stderr, damage before it an error (exit 3).\n"},
+    {"dump snapshot", 1, 64, FLAG_HEX, false, "SNAPSHOTDIR...",
+     "print a snapshot's SNAPSHOT listing, its MANIFEST's edits and each table's properties",
+     ctl_dump_snapshot, true, NULL},
+    {"repair", 1, 1, FLAG_DRY_RUN, false, "DATADIR [--dry-run]",
+     "keep the good prefix of a damaged WAL, moving what is cut into DATADIR/wal-repair-TIME/",
+     ctl_repair, false,
+     "  Offline: refused while a writer holds DATADIR/LOCK. Each damaged segment is first\n"
+     "  copied whole into DATADIR/wal-repair-<UTC time>/ (as NAME.before-repair), then\n"
+     "  the log is cut after its last good entry and the later segments are moved\n"
+     "  there too; every file and directory is fsync'd. Nothing is deleted. Prints what\n"
+     "  was kept (segments, seq range, last good seq) and cut (file, offset, bytes).\n"
+     "  --dry-run          only say what is damaged and what would be kept\n"},
     {"help", 0, 2, 0, false, "[VERB]", "this text, or one verb's usage", ctl_help, false, NULL},
 };
 const size_t ctl_n_verbs = sizeof ctl_verbs / sizeof ctl_verbs[0];

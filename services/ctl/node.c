@@ -35,45 +35,62 @@ static uint64_t s_pair_u64(const strata_reply_t *reply, const char *name)
     return strtoull(s_pair(reply, name), NULL, 10);
 }
 
-/* Connects ctl->client to the node's strata-NAME through the endpoint it
- * wrote in DATADIR/NAME.endpoints. */
+/* Connects ctl->client to the node's strata-NAME: at --control ENDPOINT,
+ * else through the endpoint it wrote in DATADIR/NAME.endpoints. */
 static int s_connect_service(ctl_t *ctl, const char *name, int timeout_ms)
 {
-    if (!ctl->dir)
-        return ctl_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR");
-    char path[PATH_MAX], key[64];
-    snprintf(path, sizeof path, "%s/%s.endpoints", ctl->dir, name);
-    snprintf(key, sizeof key, "%s/endpoint", name);
-    zconfig_t *root = zconfig_load(path);
-    if (!root)
-        return ctl_fail(ctl, CTL_UNREACHABLE, 0,
-                        "cannot read %s (is strata-%s running on that data dir?)", path, name);
+    if (ctl->control && ctl->dir)
+        return ctl_fail(ctl, CTL_USAGE, 0, "--dir and --control exclude each other");
+    if (!ctl->control && !ctl->dir)
+        return ctl_fail(ctl, CTL_USAGE, 0, "needs --dir DATADIR or --control ENDPOINT");
     char endpoint[PATH_MAX + 32];
-    snprintf(endpoint, sizeof endpoint, "%s", zconfig_get(root, key, ""));
-    zconfig_destroy(&root);
+    if (ctl->control) {
+        snprintf(endpoint, sizeof endpoint, "%s", ctl->control);
+    } else {
+        char path[PATH_MAX], key[64];
+        snprintf(path, sizeof path, "%s/%s.endpoints", ctl->dir, name);
+        snprintf(key, sizeof key, "%s/endpoint", name);
+        zconfig_t *root = zconfig_load(path);
+        if (!root)
+            return ctl_fail(ctl, CTL_UNREACHABLE, 0,
+                            "cannot read %s (is strata-%s running on that data dir?)", path, name);
+        snprintf(endpoint, sizeof endpoint, "%s", zconfig_get(root, key, ""));
+        zconfig_destroy(&root);
+    }
     strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
     strata_error_t err;
     int rc = strata_client_connect(&opts, &ctl->client, &err);
-    return rc ? ctl_fail(ctl, CTL_FAILED, rc, "%s", err.msg) : CTL_OK;
+    return rc ? ctl_fail(ctl, rc == STRATA_EINVAL ? CTL_USAGE : CTL_FAILED, rc, "%s", err.msg)
+              : CTL_OK;
 }
 
-int ctl_snapshot(ctl_t *ctl, int argc, char **argv)
+/* Asks the snapshotter for a snapshot now; *reply holds its pairs (the
+ * caller clears it). */
+static int s_take_snapshot(ctl_t *ctl, strata_reply_t *reply)
 {
-    (void)argc;
-    (void)argv;
     /* A snapshot flushes the memtable first: without --timeout, give it
      * more than a read; with one, the user's word stands. */
     int exit_code =
         s_connect_service(ctl, "snapshotter", ctl->timeout_given ? ctl->timeout_ms : 600000);
     if (exit_code)
         return exit_code;
-    strata_reply_t reply;
     strata_error_t err;
-    int rc = strata_client_control(ctl->client, "snapshot", NULL, 0, &reply, &err);
+    int rc = strata_client_control(ctl->client, "snapshot", NULL, 0, reply, &err);
     if (rc) {
-        strata_reply_clear(&reply);
+        strata_reply_clear(reply);
         return ctl_fail_call(ctl, rc, &err);
     }
+    return CTL_OK;
+}
+
+int ctl_snapshot(ctl_t *ctl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    strata_reply_t reply;
+    int exit_code = s_take_snapshot(ctl, &reply);
+    if (exit_code)
+        return exit_code;
     if (ctl->json) {
         cJSON *doc = ctl_doc(ctl);
         for (size_t i = 0; i < reply.n_pairs; i++) {
@@ -268,7 +285,20 @@ int ctl_backup(ctl_t *ctl, int argc, char **argv)
 {
     (void)argc;
     char dir[PATH_MAX], src[PATH_MAX * 2];
-    if (ctl->snapshot && strchr(ctl->snapshot, '/')) {
+    if (ctl->control) {
+        /* A running node: a snapshot now, then the copy of it. */
+        if (ctl->snapshot || ctl->dir)
+            return ctl_fail(ctl, CTL_USAGE, 0,
+                            "--control takes a new snapshot: not with --dir or --snapshot");
+        strata_reply_t reply;
+        int exit_code = s_take_snapshot(ctl, &reply);
+        if (exit_code)
+            return exit_code;
+        snprintf(src, sizeof src, "%s", s_pair(&reply, "path"));
+        strata_reply_clear(&reply);
+        if (!src[0])
+            return ctl_fail(ctl, CTL_FAILED, STRATA_EIO, "the snapshotter named no path");
+    } else if (ctl->snapshot && strchr(ctl->snapshot, '/')) {
         snprintf(src, sizeof src, "%s", ctl->snapshot);
     } else {
         int exit_code = s_snapshots_dir(ctl, dir, sizeof dir);

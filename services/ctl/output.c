@@ -342,27 +342,42 @@ static char *s_record_line(const void *value, size_t len)
  * one JSON object. Flushed, so a pipe sees each record as it comes. */
 void ctl_print_record(ctl_t *ctl, const strata_entry_t *e)
 {
+    ctl_print_entry(ctl, e, CTL_ENTRY_TOPIC | CTL_ENTRY_TIME);
+}
+
+/* One entry, one line: seq, then the fields asked for (term, topic), key
+ * and value, tab-separated; or with --json one JSON object. */
+void ctl_print_entry(ctl_t *ctl, const strata_entry_t *e, unsigned fields)
+{
     bool deleted = e->type == STRATA_VALUE_DELETE;
     char *record = deleted ? NULL : s_record_line(e->value, e->value_len);
     if (ctl->json) {
         cJSON *obj = cJSON_CreateObject();
         ctl_json_add_u64(obj, "seq", e->seq);
-        cJSON_AddItemToObject(obj, "topic", ctl_json_bytes(e->topic, e->topic_len));
+        if (fields & CTL_ENTRY_TERM)
+            ctl_json_add_u64(obj, "term", e->term);
+        if (fields & CTL_ENTRY_TOPIC)
+            cJSON_AddItemToObject(obj, "topic", ctl_json_bytes(e->topic, e->topic_len));
         cJSON_AddItemToObject(obj, "key", ctl_json_bytes(e->key, e->key_len));
         cJSON_AddStringToObject(obj, "op", deleted ? "delete" : "put");
         if (!deleted)
             cJSON_AddItemToObject(obj, "value", ctl_json_bytes(e->value, e->value_len));
         if (record)
             cJSON_AddItemToObject(obj, "record", cJSON_CreateRaw(record));
-        ctl_json_add_u64(obj, "timestamp_ns", e->timestamp_ns);
+        if (fields & CTL_ENTRY_TIME)
+            ctl_json_add_u64(obj, "timestamp_ns", e->timestamp_ns);
         char *text = cJSON_PrintUnformatted(obj);
         puts(text);
         free(text);
         cJSON_Delete(obj);
     } else {
         printf("%" PRIu64 "\t", e->seq);
-        ctl_print_bytes(stdout, e->topic, e->topic_len);
-        putchar('\t');
+        if (fields & CTL_ENTRY_TERM)
+            printf("%" PRIu64 "\t", e->term);
+        if (fields & CTL_ENTRY_TOPIC) {
+            ctl_print_bytes(stdout, e->topic, e->topic_len);
+            putchar('\t');
+        }
         ctl_print_field(ctl, stdout, e->key, e->key_len);
         putchar('\t');
         if (deleted) {

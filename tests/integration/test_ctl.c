@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <cJSON.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -374,6 +375,12 @@ START_TEST(wrong_arity_and_bad_flags_are_usage_errors)
         {"cluster", "status", "--servers", "a", "--cluster", "b", NULL},
         {"cluster", "status", "--servers", "not-an-endpoint", NULL},
         {"status", "--servers", "tcp://127.0.0.1:1", NULL},
+        {"dump", NULL},
+        {"dump", "wal", NULL},
+        {"dump", "wal", "x", "--count", "0", NULL},
+        {"dump", "manifest", "x", "--stats", NULL},
+        {"repair", NULL},
+        {"repair", "x", "--from", "3", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_t r = run_argv(cases[i]);
@@ -409,6 +416,11 @@ static const char *const s_verbs[] = {"put",
                                       "cluster transfer",
                                       "cluster step-down",
                                       "check",
+                                      "dump wal",
+                                      "dump sst",
+                                      "dump manifest",
+                                      "dump snapshot",
+                                      "repair",
                                       "help"};
 #define N_VERBS (sizeof s_verbs / sizeof s_verbs[0])
 
@@ -1289,10 +1301,13 @@ START_TEST(tail_to_stops_at_a_seq_or_a_commit_time)
     /* --to TIME: the commit time of t2 (from --json) includes t2, not t3. */
     r = run("tail", "kv", "--json", "--dir", s_node.dir, "--from", to, "--count", "1", NULL);
     ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
-    cJSON *doc = parse_json(&r);
+    cJSON_Delete(parse_json(&r));
+    /* Read digit for digit: as a double the ns would round, half the time
+     * below t2's commit time, and --to would then stop before t2. */
+    const char *ts = strstr(r.out, "\"timestamp_ns\":");
+    ck_assert_ptr_nonnull(ts);
     char until[64];
-    iso_time((uint64_t)json_number(doc, "timestamp_ns"), until, sizeof until);
-    cJSON_Delete(doc);
+    iso_time(strtoull(ts + strlen("\"timestamp_ns\":"), NULL, 10), until, sizeof until);
     run_free(&r);
     r = run("tail", "kv", "--dir", s_node.dir, "--from", from, "--to", until, NULL);
     ck_assert_msg(r.code == 0, "exit %d [%s]", r.code, r.err);
@@ -1548,6 +1563,236 @@ START_TEST(step_down_and_transfer_reach_the_master)
 }
 END_TEST
 
+/* ---- offline files: dump and repair ------------------------------------------- */
+
+/* The first entry of dir whose name ends with suffix (and starts with
+ * prefix), as a path; NULL when none. Malloc'd. */
+static char *find_entry(const char *dir, const char *prefix, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    char *found = NULL;
+    while (!found && (de = readdir(d))) {
+        size_t len = strlen(de->d_name), slen = strlen(suffix);
+        if (len >= slen && !strcmp(de->d_name + len - slen, suffix) &&
+            !strncmp(de->d_name, prefix, strlen(prefix)))
+            found = ts_path(dir, de->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+static int count_lines(const char *out)
+{
+    int n = 0;
+    for (; *out; out++)
+        n += *out == '\n';
+    return n;
+}
+
+static ts_snap_t s_files_snap;
+
+static void files_setup(void)
+{
+    writer_setup();
+    ts_snap_start(&s_files_snap, s_node.dir, NULL);
+}
+
+static void files_teardown(void)
+{
+    ck_assert_int_eq(ts_snap_stop(&s_files_snap), 0);
+    writer_teardown();
+}
+
+START_TEST(dump_shows_what_was_written_in_each_kind_of_file)
+{
+    char *latin1 = write_file(s_dir, "latin1.bin", "caf\xe9", 4);
+    run_t r = ctl("put", "a", "one");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    r = ctl("put", "b", "two");
+    run_free(&r);
+    r = ctl("put", "c", "--file", latin1);
+    run_free(&r);
+    r = ctl("del", "a");
+    run_free(&r);
+
+    /* The WAL, in text: seq, term, topic, key, value. */
+    r = run("dump", "wal", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_int_eq(count_lines(r.out), 4);
+    ck_assert_msg(strstr(r.out, "1\t0\t") == r.out, "[%s]", r.out);
+    ck_assert_msg(strstr(r.out, "\ta\tone\n") && strstr(r.out, "\tb\ttwo\n") &&
+                      strstr(r.out, "\tc\t0x636166e9\n") && strstr(r.out, "\ta\t(deleted)\n"),
+                  "[%s]", r.out);
+    ck_assert_msg(strstr(r.err, "4 entries read, last seq 4"), "[%s]", r.err);
+    run_free(&r);
+
+    /* JSON lines, --from and --count, and one segment file as the path. */
+    char *segment = ts_path(s_node.dir, "wal/0000000000000001.wal");
+    r = run("--json", "dump", "wal", segment, "--from", "2", "--count", "2", NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    char *second = strchr(r.out, '\n');
+    ck_assert_ptr_nonnull(second);
+    *second++ = '\0';
+    cJSON *doc = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_eq((int)json_number(doc, "seq"), 2);
+    ck_assert_int_eq((int)json_number(doc, "term"), 0);
+    ck_assert_str_eq(json_string(doc, "key"), "b");
+    ck_assert_str_eq(json_string(doc, "value"), "two");
+    cJSON_Delete(doc);
+    doc = cJSON_Parse(second);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_eq((int)json_number(doc, "seq"), 3);
+    ck_assert_str_eq(json_string(cJSON_GetObjectItem(doc, "value"), "base64"), "Y2Fm6Q==");
+    cJSON_Delete(doc);
+    ck_assert_ptr_null(strchr(second, '\n') ? strchr(strchr(second, '\n') + 1, '{') : NULL);
+    run_free(&r);
+
+    /* A snapshot flushes the memtable: a table, a MANIFEST edit, a snapshot. */
+    r = run("snapshot", "--dir", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+    char *table = find_entry(s_node.dir, "", ".sst");
+    ck_assert_ptr_nonnull(table);
+    r = run("dump", "sst", table, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    /* Key order, newest first: a's delete (4), a (1), b (2), c (3). */
+    ck_assert_str_eq(r.out, "4\ta\t(deleted)\n1\ta\tone\n2\tb\ttwo\n3\tc\t0x636166e9\n");
+    run_free(&r);
+    r = run("dump", "sst", table, "--stats", NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_msg(strstr(r.out, "entries\t4\n") && strstr(r.out, "deletes\t1\n") &&
+                      strstr(r.out, "min_seq\t1\n") && strstr(r.out, "max_seq\t4\n") &&
+                      strstr(r.out, "smallest_key\ta\n") && strstr(r.out, "largest_key\tc\n"),
+                  "[%s]", r.out);
+    run_free(&r);
+
+    const char *base = strrchr(table, '/') + 1;
+    char add[64];
+    snprintf(add, sizeof add, "add L0 %.10s size", base);
+    r = run("dump", "manifest", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_msg(strstr(r.out, "edit offset 16") && strstr(r.out, add) &&
+                      strstr(r.out, "entries 4 seq 1..4 keys a .. c"),
+                  "[%s] want [%s]", r.out, add);
+    run_free(&r);
+    r = run("--json", "dump", "manifest", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_msg(strstr(r.out, "\"flushed_seq\":4") && strstr(r.out, "\"smallest\":\"a\""), "[%s]",
+                  r.out);
+    run_free(&r);
+
+    char *snap = find_entry(s_files_snap.snapshots, "snap-", "");
+    ck_assert_ptr_nonnull(snap);
+    r = run("dump", "snapshot", snap, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    ck_assert_msg(strstr(r.out, "seq 4 term 0") && strstr(r.out, "  file CURRENT size") &&
+                      strstr(r.out, "add L0") && strstr(r.out, "entries\t4\n"),
+                  "[%s]", r.out);
+    run_free(&r);
+
+    /* A damaged table: the error names the file and offset, exit 3. */
+    r = run("dump", "sst", segment, NULL);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "dump sst", "0000000000000001.wal");
+    run_free(&r);
+    free(snap);
+    free(table);
+    free(segment);
+    free(latin1);
+}
+END_TEST
+
+/* Flips the last byte of entry number `entry` (from 1) of a segment holding
+ * `entries` entries of one size: its CRC no longer matches, and intact
+ * entries follow, which a writer refuses as corruption. */
+static void damage_entry(const char *path, int entry, int entries)
+{
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t one = (size - 64) / entries; /* after the 64-byte segment header */
+    ck_assert_int_eq((size - 64) % entries, 0);
+    off_t at = 64 + one * entry - 1;
+    unsigned char byte;
+    ck_assert_int_eq(pread(fd, &byte, 1, at), 1);
+    byte ^= 0xff;
+    ck_assert_int_eq(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+START_TEST(repair_keeps_the_good_prefix_and_a_writer_opens_it)
+{
+    run_t r;
+    const char *keys[] = {"k1", "k2", "k3", "k4", "k5", "k6"};
+    for (int i = 0; i < 6; i++) {
+        r = ctl("put", keys[i], "v");
+        ck_assert_msg(r.code == 0, "[%s]", r.err);
+        run_free(&r);
+    }
+    r = run("repair", s_node.dir, NULL);
+    ck_assert_int_eq(r.code, 3);
+    assert_error_line(&r, "repair", "a writer has");
+    run_free(&r);
+
+    ck_assert_int_eq(ts_node_stop(&s_node), 0);
+    char *segment = ts_path(s_node.dir, "wal/0000000000000001.wal");
+    damage_entry(segment, 3, 6);
+
+    /* dump prints the good entries, then names the damage. */
+    r = run("dump", "wal", s_node.dir, NULL);
+    ck_assert_int_eq(r.code, 3);
+    ck_assert_msg(strstr(r.out, "1\t0\t") == r.out && strstr(r.out, "\tk2\tv\n") &&
+                      !strstr(r.out, "\tk3\t"),
+                  "[%s]", r.out);
+    ck_assert_msg(strstr(r.err, "problem ") && strstr(r.err, "0000000000000001.wal offset ") &&
+                      strstr(r.err, "bad crc"),
+                  "[%s]", r.err);
+    run_free(&r);
+    r = run("repair", s_node.dir, "--dry-run", NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "nothing changed"), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+
+    r = run("--json", "repair", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "last_good_seq"), 2);
+    ck_assert_int_eq((int)json_number(doc, "segments"), 1);
+    ck_assert(json_number(doc, "bytes_cut") > 0);
+    const char *aside = json_string(doc, "aside");
+    ck_assert_msg(strstr(aside, "/wal-repair-"), "%s", aside);
+    char *saved = ts_path(aside, "0000000000000001.wal.before-repair");
+    ck_assert_int_eq(access(saved, F_OK), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "saved")), 1);
+    ck_assert_str_eq(json_string(doc, "cut_kind"), "bad crc");
+    free(saved);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = run("dump", "wal", s_node.dir, NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.err, "2 entries read, last seq 2"), "[%s]", r.err);
+    run_free(&r);
+
+    /* A writer opens what repair kept and goes on from it. */
+    char dir[sizeof s_node.dir];
+    snprintf(dir, sizeof dir, "%s", s_node.dir);
+    ts_node_start(&s_node, dir, NULL);
+    r = ctl("get", "k2");
+    ck_assert_msg(r.code == 0 && !strcmp(r.out, "v\n"), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    r = ctl("get", "k3");
+    ck_assert_int_eq(r.code, 1);
+    run_free(&r);
+    r = ctl("put", "k7", "v");
+    ck_assert_msg(r.code == 0 && !strcmp(r.out, "seq 3\n"), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    free(segment);
+}
+END_TEST
+
 /* ---- the READMEs' examples, against a whole node ------------------------------ */
 
 static ts_dist_t s_docs_dist;
@@ -1569,6 +1814,52 @@ static void docs_teardown(void)
     ck_assert_int_eq(ts_dist_stop(&s_docs_dist), 0);
     writer_teardown();
 }
+
+START_TEST(admin_verbs_reach_a_running_node_by_its_control_endpoint)
+{
+    run_t r = ctl("put", "k", "v");
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    run_free(&r);
+
+    r = run("--json", "snapshot", "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_msg(r.code == 0, "[%s]", r.err);
+    cJSON *doc = parse_json(&r);
+    ck_assert_int_eq((int)json_number(doc, "seq"), 1);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = run("compact", "--control", s_docs_comp.endpoint, NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "compaction "), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+
+    /* backup --control: a snapshot now, holding the write made after the last. */
+    r = ctl("put", "k2", "v2");
+    run_free(&r);
+    char *dest = ts_path(s_dir, "backup");
+    r = run("backup", dest, "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "seq 2 files "), "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    r = run("dump", "wal", dest, NULL); /* a snapshot's wal/ is empty */
+    ck_assert_msg(r.code == 0 && r.out[0] == '\0', "[%s][%s]", r.out, r.err);
+    run_free(&r);
+    r = run("verify", dest, NULL);
+    ck_assert_msg(r.code == 0, "[%s][%s]", r.out, r.err);
+    run_free(&r);
+
+    /* The two ways to name the process exclude each other; one is needed. */
+    r = run("snapshot", "--dir", s_node.dir, "--control", s_docs_snap.endpoint, NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    r = run("compact", NULL);
+    ck_assert_int_eq(r.code, 2);
+    assert_error_line(&r, "compact", "needs --dir DATADIR or --control ENDPOINT");
+    run_free(&r);
+    r = run("backup", dest, "--control", s_docs_snap.endpoint, "--snapshot", "x", NULL);
+    ck_assert_int_eq(r.code, 2);
+    run_free(&r);
+    free(dest);
+}
+END_TEST
 
 /* The source tree: this file is SOURCE/tests/integration/test_ctl.c. */
 static void source_path(const char *relative, char *out, size_t cap)
@@ -1719,10 +2010,18 @@ int main(void)
     tcase_add_test(dist, tail_to_stops_at_a_seq_or_a_commit_time);
     suite_add_tcase(s, dist);
 
+    TCase *files = tcase_create("files");
+    tcase_add_checked_fixture(files, files_setup, files_teardown);
+    tcase_set_timeout(files, 60);
+    tcase_add_test(files, dump_shows_what_was_written_in_each_kind_of_file);
+    tcase_add_test(files, repair_keeps_the_good_prefix_and_a_writer_opens_it);
+    suite_add_tcase(s, files);
+
     TCase *docs = tcase_create("docs");
     tcase_add_checked_fixture(docs, docs_setup, docs_teardown);
     tcase_set_timeout(docs, 120);
     tcase_add_test(docs, readme_examples_run);
+    tcase_add_test(docs, admin_verbs_reach_a_running_node_by_its_control_endpoint);
     suite_add_tcase(s, docs);
 
     TCase *cluster = tcase_create("cluster");
