@@ -7,6 +7,7 @@
 #include "strata/err.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -62,6 +63,24 @@ typedef struct arena_block {
     struct arena_block *older;
 } arena_block_t;
 
+/* Zeroing and mapping fresh blocks was a sixth of a replay, and needs none
+ * of the writer's state: while a bulk load stages, a helper thread faults
+ * in the next blocks. It keeps at most this many ready, so a load holds no
+ * more than 8 MiB it has not used, freed when staging ends. */
+#define FILLER_AHEAD 4
+/* Staging this many entries first keeps small loads (and most tests) from
+ * starting a thread that would fill blocks they never reach. */
+#define FILLER_START_ENTRIES 4096
+
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wanted; /* a block was taken, or stop was set */
+    arena_block_t *ready[FILLER_AHEAD];
+    size_t n_ready;
+    bool stop;
+} block_filler_t;
+
 struct strata_memtable {
     /* Read by every search: a cache line of their own, so that readers do
      * not miss on the line the writer dirties with every add. */
@@ -85,6 +104,7 @@ struct strata_memtable {
     staged_rec_t *staged;
     size_t n_staged, cap_staged;
     size_t staged_common;
+    block_filler_t *filler; /* while staging, when it could start */
 };
 
 struct strata_memtable_iter {
@@ -167,7 +187,9 @@ static void prefault(void *mem, size_t size)
 #endif
 }
 
-static char *arena_new_block(strata_memtable_t *self, size_t size)
+/* A block of size bytes after its header, advised and faulted in, not yet
+ * in any memtable's list; NULL when out of memory. */
+static arena_block_t *block_map(size_t size)
 {
     size_t total = sizeof(arena_block_t) + size;
     arena_block_t *block =
@@ -178,7 +200,86 @@ static char *arena_new_block(strata_memtable_t *self, size_t size)
     if (total == ARENA_BLOCK_SIZE)
         (void)madvise(block, total, MADV_HUGEPAGE); /* a hint: THP may be off */
 #endif
-    prefault(block, sizeof *block + size);
+    prefault(block, total);
+    return block;
+}
+
+static void *filler_run(void *arg)
+{
+    block_filler_t *filler = arg;
+    pthread_mutex_lock(&filler->mu);
+    for (;;) {
+        while (!filler->stop && filler->n_ready == FILLER_AHEAD)
+            pthread_cond_wait(&filler->wanted, &filler->mu);
+        if (filler->stop)
+            break;
+        pthread_mutex_unlock(&filler->mu);
+        arena_block_t *block = block_map(ARENA_BLOCK_SIZE - sizeof(arena_block_t));
+        pthread_mutex_lock(&filler->mu);
+        if (!block)
+            break; /* the writer maps its own from here on */
+        filler->ready[filler->n_ready++] = block;
+    }
+    pthread_mutex_unlock(&filler->mu);
+    return NULL;
+}
+
+/* Only a speed-up: without a thread the writer maps its own blocks. */
+static void filler_start(strata_memtable_t *self)
+{
+    block_filler_t *filler = calloc(1, sizeof *filler);
+    if (!filler)
+        return;
+    pthread_mutex_init(&filler->mu, NULL);
+    pthread_cond_init(&filler->wanted, NULL);
+    if (pthread_create(&filler->thread, NULL, filler_run, filler) != 0) {
+        pthread_cond_destroy(&filler->wanted);
+        pthread_mutex_destroy(&filler->mu);
+        free(filler);
+        return;
+    }
+    self->filler = filler;
+}
+
+/* Joins the thread and frees the blocks it filled that no one took. */
+static void filler_stop(strata_memtable_t *self)
+{
+    block_filler_t *filler = self->filler;
+    if (!filler)
+        return;
+    self->filler = NULL;
+    pthread_mutex_lock(&filler->mu);
+    filler->stop = true;
+    pthread_cond_signal(&filler->wanted);
+    pthread_mutex_unlock(&filler->mu);
+    pthread_join(filler->thread, NULL);
+    while (filler->n_ready)
+        free(filler->ready[--filler->n_ready]);
+    pthread_cond_destroy(&filler->wanted);
+    pthread_mutex_destroy(&filler->mu);
+    free(filler);
+}
+
+/* A full-size block the filler has ready, or NULL: the writer never waits
+ * for it, since a helper that lags behind would only add to the wait. */
+static arena_block_t *filler_take(block_filler_t *filler)
+{
+    pthread_mutex_lock(&filler->mu);
+    arena_block_t *block = filler->n_ready ? filler->ready[--filler->n_ready] : NULL;
+    pthread_cond_signal(&filler->wanted);
+    pthread_mutex_unlock(&filler->mu);
+    return block;
+}
+
+static char *arena_new_block(strata_memtable_t *self, size_t size)
+{
+    arena_block_t *block = NULL;
+    if (self->filler && sizeof(arena_block_t) + size == ARENA_BLOCK_SIZE)
+        block = filler_take(self->filler);
+    if (!block)
+        block = block_map(size);
+    if (!block)
+        return NULL;
     block->older = self->blocks;
     self->blocks = block;
     return (char *)(block + 1);
@@ -331,6 +432,7 @@ void strata_memtable_unref(strata_memtable_t **self_p)
      * finished; a lone acquire fence would do, but TSan does not model it. */
     if (atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) != 1)
         return;
+    filler_stop(self);
     free(self->staged);
     arena_block_t *block = self->blocks;
     while (block) {
@@ -464,6 +566,8 @@ int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_ty
      * cache miss on every node. */
     self->staged[self->n_staged++] =
         (staged_rec_t){.window = key_window(key, key_len, 0), .node = node};
+    if (self->n_staged == FILLER_START_ENTRIES && !self->filler)
+        filler_start(self);
     return 0;
 }
 
@@ -672,6 +776,8 @@ static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_
 void strata_memtable_publish(strata_memtable_t *self)
 {
     assert(self);
+    /* Staging is over: the sort and link below may want the core. */
+    filler_stop(self);
     size_t n = self->n_staged;
     if (n == 0)
         return;
