@@ -9,6 +9,7 @@
 #include "strata/err.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -81,6 +82,24 @@ typedef struct memtable_index {
     _Atomic uint64_t slots[];
 } memtable_index_t;
 
+/* Zeroing and mapping fresh blocks was a sixth of a replay, and needs none
+ * of the writer's state: while a bulk load stages, a helper thread faults
+ * in the next blocks. It keeps at most this many ready, so a load holds no
+ * more than 8 MiB it has not used, freed when staging ends. */
+#define FILLER_AHEAD 4
+/* Staging this many entries first keeps small loads (and most tests) from
+ * starting a thread that would fill blocks they never reach. */
+#define FILLER_START_ENTRIES 4096
+
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wanted; /* a block was taken, or stop was set */
+    arena_block_t *ready[FILLER_AHEAD];
+    size_t n_ready;
+    bool stop;
+} block_filler_t;
+
 struct strata_memtable {
     /* Read by every search: a cache line of their own, so that readers do
      * not miss on the line the writer dirties with every add. */
@@ -115,6 +134,7 @@ struct strata_memtable {
     staged_rec_t *staged;
     size_t n_staged, cap_staged;
     size_t staged_common;
+    block_filler_t *filler; /* while staging, when it could start */
 };
 
 struct strata_memtable_iter {
@@ -197,7 +217,9 @@ static void prefault(void *mem, size_t size)
 #endif
 }
 
-static char *arena_new_block(strata_memtable_t *self, size_t size)
+/* A block of size bytes after its header, advised and faulted in, not yet
+ * in any memtable's list; NULL when out of memory. */
+static arena_block_t *block_map(size_t size)
 {
     size_t total = sizeof(arena_block_t) + size;
     arena_block_t *block =
@@ -208,7 +230,86 @@ static char *arena_new_block(strata_memtable_t *self, size_t size)
     if (total == ARENA_BLOCK_SIZE)
         (void)madvise(block, total, MADV_HUGEPAGE); /* a hint: THP may be off */
 #endif
-    prefault(block, sizeof *block + size);
+    prefault(block, total);
+    return block;
+}
+
+static void *filler_run(void *arg)
+{
+    block_filler_t *filler = arg;
+    pthread_mutex_lock(&filler->mu);
+    for (;;) {
+        while (!filler->stop && filler->n_ready == FILLER_AHEAD)
+            pthread_cond_wait(&filler->wanted, &filler->mu);
+        if (filler->stop)
+            break;
+        pthread_mutex_unlock(&filler->mu);
+        arena_block_t *block = block_map(ARENA_BLOCK_SIZE - sizeof(arena_block_t));
+        pthread_mutex_lock(&filler->mu);
+        if (!block)
+            break; /* the writer maps its own from here on */
+        filler->ready[filler->n_ready++] = block;
+    }
+    pthread_mutex_unlock(&filler->mu);
+    return NULL;
+}
+
+/* Only a speed-up: without a thread the writer maps its own blocks. */
+static void filler_start(strata_memtable_t *self)
+{
+    block_filler_t *filler = calloc(1, sizeof *filler);
+    if (!filler)
+        return;
+    pthread_mutex_init(&filler->mu, NULL);
+    pthread_cond_init(&filler->wanted, NULL);
+    if (pthread_create(&filler->thread, NULL, filler_run, filler) != 0) {
+        pthread_cond_destroy(&filler->wanted);
+        pthread_mutex_destroy(&filler->mu);
+        free(filler);
+        return;
+    }
+    self->filler = filler;
+}
+
+/* Joins the thread and frees the blocks it filled that no one took. */
+static void filler_stop(strata_memtable_t *self)
+{
+    block_filler_t *filler = self->filler;
+    if (!filler)
+        return;
+    self->filler = NULL;
+    pthread_mutex_lock(&filler->mu);
+    filler->stop = true;
+    pthread_cond_signal(&filler->wanted);
+    pthread_mutex_unlock(&filler->mu);
+    pthread_join(filler->thread, NULL);
+    while (filler->n_ready)
+        free(filler->ready[--filler->n_ready]);
+    pthread_cond_destroy(&filler->wanted);
+    pthread_mutex_destroy(&filler->mu);
+    free(filler);
+}
+
+/* A full-size block the filler has ready, or NULL: the writer never waits
+ * for it, since a helper that lags behind would only add to the wait. */
+static arena_block_t *filler_take(block_filler_t *filler)
+{
+    pthread_mutex_lock(&filler->mu);
+    arena_block_t *block = filler->n_ready ? filler->ready[--filler->n_ready] : NULL;
+    pthread_cond_signal(&filler->wanted);
+    pthread_mutex_unlock(&filler->mu);
+    return block;
+}
+
+static char *arena_new_block(strata_memtable_t *self, size_t size)
+{
+    arena_block_t *block = NULL;
+    if (self->filler && sizeof(arena_block_t) + size == ARENA_BLOCK_SIZE)
+        block = filler_take(self->filler);
+    if (!block)
+        block = block_map(size);
+    if (!block)
+        return NULL;
     block->older = self->blocks;
     self->blocks = block;
     return (char *)(block + 1);
@@ -533,6 +634,7 @@ void strata_memtable_unref(strata_memtable_t **self_p)
      * finished; a lone acquire fence would do, but TSan does not model it. */
     if (atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) != 1)
         return;
+    filler_stop(self);
     free(self->staged);
     memtable_index_t *table = self->index_tables;
     while (table) {
@@ -676,6 +778,8 @@ int strata_memtable_stage(strata_memtable_t *self, uint64_t seq, strata_value_ty
      * cache miss on every node. */
     self->staged[self->n_staged++] =
         (staged_rec_t){.window = key_window(key, key_len, 0), .node = node};
+    if (self->n_staged == FILLER_START_ENTRIES && !self->filler)
+        filler_start(self);
     return 0;
 }
 
@@ -696,6 +800,48 @@ static void insertion_sort_by_window(staged_rec_t *recs, size_t n)
     }
 }
 
+/* One pass of the radix sort below, on the highest byte from shift down
+ * on which the windows differ: scatters recs by it into count's buckets.
+ * Returns that byte's shift, or -1, leaving recs as they were, when every
+ * window is the same. */
+static int radix_partition(staged_rec_t *recs, staged_rec_t *scratch, size_t n, int shift,
+                           size_t count[256])
+{
+    for (; shift >= 0; shift -= 8) {
+        memset(count, 0, 256 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(recs[i].window >> shift) & 0xff]++;
+        if (count[(recs[0].window >> shift) & 0xff] != n)
+            break;
+    }
+    if (shift < 0)
+        return -1;
+    size_t start[256], offset = 0;
+    for (int digit = 0; digit < 256; digit++) {
+        start[digit] = offset;
+        offset += count[digit];
+    }
+    for (size_t i = 0; i < n; i++)
+        scratch[start[(recs[i].window >> shift) & 0xff]++] = recs[i];
+    memcpy(recs, scratch, n * sizeof *recs);
+    return shift;
+}
+
+static void radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n, int shift);
+
+/* Sorts the buckets [first_digit, end_digit) that radix_partition left at
+ * shift; recs and scratch start at the first of them. */
+static void radix_sort_buckets(staged_rec_t *recs, staged_rec_t *scratch, const size_t count[256],
+                               int first_digit, int end_digit, int shift)
+{
+    size_t offset = 0;
+    for (int digit = first_digit; digit < end_digit; digit++) {
+        if (count[digit] > 1)
+            radix_sort(recs + offset, scratch + offset, count[digit], shift - 8);
+        offset += count[digit];
+    }
+}
+
 /* MSD radix sort on window, a byte per level from the top, recursing only
  * into buckets that are still big. Random keys are ordered after two
  * passes over the records, where an LSD sort makes one per byte of the
@@ -703,32 +849,15 @@ static void insertion_sort_by_window(staged_rec_t *recs, size_t n)
  * Equal windows end in one run, in no particular order. */
 static void radix_sort(staged_rec_t *recs, staged_rec_t *scratch, size_t n, int shift)
 {
-    while (shift >= 0 && n > SMALL_BUCKET) {
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(recs[i].window >> shift) & 0xff]++;
-        if (count[(recs[0].window >> shift) & 0xff] == n) {
-            shift -= 8;
-            continue;
-        }
-        size_t start[256], offset = 0;
-        for (int digit = 0; digit < 256; digit++) {
-            start[digit] = offset;
-            offset += count[digit];
-        }
-        for (size_t i = 0; i < n; i++)
-            scratch[start[(recs[i].window >> shift) & 0xff]++] = recs[i];
-        memcpy(recs, scratch, n * sizeof *recs);
-        offset = 0;
-        for (int digit = 0; digit < 256; digit++) {
-            if (count[digit] > 1)
-                radix_sort(recs + offset, scratch + offset, count[digit], shift - 8);
-            offset += count[digit];
-        }
+    if (n <= SMALL_BUCKET) {
+        if (shift >= 0)
+            insertion_sort_by_window(recs, n);
         return;
     }
+    size_t count[256];
+    shift = radix_partition(recs, scratch, n, shift, count);
     if (shift >= 0)
-        insertion_sort_by_window(recs, n);
+        radix_sort_buckets(recs, scratch, count, 0, 256, shift);
 }
 
 static int staged_rec_compare(const void *a, const void *b)
@@ -807,14 +936,10 @@ static void sort_run(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t
         qsort(recs, n, sizeof *recs, staged_rec_compare);
 }
 
-/* Sorts recs, whose windows are set, into memtable order, given that all
- * their keys share their first offset bytes: by the window after those,
- * then each run of equal windows on its own. The result is in recs;
- * scratch is as long. */
-static void sort_windowed(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
-                          int depth)
+/* Sorts each run of equal windows in recs, which the radix sort left
+ * ordered by window, on what follows the window. */
+static void sort_runs(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset, int depth)
 {
-    radix_sort(recs, scratch, n, 56);
     for (size_t start = 0; start < n;) {
         size_t end = start + 1;
         while (end < n && recs[end].window == recs[start].window)
@@ -825,14 +950,31 @@ static void sort_windowed(staged_rec_t *recs, staged_rec_t *scratch, size_t n, s
     }
 }
 
-static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
-                           int depth)
+/* Sorts recs, whose windows are set, into memtable order, given that all
+ * their keys share their first offset bytes: by the window after those,
+ * then each run of equal windows on its own. The result is in recs;
+ * scratch is as long. */
+static void sort_windowed(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                          int depth)
+{
+    radix_sort(recs, scratch, n, 56);
+    sort_runs(recs, scratch, n, offset, depth);
+}
+
+/* Sets each record's window to the 8 key bytes after offset. */
+static void set_windows(staged_rec_t *recs, size_t n, size_t offset)
 {
     for (size_t i = 0; i < n; i++) {
         if (i + 8 < n)
             __builtin_prefetch(recs[i + 8].node);
         recs[i].window = key_window(node_key(recs[i].node), recs[i].node->key_len, offset);
     }
+}
+
+static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, size_t offset,
+                           int depth)
+{
+    set_windows(recs, n, offset);
     sort_windowed(recs, scratch, n, offset, depth);
 }
 
@@ -840,9 +982,9 @@ static void sort_by_window(staged_rec_t *recs, staged_rec_t *scratch, size_t n, 
  * with it, searching on from there (a splice): appending past the end of
  * the list, the common case when a bulk load fills an empty memtable,
  * needs no compare at all. */
-static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_t n)
+static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_t n,
+                        memtable_node_t *prev[MEMTABLE_MAX_HEIGHT])
 {
-    memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
     for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
         prev[level] = self->head;
     for (size_t i = 0; i < n; i++) {
@@ -881,9 +1023,108 @@ static void link_sorted(strata_memtable_t *self, const staged_rec_t *recs, size_
     }
 }
 
+/* Below this many entries a second thread costs more than it saves. */
+#define PUBLISH_SPLIT_MIN ((size_t)1 << 16)
+
+/* The upper half of a split publish: buckets [first_digit, 256) of a
+ * radix_partition at shift, sorted and chained on a thread of its own. */
+typedef struct {
+    staged_rec_t *recs, *scratch;
+    size_t n;
+    const size_t *count;
+    int first_digit, shift;
+    size_t offset; /* that every staged key shares */
+    /* Each level's chain, NULL where no node reaches the level. */
+    memtable_node_t *first[MEMTABLE_MAX_HEIGHT], *last[MEMTABLE_MAX_HEIGHT];
+    int height;
+} upper_half_t;
+
+/* Chains sorted nodes on every level as appending them to an empty list
+ * would, but in no list, so no reader can see them yet. */
+static void chain_sorted(upper_half_t *half)
+{
+    for (size_t i = 0; i < half->n; i++) {
+        if (i + 8 < half->n)
+            __builtin_prefetch(half->recs[i + 8].node);
+        memtable_node_t *node = half->recs[i].node;
+        for (int level = 0; level < node->height; level++) {
+            atomic_init(node_link(node, level), NULL);
+            if (half->last[level])
+                atomic_store_explicit(node_link(half->last[level], level), node,
+                                      memory_order_relaxed);
+            else
+                half->first[level] = node;
+            half->last[level] = node;
+        }
+        if (node->height > half->height)
+            half->height = node->height;
+    }
+}
+
+static void *upper_half_run(void *arg)
+{
+    upper_half_t *half = arg;
+    radix_sort_buckets(half->recs, half->scratch, half->count, half->first_digit, 256, half->shift);
+    sort_runs(half->recs, half->scratch, half->n, half->offset, 0);
+    chain_sorted(half);
+    return NULL;
+}
+
+/* Publishes into an empty list on two cores: after one radix pass every
+ * bucket sorts on its own, so a helper sorts and chains the upper buckets
+ * while this thread sorts and links the lower ones, and the upper chain
+ * then hangs off the last node of each level. Sorting and linking were a
+ * quarter of a replay. Returns false, having changed nothing, when the
+ * windows do not split. */
+static bool publish_split(strata_memtable_t *self, staged_rec_t *recs, staged_rec_t *scratch,
+                          size_t n, size_t offset)
+{
+    size_t count[256];
+    int shift = radix_partition(recs, scratch, n, 56, count);
+    if (shift < 0)
+        return false;
+    /* The first buckets that hold half the records, or the first that
+     * holds more; at least two buckets are not empty. */
+    int split = 0;
+    size_t lower = 0;
+    while (lower + count[split] <= n / 2)
+        lower += count[split++];
+    if (lower == 0)
+        lower = count[split++];
+    upper_half_t half = {.recs = recs + lower,
+                         .scratch = scratch + lower,
+                         .n = n - lower,
+                         .count = count,
+                         .first_digit = split,
+                         .shift = shift,
+                         .offset = offset};
+    pthread_t thread;
+    bool threaded = pthread_create(&thread, NULL, upper_half_run, &half) == 0;
+    radix_sort_buckets(recs, scratch, count, 0, split, shift);
+    sort_runs(recs, scratch, lower, offset, 0);
+    memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
+    link_sorted(self, recs, lower, prev);
+    if (threaded)
+        pthread_join(thread, NULL);
+    else
+        upper_half_run(&half);
+    /* As node_link_after does for one node: height first, then each level
+     * bottom-up, so a reader that finds the chain on a level finds it on
+     * every level below. */
+    int max_height = atomic_load_explicit(&self->max_height, memory_order_relaxed);
+    if (half.height > max_height)
+        atomic_store_explicit(&self->max_height, half.height, memory_order_relaxed);
+    for (int level = 0; level < half.height; level++)
+        atomic_store_explicit(node_link(prev[level], level), half.first[level],
+                              memory_order_release);
+    return true;
+}
+
 void strata_memtable_publish(strata_memtable_t *self)
 {
     assert(self);
+    /* Staging is over: the sort and link below may want the core. */
+    filler_stop(self);
     size_t n = self->n_staged;
     if (n == 0)
         return;
@@ -893,12 +1134,16 @@ void strata_memtable_publish(strata_memtable_t *self)
     staged_rec_t *recs = self->staged;
     staged_rec_t *scratch = malloc(n * sizeof *scratch);
     if (scratch) {
-        if (self->staged_common == 0)
-            sort_windowed(recs, scratch, n, 0, 0);
-        else
-            sort_by_window(recs, scratch, n, self->staged_common, 0);
+        size_t offset = self->staged_common;
+        if (offset)
+            set_windows(recs, n, offset);
+        bool empty = !atomic_load_explicit(node_link(self->head, 0), memory_order_relaxed);
+        if (n < PUBLISH_SPLIT_MIN || !empty || !publish_split(self, recs, scratch, n, offset)) {
+            memtable_node_t *prev[MEMTABLE_MAX_HEIGHT];
+            sort_windowed(recs, scratch, n, offset, 0);
+            link_sorted(self, recs, n, prev);
+        }
         free(scratch);
-        link_sorted(self, recs, n);
     } else {
         for (size_t i = 0; i < n; i++)
             node_insert(self, recs[i].node);

@@ -761,6 +761,22 @@ START_TEST(bulk_load_matches_single_adds_on_random_mixes)
 }
 END_TEST
 
+START_TEST(big_bulk_load_into_an_empty_memtable_matches_single_adds)
+{
+    /* Past the entries at which staging starts the block-filling thread
+     * and publish sorts and links on two threads. */
+    uint64_t rng = test_rng(22);
+    const size_t n = 70000;
+    for (key_shape_t shape = 0; shape < KEY_SHAPES; shape++) {
+        /* Seqs ascending, as replay stages them: the sanitizer builds
+         * take minutes over the random order too. */
+        bulk_entry_t *entries = bulk_entries(&rng, shape, n, true);
+        check_bulk_load(entries, n, 0, n);
+        free(entries);
+    }
+}
+END_TEST
+
 START_TEST(staged_entries_stay_invisible_until_published)
 {
     strata_memtable_t *mt = strata_memtable_new();
@@ -1306,6 +1322,13 @@ START_TEST(index_grows_while_readers_find_every_published_key)
 }
 END_TEST
 
+START_TEST(readers_never_see_torn_or_unordered_state_during_big_publishes)
+{
+    /* The first publish goes into an empty memtable on two threads. */
+    run_readers_beside_writer(100000);
+}
+END_TEST
+
 int main(void)
 {
     g_seed = ts_seed("test_memtable");
@@ -1335,6 +1358,7 @@ int main(void)
     tcase_set_timeout(bulk, 120);
     tcase_add_test(bulk, bulk_load_matches_single_adds_for_every_key_shape);
     tcase_add_test(bulk, bulk_load_matches_single_adds_on_random_mixes);
+    tcase_add_test(bulk, big_bulk_load_into_an_empty_memtable_matches_single_adds);
     tcase_add_test(bulk, staged_entries_stay_invisible_until_published);
     tcase_add_test(bulk, oversized_stage_returns_enomem_and_stages_nothing);
     tcase_add_test(bulk, unpublished_entries_are_freed_with_the_memtable);
@@ -1354,6 +1378,7 @@ int main(void)
     tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_writes);
     tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_publishes);
     tcase_add_test(concurrency, index_grows_while_readers_find_every_published_key);
+    tcase_add_test(concurrency, readers_never_see_torn_or_unordered_state_during_big_publishes);
     suite_add_tcase(s, concurrency);
 
     SRunner *sr = srunner_create(s);
