@@ -1170,7 +1170,9 @@ static void *reader_main(void *arg)
  * entries at a time and publishes them, as WAL replay does. */
 static void run_readers_beside_writer(size_t stage_batch)
 {
-    size_t entries = ts_soak() ? 1000000 : 200000;
+    /* A sanitizer's build is ten times slower: fewer entries still take a
+     * stage_batch of 100,000 through a split publish and then another. */
+    size_t entries = ts_soak() ? 1000000 : ts_sanitized() ? 120000 : 200000;
     uint64_t rng = test_rng(5);
     uint32_t *key_of_entry = malloc(entries * sizeof *key_of_entry);
     for (size_t i = 0; i < entries; i++)
@@ -1238,7 +1240,9 @@ END_TEST
  * from the first to 2^19 slots while a reader checks every key it knows is
  * published, newest at the latest snapshot and exactly that version at its
  * own, and that keys never written stay absent. */
-enum { GROWTH_KEYS = 300000 };
+/* 300,000 keys take the table to 2^19 slots; the sanitizers' builds, ten
+ * times slower, stop at 2^17 so the suite keeps inside CI's time. */
+static uint32_t growth_keys = 300000;
 
 typedef struct {
     strata_memtable_t *mt;
@@ -1248,11 +1252,11 @@ typedef struct {
     uint64_t checks;
 } growth_t;
 
-/* Seq s writes key (s - 1) % GROWTH_KEYS: the first GROWTH_KEYS seqs add
+/* Seq s writes key (s - 1) % growth_keys: the first growth_keys seqs add
  * new keys, the rest rewrite the first ones. */
 static uint32_t growth_key_of(uint64_t seq)
 {
-    return (uint32_t)((seq - 1) % GROWTH_KEYS);
+    return (uint32_t)((seq - 1) % growth_keys);
 }
 
 /* Checks the seq's key in g->mt, knowing that seq is published. */
@@ -1273,7 +1277,7 @@ static void growth_check(growth_t *g, uint64_t seq)
              found_seq != seq)
         snprintf(g->failure, sizeof g->failure, "seq %llu: get at it found %llu",
                  (unsigned long long)seq, (unsigned long long)found_seq);
-    key_len = index_key(GROWTH_KEYS + (uint32_t)seq, key);
+    key_len = index_key(growth_keys + (uint32_t)seq, key);
     if (strata_memtable_get(g->mt, key, key_len, UINT64_MAX, NULL, NULL, NULL, NULL))
         snprintf(g->failure, sizeof g->failure, "key never written found");
     g->checks++;
@@ -1302,12 +1306,14 @@ static void *growth_reader(void *arg)
 
 START_TEST(index_grows_while_readers_find_every_published_key)
 {
+    if (ts_sanitized())
+        growth_keys = 75000;
     growth_t g = {.mt = strata_memtable_new()};
     atomic_init(&g.published, 0);
     atomic_init(&g.done, false);
     pthread_t reader;
     ck_assert_int_eq(pthread_create(&reader, NULL, growth_reader, &g), 0);
-    for (uint64_t seq = 1; seq <= GROWTH_KEYS + GROWTH_KEYS / 4; seq++) {
+    for (uint64_t seq = 1; seq <= growth_keys + growth_keys / 4; seq++) {
         char key[32];
         size_t key_len = index_key(growth_key_of(seq), key);
         ck_assert_int_eq(
