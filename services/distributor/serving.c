@@ -1027,9 +1027,11 @@ static void lag_refresh(dist_t *d, uint64_t now)
     free(all);
 }
 
+/* Attached to the writer's ring, and the writer answers (node.h's rule). */
 bool is_ready(void *arg)
 {
-    return atomic_load(&((dist_t *)arg)->ring_ready);
+    dist_t *d = arg;
+    return atomic_load(&d->ring_ready) && svc_writer_answers(d->writer_file);
 }
 
 /* ---- the main loop ---------------------------------------------------------- */

@@ -680,9 +680,11 @@ static void write_metrics(void *arg, FILE *out)
                     atomic_load(&r->peers[id].sent));
 }
 
+/* Started, and the writer it carries messages for answers (node.h's rule). */
 static bool is_ready(void *arg)
 {
-    return atomic_load(&((relay_t *)arg)->ready);
+    relay_t *r = arg;
+    return atomic_load(&r->ready) && svc_writer_answers(r->writer_file);
 }
 
 typedef struct {

@@ -46,6 +46,21 @@ static char *metrics_url(const char *process)
     return url;
 }
 
+/* url with /metrics replaced by path. */
+static char *admin_url(const char *process, const char *path)
+{
+    char *url = metrics_url(process);
+    char *slash = strstr(url + 7, "/");
+    ck_assert_ptr_nonnull(slash);
+    *slash = '\0';
+    size_t cap = strlen(url) + strlen(path) + 1;
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    snprintf(out, cap, "%s%s", url, path);
+    free(url);
+    return out;
+}
+
 static char *page_of(const char *process)
 {
     char *url = metrics_url(process);
@@ -158,6 +173,50 @@ START_TEST(distributor_exports_lag_per_durable_subscriber)
 }
 END_TEST
 
+typedef struct {
+    char *url;
+    const char *status; /* " 200 " or " 503 " */
+} ready_wait_t;
+
+static bool readyz_is(void *arg)
+{
+    ready_wait_t *w = arg;
+    char *resp = ts_http_get(w->url);
+    bool match = !strncmp(resp, "HTTP/1.", 7) && strstr(resp, w->status) == resp + 8;
+    free(resp);
+    return match;
+}
+
+/* /readyz means one thing everywhere: this process and the writer it
+ * serves can take their work. A compactor or snapshotter whose writer died
+ * says 503 within a few seconds, and 200 again once a writer is back. */
+START_TEST(a_dependant_of_a_dead_writer_is_not_ready)
+{
+    whole_node();
+    const char *dependants[] = {"compactor", "snapshotter", "distributor", "election",
+                                "replicator"};
+    ready_wait_t w[5];
+    for (int i = 0; i < 5; i++) {
+        w[i] = (ready_wait_t){admin_url(dependants[i], "/readyz"), " 200 "};
+        ck_assert_msg(ts_wait_for(readyz_is, &w[i], DEADLINE_MS), "%s never ready", dependants[i]);
+    }
+    ts_node_kill9(&s_m->writer);
+    for (int i = 0; i < 5; i++) {
+        w[i].status = " 503 ";
+        ck_assert_msg(ts_wait_for(readyz_is, &w[i], DEADLINE_MS),
+                      "%s still ready %d s after its writer died", dependants[i],
+                      DEADLINE_MS / 1000);
+    }
+    ts_member_start_writer(s_m);
+    for (int i = 0; i < 5; i++) {
+        w[i].status = " 200 ";
+        ck_assert_msg(ts_wait_for(readyz_is, &w[i], DEADLINE_MS),
+                      "%s not ready again with its writer back", dependants[i]);
+        free(w[i].url);
+    }
+}
+END_TEST
+
 static void teardown(void)
 {
     if (s_m)
@@ -179,5 +238,10 @@ int main(void)
     tcase_add_test(tc, every_sample_is_labelled_by_its_process);
     tcase_add_test(tc, distributor_exports_lag_per_durable_subscriber);
     suite_add_tcase(s, tc);
+    TCase *ready = tcase_create("readiness");
+    tcase_add_checked_fixture(ready, NULL, teardown);
+    tcase_set_timeout(ready, 180);
+    tcase_add_test(ready, a_dependant_of_a_dead_writer_is_not_ready);
+    suite_add_tcase(s, ready);
     return ts_run(s);
 }
