@@ -991,13 +991,13 @@ int relay_main(const relay_kind_t *kind, int argc, char **argv)
     strata_error_clear(&err);
     zsys_init();
     relay_t *r = NULL;
-    if ((rc = svc_log_init(kind->prog, svc_config_get(cfg, "log/level"), &err)) == 0)
+    if ((rc = svc_log_init(kind->prog, svc_config_get(cfg, "log/level"),
+                           svc_config_get(cfg, "log/format"), &err)) == 0)
         rc = relay_new(kind, cfg, &r, &err); /* takes cfg */
     else
         svc_config_destroy(&cfg);
     if (rc) {
         log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "%s: %s\n", kind->prog, err.msg);
         return 1;
     }
     relay_run(r);

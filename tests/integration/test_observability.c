@@ -1,9 +1,12 @@
 /* What an operator's tooling reads from every process of a node: each
  * /metrics page passes `promtool check metrics`, carries process_* and
  * strata_build_info under its own process label, and the distributor shows
- * per-subscriber lag. One single-voter cluster node runs all six processes. */
+ * per-subscriber lag; /readyz says whether the writer is there; logs carry
+ * time, process and level in text and JSON. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <czmq.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -217,6 +220,95 @@ START_TEST(a_dependant_of_a_dead_writer_is_not_ready)
 }
 END_TEST
 
+/* Each line of a log file, with a count of those that pass ok(). */
+static size_t lines_of(const char *path, bool (*ok)(const char *line, void *arg), void *arg,
+                       size_t *passed)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f, "no log %s", path);
+    char line[4096];
+    size_t n = 0;
+    *passed = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        *passed += ok(line, arg);
+    }
+    fclose(f);
+    return n;
+}
+
+static bool text_line(const char *line, void *arg)
+{
+    return regexec(arg, line, 0, NULL, 0) == 0;
+}
+
+static bool ready_event(const char *line, void *arg)
+{
+    return strstr(line, " writer info event=ready ") != NULL;
+}
+
+START_TEST(text_logs_have_time_process_and_level_on_every_line)
+{
+    char *dir = ts_tempdir("obs-text");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re,
+                             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}"
+                             "[+-][0-9]{2}:[0-9]{2} writer (error|warning|info|debug) event=",
+                             REG_EXTENDED),
+                     0);
+    size_t passed, ready;
+    size_t n = lines_of(node.log, text_line, &re, &passed);
+    regfree(&re);
+    ck_assert_msg(n > 0 && passed == n, "%zu of %zu lines of %s are not time process level event",
+                  n - passed, n, node.log);
+    lines_of(node.log, ready_event, NULL, &ready);
+    ck_assert_uint_eq(ready, 1);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
+static bool json_line(const char *line, void *arg)
+{
+    cJSON *obj = cJSON_Parse(line);
+    const cJSON *process = cJSON_GetObjectItem(obj, "process"),
+                *time = cJSON_GetObjectItem(obj, "time"),
+                *level = cJSON_GetObjectItem(obj, "level"),
+                *event = cJSON_GetObjectItem(obj, "event");
+    bool ok = cJSON_IsString(process) && !strcmp(process->valuestring, "writer") &&
+              cJSON_IsString(time) && strlen(time->valuestring) == 29 && cJSON_IsString(level) &&
+              cJSON_IsString(event);
+    if (ok && !strcmp(event->valuestring, "ready"))
+        (*(int *)arg)++;
+    cJSON_Delete(obj);
+    return ok;
+}
+
+START_TEST(json_logs_are_one_object_a_line)
+{
+    char *dir = ts_tempdir("obs-json");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    const char *const env[] = {"STRATA_LOG_FORMAT=json", NULL};
+    ts_node_start(&node, data, env);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    int ready = 0;
+    size_t passed;
+    size_t n = lines_of(node.log, json_line, &ready, &passed);
+    ck_assert_msg(n > 0 && passed == n, "%zu of %zu lines of %s are not the JSON object",
+                  n - passed, n, node.log);
+    ck_assert_int_eq(ready, 1);
+    ts_rmtree(dir);
+    free(data);
+    free(dir);
+}
+END_TEST
+
 static void teardown(void)
 {
     if (s_m)
@@ -243,5 +335,10 @@ int main(void)
     tcase_set_timeout(ready, 180);
     tcase_add_test(ready, a_dependant_of_a_dead_writer_is_not_ready);
     suite_add_tcase(s, ready);
+    TCase *logs = tcase_create("logs");
+    tcase_set_timeout(logs, 120);
+    tcase_add_test(logs, text_logs_have_time_process_and_level_on_every_line);
+    tcase_add_test(logs, json_logs_are_one_object_a_line);
+    suite_add_tcase(s, logs);
     return ts_run(s);
 }
