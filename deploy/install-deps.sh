@@ -9,7 +9,7 @@ check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
 libmicrohttpd-dev libcjson-dev libsystemd-dev systemd
 librocksdb-dev libleveldb-dev redis-server libhiredis-dev
 clang libclang-rt-14-dev
-iproute2 nftables faketime
+iproute2 nftables faketime prometheus
 docker.io docker-compose mmdebstrap"
 
 missing=""
@@ -37,6 +37,15 @@ case " $missing " in *" docker.io "*)
             >/etc/docker/daemon.json
         echo "install-deps: wrote /etc/docker/daemon.json: Docker without iptables rules" >&2
     fi
+    ;;
+esac
+# prometheus is here for promtool alone (test_observability checks every
+# /metrics page with it); Debian 12 ships promtool in no smaller package.
+# Masked before the install so its server never starts where systemd runs.
+case " $missing " in *" prometheus "*)
+    mkdir -p /etc/systemd/system
+    [ -e /etc/systemd/system/prometheus.service ] ||
+        ln -s /dev/null /etc/systemd/system/prometheus.service
     ;;
 esac
 apt-get update -qq

@@ -332,7 +332,8 @@ int svc_config_start(const char *prog, const char *file, bool print_config,
     strata_error_clear(&err);
     *cfg_p = NULL;
     if (svc_config_load(svc_node_defaults, file, &cfg, &err) || check(cfg, &err) ||
-        check_shared(cfg, only, &err) || svc_log_check(svc_config_get(cfg, "log/level"), &err)) {
+        check_shared(cfg, only, &err) ||
+        svc_log_check(svc_config_get(cfg, "log/level"), svc_config_get(cfg, "log/format"), &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         svc_config_destroy(&cfg);
         return 2;

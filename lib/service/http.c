@@ -12,9 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "procstat.h"
+
 struct svc_http {
     struct MHD_Daemon *daemon;
-    int listen_fd; /* bound and listening, until the daemon takes it */
+    int listen_fd;    /* bound and listening, until the daemon takes it */
+    char process[32]; /* the process label every sample gets */
     svc_metrics_fn *metrics;
     svc_ready_fn *ready;
     void *arg;
@@ -34,6 +37,28 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
     return rc;
 }
 
+/* Copies page to out with process="<name>" as the first label of every
+ * sample, so that two processes of a node never export one series: the
+ * writer's and the compactor's compactions, or process_* of each. */
+static void label_samples(const char *page, size_t len, const char *process, FILE *out)
+{
+    const char *end = page + len;
+    for (const char *line = page; line < end;) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        size_t n = eol ? (size_t)(eol - line) + 1 : (size_t)(end - line);
+        size_t name = strcspn(line, "{ \n");
+        if (line[0] == '#' || line[0] == '\n' || name >= n)
+            fwrite(line, 1, n, out);
+        else if (line[name] == '{')
+            fprintf(out, "%.*sprocess=\"%s\",%.*s", (int)name + 1, line, process,
+                    (int)(n - name - 1), line + name + 1);
+        else
+            fprintf(out, "%.*s{process=\"%s\"}%.*s", (int)name, line, process, (int)(n - name),
+                    line + name);
+        line += n;
+    }
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -42,13 +67,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("GET only\n"), 9, "text/plain");
     if (!strcmp(url, "/metrics")) {
-        char *body = NULL;
-        size_t len = 0;
-        FILE *out = open_memstream(&body, &len);
+        char *page = NULL, *body = NULL;
+        size_t page_len = 0, len = 0;
+        FILE *out = open_memstream(&page, &page_len);
         if (!out)
             return MHD_NO;
         self->metrics(self->arg, out);
+        svc_procstat_write(out);
         fclose(out);
+        out = open_memstream(&body, &len);
+        if (!out) {
+            free(page);
+            return MHD_NO;
+        }
+        label_samples(page, page_len, self->process, out);
+        fclose(out);
+        free(page);
         return send_text(conn, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4");
     }
     if (!strcmp(url, "/healthz"))
@@ -107,6 +141,7 @@ int svc_http_listen(const char *key, const char *endpoint, svc_http_t **http_p, 
     svc_http_t *self = calloc(1, sizeof *self);
     if (!self)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
+    snprintf(self->process, sizeof self->process, "%.*s", (int)strcspn(key, "/"), key);
     int one = 1;
     self->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     /* SO_REUSEADDR as MHD's own sockets have it: a restart must not wait

@@ -19,7 +19,11 @@ typedef void(svc_metrics_fn)(void *arg, FILE *out);
 typedef bool(svc_ready_fn)(void *arg);
 
 /* endpoint: "host:port" (IPv4 host, port 0 picks a free one) or "off", the
- * value of the config key named key (which errors name). url gets
+ * value of the config key named key (which errors name). The page is what
+ * metrics writes followed by the process_* families and strata_build_info
+ * (procstat.h), every sample labelled process="<key's section>" (writer for
+ * "writer/metrics"): the rule that keeps one figure of two processes of a
+ * node apart. url gets
  * "http://host:PORT/metrics" with the bound port, or "off". */
 int svc_http_start(const char *key, const char *endpoint, svc_metrics_fn *metrics,
                    svc_ready_fn *ready, void *arg, svc_http_t **http_p, char *url, size_t url_cap,

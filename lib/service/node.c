@@ -59,6 +59,19 @@ int svc_writer_connect(const char *writer_file, int timeout_ms, strata_client_t 
     return rc;
 }
 
+bool svc_writer_answers(const char *writer_file)
+{
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    strata_reply_t rep = {0};
+    strata_request_t req = {.op = STRATA_OP_CONTROL, .verb = "ping"};
+    int rc =
+        svc_writer_call(writer_file, SVC_WRITER_PROBE_MS, &client, &req, &rep, NULL, NULL, &err);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&client);
+    return rc == 0;
+}
+
 /* The pid in writer_file, 0 when there is none to read. */
 static long writer_pid(const char *writer_file)
 {

@@ -30,6 +30,15 @@ void svc_notify_stopping(void);
 int svc_writer_connect(const char *writer_file, int timeout_ms, strata_client_t **client,
                        strata_error_t *err);
 
+/* How long a readiness probe waits for the writer's answer. */
+#define SVC_WRITER_PROBE_MS 1000
+
+/* The readiness rule of every process beside the writer: it is ready only
+ * while the writer that published writer_file answers a ping within
+ * SVC_WRITER_PROBE_MS. Makes a connection of its own, so any thread may ask
+ * (the admin HTTP thread does, at every /readyz). */
+bool svc_writer_answers(const char *writer_file);
+
 typedef bool svc_stop_fn(void *arg);
 
 /* Sends req to the writer that published writer_file (connecting *client

@@ -17,6 +17,7 @@ const char svc_node_defaults[] =
     "    clients_dir = \"\"\n"
     "log\n"
     "    level = info\n"
+    "    format = text\n"
     "writer\n"
     "    endpoint = tcp://127.0.0.1:7400\n"
     "    control = \"\"\n" /* empty: ipc://<data_dir>/writer.ctl */

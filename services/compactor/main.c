@@ -37,13 +37,13 @@ int main(int argc, char **argv)
     strata_error_clear(&err);
     zsys_init();
     compactor_t *c = NULL;
-    if ((rc = svc_log_init("strata-compactor", svc_config_get(cfg, "log/level"), &err)) == 0)
+    if ((rc = svc_log_init("strata-compactor", svc_config_get(cfg, "log/level"),
+                           svc_config_get(cfg, "log/format"), &err)) == 0)
         rc = compactor_new(cfg, &c, &err); /* takes cfg */
     else
         svc_config_destroy(&cfg);
     if (rc) {
         log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "strata-compactor: %s\n", err.msg);
         return 1;
     }
     compactor_run(c);

@@ -62,9 +62,13 @@
  * the loop; the reply's next_seq says where to go on. */
 #define PAGE_MAX_EXAMINED   200000u
 #define DELIVER_MAX_ENTRIES 256u
-#define CURSOR_CACHE        8
-#define SUB_KEY_PREFIX      STRATA_SYS_KEY_PREFIX "sub/"
-#define SUB_KEY_PREFIX_LEN  (STRATA_SYS_KEY_PREFIX_LEN + 4)
+/* /metrics shows the lag of at most this many durable subscribers, the
+ * ones furthest behind, refreshed this often from the main thread. */
+#define LAG_METRICS_MAX        64u
+#define LAG_METRICS_REFRESH_NS 1000000000ull
+#define CURSOR_CACHE           8
+#define SUB_KEY_PREFIX         STRATA_SYS_KEY_PREFIX "sub/"
+#define SUB_KEY_PREFIX_LEN     (STRATA_SYS_KEY_PREFIX_LEN + 4)
 
 static inline uint64_t now_ns(void)
 {
@@ -210,7 +214,13 @@ struct dist {
     pthread_mutex_t stats_mu; /* main writes, the HTTP thread reads */
     uint64_t replay_requests, replay_entries, acks, offset_writes, offset_write_failures,
         deliveries;
-    uint64_t flush_retry_ns; /* after a failed store, wait before asking the writer again */
+    struct {
+        char name[STRATA_PROTO_MAX_NAME + 1];
+        uint64_t records, ms;
+    } lag[LAG_METRICS_MAX]; /* furthest behind first */
+    size_t n_lag, lag_omitted;
+    uint64_t lag_refreshed_ns; /* main thread only */
+    uint64_t flush_retry_ns;   /* after a failed store, wait before asking the writer again */
 };
 
 /* pump.c */

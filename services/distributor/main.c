@@ -33,10 +33,10 @@ int main(int argc, char **argv)
     strata_error_clear(&err);
     zsys_init();
     dist_t *dist = NULL;
-    if ((rc = svc_log_init("strata-distributor", svc_config_get(cfg, "log/level"), &err)) ||
+    if ((rc = svc_log_init("strata-distributor", svc_config_get(cfg, "log/level"),
+                           svc_config_get(cfg, "log/format"), &err)) ||
         (rc = dist_new(&cfg, &dist, &err))) {
         log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "strata-distributor: %s\n", err.msg);
         svc_config_destroy(&cfg);
         return 1;
     }

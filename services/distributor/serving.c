@@ -944,16 +944,94 @@ static void stats_reply(dist_t *d, zframe_t *identity, bool delimited, uint64_t 
     send_to(d, identity, delimited, &rep);
 }
 
-void write_metrics(void *arg, FILE *out)
+/* A subscriber name as a Prometheus label value: \\, \" and \\n escaped. */
+static void label_value(FILE *out, const char *v)
 {
-    figures_t f;
-    figures(arg, &f, false);
-    svc_metrics_prom(rows, sizeof rows / sizeof rows[0], &f, out);
+    for (; *v; v++)
+        if (*v == '\\' || *v == '"')
+            fprintf(out, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
 }
 
+void write_metrics(void *arg, FILE *out)
+{
+    dist_t *d = arg;
+    figures_t f;
+    figures(d, &f, false);
+    svc_metrics_prom(rows, sizeof rows / sizeof rows[0], &f, out);
+    pthread_mutex_lock(&d->stats_mu);
+    static const char *const family[2][2] = {
+        {"strata_distributor_subscriber_lag_records",
+         "Records committed that the durable subscriber has not acked."},
+        {"strata_distributor_subscriber_lag_seconds",
+         "Age of the oldest record the durable subscriber has not acked."}};
+    for (int k = 0; k < 2; k++) {
+        fprintf(out,
+                "# HELP %s %s (at most %u subscribers, the furthest behind)\n# TYPE %s gauge\n",
+                family[k][0], family[k][1], LAG_METRICS_MAX, family[k][0]);
+        for (size_t i = 0; i < d->n_lag; i++) {
+            fprintf(out, "%s{subscriber=\"", family[k][0]);
+            label_value(out, d->lag[i].name);
+            if (k == 0)
+                fprintf(out, "\"} %" PRIu64 "\n", d->lag[i].records);
+            else
+                fprintf(out, "\"} %.3f\n", (double)d->lag[i].ms / 1e3);
+        }
+    }
+    fprintf(out,
+            "# HELP strata_distributor_subscriber_lag_omitted Durable subscribers left out of the "
+            "lag families past their cap.\n"
+            "# TYPE strata_distributor_subscriber_lag_omitted gauge\n"
+            "strata_distributor_subscriber_lag_omitted %zu\n",
+            d->lag_omitted);
+    pthread_mutex_unlock(&d->stats_mu);
+}
+
+static int lag_cmp(const void *a, const void *b)
+{
+    const sub_t *x = *(sub_t *const *)a, *y = *(sub_t *const *)b;
+    return x->acked < y->acked ? -1 : x->acked > y->acked; /* least acked is furthest behind */
+}
+
+/* Publishes the lag of the LAG_METRICS_MAX durable subscribers furthest
+ * behind for write_metrics, which cannot touch d->subs from its thread. */
+static void lag_refresh(dist_t *d, uint64_t now)
+{
+    if (now - d->lag_refreshed_ns < LAG_METRICS_REFRESH_NS)
+        return;
+    d->lag_refreshed_ns = now;
+    size_t n = zhashx_size(d->subs), k = 0;
+    sub_t **all = calloc(n ? n : 1, sizeof *all);
+    if (!all)
+        return;
+    for (sub_t *s = zhashx_first(d->subs); s && k < n; s = zhashx_next(d->subs))
+        all[k++] = s;
+    qsort(all, k, sizeof *all, lag_cmp);
+    uint64_t covered = atomic_load(&d->covered);
+    size_t shown = k < LAG_METRICS_MAX ? k : LAG_METRICS_MAX;
+    uint64_t ms[LAG_METRICS_MAX];
+    for (size_t i = 0; i < shown; i++) /* may read the WAL: outside the lock */
+        ms[i] = sub_lag_ms(d, all[i], covered);
+    pthread_mutex_lock(&d->stats_mu);
+    for (size_t i = 0; i < shown; i++) {
+        snprintf(d->lag[i].name, sizeof d->lag[i].name, "%s", all[i]->name);
+        d->lag[i].records = covered > all[i]->acked ? covered - all[i]->acked : 0;
+        d->lag[i].ms = ms[i];
+    }
+    d->n_lag = shown;
+    d->lag_omitted = k - shown;
+    pthread_mutex_unlock(&d->stats_mu);
+    free(all);
+}
+
+/* Attached to the writer's ring, and the writer answers (node.h's rule). */
 bool is_ready(void *arg)
 {
-    return atomic_load(&((dist_t *)arg)->ring_ready);
+    dist_t *d = arg;
+    return atomic_load(&d->ring_ready) && svc_writer_answers(d->writer_file);
 }
 
 /* ---- the main loop ---------------------------------------------------------- */
@@ -1097,6 +1175,7 @@ int on_sessions_timer(zloop_t *loop, int timer_id, void *arg)
         if (tiers[i]->outq && svc_outq_full(tiers[i]->outq))
             svc_conncap_shed(tiers[i]->conncap, SHED_MIN_BYTES, "subscriber queue full");
     uint64_t now = now_ns();
+    lag_refresh(d, now);
     uint32_t connected = 0;
     for (sub_t *s = zhashx_first(d->subs); s; s = zhashx_next(d->subs)) {
         if (!s->connected)

@@ -680,9 +680,11 @@ static void write_metrics(void *arg, FILE *out)
                     atomic_load(&r->peers[id].sent));
 }
 
+/* Started, and the writer it carries messages for answers (node.h's rule). */
 static bool is_ready(void *arg)
 {
-    return atomic_load(&((relay_t *)arg)->ready);
+    relay_t *r = arg;
+    return atomic_load(&r->ready) && svc_writer_answers(r->writer_file);
 }
 
 typedef struct {
@@ -989,13 +991,13 @@ int relay_main(const relay_kind_t *kind, int argc, char **argv)
     strata_error_clear(&err);
     zsys_init();
     relay_t *r = NULL;
-    if ((rc = svc_log_init(kind->prog, svc_config_get(cfg, "log/level"), &err)) == 0)
+    if ((rc = svc_log_init(kind->prog, svc_config_get(cfg, "log/level"),
+                           svc_config_get(cfg, "log/format"), &err)) == 0)
         rc = relay_new(kind, cfg, &r, &err); /* takes cfg */
     else
         svc_config_destroy(&cfg);
     if (rc) {
         log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "%s: %s\n", kind->prog, err.msg);
         return 1;
     }
     relay_run(r);

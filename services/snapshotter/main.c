@@ -36,13 +36,13 @@ int main(int argc, char **argv)
     strata_error_clear(&err);
     zsys_init();
     snapshotter_t *s = NULL;
-    if ((rc = svc_log_init("strata-snapshotter", svc_config_get(cfg, "log/level"), &err)) == 0)
+    if ((rc = svc_log_init("strata-snapshotter", svc_config_get(cfg, "log/level"),
+                           svc_config_get(cfg, "log/format"), &err)) == 0)
         rc = snapshotter_new(cfg, &s, &err); /* takes cfg */
     else
         svc_config_destroy(&cfg);
     if (rc) {
         log_error("event=start_failed error=\"%s\"", err.msg);
-        fprintf(stderr, "strata-snapshotter: %s\n", err.msg);
         return 1;
     }
     snapshotter_run(s);

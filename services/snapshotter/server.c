@@ -207,9 +207,11 @@ static void write_metrics(void *arg, FILE *out)
     svc_metrics_prom(rows, sizeof rows / sizeof rows[0], &f, out);
 }
 
+/* Started, and the writer it snapshots answers (node.h's rule). */
 static bool is_ready(void *arg)
 {
-    return atomic_load(&((snapshotter_t *)arg)->ready);
+    snapshotter_t *s = arg;
+    return atomic_load(&s->ready) && svc_writer_answers(s->writer_file);
 }
 
 static int write_endpoints(snapshotter_t *s, strata_error_t *err)

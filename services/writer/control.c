@@ -235,7 +235,8 @@ static void ctl_config(void *call)
                                        "writer/compaction",
                                        "writer/scan_limit",
                                        "writer/metrics",
-                                       "log/level"};
+                                       "log/level",
+                                       "log/format"};
     enum { N = sizeof keys / sizeof keys[0] };
     strata_pair_t pairs[N + 3];
     size_t n = 0;

@@ -39,13 +39,13 @@ int main(int argc, char **argv)
         strata_error_t err;
         strata_error_clear(&err);
         writer_t *w = NULL;
-        if ((rc = svc_log_init("strata-writer", svc_config_get(cfg, "log/level"), &err)) == 0)
+        if ((rc = svc_log_init("strata-writer", svc_config_get(cfg, "log/level"),
+                               svc_config_get(cfg, "log/format"), &err)) == 0)
             rc = writer_new(cfg, &w, &err); /* takes cfg */
         else
             svc_config_destroy(&cfg);
         if (rc) {
             log_error("event=start_failed error=\"%s\"", err.msg);
-            fprintf(stderr, "strata-writer: %s\n", err.msg);
             return 1;
         }
         writer_run(w);

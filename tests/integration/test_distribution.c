@@ -697,7 +697,7 @@ static uint64_t dist_metric(const ts_dist_t *dist, const char *name)
 {
     char *page = ts_http_get(dist->metrics);
     char want[128];
-    snprintf(want, sizeof want, "\nstrata_%s ", name);
+    snprintf(want, sizeof want, "\nstrata_%s{process=\"distributor\"} ", name);
     const char *at = strstr(page, want);
     ck_assert_msg(at, "no '%s' in:\n%s", want + 1, page);
     uint64_t v = strtoull(at + strlen(want), NULL, 10);

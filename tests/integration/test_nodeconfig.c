@@ -303,6 +303,7 @@ START_TEST(print_config_refuses_the_values_a_start_refuses)
         {0, "STRATA_SECURITY_CURVE=maybe", "security/curve"},
         {0, "STRATA_SECURITY_CURVE=true", "security/server_cert"},
         {0, "STRATA_LOG_LEVEL=loud", "log/level"},
+        {0, "STRATA_LOG_FORMAT=xml", "log/format"},
         {1, "STRATA_COMPACTOR_L0_TRIGGER=abc", "compactor/l0_trigger"},
         {1, "STRATA_COMPACTOR_ENDPOINT=compactor.ctl", "compactor/endpoint"},
         {1, "STRATA_SECURITY_CURVE=maybe", "security/curve"},

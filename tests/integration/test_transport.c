@@ -392,9 +392,9 @@ START_TEST(the_transport_carries_its_kind_between_writers)
     char want[128];
     snprintf(want, sizeof want, "# TYPE strata_%s_refused_total counter", kind);
     ck_assert_msg(strstr(page, want), "no '%s' in:\n%s", want, page);
-    snprintf(want, sizeof want, "strata_%s_term 7", kind);
+    snprintf(want, sizeof want, "strata_%s_term{process=\"%s\"} 7", kind, kind);
     ck_assert_msg(strstr(page, want), "no '%s' in:\n%s", want, page);
-    snprintf(want, sizeof want, "strata_%s_peer_sent_total{peer=\"1\"}", kind);
+    snprintf(want, sizeof want, "strata_%s_peer_sent_total{process=\"%s\",peer=\"1\"}", kind, kind);
     ck_assert_msg(strstr(page, want), "no '%s' in:\n%s", want, page);
     free(page);
 
@@ -733,7 +733,9 @@ START_TEST(the_replicator_serves_its_newest_snapshot)
     ck_assert_str_eq(ts_pair(&rep, "refused_total"), "0");
     strata_reply_clear(&rep);
     char *page = ts_http_get(n.relay.metrics);
-    snprintf(want, sizeof want, "strata_replicator_snapshot_bytes_served_total %" PRIu64, q.bytes);
+    snprintf(want, sizeof want,
+             "strata_replicator_snapshot_bytes_served_total{process=\"replicator\"} %" PRIu64,
+             q.bytes);
     ck_assert_msg(strstr(page, want), "no '%s' in:\n%s", want, page);
     ck_assert_msg(strstr(page, "# TYPE strata_replicator_snapshot_errors_total counter"),
                   "no snapshot_errors_total counter in:\n%s", page);

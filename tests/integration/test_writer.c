@@ -198,8 +198,9 @@ START_TEST(every_verb_answers_over_tcp)
     char *metrics = http_get(node.metrics);
     ck_assert_msg(strstr(metrics, "200 OK") != NULL, "%s", metrics);
     ck_assert_ptr_nonnull(strstr(metrics, "# TYPE strata_writer_writes_total counter"));
-    ck_assert_ptr_nonnull(strstr(metrics, "strata_wal_sync_seconds_bucket{le=\"+Inf\"}"));
-    ck_assert_ptr_nonnull(strstr(metrics, "strata_level_files{level=\"0\"}"));
+    ck_assert_ptr_nonnull(
+        strstr(metrics, "strata_wal_sync_seconds_bucket{process=\"writer\",le=\"+Inf\"}"));
+    ck_assert_ptr_nonnull(strstr(metrics, "strata_level_files{process=\"writer\",level=\"0\"}"));
     free(metrics);
     char ready_url[300];
     snprintf(ready_url, sizeof ready_url, "%.*s/readyz",

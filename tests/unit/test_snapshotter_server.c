@@ -172,15 +172,18 @@ START_TEST(snapshots_beside_an_in_process_writer)
      * standing, counts as taken too. */
     char *page = ts_http_get(snap->metrics_url);
     ck_assert_msg(strstr(page, "HTTP/1.") == page, "%s", page);
-    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_total counter\nstrata_snapshots_total 4\n"),
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_total "
+                               "counter\nstrata_snapshots_total{process=\"snapshotter\"} 4\n"),
                   "%s", page);
     ck_assert_msg(strstr(page, "# TYPE strata_snapshot_failures_total counter\n"
-                               "strata_snapshot_failures_total 0\n"),
+                               "strata_snapshot_failures_total{process=\"snapshotter\"} 0\n"),
                   "%s", page);
     char line[96];
-    snprintf(line, sizeof line, "\nstrata_snapshot_last_seq %llu\n", (unsigned long long)seqs[2]);
+    snprintf(line, sizeof line, "\nstrata_snapshot_last_seq{process=\"snapshotter\"} %llu\n",
+             (unsigned long long)seqs[2]);
     ck_assert_msg(strstr(page, line), "%s", page);
-    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_kept gauge\nstrata_snapshots_kept 2\n"),
+    ck_assert_msg(strstr(page, "# TYPE strata_snapshots_kept "
+                               "gauge\nstrata_snapshots_kept{process=\"snapshotter\"} 2\n"),
                   "%s", page);
     ck_assert_msg(strstr(page, "# TYPE strata_snapshot_last_duration_seconds gauge\n"), "%s", page);
     ck_assert_msg(strstr(page, "# TYPE strata_snapshot_wal_segments_deleted_total counter\n"), "%s",
