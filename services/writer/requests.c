@@ -331,6 +331,8 @@ static void handle_get(ctx_t *c)
     for (; i < n; i++) {
         void *value = NULL;
         size_t len = 0;
+        if (!c->from_control && strata_is_sys_key(keys[i]))
+            continue; /* the node's own keys are not found on the client endpoint */
         rc = strata_db_get(c->w->db, &ro, keys[i].data, keys[i].len, &value, &len, &err);
         if (rc == STRATA_ENOTFOUND) {
             rc = 0;
@@ -373,7 +375,11 @@ static int bytes_cmp(strata_bytes_t a, strata_bytes_t b)
     return r ? r : (a.len > b.len) - (a.len < b.len);
 }
 
-/* A page of [start, end) from the cursor, which is the next key to return. */
+/* Just past every key under STRATA_SYS_KEY_PREFIX ("\0strata/"): '/' + 1. */
+static const char SYS_KEY_PAST[] = "\0strata0";
+
+/* A page of [start, end) from the cursor, which is the next key to return.
+ * On the client endpoint the node's own keys are left out. */
 static void handle_scan(ctx_t *c)
 {
     const strata_request_t *req = c->req;
@@ -409,6 +415,14 @@ static void handle_scan(ctx_t *c)
     for (; !rc && strata_db_iter_valid(it); strata_db_iter_next(it)) {
         size_t klen, vlen;
         const void *k = strata_db_iter_key(it, &klen);
+        if (!c->from_control && strata_is_sys_key((strata_bytes_t){k, klen})) {
+            /* The node's own keys are skipped on the client endpoint: jump
+             * past the whole prefix, which sorts first. */
+            strata_db_iter_seek(it, SYS_KEY_PAST, sizeof SYS_KEY_PAST - 1);
+            if (!strata_db_iter_valid(it))
+                break;
+            k = strata_db_iter_key(it, &klen);
+        }
         const void *v = strata_db_iter_value(it, &vlen);
         if (n == limit || (n > 0 && bytes + klen + vlen > SCAN_PAGE_BYTES)) {
             uint8_t *cur = malloc(klen ? klen : 1);
