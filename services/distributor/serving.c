@@ -18,10 +18,16 @@
 /* ---- topic filters ------------------------------------------------------- */
 
 /* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
- * a '$' topic only for a prefix that itself starts with '$'. */
+ * a '$' topic only for a prefix that itself starts with '$'. An entry with
+ * no topic is matched as NO_TOPIC, the topic the streams publish it under,
+ * so a prefix means the same on a stream, in a replay and in a session. */
 bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
 {
-    bool sys = len > 0 && topic[0] == '$';
+    if (len == 0) {
+        topic = (const uint8_t *)NO_TOPIC;
+        len = sizeof NO_TOPIC - 1;
+    }
+    bool sys = topic[0] == '$';
     if (n == 0)
         return !sys;
     for (size_t i = 0; i < n; i++) {
@@ -29,8 +35,6 @@ bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size
         if (sys && (pl == 0 || prefixes[i][0] != '$'))
             continue;
         if (pl <= len && !memcmp(topic, prefixes[i], pl))
-            return true;
-        if (len == 0 && !strcmp(prefixes[i], NO_TOPIC))
             return true;
     }
     return false;
@@ -510,6 +514,12 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
         return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
                              "subscribe.window: %u, cap %" PRIu64 " (distributor/max_window)",
                              req->window, d->max_window);
+    uint64_t published = atomic_load(&d->covered);
+    if (req->seq > published + 1)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscribe.from_seq: %" PRIu64 " is past the published end %" PRIu64
+                             " (at most %" PRIu64 ")",
+                             req->seq, published, published + 1);
     int rc = writer_connect(d, &err);
     if (rc)
         return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
@@ -549,7 +559,7 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
         } else {
             fresh = true;
             /* New: from now, or from the seq asked for. */
-            s->stored = s->acked = req->seq ? req->seq - 1 : atomic_load(&d->covered);
+            s->stored = s->acked = req->seq ? req->seq - 1 : published;
             s->owner[0] = '\0';
         }
     }
@@ -578,9 +588,13 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     if (fresh)
         s->dirty = true;
     session_end(s); /* a second session under one name replaces the first */
-    if ((rc = session_seek(d, s, s->acked + 1, &err)))
-        return send_error_to(d, identity, delimited, req->request_id, rc, "subscriber %s: %s",
-                             s->name, err.msg);
+    if ((rc = session_seek(d, s, s->acked + 1, &err))) {
+        send_error_to(d, identity, delimited, req->request_id, rc, "subscriber %s: %s", s->name,
+                      err.msg);
+        if (fresh) /* a name whose start is not retained is not made */
+            zhashx_delete(d->subs, req->name);
+        return;
+    }
     s->identity = zframe_dup(identity);
     s->delimited = delimited;
     s->request_id = req->request_id;
@@ -649,27 +663,47 @@ static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const stra
     session_pump(d, s);
 }
 
-/* Lag in ms: commit time of the first entry not acked. */
-static uint64_t sub_lag_ms(dist_t *d, sub_t *s, uint64_t covered)
+/* A subscriber's lag counts only entries of its topics: the node's own
+ * writes ($sys, among them every ack's offset record) and other topics
+ * after its acked seq are no lag. records: published - acked once an entry
+ * of its topics is unacked, else 0; ms: now - that entry's commit time.
+ * The search reads at most LAG_MAX_EXAMINED entries; past them, the last
+ * one read stands in for the first of its topics (an upper bound). */
+#define LAG_MAX_EXAMINED 100000u
+static void sub_lag(dist_t *d, const sub_t *s, uint64_t covered, uint64_t *records, uint64_t *ms)
 {
+    *records = *ms = 0;
     if (s->acked >= covered)
-        return 0;
+        return;
     uint64_t ts = 0;
     if (s->fifo_len) {
         ts = s->fifo_ts[s->fifo_head];
     } else {
+        /* A connected session has read up to next_seq - 1 and found
+         * nothing of its topics there that is not acked. */
+        uint64_t from = s->connected && s->next_seq > s->acked + 1 ? s->next_seq : s->acked + 1;
         strata_wal_cursor_t *c = NULL;
         strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
-        if (strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
-            strata_wal_cursor_seek(c, s->acked + 1, NULL) == 0 &&
-            strata_wal_cursor_next(c, covered, &e, &raw, &raw_len, NULL) == 0)
-            ts = e.timestamp_ns;
+        if (from <= covered && strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
+            strata_wal_cursor_seek(c, from, NULL) == 0) {
+            for (uint32_t examined = 0;
+                 strata_wal_cursor_next(c, covered, &e, &raw, &raw_len, NULL) == 0; examined++) {
+                if (topic_matches(e.topic, e.topic_len, s->topics, s->n_topics) ||
+                    examined + 1 >= LAG_MAX_EXAMINED) {
+                    ts = e.timestamp_ns;
+                    break;
+                }
+            }
+        }
         strata_wal_cursor_close(&c);
+        if (!ts)
+            return; /* nothing of its topics is waiting */
     }
+    *records = covered - s->acked;
     uint64_t now = wall_ns();
-    return ts && now > ts ? (now - ts) / 1000000ull : 0;
+    *ms = now > ts ? (now - ts) / 1000000ull : 0;
 }
 
 static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
@@ -685,18 +719,21 @@ static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
                              "out of memory");
     uint64_t covered = atomic_load(&d->covered);
     size_t i = 0;
-    for (sub_t *s = zhashx_first(d->subs); s && i < n; s = zhashx_next(d->subs), i++)
+    for (sub_t *s = zhashx_first(d->subs); s && i < n; s = zhashx_next(d->subs), i++) {
+        uint64_t lag_records, lag_ms;
+        sub_lag(d, s, covered, &lag_records, &lag_ms);
         infos[i] = (strata_subscriber_info_t){
             .name = s->name,
             .topics = (const char *const *)s->topics,
             .n_topics = s->n_topics,
             .acked_seq = s->acked,
-            .lag_records = covered > s->acked ? covered - s->acked : 0,
-            .lag_ms = sub_lag_ms(d, s, covered),
+            .lag_records = lag_records,
+            .lag_ms = lag_ms,
             .unacked = s->fifo_len,
             .resends = s->resends,
             .connected = s->connected,
         };
+    }
     strata_reply_t rep = {.request_id = req->request_id,
                           .op = STRATA_OP_SUBSCRIBERS,
                           .subscribers = infos,
