@@ -742,6 +742,171 @@ static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
     free(infos);
 }
 
+/* ---- deleting and resetting a durable subscriber --------------------------------- */
+
+/* The subscriber an admin request names, read from the engine when this
+ * run has not (or has only a stale copy): NULL and a reply sent when it
+ * does not exist, is another key's, or has a session. */
+static sub_t *admin_target(dist_t *d, zframe_t *identity, bool delimited,
+                           const strata_request_t *req, const char *client_key)
+{
+    const char *op = strata_op_name(req->op);
+    strata_error_t err;
+    strata_error_clear(&err);
+    if (!req->name || !*req->name) {
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL, "%s.name: empty", op);
+        return NULL;
+    }
+    sub_t *s = zhashx_lookup(d->subs, req->name);
+    if (!s || (!s->connected && !s->dirty)) {
+        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+        size_t nl = strlen(req->name);
+        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+        memcpy(key + SUB_KEY_PREFIX_LEN, req->name, nl);
+        void *value = NULL;
+        size_t value_len = 0;
+        int rc = writer_connect(d, &err);
+        if (rc == 0)
+            rc = strata_client_get(d->writer, key, SUB_KEY_PREFIX_LEN + nl, &value, &value_len,
+                                   &err);
+        if (rc == STRATA_ENOTFOUND) {
+            if (s) /* gone from the engine (expired by another run): forget it */
+                zhashx_delete(d->subs, req->name);
+            send_error_to(d, identity, delimited, req->request_id, STRATA_ENOTFOUND,
+                          "%s: no durable subscriber '%s'", op, req->name);
+            return NULL;
+        }
+        if (rc) {
+            writer_reset(d);
+            send_error_to(d, identity, delimited, req->request_id, rc,
+                          "reading the offset of %s: %s", req->name, err.msg);
+            return NULL;
+        }
+        bool made = !s;
+        if (made && !(s = sub_new(d, req->name))) {
+            free(value);
+            send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM, "out of memory");
+            return NULL;
+        }
+        rc = offset_decode(value, value_len, s, &err);
+        free(value);
+        if (rc) {
+            if (made)
+                zhashx_delete(d->subs, req->name);
+            send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+            return NULL;
+        }
+    }
+    if (owned_by_other(s, client_key)) {
+        log_warning("event=%s_refused name=%s key=%s", op, s->name, client_key);
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EPERM,
+                      "%s: durable session '%s' belongs to another client key", op, s->name);
+        return NULL;
+    }
+    if (s->connected) {
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
+                      "%s: durable session '%s' is connected; stop its subscriber (its session "
+                      "ends %" PRIu64 " ms after its last message)",
+                      op, s->name, d->session_timeout_ms);
+        return NULL;
+    }
+    return s;
+}
+
+/* As kafka-consumer-groups --delete: the name and its stored offset go; a
+ * later subscribe under it starts as a new name. */
+static void handle_subscriber_delete(dist_t *d, zframe_t *identity, bool delimited,
+                                     const strata_request_t *req, const char *client_key)
+{
+    sub_t *s = admin_target(d, identity, delimited, req, client_key);
+    if (!s)
+        return;
+    char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+    size_t nl = strlen(s->name);
+    memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+    memcpy(key + SUB_KEY_PREFIX_LEN, s->name, nl);
+    strata_error_t err;
+    int rc = writer_connect(d, &err);
+    if (rc == 0)
+        rc = strata_client_delete(d->writer, STRATA_SYNC, key, SUB_KEY_PREFIX_LEN + nl, NULL, &err);
+    if (rc) {
+        writer_reset(d);
+        return send_error_to(d, identity, delimited, req->request_id, rc,
+                             "subscriber_delete: deleting the offset of %s: %s", s->name, err.msg);
+    }
+    uint64_t acked = s->acked;
+    log_info("event=subscriber_deleted name=%s acked=%" PRIu64, s->name, acked);
+    zhashx_delete(d->subs, req->name);
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBER_DELETE,
+                          .acked_seq = acked,
+                          .published_seq = atomic_load(&d->covered)};
+    send_to(d, identity, delimited, &rep);
+}
+
+/* As kafka-consumer-groups --reset-offsets --to-earliest, --to-latest or
+ * --to-offset: the acked seq is stored before the reply. */
+static void handle_subscriber_reset(dist_t *d, zframe_t *identity, bool delimited,
+                                    const strata_request_t *req, const char *client_key)
+{
+    uint64_t published = atomic_load(&d->covered);
+    if (req->reset_to == STRATA_RESET_TO_SEQ && req->seq == 0)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscriber_reset.seq: 0 (give a seq, or to earliest or latest)");
+    if (req->reset_to == STRATA_RESET_TO_SEQ && req->seq > published + 1)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscriber_reset.seq: %" PRIu64 " is past the published end %" PRIu64
+                             " (at most %" PRIu64 ")",
+                             req->seq, published, published + 1);
+    sub_t *s = admin_target(d, identity, delimited, req, client_key);
+    if (!s)
+        return;
+    uint64_t next = published + 1;
+    if (req->reset_to != STRATA_RESET_TO_LATEST) {
+        strata_wal_cursor_t *c = NULL;
+        strata_error_t err;
+        strata_error_clear(&err);
+        int rc = strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, &err);
+        uint64_t oldest = rc ? 0 : strata_wal_cursor_oldest_seq(c);
+        strata_wal_cursor_close(&c);
+        if (rc)
+            return send_error_to(d, identity, delimited, req->request_id, rc,
+                                 "subscriber_reset: %s", err.msg);
+        if (oldest == 0 || oldest > published + 1)
+            oldest = published + 1; /* nothing retained */
+        if (req->reset_to == STRATA_RESET_TO_EARLIEST)
+            next = oldest;
+        else if (req->seq < oldest)
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_ETRUNCATED,
+                                 "subscriber_reset.seq: %" PRIu64
+                                 " is no longer retained: the oldest seq retained is %" PRIu64,
+                                 req->seq, oldest);
+        else
+            next = req->seq;
+    }
+    uint64_t before = s->acked, stored_before = s->stored;
+    s->acked = next - 1;
+    s->dirty = true;
+    s->seen_wall_ns = wall_ns();
+    d->flush_retry_ns = 0; /* an operator's request: try the writer now */
+    offsets_flush(d);
+    if (s->dirty) {
+        s->acked = before;
+        s->dirty = s->acked != stored_before;
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EIO,
+                             "subscriber_reset: the offset of %s was not stored (see the "
+                             "distributor's log); nothing changed",
+                             s->name);
+    }
+    log_info("event=subscriber_reset name=%s from=%" PRIu64 " to=%" PRIu64, s->name, before,
+             s->acked);
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBER_RESET,
+                          .acked_seq = s->acked,
+                          .published_seq = published};
+    send_to(d, identity, delimited, &rep);
+}
+
 /* ---- replay ------------------------------------------------------------------ */
 
 static strata_wal_cursor_t *cursor_take(dist_t *d, uint64_t next_seq)
@@ -1033,10 +1198,16 @@ static int history_one(dist_t *d, zsock_t *sock)
         case STRATA_OP_STATS:
             stats_reply(d, identity, delimited, req.request_id);
             break;
+        case STRATA_OP_SUBSCRIBER_DELETE:
+            handle_subscriber_delete(d, identity, delimited, &req, key);
+            break;
+        case STRATA_OP_SUBSCRIBER_RESET:
+            handle_subscriber_reset(d, identity, delimited, &req, key);
+            break;
         default:
             send_error_to(d, identity, delimited, req.request_id, STRATA_EINVAL,
                           "request: %s is not served by strata-distributor (replay, subscribe, "
-                          "ack, subscribers, stats)",
+                          "ack, subscribers, stats, subscriber_delete, subscriber_reset)",
                           strata_op_name(req.op));
         }
     }

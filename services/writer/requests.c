@@ -555,6 +555,8 @@ static void dispatch(ctx_t *c)
     case STRATA_OP_SUBSCRIBE:
     case STRATA_OP_ACK:
     case STRATA_OP_SUBSCRIBERS:
+    case STRATA_OP_SUBSCRIBER_DELETE:
+    case STRATA_OP_SUBSCRIBER_RESET:
     case STRATA_OP_DELIVER:
         return reply_error(c, STRATA_EINVAL, "request: %s is served by strata-distributor",
                            strata_op_name(op));

@@ -1155,6 +1155,159 @@ START_TEST(durable_lag_counts_only_its_topics_and_from_seq_is_bounded)
 }
 END_TEST
 
+/* One admin request (subscriber_delete or subscriber_reset) on hist: its
+ * status, with the reply in *rep and the message in err. */
+static int admin_call(strata_client_t *hist, strata_op_t op, const char *name, strata_reset_to_t to,
+                      uint64_t seq, strata_reply_t *rep, strata_error_t *err)
+{
+    strata_request_t req = {.op = op, .name = name, .reset_to = to, .seq = seq};
+    return strata_client_call(hist, &req, rep, err);
+}
+
+/* Waits until the subscriber list shows name's session ended. */
+static void wait_disconnected(strata_client_t *hist, const char *name)
+{
+    strata_request_t list = {.op = STRATA_OP_SUBSCRIBERS};
+    strata_error_t err;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull;;) {
+        strata_reply_t rep;
+        ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+        bool connected = find_subscriber(&rep, name)->connected;
+        strata_reply_clear(&rep);
+        if (!connected)
+            return;
+        ck_assert_msg(ts_now_ns() < deadline, "session %s still connected", name);
+        usleep(50000);
+    }
+}
+
+/* As kafka-consumer-groups: a stopped durable subscriber is reset to the
+ * earliest, the latest or a seq, and deleted; both are refused while its
+ * session is connected, for a name that does not exist, and for a seq out
+ * of the retained and published range. A reset takes effect at the next
+ * subscribe; a deleted name subscribes again as a new one. */
+START_TEST(a_stopped_durable_subscriber_is_reset_and_deleted)
+{
+    char *dir = ts_tempdir("dist-admin");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    const char *const env[] = {"STRATA_DISTRIBUTOR_SESSION_TIMEOUT_MS=300", NULL};
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "adm%d", i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+    }
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+    strata_reply_t rep;
+    uint64_t covered = 0;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < 4 && ts_now_ns() < deadline;) {
+        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
+        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
+        strata_reply_clear(&rep);
+    }
+    ck_assert_uint_ge(covered, 4);
+
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "nobody", 0, 0, &rep, &err),
+                     STRATA_ENOTFOUND);
+    ck_assert_str_eq(err.msg, "subscriber_delete: no durable subscriber 'nobody'");
+    strata_reply_clear(&rep);
+
+    /* A connected session: both are refused. */
+    zsock_t *dealer = zsock_new_dealer(dist.history);
+    zsock_set_rcvtimeo(dealer, 5000);
+    const char *topics[] = {"kv"}; /* the puts have no topic */
+    strata_request_t sub = {
+        .request_id = 1, .op = STRATA_OP_SUBSCRIBE, .name = "adm", .topics = topics, .n_topics = 1};
+    dealer_send(dealer, &sub);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_SUBSCRIBE, &rep), 0);
+    ck_assert_msg(rep.status == 0, "%s", rep.message);
+    uint64_t start = rep.acked_seq;
+    strata_reply_clear(&rep);
+    ck_assert_uint_ge(start, 4);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_EARLIEST,
+                                0, &rep, &err),
+                     STRATA_EBUSY);
+    ck_assert_str_eq(err.msg, "subscriber_reset: durable session 'adm' is connected; stop its "
+                              "subscriber (its session ends 300 ms after its last message)");
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err),
+                     STRATA_EBUSY);
+    strata_reply_clear(&rep);
+    zsock_destroy(&dealer);
+
+    /* Once its session has timed out: out-of-range seqs are refused. */
+    wait_disconnected(hist, "adm");
+    int rc =
+        admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ, 0, &rep, &err);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(rc, STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "subscriber_reset.seq: 0 (give a seq, or to earliest or latest)");
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ,
+                                1000000, &rep, &err),
+                     STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "subscriber_reset.seq: 1000000 is past the published end "), "%s",
+                  err.msg);
+    strata_reply_clear(&rep);
+
+    /* Earliest: the next session gets seq 1 on. */
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_EARLIEST,
+                                0, &rep, &err),
+                     0);
+    ck_assert_uint_eq(rep.op, STRATA_OP_SUBSCRIBER_RESET);
+    ck_assert_uint_eq(rep.acked_seq, 0);
+    strata_reply_clear(&rep);
+    dealer = zsock_new_dealer(dist.history);
+    zsock_set_rcvtimeo(dealer, 5000);
+    sub.topics = NULL;
+    sub.n_topics = 0; /* the stored topics */
+    dealer_send(dealer, &sub);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_SUBSCRIBE, &rep), 0);
+    ck_assert_uint_eq(rep.acked_seq, 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_DELIVER, &rep), 0);
+    ck_assert_uint_eq(rep.first_seq, 1);
+    ck_assert_uint_eq(rep.count, 4); /* only its topic: no $sys */
+    strata_reply_clear(&rep);
+    zsock_destroy(&dealer);
+
+    /* To a seq, then latest, then delete: a new name again after it. */
+    wait_disconnected(hist, "adm");
+    rc = admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ, 3, &rep, &err);
+    ck_assert_uint_eq(rep.acked_seq, 2);
+    strata_reply_clear(&rep);
+    ck_assert_msg(rc == 0, "reset to 3: %s", err.msg);
+    ck_assert_int_eq(
+        admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_LATEST, 0, &rep, &err),
+        0);
+    ck_assert_uint_eq(rep.acked_seq, rep.published_seq);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err), 0);
+    ck_assert_uint_eq(rep.op, STRATA_OP_SUBSCRIBER_DELETE);
+    strata_reply_clear(&rep);
+    strata_request_t list = {.op = STRATA_OP_SUBSCRIBERS};
+    ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+    ck_assert_uint_eq(rep.n_subscribers, 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err),
+                     STRATA_ENOTFOUND);
+    strata_reply_clear(&rep);
+
+    strata_client_destroy(&w);
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A live subscriber that stops reading while 100 MiB of entries go out:
  * the distributor holds at most distributor/pub_queue_mb of them (8 MiB
  * here), closes that subscriber, and a new one gets entries again. */
@@ -1600,6 +1753,7 @@ static Suite *distribution_suite(void)
     tc = tcase_create("subscriber_admin");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, durable_lag_counts_only_its_topics_and_from_seq_is_bounded);
+    tcase_add_test(tc, a_stopped_durable_subscriber_is_reset_and_deleted);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow_subscriber");
     tcase_set_timeout(tc, 180);
