@@ -281,8 +281,8 @@ static void handle_record(ctx_t *c)
     memset(&rec, 0, sizeof rec);
     strata_error_t err;
     int rc = strata_record_decode(req->value.data, req->value.len, false, &rec, &err);
-    if (rc)
-        return reply_error(c, rc, "record: %s", err.msg);
+    if (rc) /* the decoder's message names the type and field, or "record" */
+        return reply_error(c, rc, "%s", err.msg);
     char key[STRATA_RECORD_KEY_MAX];
     ssize_t key_len = strata_record_key(&rec, key, sizeof key);
     const char *topic = strata_record_topic(&rec);
