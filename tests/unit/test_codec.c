@@ -869,6 +869,19 @@ START_TEST(frames_without_body_or_with_unknown_enums_are_rejected)
     ck_assert_int_eq(strata_request_decode(bad_kind, sizeof bad_kind, &req, &err), STRATA_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch.ops[0].kind: 9"));
     strata_request_clear(&req);
+    /* version=1, only a body field this build does not know (99, empty):
+     * no body. PROTOCOL.md, "Errors, never crashes". */
+    const uint8_t unknown_body[] = {0x08, 0x01, 0x9a, 0x06, 0x00};
+    ck_assert_int_eq(strata_request_decode(unknown_body, sizeof unknown_body, &req, &err),
+                     STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "request: no body (case 0)");
+    strata_request_clear(&req);
+    /* version=1, status {}, and unknown fields beside it (111, varint) and
+     * inside it (5, varint): skipped, the request is a status. */
+    const uint8_t unknown_fields[] = {0x08, 0x01, 0x82, 0x01, 0x02, 0x28, 0x07, 0xf8, 0x06, 0x01};
+    ck_assert_int_eq(strata_request_decode(unknown_fields, sizeof unknown_fields, &req, &err), 0);
+    ck_assert_int_eq(req.op, STRATA_OP_STATUS);
+    strata_request_clear(&req);
     /* An empty frame is a request with version 0. */
     ck_assert_int_eq(strata_request_decode("", 0, &req, &err), STRATA_EVERSION);
     strata_request_clear(&req);
