@@ -515,11 +515,6 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
                              "subscribe.window: %u, cap %" PRIu64 " (distributor/max_window)",
                              req->window, d->max_window);
     uint64_t published = atomic_load(&d->covered);
-    if (req->seq > published + 1)
-        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
-                             "subscribe.from_seq: %" PRIu64 " is past the published end %" PRIu64
-                             " (at most %" PRIu64 ")",
-                             req->seq, published, published + 1);
     int rc = writer_connect(d, &err);
     if (rc)
         return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
@@ -556,6 +551,19 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
             free(value);
             if (rc)
                 return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+        } else if (req->seq > published + 1) {
+            /* Nothing would be delivered up to from_seq: refuse it rather
+             * than skip entries that do not exist yet. */
+            zhashx_delete(d->subs, req->name);
+            if (!atomic_load(&d->ring_ready))
+                return send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
+                                     "subscribe.from_seq: %" PRIu64 ": the distributor has not "
+                                     "attached to the writer yet; retry",
+                                     req->seq);
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                                 "subscribe.from_seq: %" PRIu64
+                                 " is past the published end %" PRIu64 " (at most %" PRIu64 ")",
+                                 req->seq, published, published + 1);
         } else {
             fresh = true;
             /* New: from now, or from the seq asked for. */
@@ -669,7 +677,7 @@ static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const stra
  * of its topics is unacked, else 0; ms: now - that entry's commit time.
  * The search reads at most LAG_MAX_EXAMINED entries; past them, the last
  * one read stands in for the first of its topics (an upper bound). */
-#define LAG_MAX_EXAMINED 100000u
+#define LAG_MAX_EXAMINED 10000u /* per subscriber: the list is answered on the loop */
 static void sub_lag(dist_t *d, const sub_t *s, uint64_t covered, uint64_t *records, uint64_t *ms)
 {
     *records = *ms = 0;

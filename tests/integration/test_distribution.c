@@ -1442,7 +1442,8 @@ START_TEST(unused_durable_names_expire_with_their_offsets)
     ck_assert_int_eq(strata_client_call(hist, &sub, &rep, &err), 0);
     strata_reply_clear(&rep);
     ck_assert(subscriber_listed(hist, "idle"));
-    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    /* The node's own key: only its control endpoint reads it. */
+    strata_client_t *w = ts_connect(node.control, 10000);
     static const char key[] = "\0strata/sub/idle";
     void *value = NULL;
     size_t len = 0;
