@@ -31,6 +31,8 @@ static const char *const op_names[] = {
     [STRATA_OP_ACK] = "ack",
     [STRATA_OP_SUBSCRIBERS] = "subscribers",
     [STRATA_OP_DELIVER] = "deliver",
+    [STRATA_OP_SUBSCRIBER_DELETE] = "subscriber_delete",
+    [STRATA_OP_SUBSCRIBER_RESET] = "subscriber_reset",
 };
 
 const char *strata_op_name(strata_op_t op)
@@ -43,7 +45,8 @@ const char *strata_op_name(strata_op_t op)
 /* DELIVER exists only as a reply: the server pushes it. */
 static bool op_is_known(strata_op_t op)
 {
-    return op > STRATA_OP_NONE && op <= STRATA_OP_SUBSCRIBERS;
+    return (op > STRATA_OP_NONE && op <= STRATA_OP_SUBSCRIBERS) ||
+           op == STRATA_OP_SUBSCRIBER_DELETE || op == STRATA_OP_SUBSCRIBER_RESET;
 }
 
 static bool reply_op_is_known(strata_op_t op)
@@ -284,6 +287,8 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     Strata__SubscribeRequest subscribe = STRATA__SUBSCRIBE_REQUEST__INIT;
     Strata__AckRequest ack = STRATA__ACK_REQUEST__INIT;
     Strata__SubscribersRequest subscribers = STRATA__SUBSCRIBERS_REQUEST__INIT;
+    Strata__SubscriberDeleteRequest sub_delete = STRATA__SUBSCRIBER_DELETE_REQUEST__INIT;
+    Strata__SubscriberResetRequest sub_reset = STRATA__SUBSCRIBER_RESET_REQUEST__INIT;
     Strata__BatchOp *ops = NULL;
     Strata__BatchOp **op_ptrs = NULL;
     ProtobufCBinaryData *keys = NULL;
@@ -402,6 +407,16 @@ int strata_request_encode(const strata_request_t *req, uint8_t **buf, size_t *le
     case STRATA_OP_SUBSCRIBERS:
         msg.subscribers = &subscribers;
         break;
+    case STRATA_OP_SUBSCRIBER_DELETE:
+        sub_delete.name = to_pb_string(req->name);
+        msg.subscriber_delete = &sub_delete;
+        break;
+    case STRATA_OP_SUBSCRIBER_RESET:
+        sub_reset.name = to_pb_string(req->name);
+        sub_reset.to = (Strata__ResetTo)req->reset_to;
+        sub_reset.seq = req->seq;
+        msg.subscriber_reset = &sub_reset;
+        break;
     case STRATA_OP_DELIVER:
     case STRATA_OP_NONE:
         break;
@@ -499,6 +514,13 @@ static int check_request_caps(const Strata__Request *msg, strata_error_t *err)
         return check_name(err, "ack.name", msg->ack->name);
     case STRATA__REQUEST__BODY_SUBSCRIBERS:
         return 0;
+    case STRATA__REQUEST__BODY_SUBSCRIBER_DELETE:
+        return check_name(err, "subscriber_delete.name", msg->subscriber_delete->name);
+    case STRATA__REQUEST__BODY_SUBSCRIBER_RESET:
+        if ((unsigned)msg->subscriber_reset->to > STRATA__RESET_TO__RESET_TO_LATEST)
+            return strata_error_set(err, STRATA_EINVAL, "subscriber_reset.to: %d unknown",
+                                    (int)msg->subscriber_reset->to);
+        return check_name(err, "subscriber_reset.name", msg->subscriber_reset->name);
     default:
         return strata_error_set(err, STRATA_EINVAL, "request: no body (case %d)",
                                 (int)msg->body_case);
@@ -618,6 +640,14 @@ int strata_request_decode(const void *buf, size_t len, strata_request_t *out, st
     case STRATA__REQUEST__BODY_ACK:
         out->name = msg->ack->name;
         out->seq = msg->ack->seq;
+        break;
+    case STRATA__REQUEST__BODY_SUBSCRIBER_DELETE:
+        out->name = msg->subscriber_delete->name;
+        break;
+    case STRATA__REQUEST__BODY_SUBSCRIBER_RESET:
+        out->name = msg->subscriber_reset->name;
+        out->reset_to = (strata_reset_to_t)msg->subscriber_reset->to;
+        out->seq = msg->subscriber_reset->seq;
         break;
     default:
         break;
@@ -818,9 +848,16 @@ int codec_reply_encode_pb(const strata_reply_t *rep, uint8_t **buf, size_t *len,
         msg.replay = &replay;
         break;
     case STRATA_OP_SUBSCRIBE:
+    case STRATA_OP_SUBSCRIBER_DELETE:
+    case STRATA_OP_SUBSCRIBER_RESET:
         subscribe.acked_seq = rep->acked_seq;
         subscribe.published_seq = rep->published_seq;
-        msg.subscribe = &subscribe;
+        if (rep->op == STRATA_OP_SUBSCRIBE)
+            msg.subscribe = &subscribe;
+        else if (rep->op == STRATA_OP_SUBSCRIBER_DELETE)
+            msg.subscriber_delete = &subscribe;
+        else
+            msg.subscriber_reset = &subscribe;
         break;
     case STRATA_OP_ACK:
         ack.durable_seq = rep->durable_seq;
@@ -947,6 +984,8 @@ static int check_reply_caps(const Strata__Reply *msg, strata_error_t *err)
         return check_pairs(err, "control.pairs", msg->control->n_pairs, msg->control->pairs);
     case STRATA__REPLY__BODY_REPLAY:
     case STRATA__REPLY__BODY_SUBSCRIBE:
+    case STRATA__REPLY__BODY_SUBSCRIBER_DELETE:
+    case STRATA__REPLY__BODY_SUBSCRIBER_RESET:
     case STRATA__REPLY__BODY_ACK:
     case STRATA__REPLY__BODY_DELIVER:
         /* The entries blob is bounded by the frame cap checked before the parse. */
@@ -1069,6 +1108,14 @@ int codec_reply_decode_pb(const void *buf, size_t len, strata_reply_t *out, stra
     case STRATA__REPLY__BODY_SUBSCRIBE:
         out->acked_seq = msg->subscribe->acked_seq;
         out->published_seq = msg->subscribe->published_seq;
+        break;
+    case STRATA__REPLY__BODY_SUBSCRIBER_DELETE:
+        out->acked_seq = msg->subscriber_delete->acked_seq;
+        out->published_seq = msg->subscriber_delete->published_seq;
+        break;
+    case STRATA__REPLY__BODY_SUBSCRIBER_RESET:
+        out->acked_seq = msg->subscriber_reset->acked_seq;
+        out->published_seq = msg->subscriber_reset->published_seq;
         break;
     case STRATA__REPLY__BODY_ACK:
         out->durable_seq = msg->ack->durable_seq;

@@ -460,8 +460,11 @@ int ctl_parse(ctl_t *ctl, int argc, char **argv, ctl_cmdline_t *cmd)
         case OPT_TO:
             /* Digits are a seq; a time is ISO-8601 (ns since the epoch would
              * read as a seq). */
+            ctl->to_word = NULL;
             if (s_parse_number(optarg, 1, UINT64_MAX, &ctl->to_seq))
                 ctl->to_time_ns = 0;
+            else if (!strcmp(optarg, "earliest") || !strcmp(optarg, "latest"))
+                ctl->to_word = optarg, ctl->to_seq = ctl->to_time_ns = 0;
             else if (strchr(optarg, 'T') && s_parse_time(optarg, &ctl->to_time_ns))
                 ctl->to_seq = 0;
             else

@@ -138,6 +138,8 @@ typedef struct {
     const char *verb_word; /* as typed, for messages before the verb is known */
     strata_client_t *client;
     cJSON *doc; /* the --json document a handler fills */
+    /* --to earliest|latest (subscribers reset; to_seq and to_time_ns are 0) */
+    const char *to_word;
 } ctl_t;
 
 typedef int(verb_fn)(ctl_t *ctl, int argc, char **argv);
@@ -167,6 +169,8 @@ const char *ctl_escape(char *buf, size_t cap, const void *data, size_t len);
 int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int ctl_fail_call(ctl_t *ctl, int rc, const strata_error_t *err);
+/* subscribers delete|reset, on ctl->client connected to the history endpoint. */
+int ctl_subscribers_admin(ctl_t *ctl, int argc, char **argv);
 void ctl_json_add_u64(cJSON *obj, const char *name, uint64_t value);
 cJSON *ctl_json_bytes(const void *data, size_t len);
 cJSON *ctl_json_scalar(const char *text);

@@ -92,9 +92,14 @@ const verb_t ctl_verbs[] = {
      "                     distributor is: flags, else DATADIR/distributor.endpoints,\n"
      "                     else " STRATA_SUB_DEFAULT_LIVE ", " STRATA_SUB_DEFAULT_DELAYED
      ", " STRATA_SUB_DEFAULT_HISTORY "\n"},
-    {"subscribers", 0, 0, FLAG_HISTORY_EP | FLAG_DIR, false, "[--history ENDPOINT | --dir DATADIR]",
+    {"subscribers", 0, 2, FLAG_HISTORY_EP | FLAG_DIR | FLAG_TO, false,
+     "[delete NAME | reset NAME --to earliest|latest|SEQ] [--history ENDPOINT | --dir DATADIR]",
      "durable subscribers: topics, acked seq, lag, unacked, resends, connected", ctl_subscribers,
-     false, NULL},
+     false,
+     "  delete NAME        remove a durable subscriber and its stored offset\n"
+     "  reset NAME --to earliest|latest|SEQ  move its acked seq: the next delivered is\n"
+     "                     the oldest retained seq, the next committed one, or SEQ\n"
+     "  Both are refused while the subscriber's session is connected (exit 3).\n"},
     {"snapshot", 0, 0, FLAG_DIR | FLAG_CONTROL, false, "--dir DATADIR | --control ENDPOINT",
      "take a snapshot now through the node's strata-snapshotter; prints its seq and path",
      ctl_snapshot, false,

@@ -95,6 +95,10 @@ int ctl_tail(ctl_t *ctl, int argc, char **argv)
         if (!argv[i][0] || strlen(argv[i]) > STRATA_PROTO_MAX_TOPIC)
             return ctl_fail(ctl, CTL_USAGE, 0, "topic %d: 1 to %u bytes", i + 1,
                             STRATA_PROTO_MAX_TOPIC);
+    if (ctl->to_word)
+        return ctl_fail(ctl, CTL_USAGE, 0,
+                        "--to %s is for subscribers reset; tail takes a seq or a time",
+                        ctl->to_word);
     if (ctl->to_seq && ctl->from_seq > ctl->to_seq)
         return ctl_fail(ctl, CTL_USAGE, 0, "--to %" PRIu64 " is before --from %" PRIu64,
                         ctl->to_seq, ctl->from_seq);
@@ -174,6 +178,8 @@ int ctl_subscribers(ctl_t *ctl, int argc, char **argv)
     int rc = strata_client_connect(&opts, &ctl->client, &err);
     if (rc)
         return ctl_fail(ctl, rc == STRATA_EINVAL ? CTL_USAGE : CTL_FAILED, rc, "%s", err.msg);
+    if (argc > 0)
+        return ctl_subscribers_admin(ctl, argc, argv);
     strata_request_t req = {.op = STRATA_OP_SUBSCRIBERS};
     strata_reply_t reply;
     if ((rc = strata_client_call(ctl->client, &req, &reply, &err))) {

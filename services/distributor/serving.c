@@ -18,10 +18,16 @@
 /* ---- topic filters ------------------------------------------------------- */
 
 /* proto/DISTRIBUTION.md: prefixes; none means every topic not beginning with '$';
- * a '$' topic only for a prefix that itself starts with '$'. */
+ * a '$' topic only for a prefix that itself starts with '$'. An entry with
+ * no topic is matched as NO_TOPIC, the topic the streams publish it under,
+ * so a prefix means the same on a stream, in a replay and in a session. */
 bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size_t n)
 {
-    bool sys = len > 0 && topic[0] == '$';
+    if (len == 0) {
+        topic = (const uint8_t *)NO_TOPIC;
+        len = sizeof NO_TOPIC - 1;
+    }
+    bool sys = topic[0] == '$';
     if (n == 0)
         return !sys;
     for (size_t i = 0; i < n; i++) {
@@ -29,8 +35,6 @@ bool topic_matches(const uint8_t *topic, size_t len, char *const *prefixes, size
         if (sys && (pl == 0 || prefixes[i][0] != '$'))
             continue;
         if (pl <= len && !memcmp(topic, prefixes[i], pl))
-            return true;
-        if (len == 0 && !strcmp(prefixes[i], NO_TOPIC))
             return true;
     }
     return false;
@@ -510,6 +514,7 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
         return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
                              "subscribe.window: %u, cap %" PRIu64 " (distributor/max_window)",
                              req->window, d->max_window);
+    uint64_t published = atomic_load(&d->covered);
     int rc = writer_connect(d, &err);
     if (rc)
         return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
@@ -546,10 +551,23 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
             free(value);
             if (rc)
                 return send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+        } else if (req->seq > published + 1) {
+            /* Nothing would be delivered up to from_seq: refuse it rather
+             * than skip entries that do not exist yet. */
+            zhashx_delete(d->subs, req->name);
+            if (!atomic_load(&d->ring_ready))
+                return send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
+                                     "subscribe.from_seq: %" PRIu64 ": the distributor has not "
+                                     "attached to the writer yet; retry",
+                                     req->seq);
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                                 "subscribe.from_seq: %" PRIu64
+                                 " is past the published end %" PRIu64 " (at most %" PRIu64 ")",
+                                 req->seq, published, published + 1);
         } else {
             fresh = true;
             /* New: from now, or from the seq asked for. */
-            s->stored = s->acked = req->seq ? req->seq - 1 : atomic_load(&d->covered);
+            s->stored = s->acked = req->seq ? req->seq - 1 : published;
             s->owner[0] = '\0';
         }
     }
@@ -578,9 +596,13 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     if (fresh)
         s->dirty = true;
     session_end(s); /* a second session under one name replaces the first */
-    if ((rc = session_seek(d, s, s->acked + 1, &err)))
-        return send_error_to(d, identity, delimited, req->request_id, rc, "subscriber %s: %s",
-                             s->name, err.msg);
+    if ((rc = session_seek(d, s, s->acked + 1, &err))) {
+        send_error_to(d, identity, delimited, req->request_id, rc, "subscriber %s: %s", s->name,
+                      err.msg);
+        if (fresh) /* a name whose start is not retained is not made */
+            zhashx_delete(d->subs, req->name);
+        return;
+    }
     s->identity = zframe_dup(identity);
     s->delimited = delimited;
     s->request_id = req->request_id;
@@ -649,27 +671,47 @@ static void handle_ack(dist_t *d, zframe_t *identity, bool delimited, const stra
     session_pump(d, s);
 }
 
-/* Lag in ms: commit time of the first entry not acked. */
-static uint64_t sub_lag_ms(dist_t *d, sub_t *s, uint64_t covered)
+/* A subscriber's lag counts only entries of its topics: the node's own
+ * writes ($sys, among them every ack's offset record) and other topics
+ * after its acked seq are no lag. records: published - acked once an entry
+ * of its topics is unacked, else 0; ms: now - that entry's commit time.
+ * The search reads at most LAG_MAX_EXAMINED entries; past them, the last
+ * one read stands in for the first of its topics (an upper bound). */
+#define LAG_MAX_EXAMINED 10000u /* per subscriber: the list is answered on the loop */
+static void sub_lag(dist_t *d, const sub_t *s, uint64_t covered, uint64_t *records, uint64_t *ms)
 {
+    *records = *ms = 0;
     if (s->acked >= covered)
-        return 0;
+        return;
     uint64_t ts = 0;
     if (s->fifo_len) {
         ts = s->fifo_ts[s->fifo_head];
     } else {
+        /* A connected session has read up to next_seq - 1 and found
+         * nothing of its topics there that is not acked. */
+        uint64_t from = s->connected && s->next_seq > s->acked + 1 ? s->next_seq : s->acked + 1;
         strata_wal_cursor_t *c = NULL;
         strata_entry_t e;
         const uint8_t *raw;
         size_t raw_len;
-        if (strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
-            strata_wal_cursor_seek(c, s->acked + 1, NULL) == 0 &&
-            strata_wal_cursor_next(c, covered, &e, &raw, &raw_len, NULL) == 0)
-            ts = e.timestamp_ns;
+        if (from <= covered && strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, NULL) == 0 &&
+            strata_wal_cursor_seek(c, from, NULL) == 0) {
+            for (uint32_t examined = 0;
+                 strata_wal_cursor_next(c, covered, &e, &raw, &raw_len, NULL) == 0; examined++) {
+                if (topic_matches(e.topic, e.topic_len, s->topics, s->n_topics) ||
+                    examined + 1 >= LAG_MAX_EXAMINED) {
+                    ts = e.timestamp_ns;
+                    break;
+                }
+            }
+        }
         strata_wal_cursor_close(&c);
+        if (!ts)
+            return; /* nothing of its topics is waiting */
     }
+    *records = covered - s->acked;
     uint64_t now = wall_ns();
-    return ts && now > ts ? (now - ts) / 1000000ull : 0;
+    *ms = now > ts ? (now - ts) / 1000000ull : 0;
 }
 
 static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
@@ -685,24 +727,192 @@ static void handle_subscribers(dist_t *d, zframe_t *identity, bool delimited,
                              "out of memory");
     uint64_t covered = atomic_load(&d->covered);
     size_t i = 0;
-    for (sub_t *s = zhashx_first(d->subs); s && i < n; s = zhashx_next(d->subs), i++)
+    for (sub_t *s = zhashx_first(d->subs); s && i < n; s = zhashx_next(d->subs), i++) {
+        uint64_t lag_records, lag_ms;
+        sub_lag(d, s, covered, &lag_records, &lag_ms);
         infos[i] = (strata_subscriber_info_t){
             .name = s->name,
             .topics = (const char *const *)s->topics,
             .n_topics = s->n_topics,
             .acked_seq = s->acked,
-            .lag_records = covered > s->acked ? covered - s->acked : 0,
-            .lag_ms = sub_lag_ms(d, s, covered),
+            .lag_records = lag_records,
+            .lag_ms = lag_ms,
             .unacked = s->fifo_len,
             .resends = s->resends,
             .connected = s->connected,
         };
+    }
     strata_reply_t rep = {.request_id = req->request_id,
                           .op = STRATA_OP_SUBSCRIBERS,
                           .subscribers = infos,
                           .n_subscribers = i};
     send_to(d, identity, delimited, &rep);
     free(infos);
+}
+
+/* ---- deleting and resetting a durable subscriber --------------------------------- */
+
+/* The subscriber an admin request names, read from the engine when this
+ * run has not (or has only a stale copy): NULL and a reply sent when it
+ * does not exist, is another key's, or has a session. */
+static sub_t *admin_target(dist_t *d, zframe_t *identity, bool delimited,
+                           const strata_request_t *req, const char *client_key)
+{
+    const char *op = strata_op_name(req->op);
+    strata_error_t err;
+    strata_error_clear(&err);
+    if (!req->name || !*req->name) {
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL, "%s.name: empty", op);
+        return NULL;
+    }
+    sub_t *s = zhashx_lookup(d->subs, req->name);
+    if (!s || (!s->connected && !s->dirty)) {
+        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+        size_t nl = strlen(req->name);
+        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+        memcpy(key + SUB_KEY_PREFIX_LEN, req->name, nl);
+        void *value = NULL;
+        size_t value_len = 0;
+        int rc = writer_connect(d, &err);
+        if (rc == 0)
+            rc = strata_client_get(d->writer, key, SUB_KEY_PREFIX_LEN + nl, &value, &value_len,
+                                   &err);
+        if (rc == STRATA_ENOTFOUND) {
+            if (s) /* gone from the engine (expired by another run): forget it */
+                zhashx_delete(d->subs, req->name);
+            send_error_to(d, identity, delimited, req->request_id, STRATA_ENOTFOUND,
+                          "%s: no durable subscriber '%s'", op, req->name);
+            return NULL;
+        }
+        if (rc) {
+            writer_reset(d);
+            send_error_to(d, identity, delimited, req->request_id, rc,
+                          "reading the offset of %s: %s", req->name, err.msg);
+            return NULL;
+        }
+        bool made = !s;
+        if (made && !(s = sub_new(d, req->name))) {
+            free(value);
+            send_error_to(d, identity, delimited, req->request_id, STRATA_ENOMEM, "out of memory");
+            return NULL;
+        }
+        rc = offset_decode(value, value_len, s, &err);
+        free(value);
+        if (rc) {
+            if (made)
+                zhashx_delete(d->subs, req->name);
+            send_error_to(d, identity, delimited, req->request_id, rc, "%s", err.msg);
+            return NULL;
+        }
+    }
+    if (owned_by_other(s, client_key)) {
+        log_warning("event=%s_refused name=%s key=%s", op, s->name, client_key);
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EPERM,
+                      "%s: durable session '%s' belongs to another client key", op, s->name);
+        return NULL;
+    }
+    if (s->connected) {
+        send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
+                      "%s: durable session '%s' is connected; stop its subscriber (its session "
+                      "ends %" PRIu64 " ms after its last message)",
+                      op, s->name, d->session_timeout_ms);
+        return NULL;
+    }
+    return s;
+}
+
+/* As kafka-consumer-groups --delete: the name and its stored offset go; a
+ * later subscribe under it starts as a new name. */
+static void handle_subscriber_delete(dist_t *d, zframe_t *identity, bool delimited,
+                                     const strata_request_t *req, const char *client_key)
+{
+    sub_t *s = admin_target(d, identity, delimited, req, client_key);
+    if (!s)
+        return;
+    char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+    size_t nl = strlen(s->name);
+    memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+    memcpy(key + SUB_KEY_PREFIX_LEN, s->name, nl);
+    strata_error_t err;
+    int rc = writer_connect(d, &err);
+    if (rc == 0)
+        rc = strata_client_delete(d->writer, STRATA_SYNC, key, SUB_KEY_PREFIX_LEN + nl, NULL, &err);
+    if (rc) {
+        writer_reset(d);
+        return send_error_to(d, identity, delimited, req->request_id, rc,
+                             "subscriber_delete: deleting the offset of %s: %s", s->name, err.msg);
+    }
+    uint64_t acked = s->acked;
+    log_info("event=subscriber_deleted name=%s acked=%" PRIu64, s->name, acked);
+    zhashx_delete(d->subs, req->name);
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBER_DELETE,
+                          .acked_seq = acked,
+                          .published_seq = atomic_load(&d->covered)};
+    send_to(d, identity, delimited, &rep);
+}
+
+/* As kafka-consumer-groups --reset-offsets --to-earliest, --to-latest or
+ * --to-offset: the acked seq is stored before the reply. */
+static void handle_subscriber_reset(dist_t *d, zframe_t *identity, bool delimited,
+                                    const strata_request_t *req, const char *client_key)
+{
+    uint64_t published = atomic_load(&d->covered);
+    if (req->reset_to == STRATA_RESET_TO_SEQ && req->seq == 0)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscriber_reset.seq: 0 (give a seq, or to earliest or latest)");
+    if (req->reset_to == STRATA_RESET_TO_SEQ && req->seq > published + 1)
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EINVAL,
+                             "subscriber_reset.seq: %" PRIu64 " is past the published end %" PRIu64
+                             " (at most %" PRIu64 ")",
+                             req->seq, published, published + 1);
+    sub_t *s = admin_target(d, identity, delimited, req, client_key);
+    if (!s)
+        return;
+    uint64_t next = published + 1;
+    if (req->reset_to != STRATA_RESET_TO_LATEST) {
+        strata_wal_cursor_t *c = NULL;
+        strata_error_t err;
+        strata_error_clear(&err);
+        int rc = strata_wal_cursor_open(d->wal_dir, WAL_MAX_ENTRY, &c, &err);
+        uint64_t oldest = rc ? 0 : strata_wal_cursor_oldest_seq(c);
+        strata_wal_cursor_close(&c);
+        if (rc)
+            return send_error_to(d, identity, delimited, req->request_id, rc,
+                                 "subscriber_reset: %s", err.msg);
+        if (oldest == 0 || oldest > published + 1)
+            oldest = published + 1; /* nothing retained */
+        if (req->reset_to == STRATA_RESET_TO_EARLIEST)
+            next = oldest;
+        else if (req->seq < oldest)
+            return send_error_to(d, identity, delimited, req->request_id, STRATA_ETRUNCATED,
+                                 "subscriber_reset.seq: %" PRIu64
+                                 " is no longer retained: the oldest seq retained is %" PRIu64,
+                                 req->seq, oldest);
+        else
+            next = req->seq;
+    }
+    uint64_t before = s->acked, stored_before = s->stored;
+    s->acked = next - 1;
+    s->dirty = true;
+    s->seen_wall_ns = wall_ns();
+    d->flush_retry_ns = 0; /* an operator's request: try the writer now */
+    offsets_flush(d);
+    if (s->dirty) {
+        s->acked = before;
+        s->dirty = s->acked != stored_before;
+        return send_error_to(d, identity, delimited, req->request_id, STRATA_EIO,
+                             "subscriber_reset: the offset of %s was not stored (see the "
+                             "distributor's log); nothing changed",
+                             s->name);
+    }
+    log_info("event=subscriber_reset name=%s from=%" PRIu64 " to=%" PRIu64, s->name, before,
+             s->acked);
+    strata_reply_t rep = {.request_id = req->request_id,
+                          .op = STRATA_OP_SUBSCRIBER_RESET,
+                          .acked_seq = s->acked,
+                          .published_seq = published};
+    send_to(d, identity, delimited, &rep);
 }
 
 /* ---- replay ------------------------------------------------------------------ */
@@ -1074,10 +1284,16 @@ static int history_one(dist_t *d, zsock_t *sock)
         case STRATA_OP_STATS:
             stats_reply(d, identity, delimited, req.request_id);
             break;
+        case STRATA_OP_SUBSCRIBER_DELETE:
+            handle_subscriber_delete(d, identity, delimited, &req, key);
+            break;
+        case STRATA_OP_SUBSCRIBER_RESET:
+            handle_subscriber_reset(d, identity, delimited, &req, key);
+            break;
         default:
             send_error_to(d, identity, delimited, req.request_id, STRATA_EINVAL,
                           "request: %s is not served by strata-distributor (replay, subscribe, "
-                          "ack, subscribers, stats)",
+                          "ack, subscribers, stats, subscriber_delete, subscriber_reset)",
                           strata_op_name(req.op));
         }
     }

@@ -281,8 +281,8 @@ static void handle_record(ctx_t *c)
     memset(&rec, 0, sizeof rec);
     strata_error_t err;
     int rc = strata_record_decode(req->value.data, req->value.len, false, &rec, &err);
-    if (rc)
-        return reply_error(c, rc, "record: %s", err.msg);
+    if (rc) /* the decoder's message names the type and field, or "record" */
+        return reply_error(c, rc, "%s", err.msg);
     char key[STRATA_RECORD_KEY_MAX];
     ssize_t key_len = strata_record_key(&rec, key, sizeof key);
     const char *topic = strata_record_topic(&rec);
@@ -331,6 +331,8 @@ static void handle_get(ctx_t *c)
     for (; i < n; i++) {
         void *value = NULL;
         size_t len = 0;
+        if (!c->from_control && strata_is_sys_key(keys[i]))
+            continue; /* the node's own keys are not found on the client endpoint */
         rc = strata_db_get(c->w->db, &ro, keys[i].data, keys[i].len, &value, &len, &err);
         if (rc == STRATA_ENOTFOUND) {
             rc = 0;
@@ -373,7 +375,11 @@ static int bytes_cmp(strata_bytes_t a, strata_bytes_t b)
     return r ? r : (a.len > b.len) - (a.len < b.len);
 }
 
-/* A page of [start, end) from the cursor, which is the next key to return. */
+/* Just past every key under STRATA_SYS_KEY_PREFIX ("\0strata/"): '/' + 1. */
+static const char SYS_KEY_PAST[] = "\0strata0";
+
+/* A page of [start, end) from the cursor, which is the next key to return.
+ * On the client endpoint the node's own keys are left out. */
 static void handle_scan(ctx_t *c)
 {
     const strata_request_t *req = c->req;
@@ -409,6 +415,14 @@ static void handle_scan(ctx_t *c)
     for (; !rc && strata_db_iter_valid(it); strata_db_iter_next(it)) {
         size_t klen, vlen;
         const void *k = strata_db_iter_key(it, &klen);
+        if (!c->from_control && strata_is_sys_key((strata_bytes_t){k, klen})) {
+            /* The node's own keys are skipped on the client endpoint: jump
+             * past the whole prefix, which sorts first. */
+            strata_db_iter_seek(it, SYS_KEY_PAST, sizeof SYS_KEY_PAST - 1);
+            if (!strata_db_iter_valid(it))
+                break;
+            k = strata_db_iter_key(it, &klen);
+        }
         const void *v = strata_db_iter_value(it, &vlen);
         if (n == limit || (n > 0 && bytes + klen + vlen > SCAN_PAGE_BYTES)) {
             uint8_t *cur = malloc(klen ? klen : 1);
@@ -541,6 +555,8 @@ static void dispatch(ctx_t *c)
     case STRATA_OP_SUBSCRIBE:
     case STRATA_OP_ACK:
     case STRATA_OP_SUBSCRIBERS:
+    case STRATA_OP_SUBSCRIBER_DELETE:
+    case STRATA_OP_SUBSCRIBER_RESET:
     case STRATA_OP_DELIVER:
         return reply_error(c, STRATA_EINVAL, "request: %s is served by strata-distributor",
                            strata_op_name(op));

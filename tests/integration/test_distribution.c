@@ -1018,6 +1018,296 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
 }
 END_TEST
 
+/* Sends one request on a raw DEALER (a session's deliveries all answer its
+ * subscribe, so the blocking client cannot hold one). */
+static void dealer_send(zsock_t *dealer, const strata_request_t *req)
+{
+    uint8_t *frame = NULL;
+    size_t frame_len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(req, &frame, &frame_len, &err), 0);
+    ck_assert_int_eq(zsock_send(dealer, "b", frame, frame_len), 0);
+    free(frame);
+}
+
+/* The next reply of op on the DEALER (others are skipped), 0 when none. */
+static int dealer_wait(zsock_t *dealer, strata_op_t op, strata_reply_t *rep)
+{
+    for (int i = 0; i < 100; i++) {
+        zframe_t *f = zframe_recv(dealer);
+        if (!f)
+            return -1;
+        strata_error_t err;
+        ck_assert_int_eq(strata_reply_decode(zframe_data(f), zframe_size(f), rep, &err), 0);
+        zframe_destroy(&f);
+        if (rep->op == op || rep->status != 0)
+            return 0;
+        strata_reply_clear(rep);
+    }
+    return -1;
+}
+
+static const strata_subscriber_info_t *find_subscriber(const strata_reply_t *rep, const char *name)
+{
+    for (size_t i = 0; i < rep->n_subscribers; i++)
+        if (!strcmp(rep->subscribers[i].name, name))
+            return &rep->subscribers[i];
+    ck_abort_msg("no subscriber %s listed", name);
+    return NULL;
+}
+
+/* Writes without a topic travel as `kv` everywhere: a durable session on
+ * the prefix "k" gets them. Once it has acked them, its lag is 0 however
+ * many offset records ($sys) its acks write; an entry of its topics makes
+ * it lag again. A from_seq past the published end + 1 is refused. */
+START_TEST(durable_lag_counts_only_its_topics_and_from_seq_is_bounded)
+{
+    char *dir = ts_tempdir("dist-lag");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, NULL);
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "lag%d", i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+    }
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+    strata_reply_t rep;
+    uint64_t covered = 0;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < 5 && ts_now_ns() < deadline;) {
+        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
+        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
+        strata_reply_clear(&rep);
+    }
+    ck_assert_uint_ge(covered, 5);
+
+    strata_request_t far = {.op = STRATA_OP_SUBSCRIBE, .name = "far", .seq = covered + 2};
+    ck_assert_int_eq(strata_client_call(hist, &far, &rep, &err), STRATA_EINVAL);
+    char want[160];
+    snprintf(want, sizeof want,
+             "subscribe.from_seq: %" PRIu64 " is past the published end %" PRIu64
+             " (at most %" PRIu64 ")",
+             covered + 2, covered, covered + 1);
+    ck_assert_str_eq(err.msg, want);
+    strata_reply_clear(&rep);
+
+    zsock_t *dealer = zsock_new_dealer(dist.history);
+    zsock_set_rcvtimeo(dealer, 5000);
+    const char *topics[] = {"k"};
+    strata_request_t sub = {.request_id = 1,
+                            .op = STRATA_OP_SUBSCRIBE,
+                            .name = "lag",
+                            .topics = topics,
+                            .n_topics = 1,
+                            .seq = 1};
+    dealer_send(dealer, &sub);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_SUBSCRIBE, &rep), 0);
+    ck_assert_msg(rep.status == 0, "%s", rep.message);
+    strata_reply_clear(&rep);
+    uint64_t last = 0, count = 0;
+    while (last < 5) {
+        ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_DELIVER, &rep), 0);
+        ck_assert_msg(rep.status == 0, "%s", rep.message);
+        last = rep.last_seq;
+        count += rep.count;
+        strata_reply_clear(&rep);
+    }
+    ck_assert_uint_eq(count, 5);
+    strata_request_t ack = {.request_id = 2, .op = STRATA_OP_ACK, .name = "lag", .seq = last};
+    dealer_send(dealer, &ack);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_ACK, &rep), 0);
+    ck_assert_uint_eq(rep.durable_seq, last);
+    strata_reply_clear(&rep);
+    /* The acks' offset records are published after `last`: no lag. */
+    usleep(50000);
+    strata_request_t list = {.op = STRATA_OP_SUBSCRIBERS};
+    ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+    const strata_subscriber_info_t *info = find_subscriber(&rep, "lag");
+    ck_assert_uint_eq(info->acked_seq, last);
+    ck_assert_uint_eq(info->lag_records, 0);
+    ck_assert_uint_eq(info->lag_ms, 0);
+    strata_reply_clear(&rep);
+
+    /* A write of its topics is lag until acked (the session gets it). */
+    zsock_destroy(&dealer);
+    usleep(20000);
+    ck_assert_int_eq(strata_client_put(w, STRATA_DURABILITY_SYNC, "lag9", 4, "v", 1, NULL, &err),
+                     0);
+    usleep(50000);
+    ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+    info = find_subscriber(&rep, "lag");
+    ck_assert_uint_gt(info->lag_records, 0);
+    ck_assert_uint_gt(info->lag_ms, 0);
+    strata_reply_clear(&rep);
+
+    strata_client_destroy(&w);
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* One admin request (subscriber_delete or subscriber_reset) on hist: its
+ * status, with the reply in *rep and the message in err. */
+static int admin_call(strata_client_t *hist, strata_op_t op, const char *name, strata_reset_to_t to,
+                      uint64_t seq, strata_reply_t *rep, strata_error_t *err)
+{
+    strata_request_t req = {.op = op, .name = name, .reset_to = to, .seq = seq};
+    return strata_client_call(hist, &req, rep, err);
+}
+
+/* Waits until the subscriber list shows name's session ended. */
+static void wait_disconnected(strata_client_t *hist, const char *name)
+{
+    strata_request_t list = {.op = STRATA_OP_SUBSCRIBERS};
+    strata_error_t err;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull;;) {
+        strata_reply_t rep;
+        ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+        bool connected = find_subscriber(&rep, name)->connected;
+        strata_reply_clear(&rep);
+        if (!connected)
+            return;
+        ck_assert_msg(ts_now_ns() < deadline, "session %s still connected", name);
+        usleep(50000);
+    }
+}
+
+/* As kafka-consumer-groups: a stopped durable subscriber is reset to the
+ * earliest, the latest or a seq, and deleted; both are refused while its
+ * session is connected, for a name that does not exist, and for a seq out
+ * of the retained and published range. A reset takes effect at the next
+ * subscribe; a deleted name subscribes again as a new one. */
+START_TEST(a_stopped_durable_subscriber_is_reset_and_deleted)
+{
+    char *dir = ts_tempdir("dist-admin");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    const char *const env[] = {"STRATA_DISTRIBUTOR_SESSION_TIMEOUT_MS=300", NULL};
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, env);
+    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    strata_error_t err;
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "adm%d", i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+    }
+    strata_client_t *hist = ts_connect(dist.history, 10000);
+    strata_reply_t rep;
+    uint64_t covered = 0;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < 4 && ts_now_ns() < deadline;) {
+        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
+        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
+        strata_reply_clear(&rep);
+    }
+    ck_assert_uint_ge(covered, 4);
+
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "nobody", 0, 0, &rep, &err),
+                     STRATA_ENOTFOUND);
+    ck_assert_str_eq(err.msg, "subscriber_delete: no durable subscriber 'nobody'");
+    strata_reply_clear(&rep);
+
+    /* A connected session: both are refused. */
+    zsock_t *dealer = zsock_new_dealer(dist.history);
+    zsock_set_rcvtimeo(dealer, 5000);
+    const char *topics[] = {"kv"}; /* the puts have no topic */
+    strata_request_t sub = {
+        .request_id = 1, .op = STRATA_OP_SUBSCRIBE, .name = "adm", .topics = topics, .n_topics = 1};
+    dealer_send(dealer, &sub);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_SUBSCRIBE, &rep), 0);
+    ck_assert_msg(rep.status == 0, "%s", rep.message);
+    uint64_t start = rep.acked_seq;
+    strata_reply_clear(&rep);
+    ck_assert_uint_ge(start, 4);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_EARLIEST,
+                                0, &rep, &err),
+                     STRATA_EBUSY);
+    ck_assert_str_eq(err.msg, "subscriber_reset: durable session 'adm' is connected; stop its "
+                              "subscriber (its session ends 300 ms after its last message)");
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err),
+                     STRATA_EBUSY);
+    strata_reply_clear(&rep);
+    zsock_destroy(&dealer);
+
+    /* Once its session has timed out: out-of-range seqs are refused. */
+    wait_disconnected(hist, "adm");
+    int rc =
+        admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ, 0, &rep, &err);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(rc, STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "subscriber_reset.seq: 0 (give a seq, or to earliest or latest)");
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ,
+                                1000000, &rep, &err),
+                     STRATA_EINVAL);
+    ck_assert_msg(strstr(err.msg, "subscriber_reset.seq: 1000000 is past the published end "), "%s",
+                  err.msg);
+    strata_reply_clear(&rep);
+
+    /* Earliest: the next session gets seq 1 on. */
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_EARLIEST,
+                                0, &rep, &err),
+                     0);
+    ck_assert_uint_eq(rep.op, STRATA_OP_SUBSCRIBER_RESET);
+    ck_assert_uint_eq(rep.acked_seq, 0);
+    strata_reply_clear(&rep);
+    dealer = zsock_new_dealer(dist.history);
+    zsock_set_rcvtimeo(dealer, 5000);
+    sub.topics = NULL;
+    sub.n_topics = 0; /* the stored topics */
+    dealer_send(dealer, &sub);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_SUBSCRIBE, &rep), 0);
+    ck_assert_uint_eq(rep.acked_seq, 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(dealer_wait(dealer, STRATA_OP_DELIVER, &rep), 0);
+    ck_assert_uint_eq(rep.first_seq, 1);
+    ck_assert_uint_eq(rep.count, 4); /* only its topic: no $sys */
+    strata_reply_clear(&rep);
+    zsock_destroy(&dealer);
+
+    /* To a seq, then latest, then delete: a new name again after it. */
+    wait_disconnected(hist, "adm");
+    rc = admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_SEQ, 3, &rep, &err);
+    ck_assert_uint_eq(rep.acked_seq, 2);
+    strata_reply_clear(&rep);
+    ck_assert_msg(rc == 0, "reset to 3: %s", err.msg);
+    ck_assert_int_eq(
+        admin_call(hist, STRATA_OP_SUBSCRIBER_RESET, "adm", STRATA_RESET_TO_LATEST, 0, &rep, &err),
+        0);
+    ck_assert_uint_eq(rep.acked_seq, rep.published_seq);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err), 0);
+    ck_assert_uint_eq(rep.op, STRATA_OP_SUBSCRIBER_DELETE);
+    strata_reply_clear(&rep);
+    strata_request_t list = {.op = STRATA_OP_SUBSCRIBERS};
+    ck_assert_int_eq(strata_client_call(hist, &list, &rep, &err), 0);
+    ck_assert_uint_eq(rep.n_subscribers, 0);
+    strata_reply_clear(&rep);
+    ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "adm", 0, 0, &rep, &err),
+                     STRATA_ENOTFOUND);
+    strata_reply_clear(&rep);
+
+    strata_client_destroy(&w);
+    strata_client_destroy(&hist);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A live subscriber that stops reading while 100 MiB of entries go out:
  * the distributor holds at most distributor/pub_queue_mb of them (8 MiB
  * here), closes that subscriber, and a new one gets entries again. */
@@ -1152,7 +1442,8 @@ START_TEST(unused_durable_names_expire_with_their_offsets)
     ck_assert_int_eq(strata_client_call(hist, &sub, &rep, &err), 0);
     strata_reply_clear(&rep);
     ck_assert(subscriber_listed(hist, "idle"));
-    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    /* The node's own key: only its control endpoint reads it. */
+    strata_client_t *w = ts_connect(node.control, 10000);
     static const char key[] = "\0strata/sub/idle";
     void *value = NULL;
     size_t len = 0;
@@ -1459,6 +1750,11 @@ static Suite *distribution_suite(void)
     tcase_add_test(tc, durable_subscriber_killed_after_acking_everything_resumes_at_the_end);
     tcase_add_test(tc, durable_sessions_are_capped_in_window_count_and_bytes);
     tcase_add_test(tc, unused_durable_names_expire_with_their_offsets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("subscriber_admin");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, durable_lag_counts_only_its_topics_and_from_seq_is_bounded);
+    tcase_add_test(tc, a_stopped_durable_subscriber_is_reset_and_deleted);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow_subscriber");
     tcase_set_timeout(tc, 180);

@@ -454,6 +454,56 @@ START_TEST(subscribe_ack_and_subscribers_requests_round_trip)
 }
 END_TEST
 
+/* subscriber_delete and subscriber_reset (DISTRIBUTION.md, "Deleting a
+ * subscriber, moving its offset"): requests and replies round-trip, and a
+ * reset `to` past RESET_TO_LATEST is refused naming the field. */
+START_TEST(subscriber_delete_and_reset_round_trip)
+{
+    strata_request_t del = {.request_id = 51, .op = STRATA_OP_SUBSCRIBER_DELETE, .name = "audit"};
+    strata_request_t out;
+    request_round_trip(&del, &out);
+    ck_assert_str_eq(out.name, "audit");
+    strata_request_clear(&out);
+    static const strata_reset_to_t tos[] = {STRATA_RESET_TO_SEQ, STRATA_RESET_TO_EARLIEST,
+                                            STRATA_RESET_TO_LATEST};
+    for (size_t i = 0; i < 3; i++) {
+        strata_request_t reset = {.request_id = 52,
+                                  .op = STRATA_OP_SUBSCRIBER_RESET,
+                                  .name = "audit",
+                                  .reset_to = tos[i],
+                                  .seq = 99};
+        request_round_trip(&reset, &out);
+        ck_assert_str_eq(out.name, "audit");
+        ck_assert_int_eq(out.reset_to, tos[i]);
+        ck_assert_uint_eq(out.seq, 99);
+        strata_request_clear(&out);
+    }
+    strata_request_t bad = {
+        .request_id = 53, .op = STRATA_OP_SUBSCRIBER_RESET, .name = "a", .reset_to = 3};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    strata_error_t err;
+    ck_assert_int_eq(strata_request_encode(&bad, &buf, &len, &err), 0);
+    ck_assert_int_eq(strata_request_decode(buf, len, &out, &err), STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "subscriber_reset.to: 3 unknown");
+    strata_request_clear(&out);
+    free(buf);
+
+    static const strata_op_t ops[] = {STRATA_OP_SUBSCRIBER_DELETE, STRATA_OP_SUBSCRIBER_RESET};
+    for (size_t i = 0; i < 2; i++) {
+        strata_reply_t rep = {.request_id = 54, .op = ops[i], .acked_seq = 7, .published_seq = 12};
+        strata_reply_t got;
+        reply_round_trip(&rep, &got);
+        ck_assert_int_eq(got.op, ops[i]);
+        ck_assert_uint_eq(got.acked_seq, 7);
+        ck_assert_uint_eq(got.published_seq, 12);
+        strata_reply_clear(&got);
+    }
+    ck_assert_str_eq(strata_op_name(STRATA_OP_SUBSCRIBER_DELETE), "subscriber_delete");
+    ck_assert_str_eq(strata_op_name(STRATA_OP_SUBSCRIBER_RESET), "subscriber_reset");
+}
+END_TEST
+
 START_TEST(history_replies_round_trip)
 {
     static const uint8_t blob[] = {1, 2, 3, 0, 4, 5};
@@ -818,6 +868,19 @@ START_TEST(frames_without_body_or_with_unknown_enums_are_rejected)
     const uint8_t bad_kind[] = {0x08, 0x01, 0x62, 0x04, 0x0a, 0x02, 0x08, 0x09};
     ck_assert_int_eq(strata_request_decode(bad_kind, sizeof bad_kind, &req, &err), STRATA_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch.ops[0].kind: 9"));
+    strata_request_clear(&req);
+    /* version=1, only a body field this build does not know (99, empty):
+     * no body. PROTOCOL.md, "Errors, never crashes". */
+    const uint8_t unknown_body[] = {0x08, 0x01, 0x9a, 0x06, 0x00};
+    ck_assert_int_eq(strata_request_decode(unknown_body, sizeof unknown_body, &req, &err),
+                     STRATA_EINVAL);
+    ck_assert_str_eq(err.msg, "request: no body (case 0)");
+    strata_request_clear(&req);
+    /* version=1, status {}, and unknown fields beside it (111, varint) and
+     * inside it (5, varint): skipped, the request is a status. */
+    const uint8_t unknown_fields[] = {0x08, 0x01, 0x82, 0x01, 0x02, 0x28, 0x07, 0xf8, 0x06, 0x01};
+    ck_assert_int_eq(strata_request_decode(unknown_fields, sizeof unknown_fields, &req, &err), 0);
+    ck_assert_int_eq(req.op, STRATA_OP_STATUS);
     strata_request_clear(&req);
     /* An empty frame is a request with version 0. */
     ck_assert_int_eq(strata_request_decode("", 0, &req, &err), STRATA_EVERSION);
@@ -1281,6 +1344,7 @@ int main(void)
     tcase_add_test(rt, error_reply_carries_status_and_message);
     tcase_add_test(rt, replay_request_round_trips);
     tcase_add_test(rt, subscribe_ack_and_subscribers_requests_round_trip);
+    tcase_add_test(rt, subscriber_delete_and_reset_round_trip);
     tcase_add_test(rt, history_replies_round_trip);
     suite_add_tcase(s, rt);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strata/codec.h"
 #include "strata/record.h"
 #include "support.h"
 
@@ -568,6 +569,35 @@ START_TEST(decoder_survives_mutated_encodings)
 }
 END_TEST
 
+/* RECORDS.md: a Raw record must fit the 1 MiB value cap whole, so its data
+ * may hold 1048540 - T - K bytes (topic of T <= 31 bytes, key of K <= 255),
+ * one less for a 32-byte topic and one less for a key of 256 or more. */
+START_TEST(raw_data_cap_is_the_value_cap_less_its_envelope)
+{
+    static const struct {
+        size_t topic_len, key_len, data_max;
+    } cases[] = {{1, 1, 1048538}, {31, 255, 1048254}, {32, 256, 1048250}, {5, 1024, 1047510}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t extra = 0; extra < 2; extra++) {
+            strata_record_t rec = {.type = STRATA_RECORD_RAW};
+            memset(rec.u.raw.topic, 't', cases[i].topic_len);
+            rec.u.raw.key.len = cases[i].key_len;
+            rec.u.raw.key.ptr = malloc(cases[i].key_len);
+            memset(rec.u.raw.key.ptr, 'k', cases[i].key_len);
+            rec.u.raw.data.len = cases[i].data_max + extra;
+            rec.u.raw.data.ptr = calloc(1, rec.u.raw.data.len);
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            strata_error_t err;
+            ck_assert_msg(strata_record_encode(&rec, &buf, &len, &err) == 0, "%s", err.msg);
+            ck_assert_uint_eq(len, STRATA_PROTO_MAX_VALUE + extra);
+            free(buf);
+            strata_record_clear(&rec);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("record");
@@ -585,6 +615,7 @@ int main(void)
     tcase_add_test(tc, keys_and_topics_follow_the_ids);
     tcase_add_test(tc, json_output_is_exact_and_escaped);
     tcase_add_test(tc, decoder_survives_mutated_encodings);
+    tcase_add_test(tc, raw_data_cap_is_the_value_cap_less_its_envelope);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }

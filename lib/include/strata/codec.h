@@ -58,7 +58,16 @@ typedef enum {
     STRATA_OP_ACK,
     STRATA_OP_SUBSCRIBERS,
     STRATA_OP_DELIVER, /* replies only: entries pushed to a durable session */
+    STRATA_OP_SUBSCRIBER_DELETE,
+    STRATA_OP_SUBSCRIBER_RESET,
 } strata_op_t;
+
+/* subscriber_reset: where the acked seq goes. */
+typedef enum {
+    STRATA_RESET_TO_SEQ = 0, /* seq is the next to deliver */
+    STRATA_RESET_TO_EARLIEST = 1,
+    STRATA_RESET_TO_LATEST = 2,
+} strata_reset_to_t;
 
 /* The wire's durability is the WAL's (strata/wal.h): SYNC (0, the
  * default) replies after fdatasync, ASYNC after write(). */
@@ -126,16 +135,18 @@ typedef struct {
     const char *const *args;
     size_t n_args;
     const strata_install_t *install; /* control: install_compaction's; NULL: absent */
-    const char *name;                /* subscribe, ack */
+    const char *name;                /* subscribe, ack, subscriber_delete, subscriber_reset */
     const char *const *topics;       /* replay, subscribe */
     size_t n_topics;
-    uint64_t seq;          /* replay and subscribe: from_seq; ack: the acked seq */
+    uint64_t seq;          /* replay, subscribe: from_seq; ack: acked; reset: next to deliver */
     uint64_t from_time_ns; /* replay */
     uint64_t to_seq;       /* replay */
     uint32_t max_entries;  /* replay */
     uint32_t max_bytes;    /* replay */
     uint32_t window;       /* subscribe */
     void *decoded_;        /* private: what decode allocated */
+    /* subscriber_reset: where the acked seq goes (seq for STRATA_RESET_TO_SEQ) */
+    strata_reset_to_t reset_to;
 } strata_request_t;
 
 typedef struct {
@@ -191,7 +202,7 @@ typedef struct {
     uint64_t next_seq;           /* replay */
     uint64_t published_seq;      /* replay, subscribe */
     bool done;                   /* replay */
-    uint64_t acked_seq;          /* subscribe */
+    uint64_t acked_seq;          /* subscribe, subscriber_delete, subscriber_reset */
     uint64_t first_seq;          /* deliver (last_seq above is its last) */
     /* ack: durable_seq above is the stored offset */
     const strata_subscriber_info_t *subscribers;
