@@ -1222,13 +1222,13 @@ static void lag_refresh(dist_t *d, uint64_t now)
     qsort(all, k, sizeof *all, lag_cmp);
     uint64_t covered = atomic_load(&d->covered);
     size_t shown = k < LAG_METRICS_MAX ? k : LAG_METRICS_MAX;
-    uint64_t ms[LAG_METRICS_MAX];
+    uint64_t records[LAG_METRICS_MAX], ms[LAG_METRICS_MAX];
     for (size_t i = 0; i < shown; i++) /* may read the WAL: outside the lock */
-        ms[i] = sub_lag_ms(d, all[i], covered);
+        sub_lag(d, all[i], covered, &records[i], &ms[i]);
     pthread_mutex_lock(&d->stats_mu);
     for (size_t i = 0; i < shown; i++) {
         snprintf(d->lag[i].name, sizeof d->lag[i].name, "%s", all[i]->name);
-        d->lag[i].records = covered > all[i]->acked ? covered - all[i]->acked : 0;
+        d->lag[i].records = records[i];
         d->lag[i].ms = ms[i];
     }
     d->n_lag = shown;
