@@ -59,8 +59,10 @@ ssize_t compactor_throttled_pwrite(strata_io_t *io, int fd, const void *buf, siz
                                    uint64_t off)
 {
     compactor_t *s = io->state;
+    /* Not EINTR, which strata_io_pwrite_all retries: a stop during a job's
+     * write spun there for ever, and the process never exited. */
     if (stopping(s))
-        return -EINTR;
+        return -ECANCELED;
     strata_io_t *posix = strata_io_posix();
     ssize_t n = posix->pwrite(posix, fd, buf, len, off);
     if (n <= 0)

@@ -16,7 +16,7 @@
 #include "support.h"
 #include "writer.h"
 
-static svc_config_t *config_for(const char *dir)
+static svc_config_t *config_rated(const char *dir, unsigned rate_mb_s)
 {
     char text[1400];
     snprintf(text, sizeof text,
@@ -27,14 +27,19 @@ static svc_config_t *config_for(const char *dir)
              "    ring_mb = 1\n    wal_retain_mb = 0\n    wal_retain_hours = 0\n"
              "    wal_truncation = flush\n    compaction = compactor\n    metrics = off\n"
              "compactor\n    endpoint = tcp://127.0.0.1:*\n    l0_trigger = 4\n"
-             "    level1_mb = 64\n    target_file_mb = 8\n    rate_mb_s = 0\n"
+             "    level1_mb = 64\n    target_file_mb = 8\n    rate_mb_s = %u\n"
              "    cpu_percent = 100\n    metrics = off\n"
              "log\n    level = warning\n",
-             dir);
+             dir, rate_mb_s);
     svc_config_t *cfg = NULL;
     strata_error_t err;
     ck_assert_msg(svc_config_load(text, NULL, &cfg, &err) == 0, "config: %s", err.msg);
     return cfg;
+}
+
+static svc_config_t *config_for(const char *dir)
+{
+    return config_rated(dir, 0);
 }
 
 static void *run_writer(void *arg)
@@ -172,12 +177,79 @@ START_TEST(compacts_beside_an_in_process_writer)
 }
 END_TEST
 
+/* A stop while a job writes its output abandons the job at its next write:
+ * the throttle's refusal must end the write, not be retried as an
+ * interrupted call (it was, and the compactor spun until SIGKILL). The
+ * job is slowed to 1 MiB/s so that it is still writing when the stop
+ * comes. */
+START_TEST(a_stop_during_a_compaction_ends_it_promptly)
+{
+    char *dir = ts_tempdir("csrv");
+    writer_t *w = NULL;
+    strata_error_t err;
+    ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
+    pthread_t writer_loop;
+    ck_assert_int_eq(pthread_create(&writer_loop, NULL, run_writer, w), 0);
+    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_reply_t rep;
+    static char value[1000];
+    memset(value, 'v', sizeof value);
+    for (int f = 0; f < 4; f++) { /* four tables of 3 MB: a 12 MB job */
+        for (int i = 0; i < 3000; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d-%05d", f, i);
+            ck_assert_int_eq(strata_client_put(c, STRATA_DURABILITY_ASYNC, key, strlen(key), value,
+                                               sizeof value, NULL, &err),
+                             0);
+        }
+        ck_assert_msg(strata_client_control(c, "flush", NULL, 0, &rep, &err) == 0, "flush: %s",
+                      err.msg);
+        strata_reply_clear(&rep);
+    }
+    compactor_t *comp = NULL;
+    ck_assert_msg(compactor_new(config_rated(dir, 1), &comp, &err) == 0, "compactor_new: %s",
+                  err.msg);
+    pthread_t comp_loop;
+    ck_assert_int_eq(pthread_create(&comp_loop, NULL, run_compactor, comp), 0);
+    strata_client_t *cc = connect_to(compactor_endpoint(comp));
+    uint64_t deadline = now_ms() + 20000, written = 0;
+    while (written == 0 && now_ms() < deadline) {
+        ck_assert_int_eq(strata_client_control(cc, "progress", NULL, 0, &rep, &err), 0);
+        written = strtoull(pair(&rep, "written_bytes"), NULL, 10);
+        strata_reply_clear(&rep);
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL); /* polling the job's figure with a deadline */
+    }
+    ck_assert_msg(written > 0, "no job started writing within 20 s");
+    strata_client_destroy(&cc);
+
+    uint64_t stop_at = now_ms();
+    compactor_stop(comp);
+    pthread_join(comp_loop, NULL);
+    compactor_destroy(&comp);
+    uint64_t took = now_ms() - stop_at;
+    ck_assert_msg(took < 5000, "the stop took %llu ms", (unsigned long long)took);
+    ck_assert_uint_eq(writer_stat(c, "l1_files"), 0); /* the job was abandoned */
+
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    strata_client_destroy(&c);
+    pthread_join(writer_loop, NULL);
+    writer_destroy(&w);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("compactor_server");
     TCase *tc = tcase_create("compactor_server");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, compacts_beside_an_in_process_writer);
+    tcase_add_test(tc, a_stop_during_a_compaction_ends_it_promptly);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
