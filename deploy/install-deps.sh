@@ -9,7 +9,7 @@ check libsubunit-dev libisal-dev libxxhash-dev liblz4-dev
 libmicrohttpd-dev libcjson-dev libsystemd-dev systemd
 librocksdb-dev libleveldb-dev redis-server libhiredis-dev
 clang libclang-rt-14-dev
-iproute2 nftables faketime prometheus
+iproute2 nftables faketime prometheus curl jq
 docker.io docker-compose mmdebstrap"
 
 missing=""
