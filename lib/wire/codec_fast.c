@@ -41,6 +41,29 @@ static bool read_bytes(reader_t *r, strata_bytes_t *out)
     return true;
 }
 
+/* The top level's varint fields, as bits by number: a Request's version,
+ * request_id, durability, replication, min_seq and session; a Reply's
+ * version, request_id and applied_seq. The others read here are bytes. */
+#define REQUEST_VARINTS 0x7eu
+#define REPLY_VARINTS   0x26u
+
+/* The next top-level field, each at most once (seen): a varint field's
+ * value in *v; a bytes field is left for the caller to read. */
+static bool next_field(reader_t *r, uint32_t *seen, uint32_t varints, uint64_t *field, uint64_t *v)
+{
+    uint64_t tag;
+    if (!read_varint(r, &tag))
+        return false;
+    *field = tag >> 3;
+    uint64_t wire = tag & 7;
+    if (*field >= 32 || (*seen & (1u << *field)))
+        return false;
+    *seen |= 1u << *field;
+    if (varints & (1u << *field))
+        return wire == WIRE_VARINT && read_varint(r, v);
+    return wire == WIRE_BYTES;
+}
+
 /* A body: key = 1 and, for a put, value = 2, each at most once. */
 static bool read_body(reader_t *r, bool has_value, strata_bytes_t *key, strata_bytes_t *value)
 {
@@ -71,19 +94,9 @@ bool codec_fast_request(const uint8_t *buf, size_t len, strata_request_t *out)
     reader_t r = {buf, buf + len};
     uint32_t seen = 0;
     while (r.p < r.end) {
-        uint64_t tag, v = 0;
-        if (!read_varint(&r, &tag))
+        uint64_t field, v = 0;
+        if (!next_field(&r, &seen, REQUEST_VARINTS, &field, &v))
             goto slow;
-        uint64_t field = tag >> 3, wire = tag & 7;
-        if (field >= 32 || (seen & (1u << field)))
-            goto slow;
-        seen |= 1u << field;
-        if (field >= 1 && field <= 6) {
-            if (wire != WIRE_VARINT || !read_varint(&r, &v))
-                goto slow;
-        } else if (wire != WIRE_BYTES) {
-            goto slow;
-        }
         switch (field) {
         case 1:
             if (v != STRATA_PROTO_VERSION)
@@ -234,19 +247,9 @@ bool codec_fast_reply_decode(const uint8_t *buf, size_t len, strata_reply_t *out
     strata_value_t value = {0};
     bool has_value = false;
     while (r.p < r.end) {
-        uint64_t tag, v = 0;
-        if (!read_varint(&r, &tag))
+        uint64_t field, v = 0;
+        if (!next_field(&r, &seen, REPLY_VARINTS, &field, &v))
             goto slow;
-        uint64_t field = tag >> 3, wire = tag & 7;
-        if (field >= 32 || (seen & (1u << field)))
-            goto slow;
-        seen |= 1u << field;
-        if (field == 1 || field == 2 || field == 5) {
-            if (wire != WIRE_VARINT || !read_varint(&r, &v))
-                goto slow;
-        } else if (wire != WIRE_BYTES) {
-            goto slow;
-        }
         switch (field) {
         case 1:
             if (v != STRATA_PROTO_VERSION)

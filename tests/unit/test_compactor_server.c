@@ -93,6 +93,21 @@ static const char *pair(const strata_reply_t *rep, const char *name)
     return NULL;
 }
 
+/* Terminates the writer through its control endpoint, as the node's
+ * launcher stops it, and frees it with its client c. */
+static void stop_writer(writer_t *w, pthread_t loop, strata_client_t *c)
+{
+    strata_reply_t rep;
+    strata_error_t err;
+    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
+    strata_reply_clear(&rep);
+    strata_client_destroy(&ctl);
+    strata_client_destroy(&c);
+    pthread_join(loop, NULL);
+    writer_destroy(&w);
+}
+
 START_TEST(compacts_beside_an_in_process_writer)
 {
     char *dir = ts_tempdir("csrv");
@@ -165,13 +180,7 @@ START_TEST(compacts_beside_an_in_process_writer)
     compactor_destroy(&comp);
     ck_assert_ptr_null(comp);
 
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
-    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
-    strata_reply_clear(&rep);
-    strata_client_destroy(&ctl);
-    strata_client_destroy(&c);
-    pthread_join(writer_loop, NULL);
-    writer_destroy(&w);
+    stop_writer(w, writer_loop, c);
     ts_rmtree(dir);
     free(dir);
 }
@@ -231,13 +240,7 @@ START_TEST(a_stop_during_a_compaction_ends_it_promptly)
     ck_assert_msg(took < 5000, "the stop took %llu ms", (unsigned long long)took);
     ck_assert_uint_eq(writer_stat(c, "l1_files"), 0); /* the job was abandoned */
 
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
-    ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
-    strata_reply_clear(&rep);
-    strata_client_destroy(&ctl);
-    strata_client_destroy(&c);
-    pthread_join(writer_loop, NULL);
-    writer_destroy(&w);
+    stop_writer(w, writer_loop, c);
     ts_rmtree(dir);
     free(dir);
 }
