@@ -36,7 +36,9 @@ static bool read_bytes(reader_t *r, strata_bytes_t *out)
     uint64_t n;
     if (!read_varint(r, &n) || n > (uint64_t)(r->end - r->p))
         return false;
-    *out = (strata_bytes_t){n ? r->p : NULL, (size_t)n};
+    /* Into the buffer even when empty: NULL + 0 is undefined, and every
+     * reader below takes data + len. */
+    *out = (strata_bytes_t){r->p, (size_t)n};
     r->p += n;
     return true;
 }
@@ -89,7 +91,7 @@ static bool read_body(reader_t *r, bool has_value, strata_bytes_t *key, strata_b
 bool codec_fast_request(const uint8_t *buf, size_t len, strata_request_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (len > STRATA_PROTO_MAX_MESSAGE)
+    if (!buf || len > STRATA_PROTO_MAX_MESSAGE)
         return false;
     reader_t r = {buf, buf + len};
     uint32_t seen = 0;
@@ -240,7 +242,7 @@ const char codec_fast_marker = 0;
 bool codec_fast_reply_decode(const uint8_t *buf, size_t len, strata_reply_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (len > STRATA_PROTO_MAX_MESSAGE)
+    if (!buf || len > STRATA_PROTO_MAX_MESSAGE)
         return false;
     reader_t r = {buf, buf + len};
     uint32_t seen = 0;
