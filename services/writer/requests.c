@@ -3,6 +3,17 @@
 #define _GNU_SOURCE
 #include "writer.h"
 
+/* An error reply on an envelope the request owns (sent with it) or shares
+ * with the others of its message (borrowed). */
+static void error_to(writer_t *w, zsock_t *sock, zmsg_t **envelope_p, bool shared,
+                     uint64_t request_id, int code, const char *msg)
+{
+    if (shared)
+        send_error_borrowed(w, sock, *envelope_p, request_id, code, msg);
+    else
+        send_error(w, sock, envelope_p, request_id, code, msg);
+}
+
 void reply_error(ctx_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void reply_error(ctx_t *c, int code, const char *fmt, ...)
 {
@@ -11,10 +22,7 @@ void reply_error(ctx_t *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->envelope_shared)
-        send_error_borrowed(c->w, c->sock, c->envelope, c->req->request_id, code, msg);
-    else
-        send_error(c->w, c->sock, &c->envelope, c->req->request_id, code, msg);
+    error_to(c->w, c->sock, &c->envelope, c->envelope_shared, c->req->request_id, code, msg);
 }
 
 void reply(ctx_t *c, const strata_reply_t *rep)
@@ -589,10 +597,7 @@ static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, bool sh
         w->stats.malformed++;
         pthread_mutex_unlock(&w->stats_mu);
         log_debug("event=bad_request bytes=%zu error=\"%s\"", zframe_size(payload), err.msg);
-        if (shared)
-            send_error_borrowed(w, sock, envelope, req.request_id, rc, err.msg);
-        else
-            send_error(w, sock, &envelope, req.request_id, rc, err.msg);
+        error_to(w, sock, &envelope, shared, req.request_id, rc, err.msg);
     } else if (sock == w->router && svc_outq_full(w->outq) && big_reply(req.op)) {
         /* Refused unread: answering would only add to what is queued. The
          * client that is not reading goes, so the others get served again;
@@ -605,10 +610,7 @@ static void handle_request(writer_t *w, zsock_t *sock, zmsg_t *envelope, bool sh
                  " bytes of replies are waiting for clients to read them (cap %" PRIu64
                  ", writer/reply_queue_mb)",
                  svc_outq_bytes(w->outq), svc_outq_cap(w->outq));
-        if (shared)
-            send_error_borrowed(w, sock, envelope, req.request_id, STRATA_EBUSY, text);
-        else
-            send_error(w, sock, &envelope, req.request_id, STRATA_EBUSY, text);
+        error_to(w, sock, &envelope, shared, req.request_id, STRATA_EBUSY, text);
     } else {
         ctx_t c = {.w = w,
                    .sock = sock,
