@@ -1860,25 +1860,25 @@ START_TEST(repair_keeps_the_good_prefix_and_a_writer_opens_it)
 }
 END_TEST
 
-/* ---- the READMEs' examples, against a whole node ------------------------------ */
+/* ---- admin verbs, against a whole node ----------------------------------------- */
 
-static ts_dist_t s_docs_dist;
-static ts_snap_t s_docs_snap;
-static ts_comp_t s_docs_comp;
+static ts_dist_t s_admin_dist;
+static ts_snap_t s_admin_snap;
+static ts_comp_t s_admin_comp;
 
-static void docs_setup(void)
+static void admin_setup(void)
 {
     writer_setup();
-    ts_dist_start(&s_docs_dist, s_node.dir, NULL);
-    ts_snap_start(&s_docs_snap, s_node.dir, NULL);
-    ts_comp_start(&s_docs_comp, s_node.dir, NULL);
+    ts_dist_start(&s_admin_dist, s_node.dir, NULL);
+    ts_snap_start(&s_admin_snap, s_node.dir, NULL);
+    ts_comp_start(&s_admin_comp, s_node.dir, NULL);
 }
 
-static void docs_teardown(void)
+static void admin_teardown(void)
 {
-    ck_assert_int_eq(ts_comp_stop(&s_docs_comp), 0);
-    ck_assert_int_eq(ts_snap_stop(&s_docs_snap), 0);
-    ck_assert_int_eq(ts_dist_stop(&s_docs_dist), 0);
+    ck_assert_int_eq(ts_comp_stop(&s_admin_comp), 0);
+    ck_assert_int_eq(ts_snap_stop(&s_admin_snap), 0);
+    ck_assert_int_eq(ts_dist_stop(&s_admin_dist), 0);
     writer_teardown();
 }
 
@@ -1888,14 +1888,14 @@ START_TEST(admin_verbs_reach_a_running_node_by_its_control_endpoint)
     ck_assert_msg(r.code == 0, "[%s]", r.err);
     run_free(&r);
 
-    r = run("--json", "snapshot", "--control", s_docs_snap.endpoint, NULL);
+    r = run("--json", "snapshot", "--control", s_admin_snap.endpoint, NULL);
     ck_assert_msg(r.code == 0, "[%s]", r.err);
     cJSON *doc = parse_json(&r);
     ck_assert_int_eq((int)json_number(doc, "seq"), 1);
     cJSON_Delete(doc);
     run_free(&r);
 
-    r = run("compact", "--control", s_docs_comp.endpoint, NULL);
+    r = run("compact", "--control", s_admin_comp.endpoint, NULL);
     ck_assert_msg(r.code == 0 && strstr(r.out, "compaction "), "[%s][%s]", r.out, r.err);
     run_free(&r);
 
@@ -1903,7 +1903,7 @@ START_TEST(admin_verbs_reach_a_running_node_by_its_control_endpoint)
     r = ctl("put", "k2", "v2");
     run_free(&r);
     char *dest = ts_path(s_dir, "backup");
-    r = run("backup", dest, "--control", s_docs_snap.endpoint, NULL);
+    r = run("backup", dest, "--control", s_admin_snap.endpoint, NULL);
     ck_assert_msg(r.code == 0 && strstr(r.out, "seq 2 files "), "[%s][%s]", r.out, r.err);
     run_free(&r);
     r = run("dump", "wal", dest, NULL); /* a snapshot's wal/ is empty */
@@ -1914,126 +1914,17 @@ START_TEST(admin_verbs_reach_a_running_node_by_its_control_endpoint)
     run_free(&r);
 
     /* The two ways to name the process exclude each other; one is needed. */
-    r = run("snapshot", "--dir", s_node.dir, "--control", s_docs_snap.endpoint, NULL);
+    r = run("snapshot", "--dir", s_node.dir, "--control", s_admin_snap.endpoint, NULL);
     ck_assert_int_eq(r.code, 2);
     run_free(&r);
     r = run("compact", NULL);
     ck_assert_int_eq(r.code, 2);
     assert_error_line(&r, "compact", "needs --dir DATADIR or --control ENDPOINT");
     run_free(&r);
-    r = run("backup", dest, "--control", s_docs_snap.endpoint, "--snapshot", "x", NULL);
+    r = run("backup", dest, "--control", s_admin_snap.endpoint, "--snapshot", "x", NULL);
     ck_assert_int_eq(r.code, 2);
     run_free(&r);
     free(dest);
-}
-END_TEST
-
-/* The source tree: this file is SOURCE/tests/integration/test_ctl.c. */
-static void source_path(const char *relative, char *out, size_t cap)
-{
-    const char *tail = strstr(__FILE__, "tests/integration/test_ctl.c");
-    ck_assert_msg(tail != NULL && __FILE__[0] == '/', "__FILE__ is %s", __FILE__);
-    snprintf(out, cap, "%.*s%s", (int)(tail - __FILE__), __FILE__, relative);
-}
-
-/* Runs line with sh in dir, stratactl on PATH and $STRATA_SERVER the node. */
-static run_t run_shell(const char *dir, const char *bin_dir, const char *line)
-{
-    int out_pipe[2], err_pipe[2];
-    ck_assert_int_eq(pipe(out_pipe), 0);
-    ck_assert_int_eq(pipe(err_pipe), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out_pipe[1], 1);
-        dup2(err_pipe[1], 2);
-        close(out_pipe[0]);
-        close(out_pipe[1]);
-        close(err_pipe[0]);
-        close(err_pipe[1]);
-        char path[4096];
-        snprintf(path, sizeof path, "%s:%s", bin_dir,
-                 getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-        setenv("PATH", path, 1);
-        setenv("STRATA_SERVER", s_node.endpoint, 1);
-        if (chdir(dir) != 0)
-            _exit(126);
-        execl("/bin/sh", "sh", "-c", line, (char *)NULL);
-        _exit(127);
-    }
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    return run_wait(
-        (pending_t){.pid = pid, .out_fd = out_pipe[0], .err_fd = err_pipe[0], .verb = line});
-}
-
-/* Every stratactl line of readme's blocks tagged `sh tested` (continued
- * lines joined, '#' lines skipped), run in order in dir; returns how many. */
-static int run_tested_blocks(const char *readme, const char *dir, const char *bin_dir)
-{
-    char path[1024];
-    source_path(readme, path, sizeof path);
-    FILE *in = fopen(path, "r");
-    ck_assert_msg(in != NULL, "cannot read %s", path);
-    char line[4096], command[8192] = "";
-    bool tested = false;
-    int ran = 0, number = 0;
-    while (fgets(line, sizeof line, in)) {
-        number++;
-        line[strcspn(line, "\n")] = '\0';
-        const char *text = line + strspn(line, " ");
-        if (strncmp(text, "```", 3) == 0) {
-            tested = !tested && strcmp(text, "```sh tested") == 0;
-            continue;
-        }
-        if (!tested || (!command[0] && (!text[0] || text[0] == '#')))
-            continue;
-        size_t len = strlen(text);
-        bool continued = len > 0 && text[len - 1] == '\\';
-        size_t used = strlen(command), take = continued ? len - 1 : len;
-        ck_assert_uint_lt(used + take, sizeof command);
-        memcpy(command + used, text, take);
-        command[used + take] = '\0';
-        if (continued)
-            continue;
-        ck_assert_msg(strncmp(command, "stratactl ", 10) == 0 ||
-                          strncmp(command, "./build/services/ctl/stratactl ", 31) == 0 ||
-                          strstr(command, "| stratactl ") || strstr(command, "&& stratactl "),
-                      "%s:%d: not a stratactl line in a tested block: %s", readme, number, command);
-        run_t r = run_shell(dir, bin_dir, command);
-        ck_assert_msg(r.code == 0, "%s:%d: exit %d: %s\nstdout [%s]\nstderr [%s]", readme, number,
-                      r.code, command, r.out, r.err);
-        run_free(&r);
-        command[0] = '\0';
-        ran++;
-    }
-    fclose(in);
-    ck_assert_msg(!tested, "%s: a tested block is not closed", readme);
-    return ran;
-}
-
-START_TEST(readme_examples_run)
-{
-    /* A working dir where the READMEs' paths lead to the test's node and binary. */
-    char *work = ts_path(s_dir, "work");
-    char *bin = ts_path(work, "build/services/ctl");
-    char link_path[1024];
-    static const char *const dirs[] = {"", "/build", "/build/services", "/build/services/ctl"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(link_path, sizeof link_path, "%s%s", work, dirs[i]);
-        ck_assert_int_eq(mkdir(link_path, 0700), 0);
-    }
-    snprintf(link_path, sizeof link_path, "%s/stratactl", bin);
-    ck_assert_int_eq(symlink(STRATACTL_BIN, link_path), 0);
-    /* ./strata-data: the default data dir of make run, strata-node and
-     * the processes, which every README names. */
-    snprintf(link_path, sizeof link_path, "%s/strata-data", work);
-    ck_assert_int_eq(symlink(s_node.dir, link_path), 0);
-
-    ck_assert_int_ge(run_tested_blocks("README.md", work, bin), 10);
-    ck_assert_int_ge(run_tested_blocks("services/ctl/README.md", work, bin), 15);
-    free(bin);
-    free(work);
 }
 END_TEST
 
@@ -2090,12 +1981,11 @@ int main(void)
     tcase_add_test(files, repair_keeps_the_good_prefix_and_a_writer_opens_it);
     suite_add_tcase(s, files);
 
-    TCase *docs = tcase_create("docs");
-    tcase_add_checked_fixture(docs, docs_setup, docs_teardown);
-    tcase_set_timeout(docs, 120);
-    tcase_add_test(docs, readme_examples_run);
-    tcase_add_test(docs, admin_verbs_reach_a_running_node_by_its_control_endpoint);
-    suite_add_tcase(s, docs);
+    TCase *admin = tcase_create("admin");
+    tcase_add_checked_fixture(admin, admin_setup, admin_teardown);
+    tcase_set_timeout(admin, 60);
+    tcase_add_test(admin, admin_verbs_reach_a_running_node_by_its_control_endpoint);
+    suite_add_tcase(s, admin);
 
     TCase *cluster = tcase_create("cluster");
     tcase_add_checked_fixture(cluster, cluster_setup, cluster_teardown);

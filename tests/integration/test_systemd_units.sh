@@ -60,4 +60,63 @@ instantiate "$dir/bad" "$dir/nowhere"
 if out=$(verify "$dir/bad") && [ -z "$out" ]; then
     fail "verify passed units whose binaries do not exist"
 fi
-echo "test_systemd_units: ok ($count units)"
+# The README's `sh systemd` block cannot run here (no systemd, and it
+# installs into /usr/local and /etc): check what it names instead. Every
+# file it installs exists in a clone with this build, every unit it enables
+# is one of deploy/systemd's templates, every stratactl verb it uses is one.
+. "$src/tests/support/doc-examples.sh"
+doc_commands systemd "$src/README.md" | cut -f2 >"$dir/systemd.txt"
+clone="$dir/clone"
+mkdir "$clone"
+ln -s "$build" "$clone/build"
+ln -s "$src/deploy" "$clone/deploy"
+checked=0
+while read -r cmd; do
+    set -f
+    # shellcheck disable=SC2086 # the command's words
+    set -- ${cmd%%#*}
+    set +f
+    [ "$1" != sudo ] || shift
+    [ "$1" != -u ] || shift 2
+    case $1 in
+    make | useradd) ;;
+    install)
+        shift
+        sources=""
+        directory=0
+        while [ $# -gt 1 ]; do
+            case $1 in
+            -d) directory=1 ;;
+            -m) shift ;;
+            *) sources="$sources $1" ;;
+            esac
+            shift
+        done
+        [ "$directory" = 1 ] && continue
+        for pattern in $sources; do
+            # shellcheck disable=SC2086 # a glob, expanded in the clone
+            found=$(cd "$clone" && ls -d $pattern 2>/dev/null | wc -l)
+            [ "$found" -gt 0 ] || fail "README.md's systemd block installs $pattern, which this build does not have"
+        done
+        ;;
+    systemctl)
+        for word in "$@"; do
+            case $word in
+            strata-*@*.service | strata-*@*.target)
+                template="${word%%@*}@.${word##*.}"
+                [ -f "$src/deploy/systemd/$template" ] ||
+                    fail "README.md's systemd block names $word; deploy/systemd has no $template"
+                ;;
+            esac
+        done
+        ;;
+    stratactl)
+        "$build/services/ctl/stratactl" "$2" --help >/dev/null 2>&1 ||
+            fail "README.md's systemd block uses stratactl $2, which stratactl does not know"
+        ;;
+    *) fail "README.md's systemd block runs $1, which this check does not know: $cmd" ;;
+    esac
+    checked=$((checked + 1))
+done <"$dir/systemd.txt"
+[ "$checked" -ge 8 ] || fail "README.md's systemd block has $checked commands"
+echo "test_systemd_units: ok ($count units, $checked commands of the README's systemd block)"

@@ -1,9 +1,11 @@
-/* The protocol documents checked against the code, read from their own text
+/* The documents checked against the code, read from their own text
  * so they cannot drift: PROTOCOL.md's numbered error codes against
  * lib/include/strata/err.h, its control-verb table against what the writer,
  * compactor and snapshotter (in-process) answer, and every example error
  * message of PROTOCOL.md, DISTRIBUTION.md and RECORDS.md against the format
- * strings in lib/ and services/. */
+ * strings in lib/ and services/; and that every command block of every
+ * Markdown file carries a tag of README.md's table, which names the test that
+ * runs it. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <ftw.h>
@@ -559,6 +561,108 @@ START_TEST(every_example_message_is_one_the_code_prints)
 }
 END_TEST
 
+/* ---- every command block is run by a test ----------------------------------- */
+
+#define MAX_TAGS 16
+static char s_tags[MAX_TAGS][32];
+static size_t s_n_tags;
+static bool s_tag_used[MAX_TAGS];
+static char s_fence_failures[8192];
+static size_t s_fence_used, s_sh_blocks;
+
+/* The tags README.md's "Examples in the documents" table lists: rows
+ * "| `tag` | ..." until the table ends. */
+static void tags_from_readme(void)
+{
+    char *readme = slurp("README.md");
+    char *at = strstr(readme, "\n## Examples in the documents\n");
+    ck_assert_msg(at != NULL, "README.md has no section Examples in the documents");
+    at = strstr(at, "\n| tag |");
+    ck_assert_msg(at != NULL, "README.md's Examples in the documents has no tag table");
+    for (char *line = strchr(at + 1, '\n'); line && line[1] == '|'; line = strchr(line + 1, '\n')) {
+        char tag[32];
+        if (sscanf(line + 1, "| `%31[^`]`", tag) == 1) {
+            ck_assert_uint_lt(s_n_tags, MAX_TAGS);
+            snprintf(s_tags[s_n_tags++], sizeof s_tags[0], "%s", tag);
+        }
+    }
+    free(readme);
+}
+
+static void fence_failure(const char *path, int line, const char *what)
+{
+    s_fence_used +=
+        (size_t)snprintf(s_fence_failures + s_fence_used, sizeof s_fence_failures - s_fence_used,
+                         "%s:%d: %s\n", path + strlen(STRATA_SOURCE_DIR) + 1, line, what);
+    ck_assert_uint_lt(s_fence_used, sizeof s_fence_failures - 256);
+}
+
+/* Each fenced block of a Markdown file: one whose info string starts with
+ * "sh" must be "sh TAG" with a tag of the table; other shells' names are not
+ * used, so no block of commands escapes the rule. */
+static int fences_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    const char *base = path + ftw->base;
+    if (type == FTW_D && (!strncmp(base, "build", 5) || !strcmp(base, ".git") ||
+                          !strcmp(base, "bench-data") || !strcmp(base, "corpus")))
+        return FTW_SKIP_SUBTREE;
+    size_t len = strlen(path);
+    if (type != FTW_F || len < 3 || strcmp(path + len - 3, ".md"))
+        return 0;
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    char line[4096];
+    int number = 0;
+    bool open = false;
+    while (fgets(line, sizeof line, f)) {
+        number++;
+        line[strcspn(line, "\n")] = '\0';
+        const char *text = line + strspn(line, " ");
+        if (strncmp(text, "```", 3))
+            continue;
+        if (open) {
+            open = false;
+            continue;
+        }
+        open = true;
+        const char *info = text + 3;
+        if (!strncmp(info, "bash", 4) || !strncmp(info, "console", 7) ||
+            !strncmp(info, "shell", 5)) {
+            fence_failure(path, number, "a block of commands is tagged sh TAG");
+            continue;
+        }
+        if (strncmp(info, "sh", 2))
+            continue;
+        s_sh_blocks++;
+        size_t i = 0;
+        while (i < s_n_tags && (info[2] != ' ' || strcmp(info + 3, s_tags[i])))
+            i++;
+        if (i == s_n_tags)
+            fence_failure(path, number, "an sh block without a tag of README.md's table");
+        else
+            s_tag_used[i] = true;
+    }
+    fclose(f);
+    if (open)
+        fence_failure(path, number, "a fenced block is not closed");
+    return 0;
+}
+
+START_TEST(every_command_block_names_the_test_that_runs_it)
+{
+    tags_from_readme();
+    ck_assert_uint_ge(s_n_tags, 5);
+    ck_assert_int_eq(nftw(STRATA_SOURCE_DIR, fences_visit, 16, FTW_PHYS | FTW_ACTIONRETVAL), 0);
+    ck_assert_uint_ge(s_sh_blocks, 10);
+    for (size_t i = 0; i < s_n_tags; i++)
+        if (!s_tag_used[i])
+            fence_failure(STRATA_SOURCE_DIR "/README.md", 0, s_tags[i]);
+    ck_assert_msg(s_fence_used == 0, "command blocks (a tag alone: listed, used by no block):\n%s",
+                  s_fence_failures);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("docs");
@@ -567,6 +671,7 @@ int main(void)
     tcase_add_test(tc, every_error_code_is_numbered_in_protocol_md);
     tcase_add_test(tc, the_control_table_is_what_each_service_answers);
     tcase_add_test(tc, every_example_message_is_one_the_code_prints);
+    tcase_add_test(tc, every_command_block_names_the_test_that_runs_it);
     suite_add_tcase(s, tc);
     return ts_run(s);
 }
