@@ -99,8 +99,10 @@ int svc_control_bind(const char *configured, const char *data_dir, const char *s
         snprintf(bind_ep, sizeof bind_ep, "ipc://%.4000s/%s.ctl", data_dir, service);
     *router = zsock_new(ZMQ_ROUTER);
     if (!*router || zsock_bind(*router, "%s", bind_ep) < 0) {
+        const char *why = *router ? zmq_strerror(zmq_errno()) : "cannot create a ROUTER socket";
         zsock_destroy(router);
-        return strata_error_set(err, STRATA_EIO, "%s/endpoint: cannot bind %s", service, bind_ep);
+        return strata_error_set(err, STRATA_EIO, "%s/endpoint: cannot bind %s: %s", service,
+                                bind_ep, why);
     }
     zsock_set_maxmsgsize(*router, STRATA_PROTO_MAX_MESSAGE);
     char *last = zsock_last_endpoint(*router);

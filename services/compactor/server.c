@@ -353,15 +353,20 @@ int compactor_new(svc_config_t *cfg, compactor_t **compactor_p, strata_error_t *
     snprintf(s->writer_file, sizeof s->writer_file, "%.4000s/writer.endpoints", s->data_dir);
     snprintf(s->endpoints_file, sizeof s->endpoints_file, "%.4000s/compactor.endpoints",
              s->data_dir);
-    /* The metrics port before anything on disk: a clash fails the start
-     * without leaving a work dir behind. The control socket after the lock,
-     * since binding an ipc path takes it over from whoever holds it. */
-    if ((rc = svc_http_listen("compactor/metrics", svc_config_get(s->cfg, "compactor/metrics"),
+    /* The TCP ports before anything on disk: a clash fails the start
+     * without leaving a work dir behind. An ipc control socket (the
+     * default) after the lock, since binding an ipc path takes it over from
+     * whoever holds it. */
+    const char *control = svc_config_get(s->cfg, "compactor/endpoint");
+    bool control_tcp = *control && !svc_endpoint_is_ipc(control);
+    if ((control_tcp && (rc = svc_control_bind(control, s->data_dir, "compactor", &s->router,
+                                               s->endpoint, sizeof s->endpoint, err))) ||
+        (rc = svc_http_listen("compactor/metrics", svc_config_get(s->cfg, "compactor/metrics"),
                               &s->http, s->metrics_url, sizeof s->metrics_url, err)) ||
         (rc = claim_work_dir(s, err)))
         goto fail;
-    if ((rc = svc_control_bind(svc_config_get(s->cfg, "compactor/endpoint"), s->data_dir,
-                               "compactor", &s->router, s->endpoint, sizeof s->endpoint, err)) ||
+    if ((!control_tcp && (rc = svc_control_bind(control, s->data_dir, "compactor", &s->router,
+                                                s->endpoint, sizeof s->endpoint, err))) ||
         (rc = svc_http_serve(s->http, write_metrics, is_ready, s, err)))
         goto fail;
     if ((rc = write_endpoints(s, err)))

@@ -12,6 +12,7 @@
 #include "distributor.h"
 #include "log.h"
 #include "node.h"
+#include "router.h"
 
 /* curve (NULL when off): made a CURVE server before the bind, so no
  * connection is ever accepted without the handshake. */
@@ -168,15 +169,33 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
 
     if ((rc = svc_curve_open(d->cfg, &d->curve, err)))
         goto fail;
-    rc = STRATA_EIO;
-    if (!(d->live.pub = bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/live"), d->curve,
-                                  d->live_ep, sizeof d->live_ep, d->sndhwm, err)) ||
-        !(d->delayed.pub =
-              bind_sock(ZMQ_XPUB, svc_config_get(d->cfg, "distributor/delayed"), d->curve,
-                        d->delayed_ep, sizeof d->delayed_ep, d->sndhwm, err)) ||
-        !(d->history = bind_sock(ZMQ_ROUTER, svc_config_get(d->cfg, "distributor/history"),
-                                 d->curve, d->history_ep, sizeof d->history_ep, 100000, err)))
+    /* The ports first, then any stream configured as ipc (a file there):
+     * a port clash must fail the start with nothing created on disk. */
+    if ((rc = svc_http_listen("distributor/metrics", svc_config_get(d->cfg, "distributor/metrics"),
+                              &d->http, d->metrics_url, sizeof d->metrics_url, err)))
         goto fail;
+    struct {
+        int type;
+        const char *key;
+        zsock_t **sock;
+        char *bound;
+        size_t cap;
+        uint64_t hwm;
+    } socks[] = {
+        {ZMQ_XPUB, "distributor/live", &d->live.pub, d->live_ep, sizeof d->live_ep, d->sndhwm},
+        {ZMQ_XPUB, "distributor/delayed", &d->delayed.pub, d->delayed_ep, sizeof d->delayed_ep,
+         d->sndhwm},
+        {ZMQ_ROUTER, "distributor/history", &d->history, d->history_ep, sizeof d->history_ep,
+         100000}};
+    rc = STRATA_EIO;
+    for (int ipc = 0; ipc < 2; ipc++)
+        for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
+            const char *endpoint = svc_config_get(d->cfg, socks[i].key);
+            if (svc_endpoint_is_ipc(endpoint) == (ipc == 1) &&
+                !(*socks[i].sock = bind_sock(socks[i].type, endpoint, d->curve, socks[i].bound,
+                                             socks[i].cap, socks[i].hwm, err)))
+                goto fail;
+        }
     zsock_set_router_mandatory(d->history, 0);
     tier_t *tiers[] = {&d->live, &d->delayed};
     for (int i = 0; i < 2; i++) {
@@ -199,9 +218,7 @@ int dist_new(svc_config_t **cfg_p, dist_t **out, strata_error_t *err)
         rc = strata_error_set(err, STRATA_EIO, "cannot create the inproc notify pair");
         goto fail;
     }
-    const char *metrics = svc_config_get(d->cfg, "distributor/metrics");
-    if ((rc = svc_http_start("distributor/metrics", metrics, write_metrics, is_ready, d, &d->http,
-                             d->metrics_url, sizeof d->metrics_url, err)))
+    if ((rc = svc_http_serve(d->http, write_metrics, is_ready, d, err)))
         goto fail;
     if ((rc = pump_tail_open(d, err)))
         goto fail;

@@ -778,6 +778,7 @@ static int on_control(zloop_t *loop, zsock_t *sock, void *arg)
 
 /* ---- start-up and stop ----------------------------------------------------------- */
 
+/* The peer endpoint (TCP) first, the ipc sockets in the data dir last. */
 static int open_sockets(relay_t *r, strata_error_t *err)
 {
     char key[64];
@@ -872,12 +873,15 @@ int relay_new(const relay_kind_t *kind, svc_config_t *cfg, relay_t **relay_p, st
         rc = strata_error_set(err, STRATA_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = open_sockets(r, err)))
-        goto fail;
+    /* The metrics port and the peer endpoint (open_sockets binds it
+     * first) before the ipc sockets in the data dir: a port clash fails the
+     * start with nothing created on disk. */
     char key[64];
     snprintf(key, sizeof key, "%s/metrics", kind->kind);
-    if ((rc = svc_http_start(key, svc_config_get(r->cfg, key), write_metrics, is_ready, r, &r->http,
-                             r->metrics_url, sizeof r->metrics_url, err)))
+    if ((rc = svc_http_listen(key, svc_config_get(r->cfg, key), &r->http, r->metrics_url,
+                              sizeof r->metrics_url, err)) ||
+        (rc = open_sockets(r, err)) ||
+        (rc = svc_http_serve(r->http, write_metrics, is_ready, r, err)))
         goto fail;
     char *bound = zsock_last_endpoint(r->router);
     strata_pair_t pairs[] = {{"control", r->control},

@@ -268,9 +268,14 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
         snprintf(s->snap_dir, sizeof s->snap_dir, "%s", snap_dir);
     else
         snprintf(s->snap_dir, sizeof s->snap_dir, "%.4000s/snapshots", s->data_dir);
-    /* The metrics port before anything on disk: a clash fails the start
-     * without leaving a snapshots dir behind. */
-    if ((rc = svc_http_listen("snapshotter/metrics", svc_config_get(s->cfg, "snapshotter/metrics"),
+    /* The TCP ports before anything on disk: a clash fails the start
+     * without leaving a snapshots dir behind. An ipc control socket (the
+     * default) lives in the data dir, so it comes after. */
+    const char *control = svc_config_get(s->cfg, "snapshotter/endpoint");
+    bool control_tcp = *control && !svc_endpoint_is_ipc(control);
+    if ((control_tcp && (rc = svc_control_bind(control, s->data_dir, "snapshotter", &s->router,
+                                               s->endpoint, sizeof s->endpoint, err))) ||
+        (rc = svc_http_listen("snapshotter/metrics", svc_config_get(s->cfg, "snapshotter/metrics"),
                               &s->http, s->metrics_url, sizeof s->metrics_url, err)))
         goto fail;
     if (mkdir(s->snap_dir, 0700) != 0 && errno != EEXIST) {
@@ -280,8 +285,8 @@ int snapshotter_new(svc_config_t *cfg, snapshotter_t **snapshotter_p, strata_err
     snprintf(s->writer_file, sizeof s->writer_file, "%.4000s/writer.endpoints", s->data_dir);
     snprintf(s->endpoints_file, sizeof s->endpoints_file, "%.4000s/snapshotter.endpoints",
              s->data_dir);
-    if ((rc = svc_control_bind(svc_config_get(s->cfg, "snapshotter/endpoint"), s->data_dir,
-                               "snapshotter", &s->router, s->endpoint, sizeof s->endpoint, err)))
+    if (!control_tcp && (rc = svc_control_bind(control, s->data_dir, "snapshotter", &s->router,
+                                               s->endpoint, sizeof s->endpoint, err)))
         goto fail;
     /* The worker's wake-up for the loop: a pipe of two inproc PAIRs, named
      * by this object's address so two objects in a process never meet. */

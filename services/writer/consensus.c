@@ -1102,7 +1102,27 @@ void consensus_compacted(writer_t *w)
     close_cursor(cx);
 }
 
-int consensus_open(writer_t *w, strata_error_t *err)
+static int bind_raft(consensus_t *cx, const char *raft, strata_error_t *err)
+{
+    cx->router = zsock_new(ZMQ_ROUTER);
+    if (!cx->router)
+        return strata_error_set(err, STRATA_ENOMEM, "cannot create the raft ROUTER");
+    zsock_set_maxmsgsize(cx->router, (int64_t)STRATA_RAFT_MSG_MAX + 64 * 1024);
+    /* Messages, not bytes: each is at most 8 MiB and Raft resends what a
+     * full queue drops, so a stalled transport holds a bounded amount. */
+    zsock_set_sndhwm(cx->router, 64);
+    zsock_set_rcvhwm(cx->router, 1000);
+    zsock_set_linger(cx->router, 0);
+    if (zsock_bind(cx->router, "%s", raft) < 0)
+        return strata_error_set(err, STRATA_EIO, "writer/raft: bind %s: %s", raft,
+                                zmq_strerror(zmq_errno()));
+    char *last = zsock_last_endpoint(cx->router);
+    snprintf(cx->endpoint, sizeof cx->endpoint, "%s", last ? last : raft);
+    zstr_free(&last);
+    return 0;
+}
+
+int consensus_listen(writer_t *w, strata_error_t *err)
 {
     cluster_options_t o;
     int rc = cluster_read_options(w->cfg, &o, err);
@@ -1114,16 +1134,29 @@ int consensus_open(writer_t *w, strata_error_t *err)
     pthread_mutex_init(&cx->peers_mu, NULL);
     w->cx = cx;
     cx->o = o;
+    /* An ipc endpoint (the default) lives in the data dir: consensus_open
+     * binds it once the dir exists. */
+    const char *raft = opt_str(w->cfg, "writer/raft");
+    return *raft && !svc_endpoint_is_ipc(raft) ? bind_raft(cx, raft, err) : 0;
+}
+
+int consensus_open(writer_t *w, strata_error_t *err)
+{
+    consensus_t *cx = w->cx;
+    if (!cx)
+        return 0;
+    const cluster_options_t *o = &cx->o;
+    int rc;
     snprintf(cx->wal_dir, sizeof cx->wal_dir, "%s/wal", w->data_dir);
     bool fresh = false;
     if ((rc = strata_raft_meta_open(NULL, w->data_dir, &cx->meta, &fresh, err)))
         return rc;
-    if (fresh && o.bootstrap) {
+    if (fresh && o->bootstrap) {
         /* The cluster's first start (raft.md R9): every node may vote. */
         if ((rc = strata_raft_meta_store(cx->meta, 0, 0, err)))
             return rc;
         fresh = false;
-        log_info("event=bootstrap id=%u", o.id);
+        log_info("event=bootstrap id=%u", o->id);
     }
     uint64_t first = 0, *run_first = NULL, *run_term = NULL;
     size_t n_runs = 0;
@@ -1154,18 +1187,18 @@ int consensus_open(writer_t *w, strata_error_t *err)
                                  .run_term = run_term + skip,
                                  .n_runs = st.appended_seq >= first ? n_runs - skip : 0,
                                  .commit_seq = strata_db_commit_seq(w->db)};
-    strata_raft_config_t rcfg = {.id = o.id,
-                                 .n_voters = o.n_voters,
-                                 .n_learners = o.n_learners,
-                                 .heartbeat_ns = o.heartbeat_ms * 1000000ull,
-                                 .election_min_ns = o.election_min_ms * 1000000ull,
-                                 .election_max_ns = o.election_max_ms * 1000000ull,
-                                 .lease_ns = o.lease_ms * 1000000ull,
+    strata_raft_config_t rcfg = {.id = o->id,
+                                 .n_voters = o->n_voters,
+                                 .n_learners = o->n_learners,
+                                 .heartbeat_ns = o->heartbeat_ms * 1000000ull,
+                                 .election_min_ns = o->election_min_ms * 1000000ull,
+                                 .election_max_ns = o->election_max_ms * 1000000ull,
+                                 .lease_ns = o->lease_ms * 1000000ull,
                                  .seed = state.incarnation ^ now_ns() ^ (uint64_t)getpid(),
                                  .max_entries = 64,
                                  .max_inflight = 4};
-    memcpy(rcfg.voters, o.voters, sizeof o.voters);
-    memcpy(rcfg.learners, o.learners, sizeof o.learners);
+    memcpy(rcfg.voters, o->voters, sizeof o->voters);
+    memcpy(rcfg.learners, o->learners, sizeof o->learners);
     strata_error_t why = {0};
     cx->core = strata_raft_new(&rcfg, &state, now_ns(), &why);
     free(run_first);
@@ -1181,28 +1214,17 @@ int consensus_open(writer_t *w, strata_error_t *err)
     atomic_store(&cx->term_a, cx->term);
     atomic_store(&cx->commit_a, strata_db_commit_seq(w->db));
 
-    char ep[PATH_MAX + 32];
-    const char *raft = opt_str(w->cfg, "writer/raft");
-    if (!*raft) {
-        snprintf(ep, sizeof ep, "ipc://%s/writer.raft", w->data_dir);
-        raft = ep;
+    if (!cx->router) {
+        char ep[PATH_MAX + 32];
+        const char *raft = opt_str(w->cfg, "writer/raft");
+        if (!*raft) {
+            snprintf(ep, sizeof ep, "ipc://%s/writer.raft", w->data_dir);
+            raft = ep;
+        }
+        if ((rc = bind_raft(cx, raft, err)))
+            return rc;
     }
-    cx->router = zsock_new(ZMQ_ROUTER);
-    if (!cx->router)
-        return strata_error_set(err, STRATA_ENOMEM, "cannot create the raft ROUTER");
-    zsock_set_maxmsgsize(cx->router, (int64_t)STRATA_RAFT_MSG_MAX + 64 * 1024);
-    /* Messages, not bytes: each is at most 8 MiB and Raft resends what a
-     * full queue drops, so a stalled transport holds a bounded amount. */
-    zsock_set_sndhwm(cx->router, 64);
-    zsock_set_rcvhwm(cx->router, 1000);
-    zsock_set_linger(cx->router, 0);
-    if (zsock_bind(cx->router, "%s", raft) < 0)
-        return strata_error_set(err, STRATA_EIO, "writer/raft: bind %s: %s", raft,
-                                zmq_strerror(zmq_errno()));
-    char *last = zsock_last_endpoint(cx->router);
-    snprintf(cx->endpoint, sizeof cx->endpoint, "%s", last ? last : raft);
-    zstr_free(&last);
-    log_info("event=consensus id=%u voters=%s role=%s term=%" PRIu64 " fresh=%d raft=%s", o.id,
+    log_info("event=consensus id=%u voters=%s role=%s term=%" PRIu64 " fresh=%d raft=%s", o->id,
              opt_str(w->cfg, "cluster/voters"), strata_raft_role_name(cx->role), cx->term, fresh,
              cx->endpoint);
     return 0;

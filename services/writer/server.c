@@ -178,17 +178,21 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
     }
     int rc;
-    /* The TCP ports first: a clash must fail the start before anything is
-     * created on disk. An ipc endpoint lives in the data dir, so it is
-     * bound once the dir exists. */
+    /* The TCP ports first, every one of them: a clash must fail the start
+     * before anything is created on disk. An ipc endpoint lives in the
+     * data dir, so it is bound once the dir exists. */
     const char *endpoint = svc_config_get(w->cfg, "writer/endpoint");
+    const char *control = svc_config_get(w->cfg, "writer/control");
     if ((rc = svc_curve_open(w->cfg, &w->curve, err)))
         goto fail;
     rc = STRATA_EIO;
-    if (!svc_endpoint_is_ipc(endpoint) &&
-        !(w->router = bind_router(endpoint, w->curve, w->endpoint, sizeof w->endpoint, err)))
+    if ((!svc_endpoint_is_ipc(endpoint) &&
+         !(w->router = bind_router(endpoint, w->curve, w->endpoint, sizeof w->endpoint, err))) ||
+        (*control && !svc_endpoint_is_ipc(control) &&
+         !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err))))
         goto fail;
-    if ((rc = svc_http_listen("writer/metrics", svc_config_get(w->cfg, "writer/metrics"), &w->http,
+    if ((rc = consensus_listen(w, err)) ||
+        (rc = svc_http_listen("writer/metrics", svc_config_get(w->cfg, "writer/metrics"), &w->http,
                               w->metrics_url, sizeof w->metrics_url, err)))
         goto fail;
     bool created_dir = false;
@@ -219,7 +223,6 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
         goto fail;
 
     char control_cfg[PATH_MAX + 32];
-    const char *control = svc_config_get(w->cfg, "writer/control");
     if (!*control) {
         snprintf(control_cfg, sizeof control_cfg, "ipc://%s/writer.ctl", w->data_dir);
         control = control_cfg;
@@ -227,7 +230,8 @@ int writer_new(svc_config_t *cfg, writer_t **writer_p, strata_error_t *err)
     rc = STRATA_EIO;
     if ((!w->router &&
          !(w->router = bind_router(endpoint, w->curve, w->endpoint, sizeof w->endpoint, err))) ||
-        !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err)))
+        (!w->control &&
+         !(w->control = bind_router(control, NULL, w->control_ep, sizeof w->control_ep, err))))
         goto fail;
     uint64_t cap = 0;
     if ((rc = svc_conncap_new(w->router, w->max_clients, &w->conncap, &cap, err)))

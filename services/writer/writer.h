@@ -376,6 +376,10 @@ int bootstrap_mark(const char *data_dir, uint64_t *seq, uint64_t *term);
 
 /* consensus.c */
 int cluster_read_options(svc_config_t *cfg, cluster_options_t *o, strata_error_t *err);
+/* Before the data dir: sets up the consensus host and binds writer/raft
+ * when it is TCP, so a clash fails the start before anything is on disk.
+ * No-op for id 0. */
+int consensus_listen(writer_t *w, strata_error_t *err);
 int consensus_open(writer_t *w, strata_error_t *err); /* after open_db; no-op for id 0 */
 void consensus_attach(writer_t *w, zloop_t *loop);
 void consensus_close(writer_t *w);

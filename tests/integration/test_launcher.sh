@@ -91,27 +91,69 @@ done
 "$ctl" snapshot --dir "$dir/node" >/dev/null || fail "snapshot after the rotation"
 grep -q "event=" "$dir/node/snapshotter.log" || fail "nothing logged after the rotation"
 
-# A port clash fails a start before anything is on disk: the writer's
-# endpoint and metrics port, the compactor's and snapshotter's metrics.
+# A port clash fails a start before anything is on disk, for every TCP
+# endpoint and metrics port of every process: the node's own ports stand in
+# for ports in use. The writer gets a data dir that does not exist; the
+# others refuse one, so they get an empty one and must leave it empty.
 metrics=$(sed -n 's/^ *metrics = "http:\/\/\([^/]*\)\/metrics"$/\1/p' "$dir/node/writer.endpoints")
 [ -n "$metrics" ] || fail "no metrics in writer.endpoints"
-for clash in "STRATA_WRITER_ENDPOINT=$endpoint" "STRATA_WRITER_METRICS=$metrics"; do
-    if env "$clash" STRATA_NODE_DATA_DIR="$dir/fresh/data" \
-        "$build/services/writer/strata-writer" >"$dir/clash.out" 2>&1; then
-        fail "a writer started with $clash, a port in use"
-    fi
-    grep -q "in use" "$dir/clash.out" || fail "no word of the clash: $(cat "$dir/clash.out")"
-    [ ! -e "$dir/fresh" ] || fail "a writer that failed to bind ($clash) left $dir/fresh/data"
-done
 mkdir "$dir/empty"
-for name in compactor snapshotter; do
-    var=STRATA_$(echo "$name" | tr '[:lower:]' '[:upper:]')_METRICS
-    if env "$var=$metrics" STRATA_NODE_DATA_DIR="$dir/empty" \
-        "$build/services/$name/strata-$name" >"$dir/clash.out" 2>&1; then
-        fail "$name started with its metrics port in use"
+# clash PROCESS HELD VAR=VALUE...: PROCESS, started with these overrides
+# (the last one puts an endpoint on HELD, a host:port in use), exits
+# non-zero with a line naming HELD in use and creates nothing. A process
+# that serves after all is stopped by timeout and fails the same checks.
+clash() {
+    name=$1
+    held=$2
+    shift 2
+    data="$dir/empty"
+    [ "$name" != writer ] || data="$dir/fresh/data"
+    if env STRATA_NODE_DATA_DIR="$data" "$@" timeout 20 "$build/services/$name/strata-$name" \
+        >"$dir/clash.out" 2>&1; then
+        fail "$name started with a port in use ($*)"
     fi
-    [ -z "$(ls "$dir/empty")" ] || fail "$name that failed to bind left $(ls "$dir/empty")"
+    grep -q "${held}[^0-9].*in use" "$dir/clash.out" ||
+        fail "$name ($*) did not name $held in use: $(cat "$dir/clash.out")"
+    [ ! -e "$dir/fresh" ] || fail "$name that failed to bind ($*) left $dir/fresh"
+    [ -z "$(ls -A "$dir/empty")" ] || fail "$name that failed to bind ($*) left $(ls -A "$dir/empty")"
+}
+# clash for a process of a one-node cluster: the cluster writer, the
+# election and the replicator.
+cluster_clash() {
+    name=$1
+    held=$2
+    shift 2
+    clash "$name" "$held" STRATA_CLUSTER_ID=1 STRATA_CLUSTER_VOTERS=1 \
+        STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:1 \
+        STRATA_CLUSTER_ELECTION_PEERS=1=tcp://127.0.0.1:1 \
+        STRATA_CLUSTER_REPLICATOR_PEERS=1=tcp://127.0.0.1:1 \
+        'STRATA_ELECTION_BIND=tcp://127.0.0.1:*' STRATA_ELECTION_METRICS=127.0.0.1:0 \
+        'STRATA_REPLICATOR_BIND=tcp://127.0.0.1:*' STRATA_REPLICATOR_METRICS=127.0.0.1:0 "$@"
+}
+port=${endpoint##*:}
+for var in ENDPOINT CONTROL; do
+    clash writer "$endpoint" "STRATA_WRITER_$var=$endpoint"
 done
+clash writer "$metrics" "STRATA_WRITER_METRICS=$metrics"
+cluster_clash writer "$endpoint" "STRATA_WRITER_RAFT=$endpoint"
+for name in compactor snapshotter; do
+    var=STRATA_$(echo "$name" | tr '[:lower:]' '[:upper:]')
+    clash "$name" "$endpoint" "${var}_ENDPOINT=$endpoint"
+    clash "$name" "$metrics" "${var}_METRICS=$metrics"
+done
+for var in LIVE DELAYED HISTORY; do
+    clash distributor "$endpoint" "STRATA_DISTRIBUTOR_$var=$endpoint"
+done
+clash distributor "$metrics" "STRATA_DISTRIBUTOR_METRICS=$metrics"
+for name in election replicator; do
+    var=STRATA_$(echo "$name" | tr '[:lower:]' '[:upper:]')
+    cluster_clash "$name" "$endpoint" "${var}_BIND=$endpoint"
+    # Without a bind, the port of this node's entry in the peers, on every
+    # interface.
+    cluster_clash "$name" ":$port" "${var}_BIND=" "STRATA_CLUSTER_${var#STRATA_}_PEERS=1=$endpoint"
+    cluster_clash "$name" "$metrics" "${var}_METRICS=$metrics"
+done
+cluster_clash election "$endpoint" "STRATA_ELECTION_ROLES=$endpoint"
 # A second start on the same directory is refused.
 if "$src/deploy/strata-node" start --dir "$dir/node" >/dev/null 2>&1; then
     fail "second start succeeded"
