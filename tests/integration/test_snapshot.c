@@ -296,6 +296,15 @@ START_TEST(restore_refuses_a_damaged_backup_naming_the_file)
                   "the damaged table is not named: [%s]", out);
     free(out);
     ck_assert_int_ne(access(restored, F_OK), 0);
+    /* On stderr the table is named once: its problem's line, then the
+     * error with the count (which used to repeat the first problem). */
+    const char *plain[] = {STRATACTL_BIN, "restore", backup, restored, NULL};
+    ck_assert_int_eq(ts_run_output(plain, NULL, TS_STDERR, 60, &out), 3);
+    const char *named = strstr(out, table);
+    ck_assert_msg(named && !strstr(named + 1, table), "the table not named once: [%s]", out);
+    ck_assert_msg(strstr(out, "stratactl: restore: 1 of the snapshot's files are bad\n"), "[%s]",
+                  out);
+    free(out);
 
     /* With the table whole again, a SNAPSHOT file that does not parse:
      * verify says why, as restore does (it used to count the problem and
