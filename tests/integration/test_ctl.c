@@ -597,21 +597,37 @@ START_TEST(unreachable_endpoint_fails_within_the_timeout)
 END_TEST
 
 /* The offline verbs' errors come from the library, which names the path;
- * stratactl adds its verb once. */
+ * stratactl adds its verb once (not "verify: verify DIR", "dump manifest:
+ * DIR: DIR: ..." or "keygen: keygen: ..."). */
 START_TEST(offline_errors_name_the_path_once)
 {
     char *dir = ts_tempdir("ctl-offline-errors");
     char *missing = ts_path(dir, "missing");
-    static const char *const verbs[][3] = {{"verify", NULL}, {"restore", NULL, "x"}};
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-        char *target = ts_path(dir, "target");
-        const char *argv[] = {verbs[i][0], missing, verbs[i][2] ? target : NULL, NULL};
-        run_t r = run_argv(argv);
-        ck_assert_msg(r.code == 1, "%s: exit %d [%s]", verbs[i][0], r.code, r.err);
-        assert_error_line(&r, verbs[i][0], missing);
+    char *unwritable = ts_path(missing, "key"), *secret = ts_path(missing, "key_secret");
+    struct {
+        const char *verb; /* as the error line names it */
+        const char *argv[4];
+        const char *path; /* the error names it */
+        int code;
+    } cases[] = {
+        {"verify", {"verify", missing}, missing, 1},
+        {"restore", {"restore", missing, dir}, missing, 1},
+        {"dump manifest", {"dump", "manifest", missing}, missing, 1},
+        {"dump snapshot", {"dump", "snapshot", missing}, missing, 1},
+        {"dump wal", {"dump", "wal", missing}, missing, 1},
+        {"keygen", {"keygen", unwritable}, secret, 3}, /* PATH and PATH_secret */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_t r = run_argv(cases[i].argv);
+        ck_assert_msg(r.code == cases[i].code, "%s: exit %d [%s]", cases[i].verb, r.code, r.err);
+        assert_error_line(&r, cases[i].verb, cases[i].path);
+        const char *named = strstr(r.err, cases[i].path);
+        ck_assert_msg(!strstr(named + 1, cases[i].path), "%s: the path twice: [%s]", cases[i].verb,
+                      r.err);
         run_free(&r);
-        free(target);
     }
+    free(secret);
+    free(unwritable);
     free(missing);
     ts_rmtree(dir);
     free(dir);
