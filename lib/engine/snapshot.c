@@ -424,6 +424,10 @@ int strata_snapshot_check(const char *dir, strata_snapshot_problem_fn fn, void *
     }
     free(buf);
     strata_snapshot_meta_free(&meta);
+    /* With fn every problem, the first too, was reported there already. */
+    if (problems && fn)
+        return strata_error_set(err, STRATA_ECORRUPT, "%zu of the snapshot's files are bad",
+                                problems);
     if (problems)
         return strata_error_set(err, STRATA_ECORRUPT, "%zu of the snapshot's files are bad: %s",
                                 problems, first);

@@ -348,11 +348,11 @@ int strata_db_verify(const char *dir, strata_verify_fn fn, void *arg, strata_ver
     struct stat st;
     if (stat(dir, &st) != 0) {
         int sys = errno;
-        return strata_error_set(err, sys == ENOENT ? STRATA_ENOTFOUND : STRATA_EIO, "verify %s: %s",
-                                dir, strerror(sys));
+        return strata_error_set(err, sys == ENOENT ? STRATA_ENOTFOUND : STRATA_EIO, "%s: %s", dir,
+                                strerror(sys));
     }
     if (!S_ISDIR(st.st_mode))
-        return strata_error_set(err, STRATA_EINVAL, "verify %s: not a directory", dir);
+        return strata_error_set(err, STRATA_EINVAL, "%s: not a directory", dir);
     char *current = NULL;
     if (asprintf(&current, "%s/CURRENT", dir) < 0)
         return strata_error_set(err, STRATA_ENOMEM, "out of memory");
@@ -360,7 +360,7 @@ int strata_db_verify(const char *dir, strata_verify_fn fn, void *arg, strata_ver
     free(current);
     if (!has_current)
         return strata_error_set(err, STRATA_ENOTFOUND,
-                                "verify %s: no CURRENT, not a Strata data directory", dir);
+                                "%s: no CURRENT, not a Strata data directory", dir);
 
     verifier_t v = {.dir = dir, .fn = fn, .arg = arg, .stats = stats};
     strata_error_clear(&v.first_problem);

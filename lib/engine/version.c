@@ -721,6 +721,7 @@ static int read_current(const vset_t *self, uint64_t *number, strata_error_t *er
     char text[64];
     snprintf(text, sizeof text, "%.*s", (int)(name_len < 63 ? name_len : 63), (char *)name);
     free(name);
+    text[strcspn(text, "\r\n")] = '\0'; /* its newline, kept out of a one-line error */
     if (sscanf(text, "MANIFEST-%" SCNu64, number) != 1)
         return strata_error_set(err, STRATA_ECORRUPT, "CURRENT: does not name a MANIFEST ('%s')",
                                 text);
@@ -1163,11 +1164,15 @@ int strata_manifest_read(const char *path, strata_manifest_edit_fn fn, void *arg
     if (S_ISDIR(st.st_mode)) {
         vset_t probe = {.dir = (char *)path, .io = io};
         uint64_t number = 0;
-        int rc = read_current(&probe, &number, err);
+        strata_error_t current_err;
+        int rc = read_current(&probe, &number, &current_err);
         if (rc == STRATA_ENOTFOUND)
             return strata_error_set(err, STRATA_ENOTFOUND, "%s: no CURRENT", path);
+        /* Its damage names CURRENT alone: say whose, as every error here
+         * names the file, so that a caller adds nothing. */
         if (rc)
-            return rc;
+            return strata_error_set(err, rc, "%s%s%s", rc == STRATA_ECORRUPT ? path : "",
+                                    rc == STRATA_ECORRUPT ? "/" : "", current_err.msg);
         snprintf(file, sizeof file, "%s/MANIFEST-%06" PRIu64, path, number);
     }
     if (manifest)
@@ -1181,8 +1186,7 @@ int strata_manifest_read(const char *path, strata_manifest_edit_fn fn, void *arg
         return rc;
     dump_t d = {fn, arg};
     uint64_t end = 0;
-    const char *name = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    rc = manifest_scan(data, size, name, dump_edit, &d, &end, err);
+    rc = manifest_scan(data, size, file, dump_edit, &d, &end, err);
     if (torn_offset)
         *torn_offset = end;
     free(data);

@@ -183,3 +183,18 @@ void svc_log(strata_log_level_t level, const char *fmt, ...)
     va_end(ap);
     emit(level, line);
 }
+
+bool svc_episode_failed(svc_episode_t *episode, int code)
+{
+    bool news = episode->failures == 0 || episode->code != code;
+    episode->code = code;
+    episode->failures++;
+    return news;
+}
+
+uint64_t svc_episode_cleared(svc_episode_t *episode)
+{
+    uint64_t failures = episode->failures;
+    *episode = (svc_episode_t){0};
+    return failures;
+}

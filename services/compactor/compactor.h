@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "log.h"
 #include "strata/client.h"
 #include "strata/compaction.h"
 #include "strata/io.h"
@@ -86,6 +87,8 @@ struct compactor {
     strata_compaction_cursor_t *cursor;
     uint64_t jobs;
     uint64_t job_start_ns, job_cpu0_ns, job_written;
+    /* A disk or MANIFEST that keeps failing fails every retry alike. */
+    svc_episode_t work_failing;
 
     /* Shared with the loop (requests) under mu. */
     pthread_mutex_t mu;

@@ -275,8 +275,7 @@ static int run_one(compactor_t *s, strata_compaction_job_t *job, uint64_t smalle
         atomic_fetch_add(&s->stale, 1);
         log_info("event=compaction_stale level=%d reason=\"%s\"", level, err->msg);
     } else if (!stopping(s)) {
-        atomic_fetch_add(&s->failures, 1);
-        log_warning("event=compaction_failed level=%d error=\"%s\"", level, err->msg);
+        atomic_fetch_add(&s->failures, 1); /* logged by the caller, which decides what follows */
     }
     atomic_fetch_add(&s->cpu_ns, cpu);
     atomic_store(&s->busy, false);
@@ -441,24 +440,34 @@ void *compactor_worker(void *arg)
         internal_logged = false;
         strata_tables_t *tables = NULL;
         if ((rc = open_tables(s, &tables, &err)) != 0) {
-            log_warning("event=manifest_read_failed error=\"%s\"", err.msg);
+            if (svc_episode_failed(&s->work_failing, rc))
+                log_warning("event=manifest_read_failed error=\"%s\"", err.msg);
             nap(s, 1000000000ull);
             continue;
         }
         strata_compaction_job_t *c = NULL;
         rc = strata_compaction_job_pick(tables, &s->copts, s->cursor, &c);
+        int level = c ? strata_compaction_job_level(c) : -1;
         job_result_t res;
         if (rc == 0 && c)
             rc = run_one(s, c, st.smallest_snapshot, &res, &err);
-        else if (rc)
-            log_warning("event=pick_failed error=\"%s\"", strata_strerror(rc));
         /* Nothing to do at this generation: wait for the next. After a
          * compaction the writer's generation moved, so look again now. */
         seen = c || rc ? UINT64_MAX : st.generation;
         strata_compaction_job_free(&c);
         strata_tables_close(&tables);
-        if (rc && rc != STRATA_ESTALE && !stopping(s))
+        if (rc && rc != STRATA_ESTALE && !stopping(s)) {
+            bool news = svc_episode_failed(&s->work_failing, rc);
+            if (news && level >= 0)
+                log_warning("event=compaction_failed level=%d error=\"%s\"", level, err.msg);
+            else if (news)
+                log_warning("event=pick_failed error=\"%s\"", strata_strerror(rc));
             nap(s, 1000000000ull); /* a failing disk is not retried in a spin */
+        } else if (!rc || rc == STRATA_ESTALE) {
+            uint64_t failures = svc_episode_cleared(&s->work_failing);
+            if (failures)
+                log_info("event=compaction_recovered failures=%" PRIu64, failures);
+        }
     }
     return NULL;
 }

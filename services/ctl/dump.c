@@ -345,9 +345,9 @@ static int s_dump_manifest_one(ctl_t *ctl, const char *path, s_window_t *w)
     strata_error_t err;
     int rc = strata_manifest_read(path, s_print_edit, ctl, manifest, &end, &err);
     fflush(stdout);
-    if (rc)
-        return ctl_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s: %s",
-                        manifest[0] ? manifest : path, err.msg);
+    if (rc) /* the error names the file */
+        return ctl_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s",
+                        err.msg);
     struct stat st;
     if (stat(manifest, &st) == 0 && (uint64_t)st.st_size > end)
         s_note(ctl,
@@ -364,9 +364,9 @@ static int s_dump_snapshot_one(ctl_t *ctl, const char *path, s_window_t *w)
     strata_snapshot_meta_t meta;
     strata_error_t err;
     int rc = strata_snapshot_read(path, &meta, &err);
-    if (rc)
-        return ctl_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s: %s",
-                        path, err.msg);
+    if (rc) /* the error names the file */
+        return ctl_fail(ctl, rc == STRATA_ENOTFOUND ? CTL_NOT_FOUND : CTL_FAILED, rc, "%s",
+                        err.msg);
     if (ctl->json) {
         cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "snapshot", path);

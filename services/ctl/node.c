@@ -422,7 +422,7 @@ int ctl_keygen(ctl_t *ctl, int argc, char **argv)
     (void)argc;
     zcert_t *cert = zcert_new();
     if (!cert)
-        return ctl_fail(ctl, CTL_FAILED, STRATA_ENOMEM, "keygen: cannot make a key pair");
+        return ctl_fail(ctl, CTL_FAILED, STRATA_ENOMEM, "cannot make a key pair");
     zcert_set_meta(cert, "role", "%s", ctl->role ? ctl->role : "client");
     char secret[PATH_MAX];
     snprintf(secret, sizeof secret, "%s_secret", argv[0]);
@@ -434,8 +434,7 @@ int ctl_keygen(ctl_t *ctl, int argc, char **argv)
         rc = chmod(argv[0], 0644);
     if (rc != 0) {
         zcert_destroy(&cert);
-        return ctl_fail(ctl, CTL_FAILED, STRATA_EIO, "keygen: cannot write %s and %s", argv[0],
-                        secret);
+        return ctl_fail(ctl, CTL_FAILED, STRATA_EIO, "cannot write %s and %s", argv[0], secret);
     }
     if (ctl->json) {
         cJSON *doc = ctl_doc(ctl);

@@ -238,9 +238,15 @@ int ctl_fail(ctl_t *ctl, int exit_code, int status, const char *fmt, ...)
     if (!silent)
         fprintf(stderr, "stratactl: %s%s%s\n", verb ? verb : "", verb ? ": " : "", message);
     if (ctl->json) {
+        /* Problems reported before the failure (restore's bad files) are
+         * its detail: the error names only their count. */
+        cJSON *problems =
+            ctl->doc ? cJSON_DetachItemFromObjectCaseSensitive(ctl->doc, "problems") : NULL;
         cJSON_Delete(ctl->doc);
         ctl->doc = cJSON_CreateObject();
         cJSON_AddStringToObject(ctl->doc, "error", message);
+        if (problems)
+            cJSON_AddItemToObject(ctl->doc, "problems", problems);
         cJSON_AddNumberToObject(ctl->doc, "code", exit_code);
         if (status)
             cJSON_AddNumberToObject(ctl->doc, "status", status);

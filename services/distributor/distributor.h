@@ -16,6 +16,7 @@
 #include "conncap.h"
 #include "curve.h"
 #include "http.h"
+#include "log.h"
 #include "outq.h"
 #include "strata/client.h"
 #include "strata/codec.h"
@@ -197,6 +198,7 @@ struct dist {
     live_batch_t live_batch;
     topic_state_t *last_live, *last_delayed; /* the previous entry's topic */
     bool ring_ready_known;                   /* ring_ready has been stored once */
+    svc_episode_t tail_failing;              /* a WAL the tail cannot read fails every turn */
     _Atomic uint64_t laps, wal_catchups, ring_reopens;
     _Atomic uint64_t live_entries, delayed_batches, heartbeats;
     atomic_bool ring_ready;
@@ -221,6 +223,8 @@ struct dist {
     size_t n_lag, lag_omitted;
     uint64_t lag_refreshed_ns; /* main thread only */
     uint64_t flush_retry_ns;   /* after a failed store, wait before asking the writer again */
+    /* A writer down fails every retry of these alike. */
+    svc_episode_t store_failing, expiry_failing;
 };
 
 /* pump.c */

@@ -313,10 +313,15 @@ static bool pump_step(dist_t *d, int timeout_ms)
         d->read_term = term_at(d, d->read_seq);
         live_flush(d); /* nothing to send: covered and its term */
     }
-    if (rc == 0)
+    if (rc == 0) {
+        uint64_t failures = svc_episode_cleared(&d->tail_failing);
+        if (failures)
+            log_info("event=tail_recovered seq=%" PRIu64 " failures=%" PRIu64, e.seq, failures);
         publish_entry(d, &e, raw, raw_len);
-    else if (rc != STRATA_ETIMEDOUT)
+    } else if (rc != STRATA_ETIMEDOUT && svc_episode_failed(&d->tail_failing, rc)) {
+        /* The pump asks again at once: the line is for the first of them. */
         log_error("event=tail_failed seq=%" PRIu64 " error=\"%s\"", d->read_seq + 1, err.msg);
+    }
     return rc == 0;
 }
 

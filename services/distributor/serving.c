@@ -352,9 +352,12 @@ done:
     pthread_mutex_unlock(&d->stats_mu);
     if (rc)
         d->flush_retry_ns = now_ns() + 500000000ull;
-    if (rc)
+    if (rc && svc_episode_failed(&d->store_failing, rc))
         log_warning("event=offset_store_failed subscribers=%zu error=\"%s\"", n,
                     rc == STRATA_ENOMEM ? "out of memory" : err.msg);
+    uint64_t failures = rc ? 0 : svc_episode_cleared(&d->store_failing);
+    if (failures)
+        log_info("event=offset_store_recovered subscribers=%zu failures=%" PRIu64, n, failures);
     free(ops);
     free(keys);
     free(values);
@@ -1369,9 +1372,13 @@ static void expire_names(dist_t *d)
                                       &err);
         if (rc) {
             writer_reset(d);
-            log_warning("event=name_expiry_failed name=%s error=\"%s\"", gone[i], err.msg);
+            if (svc_episode_failed(&d->expiry_failing, rc))
+                log_warning("event=name_expiry_failed name=%s error=\"%s\"", gone[i], err.msg);
             return; /* the next tick tries again */
         }
+        uint64_t failures = svc_episode_cleared(&d->expiry_failing);
+        if (failures)
+            log_info("event=name_expiry_recovered failures=%" PRIu64, failures);
         log_info("event=name_expired name=%s idle_s=%" PRIu64, gone[i], d->session_expire_s);
         zhashx_delete(d->subs, gone[i]);
     }

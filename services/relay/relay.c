@@ -69,6 +69,7 @@ struct relay {
     svc_http_t *http;
     zloop_t *loop;
     int64_t last_from_writer_ms, last_lookup_ms;
+    svc_episode_t connect_failing; /* every beat tries again: logged once */
     /* Read by the metrics thread. */
     _Atomic uint64_t term, role, leader, commit, has_role, writer_connected;
     _Atomic uint64_t to_peers, from_peers, dropped, refused;
@@ -320,14 +321,18 @@ static void connect_writer(relay_t *r, const char *ep)
      * wait in the queue until the connection is up. */
     zsock_t *s = raft_socket(ZMQ_DEALER);
     if (!s) {
-        log_error("event=writer_socket_failed");
+        if (svc_episode_failed(&r->connect_failing, STRATA_ENOMEM))
+            log_error("event=writer_socket_failed");
         return;
     }
     if (zsock_connect(s, "%s", ep) < 0) {
-        log_warning("event=writer_connect_failed raft=%s error=\"%s\"", ep, zmq_strerror(errno));
+        if (svc_episode_failed(&r->connect_failing, errno))
+            log_warning("event=writer_connect_failed raft=%s error=\"%s\"", ep,
+                        zmq_strerror(errno));
         zsock_destroy(&s);
         return;
     }
+    svc_episode_cleared(&r->connect_failing); /* the writer_connect line below says so */
     r->writer = s;
     snprintf(r->writer_raft, sizeof r->writer_raft, "%s", ep);
     zloop_reader(r->loop, r->writer, on_writer, r);

@@ -36,6 +36,9 @@ struct snapserve {
     ino_t cached_ino;
     strata_snapshot_meta_t meta;
     size_t last_file; /* the file of the last SNAPREAD: the next is likely the same */
+    /* A follower retries a refused copy every second or so: the same
+     * refusal is one line until an answer goes through. */
+    svc_episode_t refusing;
 };
 
 snapserve_t *snapserve_new(const char *snapshots_dir)
@@ -96,17 +99,28 @@ static void s_printable(const void *data, size_t len, char *out, size_t cap)
     out[used] = '\0';
 }
 
-static zmsg_t *s_error(snapserve_outcome_t *outcome, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* FNV-1a: a refusal's text stands for its code, so that another one is a
+ * new line. */
+static int s_text_code(const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = text; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return (int)(h | 1u); /* never 0 */
+}
 
-static zmsg_t *s_error(snapserve_outcome_t *outcome, const char *fmt, ...)
+static zmsg_t *s_error(snapserve_t *self, snapserve_outcome_t *outcome, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static zmsg_t *s_error(snapserve_t *self, snapserve_outcome_t *outcome, const char *fmt, ...)
 {
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    log_warning("event=snapshot_refused error=\"%s\"", text);
+    if (svc_episode_failed(&self->refusing, s_text_code(text)))
+        log_warning("event=snapshot_refused error=\"%s\"", text);
     outcome->error = true;
     zmsg_t *reply = zmsg_new();
     zmsg_addstr(reply, "SNAPERR");
@@ -184,13 +198,13 @@ static zmsg_t *s_offer(snapserve_t *self, const char *name)
 static zmsg_t *s_list(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *outcome)
 {
     if (zmsg_size(request) != 1)
-        return s_error(outcome, "SNAPLIST: %zu frames after the verb, it takes none",
+        return s_error(self, outcome, "SNAPLIST: %zu frames after the verb, it takes none",
                        zmsg_size(request) - 1);
     char **names;
     size_t count;
     strata_error_t err;
     if (strata_snapshot_list(self->dir, &names, &count, &err) != 0)
-        return s_error(outcome, "%s", err.msg);
+        return s_error(self, outcome, "%s", err.msg);
     /* Names of one width sort by seq: the newest is last. One removed or
      * damaged since it was listed gives way to the one before. */
     zmsg_t *reply = NULL;
@@ -198,7 +212,7 @@ static zmsg_t *s_list(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
         if (strata_snapshot_name_ok(names[i], strlen(names[i])))
             reply = s_offer(self, names[i]);
     strata_snapshot_list_free(names, count);
-    return reply ? reply : s_error(outcome, "no snapshot in %s", self->dir);
+    return reply ? reply : s_error(self, outcome, "no snapshot in %s", self->dir);
 }
 
 /* ---- SNAPREAD -------------------------------------------------------------------- */
@@ -228,7 +242,7 @@ static bool s_present(const snapserve_t *self, const char *name)
 static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *outcome)
 {
     if (zmsg_size(request) != 5)
-        return s_error(outcome,
+        return s_error(self, outcome,
                        "SNAPREAD: %zu frames after the verb, it takes 4 (name, path, offset, "
                        "length)",
                        zmsg_size(request) - 1);
@@ -238,16 +252,18 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
     char shown[PRINTABLE_CAP];
     if (!strata_snapshot_name_ok(zframe_data(name_frame), zframe_size(name_frame))) {
         s_printable(zframe_data(name_frame), zframe_size(name_frame), shown, sizeof shown);
-        return s_error(outcome, "SNAPREAD name: '%s' is not snap- and 20 digits", shown);
+        return s_error(self, outcome, "SNAPREAD name: '%s' is not snap- and 20 digits", shown);
     }
     if (zframe_size(offset_frame) != 8)
-        return s_error(outcome, "SNAPREAD offset: %zu bytes, not 8", zframe_size(offset_frame));
+        return s_error(self, outcome, "SNAPREAD offset: %zu bytes, not 8",
+                       zframe_size(offset_frame));
     if (zframe_size(length_frame) != 4)
-        return s_error(outcome, "SNAPREAD length: %zu bytes, not 4", zframe_size(length_frame));
+        return s_error(self, outcome, "SNAPREAD length: %zu bytes, not 4",
+                       zframe_size(length_frame));
     uint64_t offset = s_get_le(zframe_data(offset_frame), 8);
     uint64_t length = s_get_le(zframe_data(length_frame), 4);
     if (length < 1 || length > SNAPSERVE_MAX_READ)
-        return s_error(outcome, "SNAPREAD length: %" PRIu64 ", not 1..%u", length,
+        return s_error(self, outcome, "SNAPREAD length: %" PRIu64 ", not 1..%u", length,
                        SNAPSERVE_MAX_READ);
     char name[NAME_LEN + 1];
     memcpy(name, zframe_data(name_frame), NAME_LEN);
@@ -259,25 +275,27 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
     strata_error_t err;
     if (stat(file, &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return s_error(outcome, "snapshot %s is gone from %s: list again", name, self->dir);
-        return s_error(outcome, "snapshot %s: stat %s: %s", name, file, strerror(errno));
+            return s_error(self, outcome, "snapshot %s is gone from %s: list again", name,
+                           self->dir);
+        return s_error(self, outcome, "snapshot %s: stat %s: %s", name, file, strerror(errno));
     }
     if (s_load(self, name, &st, &err) != 0)
-        return s_error(outcome, "snapshot %s is not sealed (%s): list again", name, err.msg);
+        return s_error(self, outcome, "snapshot %s is not sealed (%s): list again", name, err.msg);
     ssize_t index = s_find(self, path_frame);
     if (index < 0) {
         s_printable(zframe_data(path_frame), zframe_size(path_frame), shown, sizeof shown);
-        return s_error(outcome, "SNAPREAD path: '%s' is not a file of snapshot %s", shown, name);
+        return s_error(self, outcome, "SNAPREAD path: '%s' is not a file of snapshot %s", shown,
+                       name);
     }
     /* Copied out: s_forget below frees meta. */
     uint64_t size = self->meta.files[index].size;
     char subject[PATH_MAX];
     if (snprintf(subject, sizeof subject, "%s/%s", name, self->meta.files[index].name) >=
         (int)sizeof subject)
-        return s_error(outcome, "%s: a file name of %zu bytes, too long to open", name,
+        return s_error(self, outcome, "%s: a file name of %zu bytes, too long to open", name,
                        strlen(self->meta.files[index].name));
     if (offset > size)
-        return s_error(outcome,
+        return s_error(self, outcome,
                        "SNAPREAD offset: %" PRIu64 " is past the end of %s (%" PRIu64 " bytes)",
                        offset, subject, size);
     size_t want = (size_t)(size - offset < length ? size - offset : length);
@@ -288,8 +306,9 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
         int open_errno = errno;
         s_forget(self); /* the snapshot may be going: read SNAPSHOT again next time */
         if (!s_present(self, name))
-            return s_error(outcome, "snapshot %s is gone from %s: list again", name, self->dir);
-        return s_error(outcome, "%s: open: %s", subject, strerror(open_errno));
+            return s_error(self, outcome, "snapshot %s is gone from %s: list again", name,
+                           self->dir);
+        return s_error(self, outcome, "%s: open: %s", subject, strerror(open_errno));
     }
     /* The listed size, not the file's: a short file is an error, never
      * short data. */
@@ -310,9 +329,9 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
     if (got < want) {
         zframe_destroy(&data);
         if (read_errno)
-            return s_error(outcome, "%s offset %" PRIu64 ": read: %s", subject, offset + got,
+            return s_error(self, outcome, "%s offset %" PRIu64 ": read: %s", subject, offset + got,
                            strerror(read_errno));
-        return s_error(outcome,
+        return s_error(self, outcome,
                        "%s offset %" PRIu64 ": end of file, SNAPSHOT lists %" PRIu64 " bytes",
                        subject, offset + got, size);
     }
@@ -329,7 +348,10 @@ static zmsg_t *s_read(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *o
 zmsg_t *snapserve_answer(snapserve_t *self, zmsg_t *request, snapserve_outcome_t *outcome)
 {
     *outcome = (snapserve_outcome_t){0};
-    if (zframe_streq(zmsg_first(request), "SNAPLIST"))
-        return s_list(self, request, outcome);
-    return s_read(self, request, outcome);
+    zmsg_t *answer = zframe_streq(zmsg_first(request), "SNAPLIST") ? s_list(self, request, outcome)
+                                                                   : s_read(self, request, outcome);
+    uint64_t refused = outcome->error ? 0 : svc_episode_cleared(&self->refusing);
+    if (refused)
+        log_info("event=snapshot_answered refused_before=%" PRIu64, refused);
+    return answer;
 }

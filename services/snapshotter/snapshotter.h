@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "log.h"
 #include "strata/client.h"
 
 #define SNAPSHOTTER_VERSION "0.1.0"
@@ -105,6 +106,8 @@ struct snapshotter {
     /* The worker's alone. */
     strata_client_t *writer;
     unsigned attempts;
+    /* A writer down for a while fails every periodic snapshot alike. */
+    svc_episode_t snapshot_failing, truncation_failing;
 
     /* Read by the metrics thread. */
     _Atomic uint64_t taken, failed, last_seq, last_ms, wal_deleted, kept;

@@ -132,19 +132,27 @@ static int take_snapshot(snapshotter_t *s, snap_result_t *res, strata_error_t *e
         strata_error_t ignored;
         strata_snapshot_remove(tmp, &ignored);
         atomic_fetch_add(&s->failed, 1);
-        log_error("event=snapshot_failed error=\"%s\"", err->msg);
+        if (svc_episode_failed(&s->snapshot_failing, rc))
+            log_error("event=snapshot_failed error=\"%s\"", err->msg);
         return rc;
     }
+    uint64_t failures = svc_episode_cleared(&s->snapshot_failing);
+    if (failures)
+        log_info("event=snapshot_recovered failures=%" PRIu64, failures);
     snapshotter_prune(s);
     if (s->truncate_wal) {
         char below[32];
         snprintf(below, sizeof below, "%" PRIu64, res->seq + 1);
         strata_error_t terr;
-        if (writer_control(s, "truncate_wal", below, &rep, &terr) == 0) {
+        int trc = writer_control(s, "truncate_wal", below, &rep, &terr);
+        if (trc == 0) {
             const char *deleted = svc_reply_get(&rep, "deleted");
             res->wal_deleted = deleted ? (uint32_t)strtoul(deleted, NULL, 10) : 0;
             atomic_fetch_add(&s->wal_deleted, res->wal_deleted);
-        } else {
+            failures = svc_episode_cleared(&s->truncation_failing);
+            if (failures)
+                log_info("event=wal_truncation_recovered failures=%" PRIu64, failures);
+        } else if (svc_episode_failed(&s->truncation_failing, trc)) {
             /* The snapshot stands; the next one truncates. */
             log_warning("event=wal_truncation_failed error=\"%s\"", terr.msg);
         }

@@ -40,6 +40,9 @@ struct bootstrap {
     _Atomic int state; /* BOOT_* */
     uint64_t failed_at_ns;
     char error[512];
+    /* Copies retried against a leader that keeps failing them fail alike:
+     * the first is logged, the rest counted. The thread's, one at a time. */
+    svc_episode_t failing;
     /* Written by the thread, read after it ends. */
     _Atomic uint64_t bytes_fetched; /* also read by the loop, for stats */
     uint64_t bytes_resumed, seq, term;
@@ -126,7 +129,8 @@ static zmsg_t *call(copy_t *c, zmsg_t *req)
             return rep;
         }
         zsock_destroy(&c->dealer);
-        log_warning("event=bootstrap_timeout endpoint=%s attempt=%d", b->endpoint, attempt);
+        if (!b->failing.failures) /* else the copies before timed out alike */
+            log_warning("event=bootstrap_timeout endpoint=%s attempt=%d", b->endpoint, attempt);
     }
     zmsg_destroy(&req);
     strata_error_set(c->err, atomic_load(&b->stop) ? STRATA_ECLOSED : STRATA_ETIMEDOUT,
@@ -430,13 +434,17 @@ static void *bootstrap_main(void *arg)
     int rc = copy(b, &err);
     if (rc) {
         snprintf(b->error, sizeof b->error, "%s", err.msg);
-        log_error("event=bootstrap_failed leader=%u endpoint=%s fetched=%" PRIu64 " error=\"%s\"",
-                  b->leader, b->endpoint, atomic_load(&b->bytes_fetched), err.msg);
+        if (svc_episode_failed(&b->failing, rc))
+            log_error("event=bootstrap_failed leader=%u endpoint=%s fetched=%" PRIu64
+                      " error=\"%s\"",
+                      b->leader, b->endpoint, atomic_load(&b->bytes_fetched), err.msg);
     } else {
+        uint64_t failures = svc_episode_cleared(&b->failing);
         log_info("event=bootstrap_copied leader=%u seq=%" PRIu64 " term=%" PRIu64
-                 " files=%zu fetched=%" PRIu64 " resumed_bytes=%" PRIu64 " ms=%.1f",
+                 " files=%zu fetched=%" PRIu64 " resumed_bytes=%" PRIu64
+                 " ms=%.1f failed_copies=%" PRIu64,
                  b->leader, b->seq, b->term, b->files, atomic_load(&b->bytes_fetched),
-                 b->bytes_resumed, (double)(now_ns() - start) / 1e6);
+                 b->bytes_resumed, (double)(now_ns() - start) / 1e6, failures);
     }
     atomic_store(&b->state, rc ? BOOT_FAILED : BOOT_DONE);
     return NULL;

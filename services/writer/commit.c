@@ -384,12 +384,12 @@ int on_job_done(zloop_t *loop, zsock_t *pull, void *arg)
             .request_id = job->request_id, .op = STRATA_OP_CONTROL, .pairs = pairs, .n_pairs = n};
         send_reply(w, job->sock, &job->envelope, &rep);
     }
+    /* A failure's reason went back to the requester, which logs it with
+     * what it knows: here the outcome only, as for every job. */
     if (!strcmp(job->verb, "install_compaction"))
-        log_info(
-            "event=compaction_installed rc=%d level=%d inputs=%zu+%zu outputs=%zu ms=%.3f%s%s%s",
-            job->rc, job->install.level, job->install.n_inputs[0], job->install.n_inputs[1],
-            job->install.n_outputs, (double)(now_ns() - job->start_ns) / 1e6,
-            job->rc ? " error=\"" : "", job->rc ? job->err.msg : "", job->rc ? "\"" : "");
+        log_info("event=compaction_installed rc=%d level=%d inputs=%zu+%zu outputs=%zu ms=%.3f",
+                 job->rc, job->install.level, job->install.n_inputs[0], job->install.n_inputs[1],
+                 job->install.n_outputs, (double)(now_ns() - job->start_ns) / 1e6);
     else
         log_info("event=%s_done rc=%d ms=%.3f", job->verb, job->rc,
                  (double)(now_ns() - job->start_ns) / 1e6);

@@ -48,6 +48,9 @@ struct consensus {
         uint64_t next;      /* the seq the cursor returns next; 0: seek first */
         uint64_t core_next; /* where the core thinks the last append ended, plus one */
         uint64_t last_term; /* the term of the last entry that append carried */
+        /* Every append and every truncation retries these alike: one line
+         * each while they last. */
+        svc_episode_t unreadable, beyond_retention;
     } readers[STRATA_RAFT_MSG_MAX_NODE + 1];
     uint8_t *frames;
     size_t frames_cap;
@@ -411,13 +414,18 @@ static void send_msg(writer_t *w, const strata_raft_msg_t *m)
     strata_error_t err;
     if (m->type == STRATA_RAFT_MSG_APPEND && m->n_entries) {
         uint32_t count = 0;
-        if (attach(cx, m->to, &out.prev_seq, &out.prev_term, m->n_entries, &frames_len, &count,
-                   &err) != 0) {
-            log_warning("event=append_unreadable to=%u from_seq=%" PRIu64 " error=\"%s\"", m->to,
-                        m->prev_seq + 1, err.msg);
+        int rc = attach(cx, m->to, &out.prev_seq, &out.prev_term, m->n_entries, &frames_len, &count,
+                        &err);
+        if (rc != 0) {
+            if (svc_episode_failed(&cx->readers[m->to].unreadable, rc))
+                log_warning("event=append_unreadable to=%u from_seq=%" PRIu64 " error=\"%s\"",
+                            m->to, m->prev_seq + 1, err.msg);
             atomic_fetch_add(&cx->dropped, 1);
             return;
         }
+        uint64_t failures = svc_episode_cleared(&cx->readers[m->to].unreadable);
+        if (failures)
+            log_info("event=append_readable to=%u failures=%" PRIu64, m->to, failures);
         out.n_entries = count;
     }
     uint8_t *buf = NULL;
@@ -1071,17 +1079,22 @@ uint64_t consensus_truncate_floor(writer_t *w, uint64_t below_seq)
     for (uint32_t i = 0; i < cx->o.n_voters + cx->o.n_learners; i++) {
         uint32_t peer = node_at(cx, i);
         uint64_t match = peer == cx->o.id ? 0 : strata_raft_match(cx->core, peer);
-        if (!match || match + 1 >= below_seq)
+        svc_episode_t *beyond = &cx->readers[peer].beyond_retention;
+        if (!match || match + 1 >= below_seq) {
+            svc_episode_cleared(beyond);
             continue;
+        }
         uint64_t held = strata_db_wal_bytes_from(w->db, match + 1);
-        if (held <= cap)
+        if (held <= cap) {
             below_seq = match + 1;
-        else
+            svc_episode_cleared(beyond);
+        } else if (svc_episode_failed(beyond, STRATA_ETOOBIG)) {
             log_warning("event=follower_retention_exceeded peer=%u match_seq=%" PRIu64
                         " wal_bytes=%" PRIu64 " follower_retain_mb=%" PRIu64
                         " error=\"the WAL node %u needs passes cluster/follower_retain_mb; it will "
                         "copy a snapshot\"",
                         peer, match, held, cx->o.follower_retain_mb, peer);
+        }
     }
     return below_seq;
 }

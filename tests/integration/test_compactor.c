@@ -492,6 +492,74 @@ START_TEST(stratactl_compact_moves_everything_down)
 }
 END_TEST
 
+/* Lines of the file at path that hold needle. */
+static unsigned lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: cannot read", path);
+    char line[8192];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* A manual compaction whose outputs cannot be written is one line in the
+ * compactor's log (it used to be compaction_failed and then
+ * manual_compaction_failed with the same error) and one on stratactl's
+ * stderr. */
+START_TEST(a_failed_manual_compaction_is_one_line)
+{
+    char *dir = ts_tempdir("comp-fail-once");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    strata_client_t *client = ts_connect(node.endpoint, 10000);
+    char value[VALUE_BYTES];
+    for (uint64_t i = 0; i < 200; i++) {
+        char unique[32], hot[32];
+        snprintf(unique, sizeof unique, "u%010" PRIu64, i);
+        snprintf(hot, sizeof hot, "h%05" PRIu64, i);
+        value_of(i, value);
+        strata_batch_op_t ops[2];
+        batch_ops(ops, unique, hot, value);
+        strata_error_t err;
+        ck_assert_int_eq(strata_client_batch(client, STRATA_DURABILITY_ASYNC, ops, 2, NULL, &err),
+                         0);
+    }
+    strata_client_destroy(&client);
+    flush(&node);
+    ts_comp_t comp;
+    ts_comp_start(&comp, data, NULL);
+    /* The compactor writes its outputs into compaction/: make it a file. */
+    char *work = ts_path(data, "compaction"), *aside = ts_path(data, "compaction.aside");
+    ck_assert_int_eq(rename(work, aside), 0);
+    FILE *f = fopen(work, "w");
+    ck_assert(f != NULL);
+    fclose(f);
+    const char *argv[] = {STRATACTL_BIN, "compact", "--dir", data, NULL};
+    char *err_out = NULL;
+    ck_assert_int_eq(ts_run_output(argv, NULL, TS_STDERR, 120, &err_out), 3);
+    ck_assert_msg(!strncmp(err_out, "stratactl: compact: compaction ", 31) &&
+                      strchr(err_out, '\n')[1] == '\0' && !strstr(err_out + 1, "stratactl:"),
+                  "not one stratactl line: [%s]", err_out);
+    free(err_out);
+    ck_assert_int_eq(unlink(work), 0);
+    ck_assert_int_eq(rename(aside, work), 0);
+    ck_assert_int_eq(ts_comp_stop(&comp), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ck_assert_uint_eq(lines_with(comp.log, "event=manual_compaction_failed"), 1);
+    ck_assert_uint_eq(lines_with(comp.log, "Not a directory"), 1);
+    ck_assert_uint_eq(lines_with(node.log, "Not a directory"), 0);
+    free(aside);
+    free(work);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- a whole node under sustained writes ---------------------------------------- */
 
 typedef struct {
@@ -585,6 +653,7 @@ int main(void)
     tcase_add_test(tc, compactor_kill9_mid_compaction);
     tcase_add_test(tc, writer_without_compactor_serves_and_reports_l0);
     tcase_add_test(tc, stratactl_compact_moves_everything_down);
+    tcase_add_test(tc, a_failed_manual_compaction_is_one_line);
     tcase_add_test(tc, node_under_sustained_writes);
     suite_add_tcase(s, tc);
     return ts_run(s);

@@ -217,7 +217,9 @@ static double json_number(const cJSON *doc, const char *name)
     return item->valuedouble;
 }
 
-/* An error is one line on stderr: "stratactl: <verb>: <message>". */
+/* An error is one line on stderr: "stratactl: <verb>: <message>", printed
+ * once, its prefix once (not "stratactl: x: stratactl: x: ..." nor "verify:
+ * verify DIR"), and the message nowhere else on stderr. */
 static void assert_error_line(const run_t *r, const char *verb, const char *needle)
 {
     char prefix[128];
@@ -228,6 +230,15 @@ static void assert_error_line(const run_t *r, const char *verb, const char *need
     ck_assert_msg(newline && newline[1] == '\0', "error is not the last, whole line: [%s]", r->err);
     if (needle)
         ck_assert_msg(strstr(line, needle) != NULL, "'%s' not in [%s]", needle, line);
+    const char *message = line + strlen(prefix);
+    ck_assert_msg(!strstr(message, "stratactl:"), "prefixed twice: [%s]", line);
+    size_t verb_len = strlen(verb);
+    ck_assert_msg(strncmp(message, verb, verb_len) ||
+                      (message[verb_len] != ' ' && message[verb_len] != ':'),
+                  "the verb twice: [%s]", line);
+    char *text = strndup(message, (size_t)(newline - message));
+    ck_assert_msg(strstr(r->err, text) == message, "the message twice: [%s]", r->err);
+    free(text);
 }
 
 /* A loopback port reserved without listening: connecting is refused, so
@@ -561,6 +572,11 @@ START_TEST(unreachable_endpoint_fails_within_the_timeout)
                       (unsigned long long)ms);
         ck_assert_msg(strstr(r.err, "within 300 ms") && strstr(r.err, dead), "%s: [%s]",
                       verbs[i][0], r.err);
+        char verb[64];
+        bool two_words = !strcmp(verbs[i][0], "cluster") || !strcmp(verbs[i][0], "record");
+        snprintf(verb, sizeof verb, "%s%s%s", verbs[i][0], two_words ? " " : "",
+                 two_words ? verbs[i][1] : "");
+        assert_error_line(&r, verb, dead);
         run_free(&r);
     }
     /* The distributor's verbs: its endpoints given as flags. */
@@ -577,6 +593,44 @@ START_TEST(unreachable_endpoint_fails_within_the_timeout)
         run_free(&r);
     }
     close(fd);
+}
+END_TEST
+
+/* The offline verbs' errors come from the library, which names the path;
+ * stratactl adds its verb once (not "verify: verify DIR", "dump manifest:
+ * DIR: DIR: ..." or "keygen: keygen: ..."). */
+START_TEST(offline_errors_name_the_path_once)
+{
+    char *dir = ts_tempdir("ctl-offline-errors");
+    char *missing = ts_path(dir, "missing");
+    char *unwritable = ts_path(missing, "key"), *secret = ts_path(missing, "key_secret");
+    struct {
+        const char *verb; /* as the error line names it */
+        const char *argv[4];
+        const char *path; /* the error names it */
+        int code;
+    } cases[] = {
+        {"verify", {"verify", missing}, missing, 1},
+        {"restore", {"restore", missing, dir}, missing, 1},
+        {"dump manifest", {"dump", "manifest", missing}, missing, 1},
+        {"dump snapshot", {"dump", "snapshot", missing}, missing, 1},
+        {"dump wal", {"dump", "wal", missing}, missing, 1},
+        {"keygen", {"keygen", unwritable}, secret, 3}, /* PATH and PATH_secret */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_t r = run_argv(cases[i].argv);
+        ck_assert_msg(r.code == cases[i].code, "%s: exit %d [%s]", cases[i].verb, r.code, r.err);
+        assert_error_line(&r, cases[i].verb, cases[i].path);
+        const char *named = strstr(r.err, cases[i].path);
+        ck_assert_msg(!strstr(named + 1, cases[i].path), "%s: the path twice: [%s]", cases[i].verb,
+                      r.err);
+        run_free(&r);
+    }
+    free(secret);
+    free(unwritable);
+    free(missing);
+    ts_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -1941,6 +1995,7 @@ int main(void)
     tcase_add_test(offline, invalid_record_is_refused_before_sending);
     tcase_add_test(offline, record_help_lists_every_type_and_its_fields);
     tcase_add_test(offline, unreachable_endpoint_fails_within_the_timeout);
+    tcase_add_test(offline, offline_errors_name_the_path_once);
     tcase_set_timeout(offline, 60); /* a dozen runs of --timeout 300 */
     tcase_add_test(offline, keygen_and_curve_flags_reach_a_curve_writer);
     suite_add_tcase(s, offline);

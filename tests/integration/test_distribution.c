@@ -1736,6 +1736,87 @@ START_TEST(durable_names_belong_to_the_key_that_made_them)
 }
 END_TEST
 
+/* ---- each failure logged once ----------------------------------------------- */
+
+static unsigned log_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: cannot read", path);
+    char line[8192];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+typedef struct {
+    const ts_dist_t *dist;
+    uint64_t want;
+} failures_t;
+
+static bool offset_failures_reached(void *arg)
+{
+    failures_t *f = arg;
+    return dist_metric(f->dist, "distributor_offset_write_failures_total") >= f->want;
+}
+
+typedef struct {
+    const char *log;
+} recovered_t;
+
+static bool offset_store_recovered(void *arg)
+{
+    return log_lines_with(((recovered_t *)arg)->log, "event=offset_store_recovered") > 0;
+}
+
+/* With the writer killed, a durable subscriber's ack cannot be stored and
+ * the distributor retries it until a writer is back: one
+ * offset_store_failed line for the outage and one offset_store_recovered
+ * after it, not one per retry. */
+START_TEST(a_writer_outage_is_one_offset_store_line_and_one_recovery)
+{
+    char *dir = ts_tempdir("dist-once");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    ts_dist_t dist;
+    ts_dist_start(&dist, data, NULL);
+    strata_sub_options_t o = {.stream_endpoint = dist.live,
+                              .history_endpoint = dist.history,
+                              .durable = "once",
+                              .timeout_ms = 10000};
+    strata_sub_t *sub = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_sub_open(&o, &sub, &err) == 0, "open: %s", err.msg);
+    put_n(&node, 10, "o");
+    uint64_t half = read_n(sub, 5, 0), last = read_n(sub, 5, half);
+    ck_assert_int_eq(strata_sub_ack(sub, half, &err), 0);
+    wait_stored(sub, half);
+
+    ts_node_kill9(&node);
+    ck_assert_int_eq(strata_sub_ack(sub, last, &err), 0);
+    /* The retries are what the line must not follow: wait for a second. */
+    failures_t f = {.dist = &dist, .want = 2};
+    ck_assert_msg(ts_wait_for(offset_failures_reached, &f, 60000),
+                  "the distributor did not retry the store twice in 60 s");
+    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_failed"), 1);
+
+    ts_node_start(&node, data, NULL);
+    recovered_t r = {.log = dist.log};
+    ck_assert_msg(ts_wait_for(offset_store_recovered, &r, 60000),
+                  "no offset_store_recovered within 60 s of the writer's return");
+    strata_sub_close(&sub);
+    ck_assert_int_eq(ts_dist_stop(&dist), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_failed"), 1);
+    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_recovered"), 1);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *distribution_suite(void)
 {
     Suite *s = suite_create("distribution");
@@ -1764,6 +1845,10 @@ static Suite *distribution_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, curve_streams_and_history_serve_known_keys_only);
     tcase_add_test(tc, durable_names_belong_to_the_key_that_made_them);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors_once");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, a_writer_outage_is_one_offset_store_line_and_one_recovery);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -296,6 +296,15 @@ START_TEST(restore_refuses_a_damaged_backup_naming_the_file)
                   "the damaged table is not named: [%s]", out);
     free(out);
     ck_assert_int_ne(access(restored, F_OK), 0);
+    /* On stderr the table is named once: its problem's line, then the
+     * error with the count (which used to repeat the first problem). */
+    const char *plain[] = {STRATACTL_BIN, "restore", backup, restored, NULL};
+    ck_assert_int_eq(ts_run_output(plain, NULL, TS_STDERR, 60, &out), 3);
+    const char *named = strstr(out, table);
+    ck_assert_msg(named && !strstr(named + 1, table), "the table not named once: [%s]", out);
+    ck_assert_msg(strstr(out, "stratactl: restore: 1 of the snapshot's files are bad\n"), "[%s]",
+                  out);
+    free(out);
 
     /* With the table whole again, a SNAPSHOT file that does not parse:
      * verify says why, as restore does (it used to count the problem and
@@ -436,6 +445,95 @@ START_TEST(a_writer_killed_mid_checkpoint_fails_the_snapshot_at_once)
 }
 END_TEST
 
+/* ---- each failure logged once --------------------------------------------------- */
+
+/* Lines of the file at path that hold needle. */
+static unsigned lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: cannot read", path);
+    char line[8192];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* A snapshot asked for that must fail; returns its status. */
+static int take_failing(const ts_snap_t *snap)
+{
+    strata_client_t *client = ts_connect(snap->endpoint, 60000);
+    strata_reply_t rep;
+    strata_error_t err;
+    int rc = strata_client_control(client, "snapshot", NULL, 0, &rep, &err);
+    ck_assert_msg(rc != 0, "a snapshot succeeded: %s", ts_pair(&rep, "name"));
+    strata_reply_clear(&rep);
+    strata_client_destroy(&client);
+    return rc;
+}
+
+/* The operators' rule "each error printed once": snapshots that keep
+ * failing alike (the writer gone, then a target that cannot be written)
+ * are one line per episode and one when it ends, not one per attempt; the
+ * writer does not log the checkpoint's reason again; and stratactl's error
+ * is one line. */
+START_TEST(a_failure_that_repeats_is_logged_once_per_episode)
+{
+    char *dir = ts_tempdir("snap-once");
+    char *data = ts_path(dir, "node");
+    ts_node_t node;
+    ts_node_start(&node, data, NULL);
+    ts_snap_t snap;
+    ts_snap_start(&snap, data, NULL);
+    take(&snap);
+
+    /* Episode 1: no writer. Every attempt fails at once (its pid is gone). */
+    char first_writer_log[sizeof node.log];
+    snprintf(first_writer_log, sizeof first_writer_log, "%s", node.log);
+    ts_node_kill9(&node);
+    for (int i = 0; i < 3; i++)
+        take_failing(&snap);
+    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_failed"), 1);
+    ts_node_start(&node, data, NULL);
+    take(&snap);
+    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_recovered failures=3"), 1);
+
+    /* Episode 2: the snapshots directory is a file, so the writer's
+     * checkpoint cannot create its target there. */
+    char *aside = ts_path(dir, "snapshots.aside");
+    ck_assert_int_eq(rename(snap.snapshots, aside), 0);
+    FILE *f = fopen(snap.snapshots, "w");
+    ck_assert(f != NULL);
+    fclose(f);
+    ck_assert_int_eq(take_failing(&snap), STRATA_EIO);
+    char *out = NULL;
+    const char *argv[] = {STRATACTL_BIN, "snapshot", "--dir", data, NULL};
+    ck_assert_int_eq(ts_run_output(argv, NULL, TS_STDERR, 60, &out), 3);
+    ck_assert_msg(!strncmp(out, "stratactl: snapshot: ", 21) && strchr(out, '\n') &&
+                      strchr(out, '\n')[1] == '\0' && !strstr(out + 1, "stratactl:"),
+                  "not one stratactl line: [%s]", out);
+    free(out);
+    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_failed"), 2);
+    ck_assert_uint_eq(lines_with(snap.log, "Not a directory"), 1);
+    ck_assert_int_eq(unlink(snap.snapshots), 0);
+    ck_assert_int_eq(rename(aside, snap.snapshots), 0);
+    take(&snap);
+    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_recovered failures=2"), 1);
+
+    ck_assert_int_eq(ts_snap_stop(&snap), 0);
+    ck_assert_int_eq(ts_node_stop(&node), 0);
+    /* The writer ran the checkpoint and answered its error: the line is
+     * the snapshotter's, which asked. */
+    ck_assert_uint_eq(lines_with(node.log, "Not a directory"), 0);
+    ck_assert_uint_eq(lines_with(first_writer_log, "error"), 0);
+    free(aside);
+    free(data);
+    ts_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(snapshotter_kill9_mid_snapshot)
 {
     uint64_t seed = ts_seed("snapshotter-kill9");
@@ -508,6 +606,7 @@ int main(void)
     tcase_add_test(tc, backup_and_restore_round_trip);
     tcase_add_test(tc, restore_refuses_a_damaged_backup_naming_the_file);
     tcase_add_test(tc, a_writer_killed_mid_checkpoint_fails_the_snapshot_at_once);
+    tcase_add_test(tc, a_failure_that_repeats_is_logged_once_per_episode);
     tcase_add_test(tc, snapshotter_kill9_mid_snapshot);
     suite_add_tcase(s, tc);
     return ts_run(s);

@@ -1,4 +1,5 @@
-/* lib/service/log.c: the line every process prints, in text and in JSON. */
+/* lib/service/log.c: the line every process prints, in text and in JSON,
+ * and the episode that keeps a retried failure to one line. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <regex.h>
@@ -81,6 +82,21 @@ START_TEST(format_and_level_are_checked)
 }
 END_TEST
 
+START_TEST(an_episode_logs_its_start_a_new_code_and_its_end_once)
+{
+    svc_episode_t e = {0};
+    ck_assert_uint_eq(svc_episode_cleared(&e), 0); /* a success with nothing failing */
+    ck_assert(svc_episode_failed(&e, STRATA_ETIMEDOUT));
+    ck_assert(!svc_episode_failed(&e, STRATA_ETIMEDOUT));
+    ck_assert(!svc_episode_failed(&e, STRATA_ETIMEDOUT));
+    ck_assert(svc_episode_failed(&e, STRATA_EIO)); /* another condition */
+    ck_assert(!svc_episode_failed(&e, STRATA_EIO));
+    ck_assert_uint_eq(svc_episode_cleared(&e), 5);
+    ck_assert_uint_eq(svc_episode_cleared(&e), 0); /* cleared once */
+    ck_assert(svc_episode_failed(&e, STRATA_EIO)); /* a new episode */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -89,5 +105,8 @@ int main(void)
     tcase_add_test(tc, json_is_one_object_with_the_pairs_as_fields);
     tcase_add_test(tc, format_and_level_are_checked);
     suite_add_tcase(s, tc);
+    TCase *episodes = tcase_create("episode");
+    tcase_add_test(episodes, an_episode_logs_its_start_a_new_code_and_its_end_once);
+    suite_add_tcase(s, episodes);
     return ts_run(s);
 }

@@ -44,7 +44,8 @@ void strata_snapshot_meta_free(strata_snapshot_meta_t *meta);
 
 /* Checks every file SNAPSHOT lists: present, the size and CRC32C listed.
  * Every problem goes to fn (may be NULL) as "FILE: what"; returns 0, or
- * STRATA_ECORRUPT after the first (err names it and the count). A SNAPSHOT
+ * STRATA_ECORRUPT (err gives the count, and the first problem when fn is
+ * NULL: a caller that reports each one does not repeat it). A SNAPSHOT
  * that cannot be read is the error alone (STRATA_ENOTFOUND when missing). */
 typedef void (*strata_snapshot_problem_fn)(void *arg, const char *problem);
 int strata_snapshot_check(const char *dir, strata_snapshot_problem_fn fn, void *arg,
