@@ -92,6 +92,10 @@ ci=$(grep -v '^#' "$src/.ci/run" | grep -v '^$')
 [ "$ci" = "${test_line%%#*}" ] || [ "$ci" = "$(echo "${test_line%%#*}" | sed 's/ *$//')" ] ||
     fail ".ci/run runs [$ci], the README says [$test_line]"
 
+docs=$(cd "$src" && git ls-files '*.md' 2>/dev/null || find . -name '*.md' -not -path './build*')
+files=""
+for d in $docs; do files="$files $src/$d"; done
+
 # ---- the bench block: its verbs and flags, not its minutes of measuring ----------
 bench="$build/bench/strata-bench"
 if [ -x "$bench" ]; then
@@ -124,6 +128,20 @@ if [ -x "$bench" ]; then
     [ "$benched" -ge 8 ] || fail "README.md's bench block has $benched strata-bench lines"
 fi
 
+# ---- every config block, through its process's --print-config ----------------
+mkdir configs
+# shellcheck disable=SC2086 # a list of files
+doc_configs configs $files >configs.txt
+configs=0
+while IFS="$(printf '\t')" read -r where program path; do
+    bin="$build/services/${program#strata-}/$program"
+    [ -x "$bin" ] || fail "$where: a cfg block for $program, which is not built"
+    "$bin" -c "$path" --print-config >/dev/null 2>configs.err ||
+        fail "$where: $program --print-config refuses the block: $(cat configs.err)"
+    configs=$((configs + 1))
+done <configs.txt
+[ "$configs" -ge 6 ] || fail "only $configs cfg blocks"
+
 # `make run`, as in a terminal: a process group of its own for Ctrl-C.
 env --default-signal=INT setsid sh -c "$run_line" >run.out 2>&1 </dev/null &
 RUN_PID=$!
@@ -137,9 +155,6 @@ wait_until 180 started && kill -0 "$RUN_PID" ||
 grep -q "event=initialised dir=$work/strata-data" run.out || fail "make run did not log event=initialised for ./strata-data"
 
 # ---- every `sh tested` block against it ---------------------------------------
-docs=$(cd "$src" && git ls-files '*.md' 2>/dev/null || find . -name '*.md' -not -path './build*')
-files=""
-for d in $docs; do files="$files $src/$d"; done
 # shellcheck disable=SC2086 # a list of files
 doc_run tested $files || fail "an example of a sh tested block failed"
 [ "$DOC_RAN" -ge 30 ] || fail "only $DOC_RAN commands in sh tested blocks"

@@ -77,6 +77,9 @@ doc_run() {
             # shell in between stands for the terminal's, which Ctrl-C does
             # not end: its trap outlives the signal and is reset for what it
             # runs.
+            # Emptied here, not by the child's redirection: the last
+            # command's output must not pass for this one's first line.
+            : >"$out"
             env --default-signal=INT setsid sh -c "trap : INT; $cmd" >"$out" 2>"$err" </dev/null &
             pid=$!
             end=$(($(date +%s) + ${DOC_CTRL_C_WAIT:-20}))
@@ -90,12 +93,23 @@ doc_run() {
                 status=1
             else
                 kill -INT "-$pid" 2>/dev/null || true
-                rc=0
-                wait "$pid" || rc=$?
-                [ "$rc" -eq 0 ] || {
-                    echo "doc_run: $where: exit $rc after Ctrl-C" >&2
+                end=$(($(date +%s) + ${DOC_CTRL_C_WAIT:-20}))
+                while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do
+                    sleep 0.1 # polling for its end, bounded by the deadline
+                done
+                if kill -0 "$pid" 2>/dev/null; then
+                    echo "doc_run: $where: still running ${DOC_CTRL_C_WAIT:-20} s after Ctrl-C" >&2
+                    kill -KILL "-$pid" 2>/dev/null || true
+                    wait "$pid" 2>/dev/null || true
                     status=1
-                }
+                else
+                    rc=0
+                    wait "$pid" || rc=$?
+                    [ "$rc" -eq 0 ] || {
+                        echo "doc_run: $where: exit $rc after Ctrl-C" >&2
+                        status=1
+                    }
+                fi
             fi
             ;;
         *)
@@ -118,4 +132,21 @@ doc_run() {
     done <"$list"
     rm -f "$list" "$out" "$err"
     return "$status"
+}
+
+# doc_configs DIR FILE...: writes each "cfg PROGRAM" block of FILE into a file
+# of its own in DIR, as it stands (indentation and comments kept), and prints
+# FILE:LINE<TAB>PROGRAM<TAB>PATH for each.
+doc_configs() {
+    dir=$1
+    shift
+    awk -v dir="$dir" '
+        /^```/ {
+            if (path != "") { close(path); printf "%s:%d\t%s\t%s\n", FILENAME, first, program, path; path = ""; inblock = 0; next }
+            if (inblock) { inblock = 0; next }
+            inblock = 1
+            if ($1 == "```cfg" && NF == 2) { n++; first = FNR; program = $2; path = dir "/" n ".cfg"; printf "" > path }
+            next
+        }
+        path != "" { print > path }' "$@"
 }

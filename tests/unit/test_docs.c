@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compactor.h"
 #include "snapshotter.h"
@@ -598,8 +599,9 @@ static void fence_failure(const char *path, int line, const char *what)
 }
 
 /* Each fenced block of a Markdown file: one whose info string starts with
- * "sh" must be "sh TAG" with a tag of the table; other shells' names are not
- * used, so no block of commands escapes the rule. */
+ * "sh" must be "sh TAG" with a tag of the table, and a config example is
+ * "cfg strata-PROCESS" of a service; other shells' names are not used, so no
+ * block of commands escapes the rule. */
 static int fences_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     (void)st;
@@ -630,6 +632,20 @@ static int fences_visit(const char *path, const struct stat *st, int type, struc
         if (!strncmp(info, "bash", 4) || !strncmp(info, "console", 7) ||
             !strncmp(info, "shell", 5)) {
             fence_failure(path, number, "a block of commands is tagged sh TAG");
+            continue;
+        }
+        if (!strncmp(info, "cfg", 3)) {
+            char main_c[1024];
+            snprintf(main_c, sizeof main_c, "%s/services/%s/main.c", STRATA_SOURCE_DIR,
+                     strncmp(info, "cfg strata-", 11) ? "" : info + 11);
+            size_t i = 0;
+            while (i < s_n_tags && strcmp(s_tags[i], "cfg strata-PROCESS"))
+                i++;
+            if (i == s_n_tags || access(main_c, F_OK) != 0)
+                fence_failure(path, number,
+                              "a cfg block not tagged cfg strata-PROCESS of a service");
+            else
+                s_tag_used[i] = true;
             continue;
         }
         if (strncmp(info, "sh", 2))
