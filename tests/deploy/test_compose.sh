@@ -5,8 +5,11 @@
 # tailed through a published distributor port, the master's writer container
 # killed while a client writes, a new master taking writes with every
 # acknowledged key, the killed container started again and following with
-# everything, then everything torn down. Starts dockerd (without touching
-# the host's firewall) when none runs, and stops it again.
+# everything, then everything torn down. Then the README's `sh tested-compose`
+# lines, run as written (tests/support/doc-examples.sh) in a directory that
+# stands for a clone, and the project and images they made removed. Starts
+# dockerd (without touching the host's firewall) when none runs, and stops it
+# again.
 # Args: SOURCE_DIR BUILD_DIR. Exit 77 (CTest's skip) with a SKIPPED line when
 # this machine cannot run Docker.
 set -eu
@@ -53,6 +56,10 @@ export COMPOSE_FILE="$src/deploy/compose/docker-compose.yml"
 export STRATA_NODE1_IMAGE="$IMAGE" STRATA_NODE2_IMAGE="$IMAGE" STRATA_NODE3_IMAGE="$IMAGE"
 DOCKERD_PID=""
 UP=0
+# The README's lines make project strata and the images README_IMAGES.
+README_PROJECT=strata
+README_IMAGES=""
+README_UP=0
 WRITER_PID=""
 
 # Polls "$@" until it succeeds or LIMIT seconds pass.
@@ -92,6 +99,15 @@ teardown() {
         "$COMPOSE" down --volumes --remove-orphans --timeout 30 >"$work/down.log" 2>&1 ||
             { echo "test_compose: docker-compose down failed:" >&2; cat "$work/down.log" >&2; }
     fi
+    if [ "$README_UP" = 1 ]; then
+        if [ "$status" -ne 0 ] && [ "$status" -ne "$SKIP" ]; then
+            readme_compose ps >&2
+        fi
+        readme_compose down --volumes --remove-orphans --timeout 30 >"$work/readme-down.log" 2>&1 ||
+            { echo "test_compose: docker-compose -p $README_PROJECT down failed:" >&2; cat "$work/readme-down.log" >&2; }
+        # shellcheck disable=SC2086 # a list of tags
+        "$DOCKER" image rm $README_IMAGES >/dev/null 2>&1
+    fi
     "$DOCKER" image rm "$IMAGE" >/dev/null 2>&1
     if [ -n "$DOCKERD_PID" ]; then
         kill -TERM "$DOCKERD_PID" 2>/dev/null
@@ -104,6 +120,7 @@ trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+readme_compose() { "$COMPOSE" -f "$src/deploy/compose/docker-compose.yml" -p "$README_PROJECT" "$@"; }
 dockerd_gone() { ! kill -0 "$DOCKERD_PID" 2>/dev/null; }
 docker_answers() { "$DOCKER" version >/dev/null 2>&1; }
 
@@ -363,4 +380,55 @@ for p in $PROCESSES; do
 done
 wait_until 120 all_healthy || fail "not every service healthy again: $("$COMPOSE" ps)"
 say "every service healthy again (node$master restarts:$restarts); failover ${failover_ms} ms"
+
+# ---- the README's compose lines -------------------------------------------
+
+# They end in `down --volumes` and the removal of the images they built: a
+# project or an image of those names that is here already is someone's, not
+# ours to delete.
+theirs=$({
+    "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$README_PROJECT"
+    "$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$README_PROJECT"
+} 2>/dev/null | head -n 1)
+[ -z "$theirs" ] ||
+    skip "a compose project $README_PROJECT is here, which the README's lines would take over (this test's own checks passed)"
+# build-image.sh's default tag, and the upgrade's.
+README_IMAGES="strata:$("$ctl" --version | cut -d' ' -f2) strata:0.1.1"
+for tag in $README_IMAGES; do
+    ! "$DOCKER" image inspect "$tag" >/dev/null 2>&1 ||
+        skip "the image $tag is here, which the README's lines would build again and this test remove (this test's own checks passed)"
+done
+
+# Their project publishes the same ports.
+"$COMPOSE" down --volumes --remove-orphans --timeout 30 >"$work/down.log" 2>&1 || {
+    cat "$work/down.log" >&2
+    fail "docker-compose down"
+}
+UP=0
+say "project $COMPOSE_PROJECT_NAME down"
+
+# A clone, as far as the lines look: ./build is this build, ./deploy and
+# ./docker the source's, and `make` runs the source's Makefile on this build.
+readme="$work/readme"
+mkdir -p "$readme/bin"
+ln -s "$build" "$readme/build"
+ln -s "$src/deploy" "$readme/deploy"
+ln -s "$src/docker" "$readme/docker"
+printf '#!/bin/sh\nexec /usr/bin/make -C "%s" "$@"\n' "$src" >"$readme/bin/make"
+chmod +x "$readme/bin/make"
+. "$src/tests/support/doc-examples.sh"
+say "README.md's sh tested-compose lines (project $README_PROJECT, log $work/readme.log)"
+README_UP=1
+if ! (
+    # A reader's shell, without this test's settings.
+    unset COMPOSE_PROJECT_NAME COMPOSE_FILE STRATA_NODE1_IMAGE STRATA_NODE2_IMAGE STRATA_NODE3_IMAGE
+    export PATH="$readme/bin:$PATH" BUILD="$build"
+    cd "$readme"
+    doc_run tested-compose "$src/README.md" || exit 1
+    echo "$DOC_RAN" >"$work/readme.ran"
+) >"$work/readme.log" 2>&1; then
+    cat "$work/readme.log" >&2
+    fail "README.md's sh tested-compose lines"
+fi
+say "README.md: $(cat "$work/readme.ran") sh tested-compose commands ran, each with exit 0"
 echo "test_compose: ok"
