@@ -492,19 +492,6 @@ START_TEST(stratactl_compact_moves_everything_down)
 }
 END_TEST
 
-/* Lines of the file at path that hold needle. */
-static unsigned lines_with(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "%s: cannot read", path);
-    char line[8192];
-    unsigned n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
 /* A manual compaction whose outputs cannot be written is one line in the
  * compactor's log (it used to be compaction_failed and then
  * manual_compaction_failed with the same error) and one on stratactl's
@@ -549,9 +536,9 @@ START_TEST(a_failed_manual_compaction_is_one_line)
     ck_assert_int_eq(rename(aside, work), 0);
     ck_assert_int_eq(ts_comp_stop(&comp), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ck_assert_uint_eq(lines_with(comp.log, "event=manual_compaction_failed"), 1);
-    ck_assert_uint_eq(lines_with(comp.log, "Not a directory"), 1);
-    ck_assert_uint_eq(lines_with(node.log, "Not a directory"), 0);
+    ck_assert_uint_eq(ts_lines_with(comp.log, "event=manual_compaction_failed"), 1);
+    ck_assert_uint_eq(ts_lines_with(comp.log, "Not a directory"), 1);
+    ck_assert_uint_eq(ts_lines_with(node.log, "Not a directory"), 0);
     free(aside);
     free(work);
     free(data);

@@ -1738,18 +1738,6 @@ END_TEST
 
 /* ---- each failure logged once ----------------------------------------------- */
 
-static unsigned log_lines_with(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "%s: cannot read", path);
-    char line[8192];
-    unsigned n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
 typedef struct {
     const ts_dist_t *dist;
     uint64_t want;
@@ -1767,7 +1755,7 @@ typedef struct {
 
 static bool offset_store_recovered(void *arg)
 {
-    return log_lines_with(((recovered_t *)arg)->log, "event=offset_store_recovered") > 0;
+    return ts_lines_with(((recovered_t *)arg)->log, "event=offset_store_recovered") > 0;
 }
 
 /* With the writer killed, a durable subscriber's ack cannot be stored and
@@ -1800,7 +1788,7 @@ START_TEST(a_writer_outage_is_one_offset_store_line_and_one_recovery)
     failures_t f = {.dist = &dist, .want = 2};
     ck_assert_msg(ts_wait_for(offset_failures_reached, &f, 60000),
                   "the distributor did not retry the store twice in 60 s");
-    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_failed"), 1);
+    ck_assert_uint_eq(ts_lines_with(dist.log, "event=offset_store_failed"), 1);
 
     ts_node_start(&node, data, NULL);
     recovered_t r = {.log = dist.log};
@@ -1809,8 +1797,8 @@ START_TEST(a_writer_outage_is_one_offset_store_line_and_one_recovery)
     strata_sub_close(&sub);
     ck_assert_int_eq(ts_dist_stop(&dist), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_failed"), 1);
-    ck_assert_uint_eq(log_lines_with(dist.log, "event=offset_store_recovered"), 1);
+    ck_assert_uint_eq(ts_lines_with(dist.log, "event=offset_store_failed"), 1);
+    ck_assert_uint_eq(ts_lines_with(dist.log, "event=offset_store_recovered"), 1);
     free(data);
     ts_rmtree(dir);
     free(dir);

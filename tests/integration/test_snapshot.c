@@ -447,19 +447,6 @@ END_TEST
 
 /* ---- each failure logged once --------------------------------------------------- */
 
-/* Lines of the file at path that hold needle. */
-static unsigned lines_with(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "%s: cannot read", path);
-    char line[8192];
-    unsigned n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
 /* A snapshot asked for that must fail; returns its status. */
 static int take_failing(const ts_snap_t *snap)
 {
@@ -494,10 +481,10 @@ START_TEST(a_failure_that_repeats_is_logged_once_per_episode)
     ts_node_kill9(&node);
     for (int i = 0; i < 3; i++)
         take_failing(&snap);
-    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_failed"), 1);
+    ck_assert_uint_eq(ts_lines_with(snap.log, "event=snapshot_failed"), 1);
     ts_node_start(&node, data, NULL);
     take(&snap);
-    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_recovered failures=3"), 1);
+    ck_assert_uint_eq(ts_lines_with(snap.log, "event=snapshot_recovered failures=3"), 1);
 
     /* Episode 2: the snapshots directory is a file, so the writer's
      * checkpoint cannot create its target there. */
@@ -514,19 +501,19 @@ START_TEST(a_failure_that_repeats_is_logged_once_per_episode)
                       strchr(out, '\n')[1] == '\0' && !strstr(out + 1, "stratactl:"),
                   "not one stratactl line: [%s]", out);
     free(out);
-    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_failed"), 2);
-    ck_assert_uint_eq(lines_with(snap.log, "Not a directory"), 1);
+    ck_assert_uint_eq(ts_lines_with(snap.log, "event=snapshot_failed"), 2);
+    ck_assert_uint_eq(ts_lines_with(snap.log, "Not a directory"), 1);
     ck_assert_int_eq(unlink(snap.snapshots), 0);
     ck_assert_int_eq(rename(aside, snap.snapshots), 0);
     take(&snap);
-    ck_assert_uint_eq(lines_with(snap.log, "event=snapshot_recovered failures=2"), 1);
+    ck_assert_uint_eq(ts_lines_with(snap.log, "event=snapshot_recovered failures=2"), 1);
 
     ck_assert_int_eq(ts_snap_stop(&snap), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
     /* The writer ran the checkpoint and answered its error: the line is
      * the snapshotter's, which asked. */
-    ck_assert_uint_eq(lines_with(node.log, "Not a directory"), 0);
-    ck_assert_uint_eq(lines_with(first_writer_log, "error"), 0);
+    ck_assert_uint_eq(ts_lines_with(node.log, "Not a directory"), 0);
+    ck_assert_uint_eq(ts_lines_with(first_writer_log, "error"), 0);
     free(aside);
     free(data);
     ts_rmtree(dir);

@@ -35,6 +35,18 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+unsigned ts_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: cannot read", path);
+    char line[8192];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
 void ts_rmtree(const char *path)
 {
     if (path)

@@ -12,6 +12,8 @@ char *ts_tempdir(const char *tag);
 void ts_rmtree(const char *path);
 /* Joins dir and name into a static-free malloc'd path. */
 char *ts_path(const char *dir, const char *name);
+/* How many lines of the file at path hold needle (a log's lines of one event). */
+unsigned ts_lines_with(const char *path, const char *needle);
 
 /* The run's seed: $STRATA_TEST_SEED if set, else from the clock. Printed
  * once per tag so a failure can be replayed. */
