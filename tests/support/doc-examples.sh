@@ -44,13 +44,14 @@ doc_commands() {
 }
 
 # doc_run TAG FILE...: runs every command doc_commands finds with sh -c in
-# the current directory; each must exit 0. An `export` is run by the caller's
-# shell, so that the commands after it see it, as in a reader's terminal. A command whose comment says
-# "until Ctrl-C" runs until it has printed a line (within DOC_CTRL_C_WAIT
-# seconds, 20 by default) and is then sent SIGINT in a process group of its
-# own, as a terminal's Ctrl-C would be; it too must exit 0. Prints each
-# command before it runs; on a failure, its output, and returns 1. Sets
-# DOC_RAN to the number of commands run.
+# the current directory; each must exit 0. An `export` is run by the
+# caller's shell, so that the commands after it see it, as in a reader's
+# terminal. A command whose comment says "until Ctrl-C" runs until it has
+# printed a line (within DOC_CTRL_C_WAIT seconds, 20 by default) and is then
+# sent SIGINT in a process group of its own, as a terminal's Ctrl-C would
+# be; it must end within as long again, with exit 0. Prints each command
+# before it runs; on a failure, its output, and returns 1. Sets DOC_RAN to
+# the number of commands run.
 doc_run() {
     list=$(mktemp)
     out=$(mktemp)
