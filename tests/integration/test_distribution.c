@@ -1790,6 +1790,24 @@ START_TEST(a_writer_outage_is_one_offset_store_line_and_one_recovery)
                   "the distributor did not retry the store twice in 60 s");
     ck_assert_uint_eq(ts_lines_with(dist.log, "event=offset_store_failed"), 1);
 
+    /* The loop serves on while the writer is down: the store's retries
+     * every half second must not hold it for their timeout (5 s) each. */
+    strata_client_options_t co = {.endpoint = dist.history, .timeout_ms = 10000};
+    strata_client_t *history = NULL;
+    ck_assert_msg(strata_client_connect(&co, &history, &err) == 0, "connect: %s", err.msg);
+    uint64_t worst_ms = 0;
+    for (int i = 0; i < 8; i++) {
+        uint64_t t0 = ts_now_ns();
+        strata_reply_t rep;
+        ck_assert_msg(strata_client_stats(history, &rep, &err) == 0, "stats: %s", err.msg);
+        strata_reply_clear(&rep);
+        uint64_t ms = (ts_now_ns() - t0) / 1000000;
+        worst_ms = ms > worst_ms ? ms : worst_ms;
+    }
+    strata_client_destroy(&history);
+    ck_assert_msg(worst_ms < 2000, "a stats request waited %" PRIu64 " ms for the dead writer",
+                  worst_ms);
+
     ts_node_start(&node, data, NULL);
     recovered_t r = {.log = dist.log};
     ck_assert_msg(ts_wait_for(offset_store_recovered, &r, 60000),
