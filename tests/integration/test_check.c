@@ -264,6 +264,7 @@ START_TEST(a_killed_writer_is_critical)
     ck_assert_msg(has_line(r.out, "writer: CRITICAL: not answering"), "%s", r.out);
     ck_assert_msg(has_line(r.out, "role: CRITICAL: "), "%s", r.out);
     free(r.out);
+    ts_node_discard_ring(&s_node);
 }
 END_TEST
 

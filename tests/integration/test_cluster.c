@@ -59,7 +59,7 @@ static const char *const lone_voter[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_
 
 START_TEST(a_one_voter_cluster_commits_every_write_through_the_core)
 {
-    char *dir = ts_tempdir("cluster1");
+    char *root = ts_tempdir("cluster1"), *dir = ts_path(root, "node");
     ts_node_t node;
     ts_node_start(&node, dir, one_voter);
     uint64_t term = wait_role(node.endpoint, "leader");
@@ -113,14 +113,15 @@ START_TEST(a_one_voter_cluster_commits_every_write_through_the_core)
     ck_assert_uint_eq(seq3, seq2 + 2);
     strata_client_destroy(&c);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ts_rmtree(dir);
+    ts_rmtree(root);
+    free(root);
     free(dir);
 }
 END_TEST
 
 START_TEST(a_voter_that_reaches_no_peer_takes_no_writes)
 {
-    char *dir = ts_tempdir("cluster3");
+    char *root = ts_tempdir("cluster3"), *dir = ts_path(root, "node");
     ts_node_t node;
     ts_node_start(&node, dir, lone_voter);
     strata_client_t *c = ts_connect(node.endpoint, 10000);
@@ -138,14 +139,15 @@ START_TEST(a_voter_that_reaches_no_peer_takes_no_writes)
     strata_reply_clear(&rep);
     strata_client_destroy(&c);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ts_rmtree(dir);
+    ts_rmtree(root);
+    free(root);
     free(dir);
 }
 END_TEST
 
 START_TEST(an_empty_disk_that_was_not_bootstrapped_does_not_vote)
 {
-    char *dir = ts_tempdir("cluster-fresh");
+    char *root = ts_tempdir("cluster-fresh"), *dir = ts_path(root, "node");
     const char *const env[] = {"STRATA_CLUSTER_ID=1", "STRATA_CLUSTER_VOTERS=1",
                                "STRATA_CLUSTER_CLIENT_PEERS=1=tcp://127.0.0.1:7400", NULL};
     ts_node_t node;
@@ -157,7 +159,8 @@ START_TEST(an_empty_disk_that_was_not_bootstrapped_does_not_vote)
                      STRATA_ENOTMASTER);
     strata_client_destroy(&c);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ts_rmtree(dir);
+    ts_rmtree(root);
+    free(root);
     free(dir);
 }
 END_TEST
@@ -166,7 +169,8 @@ START_TEST(a_client_given_the_list_finds_the_master)
 {
     /* Two real writers standing for two nodes: one that knows no master,
      * one that is master of its own one-voter cluster. */
-    char *lost_dir = ts_tempdir("cluster-lost"), *master_dir = ts_tempdir("cluster-master");
+    char *lost_root = ts_tempdir("cluster-lost"), *lost_dir = ts_path(lost_root, "node");
+    char *master_root = ts_tempdir("cluster-master"), *master_dir = ts_path(master_root, "node");
     ts_node_t lost, master;
     ts_node_start(&lost, lost_dir, lone_voter);
     ts_node_start(&master, master_dir, one_voter);
@@ -199,8 +203,10 @@ START_TEST(a_client_given_the_list_finds_the_master)
     strata_client_destroy(&c);
     ck_assert_int_eq(ts_node_stop(&lost), 0);
     ck_assert_int_eq(ts_node_stop(&master), 0);
-    ts_rmtree(lost_dir);
-    ts_rmtree(master_dir);
+    ts_rmtree(lost_root);
+    ts_rmtree(master_root);
+    free(lost_root);
+    free(master_root);
     free(lost_dir);
     free(master_dir);
 }
@@ -249,7 +255,7 @@ static uint64_t last_seq_of(const char *endpoint)
  * node alike. */
 static void sessions_apply_each_request_once(const char *const *env)
 {
-    char *dir = ts_tempdir("sessions");
+    char *root = ts_tempdir("sessions"), *dir = ts_path(root, "node");
     ts_node_t node;
     ts_node_start(&node, dir, env);
     if (env)
@@ -294,7 +300,8 @@ static void sessions_apply_each_request_once(const char *const *env)
     strata_client_destroy(&c);
     zsock_destroy(&d);
     ck_assert_int_eq(ts_node_stop(&node), 0);
-    ts_rmtree(dir);
+    ts_rmtree(root);
+    free(root);
     free(dir);
 }
 

@@ -333,6 +333,17 @@ void ts_node_kill9(ts_node_t *node)
     kill9_pid(&node->pid);
 }
 
+void ts_node_discard_ring(const ts_node_t *node)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/writer.endpoints", node->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    const char *ring = cfg ? zconfig_get(cfg, "writer/ring", "") : "";
+    if (ring && ring[0] == '/')
+        unlink(ring);
+    zconfig_destroy(&cfg);
+}
+
 bool ts_node_alive(ts_node_t *node)
 {
     if (node->pid <= 0)

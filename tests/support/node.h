@@ -36,6 +36,10 @@ void ts_node_start_config(ts_node_t *node, const char *data_dir, const char *con
 int ts_node_stop(ts_node_t *node);
 /* SIGKILL and reap. */
 void ts_node_kill9(ts_node_t *node);
+/* For a writer killed for good: removes the shm ring its writer.endpoints
+ * names, which only a clean stop removes (a restart on the same dir reuses
+ * it), so a test that deletes the dir leaves no 64 MiB in /dev/shm. */
+void ts_node_discard_ring(const ts_node_t *node);
 /* Whether the process is still running (reaps it if not). */
 bool ts_node_alive(ts_node_t *node);
 
