@@ -899,6 +899,31 @@ START_TEST(durable_subscriber_killed_after_acking_everything_resumes_at_the_end)
 }
 END_TEST
 
+/* n sync puts of keys PREFIX000, PREFIX001, ... */
+static void put_n(const ts_node_t *node, int n, const char *prefix)
+{
+    strata_client_t *w = ts_connect(node->endpoint, 10000);
+    strata_error_t err;
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s%03d", prefix, i);
+        ck_assert_int_eq(
+            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
+    }
+    strata_client_destroy(&w);
+}
+
+/* Waits up to 10 s for the distributor to have published seq n; returns
+ * what it has published. */
+static uint64_t wait_covered(strata_client_t *hist, uint64_t n)
+{
+    uint64_t covered = 0;
+    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < n && ts_now_ns() < deadline;)
+        covered = ts_stat(hist, "covered_seq");
+    ck_assert_uint_ge(covered, n);
+    return covered;
+}
+
 /* What one client can make the distributor hold is capped: a window past
  * max_window is refused, new names past max_sessions are refused, and a
  * session that never acks is sent at most max_unacked_mb of entries (plus
@@ -929,14 +954,7 @@ START_TEST(durable_sessions_are_capped_in_window_count_and_bytes)
     strata_client_t *hist = ts_connect(dist.history, 10000);
     strata_reply_t rep;
     /* Everything written is published before the session starts. */
-    uint64_t covered = 0;
-    for (uint64_t deadline = ts_now_ns() + 10000000000ull;
-         covered < 100 && ts_now_ns() < deadline;) {
-        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
-        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
-        strata_reply_clear(&rep);
-    }
-    ck_assert_uint_ge(covered, 100);
+    wait_covered(hist, 100);
     strata_request_t huge = {.op = STRATA_OP_SUBSCRIBE, .name = "w", .window = UINT32_MAX};
     ck_assert_int_eq(strata_client_call(hist, &huge, &rep, &err), STRATA_EINVAL);
     ck_assert_str_eq(err.msg, "subscribe.window: 4294967295, cap 65536 (distributor/max_window)");
@@ -1068,23 +1086,12 @@ START_TEST(durable_lag_counts_only_its_topics_and_from_seq_is_bounded)
     ts_node_start(&node, data, NULL);
     ts_dist_t dist;
     ts_dist_start(&dist, data, NULL);
+    put_n(&node, 5, "lag");
     strata_client_t *w = ts_connect(node.endpoint, 10000);
     strata_error_t err;
-    for (int i = 0; i < 5; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "lag%d", i);
-        ck_assert_int_eq(
-            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
-    }
     strata_client_t *hist = ts_connect(dist.history, 10000);
     strata_reply_t rep;
-    uint64_t covered = 0;
-    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < 5 && ts_now_ns() < deadline;) {
-        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
-        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
-        strata_reply_clear(&rep);
-    }
-    ck_assert_uint_ge(covered, 5);
+    uint64_t covered = wait_covered(hist, 5);
 
     strata_request_t far = {.op = STRATA_OP_SUBSCRIBE, .name = "far", .seq = covered + 2};
     ck_assert_int_eq(strata_client_call(hist, &far, &rep, &err), STRATA_EINVAL);
@@ -1195,23 +1202,11 @@ START_TEST(a_stopped_durable_subscriber_is_reset_and_deleted)
     const char *const env[] = {"STRATA_DISTRIBUTOR_SESSION_TIMEOUT_MS=300", NULL};
     ts_dist_t dist;
     ts_dist_start(&dist, data, env);
-    strata_client_t *w = ts_connect(node.endpoint, 10000);
+    put_n(&node, 4, "adm");
     strata_error_t err;
-    for (int i = 0; i < 4; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "adm%d", i);
-        ck_assert_int_eq(
-            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
-    }
     strata_client_t *hist = ts_connect(dist.history, 10000);
     strata_reply_t rep;
-    uint64_t covered = 0;
-    for (uint64_t deadline = ts_now_ns() + 10000000000ull; covered < 4 && ts_now_ns() < deadline;) {
-        ck_assert_int_eq(strata_client_stats(hist, &rep, &err), 0);
-        covered = strtoull(ts_pair(&rep, "covered_seq"), NULL, 10);
-        strata_reply_clear(&rep);
-    }
-    ck_assert_uint_ge(covered, 4);
+    wait_covered(hist, 4);
 
     ck_assert_int_eq(admin_call(hist, STRATA_OP_SUBSCRIBER_DELETE, "nobody", 0, 0, &rep, &err),
                      STRATA_ENOTFOUND);
@@ -1298,7 +1293,6 @@ START_TEST(a_stopped_durable_subscriber_is_reset_and_deleted)
                      STRATA_ENOTFOUND);
     strata_reply_clear(&rep);
 
-    strata_client_destroy(&w);
     strata_client_destroy(&hist);
     ck_assert_int_eq(ts_dist_stop(&dist), 0);
     ck_assert_int_eq(ts_node_stop(&node), 0);
@@ -1520,19 +1514,6 @@ static void curve_keys_make(const char *dir, curve_keys_t *k)
     k->env[3] = NULL;
     free(keys);
     free(allowed);
-}
-
-static void put_n(const ts_node_t *node, int n, const char *prefix)
-{
-    strata_client_t *w = ts_connect(node->endpoint, 10000);
-    strata_error_t err;
-    for (int i = 0; i < n; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "%s%03d", prefix, i);
-        ck_assert_int_eq(
-            strata_client_put(w, STRATA_DURABILITY_SYNC, key, strlen(key), "v", 1, NULL, &err), 0);
-    }
-    strata_client_destroy(&w);
 }
 
 /* Reads n entries within 10 s, each past the one before; returns the last seq. */

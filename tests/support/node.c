@@ -582,16 +582,6 @@ void ts_relay_kill9(ts_relay_t *relay)
     kill9_pid(&relay->pid);
 }
 
-strata_client_t *ts_connect(const char *endpoint, int timeout_ms)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
-    strata_client_t *client = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "connect %s: %s", endpoint,
-                  err.msg);
-    return client;
-}
-
 const char *ts_pair(const strata_reply_t *rep, const char *name)
 {
     for (size_t i = 0; i < rep->n_pairs; i++)

@@ -137,9 +137,6 @@ const char *ts_slowdisk_lib(void);
  * place, so the shim never reads a half-written one); 0 for a fast disk. */
 void ts_slowdisk_set(const char *path, unsigned delay_us);
 
-/* A client of endpoint with a timeout per call; fails the test when it
- * cannot be made. */
-strata_client_t *ts_connect(const char *endpoint, int timeout_ms);
 /* The value of a control or stats reply's pair; fails the test naming it
  * when the reply has none. */
 const char *ts_pair(const strata_reply_t *rep, const char *name);

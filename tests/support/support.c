@@ -35,6 +35,16 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+strata_client_t *ts_connect(const char *endpoint, int timeout_ms)
+{
+    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = timeout_ms};
+    strata_client_t *client = NULL;
+    strata_error_t err;
+    ck_assert_msg(strata_client_connect(&opts, &client, &err) == 0, "connect %s: %s", endpoint,
+                  err.msg);
+    return client;
+}
+
 unsigned ts_lines_with(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "r");

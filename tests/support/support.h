@@ -6,12 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata/client.h"
+
 /* A fresh directory under $TMPDIR (or /tmp) named after tag; caller frees
  * the string and removes the tree with ts_rmtree. Aborts the test on error. */
 char *ts_tempdir(const char *tag);
 void ts_rmtree(const char *path);
 /* Joins dir and name into a static-free malloc'd path. */
 char *ts_path(const char *dir, const char *name);
+/* A client of endpoint with a timeout per call; fails the test when it
+ * cannot be made. */
+strata_client_t *ts_connect(const char *endpoint, int timeout_ms);
 /* How many lines of the file at path hold needle (a log's lines of one event). */
 unsigned ts_lines_with(const char *path, const char *needle);
 

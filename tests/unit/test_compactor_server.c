@@ -54,15 +54,6 @@ static void *run_compactor(void *arg)
     return NULL;
 }
 
-static strata_client_t *connect_to(const char *endpoint)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 5000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
-    return c;
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -99,7 +90,7 @@ static void stop_writer(writer_t *w, pthread_t loop, strata_client_t *c)
 {
     strata_reply_t rep;
     strata_error_t err;
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);
     strata_client_destroy(&ctl);
@@ -116,7 +107,7 @@ START_TEST(compacts_beside_an_in_process_writer)
     ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t writer_loop;
     ck_assert_int_eq(pthread_create(&writer_loop, NULL, run_writer, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     strata_reply_t rep;
     for (int f = 0; f < 4; f++) {
         for (int i = 0; i < 500; i++) {
@@ -164,7 +155,7 @@ START_TEST(compacts_beside_an_in_process_writer)
         free(value);
     }
 
-    strata_client_t *cc = connect_to(ep);
+    strata_client_t *cc = ts_connect(ep, 5000);
     ck_assert_int_eq(strata_client_control(cc, "progress", NULL, 0, &rep, &err), 0);
     ck_assert_ptr_nonnull(pair(&rep, "compactions"));
     ck_assert_uint_ge(strtoull(pair(&rep, "compactions"), NULL, 10), 1);
@@ -199,7 +190,7 @@ START_TEST(a_stop_during_a_compaction_ends_it_promptly)
     ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t writer_loop;
     ck_assert_int_eq(pthread_create(&writer_loop, NULL, run_writer, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     strata_reply_t rep;
     static char value[1000];
     memset(value, 'v', sizeof value);
@@ -220,7 +211,7 @@ START_TEST(a_stop_during_a_compaction_ends_it_promptly)
                   err.msg);
     pthread_t comp_loop;
     ck_assert_int_eq(pthread_create(&comp_loop, NULL, run_compactor, comp), 0);
-    strata_client_t *cc = connect_to(compactor_endpoint(comp));
+    strata_client_t *cc = ts_connect(compactor_endpoint(comp), 5000);
     uint64_t deadline = now_ms() + 20000, written = 0;
     while (written == 0 && now_ms() < deadline) {
         ck_assert_int_eq(strata_client_control(cc, "progress", NULL, 0, &rep, &err), 0);

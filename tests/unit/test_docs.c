@@ -156,15 +156,6 @@ static size_t doc_verbs(doc_verb_t *out, size_t cap)
     return n;
 }
 
-static strata_client_t *connect_to(const char *endpoint)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 5000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
-    return c;
-}
-
 /* The error message of control verb with n_args arguments. */
 static void control_error(strata_client_t *c, const char *verb, size_t n_args, char *msg,
                           size_t cap)
@@ -186,7 +177,7 @@ static void control_error(strata_client_t *c, const char *verb, size_t n_args, c
 static void check_service(const doc_verb_t *rows, size_t n_rows, const char *service,
                           const char *control_ep, const char *client_ep)
 {
-    strata_client_t *ctl = connect_to(control_ep);
+    strata_client_t *ctl = ts_connect(control_ep, 5000);
     char msg[STRATA_PROTO_MAX_TEXT], want[STRATA_PROTO_MAX_TEXT];
     size_t used = (size_t)snprintf(want, sizeof want, "control.verb: 'no_such_verb' unknown (");
     size_t listed = 0;
@@ -208,7 +199,7 @@ static void check_service(const doc_verb_t *rows, size_t n_rows, const char *ser
         ck_assert_str_eq(msg, want);
         if (!client_ep)
             continue;
-        strata_client_t *c = connect_to(client_ep);
+        strata_client_t *c = ts_connect(client_ep, 5000);
         control_error(c, v->verb, v->max_args + 1, msg, sizeof msg);
         if (v->control_only)
             snprintf(want, sizeof want,
@@ -289,7 +280,7 @@ START_TEST(the_control_table_is_what_each_service_answers)
     compactor_stop(comp);
     pthread_join(comp_loop, NULL);
     compactor_destroy(&comp);
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     strata_reply_t rep;
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);

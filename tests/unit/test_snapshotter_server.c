@@ -52,15 +52,6 @@ static void *run_snapshotter(void *arg)
     return NULL;
 }
 
-static strata_client_t *connect_to(const char *endpoint)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 5000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
-    return c;
-}
-
 /* Fails the test when absent, so a missing pair is reported by name rather
  * than as a crash in whatever reads the value. */
 static const char *pair(const strata_reply_t *rep, const char *name)
@@ -115,7 +106,7 @@ START_TEST(snapshots_beside_an_in_process_writer)
     ck_assert_msg(writer_new(config_for(dir, "off"), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t writer_loop;
     ck_assert_int_eq(pthread_create(&writer_loop, NULL, run_writer, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
 
     snapshotter_t *snap = NULL;
     ck_assert_msg(snapshotter_new(config_for(dir, "127.0.0.1:0"), &snap, &err) == 0,
@@ -124,7 +115,7 @@ START_TEST(snapshots_beside_an_in_process_writer)
     ck_assert_msg(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && !strchr(ep, '*'), "endpoint %s", ep);
     pthread_t snap_loop;
     ck_assert_int_eq(pthread_create(&snap_loop, NULL, run_snapshotter, snap), 0);
-    strata_client_t *sc = connect_to(ep);
+    strata_client_t *sc = ts_connect(ep, 5000);
     strata_reply_t rep;
     uint64_t seqs[3] = {0};
     for (int round = 0; round < 3; round++) {
@@ -197,7 +188,7 @@ START_TEST(snapshots_beside_an_in_process_writer)
     snapshotter_destroy(&snap);
     ck_assert_ptr_null(snap);
 
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);
     strata_client_destroy(&ctl);

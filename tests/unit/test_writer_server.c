@@ -43,15 +43,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static strata_client_t *connect_to(const char *endpoint)
-{
-    strata_client_options_t opts = {.endpoint = endpoint, .timeout_ms = 5000};
-    strata_client_t *c = NULL;
-    strata_error_t err;
-    ck_assert_msg(strata_client_connect(&opts, &c, &err) == 0, "connect: %s", err.msg);
-    return c;
-}
-
 START_TEST(serves_in_process_and_stops_on_terminate)
 {
     char *dir = ts_tempdir("wsrv");
@@ -63,7 +54,7 @@ START_TEST(serves_in_process_and_stops_on_terminate)
     pthread_t loop;
     ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
 
-    strata_client_t *c = connect_to(ep);
+    strata_client_t *c = ts_connect(ep, 5000);
     uint64_t seq = 0;
     for (int i = 0; i < 100; i++) {
         char key[16];
@@ -92,7 +83,7 @@ START_TEST(serves_in_process_and_stops_on_terminate)
     strata_reply_clear(&rep);
     strata_client_destroy(&c);
 
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     /* install_compaction takes its job as a message, checked before any file is touched. */
     ck_assert_int_eq(strata_client_control(ctl, "install_compaction", NULL, 0, &rep, &err),
                      STRATA_EINVAL);
@@ -172,7 +163,7 @@ START_TEST(a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on)
         ck_assert_int_eq(done + busy, FLOOD);
         strata_client_destroy(&c);
     }
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     uint64_t seq = 0;
     ck_assert_int_eq(
         strata_client_put(c, STRATA_DURABILITY_SYNC, "after", 5, "flood", 5, &seq, &err), 0);
@@ -182,7 +173,7 @@ START_TEST(a_flood_of_jobs_is_refused_past_the_cap_and_the_writer_serves_on)
     ck_assert(len == 5 && !memcmp(value, "flood", 5));
     free(value);
     strata_client_destroy(&c);
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     strata_reply_t rep;
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);
@@ -252,7 +243,7 @@ START_TEST(every_job_verb_is_capped)
         ck_assert_msg(ran > 0 && busy > 0, "%s: %d ran, %d busy", verbs[v], ran, busy);
         ck_assert_int_eq(ran + busy, FLOOD);
     }
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     ck_assert_int_eq(
         strata_client_put(c, STRATA_DURABILITY_SYNC, "after", 5, "jobs", 4, NULL, &err), 0);
     void *value = NULL;
@@ -283,7 +274,7 @@ START_TEST(a_stop_waits_for_running_jobs_and_answers_them)
     ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t loop;
     ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     for (int i = 0; i < 2000; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%05d", i);
@@ -367,7 +358,7 @@ static void assert_reserved_keys_hidden_from_clients(writer_t *w, strata_client_
                                                      const char *victim, size_t victim_len)
 {
     strata_error_t err;
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     void *value = NULL;
     size_t vlen = 0;
     ck_assert_int_eq(strata_client_get(c, victim, victim_len, &value, &vlen, &err),
@@ -410,7 +401,7 @@ START_TEST(reserved_keys_and_topics_are_refused_on_every_client_write_path)
     ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t loop;
     ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     static const char victim[] = "\0strata/sub/victim";
     size_t victim_len = sizeof victim - 1;
 
@@ -462,7 +453,7 @@ START_TEST(reserved_keys_and_topics_are_refused_on_every_client_write_path)
     strata_client_destroy(&c);
 
     /* The node's own processes write offsets on the control endpoint. */
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     ck_assert_int_eq(
         strata_client_put(ctl, STRATA_DURABILITY_SYNC, victim, victim_len, "9", 1, &seq, &err), 0);
     strata_reply_t rep;
@@ -487,7 +478,7 @@ START_TEST(a_multi_get_past_the_reply_cap_stops_early)
     ck_assert_msg(writer_new(config_for(dir), &w, &err) == 0, "writer_new: %s", err.msg);
     pthread_t loop;
     ck_assert_int_eq(pthread_create(&loop, NULL, run, w), 0);
-    strata_client_t *c = connect_to(writer_endpoint(w));
+    strata_client_t *c = ts_connect(writer_endpoint(w), 5000);
     size_t big = STRATA_PROTO_MAX_VALUE;
     char *value = malloc(big);
     memset(value, 'b', big);
@@ -511,7 +502,7 @@ START_TEST(a_multi_get_past_the_reply_cap_stops_early)
     ck_assert(got.n_values == 4 && got.values[3].found && got.values[3].value.len == big);
     strata_reply_clear(&got);
     strata_client_destroy(&c);
-    strata_client_t *ctl = connect_to(writer_control_endpoint(w));
+    strata_client_t *ctl = ts_connect(writer_control_endpoint(w), 5000);
     strata_reply_t rep;
     ck_assert_int_eq(strata_client_control(ctl, "terminate", NULL, 0, &rep, &err), 0);
     strata_reply_clear(&rep);
