@@ -226,6 +226,45 @@ static void writer_reset(dist_t *d)
     strata_client_destroy(&d->writer);
 }
 
+/* The engine key of a durable name's stored offset, into key (room for
+ * SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME bytes); returns its length. */
+static size_t sub_key(const char *name, uint8_t *key)
+{
+    size_t nl = strlen(name);
+    memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
+    memcpy(key + SUB_KEY_PREFIX_LEN, name, nl);
+    return SUB_KEY_PREFIX_LEN + nl;
+}
+
+/* name's stored offset record through the writer (ENOTFOUND: none); any
+ * other failure drops the connection. */
+static int offset_get(dist_t *d, const char *name, void **value, size_t *value_len,
+                      strata_error_t *err)
+{
+    uint8_t key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+    size_t len = sub_key(name, key);
+    int rc = writer_connect(d, err);
+    if (rc == 0)
+        rc = strata_client_get(d->writer, key, len, value, value_len, err);
+    if (rc && rc != STRATA_ENOTFOUND)
+        writer_reset(d);
+    return rc;
+}
+
+/* Deletes name's stored offset record, synced; a failure drops the
+ * connection. */
+static int offset_delete(dist_t *d, const char *name, strata_error_t *err)
+{
+    uint8_t key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
+    size_t len = sub_key(name, key);
+    int rc = writer_connect(d, err);
+    if (rc == 0)
+        rc = strata_client_delete(d->writer, STRATA_SYNC, key, len, NULL, err);
+    if (rc)
+        writer_reset(d);
+    return rc;
+}
+
 static sub_t *sub_new(dist_t *d, const char *name)
 {
     sub_t *s = calloc(1, sizeof *s);
@@ -319,13 +358,10 @@ void offsets_flush(dist_t *d)
         if (!s->dirty)
             continue;
         uint8_t *k = keys + i * (SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME);
-        size_t nl = strlen(s->name);
-        memcpy(k, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
-        memcpy(k + SUB_KEY_PREFIX_LEN, s->name, nl);
+        size_t kl = sub_key(s->name, k);
         size_t vl = offset_encode(s, values + i * vcap, vcap);
-        ops[i] = (strata_batch_op_t){.kind = STRATA_BATCH_PUT,
-                                     .key = {k, SUB_KEY_PREFIX_LEN + nl},
-                                     .value = {values + i * vcap, vl}};
+        ops[i] = (strata_batch_op_t){
+            .kind = STRATA_BATCH_PUT, .key = {k, kl}, .value = {values + i * vcap, vl}};
         which[i] = s;
         i++;
     }
@@ -525,18 +561,12 @@ static void handle_subscribe(dist_t *d, zframe_t *identity, bool delimited,
     bool fresh = false;
     if (!s || (!s->connected && !s->dirty)) {
         /* Read the stored offset: the engine is the truth across restarts. */
-        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
-        size_t nl = strlen(req->name);
-        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
-        memcpy(key + SUB_KEY_PREFIX_LEN, req->name, nl);
         void *value = NULL;
         size_t value_len = 0;
-        rc = strata_client_get(d->writer, key, SUB_KEY_PREFIX_LEN + nl, &value, &value_len, &err);
-        if (rc && rc != STRATA_ENOTFOUND) {
-            writer_reset(d);
+        rc = offset_get(d, req->name, &value, &value_len, &err);
+        if (rc && rc != STRATA_ENOTFOUND)
             return send_error_to(d, identity, delimited, req->request_id, rc,
                                  "reading the offset of %s: %s", req->name, err.msg);
-        }
         if (!s && zhashx_size(d->subs) >= d->max_sessions) {
             free(value);
             return send_error_to(d, identity, delimited, req->request_id, STRATA_EBUSY,
@@ -770,16 +800,9 @@ static sub_t *admin_target(dist_t *d, zframe_t *identity, bool delimited,
     }
     sub_t *s = zhashx_lookup(d->subs, req->name);
     if (!s || (!s->connected && !s->dirty)) {
-        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
-        size_t nl = strlen(req->name);
-        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
-        memcpy(key + SUB_KEY_PREFIX_LEN, req->name, nl);
         void *value = NULL;
         size_t value_len = 0;
-        int rc = writer_connect(d, &err);
-        if (rc == 0)
-            rc = strata_client_get(d->writer, key, SUB_KEY_PREFIX_LEN + nl, &value, &value_len,
-                                   &err);
+        int rc = offset_get(d, req->name, &value, &value_len, &err);
         if (rc == STRATA_ENOTFOUND) {
             if (s) /* gone from the engine (expired by another run): forget it */
                 zhashx_delete(d->subs, req->name);
@@ -788,7 +811,6 @@ static sub_t *admin_target(dist_t *d, zframe_t *identity, bool delimited,
             return NULL;
         }
         if (rc) {
-            writer_reset(d);
             send_error_to(d, identity, delimited, req->request_id, rc,
                           "reading the offset of %s: %s", req->name, err.msg);
             return NULL;
@@ -832,19 +854,11 @@ static void handle_subscriber_delete(dist_t *d, zframe_t *identity, bool delimit
     sub_t *s = admin_target(d, identity, delimited, req, client_key);
     if (!s)
         return;
-    char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
-    size_t nl = strlen(s->name);
-    memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
-    memcpy(key + SUB_KEY_PREFIX_LEN, s->name, nl);
     strata_error_t err;
-    int rc = writer_connect(d, &err);
-    if (rc == 0)
-        rc = strata_client_delete(d->writer, STRATA_SYNC, key, SUB_KEY_PREFIX_LEN + nl, NULL, &err);
-    if (rc) {
-        writer_reset(d);
+    int rc = offset_delete(d, s->name, &err);
+    if (rc)
         return send_error_to(d, identity, delimited, req->request_id, rc,
                              "subscriber_delete: deleting the offset of %s: %s", s->name, err.msg);
-    }
     uint64_t acked = s->acked;
     log_info("event=subscriber_deleted name=%s acked=%" PRIu64, s->name, acked);
     zhashx_delete(d->subs, req->name);
@@ -1362,16 +1376,8 @@ static void expire_names(dist_t *d)
             gone[n++] = s->name;
     strata_error_t err;
     for (size_t i = 0; i < n; i++) {
-        char key[SUB_KEY_PREFIX_LEN + STRATA_PROTO_MAX_NAME];
-        size_t nl = strlen(gone[i]);
-        memcpy(key, SUB_KEY_PREFIX, SUB_KEY_PREFIX_LEN);
-        memcpy(key + SUB_KEY_PREFIX_LEN, gone[i], nl);
-        int rc = writer_connect(d, &err);
-        if (rc == 0)
-            rc = strata_client_delete(d->writer, STRATA_SYNC, key, SUB_KEY_PREFIX_LEN + nl, NULL,
-                                      &err);
+        int rc = offset_delete(d, gone[i], &err);
         if (rc) {
-            writer_reset(d);
             if (svc_episode_failed(&d->expiry_failing, rc))
                 log_warning("event=name_expiry_failed name=%s error=\"%s\"", gone[i], err.msg);
             return; /* the next tick tries again */
